@@ -1,0 +1,80 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Keyward",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "KeywardCrypto", targets: ["KeywardCrypto"]),
+        .executable(name: "keyward", targets: ["keyward"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries and tiny C shims only.
+        .systemLibrary(
+            name: "CArgon2",
+            pkgConfig: "libargon2",
+            providers: [.apt(["libargon2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CPKCS11",
+            pkgConfig: "p11-kit-1",
+            providers: [.apt(["libp11-kit-dev"])]
+        ),
+        .target(name: "CSystemHardening"),
+
+        // The Cryptographer: specs, generation, operations, KDFs, ciphertext format, SecretBytes.
+        .target(
+            name: "KeywardCrypto",
+            dependencies: [
+                "CArgon2",
+                "CSystemHardening",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "keyward",
+            dependencies: [
+                "KeywardCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "KeywardBench",
+            dependencies: [
+                "KeywardCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "bench/KeywardBench",
+            swiftSettings: strict
+        ),
+
+        .testTarget(
+            name: "KeywardCryptoTests",
+            dependencies: [
+                "KeywardCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WycheproofTests",
+            dependencies: ["KeywardCrypto"],
+            exclude: ["Vectors"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

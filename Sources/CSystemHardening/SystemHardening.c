@@ -1,0 +1,89 @@
+#define _GNU_SOURCE
+#include "CSystemHardening.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef MADV_DONTDUMP
+#define MADV_DONTDUMP 16
+#endif
+
+size_t keyward_page_size(void) {
+    long size = sysconf(_SC_PAGESIZE);
+    return size > 0 ? (size_t)size : 4096;
+}
+
+void *keyward_secure_alloc(size_t length, size_t *mapped_length, int *failed_step, int *error_number) {
+    size_t page = keyward_page_size();
+    size_t rounded = length == 0 ? page : ((length + page - 1) / page) * page;
+    *mapped_length = 0;
+    void *base = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        *failed_step = 1;
+        *error_number = errno;
+        return NULL;
+    }
+    if (mlock(base, rounded) != 0) {
+        *failed_step = 2;
+        *error_number = errno;
+        munmap(base, rounded);
+        return NULL;
+    }
+    if (madvise(base, rounded, MADV_DONTDUMP) != 0) {
+        *failed_step = 3;
+        *error_number = errno;
+        munlock(base, rounded);
+        munmap(base, rounded);
+        return NULL;
+    }
+    if (madvise(base, rounded, MADV_WIPEONFORK) != 0) {
+        *failed_step = 4;
+        *error_number = errno;
+        munlock(base, rounded);
+        munmap(base, rounded);
+        return NULL;
+    }
+    *mapped_length = rounded;
+    return base;
+}
+
+void keyward_zeroize(void *base, size_t length) {
+    if (base != NULL && length > 0) {
+        explicit_bzero(base, length);
+    }
+}
+
+void keyward_secure_free(void *base, size_t mapped_length) {
+    if (base == NULL) return;
+    explicit_bzero(base, mapped_length);
+    munlock(base, mapped_length);
+    munmap(base, mapped_length);
+}
+
+int keyward_disable_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return errno;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errno;
+    return 0;
+}
+
+int keyward_is_dumpable(void) {
+    return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int keyward_constant_time_equal(const void *a, const void *b, size_t length) {
+    const volatile unsigned char *x = (const volatile unsigned char *)a;
+    const volatile unsigned char *y = (const volatile unsigned char *)b;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < length; i++) {
+        diff |= (unsigned char)(x[i] ^ y[i]);
+    }
+    return diff == 0;
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// A key's algorithm and parameters. Fixed at creation, bound into every sealed record and
+/// ciphertext, and tied to exactly one `KeyPurpose`.
+///
+/// The raw values are the stable names used in the CLI, the API and storage.
+public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    // encrypt (symmetric AEAD)
+    /// AES-256 in GCM mode, 96-bit random nonces, 128-bit tags. The default symmetric spec.
+    case aes256GCM = "AES-256-GCM"
+    /// ChaCha20-Poly1305 (RFC 8439), 96-bit random nonces, 128-bit tags.
+    case chaCha20Poly1305 = "CHACHA20-POLY1305"
+    // encrypt (asymmetric)
+    /// RSA-2048 with OAEP, SHA-256 and MGF1-SHA-256.
+    case rsa2048OAEPSHA256 = "RSA-2048-OAEP-SHA256"
+    /// RSA-3072 with OAEP, SHA-256 and MGF1-SHA-256.
+    case rsa3072OAEPSHA256 = "RSA-3072-OAEP-SHA256"
+    /// RSA-4096 with OAEP, SHA-256 and MGF1-SHA-256.
+    case rsa4096OAEPSHA256 = "RSA-4096-OAEP-SHA256"
+    // mac
+    /// HMAC with SHA-256; 32-byte keys and tags.
+    case hmacSHA256 = "HMAC-SHA256"
+    /// HMAC with SHA-384; 48-byte keys and tags.
+    case hmacSHA384 = "HMAC-SHA384"
+    /// HMAC with SHA-512; 64-byte keys and tags.
+    case hmacSHA512 = "HMAC-SHA512"
+    // sign
+    /// ECDSA on P-256 with SHA-256.
+    case ecdsaP256 = "ECDSA-P256-SHA256"
+    /// ECDSA on P-384 with SHA-384.
+    case ecdsaP384 = "ECDSA-P384-SHA384"
+    /// ECDSA on P-521 with SHA-512.
+    case ecdsaP521 = "ECDSA-P521-SHA512"
+    /// Ed25519 (RFC 8032, pure).
+    case ed25519 = "ED25519"
+    /// RSA-2048 with PSS, SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    case rsa2048PSSSHA256 = "RSA-2048-PSS-SHA256"
+    /// RSA-3072 with PSS, SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    case rsa3072PSSSHA256 = "RSA-3072-PSS-SHA256"
+    /// RSA-4096 with PSS, SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    case rsa4096PSSSHA256 = "RSA-4096-PSS-SHA256"
+    /// ML-DSA-65 (FIPS 204), hedged signing, optional context string.
+    case mlDSA65 = "ML-DSA-65"
+    /// ML-DSA-87 (FIPS 204), hedged signing, optional context string.
+    case mlDSA87 = "ML-DSA-87"
+    // key agreement
+    /// X25519 (RFC 7748).
+    case x25519 = "X25519"
+    /// ECDH on P-256.
+    case ecdhP256 = "ECDH-P256"
+    /// ECDH on P-384.
+    case ecdhP384 = "ECDH-P384"
+    // kem
+    /// ML-KEM-768 (FIPS 203).
+    case mlKEM768 = "ML-KEM-768"
+    /// ML-KEM-1024 (FIPS 203).
+    case mlKEM1024 = "ML-KEM-1024"
+    /// X-Wing: ML-KEM-768 combined with X25519 (draft-connolly-cfrg-xwing-kem).
+    case xWing = "X-WING"
+
+    /// The spec used when none is named.
+    public static let defaultSymmetric = KeySpec.aes256GCM
+
+    /// The one purpose of keys of this spec.
+    public var purpose: KeyPurpose {
+        switch self {
+        case .aes256GCM, .chaCha20Poly1305, .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256:
+            .encrypt
+        case .hmacSHA256, .hmacSHA384, .hmacSHA512:
+            .mac
+        case .ecdsaP256, .ecdsaP384, .ecdsaP521, .ed25519, .rsa2048PSSSHA256, .rsa3072PSSSHA256,
+             .rsa4096PSSSHA256, .mlDSA65, .mlDSA87:
+            .sign
+        case .x25519, .ecdhP256, .ecdhP384:
+            .keyAgreement
+        case .mlKEM768, .mlKEM1024, .xWing:
+            .kem
+        }
+    }
+
+    /// True for specs whose key is one secret (AEAD and HMAC keys); false for key pairs.
+    public var isSymmetric: Bool {
+        switch self {
+        case .aes256GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512: true
+        default: false
+        }
+    }
+
+    /// The RSA modulus size in bits, for RSA specs.
+    public var rsaBits: Int? {
+        switch self {
+        case .rsa2048OAEPSHA256, .rsa2048PSSSHA256: 2048
+        case .rsa3072OAEPSHA256, .rsa3072PSSSHA256: 3072
+        case .rsa4096OAEPSHA256, .rsa4096PSSSHA256: 4096
+        default: nil
+        }
+    }
+
+    /// Parses a spec name, case-insensitively (`aes-256-gcm`, `ML-DSA-65`).
+    public init(named name: String) throws(KeywardCryptoError) {
+        guard let spec = KeySpec.allCases.first(where: { $0.rawValue.caseInsensitiveCompare(name) == .orderedSame }) else {
+            throw .unknownSpec(name)
+        }
+        self = spec
+    }
+
+    /// Throws `wrongPurpose` unless `operation` belongs to this spec's purpose.
+    public func check(_ operation: KeyOperation) throws(KeywardCryptoError) {
+        guard operation.purpose == purpose else {
+            throw .wrongPurpose(spec: self, operation: operation)
+        }
+    }
+
+    public var description: String { rawValue }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Keyward needs on a fresh Debian machine, only when it is missing.
+# Idempotent: a second run does nothing but check.
+set -euo pipefail
+
+# Debian packages: libargon2-dev (Argon2id), libp11-kit-dev (the PKCS#11 header),
+# softhsm2 (a PKCS#11 token for tests), openssl (the benchmark's hardware ceiling).
+needed=(libargon2-dev libp11-kit-dev softhsm2 openssl)
+missing=()
+for pkg in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python `cryptography` is the independent oracle in the KDF tests.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "setup: installing Python cryptography"
+  python3 -m pip install -q cryptography
+fi
+
+command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected Swift 6.3 at /opt/swift)"; exit 1; }
