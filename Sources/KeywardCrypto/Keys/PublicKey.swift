@@ -23,9 +23,15 @@ public struct PublicKey: Sendable, Hashable {
     public init(spec: KeySpec, bytes: some ContiguousBytes) throws(KeywardCryptoError) {
         let raw = bytes.withUnsafeBytes { [UInt8]($0) }
         self.spec = spec
-        self.representation = try mapping(.invalidPublicKey(spec: spec, reason: "the bytes are not a \(spec.rawValue) public key in the expected encoding")) {
+        let normalised = try mapping(.invalidPublicKey(spec: spec, reason: "the bytes are not a \(spec.rawValue) public key in the expected encoding")) {
             try PublicKey.normalise(spec: spec, raw)
         }
+        // DER must be the canonical SubjectPublicKeyInfo with a named curve: explicit curve
+        // parameters (which the parser would ignore) and non-canonical encodings are refused.
+        if PublicKey.isDER(spec: spec, raw) && normalised != raw {
+            throw .invalidPublicKey(spec: spec, reason: "the DER is not a canonical SubjectPublicKeyInfo for \(spec.rawValue) (named curve, uncompressed point)")
+        }
+        self.representation = normalised
     }
 
     /// Parses a PEM `PUBLIC KEY` block (classical specs only).
@@ -55,6 +61,18 @@ public struct PublicKey: Sendable, Hashable {
     public var pem: String? {
         guard hasDER else { return nil }
         return PEMBlock(label: "PUBLIC KEY", der: representation).pemString
+    }
+
+    /// Whether `raw` is meant as DER: always for RSA, and for the other classical specs when it
+    /// is not one of their raw lengths (32 bytes for 25519 keys, X9.63 points for NIST curves).
+    static func isDER(spec: KeySpec, _ raw: [UInt8]) -> Bool {
+        switch spec {
+        case .ed25519, .x25519: return raw.count != 32
+        case .ecdsaP256, .ecdsaP384, .ecdsaP521, .ecdhP256, .ecdhP384: return raw.first == 0x30
+        case .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256, .rsa2048PSSSHA256,
+             .rsa3072PSSSHA256, .rsa4096PSSSHA256: return true
+        default: return false
+        }
     }
 
     private static func normalise(spec: KeySpec, _ raw: [UInt8]) throws -> [UInt8] {
