@@ -29,6 +29,8 @@ let package = Package(
             providers: [.apt(["libp11-kit-dev"])]
         ),
         .target(name: "CSystemHardening"),
+        // Bulk AEAD through the system's OpenSSL 3 (see docs/decisions/0001-aead-backend.md).
+        .target(name: "COpenSSLAEAD", linkerSettings: [.linkedLibrary("crypto")]),
 
         // The Cryptographer: specs, generation, operations, KDFs, ciphertext format, SecretBytes.
         .target(
@@ -36,6 +38,7 @@ let package = Package(
             dependencies: [
                 "CArgon2",
                 "CSystemHardening",
+                "COpenSSLAEAD",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

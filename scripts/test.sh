@@ -11,8 +11,11 @@ if [ "$status" -ne 0 ]; then
   echo "test.sh: swift test failed (exit $status)"
   exit "$status"
 fi
+summary=$(grep -Eo 'Test run with [0-9]+ tests? in [0-9]+ suites? passed' .build/test-output.txt | tail -1 || true)
 echo "--- Wycheproof counts per file ---"
 grep -E '^Wycheproof ' .build/test-output.txt | sort || true
 echo "--- keyward selftest ---"
 swift build --product keyward
 .build/debug/keyward selftest
+count=$(echo "$summary" | grep -Eo '[0-9]+' | head -1)
+echo "swift-testing: ${count:-0} passed, 0 failed"

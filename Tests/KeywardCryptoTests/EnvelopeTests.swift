@@ -30,13 +30,21 @@ struct EnvelopeTests {
         }
     }
 
-    @Test("two seals of one plaintext differ (random nonces)")
-    func noncesAreFresh() throws {
-        let key = try KeyMaterial.generate(.aes256GCM)
+    @Test("nonces never repeat: 20,000 seals across 4 threads give 20,000 distinct nonces")
+    func noncesAreFresh() async throws {
         let id = KeyID()
-        let a = try key.seal([1, 2, 3], keyID: id, version: 1)
-        let b = try key.seal([1, 2, 3], keyID: id, version: 1)
-        #expect(a != b)
+        let nonces = try await withThrowingTaskGroup(of: [[UInt8]].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    let key = try KeyMaterial(spec: .aes256GCM, secret: SecretBytes(copying: [UInt8](repeating: 1, count: 32)))
+                    return try (0..<5000).map { _ in Array(try key.seal([1, 2, 3], keyID: id, version: 1)[22..<34]) }
+                }
+            }
+            return try await group.reduce(into: [[UInt8]]()) { $0 += $1 }
+        }
+        #expect(nonces.count == 20_000)
+        #expect(Set(nonces).count == 20_000)
+        #expect(!nonces.contains([UInt8](repeating: 0, count: 12)))
     }
 
     @Test("flipping any single byte of a ciphertext gives invalidCiphertext", arguments: aeadSpecs)

@@ -64,6 +64,20 @@ public struct CiphertextHeader: Sendable, Hashable {
         out.appendBigEndian(version)
         out.append(algorithm.rawValue)
     }
+
+    /// Writes the 22 header bytes at `base`.
+    @inline(__always)
+    func write(to base: UnsafeMutablePointer<UInt8>) {
+        base[0] = Self.currentFormat
+        withUnsafeBytes(of: keyID.uuid.uuid) { id in
+            UnsafeMutableRawPointer(base + 1).copyMemory(from: id.baseAddress!, byteCount: 16)
+        }
+        base[17] = UInt8(truncatingIfNeeded: version >> 24)
+        base[18] = UInt8(truncatingIfNeeded: version >> 16)
+        base[19] = UInt8(truncatingIfNeeded: version >> 8)
+        base[20] = UInt8(truncatingIfNeeded: version)
+        base[21] = algorithm.rawValue
+    }
 }
 
 /// The AEADs a ciphertext can name in its algorithm byte.

@@ -7,6 +7,8 @@
 public struct EncryptionContext: Sendable, Hashable, ExpressibleByDictionaryLiteral, Codable {
     /// The pairs.
     public let pairs: [String: String]
+    /// The canonical encoding, computed once when the context is made.
+    private let encoded: Result<[UInt8], KeywardCryptoError>
 
     /// The empty context.
     public static let empty = EncryptionContext([:])
@@ -17,20 +19,38 @@ public struct EncryptionContext: Sendable, Hashable, ExpressibleByDictionaryLite
     public static let maximumEncodedBytes = 8192
 
     /// A context from a dictionary.
-    public init(_ pairs: [String: String]) { self.pairs = pairs }
+    public init(_ pairs: [String: String]) {
+        self.pairs = pairs
+        self.encoded = Result { () throws(KeywardCryptoError) in try Self.encode(pairs) }
+    }
 
     public init(dictionaryLiteral elements: (String, String)...) {
-        self.pairs = Dictionary(elements, uniquingKeysWith: { _, last in last })
+        self.init(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
+
+    public init(from decoder: any Decoder) throws {
+        self.init(try [String: String](from: decoder))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try pairs.encode(to: encoder)
+    }
+
+    public static func == (lhs: EncryptionContext, rhs: EncryptionContext) -> Bool { lhs.pairs == rhs.pairs }
+    public func hash(into hasher: inout Hasher) { hasher.combine(pairs) }
 
     /// The canonical encoding (see the type's documentation).
     ///
     /// - Throws: `invalidParameter` when the context has more than `maximumPairs` pairs or encodes
     ///   to more than `maximumEncodedBytes` bytes.
     public func canonicalBytes() throws(KeywardCryptoError) -> [UInt8] {
+        try encoded.get()
+    }
+
+    private static func encode(_ pairs: [String: String]) throws(KeywardCryptoError) -> [UInt8] {
         if pairs.isEmpty { return [] }
         guard pairs.count <= Self.maximumPairs else {
-            throw .invalidParameter(name: "encryption context", reason: "\(pairs.count) pairs; at most \(Self.maximumPairs) are allowed")
+            throw .invalidParameter(name: "encryption context", reason: "\(pairs.count) pairs; at most \(maximumPairs) are allowed")
         }
         let sorted = pairs.map { (Array($0.key.utf8), Array($0.value.utf8)) }
             .sorted { $0.0.lexicographicallyPrecedes($1.0) }
@@ -43,7 +63,7 @@ public struct EncryptionContext: Sendable, Hashable, ExpressibleByDictionaryLite
             out.append(contentsOf: value)
         }
         guard out.count <= Self.maximumEncodedBytes else {
-            throw .invalidParameter(name: "encryption context", reason: "encodes to \(out.count) bytes; at most \(Self.maximumEncodedBytes) are allowed")
+            throw .invalidParameter(name: "encryption context", reason: "encodes to \(out.count) bytes; at most \(maximumEncodedBytes) are allowed")
         }
         return out
     }

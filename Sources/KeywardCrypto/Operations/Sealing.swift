@@ -1,48 +1,55 @@
-import Crypto
+import COpenSSLAEAD
 import Foundation
 
 /// Symmetric encryption in Keyward's ciphertext format (docs/formats.md).
+///
+/// The AEAD itself runs in OpenSSL 3's libcrypto (AES-256-GCM with AES-NI/VAES and CLMUL,
+/// ChaCha20-Poly1305), called with the key straight from `SecretBytes` and writing straight into
+/// the output buffer; the cipher context holding the expanded key is cleansed after every call.
+/// See docs/decisions/0001-aead-backend.md for why this is not swift-crypto's `AES.GCM`.
 extension KeyMaterial {
-    /// Encrypts `plaintext` under this key with a fresh random nonce.
+    /// Encrypts `plaintext` under this key with a fresh random 96-bit nonce.
     ///
     /// The result is `header | nonce | ciphertext | tag`, where the header names `keyID`,
     /// `version` and the algorithm; the AAD is the header followed by the canonical `context`.
     ///
-    /// - Throws: `wrongPurpose` unless the spec is AES-256-GCM or ChaCha20-Poly1305;
-    ///   `invalidParameter` for an oversized context.
+    /// - Throws: `wrongPurpose` for keys that do not encrypt; `unsupportedOperation` for RSA
+    ///   keys (use `PublicKey.encrypt`); `invalidParameter` for an oversized context or a
+    ///   plaintext above `maximumPlaintextBytes`.
     public func seal(
         _ plaintext: some DataProtocol,
         keyID: KeyID,
         version: UInt32,
         context: EncryptionContext = .empty
     ) throws(KeywardCryptoError) -> [UInt8] {
-        guard let algorithm = SymmetricAlgorithm(spec: spec) else {
-            throw spec.purpose == .encrypt
-                ? .unsupportedOperation(spec: spec, operation: .encrypt, reason: "RSA keys encrypt with PublicKey.encrypt (OAEP), not the symmetric ciphertext format")
-                : .wrongPurpose(spec: spec, operation: .encrypt)
+        let algorithm = try symmetricAlgorithm(for: .encrypt)
+        let contextBytes = try context.canonicalBytes()
+        let count = plaintext.count
+        guard count <= KeyMaterial.maximumPlaintextBytes else {
+            throw .invalidParameter(name: "plaintext", reason: "\(count) bytes; at most \(KeyMaterial.maximumPlaintextBytes) per ciphertext")
         }
         let header = CiphertextHeader(keyID: keyID, version: version, algorithm: algorithm)
-        var out: [UInt8] = []
-        out.reserveCapacity(CiphertextHeader.byteCount + 28 + plaintext.count)
-        header.append(to: &out)
-        let contextBytes = try context.canonicalBytes()
-        let aad = contextBytes.isEmpty ? out : out + contextBytes
-        try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) in
-            try mapping(.primitiveFailure(operation: "sealing", reason: "the AEAD refused the input")) {
-                let key = SymmetricKey(data: raw)
-                switch algorithm {
-                case .aes256GCM:
-                    let box = try AES.GCM.seal(plaintext, using: key, authenticating: aad)
-                    out.append(contentsOf: box.nonce)
-                    out.append(contentsOf: box.ciphertext)
-                    out.append(contentsOf: box.tag)
-                case .chaCha20Poly1305:
-                    let box = try ChaChaPoly.seal(plaintext, using: key, authenticating: aad)
-                    out.append(contentsOf: box.nonce)
-                    out.append(contentsOf: box.ciphertext)
-                    out.append(contentsOf: box.tag)
+        let headerEnd = CiphertextHeader.byteCount
+        let bodyStart = headerEnd + 12
+        let total = bodyStart + count + 16
+        var ok: Int32 = 0
+        let out = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let base = buffer.baseAddress!
+            header.write(to: base)
+            guard keyward_aead_nonce(base + headerEnd) == 1 else { return }
+            plaintext.copyBytes(to: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: count))
+            ok = secret.withUnsafeBytes { key in
+                contextBytes.withUnsafeBufferPointer { aad2 in
+                    keyward_aead_seal(
+                        Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), base + headerEnd,
+                        base, headerEnd, aad2.baseAddress, aad2.count,
+                        base + bodyStart, count, base + bodyStart, base + bodyStart + count)
                 }
             }
+            initialized = ok == 1 ? total : 0
+        }
+        guard ok == 1 else {
+            throw .primitiveFailure(operation: "sealing with \(spec.rawValue)", reason: "the AEAD or the random source failed")
         }
         return out
     }
@@ -61,11 +68,7 @@ extension KeyMaterial {
         version: UInt32,
         context: EncryptionContext = .empty
     ) throws(KeywardCryptoError) -> [UInt8] {
-        guard let algorithm = SymmetricAlgorithm(spec: spec) else {
-            throw spec.purpose == .encrypt
-                ? .unsupportedOperation(spec: spec, operation: .decrypt, reason: "RSA keys decrypt with decryptOAEP")
-                : .wrongPurpose(spec: spec, operation: .decrypt)
-        }
+        let algorithm = try symmetricAlgorithm(for: .decrypt)
         let bytes = Array(ciphertext)
         let header = try CiphertextHeader(parsing: bytes)
         guard header.keyID == keyID else {
@@ -78,63 +81,86 @@ extension KeyMaterial {
             throw .invalidCiphertext(reason: "it names algorithm \(header.algorithm), but the key is \(spec.rawValue)")
         }
         let contextBytes = try context.canonicalBytes()
-        let headerEnd = CiphertextHeader.byteCount
-        let nonceEnd = headerEnd + algorithm.nonceByteCount
-        let tagStart = bytes.count - algorithm.tagByteCount
-        let aad = contextBytes.isEmpty ? Array(bytes[..<headerEnd]) : Array(bytes[..<headerEnd]) + contextBytes
-        return try openDetached(
-            ciphertext: bytes[nonceEnd..<tagStart], tag: bytes[tagStart...],
-            nonce: bytes[headerEnd..<nonceEnd], aad: aad)
+        return try bytes.withUnsafeBufferPointer { (all) throws(KeywardCryptoError) -> [UInt8] in
+            let base = all.baseAddress!
+            let headerEnd = CiphertextHeader.byteCount
+            let bodyStart = headerEnd + 12
+            let count = all.count - bodyStart - 16
+            return try openRaw(
+                algorithm, nonce: base + headerEnd, aad1: base, aad1Count: headerEnd,
+                aad2: contextBytes, body: base + bodyStart, count: count, tag: base + bodyStart + count)
+        }
+    }
+
+    /// The largest plaintext `seal` takes: 64 MiB. Larger data belongs under a data key
+    /// (envelope encryption), not a single Keyward ciphertext.
+    public static let maximumPlaintextBytes = 64 << 20
+
+    private func symmetricAlgorithm(for operation: KeyOperation) throws(KeywardCryptoError) -> SymmetricAlgorithm {
+        guard let algorithm = SymmetricAlgorithm(spec: spec) else {
+            throw spec.purpose == .encrypt
+                ? .unsupportedOperation(spec: spec, operation: operation, reason: "RSA keys use PublicKey.encrypt and KeyMaterial.decryptOAEP, not the symmetric ciphertext format")
+                : .wrongPurpose(spec: spec, operation: operation)
+        }
+        return algorithm
+    }
+
+    private func openRaw(
+        _ algorithm: SymmetricAlgorithm, nonce: UnsafePointer<UInt8>, aad1: UnsafePointer<UInt8>?, aad1Count: Int,
+        aad2: [UInt8], body: UnsafePointer<UInt8>, count: Int, tag: UnsafePointer<UInt8>
+    ) throws(KeywardCryptoError) -> [UInt8] {
+        guard count >= 0 else { throw .invalidCiphertext(reason: "shorter than nonce and tag") }
+        var ok: Int32 = 0
+        // Capacity at least 1, so the buffer has an address even for an empty plaintext.
+        let plaintext = [UInt8](unsafeUninitializedCapacity: max(count, 1)) { out, initialized in
+            let target = out.baseAddress!
+            ok = secret.withUnsafeBytes { key in
+                aad2.withUnsafeBufferPointer { aad2 in
+                    keyward_aead_open(
+                        Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), nonce,
+                        aad1, aad1Count, aad2.baseAddress, aad2.count, body, count, tag, target)
+                }
+            }
+            initialized = ok == 1 ? count : 0
+        }
+        guard ok == 1 else {
+            throw .invalidCiphertext(reason: "authentication failed: wrong key, version or context, or the bytes were altered")
+        }
+        return plaintext
     }
 
     /// The AEAD with caller-chosen nonce and AAD, returning ciphertext and tag separately.
     /// Only for known-answer tests: reusing a nonce under one key breaks both AEADs.
     @_spi(KnownAnswerTests)
     public func sealDetached(
-        _ plaintext: some DataProtocol, nonce: some DataProtocol, aad: some DataProtocol
+        _ plaintext: [UInt8], nonce: [UInt8], aad: [UInt8]
     ) throws(KeywardCryptoError) -> (ciphertext: [UInt8], tag: [UInt8]) {
-        guard let algorithm = SymmetricAlgorithm(spec: spec) else {
-            throw .wrongPurpose(spec: spec, operation: .encrypt)
+        let algorithm = try symmetricAlgorithm(for: .encrypt)
+        guard nonce.count == 12 else { throw .invalidParameter(name: "nonce", reason: "must be 12 bytes") }
+        var tag = [UInt8](repeating: 0, count: 16)
+        var ciphertext = [UInt8](repeating: 0, count: plaintext.count)
+        let ok = secret.withUnsafeBytes { key in
+            keyward_aead_seal(
+                Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), nonce,
+                aad, aad.count, nil, 0, plaintext, plaintext.count, &ciphertext, &tag)
         }
-        return try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) in
-            try mapping(.invalidParameter(name: "nonce", reason: "must be 12 bytes")) {
-                let key = SymmetricKey(data: raw)
-                switch algorithm {
-                case .aes256GCM:
-                    let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
-                    return ([UInt8](box.ciphertext), [UInt8](box.tag))
-                case .chaCha20Poly1305:
-                    let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: aad)
-                    return ([UInt8](box.ciphertext), [UInt8](box.tag))
-                }
-            }
-        }
+        guard ok == 1 else { throw .primitiveFailure(operation: "sealing", reason: "the AEAD refused the input") }
+        return (ciphertext, tag)
     }
 
-    /// Opens an AEAD ciphertext given as separate parts. `open` uses this after checking the
-    /// header; it is public only for known-answer tests.
+    /// Opens an AEAD ciphertext given as separate parts; `open` does the same after checking
+    /// the header. Public only for known-answer tests.
     @_spi(KnownAnswerTests)
     public func openDetached(
-        ciphertext: some DataProtocol, tag: some DataProtocol, nonce: some DataProtocol, aad: some DataProtocol
+        ciphertext: [UInt8], tag: [UInt8], nonce: [UInt8], aad: [UInt8]
     ) throws(KeywardCryptoError) -> [UInt8] {
-        guard let algorithm = SymmetricAlgorithm(spec: spec) else {
-            throw .wrongPurpose(spec: spec, operation: .decrypt)
-        }
-        guard nonce.count == algorithm.nonceByteCount, tag.count == algorithm.tagByteCount else {
+        let algorithm = try symmetricAlgorithm(for: .decrypt)
+        guard nonce.count == 12, tag.count == 16 else {
             throw .invalidCiphertext(reason: "nonce or tag has the wrong length")
         }
-        return try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) in
-            try mapping(.invalidCiphertext(reason: "authentication failed: wrong key, version or context, or the bytes were altered")) {
-                let key = SymmetricKey(data: raw)
-                switch algorithm {
-                case .aes256GCM:
-                    let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-                    return [UInt8](try AES.GCM.open(box, using: key, authenticating: aad))
-                case .chaCha20Poly1305:
-                    let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext, tag: tag)
-                    return [UInt8](try ChaChaPoly.open(box, using: key, authenticating: aad))
-                }
-            }
+        return try aad.withUnsafeBufferPointer { (aad1) throws(KeywardCryptoError) -> [UInt8] in
+            try openRaw(algorithm, nonce: nonce, aad1: aad1.baseAddress, aad1Count: aad1.count, aad2: [],
+                        body: ciphertext, count: ciphertext.count, tag: tag)
         }
     }
 }
