@@ -37,14 +37,23 @@ extension KeyMaterial {
             let base = buffer.baseAddress!
             header.write(to: base)
             guard keyward_aead_nonce(base + headerEnd) == 1 else { return }
-            plaintext.copyBytes(to: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: count))
-            ok = secret.withUnsafeBytes { key in
-                contextBytes.withUnsafeBufferPointer { aad2 in
-                    keyward_aead_seal(
-                        Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), base + headerEnd,
-                        base, headerEnd, aad2.baseAddress, aad2.count,
-                        base + bodyStart, count, base + bodyStart, base + bodyStart + count)
+            func sealBody(from input: UnsafePointer<UInt8>) -> Int32 {
+                secret.withUnsafeBytes { key in
+                    contextBytes.withUnsafeBufferPointer { aad2 in
+                        keyward_aead_seal(
+                            Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), base + headerEnd,
+                            base, headerEnd, aad2.baseAddress, aad2.count,
+                            input, count, base + bodyStart, base + bodyStart + count)
+                    }
                 }
+            }
+            // Contiguous plaintext is encrypted straight into the output; anything else is
+            // gathered there first and encrypted in place.
+            if plaintext.regions.count == 1, count > 0 {
+                ok = plaintext.regions.first!.withUnsafeBytes { sealBody(from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+            } else {
+                plaintext.copyBytes(to: UnsafeMutableRawBufferPointer(start: base + bodyStart, count: count))
+                ok = sealBody(from: base + bodyStart)
             }
             initialized = ok == 1 ? total : 0
         }
