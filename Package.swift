@@ -10,11 +10,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "KeywardCrypto", targets: ["KeywardCrypto"]),
+        .library(name: "KeywardStorage", targets: ["KeywardStorage"]),
+        .library(name: "Keyward", targets: ["Keyward"]),
         .executable(name: "keyward", targets: ["keyward"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // System libraries and tiny C shims only.
@@ -41,6 +44,27 @@ let package = Package(
                 "COpenSSLAEAD",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Key Storage: sealed records in SQLite (GRDB); a PostgreSQL backend follows.
+        .target(
+            name: "KeywardStorage",
+            dependencies: [
+                "KeywardCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The Application: KeyService, lifecycle, audit, root of trust.
+        .target(
+            name: "Keyward",
+            dependencies: [
+                "KeywardCrypto",
+                "KeywardStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

@@ -1,0 +1,93 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+import Synchronization
+
+/// A key version's unsealed material, held in `SecretBytes` for as long as it is cached.
+final class LoadedVersion: Sendable {
+    let number: UInt32
+    let material: KeyMaterial
+    let row: VersionRow
+    let metadata: VersionMetadata
+    /// Encryptions used out of those reserved in the store.
+    let budget: Mutex<(used: UInt64, reserved: UInt64)>
+
+    init(number: UInt32, material: consuming KeyMaterial, row: VersionRow, metadata: VersionMetadata) {
+        self.number = number
+        self.material = material
+        self.row = row
+        self.metadata = metadata
+        self.budget = Mutex((used: metadata.encryptionsReserved, reserved: metadata.encryptionsReserved))
+    }
+}
+
+/// A key's verified metadata and the versions unsealed so far.
+final class LoadedKey: Sendable {
+    let row: KeyRow
+    let metadata: KeyMetadata
+    let versions = Mutex<[UInt32: LoadedVersion]>([:])
+    let loadedAt: Date
+
+    init(row: KeyRow, metadata: KeyMetadata, loadedAt: Date) {
+        self.row = row
+        self.metadata = metadata
+        self.loadedAt = loadedAt
+    }
+}
+
+/// Bounded cache of loaded keys: at most `capacity` keys, each for at most `ttl` seconds.
+/// Oldest entries are evicted first; evicted material is wiped when its last user drops it.
+final class KeyCache: Sendable {
+    private struct State {
+        var entries: [KeyID: LoadedKey] = [:]
+        var order: [KeyID] = []
+        var head = 0
+    }
+
+    let capacity: Int
+    let ttl: TimeInterval
+    private let state = Mutex(State())
+    let hits = Atomic<Int>(0)
+    let misses = Atomic<Int>(0)
+
+    init(capacity: Int, ttl: TimeInterval) {
+        self.capacity = max(1, capacity)
+        self.ttl = ttl
+    }
+
+    func get(_ id: KeyID, now: Date) -> LoadedKey? {
+        let found = state.withLock { state -> LoadedKey? in
+            guard let entry = state.entries[id] else { return nil }
+            if now.timeIntervalSince(entry.loadedAt) > ttl {
+                state.entries[id] = nil
+                return nil
+            }
+            return entry
+        }
+        if found != nil { hits.add(1, ordering: .relaxed) } else { misses.add(1, ordering: .relaxed) }
+        return found
+    }
+
+    func put(_ key: LoadedKey) {
+        state.withLock { state in
+            if state.entries.updateValue(key, forKey: key.row.id) == nil {
+                state.order.append(key.row.id)
+            }
+            while state.entries.count > capacity, state.head < state.order.count {
+                let victim = state.order[state.head]
+                state.head += 1
+                state.entries[victim] = nil
+            }
+            if state.head > 4096 && state.head * 2 > state.order.count {
+                state.order.removeFirst(state.head)
+                state.head = 0
+            }
+        }
+    }
+
+    func invalidate(_ id: KeyID) {
+        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+}

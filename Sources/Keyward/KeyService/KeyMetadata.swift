@@ -1,0 +1,80 @@
+import Foundation
+import KeywardCrypto
+
+/// A key's metadata: what the `keys` row's body holds, MAC'd with its id and revision.
+public struct KeyMetadata: Sendable, Codable, Hashable {
+    /// The key's id.
+    public var id: KeyID
+    /// Its spec, fixed at creation (and so its purpose).
+    public var spec: KeySpec
+    /// Lifecycle state.
+    public var state: KeyState
+    /// When the key was created and when its state last changed.
+    public var createdAt: Date
+    public var stateChangedAt: Date
+    /// Free text, at most 1,024 characters.
+    public var description: String
+    /// Tags for selection and policy (at most 50, names and values at most 128 characters).
+    public var tags: [String: String]
+    /// Whether the key's material may ever leave the store (fixed at creation).
+    public var exportable: Bool
+    /// Whether backups may include this key (fixed at creation; signing keys default to no).
+    public var backupAllowed: Bool
+    /// Automatic rotation period, if any (1 to 2,560 days).
+    public var rotationPeriodDays: Int?
+    /// When the next automatic rotation is due.
+    public var nextRotationAt: Date?
+    /// The newest version: it encrypts, signs and MACs.
+    public var currentVersion: UInt32
+    /// The oldest version that may still decrypt or verify.
+    public var minDecryptionVersion: UInt32
+    /// For `pendingDestruction`: when the key is destroyed.
+    public var destructionDate: Date?
+    /// Where the material came from: `keyward` (generated) or `imported`.
+    public var origin: String
+}
+
+/// A key version's own metadata: what the `key_versions` row's body holds.
+public struct VersionMetadata: Sendable, Codable, Hashable {
+    /// `active`, or `destroyed` (material removed, row kept as a tombstone).
+    public var state: String
+    public var createdAt: Date
+    /// Random-nonce encryptions reserved (persisted in blocks before use), for the AES-GCM
+    /// 2^32 limit: a version rotates long before it.
+    public var encryptionsReserved: UInt64
+}
+
+/// What `describe` and `list` return: metadata plus aliases.
+public struct KeyDescription: Sendable, Hashable, Codable {
+    /// The metadata.
+    public var metadata: KeyMetadata
+    /// The key's aliases.
+    public var aliases: [String]
+    /// The key's purpose (from its spec).
+    public var purpose: KeyPurpose { metadata.spec.purpose }
+}
+
+/// One page of `list`.
+public struct KeyPage: Sendable, Hashable {
+    /// The keys on this page.
+    public var keys: [KeyDescription]
+    /// Pass to the next call to continue; nil on the last page.
+    public var nextCursor: KeyID?
+}
+
+/// Deterministic JSON: sorted keys, dates as seconds since 1970, so that a body MACs the same
+/// every time it is encoded.
+enum CanonicalJSON {
+    static func encode<T: Encodable>(_ value: T) throws(KeywardError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .secondsSince1970
+        do { return [UInt8](try encoder.encode(value)) } catch { throw .invalidArgument("cannot encode \(T.self): \(error)") }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws(KeywardError) -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        do { return try decoder.decode(type, from: Data(bytes)) } catch { throw .integrityFailure("\(what) does not decode") }
+    }
+}

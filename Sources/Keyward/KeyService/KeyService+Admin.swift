@@ -1,0 +1,319 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// What to create.
+public struct CreateKeyRequest: Sendable, Hashable {
+    public var spec: KeySpec
+    public var aliases: [String]
+    public var tags: [String: String]
+    public var description: String
+    /// Whether the material may ever be exported (never for signing keys in plaintext).
+    public var exportable: Bool
+    /// Whether backups include the key; nil means "yes, except for signing keys".
+    public var backupAllowed: Bool?
+    /// Automatic rotation period in days (1 to 2,560), or nil for none.
+    public var rotationPeriodDays: Int?
+    /// `active` (default) or `preActive`.
+    public var initialState: KeyState
+
+    public init(spec: KeySpec = .defaultSymmetric, aliases: [String] = [], tags: [String: String] = [:], description: String = "",
+                exportable: Bool = false, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: KeyState = .active) {
+        self.spec = spec
+        self.aliases = aliases
+        self.tags = tags
+        self.description = description
+        self.exportable = exportable
+        self.backupAllowed = backupAllowed
+        self.rotationPeriodDays = rotationPeriodDays
+        self.initialState = initialState
+    }
+}
+
+extension KeyService {
+    /// Destruction waits at least 7 and at most 30 days; 30 by default.
+    public static let destructionWaitingDays = 7...30
+
+    // MARK: Create
+
+    /// Creates a key with freshly generated material (version 1).
+    public func createKey(_ request: CreateKeyRequest, actor: String) async throws(KeywardError) -> KeyDescription {
+        let material: KeyMaterial
+        do { material = try KeyMaterial.generate(request.spec) } catch { throw .crypto(error) }
+        return try await insertKey(request, material: material, origin: "keyward", actor: actor)
+    }
+
+    /// Creates a key from caller-supplied material (bring your own key).
+    public func importKey(_ request: CreateKeyRequest, material: consuming KeyMaterial, actor: String) async throws(KeywardError) -> KeyDescription {
+        guard material.spec == request.spec else {
+            throw .invalidArgument("the material is \(material.spec.rawValue) but the request asks for \(request.spec.rawValue)")
+        }
+        return try await insertKey(request, material: material, origin: "imported", actor: actor)
+    }
+
+    private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, actor: String) async throws(KeywardError) -> KeyDescription {
+        try Self.validate(request)
+        let id = KeyID()
+        return try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
+            event.operation = "create"
+            let now = clock.now
+            let metadata = KeyMetadata(
+                id: id, spec: request.spec, state: request.initialState, createdAt: now, stateChangedAt: now,
+                description: request.description, tags: request.tags, exportable: request.exportable,
+                backupAllowed: request.backupAllowed ?? (request.spec.purpose != .sign),
+                rotationPeriodDays: request.rotationPeriodDays,
+                nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
+                currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin)
+            let row = try makeKeyRow(metadata, revision: 1)
+            let sealed = try protection.seal(material, keyID: id, version: 1)
+            let version = try makeVersionRow(keyID: id, version: 1, sealed: sealed,
+                                             metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
+            var aliases: [AliasRow] = []
+            for name in request.aliases { aliases.append(try makeAliasRow(name: try Self.validAlias(name), keyID: id, revision: 1)) }
+            do throws(StorageError) {
+                try await store.insertKey(row, firstVersion: version, aliases: aliases)
+            } catch {
+                if case .conflict = error { throw .invalidArgument("an alias in \(request.aliases) is already taken") }
+                throw .storage(error)
+            }
+            event.version = 1
+            event.keyRevision = 1
+            event.detail = "spec \(request.spec.rawValue), origin \(origin)\(aliases.isEmpty ? "" : ", aliases \(request.aliases.joined(separator: ","))")"
+            return KeyDescription(metadata: metadata, aliases: request.aliases.sorted())
+        }
+    }
+
+    static func validate(_ request: CreateKeyRequest) throws(KeywardError) {
+        guard request.initialState == .active || request.initialState == .preActive else {
+            throw .invalidArgument("a key starts active or pre-active, not \(request.initialState.rawValue)")
+        }
+        guard request.description.count <= 1024 else { throw .invalidArgument("description longer than 1,024 characters") }
+        guard request.tags.count <= 50, request.tags.allSatisfy({ (1...128).contains($0.key.count) && $0.value.count <= 256 }) else {
+            throw .invalidArgument("at most 50 tags, names of 1 to 128 characters, values up to 256")
+        }
+        if let days = request.rotationPeriodDays, !(1...2560).contains(days) {
+            throw .invalidArgument("rotation period \(days) days; choose 1 to 2560")
+        }
+        if request.exportable && request.spec.purpose == .sign {
+            throw .notPermitted("signing keys are never exportable in plaintext")
+        }
+        for alias in request.aliases { _ = try validAlias(alias) }
+        guard Set(request.aliases).count == request.aliases.count else { throw .invalidArgument("an alias is listed twice") }
+    }
+
+    // MARK: Describe / list
+
+    /// The key's metadata and aliases.
+    public func describe(key reference: String, actor: String) async throws(KeywardError) -> KeyDescription {
+        let id = try await resolve(reference)
+        return try await audited(.describe, actor: actor, key: id) { (_) throws(KeywardError) -> KeyDescription in
+            let key = try await maintain(try await load(id), actor: actor)
+            return KeyDescription(metadata: key.metadata, aliases: try await verifiedAliases(of: id))
+        }
+    }
+
+    func verifiedAliases(of id: KeyID) async throws(KeywardError) -> [String] {
+        let rows = try await storage({ () async throws(StorageError) in try await store.aliases(of: id) })
+        var names: [String] = []
+        for row in rows {
+            try protection.check(row.mac, aliasParts(row), what: "alias \(row.name)")
+            names.append(row.name)
+        }
+        return names
+    }
+
+    /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after `cursor`.
+    public func listKeys(state: KeyState? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil,
+                         after cursor: KeyID? = nil, limit: Int = 100) async throws(KeywardError) -> KeyPage {
+        guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
+        let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
+        let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
+        var keys: [KeyDescription] = []
+        for row in rows {
+            keys.append(KeyDescription(metadata: try verifiedMetadata(row), aliases: try await verifiedAliases(of: row.id)))
+        }
+        return KeyPage(keys: keys, nextCursor: rows.count == limit ? rows.last?.id : nil)
+    }
+
+    // MARK: Metadata changes
+
+    /// Writes new metadata for a key (CAS on its revision), audits the change with the new
+    /// revision, and drops the cached copy.
+    func commit(_ key: LoadedKey, _ metadata: KeyMetadata, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
+        let row = try makeKeyRow(metadata, revision: key.row.revision + 1)
+        do throws(StorageError) {
+            try await store.updateKey(row, expectedRevision: key.row.revision)
+        } catch {
+            cache.invalidate(key.row.id)
+            throw .storage(error)
+        }
+        cache.invalidate(key.row.id)
+        event.keyRevision = row.revision
+        return KeyDescription(metadata: metadata, aliases: try await verifiedAliases(of: key.row.id))
+    }
+
+    /// Moves a key through its lifecycle: `enable`, `disable`, `deactivate`, `markCompromised`,
+    /// `scheduleDestruction` (with `waitingDays`), `cancelDestruction`.
+    public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, actor: String) async throws(KeywardError) -> KeyDescription {
+        let id = try await resolve(reference)
+        guard LifecycleTable.target(of: operation, from: .active) != nil, operation != .destroy else {
+            throw .invalidArgument("\(operation.rawValue) is not a lifecycle transition")
+        }
+        return try await audited(operation, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
+            let key = try await maintain(try await load(id), actor: actor)
+            guard LifecycleTable.allows(operation, in: key.metadata.state), let target = LifecycleTable.target(of: operation, from: key.metadata.state) else {
+                if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
+                throw .wrongState(key: id, state: key.metadata.state, operation: operation)
+            }
+            var metadata = key.metadata
+            metadata.state = target
+            metadata.stateChangedAt = clock.now
+            metadata.destructionDate = nil
+            if operation == .scheduleDestruction {
+                let days = waitingDays ?? Self.destructionWaitingDays.upperBound
+                guard Self.destructionWaitingDays.contains(days) else {
+                    throw .invalidArgument("waiting period \(days) days; choose \(Self.destructionWaitingDays.lowerBound) to \(Self.destructionWaitingDays.upperBound)")
+                }
+                metadata.destructionDate = clock.now.addingTimeInterval(Double(days) * 86_400)
+                event.detail = "destruction on \(ISO8601DateFormatter().string(from: metadata.destructionDate!))"
+            }
+            return try await commit(key, metadata, event: &event)
+        }
+    }
+
+    /// Changes the description, tags, rotation period or minimum decryption version.
+    public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil,
+                       rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: String) async throws(KeywardError) -> KeyDescription {
+        let id = try await resolve(reference)
+        return try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
+            let key = try await maintain(try await load(id), actor: actor)
+            guard LifecycleTable.allows(.update, in: key.metadata.state) else {
+                throw .wrongState(key: id, state: key.metadata.state, operation: .update)
+            }
+            var metadata = key.metadata
+            if let description { metadata.description = description }
+            if let tags { metadata.tags = tags }
+            if let rotationPeriodDays {
+                metadata.rotationPeriodDays = rotationPeriodDays
+                metadata.nextRotationAt = rotationPeriodDays.map { clock.now.addingTimeInterval(Double($0) * 86_400) }
+            }
+            if let minDecryptionVersion {
+                guard (1...metadata.currentVersion).contains(minDecryptionVersion) else {
+                    throw .invalidArgument("minimum decryption version \(minDecryptionVersion); the key has versions 1 to \(metadata.currentVersion)")
+                }
+                metadata.minDecryptionVersion = minDecryptionVersion
+            }
+            try Self.validate(CreateKeyRequest(spec: metadata.spec, tags: metadata.tags, description: metadata.description,
+                                               rotationPeriodDays: metadata.rotationPeriodDays))
+            return try await commit(key, metadata, event: &event)
+        }
+    }
+
+    /// Adds a new version with fresh material; it becomes the one that encrypts and signs.
+    public func rotate(key reference: String, actor: String) async throws(KeywardError) -> KeyDescription {
+        let id = try await resolve(reference)
+        return try await audited(.rotate, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
+            let key = try await load(id)
+            guard LifecycleTable.allows(.rotate, in: key.metadata.state) else {
+                throw .wrongState(key: id, state: key.metadata.state, operation: .rotate)
+            }
+            guard key.metadata.origin != "imported" else {
+                throw .notPermitted("key \(id) holds imported material; import new material instead of rotating")
+            }
+            return try await addVersion(key, event: &event)
+        }
+    }
+
+    private func addVersion(_ key: LoadedKey, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
+        let id = key.row.id
+        let now = clock.now
+        var metadata = key.metadata
+        metadata.currentVersion += 1
+        if let days = metadata.rotationPeriodDays { metadata.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400) }
+        let material: KeyMaterial
+        do { material = try KeyMaterial.generate(metadata.spec) } catch { throw .crypto(error) }
+        let sealed = try protection.seal(material, keyID: id, version: metadata.currentVersion)
+        let version = try makeVersionRow(keyID: id, version: metadata.currentVersion, sealed: sealed,
+                                         metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
+        let row = try makeKeyRow(metadata, revision: key.row.revision + 1)
+        do throws(StorageError) {
+            try await store.insertVersion(version, key: row, expectedRevision: key.row.revision)
+        } catch {
+            cache.invalidate(id)
+            throw .storage(error)
+        }
+        cache.invalidate(id)
+        event.version = metadata.currentVersion
+        event.keyRevision = row.revision
+        return KeyDescription(metadata: metadata, aliases: try await verifiedAliases(of: id))
+    }
+
+    // MARK: Aliases
+
+    /// Points `name` at `key`, creating the alias or moving it.
+    public func setAlias(_ name: String, key reference: String, actor: String) async throws(KeywardError) {
+        let alias = try Self.validAlias(name)
+        let id = try await resolve(reference)
+        try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> Void in
+            event.operation = "set-alias"
+            _ = try await load(id)
+            let existing = try await storage({ () async throws(StorageError) in try await store.alias(alias) })
+            if let existing { try protection.check(existing.mac, aliasParts(existing), what: "alias \(alias)") }
+            let row = try makeAliasRow(name: alias, keyID: id, revision: (existing?.revision ?? 0) + 1)
+            try await storage({ () async throws(StorageError) in try await store.putAlias(row, expectedRevision: existing?.revision) })
+            event.detail = "alias \(alias) revision \(row.revision)"
+        }
+    }
+
+    /// Removes an alias.
+    public func deleteAlias(_ name: String, actor: String) async throws(KeywardError) {
+        let alias = try Self.validAlias(name)
+        let id = try await resolve(alias)
+        try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> Void in
+            event.operation = "delete-alias"
+            event.detail = "alias \(alias)"
+            try await storage({ () async throws(StorageError) in try await store.deleteAlias(alias) })
+        }
+    }
+
+    // MARK: Maintenance: due destruction and rotation
+
+    /// Destroys a key whose destruction date has passed, and rotates one whose rotation is due.
+    /// Returns the key as it now is.
+    func maintain(_ key: LoadedKey, actor: String) async throws(KeywardError) -> LoadedKey {
+        let now = clock.now
+        let id = key.row.id
+        if key.metadata.state == .pendingDestruction, let date = key.metadata.destructionDate, date <= now {
+            try await destroy(key)
+            return try await load(id)
+        }
+        if key.metadata.state == .active, let due = key.metadata.nextRotationAt, due <= now, key.metadata.origin != "imported" {
+            _ = try await audited(.rotate, actor: "keyward (rotation period)", key: id) { (event) throws(KeywardError) -> KeyDescription in
+                try await addVersion(key, event: &event)
+            }
+            return try await load(id)
+        }
+        return key
+    }
+
+    /// Zeroizes and deletes every version's material (the rows stay as tombstones) and marks
+    /// the key destroyed. Idempotent: a crash midway is finished by the next access.
+    func destroy(_ key: LoadedKey) async throws(KeywardError) {
+        let id = key.row.id
+        try await audited(.destroy, actor: "keyward (destruction date)", key: id) { (event) throws(KeywardError) -> Void in
+            let rows = try await storage({ () async throws(StorageError) in try await store.versions(id) })
+            for row in rows {
+                try protection.check(row.mac, versionParts(row), what: "version \(row.version) of key \(id)")
+                var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(row.version) of key \(id)")
+                guard metadata.state != "destroyed" else { continue }
+                metadata.state = "destroyed"
+                let tombstone = try makeVersionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
+                try await storage({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
+            }
+            var metadata = key.metadata
+            metadata.state = .destroyed
+            metadata.stateChangedAt = clock.now
+            _ = try await commit(key, metadata, event: &event)
+        }
+    }
+}

@@ -1,0 +1,382 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// The result of an encryption: the ciphertext and the key version that made it.
+public struct EncryptResult: Sendable, Hashable {
+    public var ciphertext: [UInt8]
+    public var keyID: KeyID
+    public var version: UInt32
+}
+
+/// The result of a decryption.
+public struct DecryptResult: Sendable, Hashable {
+    public var plaintext: [UInt8]
+    public var keyID: KeyID
+    public var version: UInt32
+}
+
+/// A data key: the plaintext (for immediate use, then dropped) and the same key sealed under a
+/// Keyward key (to store beside the data).
+public struct DataKey: ~Copyable, Sendable {
+    public let plaintext: SecretBytes
+    public let ciphertext: [UInt8]
+    public let keyID: KeyID
+    public let version: UInt32
+}
+
+/// A signature and the key version that made it.
+public struct SignResult: Sendable, Hashable {
+    public var signature: [UInt8]
+    public var keyID: KeyID
+    public var version: UInt32
+}
+
+/// A MAC tag and the key version that made it.
+public struct MACResult: Sendable, Hashable {
+    public var tag: [UInt8]
+    public var keyID: KeyID
+    public var version: UInt32
+}
+
+/// A data key pair: the public key in the clear, the private key sealed under a Keyward key.
+public struct DataKeyPair: Sendable, Hashable {
+    public var publicKey: PublicKey
+    public var privateKeyCiphertext: [UInt8]
+    public var keyID: KeyID
+    public var version: UInt32
+}
+
+extension KeyService {
+    /// Largest plaintext `encrypt` takes directly (larger data belongs under a data key).
+    public static let maximumPlaintextBytes = 4 * 1024 * 1024
+
+    /// Runs `body` and audits it: an `ok` entry when it succeeds (the result is returned only once
+    /// the entry is durable), a `denied` or `error` entry when it fails.
+    func audited<T: ~Copyable>(
+        _ operation: ServiceOperation, actor: String, key: KeyID?,
+        _ body: (inout AuditEvent) async throws(KeywardError) -> T
+    ) async throws(KeywardError) -> T {
+        var event = AuditEvent(time: clock.now, actor: actor, operation: operation.rawValue, keyID: key)
+        let result: T
+        do {
+            result = try await body(&event)
+        } catch {
+            event.outcome = error.isDenial ? "denied" : "error"
+            event.detail = error.description
+            try? await audit.record(event)
+            throw error
+        }
+        try await audit.record(event)
+        return result
+    }
+
+    /// Loads a key for `operation`: resolves it, runs due maintenance (destruction, rotation),
+    /// and checks the lifecycle table and the spec's purpose.
+    func usable(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation?, actor: String) async throws(KeywardError) -> LoadedKey {
+        var key = try await load(id)
+        key = try await maintain(key, actor: actor)
+        guard LifecycleTable.allows(operation, in: key.metadata.state) else {
+            if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
+            throw .wrongState(key: id, state: key.metadata.state, operation: operation)
+        }
+        if let purpose {
+            do { try key.metadata.spec.check(purpose) } catch { throw .crypto(error) }
+        }
+        return key
+    }
+
+    /// Checks that `version` may decrypt or verify.
+    func checkDecryptable(_ key: LoadedKey, _ version: UInt32) throws(KeywardError) {
+        guard version >= key.metadata.minDecryptionVersion else {
+            throw .versionUnavailable(key: key.row.id, version: version, reason: "below the key's minimum decryption version \(key.metadata.minDecryptionVersion)")
+        }
+    }
+
+    // MARK: Encrypt / decrypt
+
+    /// Encrypts `plaintext` under the key's newest version, bound to `context`.
+    public func encrypt(_ plaintext: [UInt8], key reference: String, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> EncryptResult {
+        guard plaintext.count <= Self.maximumPlaintextBytes else {
+            throw .invalidArgument("plaintext of \(plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly and use a data key for more")
+        }
+        let id = try await resolve(reference)
+        return try await audited(.encrypt, actor: actor, key: id) { (event) throws(KeywardError) -> EncryptResult in
+            let key = try await usable(id, for: .encrypt, purpose: .encrypt, actor: actor)
+            let version = try await versionForEncryption(key, actor: actor)
+            event.version = version.number
+            do throws(KeywardCryptoError) {
+                let ciphertext = try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
+                return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    /// Decrypts a Keyward ciphertext; the key and version come from its header. With
+    /// `expectedKey`, a ciphertext of any other key is refused.
+    public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: String) async throws(KeywardError) -> DecryptResult {
+        let header: CiphertextHeader
+        do { header = try CiphertextHeader(parsing: ciphertext) } catch {
+            try? await audit.record(AuditEvent(time: clock.now, actor: actor, operation: ServiceOperation.decrypt.rawValue, outcome: "denied", detail: error.description))
+            throw .crypto(error)
+        }
+        let id = header.keyID
+        return try await audited(.decrypt, actor: actor, key: id) { (event) throws(KeywardError) -> DecryptResult in
+            event.version = header.version
+            if let expectedKey {
+                let expected = try await resolve(expectedKey)
+                guard expected == id else { throw .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
+            }
+            let key: LoadedKey
+            do throws(KeywardError) { key = try await usable(id, for: .decrypt, purpose: .decrypt, actor: actor) } catch {
+                if case .keyNotFound = error { throw .crypto(.invalidCiphertext(reason: "it names key \(id), which this store does not hold")) }
+                throw error
+            }
+            try checkDecryptable(key, header.version)
+            let version = try await loadVersion(key, header.version)
+            do throws(KeywardCryptoError) {
+                let plaintext = try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
+                return DecryptResult(plaintext: plaintext, keyID: id, version: header.version)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    /// Decrypts under the ciphertext's key and encrypts under `destinationKey` (which may be the
+    /// same key, to move to its newest version), without the plaintext leaving the service.
+    public func reEncrypt(
+        _ ciphertext: [UInt8], sourceContext: EncryptionContext = .empty,
+        destinationKey: String, destinationContext: EncryptionContext = .empty, actor: String
+    ) async throws(KeywardError) -> EncryptResult {
+        var decrypted = try await decrypt(ciphertext, context: sourceContext, actor: actor)
+        defer { SecureZero.wipe(&decrypted.plaintext) }
+        return try await encrypt(decrypted.plaintext, key: destinationKey, context: destinationContext, actor: actor)
+    }
+
+    /// A fresh data key of `spec` (AES-256-GCM or ChaCha20-Poly1305), returned in plaintext and
+    /// sealed under `key`.
+    public func generateDataKey(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> DataKey {
+        guard spec.isSymmetric, spec.purpose == .encrypt else {
+            throw .invalidArgument("data keys are AES-256-GCM or CHACHA20-POLY1305, not \(spec.rawValue)")
+        }
+        let id = try await resolve(reference)
+        return try await audited(.generateDataKey, actor: actor, key: id) { (event) throws(KeywardError) -> DataKey in
+            let key = try await usable(id, for: .generateDataKey, purpose: .encrypt, actor: actor)
+            let version = try await versionForEncryption(key, actor: actor)
+            event.version = version.number
+            do throws(KeywardCryptoError) {
+                let secret = try SecretBytes.random(count: 32)
+                let sealed = try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                    try version.material.seal(raw, keyID: id, version: version.number, context: context)
+                }
+                return DataKey(plaintext: secret, ciphertext: sealed, keyID: id, version: version.number)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    /// A fresh data key sealed under `key`, without the plaintext (decrypt it later where it is
+    /// needed).
+    public func generateDataKeyWithoutPlaintext(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> EncryptResult {
+        let dataKey = try await generateDataKey(key: reference, spec: spec, context: context, actor: actor)
+        return EncryptResult(ciphertext: dataKey.ciphertext, keyID: dataKey.keyID, version: dataKey.version)
+    }
+
+    /// A fresh key pair of `pairSpec`: the public key in the clear and the private key sealed
+    /// under `key`. With `includePrivateKey`, the private key is also returned in plaintext.
+    public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> DataKeyPair {
+        guard !pairSpec.isSymmetric else { throw .invalidArgument("\(pairSpec.rawValue) is not an asymmetric spec") }
+        let id = try await resolve(reference)
+        return try await audited(.generateDataKeyPair, actor: actor, key: id) { (event) throws(KeywardError) -> DataKeyPair in
+            let key = try await usable(id, for: .generateDataKeyPair, purpose: .encrypt, actor: actor)
+            let version = try await versionForEncryption(key, actor: actor)
+            event.version = version.number
+            do throws(KeywardCryptoError) {
+                let pair = try KeyMaterial.generate(pairSpec)
+                let sealed = try pair.secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                    try version.material.seal(raw, keyID: id, version: version.number, context: context)
+                }
+                return DataKeyPair(publicKey: try pair.publicKey(), privateKeyCiphertext: sealed, keyID: id, version: version.number)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    // MARK: Sign / verify / MAC
+
+    /// Signs with the key's newest version.
+    public func sign(_ input: SigningInput, key reference: String, context: [UInt8]? = nil, actor: String) async throws(KeywardError) -> SignResult {
+        let id = try await resolve(reference)
+        return try await audited(.sign, actor: actor, key: id) { (event) throws(KeywardError) -> SignResult in
+            let key = try await usable(id, for: .sign, purpose: .sign, actor: actor)
+            let version = try await loadVersion(key, key.metadata.currentVersion)
+            event.version = version.number
+            do throws(KeywardCryptoError) {
+                return SignResult(signature: try version.material.sign(input, context: context), keyID: id, version: version.number)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    /// Verifies a signature with `version` of the key (default: the newest).
+    public func verify(_ signature: [UInt8], for input: SigningInput, key reference: String, version: UInt32? = nil,
+                       context: [UInt8]? = nil, encoding: ECDSASignatureEncoding = .der, actor: String) async throws(KeywardError) -> Bool {
+        let id = try await resolve(reference)
+        return try await audited(.verify, actor: actor, key: id) { (event) throws(KeywardError) -> Bool in
+            let key = try await usable(id, for: .verify, purpose: .verify, actor: actor)
+            let number = version ?? key.metadata.currentVersion
+            event.version = number
+            try checkDecryptable(key, number)
+            let loaded = try await loadVersion(key, number)
+            do throws(KeywardCryptoError) {
+                let valid = try loaded.material.publicKey().verify(signature, for: input, context: context, encoding: encoding)
+                event.detail = valid ? "valid" : "invalid signature"
+                return valid
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    /// The HMAC of `message` under the key's newest version.
+    public func mac(_ message: [UInt8], key reference: String, actor: String) async throws(KeywardError) -> MACResult {
+        let id = try await resolve(reference)
+        return try await audited(.mac, actor: actor, key: id) { (event) throws(KeywardError) -> MACResult in
+            let key = try await usable(id, for: .mac, purpose: .mac, actor: actor)
+            let version = try await loadVersion(key, key.metadata.currentVersion)
+            event.version = version.number
+            do throws(KeywardCryptoError) { return MACResult(tag: try version.material.mac(message), keyID: id, version: version.number) } catch { throw .crypto(error) }
+        }
+    }
+
+    /// Verifies an HMAC tag in constant time with `version` (default: the newest).
+    public func verifyMAC(_ tag: [UInt8], for message: [UInt8], key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> Bool {
+        let id = try await resolve(reference)
+        return try await audited(.verifyMAC, actor: actor, key: id) { (event) throws(KeywardError) -> Bool in
+            let key = try await usable(id, for: .verifyMAC, purpose: .verifyMAC, actor: actor)
+            let number = version ?? key.metadata.currentVersion
+            event.version = number
+            try checkDecryptable(key, number)
+            let loaded = try await loadVersion(key, number)
+            do throws(KeywardCryptoError) {
+                let valid = try loaded.material.verifyMAC(tag, for: message)
+                event.detail = valid ? "valid" : "invalid tag"
+                return valid
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
+    // MARK: Public keys, agreement, KEM, random
+
+    /// The public key of `version` (default: the newest) of an asymmetric key.
+    public func publicKey(key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> PublicKey {
+        let id = try await resolve(reference)
+        return try await audited(.publicKey, actor: actor, key: id) { (event) throws(KeywardError) -> PublicKey in
+            let key = try await usable(id, for: .publicKey, purpose: nil, actor: actor)
+            guard !key.metadata.spec.isSymmetric else { throw .notPermitted("\(key.metadata.spec.rawValue) keys are symmetric and have no public key") }
+            let loaded = try await loadVersion(key, version ?? key.metadata.currentVersion)
+            event.version = loaded.number
+            do throws(KeywardCryptoError) { return try loaded.material.publicKey() } catch { throw .crypto(error) }
+        }
+    }
+
+    /// The raw ECDH / X25519 shared secret between the key's newest version and `peer`.
+    public func deriveSharedSecret(key reference: String, peer: PublicKey, actor: String) async throws(KeywardError) -> SecretBytes {
+        let id = try await resolve(reference)
+        return try await audited(.deriveSharedSecret, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
+            let key = try await usable(id, for: .deriveSharedSecret, purpose: .deriveSharedSecret, actor: actor)
+            let loaded = try await loadVersion(key, key.metadata.currentVersion)
+            event.version = loaded.number
+            do throws(KeywardCryptoError) { return try loaded.material.sharedSecret(with: peer) } catch { throw .crypto(error) }
+        }
+    }
+
+    /// Decapsulates an ML-KEM / X-Wing encapsulation made to `version` (default: the newest).
+    public func decapsulate(_ encapsulated: [UInt8], key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> SecretBytes {
+        let id = try await resolve(reference)
+        return try await audited(.decapsulate, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
+            let key = try await usable(id, for: .decapsulate, purpose: .decapsulate, actor: actor)
+            let number = version ?? key.metadata.currentVersion
+            event.version = number
+            try checkDecryptable(key, number)
+            let loaded = try await loadVersion(key, number)
+            do throws(KeywardCryptoError) { return try loaded.material.decapsulate(encapsulated) } catch { throw .crypto(error) }
+        }
+    }
+
+    /// `count` random bytes (1 to 1,024) from the system's random source.
+    public func random(count: Int, actor: String) async throws(KeywardError) -> [UInt8] {
+        guard (1...1024).contains(count) else { throw .invalidArgument("random byte count \(count); ask for 1 to 1024") }
+        return try await audited(.describe, actor: actor, key: nil) { (event) throws(KeywardError) -> [UInt8] in
+            event.operation = "random"
+            var generator = SystemRandomNumberGenerator()
+            return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        }
+    }
+
+    // MARK: Encryption budget
+
+    /// The newest version, with one random-nonce encryption taken from its budget. Reservations
+    /// are persisted in blocks before use; past the limit the key rotates first.
+    func versionForEncryption(_ key: LoadedKey, actor: String) async throws(KeywardError) -> LoadedVersion {
+        let version = try await loadVersion(key, key.metadata.currentVersion)
+        let available = version.budget.withLock { budget -> Bool in
+            guard budget.used < budget.reserved else { return false }
+            budget.used += 1
+            return true
+        }
+        if available { return version }
+        return try await reserveEncryptions(key, version, actor: actor)
+    }
+
+    private func reserveEncryptions(_ key: LoadedKey, _ version: LoadedVersion, actor: String) async throws(KeywardError) -> LoadedVersion {
+        let id = key.row.id
+        for _ in 0..<5 {
+            guard let row = try await storage({ () async throws(StorageError) in try await store.version(id, version.number) }) else {
+                throw .integrityFailure("version \(version.number) of key \(id) vanished")
+            }
+            try protection.check(row.mac, versionParts(row), what: "version \(version.number) of key \(id)")
+            var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(version.number) of key \(id)")
+            let newReserved = metadata.encryptionsReserved + options.encryptionReservationBlock
+            if newReserved > options.encryptionLimit {
+                // Rotate well before the AES-GCM random-nonce limit, then encrypt with the new version.
+                _ = try await rotate(key: id.description, actor: "keyward (encryption limit)")
+                return try await versionForEncryption(try await load(id), actor: actor)
+            }
+            metadata.encryptionsReserved = newReserved
+            let updated = try makeVersionRow(keyID: id, version: version.number, sealed: row.sealed, metadata: metadata, revision: row.revision + 1)
+            do throws(StorageError) {
+                try await store.updateVersion(updated, expectedRevision: row.revision)
+            } catch {
+                if case .conflict = error { continue }
+                throw .storage(error)
+            }
+            let granted = version.budget.withLock { budget -> Bool in
+                budget.reserved = max(budget.reserved, newReserved)
+                guard budget.used < budget.reserved else { return false }
+                budget.used += 1
+                return true
+            }
+            if granted { return version }
+        }
+        throw .storage(.conflict("could not reserve encryptions for key \(id)"))
+    }
+}
+
+extension KeywardError {
+    /// Failures that are refusals (state, purpose, integrity, bad ciphertext) rather than faults.
+    var isDenial: Bool {
+        switch self {
+        case .storage, .auditUnavailable: false
+        default: true
+        }
+    }
+}

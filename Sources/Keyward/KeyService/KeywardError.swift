@@ -1,0 +1,48 @@
+import KeywardCrypto
+import KeywardStorage
+
+/// Every failure the `Keyward` library reports, with a message a user can act on. Messages name
+/// keys, aliases, versions, states and operations; never key bytes, plaintext or passphrases.
+public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No key with this id or alias.
+    case keyNotFound(String)
+    /// The key's state does not allow the operation.
+    case wrongState(key: KeyID, state: KeyState, operation: ServiceOperation)
+    /// The key (or the version a ciphertext names) has been destroyed.
+    case keyDestroyed(key: KeyID, version: UInt32?)
+    /// The version is below the key's minimum decryption version, or does not exist.
+    case versionUnavailable(key: KeyID, version: UInt32, reason: String)
+    /// A stored record failed its integrity check (edited, swapped or replayed row).
+    case integrityFailure(String)
+    /// The store could not be opened with this root of trust (wrong passphrase, key file, token).
+    case rootOfTrustRejected(String)
+    /// The store is not initialised, or is already.
+    case storeState(String)
+    /// An argument is invalid.
+    case invalidArgument(String)
+    /// The audit entry could not be written, so the operation was not performed.
+    case auditUnavailable(String)
+    /// Not allowed by policy (export of a non-exportable key, signing key in plaintext, ...).
+    case notPermitted(String)
+    /// A failure of the cryptographic layer.
+    case crypto(KeywardCryptoError)
+    /// A failure of the storage layer.
+    case storage(StorageError)
+
+    public var description: String {
+        switch self {
+        case .keyNotFound(let name): "no key '\(name)' in this store; `keyward key list` shows the keys"
+        case .wrongState(let key, let state, let operation): "key \(key) is \(state.rawValue), which does not allow \(operation.rawValue)"
+        case .keyDestroyed(let key, let version): version.map { "version \($0) of key \(key) has been destroyed; data under it cannot be recovered" } ?? "key \(key) has been destroyed"
+        case .versionUnavailable(let key, let version, let reason): "version \(version) of key \(key) is unavailable: \(reason)"
+        case .integrityFailure(let what): "integrity check failed: \(what); the store may have been tampered with, run `keyward verify`"
+        case .rootOfTrustRejected(let why): "cannot open the store: \(why)"
+        case .storeState(let why): why
+        case .invalidArgument(let why): "invalid argument: \(why)"
+        case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"
+        case .notPermitted(let why): "not permitted: \(why)"
+        case .crypto(let error): error.description
+        case .storage(let error): error.description
+        }
+    }
+}

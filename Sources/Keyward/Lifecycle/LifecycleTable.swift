@@ -1,0 +1,51 @@
+/// Everything a caller can ask of a key, cryptographic or administrative.
+public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
+    case encrypt, decrypt, reEncrypt = "re-encrypt", generateDataKey = "generate-data-key"
+    case generateDataKeyPair = "generate-data-key-pair"
+    case sign, verify, mac, verifyMAC = "verify-mac"
+    case deriveSharedSecret = "derive-shared-secret", decapsulate
+    case publicKey = "public-key", describe, export
+    case rotate, enable, disable, deactivate
+    case scheduleDestruction = "schedule-destruction", cancelDestruction = "cancel-destruction"
+    case markCompromised = "mark-compromised", destroy
+    case update
+}
+
+/// The one table that says which operation each lifecycle state allows. `KeyService` consults
+/// it before every operation, and a test checks every cell.
+public enum LifecycleTable {
+    /// Whether `operation` is allowed on a key in `state`.
+    public static func allows(_ operation: ServiceOperation, in state: KeyState) -> Bool {
+        switch state {
+        case .preActive:
+            return [.describe, .enable, .update, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
+        case .active:
+            return ![.enable, .cancelDestruction, .destroy].contains(operation)
+        case .disabled:
+            return [.describe, .enable, .update, .deactivate, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
+        case .deactivated:
+            return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .scheduleDestruction, .markCompromised].contains(operation)
+        case .compromised:
+            return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .scheduleDestruction].contains(operation)
+        case .pendingDestruction:
+            return [.describe, .cancelDestruction, .destroy].contains(operation)
+        case .destroyed:
+            return [.describe].contains(operation)
+        }
+    }
+
+    /// The state an administrative operation moves a key to, from `state`; nil for operations
+    /// that do not change the state.
+    public static func target(of operation: ServiceOperation, from state: KeyState) -> KeyState? {
+        switch operation {
+        case .enable: return .active
+        case .disable: return .disabled
+        case .deactivate: return .deactivated
+        case .markCompromised: return .compromised
+        case .scheduleDestruction: return .pendingDestruction
+        case .destroy: return .destroyed
+        case .cancelDestruction: return .disabled
+        default: return nil
+        }
+    }
+}

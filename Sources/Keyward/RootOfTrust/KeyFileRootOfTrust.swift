@@ -1,0 +1,75 @@
+import Foundation
+import KeywardCrypto
+
+/// A root key read from a file of exactly 32 random bytes, which must not be readable or
+/// writable by group or others (mode 0600 or stricter). The header records the key's
+/// fingerprint (SHA-256 of HKDF(key, "keyward/v1/key-file-id")), so a wrong file is named as such.
+public final class KeyFileRootOfTrust: RootOfTrust {
+    public let kind = "key-file"
+    public let parameters: [UInt8]
+    private let rootKey: SecretBytes
+
+    /// Reads the root key from `path`.
+    ///
+    /// - Throws: `rootOfTrustRejected` when the file is missing, not 32 bytes, or its permissions
+    ///   are wider than 0600.
+    public init(path: String) throws(KeywardError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw .rootOfTrustRejected("cannot read the key file \(path)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw .rootOfTrustRejected("the key file \(path) has mode \(String(info.st_mode & 0o777, radix: 8)); it must be 0600 or stricter (chmod 600 \(path))")
+        }
+        guard var bytes = FileManager.default.contents(atPath: path).map([UInt8].init) else {
+            throw .rootOfTrustRejected("cannot read the key file \(path)")
+        }
+        defer { SecureZero.wipe(&bytes) }
+        guard bytes.count == 32 else {
+            throw .rootOfTrustRejected("the key file \(path) holds \(bytes.count) bytes; it must hold exactly 32 random bytes")
+        }
+        do {
+            self.rootKey = try SecretBytes(copying: bytes)
+            let fingerprint = try rootKey.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                let derived = try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: [UInt8](), info: Array("keyward/v1/key-file-id".utf8), outputByteCount: 16)
+                return derived.withUnsafeBytes { Array($0) }
+            }
+            self.parameters = try CanonicalJSON.encode(["fingerprint": fingerprint.map { String(format: "%02x", $0) }.joined()])
+        } catch let error as KeywardCryptoError {
+            throw .crypto(error)
+        } catch {
+            throw .rootOfTrustRejected("\(error)")
+        }
+    }
+
+    /// Writes a new key file of 32 random bytes with mode 0600; refuses to overwrite.
+    public static func generate(at path: String) throws(KeywardError) {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw .invalidArgument("\(path) exists; refusing to overwrite a key file")
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw .invalidArgument("cannot create \(path): errno \(errno)") }
+        defer { close(fd) }
+        do {
+            let secret = try SecretBytes.random(count: 32)
+            let written = secret.withUnsafeBytes { write(fd, $0.baseAddress, 32) }
+            guard written == 32, fsync(fd) == 0 else { throw KeywardError.invalidArgument("cannot write \(path)") }
+        } catch let error as KeywardError {
+            throw error
+        } catch {
+            throw .invalidArgument("cannot write \(path): \(error)")
+        }
+    }
+
+    public func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] {
+        do { return try KeyWrap.wrap(kek, kek: rootKey, mode: .rfc5649) } catch { throw .crypto(error) }
+    }
+
+    public func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes {
+        do {
+            return try KeyWrap.unwrap(wrapped, kek: rootKey, mode: .rfc5649)
+        } catch {
+            throw .rootOfTrustRejected("this key file is not the one the store was created with")
+        }
+    }
+}

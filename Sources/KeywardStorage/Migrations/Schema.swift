@@ -1,0 +1,51 @@
+import GRDB
+
+/// The SQLite schema, as GRDB migrations. Never edit a shipped migration; add a new one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: keys, versions, aliases, tokens, audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE store_header (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    store_id BLOB NOT NULL, format_version INTEGER NOT NULL,
+                    root_kind TEXT NOT NULL, root_parameters BLOB NOT NULL,
+                    active_kek BLOB NOT NULL, created_at REAL NOT NULL, mac BLOB NOT NULL);
+                CREATE TABLE keks (
+                    id BLOB PRIMARY KEY, wrapped BLOB NOT NULL, created_at REAL NOT NULL, state TEXT NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE keys (
+                    id BLOB PRIMARY KEY, body BLOB NOT NULL, revision INTEGER NOT NULL, mac BLOB NOT NULL,
+                    spec TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX keys_by_state ON keys(state, id);
+                CREATE TABLE key_tags (
+                    key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+                    tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
+                    PRIMARY KEY (key_id, tag_key)
+                ) WITHOUT ROWID;
+                CREATE INDEX key_tags_by_tag ON key_tags(tag_key, tag_value, key_id);
+                CREATE TABLE key_versions (
+                    key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+                    version INTEGER NOT NULL, kek_id BLOB NOT NULL, sealed BLOB NOT NULL,
+                    body BLOB NOT NULL, revision INTEGER NOT NULL, mac BLOB NOT NULL,
+                    PRIMARY KEY (key_id, version)
+                ) WITHOUT ROWID;
+                CREATE TABLE aliases (
+                    name TEXT PRIMARY KEY, key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+                    revision INTEGER NOT NULL, mac BLOB NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX aliases_by_key ON aliases(key_id);
+                CREATE TABLE tokens (
+                    id BLOB PRIMARY KEY, hash BLOB NOT NULL UNIQUE, body BLOB NOT NULL,
+                    revision INTEGER NOT NULL, mac BLOB NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE audit (
+                    sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, previous_hash BLOB NOT NULL,
+                    hash BLOB NOT NULL, mac BLOB NOT NULL, key_id BLOB, key_revision INTEGER, time REAL NOT NULL);
+                CREATE INDEX audit_by_key ON audit(key_id, key_revision);
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import KeywardCrypto
+
+/// The store's identity and root-of-trust descriptor: one row, written at `init`.
+///
+/// `rootOfTrust` is the kind (`passphrase`, `key-file`, `pkcs11`) and `rootParameters` its
+/// public parameters (a KDF record, a key-file fingerprint, a token and key label); never a
+/// secret.
+public struct StoreHeader: Sendable, Hashable {
+    /// Random id of this store, bound into every sealed record's AAD.
+    public var storeID: KeyID
+    /// Layout version of the schema this header was written with.
+    public var formatVersion: Int
+    /// Root-of-trust kind.
+    public var rootOfTrust: String
+    /// Root-of-trust public parameters (JSON).
+    public var rootParameters: [UInt8]
+    /// The KEK that seals new key versions.
+    public var activeKEK: KeyID
+    /// When the store was created.
+    public var createdAt: Date
+    /// MAC over the header under the active KEK's metadata key.
+    public var mac: [UInt8]
+
+    public init(storeID: KeyID, formatVersion: Int, rootOfTrust: String, rootParameters: [UInt8], activeKEK: KeyID, createdAt: Date, mac: [UInt8]) {
+        self.storeID = storeID
+        self.formatVersion = formatVersion
+        self.rootOfTrust = rootOfTrust
+        self.rootParameters = rootParameters
+        self.activeKEK = activeKEK
+        self.createdAt = createdAt
+        self.mac = mac
+    }
+}
+
+/// A storage KEK, wrapped by the root key (AES-KWP or inside a PKCS#11 token).
+public struct KEKRecord: Sendable, Hashable {
+    public var id: KeyID
+    /// The KEK as the root of trust wrapped it.
+    public var wrapped: [UInt8]
+    public var createdAt: Date
+    /// `active` (seals new versions), `retired` (still opens what it sealed until a rewrap ends).
+    public var state: String
+
+    public init(id: KeyID, wrapped: [UInt8], createdAt: Date, state: String) {
+        self.id = id
+        self.wrapped = wrapped
+        self.createdAt = createdAt
+        self.state = state
+    }
+}
+
+/// A key's mutable metadata, as stored: an opaque canonical body the `Keyward` layer encodes and
+/// MACs, plus the columns lists filter on (copies of body fields, checked against it on load).
+public struct KeyRow: Sendable, Hashable {
+    public var id: KeyID
+    /// Canonical encoding of the key's metadata.
+    public var body: [UInt8]
+    /// Compare-and-swap counter; every update writes `revision + 1`.
+    public var revision: Int64
+    /// MAC over (id, revision, body).
+    public var mac: [UInt8]
+    /// Queryable copies: spec and lifecycle state names, creation time.
+    public var spec: String
+    public var state: String
+    public var createdAt: Date
+    /// Tags as key/value pairs, for filtering.
+    public var tags: [String: String]
+
+    public init(id: KeyID, body: [UInt8], revision: Int64, mac: [UInt8], spec: String, state: String, createdAt: Date, tags: [String: String]) {
+        self.id = id
+        self.body = body
+        self.revision = revision
+        self.mac = mac
+        self.spec = spec
+        self.state = state
+        self.createdAt = createdAt
+        self.tags = tags
+    }
+}
+
+/// One version of a key: its sealed material and its own small metadata.
+public struct VersionRow: Sendable, Hashable {
+    public var keyID: KeyID
+    public var version: UInt32
+    /// The KEK that sealed `sealed`.
+    public var kekID: KeyID
+    /// Key material sealed under the KEK; empty once destroyed (the row stays as a tombstone).
+    public var sealed: [UInt8]
+    /// Canonical metadata body (state, encryption counter reservation, times).
+    public var body: [UInt8]
+    public var revision: Int64
+    public var mac: [UInt8]
+
+    public init(keyID: KeyID, version: UInt32, kekID: KeyID, sealed: [UInt8], body: [UInt8], revision: Int64, mac: [UInt8]) {
+        self.keyID = keyID
+        self.version = version
+        self.kekID = kekID
+        self.sealed = sealed
+        self.body = body
+        self.revision = revision
+        self.mac = mac
+    }
+}
+
+/// An alias: a name pointing at a key.
+public struct AliasRow: Sendable, Hashable {
+    public var name: String
+    public var keyID: KeyID
+    public var revision: Int64
+    public var mac: [UInt8]
+
+    public init(name: String, keyID: KeyID, revision: Int64, mac: [UInt8]) {
+        self.name = name
+        self.keyID = keyID
+        self.revision = revision
+        self.mac = mac
+    }
+}
+
+/// One audit entry, hash-chained to the one before it and MAC'd.
+public struct AuditRow: Sendable, Hashable {
+    /// Position in the chain, from 1, without gaps.
+    public var sequence: Int64
+    /// Canonical entry body (time, actor, operation, key, version, outcome, detail).
+    public var body: [UInt8]
+    /// Hash of the previous entry (32 zero bytes for the first).
+    public var previousHash: [UInt8]
+    /// SHA-256(previousHash || sequence || body).
+    public var hash: [UInt8]
+    /// MAC of `hash` under the audit key.
+    public var mac: [UInt8]
+    /// Queryable copies.
+    public var keyID: KeyID?
+    public var keyRevision: Int64?
+    public var time: Date
+
+    public init(sequence: Int64, body: [UInt8], previousHash: [UInt8], hash: [UInt8], mac: [UInt8], keyID: KeyID?, keyRevision: Int64?, time: Date) {
+        self.sequence = sequence
+        self.body = body
+        self.previousHash = previousHash
+        self.hash = hash
+        self.mac = mac
+        self.keyID = keyID
+        self.keyRevision = keyRevision
+        self.time = time
+    }
+}
+
+/// What to list, and from where.
+public struct KeyFilter: Sendable, Hashable {
+    public var state: String?
+    public var tag: (key: String, value: String)?
+    public var alias: String?
+
+    public init(state: String? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil) {
+        self.state = state
+        self.tag = tag
+        self.alias = alias
+    }
+
+    public static func == (lhs: KeyFilter, rhs: KeyFilter) -> Bool {
+        lhs.state == rhs.state && lhs.alias == rhs.alias && lhs.tag?.key == rhs.tag?.key && lhs.tag?.value == rhs.tag?.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(state)
+        hasher.combine(alias)
+        hasher.combine(tag?.key)
+        hasher.combine(tag?.value)
+    }
+}

@@ -1,0 +1,364 @@
+import Foundation
+import GRDB
+import KeywardCrypto
+
+/// The embedded, single-node key store: one SQLite file through GRDB, in WAL mode with
+/// `secure_delete` (deleted rows are overwritten with zeros) and `synchronous = FULL` (an
+/// acknowledged write survives power loss).
+public final class SQLiteKeyStore: KeyStore {
+    private let pool: DatabasePool
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    ///
+    /// - Throws: `StorageError.unavailable` when the file cannot be opened, is not a SQLite
+    ///   database, or its schema cannot be migrated.
+    public init(path: String) throws(StorageError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try Schema.migrator.migrate(pool)
+            self.pool = pool
+        } catch {
+            throw .unavailable("\(path): \(SQLiteKeyStore.message(error))")
+        }
+    }
+
+    static func message(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        if let error = error as? StorageError { return error.description }
+        return "\(error)"
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as StorageError {
+            throw error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw .conflict(error.message ?? "constraint violated")
+        } catch {
+            throw .database(SQLiteKeyStore.message(error))
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw .database(SQLiteKeyStore.message(error))
+        }
+    }
+
+    // MARK: Header and KEKs
+
+    public func header() async throws(StorageError) -> StoreHeader? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM store_header WHERE id = 1").map(Self.header) }
+    }
+
+    public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) {
+        try await write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM store_header") != nil { throw StorageError.alreadyInitialized }
+            try Self.insert(kek, db)
+            try Self.save(header, db)
+        }
+    }
+
+    public func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM keks WHERE id = ?", arguments: [Data(id.bytes)]).map(Self.kek) }
+    }
+
+    public func keks() async throws(StorageError) -> [KEKRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM keks ORDER BY created_at").map(Self.kek) }
+    }
+
+    // MARK: Keys
+
+    public func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) {
+        try await write { db in
+            try Self.insert(key, db)
+            if let firstVersion { try Self.insert(firstVersion, db) }
+            for alias in aliases { try Self.insert(alias, db) }
+        }
+    }
+
+    public func key(_ id: KeyID) async throws(StorageError) -> KeyRow? {
+        try await read { db in try Self.fetchKey(id, db) }
+    }
+
+    public func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write { db in try Self.update(key, expectedRevision: expectedRevision, db) }
+    }
+
+    public func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] {
+        try await read { db in
+            var sql = "SELECT k.* FROM keys k"
+            var conditions: [String] = []
+            var arguments: [(any DatabaseValueConvertible)?] = []
+            if let tag = filter.tag {
+                sql += " JOIN key_tags t ON t.key_id = k.id AND t.tag_key = ? AND t.tag_value = ?"
+                arguments += [tag.key, tag.value]
+            }
+            if let alias = filter.alias {
+                sql += " JOIN aliases a ON a.key_id = k.id AND a.name = ?"
+                arguments.append(alias)
+            }
+            if let state = filter.state { conditions.append("k.state = ?"); arguments.append(state) }
+            if let cursor { conditions.append("k.id > ?"); arguments.append(Data(cursor.bytes)) }
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY k.id LIMIT ?"
+            arguments.append(limit)
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            return try rows.map { try Self.keyRow($0, db) }
+        }
+    }
+
+    public func keyCount() async throws(StorageError) -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM keys") ?? 0 }
+    }
+
+    // MARK: Versions
+
+    public func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM key_versions WHERE key_id = ? AND version = ?", arguments: [Data(keyID.bytes), Int64(version)]).map(Self.versionRow)
+        }
+    }
+
+    public func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM key_versions WHERE key_id = ? ORDER BY version", arguments: [Data(keyID.bytes)]).map(Self.versionRow)
+        }
+    }
+
+    public func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write { db in
+            try Self.update(key, expectedRevision: expectedRevision, db)
+            try Self.insert(version, db)
+        }
+    }
+
+    public func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE key_versions SET kek_id = ?, sealed = ?, body = ?, revision = ?, mac = ?
+                WHERE key_id = ? AND version = ? AND revision = ?
+                """, arguments: [Data(version.kekID.bytes), Data(version.sealed), Data(version.body), version.revision, Data(version.mac),
+                                 Data(version.keyID.bytes), Int64(version.version), expectedRevision])
+            if db.changesCount != 1 { throw StorageError.conflict("version \(version.version) of key \(version.keyID) changed meanwhile") }
+        }
+    }
+
+    // MARK: Aliases
+
+    public func alias(_ name: String) async throws(StorageError) -> AliasRow? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM aliases WHERE name = ?", arguments: [name]).map(Self.aliasRow) }
+    }
+
+    public func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM aliases WHERE key_id = ? ORDER BY name", arguments: [Data(keyID.bytes)]).map(Self.aliasRow) }
+    }
+
+    public func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) {
+        try await write { db in
+            if let expectedRevision {
+                try db.execute(sql: "UPDATE aliases SET key_id = ?, revision = ?, mac = ? WHERE name = ? AND revision = ?",
+                               arguments: [Data(alias.keyID.bytes), alias.revision, Data(alias.mac), alias.name, expectedRevision])
+                if db.changesCount != 1 { throw StorageError.conflict("alias \(alias.name) changed meanwhile") }
+            } else {
+                try Self.insert(alias, db)
+            }
+        }
+    }
+
+    public func deleteAlias(_ name: String) async throws(StorageError) {
+        try await write { db in try db.execute(sql: "DELETE FROM aliases WHERE name = ?", arguments: [name]) }
+    }
+
+    // MARK: Audit
+
+    public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
+        guard !entries.isEmpty else { return }
+        try await write { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM audit") ?? 0
+            guard entries[0].sequence == head + 1 else {
+                throw StorageError.conflict("audit sequence \(entries[0].sequence) does not follow \(head)")
+            }
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, key_revision, time)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for entry in entries {
+                try statement.execute(arguments: [entry.sequence, Data(entry.body), Data(entry.previousHash), Data(entry.hash), Data(entry.mac),
+                                                  entry.keyID.map { Data($0.bytes) }, entry.keyRevision, entry.time.timeIntervalSince1970])
+            }
+        }
+    }
+
+    public func auditHead() async throws(StorageError) -> AuditRow? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit ORDER BY sequence DESC LIMIT 1").map(Self.auditRow) }
+    }
+
+    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE sequence > ? ORDER BY sequence LIMIT ?", arguments: [after, limit]).map(Self.auditRow)
+        }
+    }
+
+    public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? {
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT max(key_revision) FROM audit WHERE key_id = ?", arguments: [Data(keyID.bytes)])
+        }
+    }
+
+    // MARK: KEK rotation
+
+    public func rewrapAll(
+        newKEK: KEKRecord, header: StoreHeader, rewrap: @escaping @Sendable (VersionRow) throws -> VersionRow
+    ) async throws(StorageError) -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE keks SET state = 'retired' WHERE state = 'active'")
+            try Self.insert(newKEK, db)
+            var count = 0
+            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM key_versions")
+            var rewritten: [VersionRow] = []
+            while let row = try cursor.next() {
+                rewritten.append(try rewrap(try Self.versionRow(row)))
+            }
+            for version in rewritten {
+                try db.execute(sql: "UPDATE key_versions SET kek_id = ?, sealed = ?, body = ?, revision = ?, mac = ? WHERE key_id = ? AND version = ?",
+                               arguments: [Data(version.kekID.bytes), Data(version.sealed), Data(version.body), version.revision, Data(version.mac),
+                                           Data(version.keyID.bytes), Int64(version.version)])
+                count += 1
+            }
+            try Self.save(header, db)
+            try db.execute(sql: "DELETE FROM keks WHERE state = 'retired'")
+            return count
+        }
+    }
+
+    // MARK: Row mapping
+
+    private static func blob(_ row: Row, _ column: String) throws -> [UInt8] {
+        guard let data = row[column] as Data? else { throw StorageError.corrupted("column \(column) is not a blob") }
+        return [UInt8](data)
+    }
+
+    private static func id(_ row: Row, _ column: String) throws -> KeyID {
+        do { return try KeyID(bytes: try blob(row, column)) } catch { throw StorageError.corrupted("column \(column) is not a 16-byte id") }
+    }
+
+    private static func int(_ row: Row, _ column: String) throws -> Int64 {
+        guard let value = row[column] as Int64? else { throw StorageError.corrupted("column \(column) is not an integer") }
+        return value
+    }
+
+    private static func text(_ row: Row, _ column: String) throws -> String {
+        guard let value = row[column] as String? else { throw StorageError.corrupted("column \(column) is not text") }
+        return value
+    }
+
+    private static func date(_ row: Row, _ column: String) throws -> Date {
+        guard let value = row[column] as Double? else { throw StorageError.corrupted("column \(column) is not a time") }
+        return Date(timeIntervalSince1970: value)
+    }
+
+    private static func header(_ row: Row) throws -> StoreHeader {
+        StoreHeader(storeID: try id(row, "store_id"), formatVersion: Int(try int(row, "format_version")), rootOfTrust: try text(row, "root_kind"),
+                    rootParameters: try blob(row, "root_parameters"), activeKEK: try id(row, "active_kek"), createdAt: try date(row, "created_at"),
+                    mac: try blob(row, "mac"))
+    }
+
+    private static func save(_ header: StoreHeader, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO store_header (id, store_id, format_version, root_kind, root_parameters, active_kek, created_at, mac)
+            VALUES (1, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET store_id = excluded.store_id, format_version = excluded.format_version,
+              root_kind = excluded.root_kind, root_parameters = excluded.root_parameters, active_kek = excluded.active_kek,
+              created_at = excluded.created_at, mac = excluded.mac
+            """, arguments: [Data(header.storeID.bytes), header.formatVersion, header.rootOfTrust, Data(header.rootParameters),
+                             Data(header.activeKEK.bytes), header.createdAt.timeIntervalSince1970, Data(header.mac)])
+    }
+
+    private static func kek(_ row: Row) throws -> KEKRecord {
+        KEKRecord(id: try id(row, "id"), wrapped: try blob(row, "wrapped"), createdAt: try date(row, "created_at"), state: try text(row, "state"))
+    }
+
+    private static func insert(_ kek: KEKRecord, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO keks (id, wrapped, created_at, state) VALUES (?, ?, ?, ?)",
+                       arguments: [Data(kek.id.bytes), Data(kek.wrapped), kek.createdAt.timeIntervalSince1970, kek.state])
+    }
+
+    private static func fetchKey(_ id: KeyID, _ db: Database) throws -> KeyRow? {
+        try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE id = ?", arguments: [Data(id.bytes)]).map { try keyRow($0, db) }
+    }
+
+    private static func keyRow(_ row: Row, _ db: Database) throws -> KeyRow {
+        let keyID = try id(row, "id")
+        var tags: [String: String] = [:]
+        for tag in try Row.fetchAll(db, sql: "SELECT tag_key, tag_value FROM key_tags WHERE key_id = ?", arguments: [Data(keyID.bytes)]) {
+            tags[try text(tag, "tag_key")] = try text(tag, "tag_value")
+        }
+        return KeyRow(id: keyID, body: try blob(row, "body"), revision: try int(row, "revision"), mac: try blob(row, "mac"),
+                      spec: try text(row, "spec"), state: try text(row, "state"), createdAt: try date(row, "created_at"), tags: tags)
+    }
+
+    private static func insert(_ key: KeyRow, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO keys (id, body, revision, mac, spec, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [Data(key.id.bytes), Data(key.body), key.revision, Data(key.mac), key.spec, key.state, key.createdAt.timeIntervalSince1970])
+        try saveTags(key, db)
+    }
+
+    private static func saveTags(_ key: KeyRow, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM key_tags WHERE key_id = ?", arguments: [Data(key.id.bytes)])
+        for (name, value) in key.tags {
+            try db.execute(sql: "INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)", arguments: [Data(key.id.bytes), name, value])
+        }
+    }
+
+    private static func update(_ key: KeyRow, expectedRevision: Int64, _ db: Database) throws {
+        try db.execute(sql: "UPDATE keys SET body = ?, revision = ?, mac = ?, spec = ?, state = ? WHERE id = ? AND revision = ?",
+                       arguments: [Data(key.body), key.revision, Data(key.mac), key.spec, key.state, Data(key.id.bytes), expectedRevision])
+        if db.changesCount != 1 { throw StorageError.conflict("key \(key.id) changed meanwhile (expected revision \(expectedRevision))") }
+        try saveTags(key, db)
+    }
+
+    private static func versionRow(_ row: Row) throws -> VersionRow {
+        let number = try int(row, "version")
+        guard let version = UInt32(exactly: number) else { throw StorageError.corrupted("version \(number) is out of range") }
+        return VersionRow(keyID: try id(row, "key_id"), version: version, kekID: try id(row, "kek_id"), sealed: try blob(row, "sealed"),
+                          body: try blob(row, "body"), revision: try int(row, "revision"), mac: try blob(row, "mac"))
+    }
+
+    private static func insert(_ version: VersionRow, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO key_versions (key_id, version, kek_id, sealed, body, revision, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [Data(version.keyID.bytes), Int64(version.version), Data(version.kekID.bytes), Data(version.sealed),
+                                   Data(version.body), version.revision, Data(version.mac)])
+    }
+
+    private static func aliasRow(_ row: Row) throws -> AliasRow {
+        AliasRow(name: try text(row, "name"), keyID: try id(row, "key_id"), revision: try int(row, "revision"), mac: try blob(row, "mac"))
+    }
+
+    private static func insert(_ alias: AliasRow, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO aliases (name, key_id, revision, mac) VALUES (?, ?, ?, ?)",
+                       arguments: [alias.name, Data(alias.keyID.bytes), alias.revision, Data(alias.mac)])
+    }
+
+    private static func auditRow(_ row: Row) throws -> AuditRow {
+        let keyID: KeyID? = (row["key_id"] as Data?) == nil ? nil : try id(row, "key_id")
+        return AuditRow(sequence: try int(row, "sequence"), body: try blob(row, "body"), previousHash: try blob(row, "previous_hash"),
+                        hash: try blob(row, "hash"), mac: try blob(row, "mac"), keyID: keyID, keyRevision: row["key_revision"] as Int64?,
+                        time: try date(row, "time"))
+    }
+}
