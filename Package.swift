@@ -97,6 +97,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "KeywardTests",
+            dependencies: [
+                "Keyward",
+                "KeywardCrypto",
+                "KeywardStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "WycheproofTests",
             dependencies: ["KeywardCrypto"],
             exclude: ["Vectors"],

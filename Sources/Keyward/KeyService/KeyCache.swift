@@ -11,6 +11,8 @@ final class LoadedVersion: Sendable {
     let metadata: VersionMetadata
     /// Encryptions used out of those reserved in the store.
     let budget: Mutex<(used: UInt64, reserved: UInt64)>
+    /// The reservation being written, if any: concurrent callers wait for it instead of racing.
+    let reservation = Mutex<Task<Bool, any Error>?>(nil)
 
     init(number: UInt32, material: consuming KeyMaterial, row: VersionRow, metadata: VersionMetadata) {
         self.number = number

@@ -317,3 +317,33 @@ extension KeyService {
         }
     }
 }
+
+/// Key material leaving the store: only for keys created exportable, never for signing keys.
+public struct ExportedKey: ~Copyable, Sendable {
+    public let spec: KeySpec
+    public let version: UInt32
+    public let material: SecretBytes
+}
+
+extension KeyService {
+    /// Exports `version` (default: the newest) of a key created exportable.
+    ///
+    /// - Throws: `notPermitted` for keys not created exportable and for every signing key
+    ///   (signing keys are never exported in plaintext).
+    public func exportKey(key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> ExportedKey {
+        let id = try await resolve(reference)
+        return try await audited(.export, actor: actor, key: id) { (event) throws(KeywardError) -> ExportedKey in
+            let key = try await usable(id, for: .export, purpose: nil, actor: actor)
+            guard key.metadata.spec.purpose != .sign else { throw .notPermitted("signing keys are never exported in plaintext; export the public key instead") }
+            guard key.metadata.exportable else { throw .notPermitted("key \(id) was not created exportable") }
+            let loaded = try await loadVersion(key, version ?? key.metadata.currentVersion)
+            event.version = loaded.number
+            do throws(KeywardCryptoError) {
+                let copy = try loaded.material.secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> SecretBytes in try SecretBytes(copying: raw) }
+                return ExportedKey(spec: key.metadata.spec, version: loaded.number, material: copy)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+}

@@ -325,32 +325,64 @@ extension KeyService {
     // MARK: Encryption budget
 
     /// The newest version, with one random-nonce encryption taken from its budget. Reservations
-    /// are persisted in blocks before use; past the limit the key rotates first.
+    /// are persisted in blocks before use (one writer at a time per version; the others wait for
+    /// it); past the limit the key rotates first.
     func versionForEncryption(_ key: LoadedKey, actor: String) async throws(KeywardError) -> LoadedVersion {
-        let version = try await loadVersion(key, key.metadata.currentVersion)
-        let available = version.budget.withLock { budget -> Bool in
-            guard budget.used < budget.reserved else { return false }
-            budget.used += 1
-            return true
+        var key = key
+        for _ in 0..<16 {
+            let version = try await loadVersion(key, key.metadata.currentVersion)
+            let available = version.budget.withLock { budget -> Bool in
+                guard budget.used < budget.reserved else { return false }
+                budget.used += 1
+                return true
+            }
+            if available { return version }
+            let task = version.reservation.withLock { current -> Task<Bool, any Error> in
+                if let current { return current }
+                let task = startReservation(key, version)
+                current = task
+                return task
+            }
+            let reserved: Bool
+            do {
+                reserved = try await task.value
+            } catch let error as KeywardError {
+                version.reservation.withLock { if $0 == task { $0 = nil } }
+                throw error
+            } catch {
+                version.reservation.withLock { if $0 == task { $0 = nil } }
+                throw .storage(.database("\(error)"))
+            }
+            version.reservation.withLock { if $0 == task { $0 = nil } }
+            if !reserved {
+                // The version reached its limit: rotate (one caller wins; the others see the
+                // new version when they reload) and continue with the newest version.
+                do {
+                    _ = try await rotate(key: key.row.id.description, actor: "keyward (encryption limit)")
+                } catch {
+                    guard case .storage(.conflict) = error else { throw error }
+                }
+                key = try await load(key.row.id)
+            }
         }
-        if available { return version }
-        return try await reserveEncryptions(key, version, actor: actor)
+        throw .storage(.conflict("could not reserve encryptions for key \(key.row.id)"))
     }
 
-    private func reserveEncryptions(_ key: LoadedKey, _ version: LoadedVersion, actor: String) async throws(KeywardError) -> LoadedVersion {
+    private func startReservation(_ key: LoadedKey, _ version: LoadedVersion) -> Task<Bool, any Error> {
+        Task { () async throws -> Bool in try await self.persistReservation(key, version) }
+    }
+
+    /// Writes a larger reservation for `version`; false when that would pass the limit.
+    private func persistReservation(_ key: LoadedKey, _ version: LoadedVersion) async throws(KeywardError) -> Bool {
         let id = key.row.id
-        for _ in 0..<5 {
+        for _ in 0..<8 {
             guard let row = try await storage({ () async throws(StorageError) in try await store.version(id, version.number) }) else {
                 throw .integrityFailure("version \(version.number) of key \(id) vanished")
             }
             try protection.check(row.mac, versionParts(row), what: "version \(version.number) of key \(id)")
             var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(version.number) of key \(id)")
             let newReserved = metadata.encryptionsReserved + options.encryptionReservationBlock
-            if newReserved > options.encryptionLimit {
-                // Rotate well before the AES-GCM random-nonce limit, then encrypt with the new version.
-                _ = try await rotate(key: id.description, actor: "keyward (encryption limit)")
-                return try await versionForEncryption(try await load(id), actor: actor)
-            }
+            if newReserved > options.encryptionLimit { return false }
             metadata.encryptionsReserved = newReserved
             let updated = try makeVersionRow(keyID: id, version: version.number, sealed: row.sealed, metadata: metadata, revision: row.revision + 1)
             do throws(StorageError) {
@@ -359,15 +391,15 @@ extension KeyService {
                 if case .conflict = error { continue }
                 throw .storage(error)
             }
-            let granted = version.budget.withLock { budget -> Bool in
-                budget.reserved = max(budget.reserved, newReserved)
-                guard budget.used < budget.reserved else { return false }
-                budget.used += 1
-                return true
+            // Only what this process reserved itself is usable here: another process's block
+            // is that process's to spend.
+            version.budget.withLock { budget in
+                budget.used = max(budget.used, metadata.encryptionsReserved - options.encryptionReservationBlock)
+                budget.reserved = newReserved
             }
-            if granted { return version }
+            return true
         }
-        throw .storage(.conflict("could not reserve encryptions for key \(id)"))
+        throw .storage(.conflict("version \(version.number) of key \(id) is being reserved elsewhere"))
     }
 }
 

@@ -1,0 +1,120 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
+import Testing
+
+@Suite("Audit log")
+struct AuditTests {
+    @Test("every key operation appends an entry with actor, operation, key, version and outcome, never a secret")
+    func entries() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: "alice").metadata.id
+        let secretText = "TOP-SECRET-PLAINTEXT"
+        let sealed = try await service.encrypt(Array(secretText.utf8), key: id.description, context: ["ctx": "v"], actor: "alice")
+        _ = try await service.decrypt(sealed.ciphertext, context: ["ctx": "v"], actor: "bob")
+        _ = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed.ciphertext, context: ["ctx": "w"], actor: "mallory") }
+        let tail = try await service.auditTail(4)
+        #expect(tail.map(\.event.operation) == ["create", "encrypt", "decrypt", "decrypt"])
+        #expect(tail.map(\.event.actor) == ["alice", "alice", "bob", "mallory"])
+        #expect(tail.map(\.event.outcome) == ["ok", "ok", "ok", "denied"])
+        #expect(tail[1].event.keyID == id && tail[1].event.version == 1)
+        // Nothing secret in the log: not the plaintext, not the key bytes.
+        let bodies = try fixture.fetch("SELECT body FROM audit").compactMap { $0["body"] as Data? }
+        let text = bodies.map { String(decoding: $0, as: UTF8.self) }.joined()
+        #expect(!text.contains(secretText))
+    }
+
+    @Test("a changed, removed or reordered entry is found and named", arguments: ["change", "remove", "reorder", "forge"])
+    func tampering(kind: String) async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let id = try await fixture.service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        for _ in 0..<5 { _ = try await fixture.service.encrypt([1], key: id, actor: "t") }
+        #expect(try await fixture.reopen().verifyAudit().isIntact)
+        switch kind {
+        case "change": try fixture.tamper("UPDATE audit SET body = replace(body, 'encrypt', 'decrypt') WHERE sequence = 4")
+        case "remove": try fixture.tamper("DELETE FROM audit WHERE sequence = 3")
+        case "reorder":
+            try fixture.tamper("UPDATE audit SET sequence = 100 WHERE sequence = 3")
+            try fixture.tamper("UPDATE audit SET sequence = 3 WHERE sequence = 4")
+            try fixture.tamper("UPDATE audit SET sequence = 4 WHERE sequence = 100")
+        default:
+            // A forged entry with a correct hash chain but no valid MAC.
+            try fixture.tamper("UPDATE audit SET mac = zeroblob(32) WHERE sequence = 2")
+        }
+        let report = try await fixture.reopen().verifyAudit()
+        #expect(!report.isIntact)
+        #expect(report.problems.contains { $0.contains("#3") || $0.contains("#4") || $0.contains("#2") }, "\(report.problems)")
+    }
+
+    /// A store whose audit appends fail: the operation must fail too (fail-closed).
+    final class FailingAuditStore: KeyStore, @unchecked Sendable {
+        let inner: SQLiteKeyStore
+        var failing = false
+        init(_ inner: SQLiteKeyStore) { self.inner = inner }
+        func header() async throws(StorageError) -> StoreHeader? { try await inner.header() }
+        func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) { try await inner.initialize(header: header, kek: kek) }
+        func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? { try await inner.kek(id) }
+        func keks() async throws(StorageError) -> [KEKRecord] { try await inner.keks() }
+        func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) { try await inner.insertKey(key, firstVersion: firstVersion, aliases: aliases) }
+        func key(_ id: KeyID) async throws(StorageError) -> KeyRow? { try await inner.key(id) }
+        func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateKey(key, expectedRevision: expectedRevision) }
+        func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] { try await inner.listKeys(filter: filter, after: cursor, limit: limit) }
+        func keyCount() async throws(StorageError) -> Int { try await inner.keyCount() }
+        func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow? { try await inner.version(keyID, version) }
+        func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] { try await inner.versions(keyID) }
+        func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.insertVersion(version, key: key, expectedRevision: expectedRevision) }
+        func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateVersion(version, expectedRevision: expectedRevision) }
+        func alias(_ name: String) async throws(StorageError) -> AliasRow? { try await inner.alias(name) }
+        func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] { try await inner.aliases(of: keyID) }
+        func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) { try await inner.putAlias(alias, expectedRevision: expectedRevision) }
+        func deleteAlias(_ name: String) async throws(StorageError) { try await inner.deleteAlias(name) }
+        func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
+            if failing { throw .database("disk full") }
+            try await inner.appendAudit(entries)
+        }
+        func auditHead() async throws(StorageError) -> AuditRow? { try await inner.auditHead() }
+        func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
+        func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? { try await inner.latestAuditedRevision(of: keyID) }
+        func rewrapAll(newKEK: KEKRecord, header: StoreHeader, rewrap: @escaping @Sendable (VersionRow) throws -> VersionRow) async throws(StorageError) -> Int {
+            try await inner.rewrapAll(newKEK: newKEK, header: header, rewrap: rewrap)
+        }
+    }
+
+    @Test("when the audit entry cannot be written, the operation fails and returns nothing")
+    func failClosed() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-audit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keyFile = directory.appendingPathComponent("root.key").path
+        try KeyFileRootOfTrust.generate(at: keyFile)
+        let store = FailingAuditStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
+        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "t")
+        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        store.failing = true
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: "t") }
+        guard case .auditUnavailable = error else { Issue.record("expected auditUnavailable, got \(String(describing: error))"); return }
+        store.failing = false
+        #expect(try await service.encrypt([1], key: id, actor: "t").version == 1)
+        #expect(try await service.verifyAudit().isIntact)
+    }
+
+    @Test("concurrent operations share batches and keep one unbroken chain")
+    func groupCommit() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { for _ in 0..<100 { _ = try await service.encrypt([1], key: id, actor: "t") } }
+            }
+            try await group.waitForAll()
+        }
+        let report = try await service.verifyAudit()
+        #expect(report.isIntact && report.entries == 802)
+    }
+}

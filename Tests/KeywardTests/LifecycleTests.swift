@@ -1,0 +1,192 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+import Testing
+
+@Suite("Lifecycle")
+struct LifecycleTests {
+    /// Puts a new key of `spec` into `state`.
+    static func key(in state: KeyState, spec: KeySpec, _ fixture: StoreFixture) async throws -> String {
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(spec: spec, initialState: state == .preActive ? .preActive : .active), actor: "t").metadata.id.description
+        switch state {
+        case .preActive, .active: break
+        case .disabled: _ = try await service.transition(key: id, .disable, actor: "t")
+        case .deactivated: _ = try await service.transition(key: id, .deactivate, actor: "t")
+        case .compromised: _ = try await service.transition(key: id, .markCompromised, actor: "t")
+        case .pendingDestruction: _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 30, actor: "t")
+        case .destroyed:
+            _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+            fixture.manualClock.advance(by: 8 * 86_400)
+            _ = try await service.describe(key: id, actor: "t")
+            fixture.manualClock.advance(by: -8 * 86_400)
+        }
+        #expect(try await service.describe(key: id, actor: "t").metadata.state == state)
+        return id
+    }
+
+    /// The spec an operation needs, and the call that performs it.
+    static func perform(_ operation: ServiceOperation, state: KeyState, _ fixture: StoreFixture) async throws -> KeywardError?? {
+        let service = fixture.service
+        let spec: KeySpec = switch operation {
+        case .sign, .verify: .ecdsaP256
+        case .mac, .verifyMAC: .hmacSHA256
+        case .deriveSharedSecret: .x25519
+        case .decapsulate: .mlKEM768
+        default: .aes256GCM
+        }
+        // Material made while the key was active, for the "use" half of decrypt / verify.
+        let id = try await key(in: .active, spec: spec, fixture)
+        let ciphertext = spec == .aes256GCM ? try await service.encrypt([1], key: id, actor: "t").ciphertext : []
+        let signature = spec == .ecdsaP256 ? try await service.sign(.message([1]), key: id, actor: "t").signature : []
+        let tag = spec == .hmacSHA256 ? try await service.mac([1], key: id, actor: "t").tag : []
+        let encapsulated = spec == .mlKEM768 ? try await service.publicKey(key: id, actor: "t").encapsulate().encapsulated : []
+        // Move it to the state under test.
+        let service2 = service
+        switch state {
+        case .preActive: return nil // pre-active keys are made fresh below
+        case .active: break
+        case .disabled: _ = try await service2.transition(key: id, .disable, actor: "t")
+        case .deactivated: _ = try await service2.transition(key: id, .deactivate, actor: "t")
+        case .compromised: _ = try await service2.transition(key: id, .markCompromised, actor: "t")
+        case .pendingDestruction: _ = try await service2.transition(key: id, .scheduleDestruction, actor: "t")
+        case .destroyed:
+            _ = try await service2.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+            fixture.manualClock.advance(by: 8 * 86_400)
+        }
+        defer { if state == .destroyed { fixture.manualClock.advance(by: -8 * 86_400) } }
+        return .some(await call(operation, id: id, ciphertext: ciphertext, signature: signature, tag: tag, encapsulated: encapsulated, service))
+    }
+
+    static func call(_ operation: ServiceOperation, id: String, ciphertext: [UInt8], signature: [UInt8], tag: [UInt8], encapsulated: [UInt8], _ service: KeyService) async -> KeywardError? {
+        let peer = try! KeyMaterial.generate(.x25519).publicKey()
+        return await keywardError { () async throws(KeywardError) in
+            switch operation {
+            case .encrypt: _ = try await service.encrypt([1], key: id, actor: "t")
+            case .decrypt: _ = try await service.decrypt(ciphertext, actor: "t")
+            case .reEncrypt: _ = try await service.reEncrypt(ciphertext, destinationKey: id, actor: "t")
+            case .generateDataKey: _ = try await service.generateDataKeyWithoutPlaintext(key: id, actor: "t")
+            case .generateDataKeyPair: _ = try await service.generateDataKeyPair(key: id, pairSpec: .ed25519, actor: "t")
+            case .sign: _ = try await service.sign(.message([1]), key: id, actor: "t")
+            case .verify: _ = try await service.verify(signature, for: .message([1]), key: id, actor: "t")
+            case .mac: _ = try await service.mac([1], key: id, actor: "t")
+            case .verifyMAC: _ = try await service.verifyMAC(tag, for: [1], key: id, actor: "t")
+            case .deriveSharedSecret: _ = try await service.deriveSharedSecret(key: id, peer: peer, actor: "t")
+            case .decapsulate: _ = try await service.decapsulate(encapsulated, key: id, actor: "t")
+            case .publicKey: _ = try await service.publicKey(key: id, actor: "t")
+            case .describe: _ = try await service.describe(key: id, actor: "t")
+            case .export: _ = try await service.exportKey(key: id, actor: "t")
+            case .rotate: _ = try await service.rotate(key: id, actor: "t")
+            case .update: _ = try await service.update(key: id, description: "x", actor: "t")
+            case .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction, .markCompromised:
+                _ = try await service.transition(key: id, operation, actor: "t")
+            case .destroy: break
+            }
+        }
+    }
+
+    @Test("every cell of the lifecycle table: the service allows exactly what the table allows", arguments: KeyState.allCases)
+    func everyCell(state: KeyState) async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        for operation in ServiceOperation.allCases where operation != .destroy {
+            let outcome: KeywardError?
+            if state == .preActive {
+                let spec: KeySpec = switch operation {
+                case .sign, .verify: .ecdsaP256
+                case .mac, .verifyMAC: .hmacSHA256
+                case .deriveSharedSecret: .x25519
+                case .decapsulate: .mlKEM768
+                default: .aes256GCM
+                }
+                let id = try await Self.key(in: .preActive, spec: spec, fixture)
+                // A well-formed ciphertext naming the pre-active key, so decrypt reaches the state check.
+                let header = CiphertextHeader(keyID: try KeyID(string: id), version: 1, algorithm: .aes256GCM).bytes
+                let ciphertext = header + [UInt8](repeating: 0, count: 28)
+                outcome = await Self.call(operation, id: id, ciphertext: ciphertext, signature: [1], tag: [1], encapsulated: [UInt8](repeating: 0, count: 1088), fixture.service)
+            } else {
+                outcome = try await Self.perform(operation, state: state, fixture) ?? nil
+            }
+            let allowed = LifecycleTable.allows(operation, in: state)
+            let refusedByState: Bool = switch outcome {
+            case .wrongState?, .keyDestroyed?: true
+            default: false
+            }
+            if allowed {
+                // Allowed cells may still fail for other reasons (export of a non-exportable
+                // key), but never because of the state.
+                #expect(!refusedByState, "\(operation.rawValue) in \(state.rawValue) should be allowed, got \(String(describing: outcome))")
+            } else {
+                #expect(refusedByState, "\(operation.rawValue) in \(state.rawValue) should be refused by state, got \(String(describing: outcome))")
+            }
+        }
+    }
+
+    @Test("destruction: 7 to 30 days, cancelable; afterwards old ciphertexts fail with key destroyed")
+    func destruction() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let sealed = try await service.encrypt([1, 2], key: id, actor: "t").ciphertext
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 6, actor: "t") } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 31, actor: "t") } != nil)
+        let scheduled = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+        #expect(scheduled.metadata.destructionDate == fixture.manualClock.now.addingTimeInterval(7 * 86_400))
+        #expect(try await service.transition(key: id, .cancelDestruction, actor: "t").metadata.state == .disabled)
+        _ = try await service.transition(key: id, .enable, actor: "t")
+        #expect(try await service.decrypt(sealed, actor: "t").plaintext == [1, 2])
+        _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+        fixture.manualClock.advance(by: 7 * 86_400 + 1)
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed, actor: "t") }
+        guard case .keyDestroyed = error else { Issue.record("expected keyDestroyed, got \(String(describing: error))"); return }
+        #expect(error?.description.contains("destroyed") == true)
+        // The material is gone from the file: every version row's sealed blob is empty.
+        let rows = try fixture.fetch("SELECT length(sealed) AS n FROM key_versions")
+        #expect(rows.allSatisfy { ($0["n"] as Int64?) == 0 })
+        // A fresh process sees the tombstone too.
+        let reopened = try await fixture.reopen()
+        guard case .keyDestroyed = await keywardError({ () async throws(KeywardError) in _ = try await reopened.decrypt(sealed, actor: "t") }) else {
+            Issue.record("reopened store did not report key destroyed"); return
+        }
+    }
+
+    @Test("rotation: new versions encrypt, old ones decrypt down to the minimum decryption version")
+    func rotation() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 30), actor: "t").metadata.id.description
+        let v1 = try await service.encrypt([1], key: id, actor: "t")
+        #expect(try await service.rotate(key: id, actor: "t").metadata.currentVersion == 2)
+        let v2 = try await service.encrypt([2], key: id, actor: "t")
+        #expect(v1.version == 1 && v2.version == 2)
+        #expect(try await service.decrypt(v1.ciphertext, actor: "t").plaintext == [1])
+        let moved = try await service.reEncrypt(v1.ciphertext, destinationKey: id, actor: "t")
+        #expect(moved.version == 2)
+        _ = try await service.update(key: id, minDecryptionVersion: 2, actor: "t")
+        guard case .versionUnavailable = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(v1.ciphertext, actor: "t") }) else {
+            Issue.record("version 1 still decrypts below the minimum"); return
+        }
+        // The rotation period rotates automatically once due.
+        fixture.manualClock.advance(by: 31 * 86_400)
+        #expect(try await service.encrypt([3], key: id, actor: "t").version == 3)
+    }
+
+    @Test("a version rotates before its random-nonce encryption limit")
+    func encryptionLimit() async throws {
+        let fixture = try await StoreFixture.make(options: KeyService.Options(encryptionReservationBlock: 4, encryptionLimit: 8))
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        var versions: [UInt32] = []
+        for _ in 0..<20 { versions.append(try await service.encrypt([0], key: id, actor: "t").version) }
+        #expect(versions.prefix(8).allSatisfy { $0 == 1 })
+        #expect(versions[8] == 2)
+        #expect(Set(versions).count >= 3)
+        // Reservations are persisted before use: a fresh process never reuses a version's budget.
+        let reserved = try fixture.fetch("SELECT body FROM key_versions WHERE version = 1")[0]["body"] as Data?
+        #expect(String(decoding: reserved ?? Data(), as: UTF8.self).contains("\"encryptionsReserved\":8"))
+    }
+}
+
