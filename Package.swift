@@ -72,7 +72,9 @@ let package = Package(
         .executableTarget(
             name: "keyward",
             dependencies: [
+                "Keyward",
                 "KeywardCrypto",
+                "KeywardStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

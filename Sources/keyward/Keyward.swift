@@ -1,14 +1,27 @@
 import ArgumentParser
+import Foundation
 import KeywardCrypto
 
 /// The `keyward` command.
 @main
-struct Keyward: ParsableCommand {
+struct Keyward: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keyward",
         abstract: "Keyward: key management in Swift.",
+        discussion: """
+            The store comes from --store or KEYWARD_STORE. A passphrase store reads its passphrase from \
+            KEYWARD_PASSPHRASE_FILE, KEYWARD_PASSPHRASE, or a prompt without echo; never from arguments. \
+            A key-file store reads --key-file or KEYWARD_KEY_FILE.
+
+            Exit codes: 0 ok, 1 error, 2 usage, 3 key not found, 4 integrity failure, \
+            5 refused (state, purpose, policy), 6 wrong passphrase or key file, 7 verification failed.
+            """,
         version: "0.1.0",
-        subcommands: [SelfTest.self, Specs.self]
+        subcommands: [
+            Init.self, KeyCommand.self, Encrypt.self, Decrypt.self, ReEncrypt.self, Sign.self, Verify.self,
+            MAC.self, VerifyMAC.self, DataKeyCommand.self, RandomBytes.self, PublicKeyCommand.self,
+            AuditCommand.self, SelfTest.self, Specs.self,
+        ]
     )
 
     /// Disables core dumps before any subcommand touches a key.

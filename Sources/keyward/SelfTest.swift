@@ -4,7 +4,7 @@ import KeywardCrypto
 
 /// `keyward selftest`: generates a key of every spec, runs its operations both ways and checks
 /// the results, printing one line per algorithm. Exits non-zero if any check fails.
-struct SelfTest: ParsableCommand {
+struct SelfTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
         abstract: "Exercise every key spec: generate, use, verify; one line per algorithm."
@@ -13,7 +13,7 @@ struct SelfTest: ParsableCommand {
     @Flag(help: "Print the results as JSON lines.")
     var json = false
 
-    func run() throws {
+    func run() async throws {
         try Keyward.harden()
         var failed = 0
         for spec in KeySpec.allCases {

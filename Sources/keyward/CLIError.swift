@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
+
+/// A failure with the exit code the CLI documents.
+struct CLIError: Error, CustomStringConvertible {
+    enum Code: Int32 {
+        case failure = 1, notFound = 3, integrity = 4, refused = 5, rootOfTrust = 6, verification = 7
+    }
+
+    let code: Code
+    let description: String
+
+    init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
+
+    /// Maps library errors to exit codes.
+    init(_ error: KeywardError) {
+        switch error {
+        case .keyNotFound: self.init(.notFound, error.description)
+        case .integrityFailure: self.init(.integrity, error.description)
+        case .wrongState, .keyDestroyed, .notPermitted, .versionUnavailable: self.init(.refused, error.description)
+        case .crypto(.wrongPurpose), .crypto(.unsupportedOperation): self.init(.refused, error.description)
+        case .rootOfTrustRejected: self.init(.rootOfTrust, error.description)
+        default: self.init(.failure, error.description)
+        }
+    }
+}
+
+extension AsyncParsableCommand {
+    /// Runs `body`, printing errors as `keyward: message` and exiting with the documented code.
+    func guarded(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+            throw ExitCode(error.code.rawValue)
+        } catch let error as KeywardError {
+            let mapped = CLIError(error)
+            FileHandle.standardError.write(Data("keyward: \(mapped.description)\n".utf8))
+            throw ExitCode(mapped.code.rawValue)
+        } catch let error as StorageError {
+            FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+            throw ExitCode(CLIError.Code.failure.rawValue)
+        } catch let error as KeywardCryptoError {
+            FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+            throw ExitCode(CLIError.Code.failure.rawValue)
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+
+struct Encrypt: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Encrypt data under a key's newest version.")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @OptionGroup var context: ContextOptions
+    @Option(help: "Key id or alias.") var key: String
+
+    func run() async throws {
+        try await guarded {
+            let service = try await storeOptions.open()
+            var plaintext = try io.read()
+            defer { SecureZero.wipe(&plaintext) }
+            try io.write(try await service.encrypt(plaintext, key: key, context: try context.context(), actor: storeOptions.actorName).ciphertext)
+        }
+    }
+}
+
+struct Decrypt: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Decrypt a Keyward ciphertext (the key is named inside it).")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @OptionGroup var context: ContextOptions
+    @Option(help: "Refuse ciphertexts of any other key.") var key: String?
+
+    func run() async throws {
+        try await guarded {
+            let service = try await storeOptions.open()
+            var result = try await service.decrypt(try io.read(), context: try context.context(), expectedKey: key, actor: storeOptions.actorName)
+            defer { SecureZero.wipe(&result.plaintext) }
+            try io.write(result.plaintext)
+        }
+    }
+}
+
+struct ReEncrypt: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "re-encrypt", abstract: "Decrypt and encrypt again under another key, or the same key's newest version.")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @Option(help: "Destination key id or alias.") var key: String
+    @Option(name: .customLong("source-context"), help: "Source context key=value (repeatable).") var sourceContext: [String] = []
+    @Option(name: .customLong("context"), help: "Destination context key=value (repeatable).") var destinationContext: [String] = []
+
+    func run() async throws {
+        try await guarded {
+            let service = try await storeOptions.open()
+            let source = try ContextOptions.parse(sourceContext)
+            let destination = try ContextOptions.parse(destinationContext)
+            try io.write(try await service.reEncrypt(try io.read(), sourceContext: source, destinationKey: key, destinationContext: destination, actor: storeOptions.actorName).ciphertext)
+        }
+    }
+}
+
+
+struct Sign: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sign a message (or a pre-computed digest with --digest).")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @Option(help: "Key id or alias.") var key: String
+    @Flag(help: "The input is a digest computed with the spec's hash.") var digest = false
+
+    func run() async throws {
+        try await guarded {
+            let input = try io.read()
+            let result = try await storeOptions.open().sign(digest ? .digest(input) : .message(input), key: key, actor: storeOptions.actorName)
+            try io.write(result.signature)
+        }
+    }
+}
+
+/// `keyward verify`: with --key and a signature, verifies the signature; without, verifies
+/// every record of the store and the audit chain.
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify a signature (--key, --signature-*), or with no key the whole store: every record, alias and the audit chain.")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @Option(help: "Key id or alias (signature verification).") var key: String?
+    @Option(help: "Signature, base64.") var signatureBase64: String?
+    @Option(help: "File holding the signature (binary).") var signatureFile: String?
+    @Option(help: "Key version that signed (default: the newest).") var version: UInt32?
+    @Flag(help: "The input is a digest.") var digest = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await guarded {
+            let service = try await storeOptions.open()
+            if let key {
+                let signature = try DataIO.bytes(base64: signatureBase64, file: signatureFile, what: "signature")
+                let input = try io.read()
+                let valid = try await service.verify(signature, for: digest ? .digest(input) : .message(input), key: key, version: version, actor: storeOptions.actorName)
+                print(valid ? "valid" : "invalid")
+                if !valid { throw CLIError(.verification, "the signature does not verify") }
+                return
+            }
+            let progress = Progress(label: "verifying keys")
+            let report = try await service.verifyStore { progress.update($0) }
+            progress.finish()
+            if json {
+                try JSONOutput.print(Report(keys: report.keys, versions: report.versions, aliases: report.aliases,
+                                            auditEntries: report.audit.entries, problems: report.problems + report.audit.problems))
+            } else {
+                print("checked \(report.keys) keys, \(report.versions) versions, \(report.aliases) aliases, \(report.audit.entries) audit entries")
+                for problem in report.problems + report.audit.problems { print("FAIL \(problem)") }
+            }
+            if !report.isIntact { throw CLIError(.verification, "\(report.problems.count + report.audit.problems.count) problem(s) found") }
+            if !json { print("store intact") }
+        }
+    }
+
+    struct Report: Encodable {
+        let keys, versions, aliases, auditEntries: Int
+        let problems: [String]
+    }
+}
+
+struct MAC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mac", abstract: "Compute an HMAC tag.")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @Option(help: "Key id or alias.") var key: String
+
+    func run() async throws {
+        try await guarded {
+            try io.write(try await storeOptions.open().mac(try io.read(), key: key, actor: storeOptions.actorName).tag)
+        }
+    }
+}
+
+struct VerifyMAC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify-mac", abstract: "Verify an HMAC tag in constant time.")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var io: DataIO
+    @Option(help: "Key id or alias.") var key: String
+    @Option(help: "Tag, base64.") var tagBase64: String?
+    @Option(help: "File holding the tag (binary).") var tagFile: String?
+    @Option(help: "Key version (default: the newest).") var version: UInt32?
+
+    func run() async throws {
+        try await guarded {
+            let tag = try DataIO.bytes(base64: tagBase64, file: tagFile, what: "tag")
+            let valid = try await storeOptions.open().verifyMAC(tag, for: try io.read(), key: key, version: version, actor: storeOptions.actorName)
+            print(valid ? "valid" : "invalid")
+            if !valid { throw CLIError(.verification, "the tag does not verify") }
+        }
+    }
+}
+
+struct DataKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "data-key", abstract: "Generate a data key sealed under a key (JSON: plaintext and ciphertext, base64).")
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var context: ContextOptions
+    @Option(help: "Key id or alias.") var key: String
+    @Option(help: "Data key spec: AES-256-GCM or CHACHA20-POLY1305.") var spec: String = "AES-256-GCM"
+    @Flag(help: "Only the sealed data key, no plaintext.") var noPlaintext = false
+
+    func run() async throws {
+        try await guarded {
+            let service = try await storeOptions.open()
+            let dataSpec = try KeySpec(named: spec)
+            if noPlaintext {
+                let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: dataSpec, context: try context.context(), actor: storeOptions.actorName)
+                try JSONOutput.print(["keyId": sealed.keyID.description, "version": String(sealed.version), "ciphertext": Data(sealed.ciphertext).base64EncodedString()])
+            } else {
+                let dataKey = try await service.generateDataKey(key: key, spec: dataSpec, context: try context.context(), actor: storeOptions.actorName)
+                let plaintext = dataKey.plaintext.withUnsafeBytes { Data($0).base64EncodedString() }
+                try JSONOutput.print(["keyId": dataKey.keyID.description, "version": String(dataKey.version),
+                                      "ciphertext": Data(dataKey.ciphertext).base64EncodedString(), "plaintext": plaintext])
+            }
+        }
+    }
+}
+
+struct RandomBytes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "random", abstract: "Random bytes from the system's source (1 to 1024).")
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "How many bytes.") var count: Int = 32
+    @Option(name: .customLong("out"), help: "Write to this file.") var output: String?
+    @Flag(help: "Base64 output.") var base64 = false
+
+    func run() async throws {
+        try await guarded {
+            let bytes = try await storeOptions.open().random(count: count, actor: storeOptions.actorName)
+            try DataIO.write(base64 ? Data((Data(bytes).base64EncodedString() + "\n").utf8) : Data(bytes), to: output)
+        }
+    }
+}
+
+struct PublicKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "public-key", abstract: "Print a key's public key (PEM, or raw base64 for post-quantum keys).")
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "Key id or alias.") var key: String
+    @Option(help: "Version (default: the newest).") var version: UInt32?
+    @Flag(help: "DER (or raw) bytes instead of text.") var der = false
+    @Option(name: .customLong("out"), help: "Write to this file.") var output: String?
+
+    func run() async throws {
+        try await guarded {
+            let publicKey = try await storeOptions.open().publicKey(key: key, version: version, actor: storeOptions.actorName)
+            if der { return try DataIO.write(Data(publicKey.representation), to: output) }
+            try DataIO.write(Data((publicKey.pem ?? Data(publicKey.representation).base64EncodedString() + "\n").utf8), to: output)
+        }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self])
+
+    struct VerifyChain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check the hash chain and MAC of every audit entry.")
+        @OptionGroup var storeOptions: StoreOptions
+        func run() async throws {
+            try await guarded {
+                let report = try await storeOptions.open().verifyAudit()
+                print("checked \(report.entries) audit entries")
+                for problem in report.problems { print("FAIL \(problem)") }
+                if !report.isIntact { throw CLIError(.verification, "the audit log was tampered with") }
+                print("audit chain intact")
+            }
+        }
+    }
+
+    struct Tail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the newest audit entries.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(name: [.customShort("n"), .long], help: "How many.") var count: Int = 20
+        @Flag(help: "Print JSON lines.") var json = false
+        func run() async throws {
+            try await guarded {
+                for (sequence, event) in try await storeOptions.open().auditTail(count) {
+                    if json {
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.sortedKeys]
+                        encoder.dateEncodingStrategy = .iso8601
+                        print(String(decoding: try encoder.encode(event), as: UTF8.self))
+                    } else {
+                        let key = event.keyID.map { " key=\($0)" } ?? ""
+                        let version = event.version.map { " v\($0)" } ?? ""
+                        print("#\(sequence) \(ISO8601DateFormatter().string(from: event.time)) \(event.actor) \(event.operation)\(key)\(version) \(event.outcome)\(event.detail.map { " (\($0))" } ?? "")")
+                    }
+                }
+            }
+        }
+    }
+}

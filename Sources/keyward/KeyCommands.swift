@@ -1,0 +1,206 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+
+/// `keyward key ...`: create, list, describe and manage keys.
+struct KeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key",
+        abstract: "Create, list, describe, rotate and manage keys.",
+        subcommands: [Create.self, List.self, Describe.self, Rotate.self, Enable.self, Disable.self,
+                      ScheduleDestruction.self, CancelDestruction.self, MarkCompromised.self, Export.self, Alias.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key (`keyward specs` lists the specs).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "Key spec.") var spec: String = KeySpec.defaultSymmetric.rawValue
+        @Option(help: "Alias (repeatable).") var alias: [String] = []
+        @Option(help: "Tag name=value (repeatable).") var tag: [String] = []
+        @Option(help: "Description.") var description: String = ""
+        @Flag(help: "Allow the material to be exported later (never for signing keys).") var exportable = false
+        @Flag(inversion: .prefixedNo, help: "Include the key in backups (default: yes, except signing keys).") var backup: Bool?
+        @Option(help: "Rotate automatically every N days.") var rotationDays: Int?
+        @Flag(help: "Create the key pre-active (enable it later).") var preActive = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                var tags: [String: String] = [:]
+                for pair in tag {
+                    guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
+                    tags[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+                }
+                let request = CreateKeyRequest(
+                    spec: try KeySpec(named: spec), aliases: alias, tags: tags, description: description, exportable: exportable,
+                    backupAllowed: backup, rotationPeriodDays: rotationDays, initialState: preActive ? .preActive : .active)
+                let created = try await service.createKey(request, actor: storeOptions.actorName)
+                try KeyCommand.show(created, json: json)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys, a page at a time.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "Only keys in this state.") var state: String?
+        @Option(help: "Only keys with this tag name=value.") var tag: String?
+        @Option(help: "Only the key with this alias.") var alias: String?
+        @Option(help: "Keys per page (1 to 1000).") var limit: Int = 100
+        @Option(help: "Continue after this key id (from the previous page).") var after: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                let state = try self.state.map { name -> KeyState in
+                    guard let state = KeyState(rawValue: name) else {
+                        throw CLIError(.failure, "unknown state \(name); one of \(KeyState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    return state
+                }
+                let tagPair = try tag.map { pair -> (key: String, value: String) in
+                    guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
+                    return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
+                }
+                let page = try await service.listKeys(state: state, tag: tagPair, alias: alias, after: try after.map { try KeyID(string: $0) }, limit: limit)
+                if json {
+                    try JSONOutput.print(ListOutput(keys: page.keys, next: page.nextCursor?.description))
+                } else {
+                    for key in page.keys {
+                        print("\(key.metadata.id)  \(key.metadata.spec.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)) \(key.metadata.state.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) v\(key.metadata.currentVersion)  \(key.aliases.joined(separator: ","))")
+                    }
+                    if let next = page.nextCursor { print("more: --after \(next)") }
+                }
+            }
+        }
+
+        struct ListOutput: Encodable {
+            let keys: [KeyDescription]
+            let next: String?
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a key's metadata.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                try KeyCommand.show(try await service.describe(key: key, actor: storeOptions.actorName), json: json)
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a new version that encrypts and signs from now on.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        func run() async throws {
+            try await guarded {
+                let described = try await storeOptions.open().rotate(key: key, actor: storeOptions.actorName)
+                print("key \(described.metadata.id) is now at version \(described.metadata.currentVersion)")
+            }
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Activate a pre-active or disabled key.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        func run() async throws { try await KeyCommand.transition(storeOptions, key, .enable) }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Suspend a key: no use until enabled again.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        func run() async throws { try await KeyCommand.transition(storeOptions, key, .disable) }
+    }
+
+    struct ScheduleDestruction: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Destroy a key after a waiting period (7 to 30 days).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        @Option(help: "Waiting period in days.") var days: Int = 30
+        func run() async throws { try await KeyCommand.transition(storeOptions, key, .scheduleDestruction, days: days) }
+    }
+
+    struct CancelDestruction: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a scheduled destruction (the key becomes disabled).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        func run() async throws { try await KeyCommand.transition(storeOptions, key, .cancelDestruction) }
+    }
+
+    struct MarkCompromised: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Mark a key compromised: it may only decrypt and verify.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        func run() async throws { try await KeyCommand.transition(storeOptions, key, .markCompromised) }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Export the material of a key created --exportable (never signing keys).")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var io: DataIO
+        @Argument(help: "Key id or alias.") var key: String
+        @Option(help: "Version (default: the newest).") var version: UInt32?
+        func run() async throws {
+            try await guarded {
+                let exported = try await storeOptions.open().exportKey(key: key, version: version, actor: storeOptions.actorName)
+                try io.write(exported.material.withUnsafeBytes { Array($0) })
+            }
+        }
+    }
+
+    struct Alias: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Point an alias at a key, or remove it with --delete.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Alias name.") var name: String
+        @Argument(help: "Key id or alias to point at.") var key: String?
+        @Flag(help: "Remove the alias.") var delete = false
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                if delete {
+                    try await service.deleteAlias(name, actor: storeOptions.actorName)
+                } else {
+                    guard let key else { throw CLIError(.failure, "give the key to point \(name) at") }
+                    try await service.setAlias(name, key: key, actor: storeOptions.actorName)
+                }
+            }
+        }
+    }
+
+    static func transition(_ options: StoreOptions, _ key: String, _ operation: ServiceOperation, days: Int? = nil) async throws {
+        try await Enable().guarded {
+            let described = try await options.open().transition(key: key, operation, waitingDays: days, actor: options.actorName)
+            var line = "key \(described.metadata.id) is \(described.metadata.state.rawValue)"
+            if let date = described.metadata.destructionDate { line += ", destruction on \(ISO8601DateFormatter().string(from: date))" }
+            print(line)
+        }
+    }
+
+    static func show(_ key: KeyDescription, json: Bool) throws {
+        if json { return try JSONOutput.print(key) }
+        let m = key.metadata
+        print("""
+            id:              \(m.id)
+            spec:            \(m.spec.rawValue) (\(m.spec.purpose.rawValue))
+            state:           \(m.state.rawValue)
+            version:         \(m.currentVersion) (decrypts down to \(m.minDecryptionVersion))
+            aliases:         \(key.aliases.joined(separator: ", "))
+            tags:            \(m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+            created:         \(ISO8601DateFormatter().string(from: m.createdAt))
+            exportable:      \(m.exportable)
+            backup allowed:  \(m.backupAllowed)
+            rotation:        \(m.rotationPeriodDays.map { "every \($0) days" } ?? "manual")
+            """ + (m.destructionDate.map { "\ndestruction on:  \(ISO8601DateFormatter().string(from: $0))" } ?? "")
+            + (m.description.isEmpty ? "" : "\ndescription:     \(m.description)"))
+    }
+}

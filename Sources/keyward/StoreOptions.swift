@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
+
+/// Where the store is and how to open it; shared by every command that touches keys.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The store file (default: $KEYWARD_STORE, else ./keyward.db).")
+    var store: String?
+
+    @Option(name: .long, help: "The root key file of a key-file store (default: $KEYWARD_KEY_FILE).")
+    var keyFile: String?
+
+    @Option(name: .long, help: "Who is acting, for the audit log (default: $USER).")
+    var actor: String?
+
+    var storePath: String {
+        store ?? ProcessInfo.processInfo.environment["KEYWARD_STORE"] ?? "keyward.db"
+    }
+
+    var keyFilePath: String? {
+        keyFile ?? ProcessInfo.processInfo.environment["KEYWARD_KEY_FILE"]
+    }
+
+    var actorName: String {
+        actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())")
+    }
+
+    /// Opens the store, unwrapping its KEK with the root of trust its header names.
+    func open() async throws -> KeyService {
+        try Keyward.harden()
+        guard FileManager.default.fileExists(atPath: storePath) else {
+            throw CLIError(.notFound, "no store at \(storePath); create one with `keyward init --store \(storePath)`")
+        }
+        let store = try SQLiteKeyStore(path: storePath)
+        let keyFilePath = self.keyFilePath
+        let header = try await store.header()
+        let passphrase = header?.rootOfTrust == "passphrase"
+            ? try PassphraseSource.read(prompt: "Passphrase for \(storePath): ", confirm: false) : nil
+        return try await KeyService.open(store: store, root: { (header) throws(KeywardError) -> any RootOfTrust in
+            switch header.rootOfTrust {
+            case "key-file":
+                guard let keyFilePath else { throw .rootOfTrustRejected("this store's root key is a key file; pass --key-file or set KEYWARD_KEY_FILE") }
+                return try KeyFileRootOfTrust(path: keyFilePath)
+            case "passphrase":
+                guard let passphrase else { throw .rootOfTrustRejected("this store needs its passphrase") }
+                return try PassphraseRootOfTrust(passphrase: passphrase.secret, storedParameters: header.rootParameters)
+            default:
+                throw .rootOfTrustRejected("root of trust '\(header.rootOfTrust)' is not supported by this build")
+            }
+        })
+    }
+}
+
+/// A passphrase held in locked memory for the life of one command.
+final class Passphrase: Sendable {
+    let secret: SecretBytes
+    init(_ secret: consuming SecretBytes) { self.secret = secret }
+}
+
+/// Reads a passphrase from KEYWARD_PASSPHRASE_FILE, KEYWARD_PASSPHRASE, or the terminal
+/// without echo. Never from the command line, where other users could read it.
+enum PassphraseSource {
+    static func read(prompt: String, confirm: Bool) throws -> Passphrase {
+        let environment = ProcessInfo.processInfo.environment
+        var bytes: [UInt8]
+        if let file = environment["KEYWARD_PASSPHRASE_FILE"] {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw CLIError(.failure, "cannot read KEYWARD_PASSPHRASE_FILE \(file)")
+            }
+            bytes = [UInt8](data)
+            while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+        } else if let value = environment["KEYWARD_PASSPHRASE"] {
+            bytes = Array(value.utf8)
+        } else {
+            bytes = try Terminal.readWithoutEcho(prompt: prompt)
+            if confirm {
+                var again = try Terminal.readWithoutEcho(prompt: "Again: ")
+                defer { SecureZero.wipe(&again) }
+                guard ConstantTime.equals(bytes, again) else {
+                    SecureZero.wipe(&bytes)
+                    throw CLIError(.failure, "the passphrases differ")
+                }
+            }
+        }
+        defer { SecureZero.wipe(&bytes) }
+        guard !bytes.isEmpty else { throw CLIError(.failure, "the passphrase is empty") }
+        return Passphrase(try SecretBytes(copying: bytes))
+    }
+}
+
+/// Terminal input without echo.
+enum Terminal {
+    static func readWithoutEcho(prompt: String) throws -> [UInt8] {
+        let fd = open("/dev/tty", O_RDWR)
+        guard fd >= 0 else {
+            throw CLIError(.failure, "no terminal to ask for the passphrase; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
+        }
+        defer { close(fd) }
+        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        var saved = termios()
+        tcgetattr(fd, &saved)
+        var silent = saved
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(fd, TCSAFLUSH, &silent)
+        defer {
+            tcsetattr(fd, TCSAFLUSH, &saved)
+            _ = write(fd, "\n", 1)
+        }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(fd, &byte, 1) == 1, byte != 0x0A, byte != 0x0D {
+            bytes.append(byte)
+            if bytes.count > 4096 { break }
+        }
+        byte = 0
+        return bytes
+    }
+}
