@@ -109,6 +109,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "KeywardCLITests",
+            dependencies: ["keyward"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "WycheproofTests",
             dependencies: ["KeywardCrypto"],
             exclude: ["Vectors"],

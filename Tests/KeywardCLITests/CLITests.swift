@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// Runs the built `keyward` binary the way a user would, in a temporary directory.
+struct CLI {
+    static let binary = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/keyward").path
+
+    let directory: URL
+    var environment: [String: String]
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let passphraseFile = directory.appendingPathComponent("passphrase").path
+        FileManager.default.createFile(atPath: passphraseFile, contents: Data("a long test passphrase\n".utf8), attributes: [.posixPermissions: 0o600])
+        environment = [
+            "PATH": "/usr/bin:/bin",
+            "KEYWARD_STORE": directory.appendingPathComponent("store.db").path,
+            "KEYWARD_PASSPHRASE_FILE": passphraseFile,
+        ]
+    }
+
+    struct Output {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        let data: Data
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], stdin: Data = Data(), environment extra: [String: String] = [:]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.environment = environment.merging(extra) { $1 }
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
+                      stderr: String(decoding: errorData, as: UTF8.self), data: data)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+@Suite("keyward CLI", .serialized)
+struct CLITests {
+    @Test("a session: init, create, encrypt, decrypt, sign, verify, audit, verify the store")
+    func session() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["init"]).status == 5, "a second init must refuse")
+        let created = try cli.run(["key", "create", "--alias", "app", "--tag", "team=pay", "--json"])
+        #expect(created.status == 0 && created.stdout.contains("\"AES-256-GCM\""))
+        let sealed = try cli.run(["encrypt", "--key", "app", "--context", "tenant=a", "--base64-out"], stdin: Data("hello".utf8))
+        #expect(sealed.status == 0)
+        let opened = try cli.run(["decrypt", "--base64-in", "--context", "tenant=a"], stdin: sealed.data)
+        #expect(opened.status == 0 && opened.stdout == "hello")
+        let wrongContext = try cli.run(["decrypt", "--base64-in", "--context", "tenant=b"], stdin: sealed.data)
+        #expect(wrongContext.status != 0 && wrongContext.stderr.contains("invalid ciphertext") && wrongContext.stdout.isEmpty)
+        #expect(try cli.run(["key", "create", "--spec", "ECDSA-P256-SHA256", "--alias", "signer"]).status == 0)
+        let signature = try cli.run(["sign", "--key", "signer", "--base64-out"], stdin: Data("release".utf8))
+        let signatureText = signature.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try cli.run(["verify", "--key", "signer", "--signature-base64", signatureText], stdin: Data("release".utf8)).status == 0)
+        #expect(try cli.run(["verify", "--key", "signer", "--signature-base64", signatureText], stdin: Data("forged".utf8)).status == 7)
+        let tail = try cli.run(["audit", "tail", "-n", "3"])
+        #expect(tail.status == 0 && tail.stdout.contains("sign") && tail.stdout.contains("verify"))
+        #expect(!tail.stdout.contains("hello"))
+        #expect(try cli.run(["audit", "verify"]).status == 0)
+        let verified = try cli.run(["verify"])
+        #expect(verified.status == 0 && verified.stdout.contains("store intact"))
+    }
+
+    @Test("bad input gets a message and the documented exit code, never a crash")
+    func badInput() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        let missing = try cli.run(["key", "list"])
+        #expect(missing.status == 3 && missing.stderr.contains("keyward init"))
+        #expect(try cli.run(["init"]).status == 0)
+        let unknown = try cli.run(["encrypt", "--key", "nope"], stdin: Data("x".utf8))
+        #expect(unknown.status == 3 && unknown.stderr.contains("no key 'nope'"))
+        let wrongPassphrase = try cli.run(["key", "list"], environment: ["KEYWARD_PASSPHRASE_FILE": "/dev/null", "KEYWARD_PASSPHRASE": "nope"])
+        #expect(wrongPassphrase.status != 0)
+        let passphraseFile = cli.directory.appendingPathComponent("wrong").path
+        FileManager.default.createFile(atPath: passphraseFile, contents: Data("wrong passphrase".utf8))
+        let wrong = try cli.run(["key", "list"], environment: ["KEYWARD_PASSPHRASE_FILE": passphraseFile])
+        #expect(wrong.status == 6 && wrong.stderr.contains("passphrase is wrong"))
+        #expect(try cli.run(["key", "create", "--spec", "AES-128-ECB"]).stderr.contains("unknown key spec"))
+        #expect(try cli.run(["key", "create", "--spec", "ED25519", "--alias", "sig"]).status == 0)
+        let purpose = try cli.run(["encrypt", "--key", "sig"], stdin: Data("x".utf8))
+        #expect(purpose.status == 5 && purpose.stderr.contains("not encrypt"))
+        let garbage = try cli.run(["decrypt"], stdin: Data(repeating: 0x41, count: 100))
+        #expect(garbage.status == 1 && garbage.stderr.contains("invalid ciphertext"))
+        let badBase64 = try cli.run(["decrypt", "--base64-in"], stdin: Data("%%%".utf8))
+        #expect(badBase64.status == 1 && badBase64.stderr.contains("base64"))
+        let badContext = try cli.run(["encrypt", "--key", "sig", "--context", "novalue"], stdin: Data("x".utf8))
+        #expect(badContext.status != 0)
+        #expect(try cli.run(["random", "5000"]).status != 0)
+        #expect(try cli.run(["key", "schedule-destruction", "sig", "--days", "3"]).status != 0)
+        #expect(try cli.run(["key", "export", "sig"]).status == 5)
+    }
+
+    @Test("a tampered store file: verify names the record and exits 7")
+    func tamperedStore() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "a"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "b"]).status == 0)
+        let script = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            row = db.execute("SELECT id, body FROM keys LIMIT 1").fetchone()
+            db.execute("UPDATE keys SET body = ? WHERE id = ?", (row[1].replace(b'"exportable":false', b'"exportable":true'), row[0]))
+            db.commit()
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script, cli.environment["KEYWARD_STORE"]!]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        let verified = try cli.run(["verify"])
+        #expect(verified.status == 7)
+        #expect(verified.stdout.contains("FAIL key"))
+        #expect(try cli.run(["key", "list"]).status == 4)
+    }
+}
