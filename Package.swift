@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "KeywardCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),
@@ -87,6 +88,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "bench/KeywardBench",
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "KeyServiceBench",
+            dependencies: ["Keyward", "KeywardCrypto", "KeywardStorage"],
+            path: "bench/KeyServiceBench",
             swiftSettings: strict
         ),
 

@@ -1,5 +1,5 @@
 import Foundation
-import Keyward
+@_spi(Testing) import Keyward
 import KeywardCrypto
 import KeywardStorage
 import Testing
@@ -116,5 +116,24 @@ struct AuditTests {
         }
         let report = try await service.verifyAudit()
         #expect(report.isIntact && report.entries == 802)
+    }
+}
+
+@Suite("Audit entry encoding")
+struct AuditEncodingTests {
+    @Test("the hand-written canonical body decodes back to the same event, quotes and control characters included")
+    func roundTrip() throws {
+        let event = AuditEvent(time: Date(timeIntervalSince1970: 1_800_000_000.123), actor: "alice \"the\" admin\n\\", operation: "encrypt",
+                               keyID: KeyID(), version: 7, outcome: "denied", detail: "tab\there ünïcödé", keyRevision: 3, requestID: "r-1", peer: "127.0.0.1")
+        let body = event.canonicalBodyForTesting()
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        let decoded = try decoder.decode(AuditEvent.self, from: Data(body))
+        #expect(decoded == event)
+        // Keys are sorted, as JSONEncoder's sortedKeys would write them.
+        let text = String(decoding: body, as: UTF8.self)
+        let order = ["\"actor\"", "\"detail\"", "\"keyID\"", "\"keyRevision\"", "\"operation\"", "\"outcome\"", "\"peer\"", "\"requestID\"", "\"time\"", "\"version\""]
+        let positions = order.map { text.range(of: $0)!.lowerBound }
+        #expect(positions == positions.sorted())
     }
 }

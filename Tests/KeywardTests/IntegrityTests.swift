@@ -122,3 +122,20 @@ struct IntegrityTests {
         #expect(report.keys == 2 && report.versions == 2 && report.aliases == 2 && report.audit.entries > 4)
     }
 }
+
+@Suite("Integrity of the audited-revision index")
+struct AuditedRevisionIndexTests {
+    @Test("a replayed row with its audited-revision index lowered too is still named by verify")
+    func replayWithIndexEdited() async throws {
+        let setup = try await IntegrityTests.setup()
+        defer { setup.fixture.remove() }
+        let old = try setup.fixture.fetch("SELECT body, revision, mac, state FROM keys WHERE id = ?", [Data(setup.victim.bytes)])[0]
+        _ = try await setup.fixture.service.transition(key: setup.victim.description, .disable, actor: "t")
+        try setup.fixture.tamper("UPDATE keys SET body = ?, revision = ?, mac = ?, state = ? WHERE id = ?",
+                                 [old["body"] as Data?, old["revision"] as Int64?, old["mac"] as Data?, old["state"] as String?, Data(setup.victim.bytes)])
+        try setup.fixture.tamper("UPDATE audited_revisions SET revision = 1 WHERE key_id = ?", [Data(setup.victim.bytes)])
+        let report = try await setup.fixture.reopen().verifyStore()
+        #expect(report.problems.contains { $0.contains(setup.victim.description) && $0.contains("replayed") }, "\(report.problems)")
+        #expect(report.problems.contains { $0.contains("index edited") })
+    }
+}

@@ -6,9 +6,11 @@ import Synchronization
 
 /// The hash-chained, MAC'd audit log, with group commit.
 ///
-/// Entry n stores `hash_n = SHA-256(hash_{n-1} || u64 n || body_n)` and `HMAC(auditKey, hash_n)`,
-/// so a changed, removed, inserted or reordered entry breaks the chain, and a forged one lacks
-/// the MAC. Appends are batched: callers that arrive while a batch is being written join the
+/// Entry n stores `hash_n = SHA-256(hash_{n-1} || u64 n || body_n)`, so a changed, removed,
+/// inserted or reordered entry breaks the chain. The last entry of every batch also stores
+/// `HMAC(auditKey, hash_n)`; since that hash commits to every entry before it, the MAC
+/// authenticates the whole batch, and a rewritten chain (hashes recomputed) fails it. Every
+/// batch ends with a MAC'd entry, so no entry is left unauthenticated. Appends are batched: callers that arrive while a batch is being written join the
 /// next one, which is written in a single transaction. A caller returns only once its entry is
 /// durable; if the write fails, every caller in the batch gets the error and the operation that
 /// wanted auditing fails (fail-closed).
@@ -78,10 +80,11 @@ final class AuditLog: Sendable {
                 var number = sequence
                 for waiter in batch {
                     number += 1
-                    let row = try makeRow(waiter.event, sequence: number, previousHash: previous)
+                    let row = makeRow(waiter.event, sequence: number, previousHash: previous)
                     previous = row.hash
                     rows.append(row)
                 }
+                rows[rows.count - 1].mac = try protection.auditMAC(previous)
                 try await store.appendAudit(rows)
                 let (lastSequence, lastHash) = (number, previous)
                 state.withLock { state in
@@ -96,11 +99,11 @@ final class AuditLog: Sendable {
         }
     }
 
-    private func makeRow(_ event: AuditEvent, sequence: Int64, previousHash: [UInt8]) throws(KeywardError) -> AuditRow {
-        let body = try CanonicalJSON.encode(event)
+    private func makeRow(_ event: AuditEvent, sequence: Int64, previousHash: [UInt8]) -> AuditRow {
+        let body = event.canonicalBody()
         let hash = Self.chainHash(previous: previousHash, sequence: sequence, body: body)
         return AuditRow(sequence: sequence, body: body, previousHash: previousHash, hash: hash,
-                        mac: try protection.auditMAC(hash), keyID: event.keyID, keyRevision: event.keyRevision, time: event.time)
+                        mac: [], keyID: event.keyID, keyRevision: event.keyRevision, time: event.time)
     }
 
     static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {

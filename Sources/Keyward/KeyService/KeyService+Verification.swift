@@ -23,6 +23,14 @@ extension KeyService {
     /// the number of keys checked so far.
     public func verifyStore(progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> StoreVerification {
         var report = StoreVerification()
+        // The audit chain first: the revisions it records are the reference for replay checks
+        // (the `audited_revisions` table that loads consult is only a fast copy of them).
+        var auditedRevisions: [KeyID: Int64] = [:]
+        report.audit = try await verifyAudit { event in
+            if let key = event.keyID, let revision = event.keyRevision {
+                auditedRevisions[key] = max(auditedRevisions[key] ?? 0, revision)
+            }
+        }
         var cursor: KeyID? = nil
         while true {
             let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
@@ -31,8 +39,13 @@ extension KeyService {
                 let metadata: KeyMetadata
                 do {
                     metadata = try verifiedMetadata(row)
-                    if let audited = try await storage({ () async throws(StorageError) in try await store.latestAuditedRevision(of: row.id) }), audited > row.revision {
+                    let audited = auditedRevisions[row.id] ?? 0
+                    if audited > row.revision {
                         report.problems.append("key \(row.id): revision \(row.revision) is older than the audited revision \(audited) (replayed row)")
+                    }
+                    let indexed = try await storage({ () async throws(StorageError) in try await store.latestAuditedRevision(of: row.id) }) ?? 0
+                    if indexed != audited {
+                        report.problems.append("key \(row.id): the audited-revision index says \(indexed) but the audit log says \(audited) (index edited)")
                     }
                 } catch {
                     report.problems.append("key \(row.id): \(error)")
@@ -65,16 +78,21 @@ extension KeyService {
             guard rows.count == 500 else { break }
             cursor = rows.last?.id
         }
-        report.audit = try await verifyAudit()
         return report
     }
 
     /// Walks the audit chain from the first entry: sequence numbers without gaps, each entry's
     /// hash over its predecessor's, and each MAC. Names every entry that fails.
     public func verifyAudit() async throws(KeywardError) -> AuditVerification {
+        try await verifyAudit { _ in }
+    }
+
+    /// `verifyAudit`, also handing every decoded entry to `visit`.
+    func verifyAudit(visit: (AuditEvent) -> Void) async throws(KeywardError) -> AuditVerification {
         var result = AuditVerification(entries: 0, problems: [])
         var previousHash = [UInt8](repeating: 0, count: 32)
         var expected: Int64 = 1
+        var unauthenticatedFrom: Int64? = nil
         while true {
             let page = try await storage({ () async throws(StorageError) in try await store.auditEntries(after: expected - 1, limit: 1000) })
             if page.isEmpty { break }
@@ -90,12 +108,26 @@ extension KeyService {
                 if AuditLog.chainHash(previous: row.previousHash, sequence: row.sequence, body: row.body) != row.hash {
                     result.problems.append("audit #\(row.sequence): its content was changed (hash mismatch)")
                 }
-                if !protection.checkAuditMAC(row.mac, row.hash) {
-                    result.problems.append("audit #\(row.sequence): MAC does not verify (forged or rewritten entry)")
+                if row.mac.isEmpty {
+                    if unauthenticatedFrom == nil { unauthenticatedFrom = row.sequence }
+                } else {
+                    if !protection.checkAuditMAC(row.mac, row.hash) {
+                        let from = unauthenticatedFrom ?? row.sequence
+                        result.problems.append("audit #\(from)–#\(row.sequence): the batch MAC does not verify (forged or rewritten entries)")
+                    }
+                    unauthenticatedFrom = nil
+                }
+                if let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)") {
+                    visit(event)
+                } else {
+                    result.problems.append("audit #\(row.sequence): the body does not decode")
                 }
                 previousHash = row.hash
                 expected = row.sequence + 1
             }
+        }
+        if let from = unauthenticatedFrom {
+            result.problems.append("audit #\(from)–#\(expected - 1): no MAC covers these entries (a batch's MAC'd last entry is missing)")
         }
         return result
     }
