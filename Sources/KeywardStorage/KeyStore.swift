@@ -64,12 +64,31 @@ public protocol KeyStore: Sendable {
     func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64?
 
     // KEK rotation
-    /// In one transaction: stores `newKEK`, replaces the header, and rewrites every version's
-    /// sealed material with `rewrap` (old sealed bytes in, new sealed bytes and KEK out).
-    func rewrapAll(
-        newKEK: KEKRecord, header: StoreHeader,
-        rewrap: @escaping @Sendable (VersionRow) throws -> VersionRow
+    /// In one transaction: stores `newKEK` (retiring and then deleting the old ones), replaces the
+    /// header, and rewrites every key, version, alias and audit row through `rewriter`. If
+    /// anything fails (or the process dies) before the commit, nothing has changed. `progress`
+    /// receives the number of rows rewritten so far. Returns that number.
+    func rewriteAll(
+        newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
+        progress: @escaping @Sendable (Int) -> Void
     ) async throws(StorageError) -> Int
+}
+
+/// How `rewriteAll` transforms each kind of row (re-sealing and re-MACing under a new KEK).
+public struct RecordRewriter: Sendable {
+    public var key: @Sendable (KeyRow) throws -> KeyRow
+    /// Receives the version and its key's row as rewritten.
+    public var version: @Sendable (VersionRow, KeyRow) throws -> VersionRow
+    public var alias: @Sendable (AliasRow) throws -> AliasRow
+    public var audit: @Sendable (AuditRow) throws -> AuditRow
+
+    public init(key: @escaping @Sendable (KeyRow) throws -> KeyRow, version: @escaping @Sendable (VersionRow, KeyRow) throws -> VersionRow,
+                alias: @escaping @Sendable (AliasRow) throws -> AliasRow, audit: @escaping @Sendable (AuditRow) throws -> AuditRow) {
+        self.key = key
+        self.version = version
+        self.alias = alias
+        self.audit = audit
+    }
 }
 
 /// Failures of the storage layer.

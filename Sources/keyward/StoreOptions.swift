@@ -29,27 +29,37 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store, unwrapping its KEK with the root of trust its header names.
     func open() async throws -> KeyService {
+        try await openWithRoot().service
+    }
+
+    /// Opens the store and also returns its root of trust (for KEK rotation), asking for a
+    /// passphrase only once.
+    func openWithRoot() async throws -> (service: KeyService, root: any RootOfTrust) {
         try Keyward.harden()
         guard FileManager.default.fileExists(atPath: storePath) else {
             throw CLIError(.notFound, "no store at \(storePath); create one with `keyward init --store \(storePath)`")
         }
         let store = try SQLiteKeyStore(path: storePath)
         let keyFilePath = self.keyFilePath
-        let header = try await store.header()
-        let passphrase = header?.rootOfTrust == "passphrase"
-            ? try PassphraseSource.read(prompt: "Passphrase for \(storePath): ", confirm: false) : nil
-        return try await KeyService.open(store: store, root: { (header) throws(KeywardError) -> any RootOfTrust in
-            switch header.rootOfTrust {
-            case "key-file":
-                guard let keyFilePath else { throw .rootOfTrustRejected("this store's root key is a key file; pass --key-file or set KEYWARD_KEY_FILE") }
-                return try KeyFileRootOfTrust(path: keyFilePath)
-            case "passphrase":
-                guard let passphrase else { throw .rootOfTrustRejected("this store needs its passphrase") }
-                return try PassphraseRootOfTrust(passphrase: passphrase.secret, storedParameters: header.rootParameters)
-            default:
-                throw .rootOfTrustRejected("root of trust '\(header.rootOfTrust)' is not supported by this build")
-            }
-        })
+        guard let header = try await store.header() else {
+            throw CLIError(.failure, "\(storePath) is not an initialised Keyward store")
+        }
+        let root = try rootOfTrust(for: header)
+        return (try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }), root)
+    }
+
+    /// The root of trust the header names, built from --key-file or the passphrase sources.
+    func rootOfTrust(for header: StoreHeader) throws -> any RootOfTrust {
+        switch header.rootOfTrust {
+        case "key-file":
+            guard let keyFilePath else { throw CLIError(.rootOfTrust, "this store's root key is a key file; pass --key-file or set KEYWARD_KEY_FILE") }
+            return try KeyFileRootOfTrust(path: keyFilePath)
+        case "passphrase":
+            let passphrase = try PassphraseSource.read(prompt: "Passphrase for \(storePath): ", confirm: false)
+            return try PassphraseRootOfTrust(passphrase: passphrase.secret, storedParameters: header.rootParameters)
+        default:
+            throw CLIError(.rootOfTrust, "root of trust '\(header.rootOfTrust)' is not supported by this build")
+        }
     }
 }
 

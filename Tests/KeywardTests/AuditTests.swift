@@ -50,40 +50,6 @@ struct AuditTests {
         #expect(report.problems.contains { $0.contains("#3") || $0.contains("#4") || $0.contains("#2") }, "\(report.problems)")
     }
 
-    /// A store whose audit appends fail: the operation must fail too (fail-closed).
-    final class FailingAuditStore: KeyStore, @unchecked Sendable {
-        let inner: SQLiteKeyStore
-        var failing = false
-        init(_ inner: SQLiteKeyStore) { self.inner = inner }
-        func header() async throws(StorageError) -> StoreHeader? { try await inner.header() }
-        func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) { try await inner.initialize(header: header, kek: kek) }
-        func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? { try await inner.kek(id) }
-        func keks() async throws(StorageError) -> [KEKRecord] { try await inner.keks() }
-        func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) { try await inner.insertKey(key, firstVersion: firstVersion, aliases: aliases) }
-        func key(_ id: KeyID) async throws(StorageError) -> KeyRow? { try await inner.key(id) }
-        func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateKey(key, expectedRevision: expectedRevision) }
-        func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] { try await inner.listKeys(filter: filter, after: cursor, limit: limit) }
-        func keyCount() async throws(StorageError) -> Int { try await inner.keyCount() }
-        func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow? { try await inner.version(keyID, version) }
-        func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] { try await inner.versions(keyID) }
-        func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.insertVersion(version, key: key, expectedRevision: expectedRevision) }
-        func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateVersion(version, expectedRevision: expectedRevision) }
-        func alias(_ name: String) async throws(StorageError) -> AliasRow? { try await inner.alias(name) }
-        func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] { try await inner.aliases(of: keyID) }
-        func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) { try await inner.putAlias(alias, expectedRevision: expectedRevision) }
-        func deleteAlias(_ name: String) async throws(StorageError) { try await inner.deleteAlias(name) }
-        func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
-            if failing { throw .database("disk full") }
-            try await inner.appendAudit(entries)
-        }
-        func auditHead() async throws(StorageError) -> AuditRow? { try await inner.auditHead() }
-        func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
-        func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? { try await inner.latestAuditedRevision(of: keyID) }
-        func rewrapAll(newKEK: KEKRecord, header: StoreHeader, rewrap: @escaping @Sendable (VersionRow) throws -> VersionRow) async throws(StorageError) -> Int {
-            try await inner.rewrapAll(newKEK: newKEK, header: header, rewrap: rewrap)
-        }
-    }
-
     @Test("when the audit entry cannot be written, the operation fails and returns nothing")
     func failClosed() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-audit-\(UUID().uuidString)")
@@ -91,7 +57,7 @@ struct AuditTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let keyFile = directory.appendingPathComponent("root.key").path
         try KeyFileRootOfTrust.generate(at: keyFile)
-        let store = FailingAuditStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
+        let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
         let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "t")
         let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
         store.failing = true

@@ -45,7 +45,7 @@ public final class KeyService: Sendable {
 
     static let formatVersion = 1
 
-    private init(store: any KeyStore, protection: RecordProtection, header: StoreHeader, auditHead: AuditRow?,
+    init(store: any KeyStore, protection: RecordProtection, header: StoreHeader, auditHead: AuditRow?,
                  clock: any KeywardClock, options: Options) {
         self.store = store
         self.protection = protection
@@ -132,17 +132,9 @@ public final class KeyService: Sendable {
 
     // MARK: - Row protection
 
-    func keyParts(_ row: KeyRow) -> [[UInt8]] {
-        [Array("key".utf8), row.id.bytes, RecordProtection.bytes(row.revision), row.body]
-    }
-
-    func versionParts(_ row: VersionRow) -> [[UInt8]] {
-        [Array("version".utf8), row.keyID.bytes, RecordProtection.bytes(row.version), row.kekID.bytes, RecordProtection.bytes(row.revision), row.body]
-    }
-
-    func aliasParts(_ row: AliasRow) -> [[UInt8]] {
-        [Array("alias".utf8), Array(row.name.utf8), row.keyID.bytes, RecordProtection.bytes(row.revision)]
-    }
+    func keyParts(_ row: KeyRow) -> [[UInt8]] { PartsBuilder().key(row) }
+    func versionParts(_ row: VersionRow) -> [[UInt8]] { PartsBuilder().version(row) }
+    func aliasParts(_ row: AliasRow) -> [[UInt8]] { PartsBuilder().alias(row) }
 
     func makeKeyRow(_ metadata: KeyMetadata, revision: Int64) throws(KeywardError) -> KeyRow {
         var row = KeyRow(id: metadata.id, body: try CanonicalJSON.encode(metadata), revision: revision, mac: [],

@@ -255,26 +255,59 @@ public final class SQLiteKeyStore: KeyStore {
 
     // MARK: KEK rotation
 
-    public func rewrapAll(
-        newKEK: KEKRecord, header: StoreHeader, rewrap: @escaping @Sendable (VersionRow) throws -> VersionRow
+    public func rewriteAll(
+        newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
+        progress: @escaping @Sendable (Int) -> Void
     ) async throws(StorageError) -> Int {
         try await write { db in
             try db.execute(sql: "UPDATE keks SET state = 'retired' WHERE state = 'active'")
             try Self.insert(newKEK, db)
             var count = 0
-            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM key_versions")
-            var rewritten: [VersionRow] = []
-            while let row = try cursor.next() {
-                rewritten.append(try rewrap(try Self.versionRow(row)))
-            }
-            for version in rewritten {
-                try db.execute(sql: "UPDATE key_versions SET kek_id = ?, sealed = ?, body = ?, revision = ?, mac = ? WHERE key_id = ? AND version = ?",
-                               arguments: [Data(version.kekID.bytes), Data(version.sealed), Data(version.body), version.revision, Data(version.mac),
-                                           Data(version.keyID.bytes), Int64(version.version)])
+            func tick() {
                 count += 1
+                if count % 1000 == 0 { progress(count) }
+            }
+            // Keys (with their versions and aliases), a page at a time by primary key.
+            var cursor = Data()
+            while true {
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE id > ? ORDER BY id LIMIT 500", arguments: [cursor])
+                guard let last = rows.last else { break }
+                for row in rows {
+                    let key = try rewriter.key(try Self.keyRow(row, db))
+                    try db.execute(sql: "UPDATE keys SET body = ?, revision = ?, mac = ? WHERE id = ?",
+                                   arguments: [Data(key.body), key.revision, Data(key.mac), Data(key.id.bytes)])
+                    tick()
+                    for versionRow in try Row.fetchAll(db, sql: "SELECT * FROM key_versions WHERE key_id = ?", arguments: [Data(key.id.bytes)]) {
+                        let version = try rewriter.version(try Self.versionRow(versionRow), key)
+                        try db.execute(sql: "UPDATE key_versions SET kek_id = ?, sealed = ?, body = ?, revision = ?, mac = ? WHERE key_id = ? AND version = ?",
+                                       arguments: [Data(version.kekID.bytes), Data(version.sealed), Data(version.body), version.revision, Data(version.mac),
+                                                   Data(version.keyID.bytes), Int64(version.version)])
+                        tick()
+                    }
+                    for aliasRow in try Row.fetchAll(db, sql: "SELECT * FROM aliases WHERE key_id = ?", arguments: [Data(key.id.bytes)]) {
+                        let alias = try rewriter.alias(try Self.aliasRow(aliasRow))
+                        try db.execute(sql: "UPDATE aliases SET key_id = ?, revision = ?, mac = ? WHERE name = ?",
+                                       arguments: [Data(alias.keyID.bytes), alias.revision, Data(alias.mac), alias.name])
+                        tick()
+                    }
+                }
+                cursor = last["id"] as Data? ?? Data()
+            }
+            // Audit batch MACs.
+            var sequence: Int64 = 0
+            while true {
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE sequence > ? AND length(mac) > 0 ORDER BY sequence LIMIT 1000", arguments: [sequence])
+                guard let last = rows.last else { break }
+                for row in rows {
+                    let entry = try rewriter.audit(try Self.auditRow(row))
+                    try db.execute(sql: "UPDATE audit SET mac = ? WHERE sequence = ?", arguments: [Data(entry.mac), entry.sequence])
+                    tick()
+                }
+                sequence = last["sequence"] as Int64? ?? sequence
             }
             try Self.save(header, db)
             try db.execute(sql: "DELETE FROM keks WHERE state = 'retired'")
+            progress(count)
             return count
         }
     }

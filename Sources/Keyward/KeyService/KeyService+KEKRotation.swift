@@ -1,0 +1,94 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+extension KeyService {
+    /// Rotates the storage KEK: a new random KEK, wrapped by `root`; every key version re-sealed
+    /// under it and every row and audit batch MAC'd under its derived keys, in one transaction.
+    /// A failure or crash before the commit leaves the store as it was, usable with the old KEK.
+    ///
+    /// - Returns: a service opened on the rotated store (this instance keeps the old KEK and
+    ///   should be dropped).
+    public func rotateKEK(root: any RootOfTrust, actor: String, progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> KeyService {
+        guard root.kind == header.rootOfTrust else {
+            throw .rootOfTrustRejected("the store's root of trust is \(header.rootOfTrust), not \(root.kind)")
+        }
+        let newID = KeyID()
+        let newKEK: SecretBytes
+        do { newKEK = try SecretBytes.random(count: 32) } catch { throw .crypto(error) }
+        let wrapped = try root.wrap(newKEK)
+        let fresh = try RecordProtection(storeID: header.storeID, kekID: newID, kek: newKEK)
+        let old = protection
+        var newHeader = header
+        newHeader.activeKEK = newID
+        newHeader.mac = try fresh.mac(Self.headerParts(newHeader))
+        let rewriter = Self.rewriter(from: old, to: fresh)
+        let count: Int
+        do {
+            count = try await store.rewriteAll(
+                newKEK: KEKRecord(id: newID, wrapped: wrapped, createdAt: clock.now, state: "active"),
+                header: newHeader, rewriter: rewriter, progress: progress)
+        } catch {
+            try? await audit.record(AuditEvent(time: clock.now, actor: actor, operation: "kek-rotate", outcome: "error", detail: error.description))
+            throw .storage(error)
+        }
+        let rotated = KeyService(store: store, protection: fresh, header: newHeader, auditHead: try await storing({ () async throws(StorageError) in try await store.auditHead() }),
+                                 clock: clock, options: options)
+        try await rotated.audit.record(AuditEvent(time: clock.now, actor: actor, operation: "kek-rotate", detail: "\(count) records rewritten under KEK \(newID)"))
+        return rotated
+    }
+
+    /// Checks each row under `old` and re-protects it under `fresh`.
+    static func rewriter(from old: RecordProtection, to fresh: RecordProtection) -> RecordRewriter {
+        let parts = PartsBuilder()
+        return RecordRewriter(
+            key: { row in
+                try old.check(row.mac, parts.key(row), what: "the row of key \(row.id)")
+                var out = row
+                out.mac = try fresh.mac(parts.key(row))
+                return out
+            },
+            version: { row, key in
+                try old.check(row.mac, parts.version(row), what: "version \(row.version) of key \(row.keyID)")
+                var out = row
+                out.kekID = fresh.kekID
+                if !row.sealed.isEmpty {
+                    let spec = try CanonicalJSON.decode(KeyMetadata.self, from: key.body, what: "the metadata of key \(key.id)").spec
+                    let material = try old.open(row.sealed, keyID: row.keyID, version: row.version, spec: spec)
+                    out.sealed = try fresh.seal(material, keyID: row.keyID, version: row.version)
+                }
+                out.mac = try fresh.mac(parts.version(out))
+                return out
+            },
+            alias: { row in
+                try old.check(row.mac, parts.alias(row), what: "alias \(row.name)")
+                var out = row
+                out.mac = try fresh.mac(parts.alias(row))
+                return out
+            },
+            audit: { row in
+                guard old.checkAuditMAC(row.mac, row.hash) else {
+                    throw KeywardError.integrityFailure("audit #\(row.sequence) fails its MAC; run `keyward audit verify` before rotating the KEK")
+                }
+                var out = row
+                out.mac = try fresh.auditMAC(row.hash)
+                return out
+            })
+    }
+
+}
+
+/// The MAC'd fields of each row kind, shared by `KeyService` and the KEK rewriter.
+struct PartsBuilder: Sendable {
+    func key(_ row: KeyRow) -> [[UInt8]] {
+        [Array("key".utf8), row.id.bytes, RecordProtection.bytes(row.revision), row.body]
+    }
+
+    func version(_ row: VersionRow) -> [[UInt8]] {
+        [Array("version".utf8), row.keyID.bytes, RecordProtection.bytes(row.version), row.kekID.bytes, RecordProtection.bytes(row.revision), row.body]
+    }
+
+    func alias(_ row: AliasRow) -> [[UInt8]] {
+        [Array("alias".utf8), Array(row.name.utf8), row.keyID.bytes, RecordProtection.bytes(row.revision)]
+    }
+}
