@@ -98,10 +98,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Shared test fixtures (the Python oracle, hex helpers).
+        .target(name: "KeywardTestSupport", path: "Tests/Support", swiftSettings: strict),
+
         .testTarget(
             name: "KeywardCryptoTests",
             dependencies: [
                 "KeywardCrypto",
+                "KeywardTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
@@ -110,6 +114,7 @@ let package = Package(
             name: "KeywardTests",
             dependencies: [
                 "Keyward",
+                "KeywardTestSupport",
                 "KeywardCrypto",
                 "KeywardStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -123,7 +128,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WycheproofTests",
-            dependencies: ["KeywardCrypto"],
+            dependencies: ["KeywardCrypto", "KeywardTestSupport"],
             exclude: ["Vectors"],
             swiftSettings: strict
         ),

@@ -9,7 +9,7 @@ struct KeyCommand: AsyncParsableCommand {
         commandName: "key",
         abstract: "Create, list, describe, rotate and manage keys.",
         subcommands: [Create.self, List.self, Describe.self, Rotate.self, Enable.self, Disable.self,
-                      ScheduleDestruction.self, CancelDestruction.self, MarkCompromised.self, Export.self, Alias.self])
+                      ScheduleDestruction.self, CancelDestruction.self, MarkCompromised.self, ImportToken.self, Import.self, Export.self, Alias.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key (`keyward specs` lists the specs).")
@@ -142,6 +142,48 @@ struct KeyCommand: AsyncParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: "Key id or alias.") var key: String
         func run() async throws { try await KeyCommand.transition(storeOptions, key, .markCompromised) }
+    }
+
+    struct ImportToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import-token",
+            abstract: "Issue an RSA-3072 wrapping key for importing key material (prints its id and PEM public key).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "Hours until the wrapping key expires (1 to 24).") var hours: Int = 24
+        @Flag(help: "Print JSON.") var json = false
+        func run() async throws {
+            try await guarded {
+                let token = try await storeOptions.open().createImportWrappingKey(hours: hours, actor: storeOptions.actorName)
+                let expiry = ISO8601DateFormatter().string(from: token.expiresAt)
+                if json {
+                    try JSONOutput.print(["wrappingKeyId": token.keyID.description, "publicKeyPem": token.publicKey.pem ?? "", "expiresAt": expiry])
+                } else {
+                    print("wrapping key \(token.keyID), expires \(expiry)")
+                    print(token.publicKey.pem ?? "", terminator: "")
+                    print("wrap: RSA-OAEP-SHA256(this key, 32-byte AES key) || AES-KWP(AES key, material); then `keyward key import --wrapping-key \(token.keyID) --spec SPEC --in FILE`")
+                }
+            }
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a key from material wrapped to a wrapping key from `key import-token`.")
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var io: DataIO
+        @Option(help: "The wrapping key id from `key import-token`.") var wrappingKey: String
+        @Option(help: "Key spec of the material.") var spec: String
+        @Option(help: "Alias (repeatable).") var alias: [String] = []
+        @Option(help: "Description.") var description: String = ""
+        @Flag(help: "Print JSON.") var json = false
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                let request = CreateKeyRequest(spec: try KeySpec(named: spec), aliases: alias, description: description)
+                let imported = try await service.importWrappedKey(try io.read(), wrappingKey: wrappingKey, request: request, actor: storeOptions.actorName)
+                try KeyCommand.show(imported, json: json)
+            }
+        }
     }
 
     struct Export: AsyncParsableCommand {

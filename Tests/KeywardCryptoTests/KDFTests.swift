@@ -1,5 +1,6 @@
 import Foundation
 @_spi(KnownAnswerTests) import KeywardCrypto
+import KeywardTestSupport
 import Testing
 
 @Suite("Passphrase KDFs")

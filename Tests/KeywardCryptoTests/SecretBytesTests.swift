@@ -1,6 +1,7 @@
 import Foundation
 @_spi(Testing) import KeywardCrypto
 import Synchronization
+import KeywardTestSupport
 import Testing
 
 @Suite("SecretBytes and process hardening", .serialized)

@@ -1,4 +1,5 @@
 import Foundation
+import KeywardTestSupport
 import Testing
 
 /// One Wycheproof file, loaded from `Vectors/` beside this source file (copied from C2SP/wycheproof,
@@ -72,16 +73,3 @@ extension Dictionary where Key == String, Value == Any {
     var isValid: Bool { self["result"] as? String == "valid" }
 }
 
-extension Array where Element == UInt8 {
-    init(hexString: String) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(hexString.count / 2)
-        var index = hexString.startIndex
-        while index < hexString.endIndex {
-            let next = hexString.index(index, offsetBy: 2, limitedBy: hexString.endIndex) ?? hexString.endIndex
-            bytes.append(UInt8(hexString[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        self = bytes
-    }
-}

@@ -32,6 +32,8 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     public var destructionDate: Date?
     /// Where the material came from: `keyward` (generated) or `imported`.
     public var origin: String
+    /// After this time the key refuses every use (import wrapping keys expire after 24 hours).
+    public var expiresAt: Date?
 }
 
 /// A key version's own metadata: what the `key_versions` row's body holds.

@@ -16,9 +16,11 @@ public struct CreateKeyRequest: Sendable, Hashable {
     public var rotationPeriodDays: Int?
     /// `active` (default) or `preActive`.
     public var initialState: KeyState
+    /// When the key stops working, if ever.
+    public var expiresAt: Date?
 
     public init(spec: KeySpec = .defaultSymmetric, aliases: [String] = [], tags: [String: String] = [:], description: String = "",
-                exportable: Bool = false, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: KeyState = .active) {
+                exportable: Bool = false, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: KeyState = .active, expiresAt: Date? = nil) {
         self.spec = spec
         self.aliases = aliases
         self.tags = tags
@@ -27,6 +29,7 @@ public struct CreateKeyRequest: Sendable, Hashable {
         self.backupAllowed = backupAllowed
         self.rotationPeriodDays = rotationPeriodDays
         self.initialState = initialState
+        self.expiresAt = expiresAt
     }
 }
 
@@ -63,7 +66,8 @@ extension KeyService {
                 backupAllowed: request.backupAllowed ?? (request.spec.purpose != .sign),
                 rotationPeriodDays: request.rotationPeriodDays,
                 nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
-                currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin)
+                currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
+                expiresAt: request.expiresAt)
             let row = try makeKeyRow(metadata, revision: 1)
             let sealed = try protection.seal(material, keyID: id, version: 1)
             let version = try makeVersionRow(keyID: id, version: 1, sealed: sealed,
@@ -345,5 +349,54 @@ extension KeyService {
                 throw .crypto(error)
             }
         }
+    }
+}
+
+/// A wrapping key the store issued for one import: its id, public key and expiry.
+public struct ImportWrappingKey: Sendable, Hashable {
+    public var keyID: KeyID
+    public var publicKey: PublicKey
+    public var expiresAt: Date
+}
+
+extension KeyService {
+    /// The tag that marks a store-issued import wrapping key.
+    static let importWrappingTag = ("keyward:purpose", "import-wrapping")
+
+    /// Issues an RSA-3072-OAEP-SHA256 wrapping key for bringing key material in; it expires
+    /// after `hours` (1 to 24).
+    public func createImportWrappingKey(hours: Int = 24, actor: String) async throws(KeywardError) -> ImportWrappingKey {
+        guard (1...24).contains(hours) else { throw .invalidArgument("wrapping keys live 1 to 24 hours, not \(hours)") }
+        let expiry = clock.now.addingTimeInterval(Double(hours) * 3600)
+        let created = try await createKey(CreateKeyRequest(
+            spec: .rsa3072OAEPSHA256, tags: [Self.importWrappingTag.0: Self.importWrappingTag.1],
+            description: "import wrapping key", backupAllowed: false, expiresAt: expiry), actor: actor)
+        return ImportWrappingKey(keyID: created.metadata.id, publicKey: try await publicKey(key: created.metadata.id.description, actor: actor), expiresAt: expiry)
+    }
+
+    /// Creates a key from material wrapped (RSA-OAEP-SHA-256 + AES-KWP) to a store-issued
+    /// wrapping key.
+    ///
+    /// - Throws: `notPermitted` when `wrappingKey` is not an unexpired import wrapping key;
+    ///   `crypto(.invalidCiphertext)` when the blob does not unwrap; `crypto(.invalidKeyMaterial)`
+    ///   when the material is not a valid key of `request.spec`.
+    public func importWrappedKey(_ wrapped: [UInt8], wrappingKey: String, request: CreateKeyRequest, actor: String) async throws(KeywardError) -> KeyDescription {
+        let wrappingID = try await resolve(wrappingKey)
+        let material = try await audited(.decrypt, actor: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
+            event.operation = "import-unwrap"
+            let key = try await usable(wrappingID, for: .decrypt, purpose: .decrypt, actor: actor)
+            guard key.metadata.tags[Self.importWrappingTag.0] == Self.importWrappingTag.1 else {
+                throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
+            }
+            let version = try await loadVersion(key, key.metadata.currentVersion)
+            event.version = version.number
+            do throws(KeywardCryptoError) {
+                let secret = try ImportWrapping.unwrap(wrapped, with: version.material)
+                return try KeyMaterial(spec: request.spec, secret: secret)
+            } catch {
+                throw .crypto(error)
+            }
+        }
+        return try await importKey(request, material: material, actor: actor)
     }
 }

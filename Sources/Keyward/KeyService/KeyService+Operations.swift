@@ -80,6 +80,9 @@ extension KeyService {
             if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
             throw .wrongState(key: id, state: key.metadata.state, operation: operation)
         }
+        if let expiry = key.metadata.expiresAt, expiry <= clock.now, operation != .describe {
+            throw .notPermitted("key \(id) expired at \(ISO8601DateFormatter().string(from: expiry))")
+        }
         if let purpose {
             do { try key.metadata.spec.check(purpose) } catch { throw .crypto(error) }
         }

@@ -1,0 +1,42 @@
+import Foundation
+
+/// The format for bringing key material into a store (BYOK), the one AWS KMS calls
+/// `RSA_AES_KEY_WRAP_SHA_256`:
+///
+/// ```
+/// RSA-OAEP-SHA-256(wrapping public key, ephemeral 32-byte AES key) || AES-KWP(ephemeral key, material)
+/// ```
+///
+/// The store issues the RSA wrapping key and keeps its private half; the material travels
+/// encrypted and is unwrapped only inside the store.
+public enum ImportWrapping {
+    /// Wraps `material` (the spec's private representation) to an RSA-OAEP wrapping key.
+    public static func wrap(_ material: borrowing SecretBytes, to wrappingKey: PublicKey) throws(KeywardCryptoError) -> [UInt8] {
+        let ephemeral = try SecretBytes.random(count: 32)
+        let encryptedKey = try ephemeral.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+            try wrappingKey.encrypt(Array(raw))
+        }
+        return encryptedKey + (try KeyWrap.wrap(material, kek: ephemeral, mode: .rfc5649))
+    }
+
+    /// Unwraps material wrapped by `wrap` with the wrapping key's private half.
+    ///
+    /// - Throws: `invalidCiphertext` when the blob is too short, the RSA part does not decrypt, or
+    ///   the AES-KWP integrity check fails.
+    public static func unwrap(_ wrapped: [UInt8], with wrappingKey: borrowing KeyMaterial) throws(KeywardCryptoError) -> SecretBytes {
+        guard let bits = wrappingKey.spec.rsaBits, wrappingKey.spec.purpose == .encrypt else {
+            throw .wrongPurpose(spec: wrappingKey.spec, operation: .decrypt)
+        }
+        let rsaLength = bits / 8
+        guard wrapped.count >= rsaLength + 16 else {
+            throw .invalidCiphertext(reason: "wrapped material of \(wrapped.count) bytes is shorter than the \(rsaLength)-byte RSA part plus a key-wrap block")
+        }
+        var ephemeral = try wrappingKey.decryptOAEP(wrapped[..<rsaLength])
+        defer { SecureZero.wipe(&ephemeral) }
+        guard ephemeral.count == 32 else {
+            throw .invalidCiphertext(reason: "the RSA part does not hold a 32-byte AES key")
+        }
+        let kek = try SecretBytes(copying: ephemeral)
+        return try KeyWrap.unwrap(wrapped[rsaLength...], kek: kek, mode: .rfc5649)
+    }
+}
