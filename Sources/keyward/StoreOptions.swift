@@ -63,25 +63,19 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
-/// A passphrase held in locked memory for the life of one command.
-final class Passphrase: Sendable {
-    let secret: SecretBytes
-    init(_ secret: consuming SecretBytes) { self.secret = secret }
-}
-
 /// Reads a passphrase from KEYWARD_PASSPHRASE_FILE, KEYWARD_PASSPHRASE, or the terminal
 /// without echo. Never from the command line, where other users could read it.
 enum PassphraseSource {
-    static func read(prompt: String, confirm: Bool) throws -> Passphrase {
+    static func read(prompt: String, confirm: Bool, variable: String = "KEYWARD_PASSPHRASE") throws -> Passphrase {
         let environment = ProcessInfo.processInfo.environment
         var bytes: [UInt8]
-        if let file = environment["KEYWARD_PASSPHRASE_FILE"] {
+        if let file = environment[variable + "_FILE"] {
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw CLIError(.failure, "cannot read KEYWARD_PASSPHRASE_FILE \(file)")
+                throw CLIError(.failure, "cannot read \(variable)_FILE \(file)")
             }
             bytes = [UInt8](data)
             while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
-        } else if let value = environment["KEYWARD_PASSPHRASE"] {
+        } else if let value = environment[variable] {
             bytes = Array(value.utf8)
         } else {
             bytes = try Terminal.readWithoutEcho(prompt: prompt)

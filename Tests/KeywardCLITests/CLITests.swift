@@ -112,6 +112,29 @@ struct CLITests {
         #expect(try cli.run(["key", "export", "sig"]).status == 5)
     }
 
+    @Test("backup to two files, verify, restore into a new store; KEK rotation keeps ciphertexts readable")
+    func backupRestoreAndKEKRotation() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "app"]).status == 0)
+        let sealed = try cli.run(["encrypt", "--key", "app", "--base64-out"], stdin: Data("kept".utf8))
+        #expect(try cli.run(["kek", "rotate"]).status == 0)
+        #expect(try cli.run(["decrypt", "--base64-in"], stdin: sealed.data).stdout == "kept")
+        let backupEnv = ["KEYWARD_BACKUP_PASSPHRASE": "another long passphrase"]
+        #expect(try cli.run(["backup", "create", "--out", "one.kwb", "--out", "two.kwb"], environment: backupEnv).status == 0)
+        #expect(try cli.run(["backup", "verify", "--in", "two.kwb"], environment: backupEnv).stdout.contains("backup intact: 1 keys"))
+        let wrong = try cli.run(["backup", "verify", "--in", "one.kwb"], environment: ["KEYWARD_BACKUP_PASSPHRASE": "nope"])
+        #expect(wrong.status == 6)
+        let restoredStore = cli.directory.appendingPathComponent("restored.db").path
+        #expect(try cli.run(["restore", "--in", "one.kwb"], environment: backupEnv.merging(["KEYWARD_STORE": restoredStore]) { $1 }).status == 0)
+        #expect(try cli.run(["decrypt", "--base64-in"], stdin: sealed.data, environment: ["KEYWARD_STORE": restoredStore]).stdout == "kept")
+        let truncated = cli.directory.appendingPathComponent("truncated.kwb")
+        try Data(try Data(contentsOf: cli.directory.appendingPathComponent("one.kwb")).prefix(200)).write(to: truncated)
+        let bad = try cli.run(["backup", "verify", "--in", truncated.path], environment: backupEnv)
+        #expect(bad.status != 0 && !bad.stderr.isEmpty)
+    }
+
     @Test("a tampered store file: verify names the record and exits 7")
     func tamperedStore() throws {
         let cli = try CLI()

@@ -1,0 +1,249 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// One key as a backup holds it: metadata, aliases, and each version's material.
+public final class BackupKey: Sendable {
+    public let metadata: KeyMetadata
+    public let aliases: [String]
+    let versions: [BackupVersion]
+
+    init(metadata: KeyMetadata, aliases: [String], versions: [BackupVersion]) {
+        self.metadata = metadata
+        self.aliases = aliases
+        self.versions = versions
+    }
+
+    /// The versions the backup holds.
+    public var versionNumbers: [UInt32] { versions.map(\.number) }
+}
+
+final class BackupVersion: Sendable {
+    let number: UInt32
+    let metadata: VersionMetadata
+    /// Nil for a destroyed version (a tombstone).
+    let material: MaterialBox?
+
+    init(number: UInt32, metadata: VersionMetadata, material: MaterialBox?) {
+        self.number = number
+        self.metadata = metadata
+        self.material = material
+    }
+}
+
+/// Key material held by reference, so it can be optional and shared without copies.
+final class MaterialBox: Sendable {
+    let material: KeyMaterial
+    init(_ material: consuming KeyMaterial) { self.material = material }
+}
+
+/// An opened (decrypted and checked) backup.
+public struct BackupContents: Sendable {
+    public let header: BackupBundle.Header
+    public let keys: [BackupKey]
+}
+
+/// How a backup is protected.
+public enum BackupProtection: Sendable {
+    /// A passphrase, stretched with these KDF parameters.
+    case passphrase(Passphrase, KDFParameters)
+    /// A recipient's X25519 or X-Wing public key (HPKE).
+    case recipient(PublicKey)
+}
+
+/// A passphrase in locked memory, shareable across calls.
+public final class Passphrase: Sendable {
+    public let secret: SecretBytes
+    public init(_ secret: consuming SecretBytes) { self.secret = secret }
+}
+
+extension KeyService {
+    /// Writes one encrypted, integrity-protected bundle of every key that allows backup
+    /// (signing keys only when created with backup allowed). Destroyed versions travel as
+    /// tombstones, never as material.
+    public func createBackup(protection: BackupProtection, actor: String, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> BackupBundle {
+        try await audited(.export, actor: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
+            event.operation = "backup-create"
+            var payload: [UInt8] = []
+            defer { SecureZero.wipe(&payload) }
+            var count = 0
+            var cursor: KeyID? = nil
+            repeat {
+                let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
+                for row in rows {
+                    let metadata = try verifiedMetadata(row)
+                    guard metadata.backupAllowed, metadata.tags[Self.importWrappingTag.0] != Self.importWrappingTag.1 else { continue }
+                    try await appendKey(metadata, row: row, to: &payload)
+                    count += 1
+                }
+                progress(count)
+                cursor = rows.count == 500 ? rows.last?.id : nil
+            } while cursor != nil
+            let bundleKey: KeyMaterial
+            do throws(KeywardCryptoError) { bundleKey = try KeyMaterial.generate(.aes256GCM) } catch { throw .crypto(error) }
+            var header = BackupBundle.Header(protection: "", kdf: nil, wrappedKey: nil, sealedKey: nil,
+                                             storeID: self.header.storeID, createdAt: clock.now, keyCount: count, bundleID: KeyID())
+            do throws(KeywardCryptoError) {
+                switch protection {
+                case .passphrase(let passphrase, let kdf):
+                    header.protection = "passphrase"
+                    header.kdf = kdf
+                    let wrapping = try PassphraseKDF.deriveKey(passphrase: passphrase.secret, parameters: kdf)
+                    header.wrappedKey = try KeyWrap.wrap(bundleKey.secret, kek: wrapping, mode: .rfc5649)
+                case .recipient(let recipient):
+                    header.protection = recipient.spec == .xWing ? "x-wing" : "x25519"
+                    header.sealedKey = try HybridEncryption.seal(bundleKey.secret, to: recipient, info: Array("keyward backup v1".utf8))
+                }
+            } catch {
+                throw .crypto(error)
+            }
+            let framing = try BackupBundle(header: header, headerBytes: try CanonicalJSON.encode(header))
+            let sealed: [UInt8]
+            do throws(KeywardCryptoError) { sealed = try bundleKey.seal(payload, keyID: header.bundleID, version: 1, context: framing.context) } catch { throw .crypto(error) }
+            event.detail = "\(count) keys, protection \(header.protection)"
+            return try BackupBundle(header: header, sealedPayload: sealed)
+        }
+    }
+
+    private func appendKey(_ metadata: KeyMetadata, row: KeyRow, to payload: inout [UInt8]) async throws(KeywardError) {
+        let metadataBytes = try CanonicalJSON.encode(metadata)
+        payload.appendUInt32(UInt32(metadataBytes.count))
+        payload += metadataBytes
+        let aliases = try await verifiedAliases(of: row.id)
+        payload.appendUInt32(UInt32(aliases.count))
+        for alias in aliases {
+            payload.appendUInt32(UInt32(alias.utf8.count))
+            payload += Array(alias.utf8)
+        }
+        let versions = try await storage({ () async throws(StorageError) in try await store.versions(row.id) })
+        payload.appendUInt32(UInt32(versions.count))
+        for version in versions {
+            try protection.check(version.mac, versionParts(version), what: "version \(version.version) of key \(row.id)")
+            let versionMetadata = try CanonicalJSON.decode(VersionMetadata.self, from: version.body, what: "version \(version.version) of key \(row.id)")
+            payload.appendUInt32(version.version)
+            let versionBytes = try CanonicalJSON.encode(versionMetadata)
+            payload.appendUInt32(UInt32(versionBytes.count))
+            payload += versionBytes
+            if versionMetadata.state == "destroyed" {
+                payload.appendUInt32(0)
+            } else {
+                let material = try protection.open(version.sealed, keyID: row.id, version: version.version, spec: metadata.spec)
+                material.secret.withUnsafeBytes { raw in
+                    payload.appendUInt32(UInt32(raw.count))
+                    payload.append(contentsOf: raw)
+                }
+            }
+        }
+    }
+
+    /// Opens a passphrase-protected bundle: checks its integrity and every key's material.
+    public static func openBackup(_ bytes: [UInt8], passphrase: borrowing SecretBytes) throws(KeywardError) -> BackupContents {
+        let bundle = try BackupBundle(parsing: bytes)
+        guard bundle.header.protection == "passphrase", let kdf = bundle.header.kdf, let wrapped = bundle.header.wrappedKey else {
+            throw .invalidArgument("this backup is protected by a \(bundle.header.protection) recipient key, not a passphrase")
+        }
+        let bundleKey: SecretBytes
+        do {
+            let wrapping = try PassphraseKDF.deriveKey(passphrase: passphrase, parameters: kdf)
+            bundleKey = try KeyWrap.unwrap(wrapped, kek: wrapping, mode: .rfc5649)
+        } catch {
+            if case .weakKDFParameters = error { throw .integrityFailure("the backup's KDF parameters are below Keyward's minimums") }
+            throw .rootOfTrustRejected("the backup passphrase is wrong (or the header was altered)")
+        }
+        return try openPayload(bundle, bundleKey: bundleKey)
+    }
+
+    /// Opens a bundle sealed to `identity`'s public key.
+    public static func openBackup(_ bytes: [UInt8], identity: borrowing KeyMaterial) throws(KeywardError) -> BackupContents {
+        let bundle = try BackupBundle(parsing: bytes)
+        guard let sealed = bundle.header.sealedKey else {
+            throw .invalidArgument("this backup is protected by a passphrase, not a recipient key")
+        }
+        let bundleKey: SecretBytes
+        do { bundleKey = try HybridEncryption.open(sealed, with: identity, info: Array("keyward backup v1".utf8)) } catch {
+            throw .rootOfTrustRejected("this identity is not the backup's recipient (or the header was altered)")
+        }
+        return try openPayload(bundle, bundleKey: bundleKey)
+    }
+
+    private static func openPayload(_ bundle: BackupBundle, bundleKey: consuming SecretBytes) throws(KeywardError) -> BackupContents {
+        var payload: [UInt8]
+        do {
+            let key = try KeyMaterial(spec: .aes256GCM, secret: bundleKey)
+            payload = try key.open(bundle.sealedPayload, keyID: bundle.header.bundleID, version: 1, context: bundle.context)
+        } catch {
+            throw .integrityFailure("the backup's contents fail their integrity check (altered or truncated)")
+        }
+        defer { SecureZero.wipe(&payload) }
+        var reader = PayloadReader(bytes: payload)
+        var keys: [BackupKey] = []
+        while !reader.atEnd {
+            let metadata = try CanonicalJSON.decode(KeyMetadata.self, from: Array(try reader.field()), what: "a key in the backup")
+            var aliases: [String] = []
+            for _ in 0..<(try reader.uint32()) { aliases.append(String(decoding: try reader.field(), as: UTF8.self)) }
+            var versions: [BackupVersion] = []
+            let versionCount = try reader.uint32()
+            guard versionCount <= 1_000_000 else { throw .integrityFailure("key \(metadata.id) claims \(versionCount) versions") }
+            for _ in 0..<versionCount {
+                let number = try reader.uint32()
+                let versionMetadata = try CanonicalJSON.decode(VersionMetadata.self, from: Array(try reader.field()), what: "version \(number) of key \(metadata.id)")
+                let material = try reader.field()
+                if material.isEmpty {
+                    versions.append(BackupVersion(number: number, metadata: versionMetadata, material: nil))
+                } else {
+                    do throws(KeywardCryptoError) {
+                        versions.append(BackupVersion(number: number, metadata: versionMetadata, material: MaterialBox(try KeyMaterial(spec: metadata.spec, importing: Array(material)))))
+                    } catch {
+                        throw .crypto(error)
+                    }
+                }
+            }
+            keys.append(BackupKey(metadata: metadata, aliases: aliases, versions: versions))
+        }
+        guard keys.count == bundle.header.keyCount else {
+            throw .integrityFailure("the backup header says \(bundle.header.keyCount) keys but it holds \(keys.count)")
+        }
+        return BackupContents(header: bundle.header, keys: keys)
+    }
+
+    /// Restores an opened backup into this store, which must hold no keys: the same key ids,
+    /// versions, metadata and aliases, material re-sealed under this store's KEK. Ciphertexts
+    /// made before the backup decrypt afterwards.
+    public func restore(_ contents: BackupContents, actor: String, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> Int {
+        guard try await storage({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
+            throw .storeState("restore into a new, empty store (`keyward init` a new one)")
+        }
+        var restored = 0
+        for key in contents.keys {
+            try await audited(.update, actor: actor, key: key.metadata.id) { (event) throws(KeywardError) -> Void in
+                event.operation = "restore"
+                let row = try makeKeyRow(key.metadata, revision: 1)
+                var versionRows: [VersionRow] = []
+                for version in key.versions {
+                    let sealed: [UInt8]
+                    if let box = version.material {
+                        sealed = try protection.seal(box.material, keyID: key.metadata.id, version: version.number)
+                    } else {
+                        sealed = []
+                    }
+                    versionRows.append(try makeVersionRow(keyID: key.metadata.id, version: version.number, sealed: sealed, metadata: version.metadata, revision: 1))
+                }
+                var aliases: [AliasRow] = []
+                for alias in key.aliases { aliases.append(try makeAliasRow(name: alias, keyID: key.metadata.id, revision: 1)) }
+                try await storage({ () async throws(StorageError) in try await store.insertKey(row, firstVersion: versionRows.first, aliases: aliases) })
+                var keyRow = row
+                for version in versionRows.dropFirst() {
+                    // Versions after the first go in with a CAS on the key row, as rotation does.
+                    let next = try makeKeyRow(key.metadata, revision: keyRow.revision + 1)
+                    try await storage({ () async throws(StorageError) in try await store.insertVersion(version, key: next, expectedRevision: keyRow.revision) })
+                    keyRow = next
+                }
+                event.keyRevision = keyRow.revision
+                event.detail = "from backup \(contents.header.bundleID) of store \(contents.header.storeID)"
+            }
+            restored += 1
+            progress(restored)
+        }
+        return restored
+    }
+}

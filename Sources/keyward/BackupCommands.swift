@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
+
+/// `keyward backup create | verify | keygen`.
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup", abstract: "Write, check, or make recipient keys for encrypted backups.",
+        subcommands: [Create.self, VerifyBundle.self, Keygen.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write one encrypted bundle of every key that allows backup, to one or more files.",
+            discussion: "Protected by a passphrase (KEYWARD_BACKUP_PASSPHRASE_FILE, KEYWARD_BACKUP_PASSPHRASE or a prompt), or with --recipient by an X25519 / X-Wing public key from `backup keygen`.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(name: .customLong("out"), help: "Destination file (repeatable).") var destinations: [String]
+        @Option(help: "Recipient public key file (from `backup keygen`).") var recipient: String?
+
+        func run() async throws {
+            try await guarded {
+                guard !destinations.isEmpty else { throw CLIError(.failure, "give at least one --out destination") }
+                let service = try await storeOptions.open()
+                let protection: BackupProtection
+                if let recipient {
+                    protection = .recipient(try Identity.readPublicKey(recipient))
+                } else {
+                    let passphrase = try PassphraseSource.read(prompt: "Backup passphrase: ", confirm: true, variable: "KEYWARD_BACKUP_PASSPHRASE")
+                    protection = .passphrase(passphrase, .argon2idDefault())
+                }
+                let progress = Progress(label: "backing up keys")
+                let bundle = try await service.createBackup(protection: protection, actor: storeOptions.actorName) { progress.update($0) }
+                progress.finish()
+                for destination in destinations { try Identity.writeAtomically(Data(bundle.bytes), to: destination, mode: 0o600) }
+                print("backed up \(bundle.header.keyCount) keys (\(bundle.header.protection)) to \(destinations.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct VerifyBundle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check a bundle's integrity and every key in it, without restoring.")
+        @Option(name: .customLong("in"), help: "The bundle.") var input: String
+        @Option(help: "Recipient identity file, for bundles made with --recipient.") var identity: String?
+
+        func run() async throws {
+            try await guarded {
+                try Keyward.harden()
+                let contents = try Identity.openBundle(input, identity: identity)
+                let versions = contents.keys.reduce(0) { $0 + $1.versionNumbers.count }
+                print("backup intact: \(contents.keys.count) keys, \(versions) versions, made \(ISO8601DateFormatter().string(from: contents.header.createdAt)) from store \(contents.header.storeID)")
+            }
+        }
+    }
+
+    struct Keygen: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a backup recipient key pair (X25519, or X-WING for post-quantum).")
+        @Option(help: "X25519 or X-WING.") var spec: String = "X-WING"
+        @Option(help: "Private identity file to write (mode 0600).") var identity: String
+        @Option(help: "Public key file to write.") var publicOut: String
+
+        func run() async throws {
+            try await guarded {
+                try Keyward.harden()
+                let keySpec = try KeySpec(named: spec)
+                guard keySpec == .x25519 || keySpec == .xWing else { throw CLIError(.failure, "backup recipients are X25519 or X-WING") }
+                let material = try KeyMaterial.generate(keySpec)
+                let secret = material.secret.withUnsafeBytes { Data($0).base64EncodedString() }
+                try Identity.writeAtomically(Data("KEYWARD-IDENTITY-V1\n\(keySpec.rawValue)\n\(secret)\n".utf8), to: identity, mode: 0o600)
+                let publicKey = try material.publicKey()
+                let text = publicKey.pem ?? "KEYWARD-PUBLIC-V1\n\(keySpec.rawValue)\n\(Data(publicKey.representation).base64EncodedString())\n"
+                try Identity.writeAtomically(Data(text.utf8), to: publicOut, mode: 0o644)
+                print("wrote \(identity) (keep it offline) and \(publicOut)")
+            }
+        }
+    }
+}
+
+/// `keyward restore`: a backup into a new store (created here if it does not exist).
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restore a backup bundle into a new, empty store.")
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(name: .customLong("in"), help: "The bundle.") var input: String
+    @Option(help: "Recipient identity file, for bundles made with --recipient.") var identity: String?
+    @Option(help: "If the store does not exist, protect it with this root key file.") var withKeyFile: String?
+
+    func run() async throws {
+        try await guarded {
+            try Keyward.harden()
+            let contents = try Identity.openBundle(input, identity: identity)
+            if !FileManager.default.fileExists(atPath: storeOptions.storePath) {
+                let root: any RootOfTrust
+                if let withKeyFile {
+                    root = try KeyFileRootOfTrust(path: withKeyFile)
+                } else {
+                    let passphrase = try PassphraseSource.read(prompt: "Passphrase for the new store: ", confirm: true)
+                    root = try PassphraseRootOfTrust(newStoreWith: passphrase.secret)
+                }
+                _ = try await KeyService.initialize(store: try SQLiteKeyStore(path: storeOptions.storePath), root: root, actor: storeOptions.actorName)
+            }
+            let service = try await storeOptions.open()
+            let progress = Progress(label: "restoring keys")
+            let count = try await service.restore(contents, actor: storeOptions.actorName) { progress.update($0, of: contents.keys.count) }
+            progress.finish()
+            print("restored \(count) keys into \(storeOptions.storePath)")
+        }
+    }
+}
+
+/// Backup identity and public key files.
+enum Identity {
+    static func openBundle(_ path: String, identity: String?) throws -> BackupContents {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
+        if let identity {
+            return try KeyService.openBackup([UInt8](data), identity: try readIdentity(identity))
+        }
+        let passphrase = try PassphraseSource.read(prompt: "Backup passphrase: ", confirm: false, variable: "KEYWARD_BACKUP_PASSPHRASE")
+        return try KeyService.openBackup([UInt8](data), passphrase: passphrase.secret)
+    }
+
+    static func readIdentity(_ path: String) throws -> KeyMaterial {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard lines.count >= 3, lines[0] == "KEYWARD-IDENTITY-V1", var secret = Data(base64Encoded: lines[2]).map([UInt8].init) else {
+            throw CLIError(.failure, "\(path) is not a Keyward backup identity")
+        }
+        defer { SecureZero.wipe(&secret) }
+        return try KeyMaterial(spec: try KeySpec(named: lines[1]), importing: secret)
+    }
+
+    static func readPublicKey(_ path: String) throws -> PublicKey {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
+        let text = String(decoding: data, as: UTF8.self)
+        if text.contains("-----BEGIN PUBLIC KEY-----") { return try PublicKey(spec: .x25519, pem: text) }
+        let lines = text.split(separator: "\n").map(String.init)
+        guard lines.count >= 3, lines[0] == "KEYWARD-PUBLIC-V1", let raw = Data(base64Encoded: lines[2]) else {
+            throw CLIError(.failure, "\(path) is not a recipient public key from `keyward backup keygen`")
+        }
+        return try PublicKey(spec: try KeySpec(named: lines[1]), bytes: [UInt8](raw))
+    }
+
+    /// Writes to a temporary file beside `path`, syncs it, and renames it into place.
+    static func writeAtomically(_ data: Data, to path: String, mode: mode_t) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else { throw CLIError(.failure, "cannot create \(temporary): errno \(errno)") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == data.count, synced == 0, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CLIError(.failure, "cannot write \(path)")
+        }
+    }
+}

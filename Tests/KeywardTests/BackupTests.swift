@@ -1,0 +1,111 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
+import Testing
+
+@Suite("Backup and restore")
+struct BackupTests {
+    static let kdf = KDFParameters(algorithm: .argon2id(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1), salt: [UInt8](repeating: 7, count: 16))
+
+    struct Source {
+        let fixture: StoreFixture
+        let ciphertexts: [(EncryptResult, [UInt8])]
+        let signerWithBackup: KeyID
+        let signerWithout: KeyID
+    }
+
+    static func source() async throws -> Source {
+        let fixture = try await StoreFixture.make()
+        let service = fixture.service
+        var ciphertexts: [(EncryptResult, [UInt8])] = []
+        for index in 0..<4 {
+            let key = try await service.createKey(CreateKeyRequest(aliases: ["app\(index)"], tags: ["n": "\(index)"]), actor: "t").metadata.id.description
+            ciphertexts.append((try await service.encrypt([UInt8(index)], key: key, context: ["i": "\(index)"], actor: "t"), [UInt8(index)]))
+            _ = try await service.rotate(key: key, actor: "t")
+            ciphertexts.append((try await service.encrypt([UInt8(index), 1], key: key, context: ["i": "\(index)"], actor: "t"), [UInt8(index), 1]))
+        }
+        let with = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256, backupAllowed: true), actor: "t").metadata.id
+        let without = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256), actor: "t").metadata.id
+        return Source(fixture: fixture, ciphertexts: ciphertexts, signerWithBackup: with, signerWithout: without)
+    }
+
+    func expectRestored(_ contents: BackupContents, from source: Source) async throws {
+        #expect(contents.keys.count == 5)
+        #expect(contents.keys.contains { $0.metadata.id == source.signerWithBackup })
+        #expect(!contents.keys.contains { $0.metadata.id == source.signerWithout })
+        let target = try await StoreFixture.make()
+        defer { target.remove() }
+        #expect(try await target.service.restore(contents, actor: "t") == 5)
+        for (result, plaintext) in source.ciphertexts {
+            let index = plaintext[0]
+            #expect(try await target.service.decrypt(result.ciphertext, context: ["i": "\(index)"], actor: "t").plaintext == plaintext)
+        }
+        #expect(try await target.service.describe(key: "app2", actor: "t").metadata.currentVersion == 2)
+        let signature = try await source.fixture.service.sign(.message([1]), key: source.signerWithBackup.description, actor: "t")
+        #expect(try await target.service.verify(signature.signature, for: .message([1]), key: source.signerWithBackup.description, actor: "t"))
+        #expect(try await target.service.verifyStore().isIntact)
+        // A second restore into the now non-empty store is refused.
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await target.service.restore(contents, actor: "t") } != nil)
+    }
+
+    @Test("a passphrase backup restores into a new store; every old ciphertext decrypts")
+    func passphraseRoundTrip() async throws {
+        let source = try await Self.source()
+        defer { source.fixture.remove() }
+        let bundle = try await source.fixture.service.createBackup(protection: .passphrase(Passphrase(SecretBytes(copying: Array("backup pass".utf8))), Self.kdf), actor: "t")
+        let contents = try KeyService.openBackup(bundle.bytes, passphrase: SecretBytes(copying: Array("backup pass".utf8)))
+        try await expectRestored(contents, from: source)
+        guard case .rootOfTrustRejected = wrongPassphraseError(bundle) else {
+            Issue.record("a wrong passphrase opened the backup"); return
+        }
+    }
+
+    func wrongPassphraseError(_ bundle: BackupBundle) -> KeywardError {
+        do {
+            let wrong = try SecretBytes(copying: Array("wrong".utf8))
+            _ = try KeyService.openBackup(bundle.bytes, passphrase: wrong)
+            return .storeState("opened")
+        } catch let error as KeywardError {
+            return error
+        } catch {
+            return .storeState("\(error)")
+        }
+    }
+
+    @Test("backups to X25519 and X-Wing recipients restore with the recipient's private key only", arguments: [KeySpec.x25519, .xWing])
+    func recipientRoundTrip(spec: KeySpec) async throws {
+        let source = try await Self.source()
+        defer { source.fixture.remove() }
+        let identity = try KeyMaterial.generate(spec)
+        let bundle = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: "t")
+        try await expectRestored(try KeyService.openBackup(bundle.bytes, identity: identity), from: source)
+        let stranger = try KeyMaterial.generate(spec)
+        do {
+            _ = try KeyService.openBackup(bundle.bytes, identity: stranger)
+            Issue.record("another identity opened the backup")
+        } catch let error as KeywardError {
+            guard case .rootOfTrustRejected = error else { Issue.record("wrong error \(error)"); return }
+        }
+    }
+
+    @Test("every single-byte change and every truncation of a bundle is detected")
+    func tampering() async throws {
+        let source = try await Self.source()
+        defer { source.fixture.remove() }
+        let identity = try KeyMaterial.generate(.x25519)
+        let bytes = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: "t").bytes
+        _ = try KeyService.openBackup(bytes, identity: identity)
+        var undetected: [Int] = []
+        for index in bytes.indices {
+            var changed = bytes
+            changed[index] ^= 0x01
+            if (try? KeyService.openBackup(changed, identity: identity)) != nil { undetected.append(index) }
+        }
+        #expect(undetected.isEmpty, "byte changes at \(undetected.prefix(10)) were not detected")
+        for length in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 200)) {
+            #expect((try? KeyService.openBackup(Array(bytes.prefix(length)), identity: identity)) == nil, "truncation to \(length) bytes was accepted")
+        }
+        #expect((try? KeyService.openBackup(Array("not a backup".utf8), identity: identity)) == nil)
+    }
+}
