@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "KeywardCrypto", targets: ["KeywardCrypto"]),
         .library(name: "KeywardStorage", targets: ["KeywardStorage"]),
         .library(name: "Keyward", targets: ["Keyward"]),
+        .library(name: "KeywardHSM", targets: ["KeywardHSM"]),
         .executable(name: "keyward", targets: ["keyward"]),
     ],
     dependencies: [
@@ -70,10 +71,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // PKCS#11 root of trust (an HSM; SoftHSM2 in tests).
+        .target(
+            name: "KeywardHSM",
+            dependencies: ["CPKCS11", "Keyward", "KeywardCrypto"],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "keyward",
             dependencies: [
                 "Keyward",
+                "KeywardHSM",
                 "KeywardCrypto",
                 "KeywardStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -119,6 +128,11 @@ let package = Package(
                 "KeywardStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KeywardHSMTests",
+            dependencies: ["KeywardHSM", "Keyward", "KeywardCrypto", "KeywardStorage"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import Keyward
 import KeywardCrypto
+import KeywardHSM
 import KeywardStorage
 
 /// `keyward init`: creates a store and its root of trust.
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a key store, protected by a passphrase (default) or a key file.")
+        abstract: "Create a key store, protected by a passphrase (default), a key file, or a PKCS#11 token.",
+        discussion: "With --pkcs11-module and --pkcs11-token, a non-extractable AES-256 key is made in the token (or reused) and wraps the store's KEK inside it; the PIN comes from KEYWARD_PKCS11_PIN_FILE, KEYWARD_PKCS11_PIN or a prompt.")
 
     @OptionGroup var storeOptions: StoreOptions
 
@@ -16,6 +18,15 @@ struct Init: AsyncParsableCommand {
 
     @Flag(help: "With --with-key-file: create the key file (32 random bytes, mode 0600).")
     var generateKeyFile = false
+
+    @Option(help: "PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).")
+    var pkcs11Module: String?
+
+    @Option(help: "Label of the PKCS#11 token.")
+    var pkcs11Token: String?
+
+    @Option(help: "Label of the root key in the token.")
+    var pkcs11KeyLabel: String = "keyward-root"
 
     @Option(help: "Passphrase KDF: argon2id (default), scrypt, or pbkdf2 (FIPS settings).")
     var kdf: String = "argon2id"
@@ -28,7 +39,11 @@ struct Init: AsyncParsableCommand {
                 throw CLIError(.refused, "\(path) already exists; choose another --store")
             }
             let root: any RootOfTrust
-            if let keyFile = withKeyFile {
+            if let module = pkcs11Module {
+                guard let token = pkcs11Token else { throw CLIError(.failure, "--pkcs11-module needs --pkcs11-token") }
+                let pin = try PassphraseSource.read(prompt: "Token PIN: ", confirm: false, variable: "KEYWARD_PKCS11_PIN")
+                root = try PKCS11RootOfTrust(location: .init(module: module, token: token, keyLabel: pkcs11KeyLabel), pin: pin.secret, createKey: true)
+            } else if let keyFile = withKeyFile {
                 if generateKeyFile { try KeyFileRootOfTrust.generate(at: keyFile) }
                 root = try KeyFileRootOfTrust(path: keyFile)
             } else {

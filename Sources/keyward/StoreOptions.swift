@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Keyward
 import KeywardCrypto
+import KeywardHSM
 import KeywardStorage
 
 /// Where the store is and how to open it; shared by every command that touches keys.
@@ -57,6 +58,9 @@ struct StoreOptions: ParsableArguments {
         case "passphrase":
             let passphrase = try PassphraseSource.read(prompt: "Passphrase for \(storePath): ", confirm: false)
             return try PassphraseRootOfTrust(passphrase: passphrase.secret, storedParameters: header.rootParameters)
+        case "pkcs11":
+            let pin = try PassphraseSource.read(prompt: "Token PIN: ", confirm: false, variable: "KEYWARD_PKCS11_PIN")
+            return try PKCS11RootOfTrust(storedParameters: header.rootParameters, pin: pin.secret)
         default:
             throw CLIError(.rootOfTrust, "root of trust '\(header.rootOfTrust)' is not supported by this build")
         }
