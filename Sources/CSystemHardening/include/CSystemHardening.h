@@ -12,6 +12,17 @@ void *keyward_secure_alloc(size_t length, size_t *mapped_length, int *failed_ste
 /// Zeroes the region with explicit_bzero (never optimised away), unlocks and unmaps it.
 void keyward_secure_free(void *base, size_t mapped_length);
 
+/// For secrets up to 2 KiB: a zeroed chunk of a shared locked, non-dumpable, wipe-on-fork arena
+/// (size classes 32 B to 2 KiB). NULL with `*failed_step`/`*error_number` set when an arena
+/// cannot be mapped or locked, or `length` is above 2 KiB.
+void *keyward_secure_chunk_alloc(size_t length, int *failed_step, int *error_number);
+
+/// Zeroes a chunk from keyward_secure_chunk_alloc (the whole size class) and returns it.
+void keyward_secure_chunk_free(void *base, size_t length);
+
+/// The chunk size serving `length` bytes, or 0 when `length` needs its own mapping.
+size_t keyward_secure_chunk_size(size_t length);
+
 /// Zeroes `length` bytes with explicit_bzero.
 void keyward_zeroize(void *base, size_t length);
 

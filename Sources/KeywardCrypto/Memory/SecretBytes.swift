@@ -5,9 +5,10 @@ import Synchronization
 /// Long-lived secret bytes: key material, derived keys, passphrases.
 ///
 /// Invariants:
-/// - The bytes live in their own page-aligned anonymous mapping, locked in RAM (`mlock`, never
-///   swapped), excluded from core dumps (`MADV_DONTDUMP`) and wiped in forked children
-///   (`MADV_WIPEONFORK`).
+/// - The bytes live in locked (`mlock`, never swapped), non-dumpable (`MADV_DONTDUMP`),
+///   wipe-on-fork (`MADV_WIPEONFORK`) anonymous memory: secrets up to 2 KiB in a chunk of a
+///   shared 64 KiB arena of such pages (so thousands of keys fit the default 8 MiB
+///   `RLIMIT_MEMLOCK`), larger ones in a page-aligned mapping of their own.
 /// - The value is non-copyable: there is exactly one owner, and when it ends the pages are
 ///   zeroed with `explicit_bzero`, unlocked and unmapped.
 /// - It never prints its contents: `description` shows only the length.
@@ -17,6 +18,7 @@ import Synchronization
 public struct SecretBytes: ~Copyable, @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let mappedLength: Int
+    private let pooled: Bool
     /// The number of secret bytes.
     public let count: Int
 
@@ -35,7 +37,15 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
         var mapped = 0
         var step: Int32 = 0
         var errorNumber: Int32 = 0
-        guard let pointer = keyward_secure_alloc(count, &mapped, &step, &errorNumber) else {
+        let chunk = keyward_secure_chunk_size(count)
+        let allocated: UnsafeMutableRawPointer?
+        if chunk > 0 {
+            allocated = keyward_secure_chunk_alloc(count, &step, &errorNumber)
+            mapped = chunk
+        } else {
+            allocated = keyward_secure_alloc(count, &mapped, &step, &errorNumber)
+        }
+        guard let pointer = allocated else {
             let what = ["", "mmap", "mlock", "madvise(MADV_DONTDUMP)", "madvise(MADV_WIPEONFORK)"][Int(step)]
             throw KeywardCryptoError.secureMemoryUnavailable(
                 reason: "\(what) failed with errno \(errorNumber); raise the locked-memory limit (ulimit -l) or grant CAP_IPC_LOCK"
@@ -44,11 +54,12 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
         do {
             try initializer(UnsafeMutableRawBufferPointer(start: pointer, count: count))
         } catch {
-            keyward_secure_free(pointer, mapped)
+            SecretBytes.release(pointer, mapped: mapped, pooled: chunk > 0)
             throw error
         }
         self.base = pointer
         self.mappedLength = mapped
+        self.pooled = chunk > 0
         self.count = count
     }
 
@@ -128,7 +139,11 @@ public struct SecretBytes: ~Copyable, @unchecked Sendable {
         SecretBytes.releaseInspector.withLock { inspector in
             inspector?(UnsafeRawBufferPointer(start: base, count: mappedLength))
         }
-        keyward_secure_free(base, mappedLength)
+        SecretBytes.release(base, mapped: mappedLength, pooled: pooled)
+    }
+
+    private static func release(_ base: UnsafeMutableRawPointer, mapped: Int, pooled: Bool) {
+        if pooled { keyward_secure_chunk_free(base, mapped) } else { keyward_secure_free(base, mapped) }
     }
 
     /// Test hook: when set, called on every release with the whole mapping, after it has been
