@@ -2,52 +2,93 @@ import Foundation
 
 extension AuditEvent {
     /// The canonical body stored in the log: JSON with keys in sorted order, no spaces, the time
-    /// as seconds since 1970. Written by hand because `JSONEncoder` took a quarter of an audited
-    /// encrypt; `JSONDecoder` reads it back (`auditTail`), and a test checks the two agree.
+    /// as seconds since 1970 with three decimals. Written by hand because `JSONEncoder` took a
+    /// quarter of an audited encrypt; `JSONDecoder` reads it back (`auditTail`), and a test
+    /// checks the two agree.
     func canonicalBody() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        out.append(UInt8(ascii: "{"))
-        var first = true
-        func key(_ name: StaticString) {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        var writer = CanonicalBodyWriter()
+        writer.string("actor", actor)
+        if let detail { writer.string("detail", detail) }
+        if let keyID {
+            writer.key("keyID")
+            writer.bytes.append(UInt8(ascii: "\""))
+            keyID.appendDescription(to: &writer.bytes)
+            writer.bytes.append(UInt8(ascii: "\""))
         }
-        func string(_ value: String) {
-            out.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
+        if let keyRevision { writer.number("keyRevision", keyRevision) }
+        writer.string("operation", operation)
+        writer.string("outcome", outcome)
+        if let peer { writer.string("peer", peer) }
+        if let requestID { writer.string("requestID", requestID) }
+        let millis = Int64((time.timeIntervalSince1970 * 1000).rounded())
+        writer.number("time", millis / 1000)
+        let fraction = Int(abs(millis % 1000))
+        writer.bytes.append(contentsOf: [UInt8(ascii: "."), UInt8(48 + fraction / 100), UInt8(48 + fraction / 10 % 10), UInt8(48 + fraction % 10)])
+        if let version { writer.number("version", Int64(version)) }
+        writer.bytes.append(UInt8(ascii: "}"))
+        return writer.bytes
+    }
+}
+
+/// Appends JSON members to one buffer, without closures capturing it (which boxed it).
+private struct CanonicalBodyWriter {
+    var bytes: [UInt8]
+    private var first = true
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    init() {
+        bytes = []
+        bytes.reserveCapacity(256)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    mutating func key(_ name: StaticString) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        first = false
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func string(_ name: StaticString, _ value: String) {
+        key(name)
+        bytes.append(UInt8(ascii: "\""))
+        var value = value
+        value.withUTF8 { utf8 in
+            if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            for byte in utf8 {
                 switch byte {
-                case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-                case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+                case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
                 case 0..<0x20:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-                default: out.append(byte)
+                    bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0xF)]])
+                default: bytes.append(byte)
                 }
             }
-            out.append(UInt8(ascii: "\""))
         }
-        func number<N: BinaryInteger>(_ value: N) { out.append(contentsOf: String(value).utf8) }
+        bytes.append(UInt8(ascii: "\""))
+    }
 
-        key("actor"); string(actor)
-        if let detail { key("detail"); string(detail) }
-        if let keyID { key("keyID"); string(keyID.description) }
-        if let keyRevision { key("keyRevision"); number(keyRevision) }
-        key("operation"); string(operation)
-        key("outcome"); string(outcome)
-        if let peer { key("peer"); string(peer) }
-        if let requestID { key("requestID"); string(requestID) }
-        // Milliseconds are enough for an audit time and print exactly.
-        let millis = Int64((time.timeIntervalSince1970 * 1000).rounded())
-        let fraction = Int(abs(millis % 1000))
-        key("time"); number(millis / 1000)
-        out.append(contentsOf: [UInt8(ascii: "."), UInt8(48 + fraction / 100), UInt8(48 + fraction / 10 % 10), UInt8(48 + fraction % 10)])
-        if let version { key("version"); number(version) }
-        out.append(UInt8(ascii: "}"))
-        return out
+    mutating func number(_ name: StaticString, _ value: Int64) {
+        key(name)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(48 + magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            bytes.append(contentsOf: buffer[(20 - count)...])
+        }
     }
 }
 

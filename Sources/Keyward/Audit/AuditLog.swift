@@ -108,10 +108,10 @@ final class AuditLog: Sendable {
 
     static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
-        hasher.update(data: previous)
-        hasher.update(data: RecordProtection.bytes(sequence))
-        hasher.update(data: body)
-        return Array(hasher.finalize())
+        previous.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: sequence.bigEndian) { hasher.update(bufferPointer: $0) }
+        body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().withUnsafeBytes { [UInt8]($0) }
     }
 }
 

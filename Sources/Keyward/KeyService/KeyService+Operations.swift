@@ -98,10 +98,51 @@ extension KeyService {
 
     // MARK: Encrypt / decrypt
 
+    /// A cached key that needs nothing before `operation`: loaded and not stale, no destruction or
+    /// rotation due, not expired, allowed by its state and purpose. Nil sends the caller down the
+    /// full path, which does the work or reports the precise error. Synchronous: the common
+    /// case of an operation costs no suspension before its audit entry.
+    func readyKey(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation) -> LoadedKey? {
+        let now = clock.now
+        guard let key = cache.get(id, now: now) else { return nil }
+        let metadata = key.metadata
+        if metadata.state == .pendingDestruction { return nil }
+        if let due = metadata.nextRotationAt, due <= now { return nil }
+        if let expiry = metadata.expiresAt, expiry <= now { return nil }
+        guard LifecycleTable.allows(operation, in: metadata.state), metadata.spec.purpose == purpose.purpose else { return nil }
+        return key
+    }
+
+    /// The cached newest version with one encryption taken from its budget, if both are at hand.
+    func readyVersionForEncryption(_ key: LoadedKey) -> LoadedVersion? {
+        guard let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) else { return nil }
+        let taken = version.budget.withLock { budget -> Bool in
+            guard budget.used < budget.reserved else { return false }
+            budget.used += 1
+            return true
+        }
+        return taken ? version : nil
+    }
+
     /// Encrypts `plaintext` under the key's newest version, bound to `context`.
     public func encrypt(_ plaintext: [UInt8], key reference: String, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> EncryptResult {
         guard plaintext.count <= Self.maximumPlaintextBytes else {
             throw .invalidArgument("plaintext of \(plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly and use a data key for more")
+        }
+        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .encrypt, purpose: .encrypt),
+           let version = readyVersionForEncryption(key) {
+            var event = AuditEvent(time: clock.now, actor: actor, operation: ServiceOperation.encrypt.rawValue, keyID: id, version: version.number)
+            let ciphertext: [UInt8]
+            do throws(KeywardCryptoError) {
+                ciphertext = try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
+            } catch {
+                event.outcome = "denied"
+                event.detail = KeywardError.crypto(error).description
+                try? await audit.record(event)
+                throw .crypto(error)
+            }
+            try await audit.record(event)
+            return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
         }
         let id = try await resolve(reference)
         return try await audited(.encrypt, actor: actor, key: id) { (event) throws(KeywardError) -> EncryptResult in
@@ -126,6 +167,21 @@ extension KeyService {
             throw .crypto(error)
         }
         let id = header.keyID
+        if expectedKey == nil, let key = readyKey(id, for: .decrypt, purpose: .decrypt), header.version >= key.metadata.minDecryptionVersion,
+           let version = key.versions.withLock({ $0[header.version] }) {
+            var event = AuditEvent(time: clock.now, actor: actor, operation: ServiceOperation.decrypt.rawValue, keyID: id, version: header.version)
+            let plaintext: [UInt8]
+            do throws(KeywardCryptoError) {
+                plaintext = try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
+            } catch {
+                event.outcome = "denied"
+                event.detail = KeywardError.crypto(error).description
+                try? await audit.record(event)
+                throw .crypto(error)
+            }
+            try await audit.record(event)
+            return DecryptResult(plaintext: plaintext, keyID: id, version: header.version)
+        }
         return try await audited(.decrypt, actor: actor, key: id) { (event) throws(KeywardError) -> DecryptResult in
             event.version = header.version
             if let expectedKey {

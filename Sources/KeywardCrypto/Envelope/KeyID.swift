@@ -69,6 +69,20 @@ public struct KeyID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
         withUnsafeBytes(of: uuid.uuid) { Array($0) }
     }
 
+    /// Appends the lower-case canonical text's UTF-8 to `out`.
+    public func appendDescription(to out: inout [UInt8]) {
+        let digits = KeyID.digits
+        withUnsafeBytes(of: uuid.uuid) { raw in
+            for (index, byte) in raw.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 { out.append(UInt8(ascii: "-")) }
+                out.append(digits[Int(byte >> 4)])
+                out.append(digits[Int(byte & 0x0F)])
+            }
+        }
+    }
+
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
     /// Lower-case canonical text.
     public var description: String {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)
