@@ -137,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KeywardCLITests",
-            dependencies: ["keyward"],
+            dependencies: ["keyward", "Keyward", "KeywardCrypto", "KeywardStorage"],
             swiftSettings: strict
         ),
         .testTarget(

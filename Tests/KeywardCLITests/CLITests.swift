@@ -1,4 +1,7 @@
 import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
 import Testing
 
 /// Runs the built `keyward` binary the way a user would, in a temporary directory.
@@ -159,5 +162,39 @@ struct CLITests {
         #expect(verified.status == 7)
         #expect(verified.stdout.contains("FAIL key"))
         #expect(try cli.run(["key", "list"]).status == 4)
+    }
+
+    @Test("kill -9 during `keyward kek rotate`: the store opens, verifies and decrypts afterwards")
+    func killedKEKRotation() async throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        let keyFile = cli.directory.appendingPathComponent("root.key").path
+        let storePath = cli.environment["KEYWARD_STORE"]!
+        #expect(try cli.run(["init", "--with-key-file", keyFile, "--generate-key-file"]).status == 0)
+        // Enough keys that the rewrite takes a while.
+        let service = try await KeyService.open(store: try SQLiteKeyStore(path: storePath), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        var sealed: [EncryptResult] = []
+        for index in 0..<3000 {
+            let key = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+            if index % 300 == 0 { sealed.append(try await service.encrypt([UInt8(index % 256)], key: key, actor: "t")) }
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["kek", "rotate", "--key-file", keyFile]
+        process.environment = cli.environment
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        try await Task.sleep(for: .milliseconds(400))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        // Whether the kill landed before or after the commit, the store is whole.
+        let reopened = try await KeyService.open(store: try SQLiteKeyStore(path: storePath), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        for (index, result) in sealed.enumerated() {
+            #expect(try await reopened.decrypt(result.ciphertext, actor: "t").plaintext == [UInt8((index * 300) % 256)])
+        }
+        let report = try await reopened.verifyStore()
+        #expect(report.isIntact, "\(report.problems.prefix(3)) \(report.audit.problems.prefix(3))")
+        #expect(report.keys == 3000)
     }
 }
