@@ -15,9 +15,14 @@ import Synchronization
 /// durable; if the write fails, every caller in the batch gets the error and the operation that
 /// wanted auditing fails (fail-closed).
 final class AuditLog: Sendable {
+    /// An entry waiting for its batch: the body is encoded by the caller, in parallel with
+    /// others, so the flusher only chains, MACs and writes.
     private struct Waiter {
-        let event: AuditEvent
-        let continuation: CheckedContinuation<Void, any Error>
+        let body: [UInt8]
+        let keyID: KeyID?
+        let keyRevision: Int64?
+        let time: Date
+        let continuation: UnsafeContinuation<Void, any Error>
     }
 
     private struct State {
@@ -41,10 +46,11 @@ final class AuditLog: Sendable {
 
     /// Appends `event` and returns once it is durable.
     func record(_ event: AuditEvent) async throws(KeywardError) {
+        let body = event.canonicalBody()
         do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let startFlusher = state.withLock { state -> Bool in
-                    state.pending.append(Waiter(event: event, continuation: continuation))
+                    state.pending.append(Waiter(body: body, keyID: event.keyID, keyRevision: event.keyRevision, time: event.time, continuation: continuation))
                     if state.flushing { return false }
                     state.flushing = true
                     return true
@@ -80,9 +86,10 @@ final class AuditLog: Sendable {
                 var number = sequence
                 for waiter in batch {
                     number += 1
-                    let row = makeRow(waiter.event, sequence: number, previousHash: previous)
-                    previous = row.hash
-                    rows.append(row)
+                    let hash = Self.chainHash(previous: previous, sequence: number, body: waiter.body)
+                    rows.append(AuditRow(sequence: number, body: waiter.body, previousHash: previous, hash: hash,
+                                         mac: [], keyID: waiter.keyID, keyRevision: waiter.keyRevision, time: waiter.time))
+                    previous = hash
                 }
                 rows[rows.count - 1].mac = try protection.auditMAC(previous)
                 try await store.appendAudit(rows)
@@ -97,13 +104,6 @@ final class AuditLog: Sendable {
                 for waiter in batch { waiter.continuation.resume(throwing: failure) }
             }
         }
-    }
-
-    private func makeRow(_ event: AuditEvent, sequence: Int64, previousHash: [UInt8]) -> AuditRow {
-        let body = event.canonicalBody()
-        let hash = Self.chainHash(previous: previousHash, sequence: sequence, body: body)
-        return AuditRow(sequence: sequence, body: body, previousHash: previousHash, hash: hash,
-                        mac: [], keyID: event.keyID, keyRevision: event.keyRevision, time: event.time)
     }
 
     static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {
