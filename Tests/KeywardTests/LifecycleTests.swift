@@ -25,16 +25,21 @@ struct LifecycleTests {
         return id
     }
 
-    /// The spec an operation needs, and the call that performs it.
-    static func perform(_ operation: ServiceOperation, state: KeyState, _ fixture: StoreFixture) async throws -> KeywardError?? {
-        let service = fixture.service
-        let spec: KeySpec = switch operation {
+    /// A spec whose purpose fits `operation`.
+    static func specFor(_ operation: ServiceOperation) -> KeySpec {
+        switch operation {
         case .sign, .verify: .ecdsaP256
         case .mac, .verifyMAC: .hmacSHA256
         case .deriveSharedSecret: .x25519
         case .decapsulate: .mlKEM768
         default: .aes256GCM
         }
+    }
+
+    /// Puts a fresh key for `operation` into `state` and performs the operation.
+    static func perform(_ operation: ServiceOperation, state: KeyState, _ fixture: StoreFixture) async throws -> KeywardError?? {
+        let service = fixture.service
+        let spec = specFor(operation)
         // Material made while the key was active, for the "use" half of decrypt / verify.
         let id = try await key(in: .active, spec: spec, fixture)
         let ciphertext = spec == .aes256GCM ? try await service.encrypt([1], key: id, actor: "t").ciphertext : []
@@ -92,14 +97,7 @@ struct LifecycleTests {
         for operation in ServiceOperation.allCases where operation != .destroy {
             let outcome: KeywardError?
             if state == .preActive {
-                let spec: KeySpec = switch operation {
-                case .sign, .verify: .ecdsaP256
-                case .mac, .verifyMAC: .hmacSHA256
-                case .deriveSharedSecret: .x25519
-                case .decapsulate: .mlKEM768
-                default: .aes256GCM
-                }
-                let id = try await Self.key(in: .preActive, spec: spec, fixture)
+                let id = try await Self.key(in: .preActive, spec: Self.specFor(operation), fixture)
                 // A well-formed ciphertext naming the pre-active key, so decrypt reaches the state check.
                 let header = CiphertextHeader(keyID: try KeyID(string: id), version: 1, algorithm: .aes256GCM).bytes
                 let ciphertext = header + [UInt8](repeating: 0, count: 28)

@@ -124,6 +124,26 @@ extension KeyService {
         return taken ? version : nil
     }
 
+    /// `audited` for a ready key: the synchronous cryptographic `body`, then its audit entry (the
+    /// only suspension); a failure is audited as `denied` and rethrown.
+    func auditedReady<T>(
+        _ operation: ServiceOperation, actor: String, key: KeyID, version: UInt32,
+        _ body: () throws(KeywardCryptoError) -> T
+    ) async throws(KeywardError) -> T {
+        var event = AuditEvent(time: clock.now, actor: actor, operation: operation.rawValue, keyID: key, version: version)
+        let result: T
+        do throws(KeywardCryptoError) {
+            result = try body()
+        } catch {
+            event.outcome = "denied"
+            event.detail = KeywardError.crypto(error).description
+            try? await audit.record(event)
+            throw .crypto(error)
+        }
+        try await audit.record(event)
+        return result
+    }
+
     /// Encrypts `plaintext` under the key's newest version, bound to `context`.
     public func encrypt(_ plaintext: [UInt8], key reference: String, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> EncryptResult {
         guard plaintext.count <= Self.maximumPlaintextBytes else {
@@ -131,17 +151,9 @@ extension KeyService {
         }
         if let id = try? KeyID(string: reference), let key = readyKey(id, for: .encrypt, purpose: .encrypt),
            let version = readyVersionForEncryption(key) {
-            var event = AuditEvent(time: clock.now, actor: actor, operation: ServiceOperation.encrypt.rawValue, keyID: id, version: version.number)
-            let ciphertext: [UInt8]
-            do throws(KeywardCryptoError) {
-                ciphertext = try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
-            } catch {
-                event.outcome = "denied"
-                event.detail = KeywardError.crypto(error).description
-                try? await audit.record(event)
-                throw .crypto(error)
+            let ciphertext = try await auditedReady(.encrypt, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
+                try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
             }
-            try await audit.record(event)
             return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
         }
         let id = try await resolve(reference)
@@ -169,17 +181,9 @@ extension KeyService {
         let id = header.keyID
         if expectedKey == nil, let key = readyKey(id, for: .decrypt, purpose: .decrypt), header.version >= key.metadata.minDecryptionVersion,
            let version = key.versions.withLock({ $0[header.version] }) {
-            var event = AuditEvent(time: clock.now, actor: actor, operation: ServiceOperation.decrypt.rawValue, keyID: id, version: header.version)
-            let plaintext: [UInt8]
-            do throws(KeywardCryptoError) {
-                plaintext = try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
-            } catch {
-                event.outcome = "denied"
-                event.detail = KeywardError.crypto(error).description
-                try? await audit.record(event)
-                throw .crypto(error)
+            let plaintext = try await auditedReady(.decrypt, actor: actor, key: id, version: header.version) { () throws(KeywardCryptoError) in
+                try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
             }
-            try await audit.record(event)
             return DecryptResult(plaintext: plaintext, keyID: id, version: header.version)
         }
         return try await audited(.decrypt, actor: actor, key: id) { (event) throws(KeywardError) -> DecryptResult in

@@ -7,7 +7,7 @@ import KeywardCrypto
 public final class KeyFileRootOfTrust: RootOfTrust {
     public let kind = "key-file"
     public let parameters: [UInt8]
-    private let rootKey: SecretBytes
+    private let rootKey: KeyWrappingRootKey
 
     /// Reads the root key from `path`.
     ///
@@ -29,8 +29,9 @@ public final class KeyFileRootOfTrust: RootOfTrust {
             throw .rootOfTrustRejected("the key file \(path) holds \(bytes.count) bytes; it must hold exactly 32 random bytes")
         }
         do {
-            self.rootKey = try SecretBytes(copying: bytes)
-            let fingerprint = try rootKey.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+            let key = KeyWrappingRootKey(try SecretBytes(copying: bytes), rejection: "this key file is not the one the store was created with")
+            self.rootKey = key
+            let fingerprint = try key.withBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
                 let derived = try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: [UInt8](), info: Array("keyward/v1/key-file-id".utf8), outputByteCount: 16)
                 return derived.withUnsafeBytes { Array($0) }
             }
@@ -61,15 +62,7 @@ public final class KeyFileRootOfTrust: RootOfTrust {
         }
     }
 
-    public func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] {
-        do { return try KeyWrap.wrap(kek, kek: rootKey, mode: .rfc5649) } catch { throw .crypto(error) }
-    }
+    public func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] { try rootKey.wrap(kek) }
 
-    public func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes {
-        do {
-            return try KeyWrap.unwrap(wrapped, kek: rootKey, mode: .rfc5649)
-        } catch {
-            throw .rootOfTrustRejected("this key file is not the one the store was created with")
-        }
-    }
+    public func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes { try rootKey.unwrap(wrapped) }
 }

@@ -7,7 +7,7 @@ import KeywardCrypto
 public final class PassphraseRootOfTrust: RootOfTrust {
     public let kind = "passphrase"
     public let parameters: [UInt8]
-    private let rootKey: SecretBytes
+    private let rootKey: KeyWrappingRootKey
 
     /// Derives the root key for a new store with fresh `kdf` parameters (default: Argon2id,
     /// 64 MiB, t = 3, p = 4).
@@ -24,21 +24,13 @@ public final class PassphraseRootOfTrust: RootOfTrust {
     private init(passphrase: borrowing SecretBytes, kdf: KDFParameters) throws(KeywardError) {
         self.parameters = try CanonicalJSON.encode(kdf)
         do {
-            self.rootKey = try PassphraseKDF.deriveKey(passphrase: passphrase, parameters: kdf)
+            self.rootKey = KeyWrappingRootKey(try PassphraseKDF.deriveKey(passphrase: passphrase, parameters: kdf), rejection: "the passphrase is wrong")
         } catch {
             throw .crypto(error)
         }
     }
 
-    public func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] {
-        do { return try KeyWrap.wrap(kek, kek: rootKey, mode: .rfc5649) } catch { throw .crypto(error) }
-    }
+    public func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] { try rootKey.wrap(kek) }
 
-    public func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes {
-        do {
-            return try KeyWrap.unwrap(wrapped, kek: rootKey, mode: .rfc5649)
-        } catch {
-            throw .rootOfTrustRejected("the passphrase is wrong")
-        }
-    }
+    public func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes { try rootKey.unwrap(wrapped) }
 }

@@ -15,3 +15,35 @@ public protocol RootOfTrust: Sendable {
     /// Unwraps a KEK; a wrong root key is `rootOfTrustRejected`.
     func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes
 }
+
+/// A root key held in `SecretBytes` that wraps KEKs with AES-KWP (RFC 5649): what the
+/// passphrase and key-file roots of trust share.
+struct KeyWrappingRootKey: Sendable {
+    private let box: SecretBox
+    /// What to say when unwrapping fails (the root key is not the store's).
+    let rejection: String
+
+    init(_ key: consuming SecretBytes, rejection: String) {
+        self.box = SecretBox(key)
+        self.rejection = rejection
+    }
+
+    func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] {
+        do { return try KeyWrap.wrap(kek, kek: box.secret, mode: .rfc5649) } catch { throw .crypto(error) }
+    }
+
+    func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes {
+        do { return try KeyWrap.unwrap(wrapped, kek: box.secret, mode: .rfc5649) } catch { throw .rootOfTrustRejected(rejection) }
+    }
+
+    /// Runs `body` with the root key's bytes.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(KeywardCryptoError) -> R) throws(KeywardCryptoError) -> R {
+        try box.secret.withUnsafeBytes(body)
+    }
+}
+
+/// Secret bytes held by reference.
+final class SecretBox: Sendable {
+    let secret: SecretBytes
+    init(_ secret: consuming SecretBytes) { self.secret = secret }
+}
