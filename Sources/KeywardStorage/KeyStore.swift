@@ -53,6 +53,16 @@ public protocol KeyStore: Sendable {
     /// Removes an alias.
     func deleteAlias(_ name: String) async throws(StorageError)
 
+    // Tokens
+    /// Stores a new token.
+    func insertToken(_ token: TokenRow) async throws(StorageError)
+    /// A token by id.
+    func token(_ id: KeyID) async throws(StorageError) -> TokenRow?
+    /// Replaces a token row if its stored revision is `expectedRevision`.
+    func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError)
+    /// All tokens.
+    func tokens() async throws(StorageError) -> [TokenRow]
+
     // Audit
     /// Appends entries in one transaction; their sequences must continue the chain.
     func appendAudit(_ entries: [AuditRow]) async throws(StorageError)
@@ -65,7 +75,7 @@ public protocol KeyStore: Sendable {
 
     // KEK rotation
     /// In one transaction: stores `newKEK` (retiring and then deleting the old ones), replaces the
-    /// header, and rewrites every key, version, alias and audit row through `rewriter`. If
+    /// header, and rewrites every key, version, alias, token and audit row through `rewriter`. If
     /// anything fails (or the process dies) before the commit, nothing has changed. `progress`
     /// receives the number of rows rewritten so far. Returns that number.
     func rewriteAll(
@@ -81,13 +91,16 @@ public struct RecordRewriter: Sendable {
     public var version: @Sendable (VersionRow, KeyRow) throws -> VersionRow
     public var alias: @Sendable (AliasRow) throws -> AliasRow
     public var audit: @Sendable (AuditRow) throws -> AuditRow
+    public var token: @Sendable (TokenRow) throws -> TokenRow
 
     public init(key: @escaping @Sendable (KeyRow) throws -> KeyRow, version: @escaping @Sendable (VersionRow, KeyRow) throws -> VersionRow,
-                alias: @escaping @Sendable (AliasRow) throws -> AliasRow, audit: @escaping @Sendable (AuditRow) throws -> AuditRow) {
+                alias: @escaping @Sendable (AliasRow) throws -> AliasRow, token: @escaping @Sendable (TokenRow) throws -> TokenRow,
+                audit: @escaping @Sendable (AuditRow) throws -> AuditRow) {
         self.key = key
         self.version = version
         self.alias = alias
         self.audit = audit
+        self.token = token
     }
 }
 

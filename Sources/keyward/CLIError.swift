@@ -25,7 +25,7 @@ struct CLIError: Error, CustomStringConvertible {
         case .integrityFailure: self.init(.integrity, error.description)
         case .wrongState, .keyDestroyed, .notPermitted, .versionUnavailable: self.init(.refused, error.description)
         case .crypto(.wrongPurpose), .crypto(.unsupportedOperation): self.init(.refused, error.description)
-        case .rootOfTrustRejected: self.init(.rootOfTrust, error.description)
+        case .rootOfTrustRejected, .unauthenticated: self.init(.rootOfTrust, error.description)
         default: self.init(.failure, error.description)
         }
     }

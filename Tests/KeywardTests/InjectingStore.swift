@@ -33,6 +33,10 @@ final class InjectingStore: KeyStore, @unchecked Sendable {
         try await inner.appendAudit(entries)
     }
     func auditHead() async throws(StorageError) -> AuditRow? { try await inner.auditHead() }
+    func insertToken(_ token: TokenRow) async throws(StorageError) { try await inner.insertToken(token) }
+    func token(_ id: KeyID) async throws(StorageError) -> TokenRow? { try await inner.token(id) }
+    func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateToken(token, expectedRevision: expectedRevision) }
+    func tokens() async throws(StorageError) -> [TokenRow] { try await inner.tokens() }
     func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
     func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? { try await inner.latestAuditedRevision(of: keyID) }
     func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter, progress: @escaping @Sendable (Int) -> Void) async throws(StorageError) -> Int {

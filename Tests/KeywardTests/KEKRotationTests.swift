@@ -28,7 +28,9 @@ struct KEKRotationTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let (store, service, keyFile, sealed) = try await Self.makeStore(directory)
         let oldKEK = service.header.activeKEK
+        let token = try await service.issueToken(principal: "app", policy: .everything, lifetime: nil, actor: "t")
         let rotated = try await service.rotateKEK(root: KeyFileRootOfTrust(path: keyFile), actor: "t")
+        #expect(try await rotated.authenticate(token.text).principal == "app")
         #expect(rotated.header.activeKEK != oldKEK)
         #expect(try await store.keks().map(\.id) == [rotated.header.activeKEK])
         let reopened = try await KeyService.open(store: store, root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })

@@ -66,6 +66,12 @@ extension KeyService {
                 out.mac = try fresh.mac(parts.alias(row))
                 return out
             },
+            token: { row in
+                try old.check(row.mac, parts.token(row), what: "token \(row.id)")
+                var out = row
+                out.mac = try fresh.mac(parts.token(row))
+                return out
+            },
             audit: { row in
                 guard old.checkAuditMAC(row.mac, row.hash) else {
                     throw KeywardError.integrityFailure("audit #\(row.sequence) fails its MAC; run `keyward audit verify` before rotating the KEK")
@@ -90,5 +96,9 @@ struct PartsBuilder: Sendable {
 
     func alias(_ row: AliasRow) -> [[UInt8]] {
         [Array("alias".utf8), Array(row.name.utf8), row.keyID.bytes, RecordProtection.bytes(row.revision)]
+    }
+
+    func token(_ row: TokenRow) -> [[UInt8]] {
+        [Array("token".utf8), row.id.bytes, row.hash, RecordProtection.bytes(row.revision), row.body]
     }
 }

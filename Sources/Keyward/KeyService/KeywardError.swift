@@ -24,6 +24,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case auditUnavailable(String)
     /// Not allowed by policy (export of a non-exportable key, signing key in plaintext, ...).
     case notPermitted(String)
+    /// A presented credential is malformed, unknown, revoked or expired.
+    case unauthenticated(String)
     /// A failure of the cryptographic layer.
     case crypto(KeywardCryptoError)
     /// A failure of the storage layer.
@@ -41,6 +43,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidArgument(let why): "invalid argument: \(why)"
         case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"
         case .notPermitted(let why): "not permitted: \(why)"
+        case .unauthenticated(let why): "not authenticated: \(why)"
         case .crypto(let error): error.description
         case .storage(let error): error.description
         }

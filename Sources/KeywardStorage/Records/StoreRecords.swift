@@ -170,3 +170,21 @@ public struct KeyFilter: Sendable, Hashable {
         hasher.combine(tag?.value)
     }
 }
+
+/// An API token: the SHA-256 of its text (never the text), a MAC'd body with principal, policy
+/// and expiry, and a revision.
+public struct TokenRow: Sendable, Hashable {
+    public var id: KeyID
+    public var hash: [UInt8]
+    public var body: [UInt8]
+    public var revision: Int64
+    public var mac: [UInt8]
+
+    public init(id: KeyID, hash: [UInt8], body: [UInt8], revision: Int64, mac: [UInt8]) {
+        self.id = id
+        self.hash = hash
+        self.body = body
+        self.revision = revision
+        self.mac = mac
+    }
+}

@@ -186,6 +186,35 @@ public final class SQLiteKeyStore: KeyStore {
         try await write { db in try db.execute(sql: "DELETE FROM aliases WHERE name = ?", arguments: [name]) }
     }
 
+    // MARK: Tokens
+
+    public func insertToken(_ token: TokenRow) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO tokens (id, hash, body, revision, mac) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [Data(token.id.bytes), Data(token.hash), Data(token.body), token.revision, Data(token.mac)])
+        }
+    }
+
+    public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [Data(id.bytes)]).map(Self.tokenRow) }
+    }
+
+    public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE tokens SET hash = ?, body = ?, revision = ?, mac = ? WHERE id = ? AND revision = ?",
+                           arguments: [Data(token.hash), Data(token.body), token.revision, Data(token.mac), Data(token.id.bytes), expectedRevision])
+            if db.changesCount != 1 { throw StorageError.conflict("token \(token.id) changed meanwhile") }
+        }
+    }
+
+    public func tokens() async throws(StorageError) -> [TokenRow] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY id").map(Self.tokenRow) }
+    }
+
+    private static func tokenRow(_ row: Row) throws -> TokenRow {
+        TokenRow(id: try id(row, "id"), hash: try blob(row, "hash"), body: try blob(row, "body"), revision: try int(row, "revision"), mac: try blob(row, "mac"))
+    }
+
     // MARK: Audit
 
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
@@ -292,6 +321,12 @@ public final class SQLiteKeyStore: KeyStore {
                     }
                 }
                 cursor = last["id"] as Data? ?? Data()
+            }
+            // Tokens.
+            for tokenRow in try Row.fetchAll(db, sql: "SELECT * FROM tokens") {
+                let token = try rewriter.token(try Self.tokenRow(tokenRow))
+                try db.execute(sql: "UPDATE tokens SET mac = ? WHERE id = ?", arguments: [Data(token.mac), Data(token.id.bytes)])
+                tick()
             }
             // Audit batch MACs.
             var sequence: Int64 = 0

@@ -1,0 +1,50 @@
+import Crypto
+import Foundation
+import KeywardCrypto
+
+/// An API token's stored record: who it is for, what it may do, and when it stops working.
+/// The token's secret is never stored, only its SHA-256.
+public struct TokenRecord: Sendable, Hashable, Codable {
+    /// The token's id (also the start of the token text, so lookups need no scan).
+    public var id: KeyID
+    /// The principal the token authenticates as (shown in audit entries).
+    public var principal: String
+    public var policy: AccessPolicy
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var revokedAt: Date?
+}
+
+/// A newly issued token: the text is shown once and never stored.
+public struct IssuedToken: Sendable {
+    /// `kw_<id hex>_<secret base64url>`: 256 random bits after the id.
+    public let text: String
+    public let record: TokenRecord
+}
+
+/// Token text: `kw_` + 32 hex digits of the id + `_` + 43 base64url characters of the secret.
+enum TokenText {
+    static func make(id: KeyID, secret: [UInt8]) -> String {
+        "kw_" + id.bytes.map { String(format: "%02x", $0) }.joined() + "_" + Data(secret).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The id and the SHA-256 of the whole text, or nil when the text is not token-shaped.
+    static func parse(_ text: String) -> (id: KeyID, hash: [UInt8])? {
+        let parts = text.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "kw", parts[1].count == 32, parts[2].count == 43,
+              parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else { return nil }
+        var bytes: [UInt8] = []
+        var index = parts[1].startIndex
+        while index < parts[1].endIndex {
+            let next = parts[1].index(index, offsetBy: 2)
+            guard let byte = UInt8(parts[1][index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        guard let id = try? KeyID(bytes: bytes) else { return nil }
+        return (id, hash(text))
+    }
+
+    static func hash(_ text: String) -> [UInt8] { Array(SHA256.hash(data: Array(text.utf8))) }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import KeywardCrypto
+
+/// Which keys a rule covers.
+public enum KeySelector: Sendable, Hashable, Codable {
+    /// Every key.
+    case any
+    /// One key by id.
+    case key(KeyID)
+    /// Keys with an alias matching a pattern: exact, or ending in `*` for a prefix
+    /// (`app/payments/*`).
+    case alias(String)
+    /// Keys carrying a tag with this value.
+    case tag(name: String, value: String)
+
+    /// Whether `key` (with its aliases) is selected.
+    public func matches(_ key: KeyDescription) -> Bool {
+        switch self {
+        case .any: return true
+        case .key(let id): return key.metadata.id == id
+        case .alias(let pattern):
+            if pattern.hasSuffix("*") {
+                let prefix = pattern.dropLast()
+                return key.aliases.contains { $0.hasPrefix(prefix) }
+            }
+            return key.aliases.contains(pattern)
+        case .tag(let name, let value): return key.metadata.tags[name] == value
+        }
+    }
+}
+
+/// One grant: these operations on keys the selector picks.
+public struct AccessRule: Sendable, Hashable, Codable {
+    /// The operations granted; empty grants nothing.
+    public var operations: Set<ServiceOperation>
+    public var keys: KeySelector
+
+    public init(operations: Set<ServiceOperation>, keys: KeySelector) {
+        self.operations = operations
+        self.keys = keys
+    }
+}
+
+/// What a principal may do: a list of grants, and nothing else (default deny).
+public struct AccessPolicy: Sendable, Hashable, Codable {
+    public var rules: [AccessRule]
+
+    public init(rules: [AccessRule]) { self.rules = rules }
+
+    /// Everything on every key (the root token's policy).
+    public static let everything = AccessPolicy(rules: [AccessRule(operations: Set(ServiceOperation.allCases), keys: .any)])
+
+    /// Whether some rule grants `operation` on `key`.
+    public func allows(_ operation: ServiceOperation, on key: KeyDescription) -> Bool {
+        rules.contains { $0.operations.contains(operation) && $0.keys.matches(key) }
+    }
+
+    /// Whether some rule grants `operation` on any key at all (for operations without a key,
+    /// such as creating keys or asking for random bytes).
+    public func allowsSomewhere(_ operation: ServiceOperation) -> Bool {
+        rules.contains { $0.operations.contains(operation) }
+    }
+
+    /// Parses the CLI form: `OPS:SELECTOR`, where OPS is comma-separated operation names or `*`,
+    /// and SELECTOR is `*`, `key=UUID`, `alias=PATTERN` or `tag=NAME=VALUE`.
+    public static func parseRule(_ text: String) throws(KeywardError) -> AccessRule {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw .invalidArgument("rule '\(text)' is not OPERATIONS:SELECTOR, e.g. encrypt,decrypt:alias=app/*")
+        }
+        let operationsText = text[..<colon]
+        let selectorText = String(text[text.index(after: colon)...])
+        var operations: Set<ServiceOperation> = []
+        if operationsText == "*" {
+            operations = Set(ServiceOperation.allCases)
+        } else {
+            for name in operationsText.split(separator: ",") {
+                guard let operation = ServiceOperation(rawValue: String(name)) else {
+                    throw .invalidArgument("unknown operation '\(name)'; one of \(ServiceOperation.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                operations.insert(operation)
+            }
+        }
+        let selector: KeySelector
+        if selectorText == "*" {
+            selector = .any
+        } else if selectorText.hasPrefix("key=") {
+            do { selector = .key(try KeyID(string: String(selectorText.dropFirst(4)))) } catch { throw .crypto(error) }
+        } else if selectorText.hasPrefix("alias=") {
+            selector = .alias(String(selectorText.dropFirst(6)))
+        } else if selectorText.hasPrefix("tag="), let equals = selectorText.dropFirst(4).firstIndex(of: "=") {
+            selector = .tag(name: String(selectorText[selectorText.index(selectorText.startIndex, offsetBy: 4)..<equals]),
+                            value: String(selectorText[selectorText.index(after: equals)...]))
+        } else {
+            throw .invalidArgument("selector '\(selectorText)' is not *, key=UUID, alias=PATTERN or tag=NAME=VALUE")
+        }
+        return AccessRule(operations: operations, keys: selector)
+    }
+}

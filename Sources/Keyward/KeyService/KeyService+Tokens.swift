@@ -1,0 +1,88 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+extension KeyService {
+    /// Issues an API token for `principal` with `policy`: 256 random bits, returned once as
+    /// text; the store keeps only its SHA-256, in a MAC'd row.
+    ///
+    /// - Parameter lifetime: seconds until it expires (nil: never; at most 10 years).
+    public func issueToken(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, actor: String) async throws(KeywardError) -> IssuedToken {
+        guard (1...256).contains(principal.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
+        if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
+            throw .invalidArgument("token lifetime \(Int(lifetime)) s; choose one minute to ten years")
+        }
+        return try await audited(.update, actor: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
+            event.operation = "token-issue"
+            let id = KeyID()
+            var secret = [UInt8](repeating: 0, count: 32)
+            defer { SecureZero.wipe(&secret) }
+            do throws(KeywardCryptoError) {
+                let random = try SecretBytes.random(count: 32)
+                random.withUnsafeBytes { secret = Array($0) }
+            } catch {
+                throw .crypto(error)
+            }
+            let text = TokenText.make(id: id, secret: secret)
+            let now = clock.now
+            let record = TokenRecord(id: id, principal: principal, policy: policy, createdAt: now,
+                                     expiresAt: lifetime.map { now.addingTimeInterval($0) }, revokedAt: nil)
+            let row = try makeTokenRow(record, hash: TokenText.hash(text), revision: 1)
+            try await storing({ () async throws(StorageError) in try await store.insertToken(row) })
+            event.detail = "token \(id) for \(principal)"
+            return IssuedToken(text: text, record: record)
+        }
+    }
+
+    /// Every token's record (never its secret).
+    public func listTokens() async throws(KeywardError) -> [TokenRecord] {
+        var records: [TokenRecord] = []
+        for row in try await storing({ () async throws(StorageError) in try await store.tokens() }) {
+            records.append(try verifiedToken(row))
+        }
+        return records
+    }
+
+    /// Revokes a token; it fails authentication from then on.
+    public func revokeToken(_ id: KeyID, actor: String) async throws(KeywardError) {
+        try await audited(.update, actor: actor, key: nil) { (event) throws(KeywardError) -> Void in
+            event.operation = "token-revoke"
+            event.detail = "token \(id)"
+            guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
+                throw .invalidArgument("no token \(id)")
+            }
+            var record = try verifiedToken(row)
+            record.revokedAt = clock.now
+            let updated = try makeTokenRow(record, hash: row.hash, revision: row.revision + 1)
+            try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
+        }
+    }
+
+    /// Checks a presented token: well-formed, known, its hash equal (constant time), its row
+    /// intact, not revoked, not expired. Every failure is `unauthenticated`, with a reason for the
+    /// log that never repeats the token.
+    public func authenticate(_ text: String) async throws(KeywardError) -> TokenRecord {
+        guard let (id, hash) = TokenText.parse(text) else { throw .unauthenticated("malformed token") }
+        guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
+            throw .unauthenticated("unknown token")
+        }
+        guard ConstantTime.equals(row.hash, hash) else { throw .unauthenticated("unknown token") }
+        let record = try verifiedToken(row)
+        if let revoked = record.revokedAt, revoked <= clock.now { throw .unauthenticated("token \(id) was revoked") }
+        if let expiry = record.expiresAt, expiry <= clock.now { throw .unauthenticated("token \(id) expired") }
+        return record
+    }
+
+    func makeTokenRow(_ record: TokenRecord, hash: [UInt8], revision: Int64) throws(KeywardError) -> TokenRow {
+        var row = TokenRow(id: record.id, hash: hash, body: try CanonicalJSON.encode(record), revision: revision, mac: [])
+        row.mac = try protection.mac(PartsBuilder().token(row))
+        return row
+    }
+
+    func verifiedToken(_ row: TokenRow) throws(KeywardError) -> TokenRecord {
+        try protection.check(row.mac, PartsBuilder().token(row), what: "token \(row.id)")
+        let record = try CanonicalJSON.decode(TokenRecord.self, from: row.body, what: "token \(row.id)")
+        guard record.id == row.id else { throw .integrityFailure("token row \(row.id) holds the record of another token") }
+        return record
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+
+/// `keyward token create | list | revoke`: API tokens for the service.
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Issue, list and revoke API tokens.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a token (shown once) with rules OPERATIONS:SELECTOR, e.g. --allow encrypt,decrypt:alias=app/*")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "The principal the token authenticates as.") var principal: String
+        @Option(help: "A rule OPERATIONS:SELECTOR (repeatable); selectors: *, key=UUID, alias=PATTERN, tag=NAME=VALUE.") var allow: [String] = []
+        @Option(help: "Days until the token expires (default: never).") var expiresDays: Int?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                var rules: [AccessRule] = []
+                for rule in allow { rules.append(try AccessPolicy.parseRule(rule)) }
+                let issued = try await service.issueToken(principal: principal, policy: AccessPolicy(rules: rules),
+                                                          lifetime: expiresDays.map { Double($0) * 86_400 }, actor: storeOptions.actorName)
+                if json {
+                    try JSONOutput.print(["id": issued.record.id.description, "principal": principal, "token": issued.text])
+                } else {
+                    print("token \(issued.record.id) for \(principal); shown once, store it now:")
+                    print(issued.text)
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let tokens = try await storeOptions.open().listTokens()
+                if json { return try JSONOutput.print(tokens) }
+                for token in tokens {
+                    let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
+                    print("\(token.id)  \(token.principal.padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.policy.rules.count) rule(s)")
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Token id.") var id: String
+
+        func run() async throws {
+            try await guarded {
+                try await storeOptions.open().revokeToken(try KeyID(string: id), actor: storeOptions.actorName)
+                print("token \(id) revoked")
+            }
+        }
+    }
+}

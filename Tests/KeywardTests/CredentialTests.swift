@@ -1,0 +1,78 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+import Testing
+
+@Suite("API tokens and access policies")
+struct CredentialTests {
+    @Test("a token authenticates until it is revoked or expires; malformed and unknown tokens do not")
+    func tokenLifecycle() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let issued = try await service.issueToken(principal: "billing-app", policy: .everything, lifetime: 3600, actor: "admin")
+        #expect(issued.text.hasPrefix("kw_") && issued.text.count == 3 + 32 + 1 + 43)
+        #expect(try await service.authenticate(issued.text).principal == "billing-app")
+        // The text is stored nowhere: only its hash.
+        let stored = try fixture.fetch("SELECT hash, body FROM tokens")
+        let secretPart = String(issued.text.split(separator: "_")[2])
+        #expect(!stored.contains { String(decoding: ($0["body"] as Data?) ?? Data(), as: UTF8.self).contains(secretPart) })
+        for bad in ["", "kw_", "Bearer x", issued.text + "x", String(issued.text.dropLast()) + (issued.text.last == "A" ? "B" : "A"),
+                    "kw_" + String(repeating: "0", count: 32) + "_" + String(repeating: "A", count: 43)] {
+            guard case .unauthenticated = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(bad) }) else {
+                Issue.record("'\(bad.prefix(12))…' authenticated"); continue
+            }
+        }
+        fixture.manualClock.advance(by: 3601)
+        guard case .unauthenticated(let why) = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(issued.text) }), why.contains("expired") else {
+            Issue.record("an expired token authenticated"); return
+        }
+        let other = try await service.issueToken(principal: "ops", policy: .everything, lifetime: nil, actor: "admin")
+        try await service.revokeToken(other.record.id, actor: "admin")
+        guard case .unauthenticated(let revoked) = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(other.text) }), revoked.contains("revoked") else {
+            Issue.record("a revoked token authenticated"); return
+        }
+        #expect(try await service.listTokens().count == 2)
+    }
+
+    @Test("a token row edited in the database (widened policy) is refused")
+    func tamperedToken() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let narrow = AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .alias("app/*"))])
+        let issued = try await fixture.service.issueToken(principal: "app", policy: narrow, lifetime: nil, actor: "admin")
+        try fixture.tamper("UPDATE tokens SET body = replace(body, '\"app\\/*\"', '\"*\"')")
+        try fixture.tamper("UPDATE tokens SET body = replace(body, 'app/*', 'x')")
+        let service = try await fixture.reopen()
+        guard case .integrityFailure = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(issued.text) }) else {
+            Issue.record("an edited token row was trusted"); return
+        }
+    }
+
+    @Test("policies grant only what a rule covers: operation x key id, alias pattern or tag; default deny")
+    func policyMatrix() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/payments"], tags: ["team": "pay"]), actor: "t")
+        let id = key.metadata.id
+        #expect(!AccessPolicy(rules: []).allows(.encrypt, on: key))
+        #expect(AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .any)]).allows(.encrypt, on: key))
+        #expect(!AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .any)]).allows(.decrypt, on: key))
+        #expect(AccessPolicy(rules: [AccessRule(operations: [.decrypt], keys: .key(id))]).allows(.decrypt, on: key))
+        #expect(!AccessPolicy(rules: [AccessRule(operations: [.decrypt], keys: .key(KeyID()))]).allows(.decrypt, on: key))
+        #expect(AccessPolicy(rules: [AccessRule(operations: [.sign], keys: .alias("app/*"))]).allows(.sign, on: key))
+        #expect(!AccessPolicy(rules: [AccessRule(operations: [.sign], keys: .alias("ops/*"))]).allows(.sign, on: key))
+        #expect(AccessPolicy(rules: [AccessRule(operations: [.mac], keys: .alias("app/payments"))]).allows(.mac, on: key))
+        #expect(!AccessPolicy(rules: [AccessRule(operations: [.mac], keys: .alias("app/pay"))]).allows(.mac, on: key))
+        #expect(AccessPolicy(rules: [AccessRule(operations: [.rotate], keys: .tag(name: "team", value: "pay"))]).allows(.rotate, on: key))
+        #expect(!AccessPolicy(rules: [AccessRule(operations: [.rotate], keys: .tag(name: "team", value: "ops"))]).allows(.rotate, on: key))
+        #expect(AccessPolicy.everything.allows(.export, on: key))
+        // The CLI form.
+        let parsed = try AccessPolicy.parseRule("encrypt,decrypt:alias=app/*")
+        #expect(parsed == AccessRule(operations: [.encrypt, .decrypt], keys: .alias("app/*")))
+        #expect(try AccessPolicy.parseRule("*:tag=team=pay").keys == .tag(name: "team", value: "pay"))
+        for bad in ["encrypt", "fly:*", "encrypt:nothing", "encrypt:key=not-a-uuid"] {
+            #expect(throws: KeywardError.self) { try AccessPolicy.parseRule(bad) }
+        }
+    }
+}
