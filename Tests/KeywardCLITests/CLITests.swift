@@ -113,6 +113,14 @@ struct CLITests {
         #expect(try cli.run(["random", "5000"]).status != 0)
         #expect(try cli.run(["key", "schedule-destruction", "sig", "--days", "3"]).status != 0)
         #expect(try cli.run(["key", "export", "sig"]).status == 5)
+        #expect(try cli.run(["key", "create", "--alias", "big"]).status == 0)
+        let oversize = try cli.run(["encrypt", "--key", "big"], stdin: Data(repeating: 0x41, count: 5 * 1024 * 1024))
+        #expect(oversize.status == 1 && oversize.stderr.contains("data key"))
+        // A file that is not a store at all: a clear error, no crash.
+        let notAStore = cli.directory.appendingPathComponent("garbage.db").path
+        FileManager.default.createFile(atPath: notAStore, contents: Data(repeating: 0x5A, count: 8192))
+        let corrupted = try cli.run(["key", "list"], environment: ["KEYWARD_STORE": notAStore])
+        #expect(corrupted.status == 1 && corrupted.stderr.hasPrefix("keyward: "))
     }
 
     @Test("backup to two files, verify, restore into a new store; KEK rotation keeps ciphertexts readable")
