@@ -188,3 +188,24 @@ struct LifecycleTests {
     }
 }
 
+
+@Suite("Concurrent maintenance")
+struct ConcurrentMaintenanceTests {
+    @Test("many callers arriving when a rotation is due all succeed, and the key rotates once")
+    func concurrentDueRotation() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 1), actor: "t").metadata.id.description
+        _ = try await service.encrypt([1], key: id, actor: "t")
+        fixture.manualClock.advance(by: 86_401)
+        let versions = try await withThrowingTaskGroup(of: UInt32.self) { group in
+            for _ in 0..<16 { group.addTask { try await service.encrypt([2], key: id, actor: "t").version } }
+            var all: [UInt32] = []
+            for try await version in group { all.append(version) }
+            return all
+        }
+        #expect(versions.count == 16 && Set(versions) == [2])
+        #expect(try await service.describe(key: id, actor: "t").metadata.currentVersion == 2)
+    }
+}

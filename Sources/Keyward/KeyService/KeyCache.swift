@@ -70,8 +70,15 @@ final class KeyCache: Sendable {
         return found
     }
 
-    func put(_ key: LoadedKey) {
-        state.withLock { state in
+    /// Caches `key`, unless a copy at the same or a newer revision is already cached, in which
+    /// case that copy is returned: concurrent loaders share one `LoadedKey` (and so one set of
+    /// unsealed versions and encryption budgets).
+    @discardableResult
+    func put(_ key: LoadedKey) -> LoadedKey {
+        state.withLock { state -> LoadedKey in
+            if let existing = state.entries[key.row.id], existing.row.revision >= key.row.revision {
+                return existing
+            }
             if state.entries.updateValue(key, forKey: key.row.id) == nil {
                 state.order.append(key.row.id)
             }
@@ -84,6 +91,7 @@ final class KeyCache: Sendable {
                 state.order.removeFirst(state.head)
                 state.head = 0
             }
+            return key
         }
     }
 

@@ -284,18 +284,33 @@ extension KeyService {
 
     /// Destroys a key whose destruction date has passed, and rotates one whose rotation is due.
     /// Returns the key as it now is.
+    /// Concurrent callers may both find the same work due; the one that loses the
+    /// compare-and-swap reloads and sees the winner's result instead of failing.
     func maintain(_ key: LoadedKey, actor: String) async throws(KeywardError) -> LoadedKey {
-        let now = clock.now
-        let id = key.row.id
-        if key.metadata.state == .pendingDestruction, let date = key.metadata.destructionDate, date <= now {
-            try await destroy(key)
-            return try await load(id)
-        }
-        if key.metadata.state == .active, let due = key.metadata.nextRotationAt, due <= now, key.metadata.origin != "imported" {
-            _ = try await audited(.rotate, actor: "keyward (rotation period)", key: id) { (event) throws(KeywardError) -> KeyDescription in
-                try await addVersion(key, event: &event)
+        var key = key
+        for _ in 0..<4 {
+            let now = clock.now
+            let id = key.row.id
+            do {
+                if key.metadata.state == .pendingDestruction, let date = key.metadata.destructionDate, date <= now {
+                    try await destroy(key)
+                    key = try await load(id)
+                    continue
+                }
+                if key.metadata.state == .active, let due = key.metadata.nextRotationAt, due <= now, key.metadata.origin != "imported" {
+                    let current = key
+                    _ = try await audited(.rotate, actor: "keyward (rotation period)", key: id) { (event) throws(KeywardError) -> KeyDescription in
+                        try await addVersion(current, event: &event)
+                    }
+                    key = try await load(id)
+                    continue
+                }
+                return key
+            } catch {
+                guard case .storage(.conflict) = error else { throw error }
+                cache.invalidate(id)
+                key = try await load(id)
             }
-            return try await load(id)
         }
         return key
     }

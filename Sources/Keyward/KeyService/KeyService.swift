@@ -206,9 +206,7 @@ public final class KeyService: Sendable {
         if let audited = try await storage({ () async throws(StorageError) in try await store.latestAuditedRevision(of: id) }), audited > row.revision {
             throw .integrityFailure("key \(id) is at revision \(row.revision) but the audit log records revision \(audited) (an older row was put back)")
         }
-        let loaded = LoadedKey(row: row, metadata: metadata, loadedAt: now)
-        cache.put(loaded)
-        return loaded
+        return cache.put(LoadedKey(row: row, metadata: metadata, loadedAt: now))
     }
 
     /// A version's material, unsealed once and then cached with its key.
