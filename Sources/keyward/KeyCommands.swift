@@ -64,7 +64,7 @@ struct KeyCommand: AsyncParsableCommand {
                     guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
                     return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
                 }
-                let page = try await service.listKeys(state: state, tag: tagPair, alias: alias, after: try after.map { try KeyID(string: $0) }, limit: limit)
+                let page = try await service.listKeys(state: state, tag: tagPair, alias: alias, after: try after.map { try KeyID(string: $0) }, limit: limit, actor: storeOptions.actorName)
                 if json {
                     try JSONOutput.print(ListOutput(keys: page.keys, next: page.nextCursor?.description))
                 } else {

@@ -105,7 +105,7 @@ struct KeyServiceTests {
         defer { fixture.remove() }
         let service = fixture.service
         let aes = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        var dataKey = try await service.generateDataKey(key: aes, context: ["file": "a"], actor: "t")
+        let dataKey = try await service.generateDataKey(key: aes, context: ["file": "a"], actor: "t")
         let unsealed = try await service.decrypt(dataKey.ciphertext, context: ["file": "a"], actor: "t").plaintext
         let same = dataKey.plaintext.constantTimeEquals(unsealed)
         #expect(same)

@@ -126,17 +126,22 @@ extension KeyService {
         return names
     }
 
-    /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after `cursor`.
+    /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after
+    /// `cursor`. Audited as one `list` entry per page.
     public func listKeys(state: KeyState? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil,
-                         after cursor: KeyID? = nil, limit: Int = 100) async throws(KeywardError) -> KeyPage {
+                         after cursor: KeyID? = nil, limit: Int = 100, actor: String = "keyward") async throws(KeywardError) -> KeyPage {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
         let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
-        let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
-        var keys: [KeyDescription] = []
-        for row in rows {
-            keys.append(KeyDescription(metadata: try verifiedMetadata(row), aliases: try await verifiedAliases(of: row.id)))
+        return try await audited(.describe, actor: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
+            event.operation = "list"
+            let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
+            var keys: [KeyDescription] = []
+            for row in rows {
+                keys.append(KeyDescription(metadata: try verifiedMetadata(row), aliases: try await verifiedAliases(of: row.id)))
+            }
+            event.detail = "\(keys.count) keys"
+            return KeyPage(keys: keys, nextCursor: rows.count == limit ? rows.last?.id : nil)
         }
-        return KeyPage(keys: keys, nextCursor: rows.count == limit ? rows.last?.id : nil)
     }
 
     // MARK: Metadata changes
