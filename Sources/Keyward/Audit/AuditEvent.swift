@@ -22,8 +22,10 @@ public struct AuditEvent: Sendable, Codable, Hashable {
     public var keyRevision: Int64?
     /// Request id and peer address, for the service.
     public var requestID: String?
+    /// The client's address, for the service.
     public var peer: String?
 
+    /// An event; `outcome` defaults to `ok`.
     public init(time: Date, actor: String, operation: String, keyID: KeyID? = nil, version: UInt32? = nil,
                 outcome: String = "ok", detail: String? = nil, keyRevision: Int64? = nil, requestID: String? = nil, peer: String? = nil) {
         self.time = time

@@ -23,15 +23,23 @@ public struct BackupBundle: Sendable {
     public struct Header: Sendable, Codable, Hashable {
         /// `passphrase`, `x25519` or `x-wing`.
         public var protection: String
+        /// For passphrase bundles: the KDF record.
         public var kdf: KDFParameters?
+        /// For passphrase bundles: the bundle key under AES-KWP.
         public var wrappedKey: [UInt8]?
+        /// For recipient bundles: the bundle key sealed with HPKE.
         public var sealedKey: HybridEncryption.Sealed?
+        /// The store the keys came from.
         public var storeID: KeyID
+        /// When the bundle was written.
         public var createdAt: Date
+        /// How many keys the payload holds.
         public var keyCount: Int
+        /// A random id, bound into the payload's ciphertext header.
         public var bundleID: KeyID
     }
 
+    /// The parsed header.
     public let header: Header
     let headerBytes: [UInt8]
     let sealedPayload: [UInt8]

@@ -9,9 +9,13 @@ public struct TokenRecord: Sendable, Hashable, Codable {
     public var id: KeyID
     /// The principal the token authenticates as (shown in audit entries).
     public var principal: String
+    /// What the token may do.
     public var policy: AccessPolicy
+    /// When it was issued.
     public var createdAt: Date
+    /// When it stops working, if ever.
     public var expiresAt: Date?
+    /// When it was revoked, if it was.
     public var revokedAt: Date?
 }
 
@@ -19,6 +23,7 @@ public struct TokenRecord: Sendable, Hashable, Codable {
 public struct IssuedToken: Sendable {
     /// `kw_<id hex>_<secret base64url>`: 256 random bits after the id.
     public let text: String
+    /// The stored record (without the secret).
     public let record: TokenRecord
 }
 

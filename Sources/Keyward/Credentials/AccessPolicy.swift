@@ -33,8 +33,10 @@ public enum KeySelector: Sendable, Hashable, Codable {
 public struct AccessRule: Sendable, Hashable, Codable {
     /// The operations granted; empty grants nothing.
     public var operations: Set<ServiceOperation>
+    /// The keys the operations are granted on.
     public var keys: KeySelector
 
+    /// A grant of `operations` on the keys `keys` selects.
     public init(operations: Set<ServiceOperation>, keys: KeySelector) {
         self.operations = operations
         self.keys = keys
@@ -43,8 +45,10 @@ public struct AccessRule: Sendable, Hashable, Codable {
 
 /// What a principal may do: a list of grants, and nothing else (default deny).
 public struct AccessPolicy: Sendable, Hashable, Codable {
+    /// The grants; an empty list denies everything.
     public var rules: [AccessRule]
 
+    /// A policy of these grants.
     public init(rules: [AccessRule]) { self.rules = rules }
 
     /// Everything on every key (the root token's policy).

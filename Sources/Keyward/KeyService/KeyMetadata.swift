@@ -11,6 +11,7 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     public var state: KeyState
     /// When the key was created and when its state last changed.
     public var createdAt: Date
+    /// When the state last changed.
     public var stateChangedAt: Date
     /// Free text, at most 1,024 characters.
     public var description: String

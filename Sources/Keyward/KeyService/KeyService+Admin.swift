@@ -4,8 +4,11 @@ import KeywardStorage
 
 /// What to create.
 public struct CreateKeyRequest: Sendable, Hashable {
+    /// The key's spec (and so its one purpose).
     public var spec: KeySpec
+    /// Aliases to create with the key.
     public var aliases: [String]
+    /// Tags for selection and policy.
     public var tags: [String: String]
     public var description: String
     /// Whether the material may ever be exported (never for signing keys in plaintext).
@@ -344,8 +347,11 @@ extension KeyService {
 
 /// Key material leaving the store: only for keys created exportable, never for signing keys.
 public struct ExportedKey: ~Copyable, Sendable {
+    /// The exported key's spec.
     public let spec: KeySpec
+    /// The exported version.
     public let version: UInt32
+    /// The private representation (docs/formats.md).
     public let material: SecretBytes
 }
 
@@ -374,8 +380,10 @@ extension KeyService {
 
 /// A wrapping key the store issued for one import: its id, public key and expiry.
 public struct ImportWrappingKey: Sendable, Hashable {
+    /// The wrapping key's id, to name in the import.
     public var keyID: KeyID
     public var publicKey: PublicKey
+    /// When the wrapping key stops working.
     public var expiresAt: Date
 }
 

@@ -4,7 +4,9 @@ import KeywardStorage
 
 /// One key as a backup holds it: metadata, aliases, and each version's material.
 public final class BackupKey: Sendable {
+    /// The key's metadata as it was backed up.
     public let metadata: KeyMetadata
+    /// The key's aliases.
     public let aliases: [String]
     let versions: [BackupVersion]
 
@@ -39,7 +41,9 @@ final class MaterialBox: Sendable {
 
 /// An opened (decrypted and checked) backup.
 public struct BackupContents: Sendable {
+    /// The bundle's header.
     public let header: BackupBundle.Header
+    /// Every key in the bundle, checked.
     public let keys: [BackupKey]
 }
 
@@ -53,7 +57,9 @@ public enum BackupProtection: Sendable {
 
 /// A passphrase in locked memory, shareable across calls.
 public final class Passphrase: Sendable {
+    /// The passphrase bytes.
     public let secret: SecretBytes
+    /// Takes ownership of `secret`.
     public init(_ secret: consuming SecretBytes) { self.secret = secret }
 }
 

@@ -4,46 +4,66 @@ import KeywardStorage
 
 /// The result of an encryption: the ciphertext and the key version that made it.
 public struct EncryptResult: Sendable, Hashable {
+    /// The Keyward ciphertext (docs/formats.md).
     public var ciphertext: [UInt8]
+    /// The key used.
     public var keyID: KeyID
+    /// The key version used.
     public var version: UInt32
 }
 
 /// The result of a decryption.
 public struct DecryptResult: Sendable, Hashable {
+    /// The decrypted bytes.
     public var plaintext: [UInt8]
+    /// The key used.
     public var keyID: KeyID
+    /// The key version used.
     public var version: UInt32
 }
 
 /// A data key: the plaintext (for immediate use, then dropped) and the same key sealed under a
 /// Keyward key (to store beside the data).
 public struct DataKey: ~Copyable, Sendable {
+    /// The data key, for immediate use.
     public let plaintext: SecretBytes
+    /// The data key sealed under the Keyward key, to store beside the data.
     public let ciphertext: [UInt8]
+    /// The key used.
     public let keyID: KeyID
+    /// The key version used.
     public let version: UInt32
 }
 
 /// A signature and the key version that made it.
 public struct SignResult: Sendable, Hashable {
+    /// The signature (DER for ECDSA).
     public var signature: [UInt8]
+    /// The key used.
     public var keyID: KeyID
+    /// The key version used.
     public var version: UInt32
 }
 
 /// A MAC tag and the key version that made it.
 public struct MACResult: Sendable, Hashable {
+    /// The full-length HMAC tag.
     public var tag: [UInt8]
+    /// The key used.
     public var keyID: KeyID
+    /// The key version used.
     public var version: UInt32
 }
 
 /// A data key pair: the public key in the clear, the private key sealed under a Keyward key.
 public struct DataKeyPair: Sendable, Hashable {
+    /// The pair's public key.
     public var publicKey: PublicKey
+    /// The pair's private key, sealed under the Keyward key.
     public var privateKeyCiphertext: [UInt8]
+    /// The key used.
     public var keyID: KeyID
+    /// The key version used.
     public var version: UInt32
 }
 

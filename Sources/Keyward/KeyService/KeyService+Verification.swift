@@ -6,7 +6,9 @@ import KeywardStorage
 public struct StoreVerification: Sendable, Hashable {
     /// Keys, versions and aliases checked.
     public var keys = 0
+    /// Key versions checked.
     public var versions = 0
+    /// Aliases checked.
     public var aliases = 0
     /// The audit chain's result.
     public var audit = AuditVerification(entries: 0, problems: [])

@@ -32,6 +32,7 @@ public final class KeyService: Sendable {
         /// must stay well below 2^32 per key).
         public var encryptionLimit: UInt64
 
+        /// Options; the defaults suit a single node.
         public init(cacheCapacity: Int = 10_000, cacheTTL: TimeInterval = 300,
                     encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31) {
             self.cacheCapacity = cacheCapacity
