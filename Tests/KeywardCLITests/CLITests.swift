@@ -205,4 +205,50 @@ struct CLITests {
         #expect(report.isIntact, "\(report.problems.prefix(3)) \(report.audit.problems.prefix(3))")
         #expect(report.keys == 3000)
     }
+
+    @Test("the passphrase prompt reads from the terminal without echo, and asks twice at init")
+    func promptWithoutEcho() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        let script = cli.directory.appendingPathComponent("pty_init.py")
+        try Self.ptyScript.write(to: script, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script.path, CLI.binary, cli.directory.appendingPathComponent("prompted.db").path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(text.contains("NOECHO"), "the passphrase was echoed: \(text)")
+        #expect(text.contains("CREATED") && text.contains("EXIT 0"), "\(text)")
+    }
+
+    /// Drives `keyward init` through a pseudo-terminal, as a person at a keyboard would.
+    static let ptyScript = #"""
+import os, pty, sys, time, select
+binary, store = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(binary, [binary, "init", "--store", store], {"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+out = b""
+def read_until(token, timeout=20):
+    global out
+    end = time.time() + timeout
+    while token not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try: out += os.read(fd, 1024)
+            except OSError: break
+read_until(b"passphrase")
+os.write(fd, b"typed secret phrase\n")
+read_until(b"Again")
+os.write(fd, b"typed secret phrase\n")
+read_until(b"created store", 60)
+_, status = os.waitpid(pid, 0)
+text = out.decode(errors="replace")
+print("ECHOED" if "typed secret phrase" in text else "NOECHO")
+print("CREATED" if "created store" in text else "NOTCREATED")
+print("EXIT", os.waitstatus_to_exitcode(status))
+"""#
 }
