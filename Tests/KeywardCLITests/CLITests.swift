@@ -224,6 +224,33 @@ struct CLITests {
         #expect(text.contains("CREATED") && text.contains("EXIT 0"), "\(text)")
     }
 
+    @Test("a store on a PKCS#11 token (SoftHSM2): init, use, and a wrong PIN refused with exit 6")
+    func pkcs11Store() throws {
+        var cli = try CLI()
+        defer { cli.remove() }
+        let tokens = cli.directory.appendingPathComponent("tokens")
+        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+        let conf = cli.directory.appendingPathComponent("softhsm2.conf")
+        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
+        let setup = Process()
+        setup.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
+        setup.arguments = ["--init-token", "--free", "--label", "cli-token", "--pin", "1234", "--so-pin", "5678"]
+        setup.environment = ["SOFTHSM2_CONF": conf.path]
+        setup.standardOutput = Pipe()
+        try setup.run()
+        setup.waitUntilExit()
+        #expect(setup.terminationStatus == 0)
+        cli.environment["SOFTHSM2_CONF"] = conf.path
+        cli.environment["KEYWARD_PKCS11_PIN"] = "1234"
+        let initialized = try cli.run(["init", "--pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so", "--pkcs11-token", "cli-token"])
+        #expect(initialized.status == 0 && initialized.stdout.contains("pkcs11"), "\(initialized.stderr)")
+        #expect(try cli.run(["key", "create", "--alias", "hsm-app"]).status == 0)
+        let sealed = try cli.run(["encrypt", "--key", "hsm-app", "--base64-out"], stdin: Data("in the token".utf8))
+        #expect(try cli.run(["decrypt", "--base64-in"], stdin: sealed.data).stdout == "in the token")
+        let wrong = try cli.run(["key", "list"], environment: ["KEYWARD_PKCS11_PIN": "0000"])
+        #expect(wrong.status == 6 && wrong.stderr.contains("PIN"), "\(wrong.stderr)")
+    }
+
     /// Drives `keyward init` through a pseudo-terminal, as a person at a keyboard would.
     static let ptyScript = #"""
 import os, pty, sys, time, select
