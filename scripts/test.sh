@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
-swift test --skip-build 2>&1 | tee .build/test-output.txt
+# A hung test must fail the run rather than hold CI until its limit.
+timeout 1500 swift test --skip-build 2>&1 | tee .build/test-output.txt
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
   echo "test.sh: swift test failed (exit $status)"

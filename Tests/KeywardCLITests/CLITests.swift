@@ -44,6 +44,11 @@ struct CLI {
         process.standardOutput = output
         process.standardError = errors
         try process.run()
+        // A watchdog: a child that has not finished in two minutes is killed, so a stuck
+        // command fails its test instead of hanging the run.
+        let watchdog = DispatchWorkItem { [process] in if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
         input.fileHandleForWriting.write(stdin)
         try input.fileHandleForWriting.close()
         let data = output.fileHandleForReading.readDataToEndOfFile()
@@ -272,7 +277,14 @@ os.write(fd, b"typed secret phrase\n")
 read_until(b"Again")
 os.write(fd, b"typed secret phrase\n")
 read_until(b"created store", 60)
-_, status = os.waitpid(pid, 0)
+# Never wait forever: a child still running after its output ends is killed.
+for _ in range(100):
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done: break
+    time.sleep(0.1)
+else:
+    os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
 text = out.decode(errors="replace")
 print("ECHOED" if "typed secret phrase" in text else "NOECHO")
 print("CREATED" if "created store" in text else "NOTCREATED")

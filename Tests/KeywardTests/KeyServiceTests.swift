@@ -167,3 +167,28 @@ struct KeyServiceTests {
     }
 }
 
+
+@Suite("Concurrent key creation")
+struct ConcurrentCreationTests {
+    @Test("creates share transactions, yet a taken alias fails only its own create")
+    func aliasConflictIsolated() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    let alias = index % 4 == 0 ? "shared" : "own-\(index)"
+                    return (try? await service.createKey(CreateKeyRequest(aliases: [alias]), actor: "t")) != nil
+                }
+            }
+            var results: [Bool] = []
+            for await result in group { results.append(result) }
+            return results
+        }
+        #expect(outcomes.filter { $0 }.count == 31)
+        #expect(try await service.listKeys(limit: 100).keys.count == 31)
+        #expect(try await service.listKeys(alias: "shared", limit: 10).keys.count == 1)
+        #expect(try await service.verifyStore().isIntact)
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
 import KeywardCrypto
 
 /// The embedded, single-node key store: one SQLite file through GRDB, in WAL mode with
@@ -8,6 +9,15 @@ import KeywardCrypto
 /// acknowledged write survives power loss).
 public final class SQLiteKeyStore: KeyStore {
     private let pool: DatabasePool
+    /// Key inserts waiting for the next shared transaction (see `insertKey`).
+    private let pendingInserts = Mutex<(items: [PendingInsert], flushing: Bool)>(([], false))
+
+    private struct PendingInsert {
+        let key: KeyRow
+        let version: VersionRow?
+        let aliases: [AliasRow]
+        let continuation: UnsafeContinuation<Result<Void, StorageError>, Never>
+    }
     /// The database file.
     public let path: String
 
@@ -85,11 +95,55 @@ public final class SQLiteKeyStore: KeyStore {
 
     // MARK: Keys
 
+    /// Concurrent inserts share one transaction (one durable commit), each inside its own
+    /// savepoint, so one insert's failure (a taken alias) fails only that insert.
     public func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) {
-        try await write { db in
-            try Self.insert(key, db)
-            if let firstVersion { try Self.insert(firstVersion, db) }
-            for alias in aliases { try Self.insert(alias, db) }
+        let result: Result<Void, StorageError> = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, StorageError>, Never>) in
+            let start = pendingInserts.withLock { state -> Bool in
+                state.items.append(PendingInsert(key: key, version: firstVersion, aliases: aliases, continuation: continuation))
+                if state.flushing { return false }
+                state.flushing = true
+                return true
+            }
+            if start { Task { await self.flushInserts() } }
+        }
+        try result.get()
+    }
+
+    private func flushInserts() async {
+        while true {
+            let batch = pendingInserts.withLock { state -> [PendingInsert] in
+                let items = state.items
+                state.items = []
+                if items.isEmpty { state.flushing = false }
+                return items
+            }
+            if batch.isEmpty { return }
+            let outcomes: [StorageError?]
+            do {
+                outcomes = try await pool.write { db -> [StorageError?] in
+                    batch.map { item in
+                        do {
+                            try db.inSavepoint {
+                                try Self.insert(item.key, db)
+                                if let version = item.version { try Self.insert(version, db) }
+                                for alias in item.aliases { try Self.insert(alias, db) }
+                                return .commit
+                            }
+                            return nil
+                        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                            return .conflict(error.message ?? "constraint violated")
+                        } catch {
+                            return .database(SQLiteKeyStore.message(error))
+                        }
+                    }
+                }
+            } catch {
+                outcomes = Array(repeating: .database(SQLiteKeyStore.message(error)), count: batch.count)
+            }
+            for (item, outcome) in zip(batch, outcomes) {
+                item.continuation.resume(returning: outcome.map { .failure($0) } ?? .success(()))
+            }
         }
     }
 
@@ -183,7 +237,7 @@ public final class SQLiteKeyStore: KeyStore {
     }
 
     public func deleteAlias(_ name: String) async throws(StorageError) {
-        try await write { db in try db.execute(sql: "DELETE FROM aliases WHERE name = ?", arguments: [name]) }
+        try await write { db in try db.cachedStatement(sql: "DELETE FROM aliases WHERE name = ?").execute(arguments: [name]) }
     }
 
     // MARK: Tokens
@@ -325,7 +379,7 @@ public final class SQLiteKeyStore: KeyStore {
             // Tokens.
             for tokenRow in try Row.fetchAll(db, sql: "SELECT * FROM tokens") {
                 let token = try rewriter.token(try Self.tokenRow(tokenRow))
-                try db.execute(sql: "UPDATE tokens SET mac = ? WHERE id = ?", arguments: [Data(token.mac), Data(token.id.bytes)])
+                try db.cachedStatement(sql: "UPDATE tokens SET mac = ? WHERE id = ?").execute(arguments: [Data(token.mac), Data(token.id.bytes)])
                 tick()
             }
             // Audit batch MACs.
@@ -335,7 +389,7 @@ public final class SQLiteKeyStore: KeyStore {
                 guard let last = rows.last else { break }
                 for row in rows {
                     let entry = try rewriter.audit(try Self.auditRow(row))
-                    try db.execute(sql: "UPDATE audit SET mac = ? WHERE sequence = ?", arguments: [Data(entry.mac), entry.sequence])
+                    try db.cachedStatement(sql: "UPDATE audit SET mac = ? WHERE sequence = ?").execute(arguments: [Data(entry.mac), entry.sequence])
                     tick()
                 }
                 sequence = last["sequence"] as Int64? ?? sequence
@@ -420,9 +474,9 @@ public final class SQLiteKeyStore: KeyStore {
     }
 
     private static func saveTags(_ key: KeyRow, _ db: Database) throws {
-        try db.execute(sql: "DELETE FROM key_tags WHERE key_id = ?", arguments: [Data(key.id.bytes)])
+        try db.cachedStatement(sql: "DELETE FROM key_tags WHERE key_id = ?").execute(arguments: [Data(key.id.bytes)])
         for (name, value) in key.tags {
-            try db.execute(sql: "INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)", arguments: [Data(key.id.bytes), name, value])
+            try db.cachedStatement(sql: "INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)").execute(arguments: [Data(key.id.bytes), name, value])
         }
     }
 
@@ -462,3 +516,4 @@ public final class SQLiteKeyStore: KeyStore {
                         time: try date(row, "time"))
     }
 }
+
