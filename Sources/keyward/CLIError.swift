@@ -34,21 +34,26 @@ struct CLIError: Error, CustomStringConvertible {
 extension AsyncParsableCommand {
     /// Runs `body`, printing errors as `keyward: message` and exiting with the documented code.
     func guarded(_ body: () async throws -> Void) async throws {
-        do {
-            try await body()
-        } catch let error as CLIError {
-            FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
-            throw ExitCode(error.code.rawValue)
-        } catch let error as KeywardError {
-            let mapped = CLIError(error)
-            FileHandle.standardError.write(Data("keyward: \(mapped.description)\n".utf8))
-            throw ExitCode(mapped.code.rawValue)
-        } catch let error as StorageError {
-            FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
-            throw ExitCode(CLIError.Code.failure.rawValue)
-        } catch let error as KeywardCryptoError {
-            FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
-            throw ExitCode(CLIError.Code.failure.rawValue)
-        }
+        try await runGuarded(body)
+    }
+}
+
+/// Runs `body`, printing errors as `keyward: message` and exiting with the documented code.
+func runGuarded(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CLIError {
+        FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+        throw ExitCode(error.code.rawValue)
+    } catch let error as KeywardError {
+        let mapped = CLIError(error)
+        FileHandle.standardError.write(Data("keyward: \(mapped.description)\n".utf8))
+        throw ExitCode(mapped.code.rawValue)
+    } catch let error as StorageError {
+        FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+        throw ExitCode(CLIError.Code.failure.rawValue)
+    } catch let error as KeywardCryptoError {
+        FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+        throw ExitCode(CLIError.Code.failure.rawValue)
     }
 }

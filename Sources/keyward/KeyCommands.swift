@@ -220,7 +220,7 @@ struct KeyCommand: AsyncParsableCommand {
     }
 
     static func transition(_ options: StoreOptions, _ key: String, _ operation: ServiceOperation, days: Int? = nil) async throws {
-        try await Enable().guarded {
+        try await runGuarded {
             let described = try await options.open().transition(key: key, operation, waitingDays: days, actor: options.actorName)
             var line = "key \(described.metadata.id) is \(described.metadata.state.rawValue)"
             if let date = described.metadata.destructionDate { line += ", destruction on \(ISO8601DateFormatter().string(from: date))" }

@@ -99,6 +99,5 @@ final class RecordProtection: Sendable {
 
     static func bytes(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
     static func bytes(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
-    static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 }
 
