@@ -13,12 +13,25 @@ let package = Package(
         .library(name: "KeywardStorage", targets: ["KeywardStorage"]),
         .library(name: "Keyward", targets: ["Keyward"]),
         .library(name: "KeywardHSM", targets: ["KeywardHSM"]),
+        .library(name: "KeywardServer", targets: ["KeywardServer"]),
+        .library(name: "KeywardClient", targets: ["KeywardClient"]),
         .executable(name: "keyward", targets: ["keyward"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // The HTTPS front end and the client SDK only; the library targets stay free of NIO.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // System libraries and tiny C shims only.
@@ -78,10 +91,47 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Cryptography as a service: the HTTPS API over KeyService (Hummingbird 2).
+        .target(
+            name: "KeywardServer",
+            dependencies: [
+                "Keyward",
+                "KeywardCrypto",
+                "KeywardStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The Swift SDK for `keyward serve` (AsyncHTTPClient).
+        .target(
+            name: "KeywardClient",
+            dependencies: [
+                "KeywardCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "keyward",
             dependencies: [
                 "Keyward",
+                "KeywardServer",
                 "KeywardHSM",
                 "KeywardCrypto",
                 "KeywardStorage",
@@ -138,6 +188,31 @@ let package = Package(
         .testTarget(
             name: "KeywardCLITests",
             dependencies: ["keyward", "Keyward", "KeywardCrypto", "KeywardStorage"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KeywardServerTests",
+            dependencies: [
+                "KeywardServer",
+                "Keyward",
+                "KeywardCrypto",
+                "KeywardStorage",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KeywardClientTests",
+            dependencies: [
+                "KeywardClient",
+                "KeywardServer",
+                "Keyward",
+                "KeywardCrypto",
+                "KeywardStorage",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -23,7 +23,7 @@ struct CLIError: Error, CustomStringConvertible {
         switch error {
         case .keyNotFound: self.init(.notFound, error.description)
         case .integrityFailure: self.init(.integrity, error.description)
-        case .wrongState, .keyDestroyed, .notPermitted, .versionUnavailable: self.init(.refused, error.description)
+        case .wrongState, .keyDestroyed, .notPermitted, .versionUnavailable, .accessDenied: self.init(.refused, error.description)
         case .crypto(.wrongPurpose), .crypto(.unsupportedOperation): self.init(.refused, error.description)
         case .rootOfTrustRejected, .unauthenticated: self.init(.rootOfTrust, error.description)
         default: self.init(.failure, error.description)

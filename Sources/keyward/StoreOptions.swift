@@ -24,8 +24,9 @@ struct StoreOptions: ParsableArguments {
         keyFile ?? ProcessInfo.processInfo.environment["KEYWARD_KEY_FILE"]
     }
 
-    var actorName: String {
-        actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())")
+    /// The store's owner, named for the audit log.
+    var actorName: Caller {
+        Caller(actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())"))
     }
 
     /// Opens the store, unwrapping its KEK with the root of trust its header names.
@@ -35,7 +36,7 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store and also returns its root of trust (for KEK rotation), asking for a
     /// passphrase only once.
-    func openWithRoot() async throws -> (service: KeyService, root: any RootOfTrust) {
+    func openWithRoot(options: KeyService.Options = KeyService.Options()) async throws -> (service: KeyService, root: any RootOfTrust) {
         try Keyward.harden()
         guard FileManager.default.fileExists(atPath: storePath) else {
             throw CLIError(.notFound, "no store at \(storePath); create one with `keyward init --store \(storePath)`")
@@ -46,7 +47,7 @@ struct StoreOptions: ParsableArguments {
             throw CLIError(.failure, "\(storePath) is not an initialised Keyward store")
         }
         let root = try rootOfTrust(for: header)
-        return (try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }), root)
+        return (try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }, options: options), root)
     }
 
     /// The root of trust the header names, built from --key-file or the passphrase sources.

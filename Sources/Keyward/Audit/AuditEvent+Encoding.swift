@@ -20,6 +20,7 @@ extension AuditEvent {
         writer.string("outcome", outcome)
         if let peer { writer.string("peer", peer) }
         if let requestID { writer.string("requestID", requestID) }
+        if let route { writer.string("route", route) }
         let millis = Int64((time.timeIntervalSince1970 * 1000).rounded())
         writer.number("time", millis / 1000)
         let fraction = Int(abs(millis % 1000))

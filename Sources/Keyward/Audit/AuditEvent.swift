@@ -24,10 +24,12 @@ public struct AuditEvent: Sendable, Codable, Hashable {
     public var requestID: String?
     /// The client's address, for the service.
     public var peer: String?
+    /// The HTTP method and route template, for the service (`POST /v1/keys/{key}/encrypt`).
+    public var route: String?
 
     /// An event; `outcome` defaults to `ok`.
     public init(time: Date, actor: String, operation: String, keyID: KeyID? = nil, version: UInt32? = nil,
-                outcome: String = "ok", detail: String? = nil, keyRevision: Int64? = nil, requestID: String? = nil, peer: String? = nil) {
+                outcome: String = "ok", detail: String? = nil, keyRevision: Int64? = nil, requestID: String? = nil, peer: String? = nil, route: String? = nil) {
         self.time = time
         self.actor = actor
         self.operation = operation
@@ -38,5 +40,6 @@ public struct AuditEvent: Sendable, Codable, Hashable {
         self.keyRevision = keyRevision
         self.requestID = requestID
         self.peer = peer
+        self.route = route
     }
 }

@@ -34,8 +34,19 @@ enum TokenText {
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
+    /// Caller-chosen token text (`--dev-root-token`, tokens carried over from another system):
+    /// 32 to 256 printable ASCII characters without spaces. Its id is derived from the text.
+    static func isCustom(_ text: String) -> Bool {
+        (32...256).contains(text.utf8.count) && text.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+    }
+
     /// The id and the SHA-256 of the whole text, or nil when the text is not token-shaped.
     static func parse(_ text: String) -> (id: KeyID, hash: [UInt8])? {
+        if !text.hasPrefix("kw_"), isCustom(text) {
+            let derived = Array(SHA256.hash(data: Array("keyward token id\u{0}\(text)".utf8)).prefix(16))
+            guard let id = try? KeyID(bytes: derived) else { return nil }
+            return (id, hash(text))
+        }
         let parts = text.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "kw", parts[1].count == 32, parts[2].count == 43,
               parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else { return nil }

@@ -77,6 +77,11 @@ final class RecordProtection: Sendable {
         guard valid else { throw .integrityFailure("\(what()) fails its MAC (edited, swapped or forged row)") }
     }
 
+    /// Whether `tag` is the MAC of `parts` (a failure of the primitive counts as no).
+    func verifies(_ tag: [UInt8], _ parts: [[UInt8]]) -> Bool {
+        (try? metadataKey.verifyMAC(tag, for: Self.frame(parts))) ?? false
+    }
+
     func auditMAC(_ hash: [UInt8]) throws(KeywardError) -> [UInt8] {
         do { return try auditKey.mac(hash) } catch { throw .crypto(error) }
     }

@@ -27,12 +27,15 @@ final class LoadedVersion: Sendable {
 final class LoadedKey: Sendable {
     let row: KeyRow
     let metadata: KeyMetadata
+    /// The key's aliases when it was loaded (for policies that select by alias).
+    let aliases: [String]
     let versions = Mutex<[UInt32: LoadedVersion]>([:])
     let loadedAt: Date
 
-    init(row: KeyRow, metadata: KeyMetadata, loadedAt: Date) {
+    init(row: KeyRow, metadata: KeyMetadata, aliases: [String], loadedAt: Date) {
         self.row = row
         self.metadata = metadata
+        self.aliases = aliases
         self.loadedAt = loadedAt
     }
 }

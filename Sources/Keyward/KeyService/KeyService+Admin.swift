@@ -43,21 +43,21 @@ extension KeyService {
     // MARK: Create
 
     /// Creates a key with freshly generated material (version 1).
-    public func createKey(_ request: CreateKeyRequest, actor: String) async throws(KeywardError) -> KeyDescription {
+    public func createKey(_ request: CreateKeyRequest, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let material: KeyMaterial
         do { material = try KeyMaterial.generate(request.spec) } catch { throw .crypto(error) }
         return try await insertKey(request, material: material, origin: "keyward", actor: actor)
     }
 
     /// Creates a key from caller-supplied material (bring your own key).
-    public func importKey(_ request: CreateKeyRequest, material: consuming KeyMaterial, actor: String) async throws(KeywardError) -> KeyDescription {
+    public func importKey(_ request: CreateKeyRequest, material: consuming KeyMaterial, actor: Caller) async throws(KeywardError) -> KeyDescription {
         guard material.spec == request.spec else {
             throw .invalidArgument("the material is \(material.spec.rawValue) but the request asks for \(request.spec.rawValue)")
         }
         return try await insertKey(request, material: material, origin: "imported", actor: actor)
     }
 
-    private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, actor: String) async throws(KeywardError) -> KeyDescription {
+    private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try Self.validate(request)
         let id = KeyID()
         return try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
@@ -71,6 +71,9 @@ extension KeyService {
                 nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
                 currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
                 expiresAt: request.expiresAt)
+            if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases)) {
+                throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
+            }
             let row = try makeKeyRow(metadata, revision: 1)
             let sealed = try protection.seal(material, keyID: id, version: 1)
             let version = try makeVersionRow(keyID: id, version: 1, sealed: sealed,
@@ -111,12 +114,22 @@ extension KeyService {
     // MARK: Describe / list
 
     /// The key's metadata and aliases.
-    public func describe(key reference: String, actor: String) async throws(KeywardError) -> KeyDescription {
+    public func describe(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let id = try await resolve(reference)
         return try await audited(.describe, actor: actor, key: id) { (_) throws(KeywardError) -> KeyDescription in
-            let key = try await maintain(try await load(id), actor: actor)
+            let loaded = try await load(id)
+            try authorize(loaded, .describe, actor)
+            let key = try await maintain(loaded, actor: actor)
             return KeyDescription(metadata: key.metadata, aliases: try await verifiedAliases(of: id))
         }
+    }
+
+    /// The key's aliases whose rows pass their MAC, for policy checks: a forged alias row is
+    /// left out (it can only narrow what a policy grants, never widen it), so one tampered alias
+    /// does not take the key it was pointed at out of service. `verify` still names it.
+    func authenticAliases(of id: KeyID) async throws(KeywardError) -> [String] {
+        let rows = try await storage({ () async throws(StorageError) in try await store.aliases(of: id) })
+        return rows.filter { protection.verifies($0.mac, aliasParts($0)) && $0.keyID == id }.map(\.name)
     }
 
     func verifiedAliases(of id: KeyID) async throws(KeywardError) -> [String] {
@@ -132,7 +145,7 @@ extension KeyService {
     /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after
     /// `cursor`. Audited as one `list` entry per page.
     public func listKeys(state: KeyState? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil,
-                         after cursor: KeyID? = nil, limit: Int = 100, actor: String = "keyward") async throws(KeywardError) -> KeyPage {
+                         after cursor: KeyID? = nil, limit: Int = 100, actor: Caller = "keyward") async throws(KeywardError) -> KeyPage {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
         let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
         return try await audited(.describe, actor: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
@@ -140,7 +153,8 @@ extension KeyService {
             let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
             var keys: [KeyDescription] = []
             for row in rows {
-                keys.append(KeyDescription(metadata: try verifiedMetadata(row), aliases: try await verifiedAliases(of: row.id)))
+                let description = KeyDescription(metadata: try verifiedMetadata(row), aliases: try await verifiedAliases(of: row.id))
+                if actor.permits(.describe, on: description) { keys.append(description) }
             }
             event.detail = "\(keys.count) keys"
             return KeyPage(keys: keys, nextCursor: rows.count == limit ? rows.last?.id : nil)
@@ -166,13 +180,15 @@ extension KeyService {
 
     /// Moves a key through its lifecycle: `enable`, `disable`, `deactivate`, `markCompromised`,
     /// `scheduleDestruction` (with `waitingDays`), `cancelDestruction`.
-    public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, actor: String) async throws(KeywardError) -> KeyDescription {
+    public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let id = try await resolve(reference)
         guard LifecycleTable.target(of: operation, from: .active) != nil, operation != .destroy else {
             throw .invalidArgument("\(operation.rawValue) is not a lifecycle transition")
         }
         return try await audited(operation, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
-            let key = try await maintain(try await load(id), actor: actor)
+            let loaded = try await load(id)
+            try authorize(loaded, operation, actor)
+            let key = try await maintain(loaded, actor: actor)
             guard LifecycleTable.allows(operation, in: key.metadata.state), let target = LifecycleTable.target(of: operation, from: key.metadata.state) else {
                 if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
                 throw .wrongState(key: id, state: key.metadata.state, operation: operation)
@@ -195,10 +211,12 @@ extension KeyService {
 
     /// Changes the description, tags, rotation period or minimum decryption version.
     public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil,
-                       rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: String) async throws(KeywardError) -> KeyDescription {
+                       rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let id = try await resolve(reference)
         return try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
-            let key = try await maintain(try await load(id), actor: actor)
+            let loaded = try await load(id)
+            try authorize(loaded, .update, actor)
+            let key = try await maintain(loaded, actor: actor)
             guard LifecycleTable.allows(.update, in: key.metadata.state) else {
                 throw .wrongState(key: id, state: key.metadata.state, operation: .update)
             }
@@ -222,10 +240,11 @@ extension KeyService {
     }
 
     /// Adds a new version with fresh material; it becomes the one that encrypts and signs.
-    public func rotate(key reference: String, actor: String) async throws(KeywardError) -> KeyDescription {
+    public func rotate(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let id = try await resolve(reference)
         return try await audited(.rotate, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
             let key = try await load(id)
+            try authorize(key, .rotate, actor)
             guard LifecycleTable.allows(.rotate, in: key.metadata.state) else {
                 throw .wrongState(key: id, state: key.metadata.state, operation: .rotate)
             }
@@ -263,14 +282,20 @@ extension KeyService {
     // MARK: Aliases
 
     /// Points `name` at `key`, creating the alias or moving it.
-    public func setAlias(_ name: String, key reference: String, actor: String) async throws(KeywardError) {
+    public func setAlias(_ name: String, key reference: String, actor: Caller) async throws(KeywardError) {
         let alias = try Self.validAlias(name)
         let id = try await resolve(reference)
         try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> Void in
             event.operation = "set-alias"
-            _ = try await load(id)
+            try authorize(try await load(id), .update, actor)
             let existing = try await storage({ () async throws(StorageError) in try await store.alias(alias) })
-            if let existing { try protection.check(existing.mac, aliasParts(existing), what: "alias \(alias)") }
+            if let existing {
+                try protection.check(existing.mac, aliasParts(existing), what: "alias \(alias)")
+                // Moving an alias changes what both keys answer to.
+                try authorize(try await load(existing.keyID), .update, actor)
+                cache.invalidate(existing.keyID)
+            }
+            defer { cache.invalidate(id) }
             let row = try makeAliasRow(name: alias, keyID: id, revision: (existing?.revision ?? 0) + 1)
             try await storage({ () async throws(StorageError) in try await store.putAlias(row, expectedRevision: existing?.revision) })
             event.detail = "alias \(alias) revision \(row.revision)"
@@ -278,12 +303,14 @@ extension KeyService {
     }
 
     /// Removes an alias.
-    public func deleteAlias(_ name: String, actor: String) async throws(KeywardError) {
+    public func deleteAlias(_ name: String, actor: Caller) async throws(KeywardError) {
         let alias = try Self.validAlias(name)
         let id = try await resolve(alias)
         try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> Void in
             event.operation = "delete-alias"
             event.detail = "alias \(alias)"
+            try authorize(try await load(id), .update, actor)
+            defer { cache.invalidate(id) }
             try await storage({ () async throws(StorageError) in try await store.deleteAlias(alias) })
         }
     }
@@ -294,7 +321,7 @@ extension KeyService {
     /// Returns the key as it now is.
     /// Concurrent callers may both find the same work due; the one that loses the
     /// compare-and-swap reloads and sees the winner's result instead of failing.
-    func maintain(_ key: LoadedKey, actor: String) async throws(KeywardError) -> LoadedKey {
+    func maintain(_ key: LoadedKey, actor: Caller) async throws(KeywardError) -> LoadedKey {
         var key = key
         for _ in 0..<4 {
             let now = clock.now
@@ -360,7 +387,7 @@ extension KeyService {
     ///
     /// - Throws: `notPermitted` for keys not created exportable and for every signing key
     ///   (signing keys are never exported in plaintext).
-    public func exportKey(key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> ExportedKey {
+    public func exportKey(key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> ExportedKey {
         let id = try await resolve(reference)
         return try await audited(.export, actor: actor, key: id) { (event) throws(KeywardError) -> ExportedKey in
             let key = try await usable(id, for: .export, purpose: nil, actor: actor)
@@ -393,13 +420,14 @@ extension KeyService {
 
     /// Issues an RSA-3072-OAEP-SHA256 wrapping key for bringing key material in; it expires
     /// after `hours` (1 to 24).
-    public func createImportWrappingKey(hours: Int = 24, actor: String) async throws(KeywardError) -> ImportWrappingKey {
+    public func createImportWrappingKey(hours: Int = 24, actor: Caller) async throws(KeywardError) -> ImportWrappingKey {
         guard (1...24).contains(hours) else { throw .invalidArgument("wrapping keys live 1 to 24 hours, not \(hours)") }
+        try authorizeSomewhere(.create, actor)
         let expiry = clock.now.addingTimeInterval(Double(hours) * 3600)
         let created = try await createKey(CreateKeyRequest(
             spec: .rsa3072OAEPSHA256, tags: [Self.importWrappingTag.0: Self.importWrappingTag.1],
-            description: "import wrapping key", backupAllowed: false, expiresAt: expiry), actor: actor)
-        return ImportWrappingKey(keyID: created.metadata.id, publicKey: try await publicKey(key: created.metadata.id.description, actor: actor), expiresAt: expiry)
+            description: "import wrapping key", backupAllowed: false, expiresAt: expiry), actor: actor.internalStep)
+        return ImportWrappingKey(keyID: created.metadata.id, publicKey: try await publicKey(key: created.metadata.id.description, actor: actor.internalStep), expiresAt: expiry)
     }
 
     /// Creates a key from material wrapped (RSA-OAEP-SHA-256 + AES-KWP) to a store-issued
@@ -408,11 +436,12 @@ extension KeyService {
     /// - Throws: `notPermitted` when `wrappingKey` is not an unexpired import wrapping key;
     ///   `crypto(.invalidCiphertext)` when the blob does not unwrap; `crypto(.invalidKeyMaterial)`
     ///   when the material is not a valid key of `request.spec`.
-    public func importWrappedKey(_ wrapped: [UInt8], wrappingKey: String, request: CreateKeyRequest, actor: String) async throws(KeywardError) -> KeyDescription {
+    public func importWrappedKey(_ wrapped: [UInt8], wrappingKey: String, request: CreateKeyRequest, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let wrappingID = try await resolve(wrappingKey)
+        try authorizeSomewhere(.create, actor)
         let material = try await audited(.decrypt, actor: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
             event.operation = "import-unwrap"
-            let key = try await usable(wrappingID, for: .decrypt, purpose: .decrypt, actor: actor)
+            let key = try await usable(wrappingID, for: .decrypt, purpose: .decrypt, actor: actor.internalStep)
             guard key.metadata.tags[Self.importWrappingTag.0] == Self.importWrappingTag.1 else {
                 throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
             }

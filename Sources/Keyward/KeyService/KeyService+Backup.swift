@@ -67,7 +67,7 @@ extension KeyService {
     /// Writes one encrypted, integrity-protected bundle of every key that allows backup
     /// (signing keys only when created with backup allowed). Destroyed versions travel as
     /// tombstones, never as material.
-    public func createBackup(protection: BackupProtection, actor: String, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> BackupBundle {
+    public func createBackup(protection: BackupProtection, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> BackupBundle {
         try await audited(.export, actor: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
             event.operation = "backup-create"
             var payload: [UInt8] = []
@@ -215,7 +215,7 @@ extension KeyService {
     /// Restores an opened backup into this store, which must hold no keys: the same key ids,
     /// versions, metadata and aliases, material re-sealed under this store's KEK. Ciphertexts
     /// made before the backup decrypt afterwards.
-    public func restore(_ contents: BackupContents, actor: String, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> Int {
+    public func restore(_ contents: BackupContents, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> Int {
         guard try await storage({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
             throw .storeState("restore into a new, empty store (`keyward init` a new one)")
         }

@@ -9,7 +9,7 @@ extension KeyService {
     ///
     /// - Returns: a service opened on the rotated store (this instance keeps the old KEK and
     ///   should be dropped).
-    public func rotateKEK(root: any RootOfTrust, actor: String, progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> KeyService {
+    public func rotateKEK(root: any RootOfTrust, actor: Caller, progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> KeyService {
         guard root.kind == header.rootOfTrust else {
             throw .rootOfTrustRejected("the store's root of trust is \(header.rootOfTrust), not \(root.kind)")
         }
@@ -29,12 +29,12 @@ extension KeyService {
                 newKEK: KEKRecord(id: newID, wrapped: wrapped, createdAt: clock.now, state: "active"),
                 header: newHeader, rewriter: rewriter, progress: progress)
         } catch {
-            try? await audit.record(AuditEvent(time: clock.now, actor: actor, operation: "kek-rotate", outcome: "error", detail: error.description))
+            try? await audit.record(AuditEvent(time: clock.now, actor: actor.principal, operation: "kek-rotate", outcome: "error", detail: error.description))
             throw .storage(error)
         }
         let rotated = KeyService(store: store, protection: fresh, header: newHeader, auditHead: try await storing({ () async throws(StorageError) in try await store.auditHead() }),
                                  clock: clock, options: options)
-        try await rotated.audit.record(AuditEvent(time: clock.now, actor: actor, operation: "kek-rotate", detail: "\(count) records rewritten under KEK \(newID)"))
+        try await rotated.audit.record(AuditEvent(time: clock.now, actor: actor.principal, operation: "kek-rotate", detail: "\(count) records rewritten under KEK \(newID)"))
         return rotated
     }
 

@@ -74,10 +74,10 @@ extension KeyService {
     /// Runs `body` and audits it: an `ok` entry when it succeeds (the result is returned only once
     /// the entry is durable), a `denied` or `error` entry when it fails.
     func audited<T: ~Copyable>(
-        _ operation: ServiceOperation, actor: String, key: KeyID?,
+        _ operation: ServiceOperation, actor: Caller, key: KeyID?,
         _ body: (inout AuditEvent) async throws(KeywardError) -> T
     ) async throws(KeywardError) -> T {
-        var event = AuditEvent(time: clock.now, actor: actor, operation: operation.rawValue, keyID: key)
+        var event = actor.event(time: clock.now, operation: operation.rawValue, keyID: key)
         let result: T
         do {
             result = try await body(&event)
@@ -93,8 +93,9 @@ extension KeyService {
 
     /// Loads a key for `operation`: resolves it, runs due maintenance (destruction, rotation),
     /// and checks the lifecycle table and the spec's purpose.
-    func usable(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation?, actor: String) async throws(KeywardError) -> LoadedKey {
+    func usable(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation?, actor: Caller) async throws(KeywardError) -> LoadedKey {
         var key = try await load(id)
+        try authorize(key, operation, actor)
         key = try await maintain(key, actor: actor)
         guard LifecycleTable.allows(operation, in: key.metadata.state) else {
             if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
@@ -122,9 +123,10 @@ extension KeyService {
     /// rotation due, not expired, allowed by its state and purpose. Nil sends the caller down the
     /// full path, which does the work or reports the precise error. Synchronous: the common
     /// case of an operation costs no suspension before its audit entry.
-    func readyKey(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation) -> LoadedKey? {
+    func readyKey(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation, caller: Caller) -> LoadedKey? {
         let now = clock.now
         guard let key = cache.get(id, now: now) else { return nil }
+        if let policy = caller.policy, !policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) { return nil }
         let metadata = key.metadata
         if metadata.state == .pendingDestruction { return nil }
         if let due = metadata.nextRotationAt, due <= now { return nil }
@@ -147,10 +149,10 @@ extension KeyService {
     /// `audited` for a ready key: the synchronous cryptographic `body`, then its audit entry (the
     /// only suspension); a failure is audited as `denied` and rethrown.
     func auditedReady<T>(
-        _ operation: ServiceOperation, actor: String, key: KeyID, version: UInt32,
+        _ operation: ServiceOperation, actor: Caller, key: KeyID, version: UInt32,
         _ body: () throws(KeywardCryptoError) -> T
     ) async throws(KeywardError) -> T {
-        var event = AuditEvent(time: clock.now, actor: actor, operation: operation.rawValue, keyID: key, version: version)
+        var event = actor.event(time: clock.now, operation: operation.rawValue, keyID: key, version: version)
         let result: T
         do throws(KeywardCryptoError) {
             result = try body()
@@ -165,11 +167,11 @@ extension KeyService {
     }
 
     /// Encrypts `plaintext` under the key's newest version, bound to `context`.
-    public func encrypt(_ plaintext: [UInt8], key reference: String, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> EncryptResult {
+    public func encrypt(_ plaintext: [UInt8], key reference: String, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> EncryptResult {
         guard plaintext.count <= Self.maximumPlaintextBytes else {
             throw .invalidArgument("plaintext of \(plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly and use a data key for more")
         }
-        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .encrypt, purpose: .encrypt),
+        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .encrypt, purpose: .encrypt, caller: actor),
            let version = readyVersionForEncryption(key) {
             let ciphertext = try await auditedReady(.encrypt, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
                 try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
@@ -192,14 +194,14 @@ extension KeyService {
 
     /// Decrypts a Keyward ciphertext; the key and version come from its header. With
     /// `expectedKey`, a ciphertext of any other key is refused.
-    public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: String) async throws(KeywardError) -> DecryptResult {
+    public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: Caller) async throws(KeywardError) -> DecryptResult {
         let header: CiphertextHeader
         do { header = try CiphertextHeader(parsing: ciphertext) } catch {
-            try? await audit.record(AuditEvent(time: clock.now, actor: actor, operation: ServiceOperation.decrypt.rawValue, outcome: "denied", detail: error.description))
+            try? await audit.record({ var e = actor.event(time: clock.now, operation: ServiceOperation.decrypt.rawValue); e.outcome = "denied"; e.detail = error.description; return e }())
             throw .crypto(error)
         }
         let id = header.keyID
-        if expectedKey == nil, let key = readyKey(id, for: .decrypt, purpose: .decrypt), header.version >= key.metadata.minDecryptionVersion,
+        if expectedKey == nil, let key = readyKey(id, for: .decrypt, purpose: .decrypt, caller: actor), header.version >= key.metadata.minDecryptionVersion,
            let version = key.versions.withLock({ $0[header.version] }) {
             let plaintext = try await auditedReady(.decrypt, actor: actor, key: id, version: header.version) { () throws(KeywardCryptoError) in
                 try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
@@ -232,7 +234,7 @@ extension KeyService {
     /// same key, to move to its newest version), without the plaintext leaving the service.
     public func reEncrypt(
         _ ciphertext: [UInt8], sourceContext: EncryptionContext = .empty,
-        destinationKey: String, destinationContext: EncryptionContext = .empty, actor: String
+        destinationKey: String, destinationContext: EncryptionContext = .empty, actor: Caller
     ) async throws(KeywardError) -> EncryptResult {
         var decrypted = try await decrypt(ciphertext, context: sourceContext, actor: actor)
         defer { SecureZero.wipe(&decrypted.plaintext) }
@@ -241,7 +243,7 @@ extension KeyService {
 
     /// A fresh data key of `spec` (AES-256-GCM or ChaCha20-Poly1305), returned in plaintext and
     /// sealed under `key`.
-    public func generateDataKey(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> DataKey {
+    public func generateDataKey(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> DataKey {
         guard spec.isSymmetric, spec.purpose == .encrypt else {
             throw .invalidArgument("data keys are AES-256-GCM or CHACHA20-POLY1305, not \(spec.rawValue)")
         }
@@ -264,14 +266,14 @@ extension KeyService {
 
     /// A fresh data key sealed under `key`, without the plaintext (decrypt it later where it is
     /// needed).
-    public func generateDataKeyWithoutPlaintext(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> EncryptResult {
+    public func generateDataKeyWithoutPlaintext(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> EncryptResult {
         let dataKey = try await generateDataKey(key: reference, spec: spec, context: context, actor: actor)
         return EncryptResult(ciphertext: dataKey.ciphertext, keyID: dataKey.keyID, version: dataKey.version)
     }
 
     /// A fresh key pair of `pairSpec`: the public key in the clear and the private key sealed
     /// under `key`. With `includePrivateKey`, the private key is also returned in plaintext.
-    public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, actor: String) async throws(KeywardError) -> DataKeyPair {
+    public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> DataKeyPair {
         guard !pairSpec.isSymmetric else { throw .invalidArgument("\(pairSpec.rawValue) is not an asymmetric spec") }
         let id = try await resolve(reference)
         return try await audited(.generateDataKeyPair, actor: actor, key: id) { (event) throws(KeywardError) -> DataKeyPair in
@@ -293,7 +295,7 @@ extension KeyService {
     // MARK: Sign / verify / MAC
 
     /// Signs with the key's newest version.
-    public func sign(_ input: SigningInput, key reference: String, context: [UInt8]? = nil, actor: String) async throws(KeywardError) -> SignResult {
+    public func sign(_ input: SigningInput, key reference: String, context: [UInt8]? = nil, actor: Caller) async throws(KeywardError) -> SignResult {
         let id = try await resolve(reference)
         return try await audited(.sign, actor: actor, key: id) { (event) throws(KeywardError) -> SignResult in
             let key = try await usable(id, for: .sign, purpose: .sign, actor: actor)
@@ -309,7 +311,7 @@ extension KeyService {
 
     /// Verifies a signature with `version` of the key (default: the newest).
     public func verify(_ signature: [UInt8], for input: SigningInput, key reference: String, version: UInt32? = nil,
-                       context: [UInt8]? = nil, encoding: ECDSASignatureEncoding = .der, actor: String) async throws(KeywardError) -> Bool {
+                       context: [UInt8]? = nil, encoding: ECDSASignatureEncoding = .der, actor: Caller) async throws(KeywardError) -> Bool {
         let id = try await resolve(reference)
         return try await audited(.verify, actor: actor, key: id) { (event) throws(KeywardError) -> Bool in
             let key = try await usable(id, for: .verify, purpose: .verify, actor: actor)
@@ -328,7 +330,7 @@ extension KeyService {
     }
 
     /// The HMAC of `message` under the key's newest version.
-    public func mac(_ message: [UInt8], key reference: String, actor: String) async throws(KeywardError) -> MACResult {
+    public func mac(_ message: [UInt8], key reference: String, actor: Caller) async throws(KeywardError) -> MACResult {
         let id = try await resolve(reference)
         return try await audited(.mac, actor: actor, key: id) { (event) throws(KeywardError) -> MACResult in
             let key = try await usable(id, for: .mac, purpose: .mac, actor: actor)
@@ -339,7 +341,7 @@ extension KeyService {
     }
 
     /// Verifies an HMAC tag in constant time with `version` (default: the newest).
-    public func verifyMAC(_ tag: [UInt8], for message: [UInt8], key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> Bool {
+    public func verifyMAC(_ tag: [UInt8], for message: [UInt8], key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> Bool {
         let id = try await resolve(reference)
         return try await audited(.verifyMAC, actor: actor, key: id) { (event) throws(KeywardError) -> Bool in
             let key = try await usable(id, for: .verifyMAC, purpose: .verifyMAC, actor: actor)
@@ -360,7 +362,7 @@ extension KeyService {
     // MARK: Public keys, agreement, KEM, random
 
     /// The public key of `version` (default: the newest) of an asymmetric key.
-    public func publicKey(key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> PublicKey {
+    public func publicKey(key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> PublicKey {
         let id = try await resolve(reference)
         return try await audited(.publicKey, actor: actor, key: id) { (event) throws(KeywardError) -> PublicKey in
             let key = try await usable(id, for: .publicKey, purpose: nil, actor: actor)
@@ -372,7 +374,7 @@ extension KeyService {
     }
 
     /// The raw ECDH / X25519 shared secret between the key's newest version and `peer`.
-    public func deriveSharedSecret(key reference: String, peer: PublicKey, actor: String) async throws(KeywardError) -> SecretBytes {
+    public func deriveSharedSecret(key reference: String, peer: PublicKey, actor: Caller) async throws(KeywardError) -> SecretBytes {
         let id = try await resolve(reference)
         return try await audited(.deriveSharedSecret, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
             let key = try await usable(id, for: .deriveSharedSecret, purpose: .deriveSharedSecret, actor: actor)
@@ -382,8 +384,24 @@ extension KeyService {
         }
     }
 
+    /// The shared secret with a peer public key given as SPKI DER (P-256, P-384, X25519), parsed
+    /// as the key's own spec.
+    public func deriveSharedSecret(key reference: String, peerEncoded: [UInt8], actor: Caller) async throws(KeywardError) -> SecretBytes {
+        let id = try await resolve(reference)
+        return try await audited(.deriveSharedSecret, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
+            let key = try await usable(id, for: .deriveSharedSecret, purpose: .deriveSharedSecret, actor: actor)
+            let loaded = try await loadVersion(key, key.metadata.currentVersion)
+            event.version = loaded.number
+            do throws(KeywardCryptoError) {
+                return try loaded.material.sharedSecret(with: try PublicKey(spec: key.metadata.spec, bytes: peerEncoded))
+            } catch {
+                throw .crypto(error)
+            }
+        }
+    }
+
     /// Decapsulates an ML-KEM / X-Wing encapsulation made to `version` (default: the newest).
-    public func decapsulate(_ encapsulated: [UInt8], key reference: String, version: UInt32? = nil, actor: String) async throws(KeywardError) -> SecretBytes {
+    public func decapsulate(_ encapsulated: [UInt8], key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> SecretBytes {
         let id = try await resolve(reference)
         return try await audited(.decapsulate, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
             let key = try await usable(id, for: .decapsulate, purpose: .decapsulate, actor: actor)
@@ -396,10 +414,10 @@ extension KeyService {
     }
 
     /// `count` random bytes (1 to 1,024) from the system's random source.
-    public func random(count: Int, actor: String) async throws(KeywardError) -> [UInt8] {
+    public func random(count: Int, actor: Caller) async throws(KeywardError) -> [UInt8] {
         guard (1...1024).contains(count) else { throw .invalidArgument("random byte count \(count); ask for 1 to 1024") }
-        return try await audited(.describe, actor: actor, key: nil) { (event) throws(KeywardError) -> [UInt8] in
-            event.operation = "random"
+        return try await audited(.random, actor: actor, key: nil) { (event) throws(KeywardError) -> [UInt8] in
+            try authorizeSomewhere(.random, actor)
             var generator = SystemRandomNumberGenerator()
             return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         }
@@ -410,7 +428,7 @@ extension KeyService {
     /// The newest version, with one random-nonce encryption taken from its budget. Reservations
     /// are persisted in blocks before use (one writer at a time per version; the others wait for
     /// it); past the limit the key rotates first.
-    func versionForEncryption(_ key: LoadedKey, actor: String) async throws(KeywardError) -> LoadedVersion {
+    func versionForEncryption(_ key: LoadedKey, actor: Caller) async throws(KeywardError) -> LoadedVersion {
         var key = key
         for _ in 0..<16 {
             let version = try await loadVersion(key, key.metadata.currentVersion)

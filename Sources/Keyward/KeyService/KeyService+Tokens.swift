@@ -6,15 +6,25 @@ extension KeyService {
     /// Issues an API token for `principal` with `policy`: 256 random bits, returned once as
     /// text; the store keeps only its SHA-256, in a MAC'd row.
     ///
-    /// - Parameter lifetime: seconds until it expires (nil: never; at most 10 years).
-    public func issueToken(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, actor: String) async throws(KeywardError) -> IssuedToken {
+    /// - Parameters:
+    ///   - lifetime: seconds until it expires (nil: never; at most 10 years).
+    ///   - text: caller-chosen token text (32 to 256 printable ASCII characters, no spaces), for
+    ///     scripts and development; nil (the default) generates 256 random bits.
+    public func issueToken(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, text chosen: String? = nil,
+                           actor: Caller) async throws(KeywardError) -> IssuedToken {
         guard (1...256).contains(principal.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
         if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
             throw .invalidArgument("token lifetime \(Int(lifetime)) s; choose one minute to ten years")
         }
         return try await audited(.update, actor: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
             event.operation = "token-issue"
-            let id = KeyID()
+            var id = KeyID()
+            if let chosen {
+                guard TokenText.isCustom(chosen), let parsed = TokenText.parse(chosen) else {
+                    throw .invalidArgument("a chosen token is 32 to 256 printable ASCII characters without spaces")
+                }
+                id = parsed.id
+            }
             var secret = [UInt8](repeating: 0, count: 32)
             defer { SecureZero.wipe(&secret) }
             do throws(KeywardCryptoError) {
@@ -23,12 +33,15 @@ extension KeyService {
             } catch {
                 throw .crypto(error)
             }
-            let text = TokenText.make(id: id, secret: secret)
+            let text = chosen ?? TokenText.make(id: id, secret: secret)
             let now = clock.now
             let record = TokenRecord(id: id, principal: principal, policy: policy, createdAt: now,
                                      expiresAt: lifetime.map { now.addingTimeInterval($0) }, revokedAt: nil)
             let row = try makeTokenRow(record, hash: TokenText.hash(text), revision: 1)
-            try await storing({ () async throws(StorageError) in try await store.insertToken(row) })
+            do throws(StorageError) { try await store.insertToken(row) } catch {
+                if case .conflict = error { throw .invalidArgument("a token with this text already exists") }
+                throw .storage(error)
+            }
             event.detail = "token \(id) for \(principal)"
             return IssuedToken(text: text, record: record)
         }
@@ -44,7 +57,7 @@ extension KeyService {
     }
 
     /// Revokes a token; it fails authentication from then on.
-    public func revokeToken(_ id: KeyID, actor: String) async throws(KeywardError) {
+    public func revokeToken(_ id: KeyID, actor: Caller) async throws(KeywardError) {
         try await audited(.update, actor: actor, key: nil) { (event) throws(KeywardError) -> Void in
             event.operation = "token-revoke"
             event.detail = "token \(id)"

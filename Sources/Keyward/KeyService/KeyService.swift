@@ -61,7 +61,7 @@ public final class KeyService: Sendable {
     ///
     /// - Throws: `storeState` if the store already holds a header.
     public static func initialize(
-        store: any KeyStore, root: any RootOfTrust, actor: String,
+        store: any KeyStore, root: any RootOfTrust, actor: Caller,
         clock: any KeywardClock = SystemClock(), options: Options = Options()
     ) async throws(KeywardError) -> KeyService {
         if try await storing({ () async throws(StorageError) in try await store.header() }) != nil {
@@ -83,7 +83,7 @@ public final class KeyService: Sendable {
             throw error == .alreadyInitialized ? .storeState("this store is already initialised") : .storage(error)
         }
         let service = KeyService(store: store, protection: protection, header: header, auditHead: nil, clock: clock, options: options)
-        try await service.audit.record(AuditEvent(time: now, actor: actor, operation: "init-store", detail: "root of trust: \(root.kind)"))
+        try await service.audit.record(AuditEvent(time: now, actor: actor.principal, operation: "init-store", detail: "root of trust: \(root.kind)"))
         return service
     }
 
@@ -207,7 +207,22 @@ public final class KeyService: Sendable {
         if let audited = try await storage({ () async throws(StorageError) in try await store.latestAuditedRevision(of: id) }), audited > row.revision {
             throw .integrityFailure("key \(id) is at revision \(row.revision) but the audit log records revision \(audited) (an older row was put back)")
         }
-        return cache.put(LoadedKey(row: row, metadata: metadata, loadedAt: now))
+        return cache.put(LoadedKey(row: row, metadata: metadata, aliases: try await authenticAliases(of: id), loadedAt: now))
+    }
+
+    /// Refuses, with `accessDenied`, an operation the caller's policy does not grant on `key`.
+    func authorize(_ key: LoadedKey, _ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
+        guard let policy = caller.policy else { return }
+        guard policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) else {
+            throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
+        }
+    }
+
+    /// Refuses, with `accessDenied`, a keyless operation the caller's policy grants nowhere.
+    func authorizeSomewhere(_ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
+        guard caller.permitsSomewhere(operation) else {
+            throw .accessDenied(principal: caller.principal, operation: operation, key: nil)
+        }
     }
 
     /// A version's material, unsealed once and then cached with its key.

@@ -26,6 +26,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case notPermitted(String)
     /// A presented credential is malformed, unknown, revoked or expired.
     case unauthenticated(String)
+    /// The caller's policy does not grant the operation on this key.
+    case accessDenied(principal: String, operation: ServiceOperation, key: String?)
     /// A failure of the cryptographic layer.
     case crypto(KeywardCryptoError)
     /// A failure of the storage layer.
@@ -44,6 +46,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"
         case .notPermitted(let why): "not permitted: \(why)"
         case .unauthenticated(let why): "not authenticated: \(why)"
+        case .accessDenied(let principal, let operation, let key):
+            "\(principal) may not \(operation.rawValue)\(key.map { " with key \($0)" } ?? ""); its policy does not grant it"
         case .crypto(let error): error.description
         case .storage(let error): error.description
         }

@@ -9,6 +9,13 @@ public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
     case scheduleDestruction = "schedule-destruction", cancelDestruction = "cancel-destruction"
     case markCompromised = "mark-compromised", destroy
     case update
+    /// Creating or importing a key (checked against the new key's aliases and tags).
+    case create
+    /// Random bytes from the service (names no key).
+    case random
+
+    /// Operations that act on no existing key, so no lifecycle state applies to them.
+    public static let keyless: Set<ServiceOperation> = [.create, .random]
 }
 
 /// The one table that says which operation each lifecycle state allows. `KeyService` consults
@@ -16,6 +23,7 @@ public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
 public enum LifecycleTable {
     /// Whether `operation` is allowed on a key in `state`.
     public static func allows(_ operation: ServiceOperation, in state: KeyState) -> Bool {
+        if ServiceOperation.keyless.contains(operation) { return false }
         switch state {
         case .preActive:
             return [.describe, .enable, .update, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)

@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Keyward
+import KeywardCrypto
+import NIOCore
+import NIOSSL
+import X509
+
+/// Establishes who is asking: a bearer token (`Authorization: Bearer kw_...`), or else the
+/// subject of the client certificate when mTLS is on and the subject has a configured policy.
+/// Then applies the principal's rate limit. Probes, metrics and the OpenAPI document need no
+/// credential; every other route does, and a request without a valid one gets 401.
+///
+/// Failed attempts are rate limited per peer address before the token is even looked up, so a
+/// client guessing tokens is slowed down and cannot flood the audit log.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = KeywardRequestContext
+
+    let tokens: TokenAuthenticator
+    let limiter: RateLimiter
+    /// Subject (RFC 4514 string) to policy, for mTLS principals; empty when mTLS is off.
+    let certificatePolicies: [String: AccessPolicy]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if RequestTrackingMiddleware.unaudited.contains(request.uri.path) {
+            return try await next(request, context)
+        }
+        var context = context
+        if let header = request.headers[.authorization] {
+            guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+                throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
+            }
+            let text = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            do {
+                context.principal = try await tokens.authenticate(text)
+            } catch {
+                try admitFailure(context)
+                throw error
+            }
+        } else if !certificatePolicies.isEmpty, let subject = try await clientSubject(context) {
+            guard let policy = certificatePolicies[subject] else {
+                try admitFailure(context)
+                throw APIError.unauthenticated("client certificate subject '\(subject)' has no policy; add it under tls.clientPolicies")
+            }
+            context.principal = Principal(name: "mtls:\(subject)", policy: policy)
+        } else {
+            try admitFailure(context)
+            throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
+        }
+        if let wait = limiter.admit(context.principal!.name) {
+            throw APIError.rateLimited(wait)
+        }
+        return try await next(request, context)
+    }
+
+    private func admitFailure(_ context: Context) throws(APIError) {
+        if let wait = limiter.admit("peer:" + (context.peer ?? "unknown")) { throw APIError.rateLimited(wait) }
+    }
+
+    /// The verified client certificate's subject, if the connection is TLS with one.
+    private func clientSubject(_ context: Context) async throws -> String? {
+        let connection = context.channel.parent ?? context.channel
+        guard let certificate = try? await connection.nioSSL_peerCertificate().get() else { return nil }
+        let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
+        return parsed.subject.description
+    }
+}

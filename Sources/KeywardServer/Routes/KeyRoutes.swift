@@ -1,0 +1,133 @@
+import Foundation
+import Hummingbird
+import Keyward
+import KeywardCrypto
+
+/// `/v1/keys` and `/v1/aliases`: create, import, list, describe, update, rotate, lifecycle
+/// transitions, public keys and aliases.
+enum KeyRoutes {
+    static func register(_ routes: RouteTable, service: KeyService, body: BodyReader) {
+        routes.on(.post, "/v1/keys") { request, context in
+            let create = try await body.decode(CreateKeyBody.self, from: request).request()
+            let key = try await service.createKey(create, actor: try context.caller(request))
+            return Response.object(.created) { $0.keyMembers(key) }
+        }
+
+        routes.on(.get, "/v1/keys") { request, context in
+            let query = request.uri.queryParameters
+            var state: KeyState?
+            if let name = query.get("state") {
+                guard let parsed = KeyState(rawValue: name) else { throw APIError.invalidRequest("unknown state '\(name.prefix(40))'") }
+                state = parsed
+            }
+            var tag: (key: String, value: String)?
+            if let text = query.get("tag") {
+                guard let equals = text.firstIndex(of: "=") else { throw APIError.invalidRequest("tag filter must be NAME=VALUE") }
+                tag = (String(text[..<equals]), String(text[text.index(after: equals)...]))
+            }
+            var after: KeyID?
+            if let cursor = query.get("after") {
+                guard let id = try? KeyID(string: cursor) else { throw APIError.invalidRequest("'after' must be a key id from nextCursor") }
+                after = id
+            }
+            var limit = 100
+            if let text = query.get("limit") {
+                guard let parsed = Int(text) else { throw APIError.invalidRequest("'limit' must be an integer from 1 to 1000") }
+                limit = parsed
+            }
+            let page = try await service.listKeys(state: state, tag: tag, alias: query.get("alias"), after: after, limit: limit,
+                                                  actor: try context.caller(request))
+            return Response.object { json in
+                json.member("keys") { json in
+                    json.array { json in for key in page.keys { json.key(key) } }
+                }
+                json.member("nextCursor", page.nextCursor?.description)
+            }
+        }
+
+        routes.on(.get, "/v1/keys/{key}") { request, context in
+            let key = try await service.describe(key: try context.parameter("key"), actor: try context.caller(request))
+            return Response.object { $0.keyMembers(key) }
+        }
+
+        routes.on(.patch, "/v1/keys/{key}") { request, context in
+            let update = try await body.decode(UpdateKeyBody.self, from: request)
+            var period: Int?? = nil
+            if let days = update.rotationPeriodDays { period = .some(days == 0 ? nil : days) }
+            let key = try await service.update(key: try context.parameter("key"), description: update.description, tags: update.tags,
+                                               rotationPeriodDays: period, minDecryptionVersion: update.minDecryptionVersion,
+                                               actor: try context.caller(request))
+            return Response.object { $0.keyMembers(key) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/rotate") { request, context in
+            let key = try await service.rotate(key: try context.parameter("key"), actor: try context.caller(request))
+            return Response.object { $0.keyMembers(key) }
+        }
+
+        let transitions: [(String, ServiceOperation)] = [
+            ("enable", .enable), ("disable", .disable), ("deactivate", .deactivate),
+            ("mark-compromised", .markCompromised), ("cancel-destruction", .cancelDestruction),
+        ]
+        for (name, operation) in transitions {
+            routes.on(.post, "/v1/keys/{key}/\(name)") { request, context in
+                let key = try await service.transition(key: try context.parameter("key"), operation, actor: try context.caller(request))
+                return Response.object { $0.keyMembers(key) }
+            }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/schedule-destruction") { request, context in
+            let days = request.headers[.contentLength] == "0" ? nil : try await body.decode(ScheduleDestructionBody.self, from: request).waitingDays
+            let key = try await service.transition(key: try context.parameter("key"), .scheduleDestruction, waitingDays: days,
+                                                   actor: try context.caller(request))
+            return Response.object { $0.keyMembers(key) }
+        }
+
+        routes.on(.get, "/v1/keys/{key}/public-key") { request, context in
+            var version: UInt32?
+            if let text = request.uri.queryParameters.get("version") {
+                guard let parsed = UInt32(text) else { throw APIError.invalidRequest("'version' must be a positive integer") }
+                version = parsed
+            }
+            let reference = try context.parameter("key")
+            let key = try await service.publicKey(key: reference, version: version, actor: try context.caller(request))
+            return Response.object { json in
+                json.member("keyReference", reference)
+                json.publicKeyMembers(key)
+            }
+        }
+
+        routes.on(.post, "/v1/import-wrapping-keys") { request, context in
+            let hours = request.headers[.contentLength] == "0" ? nil : try await body.decode(ImportWrappingKeyBody.self, from: request).hours
+            let wrapping = try await service.createImportWrappingKey(hours: hours ?? 24, actor: try context.caller(request))
+            return Response.object(.created) { json in
+                json.member("keyId", wrapping.keyID.description)
+                json.publicKeyMembers(wrapping.publicKey)
+                json.member("expiresAt", wrapping.expiresAt)
+                json.member("wrapping", "RSA-OAEP-SHA256 of a random AES-256 key, then AES-KWP (RFC 5649) of the key material")
+            }
+        }
+
+        routes.on(.post, "/v1/keys/import") { request, context in
+            let input = try await body.decode(ImportKeyBody.self, from: request)
+            let key = try await service.importWrappedKey(input.wrappedMaterial.value, wrappingKey: input.wrappingKeyId,
+                                                         request: try input.key.request(), actor: try context.caller(request))
+            return Response.object(.created) { $0.keyMembers(key) }
+        }
+
+        routes.on(.put, "/v1/aliases/{alias}") { request, context in
+            let alias = try context.parameter("alias")
+            let target = try await body.decode(AliasBody.self, from: request)
+            try await service.setAlias(alias, key: target.key, actor: try context.caller(request))
+            return Response.object { json in
+                json.member("alias", alias)
+                json.member("key", target.key)
+            }
+        }
+
+        routes.on(.delete, "/v1/aliases/{alias}") { request, context in
+            try await service.deleteAlias(try context.parameter("alias"), actor: try context.caller(request))
+            return Response(status: .noContent)
+        }
+    }
+}

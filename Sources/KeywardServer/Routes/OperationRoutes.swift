@@ -1,0 +1,268 @@
+import Foundation
+import Hummingbird
+import Keyward
+import KeywardCrypto
+
+/// The cryptographic operations: encrypt, decrypt, re-encrypt, data keys, sign, verify, MAC,
+/// shared secrets, decapsulation and random bytes, with batch forms of encrypt, decrypt and
+/// sign. Key material never leaves the service; only results do.
+enum OperationRoutes {
+    /// Most items in one batch request.
+    static let maximumBatchItems = 1000
+
+    static func register(_ routes: RouteTable, service: KeyService, body: BodyReader) {
+        routes.on(.post, "/v1/keys/{key}/encrypt") { request, context in
+            var input = try await body.decode(EncryptBody.self, from: request)
+            defer { SecureZero.wipe(&input.plaintext.value) }
+            let result = try await service.encrypt(input.plaintext.value, key: try context.parameter("key"),
+                                                   context: try input.context.encryptionContext, actor: try context.caller(request))
+            return Response.object { $0.encryptMembers(result) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/encrypt/batch") { request, context in
+            let input = try await body.decode(BatchBody<EncryptBody>.self, from: request)
+            let key = try context.parameter("key")
+            let caller = try context.caller(request)
+            let results = try await batch(input.items) { item throws(APIError) -> EncryptResult in
+                var plaintext = item.plaintext.value
+                defer { SecureZero.wipe(&plaintext) }
+                do { return try await service.encrypt(plaintext, key: key, context: try item.context.encryptionContext, actor: caller) } catch {
+                    throw APIError(any: error)
+                }
+            }
+            return Response.object { json in
+                json.member("results") { json in
+                    json.array { json in
+                        for result in results {
+                            json.object { json in
+                                switch result {
+                                case .success(let value): json.encryptMembers(value)
+                                case .failure(let error): json.errorMembers(error)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        @Sendable func decrypt(_ request: Request, _ context: KeywardRequestContext, expected: String?) async throws -> Response {
+            let input = try await body.decode(DecryptBody.self, from: request)
+            var result = try await service.decrypt(input.ciphertext.value, context: try input.context.encryptionContext,
+                                                   expectedKey: expected, actor: try context.caller(request))
+            defer { SecureZero.wipe(&result.plaintext) }
+            return Response.object { $0.decryptMembers(result) }
+        }
+        routes.on(.post, "/v1/keys/{key}/decrypt") { request, context in
+            try await decrypt(request, context, expected: try context.parameter("key"))
+        }
+        routes.on(.post, "/v1/decrypt") { request, context in
+            try await decrypt(request, context, expected: nil)
+        }
+
+        routes.on(.post, "/v1/keys/{key}/decrypt/batch") { request, context in
+            let input = try await body.decode(BatchBody<DecryptBody>.self, from: request)
+            let key = try context.parameter("key")
+            let caller = try context.caller(request)
+            var results = try await batch(input.items) { item throws(APIError) -> DecryptResult in
+                do {
+                    return try await service.decrypt(item.ciphertext.value, context: try item.context.encryptionContext, expectedKey: key, actor: caller)
+                } catch {
+                    throw APIError(any: error)
+                }
+            }
+            defer {
+                for index in results.indices {
+                    if case .success(var value) = results[index] { SecureZero.wipe(&value.plaintext) }
+                    results[index] = .failure(APIError("wiped", .ok, ""))
+                }
+            }
+            return Response.object { json in
+                json.member("results") { json in
+                    json.array { json in
+                        for result in results {
+                            json.object { json in
+                                switch result {
+                                case .success(let value): json.decryptMembers(value)
+                                case .failure(let error): json.errorMembers(error)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/re-encrypt") { request, context in
+            let input = try await body.decode(ReEncryptBody.self, from: request)
+            let result = try await service.reEncrypt(input.ciphertext.value, sourceContext: try input.sourceContext.encryptionContext,
+                                                     destinationKey: try context.parameter("key"),
+                                                     destinationContext: try input.destinationContext.encryptionContext,
+                                                     actor: try context.caller(request))
+            return Response.object { $0.encryptMembers(result) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/data-key") { request, context in
+            let input = try await body.decode(DataKeyBody.self, from: request)
+            var spec = KeySpec.aes256GCM
+            if let name = input.spec {
+                do throws(KeywardCryptoError) { spec = try KeySpec(named: name) } catch { throw APIError(KeywardError.crypto(error)) }
+            }
+            let key = try context.parameter("key")
+            let caller = try context.caller(request)
+            let encryptionContext = try input.context.encryptionContext
+            if input.includePlaintext == false {
+                let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: spec, context: encryptionContext, actor: caller)
+                return Response.object { json in
+                    json.member("ciphertext", base64: sealed.ciphertext)
+                    json.member("keyId", sealed.keyID.description)
+                    json.member("version", Int(sealed.version))
+                }
+            }
+            let dataKey = try await service.generateDataKey(key: key, spec: spec, context: encryptionContext, actor: caller)
+            var plaintext = dataKey.plaintext.withUnsafeBytes { Array($0) }
+            defer { SecureZero.wipe(&plaintext) }
+            return Response.object { json in
+                json.member("plaintext", base64: plaintext)
+                json.member("ciphertext", base64: dataKey.ciphertext)
+                json.member("keyId", dataKey.keyID.description)
+                json.member("version", Int(dataKey.version))
+            }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/data-key-pair") { request, context in
+            let input = try await body.decode(DataKeyPairBody.self, from: request)
+            let pairSpec: KeySpec
+            do throws(KeywardCryptoError) { pairSpec = try KeySpec(named: input.pairSpec) } catch { throw APIError(KeywardError.crypto(error)) }
+            let pair = try await service.generateDataKeyPair(key: try context.parameter("key"), pairSpec: pairSpec,
+                                                             context: try input.context.encryptionContext, actor: try context.caller(request))
+            return Response.object { json in
+                json.publicKeyMembers(pair.publicKey)
+                json.member("privateKeyCiphertext", base64: pair.privateKeyCiphertext)
+                json.member("keyId", pair.keyID.description)
+                json.member("version", Int(pair.version))
+            }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/sign") { request, context in
+            let input = try await body.decode(SignBody.self, from: request)
+            let result = try await service.sign(try input.input(), key: try context.parameter("key"), context: input.context?.value,
+                                                actor: try context.caller(request))
+            return Response.object { $0.signMembers(result) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/sign/batch") { request, context in
+            let input = try await body.decode(BatchBody<SignBody>.self, from: request)
+            let key = try context.parameter("key")
+            let caller = try context.caller(request)
+            let results = try await batch(input.items) { item throws(APIError) -> SignResult in
+                do { return try await service.sign(try item.input(), key: key, context: item.context?.value, actor: caller) } catch {
+                    throw APIError(any: error)
+                }
+            }
+            return Response.object { json in
+                json.member("results") { json in
+                    json.array { json in
+                        for result in results {
+                            json.object { json in
+                                switch result {
+                                case .success(let value): json.signMembers(value)
+                                case .failure(let error): json.errorMembers(error)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/verify") { request, context in
+            let input = try await body.decode(VerifyBody.self, from: request)
+            let valid = try await service.verify(input.signature.value, for: try input.input(), key: try context.parameter("key"),
+                                                 version: input.version, context: input.context?.value,
+                                                 encoding: try input.signatureEncoding(), actor: try context.caller(request))
+            return Response.object { $0.member("valid", valid) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/mac") { request, context in
+            let input = try await body.decode(MACBody.self, from: request)
+            let result = try await service.mac(input.message.value, key: try context.parameter("key"), actor: try context.caller(request))
+            return Response.object { json in
+                json.member("mac", base64: result.tag)
+                json.member("keyId", result.keyID.description)
+                json.member("version", Int(result.version))
+            }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/verify-mac") { request, context in
+            let input = try await body.decode(VerifyMACBody.self, from: request)
+            let valid = try await service.verifyMAC(input.mac.value, for: input.message.value, key: try context.parameter("key"),
+                                                    version: input.version, actor: try context.caller(request))
+            return Response.object { $0.member("valid", valid) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/derive-shared-secret") { request, context in
+            let input = try await body.decode(DeriveSharedSecretBody.self, from: request)
+            let secret = try await service.deriveSharedSecret(key: try context.parameter("key"), peerEncoded: input.peerPublicKey.value,
+                                                              actor: try context.caller(request))
+            var bytes = secret.withUnsafeBytes { Array($0) }
+            defer { SecureZero.wipe(&bytes) }
+            return Response.object { $0.member("sharedSecret", base64: bytes) }
+        }
+
+        routes.on(.post, "/v1/keys/{key}/decapsulate") { request, context in
+            let input = try await body.decode(DecapsulateBody.self, from: request)
+            let secret = try await service.decapsulate(input.encapsulated.value, key: try context.parameter("key"), version: input.version,
+                                                       actor: try context.caller(request))
+            var bytes = secret.withUnsafeBytes { Array($0) }
+            defer { SecureZero.wipe(&bytes) }
+            return Response.object { $0.member("sharedSecret", base64: bytes) }
+        }
+
+        routes.on(.post, "/v1/random") { request, context in
+            let input = try await body.decode(RandomBody.self, from: request)
+            let bytes = try await service.random(count: input.count, actor: try context.caller(request))
+            return Response.object { $0.member("random", base64: bytes) }
+        }
+    }
+
+    /// Runs a batch's items concurrently (so their audit entries share one commit) and returns
+    /// each item's result in order; one item's failure does not fail the others.
+    static func batch<Item: Sendable, Output: Sendable>(
+        _ items: [Item], _ body: @escaping @Sendable (Item) async throws(APIError) -> Output
+    ) async throws(APIError) -> [Result<Output, APIError>] {
+        guard !items.isEmpty, items.count <= maximumBatchItems else {
+            throw APIError.invalidRequest("a batch holds 1 to \(maximumBatchItems) items, not \(items.count)")
+        }
+        return await withTaskGroup(of: (Int, Result<Output, APIError>).self) { group in
+            for (index, item) in items.enumerated() {
+                group.addTask {
+                    do throws(APIError) { return (index, .success(try await body(item))) } catch { return (index, .failure(error)) }
+                }
+            }
+            var results = [Result<Output, APIError>?](repeating: nil, count: items.count)
+            for await (index, result) in group { results[index] = result }
+            return results.map { $0! }
+        }
+    }
+}
+
+extension JSONWriter {
+    mutating func encryptMembers(_ result: EncryptResult) {
+        member("ciphertext", base64: result.ciphertext)
+        member("keyId", result.keyID.description)
+        member("version", Int(result.version))
+    }
+
+    mutating func decryptMembers(_ result: DecryptResult) {
+        member("plaintext", base64: result.plaintext)
+        member("keyId", result.keyID.description)
+        member("version", Int(result.version))
+    }
+
+    mutating func signMembers(_ result: SignResult) {
+        member("signature", base64: result.signature)
+        member("keyId", result.keyID.description)
+        member("version", Int(result.version))
+    }
+}

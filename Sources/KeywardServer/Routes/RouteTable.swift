@@ -1,0 +1,28 @@
+import Hummingbird
+import HTTPTypes
+
+/// Registers routes on the router and remembers them, so the OpenAPI check can compare the
+/// document with what the server actually serves.
+final class RouteTable {
+    let router: Router<KeywardRequestContext>
+    private(set) var routes: [(method: HTTPRequest.Method, path: String)] = []
+
+    init(router: Router<KeywardRequestContext>) { self.router = router }
+
+    func on(_ method: HTTPRequest.Method, _ path: String,
+            _ handler: @escaping @Sendable (Request, KeywardRequestContext) async throws -> Response) {
+        routes.append((method, path))
+        router.on(RouterPath(path), method: method, use: handler)
+    }
+}
+
+extension KeywardRequestContext {
+    /// A path parameter, percent-decoded (aliases may hold `/`, sent as `%2F`).
+    func parameter(_ name: String) throws(APIError) -> String {
+        guard let raw = parameters.get(name) else { throw APIError.invalidRequest("missing path parameter '\(name)'") }
+        guard let decoded = raw.removingPercentEncoding, !decoded.isEmpty else {
+            throw APIError.invalidRequest("path parameter '\(name)' is not valid percent-encoding")
+        }
+        return decoded
+    }
+}

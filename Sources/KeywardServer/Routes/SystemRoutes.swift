@@ -1,0 +1,44 @@
+import Foundation
+import Hummingbird
+import Keyward
+import NIOCore
+import Synchronization
+
+/// Probes, metrics and the API document; none needs a credential, none touches a key.
+enum SystemRoutes {
+    static func register(_ routes: RouteTable, service: KeyService, metrics: ServiceMetrics, draining: ShutdownState) {
+        routes.on(.get, "/v1/health") { _, _ in
+            Response.object { $0.member("status", "ok") }
+        }
+
+        routes.on(.get, "/v1/ready") { _, _ in
+            if draining.isDraining {
+                return Response.object(.serviceUnavailable) { $0.member("status", "shutting down") }
+            }
+            do {
+                try await service.checkReady()
+                return Response.object { $0.member("status", "ready") }
+            } catch {
+                return Response.object(.serviceUnavailable) { $0.member("status", "store unavailable") }
+            }
+        }
+
+        routes.on(.get, "/metrics") { _, _ in
+            let text = metrics.render(cache: service.cacheStatistics)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+
+        routes.on(.get, "/v1/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+    }
+}
+
+/// Whether the server has begun its graceful shutdown (readiness then reports 503).
+final class ShutdownState: Sendable {
+    private let draining = Atomic<Bool>(false)
+    var isDraining: Bool { draining.load(ordering: .acquiring) }
+    func begin() { draining.store(true, ordering: .releasing) }
+}

@@ -1,0 +1,57 @@
+import Hummingbird
+import Keyward
+import Logging
+import NIOCore
+import Synchronization
+
+/// The request context of `keyward serve`: Hummingbird's core storage, the connection (for the
+/// peer address and an mTLS client certificate), the request's tracking record and, once
+/// `AuthenticationMiddleware` has run, the authenticated principal.
+public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The connection (an HTTP/2 stream's parent holds the TLS handler).
+    public let channel: any Channel
+    /// Set by `RequestTrackingMiddleware`: id, audit receipt, the error reported.
+    var tracking: RequestTracking?
+    /// Set by `AuthenticationMiddleware`.
+    var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// The peer's socket address.
+    public var remoteAddress: SocketAddress? { channel.remoteAddress }
+
+    /// The peer's address as audit entries show it (no port).
+    var peer: String? { remoteAddress?.ipAddress }
+
+    /// The `Caller` for `KeyService`: the principal and its policy, the request id, the peer and
+    /// the route; its receipt tells the tracking middleware that the library audited.
+    func caller(_ request: Request) throws(APIError) -> Caller {
+        guard let principal else { throw APIError.unauthenticated("a bearer token is required") }
+        return Caller(principal.name, policy: principal.policy, requestID: tracking?.id, peer: peer,
+                      route: "\(request.method.rawValue) \(endpointPath ?? request.uri.path)", receipt: tracking?.receipt)
+    }
+}
+
+/// An authenticated principal: its name (as audit entries show it) and its grants.
+struct Principal: Sendable {
+    /// `token:<id>:<name>` or `mtls:<subject>`.
+    var name: String
+    var policy: AccessPolicy
+}
+
+/// What one request has done so far: its id, whether `KeyService` audited it, and the error the
+/// API reported, if any.
+final class RequestTracking: Sendable {
+    let id: String
+    let receipt = AuditReceipt()
+    private let reported = Mutex<APIError?>(nil)
+
+    init(id: String) { self.id = id }
+
+    func fail(_ error: APIError) { reported.withLock { $0 = error } }
+    var error: APIError? { reported.withLock { $0 } }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
+import HummingbirdTLS
+import Keyward
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+/// `keyward serve`: the HTTPS API over a `KeyService`. A thin adapter: routes decode JSON, call
+/// the service with a `Caller` built from the request's credential, and encode the result;
+/// authentication, rate limits, request ids, error mapping, audit of refused requests and
+/// metrics are middleware.
+public struct KeywardServer: Sendable {
+    /// The service the API fronts.
+    public let service: KeyService
+    /// The settings it was built with.
+    public let configuration: ServerConfiguration
+    /// The metrics `/metrics` reports.
+    public let metrics = ServiceMetrics()
+    let shutdown = ShutdownState()
+    let logger: Logger
+
+    /// A server for `service` with `configuration` (validated here).
+    public init(service: KeyService, configuration: ServerConfiguration, logger: Logger = Logger(label: "keyward")) throws(KeywardError) {
+        try configuration.validate()
+        self.service = service
+        self.configuration = configuration
+        var logger = logger
+        logger.logLevel = try configuration.loggerLevel
+        self.logger = logger
+    }
+
+    /// The router with every route and middleware (also what the in-process tests drive).
+    public func makeRouter() throws(KeywardError) -> Router<KeywardRequestContext> {
+        try makeRoutes().router
+    }
+
+    func makeRoutes() throws(KeywardError) -> RouteTable {
+        let router = Router(context: KeywardRequestContext.self)
+        router.add(middleware: RequestTrackingMiddleware(service: service, metrics: metrics))
+        router.add(middleware: AuthenticationMiddleware(
+            tokens: TokenAuthenticator(service: service, ttl: .seconds(configuration.tokenCacheSeconds)),
+            limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
+            certificatePolicies: try configuration.certificatePolicies()))
+        let routes = RouteTable(router: router)
+        let body = BodyReader(limit: configuration.maxBodyBytes)
+        SystemRoutes.register(routes, service: service, metrics: metrics, draining: shutdown)
+        KeyRoutes.register(routes, service: service, body: body)
+        OperationRoutes.register(routes, service: service, body: body)
+        return routes
+    }
+
+    /// The routes the server serves, as (method, path template): for the OpenAPI check.
+    public func routeList() throws(KeywardError) -> [(method: String, path: String)] {
+        try makeRoutes().routes.map { ($0.method.rawValue, $0.path) }
+    }
+
+    /// The application: HTTPS (HTTP/2 and HTTP/1.1) unless `insecureHTTP`.
+    /// `onRunning` receives the bound port once the server listens.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws(KeywardError) -> some ApplicationProtocol {
+        let router = try makeRouter()
+        let server: HTTPServerBuilder
+        if let tls = configuration.tls, !configuration.insecureHTTP {
+            do { server = try .http2Upgrade(tlsConfiguration: try ServerTLS.configuration(tls)) } catch let error as KeywardError {
+                throw error
+            } catch {
+                throw .invalidArgument("TLS setup failed: \(error)")
+            }
+        } else {
+            server = .http1()
+        }
+        var app = Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        app.addServices(DrainWatcher(state: shutdown, logger: logger))
+        return app
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops accepting connections, reports not-ready, and
+    /// lets in-flight requests finish (up to `shutdownGraceSeconds`).
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = try makeApplication(onRunning: onRunning)
+        var group = ServiceGroupConfiguration(
+            services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGraceSeconds)
+        try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// Marks the server as draining once graceful shutdown begins, so `/v1/ready` turns 503 while
+/// in-flight requests finish.
+struct DrainWatcher: Service {
+    let state: ShutdownState
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        state.begin()
+        logger.notice("graceful shutdown: no new connections; finishing in-flight requests")
+    }
+}

@@ -1,0 +1,108 @@
+import Crypto
+import Foundation
+import Keyward
+import SwiftASN1
+import X509
+
+/// A throwaway certificate authority for `keyward serve --dev` and the tests: a P-256 CA that
+/// issues server certificates (for `localhost`, 127.0.0.1 and ::1) and client certificates
+/// (for mTLS), all short-lived.
+public struct DevelopmentPKI: Sendable {
+    /// A certificate and its private key, both PEM.
+    public struct Issued: Sendable {
+        public let certificatePEM: String
+        public let privateKeyPEM: String
+        /// SHA-256 of the certificate's DER, lowercase hex with colons (what `--dev` prints and
+        /// what a client pins).
+        public let fingerprint: String
+        /// The certificate's DER.
+        public let der: [UInt8]
+    }
+
+    /// The CA certificate (PEM), for clients to trust.
+    public let caCertificatePEM: String
+    private let caKey: P256.Signing.PrivateKey
+    private let caName: DistinguishedName
+    private let validity: TimeInterval
+
+    /// A new CA named `name`, its certificates valid for `days`.
+    public init(name: String = "Keyward development CA", days: Int = 30) throws(KeywardError) {
+        caKey = P256.Signing.PrivateKey()
+        validity = Double(days) * 86_400
+        do {
+            caName = try DistinguishedName {
+                CommonName(name)
+                OrganizationName("Keyward")
+            }
+            let now = Date()
+            let certificate = try Certificate(
+                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(caKey.publicKey),
+                notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
+                issuer: caName, subject: caName,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                    Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                },
+                issuerPrivateKey: .init(caKey))
+            caCertificatePEM = try certificate.serializeAsPEM().pemString
+        } catch {
+            throw .invalidArgument("could not create the development CA: \(error)")
+        }
+    }
+
+    /// A server certificate for `localhost`, 127.0.0.1, ::1 and `hosts`.
+    public func issueServer(hosts: [String] = []) throws(KeywardError) -> Issued {
+        var names: [GeneralName] = [.dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
+                                    .ipAddress(ASN1OctetString(contentBytes: ArraySlice([UInt8](repeating: 0, count: 15) + [1])))]
+        for host in hosts where host != "localhost" {
+            if let address = IPv4Address(host) { names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(address)))) } else { names.append(.dnsName(host)) }
+        }
+        return try issue(commonName: "localhost", usage: .serverAuth, alternativeNames: names)
+    }
+
+    /// A client certificate whose subject is `CN=<commonName>,O=Keyward`.
+    public func issueClient(commonName: String) throws(KeywardError) -> Issued {
+        try issue(commonName: commonName, usage: .clientAuth, alternativeNames: [])
+    }
+
+    private func issue(commonName: String, usage: ExtendedKeyUsage.Usage, alternativeNames: [GeneralName]) throws(KeywardError) -> Issued {
+        let key = P256.Signing.PrivateKey()
+        do {
+            let subject = try DistinguishedName {
+                CommonName(commonName)
+                OrganizationName("Keyward")
+            }
+            let now = Date()
+            let certificate = try Certificate(
+                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+                notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
+                issuer: caName, subject: subject,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.notCertificateAuthority)
+                    Critical(KeyUsage(digitalSignature: true))
+                    try ExtendedKeyUsage([usage])
+                    if !alternativeNames.isEmpty { SubjectAlternativeNames(alternativeNames) }
+                },
+                issuerPrivateKey: .init(caKey))
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            let der = serializer.serializedBytes
+            return Issued(certificatePEM: try certificate.serializeAsPEM().pemString, privateKeyPEM: key.pemRepresentation,
+                          fingerprint: SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined(separator: ":"), der: der)
+        } catch {
+            throw .invalidArgument("could not issue a development certificate: \(error)")
+        }
+    }
+}
+
+/// Dotted-quad IPv4 text as four bytes.
+private func IPv4Address(_ text: String) -> [UInt8]? {
+    let parts = text.split(separator: ".")
+    guard parts.count == 4 else { return nil }
+    var bytes: [UInt8] = []
+    for part in parts {
+        guard let byte = UInt8(part) else { return nil }
+        bytes.append(byte)
+    }
+    return bytes
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardServer
+import KeywardStorage
+import Logging
+
+/// `keyward serve`: the HTTPS API. `--dev` sets everything up in a local folder; production
+/// reads `--config FILE` (YAML), then `KEYWARD_*` variables, then these flags.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the HTTPS API (cryptography as a service).",
+        discussion: """
+            keyward serve --dev: a store, a key file, a development CA and server certificate, and a root \
+            token, all in ./.keyward-dev (or --dev-dir); prints the URL, the certificate fingerprint, the \
+            token and a curl example.
+
+            keyward serve --config keyward.yaml: production. See docs/operations.md for the settings.
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Development mode: local store, key file, self-signed certificate and root token.") var dev = false
+    @Option(help: "Development folder (with --dev).") var devDir = ".keyward-dev"
+    @Option(help: "The root token to create in development mode (32 to 256 printable characters), for scripts.")
+    var devRootToken: String?
+    @Option(help: "YAML configuration file.") var config: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (default 8443; 0 picks a free one).") var port: Int?
+    @Option(help: "PEM certificate chain.") var tlsCertificate: String?
+    @Option(help: "PEM private key.") var tlsPrivateKey: String?
+    @Option(help: "PEM CA for client certificates (turns on mTLS).") var tlsClientCa: String?
+    @Flag(help: "Serve plain HTTP (loopback benchmarks only).") var insecureHttp = false
+    @Option(help: "Requests per second per principal (0: unlimited).") var rateLimit: Int?
+    @Option(help: "Log level: trace, debug, info (one line per request), notice, warning, error.") var logLevel: String?
+
+    func run() async throws {
+        try await guarded {
+            try Keyward.harden()
+            var settings = ServerConfiguration()
+            if let config { settings = try ServerConfiguration.load(path: config) }
+            try settings.applyEnvironment(ProcessInfo.processInfo.environment)
+            if let host { settings.host = host }
+            if let port { settings.port = port }
+            if let tlsCertificate, let tlsPrivateKey {
+                settings.tls = ServerConfiguration.TLSSettings(certificate: tlsCertificate, privateKey: tlsPrivateKey,
+                                                               clientCA: settings.tls?.clientCA, clientPolicies: settings.tls?.clientPolicies ?? [:])
+            } else if (tlsCertificate == nil) != (tlsPrivateKey == nil) {
+                throw ValidationError("--tls-certificate and --tls-private-key go together")
+            }
+            if let tlsClientCa { settings.tls?.clientCA = tlsClientCa }
+            if insecureHttp { settings.insecureHTTP = true }
+            if let rateLimit { settings.rateLimit.requestsPerSecond = Double(rateLimit) }
+            if let logLevel { settings.logLevel = logLevel }
+
+            LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+            let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds))
+            let service: KeyService
+            var banner: [String] = []
+            if dev {
+                (service, banner) = try await developmentSetup(&settings, options: options)
+            } else {
+                var storeOptions = self.storeOptions
+                if storeOptions.store == nil { storeOptions.store = settings.store }
+                if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }
+                service = try await storeOptions.openWithRoot(options: options).service
+            }
+            let server = try KeywardServer(service: service, configuration: settings)
+            let scheme = settings.insecureHTTP ? "http" : "https"
+            let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
+            let lines = banner
+            try await server.run { port in
+                var text = "keyward listening on \(scheme)://\(host):\(port)\n"
+                for line in lines { text += line.replacingOccurrences(of: "{url}", with: "\(scheme)://\(host):\(port)") + "\n" }
+                FileHandle.standardOutput.write(Data(text.utf8))
+            }
+        }
+    }
+
+    /// Creates (or reuses) the development store, key file, certificates and root token.
+    private func developmentSetup(_ settings: inout ServerConfiguration, options: KeyService.Options) async throws -> (KeyService, [String]) {
+        let directory = URL(fileURLWithPath: devDir)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let storePath = directory.appendingPathComponent("keyward.db").path
+        let keyFile = directory.appendingPathComponent("root.key").path
+        let service: KeyService
+        if FileManager.default.fileExists(atPath: storePath) {
+            service = try await KeyService.open(store: try SQLiteKeyStore(path: storePath),
+                                                root: { (_) throws(KeywardError) -> any RootOfTrust in try KeyFileRootOfTrust(path: keyFile) },
+                                                options: options)
+        } else {
+            if !FileManager.default.fileExists(atPath: keyFile) { try KeyFileRootOfTrust.generate(at: keyFile) }
+            service = try await KeyService.initialize(store: try SQLiteKeyStore(path: storePath), root: try KeyFileRootOfTrust(path: keyFile),
+                                                      actor: "dev-setup", options: options)
+        }
+        let pki = try DevelopmentPKI()
+        let server = try pki.issueServer(hosts: [settings.host])
+        let caPath = directory.appendingPathComponent("ca.pem").path
+        let certificatePath = directory.appendingPathComponent("server.pem").path
+        let keyPath = directory.appendingPathComponent("server-key.pem").path
+        try Data(pki.caCertificatePEM.utf8).write(to: URL(fileURLWithPath: caPath))
+        try Data(server.certificatePEM.utf8).write(to: URL(fileURLWithPath: certificatePath))
+        FileManager.default.createFile(atPath: keyPath, contents: Data(server.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
+        if !settings.insecureHTTP {
+            settings.tls = ServerConfiguration.TLSSettings(certificate: certificatePath, privateKey: keyPath,
+                                                           clientCA: settings.tls?.clientCA, clientPolicies: settings.tls?.clientPolicies ?? [:])
+        }
+        if port == nil, ProcessInfo.processInfo.environment["KEYWARD_PORT"] == nil, config == nil { settings.port = 8443 }
+
+        let token: String
+        if let devRootToken {
+            if (try? await service.authenticate(devRootToken)) != nil {
+                token = devRootToken
+            } else {
+                token = try await service.issueToken(principal: "dev-root", policy: .everything, lifetime: nil, text: devRootToken, actor: "dev-setup").text
+            }
+        } else {
+            token = try await service.issueToken(principal: "dev-root", policy: .everything, lifetime: 30 * 86_400, actor: "dev-setup").text
+        }
+        var banner = [
+            "development mode: store \(storePath), key file \(keyFile) (never use --dev in production)",
+        ]
+        if !settings.insecureHTTP {
+            banner.append("TLS certificate SHA-256 fingerprint: \(server.fingerprint)")
+            banner.append("CA certificate: \(caPath)")
+        }
+        banner.append("root token (shown once, full access): \(token)")
+        banner.append("try:")
+        banner.append("  export KEYWARD_TOKEN='\(token)'")
+        banner.append("  curl -s\(settings.insecureHTTP ? "" : " --cacert \(caPath)") -H \"Authorization: Bearer $KEYWARD_TOKEN\" -d '{\"spec\":\"AES-256-GCM\",\"aliases\":[\"demo\"]}' {url}/v1/keys")
+        banner.append("  curl -s\(settings.insecureHTTP ? "" : " --cacert \(caPath)") -H \"Authorization: Bearer $KEYWARD_TOKEN\" -d '{\"plaintext\":\"aGVsbG8=\"}' {url}/v1/keys/demo/encrypt")
+        return (service, banner)
+    }
+}
