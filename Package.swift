@@ -160,6 +160,10 @@ let package = Package(
         // Shared test fixtures (the Python oracle, hex helpers).
         .target(name: "KeywardTestSupport", path: "Tests/Support", swiftSettings: strict),
 
+        // A store wrapper that fails on demand (audit fail-closed and crash tests).
+        .target(name: "KeywardServiceTestSupport", dependencies: ["Keyward", "KeywardCrypto", "KeywardStorage"],
+                path: "Tests/ServiceSupport", swiftSettings: strict),
+
         .testTarget(
             name: "KeywardCryptoTests",
             dependencies: [
@@ -173,6 +177,7 @@ let package = Package(
             name: "KeywardTests",
             dependencies: [
                 "Keyward",
+                "KeywardServiceTestSupport",
                 "KeywardTestSupport",
                 "KeywardCrypto",
                 "KeywardStorage",
@@ -197,7 +202,11 @@ let package = Package(
                 "Keyward",
                 "KeywardCrypto",
                 "KeywardStorage",
+                "KeywardServiceTestSupport",
+                "KeywardTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

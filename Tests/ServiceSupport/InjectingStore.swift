@@ -1,0 +1,60 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardStorage
+import Synchronization
+
+/// A store that forwards to SQLite but can be told to fail: audit appends (fail-closed tests)
+/// or a KEK rewrite after some rows (crash-in-the-middle tests).
+public final class InjectingStore: KeyStore, @unchecked Sendable {
+    public let inner: SQLiteKeyStore
+    public var failing = false
+    public var failRewriteAfter: Int? = nil
+    public init(_ inner: SQLiteKeyStore) { self.inner = inner }
+    public func header() async throws(StorageError) -> StoreHeader? { try await inner.header() }
+    public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) { try await inner.initialize(header: header, kek: kek) }
+    public func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? { try await inner.kek(id) }
+    public func keks() async throws(StorageError) -> [KEKRecord] { try await inner.keks() }
+    public func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) { try await inner.insertKey(key, firstVersion: firstVersion, aliases: aliases) }
+    public func key(_ id: KeyID) async throws(StorageError) -> KeyRow? { try await inner.key(id) }
+    public func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateKey(key, expectedRevision: expectedRevision) }
+    public func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] { try await inner.listKeys(filter: filter, after: cursor, limit: limit) }
+    public func keyCount() async throws(StorageError) -> Int { try await inner.keyCount() }
+    public func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow? { try await inner.version(keyID, version) }
+    public func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] { try await inner.versions(keyID) }
+    public func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.insertVersion(version, key: key, expectedRevision: expectedRevision) }
+    public func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateVersion(version, expectedRevision: expectedRevision) }
+    public func alias(_ name: String) async throws(StorageError) -> AliasRow? { try await inner.alias(name) }
+    public func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] { try await inner.aliases(of: keyID) }
+    public func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) { try await inner.putAlias(alias, expectedRevision: expectedRevision) }
+    public func deleteAlias(_ name: String) async throws(StorageError) { try await inner.deleteAlias(name) }
+    public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
+        if failing { throw .database("disk full") }
+        try await inner.appendAudit(entries)
+    }
+    public func auditHead() async throws(StorageError) -> AuditRow? { try await inner.auditHead() }
+    public func insertToken(_ token: TokenRow) async throws(StorageError) { try await inner.insertToken(token) }
+    public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? { try await inner.token(id) }
+    public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateToken(token, expectedRevision: expectedRevision) }
+    public func tokens() async throws(StorageError) -> [TokenRow] { try await inner.tokens() }
+    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
+    public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? { try await inner.latestAuditedRevision(of: keyID) }
+    public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter, progress: @escaping @Sendable (Int) -> Void) async throws(StorageError) -> Int {
+        guard let limit = failRewriteAfter else {
+            return try await inner.rewriteAll(newKEK: newKEK, header: header, rewriter: rewriter, progress: progress)
+        }
+        let counter = Counter()
+        var failing = rewriter
+        failing.version = { row, key in
+            if counter.next() > limit { throw StorageError.database("simulated crash during KEK rotation") }
+            return try rewriter.version(row, key)
+        }
+        return try await inner.rewriteAll(newKEK: newKEK, header: header, rewriter: failing, progress: progress)
+    }
+}
+
+
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    public func next() -> Int { value.withLock { $0 += 1; return $0 } }
+}
