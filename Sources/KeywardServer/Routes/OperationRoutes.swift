@@ -227,14 +227,15 @@ enum OperationRoutes {
     }
 
     /// Runs a batch's items concurrently (so their audit entries share one commit) and returns
-    /// each item's result in order; one item's failure does not fail the others.
+    /// each item's result in order; one item's failure does not fail the others. A batch whose
+    /// every item the caller's policy refuses is refused as a whole, with 403.
     static func batch<Item: Sendable, Output: Sendable>(
         _ items: [Item], _ body: @escaping @Sendable (Item) async throws(APIError) -> Output
     ) async throws(APIError) -> [Result<Output, APIError>] {
         guard !items.isEmpty, items.count <= maximumBatchItems else {
             throw APIError.invalidRequest("a batch holds 1 to \(maximumBatchItems) items, not \(items.count)")
         }
-        return await withTaskGroup(of: (Int, Result<Output, APIError>).self) { group in
+        let results = await withTaskGroup(of: (Int, Result<Output, APIError>).self) { group in
             for (index, item) in items.enumerated() {
                 group.addTask {
                     do throws(APIError) { return (index, .success(try await body(item))) } catch { return (index, .failure(error)) }
@@ -244,6 +245,20 @@ enum OperationRoutes {
             for await (index, result) in group { results[index] = result }
             return results.map { $0! }
         }
+        return try results.refusingWhollyDenied()
+    }
+}
+
+extension Array {
+    /// Throws the refusal when every item is an `access_denied` error.
+    func refusingWhollyDenied<Output>() throws(APIError) -> Self where Element == Result<Output, APIError> {
+        var denial: APIError?
+        for result in self {
+            guard case .failure(let error) = result, error.code == "access_denied" else { return self }
+            denial = error
+        }
+        if let denial { throw denial }
+        return self
     }
 }
 

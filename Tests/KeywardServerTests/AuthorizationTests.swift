@@ -1,0 +1,186 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Keyward
+import KeywardCrypto
+import KeywardServer
+import Synchronization
+import Testing
+
+@Suite("HTTP API credentials, policies and audit")
+struct AuthorizationTests {
+    /// Fresh keys of each purpose, and a valid request body for every route that touches them.
+    struct Keys {
+        let aes, signer, hmac, agreement, kem, wrapping: String
+        let ciphertext: String
+
+        static func make(_ fixture: ServerFixture, wrapping: String) async throws -> Keys {
+            let service = fixture.service
+            func create(_ spec: KeySpec) async throws -> String {
+                try await service.createKey(CreateKeyRequest(spec: spec), actor: "test").metadata.id.description
+            }
+            let aes = try await create(.aes256GCM)
+            let ciphertext = b64(try await service.encrypt([1, 2, 3], key: aes, actor: "test").ciphertext)
+            return Keys(aes: aes, signer: try await create(.ed25519), hmac: try await create(.hmacSHA256),
+                        agreement: try await create(.x25519), kem: try await create(.mlKEM768), wrapping: wrapping, ciphertext: ciphertext)
+        }
+
+        var all: [String] { [aes, signer, hmac, agreement, kem] }
+
+        /// The concrete path and body for a route template.
+        func request(_ method: String, _ template: String) throws -> (path: String, body: String?) {
+            let peer = b64(try KeyMaterial.generate(.x25519).publicKey().representation)
+            let key: String = switch template {
+            case let path where path.contains("sign") || path.hasSuffix("/verify") || path.hasSuffix("public-key"): signer
+            case let path where path.contains("mac"): hmac
+            case let path where path.contains("derive"): agreement
+            case let path where path.contains("decapsulate"): kem
+            default: aes
+            }
+            let path = template.replacingOccurrences(of: "{key}", with: key).replacingOccurrences(of: "{alias}", with: "matrix-alias")
+            let body: String? = switch (method, template) {
+            case ("POST", "/v1/keys"): #"{"spec":"AES-256-GCM"}"#
+            case ("PATCH", _): #"{"description":"x"}"#
+            case ("POST", "/v1/keys/{key}/schedule-destruction"): #"{"waitingDays":7}"#
+            case ("POST", "/v1/import-wrapping-keys"): #"{"hours":1}"#
+            case ("POST", "/v1/keys/import"): #"{"wrappingKeyId":"\#(wrapping)","wrappedMaterial":"AAAA","key":{}}"#
+            case ("PUT", _): #"{"key":"\#(aes)"}"#
+            case ("POST", "/v1/keys/{key}/encrypt"): #"{"plaintext":"AQID"}"#
+            case ("POST", "/v1/keys/{key}/encrypt/batch"): #"{"items":[{"plaintext":"AQID"}]}"#
+            case ("POST", "/v1/keys/{key}/decrypt"), ("POST", "/v1/decrypt"): #"{"ciphertext":"\#(ciphertext)"}"#
+            case ("POST", "/v1/keys/{key}/decrypt/batch"): #"{"items":[{"ciphertext":"\#(ciphertext)"}]}"#
+            case ("POST", "/v1/keys/{key}/re-encrypt"): #"{"ciphertext":"\#(ciphertext)"}"#
+            case ("POST", "/v1/keys/{key}/data-key"): #"{}"#
+            case ("POST", "/v1/keys/{key}/data-key-pair"): #"{"pairSpec":"ED25519"}"#
+            case ("POST", "/v1/keys/{key}/sign"): #"{"message":"AQID"}"#
+            case ("POST", "/v1/keys/{key}/sign/batch"): #"{"items":[{"message":"AQID"}]}"#
+            case ("POST", "/v1/keys/{key}/verify"): #"{"message":"AQID","signature":"AQID"}"#
+            case ("POST", "/v1/keys/{key}/mac"): #"{"message":"AQID"}"#
+            case ("POST", "/v1/keys/{key}/verify-mac"): #"{"message":"AQID","mac":"AQID"}"#
+            case ("POST", "/v1/keys/{key}/derive-shared-secret"): #"{"peerPublicKey":"\#(peer)"}"#
+            case ("POST", "/v1/keys/{key}/decapsulate"): #"{"encapsulated":"\#(b64([UInt8](repeating: 0, count: 1088)))"}"#
+            case ("POST", "/v1/random"): #"{"count":8}"#
+            default: nil
+            }
+            return (path, body)
+        }
+    }
+
+    @Test("auth matrix: every route against no credential, a malformed, expired or revoked token, a policy that does not cover it, and one that does; every request audited")
+    func authMatrix() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
+        let routes = try fixture.server.routeList().filter { !unaudited.contains($0.path) }
+        #expect(routes.count >= 29)
+        let expired = try await fixture.token(["*:*"], lifetime: 60).text
+        let revoked = try await fixture.token(["*:*"])
+        try await fixture.service.revokeToken(revoked.record.id, actor: "test")
+        fixture.clock.advance(by: 120)
+        let wrapping = try await fixture.service.createImportWrappingKey(hours: 1, actor: "test").keyID.description
+        let requestIDs = Mutex<[String]>([])
+        try await fixture.application().test(.router) { client in
+            for route in routes {
+                let keys = try await Keys.make(fixture, wrapping: wrapping)
+                // Pre-existing alias for the alias routes.
+                try await fixture.service.setAlias("matrix-alias", key: keys.aes, actor: "test")
+                let (path, body) = try keys.request(route.method, route.path)
+                let method = HTTPRequest.Method(route.method)!
+                let label = "\(route.method) \(route.path)"
+                func check(_ token: String?, _ headers: HTTPFields = [:], expect: (Reply) -> Bool, _ what: String) async throws {
+                    let reply = try await client.call(method, path, token: token, body, headers: headers)
+                    #expect(expect(reply), "\(label) with \(what): \(reply.status) \(reply.text.prefix(160))")
+                    if let id = reply.headers[.init("X-Request-Id")!] { requestIDs.withLock { $0.append(id) } } else { Issue.record("\(label): no request id") }
+                }
+                try await check(nil, expect: { $0.status == .unauthorized && $0.errorCode == "unauthenticated" }, "no credential")
+                try await check(nil, [.authorization: "Basic dXNlcjpwYXNz"], expect: { $0.status == .unauthorized }, "basic auth")
+                try await check("kw_not-a-token", expect: { $0.status == .unauthorized }, "a malformed token")
+                try await check(expired, expect: { $0.status == .unauthorized && $0.text.contains("expired") }, "an expired token")
+                try await check(revoked.text, expect: { $0.status == .unauthorized && $0.text.contains("revoked") }, "a revoked token")
+
+                let outsider = try await fixture.token(["describe:key=\(UUID().uuidString.lowercased())"], principal: "outsider").text
+                if route.method == "GET" && route.path == "/v1/keys" {
+                    try await check(outsider, expect: { ($0.json["keys"] as? [Any])?.isEmpty == true }, "a policy that covers none of the keys (an empty list)")
+                } else {
+                    try await check(outsider, expect: { $0.status == .forbidden && $0.errorCode == "access_denied" }, "a policy that does not cover it")
+                }
+                let insider = try await fixture.token(keys.all.map { "*:key=\($0)" } + ["create,random:*"], principal: "insider").text
+                try await check(insider, expect: { ![401, 403].contains($0.status.code) && $0.status.code < 500 }, "a policy that covers it")
+            }
+        }
+        // Every request, refused or not, left an audit entry under its request id.
+        let audited = Set(try await fixture.service.auditTail(10_000).compactMap(\.event.requestID))
+        let sent = requestIDs.withLock { $0 }
+        let missing = sent.filter { !audited.contains($0) }
+        #expect(!sent.isEmpty && missing.isEmpty, "\(missing.count) of \(sent.count) requests were not audited")
+        #expect(try await fixture.service.verifyAudit().problems.isEmpty)
+    }
+
+    @Test("audit entries name principal, route, key, version, outcome, request id and peer")
+    func auditEntry() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id.description
+        let app = try await fixture.token(["encrypt:key=\(key)"], principal: "billing")
+        try await fixture.application().test(.router) { client in
+            let reply = try await client.call(.post, "/v1/keys/\(key)/encrypt", token: app.text, #"{"plaintext":"AQID"}"#)
+            let denied = try await client.call(.post, "/v1/keys/\(key)/decrypt", token: app.text, #"{"ciphertext":"\#(reply.string("ciphertext"))"}"#)
+            #expect(denied.errorCode == "access_denied")
+            let events = try await fixture.service.auditTail(10).map(\.event)
+            let encrypt = try #require(events.first { $0.requestID == reply.headers[.init("X-Request-Id")!] })
+            #expect(encrypt.actor == "token:\(app.record.id):billing" && encrypt.operation == "encrypt" && encrypt.outcome == "ok")
+            #expect(encrypt.keyID?.description == key && encrypt.version == 1 && encrypt.route == "POST /v1/keys/{key}/encrypt")
+            let refusal = try #require(events.first { $0.requestID == denied.headers[.init("X-Request-Id")!] })
+            #expect(refusal.outcome == "denied" && refusal.operation == "decrypt" && refusal.keyID?.description == key)
+        }
+    }
+
+    @Test("fail-closed: when the audit log cannot be written every audited request gets 503, probes still answer")
+    func auditFailClosed() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id.description
+        try await fixture.application().test(.router) { client in
+            #expect(try await client.call(.post, "/v1/keys/\(key)/encrypt", token: fixture.rootToken, #"{"plaintext":"AQID"}"#).status == .ok)
+            fixture.store.failing = true
+            let refused = try await client.call(.post, "/v1/keys/\(key)/encrypt", token: fixture.rootToken, #"{"plaintext":"AQID"}"#)
+            #expect(refused.status == .serviceUnavailable && refused.errorCode == "audit_unavailable" && refused.json["ciphertext"] == nil)
+            #expect(try await client.call(.post, "/v1/keys/\(key)/encrypt", token: nil, #"{"plaintext":"AQID"}"#).status == .serviceUnavailable)
+            #expect(try await client.call(.get, "/v1/keys/\(key)", token: fixture.rootToken).status == .serviceUnavailable)
+            #expect(try await client.call(.get, "/v1/health", token: nil).status == .ok)
+            fixture.store.failing = false
+            #expect(try await client.call(.post, "/v1/keys/\(key)/encrypt", token: fixture.rootToken, #"{"plaintext":"AQID"}"#).status == .ok)
+        }
+    }
+
+    @Test("a run's logs, audit entries and metrics never contain its plaintexts, tokens or key bytes")
+    func noSecretsLeak() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let exportable = try await fixture.service.createKey(CreateKeyRequest(aliases: ["leak"], exportable: true), actor: "test")
+        let keyBytes = try await fixture.service.exportKey(key: "leak", actor: "test").material.withUnsafeBytes { Array($0) }
+        let app = try await fixture.token(["*:*"], principal: "leaker")
+        let plaintext = "TOP-SECRET-PLAINTEXT-4711"
+        let secrets = Mutex([plaintext, b64(plaintext), fixture.rootToken, app.text, String(app.text.suffix(43)), b64(keyBytes),
+                       keyBytes.map { String(format: "%02x", $0) }.joined()])
+        try await fixture.application().test(.router) { client in
+            for token in [fixture.rootToken, app.text, "kw_00000000000000000000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+                let sealed = try await client.call(.post, "/v1/keys/leak/encrypt", token: token, #"{"plaintext":"\#(b64(plaintext))"}"#)
+                _ = try await client.call(.post, "/v1/decrypt", token: token, #"{"ciphertext":"\#(sealed.string("ciphertext"))"}"#)
+                let dataKey = try await client.call(.post, "/v1/keys/leak/data-key", token: token, "{}")
+                if !dataKey.string("plaintext").isEmpty { secrets.withLock { $0.append(dataKey.string("plaintext")) } }
+                _ = try await client.call(.post, "/v1/keys/leak/encrypt", token: token, #"{"plaintext":"\#(plaintext)"}"#)
+                _ = try await client.call(.post, "/v1/keys/\(exportable.metadata.id)/sign", token: token, #"{"message":"\#(b64(plaintext))"}"#)
+            }
+            let metrics = try await client.call(.get, "/metrics", token: nil).text
+            let audit = try await fixture.service.auditTail(1000).map { "\($0.event)" }.joined(separator: "\n")
+            let logs = fixture.logs.text
+            #expect(logs.contains("request") && audit.contains("encrypt") && metrics.contains("keyward_http_requests_total"))
+            for secret in secrets.withLock({ $0 }) {
+                for (name, text) in [("logs", logs), ("audit", audit), ("metrics", metrics)] {
+                    #expect(!text.contains(secret), "\(name) contain a secret (\(secret.prefix(6))...)")
+                }
+            }
+        }
+    }
+}
