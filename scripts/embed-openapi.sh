@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
   echo 'enum OpenAPIDocument {'
   echo '    static let yaml = #"""'
   cat openapi.yaml
+  echo ''
   echo '"""#'
   echo '}'
 } > Sources/KeywardServer/API/OpenAPIDocument.swift

@@ -455,5 +455,6 @@ components:
     Plaintext: {type: object, required: [plaintext, keyId, version], properties: {plaintext: {$ref: "#/components/schemas/Base64"}, keyId: {type: string, format: uuid}, version: {type: integer}}}
     Sign: {type: object, additionalProperties: false, description: Exactly one of message and digest., properties: {message: {$ref: "#/components/schemas/Base64"}, digest: {$ref: "#/components/schemas/Base64"}, context: {$ref: "#/components/schemas/Base64"}}}
     Signature: {type: object, required: [signature, keyId, version], properties: {signature: {$ref: "#/components/schemas/Base64"}, keyId: {type: string, format: uuid}, version: {type: integer}}}
+
 """#
 }

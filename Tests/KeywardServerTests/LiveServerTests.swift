@@ -1,0 +1,181 @@
+import AsyncHTTPClient
+import Foundation
+import Keyward
+import KeywardServer
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import ServiceLifecycle
+import Testing
+import X509
+
+/// A server on a loopback socket, stopped by a graceful shutdown.
+struct LiveServer {
+    let port: Int
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    static func start(_ server: KeywardServer) async throws -> LiveServer {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = try server.makeApplication { port in continuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: Logger(label: "live-test")))
+        let task = Task { try await group.run() }
+        var iterator = stream.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw KeywardError.storeState("server did not start") }
+        return LiveServer(port: port, group: group, task: task)
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+/// The development PKI written to files, with a client certificate from it and one from another CA.
+struct TLSMaterial {
+    let directory: URL
+    let pki: DevelopmentPKI
+    let caPath, certificatePath, keyPath: String
+    let client: DevelopmentPKI.Issued
+    let stranger: DevelopmentPKI.Issued
+    let clientSubject: String
+
+    static func make() throws -> TLSMaterial {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let pki = try DevelopmentPKI()
+        let server = try pki.issueServer()
+        func write(_ name: String, _ text: String) throws -> String {
+            let path = directory.appendingPathComponent(name).path
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let client = try pki.issueClient(commonName: "billing")
+        let stranger = try DevelopmentPKI(name: "Some other CA").issueClient(commonName: "billing")
+        let subject = try Certificate(pemEncoded: client.certificatePEM).subject.description
+        return TLSMaterial(directory: directory, pki: pki, caPath: try write("ca.pem", pki.caCertificatePEM),
+                           certificatePath: try write("server.pem", server.certificatePEM), keyPath: try write("server-key.pem", server.privateKeyPEM),
+                           client: client, stranger: stranger, clientSubject: subject)
+    }
+
+    func clientTLS(_ identity: DevelopmentPKI.Issued? = nil, minimum: TLSVersion = .tlsv12, maximum: TLSVersion? = nil) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pki.caCertificatePEM.utf8)))
+        tls.minimumTLSVersion = minimum
+        tls.maximumTLSVersion = maximum
+        if let identity {
+            tls.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(identity.certificatePEM.utf8), format: .pem))]
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem))
+        }
+        return tls
+    }
+}
+
+func send(_ client: HTTPClient, _ url: String, token: String?, method: HTTPMethod = .GET, body: String? = nil, timeout: Int64 = 30) async throws -> (status: Int, version: HTTPVersion, text: String) {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+    if let body { request.body = .bytes(ByteBuffer(string: body)) }
+    let response = try await client.execute(request, timeout: .seconds(timeout))
+    let bytes = try await response.body.collect(upTo: 1 << 20)
+    return (Int(response.status.code), response.version, String(buffer: bytes))
+}
+
+@Suite("Live server on loopback: TLS, HTTP/2, mTLS, graceful shutdown", .serialized)
+struct LiveServerTests {
+    @Test("HTTPS with HTTP/2 by ALPN and HTTP/1.1; TLS 1.1 refused; an untrusted client refuses the certificate")
+    func tls() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath)
+        }
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let base = "https://localhost:\(live.port)"
+
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS()))
+        let created = try await send(client, base + "/v1/keys", token: fixture.rootToken, method: .POST, body: #"{"aliases":["live"]}"#)
+        #expect(created.status == 201 && created.version.major == 2)
+        let sealed = try await send(client, base + "/v1/keys/live/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#)
+        #expect(sealed.status == 200 && sealed.text.contains("ciphertext"))
+        try await client.shutdown()
+
+        var http1Configuration = HTTPClient.Configuration(tlsConfiguration: try material.clientTLS())
+        http1Configuration.httpVersion = .http1Only
+        let http1 = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http1Configuration)
+        let health = try await send(http1, base + "/v1/health", token: nil)
+        #expect(health.status == 200 && health.version.major == 1)
+        try await http1.shutdown()
+
+        let old = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(minimum: .tlsv1, maximum: .tlsv11)))
+        await #expect(throws: (any Error).self) { _ = try await send(old, base + "/v1/health", token: nil, timeout: 2) }
+        try await old.shutdown()
+
+        var untrusting = TLSConfiguration.makeClientConfiguration()
+        untrusting.trustRoots = .certificates([])
+        let stranger = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: untrusting))
+        await #expect(throws: (any Error).self) { _ = try await send(stranger, base + "/v1/health", token: nil, timeout: 2) }
+        try await stranger.shutdown()
+        try await live.stop()
+    }
+
+    @Test("mTLS: a certificate from the configured CA authenticates its subject with its policy; another CA's certificate, or none, fails the handshake")
+    func mutualTLS() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath, clientCA: material.caPath,
+                           clientPolicies: [material.clientSubject: ["encrypt,describe:alias=billing/*"]])
+        }
+        defer { fixture.remove() }
+        let billing = try await fixture.service.createKey(CreateKeyRequest(aliases: ["billing/invoices"]), actor: "test").metadata.id
+        let other = try await fixture.service.createKey(CreateKeyRequest(aliases: ["hr/salaries"]), actor: "test").metadata.id
+        let live = try await LiveServer.start(fixture.server)
+        let base = "https://localhost:\(live.port)"
+
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(material.client)))
+        let sealed = try await send(client, base + "/v1/keys/\(billing)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#)
+        #expect(sealed.status == 200, "\(sealed.text)")
+        #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 403)
+        // A bearer token still works over an mTLS connection, with the token's own policy.
+        #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 200)
+        try await client.shutdown()
+        let events = try await fixture.service.auditTail(20).map(\.event)
+        #expect(events.contains { $0.actor == "mtls:\(material.clientSubject)" && $0.outcome == "ok" })
+
+        for identity in [material.stranger, nil] {
+            let refused = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(identity)))
+            await #expect(throws: (any Error).self) { _ = try await send(refused, base + "/v1/health", token: nil, timeout: 2) }
+            try await refused.shutdown()
+        }
+        try await live.stop()
+    }
+
+    @Test("graceful shutdown: requests in flight when it begins finish; then the server stops accepting")
+    func gracefulShutdown() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let live = try await LiveServer.start(fixture.server)
+        let base = "http://127.0.0.1:\(live.port)"
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let items = (0..<1000).map { _ in #"{"plaintext":"AQIDBA=="}"# }.joined(separator: ",")
+        // Several large batches in flight when the shutdown begins.
+        let inflight = (0..<4).map { _ in
+            Task { try await send(client, base + "/v1/keys/\(key)/encrypt/batch", token: fixture.rootToken, method: .POST, body: #"{"items":[\#(items)]}"#) }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        let stopping = Task { try await live.stop() }
+        for request in inflight {
+            let reply = try await request.value
+            #expect(reply.status == 200 && reply.text.components(separatedBy: "ciphertext").count == 1001)
+        }
+        try await stopping.value
+        await #expect(throws: (any Error).self) { _ = try await send(client, base + "/v1/health", token: nil, timeout: 2) }
+        try await client.shutdown()
+    }
+}
