@@ -99,7 +99,8 @@ struct Serve: AsyncParsableCommand {
         let certificatePath = directory.appendingPathComponent("server.pem").path
         let keyPath = directory.appendingPathComponent("server-key.pem").path
         try Data(pki.caCertificatePEM.utf8).write(to: URL(fileURLWithPath: caPath))
-        try Data(server.certificatePEM.utf8).write(to: URL(fileURLWithPath: certificatePath))
+        // The chain: the leaf, then the development CA (whose key is never written anywhere).
+        try Data((server.certificatePEM + "\n" + pki.caCertificatePEM).utf8).write(to: URL(fileURLWithPath: certificatePath))
         FileManager.default.createFile(atPath: keyPath, contents: Data(server.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
         if !settings.insecureHTTP {
             settings.tls = ServerConfiguration.TLSSettings(certificate: certificatePath, privateKey: keyPath,

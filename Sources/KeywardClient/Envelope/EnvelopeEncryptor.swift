@@ -1,0 +1,105 @@
+import Crypto
+import Foundation
+import KeywardCrypto
+
+/// Envelope encryption with a Keyward key: each message is encrypted locally with AES-256-GCM
+/// under a data key, and the data key, sealed by the service under the Keyward key and bound to
+/// the encryption context, travels in the message (format: docs/formats.md, "Envelope message").
+///
+/// Without a cache every message gets its own data key (one service call per message). With a
+/// `DataKeyCachePolicy`, data keys are reused within its age, message and byte limits, and
+/// opened data keys are remembered for the same age, so most messages cost no service call.
+public final class EnvelopeEncryptor: Sendable {
+    static let magic: [UInt8] = Array("KWE1".utf8)
+    static let nonceLength = 12
+    static let tagLength = 16
+
+    let client: KeywardClient
+    let key: String
+    let cache: DataKeyCache?
+
+    /// An encryptor for messages under `key` (id or alias), with an optional data-key cache.
+    public init(client: KeywardClient, key: String, cache: DataKeyCachePolicy? = nil) {
+        self.client = client
+        self.key = key
+        self.cache = cache.map(DataKeyCache.init)
+    }
+
+    /// Encrypts `plaintext`; the same `context` is needed to decrypt.
+    public func seal(_ plaintext: [UInt8], context: [String: String] = [:]) async throws(KeywardClientError) -> [UInt8] {
+        let slot = Self.slot(key, context)
+        let dataKey: CachedDataKey
+        if let cached = cache?.reserve(slot, bytes: plaintext.count) {
+            dataKey = cached
+        } else {
+            let fresh = try await client.generateDataKey(key: key, context: context)
+            dataKey = CachedDataKey(secret: fresh.plaintext, sealed: fresh.ciphertext)
+            cache?.store(dataKey, slot: slot, bytes: plaintext.count)
+        }
+        guard dataKey.sealed.count <= Int(UInt16.max) else { throw .invalidResponse("sealed data key too long") }
+        var header = Self.magic
+        header.append(UInt8(dataKey.sealed.count >> 8))
+        header.append(UInt8(dataKey.sealed.count & 0xFF))
+        header.append(contentsOf: dataKey.sealed)
+        do {
+            let box = try dataKey.secret.withUnsafeBytes { raw in
+                try AES.GCM.seal(plaintext, using: SymmetricKey(data: raw), nonce: AES.GCM.Nonce(), authenticating: header)
+            }
+            return header + Array(box.nonce) + Array(box.ciphertext) + Array(box.tag)
+        } catch {
+            throw .invalidEnvelope("local encryption failed: \(error)")
+        }
+    }
+
+    /// Decrypts a message made by `seal` with the same `context`.
+    ///
+    /// - Throws: `invalidEnvelope` for a malformed or altered message or a wrong context (the
+    ///   service refuses to open the data key, or the local tag does not verify).
+    public func open(_ message: [UInt8], context: [String: String] = [:]) async throws(KeywardClientError) -> [UInt8] {
+        guard message.count >= Self.magic.count + 2, Array(message.prefix(4)) == Self.magic else {
+            throw .invalidEnvelope("not a Keyward envelope message (no KWE1 header)")
+        }
+        let length = Int(message[4]) << 8 | Int(message[5])
+        let bodyStart = 6 + length
+        guard message.count >= bodyStart + Self.nonceLength + Self.tagLength else { throw .invalidEnvelope("truncated message") }
+        let header = Array(message[..<bodyStart])
+        let sealed = Array(message[6..<bodyStart])
+        let identity = Array(SHA256.hash(data: sealed + Array(Self.slot("", context).utf8)))
+        let dataKey: CachedDataKey
+        if let cached = cache?.opened(identity) {
+            dataKey = cached
+        } else {
+            let plaintext: [UInt8]
+            do { plaintext = try await client.decrypt(sealed, context: context) } catch {
+                if case .api(let code, _, _) = error, code == "invalid_ciphertext" || code == "invalid_request" {
+                    throw .invalidEnvelope("the data key does not open (altered message or wrong context): \(error)")
+                }
+                throw error
+            }
+            var copy = plaintext
+            defer { SecureZero.wipe(&copy) }
+            guard copy.count == 32 else { throw .invalidEnvelope("the data key is not 32 bytes") }
+            do { dataKey = CachedDataKey(secret: try SecretBytes(copying: copy), sealed: sealed) } catch {
+                throw .configuration("locked memory: \(error)")
+            }
+            cache?.storeOpened(dataKey, identity: identity)
+        }
+        let nonce = message[bodyStart..<(bodyStart + Self.nonceLength)]
+        let tagStart = message.count - Self.tagLength
+        do {
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: message[(bodyStart + Self.nonceLength)..<tagStart],
+                                            tag: message[tagStart...])
+            return try dataKey.secret.withUnsafeBytes { raw in
+                Array(try AES.GCM.open(box, using: SymmetricKey(data: raw), authenticating: header))
+            }
+        } catch {
+            throw .invalidEnvelope("the message does not authenticate (altered, truncated or another context)")
+        }
+    }
+
+    /// The cache slot: the key reference and the context, canonically ordered and length-prefixed
+    /// (so no two contexts share a slot).
+    static func slot(_ key: String, _ context: [String: String]) -> String {
+        ([key] + context.keys.sorted().flatMap { [$0, context[$0]!] }).map { "\($0.utf8.count):\($0)" }.joined()
+    }
+}

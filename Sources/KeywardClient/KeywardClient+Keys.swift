@@ -1,0 +1,55 @@
+import Foundation
+
+extension KeywardClient {
+    /// Creates a key: `spec` (default AES-256-GCM), aliases, tags, description, and whether it
+    /// may be exported, with an optional rotation period.
+    public func createKey(spec: String = "AES-256-GCM", aliases: [String] = [], tags: [String: String] = [:], description: String = "",
+                          exportable: Bool = false, rotationPeriodDays: Int? = nil) async throws(KeywardClientError) -> KeyInfo {
+        var body: [String: Any] = ["spec": spec, "aliases": aliases, "tags": tags, "description": description, "exportable": exportable]
+        if let rotationPeriodDays { body["rotationPeriodDays"] = rotationPeriodDays }
+        return try await call(.POST, "/v1/keys", body, as: KeyInfo.self)
+    }
+
+    /// A key's metadata, by id or alias.
+    public func describeKey(_ key: String) async throws(KeywardClientError) -> KeyInfo {
+        try await call(.GET, "/v1/keys/\(Self.path(key))", as: KeyInfo.self)
+    }
+
+    /// A page of the keys this principal may describe.
+    public func listKeys(state: String? = nil, tag: (name: String, value: String)? = nil, alias: String? = nil,
+                         after cursor: String? = nil, limit: Int = 100) async throws(KeywardClientError) -> KeyList {
+        var query: [URLQueryItem] = [URLQueryItem(name: "limit", value: String(limit))]
+        if let state { query.append(URLQueryItem(name: "state", value: state)) }
+        if let tag { query.append(URLQueryItem(name: "tag", value: "\(tag.name)=\(tag.value)")) }
+        if let alias { query.append(URLQueryItem(name: "alias", value: alias)) }
+        if let cursor { query.append(URLQueryItem(name: "after", value: cursor)) }
+        var components = URLComponents()
+        components.queryItems = query
+        return try await call(.GET, "/v1/keys?" + (components.percentEncodedQuery ?? ""), as: KeyList.self)
+    }
+
+    /// Adds a version with fresh material.
+    public func rotateKey(_ key: String) async throws(KeywardClientError) -> KeyInfo {
+        try await call(.POST, "/v1/keys/\(Self.path(key))/rotate", as: KeyInfo.self)
+    }
+
+    /// A lifecycle transition: `enable`, `disable`, `deactivate`, `mark-compromised` or
+    /// `cancel-destruction`.
+    public func transition(_ key: String, _ transition: String) async throws(KeywardClientError) -> KeyInfo {
+        guard ["enable", "disable", "deactivate", "mark-compromised", "cancel-destruction"].contains(transition) else {
+            throw .configuration("unknown transition '\(transition)'")
+        }
+        return try await call(.POST, "/v1/keys/\(Self.path(key))/\(transition)", as: KeyInfo.self)
+    }
+
+    /// Schedules destruction after `waitingDays` (7 to 30).
+    public func scheduleDestruction(_ key: String, waitingDays: Int = 30) async throws(KeywardClientError) -> KeyInfo {
+        try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ["waitingDays": waitingDays], as: KeyInfo.self)
+    }
+
+    /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).
+    public func publicKey(_ key: String) async throws(KeywardClientError) -> [UInt8] {
+        struct Wire: Decodable { var publicKey: String }
+        return try Self.decode(try await call(.GET, "/v1/keys/\(Self.path(key))/public-key", as: Wire.self).publicKey, "publicKey")
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import KeywardCrypto
+
+extension KeywardClient {
+    /// Encrypts up to 4 MiB under the key's newest version, bound to `context`.
+    public func encrypt(_ plaintext: [UInt8], key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> Ciphertext {
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/encrypt",
+                                  ["plaintext": Data(plaintext).base64EncodedString(), "context": context], as: WireCiphertext.self)
+        return Ciphertext(bytes: try Self.decode(wire.ciphertext, "ciphertext"), keyID: wire.keyId, version: wire.version)
+    }
+
+    /// Decrypts a Keyward ciphertext; with `key`, one made under any other key is refused.
+    public func decrypt(_ ciphertext: [UInt8], key: String? = nil, context: [String: String] = [:]) async throws(KeywardClientError) -> [UInt8] {
+        let path = key.map { "/v1/keys/\(Self.path($0))/decrypt" } ?? "/v1/decrypt"
+        let wire = try await call(.POST, path, ["ciphertext": Data(ciphertext).base64EncodedString(), "context": context], as: WirePlaintext.self)
+        return try Self.decode(wire.plaintext, "plaintext")
+    }
+
+    /// Encrypts up to 1,000 plaintexts in one request; each item succeeds or fails on its own.
+    public func encryptBatch(_ plaintexts: [[UInt8]], key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> [BatchResult<Ciphertext>] {
+        let items = plaintexts.map { ["plaintext": Data($0).base64EncodedString(), "context": context] as [String: Any] }
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/encrypt/batch", ["items": items], as: WireBatch<WireCiphertext>.self)
+        return wire.results.map { item in
+            if let error = item.error { return .failure(.api(code: error.code, status: 200, message: error.message)) }
+            guard let value = item.item, let bytes = Data(base64Encoded: value.ciphertext) else { return .failure(.invalidResponse("batch item")) }
+            return .success(Ciphertext(bytes: Array(bytes), keyID: value.keyId, version: value.version))
+        }
+    }
+
+    /// Decrypts up to 1,000 ciphertexts made under `key` in one request.
+    public func decryptBatch(_ ciphertexts: [[UInt8]], key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> [BatchResult<[UInt8]>] {
+        let items = ciphertexts.map { ["ciphertext": Data($0).base64EncodedString(), "context": context] as [String: Any] }
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/decrypt/batch", ["items": items], as: WireBatch<WirePlaintext>.self)
+        return wire.results.map { item in
+            if let error = item.error { return .failure(.api(code: error.code, status: 200, message: error.message)) }
+            guard let value = item.item, let bytes = Data(base64Encoded: value.plaintext) else { return .failure(.invalidResponse("batch item")) }
+            return .success(Array(bytes))
+        }
+    }
+
+    /// Moves a ciphertext to `key` (its newest version) without the plaintext leaving the service.
+    public func reEncrypt(_ ciphertext: [UInt8], to key: String, sourceContext: [String: String] = [:],
+                          destinationContext: [String: String] = [:]) async throws(KeywardClientError) -> Ciphertext {
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/re-encrypt",
+                                  ["ciphertext": Data(ciphertext).base64EncodedString(), "sourceContext": sourceContext,
+                                   "destinationContext": destinationContext], as: WireCiphertext.self)
+        return Ciphertext(bytes: try Self.decode(wire.ciphertext, "ciphertext"), keyID: wire.keyId, version: wire.version)
+    }
+
+    /// A fresh AES-256 data key: in plaintext (in locked memory) and sealed under `key`.
+    public func generateDataKey(key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> ClientDataKey {
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", ["context": context], as: WireDataKey.self)
+        guard let text = wire.plaintext else { throw .invalidResponse("the data key came without its plaintext") }
+        var bytes = try Self.decode(text, "plaintext")
+        defer { SecureZero.wipe(&bytes) }
+        let secret: SecretBytes
+        do { secret = try SecretBytes(copying: bytes) } catch { throw .configuration("locked memory: \(error)") }
+        return ClientDataKey(plaintext: secret, ciphertext: try Self.decode(wire.ciphertext, "ciphertext"))
+    }
+
+    /// Signs a message (or, with `isDigest`, a precomputed digest) with the key's newest version.
+    public func sign(_ input: [UInt8], key: String, isDigest: Bool = false) async throws(KeywardClientError) -> Signature {
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/sign", [isDigest ? "digest" : "message": Data(input).base64EncodedString()],
+                                  as: WireSignature.self)
+        return Signature(bytes: try Self.decode(wire.signature, "signature"), keyID: wire.keyId, version: wire.version)
+    }
+
+    /// Whether `signature` is valid for the message (or digest).
+    public func verify(_ signature: [UInt8], for input: [UInt8], key: String, isDigest: Bool = false) async throws(KeywardClientError) -> Bool {
+        try await call(.POST, "/v1/keys/\(Self.path(key))/verify",
+                       [isDigest ? "digest" : "message": Data(input).base64EncodedString(), "signature": Data(signature).base64EncodedString()],
+                       as: WireValid.self).valid
+    }
+
+    /// An HMAC tag of `message`.
+    public func mac(_ message: [UInt8], key: String) async throws(KeywardClientError) -> MACTag {
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/mac", ["message": Data(message).base64EncodedString()], as: WireMAC.self)
+        return MACTag(bytes: try Self.decode(wire.mac, "mac"), keyID: wire.keyId, version: wire.version)
+    }
+
+    /// Whether `tag` is the HMAC of `message` (checked in constant time by the service).
+    public func verifyMAC(_ tag: [UInt8], for message: [UInt8], key: String) async throws(KeywardClientError) -> Bool {
+        try await call(.POST, "/v1/keys/\(Self.path(key))/verify-mac",
+                       ["message": Data(message).base64EncodedString(), "mac": Data(tag).base64EncodedString()], as: WireValid.self).valid
+    }
+
+    /// `count` (1 to 1,024) random bytes from the service.
+    public func random(count: Int) async throws(KeywardClientError) -> [UInt8] {
+        try Self.decode(try await call(.POST, "/v1/random", ["count": count], as: WireRandom.self).random, "random")
+    }
+}
+
+/// A data key from the service: the plaintext (in locked memory, wiped when dropped) and the
+/// same key sealed under a Keyward key, to store beside the data.
+public struct ClientDataKey: ~Copyable, Sendable {
+    /// The 32-byte data key.
+    public let plaintext: SecretBytes
+    /// The data key sealed under the Keyward key (a Keyward ciphertext).
+    public let ciphertext: [UInt8]
+}

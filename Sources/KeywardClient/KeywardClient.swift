@@ -1,0 +1,138 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import KeywardCrypto
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// The Swift client for `keyward serve`: keys and cryptographic operations by key id or alias,
+/// over HTTPS with the configured trust, retries on 429 and 503 with backoff, and typed errors.
+/// Key material never comes to the client, except data keys it asks for.
+///
+/// ```swift
+/// let client = try await KeywardClient(configuration: .init(url: "https://127.0.0.1:8443", token: token,
+///                                                            trust: .certificateAuthority(pem: caPEM)))
+/// let sealed = try await client.encrypt(Array("hello".utf8), key: "app/orders")
+/// let opened = try await client.decrypt(sealed.bytes)
+/// try await client.shutdown()
+/// ```
+public final class KeywardClient: Sendable {
+    let http: HTTPClient
+    let base: String
+    let token: String?
+    let retry: KeywardClientConfiguration.Retry
+    let timeout: Duration
+
+    /// A client for the service `configuration` names. With `.pinnedFingerprint`, fetches the
+    /// server's certificate once and pins it.
+    public init(configuration: KeywardClientConfiguration) async throws(KeywardClientError) {
+        guard let url = URL(string: configuration.url), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw .configuration("'\(configuration.url)' is not an http(s) URL")
+        }
+        guard configuration.retry.maximumAttempts >= 1 else { throw .configuration("retry.maximumAttempts must be at least 1") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            switch configuration.trust {
+            case .systemRoots:
+                break
+            case .certificateAuthority(let pem):
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
+            case .pinnedCertificate(let pem):
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
+                tls.certificateVerification = .noHostnameVerification
+            case .pinnedFingerprint(let fingerprint):
+                let certificate = try await CertificatePin.fetch(url: url, fingerprint: fingerprint)
+                tls.trustRoots = .certificates([certificate])
+                tls.certificateVerification = .noHostnameVerification
+            }
+            if let identity = configuration.clientCertificate {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem))
+            }
+        } catch let error as KeywardClientError {
+            throw error
+        } catch {
+            throw .configuration("TLS material: \(error)")
+        }
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        base = configuration.url.hasSuffix("/") ? String(configuration.url.dropLast()) : configuration.url
+        token = configuration.token
+        retry = configuration.retry
+        timeout = configuration.timeout
+    }
+
+    /// Closes the connections. Call once, when done.
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    // MARK: - Transport
+
+    /// One API call: JSON body in, the decoded answer out; retries 429, 503 and transport
+    /// failures with exponential backoff and jitter, honouring `Retry-After`.
+    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, _ body: [String: Any]? = nil, as type: T.Type) async throws(KeywardClientError) -> T {
+        let bytes = try await send(method, path, body)
+        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+            throw .invalidResponse("\(method.rawValue) \(path): \(error)")
+        }
+    }
+
+    func send(_ method: HTTPMethod, _ path: String, _ body: [String: Any]?) async throws(KeywardClientError) -> [UInt8] {
+        var payload: Data?
+        if let body {
+            do { payload = try JSONSerialization.data(withJSONObject: body) } catch { throw .configuration("request body: \(error)") }
+        }
+        var delay = retry.initialDelay
+        var attempt = 1
+        while true {
+            let outcome: Result<[UInt8], KeywardClientError>
+            var retryAfter: Duration?
+            do {
+                var request = HTTPClientRequest(url: base + path)
+                request.method = method
+                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+                if let payload {
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(bytes: payload))
+                }
+                let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+                let buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
+                let bytes = Array(buffer.readableBytesView)
+                if (200..<300).contains(response.status.code) {
+                    outcome = .success(bytes)
+                } else {
+                    if let seconds = response.headers.first(name: "Retry-After").flatMap(Int.init) { retryAfter = .seconds(seconds) }
+                    if let error = try? JSONDecoder().decode(WireError.self, from: Data(bytes)) {
+                        outcome = .failure(.api(code: error.error.code, status: Int(response.status.code), message: error.error.message))
+                    } else {
+                        outcome = .failure(.api(code: "http_\(response.status.code)", status: Int(response.status.code), message: response.status.reasonPhrase))
+                    }
+                }
+            } catch {
+                outcome = .failure(.transport(String(describing: error)))
+            }
+            switch outcome {
+            case .success(let bytes): return bytes
+            case .failure(let error):
+                guard error.isRetryable, attempt < retry.maximumAttempts else { throw error }
+                let jittered = delay * Double.random(in: 0.5...1.0)
+                try? await Task.sleep(for: min(retry.maximumDelay, max(jittered, retryAfter ?? .zero)))
+                delay = min(retry.maximumDelay, delay * 2)
+                attempt += 1
+            }
+        }
+    }
+
+    static func path(_ key: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key
+    }
+
+    static func decode(_ text: String, _ field: String) throws(KeywardClientError) -> [UInt8] {
+        guard let data = Data(base64Encoded: text) else { throw .invalidResponse("field '\(field)' is not base64") }
+        return Array(data)
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import Keyward
+import KeywardClient
+import KeywardCrypto
+import KeywardServer
+import KeywardStorage
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// A `keyward serve` on a loopback socket with TLS from a development CA.
+struct LiveService {
+    let directory: URL
+    let service: KeyService
+    let rootToken: String
+    let pki: DevelopmentPKI
+    let fingerprint: String
+    let port: Int
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    var url: String { "https://localhost:\(port)" }
+
+    static func start(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> LiveService {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-client-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let keyFile = directory.appendingPathComponent("root.key").path
+        try KeyFileRootOfTrust.generate(at: keyFile)
+        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path),
+                                                      root: try KeyFileRootOfTrust(path: keyFile), actor: "test")
+        let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: "test")
+        let pki = try DevelopmentPKI()
+        let leaf = try pki.issueServer()
+        let certificate = directory.appendingPathComponent("server.pem").path
+        let key = directory.appendingPathComponent("server-key.pem").path
+        try Data((leaf.certificatePEM + "\n" + pki.caCertificatePEM).utf8).write(to: URL(fileURLWithPath: certificate))
+        try Data(leaf.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: key))
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.tls = .init(certificate: certificate, privateKey: key)
+        configure(&configuration)
+        let server = try KeywardServer(service: service, configuration: configuration)
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = try server.makeApplication { continuation.yield($0) }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: Logger(label: "client-test")))
+        let task = Task { try await group.run() }
+        var iterator = stream.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        return LiveService(directory: directory, service: service, rootToken: root.text, pki: pki, fingerprint: leaf.fingerprint,
+                           port: port, group: group, task: task)
+    }
+
+    func client(trust: KeywardClientConfiguration.Trust? = nil, token: String? = nil,
+                retry: KeywardClientConfiguration.Retry = .init(), timeout: Duration = .seconds(10)) async throws -> KeywardClient {
+        try await KeywardClient(configuration: .init(url: url, token: token ?? rootToken, trust: trust ?? .certificateAuthority(pem: pki.caCertificatePEM),
+                                                     retry: retry, timeout: timeout))
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// How many audit entries record `operation`.
+    func audited(_ operation: String) async throws -> Int {
+        try await service.auditTail(10_000).filter { $0.event.operation == operation && $0.event.outcome == "ok" }.count
+    }
+}
+
+@Suite("KeywardClient against a live server", .serialized)
+struct KeywardClientTests {
+    @Test("keys and operations through the SDK, with typed errors")
+    func operations() async throws {
+        let live = try await LiveService.start()
+        let client = try await live.client()
+        let key = try await client.createKey(aliases: ["sdk/orders"], tags: ["team": "pay"])
+        #expect(key.state == "active" && key.aliases == ["sdk/orders"])
+        #expect(try await client.describeKey("sdk/orders").id == key.id)
+        #expect(try await client.listKeys(tag: ("team", "pay")).keys.map(\.id) == [key.id])
+
+        let sealed = try await client.encrypt(Array("hello".utf8), key: "sdk/orders", context: ["order": "42"])
+        #expect(sealed.keyID == key.id && sealed.version == 1)
+        #expect(try await client.decrypt(sealed.bytes, context: ["order": "42"]) == Array("hello".utf8))
+        #expect(try await client.decrypt(sealed.bytes, key: "sdk/orders", context: ["order": "42"]) == Array("hello".utf8))
+        let batch = try await client.encryptBatch([[1], [2], [3]], key: key.id)
+        let opened = try await client.decryptBatch(batch.compactMap { try? $0.get().bytes } + [[0, 1, 2]], key: key.id)
+        #expect(opened.prefix(3).compactMap { try? $0.get() } == [[1], [2], [3]])
+        guard case .failure(.api(let code, _, _)) = opened[3] else { Issue.record("tampered item decrypted"); return }
+        #expect(code == "invalid_ciphertext")
+
+        let rotated = try await client.rotateKey(key.id)
+        #expect(rotated.currentVersion == 2)
+        #expect(try await client.reEncrypt(sealed.bytes, to: key.id, sourceContext: ["order": "42"]).version == 2)
+
+        let signer = try await client.createKey(spec: "ED25519")
+        let signature = try await client.sign(Array("doc".utf8), key: signer.id)
+        #expect(try await client.verify(signature.bytes, for: Array("doc".utf8), key: signer.id))
+        #expect(try await client.verify(signature.bytes, for: Array("dog".utf8), key: signer.id) == false)
+        #expect(try await client.publicKey(signer.id).count == 44)
+        let hmac = try await client.createKey(spec: "HMAC-SHA256")
+        let tag = try await client.mac([9], key: hmac.id)
+        #expect(try await client.verifyMAC(tag.bytes, for: [9], key: hmac.id))
+        #expect(try await client.random(count: 16).count == 16)
+        let dataKey = try await client.generateDataKey(key: key.id)
+        #expect(dataKey.plaintext.count == 32)
+
+        do {
+            _ = try await client.encrypt([1], key: "sdk/missing")
+            Issue.record("unknown key encrypted")
+        } catch {
+            #expect(error == .api(code: "key_not_found", status: 404, message: error.apiMessage))
+        }
+        _ = try await client.transition(key.id, "disable")
+        await #expect(throws: KeywardClientError.self) { _ = try await client.encrypt([1], key: key.id) }
+        try await client.shutdown()
+        try await live.stop()
+    }
+
+    @Test("trust: the development CA and the printed fingerprint pin work; a wrong pin, the system roots and another CA fail")
+    func trust() async throws {
+        let live = try await LiveService.start()
+        let pinned = try await live.client(trust: .pinnedFingerprint(sha256: live.fingerprint))
+        #expect(try await pinned.random(count: 4).count == 4)
+        try await pinned.shutdown()
+
+        let wrongPin = String(repeating: "ab:", count: 31) + "ab"
+        await #expect(throws: KeywardClientError.self) { _ = try await live.client(trust: .pinnedFingerprint(sha256: wrongPin)) }
+
+        let system = try await live.client(trust: .systemRoots, retry: .init(maximumAttempts: 1), timeout: .seconds(2))
+        await #expect(throws: KeywardClientError.self) { _ = try await system.random(count: 4) }
+        try await system.shutdown()
+
+        let other = try DevelopmentPKI()
+        let stranger = try await live.client(trust: .certificateAuthority(pem: other.caCertificatePEM), retry: .init(maximumAttempts: 1), timeout: .seconds(2))
+        await #expect(throws: KeywardClientError.self) { _ = try await stranger.random(count: 4) }
+        try await stranger.shutdown()
+        try await live.stop()
+    }
+
+    @Test("retries: a 429 from the rate limiter is retried after Retry-After and succeeds; without retries it surfaces")
+    func retries() async throws {
+        let live = try await LiveService.start { $0.rateLimit = .init(requestsPerSecond: 1, burst: 1) }
+        let patient = try await live.client(retry: .init(maximumAttempts: 4, initialDelay: .milliseconds(100), maximumDelay: .seconds(2)))
+        #expect(try await patient.random(count: 1).count == 1)
+        #expect(try await patient.random(count: 1).count == 1)
+        try await patient.shutdown()
+        let impatient = try await live.client(retry: .init(maximumAttempts: 1))
+        do {
+            _ = try await impatient.random(count: 1)
+            _ = try await impatient.random(count: 1)
+            Issue.record("no 429 without retries")
+        } catch {
+            guard case .api(let code, let status, _) = error else { Issue.record("\(error)"); return }
+            #expect(code == "rate_limited" && status == 429)
+        }
+        try await impatient.shutdown()
+        try await live.stop()
+    }
+
+    @Test("envelope encryption: a data key per message, or cached within age, message and byte limits; altered messages and wrong contexts refused")
+    func envelope() async throws {
+        let live = try await LiveService.start()
+        let client = try await live.client()
+        let key = try await client.createKey(aliases: ["files"])
+
+        let uncached = EnvelopeEncryptor(client: client, key: "files")
+        let message = try await uncached.seal(Array(repeating: 7, count: 100_000), context: ["file": "a"])
+        #expect(try await uncached.open(message, context: ["file": "a"]) == Array(repeating: 7, count: 100_000))
+        _ = try await uncached.seal([1], context: ["file": "a"])
+        #expect(try await live.audited("generate-data-key") == 2)
+
+        let cached = EnvelopeEncryptor(client: client, key: "files", cache: DataKeyCachePolicy(maximumAge: .seconds(60), maximumMessages: 5, maximumBytes: 1 << 20))
+        var messages: [[UInt8]] = []
+        for index in 0..<12 { messages.append(try await cached.seal([UInt8(index)], context: ["file": "b"])) }
+        // 12 messages at 5 per data key: 3 data keys.
+        #expect(try await live.audited("generate-data-key") == 2 + 3)
+        for (index, sealed) in messages.enumerated() { #expect(try await cached.open(sealed, context: ["file": "b"]) == [UInt8(index)]) }
+        #expect(try await live.audited("decrypt") == 1 + 3)
+        // The byte limit starts a new data key too.
+        let small = EnvelopeEncryptor(client: client, key: key.id, cache: DataKeyCachePolicy(maximumBytes: 10))
+        _ = try await small.seal(Array(repeating: 1, count: 8))
+        _ = try await small.seal(Array(repeating: 1, count: 8))
+        #expect(try await live.audited("generate-data-key") == 2 + 3 + 2)
+
+        var altered = message
+        altered[altered.count - 1] ^= 1
+        await #expect(throws: KeywardClientError.self) { _ = try await uncached.open(altered, context: ["file": "a"]) }
+        await #expect(throws: KeywardClientError.self) { _ = try await uncached.open(message, context: ["file": "b"]) }
+        await #expect(throws: KeywardClientError.self) { _ = try await uncached.open(Array(message.prefix(30)), context: ["file": "a"]) }
+        await #expect(throws: KeywardClientError.self) { _ = try await uncached.open([1, 2, 3], context: [:]) }
+        try await client.shutdown()
+        try await live.stop()
+    }
+}
+
+extension KeywardClientError {
+    var apiMessage: String {
+        if case .api(_, _, let message) = self { return message }
+        return ""
+    }
+}
