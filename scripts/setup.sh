@@ -25,4 +25,10 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
   python3 -m pip install -q cryptography
 fi
 
+# openapi-spec-validator checks openapi.yaml in the test run.
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "setup: installing openapi-spec-validator"
+  python3 -m pip install -q openapi-spec-validator
+fi
+
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected Swift 6.3 at /opt/swift)"; exit 1; }

@@ -15,6 +15,8 @@ fi
 summary=$(grep -Eo 'Test run with [0-9]+ tests? in [0-9]+ suites? passed' .build/test-output.txt | tail -1 || true)
 echo "--- Wycheproof counts per file ---"
 grep -E '^Wycheproof ' .build/test-output.txt | sort || true
+echo "--- openapi.yaml ---"
+python3 -c "from openapi_spec_validator import validate; import yaml; validate(yaml.safe_load(open('openapi.yaml'))); print('openapi.yaml: valid OpenAPI 3.1')"
 echo "--- keyward selftest ---"
 swift build --product keyward
 .build/debug/keyward selftest

@@ -53,6 +53,7 @@ struct Serve: AsyncParsableCommand {
             if let rateLimit { settings.rateLimit.requestsPerSecond = Double(rateLimit) }
             if let logLevel { settings.logLevel = logLevel }
 
+            if !dev { try settings.validate() }
             LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
             let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds))
             let service: KeyService
