@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Keyward
 import KeywardServer
 import Testing
+import Yams
 
 @Suite("HTTP API bad input")
 struct BadInputTests {
@@ -68,6 +69,71 @@ struct BadInputTests {
             let limited = try await client.call(.post, "/v1/random", token: fixture.rootToken, #"{"count":1}"#)
             #expect(limited.status == .tooManyRequests && limited.errorCode == "rate_limited" && limited.headers[.retryAfter] != nil)
             #expect(try await client.call(.post, "/v1/random", token: other, #"{"count":1}"#).status == .ok)
+        }
+    }
+}
+
+@Suite("HTTP API bad input on every route")
+struct EveryRouteBadInputTests {
+    @Test("every route with a body: malformed JSON is 400, an oversize body 413; every key route: an unknown key is 404")
+    func everyRoute() async throws {
+        let fixture = try await ServerFixture.make { $0.maxBodyBytes = 2048 }
+        defer { fixture.remove() }
+        let routes = try fixture.server.routeList()
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id.description
+        let unknown = UUID().uuidString.lowercased()
+        let oversize = #"{"x":""# + String(repeating: "A", count: 4096) + #""}"#
+        let ciphertext = b64(try await fixture.service.encrypt([1], key: key, actor: "test").ciphertext)
+        // Which operations take a body comes from openapi.yaml.
+        let document = try #require(try Yams.load(yaml: try String(contentsOf: OpenAPITests.repository.appendingPathComponent("openapi.yaml"), encoding: .utf8)) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        var bodies: Set<String> = []
+        for (path, item) in paths {
+            for (method, operation) in item where (operation as? [String: Any])?["requestBody"] != nil { bodies.insert("\(method.uppercased()) \(path)") }
+        }
+        let withBody = bodies
+        try await fixture.application().test(.router) { client in
+            for route in routes {
+                let method = HTTPRequest.Method(route.method)!
+                let label = "\(route.method) \(route.path)"
+                let path = route.path.replacingOccurrences(of: "{key}", with: key).replacingOccurrences(of: "{alias}", with: "some-alias")
+                let takesBody = withBody.contains(label)
+                if takesBody {
+                    let malformed = try await client.call(method, path, token: fixture.rootToken, "{\"unterminated\": ")
+                    #expect(malformed.status == .badRequest && malformed.errorCode == "invalid_request", "\(label): \(malformed.status) \(malformed.text.prefix(120))")
+                    let large = try await client.call(method, path, token: fixture.rootToken, oversize)
+                    #expect(large.status == .contentTooLarge && large.errorCode == "body_too_large", "\(label): \(large.status)")
+                }
+                if route.path.contains("{key}") {
+                    let body: String? = takesBody ? Self.validBody(route.path, ciphertext: ciphertext) : nil
+                    // An unknown alias everywhere; an unknown id too, except where the ciphertext
+                    // names its own key (decrypt), which is then the mismatch reported.
+                    var references = ["no-such-alias"]
+                    if !route.path.contains("decrypt") { references.append(unknown) }
+                    for reference in references {
+                        let missing = try await client.call(method, route.path.replacingOccurrences(of: "{key}", with: reference), token: fixture.rootToken, body)
+                        #expect(missing.status == .notFound && missing.errorCode == "key_not_found", "\(label) on unknown key \(reference): \(missing.status) \(missing.text.prefix(120))")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A body that decodes for the route, so the unknown key is what fails.
+    static func validBody(_ path: String, ciphertext: String) -> String {
+        switch path.split(separator: "/").last.map(String.init) ?? "" {
+        case "encrypt": #"{"plaintext":"AQID"}"#
+        case "batch": path.contains("encrypt") ? #"{"items":[{"plaintext":"AQID"}]}"# : path.contains("decrypt") ? #"{"items":[{"ciphertext":"\#(ciphertext)"}]}"# : #"{"items":[{"message":"AQID"}]}"#
+        case "decrypt", "re-encrypt": #"{"ciphertext":"\#(ciphertext)"}"#
+        case "data-key": "{}"
+        case "data-key-pair": #"{"pairSpec":"ED25519"}"#
+        case "sign", "mac": #"{"message":"AQID"}"#
+        case "verify": #"{"message":"AQID","signature":"AQID"}"#
+        case "verify-mac": #"{"message":"AQID","mac":"AQID"}"#
+        case "derive-shared-secret": #"{"peerPublicKey":"AQID"}"#
+        case "decapsulate": #"{"encapsulated":"AQID"}"#
+        case "schedule-destruction": #"{"waitingDays":7}"#
+        default: "{}"
         }
     }
 }

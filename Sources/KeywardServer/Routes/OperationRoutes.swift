@@ -228,7 +228,7 @@ enum OperationRoutes {
 
     /// Runs a batch's items concurrently (so their audit entries share one commit) and returns
     /// each item's result in order; one item's failure does not fail the others. A batch whose
-    /// every item the caller's policy refuses is refused as a whole, with 403.
+    /// every item fails for the key's sake (policy, unknown key, state) fails as a whole.
     static func batch<Item: Sendable, Output: Sendable>(
         _ items: [Item], _ body: @escaping @Sendable (Item) async throws(APIError) -> Output
     ) async throws(APIError) -> [Result<Output, APIError>] {
@@ -250,14 +250,19 @@ enum OperationRoutes {
 }
 
 extension Array {
-    /// Throws the refusal when every item is an `access_denied` error.
+    /// Codes that, when every item fails with the same one, fail the whole batch with it: the
+    /// caller may not use the key, or there is no usable key, so no item could succeed.
+    static var wholeBatchCodes: Set<String> { ["access_denied", "key_not_found", "wrong_state", "key_destroyed"] }
+
+    /// Throws the shared error when every item failed with the same whole-batch code.
     func refusingWhollyDenied<Output>() throws(APIError) -> Self where Element == Result<Output, APIError> {
-        var denial: APIError?
+        var shared: APIError?
         for result in self {
-            guard case .failure(let error) = result, error.code == "access_denied" else { return self }
-            denial = error
+            guard case .failure(let error) = result, Self.wholeBatchCodes.contains(error.code),
+                  shared == nil || shared?.code == error.code else { return self }
+            shared = error
         }
-        if let denial { throw denial }
+        if let shared { throw shared }
         return self
     }
 }
