@@ -4,6 +4,7 @@ import HTTPTypes
 import Keyward
 import KeywardCrypto
 import KeywardStorage
+import NIOCore
 
 /// An error as the HTTP API reports it: a stable machine-readable `code`, an HTTP status and a
 /// message a user can act on, rendered as `{"error":{"code":"...","message":"..."}}`.
@@ -79,6 +80,7 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
         case let error as APIError: self = error
         case let error as KeywardError: self.init(error)
         case let error as KeywardCryptoError: self.init(KeywardError.crypto(error))
+        case is NIOTooManyBytesError: self.init("body_too_large", .contentTooLarge, "the request body is too large")
         case let error as HTTPError:
             switch error.status {
             case .contentTooLarge: self.init("body_too_large", .contentTooLarge, "the request body is too large")

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Summarises bench/compare-openbao.sh: medians per point, the table in BENCHMARKS.md, a PNG
+plot, and one `OP c=16 ratio X` line per workload (printed last)."""
+import csv
+import statistics
+import sys
+from collections import defaultdict
+
+results, bao_version, cpus, duration, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+points = defaultdict(list)
+order = []
+with open(results) as handle:
+    for row in csv.DictReader(handle, delimiter="\t"):
+        key = (row["op"], int(row["conc"]), row["system"])
+        if key not in points:
+            order.append(key)
+        points[key].append(row)
+
+
+def median(rows, field):
+    return statistics.median(float(r[field]) for r in rows)
+
+
+def throughput(op, rows):
+    return median(rows, "items" if op.startswith("batch") else "rps")
+
+
+ops = []
+for op, conc, _ in order:
+    if (op, conc) not in ops:
+        ops.append((op, conc))
+
+lines = [
+    f"OpenBao {bao_version} (`bao server -dev`, file audit device, service token with only a transit policy) vs "
+    f"`keyward serve` (audit on, token covering only the benchmark keys), plain HTTP on loopback; "
+    f"`keyward-tls`: the same over TLS 1.3. wrk closed loop, {duration} s per point, median of {runs} interleaved passes, "
+    f"{cpus} cores shared by server and wrk. Throughput is requests/s (items/s for batch100); CPU is % of one core; "
+    "RSS is the server's peak during the point.",
+    "",
+    "| workload | c | OpenBao /s | Keyward /s | ratio | Keyward TLS /s | p50 ms (bao / kw) | p99 ms (bao / kw) | CPU % (bao / kw) | peak RSS MiB (bao / kw) |",
+    "|---|---:|---:|---:|---:|---:|---|---|---|---|",
+]
+ratios = {}
+for op, conc in ops:
+    bao = points.get((op, conc, "openbao"))
+    kw = points.get((op, conc, "keyward"))
+    tls = points.get((op, conc, "keyward-tls"))
+    if not bao or not kw:
+        continue
+    b, k = throughput(op, bao), throughput(op, kw)
+    ratio = k / b if b else float("inf")
+    ratios[(op, conc)] = ratio
+    t = f"{throughput(op, tls):,.0f}" if tls else "-"
+    lines.append(
+        f"| {op} | {conc} | {b:,.0f} | {k:,.0f} | **{ratio:.1f}x** | {t} | "
+        f"{median(bao, 'p50_ms'):.2f} / {median(kw, 'p50_ms'):.2f} | {median(bao, 'p99_ms'):.2f} / {median(kw, 'p99_ms'):.2f} | "
+        f"{median(bao, 'cpu_pct'):.0f} / {median(kw, 'cpu_pct'):.0f} | {max(float(r['rss_peak_mb']) for r in bao):.0f} / "
+        f"{max(float(r['rss_peak_mb']) for r in kw):.0f} |")
+lines += ["", "![Keyward vs OpenBao Transit](bench/compare-openbao.png)"]
+table = "\n".join(lines)
+
+start, end = "<!-- compare-openbao:start -->", "<!-- compare-openbao:end -->"
+with open("BENCHMARKS.md") as handle:
+    text = handle.read()
+if start in text and end in text:
+    text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
+else:
+    text += f"\n## Keyward vs OpenBao Transit (bench/compare-openbao.sh)\n\n{start}\n{table}\n{end}\n"
+with open("BENCHMARKS.md", "w") as handle:
+    handle.write(text)
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({op for op, _ in ops}, key=[op for op, _ in ops].index)
+    concs = sorted({c for _, c in ops})
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        for system, colour in (("openbao", "#999999"), ("keyward", "#d95f02"), ("keyward-tls", "#7570b3")):
+            ys = [throughput(name, points[(name, c, system)]) if (name, c, system) in points else 0 for c in concs]
+            if any(ys):
+                axis.plot([str(c) for c in concs], ys, marker="o", label=system, color=colour)
+        axis.set_title(name)
+        axis.set_xlabel("concurrency")
+        axis.set_ylabel("items/s" if name.startswith("batch") else "requests/s")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig("bench/compare-openbao.png", dpi=110)
+except ImportError:
+    print("matplotlib missing: no plot", file=sys.stderr)
+
+print(table)
+print()
+for (op, conc), ratio in ratios.items():
+    if conc == 16:
+        print(f"{op} c=16 ratio {ratio:.1f}")
