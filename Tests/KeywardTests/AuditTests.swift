@@ -86,6 +86,31 @@ struct AuditTests {
     }
 }
 
+@Suite("Audit log shared by two processes")
+struct SharedAuditTests {
+    @Test("a second process appending to the same store (keyward token create beside a running server) does not break the first one's audit")
+    func twoWriters() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let server = fixture.service
+        let key = try await server.createKey(CreateKeyRequest(), actor: "server").metadata.id.description
+        _ = try await server.encrypt([1], key: key, actor: "server")
+        let cli = try await fixture.reopen()
+        _ = try await cli.issueToken(principal: "ops", policy: .everything, lifetime: nil, actor: "cli")
+        _ = try await cli.createKey(CreateKeyRequest(), actor: "cli")
+        // The server's next entries chain onto the other process's, concurrently too.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await server.encrypt([2], key: key, actor: "server") } }
+            try await group.waitForAll()
+        }
+        _ = try await cli.random(count: 4, actor: "cli")
+        _ = try await server.encrypt([3], key: key, actor: "server")
+        let report = try await server.verifyAudit()
+        #expect(report.isIntact, "\(report.problems.prefix(3))")
+        #expect(try await server.auditTail(100).filter { $0.event.actor == "server" && $0.event.operation == "encrypt" }.count == 22)
+    }
+}
+
 @Suite("Audit entry encoding")
 struct AuditEncodingTests {
     @Test("the hand-written canonical body decodes back to the same event, quotes and control characters included")

@@ -78,32 +78,66 @@ final class AuditLog: Sendable {
                 state.pending.removeFirst(count)
                 return (batch, state.sequence, state.headHash)
             }
-            guard let (batch, sequence, headHash) = next else { return }
-            do {
-                var rows: [AuditRow] = []
-                rows.reserveCapacity(batch.count)
-                var previous = headHash
-                var number = sequence
-                for waiter in batch {
-                    number += 1
-                    let hash = Self.chainHash(previous: previous, sequence: number, body: waiter.body)
-                    rows.append(AuditRow(sequence: number, body: waiter.body, previousHash: previous, hash: hash,
-                                         mac: [], keyID: waiter.keyID, keyRevision: waiter.keyRevision, time: waiter.time))
-                    previous = hash
+            guard var (batch, sequence, headHash) = next else { return }
+            // Another process on the same store (`keyward token create` beside a running
+            // server) may have appended since this one last did: the store refuses the batch
+            // as a conflict, and the batch is chained again onto the newest verified head.
+            var attempt = 0
+            while true {
+                attempt += 1
+                do {
+                    let (lastSequence, lastHash) = try await append(batch, after: sequence, headHash)
+                    state.withLock { state in
+                        state.sequence = lastSequence
+                        state.headHash = lastHash
+                    }
+                    for waiter in batch { waiter.continuation.resume() }
+                } catch StorageError.conflict where attempt < 8 {
+                    do {
+                        (sequence, headHash) = try await verifiedHead()
+                        continue
+                    } catch {
+                        fail(batch, error)
+                    }
+                } catch {
+                    fail(batch, error)
                 }
-                rows[rows.count - 1].mac = try protection.auditMAC(previous)
-                try await store.appendAudit(rows)
-                let (lastSequence, lastHash) = (number, previous)
-                state.withLock { state in
-                    state.sequence = lastSequence
-                    state.headHash = lastHash
-                }
-                for waiter in batch { waiter.continuation.resume() }
-            } catch {
-                let failure = KeywardError.auditUnavailable("\(error)")
-                for waiter in batch { waiter.continuation.resume(throwing: failure) }
+                break
             }
         }
+    }
+
+    private func fail(_ batch: [Waiter], _ error: any Error) {
+        let failure = error as? KeywardError ?? KeywardError.auditUnavailable("\(error)")
+        for waiter in batch { waiter.continuation.resume(throwing: failure) }
+    }
+
+    /// Chains, MACs and writes one batch after `sequence`; returns the new head.
+    private func append(_ batch: [Waiter], after sequence: Int64, _ headHash: [UInt8]) async throws -> (Int64, [UInt8]) {
+        var rows: [AuditRow] = []
+        rows.reserveCapacity(batch.count)
+        var previous = headHash
+        var number = sequence
+        for waiter in batch {
+            number += 1
+            let hash = Self.chainHash(previous: previous, sequence: number, body: waiter.body)
+            rows.append(AuditRow(sequence: number, body: waiter.body, previousHash: previous, hash: hash,
+                                 mac: [], keyID: waiter.keyID, keyRevision: waiter.keyRevision, time: waiter.time))
+            previous = hash
+        }
+        rows[rows.count - 1].mac = try protection.auditMAC(previous)
+        try await store.appendAudit(rows)
+        return (number, previous)
+    }
+
+    /// The store's newest audit entry, checked (MAC and hash) before anything is chained to it.
+    private func verifiedHead() async throws -> (Int64, [UInt8]) {
+        guard let head = try await store.auditHead() else { return (0, [UInt8](repeating: 0, count: 32)) }
+        guard protection.checkAuditMAC(head.mac, head.hash),
+              Self.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
+            throw KeywardError.integrityFailure("the newest audit entry (#\(head.sequence)) fails its MAC or hash")
+        }
+        return (head.sequence, head.hash)
     }
 
     static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {

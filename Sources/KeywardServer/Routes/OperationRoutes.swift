@@ -30,20 +30,7 @@ enum OperationRoutes {
                     throw APIError(any: error)
                 }
             }
-            return Response.object { json in
-                json.member("results") { json in
-                    json.array { json in
-                        for result in results {
-                            json.object { json in
-                                switch result {
-                                case .success(let value): json.encryptMembers(value)
-                                case .failure(let error): json.errorMembers(error)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            return batchResponse(results) { $0.encryptMembers($1) }
         }
 
         @Sendable func decrypt(_ request: Request, _ context: KeywardRequestContext, expected: String?) async throws -> Response {
@@ -77,20 +64,7 @@ enum OperationRoutes {
                     results[index] = .failure(APIError("wiped", .ok, ""))
                 }
             }
-            return Response.object { json in
-                json.member("results") { json in
-                    json.array { json in
-                        for result in results {
-                            json.object { json in
-                                switch result {
-                                case .success(let value): json.decryptMembers(value)
-                                case .failure(let error): json.errorMembers(error)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            return batchResponse(results) { $0.decryptMembers($1) }
         }
 
         routes.on(.post, "/v1/keys/{key}/re-encrypt") { request, context in
@@ -160,20 +134,7 @@ enum OperationRoutes {
                     throw APIError(any: error)
                 }
             }
-            return Response.object { json in
-                json.member("results") { json in
-                    json.array { json in
-                        for result in results {
-                            json.object { json in
-                                switch result {
-                                case .success(let value): json.signMembers(value)
-                                case .failure(let error): json.errorMembers(error)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            return batchResponse(results) { $0.signMembers($1) }
         }
 
         routes.on(.post, "/v1/keys/{key}/verify") { request, context in
@@ -223,6 +184,24 @@ enum OperationRoutes {
             let input = try await body.decode(RandomBody.self, from: request)
             let bytes = try await service.random(count: input.count, actor: try context.caller(request))
             return Response.object { $0.member("random", base64: bytes) }
+        }
+    }
+
+    /// `{"results":[...]}`: each item's members, or its error.
+    static func batchResponse<Output>(_ results: [Result<Output, APIError>], _ write: (inout JSONWriter, Output) -> Void) -> Response {
+        Response.object { json in
+            json.member("results") { json in
+                json.array { json in
+                    for result in results {
+                        json.object { json in
+                            switch result {
+                            case .success(let value): write(&json, value)
+                            case .failure(let error): json.errorMembers(error)
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
