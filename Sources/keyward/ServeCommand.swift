@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Serve plain HTTP (loopback benchmarks only).") var insecureHttp = false
     @Option(help: "Requests per second per principal (0: unlimited).") var rateLimit: Int?
     @Option(help: "Log level: trace, debug, info (one line per request), notice, warning, error.") var logLevel: String?
+    @Option(help: "Milliseconds within which audit batches are fsync'ed (0: every batch before answering).") var auditSyncMs: Int?
 
     func run() async throws {
         try await guarded {
@@ -52,9 +53,10 @@ struct Serve: AsyncParsableCommand {
             if insecureHttp { settings.insecureHTTP = true }
             if let rateLimit { settings.rateLimit.requestsPerSecond = Double(rateLimit) }
             if let logLevel { settings.logLevel = logLevel }
+            if let auditSyncMs { settings.auditSyncMilliseconds = auditSyncMs }
 
             if !dev { try settings.validate() }
-            LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
             let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds))
             let service: KeyService
             var banner: [String] = []
@@ -64,7 +66,7 @@ struct Serve: AsyncParsableCommand {
                 var storeOptions = self.storeOptions
                 if storeOptions.store == nil { storeOptions.store = settings.store }
                 if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }
-                service = try await storeOptions.openWithRoot(options: options).service
+                service = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability).service
             }
             let server = try KeywardServer(service: service, configuration: settings)
             let scheme = settings.insecureHTTP ? "http" : "https"
@@ -86,12 +88,12 @@ struct Serve: AsyncParsableCommand {
         let keyFile = directory.appendingPathComponent("root.key").path
         let service: KeyService
         if FileManager.default.fileExists(atPath: storePath) {
-            service = try await KeyService.open(store: try SQLiteKeyStore(path: storePath),
+            service = try await KeyService.open(store: try SQLiteKeyStore(path: storePath, auditDurability: settings.auditDurability),
                                                 root: { (_) throws(KeywardError) -> any RootOfTrust in try KeyFileRootOfTrust(path: keyFile) },
                                                 options: options)
         } else {
             if !FileManager.default.fileExists(atPath: keyFile) { try KeyFileRootOfTrust.generate(at: keyFile) }
-            service = try await KeyService.initialize(store: try SQLiteKeyStore(path: storePath), root: try KeyFileRootOfTrust(path: keyFile),
+            service = try await KeyService.initialize(store: try SQLiteKeyStore(path: storePath, auditDurability: settings.auditDurability), root: try KeyFileRootOfTrust(path: keyFile),
                                                       actor: "dev-setup", options: options)
         }
         let pki = try DevelopmentPKI()

@@ -36,12 +36,13 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store and also returns its root of trust (for KEK rotation), asking for a
     /// passphrase only once.
-    func openWithRoot(options: KeyService.Options = KeyService.Options()) async throws -> (service: KeyService, root: any RootOfTrust) {
+    func openWithRoot(options: KeyService.Options = KeyService.Options(),
+                      auditDurability: AuditDurability = .eachBatch) async throws -> (service: KeyService, root: any RootOfTrust) {
         try Keyward.harden()
         guard FileManager.default.fileExists(atPath: storePath) else {
             throw CLIError(.notFound, "no store at \(storePath); create one with `keyward init --store \(storePath)`")
         }
-        let store = try SQLiteKeyStore(path: storePath)
+        let store = try SQLiteKeyStore(path: storePath, auditDurability: auditDurability)
         let keyFilePath = self.keyFilePath
         guard let header = try await store.header() else {
             throw CLIError(.failure, "\(storePath) is not an initialised Keyward store")

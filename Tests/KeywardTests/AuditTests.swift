@@ -111,6 +111,30 @@ struct SharedAuditTests {
     }
 }
 
+@Suite("Audit durability within an interval")
+struct AuditDurabilityTests {
+    @Test("audit batches committed without an fsync each are all there, chained, for another connection and after a checkpoint")
+    func relaxedSync() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-durability-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keyFile = directory.appendingPathComponent("root.key").path
+        try KeyFileRootOfTrust.generate(at: keyFile)
+        let path = directory.appendingPathComponent("s.db").path
+        let store = try SQLiteKeyStore(path: path, auditDurability: .within(.milliseconds(20)))
+        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "t")
+        let key = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<64 { group.addTask { _ = try await service.encrypt([1], key: key, actor: "t") } }
+            try await group.waitForAll()
+        }
+        try await Task.sleep(for: .milliseconds(100))   // the scheduled checkpoint runs
+        let other = try await KeyService.open(store: try SQLiteKeyStore(path: path), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        let report = try await other.verifyAudit()
+        #expect(report.isIntact && report.entries >= 66, "\(report.entries) \(report.problems.prefix(2))")
+    }
+}
+
 @Suite("Audit entry encoding")
 struct AuditEncodingTests {
     @Test("the hand-written canonical body decodes back to the same event, quotes and control characters included")

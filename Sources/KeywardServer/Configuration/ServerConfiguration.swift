@@ -1,5 +1,6 @@
 import Foundation
 import Keyward
+import KeywardStorage
 import Logging
 import Yams
 
@@ -29,6 +30,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var logLevel = "notice"
     /// Seconds in-flight requests get to finish after SIGTERM.
     public var shutdownGraceSeconds = 10
+    /// Milliseconds within which an audit batch is fsync'ed; 0 fsyncs every batch before its
+    /// requests are answered. Either way an entry is written before its request is answered
+    /// (fail-closed) and survives a crash of the process (decision 0010).
+    public var auditSyncMilliseconds = 100
     /// The SQLite store's path (also `KEYWARD_STORE`).
     public var store: String?
     /// The key file root of trust's path (also `KEYWARD_KEY_FILE`).
@@ -108,6 +113,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         guard (0...300).contains(tokenCacheSeconds) else { throw .invalidArgument("tokenCacheSeconds is 0 to 300") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }
+        guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
         _ = try loggerLevel
         if tls == nil && !insecureHTTP {
             throw .invalidArgument("no TLS certificate configured; set tls.certificate and tls.privateKey, use --dev, or pass --insecure-http for a loopback benchmark")
@@ -124,6 +130,11 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw .invalidArgument("tls.clientPolicies needs tls.clientCA (the CA that issues client certificates)")
             }
         }
+    }
+
+    /// How the store syncs audit appends.
+    public var auditDurability: AuditDurability {
+        auditSyncMilliseconds == 0 ? .eachBatch : .within(.milliseconds(auditSyncMilliseconds))
     }
 
     /// The mTLS subjects' policies.
@@ -170,6 +181,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         if let value = environment["KEYWARD_STORE"] { store = value }
         if let value = environment["KEYWARD_KEY_FILE"] { keyFile = value }
         if let value = environment["KEYWARD_LOG_LEVEL"] { logLevel = value }
+        if let value = environment["KEYWARD_AUDIT_SYNC_MS"] { auditSyncMilliseconds = try reader.int(value, "KEYWARD_AUDIT_SYNC_MS") }
         if let value = environment["KEYWARD_MAX_BODY_BYTES"] { maxBodyBytes = try reader.int(value, "KEYWARD_MAX_BODY_BYTES") }
         if let value = environment["KEYWARD_RATE_LIMIT"] { rateLimit.requestsPerSecond = Double(try reader.int(value, "KEYWARD_RATE_LIMIT")) }
         if let value = environment["KEYWARD_RATE_BURST"] { rateLimit.burst = Double(try reader.int(value, "KEYWARD_RATE_BURST")) }
@@ -186,7 +198,7 @@ public struct ServerConfiguration: Sendable, Equatable {
 
         mutating func apply(_ root: [String: Any], to configuration: inout ServerConfiguration) throws(KeywardError) {
             let known: Set<String> = ["host", "port", "tls", "insecureHTTP", "maxBodyBytes", "rateLimit", "cache", "tokenCacheSeconds",
-                                      "logLevel", "shutdownGraceSeconds", "store", "keyFile"]
+                                      "logLevel", "shutdownGraceSeconds", "store", "keyFile", "auditSyncMilliseconds"]
             try unknown(root, known, "")
             if let value = root["host"] { configuration.host = try string(value, "host") }
             if let value = root["port"] { configuration.port = try int(value, "port") }
@@ -195,6 +207,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             if let value = root["tokenCacheSeconds"] { configuration.tokenCacheSeconds = try int(value, "tokenCacheSeconds") }
             if let value = root["logLevel"] { configuration.logLevel = try string(value, "logLevel") }
             if let value = root["shutdownGraceSeconds"] { configuration.shutdownGraceSeconds = try int(value, "shutdownGraceSeconds") }
+            if let value = root["auditSyncMilliseconds"] { configuration.auditSyncMilliseconds = try int(value, "auditSyncMilliseconds") }
             if let value = root["store"] { configuration.store = try string(value, "store") }
             if let value = root["keyFile"] { configuration.keyFile = try string(value, "keyFile") }
             if let value = root["rateLimit"] {

@@ -31,7 +31,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
                 throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
             }
-            let text = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            let text = String(header.dropFirst(7).drop { $0 == " " })
             do {
                 context.principal = try await tokens.authenticate(text)
             } catch {

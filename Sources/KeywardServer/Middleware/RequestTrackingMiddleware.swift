@@ -5,8 +5,8 @@ import Keyward
 import Logging
 import Synchronization
 
-/// The outermost middleware: gives each request an id (logged, echoed as `X-Request-Id`, put in
-/// its audit entry), turns every error into the API's JSON error, audits requests that reached
+/// The outermost middleware: gives each request an id (in its log lines, echoed as
+/// `X-Request-Id`, put in its audit entry), turns every error into the API's JSON error, audits requests that reached
 /// no key operation, records metrics, and writes one log line per request.
 ///
 /// Fail-closed audit: a request `KeyService` did not audit itself (a refused credential, bad
@@ -37,7 +37,6 @@ struct RequestTrackingMiddleware: RouterMiddleware {
         let tracking = RequestTracking(id: Self.nextID())
         var context = context
         context.tracking = tracking
-        context.logger[metadataKey: "request_id"] = .string(tracking.id)
         metrics.requestStarted()
         var response: Response
         do {
@@ -45,7 +44,7 @@ struct RequestTrackingMiddleware: RouterMiddleware {
         } catch {
             let apiError = APIError(any: error)
             if apiError.code == "internal" {
-                context.logger.error("request failed", metadata: ["error": .string(String(describing: type(of: error)))])
+                context.logger.error("request failed", metadata: ["request_id": .string(tracking.id), "error": .string(String(describing: type(of: error)))])
             }
             response = try apiError.response(from: request, context: context)
         }
@@ -62,7 +61,7 @@ struct RequestTrackingMiddleware: RouterMiddleware {
                 try await service.auditRequest(caller, operation: "http", outcome: status < 400 ? "ok" : status < 500 ? "denied" : "error",
                                                detail: error.map { "\(status) \($0.code): \($0.message)" } ?? "\(status)")
             } catch {
-                context.logger.error("audit entry could not be written; request refused", metadata: ["error": .string(error.description)])
+                context.logger.error("audit entry could not be written; request refused", metadata: ["request_id": .string(tracking.id), "error": .string(error.description)])
                 response = try APIError(error).response(from: request, context: context)
             }
         }
@@ -76,7 +75,7 @@ struct RequestTrackingMiddleware: RouterMiddleware {
             context.logger.log(level: level, "request", metadata: [
                 "method": .string(request.method.rawValue), "route": .string(route), "status": .stringConvertible(response.status.code),
                 "principal": .string(context.principal?.name ?? "anonymous"), "peer": .string(context.peer ?? "-"),
-                "ms": .string(String(format: "%.3f", seconds * 1000)),
+                "ms": .string(String(format: "%.3f", seconds * 1000)), "request_id": .string(tracking.id),
             ].merging(tracking.error.map { ["error": .string($0.code)] } ?? [:]) { $1 })
         }
         return response

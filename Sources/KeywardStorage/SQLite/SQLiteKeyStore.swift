@@ -4,11 +4,24 @@ import GRDBSQLite
 import Synchronization
 import KeywardCrypto
 
+/// How soon an appended audit batch reaches the disk itself (not only the operating system).
+public enum AuditDurability: Sendable, Equatable {
+    /// Every batch is fsync'ed before its callers return (the default).
+    case eachBatch
+    /// Every batch is written to the operating system before its callers return (it survives a
+    /// crash of the process) and fsync'ed within this interval, or at once by the next change to
+    /// a key, version, alias, token or header, all of which stay fsync'ed per commit.
+    case within(Duration)
+}
+
 /// The embedded, single-node key store: one SQLite file through GRDB, in WAL mode with
 /// `secure_delete` (deleted rows are overwritten with zeros) and `synchronous = FULL` (an
-/// acknowledged write survives power loss).
+/// acknowledged write survives power loss; audit appends as `AuditDurability` says).
 public final class SQLiteKeyStore: KeyStore {
     private let pool: DatabasePool
+    /// How audit appends are synced.
+    public let auditDurability: AuditDurability
+    private let syncScheduled = Mutex(false)
     /// Key inserts waiting for the next shared transaction (see `insertKey`).
     private let pendingInserts = Mutex<(items: [PendingInsert], flushing: Bool)>(([], false))
 
@@ -25,8 +38,9 @@ public final class SQLiteKeyStore: KeyStore {
     ///
     /// - Throws: `StorageError.unavailable` when the file cannot be opened, is not a SQLite
     ///   database, or its schema cannot be migrated.
-    public init(path: String) throws(StorageError) {
+    public init(path: String, auditDurability: AuditDurability = .eachBatch) throws(StorageError) {
         self.path = path
+        self.auditDurability = auditDurability
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -52,12 +66,52 @@ public final class SQLiteKeyStore: KeyStore {
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
         do {
             return try await pool.write(body)
-        } catch let error as StorageError {
-            throw error
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
-            throw .conflict(error.message ?? "constraint violated")
         } catch {
-            throw .database(SQLiteKeyStore.message(error))
+            throw Self.storageError(error)
+        }
+    }
+
+    /// A write transaction committed with `synchronous = NORMAL`: in the WAL, not yet fsync'ed.
+    private func writeUnsynced(_ body: @escaping @Sendable (Database) throws -> Void) async throws(StorageError) {
+        do {
+            try await pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+                try db.inTransaction(.immediate) {
+                    try body(db)
+                    return .commit
+                }
+            }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    /// Checkpoints the WAL (which fsyncs it first) `interval` from now, once per interval.
+    private func scheduleSync(after interval: Duration) {
+        let schedule = syncScheduled.withLock { scheduled -> Bool in
+            if scheduled { return false }
+            scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        Task { [weak self] in
+            try? await Task.sleep(for: interval)
+            guard let self else { return }
+            self.syncScheduled.withLock { $0 = false }
+            try? await self.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+        }
+    }
+
+    private static func storageError(_ error: any Error) -> StorageError {
+        do {
+            throw error
+        } catch let error as StorageError {
+            return error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            return .conflict(error.message ?? "constraint violated")
+        } catch {
+            return .database(SQLiteKeyStore.message(error))
         }
     }
 
@@ -273,42 +327,50 @@ public final class SQLiteKeyStore: KeyStore {
 
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
         guard !entries.isEmpty else { return }
-        try await write { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM audit") ?? 0
-            guard entries[0].sequence == head + 1 else {
-                throw StorageError.conflict("audit sequence \(entries[0].sequence) does not follow \(head)")
-            }
-            // Every audited operation lands here, so rows are bound straight through the SQLite
-            // C API on a cached statement (GRDB's argument arrays were a tenth of an encrypt).
-            let statement = try db.cachedStatement(sql: """
-                INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, key_revision, time)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let handle = statement.sqliteStatement
-            for entry in entries {
-                sqlite3_reset(handle)
-                sqlite3_clear_bindings(handle)
-                sqlite3_bind_int64(handle, 1, entry.sequence)
-                Self.bind(handle, 2, entry.body)
-                Self.bind(handle, 3, entry.previousHash)
-                Self.bind(handle, 4, entry.hash)
-                Self.bind(handle, 5, entry.mac)
-                if let keyID = entry.keyID { Self.bind(handle, 6, keyID.bytes) }
-                if let revision = entry.keyRevision { sqlite3_bind_int64(handle, 7, revision) }
-                sqlite3_bind_double(handle, 8, entry.time.timeIntervalSince1970)
-                let code = sqlite3_step(handle)
-                guard code == SQLITE_DONE else {
-                    throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-                }
-            }
+        switch auditDurability {
+        case .eachBatch:
+            try await write { db in try Self.insertAudit(entries, db) }
+        case .within(let interval):
+            try await writeUnsynced { db in try Self.insertAudit(entries, db) }
+            scheduleSync(after: interval)
+        }
+    }
+
+    private static func insertAudit(_ entries: [AuditRow], _ db: Database) throws {
+        let head = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM audit") ?? 0
+        guard entries[0].sequence == head + 1 else {
+            throw StorageError.conflict("audit sequence \(entries[0].sequence) does not follow \(head)")
+        }
+        // Every audited operation lands here, so rows are bound straight through the SQLite
+        // C API on a cached statement (GRDB's argument arrays were a tenth of an encrypt).
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, key_revision, time)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let handle = statement.sqliteStatement
+        for entry in entries {
             sqlite3_reset(handle)
-            for entry in entries {
-                guard let keyID = entry.keyID, let revision = entry.keyRevision else { continue }
-                try db.execute(sql: """
-                    INSERT INTO audited_revisions (key_id, revision) VALUES (?, ?)
-                    ON CONFLICT(key_id) DO UPDATE SET revision = max(revision, excluded.revision)
-                    """, arguments: [Data(keyID.bytes), revision])
+            sqlite3_clear_bindings(handle)
+            sqlite3_bind_int64(handle, 1, entry.sequence)
+            Self.bind(handle, 2, entry.body)
+            Self.bind(handle, 3, entry.previousHash)
+            Self.bind(handle, 4, entry.hash)
+            Self.bind(handle, 5, entry.mac)
+            if let keyID = entry.keyID { Self.bind(handle, 6, keyID.bytes) }
+            if let revision = entry.keyRevision { sqlite3_bind_int64(handle, 7, revision) }
+            sqlite3_bind_double(handle, 8, entry.time.timeIntervalSince1970)
+            let code = sqlite3_step(handle)
+            guard code == SQLITE_DONE else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
             }
+        }
+        sqlite3_reset(handle)
+        for entry in entries {
+            guard let keyID = entry.keyID, let revision = entry.keyRevision else { continue }
+            try db.execute(sql: """
+                INSERT INTO audited_revisions (key_id, revision) VALUES (?, ?)
+                ON CONFLICT(key_id) DO UPDATE SET revision = max(revision, excluded.revision)
+                """, arguments: [Data(keyID.bytes), revision])
         }
     }
 
