@@ -20,6 +20,8 @@ extension KeywardRequestContext {
     /// A path parameter, percent-decoded (aliases may hold `/`, sent as `%2F`).
     func parameter(_ name: String) throws(APIError) -> String {
         guard let raw = parameters.get(name) else { throw APIError.invalidRequest("missing path parameter '\(name)'") }
+        // Foundation's decoder bridges through NSString; most references (key ids) need none.
+        guard raw.utf8.contains(UInt8(ascii: "%")) else { return raw }
         guard let decoded = raw.removingPercentEncoding, !decoded.isEmpty else {
             throw APIError.invalidRequest("path parameter '\(name)' is not valid percent-encoding")
         }
