@@ -77,12 +77,13 @@ struct BodyReader: Sendable {
 }
 
 extension JSONDecoder {
-    /// ISO 8601 dates; everything else as declared.
-    static var api: JSONDecoder {
+    /// ISO 8601 dates; everything else as declared. One shared instance: its options never
+    /// change after this, and decoding keeps no state in it.
+    static let api: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return decoder
-    }
+    }()
 }
 
 // MARK: - Request bodies
