@@ -1,19 +1,17 @@
 import Crypto
 import Foundation
 import Keyward
-import KeywardCrypto
 import Synchronization
 
 /// Checks bearer tokens through `KeyService.authenticate`, and remembers a verified token for a
 /// few seconds so that a busy client costs one store read per interval, not one per request.
 ///
 /// The cache is keyed by the token's SHA-256 (the store's own lookup key), never the token.
-/// Expiry is checked on every hit; a revocation made through another process takes effect
-/// within `ttl` (default 5 s); through this server, at once (`forget`).
+/// Expiry is checked on every hit; a revocation (`keyward token revoke`, another process) takes
+/// effect within `ttl` (default 5 s).
 final class TokenAuthenticator: Sendable {
     private struct Entry {
         let principal: Principal
-        let tokenID: KeyID
         let expiresAt: Date?
         let cachedAt: ContinuousClock.Instant
     }
@@ -52,13 +50,8 @@ final class TokenAuthenticator: Sendable {
         let principal = Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy)
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[hash] = Entry(principal: principal, tokenID: record.id, expiresAt: record.expiresAt, cachedAt: now)
+            entries[hash] = Entry(principal: principal, expiresAt: record.expiresAt, cachedAt: now)
         }
         return principal
-    }
-
-    /// Drops a token from the cache (after revoking it through this server).
-    func forget(_ id: KeyID) {
-        entries.withLock { entries in entries = entries.filter { $0.value.tokenID != id } }
     }
 }
