@@ -223,6 +223,7 @@ let package = Package(
             name: "KeywardClientTests",
             dependencies: [
                 "KeywardClient",
+                "KeywardServiceTestSupport",
                 "KeywardServer",
                 "Keyward",
                 "KeywardCrypto",

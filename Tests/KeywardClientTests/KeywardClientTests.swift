@@ -3,6 +3,7 @@ import Keyward
 import KeywardClient
 import KeywardCrypto
 import KeywardServer
+import KeywardServiceTestSupport
 import KeywardStorage
 import Logging
 import ServiceLifecycle
@@ -22,12 +23,10 @@ struct LiveService {
     var url: String { "https://localhost:\(port)" }
 
     static func start(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> LiveService {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-client-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let keyFile = directory.appendingPathComponent("root.key").path
-        try KeyFileRootOfTrust.generate(at: keyFile)
-        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path),
-                                                      root: try KeyFileRootOfTrust(path: keyFile), actor: "test")
+        let temporary = try TemporaryStore(label: "client")
+        let directory = temporary.directory
+        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: temporary.path("s.db")),
+                                                      root: try temporary.root(), actor: "test")
         let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: "test")
         let pki = try DevelopmentPKI()
         let leaf = try pki.issueServer()

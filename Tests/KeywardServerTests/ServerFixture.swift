@@ -23,13 +23,11 @@ struct ServerFixture {
     let logs: LogCapture
 
     static func make(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> ServerFixture {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-server-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let keyFile = directory.appendingPathComponent("root.key").path
-        try KeyFileRootOfTrust.generate(at: keyFile)
-        let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("store.db").path))
+        let temporary = try TemporaryStore(label: "server")
+        let directory = temporary.directory
+        let store = InjectingStore(try SQLiteKeyStore(path: temporary.path("store.db")))
         let clock = ManualClock()
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "test", clock: clock)
+        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: "test", clock: clock)
         let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: "test")
         var configuration = ServerConfiguration()
         configuration.insecureHTTP = true

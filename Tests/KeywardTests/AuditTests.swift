@@ -115,14 +115,12 @@ struct SharedAuditTests {
 struct AuditDurabilityTests {
     @Test("audit batches committed without an fsync each are all there, chained, for another connection and after a checkpoint")
     func relaxedSync() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-durability-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let keyFile = directory.appendingPathComponent("root.key").path
-        try KeyFileRootOfTrust.generate(at: keyFile)
-        let path = directory.appendingPathComponent("s.db").path
+        let temporary = try TemporaryStore(label: "durability")
+        defer { temporary.remove() }
+        let keyFile = temporary.keyFile
+        let path = temporary.path("s.db")
         let store = try SQLiteKeyStore(path: path, auditDurability: .within(.milliseconds(20)))
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "t")
+        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: "t")
         let key = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<64 { group.addTask { _ = try await service.encrypt([1], key: key, actor: "t") } }
