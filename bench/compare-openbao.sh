@@ -17,7 +17,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-2}
 CONCURRENCY=${CONCURRENCY:-"1 16 64"}
-OPS=${OPS:-"encrypt decrypt sign-ed25519 sign-p256 batch100"}
+OPS=${OPS:-"encrypt decrypt sign-ed25519 sign-p256 hmac batch100"}
 TLS_ROW=${TLS_ROW:-1}
 BAO_PORT=${BAO_PORT:-18300}
 KW_PORT=${KW_PORT:-18443}
@@ -80,12 +80,13 @@ bao_api POST sys/mounts/transit bench-root '{"type":"transit"}' >/dev/null
 bao_api POST transit/keys/bench-aes256 bench-root '{"type":"aes256-gcm96"}' >/dev/null
 bao_api POST transit/keys/bench-ed25519 bench-root '{"type":"ed25519"}' >/dev/null
 bao_api POST transit/keys/bench-p256 bench-root '{"type":"ecdsa-p256"}' >/dev/null
+bao_api POST transit/keys/bench-hmac bench-root '{"type":"hmac","key_size":32}' >/dev/null
 bao_api PUT sys/policies/acl/bench bench-root '{"policy":"path \"transit/*\" { capabilities = [\"create\", \"read\", \"update\"] }"}' >/dev/null
 BAO_TOKEN=$(bao_api POST auth/token/create bench-root '{"policies":["bench"],"ttl":"4h","type":"service","no_default_policy":true}' | jq -r .auth.client_token)
 
 # ---------------------------------------------------------------- Keyward
 # setup_keyward DIR: a store on a key file, the three benchmark keys, and a token whose policy
-# covers exactly those keys and operations. Sets AES ED P256 KW_TOKEN.
+# covers exactly those keys and operations. Sets AES ED P256 HMAC KW_TOKEN.
 setup_keyward() {
   mkdir -p "$1"
   export KEYWARD_STORE=$1/keyward.db KEYWARD_KEY_FILE=$1/root.key
@@ -93,7 +94,9 @@ setup_keyward() {
   AES=$("$KW" key create --spec AES-256-GCM --alias bench-aes256 --json | jq -r .metadata.id)
   ED=$("$KW" key create --spec ED25519 --alias bench-ed25519 --json | jq -r .metadata.id)
   P256=$("$KW" key create --spec ECDSA-P256-SHA256 --alias bench-p256 --json | jq -r .metadata.id)
-  KW_TOKEN=$("$KW" token create --principal bench --allow "encrypt,decrypt:key=$AES" --allow "sign:key=$ED" --allow "sign:key=$P256" --json | jq -r .token)
+  HMAC=$("$KW" key create --spec HMAC-SHA256 --alias bench-hmac --json | jq -r .metadata.id)
+  KW_TOKEN=$("$KW" token create --principal bench --allow "encrypt,decrypt:key=$AES" --allow "sign:key=$ED" --allow "sign:key=$P256" \
+    --allow "mac:key=$HMAC" --json | jq -r .token)
 }
 setup_keyward "$OUT/keyward"
 "$KW" serve --insecure-http --port "$KW_PORT" --rate-limit 0 --log-level warning > "$OUT/keyward.log" 2>&1 &
@@ -126,12 +129,13 @@ declare -A SPEC=(
   [decrypt]="transit/decrypt/bench-aes256|bao-decrypt.json|keys/$AES/decrypt|kw-decrypt.json|1"
   [sign-ed25519]="transit/sign/bench-ed25519|bao-sign.json|keys/$ED/sign|kw-sign.json|1"
   [sign-p256]="transit/sign/bench-p256|bao-sign.json|keys/$P256/sign|kw-sign.json|1"
+  [hmac]="transit/hmac/bench-hmac|bao-sign.json|keys/$HMAC/mac|kw-sign.json|1"
   [batch100]="transit/encrypt/bench-aes256|bao-batch100.json|keys/$AES/encrypt/batch|kw-batch100.json|100"
 )
 for op in $OPS; do
   IFS='|' read -r bpath bbody kpath kbody items <<< "${SPEC[$op]}"
   bao_api POST "$bpath" "$BAO_TOKEN" "$(cat "$B/$bbody")" | jq -e '.data' >/dev/null || { echo "OpenBao sanity check failed: $op" >&2; exit 1; }
-  kw_api "$KWURL/v1/$kpath" "$(cat "$B/$kbody")" | jq -e 'has("ciphertext") or has("plaintext") or has("signature") or has("results")' >/dev/null \
+  kw_api "$KWURL/v1/$kpath" "$(cat "$B/$kbody")" | jq -e 'has("ciphertext") or has("plaintext") or has("signature") or has("mac") or has("results")' >/dev/null \
     || { echo "Keyward sanity check failed: $op" >&2; exit 1; }
 done
 
@@ -163,10 +167,10 @@ point() { # point PASS SYSTEM PID URL BODY ITEMS AUTH_HEADER AUTH_VALUE OP CONC
 if [ "$TLS_ROW" = 1 ]; then
   # The TLS row: a second Keyward process on its own store (one process per store), same keys
   # and policy, idle while the others are measured.
-  HTTP_AES=$AES HTTP_ED=$ED HTTP_P256=$P256 HTTP_TOKEN=$KW_TOKEN
+  HTTP_AES=$AES HTTP_ED=$ED HTTP_P256=$P256 HTTP_HMAC=$HMAC HTTP_TOKEN=$KW_TOKEN
   setup_keyward "$OUT/keyward-tls"
-  TLS_AES=$AES TLS_ED=$ED TLS_P256=$P256 TLS_TOKEN=$KW_TOKEN
-  AES=$HTTP_AES ED=$HTTP_ED P256=$HTTP_P256 KW_TOKEN=$HTTP_TOKEN
+  TLS_AES=$AES TLS_ED=$ED TLS_P256=$P256 TLS_HMAC=$HMAC TLS_TOKEN=$KW_TOKEN
+  AES=$HTTP_AES ED=$HTTP_ED P256=$HTTP_P256 HMAC=$HTTP_HMAC KW_TOKEN=$HTTP_TOKEN
   mkdir -p "$OUT/tls"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$OUT/tls/server-key.pem" -out "$OUT/tls/server.pem" 2>/dev/null
@@ -180,7 +184,7 @@ if [ "$TLS_ROW" = 1 ]; then
   KTCT=$(curl -skf -X POST -H "Authorization: Bearer $TLS_TOKEN" -d "$(cat "$B/kw-encrypt.json")" "$TLSURL/v1/keys/$TLS_AES/encrypt" | jq -r .ciphertext)
   printf '{"ciphertext":"%s"}' "$KTCT" > "$B/kwtls-decrypt.json"
 fi
-tls_path() { sed -e "s/$AES/$TLS_AES/; s/$ED/$TLS_ED/; s/$P256/$TLS_P256/" <<< "$1"; }
+tls_path() { sed -e "s/$AES/$TLS_AES/; s/$ED/$TLS_ED/; s/$P256/$TLS_P256/; s/$HMAC/$TLS_HMAC/" <<< "$1"; }
 
 # Warm-up (not recorded).
 for op in $OPS; do

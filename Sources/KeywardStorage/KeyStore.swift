@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KeywardCrypto
 
 /// Persistence for a Keyward store, without SQL in its interface, so that the SQLite backend
@@ -66,6 +67,9 @@ public protocol KeyStore: Sendable {
     // Audit
     /// Appends entries in one transaction; their sequences must continue the chain.
     func appendAudit(_ entries: [AuditRow]) async throws(StorageError)
+    /// `appendAudit`, blocking the calling thread until the entries are written. Called only
+    /// from the audit log's own writer thread, never from a Swift concurrency executor.
+    func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError)
     /// The newest entry.
     func auditHead() async throws(StorageError) -> AuditRow?
     /// Entries with sequence greater than `after`, oldest first.
@@ -82,6 +86,25 @@ public protocol KeyStore: Sendable {
         newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
         progress: @escaping @Sendable (Int) -> Void
     ) async throws(StorageError) -> Int
+}
+
+extension KeyStore {
+    /// Runs `appendAudit` in a task and waits for it: for stores with no synchronous path.
+    public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
+        let outcome = Mutex<Result<Void, StorageError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do throws(StorageError) {
+                try await appendAudit(entries)
+                outcome.withLock { $0 = .success(()) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        try outcome.withLock { $0 }!.get()
+    }
 }
 
 /// How `rewriteAll` transforms each kind of row (re-sealing and re-MACing under a new KEK).

@@ -10,14 +10,56 @@ import Synchronization
 /// inserted or reordered entry breaks the chain. The last entry of every batch also stores
 /// `HMAC(auditKey, hash_n)`; since that hash commits to every entry before it, the MAC
 /// authenticates the whole batch, and a rewritten chain (hashes recomputed) fails it. Every
-/// batch ends with a MAC'd entry, so no entry is left unauthenticated. Appends are batched: callers that arrive while a batch is being written join the
-/// next one, which is written in a single transaction. A caller returns only once its entry is
-/// durable; if the write fails, every caller in the batch gets the error and the operation that
-/// wanted auditing fails (fail-closed).
+/// batch ends with a MAC'd entry, so no entry is left unauthenticated.
+///
+/// Appends are batched by one writer thread of the log's own: callers that arrive while a batch
+/// is being written join the next one, which is written in a single transaction. The thread
+/// calls the store synchronously (`KeyStore.appendAuditBlocking`), so an audited request costs
+/// one wake-up of that thread and one resumption, not a chain of executor hops. A caller returns
+/// only once its entry is written; if the write fails, every caller in the batch gets the error
+/// and the operation that wanted auditing fails (fail-closed).
 final class AuditLog: Sendable {
+    private let writer: AuditWriter
+
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?) {
+        writer = AuditWriter(store: store, protection: protection, head: head)
+    }
+
+    deinit { writer.stop() }
+
+    /// Largest batch written in one transaction.
+    static let maximumBatch = 4096
+
+    /// Appends `event` and returns once it is written.
+    func record(_ event: AuditEvent) async throws(KeywardError) {
+        let body = event.canonicalBody()
+        do {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                writer.enqueue(AuditWriter.Waiter(body: body, keyID: event.keyID, keyRevision: event.keyRevision,
+                                                  time: event.time, continuation: continuation))
+            }
+        } catch let error as KeywardError {
+            throw error
+        } catch {
+            throw .auditUnavailable("\(error)")
+        }
+    }
+
+    static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        previous.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: sequence.bigEndian) { hasher.update(bufferPointer: $0) }
+        body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().withUnsafeBytes { [UInt8]($0) }
+    }
+}
+
+/// The audit log's writer thread: takes what is pending, chains, MACs and writes it, resumes
+/// the callers, and sleeps when nothing is pending. Ends when its log is released.
+final class AuditWriter: Sendable {
     /// An entry waiting for its batch: the body is encoded by the caller, in parallel with
-    /// others, so the flusher only chains, MACs and writes.
-    private struct Waiter {
+    /// others, so the writer only chains, MACs and writes.
+    struct Waiter {
         let body: [UInt8]
         let keyID: KeyID?
         let keyRevision: Int64?
@@ -27,7 +69,9 @@ final class AuditLog: Sendable {
 
     private struct State {
         var pending: [Waiter] = []
-        var flushing = false
+        var sleeping = false
+        var started = false
+        var stopped = false
         var sequence: Int64
         var headHash: [UInt8]
     }
@@ -35,8 +79,7 @@ final class AuditLog: Sendable {
     private let store: any KeyStore
     private let protection: RecordProtection
     private let state: Mutex<State>
-    /// Largest batch written in one transaction.
-    static let maximumBatch = 4096
+    private let wake = DispatchSemaphore(value: 0)
 
     init(store: any KeyStore, protection: RecordProtection, head: AuditRow?) {
         self.store = store
@@ -44,66 +87,96 @@ final class AuditLog: Sendable {
         self.state = Mutex(State(sequence: head?.sequence ?? 0, headHash: head?.hash ?? [UInt8](repeating: 0, count: 32)))
     }
 
-    /// Appends `event` and returns once it is durable.
-    func record(_ event: AuditEvent) async throws(KeywardError) {
-        let body = event.canonicalBody()
-        do {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                let startFlusher = state.withLock { state -> Bool in
-                    state.pending.append(Waiter(body: body, keyID: event.keyID, keyRevision: event.keyRevision, time: event.time, continuation: continuation))
-                    if state.flushing { return false }
-                    state.flushing = true
-                    return true
-                }
-                if startFlusher {
-                    Task { await self.flush() }
-                }
+    /// Queues `waiter`; starts the thread on first use and wakes it when it sleeps.
+    func enqueue(_ waiter: Waiter) {
+        enum Action { case none, signal, start }
+        let action = state.withLock { state -> Action in
+            state.pending.append(waiter)
+            if !state.started {
+                state.started = true
+                return .start
             }
-        } catch let error as KeywardError {
-            throw error
-        } catch {
-            throw .auditUnavailable("\(error)")
+            guard state.sleeping else { return .none }
+            state.sleeping = false
+            return .signal
+        }
+        switch action {
+        case .none: break
+        case .signal: wake.signal()
+        case .start:
+            let thread = Thread { [self] in run() }
+            thread.name = "keyward-audit"
+            thread.start()
         }
     }
 
-    private func flush() async {
+    /// Lets the thread finish what is pending and end.
+    func stop() {
+        let signal = state.withLock { state -> Bool in
+            state.stopped = true
+            guard state.sleeping else { return false }
+            state.sleeping = false
+            return true
+        }
+        if signal { wake.signal() }
+    }
+
+    private func run() {
         while true {
-            let next = state.withLock { state -> (batch: [Waiter], sequence: Int64, hash: [UInt8])? in
+            let next = state.withLock { state -> (batch: [Waiter], sequence: Int64, hash: [UInt8])?? in
                 guard !state.pending.isEmpty else {
-                    state.flushing = false
+                    if state.stopped { return .some(nil) }
+                    state.sleeping = true
                     return nil
                 }
-                let count = min(state.pending.count, Self.maximumBatch)
-                let batch = Array(state.pending.prefix(count))
-                state.pending.removeFirst(count)
+                let count = min(state.pending.count, AuditLog.maximumBatch)
+                let batch: [Waiter]
+                if count == state.pending.count {
+                    batch = state.pending
+                    state.pending.removeAll(keepingCapacity: true)
+                } else {
+                    batch = Array(state.pending.prefix(count))
+                    state.pending.removeFirst(count)
+                }
                 return (batch, state.sequence, state.headHash)
             }
-            guard var (batch, sequence, headHash) = next else { return }
-            // Another process on the same store (`keyward token create` beside a running
-            // server) may have appended since this one last did: the store refuses the batch
-            // as a conflict, and the batch is chained again onto the newest verified head.
-            var attempt = 0
-            while true {
-                attempt += 1
+            switch next {
+            case .none:
+                wake.wait()
+            case .some(.none):
+                return
+            case .some(.some(let work)):
+                write(work.batch, after: work.sequence, work.hash)
+            }
+        }
+    }
+
+    /// Writes one batch, re-chaining it when another process appended since this one last did
+    /// (`keyward token create` beside a running server): the store refuses the batch as a
+    /// conflict, and it is chained again onto the newest verified head.
+    private func write(_ batch: [Waiter], after sequence: Int64, _ headHash: [UInt8]) {
+        var (sequence, headHash) = (sequence, headHash)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let (lastSequence, lastHash) = try append(batch, after: sequence, headHash)
+                state.withLock { state in
+                    state.sequence = lastSequence
+                    state.headHash = lastHash
+                }
+                for waiter in batch { waiter.continuation.resume() }
+            } catch StorageError.conflict where attempt < 8 {
                 do {
-                    let (lastSequence, lastHash) = try await append(batch, after: sequence, headHash)
-                    state.withLock { state in
-                        state.sequence = lastSequence
-                        state.headHash = lastHash
-                    }
-                    for waiter in batch { waiter.continuation.resume() }
-                } catch StorageError.conflict where attempt < 8 {
-                    do {
-                        (sequence, headHash) = try await verifiedHead()
-                        continue
-                    } catch {
-                        fail(batch, error)
-                    }
+                    (sequence, headHash) = try verifiedHead()
+                    continue
                 } catch {
                     fail(batch, error)
                 }
-                break
+            } catch {
+                fail(batch, error)
             }
+            return
         }
     }
 
@@ -113,39 +186,44 @@ final class AuditLog: Sendable {
     }
 
     /// Chains, MACs and writes one batch after `sequence`; returns the new head.
-    private func append(_ batch: [Waiter], after sequence: Int64, _ headHash: [UInt8]) async throws -> (Int64, [UInt8]) {
+    private func append(_ batch: [Waiter], after sequence: Int64, _ headHash: [UInt8]) throws -> (Int64, [UInt8]) {
         var rows: [AuditRow] = []
         rows.reserveCapacity(batch.count)
         var previous = headHash
         var number = sequence
         for waiter in batch {
             number += 1
-            let hash = Self.chainHash(previous: previous, sequence: number, body: waiter.body)
+            let hash = AuditLog.chainHash(previous: previous, sequence: number, body: waiter.body)
             rows.append(AuditRow(sequence: number, body: waiter.body, previousHash: previous, hash: hash,
                                  mac: [], keyID: waiter.keyID, keyRevision: waiter.keyRevision, time: waiter.time))
             previous = hash
         }
         rows[rows.count - 1].mac = try protection.auditMAC(previous)
-        try await store.appendAudit(rows)
+        try store.appendAuditBlocking(rows)
         return (number, previous)
     }
 
     /// The store's newest audit entry, checked (MAC and hash) before anything is chained to it.
-    private func verifiedHead() async throws -> (Int64, [UInt8]) {
-        guard let head = try await store.auditHead() else { return (0, [UInt8](repeating: 0, count: 32)) }
+    /// Rare (a conflict), so it waits for the store's async read on this thread.
+    private func verifiedHead() throws -> (Int64, [UInt8]) {
+        let result = Mutex<Result<AuditRow?, StorageError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task { [store] in
+            do throws(StorageError) {
+                let head = try await store.auditHead()
+                result.withLock { $0 = .success(head) }
+            } catch {
+                result.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        guard let head = try result.withLock({ $0 })!.get() else { return (0, [UInt8](repeating: 0, count: 32)) }
         guard protection.checkAuditMAC(head.mac, head.hash),
-              Self.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
+              AuditLog.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
             throw KeywardError.integrityFailure("the newest audit entry (#\(head.sequence)) fails its MAC or hash")
         }
         return (head.sequence, head.hash)
-    }
-
-    static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {
-        var hasher = SHA256()
-        previous.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        withUnsafeBytes(of: sequence.bigEndian) { hasher.update(bufferPointer: $0) }
-        body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return hasher.finalize().withUnsafeBytes { [UInt8]($0) }
     }
 }
 

@@ -21,7 +21,10 @@ public final class SQLiteKeyStore: KeyStore {
     private let pool: DatabasePool
     /// How audit appends are synced.
     public let auditDurability: AuditDurability
-    private let syncScheduled = Mutex(false)
+    /// The audit log's own connection (see `appendAuditBlocking`).
+    private let auditAppender: AuditAppender
+    /// Fsyncs unsynced audit commits within the `.within` interval; nil for `.eachBatch`.
+    private let checkpointer: WALCheckpointer?
     /// Key inserts waiting for the next shared transaction (see `insertKey`).
     private let pendingInserts = Mutex<(items: [PendingInsert], flushing: Bool)>(([], false))
 
@@ -55,6 +58,12 @@ public final class SQLiteKeyStore: KeyStore {
         } catch {
             throw .unavailable("\(path): \(SQLiteKeyStore.message(error))")
         }
+        auditAppender = try AuditAppender(path: path, durability: auditDurability)
+        if case .within(let interval) = auditDurability {
+            checkpointer = try WALCheckpointer(path: path, interval: interval)
+        } else {
+            checkpointer = nil
+        }
     }
 
     static func message(_ error: any Error) -> String {
@@ -68,38 +77,6 @@ public final class SQLiteKeyStore: KeyStore {
             return try await pool.write(body)
         } catch {
             throw Self.storageError(error)
-        }
-    }
-
-    /// A write transaction committed with `synchronous = NORMAL`: in the WAL, not yet fsync'ed.
-    private func writeUnsynced(_ body: @escaping @Sendable (Database) throws -> Void) async throws(StorageError) {
-        do {
-            try await pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
-                try db.inTransaction(.immediate) {
-                    try body(db)
-                    return .commit
-                }
-            }
-        } catch {
-            throw Self.storageError(error)
-        }
-    }
-
-    /// Checkpoints the WAL (which fsyncs it first) `interval` from now, once per interval.
-    private func scheduleSync(after interval: Duration) {
-        let schedule = syncScheduled.withLock { scheduled -> Bool in
-            if scheduled { return false }
-            scheduled = true
-            return true
-        }
-        guard schedule else { return }
-        Task { [weak self] in
-            try? await Task.sleep(for: interval)
-            guard let self else { return }
-            self.syncScheduled.withLock { $0 = false }
-            try? await self.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
         }
     }
 
@@ -326,60 +303,25 @@ public final class SQLiteKeyStore: KeyStore {
     // MARK: Audit
 
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
-        guard !entries.isEmpty else { return }
-        switch auditDurability {
-        case .eachBatch:
-            try await write { db in try Self.insertAudit(entries, db) }
-        case .within(let interval):
-            try await writeUnsynced { db in try Self.insertAudit(entries, db) }
-            scheduleSync(after: interval)
-        }
-    }
-
-    private static func insertAudit(_ entries: [AuditRow], _ db: Database) throws {
-        let head = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM audit") ?? 0
-        guard entries[0].sequence == head + 1 else {
-            throw StorageError.conflict("audit sequence \(entries[0].sequence) does not follow \(head)")
-        }
-        // Every audited operation lands here, so rows are bound straight through the SQLite
-        // C API on a cached statement (GRDB's argument arrays were a tenth of an encrypt).
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, key_revision, time)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        let handle = statement.sqliteStatement
-        for entry in entries {
-            sqlite3_reset(handle)
-            sqlite3_clear_bindings(handle)
-            sqlite3_bind_int64(handle, 1, entry.sequence)
-            Self.bind(handle, 2, entry.body)
-            Self.bind(handle, 3, entry.previousHash)
-            Self.bind(handle, 4, entry.hash)
-            Self.bind(handle, 5, entry.mac)
-            if let keyID = entry.keyID { Self.bind(handle, 6, keyID.bytes) }
-            if let revision = entry.keyRevision { sqlite3_bind_int64(handle, 7, revision) }
-            sqlite3_bind_double(handle, 8, entry.time.timeIntervalSince1970)
-            let code = sqlite3_step(handle)
-            guard code == SQLITE_DONE else {
-                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        let result: Result<Void, StorageError> = await withUnsafeContinuation { continuation in
+            DispatchQueue.global().async {
+                do throws(StorageError) {
+                    try self.appendAuditBlocking(entries)
+                    continuation.resume(returning: .success(()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
             }
         }
-        sqlite3_reset(handle)
-        for entry in entries {
-            guard let keyID = entry.keyID, let revision = entry.keyRevision else { continue }
-            try db.execute(sql: """
-                INSERT INTO audited_revisions (key_id, revision) VALUES (?, ?)
-                ON CONFLICT(key_id) DO UPDATE SET revision = max(revision, excluded.revision)
-                """, arguments: [Data(keyID.bytes), revision])
-        }
+        try result.get()
     }
 
-    /// Binds bytes as a blob (an empty array as a zero-length blob, never NULL); SQLite copies them.
-    private static func bind(_ handle: OpaquePointer?, _ index: Int32, _ bytes: [UInt8]) {
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        bytes.withUnsafeBytes { raw in
-            _ = sqlite3_bind_blob(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), transient)
-        }
+    /// Appends on the calling thread through the audit log's own connection: no executor hop,
+    /// statements prepared once. With `.within`, the commit is not fsync'ed here; the WAL
+    /// checkpointer does it within the interval, off this path.
+    public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
+        try auditAppender.append(entries)
+        checkpointer?.committed()
     }
 
     public func auditHead() async throws(StorageError) -> AuditRow? {

@@ -1,0 +1,176 @@
+import Foundation
+import GRDBSQLite
+import Synchronization
+import KeywardCrypto
+
+/// The audit log's own SQLite connection: appends batches of entries synchronously, on the
+/// calling thread, through statements prepared once.
+///
+/// Every audited request ends here, so this path has no executor hop and no query parsing:
+/// the audit writer thread calls `append` and is blocked for the transaction, nothing else is.
+/// The connection is separate from GRDB's pool; SQLite's locks (`BEGIN IMMEDIATE` with a busy
+/// timeout) order it with the pool's writer.
+///
+/// Durability follows `AuditDurability`: `.eachBatch` commits with `synchronous = FULL` (the WAL
+/// is fsync'ed before `append` returns); `.within` commits with `synchronous = NORMAL` and no
+/// automatic checkpoint here, and `WALCheckpointer` fsyncs the WAL off this path.
+final class AuditAppender: Sendable {
+    private let connection: Mutex<Connection>
+
+    /// The raw handle and its prepared statements; used under the mutex only.
+    private struct Connection: ~Copyable {
+        let handle: OpaquePointer
+        let begin: OpaquePointer
+        let head: OpaquePointer
+        let insert: OpaquePointer
+        let revision: OpaquePointer
+        let commit: OpaquePointer
+        let rollback: OpaquePointer
+
+        deinit {
+            for statement in [begin, head, insert, revision, commit, rollback] { sqlite3_finalize(statement) }
+            sqlite3_close_v2(handle)
+        }
+    }
+
+    /// Opens the store's file at `path` (already created and migrated by the pool).
+    init(path: String, durability: AuditDurability) throws(StorageError) {
+        let handle = try SQLiteConnection.open(path)
+        do {
+            try SQLiteConnection.execute(handle, "PRAGMA secure_delete = ON")
+            switch durability {
+            case .eachBatch:
+                try SQLiteConnection.execute(handle, "PRAGMA synchronous = FULL")
+            case .within:
+                try SQLiteConnection.execute(handle, "PRAGMA synchronous = NORMAL")
+                try SQLiteConnection.execute(handle, "PRAGMA wal_autocheckpoint = 0")
+            }
+            func prepare(_ sql: String) throws(StorageError) -> OpaquePointer { try SQLiteConnection.prepare(handle, sql) }
+            connection = Mutex(Connection(
+                handle: handle,
+                begin: try prepare("BEGIN IMMEDIATE"),
+                head: try prepare("SELECT max(sequence) FROM audit"),
+                insert: try prepare("""
+                    INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, key_revision, time)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """),
+                revision: try prepare("""
+                    INSERT INTO audited_revisions (key_id, revision) VALUES (?, ?)
+                    ON CONFLICT(key_id) DO UPDATE SET revision = max(revision, excluded.revision)
+                    """),
+                commit: try prepare("COMMIT"),
+                rollback: try prepare("ROLLBACK")))
+        } catch {
+            sqlite3_close_v2(handle)
+            throw error
+        }
+    }
+
+    /// Appends `entries` in one transaction. Throws `conflict` when the first sequence does not
+    /// follow the stored head (another process appended), leaving nothing written.
+    func append(_ entries: [AuditRow]) throws(StorageError) {
+        guard let first = entries.first else { return }
+        try connection.withLock { (connection: inout Connection) throws(StorageError) in
+            let handle = connection.handle
+            try SQLiteConnection.run(handle, connection.begin)
+            do throws(StorageError) {
+                let head = try SQLiteConnection.int64(handle, connection.head) ?? 0
+                guard first.sequence == head + 1 else {
+                    throw .conflict("audit sequence \(first.sequence) does not follow \(head)")
+                }
+                let insert = connection.insert
+                for entry in entries {
+                    sqlite3_clear_bindings(insert)
+                    sqlite3_bind_int64(insert, 1, entry.sequence)
+                    SQLiteConnection.bind(insert, 2, entry.body)
+                    SQLiteConnection.bind(insert, 3, entry.previousHash)
+                    SQLiteConnection.bind(insert, 4, entry.hash)
+                    SQLiteConnection.bind(insert, 5, entry.mac)
+                    if let keyID = entry.keyID { SQLiteConnection.bind(insert, 6, keyID.bytes) }
+                    if let revision = entry.keyRevision { sqlite3_bind_int64(insert, 7, revision) }
+                    sqlite3_bind_double(insert, 8, entry.time.timeIntervalSince1970)
+                    try SQLiteConnection.run(handle, insert)
+                }
+                // One upsert per key in the batch, with its highest revision.
+                var revisions: [KeyID: Int64] = [:]
+                for entry in entries {
+                    guard let keyID = entry.keyID, let revision = entry.keyRevision else { continue }
+                    revisions[keyID] = max(revisions[keyID] ?? revision, revision)
+                }
+                for (keyID, revision) in revisions {
+                    SQLiteConnection.bind(connection.revision, 1, keyID.bytes)
+                    sqlite3_bind_int64(connection.revision, 2, revision)
+                    try SQLiteConnection.run(handle, connection.revision)
+                }
+                try SQLiteConnection.run(handle, connection.commit)
+            } catch {
+                _ = try? SQLiteConnection.run(handle, connection.rollback)
+                throw error
+            }
+        }
+    }
+}
+
+/// Thin, typed wrappers over the SQLite C API for the store's own connections.
+enum SQLiteConnection {
+    /// Opens `path` read-write (it must exist) with a 10-second busy timeout.
+    static func open(_ path: String) throws(StorageError) -> OpaquePointer {
+        var handle: OpaquePointer?
+        let code = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
+        guard code == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "code \(code)"
+            sqlite3_close_v2(handle)
+            throw .unavailable("\(path): \(message)")
+        }
+        sqlite3_busy_timeout(handle, 10_000)
+        return handle
+    }
+
+    static func prepare(_ handle: OpaquePointer, _ sql: String) throws(StorageError) -> OpaquePointer {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
+            throw .database(String(cString: sqlite3_errmsg(handle)))
+        }
+        return statement
+    }
+
+    static func execute(_ handle: OpaquePointer, _ sql: String) throws(StorageError) {
+        guard sqlite3_exec(handle, sql, nil, nil, nil) == SQLITE_OK else {
+            throw .database(String(cString: sqlite3_errmsg(handle)))
+        }
+    }
+
+    /// Steps a statement that returns no rows, then resets it.
+    static func run(_ handle: OpaquePointer, _ statement: OpaquePointer) throws(StorageError) {
+        let code = sqlite3_step(statement)
+        let failure = code == SQLITE_DONE || code == SQLITE_ROW ? nil : error(handle, code)
+        sqlite3_reset(statement)
+        if let failure { throw failure }
+    }
+
+    /// The first column of the first row as an integer (nil for NULL), then resets.
+    static func int64(_ handle: OpaquePointer, _ statement: OpaquePointer) throws(StorageError) -> Int64? {
+        let code = sqlite3_step(statement)
+        defer { sqlite3_reset(statement) }
+        guard code == SQLITE_ROW else {
+            if code == SQLITE_DONE { return nil }
+            throw error(handle, code)
+        }
+        return sqlite3_column_type(statement, 0) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 0)
+    }
+
+    /// Binds bytes as a blob (an empty array as a zero-length blob, never NULL); SQLite copies them.
+    static func bind(_ statement: OpaquePointer?, _ index: Int32, _ bytes: [UInt8]) {
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        bytes.withUnsafeBytes { raw in
+            _ = sqlite3_bind_blob(statement, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(raw.count), transient)
+        }
+    }
+
+    private static func error(_ handle: OpaquePointer, _ code: Int32) -> StorageError {
+        let message = String(cString: sqlite3_errmsg(handle))
+        // SQLITE_CONSTRAINT's primary code (extended codes keep it in the low byte).
+        if code & 0xff == SQLITE_CONSTRAINT { return .conflict(message) }
+        return .database(message)
+    }
+}

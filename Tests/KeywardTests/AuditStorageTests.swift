@@ -1,0 +1,91 @@
+import Foundation
+import KeywardCrypto
+import KeywardServiceTestSupport
+import KeywardStorage
+import Testing
+
+/// The audit log's own SQLite path: `AuditAppender` (one connection, prepared statements) and
+/// `WALCheckpointer` (the fsync for `AuditDurability.within`).
+@Suite("Audit storage")
+struct AuditStorageTests {
+    static func rows(from first: Int64, count: Int, key: KeyID? = nil, revisions: [Int64]? = nil) -> [AuditRow] {
+        (0..<count).map { index in
+            AuditRow(sequence: first + Int64(index), body: Array("entry \(index)".utf8), previousHash: [UInt8](repeating: 1, count: 32),
+                     hash: [UInt8](repeating: 2, count: 32), mac: index == count - 1 ? [3] : [], keyID: key,
+                     keyRevision: revisions?[index], time: Date())
+        }
+    }
+
+    /// How many audit rows the database file holds on its own, without its WAL: a copy of the
+    /// main file alone, opened as a store of its own.
+    static func rowsInMainFile(_ path: String, scratch: String) async throws -> Int {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratch + suffix) }
+        try FileManager.default.copyItem(atPath: path, toPath: scratch)
+        return try await SQLiteKeyStore(path: scratch).auditEntries(after: 0, limit: 1000).count
+    }
+
+    @Test("a batch whose first sequence does not follow the stored head is refused as a conflict and writes nothing")
+    func gapRefused() async throws {
+        let temporary = try TemporaryStore(label: "audit-gap")
+        defer { temporary.remove() }
+        let store = try SQLiteKeyStore(path: temporary.path("s.db"))
+        #expect(throws: StorageError.self) { try store.appendAuditBlocking(Self.rows(from: 5, count: 3)) }
+        #expect(try await store.auditHead() == nil)
+        try store.appendAuditBlocking(Self.rows(from: 1, count: 3))
+        #expect(throws: StorageError.self) { try store.appendAuditBlocking(Self.rows(from: 3, count: 1)) }
+        #expect(try await store.auditHead()?.sequence == 3)
+        #expect(try await store.auditEntries(after: 0, limit: 10).map(\.sequence) == [1, 2, 3])
+    }
+
+    @Test("a duplicate sequence inside one batch rolls the whole batch back")
+    func duplicateInBatchRolledBack() async throws {
+        let temporary = try TemporaryStore(label: "audit-dup")
+        defer { temporary.remove() }
+        let store = try SQLiteKeyStore(path: temporary.path("s.db"))
+        var batch = Self.rows(from: 1, count: 3)
+        batch[2].sequence = 2
+        #expect(throws: StorageError.self) { try store.appendAuditBlocking(batch) }
+        #expect(try await store.auditHead() == nil)
+        // The connection is usable afterwards (no transaction left open).
+        try store.appendAuditBlocking(Self.rows(from: 1, count: 2))
+        #expect(try await store.auditHead()?.sequence == 2)
+    }
+
+    @Test("the audited revision of a key is the highest one any batch recorded, whatever the order inside a batch")
+    func auditedRevisions() async throws {
+        let temporary = try TemporaryStore(label: "audit-rev")
+        defer { temporary.remove() }
+        let store = try SQLiteKeyStore(path: temporary.path("s.db"))
+        let key = KeyID()
+        try store.appendAuditBlocking(Self.rows(from: 1, count: 3, key: key, revisions: [3, 7, 5]))
+        #expect(try await store.latestAuditedRevision(of: key) == 7)
+        try await store.appendAudit(Self.rows(from: 4, count: 1, key: key, revisions: [4]))
+        #expect(try await store.latestAuditedRevision(of: key) == 7)
+        try store.appendAuditBlocking(Self.rows(from: 5, count: 1, key: key, revisions: [9]))
+        #expect(try await store.latestAuditedRevision(of: key) == 9)
+        #expect(try await store.latestAuditedRevision(of: KeyID()) == nil)
+    }
+
+    @Test("with audit durability within an interval, entries reach the database file itself (checkpointed, so fsync'ed) within it, and not before")
+    func checkpointWithinInterval() async throws {
+        let temporary = try TemporaryStore(label: "audit-ckpt")
+        defer { temporary.remove() }
+        // A long interval first: the entries stay in the WAL only.
+        let slowPath = temporary.path("slow.db")
+        let slow = try SQLiteKeyStore(path: slowPath, auditDurability: .within(.seconds(30)))
+        try slow.appendAuditBlocking(Self.rows(from: 1, count: 50))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await Self.rowsInMainFile(slowPath, scratch: temporary.path("slow-copy.db")) == 0)
+
+        let path = temporary.path("s.db")
+        let store = try SQLiteKeyStore(path: path, auditDurability: .within(.milliseconds(50)))
+        try store.appendAuditBlocking(Self.rows(from: 1, count: 50))
+        var inFile = 0
+        for _ in 0..<100 where inFile < 50 {
+            try await Task.sleep(for: .milliseconds(100))
+            // A copy taken while a checkpoint writes may be torn; the next one is not.
+            inFile = (try? await Self.rowsInMainFile(path, scratch: temporary.path("copy.db"))) ?? 0
+        }
+        #expect(inFile == 50)
+    }
+}
