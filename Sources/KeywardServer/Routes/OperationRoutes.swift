@@ -7,9 +7,6 @@ import KeywardCrypto
 /// shared secrets, decapsulation and random bytes, with batch forms of encrypt, decrypt and
 /// sign. Key material never leaves the service; only results do.
 enum OperationRoutes {
-    /// Most items in one batch request.
-    static let maximumBatchItems = 1000
-
     static func register(_ routes: RouteTable, service: KeyService, body: BodyReader) {
         routes.on(.post, "/v1/keys/{key}/encrypt") { request, context in
             var input = try await body.decode(EncryptBody.self, from: request)
@@ -20,16 +17,13 @@ enum OperationRoutes {
         }
 
         routes.on(.post, "/v1/keys/{key}/encrypt/batch") { request, context in
-            let input = try await body.decode(BatchBody<EncryptBody>.self, from: request)
+            var input = try await body.decode(BatchBody<EncryptBody>.self, from: request)
             let key = try context.parameter("key")
             let caller = try context.caller(request)
-            let results = try await batch(input.items) { item throws(APIError) -> EncryptResult in
-                var plaintext = item.plaintext.value
-                defer { SecureZero.wipe(&plaintext) }
-                do { return try await service.encrypt(plaintext, key: key, context: try item.context.encryptionContext, actor: caller) } catch {
-                    throw APIError(any: error)
-                }
-            }
+            let results = try await batch(input.items, { item throws(APIError) in
+                EncryptItem(item.plaintext.value, context: try item.context.encryptionContext)
+            }, run: { items throws(KeywardError) in try await service.encryptBatch(items, key: key, actor: caller) })
+            defer { for index in input.items.indices { SecureZero.wipe(&input.items[index].plaintext.value) } }
             return batchResponse(results) { $0.encryptMembers($1) }
         }
 
@@ -51,13 +45,9 @@ enum OperationRoutes {
             let input = try await body.decode(BatchBody<DecryptBody>.self, from: request)
             let key = try context.parameter("key")
             let caller = try context.caller(request)
-            var results = try await batch(input.items) { item throws(APIError) -> DecryptResult in
-                do {
-                    return try await service.decrypt(item.ciphertext.value, context: try item.context.encryptionContext, expectedKey: key, actor: caller)
-                } catch {
-                    throw APIError(any: error)
-                }
-            }
+            var results = try await batch(input.items, { item throws(APIError) in
+                DecryptItem(item.ciphertext.value, context: try item.context.encryptionContext)
+            }, run: { items throws(KeywardError) in try await service.decryptBatch(items, key: key, actor: caller) })
             defer {
                 for index in results.indices {
                     if case .success(var value) = results[index] { SecureZero.wipe(&value.plaintext) }
@@ -129,11 +119,9 @@ enum OperationRoutes {
             let input = try await body.decode(BatchBody<SignBody>.self, from: request)
             let key = try context.parameter("key")
             let caller = try context.caller(request)
-            let results = try await batch(input.items) { item throws(APIError) -> SignResult in
-                do { return try await service.sign(try item.input(), key: key, context: item.context?.value, actor: caller) } catch {
-                    throw APIError(any: error)
-                }
-            }
+            let results = try await batch(input.items, { item throws(APIError) in
+                SignItem(try item.input(), context: item.context?.value)
+            }, run: { items throws(KeywardError) in try await service.signBatch(items, key: key, actor: caller) })
             return batchResponse(results) { $0.signMembers($1) }
         }
 
@@ -205,44 +193,38 @@ enum OperationRoutes {
         }
     }
 
-    /// Runs a batch's items concurrently (so their audit entries share one commit) and returns
-    /// each item's result in order; one item's failure does not fail the others. A batch whose
-    /// every item fails for the key's sake (policy, unknown key, state) fails as a whole.
-    static func batch<Item: Sendable, Output: Sendable>(
-        _ items: [Item], _ body: @escaping @Sendable (Item) async throws(APIError) -> Output
+    /// A batch request: each item is checked (`prepare`; a malformed item fails alone), the
+    /// well-formed ones go to the service in one call (`run`: one key lookup, one audit entry),
+    /// and every item's result comes back in order. What fails the whole call (the key, the
+    /// policy, the key's state) fails the request.
+    static func batch<Item, Input: Sendable, Output>(
+        _ items: [Item], _ prepare: (Item) throws(APIError) -> Input,
+        run: ([Input]) async throws(KeywardError) -> [Result<Output, KeywardError>]
     ) async throws(APIError) -> [Result<Output, APIError>] {
-        guard !items.isEmpty, items.count <= maximumBatchItems else {
-            throw APIError.invalidRequest("a batch holds 1 to \(maximumBatchItems) items, not \(items.count)")
+        guard !items.isEmpty, items.count <= KeyService.maximumBatchItems else {
+            throw APIError.invalidRequest("a batch holds 1 to \(KeyService.maximumBatchItems) items, not \(items.count)")
         }
-        let results = await withTaskGroup(of: (Int, Result<Output, APIError>).self) { group in
-            for (index, item) in items.enumerated() {
-                group.addTask {
-                    do throws(APIError) { return (index, .success(try await body(item))) } catch { return (index, .failure(error)) }
-                }
+        var results = [Result<Output, APIError>?](repeating: nil, count: items.count)
+        var inputs: [Input] = []
+        var positions: [Int] = []
+        inputs.reserveCapacity(items.count)
+        positions.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            do throws(APIError) {
+                inputs.append(try prepare(item))
+                positions.append(index)
+            } catch {
+                results[index] = .failure(error)
             }
-            var results = [Result<Output, APIError>?](repeating: nil, count: items.count)
-            for await (index, result) in group { results[index] = result }
-            return results.map { $0! }
         }
-        return try results.refusingWhollyDenied()
-    }
-}
-
-extension Array {
-    /// Codes that, when every item fails with the same one, fail the whole batch with it: the
-    /// caller may not use the key, or there is no usable key, so no item could succeed.
-    static var wholeBatchCodes: Set<String> { ["access_denied", "key_not_found", "wrong_state", "key_destroyed"] }
-
-    /// Throws the shared error when every item failed with the same whole-batch code.
-    func refusingWhollyDenied<Output>() throws(APIError) -> Self where Element == Result<Output, APIError> {
-        var shared: APIError?
-        for result in self {
-            guard case .failure(let error) = result, Self.wholeBatchCodes.contains(error.code),
-                  shared == nil || shared?.code == error.code else { return self }
-            shared = error
+        if !inputs.isEmpty {
+            let outputs: [Result<Output, KeywardError>]
+            do throws(KeywardError) { outputs = try await run(inputs) } catch { throw APIError(error) }
+            for (position, output) in zip(positions, outputs) {
+                results[position] = output.mapError { APIError($0) }
+            }
         }
-        if let shared { throw shared }
-        return self
+        return results.map { $0! }
     }
 }
 
