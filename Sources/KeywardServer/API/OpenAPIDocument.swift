@@ -212,7 +212,7 @@ paths:
     post:
       tags: [operations]
       operationId: encryptBatch
-      summary: Encrypt 1 to 1000 items; each item succeeds or fails on its own.
+      summary: Encrypt 1 to 1000 items; each item succeeds or fails on its own. The key is checked once and the batch is one audit entry.
       requestBody: {required: true, content: {application/json: {schema: {type: object, required: [items], additionalProperties: false, properties: {items: {type: array, minItems: 1, maxItems: 1000, items: {$ref: "#/components/schemas/Encrypt"}}}}}}}
       responses:
         "200": {description: "One result per item, in order.", content: {application/json: {schema: {type: object, properties: {results: {type: array, items: {oneOf: [{$ref: "#/components/schemas/Ciphertext"}, {$ref: "#/components/schemas/Error"}]}}}}}}}
@@ -247,7 +247,7 @@ paths:
     post:
       tags: [operations]
       operationId: decryptBatch
-      summary: Decrypt 1 to 1000 items made under this key.
+      summary: Decrypt 1 to 1000 items made under this key; an item of another key fails alone. One audit entry.
       requestBody: {required: true, content: {application/json: {schema: {type: object, required: [items], additionalProperties: false, properties: {items: {type: array, minItems: 1, maxItems: 1000, items: {$ref: "#/components/schemas/Decrypt"}}}}}}}
       responses:
         "200": {description: "One result per item, in order.", content: {application/json: {schema: {type: object, properties: {results: {type: array, items: {oneOf: [{$ref: "#/components/schemas/Plaintext"}, {$ref: "#/components/schemas/Error"}]}}}}}}}
@@ -301,7 +301,7 @@ paths:
     post:
       tags: [operations]
       operationId: signBatch
-      summary: Sign 1 to 1000 messages or digests.
+      summary: Sign 1 to 1000 messages or digests with the newest version. One audit entry.
       requestBody: {required: true, content: {application/json: {schema: {type: object, required: [items], additionalProperties: false, properties: {items: {type: array, minItems: 1, maxItems: 1000, items: {$ref: "#/components/schemas/Sign"}}}}}}}
       responses:
         "200": {description: "One result per item, in order.", content: {application/json: {schema: {type: object, properties: {results: {type: array, items: {oneOf: [{$ref: "#/components/schemas/Signature"}, {$ref: "#/components/schemas/Error"}]}}}}}}}
