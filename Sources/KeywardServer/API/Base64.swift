@@ -37,7 +37,12 @@ enum Base64 {
 
     /// The decoded bytes, or nil when `text` is not canonical padded base64.
     static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        let input = Array(text.utf8)
+        Array(text.utf8).withUnsafeBufferPointer { decode($0[...]) }
+    }
+
+    /// The decoded bytes of base64 text given as UTF-8, or nil when not canonical padded base64.
+    static func decode(_ input: Slice<UnsafeBufferPointer<UInt8>>) -> [UInt8]? {
+        let input = UnsafeBufferPointer(rebasing: input)
         guard input.count % 4 == 0 else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(input.count / 4 * 3)
@@ -53,11 +58,14 @@ enum Base64 {
             } else if last && fourth == UInt8(ascii: "=") {
                 let c = values[Int(third)]
                 guard c != 0xFF, c & 0x03 == 0 else { return nil }
-                output.append(contentsOf: [a << 2 | b >> 4, b << 4 | c >> 2])
+                output.append(a << 2 | b >> 4)
+                output.append(b << 4 | c >> 2)
             } else {
                 let c = values[Int(third)], d = values[Int(fourth)]
                 guard c != 0xFF, d != 0xFF else { return nil }
-                output.append(contentsOf: [a << 2 | b >> 4, b << 4 | c >> 2, c << 6 | d])
+                output.append(a << 2 | b >> 4)
+                output.append(b << 4 | c >> 2)
+                output.append(c << 6 | d)
             }
             index += 4
         }

@@ -8,6 +8,8 @@ import NIOCore
 struct Bytes: Decodable, Sendable {
     var value: [UInt8]
 
+    init(value: [UInt8]) { self.value = value }
+
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
@@ -35,6 +37,10 @@ struct BodyReader: Sendable {
             throw APIError.invalidRequest("the request body could not be read")
         }
         if buffer.readableBytes == 0 { throw APIError.invalidRequest("the request needs a JSON body") }
+        if let fast = T.self as? any FastJSONBody.Type,
+           let value = buffer.withUnsafeReadableBytes({ raw in fast.read(raw.assumingMemoryBound(to: UInt8.self)) }) as? T {
+            return value
+        }
         do {
             return try JSONDecoder.api.decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
@@ -84,6 +90,67 @@ extension JSONDecoder {
         decoder.dateDecodingStrategy = .iso8601
         return decoder
     }()
+}
+
+// MARK: - The fast path for hot bodies
+
+/// A body `JSONScanner` can read without `JSONDecoder`. `init?(json:in:)` answers only for a
+/// body that `JSONDecoder` would decode to the same value, and returns nil for anything else
+/// (which `JSONDecoder` then decodes or refuses with its message).
+protocol FastJSONBody: Decodable {
+    init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>)
+}
+
+extension FastJSONBody {
+    /// The body read from `bytes`, or nil to leave it to `JSONDecoder`.
+    static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> Self? {
+        guard let node = JSONScanner.parse(bytes) else { return nil }
+        return Self(json: node, in: bytes)
+    }
+}
+
+/// Field access on a scanned object, as the Decodable bodies read it.
+struct ScannedObject {
+    let members: [JSONScanner.Member]
+    let bytes: UnsafeBufferPointer<UInt8>
+
+    init?(_ node: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
+        guard case .object(let members) = node else { return nil }
+        self.members = members
+        self.bytes = bytes
+    }
+
+    /// The member named `name`; a null member counts as absent, as for an optional field.
+    func value(_ name: StaticString) -> JSONScanner.Node? {
+        for member in members where JSONScanner.key(member.key, in: bytes, is: name) {
+            if case .null = member.value { return nil }
+            return member.value
+        }
+        return nil
+    }
+
+    /// An optional `Bytes` field: `.some(nil)` when absent, nil when present but not a plain
+    /// canonical base64 string (left to JSONDecoder).
+    func bytes(_ name: StaticString) -> Bytes?? {
+        guard let node = value(name) else { return .some(nil) }
+        guard case .string(let range) = node, let value = Base64.decode(bytes[range]) else { return nil }
+        return .some(Bytes(value: value))
+    }
+
+    /// An optional `[String: String]` field, on the same terms.
+    func stringMap(_ name: StaticString) -> [String: String]?? {
+        guard let node = value(name) else { return .some(nil) }
+        guard case .object(let members) = node else { return nil }
+        var map: [String: String] = [:]
+        for member in members {
+            guard case .string(let range) = member.value else { return nil }
+            map[String(decoding: UnsafeBufferPointer(rebasing: bytes[member.key]), as: UTF8.self)] =
+                String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+        // Distinct bytes that are one String (canonically equivalent keys): left to JSONDecoder.
+        guard map.count == members.count else { return nil }
+        return .some(map)
+    }
 }
 
 // MARK: - Request bodies
@@ -143,18 +210,45 @@ struct AliasBody: Decodable {
     var key: String
 }
 
-struct EncryptBody: Decodable, Sendable {
+struct EncryptBody: FastJSONBody, Sendable {
     var plaintext: Bytes
     var context: [String: String]?
+
+    init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
+        guard let object = ScannedObject(json, in: bytes), let plaintext = object.bytes("plaintext"), let plaintext,
+              let context = object.stringMap("context") else { return nil }
+        self.plaintext = plaintext
+        self.context = context
+    }
 }
 
-struct DecryptBody: Decodable, Sendable {
+struct DecryptBody: FastJSONBody, Sendable {
     var ciphertext: Bytes
     var context: [String: String]?
+
+    init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
+        guard let object = ScannedObject(json, in: bytes), let ciphertext = object.bytes("ciphertext"), let ciphertext,
+              let context = object.stringMap("context") else { return nil }
+        self.ciphertext = ciphertext
+        self.context = context
+    }
 }
 
 struct BatchBody<Item: Decodable>: Decodable {
     var items: [Item]
+}
+
+extension BatchBody: FastJSONBody where Item: FastJSONBody {
+    init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
+        guard let object = ScannedObject(json, in: bytes), case .array(let elements)? = object.value("items") else { return nil }
+        var items: [Item] = []
+        items.reserveCapacity(elements.count)
+        for element in elements {
+            guard let item = Item(json: element, in: bytes) else { return nil }
+            items.append(item)
+        }
+        self.items = items
+    }
 }
 
 struct ReEncryptBody: Decodable {
@@ -175,11 +269,23 @@ struct DataKeyPairBody: Decodable {
     var context: [String: String]?
 }
 
-struct SignBody: Decodable, Sendable {
+struct SignBody: FastJSONBody, Sendable {
     var message: Bytes?
     var digest: Bytes?
     /// ML-DSA context string.
     var context: Bytes?
+
+    init(message: Bytes?, digest: Bytes?, context: Bytes?) {
+        self.message = message
+        self.digest = digest
+        self.context = context
+    }
+
+    init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
+        guard let object = ScannedObject(json, in: bytes), let message = object.bytes("message"), let digest = object.bytes("digest"),
+              let context = object.bytes("context") else { return nil }
+        self.init(message: message, digest: digest, context: context)
+    }
 
     func input() throws(APIError) -> SigningInput {
         switch (message, digest) {
@@ -212,8 +318,13 @@ struct VerifyBody: Decodable {
     }
 }
 
-struct MACBody: Decodable {
+struct MACBody: FastJSONBody {
     var message: Bytes
+
+    init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
+        guard let object = ScannedObject(json, in: bytes), let message = object.bytes("message"), let message else { return nil }
+        self.message = message
+    }
 }
 
 struct VerifyMACBody: Decodable {
