@@ -201,7 +201,9 @@ extension KeyService {
             throw .crypto(error)
         }
         let id = header.keyID
-        if expectedKey == nil, let key = readyKey(id, for: .decrypt, purpose: .decrypt, caller: actor), header.version >= key.metadata.minDecryptionVersion,
+        // The fast path: a cached key, named by its id (or not at all) when a key is expected.
+        let expectedIsThisKey = expectedKey.map { (try? KeyID(string: $0)) == id } ?? true
+        if expectedIsThisKey, let key = readyKey(id, for: .decrypt, purpose: .decrypt, caller: actor), header.version >= key.metadata.minDecryptionVersion,
            let version = key.versions.withLock({ $0[header.version] }) {
             let plaintext = try await auditedReady(.decrypt, actor: actor, key: id, version: header.version) { () throws(KeywardCryptoError) in
                 try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
@@ -296,6 +298,13 @@ extension KeyService {
 
     /// Signs with the key's newest version.
     public func sign(_ input: SigningInput, key reference: String, context: [UInt8]? = nil, actor: Caller) async throws(KeywardError) -> SignResult {
+        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .sign, purpose: .sign, caller: actor),
+           let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) {
+            let signature = try await auditedReady(.sign, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
+                try version.material.sign(input, context: context)
+            }
+            return SignResult(signature: signature, keyID: id, version: version.number)
+        }
         let id = try await resolve(reference)
         return try await audited(.sign, actor: actor, key: id) { (event) throws(KeywardError) -> SignResult in
             let key = try await usable(id, for: .sign, purpose: .sign, actor: actor)
@@ -331,6 +340,13 @@ extension KeyService {
 
     /// The HMAC of `message` under the key's newest version.
     public func mac(_ message: [UInt8], key reference: String, actor: Caller) async throws(KeywardError) -> MACResult {
+        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .mac, purpose: .mac, caller: actor),
+           let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) {
+            let tag = try await auditedReady(.mac, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
+                try version.material.mac(message)
+            }
+            return MACResult(tag: tag, keyID: id, version: version.number)
+        }
         let id = try await resolve(reference)
         return try await audited(.mac, actor: actor, key: id) { (event) throws(KeywardError) -> MACResult in
             let key = try await usable(id, for: .mac, purpose: .mac, actor: actor)

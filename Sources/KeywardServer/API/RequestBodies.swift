@@ -24,8 +24,22 @@ struct Bytes: Decodable, Sendable {
 struct BodyReader: Sendable {
     let limit: Int
 
+    /// A hot body: read by `JSONScanner` when it can, else as any other body.
+    func decode<T: FastJSONBody>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
+        let buffer = try await collect(request)
+        if let value = buffer.withUnsafeReadableBytes({ raw in T.read(raw.assumingMemoryBound(to: UInt8.self)) }) {
+            return value
+        }
+        return try decode(T.self, from: buffer)
+    }
+
     /// The body decoded as `T`; 413 past the limit, 400 (naming the field) when malformed.
     func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
+        try decode(T.self, from: try await collect(request))
+    }
+
+    /// The whole body, within the limit.
+    private func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
@@ -37,10 +51,10 @@ struct BodyReader: Sendable {
             throw APIError.invalidRequest("the request body could not be read")
         }
         if buffer.readableBytes == 0 { throw APIError.invalidRequest("the request needs a JSON body") }
-        if let fast = T.self as? any FastJSONBody.Type,
-           let value = buffer.withUnsafeReadableBytes({ raw in fast.read(raw.assumingMemoryBound(to: UInt8.self)) }) as? T {
-            return value
-        }
+        return buffer
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws(APIError) -> T {
         do {
             return try JSONDecoder.api.decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
