@@ -48,6 +48,9 @@ let package = Package(
         .target(name: "CSystemHardening"),
         // Bulk AEAD through the system's OpenSSL 3 (see docs/decisions/0001-aead-backend.md).
         .target(name: "COpenSSLAEAD", linkerSettings: [.linkedLibrary("crypto")]),
+        // Ed25519 and P-256 signing through swift-crypto's BoringSSL without re-deriving the
+        // public key per signature (see docs/decisions/0012-signing-without-key-rederivation.md).
+        .target(name: "CBoringSSLSigning"),
 
         // The Cryptographer: specs, generation, operations, KDFs, ciphertext format, SecretBytes.
         .target(
@@ -56,6 +59,7 @@ let package = Package(
                 "CArgon2",
                 "CSystemHardening",
                 "COpenSSLAEAD",
+                "CBoringSSLSigning",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

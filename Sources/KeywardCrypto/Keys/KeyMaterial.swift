@@ -27,9 +27,22 @@ public struct KeyMaterial: ~Copyable, Sendable {
     ///   modulus size), never the bytes themselves.
     public init(spec: KeySpec, secret: consuming SecretBytes) throws(KeywardCryptoError) {
         try KeyMaterial.validate(spec: spec, secret: secret)
+        var publicKey: [UInt8]? = nil
+        if spec == .ed25519 {
+            publicKey = try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                try mapping(.invalidKeyMaterial(spec: spec, reason: "not a 32-byte Ed25519 seed")) {
+                    [UInt8](try Curve25519.Signing.PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation)
+                }
+            }
+        }
         self.spec = spec
+        self.ed25519PublicKey = publicKey
         self.secret = secret
     }
+
+    /// The public half of an Ed25519 key (not secret), kept so that signing does not derive it
+    /// again each time; nil for other specs.
+    let ed25519PublicKey: [UInt8]?
 
     /// Imports key bytes supplied by a caller (BYOK). Accepts the private representation above;
     /// RSA also accepts PKCS#8 DER and PEM, which are normalised to PKCS#1 DER.

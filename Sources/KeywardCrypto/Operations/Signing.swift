@@ -1,3 +1,4 @@
+import CBoringSSLSigning
 import Crypto
 import CryptoExtras
 import Foundation
@@ -34,9 +35,9 @@ extension KeyMaterial {
             try mapping(.primitiveFailure(operation: "signing with \(spec.rawValue)", reason: "the primitive refused the key or input")) {
                 switch (spec, input) {
                 case (.ecdsaP256, .message(let m)):
-                    return [UInt8](try P256.Signing.PrivateKey(rawRepresentation: raw).signature(for: m).derRepresentation)
+                    return try Self.signP256(digest: Array(SHA256.hash(data: m)), scalar: raw)
                 case (.ecdsaP256, .digest(let d)):
-                    return [UInt8](try P256.Signing.PrivateKey(rawRepresentation: raw).signature(for: try PrecomputedDigest.sha256(d, spec: spec)).derRepresentation)
+                    return try Self.signP256(digest: Array(try PrecomputedDigest.sha256(d, spec: spec)), scalar: raw)
                 case (.ecdsaP384, .message(let m)):
                     return [UInt8](try P384.Signing.PrivateKey(rawRepresentation: raw).signature(for: m).derRepresentation)
                 case (.ecdsaP384, .digest(let d)):
@@ -46,7 +47,10 @@ extension KeyMaterial {
                 case (.ecdsaP521, .digest(let d)):
                     return [UInt8](try P521.Signing.PrivateKey(rawRepresentation: raw).signature(for: try PrecomputedDigest.sha512(d, spec: spec)).derRepresentation)
                 case (.ed25519, .message(let m)):
-                    return [UInt8](try Curve25519.Signing.PrivateKey(rawRepresentation: raw).signature(for: m))
+                    guard let publicKey = ed25519PublicKey else {
+                        return [UInt8](try Curve25519.Signing.PrivateKey(rawRepresentation: raw).signature(for: m))
+                    }
+                    return try Self.signEd25519(m, seed: raw, publicKey: publicKey)
                 case (.rsa2048PSSSHA256, .message(let m)), (.rsa3072PSSSHA256, .message(let m)), (.rsa4096PSSSHA256, .message(let m)):
                     return [UInt8](try _RSA.Signing.PrivateKey(derRepresentation: raw).signature(for: SHA256.hash(data: m), padding: .PSS).rawRepresentation)
                 case (.rsa2048PSSSHA256, .digest(let d)), (.rsa3072PSSSHA256, .digest(let d)), (.rsa4096PSSSHA256, .digest(let d)):
@@ -64,6 +68,35 @@ extension KeyMaterial {
                 }
             }
         }
+    }
+}
+
+extension KeyMaterial {
+    /// A primitive that answered 0 (the `mapping` around it names the operation).
+    private struct PrimitiveRefused: Error {}
+
+    /// Ed25519 with the stored public half: one scalar multiplication instead of two.
+    fileprivate static func signEd25519(_ message: [UInt8], seed: UnsafeRawBufferPointer, publicKey: [UInt8]) throws -> [UInt8] {
+        guard seed.count == 32, publicKey.count == 32 else { throw PrimitiveRefused() }
+        var signature = [UInt8](repeating: 0, count: 64)
+        let ok = message.withUnsafeBytes { message in
+            keyward_ed25519_sign(&signature, message.bindMemory(to: UInt8.self).baseAddress, message.count,
+                                 seed.bindMemory(to: UInt8.self).baseAddress, publicKey)
+        }
+        guard ok == 1 else { throw PrimitiveRefused() }
+        return signature
+    }
+
+    /// ECDSA P-256 (DER) over a SHA-256 digest from the private scalar alone: the public point
+    /// is not computed for each signature.
+    fileprivate static func signP256(digest: [UInt8], scalar: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard digest.count == 32, scalar.count == 32 else { throw PrimitiveRefused() }
+        var signature = [UInt8](repeating: 0, count: 72)
+        var length = 0
+        guard keyward_p256_sign_digest(&signature, &length, digest, scalar.bindMemory(to: UInt8.self).baseAddress) == 1 else {
+            throw PrimitiveRefused()
+        }
+        return Array(signature.prefix(length))
     }
 }
 
