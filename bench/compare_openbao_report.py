@@ -56,6 +56,23 @@ for op, conc in ops:
         f"{median(bao, 'p50_ms'):.2f} / {median(kw, 'p50_ms'):.2f} | {median(bao, 'p99_ms'):.2f} / {median(kw, 'p99_ms'):.2f} | "
         f"{median(bao, 'cpu_pct'):.0f} / {median(kw, 'cpu_pct'):.0f} | {max(float(r['rss_peak_mb']) for r in bao):.0f} / "
         f"{max(float(r['rss_peak_mb']) for r in kw):.0f} |")
+# The issue-5 targets at c=16: 3x throughput for single operations (2x for batches), p99 and
+# peak RSS no higher than OpenBao's. One line per workload, met or not and by how much.
+targets = []
+for op, conc in ops:
+    bao, kw = points.get((op, conc, "openbao")), points.get((op, conc, "keyward"))
+    if conc != 16 or not bao or not kw:
+        continue
+    want = 2.0 if op.startswith("batch") else 3.0
+    p99_b, p99_k = median(bao, "p99_ms"), median(kw, "p99_ms")
+    rss_b, rss_k = max(float(r["rss_peak_mb"]) for r in bao), max(float(r["rss_peak_mb"]) for r in kw)
+    checks = [ratios[(op, conc)] >= want, p99_k <= p99_b, rss_k <= rss_b]
+    targets.append(
+        f"| {op} | {ratios[(op, conc)]:.1f}x (target {want:.0f}x) | {p99_k:.2f} vs {p99_b:.2f} ms | {rss_k:.0f} vs {rss_b:.0f} MiB | "
+        f"{'**met**' if all(checks) else 'not met'} |")
+if targets:
+    lines += ["", "Targets at c=16 (Keyward vs OpenBao):", "",
+              "| workload | throughput ratio | p99 | peak RSS | all three |", "|---|---|---|---|---|"] + targets
 lines += ["", "![Keyward vs OpenBao Transit](bench/compare-openbao.png)"]
 table = "\n".join(lines)
 

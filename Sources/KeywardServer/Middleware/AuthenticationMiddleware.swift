@@ -28,10 +28,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         if let header = request.headers[.authorization] {
-            guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            guard let text = Self.bearerToken(header) else {
                 throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
             }
-            let text = String(header.dropFirst(7).drop { $0 == " " })
             do {
                 context.principal = try await tokens.authenticate(text)
             } catch {
@@ -52,6 +51,23 @@ struct AuthenticationMiddleware: RouterMiddleware {
             throw APIError.rateLimited(wait)
         }
         return try await next(request, context)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, spaces
+    /// after it skipped), or nil for any other scheme or an empty token.
+    static func bearerToken(_ header: String) -> String? {
+        let utf8 = header.utf8
+        guard utf8.count > 7 else { return nil }
+        var index = utf8.startIndex
+        for expected in "bearer ".utf8 {
+            let byte = utf8[index]
+            // ASCII letters compare without case; the space must be a space.
+            guard byte == expected || (expected != 0x20 && byte | 0x20 == expected) else { return nil }
+            index = utf8.index(after: index)
+        }
+        while index < utf8.endIndex, utf8[index] == 0x20 { index = utf8.index(after: index) }
+        guard index < utf8.endIndex else { return nil }
+        return String(header[index...])
     }
 
     private func admitFailure(_ context: Context) throws(APIError) {

@@ -22,6 +22,12 @@ public final class ServiceMetrics: Sendable {
         var counts = [UInt64](repeating: 0, count: ServiceMetrics.buckets.count)
         var sum = 0.0
         var count: UInt64 = 0
+
+        mutating func record(_ seconds: Double, bucket: Int?) {
+            if let bucket { counts[bucket] += 1 }
+            sum += seconds
+            count += 1
+        }
     }
 
     private struct State {
@@ -43,11 +49,8 @@ public final class ServiceMetrics: Sendable {
         let bucket = Self.buckets.firstIndex { seconds <= $0 }
         state.withLock { state in
             state.requests[RequestKey(method: method, route: route, status: status), default: 0] += 1
-            var histogram = state.latency[route] ?? Histogram()
-            if let bucket { histogram.counts[bucket] += 1 }
-            histogram.sum += seconds
-            histogram.count += 1
-            state.latency[route] = histogram
+            // In place: a copy out and back would copy the bucket array on every request.
+            state.latency[route, default: Histogram()].record(seconds, bucket: bucket)
             if let errorCode { state.errors[errorCode, default: 0] += 1 }
         }
     }
