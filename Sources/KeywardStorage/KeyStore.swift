@@ -91,20 +91,27 @@ public protocol KeyStore: Sendable {
 extension KeyStore {
     /// Runs `appendAudit` in a task and waits for it: for stores with no synchronous path.
     public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
-        let outcome = Mutex<Result<Void, StorageError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do throws(StorageError) {
-                try await appendAudit(entries)
-                outcome.withLock { $0 = .success(()) }
-            } catch {
-                outcome.withLock { $0 = .failure(error) }
-            }
-            done.signal()
-        }
-        done.wait()
-        try outcome.withLock { $0 }!.get()
+        try waitBlocking { () async throws(StorageError) in try await appendAudit(entries) }
     }
+}
+
+/// Runs `body` in a task and blocks the calling thread until it ends, returning its result: for
+/// a thread of Keyward's own (the audit writer) calling an async store method. Never call it
+/// from a Swift concurrency executor, whose few threads it would block.
+public func waitBlocking<T: Sendable>(_ body: @escaping @Sendable () async throws(StorageError) -> T) throws(StorageError) -> T {
+    let outcome = Mutex<Result<T, StorageError>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do throws(StorageError) {
+            let value = try await body()
+            outcome.withLock { $0 = .success(value) }
+        } catch {
+            outcome.withLock { $0 = .failure(error) }
+        }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.withLock { $0 }!.get()
 }
 
 /// How `rewriteAll` transforms each kind of row (re-sealing and re-MACing under a new KEK).

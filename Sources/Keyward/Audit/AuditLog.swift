@@ -206,19 +206,9 @@ final class AuditWriter: Sendable {
     /// The store's newest audit entry, checked (MAC and hash) before anything is chained to it.
     /// Rare (a conflict), so it waits for the store's async read on this thread.
     private func verifiedHead() throws -> (Int64, [UInt8]) {
-        let result = Mutex<Result<AuditRow?, StorageError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task { [store] in
-            do throws(StorageError) {
-                let head = try await store.auditHead()
-                result.withLock { $0 = .success(head) }
-            } catch {
-                result.withLock { $0 = .failure(error) }
-            }
-            done.signal()
-        }
-        done.wait()
-        guard let head = try result.withLock({ $0 })!.get() else { return (0, [UInt8](repeating: 0, count: 32)) }
+        let store = self.store
+        let newest = try waitBlocking { () async throws(StorageError) in try await store.auditHead() }
+        guard let head = newest else { return (0, [UInt8](repeating: 0, count: 32)) }
         guard protection.checkAuditMAC(head.mac, head.hash),
               AuditLog.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
             throw KeywardError.integrityFailure("the newest audit entry (#\(head.sequence)) fails its MAC or hash")

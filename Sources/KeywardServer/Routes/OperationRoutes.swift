@@ -18,12 +18,12 @@ enum OperationRoutes {
 
         routes.on(.post, "/v1/keys/{key}/encrypt/batch") { request, context in
             var input = try await body.decode(BatchBody<EncryptBody>.self, from: request)
+            defer { for index in input.items.indices { SecureZero.wipe(&input.items[index].plaintext.value) } }
             let key = try context.parameter("key")
             let caller = try context.caller(request)
             let results = try await batch(input.items, { item throws(APIError) in
                 EncryptItem(item.plaintext.value, context: try item.context.encryptionContext)
             }, run: { items throws(KeywardError) in try await service.encryptBatch(items, key: key, actor: caller) })
-            defer { for index in input.items.indices { SecureZero.wipe(&input.items[index].plaintext.value) } }
             return batchResponse(results) { $0.encryptMembers($1) }
         }
 
