@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Keyward
-import KeywardServer
+@testable import KeywardServer
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -168,14 +168,20 @@ struct LiveServerTests {
         let inflight = (0..<4).map { _ in
             Task { try await send(client, base + "/v1/keys/\(key)/encrypt/batch", token: fixture.rootToken, method: .POST, body: #"{"items":[\#(items)]}"#) }
         }
-        try await Task.sleep(for: .milliseconds(20))
+        // Shutdown begins once the server is working on them (a slow machine may take a while
+        // to send them; 20 ms was not always enough).
+        for _ in 0..<200 where fixture.server.metrics.requestsInFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let stopping = Task { try await live.stop() }
-        for request in inflight {
-            let reply = try await request.value
-            #expect(reply.status == 200 && reply.text.components(separatedBy: "ciphertext").count == 1001)
+        do {
+            for request in inflight {
+                let reply = try await request.value
+                #expect(reply.status == 200 && reply.text.components(separatedBy: "ciphertext").count == 1001)
+            }
+            try await stopping.value
+            await #expect(throws: (any Error).self) { _ = try await send(client, base + "/v1/health", token: nil, timeout: 2) }
+        } catch {
+            Issue.record("\(error)")
         }
-        try await stopping.value
-        await #expect(throws: (any Error).self) { _ = try await send(client, base + "/v1/health", token: nil, timeout: 2) }
         try await client.shutdown()
     }
 }

@@ -44,6 +44,9 @@ public final class ServiceMetrics: Sendable {
 
     func requestStarted() { inFlight.add(1, ordering: .relaxed) }
 
+    /// Requests begun and not yet answered.
+    var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
     func requestFinished(method: String, route: String, status: Int, seconds: Double, errorCode: String?) {
         inFlight.subtract(1, ordering: .relaxed)
         let bucket = Self.buckets.firstIndex { seconds <= $0 }
