@@ -170,7 +170,7 @@ struct LiveServerTests {
         }
         // Shutdown begins once the server is working on them (a slow machine may take a while
         // to send them; 20 ms was not always enough).
-        for _ in 0..<200 where fixture.server.metrics.requestsInFlight == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<200 where fixture.server.metrics.requestsInFlight < inflight.count { try await Task.sleep(for: .milliseconds(10)) }
         let stopping = Task { try await live.stop() }
         do {
             for request in inflight {
