@@ -108,16 +108,22 @@ enum Terminal {
             throw CLIError(.failure, "no terminal to ask for the passphrase; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
         }
         defer { close(fd) }
-        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        // Echo goes off before the prompt appears: whatever is typed after the prompt is never
+        // echoed, and never discarded by the flush that switches echo off.
         var saved = termios()
-        tcgetattr(fd, &saved)
+        guard tcgetattr(fd, &saved) == 0 else {
+            throw CLIError(.failure, "cannot read the terminal's settings to turn echo off; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
+        }
         var silent = saved
         silent.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(fd, TCSAFLUSH, &silent)
+        guard tcsetattr(fd, TCSAFLUSH, &silent) == 0 else {
+            throw CLIError(.failure, "cannot turn the terminal's echo off; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
+        }
         defer {
-            tcsetattr(fd, TCSAFLUSH, &saved)
+            tcsetattr(fd, TCSADRAIN, &saved)
             _ = write(fd, "\n", 1)
         }
+        _ = prompt.withCString { write(fd, $0, strlen($0)) }
         var bytes: [UInt8] = []
         var byte: UInt8 = 0
         while read(fd, &byte, 1) == 1, byte != 0x0A, byte != 0x0D {
