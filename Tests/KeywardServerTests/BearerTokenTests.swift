@@ -13,3 +13,52 @@ struct BearerTokenTests {
         }
     }
 }
+
+@Suite("Token cache")
+struct TokenCacheTests {
+    @Test("a cached token keeps working between checks; once revoked it is refused within the cache TTL, through the background re-check")
+    func revocationWithinTTL() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let issued = try await fixture.token(["*:*"])
+        let tokens = TokenAuthenticator(service: fixture.service, ttl: .milliseconds(400))
+        #expect(try await tokens.authenticate(issued.text).name.contains(issued.record.id.description))
+        try await fixture.service.revokeToken(issued.record.id, actor: "test")
+        // Cached: the revocation is not seen yet.
+        #expect(try await tokens.authenticate(issued.text).name.contains(issued.record.id.description))
+        let revokedAt = ContinuousClock.now
+        var refusedAfter: Duration?
+        for _ in 0..<300 {
+            do {
+                _ = try await tokens.authenticate(issued.text)
+            } catch {
+                #expect(error.code == "unauthenticated" && error.message.contains("revoked"), "\(error.message)")
+                refusedAfter = revokedAt.duration(to: .now)
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let after = try #require(refusedAfter, "the revoked token was still accepted after 3 s")
+        // Within the TTL, with slack for a loaded machine.
+        #expect(after < .milliseconds(400) + .seconds(1), "\(after)")
+    }
+
+    @Test("concurrent requests with an uncached token, or an unknown one, all get the same answer (they join one lookup)")
+    func concurrentLookups() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let issued = try await fixture.token(["*:*"])
+        let tokens = TokenAuthenticator(service: fixture.service, ttl: .seconds(5))
+        let names = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<32 { group.addTask { try await tokens.authenticate(issued.text).name } }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(names.count == 32 && Set(names).count == 1)
+        await #expect(throws: APIError.self) { _ = try await tokens.authenticate("kw_0123_nope") }
+        let unknown = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 { group.addTask { (try? await tokens.authenticate(issued.text + "x")) == nil } }
+            return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(unknown == 8)
+    }
+}

@@ -186,6 +186,53 @@ struct LifecycleTests {
         let reserved = try fixture.fetch("SELECT body FROM key_versions WHERE version = 1")[0]["body"] as Data?
         #expect(String(decoding: reserved ?? Data(), as: UTF8.self).contains("\"encryptionsReserved\":8"))
     }
+
+    @Test("a batch counts every item against the version's encryption limit")
+    func batchCountsEachItem() async throws {
+        let fixture = try await StoreFixture.make(options: KeyService.Options(encryptionReservationBlock: 16, encryptionLimit: 32))
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let items = (0..<10).map { EncryptItem([UInt8($0)]) }
+        var versions: [UInt32] = []
+        for _ in 0..<4 {
+            let results = try await service.encryptBatch(items, key: id, actor: "t")
+            versions.append(try results[0].get().version)
+        }
+        // 30 items fit under the limit of 32; the fourth batch of 10 needs a new version.
+        #expect(versions == [1, 1, 1, 2])
+        let tooMany = (0..<17).map { EncryptItem([UInt8($0)]) }
+        guard case .invalidArgument = await keywardError({ () async throws(KeywardError) in _ = try await service.encryptBatch(tooMany, key: id, actor: "t") }) else {
+            Issue.record("a batch larger than a reservation block was accepted"); return
+        }
+    }
+
+    @Test("the next reservation block is written before the current one runs out, and nothing reserved is skipped")
+    func reservationAhead() async throws {
+        let fixture = try await StoreFixture.make(options: KeyService.Options(encryptionReservationBlock: 8, encryptionLimit: 1_000))
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        func stored() throws -> String {
+            let body = try fixture.fetch("SELECT body FROM key_versions WHERE version = 1")[0]["body"] as Data?
+            return String(decoding: body ?? Data(), as: UTF8.self)
+        }
+        func waitFor(_ text: String) async throws -> Bool {
+            for _ in 0..<200 {
+                if try stored().contains(text) { return true }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return false
+        }
+        // 5 of 8 used: under half a block left, so the next block is reserved while 3 remain.
+        for _ in 0..<5 { #expect(try await service.encrypt([0], key: id, actor: "t").version == 1) }
+        #expect(try await waitFor("\"encryptionsReserved\":16"))
+        // 16 encryptions reserve exactly 24: the remainder of each block is used, not skipped.
+        for _ in 0..<11 { #expect(try await service.encrypt([0], key: id, actor: "t").version == 1) }
+        #expect(try await waitFor("\"encryptionsReserved\":24"))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try stored().contains("\"encryptionsReserved\":24"))
+    }
 }
 
 

@@ -61,7 +61,8 @@ extension KeyService {
         let id = try await resolve(reference)
         return try await audited(.encrypt, actor: actor, key: id) { (event) throws(KeywardError) in
             let key = try await usable(id, for: .encrypt, purpose: .encrypt, actor: actor)
-            let version = try await versionForEncryption(key, actor: actor)
+            // Every item is one random-nonce encryption counted against the version's limit.
+            let version = try await versionForEncryption(key, actor: actor, count: items.count)
             event.version = version.number
             let results = items.map { item -> Result<EncryptResult, KeywardError> in
                 guard item.plaintext.count <= Self.maximumPlaintextBytes else {

@@ -138,12 +138,32 @@ extension KeyService {
     /// The cached newest version with one encryption taken from its budget, if both are at hand.
     func readyVersionForEncryption(_ key: LoadedKey) -> LoadedVersion? {
         guard let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) else { return nil }
-        let taken = version.budget.withLock { budget -> Bool in
-            guard budget.used < budget.reserved else { return false }
-            budget.used += 1
-            return true
+        switch take(1, from: version) {
+        case .taken(let refill):
+            if refill { reserveAhead(key, version) }
+            return version
+        case .exhausted:
+            return nil
         }
-        return taken ? version : nil
+    }
+
+    /// What taking encryptions from a version's budget found.
+    enum BudgetTake {
+        /// Taken; `refill` when the remainder fell below half a block and the next block
+        /// should be reserved now, before callers run out.
+        case taken(refill: Bool)
+        /// Fewer than asked for remain: a reservation must be written first.
+        case exhausted
+    }
+
+    /// Takes `count` encryptions from `version`'s reserved budget, all or none.
+    func take(_ count: UInt64, from version: LoadedVersion) -> BudgetTake {
+        let lowWater = options.encryptionReservationBlock / 2
+        return version.budget.withLock { budget -> BudgetTake in
+            guard budget.reserved - budget.used >= count else { return .exhausted }
+            budget.used += count
+            return .taken(refill: budget.reserved - budget.used < lowWater)
+        }
     }
 
     /// `audited` for a ready key: the synchronous cryptographic `body`, then its audit entry (the
@@ -441,19 +461,22 @@ extension KeyService {
 
     // MARK: Encryption budget
 
-    /// The newest version, with one random-nonce encryption taken from its budget. Reservations
-    /// are persisted in blocks before use (one writer at a time per version; the others wait for
-    /// it); past the limit the key rotates first.
-    func versionForEncryption(_ key: LoadedKey, actor: Caller) async throws(KeywardError) -> LoadedVersion {
+    /// The newest version, with `count` random-nonce encryptions taken from its budget (a batch
+    /// takes one per item). Reservations are persisted in blocks before use (one writer at a
+    /// time per version). The next block is reserved in the background once less than half a
+    /// block remains, so callers wait for a store write only when a block is used up before
+    /// that write lands; past the limit the key rotates first.
+    func versionForEncryption(_ key: LoadedKey, actor: Caller, count: Int = 1) async throws(KeywardError) -> LoadedVersion {
+        guard count >= 1, UInt64(count) <= options.encryptionReservationBlock else {
+            throw .invalidArgument("\(count) encryptions at once; at most \(options.encryptionReservationBlock)")
+        }
         var key = key
         for _ in 0..<16 {
             let version = try await loadVersion(key, key.metadata.currentVersion)
-            let available = version.budget.withLock { budget -> Bool in
-                guard budget.used < budget.reserved else { return false }
-                budget.used += 1
-                return true
+            if case .taken(let refill) = take(UInt64(count), from: version) {
+                if refill { reserveAhead(key, version) }
+                return version
             }
-            if available { return version }
             let task = version.reservation.withLock { current -> Task<Bool, any Error> in
                 if let current { return current }
                 let task = startReservation(key, version)
@@ -489,6 +512,23 @@ extension KeyService {
         Task { () async throws -> Bool in try await self.persistReservation(key, version) }
     }
 
+    /// Starts writing the next reservation block unless one is being written; nobody waits for
+    /// it here. A failure is left for the caller that finds the budget used up: it starts its
+    /// own reservation and sees the error.
+    func reserveAhead(_ key: LoadedKey, _ version: LoadedVersion) {
+        let started = version.reservation.withLock { current -> Task<Bool, any Error>? in
+            guard current == nil else { return nil }
+            let task = startReservation(key, version)
+            current = task
+            return task
+        }
+        guard let started else { return }
+        Task {
+            _ = try? await started.value
+            version.reservation.withLock { if $0 == started { $0 = nil } }
+        }
+    }
+
     /// Writes a larger reservation for `version`; false when that would pass the limit.
     private func persistReservation(_ key: LoadedKey, _ version: LoadedVersion) async throws(KeywardError) -> Bool {
         let id = key.row.id
@@ -509,9 +549,12 @@ extension KeyService {
                 throw .storage(error)
             }
             // Only what this process reserved itself is usable here: another process's block
-            // is that process's to spend.
+            // is that process's to spend. When the stored reservation was this process's own
+            // (the usual case), the new block extends the current one and what is left of the
+            // current one stays usable; otherwise use starts at the new block.
+            let blockStart = newReserved - options.encryptionReservationBlock
             version.budget.withLock { budget in
-                budget.used = max(budget.used, metadata.encryptionsReserved - options.encryptionReservationBlock)
+                if blockStart != budget.reserved { budget.used = max(budget.used, blockStart) }
                 budget.reserved = newReserved
             }
             return true

@@ -9,6 +9,12 @@ import Synchronization
 /// The cache is keyed by the token's SHA-256 (the store's own lookup key), never the token.
 /// Expiry is checked on every hit; a revocation (`keyward token revoke`, another process) takes
 /// effect within `ttl` (default 5 s).
+///
+/// No request waits for the periodic re-check of a busy token: once an entry is older than half
+/// of `ttl`, the first request to see it starts one lookup in the background and every request
+/// goes on with the cached answer until the lookup replaces it (or, if it finds the token
+/// revoked or gone, removes it). Only a token not cached, or cached longer than `ttl`, is looked
+/// up on the request's path, and concurrent requests with that token share one lookup.
 final class TokenAuthenticator: Sendable {
     private struct Entry {
         let principal: Principal
@@ -16,10 +22,22 @@ final class TokenAuthenticator: Sendable {
         let cachedAt: ContinuousClock.Instant
     }
 
+    private struct State {
+        var entries: [[UInt8]: Entry] = [:]
+        /// Lookups under way, by token hash: later requests for the same token join them.
+        var lookups: [[UInt8]: Task<Verified, any Error>] = [:]
+    }
+
+    /// A lookup's answer: who the token is, and until when.
+    private struct Verified: Sendable {
+        let principal: Principal
+        let expiresAt: Date?
+    }
+
     let service: KeyService
     let ttl: Duration
     let capacity: Int
-    private let entries = Mutex<[[UInt8]: Entry]>([:])
+    private let state = Mutex(State())
 
     init(service: KeyService, ttl: Duration, capacity: Int = 10_000) {
         self.service = service
@@ -30,16 +48,65 @@ final class TokenAuthenticator: Sendable {
     /// The principal a token authenticates as, or `unauthenticated`.
     func authenticate(_ text: String) async throws(APIError) -> Principal {
         let hash = Array(SHA256.hash(data: Array(text.utf8)))
+        guard ttl > .zero else { return try await lookUp(text).principal }
         let now = ContinuousClock.now
-        let cached = entries.withLock { entries -> Entry? in
-            guard let entry = entries[hash] else { return nil }
-            if entry.cachedAt.duration(to: now) > ttl || (entry.expiresAt.map { $0 <= Date() } ?? false) {
-                entries[hash] = nil
-                return nil
+        enum Found { case cached(Principal), join(Task<Verified, any Error>) }
+        let found = state.withLock { state -> Found in
+            if let entry = state.entries[hash] {
+                let age = entry.cachedAt.duration(to: now)
+                let expired = entry.expiresAt.map { $0 <= Date() } ?? false
+                if age <= ttl && !expired {
+                    if age > ttl / 2 && state.lookups[hash] == nil {
+                        state.lookups[hash] = startLookup(text, hash: hash)
+                    }
+                    return .cached(entry.principal)
+                }
+                state.entries[hash] = nil
             }
-            return entry
+            if let running = state.lookups[hash] { return .join(running) }
+            let task = startLookup(text, hash: hash)
+            state.lookups[hash] = task
+            return .join(task)
         }
-        if let cached { return cached.principal }
+        switch found {
+        case .cached(let principal):
+            return principal
+        case .join(let task):
+            do {
+                return try await task.value.principal
+            } catch let error as APIError {
+                throw error
+            } catch {
+                throw APIError("internal_error", .internalServerError, "the token could not be checked")
+            }
+        }
+    }
+
+    /// One store lookup of `text`, which caches its answer (or drops the entry when the token is
+    /// refused) and then stops being the token's lookup under way. Called under the state lock.
+    private func startLookup(_ text: String, hash: [UInt8]) -> Task<Verified, any Error> {
+        Task { [self] () async throws -> Verified in
+            let started = ContinuousClock.now
+            do {
+                let verified = try await lookUp(text)
+                state.withLock { state in
+                    state.lookups[hash] = nil
+                    if state.entries.count >= capacity && state.entries[hash] == nil { state.entries.removeAll(keepingCapacity: true) }
+                    state.entries[hash] = Entry(principal: verified.principal, expiresAt: verified.expiresAt, cachedAt: started)
+                }
+                return verified
+            } catch {
+                state.withLock { state in
+                    state.lookups[hash] = nil
+                    state.entries[hash] = nil
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Reads and checks the token in the store.
+    private func lookUp(_ text: String) async throws(APIError) -> Verified {
         let record: TokenRecord
         do {
             record = try await service.authenticate(text)
@@ -47,11 +114,6 @@ final class TokenAuthenticator: Sendable {
             if case .unauthenticated = error { throw APIError.unauthenticated(error.description) }
             throw APIError(error)
         }
-        let principal = Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy)
-        entries.withLock { entries in
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[hash] = Entry(principal: principal, expiresAt: record.expiresAt, cachedAt: now)
-        }
-        return principal
+        return Verified(principal: Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy), expiresAt: record.expiresAt)
     }
 }
