@@ -88,4 +88,25 @@ struct AuditStorageTests {
         }
         #expect(inFile == 50)
     }
+
+    @Test("under appends that never pause, the WAL restarts once it passes its limit instead of growing with the load, and every entry stays")
+    func walStaysBounded() async throws {
+        let temporary = try TemporaryStore(label: "audit-wal-limit")
+        defer { temporary.remove() }
+        let path = temporary.path("s.db")
+        let limit = 1 << 20
+        let store = try SQLiteKeyStore(path: path, auditDurability: .within(.milliseconds(5)), walLimitBytes: limit)
+        // 4,000 one-entry transactions: at least one 4 KiB page each, about 16 MiB of WAL if it
+        // never restarted.
+        var largest = 0
+        for batch in 0..<4000 {
+            try store.appendAuditBlocking(Self.rows(from: Int64(batch) + 1, count: 1))
+            if batch % 50 == 0 {
+                let size = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int) ?? 0
+                largest = max(largest, size)
+            }
+        }
+        #expect(largest > 0 && largest < 4 * limit, "the WAL reached \(largest) bytes with a limit of \(limit)")
+        #expect(try await store.auditEntries(after: 0, limit: 5000).count == 4000)
+    }
 }

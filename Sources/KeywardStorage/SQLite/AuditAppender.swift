@@ -34,7 +34,7 @@ final class AuditAppender: Sendable {
     }
 
     /// Opens the store's file at `path` (already created and migrated by the pool).
-    init(path: String, durability: AuditDurability) throws(StorageError) {
+    init(path: String, durability: AuditDurability, walLimitBytes: Int) throws(StorageError) {
         let handle = try SQLiteConnection.open(path)
         do {
             try SQLiteConnection.execute(handle, "PRAGMA secure_delete = ON")
@@ -44,6 +44,8 @@ final class AuditAppender: Sendable {
             case .within:
                 try SQLiteConnection.execute(handle, "PRAGMA synchronous = NORMAL")
                 try SQLiteConnection.execute(handle, "PRAGMA wal_autocheckpoint = 0")
+                // When the WAL restarts, a file grown past this is cut back to it.
+                try SQLiteConnection.execute(handle, "PRAGMA journal_size_limit = \(max(0, walLimitBytes))")
             }
             func prepare(_ sql: String) throws(StorageError) -> OpaquePointer { try SQLiteConnection.prepare(handle, sql) }
             connection = Mutex(Connection(
@@ -64,6 +66,11 @@ final class AuditAppender: Sendable {
             sqlite3_close_v2(handle)
             throw error
         }
+    }
+
+    /// Runs `body` while no append can start (an append under way finishes first).
+    func pausingAppends<T>(_ body: () -> T) -> T {
+        connection.withLock { _ in body() }
     }
 
     /// Appends `entries` in one transaction. Throws `conflict` when the first sequence does not
@@ -157,6 +164,13 @@ enum SQLiteConnection {
             throw error(handle, code)
         }
         return sqlite3_column_type(statement, 0) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 0)
+    }
+
+    /// The database's page size.
+    static func pageSize(_ handle: OpaquePointer) throws(StorageError) -> Int64 {
+        let statement = try prepare(handle, "PRAGMA page_size")
+        defer { sqlite3_finalize(statement) }
+        return try int64(handle, statement) ?? 4096
     }
 
     /// Binds bytes as a blob (an empty array as a zero-length blob, never NULL); SQLite copies them.

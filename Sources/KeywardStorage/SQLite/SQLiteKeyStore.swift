@@ -41,7 +41,11 @@ public final class SQLiteKeyStore: KeyStore {
     ///
     /// - Throws: `StorageError.unavailable` when the file cannot be opened, is not a SQLite
     ///   database, or its schema cannot be migrated.
-    public init(path: String, auditDurability: AuditDurability = .eachBatch) throws(StorageError) {
+    ///
+    /// With `.within` durability, `walLimitBytes` bounds the write-ahead log under steady load
+    /// (see `WALCheckpointer`): past it, appends pause for one short checkpoint and the log
+    /// restarts from its beginning.
+    public init(path: String, auditDurability: AuditDurability = .eachBatch, walLimitBytes: Int = 64 << 20) throws(StorageError) {
         self.path = path
         self.auditDurability = auditDurability
         var configuration = Configuration()
@@ -58,9 +62,9 @@ public final class SQLiteKeyStore: KeyStore {
         } catch {
             throw .unavailable("\(path): \(SQLiteKeyStore.message(error))")
         }
-        auditAppender = try AuditAppender(path: path, durability: auditDurability)
+        auditAppender = try AuditAppender(path: path, durability: auditDurability, walLimitBytes: walLimitBytes)
         if case .within(let interval) = auditDurability {
-            checkpointer = try WALCheckpointer(path: path, interval: interval)
+            checkpointer = try WALCheckpointer(path: path, interval: interval, appender: auditAppender, restartBytes: walLimitBytes)
         } else {
             checkpointer = nil
         }
