@@ -45,7 +45,7 @@ public final class SQLiteKeyStore: KeyStore {
     /// With `.within` durability, `walLimitBytes` bounds the write-ahead log under steady load
     /// (see `WALCheckpointer`): past it, appends pause for one short checkpoint and the log
     /// restarts from its beginning.
-    public init(path: String, auditDurability: AuditDurability = .eachBatch, walLimitBytes: Int = 64 << 20) throws(StorageError) {
+    public init(path: String, auditDurability: AuditDurability = .eachBatch, walLimitBytes: Int = 256 << 20) throws(StorageError) {
         self.path = path
         self.auditDurability = auditDurability
         var configuration = Configuration()
