@@ -13,9 +13,10 @@ import Synchronization
 /// The WAL is kept bounded. SQLite restarts it from its start only when a checkpoint has copied
 /// every frame, and under steady load appends always land while the checkpoint runs, so the file
 /// would grow for as long as the load lasts (about 25 MB/s at 10,000 audited requests/s). Once
-/// the WAL holds more than `restartBytes` (256 MiB by default), the thread pauses appends for one more checkpoint of
-/// the frames written since the last (a few milliseconds' worth), so the next append restarts
-/// the WAL; the pause happens once per `restartBytes` written.
+/// the WAL holds more than `restartBytes` (256 MiB by default), the thread pauses appends for one
+/// more checkpoint of the frames written since the last one (its two fsyncs are the pause, a few
+/// to a few tens of milliseconds), so the next append restarts the WAL; the pause happens once
+/// per `restartBytes` written.
 final class WALCheckpointer: Sendable {
     private let worker: Worker
 
