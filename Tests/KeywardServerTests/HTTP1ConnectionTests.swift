@@ -1,0 +1,168 @@
+import Foundation
+import Keyward
+@testable import KeywardServer
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking TCP client for byte-exact HTTP/1.1 exchanges (pipelining, malformed input,
+/// connection close) that an HTTP client library would not send.
+final class RawConnection {
+    private let socket: Int32
+
+    init(port: Int) throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(socket); throw KeywardError.storeState("connect failed: \(errno)") }
+    }
+
+    deinit { close(socket) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return }
+            sent += count
+        }
+    }
+
+    /// Reads until `responses` complete responses (by Content-Length) have arrived, or the peer
+    /// closes, or 10 s pass. Returns what arrived and whether the peer closed.
+    func read(responses: Int) -> (text: String, closed: Bool) {
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while RawConnection.complete(data) < responses {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return (String(decoding: data, as: UTF8.self), true) }
+            data += buffer[..<count]
+        }
+        return (String(decoding: data, as: UTF8.self), false)
+    }
+
+    /// True when the peer has closed the connection (a read returns end of file).
+    func peerClosed() -> Bool {
+        var byte: UInt8 = 0
+        return recv(socket, &byte, 1, 0) == 0
+    }
+
+    /// How many whole responses `data` holds.
+    static func complete(_ data: [UInt8]) -> Int {
+        let text = String(decoding: data, as: UTF8.self)
+        var count = 0
+        var rest = Substring(text)
+        while let end = rest.range(of: "\r\n\r\n") {
+            let head = rest[..<end.lowerBound].lowercased()
+            let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+            let bodyStart = end.upperBound
+            guard rest.utf8.distance(from: bodyStart, to: rest.endIndex) >= length else { break }
+            rest = rest[rest.utf8.index(bodyStart, offsetBy: length)...]
+            count += 1
+        }
+        return count
+    }
+}
+
+@Suite("Plain HTTP/1.1 transport on a live loopback socket", .serialized)
+struct HTTP1ConnectionTests {
+    @Test("Two requests on one kept-alive connection: both answered, with Content-Length, Date and a request id")
+    func keepAlive() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        for _ in 0..<2 {
+            connection.send("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let reply = connection.read(responses: 1)
+            #expect(reply.text.hasPrefix("HTTP/1.1 200"))
+            #expect(reply.text.lowercased().contains("content-length: "))
+            #expect(reply.text.lowercased().contains("date: "))
+            #expect(reply.text.lowercased().contains("x-request-id: "))
+            #expect(!reply.closed)
+        }
+        try await live.stop()
+    }
+
+    @Test("Pipelined requests are answered in order, an authenticated encrypt among them")
+    func pipelining() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        let body = #"{"plaintext":"AQID"}"#
+        connection.send("GET /v1/nowhere HTTP/1.1\r\nHost: a\r\n\r\n"
+            + "POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            + "POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let reply = connection.read(responses: 3)
+        let statuses = reply.text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        #expect(statuses == ["404", "200", "401"])
+        #expect(reply.text.contains("\"ciphertext\""))
+        try await live.stop()
+    }
+
+    @Test("Connection: close gets its response, marked close, and then the server closes the connection")
+    func connectionClose() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        let reply = connection.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 200"))
+        #expect(reply.text.lowercased().contains("connection: close"))
+        #expect(connection.peerClosed())
+        try await live.stop()
+    }
+
+    @Test("A body over the limit is refused with 413 body_too_large, and the connection still serves the next request")
+    func oversizedBody() async throws {
+        let fixture = try await ServerFixture.make { $0.maxBodyBytes = 1024 }
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        let body = #"{"plaintext":""# + String(repeating: "A", count: 8192) + #""}"#
+        connection.send("POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let reply = connection.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 413"))
+        #expect(reply.text.contains("body_too_large"))
+        connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(connection.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        try await live.stop()
+    }
+
+    @Test("Malformed HTTP gets 400 and the connection closes; the server keeps serving others")
+    func malformed() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let bad = try RawConnection(port: live.port)
+        bad.send("THIS IS NOT HTTP\r\n\r\n")
+        let reply = bad.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 400"))
+        #expect(bad.peerClosed())
+        let good = try RawConnection(port: live.port)
+        good.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(good.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        try await live.stop()
+    }
+
+    @Test("The Date header is an IMF-fixdate")
+    func dateFormat() {
+        #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+    }
+}
