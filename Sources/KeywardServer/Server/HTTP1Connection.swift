@@ -94,6 +94,12 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// A malformed request (NIO's error handler has already answered 400 when it could) or a
+    /// failed connection: nothing more can be read in order, so the connection closes.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     /// Runs the router for `request` on the loop's executor, then writes its response.
     private func respond(to request: Request, closing: Bool, context: ChannelHandlerContext) {
         let channel = context.channel
