@@ -137,13 +137,18 @@ struct LiveServerTests {
         let live = try await LiveServer.start(fixture.server)
         let base = "https://localhost:\(live.port)"
 
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(material.client)))
-        let sealed = try await send(client, base + "/v1/keys/\(billing)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#)
-        #expect(sealed.status == 200, "\(sealed.text)")
-        #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 403)
-        // A bearer token still works over an mTLS connection, with the token's own policy.
-        #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 200)
-        try await client.shutdown()
+        // HTTP/2 streams and HTTP/1.1 connections reach the certificate by different channels.
+        for version in [HTTPClient.Configuration.HTTPVersion.automatic, .http1Only] {
+            var configuration = HTTPClient.Configuration(tlsConfiguration: try material.clientTLS(material.client))
+            configuration.httpVersion = version
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let sealed = try await send(client, base + "/v1/keys/\(billing)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#)
+            #expect(sealed.status == 200 && sealed.version.major == (version == .http1Only ? 1 : 2), "\(version): \(sealed.status) \(sealed.text)")
+            #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 403)
+            // A bearer token still works over an mTLS connection, with the token's own policy.
+            #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 200)
+            try await client.shutdown()
+        }
         let events = try await fixture.service.auditTail(20).map(\.event)
         #expect(events.contains { $0.actor == "mtls:\(material.clientSubject)" && $0.outcome == "ok" })
 

@@ -74,11 +74,16 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if let wait = limiter.admit("peer:" + (context.peer ?? "unknown")) { throw APIError.rateLimited(wait) }
     }
 
-    /// The verified client certificate's subject, if the connection is TLS with one.
+    /// The verified client certificate's subject, if the connection is TLS with one. An HTTP/1.1
+    /// request's channel is the TLS connection; an HTTP/2 stream's parent is. (A connection's
+    /// own parent is the listening socket, which holds no TLS handler.)
     private func clientSubject(_ context: Context) async throws -> String? {
-        let connection = context.channel.parent ?? context.channel
-        guard let certificate = try? await connection.nioSSL_peerCertificate().get() else { return nil }
-        let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
-        return parsed.subject.description
+        for channel in [context.channel, context.channel.parent].compactMap({ $0 }) {
+            // nil both when the channel has no TLS handler and when the peer sent no certificate.
+            guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { continue }
+            let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
+            return parsed.subject.description
+        }
+        return nil
     }
 }

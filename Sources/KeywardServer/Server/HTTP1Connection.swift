@@ -9,7 +9,7 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Synchronization
 
-/// Plain HTTP/1.1 (`--insecure-http`, behind a TLS-terminating proxy or mesh) served straight
+/// HTTP/1.1 (plain with `--insecure-http`, or behind TLS from `HTTPSConnection`) served straight
 /// from NIO's channel pipeline: each request is read whole in a channel handler, answered by the
 /// router in a task that runs on the connection's event loop, and written back from there.
 ///
@@ -36,13 +36,15 @@ struct HTTP1Connection: ServerChildChannel {
     let responder: RouterResponder<KeywardRequestContext>
     let maxBodyBytes: Int
     let logger: Logger
+    /// True behind TLS (`HTTPSConnection`): requests are marked `https`.
+    var secure = false
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let executor = EventLoopTaskExecutor(channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
-            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
             try channel.pipeline.syncOperations.addHandler(
                 HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, logger: self.logger))
             return Value(channel: channel)

@@ -1,8 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdHTTP2
-import HummingbirdTLS
 import Keyward
 import Logging
 import NIOCore
@@ -58,33 +56,31 @@ public struct KeywardServer: Sendable {
         try makeRoutes().routes.map { ($0.method.rawValue, $0.path) }
     }
 
-    /// The server as a service: HTTPS (HTTP/2 and HTTP/1.1, Hummingbird's channels) unless
-    /// `insecureHTTP`, which serves plain HTTP/1.1 through `HTTP1Connection`. Both run the same
+    /// The server as a service: HTTPS (HTTP/2 and HTTP/1.1 by ALPN, `HTTPSConnection`) unless
+    /// `insecureHTTP`, which serves plain HTTP/1.1 (`HTTP1Connection`). Both run the same
     /// router. `onRunning` receives the bound port once the server listens.
     public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws(KeywardError) -> any Service {
-        let router = try makeRouter()
-        let address = BindAddress.hostname(configuration.host, port: configuration.port)
-        let drain = DrainWatcher(state: shutdown, logger: logger)
-        guard let tls = configuration.tls, !configuration.insecureHTTP else {
-            let connection = HTTP1Connection(responder: router.buildResponder(), maxBodyBytes: configuration.maxBodyBytes, logger: logger)
-            let server = connection.server(
-                configuration: HummingbirdCore.ServerConfiguration(address: address, serverName: nil),
-                onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-                eventLoopGroup: EventLoopGroupProvider.singleton.eventLoopGroup, logger: logger)
-            return ServiceBundle(services: [server, drain], logger: logger)
+        let router = try makeRouter().buildResponder()
+        let configuration = HummingbirdCore.ServerConfiguration(address: .hostname(self.configuration.host, port: self.configuration.port), serverName: nil)
+        let running: @Sendable (any Channel) async -> Void = { channel in await onRunning(channel.localAddress?.port ?? 0) }
+        let group = EventLoopGroupProvider.singleton.eventLoopGroup
+        let server: any Service
+        if let tls = self.configuration.tls, !self.configuration.insecureHTTP {
+            let connection: HTTPSConnection
+            do {
+                connection = try HTTPSConnection(tls: try ServerTLS.configuration(tls), router: router,
+                                                 maxBodyBytes: self.configuration.maxBodyBytes, logger: logger)
+            } catch let error as KeywardError {
+                throw error
+            } catch {
+                throw .invalidArgument("TLS setup failed: \(error)")
+            }
+            server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
+        } else {
+            let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, logger: logger)
+            server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
-        let tlsConfiguration = try ServerTLS.configuration(tls)
-        let server: HTTPServerBuilder
-        do { server = try .http2Upgrade(tlsConfiguration: tlsConfiguration) } catch {
-            throw .invalidArgument("TLS setup failed: \(error)")
-        }
-        var app = Application(
-            router: router, server: server,
-            configuration: .init(address: address, serverName: nil),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: logger)
-        app.addServices(drain)
-        return app
+        return ServiceBundle(services: [server, DrainWatcher(state: shutdown, logger: logger)], logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT, then stops accepting connections, reports not-ready, and

@@ -1,0 +1,85 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// HTTPS: TLS, then ALPN picks the protocol. HTTP/1.1 (or no ALPN) is served by
+/// `HTTP1Connection`'s pipeline, each request on the connection's event loop; HTTP/2 by
+/// Hummingbird's HTTP/2 channel, one stream per request. Both run the same router.
+///
+/// Invariants: the TLS handler is first in every connection's pipeline, so nothing is read
+/// before the handshake (and, with a client CA, the client's certificate) has been verified; a
+/// connection that negotiates any protocol but `h2` or `http/1.1` is closed.
+struct HTTPSConnection: ServerChildChannel {
+    /// What the handshake chose, once it has completed.
+    enum Negotiated: Sendable {
+        case http1(HTTP1Connection.Value)
+        case http2(HTTP2Channel.Value)
+    }
+
+    /// The connection and its negotiation's outcome.
+    struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<Negotiated>
+        let channel: any Channel
+    }
+
+    private let context: NIOSSLContext
+    private let http1: HTTP1Connection
+    private let http2: HTTP2Channel
+
+    /// TLS from `tls` (its ALPN list is set to `h2`, `http/1.1`), answering through `router`.
+    init(tls: TLSConfiguration, router: RouterResponder<KeywardRequestContext>, maxBodyBytes: Int, logger: Logger) throws {
+        var tls = tls
+        tls.applicationProtocols = ["h2", "http/1.1"]
+        context = try NIOSSLContext(configuration: tls)
+        http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, logger: logger, secure: true)
+        http2 = HTTP2Channel(responder: { request, writer, channel in
+            let requestContext = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+            var response: Response
+            do {
+                response = try await router.respond(to: request, context: requestContext)
+            } catch {
+                logger.error("request failed without a response", metadata: ["error": .string(String(describing: type(of: error)))])
+                response = Response(status: .internalServerError)
+            }
+            response.headers[.date] = HTTPDate.now
+            try await writer.write(response: response.head, body: response.body)
+        })
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+            let http1 = self.http1, http2 = self.http2
+            let negotiation = NIOTypedApplicationProtocolNegotiationHandler<Negotiated> { result, channel in
+                switch result {
+                case .negotiated("h2"):
+                    return http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                case .negotiated("http/1.1"), .fallback:
+                    return http1.setup(channel: channel, logger: logger).map { .http1($0) }
+                case .negotiated:
+                    return channel.close().flatMapThrowing { throw UnexpectedALPNProtocol() }
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(negotiation)
+            return Value(negotiated: negotiation.protocolNegotiationResult, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http1(let connection): await http1.handle(value: connection, logger: logger)
+            case .http2(let connection): await http2.handle(value: connection, logger: logger)
+            }
+        } catch {
+            logger.debug("TLS or protocol negotiation failed", metadata: ["error": .string(String(describing: type(of: error)))])
+        }
+    }
+}
+
+/// ALPN settled on a protocol this server does not speak.
+struct UnexpectedALPNProtocol: Error {}
