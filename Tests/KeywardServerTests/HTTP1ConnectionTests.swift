@@ -51,6 +51,9 @@ final class RawConnection {
         return (String(decoding: data, as: UTF8.self), false)
     }
 
+    /// Closes the sending side only (the client's FIN); reading still works.
+    func finishSending() { shutdown(socket, Int32(SHUT_WR)) }
+
     /// True when the peer has closed the connection (a read returns end of file).
     func peerClosed() -> Bool {
         var byte: UInt8 = 0
@@ -178,6 +181,33 @@ struct HTTP1ConnectionTests {
         let reply = connection.read(responses: 1)
         #expect(reply.text.hasPrefix("HTTP/1.1 200") && reply.text.contains("ciphertext"))
         try await live.stop()
+    }
+
+    @Test("A client that half-closes after its requests still gets every answer, then the server closes")
+    func halfClose() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\nGET /v1/ready HTTP/1.1\r\nHost: a\r\n\r\n")
+        connection.finishSending()
+        let reply = connection.read(responses: 2)
+        #expect(RawConnection.complete(Array(reply.text.utf8)) == 2)
+        #expect(reply.text.hasPrefix("HTTP/1.1 200"))
+        #expect(connection.peerClosed())
+        try await live.stop()
+    }
+
+    @Test("Graceful shutdown closes an idle kept-alive connection")
+    func shutdownClosesIdle() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(connection.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        try await live.stop()
+        #expect(connection.peerClosed())
     }
 
     @Test("The Date header is an IMF-fixdate")

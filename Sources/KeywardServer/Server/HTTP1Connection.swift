@@ -19,14 +19,15 @@ import Synchronization
 /// the middleware and every route are the same ones either way; only the transport differs.
 ///
 /// Invariants:
-/// - One request at a time per connection, in order (NIO's pipelining assistance holds the next
-///   request until the response to the current one has ended).
+/// - One request at a time per connection, answered in order: pipelined requests wait in the
+///   handler, and reading pauses while any wait.
 /// - A body is buffered up to `maxBodyBytes + 1` bytes and no further: a larger one reaches the
 ///   router cut at one byte over the limit, and `BodyReader` refuses it with 413 as it would any
 ///   over-long body, so memory per connection stays bounded.
 /// - Malformed HTTP gets a 400 and the connection closes (NIO's protocol error handler).
 /// - `Connection: close` closes the connection after its response; otherwise it stays open.
-/// - On graceful shutdown idle connections close at once and busy ones after their response.
+/// - On graceful shutdown, or when the client closes its side, an idle connection closes at once
+///   and a busy one after the requests it has received are answered.
 struct HTTP1Connection: ServerChildChannel {
     /// The connection's channel, which the server holds until it closes.
     struct Value: ServerChildChannelValue {
@@ -43,7 +44,7 @@ struct HTTP1Connection: ServerChildChannel {
         channel.eventLoop.makeCompletedFuture {
             let executor = EventLoopTaskExecutor(channel.eventLoop)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false)
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
             try channel.pipeline.syncOperations.addHandler(
                 HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, logger: self.logger))
@@ -58,16 +59,25 @@ struct HTTP1Connection: ServerChildChannel {
 
 /// Reads one request (head, body, end), answers it through the router on the loop's executor,
 /// and writes the response. Lives on one event loop; `respond` hops back to it to write.
-final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
     private let responder: RouterResponder<KeywardRequestContext>
     private let executor: EventLoopTaskExecutor
     private let maxBodyBytes: Int
     private let logger: Logger
+    /// The request being read, if its head has arrived and its end has not.
     private var head: HTTPRequest?
     private var body = ByteBuffer()
+    /// A request is being answered; later ones wait in `waiting`, in order.
+    private var answering = false
+    private var waiting = CircularBuffer<Request>()
+    /// A read the channel asked for while requests were waiting: reading resumes once they are answered.
+    private var readHeld = false
+    /// Graceful shutdown began, or the client closed its side: close once nothing is left to answer.
+    private var closingWhenIdle = false
 
     init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, logger: Logger) {
         self.responder = responder
@@ -92,7 +102,37 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.head = nil
             let request = Request(head: head, body: RequestBody(buffer: body))
             body = ByteBuffer()
-            respond(to: request, closing: Self.wantsClose(head), context: context)
+            if answering {
+                waiting.append(request)
+            } else {
+                answering = true
+                respond(to: request, context: context)
+            }
+        }
+    }
+
+    /// Reads go on while one request is answered (a client that waits for each response sends
+    /// nothing more, and stopping and restarting reads would cost two `epoll_ctl` calls per
+    /// request); they pause only while pipelined requests wait, so the queue stays bounded.
+    func read(context: ChannelHandlerContext) {
+        if waiting.isEmpty {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Requests already received are answered; one half-received is read and answered too.
+            closingWhenIdle = true
+            if !answering && head == nil { context.close(promise: nil) }
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            // Nothing more will arrive: answer what is complete (a half-received request cannot be).
+            closingWhenIdle = true
+            if !answering { context.close(promise: nil) }
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 
@@ -103,13 +143,14 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     /// Runs the router for `request` on the loop's executor, then writes its response.
-    private func respond(to request: Request, closing: Bool, context: ChannelHandlerContext) {
+    private func respond(to request: Request, context: ChannelHandlerContext) {
         let channel = context.channel
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
         let requestContext = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
         let responder = self.responder
         let logger = self.logger
+        let close = Self.wantsClose(request.head)
         Task(executorPreference: executor) {
             var response: Response
             do {
@@ -135,22 +176,33 @@ final class HTTP1RequestHandler: ChannelInboundHandler, RemovableChannelHandler 
             head.headerFields[.contentLength] = head.status == .noContent || head.status.kind == .informational
                 ? nil : String(bodyBytes.readableBytes)
             head.headerFields[.date] = HTTPDate.now
-            if closing { head.headerFields[.connection] = "close" }
-            if request.method == .head {
-                loop.execute { bound.value.handler.write(head, body: nil, closing: closing, context: bound.value.context) }
-            } else {
-                loop.execute { bound.value.handler.write(head, body: bodyBytes, closing: closing, context: bound.value.context) }
-            }
+            let body: ByteBuffer? = request.method == .head ? nil : bodyBytes
+            // On the loop already (the task's executor); `execute` queues without a wake-up.
+            loop.execute { bound.value.handler.finish(head, body: body, close: close, context: bound.value.context) }
         }
     }
 
-    private func write(_ head: HTTPResponse, body: ByteBuffer?, closing: Bool, context: ChannelHandlerContext) {
+    /// Writes a response, then answers the next waiting request, resumes reading, or closes.
+    private func finish(_ head: HTTPResponse, body: ByteBuffer?, close: Bool, context: ChannelHandlerContext) {
+        let last = close || (closingWhenIdle && waiting.isEmpty)
+        var head = head
+        if last { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
-        if closing {
+        if last {
+            waiting.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if let next = waiting.popFirst() {
+            respond(to: next, context: context)
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            answering = false
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
         }
     }
 
