@@ -147,20 +147,11 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let channel = context.channel
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
-        let requestContext = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
         let responder = self.responder
         let logger = self.logger
         let close = Self.wantsClose(request.head)
         Task(executorPreference: executor) {
-            var response: Response
-            do {
-                response = try await responder.respond(to: request, context: requestContext)
-            } catch {
-                // RequestTrackingMiddleware turns every error into the API's JSON error; this is
-                // only reached if a response could not be built at all.
-                logger.error("request failed without a response", metadata: ["error": .string(String(describing: type(of: error)))])
-                response = Response(status: .internalServerError)
-            }
+            let response = await responder.response(to: request, channel: channel, logger: logger)
             let bodyBytes: ByteBuffer
             do {
                 let collector = ResponseCollector(allocator: channel.allocator)
@@ -175,7 +166,6 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // No Content-Length on a response that cannot have a body (RFC 9110, 8.6).
             head.headerFields[.contentLength] = head.status == .noContent || head.status.kind == .informational
                 ? nil : String(bodyBytes.readableBytes)
-            head.headerFields[.date] = HTTPDate.now
             let body: ByteBuffer? = request.method == .head ? nil : bodyBytes
             // On the loop already (the task's executor); `execute` queues without a wake-up.
             loop.execute { bound.value.handler.finish(head, body: body, close: close, context: bound.value.context) }
@@ -210,6 +200,24 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static func wantsClose(_ head: HTTPRequest) -> Bool {
         guard let value = head.headerFields[.connection] else { return false }
         return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+    }
+}
+
+extension RouterResponder<KeywardRequestContext> {
+    /// The router's answer to `request` on `channel`, with the `Date` header; a 500 in the one
+    /// case `RequestTrackingMiddleware` cannot turn an error into the API's JSON error (no
+    /// response could be built at all). Both transports answer through here.
+    func response(to request: Request, channel: any Channel, logger: Logger) async -> Response {
+        let context = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+        var response: Response
+        do {
+            response = try await respond(to: request, context: context)
+        } catch {
+            logger.error("request failed without a response", metadata: ["error": .string(String(describing: type(of: error)))])
+            response = Response(status: .internalServerError)
+        }
+        response.headers[.date] = HTTPDate.now
+        return response
     }
 }
 

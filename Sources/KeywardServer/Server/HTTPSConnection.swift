@@ -37,15 +37,7 @@ struct HTTPSConnection: ServerChildChannel {
         context = try NIOSSLContext(configuration: tls)
         http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, logger: logger, secure: true)
         http2 = HTTP2Channel(responder: { request, writer, channel in
-            let requestContext = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
-            var response: Response
-            do {
-                response = try await router.respond(to: request, context: requestContext)
-            } catch {
-                logger.error("request failed without a response", metadata: ["error": .string(String(describing: type(of: error)))])
-                response = Response(status: .internalServerError)
-            }
-            response.headers[.date] = HTTPDate.now
+            let response = await router.response(to: request, channel: channel, logger: logger)
             try await writer.write(response: response.head, body: response.body)
         })
     }
