@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KeywardHSM", targets: ["KeywardHSM"]),
         .library(name: "KeywardServer", targets: ["KeywardServer"]),
         .library(name: "KeywardClient", targets: ["KeywardClient"]),
+        .library(name: "KeywardTesting", targets: ["KeywardTesting"]),
         .executable(name: "keyward", targets: ["keyward"]),
     ],
     dependencies: [
@@ -86,6 +87,13 @@ let package = Package(
                 "KeywardStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strict
+        ),
+
+        // For tests of code built on Keyward: an in-memory KeyStore.
+        .target(
+            name: "KeywardTesting",
+            dependencies: ["KeywardCrypto", "KeywardStorage"],
             swiftSettings: strict
         ),
 
@@ -188,6 +196,7 @@ let package = Package(
             name: "KeywardTests",
             dependencies: [
                 "Keyward",
+                "KeywardTesting",
                 "KeywardServiceTestSupport",
                 "KeywardTestSupport",
                 "KeywardCrypto",

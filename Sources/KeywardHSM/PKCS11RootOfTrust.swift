@@ -48,7 +48,7 @@ public final class PKCS11RootOfTrust: RootOfTrust, @unchecked Sendable {
             var session: CK_SESSION_HANDLE = 0
             var rv = functions.C_OpenSession!(slot, CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &session)
             guard rv == CKR_OK else { throw PKCS11Error.call("C_OpenSession", rv) }
-            rv = pin.withUnsafeBytes { raw in
+            rv = pin.withSecretBytes(InsecureSecretAccess.token) { raw in
                 functions.C_Login!(session, CK_USER_TYPE(CKU_USER), UnsafeMutablePointer(mutating: raw.baseAddress?.assumingMemoryBound(to: UInt8.self)), CK_ULONG(raw.count))
             }
             guard rv == CKR_OK || rv == CK_RV(CKR_USER_ALREADY_LOGGED_IN) else {
@@ -97,7 +97,7 @@ public final class PKCS11RootOfTrust: RootOfTrust, @unchecked Sendable {
         var iv = [UInt8](repeating: 0, count: 12)
         var generator = SystemRandomNumberGenerator()
         for index in iv.indices { iv[index] = UInt8.random(in: 0...255, using: &generator) }
-        let output: [UInt8] = try kek.withUnsafeBytes { (plain) throws(KeywardError) -> [UInt8] in
+        let output: [UInt8] = try kek.withSecretBytes(InsecureSecretAccess.token) { (plain) throws(KeywardError) -> [UInt8] in
             try crypt(encrypt: true, iv: iv, input: Array(plain))
         }
         return iv + output

@@ -65,7 +65,7 @@ struct BackupCommand: AsyncParsableCommand {
                 let keySpec = try KeySpec(named: spec)
                 guard keySpec == .x25519 || keySpec == .xWing else { throw CLIError(.failure, "backup recipients are X25519 or X-WING") }
                 let material = try KeyMaterial.generate(keySpec)
-                let secret = material.secret.withUnsafeBytes { Data($0).base64EncodedString() }
+                let secret = material.secret.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
                 try Identity.writeAtomically(Data("KEYWARD-IDENTITY-V1\n\(keySpec.rawValue)\n\(secret)\n".utf8), to: identity, mode: 0o600)
                 let publicKey = try material.publicKey()
                 let text = publicKey.pem ?? "KEYWARD-PUBLIC-V1\n\(keySpec.rawValue)\n\(Data(publicKey.representation).base64EncodedString())\n"

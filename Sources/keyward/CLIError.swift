@@ -18,11 +18,14 @@ struct CLIError: Error, CustomStringConvertible {
         self.description = description
     }
 
-    /// Maps library errors to exit codes.
+    /// Maps library errors to exit codes, with what to do next at the command line.
     init(_ error: KeywardError) {
         switch error {
-        case .keyNotFound: self.init(.notFound, error.description)
-        case .integrityFailure: self.init(.integrity, error.description)
+        case .keyNotFound: self.init(.notFound, error.description + "; `keyward key list` shows the keys")
+        case .integrityFailure: self.init(.integrity, error.description + "; run `keyward verify` to see every damaged record")
+        case .storeEmpty: self.init(.failure, error.description + "; create it with `keyward init`")
+        case .storage(.alreadyInitialized): self.init(.failure, error.description + "; use another --store path")
+        case .storage(.corrupted): self.init(.integrity, error.description + "; run `keyward verify`")
         case .wrongState, .keyDestroyed, .notPermitted, .versionUnavailable, .accessDenied: self.init(.refused, error.description)
         case .crypto(.wrongPurpose), .crypto(.unsupportedOperation): self.init(.refused, error.description)
         case .rootOfTrustRejected, .unauthenticated: self.init(.rootOfTrust, error.description)

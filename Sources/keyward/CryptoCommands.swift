@@ -168,7 +168,7 @@ struct DataKeyCommand: AsyncParsableCommand {
                 try JSONOutput.print(["keyId": sealed.keyID.description, "version": String(sealed.version), "ciphertext": Data(sealed.ciphertext).base64EncodedString()])
             } else {
                 let dataKey = try await service.generateDataKey(key: key, spec: dataSpec, context: try context.context(), actor: storeOptions.actorName)
-                let plaintext = dataKey.plaintext.withUnsafeBytes { Data($0).base64EncodedString() }
+                let plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
                 try JSONOutput.print(["keyId": dataKey.keyID.description, "version": String(dataKey.version),
                                       "ciphertext": Data(dataKey.ciphertext).base64EncodedString(), "plaintext": plaintext])
             }

@@ -195,7 +195,7 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 let exported = try await storeOptions.open().exportKey(key: key, version: version, actor: storeOptions.actorName)
-                try io.write(exported.material.withUnsafeBytes { Array($0) })
+                try io.write(exported.material.withSecretBytes(InsecureSecretAccess.token) { Array($0) })
             }
         }
     }

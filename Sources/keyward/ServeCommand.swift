@@ -94,7 +94,7 @@ struct Serve: AsyncParsableCommand {
         } else {
             if !FileManager.default.fileExists(atPath: keyFile) { try KeyFileRootOfTrust.generate(at: keyFile) }
             service = try await KeyService.initialize(store: try SQLiteKeyStore(path: storePath, auditDurability: settings.auditDurability), root: try KeyFileRootOfTrust(path: keyFile),
-                                                      actor: "dev-setup", options: options)
+                                                      actor: .owner("dev-setup"), options: options)
         }
         let pki = try DevelopmentPKI()
         let server = try pki.issueServer(hosts: [settings.host])
@@ -116,10 +116,10 @@ struct Serve: AsyncParsableCommand {
             if (try? await service.authenticate(devRootToken)) != nil {
                 token = devRootToken
             } else {
-                token = try await service.issueToken(principal: "dev-root", policy: .everything, lifetime: nil, text: devRootToken, actor: "dev-setup").text
+                token = try await service.issueToken(principal: "dev-root", policy: .everything, lifetime: nil, text: devRootToken, actor: .owner("dev-setup")).text
             }
         } else {
-            token = try await service.issueToken(principal: "dev-root", policy: .everything, lifetime: 30 * 86_400, actor: "dev-setup").text
+            token = try await service.issueToken(principal: "dev-root", policy: .everything, lifetime: 30 * 86_400, actor: .owner("dev-setup")).text
         }
         var banner = [
             "development mode: store \(storePath), key file \(keyFile) (never use --dev in production)",

@@ -26,7 +26,7 @@ struct StoreOptions: ParsableArguments {
 
     /// The store's owner, named for the audit log.
     var actorName: Caller {
-        Caller(actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())"))
+        .owner(actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())"))
     }
 
     /// Opens the store, unwrapping its KEK with the root of trust its header names.

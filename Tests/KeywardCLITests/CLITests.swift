@@ -188,8 +188,8 @@ struct CLITests {
         let service = try await KeyService.open(store: try SQLiteKeyStore(path: storePath), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
         var sealed: [EncryptResult] = []
         for index in 0..<3000 {
-            let key = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-            if index % 300 == 0 { sealed.append(try await service.encrypt([UInt8(index % 256)], key: key, actor: "t")) }
+            let key = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+            if index % 300 == 0 { sealed.append(try await service.encrypt([UInt8(index % 256)], key: key, actor: .owner("t"))) }
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)
@@ -204,7 +204,7 @@ struct CLITests {
         // Whether the kill landed before or after the commit, the store is whole.
         let reopened = try await KeyService.open(store: try SQLiteKeyStore(path: storePath), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
         for (index, result) in sealed.enumerated() {
-            #expect(try await reopened.decrypt(result.ciphertext, actor: "t").plaintext == [UInt8((index * 300) % 256)])
+            #expect(try await reopened.decrypt(result.ciphertext, actor: .owner("t")).plaintext == [UInt8((index * 300) % 256)])
         }
         let report = try await reopened.verifyStore()
         #expect(report.isIntact, "\(report.problems.prefix(3)) \(report.audit.problems.prefix(3))")

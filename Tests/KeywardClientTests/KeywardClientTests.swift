@@ -26,8 +26,8 @@ struct LiveService {
         let temporary = try TemporaryStore(label: "client")
         let directory = temporary.directory
         let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: temporary.path("s.db")),
-                                                      root: try temporary.root(), actor: "test")
-        let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: "test")
+                                                      root: try temporary.root(), actor: .owner("test"))
+        let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: .owner("test"))
         let pki = try DevelopmentPKI()
         let leaf = try pki.issueServer()
         let certificate = directory.appendingPathComponent("server.pem").path

@@ -89,7 +89,7 @@ struct OperationTests {
         bad[0] ^= 1
         #expect(try !key.verifyMAC(bad, for: Array("msg".utf8)))
         // Independent check against swift-crypto directly.
-        let expected = key.secret.withUnsafeBytes { raw in Array(HMAC<SHA256>.authenticationCode(for: Array("msg".utf8), using: SymmetricKey(data: raw))) }
+        let expected = key.secret.withSecretBytes(InsecureSecretAccess.token) { raw in Array(HMAC<SHA256>.authenticationCode(for: Array("msg".utf8), using: SymmetricKey(data: raw))) }
         if spec == .hmacSHA256 { #expect(tag == expected) }
     }
 
@@ -149,7 +149,7 @@ struct OperationTests {
         #expect(throws: KeywardCryptoError.self) { try KeyMaterial(spec: .mlKEM768, importing: [UInt8](repeating: 1, count: 32)) }
         #expect(throws: KeywardCryptoError.self) { try KeyMaterial(spec: .rsa2048PSSSHA256, importing: [UInt8](repeating: 0x30, count: 100)) }
         let rsa3072 = try KeyMaterial.generate(.rsa3072PSSSHA256)
-        let der = rsa3072.secret.withUnsafeBytes { Array($0) }
+        let der = rsa3072.secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
         #expect(throws: KeywardCryptoError.self) { try KeyMaterial(spec: .rsa2048PSSSHA256, importing: der) }
         // Re-importing the same bytes under the same spec works and signs.
         let again = try KeyMaterial(spec: .rsa3072PSSSHA256, importing: der)

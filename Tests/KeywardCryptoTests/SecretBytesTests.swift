@@ -39,7 +39,7 @@ struct SecretBytesTests {
         defer { SecretBytes.releaseInspector.withLock { $0 = nil } }
         do {
             let secret = try SecretBytes(copying: [UInt8](repeating: 0xA5, count: 100))
-            let filled = secret.withUnsafeBytes { $0.allSatisfy { $0 == 0xA5 } }
+            let filled = secret.withSecretBytes(InsecureSecretAccess.token) { $0.allSatisfy { $0 == 0xA5 } }
             #expect(filled)
         }
         let released = seen.withLock { $0 }

@@ -11,7 +11,7 @@ struct SigningBackendTests {
     func ed25519MatchesSwiftCrypto() throws {
         for round in 0..<40 {
             let material = try KeyMaterial.generate(.ed25519)
-            let seed = material.secret.withUnsafeBytes { Data($0) }
+            let seed = material.secret.withSecretBytes(InsecureSecretAccess.token) { Data($0) }
             let reference = try Curve25519.Signing.PrivateKey(rawRepresentation: seed)
             let message = [UInt8]((0..<(round * 7)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ round) })
             let signature = try material.sign(.message(message))
@@ -24,7 +24,7 @@ struct SigningBackendTests {
     func p256VerifiesWithSwiftCrypto() throws {
         for round in 0..<40 {
             let material = try KeyMaterial.generate(.ecdsaP256)
-            let scalar = material.secret.withUnsafeBytes { Data($0) }
+            let scalar = material.secret.withSecretBytes(InsecureSecretAccess.token) { Data($0) }
             let publicKey = try P256.Signing.PrivateKey(rawRepresentation: scalar).publicKey
             let message = [UInt8]((0..<(round * 5)).map { UInt8(truncatingIfNeeded: $0 &+ round) })
             let first = try material.sign(.message(message))

@@ -49,16 +49,16 @@ struct PKCS11RootOfTrustTests {
         let root = try PKCS11RootOfTrust(location: location, pin: pin, createKey: true)
         #expect(!root.keyIsExtractable)
         let path = SoftHSM.directory.appendingPathComponent("\(label).db").path
-        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: path), root: root, actor: "t")
-        let key = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        let sealed = try await service.encrypt([4, 2], key: key, actor: "t")
+        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: path), root: root, actor: .owner("t"))
+        let key = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        let sealed = try await service.encrypt([4, 2], key: key, actor: .owner("t"))
         #expect(service.header.rootOfTrust == "pkcs11")
 
         // Reopen from the header's recorded location, as a new process would.
         let reopened = try await KeyService.open(store: try SQLiteKeyStore(path: path), root: { (header) throws(KeywardError) in
             try PKCS11RootOfTrust(storedParameters: header.rootParameters, pin: pin)
         })
-        #expect(try await reopened.decrypt(sealed.ciphertext, actor: "t").plaintext == [4, 2])
+        #expect(try await reopened.decrypt(sealed.ciphertext, actor: .owner("t")).plaintext == [4, 2])
 
         // A wrong PIN (on a token this process has not logged in to: PKCS#11 login state is
         // shared by all of an application's sessions with a token).

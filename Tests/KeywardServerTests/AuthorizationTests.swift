@@ -17,10 +17,10 @@ struct AuthorizationTests {
         static func make(_ fixture: ServerFixture, wrapping: String) async throws -> Keys {
             let service = fixture.service
             func create(_ spec: KeySpec) async throws -> String {
-                try await service.createKey(CreateKeyRequest(spec: spec), actor: "test").metadata.id.description
+                try await service.createKey(CreateKeyRequest(spec: spec), actor: .owner("test")).metadata.id.description
             }
             let aes = try await create(.aes256GCM)
-            let ciphertext = b64(try await service.encrypt([1, 2, 3], key: aes, actor: "test").ciphertext)
+            let ciphertext = b64(try await service.encrypt([1, 2, 3], key: aes, actor: .owner("test")).ciphertext)
             return Keys(aes: aes, signer: try await create(.ed25519), hmac: try await create(.hmacSHA256),
                         agreement: try await create(.x25519), kem: try await create(.mlKEM768), wrapping: wrapping, ciphertext: ciphertext)
         }
@@ -75,15 +75,15 @@ struct AuthorizationTests {
         #expect(routes.count >= 29)
         let expired = try await fixture.token(["*:*"], lifetime: 60).text
         let revoked = try await fixture.token(["*:*"])
-        try await fixture.service.revokeToken(revoked.record.id, actor: "test")
+        try await fixture.service.revokeToken(revoked.record.id, actor: .owner("test"))
         fixture.clock.advance(by: 120)
-        let wrapping = try await fixture.service.createImportWrappingKey(hours: 1, actor: "test").keyID.description
+        let wrapping = try await fixture.service.createImportWrappingKey(hours: 1, actor: .owner("test")).keyID.description
         let requestIDs = Mutex<[String]>([])
         try await fixture.application().test(.router) { client in
             for route in routes {
                 let keys = try await Keys.make(fixture, wrapping: wrapping)
                 // Pre-existing alias for the alias routes.
-                try await fixture.service.setAlias("matrix-alias", key: keys.aes, actor: "test")
+                try await fixture.service.setAlias("matrix-alias", key: keys.aes, actor: .owner("test"))
                 let (path, body) = try keys.request(route.method, route.path)
                 let method = HTTPRequest.Method(route.method)!
                 let label = "\(route.method) \(route.path)"
@@ -120,7 +120,7 @@ struct AuthorizationTests {
     func auditEntry() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id.description
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
         let app = try await fixture.token(["encrypt:key=\(key)"], principal: "billing")
         try await fixture.application().test(.router) { client in
             let reply = try await client.call(.post, "/v1/keys/\(key)/encrypt", token: app.text, #"{"plaintext":"AQID"}"#)
@@ -139,7 +139,7 @@ struct AuthorizationTests {
     func auditFailClosed() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id.description
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
         try await fixture.application().test(.router) { client in
             #expect(try await client.call(.post, "/v1/keys/\(key)/encrypt", token: fixture.rootToken, #"{"plaintext":"AQID"}"#).status == .ok)
             fixture.store.failing = true
@@ -157,8 +157,8 @@ struct AuthorizationTests {
     func noSecretsLeak() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
-        let exportable = try await fixture.service.createKey(CreateKeyRequest(aliases: ["leak"], exportable: true), actor: "test")
-        let keyBytes = try await fixture.service.exportKey(key: "leak", actor: "test").material.withUnsafeBytes { Array($0) }
+        let exportable = try await fixture.service.createKey(CreateKeyRequest(aliases: ["leak"], exportable: true), actor: .owner("test"))
+        let keyBytes = try await fixture.service.exportKey(key: "leak", actor: .owner("test")).material.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
         let app = try await fixture.token(["*:*"], principal: "leaker")
         let plaintext = "TOP-SECRET-PLAINTEXT-4711"
         let secrets = Mutex([plaintext, b64(plaintext), fixture.rootToken, app.text, String(app.text.suffix(43)), b64(keyBytes),

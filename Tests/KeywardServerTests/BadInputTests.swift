@@ -81,10 +81,10 @@ struct EveryRouteBadInputTests {
         let fixture = try await ServerFixture.make { $0.maxBodyBytes = 2048 }
         defer { fixture.remove() }
         let routes = try fixture.server.routeList()
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id.description
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
         let unknown = UUID().uuidString.lowercased()
         let oversize = #"{"x":""# + String(repeating: "A", count: 4096) + #""}"#
-        let ciphertext = b64(try await fixture.service.encrypt([1], key: key, actor: "test").ciphertext)
+        let ciphertext = b64(try await fixture.service.encrypt([1], key: key, actor: .owner("test")).ciphertext)
         // Which operations take a body comes from openapi.yaml.
         let document = try #require(try Yams.load(yaml: try String(contentsOf: OpenAPITests.repository.appendingPathComponent("openapi.yaml"), encoding: .utf8)) as? [String: Any])
         let paths = try #require(document["paths"] as? [String: [String: Any]])

@@ -24,7 +24,7 @@ struct TokenCacheTests {
         let tokens = TokenAuthenticator(service: fixture.service, ttl: .milliseconds(400))
         let cachedAt = ContinuousClock.now
         #expect(try await tokens.authenticate(issued.text).name.contains(issued.record.id.description))
-        try await fixture.service.revokeToken(issued.record.id, actor: "test")
+        try await fixture.service.revokeToken(issued.record.id, actor: .owner("test"))
         // Cached: the revocation is not seen yet (checked only when the machine was quick enough
         // to get here within half the TTL; a loaded CI machine may not be).
         let cached = try? await tokens.authenticate(issued.text)

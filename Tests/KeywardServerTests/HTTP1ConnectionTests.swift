@@ -102,7 +102,7 @@ struct HTTP1ConnectionTests {
     func pipelining() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
         let live = try await LiveServer.start(fixture.server)
         let connection = try RawConnection(port: live.port)
         let body = #"{"plaintext":"AQID"}"#
@@ -134,7 +134,7 @@ struct HTTP1ConnectionTests {
     func oversizedBody() async throws {
         let fixture = try await ServerFixture.make { $0.maxBodyBytes = 1024 }
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
         let live = try await LiveServer.start(fixture.server)
         let connection = try RawConnection(port: live.port)
         let body = #"{"plaintext":""# + String(repeating: "A", count: 8192) + #""}"#
@@ -167,7 +167,7 @@ struct HTTP1ConnectionTests {
     func clientLeaves() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
         let live = try await LiveServer.start(fixture.server)
         let body = #"{"plaintext":"AQID"}"#
         for _ in 0..<20 {

@@ -132,8 +132,8 @@ struct LiveServerTests {
                            clientPolicies: [material.clientSubject: ["encrypt,describe:alias=billing/*"]])
         }
         defer { fixture.remove() }
-        let billing = try await fixture.service.createKey(CreateKeyRequest(aliases: ["billing/invoices"]), actor: "test").metadata.id
-        let other = try await fixture.service.createKey(CreateKeyRequest(aliases: ["hr/salaries"]), actor: "test").metadata.id
+        let billing = try await fixture.service.createKey(CreateKeyRequest(aliases: ["billing/invoices"]), actor: .owner("test")).metadata.id
+        let other = try await fixture.service.createKey(CreateKeyRequest(aliases: ["hr/salaries"]), actor: .owner("test")).metadata.id
         let live = try await LiveServer.start(fixture.server)
         let base = "https://localhost:\(live.port)"
 
@@ -164,7 +164,7 @@ struct LiveServerTests {
     func gracefulShutdown() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: "test").metadata.id
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
         let live = try await LiveServer.start(fixture.server)
         let base = "http://127.0.0.1:\(live.port)"
         let client = HTTPClient(eventLoopGroupProvider: .singleton)

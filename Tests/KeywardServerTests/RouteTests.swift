@@ -120,7 +120,7 @@ struct RouteTests {
             let peer = try KeyMaterial.generate(.x25519)
             let peerPublic = try peer.publicKey()
             let derived = try await client.call(.post, "/v1/keys/\(agreement)/derive-shared-secret", token: token, #"{"peerPublicKey":"\#(b64(peerPublic.representation))"}"#)
-            let local = try peer.sharedSecret(with: try PublicKey(spec: .x25519, bytes: servicePublic)).withUnsafeBytes { Array($0) }
+            let local = try peer.sharedSecret(with: try PublicKey(spec: .x25519, bytes: servicePublic)).withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             #expect(derived.bytes("sharedSecret") == local)
 
             // KEM: encapsulate locally to the service's public key; the service decapsulates the same secret.
@@ -128,7 +128,7 @@ struct RouteTests {
             let kemPublic = try PublicKey(spec: .mlKEM768, bytes: try await client.call(.get, "/v1/keys/\(kem)/public-key", token: token).bytes("publicKey"))
             let encapsulation = try kemPublic.encapsulate()
             let decapsulated = try await client.call(.post, "/v1/keys/\(kem)/decapsulate", token: token, #"{"encapsulated":"\#(b64(encapsulation.encapsulated))"}"#)
-            #expect(decapsulated.bytes("sharedSecret") == encapsulation.sharedSecret.withUnsafeBytes { Array($0) })
+            #expect(decapsulated.bytes("sharedSecret") == encapsulation.sharedSecret.withSecretBytes(InsecureSecretAccess.token) { Array($0) })
 
             let random = try await client.call(.post, "/v1/random", token: token, #"{"count":48}"#)
             #expect(random.bytes("random").count == 48)

@@ -27,8 +27,8 @@ struct ServerFixture {
         let directory = temporary.directory
         let store = InjectingStore(try SQLiteKeyStore(path: temporary.path("store.db")))
         let clock = ManualClock()
-        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: "test", clock: clock)
-        let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: "test")
+        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: .owner("test"), clock: clock)
+        let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: .owner("test"))
         var configuration = ServerConfiguration()
         configuration.insecureHTTP = true
         configuration.port = 0
@@ -51,7 +51,7 @@ struct ServerFixture {
     func token(_ rules: [String], lifetime: TimeInterval? = nil, principal: String = "app") async throws -> IssuedToken {
         var parsed: [AccessRule] = []
         for rule in rules { parsed.append(try AccessPolicy.parseRule(rule)) }
-        return try await service.issueToken(principal: principal, policy: AccessPolicy(rules: parsed), lifetime: lifetime, actor: "test")
+        return try await service.issueToken(principal: principal, policy: AccessPolicy(rules: parsed), lifetime: lifetime, actor: .owner("test"))
     }
 }
 

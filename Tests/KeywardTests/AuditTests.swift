@@ -12,11 +12,11 @@ struct AuditTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(), actor: "alice").metadata.id
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("alice")).metadata.id
         let secretText = "TOP-SECRET-PLAINTEXT"
-        let sealed = try await service.encrypt(Array(secretText.utf8), key: id.description, context: ["ctx": "v"], actor: "alice")
-        _ = try await service.decrypt(sealed.ciphertext, context: ["ctx": "v"], actor: "bob")
-        _ = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed.ciphertext, context: ["ctx": "w"], actor: "mallory") }
+        let sealed = try await service.encrypt(Array(secretText.utf8), key: id.description, context: ["ctx": "v"], actor: .owner("alice"))
+        _ = try await service.decrypt(sealed.ciphertext, context: ["ctx": "v"], actor: .owner("bob"))
+        _ = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed.ciphertext, context: ["ctx": "w"], actor: .owner("mallory")) }
         let tail = try await service.auditTail(4)
         #expect(tail.map(\.event.operation) == ["create", "encrypt", "decrypt", "decrypt"])
         #expect(tail.map(\.event.actor) == ["alice", "alice", "bob", "mallory"])
@@ -32,8 +32,8 @@ struct AuditTests {
     func tampering(kind: String) async throws {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
-        let id = try await fixture.service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        for _ in 0..<5 { _ = try await fixture.service.encrypt([1], key: id, actor: "t") }
+        let id = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        for _ in 0..<5 { _ = try await fixture.service.encrypt([1], key: id, actor: .owner("t")) }
         #expect(try await fixture.reopen().verifyAudit().isIntact)
         switch kind {
         case "change": try fixture.tamper("UPDATE audit SET body = replace(body, 'encrypt', 'decrypt') WHERE sequence = 4")
@@ -59,13 +59,13 @@ struct AuditTests {
         let keyFile = directory.appendingPathComponent("root.key").path
         try KeyFileRootOfTrust.generate(at: keyFile)
         let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "t")
-        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("t"))
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         store.failing = true
-        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: "t") }
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: .owner("t")) }
         guard case .auditUnavailable = error else { Issue.record("expected auditUnavailable, got \(String(describing: error))"); return }
         store.failing = false
-        #expect(try await service.encrypt([1], key: id, actor: "t").version == 1)
+        #expect(try await service.encrypt([1], key: id, actor: .owner("t")).version == 1)
         #expect(try await service.verifyAudit().isIntact)
     }
 
@@ -74,10 +74,10 @@ struct AuditTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
-                group.addTask { for _ in 0..<100 { _ = try await service.encrypt([1], key: id, actor: "t") } }
+                group.addTask { for _ in 0..<100 { _ = try await service.encrypt([1], key: id, actor: .owner("t")) } }
             }
             try await group.waitForAll()
         }
@@ -93,18 +93,18 @@ struct SharedAuditTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let server = fixture.service
-        let key = try await server.createKey(CreateKeyRequest(), actor: "server").metadata.id.description
-        _ = try await server.encrypt([1], key: key, actor: "server")
+        let key = try await server.createKey(CreateKeyRequest(), actor: .owner("server")).metadata.id.description
+        _ = try await server.encrypt([1], key: key, actor: .owner("server"))
         let cli = try await fixture.reopen()
-        _ = try await cli.issueToken(principal: "ops", policy: .everything, lifetime: nil, actor: "cli")
-        _ = try await cli.createKey(CreateKeyRequest(), actor: "cli")
+        _ = try await cli.issueToken(principal: "ops", policy: .everything, lifetime: nil, actor: .owner("cli"))
+        _ = try await cli.createKey(CreateKeyRequest(), actor: .owner("cli"))
         // The server's next entries chain onto the other process's, concurrently too.
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<20 { group.addTask { _ = try await server.encrypt([2], key: key, actor: "server") } }
+            for _ in 0..<20 { group.addTask { _ = try await server.encrypt([2], key: key, actor: .owner("server")) } }
             try await group.waitForAll()
         }
-        _ = try await cli.random(count: 4, actor: "cli")
-        _ = try await server.encrypt([3], key: key, actor: "server")
+        _ = try await cli.random(count: 4, actor: .owner("cli"))
+        _ = try await server.encrypt([3], key: key, actor: .owner("server"))
         let report = try await server.verifyAudit()
         #expect(report.isIntact, "\(report.problems.prefix(3))")
         #expect(try await server.auditTail(100).filter { $0.event.actor == "server" && $0.event.operation == "encrypt" }.count == 22)
@@ -120,10 +120,10 @@ struct AuditDurabilityTests {
         let keyFile = temporary.keyFile
         let path = temporary.path("s.db")
         let store = try SQLiteKeyStore(path: path, auditDurability: .within(.milliseconds(20)))
-        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: "t")
-        let key = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: .owner("t"))
+        let key = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<64 { group.addTask { _ = try await service.encrypt([1], key: key, actor: "t") } }
+            for _ in 0..<64 { group.addTask { _ = try await service.encrypt([1], key: key, actor: .owner("t")) } }
             try await group.waitForAll()
         }
         try await Task.sleep(for: .milliseconds(100))   // the scheduled checkpoint runs

@@ -20,13 +20,13 @@ struct BackupTests {
         let service = fixture.service
         var ciphertexts: [(EncryptResult, [UInt8])] = []
         for index in 0..<4 {
-            let key = try await service.createKey(CreateKeyRequest(aliases: ["app\(index)"], tags: ["n": "\(index)"]), actor: "t").metadata.id.description
-            ciphertexts.append((try await service.encrypt([UInt8(index)], key: key, context: ["i": "\(index)"], actor: "t"), [UInt8(index)]))
-            _ = try await service.rotate(key: key, actor: "t")
-            ciphertexts.append((try await service.encrypt([UInt8(index), 1], key: key, context: ["i": "\(index)"], actor: "t"), [UInt8(index), 1]))
+            let key = try await service.createKey(CreateKeyRequest(aliases: ["app\(index)"], tags: ["n": "\(index)"]), actor: .owner("t")).metadata.id.description
+            ciphertexts.append((try await service.encrypt([UInt8(index)], key: key, context: ["i": "\(index)"], actor: .owner("t")), [UInt8(index)]))
+            _ = try await service.rotate(key: key, actor: .owner("t"))
+            ciphertexts.append((try await service.encrypt([UInt8(index), 1], key: key, context: ["i": "\(index)"], actor: .owner("t")), [UInt8(index), 1]))
         }
-        let with = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256, backupAllowed: true), actor: "t").metadata.id
-        let without = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256), actor: "t").metadata.id
+        let with = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256, backupAllowed: true), actor: .owner("t")).metadata.id
+        let without = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256), actor: .owner("t")).metadata.id
         return Source(fixture: fixture, ciphertexts: ciphertexts, signerWithBackup: with, signerWithout: without)
     }
 
@@ -36,24 +36,24 @@ struct BackupTests {
         #expect(!contents.keys.contains { $0.metadata.id == source.signerWithout })
         let target = try await StoreFixture.make()
         defer { target.remove() }
-        #expect(try await target.service.restore(contents, actor: "t") == 5)
+        #expect(try await target.service.restore(contents, actor: .owner("t")) == 5)
         for (result, plaintext) in source.ciphertexts {
             let index = plaintext[0]
-            #expect(try await target.service.decrypt(result.ciphertext, context: ["i": "\(index)"], actor: "t").plaintext == plaintext)
+            #expect(try await target.service.decrypt(result.ciphertext, context: ["i": "\(index)"], actor: .owner("t")).plaintext == plaintext)
         }
-        #expect(try await target.service.describe(key: "app2", actor: "t").metadata.currentVersion == 2)
-        let signature = try await source.fixture.service.sign(.message([1]), key: source.signerWithBackup.description, actor: "t")
-        #expect(try await target.service.verify(signature.signature, for: .message([1]), key: source.signerWithBackup.description, actor: "t"))
+        #expect(try await target.service.describe(key: "app2", actor: .owner("t")).metadata.currentVersion == 2)
+        let signature = try await source.fixture.service.sign(.message([1]), key: source.signerWithBackup.description, actor: .owner("t"))
+        #expect(try await target.service.verify(signature.signature, for: .message([1]), key: source.signerWithBackup.description, actor: .owner("t")))
         #expect(try await target.service.verifyStore().isIntact)
         // A second restore into the now non-empty store is refused.
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await target.service.restore(contents, actor: "t") } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await target.service.restore(contents, actor: .owner("t")) } != nil)
     }
 
     @Test("a passphrase backup restores into a new store; every old ciphertext decrypts")
     func passphraseRoundTrip() async throws {
         let source = try await Self.source()
         defer { source.fixture.remove() }
-        let bundle = try await source.fixture.service.createBackup(protection: .passphrase(Passphrase(SecretBytes(copying: Array("backup pass".utf8))), Self.kdf), actor: "t")
+        let bundle = try await source.fixture.service.createBackup(protection: .passphrase(Passphrase(SecretBytes(copying: Array("backup pass".utf8))), Self.kdf), actor: .owner("t"))
         let contents = try KeyService.openBackup(bundle.bytes, passphrase: SecretBytes(copying: Array("backup pass".utf8)))
         try await expectRestored(contents, from: source)
         guard case .rootOfTrustRejected = wrongPassphraseError(bundle) else {
@@ -78,7 +78,7 @@ struct BackupTests {
         let source = try await Self.source()
         defer { source.fixture.remove() }
         let identity = try KeyMaterial.generate(spec)
-        let bundle = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: "t")
+        let bundle = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: .owner("t"))
         try await expectRestored(try KeyService.openBackup(bundle.bytes, identity: identity), from: source)
         let stranger = try KeyMaterial.generate(spec)
         do {
@@ -94,7 +94,7 @@ struct BackupTests {
         let source = try await Self.source()
         defer { source.fixture.remove() }
         let identity = try KeyMaterial.generate(.x25519)
-        let bytes = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: "t").bytes
+        let bytes = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: .owner("t")).bytes
         _ = try KeyService.openBackup(bytes, identity: identity)
         var undetected: [Int] = []
         for index in bytes.indices {

@@ -10,7 +10,7 @@ struct CredentialTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let issued = try await service.issueToken(principal: "billing-app", policy: .everything, lifetime: 3600, actor: "admin")
+        let issued = try await service.issueToken(principal: "billing-app", policy: .everything, lifetime: 3600, actor: .owner("admin"))
         #expect(issued.text.hasPrefix("kw_") && issued.text.count == 3 + 32 + 1 + 43)
         #expect(try await service.authenticate(issued.text).principal == "billing-app")
         // The text is stored nowhere: only its hash.
@@ -27,8 +27,8 @@ struct CredentialTests {
         guard case .unauthenticated(let why) = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(issued.text) }), why.contains("expired") else {
             Issue.record("an expired token authenticated"); return
         }
-        let other = try await service.issueToken(principal: "ops", policy: .everything, lifetime: nil, actor: "admin")
-        try await service.revokeToken(other.record.id, actor: "admin")
+        let other = try await service.issueToken(principal: "ops", policy: .everything, lifetime: nil, actor: .owner("admin"))
+        try await service.revokeToken(other.record.id, actor: .owner("admin"))
         guard case .unauthenticated(let revoked) = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(other.text) }), revoked.contains("revoked") else {
             Issue.record("a revoked token authenticated"); return
         }
@@ -40,7 +40,7 @@ struct CredentialTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let narrow = AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .alias("app/*"))])
-        let issued = try await fixture.service.issueToken(principal: "app", policy: narrow, lifetime: nil, actor: "admin")
+        let issued = try await fixture.service.issueToken(principal: "app", policy: narrow, lifetime: nil, actor: .owner("admin"))
         try fixture.tamper("UPDATE tokens SET body = replace(body, '\"app\\/*\"', '\"*\"')")
         try fixture.tamper("UPDATE tokens SET body = replace(body, 'app/*', 'x')")
         let service = try await fixture.reopen()
@@ -53,7 +53,7 @@ struct CredentialTests {
     func policyMatrix() async throws {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/payments"], tags: ["team": "pay"]), actor: "t")
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/payments"], tags: ["team": "pay"]), actor: .owner("t"))
         let id = key.metadata.id
         #expect(!AccessPolicy(rules: []).allows(.encrypt, on: key))
         #expect(AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .any)]).allows(.encrypt, on: key))

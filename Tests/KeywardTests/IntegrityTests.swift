@@ -18,10 +18,10 @@ struct IntegrityTests {
 
     static func setup() async throws -> Setup {
         let fixture = try await StoreFixture.make()
-        let victim = try await fixture.service.createKey(CreateKeyRequest(aliases: ["victim"]), actor: "t").metadata.id
-        let bystander = try await fixture.service.createKey(CreateKeyRequest(aliases: ["bystander"]), actor: "t").metadata.id
-        let a = try await fixture.service.encrypt([1], key: victim.description, actor: "t").ciphertext
-        let b = try await fixture.service.encrypt([2], key: bystander.description, actor: "t").ciphertext
+        let victim = try await fixture.service.createKey(CreateKeyRequest(aliases: ["victim"]), actor: .owner("t")).metadata.id
+        let bystander = try await fixture.service.createKey(CreateKeyRequest(aliases: ["bystander"]), actor: .owner("t")).metadata.id
+        let a = try await fixture.service.encrypt([1], key: victim.description, actor: .owner("t")).ciphertext
+        let b = try await fixture.service.encrypt([2], key: bystander.description, actor: .owner("t")).ciphertext
         return Setup(fixture: fixture, victim: victim, bystander: bystander, victimCiphertext: a, bystanderCiphertext: b)
     }
 
@@ -29,12 +29,12 @@ struct IntegrityTests {
     /// works, and `verifyStore` names the victim.
     func expectDetected(_ setup: Setup, naming needle: String, file: String = #filePath, line: Int = #line) async throws {
         let service = try await setup.fixture.reopen()
-        let error = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(setup.victimCiphertext, actor: "t") }
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(setup.victimCiphertext, actor: .owner("t")) }
         switch error {
         case .integrityFailure?: break
         default: Issue.record("expected an integrity failure, got \(String(describing: error))")
         }
-        #expect(try await service.decrypt(setup.bystanderCiphertext, actor: "t").plaintext == [2])
+        #expect(try await service.decrypt(setup.bystanderCiphertext, actor: .owner("t")).plaintext == [2])
         let report = try await service.verifyStore()
         #expect(!report.isIntact)
         #expect(report.problems.contains { $0.contains(needle) }, "verify did not name \(needle): \(report.problems)")
@@ -66,7 +66,7 @@ struct IntegrityTests {
     func editedState() async throws {
         let setup = try await Self.setup()
         defer { setup.fixture.remove() }
-        _ = try await setup.fixture.service.transition(key: setup.victim.description, .disable, actor: "t")
+        _ = try await setup.fixture.service.transition(key: setup.victim.description, .disable, actor: .owner("t"))
         try setup.fixture.tamper("UPDATE keys SET state = 'active', body = replace(body, '\"state\":\"disabled\"', '\"state\":\"active\"') WHERE id = ?", [Data(setup.victim.bytes)])
         try await expectDetected(setup, naming: setup.victim.description)
     }
@@ -75,7 +75,7 @@ struct IntegrityTests {
     func swappedVersion() async throws {
         let setup = try await Self.setup()
         defer { setup.fixture.remove() }
-        _ = try await setup.fixture.service.rotate(key: setup.victim.description, actor: "t")
+        _ = try await setup.fixture.service.rotate(key: setup.victim.description, actor: .owner("t"))
         try setup.fixture.tamper("UPDATE key_versions SET version = 3 WHERE key_id = ? AND version = 1", [Data(setup.victim.bytes)])
         try setup.fixture.tamper("UPDATE key_versions SET version = 1 WHERE key_id = ? AND version = 2", [Data(setup.victim.bytes)])
         try setup.fixture.tamper("UPDATE key_versions SET version = 2 WHERE key_id = ? AND version = 3", [Data(setup.victim.bytes)])
@@ -88,9 +88,9 @@ struct IntegrityTests {
         defer { setup.fixture.remove() }
         try setup.fixture.tamper("UPDATE aliases SET key_id = ? WHERE name = 'bystander'", [Data(setup.victim.bytes)])
         let service = try await setup.fixture.reopen()
-        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: "bystander", actor: "t") }
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: "bystander", actor: .owner("t")) }
         guard case .integrityFailure = error else { Issue.record("re-pointed alias was used: \(String(describing: error))"); return }
-        #expect(try await service.encrypt([1], key: "victim", actor: "t").keyID == setup.victim)
+        #expect(try await service.encrypt([1], key: "victim", actor: .owner("t")).keyID == setup.victim)
         let report = try await service.verifyStore()
         #expect(report.problems.contains { $0.contains("alias bystander") })
     }
@@ -100,15 +100,15 @@ struct IntegrityTests {
         let setup = try await Self.setup()
         defer { setup.fixture.remove() }
         let old = try setup.fixture.fetch("SELECT body, revision, mac, state FROM keys WHERE id = ?", [Data(setup.victim.bytes)])[0]
-        _ = try await setup.fixture.service.transition(key: setup.victim.description, .markCompromised, actor: "t")
+        _ = try await setup.fixture.service.transition(key: setup.victim.description, .markCompromised, actor: .owner("t"))
         try setup.fixture.tamper("UPDATE keys SET body = ?, revision = ?, mac = ?, state = ? WHERE id = ?",
                                  [old["body"] as Data?, old["revision"] as Int64?, old["mac"] as Data?, old["state"] as String?, Data(setup.victim.bytes)])
         let service = try await setup.fixture.reopen()
-        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: setup.victim.description, actor: "t") }
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: setup.victim.description, actor: .owner("t")) }
         guard case .integrityFailure(let message)? = error, message.contains("revision") else {
             Issue.record("replayed row was accepted: \(String(describing: error))"); return
         }
-        #expect(try await service.decrypt(setup.bystanderCiphertext, actor: "t").plaintext == [2])
+        #expect(try await service.decrypt(setup.bystanderCiphertext, actor: .owner("t")).plaintext == [2])
         let report = try await service.verifyStore()
         #expect(report.problems.contains { $0.contains(setup.victim.description) && $0.contains("replayed") })
     }
@@ -130,7 +130,7 @@ struct AuditedRevisionIndexTests {
         let setup = try await IntegrityTests.setup()
         defer { setup.fixture.remove() }
         let old = try setup.fixture.fetch("SELECT body, revision, mac, state FROM keys WHERE id = ?", [Data(setup.victim.bytes)])[0]
-        _ = try await setup.fixture.service.transition(key: setup.victim.description, .disable, actor: "t")
+        _ = try await setup.fixture.service.transition(key: setup.victim.description, .disable, actor: .owner("t"))
         try setup.fixture.tamper("UPDATE keys SET body = ?, revision = ?, mac = ?, state = ? WHERE id = ?",
                                  [old["body"] as Data?, old["revision"] as Int64?, old["mac"] as Data?, old["state"] as String?, Data(setup.victim.bytes)])
         try setup.fixture.tamper("UPDATE audited_revisions SET revision = 1 WHERE key_id = ?", [Data(setup.victim.bytes)])

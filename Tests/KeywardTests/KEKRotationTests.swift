@@ -11,14 +11,14 @@ struct KEKRotationTests {
         let keyFile = directory.appendingPathComponent("root.key").path
         try KeyFileRootOfTrust.generate(at: keyFile)
         let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "t")
+        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("t"))
         var sealed: [EncryptResult] = []
         for index in 0..<5 {
-            let key = try await service.createKey(CreateKeyRequest(aliases: ["k\(index)"]), actor: "t").metadata.id.description
-            sealed.append(try await service.encrypt([UInt8(index)], key: key, actor: "t"))
-            _ = try await service.rotate(key: key, actor: "t")
+            let key = try await service.createKey(CreateKeyRequest(aliases: ["k\(index)"]), actor: .owner("t")).metadata.id.description
+            sealed.append(try await service.encrypt([UInt8(index)], key: key, actor: .owner("t")))
+            _ = try await service.rotate(key: key, actor: .owner("t"))
         }
-        _ = try await service.createKey(CreateKeyRequest(spec: .ed25519), actor: "t")
+        _ = try await service.createKey(CreateKeyRequest(spec: .ed25519), actor: .owner("t"))
         return (store, service, keyFile, sealed)
     }
 
@@ -29,14 +29,14 @@ struct KEKRotationTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let (store, service, keyFile, sealed) = try await Self.makeStore(directory)
         let oldKEK = service.header.activeKEK
-        let token = try await service.issueToken(principal: "app", policy: .everything, lifetime: nil, actor: "t")
-        let rotated = try await service.rotateKEK(root: KeyFileRootOfTrust(path: keyFile), actor: "t")
+        let token = try await service.issueToken(principal: "app", policy: .everything, lifetime: nil, actor: .owner("t"))
+        let rotated = try await service.rotateKEK(root: KeyFileRootOfTrust(path: keyFile), actor: .owner("t"))
         #expect(try await rotated.authenticate(token.text).principal == "app")
         #expect(rotated.header.activeKEK != oldKEK)
         #expect(try await store.keks().map(\.id) == [rotated.header.activeKEK])
         let reopened = try await KeyService.open(store: store, root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
         for (index, result) in sealed.enumerated() {
-            #expect(try await reopened.decrypt(result.ciphertext, actor: "t").plaintext == [UInt8(index)])
+            #expect(try await reopened.decrypt(result.ciphertext, actor: .owner("t")).plaintext == [UInt8(index)])
         }
         let report = try await reopened.verifyStore()
         #expect(report.isIntact, "\(report.problems) \(report.audit.problems)")
@@ -51,14 +51,14 @@ struct KEKRotationTests {
         let (store, service, keyFile, sealed) = try await Self.makeStore(directory)
         let oldKEK = service.header.activeKEK
         store.failRewriteAfter = 4
-        let error = await keywardError { () async throws(KeywardError) in _ = try await service.rotateKEK(root: try KeyFileRootOfTrust(path: keyFile), actor: "t") }
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.rotateKEK(root: try KeyFileRootOfTrust(path: keyFile), actor: .owner("t")) }
         #expect(error != nil)
         store.failRewriteAfter = nil
         let reopened = try await KeyService.open(store: store, root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
         #expect(reopened.header.activeKEK == oldKEK)
         #expect(try await store.keks().map(\.id) == [oldKEK])
         for (index, result) in sealed.enumerated() {
-            #expect(try await reopened.decrypt(result.ciphertext, actor: "t").plaintext == [UInt8(index)])
+            #expect(try await reopened.decrypt(result.ciphertext, actor: .owner("t")).plaintext == [UInt8(index)])
         }
         #expect(try await reopened.verifyStore().isIntact)
     }

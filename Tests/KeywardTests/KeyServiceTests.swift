@@ -10,13 +10,13 @@ struct KeyServiceTests {
     func roundTripAcrossReopen() async throws {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
-        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/payments"], tags: ["team": "pay"]), actor: "alice")
-        let sealed = try await fixture.service.encrypt(Array("4111 1111".utf8), key: "app/payments", context: ["order": "42"], actor: "alice")
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/payments"], tags: ["team": "pay"]), actor: .owner("alice"))
+        let sealed = try await fixture.service.encrypt(Array("4111 1111".utf8), key: "app/payments", context: ["order": "42"], actor: .owner("alice"))
         #expect(sealed.keyID == key.metadata.id && sealed.version == 1)
         let reopened = try await fixture.reopen()
-        let opened = try await reopened.decrypt(sealed.ciphertext, context: ["order": "42"], actor: "bob")
+        let opened = try await reopened.decrypt(sealed.ciphertext, context: ["order": "42"], actor: .owner("bob"))
         #expect(opened.plaintext == Array("4111 1111".utf8))
-        let described = try await reopened.describe(key: key.metadata.id.description, actor: "bob")
+        let described = try await reopened.describe(key: key.metadata.id.description, actor: .owner("bob"))
         #expect(described.aliases == ["app/payments"] && described.metadata.tags == ["team": "pay"])
     }
 
@@ -24,7 +24,7 @@ struct KeyServiceTests {
     func wrongRootOfTrust() async throws {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
-        _ = try await fixture.service.createKey(CreateKeyRequest(), actor: "t")
+        _ = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("t"))
         let before = try fixture.fetch("SELECT count(*) AS n FROM audit")[0]["n"] as Int64?
         let otherFile = fixture.directory.appendingPathComponent("other.key").path
         try KeyFileRootOfTrust.generate(at: otherFile)
@@ -50,9 +50,9 @@ struct KeyServiceTests {
         let kdf = KDFParameters(algorithm: .argon2id(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1), salt: KDFParameters.randomSalt())
         let service = try await KeyService.initialize(
             store: try SQLiteKeyStore(path: path),
-            root: PassphraseRootOfTrust(newStoreWith: SecretBytes(copying: Array("correct horse".utf8)), kdf: kdf), actor: "t")
-        let key = try await service.createKey(CreateKeyRequest(), actor: "t")
-        let sealed = try await service.encrypt([1, 2, 3], key: key.metadata.id.description, actor: "t")
+            root: PassphraseRootOfTrust(newStoreWith: SecretBytes(copying: Array("correct horse".utf8)), kdf: kdf), actor: .owner("t"))
+        let key = try await service.createKey(CreateKeyRequest(), actor: .owner("t"))
+        let sealed = try await service.encrypt([1, 2, 3], key: key.metadata.id.description, actor: .owner("t"))
         func open(_ passphrase: String) async throws -> KeyService {
             let store = try SQLiteKeyStore(path: path)
             let secret = try SecretBytes(copying: Array(passphrase.utf8))
@@ -61,7 +61,7 @@ struct KeyServiceTests {
             })
         }
         let reopened = try await open("correct horse")
-        #expect(try await reopened.decrypt(sealed.ciphertext, actor: "t").plaintext == [1, 2, 3])
+        #expect(try await reopened.decrypt(sealed.ciphertext, actor: .owner("t")).plaintext == [1, 2, 3])
         do {
             _ = try await open("wrong horse")
             Issue.record("a wrong passphrase opened the store")
@@ -75,28 +75,28 @@ struct KeyServiceTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let aes = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        let hmac = try await service.createKey(CreateKeyRequest(spec: .hmacSHA256), actor: "t").metadata.id.description
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: "no-such-alias", actor: "t") } == .keyNotFound("no-such-alias"))
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: UUID().uuidString, actor: "t") } != nil)
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: "bad alias!", actor: "t") } != nil)
-        let wrongPurpose = await keywardError { () async throws(KeywardError) in _ = try await service.sign(.message([1]), key: aes, actor: "t") }
+        let aes = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        let hmac = try await service.createKey(CreateKeyRequest(spec: .hmacSHA256), actor: .owner("t")).metadata.id.description
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: "no-such-alias", actor: .owner("t")) } == .keyNotFound("no-such-alias"))
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: UUID().uuidString, actor: .owner("t")) } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: "bad alias!", actor: .owner("t")) } != nil)
+        let wrongPurpose = await keywardError { () async throws(KeywardError) in _ = try await service.sign(.message([1]), key: aes, actor: .owner("t")) }
         #expect(wrongPurpose == .crypto(.wrongPurpose(spec: .aes256GCM, operation: .sign)))
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: hmac, actor: "t") } == .crypto(.wrongPurpose(spec: .hmacSHA256, operation: .encrypt)))
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: hmac, actor: .owner("t")) } == .crypto(.wrongPurpose(spec: .hmacSHA256, operation: .encrypt)))
         for garbage in [[UInt8](), [1], [UInt8](repeating: 1, count: 60), [UInt8](repeating: 0xFF, count: 200)] {
-            guard case .crypto(.invalidCiphertext) = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(garbage, actor: "t") }) else {
+            guard case .crypto(.invalidCiphertext) = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(garbage, actor: .owner("t")) }) else {
                 Issue.record("garbage of \(garbage.count) bytes was not invalidCiphertext")
                 continue
             }
         }
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([UInt8](repeating: 0, count: KeyService.maximumPlaintextBytes + 1), key: aes, actor: "t") } != nil)
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.random(count: 0, actor: "t") } != nil)
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(spec: .ed25519, exportable: true), actor: "t") } != nil)
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 0), actor: "t") } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([UInt8](repeating: 0, count: KeyService.maximumPlaintextBytes + 1), key: aes, actor: .owner("t")) } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.random(count: 0, actor: .owner("t")) } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(spec: .ed25519, exportable: true), actor: .owner("t")) } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 0), actor: .owner("t")) } != nil)
         // A ciphertext of another key cannot be opened as this key's.
-        let sealed = try await service.encrypt([7], key: aes, actor: "t")
-        let other = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed.ciphertext, expectedKey: other, actor: "t") } != nil)
+        let sealed = try await service.encrypt([7], key: aes, actor: .owner("t"))
+        let other = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed.ciphertext, expectedKey: other, actor: .owner("t")) } != nil)
     }
 
     @Test("every operation works on a key of its purpose")
@@ -104,43 +104,43 @@ struct KeyServiceTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let aes = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        let dataKey = try await service.generateDataKey(key: aes, context: ["file": "a"], actor: "t")
-        let unsealed = try await service.decrypt(dataKey.ciphertext, context: ["file": "a"], actor: "t").plaintext
+        let aes = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        let dataKey = try await service.generateDataKey(key: aes, context: ["file": "a"], actor: .owner("t"))
+        let unsealed = try await service.decrypt(dataKey.ciphertext, context: ["file": "a"], actor: .owner("t")).plaintext
         let same = dataKey.plaintext.constantTimeEquals(unsealed)
         #expect(same)
         _ = consume dataKey
-        let pair = try await service.generateDataKeyPair(key: aes, pairSpec: .ecdhP256, actor: "t")
-        let privateKey = try await service.decrypt(pair.privateKeyCiphertext, actor: "t").plaintext
+        let pair = try await service.generateDataKeyPair(key: aes, pairSpec: .ecdhP256, actor: .owner("t"))
+        let privateKey = try await service.decrypt(pair.privateKeyCiphertext, actor: .owner("t")).plaintext
         #expect(try KeyMaterial(spec: .ecdhP256, importing: privateKey).publicKey() == pair.publicKey)
-        let reencrypted = try await service.reEncrypt(try await service.encrypt([5], key: aes, actor: "t").ciphertext, destinationKey: aes, actor: "t")
-        #expect(try await service.decrypt(reencrypted.ciphertext, actor: "t").plaintext == [5])
+        let reencrypted = try await service.reEncrypt(try await service.encrypt([5], key: aes, actor: .owner("t")).ciphertext, destinationKey: aes, actor: .owner("t"))
+        #expect(try await service.decrypt(reencrypted.ciphertext, actor: .owner("t")).plaintext == [5])
 
-        let signer = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256), actor: "t").metadata.id.description
-        let signature = try await service.sign(.message([1, 2]), key: signer, actor: "t")
-        #expect(try await service.verify(signature.signature, for: .message([1, 2]), key: signer, actor: "t"))
-        #expect(try await !service.verify(signature.signature, for: .message([1, 3]), key: signer, actor: "t"))
-        let publicKey = try await service.publicKey(key: signer, actor: "t")
+        let signer = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256), actor: .owner("t")).metadata.id.description
+        let signature = try await service.sign(.message([1, 2]), key: signer, actor: .owner("t"))
+        #expect(try await service.verify(signature.signature, for: .message([1, 2]), key: signer, actor: .owner("t")))
+        #expect(try await !service.verify(signature.signature, for: .message([1, 3]), key: signer, actor: .owner("t")))
+        let publicKey = try await service.publicKey(key: signer, actor: .owner("t"))
         #expect(try publicKey.verify(signature.signature, for: .message([1, 2])))
 
-        let mac = try await service.createKey(CreateKeyRequest(spec: .hmacSHA512), actor: "t").metadata.id.description
-        let tag = try await service.mac([9], key: mac, actor: "t")
-        #expect(try await service.verifyMAC(tag.tag, for: [9], key: mac, actor: "t"))
-        #expect(try await !service.verifyMAC(tag.tag, for: [8], key: mac, actor: "t"))
+        let mac = try await service.createKey(CreateKeyRequest(spec: .hmacSHA512), actor: .owner("t")).metadata.id.description
+        let tag = try await service.mac([9], key: mac, actor: .owner("t"))
+        #expect(try await service.verifyMAC(tag.tag, for: [9], key: mac, actor: .owner("t")))
+        #expect(try await !service.verifyMAC(tag.tag, for: [8], key: mac, actor: .owner("t")))
 
-        let agreement = try await service.createKey(CreateKeyRequest(spec: .x25519), actor: "t").metadata.id.description
+        let agreement = try await service.createKey(CreateKeyRequest(spec: .x25519), actor: .owner("t")).metadata.id.description
         let peer = try KeyMaterial.generate(.x25519)
-        let shared = try await service.deriveSharedSecret(key: agreement, peer: try peer.publicKey(), actor: "t")
-        let theirs = try peer.sharedSecret(with: try await service.publicKey(key: agreement, actor: "t"))
+        let shared = try await service.deriveSharedSecret(key: agreement, peer: try peer.publicKey(), actor: .owner("t"))
+        let theirs = try peer.sharedSecret(with: try await service.publicKey(key: agreement, actor: .owner("t")))
         let agreed = shared.constantTimeEquals(theirs)
         #expect(agreed)
 
-        let kem = try await service.createKey(CreateKeyRequest(spec: .mlKEM768), actor: "t").metadata.id.description
-        let encapsulation = try await service.publicKey(key: kem, actor: "t").encapsulate()
-        let recovered = try await service.decapsulate(encapsulation.encapsulated, key: kem, actor: "t")
+        let kem = try await service.createKey(CreateKeyRequest(spec: .mlKEM768), actor: .owner("t")).metadata.id.description
+        let encapsulation = try await service.publicKey(key: kem, actor: .owner("t")).encapsulate()
+        let recovered = try await service.decapsulate(encapsulation.encapsulated, key: kem, actor: .owner("t"))
         let recoveredAlike = recovered.constantTimeEquals(encapsulation.sharedSecret)
         #expect(recoveredAlike)
-        #expect(try await service.random(count: 32, actor: "t").count == 32)
+        #expect(try await service.random(count: 32, actor: .owner("t")).count == 32)
     }
 
     @Test("listing pages through keys and filters by state, tag and alias")
@@ -149,21 +149,21 @@ struct KeyServiceTests {
         defer { fixture.remove() }
         let service = fixture.service
         for index in 0..<25 {
-            _ = try await service.createKey(CreateKeyRequest(aliases: ["k\(index)"], tags: ["parity": index % 2 == 0 ? "even" : "odd"]), actor: "t")
+            _ = try await service.createKey(CreateKeyRequest(aliases: ["k\(index)"], tags: ["parity": index % 2 == 0 ? "even" : "odd"]), actor: .owner("t"))
         }
         var seen: [KeyID] = []
         var cursor: KeyID? = nil
         repeat {
-            let page = try await service.listKeys(after: cursor, limit: 10)
+            let page = try await service.listKeys(after: cursor, limit: 10, actor: .owner("t"))
             seen += page.keys.map(\.metadata.id)
             cursor = page.nextCursor
         } while cursor != nil
         #expect(seen.count == 25 && Set(seen).count == 25 && seen == seen.sorted())
-        #expect(try await service.listKeys(tag: ("parity", "even"), limit: 100).keys.count == 13)
-        #expect(try await service.listKeys(alias: "k7", limit: 100).keys.first?.aliases == ["k7"])
-        _ = try await service.transition(key: "k3", .disable, actor: "t")
-        #expect(try await service.listKeys(state: .disabled, limit: 100).keys.map(\.aliases) == [["k3"]])
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.listKeys(limit: 0) } != nil)
+        #expect(try await service.listKeys(tag: ("parity", "even"), limit: 100, actor: .owner("t")).keys.count == 13)
+        #expect(try await service.listKeys(alias: "k7", limit: 100, actor: .owner("t")).keys.first?.aliases == ["k7"])
+        _ = try await service.transition(key: "k3", .disable, actor: .owner("t"))
+        #expect(try await service.listKeys(state: .disabled, limit: 100, actor: .owner("t")).keys.map(\.aliases) == [["k3"]])
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.listKeys(limit: 0, actor: .owner("t")) } != nil)
     }
 }
 
@@ -179,7 +179,7 @@ struct ConcurrentCreationTests {
             for index in 0..<40 {
                 group.addTask {
                     let alias = index % 4 == 0 ? "shared" : "own-\(index)"
-                    return (try? await service.createKey(CreateKeyRequest(aliases: [alias]), actor: "t")) != nil
+                    return (try? await service.createKey(CreateKeyRequest(aliases: [alias]), actor: .owner("t"))) != nil
                 }
             }
             var results: [Bool] = []
@@ -187,8 +187,8 @@ struct ConcurrentCreationTests {
             return results
         }
         #expect(outcomes.filter { $0 }.count == 31)
-        #expect(try await service.listKeys(limit: 100).keys.count == 31)
-        #expect(try await service.listKeys(alias: "shared", limit: 10).keys.count == 1)
+        #expect(try await service.listKeys(limit: 100, actor: .owner("t")).keys.count == 31)
+        #expect(try await service.listKeys(alias: "shared", limit: 10, actor: .owner("t")).keys.count == 1)
         #expect(try await service.verifyStore().isIntact)
     }
 }

@@ -8,20 +8,20 @@ struct LifecycleTests {
     /// Puts a new key of `spec` into `state`.
     static func key(in state: KeyState, spec: KeySpec, _ fixture: StoreFixture) async throws -> String {
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(spec: spec, initialState: state == .preActive ? .preActive : .active), actor: "t").metadata.id.description
+        let id = try await service.createKey(CreateKeyRequest(spec: spec, initialState: state == .preActive ? .preActive : .active), actor: .owner("t")).metadata.id.description
         switch state {
         case .preActive, .active: break
-        case .disabled: _ = try await service.transition(key: id, .disable, actor: "t")
-        case .deactivated: _ = try await service.transition(key: id, .deactivate, actor: "t")
-        case .compromised: _ = try await service.transition(key: id, .markCompromised, actor: "t")
-        case .pendingDestruction: _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 30, actor: "t")
+        case .disabled: _ = try await service.transition(key: id, .disable, actor: .owner("t"))
+        case .deactivated: _ = try await service.transition(key: id, .deactivate, actor: .owner("t"))
+        case .compromised: _ = try await service.transition(key: id, .markCompromised, actor: .owner("t"))
+        case .pendingDestruction: _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 30, actor: .owner("t"))
         case .destroyed:
-            _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+            _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: .owner("t"))
             fixture.manualClock.advance(by: 8 * 86_400)
-            _ = try await service.describe(key: id, actor: "t")
+            _ = try await service.describe(key: id, actor: .owner("t"))
             fixture.manualClock.advance(by: -8 * 86_400)
         }
-        #expect(try await service.describe(key: id, actor: "t").metadata.state == state)
+        #expect(try await service.describe(key: id, actor: .owner("t")).metadata.state == state)
         return id
     }
 
@@ -42,21 +42,21 @@ struct LifecycleTests {
         let spec = specFor(operation)
         // Material made while the key was active, for the "use" half of decrypt / verify.
         let id = try await key(in: .active, spec: spec, fixture)
-        let ciphertext = spec == .aes256GCM ? try await service.encrypt([1], key: id, actor: "t").ciphertext : []
-        let signature = spec == .ecdsaP256 ? try await service.sign(.message([1]), key: id, actor: "t").signature : []
-        let tag = spec == .hmacSHA256 ? try await service.mac([1], key: id, actor: "t").tag : []
-        let encapsulated = spec == .mlKEM768 ? try await service.publicKey(key: id, actor: "t").encapsulate().encapsulated : []
+        let ciphertext = spec == .aes256GCM ? try await service.encrypt([1], key: id, actor: .owner("t")).ciphertext : []
+        let signature = spec == .ecdsaP256 ? try await service.sign(.message([1]), key: id, actor: .owner("t")).signature : []
+        let tag = spec == .hmacSHA256 ? try await service.mac([1], key: id, actor: .owner("t")).tag : []
+        let encapsulated = spec == .mlKEM768 ? try await service.publicKey(key: id, actor: .owner("t")).encapsulate().encapsulated : []
         // Move it to the state under test.
         let service2 = service
         switch state {
         case .preActive: return nil // pre-active keys are made fresh below
         case .active: break
-        case .disabled: _ = try await service2.transition(key: id, .disable, actor: "t")
-        case .deactivated: _ = try await service2.transition(key: id, .deactivate, actor: "t")
-        case .compromised: _ = try await service2.transition(key: id, .markCompromised, actor: "t")
-        case .pendingDestruction: _ = try await service2.transition(key: id, .scheduleDestruction, actor: "t")
+        case .disabled: _ = try await service2.transition(key: id, .disable, actor: .owner("t"))
+        case .deactivated: _ = try await service2.transition(key: id, .deactivate, actor: .owner("t"))
+        case .compromised: _ = try await service2.transition(key: id, .markCompromised, actor: .owner("t"))
+        case .pendingDestruction: _ = try await service2.transition(key: id, .scheduleDestruction, actor: .owner("t"))
         case .destroyed:
-            _ = try await service2.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+            _ = try await service2.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: .owner("t"))
             fixture.manualClock.advance(by: 8 * 86_400)
         }
         defer { if state == .destroyed { fixture.manualClock.advance(by: -8 * 86_400) } }
@@ -67,24 +67,24 @@ struct LifecycleTests {
         let peer = try! KeyMaterial.generate(.x25519).publicKey()
         return await keywardError { () async throws(KeywardError) in
             switch operation {
-            case .encrypt: _ = try await service.encrypt([1], key: id, actor: "t")
-            case .decrypt: _ = try await service.decrypt(ciphertext, actor: "t")
-            case .reEncrypt: _ = try await service.reEncrypt(ciphertext, destinationKey: id, actor: "t")
-            case .generateDataKey: _ = try await service.generateDataKeyWithoutPlaintext(key: id, actor: "t")
-            case .generateDataKeyPair: _ = try await service.generateDataKeyPair(key: id, pairSpec: .ed25519, actor: "t")
-            case .sign: _ = try await service.sign(.message([1]), key: id, actor: "t")
-            case .verify: _ = try await service.verify(signature, for: .message([1]), key: id, actor: "t")
-            case .mac: _ = try await service.mac([1], key: id, actor: "t")
-            case .verifyMAC: _ = try await service.verifyMAC(tag, for: [1], key: id, actor: "t")
-            case .deriveSharedSecret: _ = try await service.deriveSharedSecret(key: id, peer: peer, actor: "t")
-            case .decapsulate: _ = try await service.decapsulate(encapsulated, key: id, actor: "t")
-            case .publicKey: _ = try await service.publicKey(key: id, actor: "t")
-            case .describe: _ = try await service.describe(key: id, actor: "t")
-            case .export: _ = try await service.exportKey(key: id, actor: "t")
-            case .rotate: _ = try await service.rotate(key: id, actor: "t")
-            case .update: _ = try await service.update(key: id, description: "x", actor: "t")
+            case .encrypt: _ = try await service.encrypt([1], key: id, actor: .owner("t"))
+            case .decrypt: _ = try await service.decrypt(ciphertext, actor: .owner("t"))
+            case .reEncrypt: _ = try await service.reEncrypt(ciphertext, destinationKey: id, actor: .owner("t"))
+            case .generateDataKey: _ = try await service.generateDataKeyWithoutPlaintext(key: id, actor: .owner("t"))
+            case .generateDataKeyPair: _ = try await service.generateDataKeyPair(key: id, pairSpec: .ed25519, actor: .owner("t"))
+            case .sign: _ = try await service.sign(.message([1]), key: id, actor: .owner("t"))
+            case .verify: _ = try await service.verify(signature, for: .message([1]), key: id, actor: .owner("t"))
+            case .mac: _ = try await service.mac([1], key: id, actor: .owner("t"))
+            case .verifyMAC: _ = try await service.verifyMAC(tag, for: [1], key: id, actor: .owner("t"))
+            case .deriveSharedSecret: _ = try await service.deriveSharedSecret(key: id, peer: peer, actor: .owner("t"))
+            case .decapsulate: _ = try await service.decapsulate(encapsulated, key: id, actor: .owner("t"))
+            case .publicKey: _ = try await service.publicKey(key: id, actor: .owner("t"))
+            case .describe: _ = try await service.describe(key: id, actor: .owner("t"))
+            case .export: _ = try await service.exportKey(key: id, actor: .owner("t"))
+            case .rotate: _ = try await service.rotate(key: id, actor: .owner("t"))
+            case .update: _ = try await service.update(key: id, description: "x", actor: .owner("t"))
             case .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction, .markCompromised:
-                _ = try await service.transition(key: id, operation, actor: "t")
+                _ = try await service.transition(key: id, operation, actor: .owner("t"))
             case .destroy, .create, .random: break
             }
         }
@@ -125,18 +125,18 @@ struct LifecycleTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
-        let sealed = try await service.encrypt([1, 2], key: id, actor: "t").ciphertext
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 6, actor: "t") } != nil)
-        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 31, actor: "t") } != nil)
-        let scheduled = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        let sealed = try await service.encrypt([1, 2], key: id, actor: .owner("t")).ciphertext
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 6, actor: .owner("t")) } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 31, actor: .owner("t")) } != nil)
+        let scheduled = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: .owner("t"))
         #expect(scheduled.metadata.destructionDate == fixture.manualClock.now.addingTimeInterval(7 * 86_400))
-        #expect(try await service.transition(key: id, .cancelDestruction, actor: "t").metadata.state == .disabled)
-        _ = try await service.transition(key: id, .enable, actor: "t")
-        #expect(try await service.decrypt(sealed, actor: "t").plaintext == [1, 2])
-        _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: "t")
+        #expect(try await service.transition(key: id, .cancelDestruction, actor: .owner("t")).metadata.state == .disabled)
+        _ = try await service.transition(key: id, .enable, actor: .owner("t"))
+        #expect(try await service.decrypt(sealed, actor: .owner("t")).plaintext == [1, 2])
+        _ = try await service.transition(key: id, .scheduleDestruction, waitingDays: 7, actor: .owner("t"))
         fixture.manualClock.advance(by: 7 * 86_400 + 1)
-        let error = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed, actor: "t") }
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(sealed, actor: .owner("t")) }
         guard case .keyDestroyed = error else { Issue.record("expected keyDestroyed, got \(String(describing: error))"); return }
         #expect(error?.description.contains("destroyed") == true)
         // The material is gone from the file: every version row's sealed blob is empty.
@@ -144,7 +144,7 @@ struct LifecycleTests {
         #expect(rows.allSatisfy { ($0["n"] as Int64?) == 0 })
         // A fresh process sees the tombstone too.
         let reopened = try await fixture.reopen()
-        guard case .keyDestroyed = await keywardError({ () async throws(KeywardError) in _ = try await reopened.decrypt(sealed, actor: "t") }) else {
+        guard case .keyDestroyed = await keywardError({ () async throws(KeywardError) in _ = try await reopened.decrypt(sealed, actor: .owner("t")) }) else {
             Issue.record("reopened store did not report key destroyed"); return
         }
     }
@@ -154,21 +154,21 @@ struct LifecycleTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 30), actor: "t").metadata.id.description
-        let v1 = try await service.encrypt([1], key: id, actor: "t")
-        #expect(try await service.rotate(key: id, actor: "t").metadata.currentVersion == 2)
-        let v2 = try await service.encrypt([2], key: id, actor: "t")
+        let id = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 30), actor: .owner("t")).metadata.id.description
+        let v1 = try await service.encrypt([1], key: id, actor: .owner("t"))
+        #expect(try await service.rotate(key: id, actor: .owner("t")).metadata.currentVersion == 2)
+        let v2 = try await service.encrypt([2], key: id, actor: .owner("t"))
         #expect(v1.version == 1 && v2.version == 2)
-        #expect(try await service.decrypt(v1.ciphertext, actor: "t").plaintext == [1])
-        let moved = try await service.reEncrypt(v1.ciphertext, destinationKey: id, actor: "t")
+        #expect(try await service.decrypt(v1.ciphertext, actor: .owner("t")).plaintext == [1])
+        let moved = try await service.reEncrypt(v1.ciphertext, destinationKey: id, actor: .owner("t"))
         #expect(moved.version == 2)
-        _ = try await service.update(key: id, minDecryptionVersion: 2, actor: "t")
-        guard case .versionUnavailable = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(v1.ciphertext, actor: "t") }) else {
+        _ = try await service.update(key: id, minDecryptionVersion: 2, actor: .owner("t"))
+        guard case .versionUnavailable = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(v1.ciphertext, actor: .owner("t")) }) else {
             Issue.record("version 1 still decrypts below the minimum"); return
         }
         // The rotation period rotates automatically once due.
         fixture.manualClock.advance(by: 31 * 86_400)
-        #expect(try await service.encrypt([3], key: id, actor: "t").version == 3)
+        #expect(try await service.encrypt([3], key: id, actor: .owner("t")).version == 3)
     }
 
     @Test("a version rotates before its random-nonce encryption limit")
@@ -176,9 +176,9 @@ struct LifecycleTests {
         let fixture = try await StoreFixture.make(options: KeyService.Options(encryptionReservationBlock: 4, encryptionLimit: 8))
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         var versions: [UInt32] = []
-        for _ in 0..<20 { versions.append(try await service.encrypt([0], key: id, actor: "t").version) }
+        for _ in 0..<20 { versions.append(try await service.encrypt([0], key: id, actor: .owner("t")).version) }
         #expect(versions.prefix(8).allSatisfy { $0 == 1 })
         #expect(versions[8] == 2)
         #expect(Set(versions).count >= 3)
@@ -192,17 +192,17 @@ struct LifecycleTests {
         let fixture = try await StoreFixture.make(options: KeyService.Options(encryptionReservationBlock: 16, encryptionLimit: 32))
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         let items = (0..<10).map { EncryptItem([UInt8($0)]) }
         var versions: [UInt32] = []
         for _ in 0..<4 {
-            let results = try await service.encryptBatch(items, key: id, actor: "t")
+            let results = try await service.encryptBatch(items, key: id, actor: .owner("t"))
             versions.append(try results[0].get().version)
         }
         // 30 items fit under the limit of 32; the fourth batch of 10 needs a new version.
         #expect(versions == [1, 1, 1, 2])
         let tooMany = (0..<17).map { EncryptItem([UInt8($0)]) }
-        guard case .invalidArgument = await keywardError({ () async throws(KeywardError) in _ = try await service.encryptBatch(tooMany, key: id, actor: "t") }) else {
+        guard case .invalidArgument = await keywardError({ () async throws(KeywardError) in _ = try await service.encryptBatch(tooMany, key: id, actor: .owner("t")) }) else {
             Issue.record("a batch larger than a reservation block was accepted"); return
         }
     }
@@ -212,7 +212,7 @@ struct LifecycleTests {
         let fixture = try await StoreFixture.make(options: KeyService.Options(encryptionReservationBlock: 8, encryptionLimit: 1_000))
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(), actor: "t").metadata.id.description
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         func stored() throws -> String {
             let body = try fixture.fetch("SELECT body FROM key_versions WHERE version = 1")[0]["body"] as Data?
             return String(decoding: body ?? Data(), as: UTF8.self)
@@ -225,10 +225,10 @@ struct LifecycleTests {
             return false
         }
         // 5 of 8 used: under half a block left, so the next block is reserved while 3 remain.
-        for _ in 0..<5 { #expect(try await service.encrypt([0], key: id, actor: "t").version == 1) }
+        for _ in 0..<5 { #expect(try await service.encrypt([0], key: id, actor: .owner("t")).version == 1) }
         #expect(try await waitFor("\"encryptionsReserved\":16"))
         // 16 encryptions reserve exactly 24: the remainder of each block is used, not skipped.
-        for _ in 0..<11 { #expect(try await service.encrypt([0], key: id, actor: "t").version == 1) }
+        for _ in 0..<11 { #expect(try await service.encrypt([0], key: id, actor: .owner("t")).version == 1) }
         #expect(try await waitFor("\"encryptionsReserved\":24"))
         try await Task.sleep(for: .milliseconds(100))
         #expect(try stored().contains("\"encryptionsReserved\":24"))
@@ -243,16 +243,16 @@ struct ConcurrentMaintenanceTests {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
         let service = fixture.service
-        let id = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 1), actor: "t").metadata.id.description
-        _ = try await service.encrypt([1], key: id, actor: "t")
+        let id = try await service.createKey(CreateKeyRequest(rotationPeriodDays: 1), actor: .owner("t")).metadata.id.description
+        _ = try await service.encrypt([1], key: id, actor: .owner("t"))
         fixture.manualClock.advance(by: 86_401)
         let versions = try await withThrowingTaskGroup(of: UInt32.self) { group in
-            for _ in 0..<16 { group.addTask { try await service.encrypt([2], key: id, actor: "t").version } }
+            for _ in 0..<16 { group.addTask { try await service.encrypt([2], key: id, actor: .owner("t")).version } }
             var all: [UInt32] = []
             for try await version in group { all.append(version) }
             return all
         }
         #expect(versions.count == 16 && Set(versions) == [2])
-        #expect(try await service.describe(key: id, actor: "t").metadata.currentVersion == 2)
+        #expect(try await service.describe(key: id, actor: .owner("t")).metadata.currentVersion == 2)
     }
 }

@@ -20,7 +20,7 @@ struct StoreFixture {
         let path = directory.appendingPathComponent("store.db").path
         let clock = ManualClock()
         let store = try SQLiteKeyStore(path: path)
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: "test", clock: clock, options: options)
+        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("test"), clock: clock, options: options)
         return StoreFixture(directory: directory, path: path, keyFile: keyFile, clock: clock, service: service)
     }
 

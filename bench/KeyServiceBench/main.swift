@@ -28,7 +28,7 @@ func openService(_ path: String) async throws -> KeyService {
     let keyFile = path + ".key"
     if !FileManager.default.fileExists(atPath: path) {
         if !FileManager.default.fileExists(atPath: keyFile) { try KeyFileRootOfTrust.generate(at: keyFile) }
-        return try await KeyService.initialize(store: SQLiteKeyStore(path: path), root: KeyFileRootOfTrust(path: keyFile), actor: "bench")
+        return try await KeyService.initialize(store: SQLiteKeyStore(path: path), root: KeyFileRootOfTrust(path: keyFile), actor: .owner("bench"))
     }
     return try await KeyService.open(store: SQLiteKeyStore(path: path), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
 }
@@ -52,7 +52,7 @@ case "create":
             group.addTask {
                 var index = worker
                 while index < total {
-                    _ = try await service.createKey(CreateKeyRequest(tags: ["bench": "1"]), actor: "bench")
+                    _ = try await service.createKey(CreateKeyRequest(tags: ["bench": "1"]), actor: .owner("bench"))
                     index += concurrency
                 }
             }
@@ -66,17 +66,17 @@ case "encrypt":
     let duration = Double(arguments.count > 3 ? arguments[3] : "5") ?? 5
     let concurrency = Int(arguments.count > 4 ? arguments[4] : "64") ?? 64
     let service = try await openService(path)
-    let key = try await service.createKey(CreateKeyRequest(aliases: ["bench-\(UUID().uuidString.prefix(8))"]), actor: "bench").metadata.id.description
+    let key = try await service.createKey(CreateKeyRequest(aliases: ["bench-\(UUID().uuidString.prefix(8))"]), actor: .owner("bench")).metadata.id.description
     let plaintext = [UInt8](repeating: 0x41, count: 32)
     let context: EncryptionContext = ["tenant": "acme"]
-    _ = try await service.encrypt(plaintext, key: key, context: context, actor: "bench")
+    _ = try await service.encrypt(plaintext, key: key, context: context, actor: .owner("bench"))
     let counts = try await withThrowingTaskGroup(of: Int.self) { group in
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(duration * 1000)))
         for _ in 0..<concurrency {
             group.addTask {
                 var done = 0
                 while ContinuousClock.now < deadline {
-                    _ = try await service.encrypt(plaintext, key: key, context: context, actor: "bench")
+                    _ = try await service.encrypt(plaintext, key: key, context: context, actor: .owner("bench"))
                     done += 1
                 }
                 return done
@@ -98,8 +98,8 @@ case "open":
     var cursor: KeyID? = nil
     var touched = 0
     while touched < 10_000 {
-        let page = try await service.listKeys(after: cursor, limit: 1000)
-        for key in page.keys { _ = try await service.encrypt([1], key: key.metadata.id.description, actor: "bench"); touched += 1 }
+        let page = try await service.listKeys(after: cursor, limit: 1000, actor: .owner("bench"))
+        for key in page.keys { _ = try await service.encrypt([1], key: key.metadata.id.description, actor: .owner("bench")); touched += 1 }
         guard let next = page.nextCursor else { break }
         cursor = next
     }

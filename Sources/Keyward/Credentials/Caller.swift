@@ -1,44 +1,70 @@
 import Foundation
 import KeywardCrypto
-import Synchronization
 
-/// Who is asking, and under what policy: the principal every audit entry names, the request it
-/// belongs to, and the grants `KeyService` checks before it touches a key.
+/// Who is asking, and with what authority: the principal every audit entry names and the grants
+/// `KeyService` checks before it touches a key.
 ///
-/// A caller without a policy is the store's owner (the CLI, an application embedding the
-/// library with its own KEK): it may do anything the lifecycle allows. Every caller of the HTTPS
-/// service carries its token's or certificate's policy, and `KeyService` refuses what the policy
-/// does not grant with `accessDenied`, audited as `denied`.
-public struct Caller: Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
-    /// The principal, as audit entries show it (`cli`, `token:<id> (name)`, `mtls:CN=...`).
-    public var principal: String
-    /// The grants; nil for the store's owner (no policy check).
-    public var policy: AccessPolicy?
-    /// The request id, for the service.
-    public var requestID: String?
-    /// The client's address, for the service.
-    public var peer: String?
-    /// The HTTP method and route template, for the service.
-    public var route: String?
-    /// Told when `KeyService` audits on this caller's behalf, so a front end knows whether a
-    /// request still needs an audit entry of its own.
-    public var receipt: AuditReceipt?
-
-    /// A caller; without `policy`, the store's owner.
-    public init(_ principal: String, policy: AccessPolicy? = nil, requestID: String? = nil, peer: String? = nil,
-                route: String? = nil, receipt: AuditReceipt? = nil) {
-        self.principal = principal
-        self.policy = policy
-        self.requestID = requestID
-        self.peer = peer
-        self.route = route
-        self.receipt = receipt
+/// A caller is made by one of three constructors, each a distinct authority a reviewer can grep
+/// for:
+/// - ``owner(_:context:)``: the store's owner (the CLI, an application embedding the library with
+///   its own KEK). It holds the KEK already, so no policy applies; anything the lifecycle allows
+///   is allowed.
+/// - ``principal(_:policy:context:)``: a client of a front end (an API token, an mTLS subject),
+///   limited to what its ``AccessPolicy`` grants. `KeyService` refuses the rest with
+///   `accessDenied`, audited as `denied`.
+/// - `system(_:)` (internal to this module): Keyward's own jobs (due rotation, due destruction,
+///   rotation at the encryption limit). No front end can make one.
+///
+/// There is no literal or string conversion: a name alone never carries authority.
+/// Request metadata (request id, peer, route) travels in ``context``; the core records it in
+/// audit entries and reads nothing else from it.
+public struct Caller: Sendable, CustomStringConvertible {
+    /// Where a caller's authority comes from.
+    public enum Authority: Sendable {
+        /// The store's owner: no policy applies.
+        case owner
+        /// A front end's client: only what the policy grants.
+        case policy(AccessPolicy)
+        /// One of Keyward's own jobs.
+        case system(SystemJob)
     }
 
-    /// The store's owner, named by a literal (`"cli"`).
-    public init(stringLiteral principal: String) { self.init(principal) }
+    /// The principal, as audit entries show it (`cli:alice`, `token:<id>:<name>`, `mtls:CN=...`,
+    /// `keyward (rotation period)`).
+    public let principal: String
+    /// Where the caller's authority comes from.
+    public let authority: Authority
+    /// The request metadata a front end records in audit entries.
+    public var context: AuditContext
+
+    private init(principal: String, authority: Authority, context: AuditContext) {
+        self.principal = principal
+        self.authority = authority
+        self.context = context
+    }
+
+    /// The store's owner, named `name` in audit entries (`cli:alice`, `billing-service`).
+    public static func owner(_ name: String, context: AuditContext = AuditContext()) -> Caller {
+        Caller(principal: name, authority: .owner, context: context)
+    }
+
+    /// A front end's client, limited to what `policy` grants.
+    public static func principal(_ name: String, policy: AccessPolicy, context: AuditContext = AuditContext()) -> Caller {
+        Caller(principal: name, authority: .policy(policy), context: context)
+    }
+
+    /// One of Keyward's own jobs.
+    static func system(_ job: SystemJob) -> Caller {
+        Caller(principal: job.principal, authority: .system(job), context: AuditContext())
+    }
 
     public var description: String { principal }
+
+    /// The grants; nil when no policy applies (the owner and Keyward's own jobs).
+    public var policy: AccessPolicy? {
+        if case .policy(let policy) = authority { return policy }
+        return nil
+    }
 
     /// Whether the caller may do `operation` on `key`.
     public func permits(_ operation: ServiceOperation, on key: KeyDescription) -> Bool {
@@ -50,31 +76,32 @@ public struct Caller: Sendable, ExpressibleByStringLiteral, CustomStringConverti
         policy?.allowsSomewhere(operation) ?? true
     }
 
-    /// The same caller without a policy, for the service's own internal steps taken on a
-    /// caller's behalf after the caller's request was authorised (an import's wrapping key).
+    /// The same principal acting for an internal step the service takes on the caller's behalf
+    /// once the caller's request was authorised (an import's wrapping key): no policy applies
+    /// to that step, and its audit entry still names the caller and the request.
     var internalStep: Caller {
-        var caller = self
-        caller.policy = nil
-        return caller
-    }
-
-    /// An audit event for this caller, with its request id and peer.
-    func event(time: Date, operation: String, keyID: KeyID? = nil, version: UInt32? = nil) -> AuditEvent {
-        receipt?.mark()
-        return AuditEvent(time: time, actor: principal, operation: operation, keyID: keyID, version: version,
-                          requestID: requestID, peer: peer, route: route)
+        Caller(principal: principal, authority: .system(.onBehalfOfCaller), context: context)
     }
 }
 
-/// Records whether `KeyService` audited anything for one request.
-public final class AuditReceipt: Sendable {
-    private let marked = Atomic<Bool>(false)
+/// Keyward's own jobs: the only callers with authority that no credential granted.
+public enum SystemJob: String, Sendable, CaseIterable {
+    /// Rotating a key whose rotation period has passed.
+    case periodicRotation
+    /// Rotating a key version that reached its encryption limit.
+    case encryptionLimitRotation
+    /// Destroying a key whose destruction date has passed.
+    case scheduledDestruction
+    /// A step of an authorised request that the service takes itself (an import's wrapping key).
+    case onBehalfOfCaller
 
-    /// A receipt nothing has been audited against yet.
-    public init() {}
-
-    /// Whether an audit entry was made for the request.
-    public var isMarked: Bool { marked.load(ordering: .acquiring) }
-
-    func mark() { marked.store(true, ordering: .releasing) }
+    /// The principal audit entries name for the job.
+    public var principal: String {
+        switch self {
+        case .periodicRotation: "keyward (rotation period)"
+        case .encryptionLimitRotation: "keyward (encryption limit)"
+        case .scheduledDestruction: "keyward (destruction date)"
+        case .onBehalfOfCaller: "keyward (on behalf of the caller)"
+        }
+    }
 }

@@ -21,10 +21,10 @@ final class RecordProtection: Sendable {
         self.storeID = storeID
         self.kekID = kekID
         do {
-            let metadata = try kek.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> SecretBytes in
+            let metadata = try kek.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in
                 try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: storeID.bytes, info: Array("keyward/v1/metadata-mac".utf8), outputByteCount: 32)
             }
-            let audit = try kek.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> SecretBytes in
+            let audit = try kek.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in
                 try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: storeID.bytes, info: Array("keyward/v1/audit-mac".utf8), outputByteCount: 32)
             }
             self.metadataKey = try KeyMaterial(spec: .hmacSHA256, secret: metadata)
@@ -45,7 +45,7 @@ final class RecordProtection: Sendable {
     /// Seals a version's material under the KEK.
     func seal(_ material: borrowing KeyMaterial, keyID: KeyID, version: UInt32) throws(KeywardError) -> [UInt8] {
         do {
-            return try material.secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+            return try material.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
                 try kek.seal(raw, keyID: kekID, version: 1, context: versionContext(keyID: keyID, version: version, spec: material.spec))
             }
         } catch {

@@ -60,8 +60,7 @@ extension KeyService {
     private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try Self.validate(request)
         let id = KeyID()
-        return try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
-            event.operation = "create"
+        return try await auditor.audited(.key(.create), caller: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
             let now = clock.now
             let metadata = KeyMetadata(
                 id: id, spec: request.spec, state: request.initialState, createdAt: now, stateChangedAt: now,
@@ -115,12 +114,8 @@ extension KeyService {
 
     /// The key's metadata and aliases.
     public func describe(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let id = try await resolve(reference)
-        return try await audited(.describe, actor: actor, key: id) { (_) throws(KeywardError) -> KeyDescription in
-            let loaded = try await load(id)
-            try authorize(loaded, .describe, actor)
-            let key = try await maintain(loaded, actor: actor)
-            return KeyDescription(metadata: key.metadata, aliases: try await verifiedAliases(of: id))
+        try await withUsableKey(reference, .describe, purpose: nil, caller: actor) { (key, _) throws(KeywardError) -> KeyDescription in
+            KeyDescription(metadata: key.metadata, aliases: try await verifiedAliases(of: key.row.id))
         }
     }
 
@@ -145,11 +140,10 @@ extension KeyService {
     /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after
     /// `cursor`. Audited as one `list` entry per page.
     public func listKeys(state: KeyState? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil,
-                         after cursor: KeyID? = nil, limit: Int = 100, actor: Caller = "keyward") async throws(KeywardError) -> KeyPage {
+                         after cursor: KeyID? = nil, limit: Int = 100, actor: Caller) async throws(KeywardError) -> KeyPage {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
         let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
-        return try await audited(.describe, actor: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
-            event.operation = "list"
+        return try await auditor.audited(.listKeys, caller: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
             let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
             var keys: [KeyDescription] = []
             for row in rows {
@@ -185,12 +179,8 @@ extension KeyService {
         guard LifecycleTable.target(of: operation, from: .active) != nil, operation != .destroy else {
             throw .invalidArgument("\(operation.rawValue) is not a lifecycle transition")
         }
-        return try await audited(operation, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
-            let loaded = try await load(id)
-            try authorize(loaded, operation, actor)
-            let key = try await maintain(loaded, actor: actor)
-            guard LifecycleTable.allows(operation, in: key.metadata.state), let target = LifecycleTable.target(of: operation, from: key.metadata.state) else {
-                if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
+        return try await withUsableKey(id, operation, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+            guard let target = LifecycleTable.target(of: operation, from: key.metadata.state) else {
                 throw .wrongState(key: id, state: key.metadata.state, operation: operation)
             }
             var metadata = key.metadata
@@ -212,14 +202,7 @@ extension KeyService {
     /// Changes the description, tags, rotation period or minimum decryption version.
     public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil,
                        rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let id = try await resolve(reference)
-        return try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
-            let loaded = try await load(id)
-            try authorize(loaded, .update, actor)
-            let key = try await maintain(loaded, actor: actor)
-            guard LifecycleTable.allows(.update, in: key.metadata.state) else {
-                throw .wrongState(key: id, state: key.metadata.state, operation: .update)
-            }
+        try await withUsableKey(reference, .update, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
             var metadata = key.metadata
             if let description { metadata.description = description }
             if let tags { metadata.tags = tags }
@@ -241,13 +224,8 @@ extension KeyService {
 
     /// Adds a new version with fresh material; it becomes the one that encrypts and signs.
     public func rotate(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let id = try await resolve(reference)
-        return try await audited(.rotate, actor: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
-            let key = try await load(id)
-            try authorize(key, .rotate, actor)
-            guard LifecycleTable.allows(.rotate, in: key.metadata.state) else {
-                throw .wrongState(key: id, state: key.metadata.state, operation: .rotate)
-            }
+        try await withUsableKey(reference, .rotate, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+            let id = key.row.id
             guard key.metadata.origin != "imported" else {
                 throw .notPermitted("key \(id) holds imported material; import new material instead of rotating")
             }
@@ -255,7 +233,7 @@ extension KeyService {
         }
     }
 
-    private func addVersion(_ key: LoadedKey, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
+    func addVersion(_ key: LoadedKey, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
         let id = key.row.id
         let now = clock.now
         var metadata = key.metadata
@@ -285,14 +263,13 @@ extension KeyService {
     public func setAlias(_ name: String, key reference: String, actor: Caller) async throws(KeywardError) {
         let alias = try Self.validAlias(name)
         let id = try await resolve(reference)
-        try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> Void in
-            event.operation = "set-alias"
-            try authorize(try await load(id), .update, actor)
+        try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
+            _ = try await authorizedKey(id, for: .update, caller: actor)
             let existing = try await storage({ () async throws(StorageError) in try await store.alias(alias) })
             if let existing {
                 try protection.check(existing.mac, aliasParts(existing), what: "alias \(alias)")
                 // Moving an alias changes what both keys answer to.
-                try authorize(try await load(existing.keyID), .update, actor)
+                _ = try await authorizedKey(existing.keyID, for: .update, caller: actor)
                 cache.invalidate(existing.keyID)
             }
             defer { cache.invalidate(id) }
@@ -306,68 +283,11 @@ extension KeyService {
     public func deleteAlias(_ name: String, actor: Caller) async throws(KeywardError) {
         let alias = try Self.validAlias(name)
         let id = try await resolve(alias)
-        try await audited(.update, actor: actor, key: id) { (event) throws(KeywardError) -> Void in
-            event.operation = "delete-alias"
+        try await auditor.audited(.deleteAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
             event.detail = "alias \(alias)"
-            try authorize(try await load(id), .update, actor)
+            _ = try await authorizedKey(id, for: .update, caller: actor)
             defer { cache.invalidate(id) }
             try await storage({ () async throws(StorageError) in try await store.deleteAlias(alias) })
-        }
-    }
-
-    // MARK: Maintenance: due destruction and rotation
-
-    /// Destroys a key whose destruction date has passed, and rotates one whose rotation is due.
-    /// Returns the key as it now is.
-    /// Concurrent callers may both find the same work due; the one that loses the
-    /// compare-and-swap reloads and sees the winner's result instead of failing.
-    func maintain(_ key: LoadedKey, actor: Caller) async throws(KeywardError) -> LoadedKey {
-        var key = key
-        for _ in 0..<4 {
-            let now = clock.now
-            let id = key.row.id
-            do {
-                if key.metadata.state == .pendingDestruction, let date = key.metadata.destructionDate, date <= now {
-                    try await destroy(key)
-                    key = try await load(id)
-                    continue
-                }
-                if key.metadata.state == .active, let due = key.metadata.nextRotationAt, due <= now, key.metadata.origin != "imported" {
-                    let current = key
-                    _ = try await audited(.rotate, actor: "keyward (rotation period)", key: id) { (event) throws(KeywardError) -> KeyDescription in
-                        try await addVersion(current, event: &event)
-                    }
-                    key = try await load(id)
-                    continue
-                }
-                return key
-            } catch {
-                guard case .storage(.conflict) = error else { throw error }
-                cache.invalidate(id)
-                key = try await load(id)
-            }
-        }
-        return key
-    }
-
-    /// Zeroizes and deletes every version's material (the rows stay as tombstones) and marks
-    /// the key destroyed. Idempotent: a crash midway is finished by the next access.
-    func destroy(_ key: LoadedKey) async throws(KeywardError) {
-        let id = key.row.id
-        try await audited(.destroy, actor: "keyward (destruction date)", key: id) { (event) throws(KeywardError) -> Void in
-            let rows = try await storage({ () async throws(StorageError) in try await store.versions(id) })
-            for row in rows {
-                try protection.check(row.mac, versionParts(row), what: "version \(row.version) of key \(id)")
-                var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(row.version) of key \(id)")
-                guard metadata.state != "destroyed" else { continue }
-                metadata.state = "destroyed"
-                let tombstone = try makeVersionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
-                try await storage({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
-            }
-            var metadata = key.metadata
-            metadata.state = .destroyed
-            metadata.stateChangedAt = clock.now
-            _ = try await commit(key, metadata, event: &event)
         }
     }
 }
@@ -388,15 +308,14 @@ extension KeyService {
     /// - Throws: `notPermitted` for keys not created exportable and for every signing key
     ///   (signing keys are never exported in plaintext).
     public func exportKey(key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> ExportedKey {
-        let id = try await resolve(reference)
-        return try await audited(.export, actor: actor, key: id) { (event) throws(KeywardError) -> ExportedKey in
-            let key = try await usable(id, for: .export, purpose: nil, actor: actor)
+        try await withUsableKey(reference, .export, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> ExportedKey in
+            let id = key.row.id
             guard key.metadata.spec.purpose != .sign else { throw .notPermitted("signing keys are never exported in plaintext; export the public key instead") }
             guard key.metadata.exportable else { throw .notPermitted("key \(id) was not created exportable") }
             let loaded = try await loadVersion(key, version ?? key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) {
-                let copy = try loaded.material.secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> SecretBytes in try SecretBytes(copying: raw) }
+                let copy = try loaded.material.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in try SecretBytes(copying: raw) }
                 return ExportedKey(spec: key.metadata.spec, version: loaded.number, material: copy)
             } catch {
                 throw .crypto(error)
@@ -439,9 +358,8 @@ extension KeyService {
     public func importWrappedKey(_ wrapped: [UInt8], wrappingKey: String, request: CreateKeyRequest, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let wrappingID = try await resolve(wrappingKey)
         try authorizeSomewhere(.create, actor)
-        let material = try await audited(.decrypt, actor: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
-            event.operation = "import-unwrap"
-            let key = try await usable(wrappingID, for: .decrypt, purpose: .decrypt, actor: actor.internalStep)
+        let material = try await auditor.audited(.importUnwrap, caller: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
+            let key = try await usableKey(wrappingID, for: .decrypt, purpose: .decrypt, caller: actor.internalStep)
             guard key.metadata.tags[Self.importWrappingTag.0] == Self.importWrappingTag.1 else {
                 throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
             }

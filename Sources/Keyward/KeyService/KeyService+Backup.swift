@@ -68,8 +68,8 @@ extension KeyService {
     /// (signing keys only when created with backup allowed). Destroyed versions travel as
     /// tombstones, never as material.
     public func createBackup(protection: BackupProtection, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> BackupBundle {
-        try await audited(.export, actor: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
-            event.operation = "backup-create"
+        try await auditor.audited(.createBackup, caller: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
+            try Self.requireOwner(actor, .export)
             var payload: [UInt8] = []
             defer { SecureZero.wipe(&payload) }
             var count = 0
@@ -134,7 +134,7 @@ extension KeyService {
                 payload.appendUInt32(0)
             } else {
                 let material = try protection.open(version.sealed, keyID: row.id, version: version.version, spec: metadata.spec)
-                material.secret.withUnsafeBytes { raw in
+                material.secret.withSecretBytes(InsecureSecretAccess.token) { raw in
                     payload.appendUInt32(UInt32(raw.count))
                     payload.append(contentsOf: raw)
                 }
@@ -216,13 +216,13 @@ extension KeyService {
     /// versions, metadata and aliases, material re-sealed under this store's KEK. Ciphertexts
     /// made before the backup decrypt afterwards.
     public func restore(_ contents: BackupContents, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> Int {
+        try Self.requireOwner(actor, .create)
         guard try await storage({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
-            throw .storeState("restore into a new, empty store (`keyward init` a new one)")
+            throw .storeState("a backup is restored only into a store that holds no keys")
         }
         var restored = 0
         for key in contents.keys {
-            try await audited(.update, actor: actor, key: key.metadata.id) { (event) throws(KeywardError) -> Void in
-                event.operation = "restore"
+            try await auditor.audited(.restoreKey, caller: actor, key: key.metadata.id) { (event) throws(KeywardError) -> Void in
                 let row = try makeKeyRow(key.metadata, revision: 1)
                 var versionRows: [VersionRow] = []
                 for version in key.versions {
@@ -251,5 +251,15 @@ extension KeyService {
             progress(restored)
         }
         return restored
+    }
+}
+
+extension KeyService {
+    /// Refuses, with `accessDenied`, a caller that is not the store's owner: backups hold every
+    /// key the store allows to leave, so no access policy, however broad, grants them.
+    static func requireOwner(_ caller: Caller, _ operation: ServiceOperation) throws(KeywardError) {
+        guard case .owner = caller.authority else {
+            throw .accessDenied(principal: caller.principal, operation: operation, key: nil)
+        }
     }
 }

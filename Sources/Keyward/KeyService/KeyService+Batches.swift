@@ -58,11 +58,10 @@ extension KeyService {
     ///   the key (not found, access denied, wrong state, ...).
     public func encryptBatch(_ items: [EncryptItem], key reference: String, actor: Caller) async throws(KeywardError) -> [Result<EncryptResult, KeywardError>] {
         try Self.checkBatch(items.count)
-        let id = try await resolve(reference)
-        return try await audited(.encrypt, actor: actor, key: id) { (event) throws(KeywardError) in
-            let key = try await usable(id, for: .encrypt, purpose: .encrypt, actor: actor)
+        return try await withUsableKey(reference, .encrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) in
+            let id = key.row.id
             // Every item is one random-nonce encryption counted against the version's limit.
-            let version = try await versionForEncryption(key, actor: actor, count: items.count)
+            let version = try await versionForEncryption(key, count: items.count)
             event.version = version.number
             let results = items.map { item -> Result<EncryptResult, KeywardError> in
                 guard item.plaintext.count <= Self.maximumPlaintextBytes else {
@@ -84,9 +83,8 @@ extension KeyService {
     /// decrypt with).
     public func decryptBatch(_ items: [DecryptItem], key reference: String, actor: Caller) async throws(KeywardError) -> [Result<DecryptResult, KeywardError>] {
         try Self.checkBatch(items.count)
-        let id = try await resolve(reference)
-        return try await audited(.decrypt, actor: actor, key: id) { (event) throws(KeywardError) in
-            let key = try await usable(id, for: .decrypt, purpose: .decrypt, actor: actor)
+        return try await withUsableKey(reference, .decrypt, purpose: .decrypt, caller: actor) { (key, event) throws(KeywardError) in
+            let id = key.row.id
             var versions: [UInt32: LoadedVersion] = [:]
             var results: [Result<DecryptResult, KeywardError>] = []
             results.reserveCapacity(items.count)
@@ -122,9 +120,8 @@ extension KeyService {
     /// Signs each item with the key's newest version.
     public func signBatch(_ items: [SignItem], key reference: String, actor: Caller) async throws(KeywardError) -> [Result<SignResult, KeywardError>] {
         try Self.checkBatch(items.count)
-        let id = try await resolve(reference)
-        return try await audited(.sign, actor: actor, key: id) { (event) throws(KeywardError) in
-            let key = try await usable(id, for: .sign, purpose: .sign, actor: actor)
+        return try await withUsableKey(reference, .sign, purpose: .sign, caller: actor) { (key, event) throws(KeywardError) in
+            let id = key.row.id
             let version = try await loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
             let results = items.map { item -> Result<SignResult, KeywardError> in

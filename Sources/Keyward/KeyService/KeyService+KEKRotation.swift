@@ -29,12 +29,14 @@ extension KeyService {
                 newKEK: KEKRecord(id: newID, wrapped: wrapped, createdAt: clock.now, state: "active"),
                 header: newHeader, rewriter: rewriter, progress: progress)
         } catch {
-            try? await audit.record(AuditEvent(time: clock.now, actor: actor.principal, operation: "kek-rotate", outcome: "error", detail: error.description))
+            try? await auditor.record(failed: auditor.event(.rotateKEK, caller: actor), .storage(error))
             throw .storage(error)
         }
         let rotated = KeyService(store: store, protection: fresh, header: newHeader, auditHead: try await storing({ () async throws(StorageError) in try await store.auditHead() }),
                                  clock: clock, options: options)
-        try await rotated.audit.record(AuditEvent(time: clock.now, actor: actor.principal, operation: "kek-rotate", detail: "\(count) records rewritten under KEK \(newID)"))
+        var event = rotated.auditor.event(.rotateKEK, caller: actor)
+        event.detail = "\(count) records rewritten under KEK \(newID)"
+        try await rotated.auditor.record(event)
         return rotated
     }
 
@@ -74,7 +76,7 @@ extension KeyService {
             },
             audit: { row in
                 guard old.checkAuditMAC(row.mac, row.hash) else {
-                    throw KeywardError.integrityFailure("audit #\(row.sequence) fails its MAC; run `keyward audit verify` before rotating the KEK")
+                    throw KeywardError.integrityFailure("audit #\(row.sequence) fails its MAC; the audit log must verify before the KEK is rotated")
                 }
                 var out = row
                 out.mac = try fresh.auditMAC(row.hash)

@@ -71,138 +71,17 @@ extension KeyService {
     /// Largest plaintext `encrypt` takes directly (larger data belongs under a data key).
     public static let maximumPlaintextBytes = 4 * 1024 * 1024
 
-    /// Runs `body` and audits it: an `ok` entry when it succeeds (the result is returned only once
-    /// the entry is durable), a `denied` or `error` entry when it fails.
-    func audited<T: ~Copyable>(
-        _ operation: ServiceOperation, actor: Caller, key: KeyID?,
-        _ body: (inout AuditEvent) async throws(KeywardError) -> T
-    ) async throws(KeywardError) -> T {
-        var event = actor.event(time: clock.now, operation: operation.rawValue, keyID: key)
-        let result: T
-        do {
-            result = try await body(&event)
-        } catch {
-            event.outcome = error.isDenial ? "denied" : "error"
-            event.detail = error.description
-            try? await audit.record(event)
-            throw error
-        }
-        try await audit.record(event)
-        return result
-    }
-
-    /// Loads a key for `operation`: resolves it, runs due maintenance (destruction, rotation),
-    /// and checks the lifecycle table and the spec's purpose.
-    func usable(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation?, actor: Caller) async throws(KeywardError) -> LoadedKey {
-        var key = try await load(id)
-        try authorize(key, operation, actor)
-        key = try await maintain(key, actor: actor)
-        guard LifecycleTable.allows(operation, in: key.metadata.state) else {
-            if key.metadata.state == .destroyed { throw .keyDestroyed(key: id, version: nil) }
-            throw .wrongState(key: id, state: key.metadata.state, operation: operation)
-        }
-        if let expiry = key.metadata.expiresAt, expiry <= clock.now, operation != .describe {
-            throw .notPermitted("key \(id) expired at \(ISO8601DateFormatter().string(from: expiry))")
-        }
-        if let purpose {
-            do { try key.metadata.spec.check(purpose) } catch { throw .crypto(error) }
-        }
-        return key
-    }
-
-    /// Checks that `version` may decrypt or verify.
-    func checkDecryptable(_ key: LoadedKey, _ version: UInt32) throws(KeywardError) {
-        guard version >= key.metadata.minDecryptionVersion else {
-            throw .versionUnavailable(key: key.row.id, version: version, reason: "below the key's minimum decryption version \(key.metadata.minDecryptionVersion)")
-        }
-    }
-
     // MARK: Encrypt / decrypt
-
-    /// A cached key that needs nothing before `operation`: loaded and not stale, no destruction or
-    /// rotation due, not expired, allowed by its state and purpose. Nil sends the caller down the
-    /// full path, which does the work or reports the precise error. Synchronous: the common
-    /// case of an operation costs no suspension before its audit entry.
-    func readyKey(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation, caller: Caller) -> LoadedKey? {
-        let now = clock.now
-        guard let key = cache.get(id, now: now) else { return nil }
-        if let policy = caller.policy, !policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) { return nil }
-        let metadata = key.metadata
-        if metadata.state == .pendingDestruction { return nil }
-        if let due = metadata.nextRotationAt, due <= now { return nil }
-        if let expiry = metadata.expiresAt, expiry <= now { return nil }
-        guard LifecycleTable.allows(operation, in: metadata.state), metadata.spec.purpose == purpose.purpose else { return nil }
-        return key
-    }
-
-    /// The cached newest version with one encryption taken from its budget, if both are at hand.
-    func readyVersionForEncryption(_ key: LoadedKey) -> LoadedVersion? {
-        guard let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) else { return nil }
-        switch take(1, from: version) {
-        case .taken(let refill):
-            if refill { reserveAhead(key, version) }
-            return version
-        case .exhausted:
-            return nil
-        }
-    }
-
-    /// What taking encryptions from a version's budget found.
-    enum BudgetTake {
-        /// Taken; `refill` when the remainder fell below half a block and the next block
-        /// should be reserved now, before callers run out.
-        case taken(refill: Bool)
-        /// Fewer than asked for remain: a reservation must be written first.
-        case exhausted
-    }
-
-    /// Takes `count` encryptions from `version`'s reserved budget, all or none.
-    func take(_ count: UInt64, from version: LoadedVersion) -> BudgetTake {
-        let lowWater = options.encryptionReservationBlock / 2
-        return version.budget.withLock { budget -> BudgetTake in
-            guard budget.reserved - budget.used >= count else { return .exhausted }
-            budget.used += count
-            return .taken(refill: budget.reserved - budget.used < lowWater)
-        }
-    }
-
-    /// `audited` for a ready key: the synchronous cryptographic `body`, then its audit entry (the
-    /// only suspension); a failure is audited as `denied` and rethrown.
-    func auditedReady<T>(
-        _ operation: ServiceOperation, actor: Caller, key: KeyID, version: UInt32,
-        _ body: () throws(KeywardCryptoError) -> T
-    ) async throws(KeywardError) -> T {
-        var event = actor.event(time: clock.now, operation: operation.rawValue, keyID: key, version: version)
-        let result: T
-        do throws(KeywardCryptoError) {
-            result = try body()
-        } catch {
-            event.outcome = "denied"
-            event.detail = KeywardError.crypto(error).description
-            try? await audit.record(event)
-            throw .crypto(error)
-        }
-        try await audit.record(event)
-        return result
-    }
 
     /// Encrypts `plaintext` under the key's newest version, bound to `context`.
     public func encrypt(_ plaintext: [UInt8], key reference: String, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> EncryptResult {
         guard plaintext.count <= Self.maximumPlaintextBytes else {
             throw .invalidArgument("plaintext of \(plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly and use a data key for more")
         }
-        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .encrypt, purpose: .encrypt, caller: actor),
-           let version = readyVersionForEncryption(key) {
-            let ciphertext = try await auditedReady(.encrypt, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
-                try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
-            }
-            return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
-        }
-        let id = try await resolve(reference)
-        return try await audited(.encrypt, actor: actor, key: id) { (event) throws(KeywardError) -> EncryptResult in
-            let key = try await usable(id, for: .encrypt, purpose: .encrypt, actor: actor)
-            let version = try await versionForEncryption(key, actor: actor)
+        return try await withUsableKey(reference, .encrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> EncryptResult in
+            let version = try await versionForEncryption(key)
             event.version = version.number
+            let id = key.row.id
             do throws(KeywardCryptoError) {
                 let ciphertext = try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
                 return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
@@ -217,30 +96,20 @@ extension KeyService {
     public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: Caller) async throws(KeywardError) -> DecryptResult {
         let header: CiphertextHeader
         do { header = try CiphertextHeader(parsing: ciphertext) } catch {
-            try? await audit.record({ var e = actor.event(time: clock.now, operation: ServiceOperation.decrypt.rawValue); e.outcome = "denied"; e.detail = error.description; return e }())
+            try? await auditor.record(failed: auditor.event(.key(.decrypt), caller: actor), .crypto(error))
             throw .crypto(error)
         }
         let id = header.keyID
-        // The fast path: a cached key, named by its id (or not at all) when a key is expected.
-        let expectedIsThisKey = expectedKey.map { (try? KeyID(string: $0)) == id } ?? true
-        if expectedIsThisKey, let key = readyKey(id, for: .decrypt, purpose: .decrypt, caller: actor), header.version >= key.metadata.minDecryptionVersion,
-           let version = key.versions.withLock({ $0[header.version] }) {
-            let plaintext = try await auditedReady(.decrypt, actor: actor, key: id, version: header.version) { () throws(KeywardCryptoError) in
-                try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
+        if let expectedKey, (try? KeyID(string: expectedKey)) != id {
+            var refusal: KeywardError? = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)")
+            do throws(KeywardError) { if try await resolve(expectedKey) == id { refusal = nil } } catch { refusal = error }
+            if let refusal {
+                try? await auditor.record(failed: auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)
+                throw refusal
             }
-            return DecryptResult(plaintext: plaintext, keyID: id, version: header.version)
         }
-        return try await audited(.decrypt, actor: actor, key: id) { (event) throws(KeywardError) -> DecryptResult in
+        return try await withUsableKey(id, .decrypt, purpose: .decrypt, caller: actor, unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> DecryptResult in
             event.version = header.version
-            if let expectedKey {
-                let expected = try await resolve(expectedKey)
-                guard expected == id else { throw .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
-            }
-            let key: LoadedKey
-            do throws(KeywardError) { key = try await usable(id, for: .decrypt, purpose: .decrypt, actor: actor) } catch {
-                if case .keyNotFound = error { throw .crypto(.invalidCiphertext(reason: "it names key \(id), which this store does not hold")) }
-                throw error
-            }
             try checkDecryptable(key, header.version)
             let version = try await loadVersion(key, header.version)
             do throws(KeywardCryptoError) {
@@ -269,14 +138,13 @@ extension KeyService {
         guard spec.isSymmetric, spec.purpose == .encrypt else {
             throw .invalidArgument("data keys are AES-256-GCM or CHACHA20-POLY1305, not \(spec.rawValue)")
         }
-        let id = try await resolve(reference)
-        return try await audited(.generateDataKey, actor: actor, key: id) { (event) throws(KeywardError) -> DataKey in
-            let key = try await usable(id, for: .generateDataKey, purpose: .encrypt, actor: actor)
-            let version = try await versionForEncryption(key, actor: actor)
+        return try await withUsableKey(reference, .generateDataKey, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKey in
+            let version = try await versionForEncryption(key)
             event.version = version.number
+            let id = key.row.id
             do throws(KeywardCryptoError) {
                 let secret = try SecretBytes.random(count: 32)
-                let sealed = try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                let sealed = try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
                     try version.material.seal(raw, keyID: id, version: version.number, context: context)
                 }
                 return DataKey(plaintext: secret, ciphertext: sealed, keyID: id, version: version.number)
@@ -294,17 +162,16 @@ extension KeyService {
     }
 
     /// A fresh key pair of `pairSpec`: the public key in the clear and the private key sealed
-    /// under `key`. With `includePrivateKey`, the private key is also returned in plaintext.
+    /// under `key`.
     public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> DataKeyPair {
         guard !pairSpec.isSymmetric else { throw .invalidArgument("\(pairSpec.rawValue) is not an asymmetric spec") }
-        let id = try await resolve(reference)
-        return try await audited(.generateDataKeyPair, actor: actor, key: id) { (event) throws(KeywardError) -> DataKeyPair in
-            let key = try await usable(id, for: .generateDataKeyPair, purpose: .encrypt, actor: actor)
-            let version = try await versionForEncryption(key, actor: actor)
+        return try await withUsableKey(reference, .generateDataKeyPair, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKeyPair in
+            let version = try await versionForEncryption(key)
             event.version = version.number
+            let id = key.row.id
             do throws(KeywardCryptoError) {
                 let pair = try KeyMaterial.generate(pairSpec)
-                let sealed = try pair.secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                let sealed = try pair.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
                     try version.material.seal(raw, keyID: id, version: version.number, context: context)
                 }
                 return DataKeyPair(publicKey: try pair.publicKey(), privateKeyCiphertext: sealed, keyID: id, version: version.number)
@@ -318,20 +185,11 @@ extension KeyService {
 
     /// Signs with the key's newest version.
     public func sign(_ input: SigningInput, key reference: String, context: [UInt8]? = nil, actor: Caller) async throws(KeywardError) -> SignResult {
-        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .sign, purpose: .sign, caller: actor),
-           let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) {
-            let signature = try await auditedReady(.sign, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
-                try version.material.sign(input, context: context)
-            }
-            return SignResult(signature: signature, keyID: id, version: version.number)
-        }
-        let id = try await resolve(reference)
-        return try await audited(.sign, actor: actor, key: id) { (event) throws(KeywardError) -> SignResult in
-            let key = try await usable(id, for: .sign, purpose: .sign, actor: actor)
+        try await withUsableKey(reference, .sign, purpose: .sign, caller: actor) { (key, event) throws(KeywardError) -> SignResult in
             let version = try await loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
             do throws(KeywardCryptoError) {
-                return SignResult(signature: try version.material.sign(input, context: context), keyID: id, version: version.number)
+                return SignResult(signature: try version.material.sign(input, context: context), keyID: key.row.id, version: version.number)
             } catch {
                 throw .crypto(error)
             }
@@ -341,9 +199,7 @@ extension KeyService {
     /// Verifies a signature with `version` of the key (default: the newest).
     public func verify(_ signature: [UInt8], for input: SigningInput, key reference: String, version: UInt32? = nil,
                        context: [UInt8]? = nil, encoding: ECDSASignatureEncoding = .der, actor: Caller) async throws(KeywardError) -> Bool {
-        let id = try await resolve(reference)
-        return try await audited(.verify, actor: actor, key: id) { (event) throws(KeywardError) -> Bool in
-            let key = try await usable(id, for: .verify, purpose: .verify, actor: actor)
+        try await withUsableKey(reference, .verify, purpose: .verify, caller: actor) { (key, event) throws(KeywardError) -> Bool in
             let number = version ?? key.metadata.currentVersion
             event.version = number
             try checkDecryptable(key, number)
@@ -360,27 +216,16 @@ extension KeyService {
 
     /// The HMAC of `message` under the key's newest version.
     public func mac(_ message: [UInt8], key reference: String, actor: Caller) async throws(KeywardError) -> MACResult {
-        if let id = try? KeyID(string: reference), let key = readyKey(id, for: .mac, purpose: .mac, caller: actor),
-           let version = key.versions.withLock({ $0[key.metadata.currentVersion] }) {
-            let tag = try await auditedReady(.mac, actor: actor, key: id, version: version.number) { () throws(KeywardCryptoError) in
-                try version.material.mac(message)
-            }
-            return MACResult(tag: tag, keyID: id, version: version.number)
-        }
-        let id = try await resolve(reference)
-        return try await audited(.mac, actor: actor, key: id) { (event) throws(KeywardError) -> MACResult in
-            let key = try await usable(id, for: .mac, purpose: .mac, actor: actor)
+        try await withUsableKey(reference, .mac, purpose: .mac, caller: actor) { (key, event) throws(KeywardError) -> MACResult in
             let version = try await loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
-            do throws(KeywardCryptoError) { return MACResult(tag: try version.material.mac(message), keyID: id, version: version.number) } catch { throw .crypto(error) }
+            do throws(KeywardCryptoError) { return MACResult(tag: try version.material.mac(message), keyID: key.row.id, version: version.number) } catch { throw .crypto(error) }
         }
     }
 
     /// Verifies an HMAC tag in constant time with `version` (default: the newest).
     public func verifyMAC(_ tag: [UInt8], for message: [UInt8], key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> Bool {
-        let id = try await resolve(reference)
-        return try await audited(.verifyMAC, actor: actor, key: id) { (event) throws(KeywardError) -> Bool in
-            let key = try await usable(id, for: .verifyMAC, purpose: .verifyMAC, actor: actor)
+        try await withUsableKey(reference, .verifyMAC, purpose: .verifyMAC, caller: actor) { (key, event) throws(KeywardError) -> Bool in
             let number = version ?? key.metadata.currentVersion
             event.version = number
             try checkDecryptable(key, number)
@@ -399,9 +244,7 @@ extension KeyService {
 
     /// The public key of `version` (default: the newest) of an asymmetric key.
     public func publicKey(key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> PublicKey {
-        let id = try await resolve(reference)
-        return try await audited(.publicKey, actor: actor, key: id) { (event) throws(KeywardError) -> PublicKey in
-            let key = try await usable(id, for: .publicKey, purpose: nil, actor: actor)
+        try await withUsableKey(reference, .publicKey, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> PublicKey in
             guard !key.metadata.spec.isSymmetric else { throw .notPermitted("\(key.metadata.spec.rawValue) keys are symmetric and have no public key") }
             let loaded = try await loadVersion(key, version ?? key.metadata.currentVersion)
             event.version = loaded.number
@@ -411,9 +254,7 @@ extension KeyService {
 
     /// The raw ECDH / X25519 shared secret between the key's newest version and `peer`.
     public func deriveSharedSecret(key reference: String, peer: PublicKey, actor: Caller) async throws(KeywardError) -> SecretBytes {
-        let id = try await resolve(reference)
-        return try await audited(.deriveSharedSecret, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
-            let key = try await usable(id, for: .deriveSharedSecret, purpose: .deriveSharedSecret, actor: actor)
+        try await withUsableKey(reference, .deriveSharedSecret, purpose: .deriveSharedSecret, caller: actor) { (key, event) throws(KeywardError) -> SecretBytes in
             let loaded = try await loadVersion(key, key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) { return try loaded.material.sharedSecret(with: peer) } catch { throw .crypto(error) }
@@ -423,9 +264,7 @@ extension KeyService {
     /// The shared secret with a peer public key given as SPKI DER (P-256, P-384, X25519), parsed
     /// as the key's own spec.
     public func deriveSharedSecret(key reference: String, peerEncoded: [UInt8], actor: Caller) async throws(KeywardError) -> SecretBytes {
-        let id = try await resolve(reference)
-        return try await audited(.deriveSharedSecret, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
-            let key = try await usable(id, for: .deriveSharedSecret, purpose: .deriveSharedSecret, actor: actor)
+        try await withUsableKey(reference, .deriveSharedSecret, purpose: .deriveSharedSecret, caller: actor) { (key, event) throws(KeywardError) -> SecretBytes in
             let loaded = try await loadVersion(key, key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) {
@@ -438,9 +277,7 @@ extension KeyService {
 
     /// Decapsulates an ML-KEM / X-Wing encapsulation made to `version` (default: the newest).
     public func decapsulate(_ encapsulated: [UInt8], key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> SecretBytes {
-        let id = try await resolve(reference)
-        return try await audited(.decapsulate, actor: actor, key: id) { (event) throws(KeywardError) -> SecretBytes in
-            let key = try await usable(id, for: .decapsulate, purpose: .decapsulate, actor: actor)
+        try await withUsableKey(reference, .decapsulate, purpose: .decapsulate, caller: actor) { (key, event) throws(KeywardError) -> SecretBytes in
             let number = version ?? key.metadata.currentVersion
             event.version = number
             try checkDecryptable(key, number)
@@ -452,7 +289,7 @@ extension KeyService {
     /// `count` random bytes (1 to 1,024) from the system's random source.
     public func random(count: Int, actor: Caller) async throws(KeywardError) -> [UInt8] {
         guard (1...1024).contains(count) else { throw .invalidArgument("random byte count \(count); ask for 1 to 1024") }
-        return try await audited(.random, actor: actor, key: nil) { (event) throws(KeywardError) -> [UInt8] in
+        return try await auditor.audited(.key(.random), caller: actor, key: nil) { (event) throws(KeywardError) -> [UInt8] in
             try authorizeSomewhere(.random, actor)
             var generator = SystemRandomNumberGenerator()
             return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
@@ -461,12 +298,31 @@ extension KeyService {
 
     // MARK: Encryption budget
 
+    /// What taking encryptions from a version's budget found.
+    enum BudgetTake {
+        /// Taken; `refill` when the remainder fell below half a block and the next block
+        /// should be reserved now, before callers run out.
+        case taken(refill: Bool)
+        /// Fewer than asked for remain: a reservation must be written first.
+        case exhausted
+    }
+
+    /// Takes `count` encryptions from `version`'s reserved budget, all or none.
+    func take(_ count: UInt64, from version: LoadedVersion) -> BudgetTake {
+        let lowWater = options.encryptionReservationBlock / 2
+        return version.budget.withLock { budget -> BudgetTake in
+            guard budget.reserved - budget.used >= count else { return .exhausted }
+            budget.used += count
+            return .taken(refill: budget.reserved - budget.used < lowWater)
+        }
+    }
+
     /// The newest version, with `count` random-nonce encryptions taken from its budget (a batch
     /// takes one per item). Reservations are persisted in blocks before use (one writer at a
     /// time per version). The next block is reserved in the background once less than half a
     /// block remains, so callers wait for a store write only when a block is used up before
     /// that write lands; past the limit the key rotates first.
-    func versionForEncryption(_ key: LoadedKey, actor: Caller, count: Int = 1) async throws(KeywardError) -> LoadedVersion {
+    func versionForEncryption(_ key: LoadedKey, count: Int = 1) async throws(KeywardError) -> LoadedVersion {
         guard count >= 1, UInt64(count) <= options.encryptionReservationBlock else {
             throw .invalidArgument("\(count) encryptions at once; at most \(options.encryptionReservationBlock)")
         }
@@ -498,7 +354,7 @@ extension KeyService {
                 // The version reached its limit: rotate (one caller wins; the others see the
                 // new version when they reload) and continue with the newest version.
                 do {
-                    _ = try await rotate(key: key.row.id.description, actor: "keyward (encryption limit)")
+                    _ = try await rotate(key: key.row.id.description, actor: .system(.encryptionLimitRotation))
                 } catch {
                     guard case .storage(.conflict) = error else { throw error }
                 }
@@ -560,15 +416,5 @@ extension KeyService {
             return true
         }
         throw .storage(.conflict("version \(version.number) of key \(id) is being reserved elsewhere"))
-    }
-}
-
-extension KeywardError {
-    /// Failures that are refusals (state, purpose, integrity, bad ciphertext) rather than faults.
-    var isDenial: Bool {
-        switch self {
-        case .storage, .auditUnavailable: false
-        default: true
-        }
     }
 }

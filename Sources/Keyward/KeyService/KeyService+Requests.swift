@@ -4,16 +4,17 @@ import KeywardStorage
 
 extension KeyService {
     /// Audits a front-end request that reached no key operation (refused credentials, malformed
-    /// input, rate limits): the caller's principal, request id, peer and route, with `outcome`
-    /// (`denied` or `error`) and a `detail` that carries no secret.
+    /// input, rate limits): `principal` as the front end knows it (or `anonymous`), the request
+    /// `context`, the `outcome` and a `detail` that carries no secret. No authority is involved:
+    /// this records, it grants nothing.
     ///
     /// - Throws: `auditUnavailable` when the entry cannot be written; the front end then fails
     ///   the request (fail-closed).
-    public func auditRequest(_ caller: Caller, operation: String, outcome: String, detail: String?) async throws(KeywardError) {
-        var event = caller.event(time: clock.now, operation: operation)
-        event.outcome = outcome
-        event.detail = detail
-        try await audit.record(event)
+    public func auditRequest(principal: String, context: AuditContext, outcome: AuditOutcome, detail: String?) async throws(KeywardError) {
+        let event = AuditEvent(time: clock.now, actor: principal, operation: AuditOperation.request.description, outcome: outcome.rawValue,
+                               detail: detail, requestID: context.requestID, peer: context.peer, route: context.route)
+        context.receipt?.mark()
+        try await auditor.record(event)
     }
 
     /// Checks that the store answers (the server's readiness probe): reads the header.

@@ -16,8 +16,7 @@ extension KeyService {
         if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
             throw .invalidArgument("token lifetime \(Int(lifetime)) s; choose one minute to ten years")
         }
-        return try await audited(.update, actor: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
-            event.operation = "token-issue"
+        return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
             var id = KeyID()
             if let chosen {
                 guard TokenText.isCustom(chosen), let parsed = TokenText.parse(chosen) else {
@@ -29,7 +28,7 @@ extension KeyService {
             defer { SecureZero.wipe(&secret) }
             do throws(KeywardCryptoError) {
                 let random = try SecretBytes.random(count: 32)
-                random.withUnsafeBytes { secret = Array($0) }
+                random.withSecretBytes(InsecureSecretAccess.token) { secret = Array($0) }
             } catch {
                 throw .crypto(error)
             }
@@ -58,8 +57,7 @@ extension KeyService {
 
     /// Revokes a token; it fails authentication from then on.
     public func revokeToken(_ id: KeyID, actor: Caller) async throws(KeywardError) {
-        try await audited(.update, actor: actor, key: nil) { (event) throws(KeywardError) -> Void in
-            event.operation = "token-revoke"
+        try await auditor.audited(.revokeToken, caller: actor, key: nil) { (event) throws(KeywardError) -> Void in
             event.detail = "token \(id)"
             guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
                 throw .invalidArgument("no token \(id)")

@@ -14,7 +14,7 @@ import KeywardStorage
 public final class KeyService: Sendable {
     let store: any KeyStore
     let protection: RecordProtection
-    let audit: AuditLog
+    let auditor: Auditor
     let clock: any KeywardClock
     let cache: KeyCache
     /// The store header, as verified at open.
@@ -54,7 +54,7 @@ public final class KeyService: Sendable {
         self.clock = clock
         self.options = options
         self.cache = KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL)
-        self.audit = AuditLog(store: store, protection: protection, head: auditHead)
+        self.auditor = Auditor(log: AuditLog(store: store, protection: protection, head: auditHead), clock: clock)
     }
 
     /// Creates a new store: a random store id and KEK, the KEK wrapped by `root`.
@@ -83,7 +83,9 @@ public final class KeyService: Sendable {
             throw error == .alreadyInitialized ? .storeState("this store is already initialised") : .storage(error)
         }
         let service = KeyService(store: store, protection: protection, header: header, auditHead: nil, clock: clock, options: options)
-        try await service.audit.record(AuditEvent(time: now, actor: actor.principal, operation: "init-store", detail: "root of trust: \(root.kind)"))
+        var event = service.auditor.event(.initializeStore, caller: actor)
+        event.detail = "root of trust: \(root.kind)"
+        try await service.auditor.record(event)
         return service
     }
 
@@ -102,7 +104,7 @@ public final class KeyService: Sendable {
         let kekRecord: KEKRecord
         let head: AuditRow?
         guard let found = try await storing({ () async throws(StorageError) in try await store.header() }) else {
-            throw .storeState("the store is empty; create it with `keyward init`")
+            throw .storeEmpty
         }
         header = found
         guard let record = try await storing({ () async throws(StorageError) in try await store.kek(found.activeKEK) }) else {
@@ -208,21 +210,6 @@ public final class KeyService: Sendable {
             throw .integrityFailure("key \(id) is at revision \(row.revision) but the audit log records revision \(audited) (an older row was put back)")
         }
         return cache.put(LoadedKey(row: row, metadata: metadata, aliases: try await authenticAliases(of: id), loadedAt: now))
-    }
-
-    /// Refuses, with `accessDenied`, an operation the caller's policy does not grant on `key`.
-    func authorize(_ key: LoadedKey, _ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
-        guard let policy = caller.policy else { return }
-        guard policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) else {
-            throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
-        }
-    }
-
-    /// Refuses, with `accessDenied`, a keyless operation the caller's policy grants nowhere.
-    func authorizeSomewhere(_ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
-        guard caller.permitsSomewhere(operation) else {
-            throw .accessDenied(principal: caller.principal, operation: operation, key: nil)
-        }
     }
 
     /// A version's material, unsealed once and then cached with its key.

@@ -16,7 +16,9 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case integrityFailure(String)
     /// The store could not be opened with this root of trust (wrong passphrase, key file, token).
     case rootOfTrustRejected(String)
-    /// The store is not initialised, or is already.
+    /// The store holds no header: it was never initialised.
+    case storeEmpty
+    /// The store is in a state that does not allow the call (already initialised, not empty).
     case storeState(String)
     /// An argument is invalid.
     case invalidArgument(String)
@@ -35,12 +37,13 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .keyNotFound(let name): "no key '\(name)' in this store; `keyward key list` shows the keys"
+        case .keyNotFound(let name): "no key '\(name)' in this store"
         case .wrongState(let key, let state, let operation): "key \(key) is \(state.rawValue), which does not allow \(operation.rawValue)"
         case .keyDestroyed(let key, let version): version.map { "version \($0) of key \(key) has been destroyed; data under it cannot be recovered" } ?? "key \(key) has been destroyed"
         case .versionUnavailable(let key, let version, let reason): "version \(version) of key \(key) is unavailable: \(reason)"
-        case .integrityFailure(let what): "integrity check failed: \(what); the store may have been tampered with, run `keyward verify`"
+        case .integrityFailure(let what): "integrity check failed: \(what); the store may have been tampered with"
         case .rootOfTrustRejected(let why): "cannot open the store: \(why)"
+        case .storeEmpty: "the store is empty (it has no header)"
         case .storeState(let why): why
         case .invalidArgument(let why): "invalid argument: \(why)"
         case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"

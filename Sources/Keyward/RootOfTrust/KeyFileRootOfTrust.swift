@@ -33,7 +33,7 @@ public final class KeyFileRootOfTrust: RootOfTrust {
             self.rootKey = key
             let fingerprint = try key.withBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
                 let derived = try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: [UInt8](), info: Array("keyward/v1/key-file-id".utf8), outputByteCount: 16)
-                return derived.withUnsafeBytes { Array($0) }
+                return derived.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             }
             self.parameters = try CanonicalJSON.encode(["fingerprint": fingerprint.map { String(format: "%02x", $0) }.joined()])
         } catch let error as KeywardCryptoError {
@@ -53,7 +53,7 @@ public final class KeyFileRootOfTrust: RootOfTrust {
         defer { close(fd) }
         do {
             let secret = try SecretBytes.random(count: 32)
-            let written = secret.withUnsafeBytes { write(fd, $0.baseAddress, 32) }
+            let written = secret.withSecretBytes(InsecureSecretAccess.token) { write(fd, $0.baseAddress, 32) }
             guard written == 32, fsync(fd) == 0 else { throw KeywardError.invalidArgument("cannot write \(path)") }
         } catch let error as KeywardError {
             throw error

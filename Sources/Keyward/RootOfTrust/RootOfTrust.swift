@@ -38,7 +38,7 @@ struct KeyWrappingRootKey: Sendable {
 
     /// Runs `body` with the root key's bytes.
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(KeywardCryptoError) -> R) throws(KeywardCryptoError) -> R {
-        try box.secret.withUnsafeBytes(body)
+        try box.secret.withSecretBytes(InsecureSecretAccess.token, body)
     }
 }
 

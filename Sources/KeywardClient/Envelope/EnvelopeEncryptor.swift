@@ -42,7 +42,7 @@ public final class EnvelopeEncryptor: Sendable {
         header.append(UInt8(dataKey.sealed.count & 0xFF))
         header.append(contentsOf: dataKey.sealed)
         do {
-            let box = try dataKey.secret.withUnsafeBytes { raw in
+            let box = try dataKey.secret.withSecretBytes(InsecureSecretAccess.token) { raw in
                 try AES.GCM.seal(plaintext, using: SymmetricKey(data: raw), nonce: AES.GCM.Nonce(), authenticating: header)
             }
             return header + Array(box.nonce) + Array(box.ciphertext) + Array(box.tag)
@@ -89,7 +89,7 @@ public final class EnvelopeEncryptor: Sendable {
         do {
             let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: message[(bodyStart + Self.nonceLength)..<tagStart],
                                             tag: message[tagStart...])
-            return try dataKey.secret.withUnsafeBytes { raw in
+            return try dataKey.secret.withSecretBytes(InsecureSecretAccess.token) { raw in
                 Array(try AES.GCM.open(box, using: SymmetricKey(data: raw), authenticating: header))
             }
         } catch {

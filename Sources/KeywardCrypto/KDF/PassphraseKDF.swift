@@ -125,7 +125,7 @@ public enum PassphraseKDF {
         guard passphrase.count > 0 else {
             throw .invalidParameter(name: "passphrase", reason: "it is empty")
         }
-        return try passphrase.withUnsafeBytes { (password) throws(KeywardCryptoError) -> SecretBytes in
+        return try passphrase.withSecretBytes(InsecureSecretAccess.token) { (password) throws(KeywardCryptoError) -> SecretBytes in
             try derive(password: password, parameters: parameters)
         }
     }

@@ -29,7 +29,7 @@ public struct KeyMaterial: ~Copyable, Sendable {
         try KeyMaterial.validate(spec: spec, secret: secret)
         var publicKey: [UInt8]? = nil
         if spec == .ed25519 {
-            publicKey = try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+            publicKey = try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
                 try mapping(.invalidKeyMaterial(spec: spec, reason: "not a 32-byte Ed25519 seed")) {
                     [UInt8](try Curve25519.Signing.PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation)
                 }
@@ -125,7 +125,7 @@ public struct KeyMaterial: ~Copyable, Sendable {
         default: break
         }
         // Parse with the primitive: catches scalars out of range, bad DER, wrong modulus sizes.
-        try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) in
+        try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) in
             try mapping(.invalidKeyMaterial(spec: spec, reason: "the bytes do not form a valid key")) {
                 switch spec {
                 case .ecdsaP256, .ecdhP256: _ = try P256.Signing.PrivateKey(rawRepresentation: raw)

@@ -116,7 +116,7 @@ extension KeyMaterial {
     /// - Throws: `unsupportedOperation` for symmetric specs (AES, ChaCha20, HMAC).
     public func publicKey() throws(KeywardCryptoError) -> PublicKey {
         let spec = self.spec
-        let representation: [UInt8] = try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+        let representation: [UInt8] = try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
             try mapping(.invalidKeyMaterial(spec: spec, reason: "the stored private key does not parse")) {
                 switch spec {
                 case .aes256GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512:

@@ -38,7 +38,7 @@ extension KeyMaterial {
         guard ciphertext.count == bits / 8 else {
             throw .invalidCiphertext(reason: "an \(spec.rawValue) ciphertext is \(bits / 8) bytes, got \(ciphertext.count)")
         }
-        return try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+        return try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
             try mapping(.invalidCiphertext(reason: "RSA-OAEP decryption failed")) {
                 [UInt8](try _RSA.Encryption.PrivateKey(derRepresentation: raw).decrypt(ciphertext, padding: .PKCS1_OAEP_SHA256))
             }

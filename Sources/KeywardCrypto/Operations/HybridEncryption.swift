@@ -14,7 +14,7 @@ public enum HybridEncryption {
     /// Seals `secret` to `recipient` (an X25519 or X-Wing public key), bound to `info`.
     public static func seal(_ secret: borrowing SecretBytes, to recipient: PublicKey, info: [UInt8]) throws(KeywardCryptoError) -> Sealed {
         let spec = recipient.spec
-        return try secret.withUnsafeBytes { (plain) throws(KeywardCryptoError) -> Sealed in
+        return try secret.withSecretBytes(InsecureSecretAccess.token) { (plain) throws(KeywardCryptoError) -> Sealed in
             try mapping(.invalidPublicKey(spec: spec, reason: "HPKE refused the recipient key")) {
                 switch spec {
                 case .x25519:
@@ -38,7 +38,7 @@ public enum HybridEncryption {
     ///   `info` differs, or the key is not the recipient.
     public static func open(_ sealed: Sealed, with recipient: borrowing KeyMaterial, info: [UInt8]) throws(KeywardCryptoError) -> SecretBytes {
         let spec = recipient.spec
-        let plain: Data = try recipient.secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> Data in
+        let plain: Data = try recipient.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> Data in
             try mapping(.invalidCiphertext(reason: "the sealed secret does not open with this recipient key")) {
                 switch spec {
                 case .x25519:

@@ -13,7 +13,7 @@ public enum ImportWrapping {
     /// Wraps `material` (the spec's private representation) to an RSA-OAEP wrapping key.
     public static func wrap(_ material: borrowing SecretBytes, to wrappingKey: PublicKey) throws(KeywardCryptoError) -> [UInt8] {
         let ephemeral = try SecretBytes.random(count: 32)
-        let encryptedKey = try ephemeral.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+        let encryptedKey = try ephemeral.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
             try wrappingKey.encrypt(Array(raw))
         }
         return encryptedKey + (try KeyWrap.wrap(material, kek: ephemeral, mode: .rfc5649))

@@ -15,7 +15,7 @@ extension KeyMaterial {
         guard peer.spec == spec else {
             throw .invalidPublicKey(spec: spec, reason: "the peer key is \(peer.spec.rawValue); both sides must use \(spec.rawValue)")
         }
-        return try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> SecretBytes in
+        return try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in
             let shared: SharedSecret = try mapping(.primitiveFailure(operation: "key agreement", reason: "no shared secret (invalid or small-order peer key)")) {
                 switch spec {
                 case .ecdhP256:
@@ -43,7 +43,7 @@ extension KeyMaterial {
             throw .invalidParameter(name: "output length", reason: "\(byteCount) bytes; choose 16 to 64")
         }
         let shared = try sharedSecret(with: peer)
-        return try shared.withUnsafeBytes { (ikm) throws(KeywardCryptoError) -> SecretBytes in
+        return try shared.withSecretBytes(InsecureSecretAccess.token) { (ikm) throws(KeywardCryptoError) -> SecretBytes in
             try KeyDerivation.hkdf(.sha256, inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: byteCount)
         }
     }

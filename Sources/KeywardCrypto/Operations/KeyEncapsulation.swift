@@ -43,7 +43,7 @@ extension KeyMaterial {
         guard encapsulated.count == expected else {
             throw .invalidCiphertext(reason: "a \(spec.rawValue) encapsulation is \(expected) bytes, got \(encapsulated.count)")
         }
-        return try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> SecretBytes in
+        return try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in
             let shared: SymmetricKey = try mapping(.invalidCiphertext(reason: "decapsulation failed")) {
                 switch spec {
                 case .mlKEM768: return try MLKEM768.PrivateKey(seedRepresentation: raw, publicKey: nil).decapsulate(encapsulated)

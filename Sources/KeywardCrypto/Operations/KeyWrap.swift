@@ -31,9 +31,9 @@ public enum KeyWrap {
         guard count <= maximumInputBytes else {
             throw .invalidParameter(name: "key to wrap", reason: "\(count) bytes; at most \(maximumInputBytes)")
         }
-        return try kek.withUnsafeBytes { (kekBytes) throws(KeywardCryptoError) -> [UInt8] in
+        return try kek.withSecretBytes(InsecureSecretAccess.token) { (kekBytes) throws(KeywardCryptoError) -> [UInt8] in
             let kekKey = SymmetricKey(data: kekBytes)
-            return try key.withUnsafeBytes { (input) throws(KeywardCryptoError) -> [UInt8] in
+            return try key.withSecretBytes(InsecureSecretAccess.token) { (input) throws(KeywardCryptoError) -> [UInt8] in
                 switch mode {
                 case .rfc3394:
                     guard count >= 16, count % 8 == 0 else {
@@ -64,7 +64,7 @@ public enum KeyWrap {
         guard input.count >= 16, input.count % 8 == 0, input.count <= maximumInputBytes + 16 else {
             throw .invalidCiphertext(reason: "a wrapped key is a multiple of 8 bytes, at least 16; got \(input.count)")
         }
-        return try kek.withUnsafeBytes { (kekBytes) throws(KeywardCryptoError) -> SecretBytes in
+        return try kek.withSecretBytes(InsecureSecretAccess.token) { (kekBytes) throws(KeywardCryptoError) -> SecretBytes in
             let kekKey = SymmetricKey(data: kekBytes)
             switch mode {
             case .rfc3394:

@@ -8,7 +8,7 @@ extension KeyMaterial {
     public func mac(_ message: some DataProtocol) throws(KeywardCryptoError) -> [UInt8] {
         try spec.check(.mac)
         let spec = self.spec
-        return secret.withUnsafeBytes { raw in
+        return secret.withSecretBytes(InsecureSecretAccess.token) { raw in
             let key = SymmetricKey(data: raw)
             switch spec {
             case .hmacSHA384: return [UInt8](HMAC<SHA384>.authenticationCode(for: message, using: key))

@@ -38,7 +38,7 @@ extension KeyMaterial {
             header.write(to: base)
             guard keyward_aead_nonce(base + headerEnd) == 1 else { return }
             func sealBody(from input: UnsafePointer<UInt8>) -> Int32 {
-                secret.withUnsafeBytes { key in
+                secret.withSecretBytes(InsecureSecretAccess.token) { key in
                     contextBytes.withUnsafeBufferPointer { aad2 in
                         keyward_aead_seal(
                             Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), base + headerEnd,
@@ -123,7 +123,7 @@ extension KeyMaterial {
         // Capacity at least 1, so the buffer has an address even for an empty plaintext.
         let plaintext = [UInt8](unsafeUninitializedCapacity: max(count, 1)) { out, initialized in
             let target = out.baseAddress!
-            ok = secret.withUnsafeBytes { key in
+            ok = secret.withSecretBytes(InsecureSecretAccess.token) { key in
                 aad2.withUnsafeBufferPointer { aad2 in
                     keyward_aead_open(
                         Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), nonce,
@@ -148,7 +148,7 @@ extension KeyMaterial {
         guard nonce.count == 12 else { throw .invalidParameter(name: "nonce", reason: "must be 12 bytes") }
         var tag = [UInt8](repeating: 0, count: 16)
         var ciphertext = [UInt8](repeating: 0, count: plaintext.count)
-        let ok = secret.withUnsafeBytes { key in
+        let ok = secret.withSecretBytes(InsecureSecretAccess.token) { key in
             keyward_aead_seal(
                 Int32(algorithm.rawValue), key.baseAddress!.assumingMemoryBound(to: UInt8.self), nonce,
                 aad, aad.count, nil, 0, plaintext, plaintext.count, &ciphertext, &tag)

@@ -31,7 +31,7 @@ extension KeyMaterial {
         try spec.check(.sign)
         let spec = self.spec
         try SignatureScheme.checkContext(context, spec: spec, operation: .sign)
-        return try secret.withUnsafeBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
+        return try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
             try mapping(.primitiveFailure(operation: "signing with \(spec.rawValue)", reason: "the primitive refused the key or input")) {
                 switch (spec, input) {
                 case (.ecdsaP256, .message(let m)):

@@ -55,10 +55,9 @@ struct RequestTrackingMiddleware: RouterMiddleware {
         if !tracking.receipt.isMarked, !Self.unaudited.contains(path) {
             let status = response.status.code
             let error = tracking.error
-            let caller = Caller(context.principal?.name ?? "anonymous", requestID: tracking.id, peer: context.peer,
-                                route: "\(request.method.rawValue) \(context.endpointPath ?? String(path.prefix(200)))")
             do {
-                try await service.auditRequest(caller, operation: "http", outcome: status < 400 ? "ok" : status < 500 ? "denied" : "error",
+                let outcome: AuditOutcome = status < 400 ? .ok : status < 500 ? .denied : .error
+                try await service.auditRequest(principal: context.principal?.name ?? "anonymous", context: context.auditContext(request), outcome: outcome,
                                                detail: error.map { "\(status) \($0.code): \($0.message)" } ?? "\(status)")
             } catch {
                 context.logger.error("audit entry could not be written; request refused", metadata: ["request_id": .string(tracking.id), "error": .string(error.description)])

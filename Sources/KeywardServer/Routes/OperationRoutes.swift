@@ -84,7 +84,7 @@ enum OperationRoutes {
                 }
             }
             let dataKey = try await service.generateDataKey(key: key, spec: spec, context: encryptionContext, actor: caller)
-            var plaintext = dataKey.plaintext.withUnsafeBytes { Array($0) }
+            var plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&plaintext) }
             return Response.object { json in
                 json.member("plaintext", base64: plaintext)
@@ -154,7 +154,7 @@ enum OperationRoutes {
             let input = try await body.decode(DeriveSharedSecretBody.self, from: request)
             let secret = try await service.deriveSharedSecret(key: try context.parameter("key"), peerEncoded: input.peerPublicKey.value,
                                                               actor: try context.caller(request))
-            var bytes = secret.withUnsafeBytes { Array($0) }
+            var bytes = secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&bytes) }
             return Response.object { $0.member("sharedSecret", base64: bytes) }
         }
@@ -163,7 +163,7 @@ enum OperationRoutes {
             let input = try await body.decode(DecapsulateBody.self, from: request)
             let secret = try await service.decapsulate(input.encapsulated.value, key: try context.parameter("key"), version: input.version,
                                                        actor: try context.caller(request))
-            var bytes = secret.withUnsafeBytes { Array($0) }
+            var bytes = secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&bytes) }
             return Response.object { $0.member("sharedSecret", base64: bytes) }
         }

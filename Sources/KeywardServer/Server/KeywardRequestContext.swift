@@ -31,8 +31,16 @@ public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext
     /// the route; its receipt tells the tracking middleware that the library audited.
     func caller(_ request: Request) throws(APIError) -> Caller {
         guard let principal else { throw APIError.unauthenticated("a bearer token is required") }
-        return Caller(principal.name, policy: principal.policy, requestID: tracking?.id, peer: peer,
-                      route: "\(request.method.rawValue) \(endpointPath ?? request.uri.path)", receipt: tracking?.receipt)
+        return .principal(principal.name, policy: principal.policy, context: auditContext(request))
+    }
+}
+
+extension KeywardRequestContext {
+    /// The request as audit entries record it: its id, the peer, the route template, and the
+    /// receipt that tells the tracking middleware whether the library audited.
+    func auditContext(_ request: Request) -> AuditContext {
+        AuditContext(requestID: tracking?.id, peer: peer, route: "\(request.method.rawValue) \(endpointPath ?? String(request.uri.path.prefix(200)))",
+                     receipt: tracking?.receipt)
     }
 }
 

@@ -1,0 +1,127 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// The one path every operation on an existing key takes:
+///
+/// 1. resolve the reference (a key id, or an alias whose row passes its MAC);
+/// 2. open the audit entry (`Auditor.audited`): whatever happens below is recorded, and the
+///    result is returned only once its entry is durable;
+/// 3. load the key: from the cache, or from the store with its MAC and revision checked
+///    (`load`); a cache hit costs no suspension, so this *is* the fast path;
+/// 4. authorise the caller for the operation on this key (`authorize`);
+/// 5. run due maintenance: a passed destruction date destroys the key, a passed rotation date
+///    rotates it (`maintain`; skipped for `rotate` itself, which would otherwise rotate twice);
+/// 6. admit the key (`admit`): the lifecycle table, expiry (for operations that use key
+///    material) and the spec's one purpose.
+///
+/// The operation's body then runs with the admitted key. There is no second path that repeats
+/// or skips any of these checks.
+extension KeyService {
+    /// What an unknown key id means to the operation.
+    enum UnknownKey {
+        /// `keyNotFound`.
+        case keyNotFound
+        /// The id came from a ciphertext: the ciphertext is invalid for this store.
+        case ciphertextNamesUnknownKey
+    }
+
+    /// Runs `body` with the key `reference` names, admitted for `operation` and `purpose`, inside
+    /// one audit entry.
+    func withUsableKey<T: ~Copyable>(
+        _ reference: String, _ operation: ServiceOperation, purpose: KeyOperation?, caller: Caller,
+        _ body: (LoadedKey, inout AuditEvent) async throws(KeywardError) -> T
+    ) async throws(KeywardError) -> T {
+        let id = try await resolve(reference)
+        return try await withUsableKey(id, operation, purpose: purpose, caller: caller, body)
+    }
+
+    /// `withUsableKey` for a key named by its id.
+    func withUsableKey<T: ~Copyable>(
+        _ id: KeyID, _ operation: ServiceOperation, purpose: KeyOperation?, caller: Caller, unknownKey: UnknownKey = .keyNotFound,
+        _ body: (LoadedKey, inout AuditEvent) async throws(KeywardError) -> T
+    ) async throws(KeywardError) -> T {
+        try await auditor.audited(.key(operation), caller: caller, key: id) { (event) throws(KeywardError) -> T in
+            let key: LoadedKey
+            do throws(KeywardError) {
+                key = try await usableKey(id, for: operation, purpose: purpose, caller: caller)
+            } catch {
+                if case .keyNotFound = error, unknownKey == .ciphertextNamesUnknownKey {
+                    throw .crypto(.invalidCiphertext(reason: "it names key \(id), which this store does not hold"))
+                }
+                throw error
+            }
+            return try await body(key, &event)
+        }
+    }
+
+    /// Steps 3 to 6 of the pipeline: the key, loaded, authorised, maintained and admitted.
+    func usableKey(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation?, caller: Caller) async throws(KeywardError) -> LoadedKey {
+        var key = try await authorizedKey(id, for: operation, caller: caller)
+        if operation != .rotate, maintenanceDue(key) {
+            key = try await maintain(key)
+        }
+        try admit(key, for: operation, purpose: purpose)
+        return key
+    }
+
+    /// The key, loaded and checked against the caller's policy for `operation`.
+    func authorizedKey(_ id: KeyID, for operation: ServiceOperation, caller: Caller) async throws(KeywardError) -> LoadedKey {
+        let key = try await load(id)
+        try authorize(key, operation, caller)
+        return key
+    }
+
+    /// Refuses, with `accessDenied`, an operation the caller's policy does not grant on `key`.
+    func authorize(_ key: LoadedKey, _ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
+        guard let policy = caller.policy else { return }
+        guard policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) else {
+            throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
+        }
+    }
+
+    /// Refuses, with `accessDenied`, a keyless operation the caller's policy grants nowhere.
+    func authorizeSomewhere(_ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
+        guard caller.permitsSomewhere(operation) else {
+            throw .accessDenied(principal: caller.principal, operation: operation, key: nil)
+        }
+    }
+
+    /// The rule for whether a loaded key may serve `operation` now: its lifecycle state allows
+    /// it, it has not expired (for operations that use key material), and its spec's one
+    /// purpose is `purpose`.
+    func admit(_ key: LoadedKey, for operation: ServiceOperation, purpose: KeyOperation?) throws(KeywardError) {
+        let metadata = key.metadata
+        guard LifecycleTable.allows(operation, in: metadata.state) else {
+            if metadata.state == .destroyed { throw .keyDestroyed(key: metadata.id, version: nil) }
+            throw .wrongState(key: metadata.id, state: metadata.state, operation: operation)
+        }
+        if operation.usesKeyMaterial, let expiry = metadata.expiresAt, expiry <= clock.now {
+            throw .notPermitted("key \(metadata.id) expired at \(ISO8601DateFormatter().string(from: expiry))")
+        }
+        if let purpose {
+            do { try metadata.spec.check(purpose) } catch { throw .crypto(error) }
+        }
+    }
+
+    /// Checks that `version` may decrypt or verify.
+    func checkDecryptable(_ key: LoadedKey, _ version: UInt32) throws(KeywardError) {
+        guard version >= key.metadata.minDecryptionVersion else {
+            throw .versionUnavailable(key: key.row.id, version: version, reason: "below the key's minimum decryption version \(key.metadata.minDecryptionVersion)")
+        }
+    }
+}
+
+extension ServiceOperation {
+    /// Operations that use a key's material (or its public half), which an expired key refuses.
+    public var usesKeyMaterial: Bool {
+        switch self {
+        case .encrypt, .decrypt, .reEncrypt, .generateDataKey, .generateDataKeyPair, .sign, .verify, .mac, .verifyMAC,
+             .deriveSharedSecret, .decapsulate, .publicKey, .export:
+            true
+        case .describe, .rotate, .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction,
+             .markCompromised, .destroy, .update, .create, .random:
+            false
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// Maintenance: the work a key's own schedule makes due (its destruction date, its rotation
+/// period). It runs on the first access after it falls due, in the pipeline's step 5, under
+/// Keyward's own `SystemJob` callers, so no caller needs to be granted it and no key is used
+/// past its schedule.
+extension KeyService {
+    /// Whether `key` has a destruction or rotation due now.
+    func maintenanceDue(_ key: LoadedKey) -> Bool {
+        let now = clock.now
+        return destructionDue(key, now: now) || rotationDue(key, now: now)
+    }
+
+    private func destructionDue(_ key: LoadedKey, now: Date) -> Bool {
+        guard key.metadata.state == .pendingDestruction, let date = key.metadata.destructionDate else { return false }
+        return date <= now
+    }
+
+    private func rotationDue(_ key: LoadedKey, now: Date) -> Bool {
+        guard key.metadata.state == .active, key.metadata.origin != "imported", let due = key.metadata.nextRotationAt else { return false }
+        return due <= now
+    }
+
+    /// Destroys a key whose destruction date has passed, and rotates one whose rotation is due.
+    /// Returns the key as it now is.
+    /// Concurrent callers may both find the same work due; the one that loses the
+    /// compare-and-swap reloads and sees the winner's result instead of failing.
+    func maintain(_ key: LoadedKey) async throws(KeywardError) -> LoadedKey {
+        var key = key
+        for _ in 0..<4 {
+            let now = clock.now
+            let id = key.row.id
+            do {
+                if destructionDue(key, now: now) {
+                    try await destroy(key)
+                    key = try await load(id)
+                    continue
+                }
+                if rotationDue(key, now: now) {
+                    let current = key
+                    _ = try await auditor.audited(.key(.rotate), caller: .system(.periodicRotation), key: id) { (event) throws(KeywardError) -> KeyDescription in
+                        try await addVersion(current, event: &event)
+                    }
+                    key = try await load(id)
+                    continue
+                }
+                return key
+            } catch {
+                guard case .storage(.conflict) = error else { throw error }
+                cache.invalidate(id)
+                key = try await load(id)
+            }
+        }
+        return key
+    }
+
+    /// Zeroizes and deletes every version's material (the rows stay as tombstones) and marks
+    /// the key destroyed. Idempotent: a crash midway is finished by the next access.
+    func destroy(_ key: LoadedKey) async throws(KeywardError) {
+        let id = key.row.id
+        try await auditor.audited(.key(.destroy), caller: .system(.scheduledDestruction), key: id) { (event) throws(KeywardError) -> Void in
+            let rows = try await storage({ () async throws(StorageError) in try await store.versions(id) })
+            for row in rows {
+                try protection.check(row.mac, versionParts(row), what: "version \(row.version) of key \(id)")
+                var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(row.version) of key \(id)")
+                guard metadata.state != "destroyed" else { continue }
+                metadata.state = "destroyed"
+                let tombstone = try makeVersionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
+                try await storage({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
+            }
+            var metadata = key.metadata
+            metadata.state = .destroyed
+            metadata.stateChangedAt = clock.now
+            _ = try await commit(key, metadata, event: &event)
+        }
+    }
+}

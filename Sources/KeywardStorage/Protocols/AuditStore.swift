@@ -1,0 +1,44 @@
+import Foundation
+import KeywardCrypto
+import Synchronization
+
+/// The audit log's rows: appended in one order, with no gaps in `sequence`.
+public protocol AuditStore: Sendable {
+    /// Appends entries in one transaction; their sequences must continue the chain.
+    func appendAudit(_ entries: [AuditRow]) async throws(StorageError)
+    /// `appendAudit`, blocking the calling thread until the entries are written. Called only
+    /// from the audit log's own writer thread, never from a Swift concurrency executor.
+    func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError)
+    /// The newest entry.
+    func auditHead() async throws(StorageError) -> AuditRow?
+    /// Entries with sequence greater than `after`, oldest first.
+    func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow]
+    /// The highest key revision the audit log records for `keyID` (rollback detection).
+    func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64?
+}
+
+extension AuditStore {
+    /// Runs `appendAudit` in a task and waits for it: for stores with no synchronous path.
+    public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
+        try waitBlocking { () async throws(StorageError) in try await appendAudit(entries) }
+    }
+}
+
+/// Runs `body` in a task and blocks the calling thread until it ends, returning its result: for
+/// a thread of Keyward's own (the audit writer) calling an async store method. Never call it
+/// from a Swift concurrency executor, whose few threads it would block.
+public func waitBlocking<T: Sendable>(_ body: @escaping @Sendable () async throws(StorageError) -> T) throws(StorageError) -> T {
+    let outcome = Mutex<Result<T, StorageError>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do throws(StorageError) {
+            let value = try await body()
+            outcome.withLock { $0 = .success(value) }
+        } catch {
+            outcome.withLock { $0 = .failure(error) }
+        }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.withLock { $0 }!.get()
+}

@@ -1,0 +1,14 @@
+import Foundation
+import KeywardCrypto
+
+/// The store's header and its KEK records: what opening a store reads first.
+public protocol HeaderStore: Sendable {
+    /// The header, or nil for an empty store.
+    func header() async throws(StorageError) -> StoreHeader?
+    /// Writes the header and the first KEK of a new store. Fails with `alreadyInitialized`.
+    func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError)
+    /// A KEK by id.
+    func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord?
+    /// All KEKs.
+    func keks() async throws(StorageError) -> [KEKRecord]
+}

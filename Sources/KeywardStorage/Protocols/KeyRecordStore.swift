@@ -1,0 +1,38 @@
+import Foundation
+import KeywardCrypto
+
+/// Keys, their versions and their aliases.
+///
+/// - Updates are compare-and-swap on `revision` (`StorageError.conflict` when stale).
+/// - `(keyID, version)` is unique, so two concurrent rotations end with one new version.
+/// - An alias name is unique.
+public protocol KeyRecordStore: Sendable {
+    /// Inserts a new key with its first version and aliases, in one transaction.
+    func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError)
+    /// A key's metadata row.
+    func key(_ id: KeyID) async throws(StorageError) -> KeyRow?
+    /// Replaces a key's row if its stored revision is `expectedRevision`.
+    func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError)
+    /// A page of keys, ordered by id, after `cursor`.
+    func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow]
+    /// How many keys the store holds.
+    func keyCount() async throws(StorageError) -> Int
+
+    /// One version of a key.
+    func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow?
+    /// All versions of a key, oldest first.
+    func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow]
+    /// Adds a version and updates the key row (CAS) in one transaction.
+    func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError)
+    /// Replaces a version row if its stored revision is `expectedRevision`.
+    func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError)
+
+    /// An alias by name.
+    func alias(_ name: String) async throws(StorageError) -> AliasRow?
+    /// The aliases of a key.
+    func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow]
+    /// Creates or re-points an alias (CAS on the existing row's revision, or insert when nil).
+    func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError)
+    /// Removes an alias.
+    func deleteAlias(_ name: String) async throws(StorageError)
+}

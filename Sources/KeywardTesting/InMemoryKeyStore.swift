@@ -1,0 +1,252 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+import Synchronization
+
+/// A `KeyStore` held in memory, for tests and examples: every guarantee the protocol states
+/// (atomic calls, compare-and-swap revisions, unique versions and alias names, an audit log
+/// without gaps), and nothing persisted. Each call takes one lock, so a call is atomic and
+/// calls are linearisable.
+///
+/// It keeps what it is given as given, like any backend: MACs and sealing are the `Keyward`
+/// layer's, so a test may also reach in (``mutate(_:)``) to tamper with rows as an attacker
+/// with access to the database would.
+public final class InMemoryKeyStore: KeyStore {
+    /// Everything the store holds.
+    public struct Contents: Sendable {
+        /// The header, once initialised.
+        public var header: StoreHeader?
+        /// KEK records by id.
+        public var keks: [KeyID: KEKRecord] = [:]
+        /// Key rows by id.
+        public var keys: [KeyID: KeyRow] = [:]
+        /// Version rows by key id and version number.
+        public var versions: [KeyID: [UInt32: VersionRow]] = [:]
+        /// Alias rows by name.
+        public var aliases: [String: AliasRow] = [:]
+        /// Token rows by id.
+        public var tokens: [KeyID: TokenRow] = [:]
+        /// Audit rows, oldest first; `audit[i].sequence == i + 1`.
+        public var audit: [AuditRow] = []
+    }
+
+    private let contents = Mutex(Contents())
+
+    /// An empty store.
+    public init() {}
+
+    /// Runs `body` on the stored rows under the store's lock (a test's way to tamper).
+    public func mutate<T>(_ body: (inout Contents) throws -> T) rethrows -> T {
+        try contents.withLock { try body(&$0) }
+    }
+
+    private func withContents<T>(_ body: (inout Contents) -> T) -> T {
+        contents.withLock { body(&$0) }
+    }
+
+    private func locked<T>(_ body: (inout Contents) throws(StorageError) -> T) throws(StorageError) -> T {
+        try contents.withLock { (state: inout Contents) throws(StorageError) -> T in try body(&state) }
+    }
+
+    // MARK: HeaderStore
+
+    public func header() async throws(StorageError) -> StoreHeader? { withContents { $0.header } }
+
+    public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard state.header == nil else { throw .alreadyInitialized }
+            state.header = header
+            state.keks[kek.id] = kek
+        }
+    }
+
+    public func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? { withContents { $0.keks[id] } }
+
+    public func keks() async throws(StorageError) -> [KEKRecord] {
+        withContents { $0.keks.values.sorted { $0.createdAt < $1.createdAt } }
+    }
+
+    // MARK: KeyRecordStore
+
+    public func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard state.keys[key.id] == nil else { throw .conflict("key \(key.id) exists") }
+            for alias in aliases where state.aliases[alias.name] != nil { throw .conflict("alias \(alias.name) exists") }
+            guard Set(aliases.map(\.name)).count == aliases.count else { throw .conflict("an alias is given twice") }
+            state.keys[key.id] = key
+            if let firstVersion { state.versions[key.id, default: [:]][firstVersion.version] = firstVersion }
+            for alias in aliases { state.aliases[alias.name] = alias }
+        }
+    }
+
+    public func key(_ id: KeyID) async throws(StorageError) -> KeyRow? { withContents { $0.keys[id] } }
+
+    public func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in try Self.update(key, expectedRevision: expectedRevision, &state) }
+    }
+
+    private static func update(_ key: KeyRow, expectedRevision: Int64, _ state: inout Contents) throws(StorageError) {
+        guard let stored = state.keys[key.id] else { throw .conflict("key \(key.id) does not exist") }
+        guard stored.revision == expectedRevision else {
+            throw .conflict("key \(key.id) is at revision \(stored.revision), not \(expectedRevision)")
+        }
+        state.keys[key.id] = key
+    }
+
+    public func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] {
+        withContents { state in
+            let matching = state.keys.values.filter { row in
+                if let cursor, !cursor.bytes.lexicographicallyPrecedes(row.id.bytes) { return false }
+                if let wanted = filter.state, row.state != wanted { return false }
+                if let tag = filter.tag, row.tags[tag.key] != tag.value { return false }
+                if let alias = filter.alias, state.aliases[alias]?.keyID != row.id { return false }
+                return true
+            }
+            return Array(matching.sorted { $0.id.bytes.lexicographicallyPrecedes($1.id.bytes) }.prefix(max(0, limit)))
+        }
+    }
+
+    public func keyCount() async throws(StorageError) -> Int { withContents { $0.keys.count } }
+
+    public func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow? {
+        withContents { $0.versions[keyID]?[version] }
+    }
+
+    public func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] {
+        withContents { ($0.versions[keyID] ?? [:]).values.sorted { $0.version < $1.version } }
+    }
+
+    public func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard state.versions[version.keyID]?[version.version] == nil else {
+                throw .conflict("version \(version.version) of key \(version.keyID) exists")
+            }
+            try Self.update(key, expectedRevision: expectedRevision, &state)
+            state.versions[version.keyID, default: [:]][version.version] = version
+        }
+    }
+
+    public func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard let stored = state.versions[version.keyID]?[version.version] else {
+                throw .conflict("version \(version.version) of key \(version.keyID) does not exist")
+            }
+            guard stored.revision == expectedRevision else {
+                throw .conflict("version \(version.version) of key \(version.keyID) is at revision \(stored.revision), not \(expectedRevision)")
+            }
+            state.versions[version.keyID]![version.version] = version
+        }
+    }
+
+    public func alias(_ name: String) async throws(StorageError) -> AliasRow? { withContents { $0.aliases[name] } }
+
+    public func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] {
+        withContents { $0.aliases.values.filter { $0.keyID == keyID }.sorted { $0.name < $1.name } }
+    }
+
+    public func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            let stored = state.aliases[alias.name]
+            guard stored?.revision == expectedRevision else {
+                throw .conflict("alias \(alias.name) is at revision \(stored.map { String($0.revision) } ?? "none"), not \(expectedRevision.map(String.init) ?? "none")")
+            }
+            state.aliases[alias.name] = alias
+        }
+    }
+
+    public func deleteAlias(_ name: String) async throws(StorageError) { withContents { $0.aliases[name] = nil } }
+
+    // MARK: CredentialStore
+
+    public func insertToken(_ token: TokenRow) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard state.tokens[token.id] == nil else { throw .conflict("token \(token.id) exists") }
+            state.tokens[token.id] = token
+        }
+    }
+
+    public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? { withContents { $0.tokens[id] } }
+
+    public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard let stored = state.tokens[token.id] else { throw .conflict("token \(token.id) does not exist") }
+            guard stored.revision == expectedRevision else {
+                throw .conflict("token \(token.id) is at revision \(stored.revision), not \(expectedRevision)")
+            }
+            state.tokens[token.id] = token
+        }
+    }
+
+    public func tokens() async throws(StorageError) -> [TokenRow] {
+        withContents { $0.tokens.values.sorted { $0.id.bytes.lexicographicallyPrecedes($1.id.bytes) } }
+    }
+
+    // MARK: AuditStore
+
+    public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
+        try appendAuditBlocking(entries)
+    }
+
+    public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            var next = Int64(state.audit.count) + 1
+            for entry in entries {
+                guard entry.sequence == next else { throw .conflict("audit entry #\(entry.sequence) does not follow #\(next - 1)") }
+                next += 1
+            }
+            state.audit += entries
+        }
+    }
+
+    public func auditHead() async throws(StorageError) -> AuditRow? { withContents { $0.audit.last } }
+
+    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] {
+        withContents { state in
+            let start = Int(max(0, min(after, Int64(state.audit.count))))
+            return Array(state.audit[start...].prefix(max(0, limit)))
+        }
+    }
+
+    public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? {
+        withContents { state in state.audit.lazy.filter { $0.keyID == keyID }.compactMap(\.keyRevision).max() }
+    }
+
+    // MARK: KEK rotation
+
+    public func rewriteAll(
+        newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
+        progress: @escaping @Sendable (Int) -> Void
+    ) async throws(StorageError) -> Int {
+        try locked { (state: inout Contents) throws(StorageError) -> Int in
+            var next = state
+            var count = 0
+            do {
+                for (id, row) in state.keys {
+                    let key = try rewriter.key(row)
+                    next.keys[id] = key
+                    for (number, version) in state.versions[id] ?? [:] {
+                        next.versions[id]![number] = try rewriter.version(version, key)
+                        count += 1
+                    }
+                    count += 1
+                }
+                for (name, row) in state.aliases { next.aliases[name] = try rewriter.alias(row); count += 1 }
+                for (id, row) in state.tokens { next.tokens[id] = try rewriter.token(row); count += 1 }
+                next.audit = try state.audit.map { row in
+                    guard !row.mac.isEmpty else { return row }
+                    count += 1
+                    return try rewriter.audit(row)
+                }
+            } catch let error as StorageError {
+                throw error
+            } catch {
+                throw .database("rewriting under the new KEK failed: \(error)")
+            }
+            progress(count)
+            next.keks = [newKEK.id: newKEK]
+            next.header = header
+            state = next
+            return count
+        }
+    }
+}
