@@ -67,7 +67,7 @@ extension KeyService {
 
     /// The key, loaded and checked against the caller's policy for `operation`.
     func authorizedKey(_ id: KeyID, for operation: ServiceOperation, caller: Caller) async throws(KeywardError) -> LoadedKey {
-        let key = try await load(id)
+        let key = try await records.load(id)
         try authorize(key, operation, caller)
         return key
     }

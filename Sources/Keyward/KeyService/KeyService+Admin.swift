@@ -73,12 +73,12 @@ extension KeyService {
             if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases)) {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
             }
-            let row = try makeKeyRow(metadata, revision: 1)
+            let row = try records.keyRow(metadata, revision: 1)
             let sealed = try protection.seal(material, keyID: id, version: 1)
-            let version = try makeVersionRow(keyID: id, version: 1, sealed: sealed,
+            let version = try records.versionRow(keyID: id, version: 1, sealed: sealed,
                                              metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
             var aliases: [AliasRow] = []
-            for name in request.aliases { aliases.append(try makeAliasRow(name: try Self.validAlias(name), keyID: id, revision: 1)) }
+            for name in request.aliases { aliases.append(try records.aliasRow(name: try Self.validAlias(name), keyID: id, revision: 1)) }
             do throws(StorageError) {
                 try await store.insertKey(row, firstVersion: version, aliases: aliases)
             } catch {
@@ -115,26 +115,8 @@ extension KeyService {
     /// The key's metadata and aliases.
     public func describe(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try await withUsableKey(reference, .describe, purpose: nil, caller: actor) { (key, _) throws(KeywardError) -> KeyDescription in
-            KeyDescription(metadata: key.metadata, aliases: try await verifiedAliases(of: key.row.id))
+            KeyDescription(metadata: key.metadata, aliases: try await records.verifiedAliases(of: key.row.id))
         }
-    }
-
-    /// The key's aliases whose rows pass their MAC, for policy checks: a forged alias row is
-    /// left out (it can only narrow what a policy grants, never widen it), so one tampered alias
-    /// does not take the key it was pointed at out of service. `verify` still names it.
-    func authenticAliases(of id: KeyID) async throws(KeywardError) -> [String] {
-        let rows = try await storage({ () async throws(StorageError) in try await store.aliases(of: id) })
-        return rows.filter { protection.verifies($0.mac, aliasParts($0)) && $0.keyID == id }.map(\.name)
-    }
-
-    func verifiedAliases(of id: KeyID) async throws(KeywardError) -> [String] {
-        let rows = try await storage({ () async throws(StorageError) in try await store.aliases(of: id) })
-        var names: [String] = []
-        for row in rows {
-            try protection.check(row.mac, aliasParts(row), what: "alias \(row.name)")
-            names.append(row.name)
-        }
-        return names
     }
 
     /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after
@@ -144,10 +126,10 @@ extension KeyService {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
         let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
         return try await auditor.audited(.listKeys, caller: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
-            let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
+            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
             var keys: [KeyDescription] = []
             for row in rows {
-                let description = KeyDescription(metadata: try verifiedMetadata(row), aliases: try await verifiedAliases(of: row.id))
+                let description = KeyDescription(metadata: try records.verifiedMetadata(row), aliases: try await records.verifiedAliases(of: row.id))
                 if actor.permits(.describe, on: description) { keys.append(description) }
             }
             event.detail = "\(keys.count) keys"
@@ -157,19 +139,12 @@ extension KeyService {
 
     // MARK: Metadata changes
 
-    /// Writes new metadata for a key (CAS on its revision), audits the change with the new
-    /// revision, and drops the cached copy.
+    /// Writes new metadata for a key (CAS on its revision), records the new revision in the
+    /// audit entry, and returns the key as it now is.
     func commit(_ key: LoadedKey, _ metadata: KeyMetadata, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
-        let row = try makeKeyRow(metadata, revision: key.row.revision + 1)
-        do throws(StorageError) {
-            try await store.updateKey(row, expectedRevision: key.row.revision)
-        } catch {
-            cache.invalidate(key.row.id)
-            throw .storage(error)
-        }
-        cache.invalidate(key.row.id)
+        let row = try await records.commit(key, metadata)
         event.keyRevision = row.revision
-        return KeyDescription(metadata: metadata, aliases: try await verifiedAliases(of: key.row.id))
+        return KeyDescription(metadata: metadata, aliases: try await records.verifiedAliases(of: key.row.id))
     }
 
     /// Moves a key through its lifecycle: `enable`, `disable`, `deactivate`, `markCompromised`,
@@ -242,19 +217,13 @@ extension KeyService {
         let material: KeyMaterial
         do { material = try KeyMaterial.generate(metadata.spec) } catch { throw .crypto(error) }
         let sealed = try protection.seal(material, keyID: id, version: metadata.currentVersion)
-        let version = try makeVersionRow(keyID: id, version: metadata.currentVersion, sealed: sealed,
+        let version = try records.versionRow(keyID: id, version: metadata.currentVersion, sealed: sealed,
                                          metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
-        let row = try makeKeyRow(metadata, revision: key.row.revision + 1)
-        do throws(StorageError) {
-            try await store.insertVersion(version, key: row, expectedRevision: key.row.revision)
-        } catch {
-            cache.invalidate(id)
-            throw .storage(error)
-        }
-        cache.invalidate(id)
+        let row = try records.keyRow(metadata, revision: key.row.revision + 1)
+        try await records.commit(key, row, adding: version)
         event.version = metadata.currentVersion
         event.keyRevision = row.revision
-        return KeyDescription(metadata: metadata, aliases: try await verifiedAliases(of: id))
+        return KeyDescription(metadata: metadata, aliases: try await records.verifiedAliases(of: id))
     }
 
     // MARK: Aliases
@@ -265,16 +234,16 @@ extension KeyService {
         let id = try await resolve(reference)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
             _ = try await authorizedKey(id, for: .update, caller: actor)
-            let existing = try await storage({ () async throws(StorageError) in try await store.alias(alias) })
+            let existing = try await storing({ () async throws(StorageError) in try await store.alias(alias) })
             if let existing {
-                try protection.check(existing.mac, aliasParts(existing), what: "alias \(alias)")
+                try protection.check(existing.mac, RecordFraming.alias(existing), what: "alias \(alias)")
                 // Moving an alias changes what both keys answer to.
                 _ = try await authorizedKey(existing.keyID, for: .update, caller: actor)
                 cache.invalidate(existing.keyID)
             }
             defer { cache.invalidate(id) }
-            let row = try makeAliasRow(name: alias, keyID: id, revision: (existing?.revision ?? 0) + 1)
-            try await storage({ () async throws(StorageError) in try await store.putAlias(row, expectedRevision: existing?.revision) })
+            let row = try records.aliasRow(name: alias, keyID: id, revision: (existing?.revision ?? 0) + 1)
+            try await storing({ () async throws(StorageError) in try await store.putAlias(row, expectedRevision: existing?.revision) })
             event.detail = "alias \(alias) revision \(row.revision)"
         }
     }
@@ -287,7 +256,7 @@ extension KeyService {
             event.detail = "alias \(alias)"
             _ = try await authorizedKey(id, for: .update, caller: actor)
             defer { cache.invalidate(id) }
-            try await storage({ () async throws(StorageError) in try await store.deleteAlias(alias) })
+            try await storing({ () async throws(StorageError) in try await store.deleteAlias(alias) })
         }
     }
 }
@@ -312,7 +281,7 @@ extension KeyService {
             let id = key.row.id
             guard key.metadata.spec.purpose != .sign else { throw .notPermitted("signing keys are never exported in plaintext; export the public key instead") }
             guard key.metadata.exportable else { throw .notPermitted("key \(id) was not created exportable") }
-            let loaded = try await loadVersion(key, version ?? key.metadata.currentVersion)
+            let loaded = try await records.loadVersion(key, version ?? key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) {
                 let copy = try loaded.material.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in try SecretBytes(copying: raw) }
@@ -363,7 +332,7 @@ extension KeyService {
             guard key.metadata.tags[Self.importWrappingTag.0] == Self.importWrappingTag.1 else {
                 throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
             }
-            let version = try await loadVersion(key, key.metadata.currentVersion)
+            let version = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
             do throws(KeywardCryptoError) {
                 let secret = try ImportWrapping.unwrap(wrapped, with: version.material)

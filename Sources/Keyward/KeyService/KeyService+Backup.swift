@@ -75,9 +75,9 @@ extension KeyService {
             var count = 0
             var cursor: KeyID? = nil
             repeat {
-                let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
+                let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
                 for row in rows {
-                    let metadata = try verifiedMetadata(row)
+                    let metadata = try records.verifiedMetadata(row)
                     guard metadata.backupAllowed, metadata.tags[Self.importWrappingTag.0] != Self.importWrappingTag.1 else { continue }
                     try await appendKey(metadata, row: row, to: &payload)
                     count += 1
@@ -115,16 +115,16 @@ extension KeyService {
         let metadataBytes = try CanonicalJSON.encode(metadata)
         payload.appendUInt32(UInt32(metadataBytes.count))
         payload += metadataBytes
-        let aliases = try await verifiedAliases(of: row.id)
+        let aliases = try await records.verifiedAliases(of: row.id)
         payload.appendUInt32(UInt32(aliases.count))
         for alias in aliases {
             payload.appendUInt32(UInt32(alias.utf8.count))
             payload += Array(alias.utf8)
         }
-        let versions = try await storage({ () async throws(StorageError) in try await store.versions(row.id) })
+        let versions = try await storing({ () async throws(StorageError) in try await store.versions(row.id) })
         payload.appendUInt32(UInt32(versions.count))
         for version in versions {
-            try protection.check(version.mac, versionParts(version), what: "version \(version.version) of key \(row.id)")
+            try protection.check(version.mac, RecordFraming.version(version), what: "version \(version.version) of key \(row.id)")
             let versionMetadata = try CanonicalJSON.decode(VersionMetadata.self, from: version.body, what: "version \(version.version) of key \(row.id)")
             payload.appendUInt32(version.version)
             let versionBytes = try CanonicalJSON.encode(versionMetadata)
@@ -217,13 +217,13 @@ extension KeyService {
     /// made before the backup decrypt afterwards.
     public func restore(_ contents: BackupContents, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> Int {
         try Self.requireOwner(actor, .create)
-        guard try await storage({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
+        guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
             throw .storeState("a backup is restored only into a store that holds no keys")
         }
         var restored = 0
         for key in contents.keys {
             try await auditor.audited(.restoreKey, caller: actor, key: key.metadata.id) { (event) throws(KeywardError) -> Void in
-                let row = try makeKeyRow(key.metadata, revision: 1)
+                let row = try records.keyRow(key.metadata, revision: 1)
                 var versionRows: [VersionRow] = []
                 for version in key.versions {
                     let sealed: [UInt8]
@@ -232,16 +232,16 @@ extension KeyService {
                     } else {
                         sealed = []
                     }
-                    versionRows.append(try makeVersionRow(keyID: key.metadata.id, version: version.number, sealed: sealed, metadata: version.metadata, revision: 1))
+                    versionRows.append(try records.versionRow(keyID: key.metadata.id, version: version.number, sealed: sealed, metadata: version.metadata, revision: 1))
                 }
                 var aliases: [AliasRow] = []
-                for alias in key.aliases { aliases.append(try makeAliasRow(name: alias, keyID: key.metadata.id, revision: 1)) }
-                try await storage({ () async throws(StorageError) in try await store.insertKey(row, firstVersion: versionRows.first, aliases: aliases) })
+                for alias in key.aliases { aliases.append(try records.aliasRow(name: alias, keyID: key.metadata.id, revision: 1)) }
+                try await storing({ () async throws(StorageError) in try await store.insertKey(row, firstVersion: versionRows.first, aliases: aliases) })
                 var keyRow = row
                 for version in versionRows.dropFirst() {
                     // Versions after the first go in with a CAS on the key row, as rotation does.
-                    let next = try makeKeyRow(key.metadata, revision: keyRow.revision + 1)
-                    try await storage({ () async throws(StorageError) in try await store.insertVersion(version, key: next, expectedRevision: keyRow.revision) })
+                    let next = try records.keyRow(key.metadata, revision: keyRow.revision + 1)
+                    try await storing({ () async throws(StorageError) in try await store.insertVersion(version, key: next, expectedRevision: keyRow.revision) })
                     keyRow = next
                 }
                 event.keyRevision = keyRow.revision

@@ -98,7 +98,7 @@ extension KeyService {
                         version = loaded
                     } else {
                         try checkDecryptable(key, header.version)
-                        version = try await loadVersion(key, header.version)
+                        version = try await records.loadVersion(key, header.version)
                         versions[header.version] = version
                     }
                     do throws(KeywardCryptoError) {
@@ -122,7 +122,7 @@ extension KeyService {
         try Self.checkBatch(items.count)
         return try await withUsableKey(reference, .sign, purpose: .sign, caller: actor) { (key, event) throws(KeywardError) in
             let id = key.row.id
-            let version = try await loadVersion(key, key.metadata.currentVersion)
+            let version = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
             let results = items.map { item -> Result<SignResult, KeywardError> in
                 do throws(KeywardCryptoError) {

@@ -21,7 +21,7 @@ extension KeyService {
         let old = protection
         var newHeader = header
         newHeader.activeKEK = newID
-        newHeader.mac = try fresh.mac(Self.headerParts(newHeader))
+        newHeader.mac = try fresh.mac(RecordFraming.header(newHeader))
         let rewriter = Self.rewriter(from: old, to: fresh)
         let count: Int
         do {
@@ -42,16 +42,15 @@ extension KeyService {
 
     /// Checks each row under `old` and re-protects it under `fresh`.
     static func rewriter(from old: RecordProtection, to fresh: RecordProtection) -> RecordRewriter {
-        let parts = PartsBuilder()
         return RecordRewriter(
             key: { row in
-                try old.check(row.mac, parts.key(row), what: "the row of key \(row.id)")
+                try old.check(row.mac, RecordFraming.key(row), what: "the row of key \(row.id)")
                 var out = row
-                out.mac = try fresh.mac(parts.key(row))
+                out.mac = try fresh.mac(RecordFraming.key(row))
                 return out
             },
             version: { row, key in
-                try old.check(row.mac, parts.version(row), what: "version \(row.version) of key \(row.keyID)")
+                try old.check(row.mac, RecordFraming.version(row), what: "version \(row.version) of key \(row.keyID)")
                 var out = row
                 out.kekID = fresh.kekID
                 if !row.sealed.isEmpty {
@@ -59,19 +58,19 @@ extension KeyService {
                     let material = try old.open(row.sealed, keyID: row.keyID, version: row.version, spec: spec)
                     out.sealed = try fresh.seal(material, keyID: row.keyID, version: row.version)
                 }
-                out.mac = try fresh.mac(parts.version(out))
+                out.mac = try fresh.mac(RecordFraming.version(out))
                 return out
             },
             alias: { row in
-                try old.check(row.mac, parts.alias(row), what: "alias \(row.name)")
+                try old.check(row.mac, RecordFraming.alias(row), what: "alias \(row.name)")
                 var out = row
-                out.mac = try fresh.mac(parts.alias(row))
+                out.mac = try fresh.mac(RecordFraming.alias(row))
                 return out
             },
             token: { row in
-                try old.check(row.mac, parts.token(row), what: "token \(row.id)")
+                try old.check(row.mac, RecordFraming.token(row), what: "token \(row.id)")
                 var out = row
-                out.mac = try fresh.mac(parts.token(row))
+                out.mac = try fresh.mac(RecordFraming.token(row))
                 return out
             },
             audit: { row in
@@ -84,23 +83,4 @@ extension KeyService {
             })
     }
 
-}
-
-/// The MAC'd fields of each row kind, shared by `KeyService` and the KEK rewriter.
-struct PartsBuilder: Sendable {
-    func key(_ row: KeyRow) -> [[UInt8]] {
-        [Array("key".utf8), row.id.bytes, RecordProtection.bytes(row.revision), row.body]
-    }
-
-    func version(_ row: VersionRow) -> [[UInt8]] {
-        [Array("version".utf8), row.keyID.bytes, RecordProtection.bytes(row.version), row.kekID.bytes, RecordProtection.bytes(row.revision), row.body]
-    }
-
-    func alias(_ row: AliasRow) -> [[UInt8]] {
-        [Array("alias".utf8), Array(row.name.utf8), row.keyID.bytes, RecordProtection.bytes(row.revision)]
-    }
-
-    func token(_ row: TokenRow) -> [[UInt8]] {
-        [Array("token".utf8), row.id.bytes, row.hash, RecordProtection.bytes(row.revision), row.body]
-    }
 }

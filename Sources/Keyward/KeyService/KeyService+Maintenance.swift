@@ -35,7 +35,7 @@ extension KeyService {
             do {
                 if destructionDue(key, now: now) {
                     try await destroy(key)
-                    key = try await load(id)
+                    key = try await records.load(id)
                     continue
                 }
                 if rotationDue(key, now: now) {
@@ -43,14 +43,14 @@ extension KeyService {
                     _ = try await auditor.audited(.key(.rotate), caller: .system(.periodicRotation), key: id) { (event) throws(KeywardError) -> KeyDescription in
                         try await addVersion(current, event: &event)
                     }
-                    key = try await load(id)
+                    key = try await records.load(id)
                     continue
                 }
                 return key
             } catch {
                 guard case .storage(.conflict) = error else { throw error }
                 cache.invalidate(id)
-                key = try await load(id)
+                key = try await records.load(id)
             }
         }
         return key
@@ -61,14 +61,13 @@ extension KeyService {
     func destroy(_ key: LoadedKey) async throws(KeywardError) {
         let id = key.row.id
         try await auditor.audited(.key(.destroy), caller: .system(.scheduledDestruction), key: id) { (event) throws(KeywardError) -> Void in
-            let rows = try await storage({ () async throws(StorageError) in try await store.versions(id) })
+            let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
             for row in rows {
-                try protection.check(row.mac, versionParts(row), what: "version \(row.version) of key \(id)")
-                var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(row.version) of key \(id)")
+                var metadata = try records.verifiedVersion(row, of: id, row.version)
                 guard metadata.state != "destroyed" else { continue }
                 metadata.state = "destroyed"
-                let tombstone = try makeVersionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
-                try await storage({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
+                let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
+                try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
             }
             var metadata = key.metadata
             metadata.state = .destroyed

@@ -111,7 +111,7 @@ extension KeyService {
         return try await withUsableKey(id, .decrypt, purpose: .decrypt, caller: actor, unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> DecryptResult in
             event.version = header.version
             try checkDecryptable(key, header.version)
-            let version = try await loadVersion(key, header.version)
+            let version = try await records.loadVersion(key, header.version)
             do throws(KeywardCryptoError) {
                 let plaintext = try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
                 return DecryptResult(plaintext: plaintext, keyID: id, version: header.version)
@@ -186,7 +186,7 @@ extension KeyService {
     /// Signs with the key's newest version.
     public func sign(_ input: SigningInput, key reference: String, context: [UInt8]? = nil, actor: Caller) async throws(KeywardError) -> SignResult {
         try await withUsableKey(reference, .sign, purpose: .sign, caller: actor) { (key, event) throws(KeywardError) -> SignResult in
-            let version = try await loadVersion(key, key.metadata.currentVersion)
+            let version = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
             do throws(KeywardCryptoError) {
                 return SignResult(signature: try version.material.sign(input, context: context), keyID: key.row.id, version: version.number)
@@ -203,7 +203,7 @@ extension KeyService {
             let number = version ?? key.metadata.currentVersion
             event.version = number
             try checkDecryptable(key, number)
-            let loaded = try await loadVersion(key, number)
+            let loaded = try await records.loadVersion(key, number)
             do throws(KeywardCryptoError) {
                 let valid = try loaded.material.publicKey().verify(signature, for: input, context: context, encoding: encoding)
                 event.detail = valid ? "valid" : "invalid signature"
@@ -217,7 +217,7 @@ extension KeyService {
     /// The HMAC of `message` under the key's newest version.
     public func mac(_ message: [UInt8], key reference: String, actor: Caller) async throws(KeywardError) -> MACResult {
         try await withUsableKey(reference, .mac, purpose: .mac, caller: actor) { (key, event) throws(KeywardError) -> MACResult in
-            let version = try await loadVersion(key, key.metadata.currentVersion)
+            let version = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
             do throws(KeywardCryptoError) { return MACResult(tag: try version.material.mac(message), keyID: key.row.id, version: version.number) } catch { throw .crypto(error) }
         }
@@ -229,7 +229,7 @@ extension KeyService {
             let number = version ?? key.metadata.currentVersion
             event.version = number
             try checkDecryptable(key, number)
-            let loaded = try await loadVersion(key, number)
+            let loaded = try await records.loadVersion(key, number)
             do throws(KeywardCryptoError) {
                 let valid = try loaded.material.verifyMAC(tag, for: message)
                 event.detail = valid ? "valid" : "invalid tag"
@@ -246,7 +246,7 @@ extension KeyService {
     public func publicKey(key reference: String, version: UInt32? = nil, actor: Caller) async throws(KeywardError) -> PublicKey {
         try await withUsableKey(reference, .publicKey, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> PublicKey in
             guard !key.metadata.spec.isSymmetric else { throw .notPermitted("\(key.metadata.spec.rawValue) keys are symmetric and have no public key") }
-            let loaded = try await loadVersion(key, version ?? key.metadata.currentVersion)
+            let loaded = try await records.loadVersion(key, version ?? key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) { return try loaded.material.publicKey() } catch { throw .crypto(error) }
         }
@@ -255,7 +255,7 @@ extension KeyService {
     /// The raw ECDH / X25519 shared secret between the key's newest version and `peer`.
     public func deriveSharedSecret(key reference: String, peer: PublicKey, actor: Caller) async throws(KeywardError) -> SecretBytes {
         try await withUsableKey(reference, .deriveSharedSecret, purpose: .deriveSharedSecret, caller: actor) { (key, event) throws(KeywardError) -> SecretBytes in
-            let loaded = try await loadVersion(key, key.metadata.currentVersion)
+            let loaded = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) { return try loaded.material.sharedSecret(with: peer) } catch { throw .crypto(error) }
         }
@@ -265,7 +265,7 @@ extension KeyService {
     /// as the key's own spec.
     public func deriveSharedSecret(key reference: String, peerEncoded: [UInt8], actor: Caller) async throws(KeywardError) -> SecretBytes {
         try await withUsableKey(reference, .deriveSharedSecret, purpose: .deriveSharedSecret, caller: actor) { (key, event) throws(KeywardError) -> SecretBytes in
-            let loaded = try await loadVersion(key, key.metadata.currentVersion)
+            let loaded = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = loaded.number
             do throws(KeywardCryptoError) {
                 return try loaded.material.sharedSecret(with: try PublicKey(spec: key.metadata.spec, bytes: peerEncoded))
@@ -281,7 +281,7 @@ extension KeyService {
             let number = version ?? key.metadata.currentVersion
             event.version = number
             try checkDecryptable(key, number)
-            let loaded = try await loadVersion(key, number)
+            let loaded = try await records.loadVersion(key, number)
             do throws(KeywardCryptoError) { return try loaded.material.decapsulate(encapsulated) } catch { throw .crypto(error) }
         }
     }
@@ -294,127 +294,5 @@ extension KeyService {
             var generator = SystemRandomNumberGenerator()
             return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         }
-    }
-
-    // MARK: Encryption budget
-
-    /// What taking encryptions from a version's budget found.
-    enum BudgetTake {
-        /// Taken; `refill` when the remainder fell below half a block and the next block
-        /// should be reserved now, before callers run out.
-        case taken(refill: Bool)
-        /// Fewer than asked for remain: a reservation must be written first.
-        case exhausted
-    }
-
-    /// Takes `count` encryptions from `version`'s reserved budget, all or none.
-    func take(_ count: UInt64, from version: LoadedVersion) -> BudgetTake {
-        let lowWater = options.encryptionReservationBlock / 2
-        return version.budget.withLock { budget -> BudgetTake in
-            guard budget.reserved - budget.used >= count else { return .exhausted }
-            budget.used += count
-            return .taken(refill: budget.reserved - budget.used < lowWater)
-        }
-    }
-
-    /// The newest version, with `count` random-nonce encryptions taken from its budget (a batch
-    /// takes one per item). Reservations are persisted in blocks before use (one writer at a
-    /// time per version). The next block is reserved in the background once less than half a
-    /// block remains, so callers wait for a store write only when a block is used up before
-    /// that write lands; past the limit the key rotates first.
-    func versionForEncryption(_ key: LoadedKey, count: Int = 1) async throws(KeywardError) -> LoadedVersion {
-        guard count >= 1, UInt64(count) <= options.encryptionReservationBlock else {
-            throw .invalidArgument("\(count) encryptions at once; at most \(options.encryptionReservationBlock)")
-        }
-        var key = key
-        for _ in 0..<16 {
-            let version = try await loadVersion(key, key.metadata.currentVersion)
-            if case .taken(let refill) = take(UInt64(count), from: version) {
-                if refill { reserveAhead(key, version) }
-                return version
-            }
-            let task = version.reservation.withLock { current -> Task<Bool, any Error> in
-                if let current { return current }
-                let task = startReservation(key, version)
-                current = task
-                return task
-            }
-            let reserved: Bool
-            do {
-                reserved = try await task.value
-            } catch let error as KeywardError {
-                version.reservation.withLock { if $0 == task { $0 = nil } }
-                throw error
-            } catch {
-                version.reservation.withLock { if $0 == task { $0 = nil } }
-                throw .storage(.database("\(error)"))
-            }
-            version.reservation.withLock { if $0 == task { $0 = nil } }
-            if !reserved {
-                // The version reached its limit: rotate (one caller wins; the others see the
-                // new version when they reload) and continue with the newest version.
-                do {
-                    _ = try await rotate(key: key.row.id.description, actor: .system(.encryptionLimitRotation))
-                } catch {
-                    guard case .storage(.conflict) = error else { throw error }
-                }
-                key = try await load(key.row.id)
-            }
-        }
-        throw .storage(.conflict("could not reserve encryptions for key \(key.row.id)"))
-    }
-
-    private func startReservation(_ key: LoadedKey, _ version: LoadedVersion) -> Task<Bool, any Error> {
-        Task { () async throws -> Bool in try await self.persistReservation(key, version) }
-    }
-
-    /// Starts writing the next reservation block unless one is being written; nobody waits for
-    /// it here. A failure is left for the caller that finds the budget used up: it starts its
-    /// own reservation and sees the error.
-    func reserveAhead(_ key: LoadedKey, _ version: LoadedVersion) {
-        let started = version.reservation.withLock { current -> Task<Bool, any Error>? in
-            guard current == nil else { return nil }
-            let task = startReservation(key, version)
-            current = task
-            return task
-        }
-        guard let started else { return }
-        Task {
-            _ = try? await started.value
-            version.reservation.withLock { if $0 == started { $0 = nil } }
-        }
-    }
-
-    /// Writes a larger reservation for `version`; false when that would pass the limit.
-    private func persistReservation(_ key: LoadedKey, _ version: LoadedVersion) async throws(KeywardError) -> Bool {
-        let id = key.row.id
-        for _ in 0..<8 {
-            guard let row = try await storage({ () async throws(StorageError) in try await store.version(id, version.number) }) else {
-                throw .integrityFailure("version \(version.number) of key \(id) vanished")
-            }
-            try protection.check(row.mac, versionParts(row), what: "version \(version.number) of key \(id)")
-            var metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(version.number) of key \(id)")
-            let newReserved = metadata.encryptionsReserved + options.encryptionReservationBlock
-            if newReserved > options.encryptionLimit { return false }
-            metadata.encryptionsReserved = newReserved
-            let updated = try makeVersionRow(keyID: id, version: version.number, sealed: row.sealed, metadata: metadata, revision: row.revision + 1)
-            do throws(StorageError) {
-                try await store.updateVersion(updated, expectedRevision: row.revision)
-            } catch {
-                if case .conflict = error { continue }
-                throw .storage(error)
-            }
-            // Only what this process reserved itself is usable here: another process's block
-            // is that process's to spend. When the stored reservation was this process's own
-            // (the usual case), the new block extends the current one and what is left of the
-            // current one stays usable; otherwise use starts at the new block.
-            let blockStart = newReserved - options.encryptionReservationBlock
-            version.budget.withLock { budget in
-                if blockStart != budget.reserved { budget.used = max(budget.used, blockStart) }
-                budget.reserved = newReserved
-            }
-            return true
-        }
-        throw .storage(.conflict("version \(version.number) of key \(id) is being reserved elsewhere"))
     }
 }

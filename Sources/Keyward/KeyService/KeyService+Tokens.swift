@@ -36,7 +36,7 @@ extension KeyService {
             let now = clock.now
             let record = TokenRecord(id: id, principal: principal, policy: policy, createdAt: now,
                                      expiresAt: lifetime.map { now.addingTimeInterval($0) }, revokedAt: nil)
-            let row = try makeTokenRow(record, hash: TokenText.hash(text), revision: 1)
+            let row = try records.tokenRow(record, hash: TokenText.hash(text), revision: 1)
             do throws(StorageError) { try await store.insertToken(row) } catch {
                 if case .conflict = error { throw .invalidArgument("a token with this text already exists") }
                 throw .storage(error)
@@ -48,11 +48,11 @@ extension KeyService {
 
     /// Every token's record (never its secret).
     public func listTokens() async throws(KeywardError) -> [TokenRecord] {
-        var records: [TokenRecord] = []
+        var tokens: [TokenRecord] = []
         for row in try await storing({ () async throws(StorageError) in try await store.tokens() }) {
-            records.append(try verifiedToken(row))
+            tokens.append(try records.verifiedToken(row))
         }
-        return records
+        return tokens
     }
 
     /// Revokes a token; it fails authentication from then on.
@@ -62,9 +62,9 @@ extension KeyService {
             guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
                 throw .invalidArgument("no token \(id)")
             }
-            var record = try verifiedToken(row)
+            var record = try records.verifiedToken(row)
             record.revokedAt = clock.now
-            let updated = try makeTokenRow(record, hash: row.hash, revision: row.revision + 1)
+            let updated = try records.tokenRow(record, hash: row.hash, revision: row.revision + 1)
             try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
         }
     }
@@ -78,22 +78,9 @@ extension KeyService {
             throw .unauthenticated("unknown token")
         }
         guard ConstantTime.equals(row.hash, hash) else { throw .unauthenticated("unknown token") }
-        let record = try verifiedToken(row)
+        let record = try records.verifiedToken(row)
         if let revoked = record.revokedAt, revoked <= clock.now { throw .unauthenticated("token \(id) was revoked") }
         if let expiry = record.expiresAt, expiry <= clock.now { throw .unauthenticated("token \(id) expired") }
-        return record
-    }
-
-    func makeTokenRow(_ record: TokenRecord, hash: [UInt8], revision: Int64) throws(KeywardError) -> TokenRow {
-        var row = TokenRow(id: record.id, hash: hash, body: try CanonicalJSON.encode(record), revision: revision, mac: [])
-        row.mac = try protection.mac(PartsBuilder().token(row))
-        return row
-    }
-
-    func verifiedToken(_ row: TokenRow) throws(KeywardError) -> TokenRecord {
-        try protection.check(row.mac, PartsBuilder().token(row), what: "token \(row.id)")
-        let record = try CanonicalJSON.decode(TokenRecord.self, from: row.body, what: "token \(row.id)")
-        guard record.id == row.id else { throw .integrityFailure("token row \(row.id) holds the record of another token") }
         return record
     }
 }

@@ -35,17 +35,17 @@ extension KeyService {
         }
         var cursor: KeyID? = nil
         while true {
-            let rows = try await storage({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
+            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
             for row in rows {
                 report.keys += 1
                 let metadata: KeyMetadata
                 do {
-                    metadata = try verifiedMetadata(row)
+                    metadata = try records.verifiedMetadata(row)
                     let audited = auditedRevisions[row.id] ?? 0
                     if audited > row.revision {
                         report.problems.append("key \(row.id): revision \(row.revision) is older than the audited revision \(audited) (replayed row)")
                     }
-                    let indexed = try await storage({ () async throws(StorageError) in try await store.latestAuditedRevision(of: row.id) }) ?? 0
+                    let indexed = try await storing({ () async throws(StorageError) in try await store.latestAuditedRevision(of: row.id) }) ?? 0
                     if indexed != audited {
                         report.problems.append("key \(row.id): the audited-revision index says \(indexed) but the audit log says \(audited) (index edited)")
                     }
@@ -53,11 +53,11 @@ extension KeyService {
                     report.problems.append("key \(row.id): \(error)")
                     continue
                 }
-                let versions = try await storage({ () async throws(StorageError) in try await store.versions(row.id) })
+                let versions = try await storing({ () async throws(StorageError) in try await store.versions(row.id) })
                 for version in versions {
                     report.versions += 1
                     do {
-                        try protection.check(version.mac, versionParts(version), what: "version \(version.version) of key \(row.id)")
+                        try protection.check(version.mac, RecordFraming.version(version), what: "version \(version.version) of key \(row.id)")
                         let versionMetadata = try CanonicalJSON.decode(VersionMetadata.self, from: version.body, what: "version \(version.version) of key \(row.id)")
                         if versionMetadata.state != "destroyed" {
                             _ = try protection.open(version.sealed, keyID: row.id, version: version.version, spec: metadata.spec)
@@ -69,9 +69,9 @@ extension KeyService {
                 if versions.count != Int(metadata.currentVersion) {
                     report.problems.append("key \(row.id): \(versions.count) version rows but metadata says \(metadata.currentVersion)")
                 }
-                for alias in try await storage({ () async throws(StorageError) in try await store.aliases(of: row.id) }) {
+                for alias in try await storing({ () async throws(StorageError) in try await store.aliases(of: row.id) }) {
                     report.aliases += 1
-                    do { try protection.check(alias.mac, aliasParts(alias), what: "alias \(alias.name)") } catch {
+                    do { try protection.check(alias.mac, RecordFraming.alias(alias), what: "alias \(alias.name)") } catch {
                         report.problems.append("alias \(alias.name): \(error)")
                     }
                 }
@@ -96,7 +96,7 @@ extension KeyService {
         var expected: Int64 = 1
         var unauthenticatedFrom: Int64? = nil
         while true {
-            let page = try await storage({ () async throws(StorageError) in try await store.auditEntries(after: expected - 1, limit: 1000) })
+            let page = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: expected - 1, limit: 1000) })
             if page.isEmpty { break }
             for row in page {
                 result.entries += 1
@@ -137,8 +137,8 @@ extension KeyService {
     /// The newest `count` audit entries, oldest first, decoded.
     public func auditTail(_ count: Int) async throws(KeywardError) -> [(sequence: Int64, event: AuditEvent)] {
         guard (1...10_000).contains(count) else { throw .invalidArgument("tail length \(count); choose 1 to 10000") }
-        let head = try await storage({ () async throws(StorageError) in try await store.auditHead() })?.sequence ?? 0
-        let rows = try await storage({ () async throws(StorageError) in try await store.auditEntries(after: max(0, head - Int64(count)), limit: count) })
+        let head = try await storing({ () async throws(StorageError) in try await store.auditHead() })?.sequence ?? 0
+        let rows = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: max(0, head - Int64(count)), limit: count) })
         var out: [(Int64, AuditEvent)] = []
         for row in rows {
             out.append((row.sequence, try CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)")))

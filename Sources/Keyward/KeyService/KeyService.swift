@@ -12,11 +12,17 @@ import KeywardStorage
 /// - every operation on a key is audited, and fails if its audit entry cannot be written;
 /// - which operation each lifecycle state allows comes from `LifecycleTable` alone.
 public final class KeyService: Sendable {
-    let store: any KeyStore
-    let protection: RecordProtection
+    /// Loads, verifies and commits the store's protected records.
+    let records: KeyRepository
+    /// Writes the audit entries.
     let auditor: Auditor
+    /// Hands out each version's encryptions from persisted reservations.
+    let budget: EncryptionBudget
     let clock: any KeywardClock
-    let cache: KeyCache
+
+    var store: any KeyStore { records.store }
+    var protection: RecordProtection { records.protection }
+    var cache: KeyCache { records.cache }
     /// The store header, as verified at open.
     public let header: StoreHeader
 
@@ -48,12 +54,12 @@ public final class KeyService: Sendable {
 
     init(store: any KeyStore, protection: RecordProtection, header: StoreHeader, auditHead: AuditRow?,
                  clock: any KeywardClock, options: Options) {
-        self.store = store
-        self.protection = protection
         self.header = header
         self.clock = clock
         self.options = options
-        self.cache = KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL)
+        let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL), clock: clock)
+        self.records = records
+        self.budget = EncryptionBudget(records: records, block: options.encryptionReservationBlock, limit: options.encryptionLimit)
         self.auditor = Auditor(log: AuditLog(store: store, protection: protection, head: auditHead), clock: clock)
     }
 
@@ -76,7 +82,7 @@ public final class KeyService: Sendable {
         let now = clock.now
         var header = StoreHeader(storeID: storeID, formatVersion: formatVersion, rootOfTrust: root.kind,
                                  rootParameters: root.parameters, activeKEK: kekID, createdAt: now, mac: [])
-        header.mac = try protection.mac(headerParts(header))
+        header.mac = try protection.mac(RecordFraming.header(header))
         do {
             try await store.initialize(header: header, kek: KEKRecord(id: kekID, wrapped: wrapped, createdAt: now, state: "active"))
         } catch {
@@ -118,7 +124,7 @@ public final class KeyService: Sendable {
         }
         let kek = try trust.unwrap(kekRecord.wrapped)
         let protection = try RecordProtection(storeID: header.storeID, kekID: kekRecord.id, kek: kek)
-        try protection.check(header.mac, headerParts(header), what: "the store header")
+        try protection.check(header.mac, RecordFraming.header(header), what: "the store header")
         if let head {
             guard protection.checkAuditMAC(head.mac, head.hash),
                   AuditLog.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
@@ -128,64 +134,9 @@ public final class KeyService: Sendable {
         return KeyService(store: store, protection: protection, header: header, auditHead: head, clock: clock, options: options)
     }
 
-    static func headerParts(_ header: StoreHeader) -> [[UInt8]] {
-        ["header".utf8.map { $0 }, header.storeID.bytes, RecordProtection.bytes(Int64(header.formatVersion)), Array(header.rootOfTrust.utf8),
-         header.rootParameters, header.activeKEK.bytes, RecordProtection.bytes(Int64(header.createdAt.timeIntervalSince1970 * 1000))]
-    }
-
-    // MARK: - Row protection
-
-    func keyParts(_ row: KeyRow) -> [[UInt8]] { PartsBuilder().key(row) }
-    func versionParts(_ row: VersionRow) -> [[UInt8]] { PartsBuilder().version(row) }
-    func aliasParts(_ row: AliasRow) -> [[UInt8]] { PartsBuilder().alias(row) }
-
-    func makeKeyRow(_ metadata: KeyMetadata, revision: Int64) throws(KeywardError) -> KeyRow {
-        var row = KeyRow(id: metadata.id, body: try CanonicalJSON.encode(metadata), revision: revision, mac: [],
-                         spec: metadata.spec.rawValue, state: metadata.state.rawValue, createdAt: metadata.createdAt, tags: metadata.tags)
-        row.mac = try protection.mac(keyParts(row))
-        return row
-    }
-
-    func makeVersionRow(keyID: KeyID, version: UInt32, sealed: [UInt8], metadata: VersionMetadata, revision: Int64) throws(KeywardError) -> VersionRow {
-        var row = VersionRow(keyID: keyID, version: version, kekID: protection.kekID, sealed: sealed,
-                             body: try CanonicalJSON.encode(metadata), revision: revision, mac: [])
-        row.mac = try protection.mac(versionParts(row))
-        return row
-    }
-
-    func makeAliasRow(name: String, keyID: KeyID, revision: Int64) throws(KeywardError) -> AliasRow {
-        var row = AliasRow(name: name, keyID: keyID, revision: revision, mac: [])
-        row.mac = try protection.mac(aliasParts(row))
-        return row
-    }
-
-    /// Checks a key row's MAC, that its columns agree with its body, and decodes it.
-    func verifiedMetadata(_ row: KeyRow) throws(KeywardError) -> KeyMetadata {
-        try protection.check(row.mac, keyParts(row), what: "the row of key \(row.id)")
-        let metadata = try CanonicalJSON.decode(KeyMetadata.self, from: row.body, what: "the metadata of key \(row.id)")
-        guard metadata.id == row.id, metadata.spec.rawValue == row.spec, metadata.state.rawValue == row.state else {
-            throw .integrityFailure("the columns of key \(row.id) disagree with its MAC'd body")
-        }
-        return metadata
-    }
-
-    // MARK: - Storage access with typed errors
-
-    func storage<T>(_ body: () async throws(StorageError) -> T) async throws(KeywardError) -> T {
-        try await storing(body)
-    }
-
-    // MARK: - Resolving and loading keys
-
-    /// Resolves a key reference: a key id (UUID) or an alias.
+    /// Resolves a key reference: a key id (UUID) or an alias whose row passes its MAC.
     public func resolve(_ reference: String) async throws(KeywardError) -> KeyID {
-        if let id = try? KeyID(string: reference) { return id }
-        let name = try Self.validAlias(reference)
-        guard let alias = try await storage({ () async throws(StorageError) in try await store.alias(name) }) else {
-            throw .keyNotFound(reference)
-        }
-        try protection.check(alias.mac, aliasParts(alias), what: "alias \(name)")
-        return alias.keyID
+        try await records.resolve(reference)
     }
 
     /// Alias names: 1 to 256 characters of letters, digits, `/`, `_`, `-`, `.`; not a UUID.
@@ -195,47 +146,6 @@ public final class KeyService: Sendable {
             throw .invalidArgument("alias '\(name.prefix(64))' must be 1 to 256 letters, digits, '/', '_', '-' or '.'")
         }
         return name
-    }
-
-    /// The key's verified metadata, from the cache or the store. A row whose revision is older
-    /// than the newest one the audit log records is a replay and is refused.
-    func load(_ id: KeyID) async throws(KeywardError) -> LoadedKey {
-        let now = clock.now
-        if let cached = cache.get(id, now: now) { return cached }
-        guard let row = try await storage({ () async throws(StorageError) in try await store.key(id) }) else {
-            throw .keyNotFound(id.description)
-        }
-        let metadata = try verifiedMetadata(row)
-        if let audited = try await storage({ () async throws(StorageError) in try await store.latestAuditedRevision(of: id) }), audited > row.revision {
-            throw .integrityFailure("key \(id) is at revision \(row.revision) but the audit log records revision \(audited) (an older row was put back)")
-        }
-        return cache.put(LoadedKey(row: row, metadata: metadata, aliases: try await authenticAliases(of: id), loadedAt: now))
-    }
-
-    /// A version's material, unsealed once and then cached with its key.
-    func loadVersion(_ key: LoadedKey, _ number: UInt32) async throws(KeywardError) -> LoadedVersion {
-        if let found = key.versions.withLock({ $0[number] }) { return found }
-        let id = key.row.id
-        guard number >= 1, number <= key.metadata.currentVersion,
-              let row = try await storage({ () async throws(StorageError) in try await store.version(id, number) }) else {
-            throw .versionUnavailable(key: id, version: number, reason: "the key has versions 1 to \(key.metadata.currentVersion)")
-        }
-        try protection.check(row.mac, versionParts(row), what: "version \(number) of key \(id)")
-        guard row.keyID == id, row.version == number else {
-            throw .integrityFailure("the row for version \(number) of key \(id) names another key or version")
-        }
-        let metadata = try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(number) of key \(id)")
-        if metadata.state == "destroyed" { throw .keyDestroyed(key: id, version: number) }
-        guard row.kekID == protection.kekID else {
-            throw .integrityFailure("version \(number) of key \(id) is sealed under an unknown KEK")
-        }
-        let material = try protection.open(row.sealed, keyID: id, version: number, spec: key.metadata.spec)
-        let loaded = LoadedVersion(number: number, material: material, row: row, metadata: metadata)
-        return key.versions.withLock { versions in
-            if let raced = versions[number] { return raced }
-            versions[number] = loaded
-            return loaded
-        }
     }
 }
 

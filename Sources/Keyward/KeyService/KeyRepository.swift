@@ -1,0 +1,162 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// Loads, verifies and commits a store's protected records. Every record read through it has
+/// passed its MAC (`RecordFraming` says what each MAC covers) and, for key rows, the replay
+/// check against the audit log; every record written through it is MAC'd under the storage KEK.
+/// Unsealed keys are cached here (`KeyCache`), and a commit drops the cached copy.
+struct KeyRepository: Sendable {
+    let store: any KeyStore
+    let protection: RecordProtection
+    let cache: KeyCache
+    let clock: any KeywardClock
+
+    // MARK: Making protected rows
+
+    /// A key row for `metadata` at `revision`, MAC'd.
+    func keyRow(_ metadata: KeyMetadata, revision: Int64) throws(KeywardError) -> KeyRow {
+        var row = KeyRow(id: metadata.id, body: try CanonicalJSON.encode(metadata), revision: revision, mac: [],
+                         spec: metadata.spec.rawValue, state: metadata.state.rawValue, createdAt: metadata.createdAt, tags: metadata.tags)
+        row.mac = try protection.mac(RecordFraming.key(row))
+        return row
+    }
+
+    /// A version row holding `sealed` material, MAC'd.
+    func versionRow(keyID: KeyID, version: UInt32, sealed: [UInt8], metadata: VersionMetadata, revision: Int64) throws(KeywardError) -> VersionRow {
+        var row = VersionRow(keyID: keyID, version: version, kekID: protection.kekID, sealed: sealed,
+                             body: try CanonicalJSON.encode(metadata), revision: revision, mac: [])
+        row.mac = try protection.mac(RecordFraming.version(row))
+        return row
+    }
+
+    /// An alias row, MAC'd.
+    func aliasRow(name: String, keyID: KeyID, revision: Int64) throws(KeywardError) -> AliasRow {
+        var row = AliasRow(name: name, keyID: keyID, revision: revision, mac: [])
+        row.mac = try protection.mac(RecordFraming.alias(row))
+        return row
+    }
+
+    /// A token row for `record` with the token's `hash`, MAC'd.
+    func tokenRow(_ record: TokenRecord, hash: [UInt8], revision: Int64) throws(KeywardError) -> TokenRow {
+        var row = TokenRow(id: record.id, hash: hash, body: try CanonicalJSON.encode(record), revision: revision, mac: [])
+        row.mac = try protection.mac(RecordFraming.token(row))
+        return row
+    }
+
+    // MARK: Verifying rows
+
+    /// Checks a key row's MAC, that its columns agree with its body, and decodes it.
+    func verifiedMetadata(_ row: KeyRow) throws(KeywardError) -> KeyMetadata {
+        try protection.check(row.mac, RecordFraming.key(row), what: "the row of key \(row.id)")
+        let metadata = try CanonicalJSON.decode(KeyMetadata.self, from: row.body, what: "the metadata of key \(row.id)")
+        guard metadata.id == row.id, metadata.spec.rawValue == row.spec, metadata.state.rawValue == row.state else {
+            throw .integrityFailure("the columns of key \(row.id) disagree with its MAC'd body")
+        }
+        return metadata
+    }
+
+    /// Checks a version row's MAC and that it is the row asked for, and decodes its metadata.
+    func verifiedVersion(_ row: VersionRow, of id: KeyID, _ number: UInt32) throws(KeywardError) -> VersionMetadata {
+        try protection.check(row.mac, RecordFraming.version(row), what: "version \(number) of key \(id)")
+        guard row.keyID == id, row.version == number else {
+            throw .integrityFailure("the row for version \(number) of key \(id) names another key or version")
+        }
+        return try CanonicalJSON.decode(VersionMetadata.self, from: row.body, what: "version \(number) of key \(id)")
+    }
+
+    /// Checks a token row's MAC and decodes its record.
+    func verifiedToken(_ row: TokenRow) throws(KeywardError) -> TokenRecord {
+        try protection.check(row.mac, RecordFraming.token(row), what: "token \(row.id)")
+        let record = try CanonicalJSON.decode(TokenRecord.self, from: row.body, what: "token \(row.id)")
+        guard record.id == row.id else { throw .integrityFailure("token row \(row.id) holds the record of another token") }
+        return record
+    }
+
+    // MARK: Resolving and loading keys
+
+    /// Resolves a key reference: a key id (UUID) or an alias whose row passes its MAC.
+    func resolve(_ reference: String) async throws(KeywardError) -> KeyID {
+        if let id = try? KeyID(string: reference) { return id }
+        let name = try KeyService.validAlias(reference)
+        guard let alias = try await storing({ () async throws(StorageError) in try await store.alias(name) }) else {
+            throw .keyNotFound(reference)
+        }
+        try protection.check(alias.mac, RecordFraming.alias(alias), what: "alias \(name)")
+        return alias.keyID
+    }
+
+    /// The key's verified metadata, from the cache or the store. A row whose revision is older
+    /// than the newest one the audit log records is a replay and is refused.
+    func load(_ id: KeyID) async throws(KeywardError) -> LoadedKey {
+        let now = clock.now
+        if let cached = cache.get(id, now: now) { return cached }
+        guard let row = try await storing({ () async throws(StorageError) in try await store.key(id) }) else {
+            throw .keyNotFound(id.description)
+        }
+        let metadata = try verifiedMetadata(row)
+        if let audited = try await storing({ () async throws(StorageError) in try await store.latestAuditedRevision(of: id) }), audited > row.revision {
+            throw .integrityFailure("key \(id) is at revision \(row.revision) but the audit log records revision \(audited) (an older row was put back)")
+        }
+        return cache.put(LoadedKey(row: row, metadata: metadata, aliases: try await authenticAliases(of: id), loadedAt: now))
+    }
+
+    /// A version's material, unsealed once and then cached with its key.
+    func loadVersion(_ key: LoadedKey, _ number: UInt32) async throws(KeywardError) -> LoadedVersion {
+        if let found = key.versions.withLock({ $0[number] }) { return found }
+        let id = key.row.id
+        guard number >= 1, number <= key.metadata.currentVersion,
+              let row = try await storing({ () async throws(StorageError) in try await store.version(id, number) }) else {
+            throw .versionUnavailable(key: id, version: number, reason: "the key has versions 1 to \(key.metadata.currentVersion)")
+        }
+        let metadata = try verifiedVersion(row, of: id, number)
+        if metadata.state == "destroyed" { throw .keyDestroyed(key: id, version: number) }
+        guard row.kekID == protection.kekID else {
+            throw .integrityFailure("version \(number) of key \(id) is sealed under an unknown KEK")
+        }
+        let material = try protection.open(row.sealed, keyID: id, version: number, spec: key.metadata.spec)
+        let loaded = LoadedVersion(number: number, material: material, row: row, metadata: metadata)
+        return key.versions.withLock { versions in
+            if let raced = versions[number] { return raced }
+            versions[number] = loaded
+            return loaded
+        }
+    }
+
+    /// The key's aliases whose rows pass their MAC, for policy checks: a forged alias row is
+    /// left out (it can only narrow what a policy grants, never widen it), so one tampered alias
+    /// does not take the key it was pointed at out of service. `verify` still names it.
+    func authenticAliases(of id: KeyID) async throws(KeywardError) -> [String] {
+        let rows = try await storing({ () async throws(StorageError) in try await store.aliases(of: id) })
+        return rows.filter { protection.verifies($0.mac, RecordFraming.alias($0)) && $0.keyID == id }.map(\.name)
+    }
+
+    /// The key's aliases, every row checked: a forged one fails the call.
+    func verifiedAliases(of id: KeyID) async throws(KeywardError) -> [String] {
+        let rows = try await storing({ () async throws(StorageError) in try await store.aliases(of: id) })
+        var names: [String] = []
+        for row in rows {
+            try protection.check(row.mac, RecordFraming.alias(row), what: "alias \(row.name)")
+            names.append(row.name)
+        }
+        return names
+    }
+
+    // MARK: Committing changes
+
+    /// Writes new metadata for a key (compare-and-swap on its revision) and drops the cached
+    /// copy, whether or not the write won. Returns the row written.
+    func commit(_ key: LoadedKey, _ metadata: KeyMetadata) async throws(KeywardError) -> KeyRow {
+        let row = try keyRow(metadata, revision: key.row.revision + 1)
+        defer { cache.invalidate(key.row.id) }
+        try await storing({ () async throws(StorageError) in try await store.updateKey(row, expectedRevision: key.row.revision) })
+        return row
+    }
+
+    /// Adds `version` and the key's new row in one transaction (compare-and-swap on the key's
+    /// revision) and drops the cached copy.
+    func commit(_ key: LoadedKey, _ row: KeyRow, adding version: VersionRow) async throws(KeywardError) {
+        defer { cache.invalidate(key.row.id) }
+        try await storing({ () async throws(StorageError) in try await store.insertVersion(version, key: row, expectedRevision: key.row.revision) })
+    }
+}
