@@ -110,7 +110,6 @@ let package = Package(
             dependencies: [
                 "Keyward",
                 "KeywardCrypto",
-                "KeywardStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -136,3 +136,10 @@ struct Serve: AsyncParsableCommand {
         return (service, banner)
     }
 }
+
+extension ServerConfiguration {
+    /// How the SQLite store syncs audit appends: each batch, or within `auditSyncMilliseconds`.
+    var auditDurability: AuditDurability {
+        auditSyncMilliseconds == 0 ? .eachBatch : .within(.milliseconds(auditSyncMilliseconds))
+    }
+}

@@ -69,9 +69,7 @@ final class AuditWriter: Sendable {
 
     private struct State {
         var pending: [Waiter] = []
-        var sleeping = false
         var started = false
-        var stopped = false
         var sequence: Int64
         var headHash: [UInt8]
     }
@@ -79,7 +77,7 @@ final class AuditWriter: Sendable {
     private let store: any KeyStore
     private let protection: RecordProtection
     private let state: Mutex<State>
-    private let wake = DispatchSemaphore(value: 0)
+    private let thread = WorkerThread(name: "keyward-audit")
 
     init(store: any KeyStore, protection: RecordProtection, head: AuditRow?) {
         self.store = store
@@ -87,68 +85,41 @@ final class AuditWriter: Sendable {
         self.state = Mutex(State(sequence: head?.sequence ?? 0, headHash: head?.hash ?? [UInt8](repeating: 0, count: 32)))
     }
 
-    /// Queues `waiter`; starts the thread on first use and wakes it when it sleeps.
+    /// Queues `waiter`; starts the thread on first use and wakes it.
     func enqueue(_ waiter: Waiter) {
-        enum Action { case none, signal, start }
-        let action = state.withLock { state -> Action in
+        let start = state.withLock { state -> Bool in
             state.pending.append(waiter)
-            if !state.started {
-                state.started = true
-                return .start
-            }
-            guard state.sleeping else { return .none }
-            state.sleeping = false
-            return .signal
+            defer { state.started = true }
+            return !state.started
         }
-        switch action {
-        case .none: break
-        case .signal: wake.signal()
-        case .start:
-            let thread = Thread { [self] in run() }
-            thread.name = "keyward-audit"
-            thread.start()
+        if start {
+            thread.start { [self] stopping in step(stopping) }
+        } else {
+            thread.signal()
         }
     }
 
     /// Lets the thread finish what is pending and end.
-    func stop() {
-        let signal = state.withLock { state -> Bool in
-            state.stopped = true
-            guard state.sleeping else { return false }
-            state.sleeping = false
-            return true
-        }
-        if signal { wake.signal() }
-    }
+    func stop() { thread.stop() }
 
-    private func run() {
-        while true {
-            let next = state.withLock { state -> (batch: [Waiter], sequence: Int64, hash: [UInt8])?? in
-                guard !state.pending.isEmpty else {
-                    if state.stopped { return .some(nil) }
-                    state.sleeping = true
-                    return nil
-                }
-                let count = min(state.pending.count, AuditLog.maximumBatch)
-                let batch: [Waiter]
-                if count == state.pending.count {
-                    batch = state.pending
-                    state.pending.removeAll(keepingCapacity: true)
-                } else {
-                    batch = Array(state.pending.prefix(count))
-                    state.pending.removeFirst(count)
-                }
-                return (batch, state.sequence, state.headHash)
+    /// Writes the next batch of what is pending.
+    private func step(_ stopping: Bool) -> WorkerThread.Step {
+        let next = state.withLock { state -> (batch: [Waiter], sequence: Int64, hash: [UInt8])? in
+            guard !state.pending.isEmpty else { return nil }
+            let count = min(state.pending.count, AuditLog.maximumBatch)
+            let batch: [Waiter]
+            if count == state.pending.count {
+                batch = state.pending
+                state.pending.removeAll(keepingCapacity: true)
+            } else {
+                batch = Array(state.pending.prefix(count))
+                state.pending.removeFirst(count)
             }
-            switch next {
-            case .none:
-                wake.wait()
-            case .some(.none):
-                return
-            case .some(.some(let work)):
-                write(work.batch, after: work.sequence, work.hash)
-            }
+            return (batch, state.sequence, state.headHash)
         }
+        guard let work = next else { return stopping ? .finished : .idle }
+        write(work.batch, after: work.sequence, work.hash)
+        return .worked
     }
 
     /// Writes one batch, re-chaining it when another process appended since this one last did

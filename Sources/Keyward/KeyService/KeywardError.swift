@@ -35,6 +35,30 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A failure of the storage layer.
     case storage(StorageError)
 
+    /// How the store failed, for front ends that answer in their own protocol's terms without
+    /// knowing the store's type; nil for every failure that is not the store's.
+    public var storeFault: StoreFault? {
+        guard case .storage(let error) = self else { return nil }
+        switch error {
+        case .conflict: return .conflict
+        case .unavailable: return .unavailable
+        case .corrupted: return .corrupted
+        case .alreadyInitialized, .database: return .failed
+        }
+    }
+
+    /// A store failure, as front ends answer it.
+    public enum StoreFault: Sendable, Equatable {
+        /// A concurrent change won a compare-and-swap race: retrying may succeed.
+        case conflict
+        /// The store cannot be reached now.
+        case unavailable
+        /// A row does not have the shape the schema promises.
+        case corrupted
+        /// Any other failure of the store.
+        case failed
+    }
+
     public var description: String {
         switch self {
         case .keyNotFound(let name): "no key '\(name)' in this store"

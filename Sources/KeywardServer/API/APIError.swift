@@ -3,7 +3,6 @@ import Hummingbird
 import HTTPTypes
 import Keyward
 import KeywardCrypto
-import KeywardStorage
 import NIOCore
 
 /// An error as the HTTP API reports it: a stable machine-readable `code`, an HTTP status and a
@@ -63,12 +62,12 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
                 self.init("invalid_request", .badRequest, error.description)
             case .secureMemoryUnavailable, .primitiveFailure: self.init("internal", .internalServerError, error.description)
             }
-        case .storage(let storage):
-            switch storage {
+        case .storage:
+            switch error.storeFault {
             case .conflict: self.init("conflict", .conflict, error.description)
             case .unavailable: self.init("unavailable", .serviceUnavailable, error.description, retryAfter: 1)
             case .corrupted: self.init("integrity_failure", .internalServerError, error.description)
-            case .alreadyInitialized, .database: self.init("internal", .internalServerError, error.description)
+            case .failed, nil: self.init("internal", .internalServerError, error.description)
             }
         }
     }

@@ -1,6 +1,5 @@
 import Foundation
 import Keyward
-import KeywardStorage
 import Logging
 import Yams
 
@@ -130,11 +129,6 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw .invalidArgument("tls.clientPolicies needs tls.clientCA (the CA that issues client certificates)")
             }
         }
-    }
-
-    /// How the store syncs audit appends.
-    public var auditDurability: AuditDurability {
-        auditSyncMilliseconds == 0 ? .eachBatch : .within(.milliseconds(auditSyncMilliseconds))
     }
 
     /// The mTLS subjects' policies.

@@ -19,6 +19,7 @@ import Synchronization
 /// per `restartBytes` written.
 final class WALCheckpointer: Sendable {
     private let worker: Worker
+    private let thread = WorkerThread(name: "keyward-wal-checkpoint")
 
     /// Starts the thread, with its own connection to `path`; `appender` is paused for the
     /// catch-up checkpoint that lets the WAL restart.
@@ -32,31 +33,27 @@ final class WALCheckpointer: Sendable {
             throw error
         }
         worker = Worker(handle: handle, interval: interval, appender: appender, restartBytes: restartBytes)
-        let thread = Thread { [worker] in worker.run() }
-        thread.name = "keyward-wal-checkpoint"
-        thread.start()
+        thread.start { [worker] stopping in worker.step(stopping) }
     }
 
     /// Runs a last checkpoint for what was committed, then ends the thread.
-    deinit { worker.stop() }
+    deinit { thread.stop() }
 
     /// Entries were committed unsynced: a checkpoint runs within the interval.
-    func committed() { worker.committed() }
+    func committed() {
+        worker.dirty.store(true, ordering: .releasing)
+        thread.signal()
+    }
 
-    /// The thread's state and connection (the connection is used by that thread alone).
+    /// The thread's connection and what it checkpoints (the connection is used by the thread
+    /// alone, and closed when it ends).
     private final class Worker: @unchecked Sendable {
-        private struct State {
-            var dirty = false
-            var sleeping = false
-            var stopped = false
-        }
-
         private let handle: OpaquePointer
         private let appender: AuditAppender
         private let restartFrames: Int32
         private let seconds: Double
-        private let state = Mutex(State())
-        private let wake = DispatchSemaphore(value: 0)
+        /// Entries were committed since the last checkpoint began.
+        let dirty = Atomic<Bool>(false)
 
         init(handle: OpaquePointer, interval: Duration, appender: AuditAppender, restartBytes: Int) {
             self.handle = handle
@@ -66,52 +63,27 @@ final class WALCheckpointer: Sendable {
             seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
         }
 
-        func committed() {
-            let signal = state.withLock { state -> Bool in
-                state.dirty = true
-                guard state.sleeping else { return false }
-                state.sleeping = false
-                return true
-            }
-            if signal { wake.signal() }
-        }
-
-        func stop() {
-            let signal = state.withLock { state -> Bool in
-                state.stopped = true
-                guard state.sleeping else { return false }
-                state.sleeping = false
-                return true
-            }
-            if signal { wake.signal() }
-        }
-
-        func run() {
-            defer { sqlite3_close_v2(handle) }
-            while true {
-                let (dirty, stopped) = state.withLock { state -> (Bool, Bool) in
-                    let work = (state.dirty, state.stopped)
-                    if !work.0 && !work.1 { state.sleeping = true }
-                    return work
+        func step(_ stopping: Bool) -> WorkerThread.Step {
+            guard dirty.load(ordering: .acquiring) else {
+                if stopping {
+                    sqlite3_close_v2(handle)
+                    return .finished
                 }
-                if dirty {
-                    // Waits out the interval (entries committed meanwhile ride along), then
-                    // checkpoints everything committed so far.
-                    if !stopped { Thread.sleep(forTimeInterval: seconds) }
-                    state.withLock { $0.dirty = false }
-                    var frames: Int32 = 0
-                    sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, nil)
-                    if frames > restartFrames {
-                        // Every frame copied while no append runs: the next append restarts the WAL.
-                        appender.pausingAppends {
-                            _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-                        }
-                    }
-                    continue
-                }
-                if stopped { return }
-                wake.wait()
+                return .idle
             }
+            // Waits out the interval (entries committed meanwhile ride along), then checkpoints
+            // everything committed so far; when stopping, at once.
+            if !stopping { Thread.sleep(forTimeInterval: seconds) }
+            dirty.store(false, ordering: .releasing)
+            var frames: Int32 = 0
+            sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, nil)
+            if frames > restartFrames {
+                // Every frame copied while no append runs: the next append restarts the WAL.
+                appender.pausingAppends {
+                    _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+                }
+            }
+            return .worked
         }
     }
 }
