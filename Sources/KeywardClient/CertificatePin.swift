@@ -1,4 +1,4 @@
-import Crypto
+import KeywardCrypto
 import Foundation
 import NIOCore
 import NIOConcurrencyHelpers
@@ -33,7 +33,7 @@ enum CertificatePin {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = try NIOSSLClientHandler(context: context, serverHostname: nil) { certificates, promise in
                         guard let leaf = certificates.first, let der = try? leaf.toDERBytes(),
-                              SHA256.hash(data: der).map({ String(format: "%02x", $0) }).joined() == expected else {
+                              SHA256Hash.hex(der) == expected else {
                             promise.succeed(.failed)
                             return
                         }

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import KeywardCrypto
 import KeywardStorage
@@ -46,11 +45,7 @@ final class AuditLog: Sendable {
     }
 
     static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {
-        var hasher = SHA256()
-        previous.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        withUnsafeBytes(of: sequence.bigEndian) { hasher.update(bufferPointer: $0) }
-        body.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return hasher.finalize().withUnsafeBytes { [UInt8]($0) }
+        SHA256Hash.hash(concatenating: previous, RecordProtection.bytes(sequence), body)
     }
 }
 

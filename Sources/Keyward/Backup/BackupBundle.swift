@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import KeywardCrypto
 
@@ -52,7 +51,7 @@ public struct BackupBundle: Sendable {
     }
 
     var context: EncryptionContext {
-        ["kind": "keyward-backup", "prefix-sha256": SHA256.hash(data: prefix).map { String(format: "%02x", $0) }.joined()]
+        ["kind": "keyward-backup", "prefix-sha256": SHA256Hash.hex(prefix)]
     }
 
     /// The file's bytes.

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import KeywardCrypto
 
@@ -43,7 +42,7 @@ enum TokenText {
     /// The id and the SHA-256 of the whole text, or nil when the text is not token-shaped.
     static func parse(_ text: String) -> (id: KeyID, hash: [UInt8])? {
         if !text.hasPrefix("kw_"), isCustom(text) {
-            let derived = Array(SHA256.hash(data: Array("keyward token id\u{0}\(text)".utf8)).prefix(16))
+            let derived = Array(SHA256Hash.hash(Array("keyward token id\u{0}\(text)".utf8)).prefix(16))
             guard let id = try? KeyID(bytes: derived) else { return nil }
             return (id, hash(text))
         }
@@ -62,5 +61,5 @@ enum TokenText {
         return (id, hash(text))
     }
 
-    static func hash(_ text: String) -> [UInt8] { Array(SHA256.hash(data: Array(text.utf8))) }
+    static func hash(_ text: String) -> [UInt8] { SHA256Hash.hash(Array(text.utf8)) }
 }

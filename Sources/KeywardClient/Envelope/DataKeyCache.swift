@@ -26,13 +26,15 @@ public struct DataKeyCachePolicy: Sendable, Equatable {
 
 /// A data key held by the cache, in locked memory.
 final class CachedDataKey: Sendable {
-    let secret: SecretBytes
+    /// The data key, as an AES-256-GCM key of Keyward's own format.
+    let material: KeyMaterial
     let sealed: [UInt8]
     let created: ContinuousClock.Instant
     let usage = Mutex<(messages: Int, bytes: Int)>((0, 0))
 
-    init(secret: consuming SecretBytes, sealed: [UInt8]) {
-        self.secret = secret
+    /// Takes ownership of the 32-byte data key `secret`.
+    init(secret: consuming SecretBytes, sealed: [UInt8]) throws(KeywardCryptoError) {
+        self.material = try KeyMaterial(spec: .aes256GCM, secret: secret)
         self.sealed = sealed
         self.created = .now
     }

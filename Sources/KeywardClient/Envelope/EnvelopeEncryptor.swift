@@ -1,18 +1,15 @@
-import Crypto
 import Foundation
 import KeywardCrypto
 
-/// Envelope encryption with a Keyward key: each message is encrypted locally with AES-256-GCM
-/// under a data key, and the data key, sealed by the service under the Keyward key and bound to
+/// Envelope encryption with a Keyward key: each message is encrypted locally, as a Keyward
+/// ciphertext (AES-256-GCM, the same format and code as the service's) under a data key, and the data key, sealed by the service under the Keyward key and bound to
 /// the encryption context, travels in the message (format: docs/formats.md, "Envelope message").
 ///
 /// Without a cache every message gets its own data key (one service call per message). With a
 /// `DataKeyCachePolicy`, data keys are reused within its age, message and byte limits, and
 /// opened data keys are remembered for the same age, so most messages cost no service call.
 public final class EnvelopeEncryptor: Sendable {
-    static let magic: [UInt8] = Array("KWE1".utf8)
-    static let nonceLength = 12
-    static let tagLength = 16
+    static let magic: [UInt8] = Array("KWE2".utf8)
 
     let client: KeywardClient
     let key: String
@@ -33,19 +30,19 @@ public final class EnvelopeEncryptor: Sendable {
             dataKey = cached
         } else {
             let fresh = try await client.generateDataKey(key: key, context: context)
-            dataKey = CachedDataKey(secret: fresh.plaintext, sealed: fresh.ciphertext)
+            do { dataKey = try CachedDataKey(secret: fresh.plaintext, sealed: fresh.ciphertext) } catch {
+                throw .invalidResponse("the service's data key is not an AES-256 key: \(error)")
+            }
             cache?.store(dataKey, slot: slot, bytes: plaintext.count)
         }
         guard dataKey.sealed.count <= Int(UInt16.max) else { throw .invalidResponse("sealed data key too long") }
-        var header = Self.magic
-        header.append(UInt8(dataKey.sealed.count >> 8))
-        header.append(UInt8(dataKey.sealed.count & 0xFF))
-        header.append(contentsOf: dataKey.sealed)
-        do {
-            let box = try dataKey.secret.withSecretBytes(InsecureSecretAccess.token) { raw in
-                try AES.GCM.seal(plaintext, using: SymmetricKey(data: raw), nonce: AES.GCM.Nonce(), authenticating: header)
-            }
-            return header + Array(box.nonce) + Array(box.ciphertext) + Array(box.tag)
+        var message = Self.magic
+        message.append(UInt8(dataKey.sealed.count >> 8))
+        message.append(UInt8(dataKey.sealed.count & 0xFF))
+        message.append(contentsOf: dataKey.sealed)
+        do throws(KeywardCryptoError) {
+            message += try dataKey.material.seal(plaintext, keyID: Self.dataKeyID(dataKey.sealed), version: 1, context: EncryptionContext(context))
+            return message
         } catch {
             throw .invalidEnvelope("local encryption failed: \(error)")
         }
@@ -54,17 +51,16 @@ public final class EnvelopeEncryptor: Sendable {
     /// Decrypts a message made by `seal` with the same `context`.
     ///
     /// - Throws: `invalidEnvelope` for a malformed or altered message or a wrong context (the
-    ///   service refuses to open the data key, or the local tag does not verify).
+    ///   service refuses to open the data key, or the local ciphertext does not authenticate).
     public func open(_ message: [UInt8], context: [String: String] = [:]) async throws(KeywardClientError) -> [UInt8] {
         guard message.count >= Self.magic.count + 2, Array(message.prefix(4)) == Self.magic else {
-            throw .invalidEnvelope("not a Keyward envelope message (no KWE1 header)")
+            throw .invalidEnvelope("not a Keyward envelope message (no KWE2 header)")
         }
         let length = Int(message[4]) << 8 | Int(message[5])
         let bodyStart = 6 + length
-        guard message.count >= bodyStart + Self.nonceLength + Self.tagLength else { throw .invalidEnvelope("truncated message") }
-        let header = Array(message[..<bodyStart])
+        guard message.count >= bodyStart else { throw .invalidEnvelope("truncated message") }
         let sealed = Array(message[6..<bodyStart])
-        let identity = Array(SHA256.hash(data: sealed + Array(Self.slot("", context).utf8)))
+        let identity = SHA256Hash.hash(concatenating: sealed, Array(Self.slot("", context).utf8))
         let dataKey: CachedDataKey
         if let cached = cache?.opened(identity) {
             dataKey = cached
@@ -79,22 +75,24 @@ public final class EnvelopeEncryptor: Sendable {
             var copy = plaintext
             defer { SecureZero.wipe(&copy) }
             guard copy.count == 32 else { throw .invalidEnvelope("the data key is not 32 bytes") }
-            do { dataKey = CachedDataKey(secret: try SecretBytes(copying: copy), sealed: sealed) } catch {
-                throw .configuration("locked memory: \(error)")
+            do { dataKey = try CachedDataKey(secret: try SecretBytes(copying: copy), sealed: sealed) } catch {
+                throw .configuration("the data key could not be held in locked memory: \(error)")
             }
             cache?.storeOpened(dataKey, identity: identity)
         }
-        let nonce = message[bodyStart..<(bodyStart + Self.nonceLength)]
-        let tagStart = message.count - Self.tagLength
-        do {
-            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: message[(bodyStart + Self.nonceLength)..<tagStart],
-                                            tag: message[tagStart...])
-            return try dataKey.secret.withSecretBytes(InsecureSecretAccess.token) { raw in
-                Array(try AES.GCM.open(box, using: SymmetricKey(data: raw), authenticating: header))
-            }
+        do throws(KeywardCryptoError) {
+            return try dataKey.material.open(message[bodyStart...], keyID: Self.dataKeyID(sealed), version: 1, context: EncryptionContext(context))
         } catch {
             throw .invalidEnvelope("the message does not authenticate (altered, truncated or another context)")
         }
+    }
+
+    /// The key id the local ciphertext names: the first 16 bytes of SHA-256 over a label and the
+    /// sealed data key, so the local ciphertext is bound to the data key that travels with it.
+    static func dataKeyID(_ sealed: [UInt8]) -> KeyID {
+        let digest = SHA256Hash.hash(concatenating: Array("keyward envelope data key\u{0}".utf8), sealed)
+        // 16 bytes of a 32-byte digest always make a key id.
+        return try! KeyID(bytes: digest.prefix(16))
     }
 
     /// The cache slot: the key reference and the context, canonically ordered and length-prefixed

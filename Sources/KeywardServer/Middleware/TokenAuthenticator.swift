@@ -1,6 +1,6 @@
-import Crypto
 import Foundation
 import Keyward
+import KeywardCrypto
 import Synchronization
 
 /// Checks bearer tokens through `KeyService.authenticate`, and remembers a verified token for a
@@ -47,7 +47,7 @@ final class TokenAuthenticator: Sendable {
 
     /// The principal a token authenticates as, or `unauthenticated`.
     func authenticate(_ text: String) async throws(APIError) -> Principal {
-        let hash = Array(SHA256.hash(data: Array(text.utf8)))
+        let hash = SHA256Hash.hash(Array(text.utf8))
         guard ttl > .zero else { return try await lookUp(text).principal }
         let now = ContinuousClock.now
         enum Found { case cached(Principal), join(Task<Verified, any Error>) }

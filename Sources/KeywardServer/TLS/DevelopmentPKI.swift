@@ -1,6 +1,6 @@
-import Crypto
 import Foundation
 import Keyward
+import KeywardCrypto
 import SwiftASN1
 import X509
 
@@ -21,29 +21,29 @@ public struct DevelopmentPKI: Sendable {
 
     /// The CA certificate (PEM), for clients to trust.
     public let caCertificatePEM: String
-    private let caKey: P256.Signing.PrivateKey
+    private let caKey: Certificate.PrivateKey
     private let caName: DistinguishedName
     private let validity: TimeInterval
 
     /// A new CA named `name`, its certificates valid for `days`.
     public init(name: String = "Keyward development CA", days: Int = 30) throws(KeywardError) {
-        caKey = P256.Signing.PrivateKey()
         validity = Double(days) * 86_400
         do {
+            caKey = try Certificate.PrivateKey(pemEncoded: TLSPrivateKey.generateP256PEM())
             caName = try DistinguishedName {
                 CommonName(name)
                 OrganizationName("Keyward")
             }
             let now = Date()
             let certificate = try Certificate(
-                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(caKey.publicKey),
+                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: caKey.publicKey,
                 notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
                 issuer: caName, subject: caName,
                 extensions: try Certificate.Extensions {
                     Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
                     Critical(KeyUsage(keyCertSign: true, cRLSign: true))
                 },
-                issuerPrivateKey: .init(caKey))
+                issuerPrivateKey: caKey)
             caCertificatePEM = try certificate.serializeAsPEM().pemString
         } catch {
             throw .invalidArgument("could not create the development CA: \(error)")
@@ -66,15 +66,16 @@ public struct DevelopmentPKI: Sendable {
     }
 
     private func issue(commonName: String, usage: ExtendedKeyUsage.Usage, alternativeNames: [GeneralName]) throws(KeywardError) -> Issued {
-        let key = P256.Signing.PrivateKey()
+        let keyPEM = TLSPrivateKey.generateP256PEM()
         do {
+            let key = try Certificate.PrivateKey(pemEncoded: keyPEM)
             let subject = try DistinguishedName {
                 CommonName(commonName)
                 OrganizationName("Keyward")
             }
             let now = Date()
             let certificate = try Certificate(
-                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+                version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key.publicKey,
                 notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
                 issuer: caName, subject: subject,
                 extensions: try Certificate.Extensions {
@@ -83,12 +84,12 @@ public struct DevelopmentPKI: Sendable {
                     try ExtendedKeyUsage([usage])
                     if !alternativeNames.isEmpty { SubjectAlternativeNames(alternativeNames) }
                 },
-                issuerPrivateKey: .init(caKey))
+                issuerPrivateKey: caKey)
             var serializer = DER.Serializer()
             try serializer.serialize(certificate)
             let der = serializer.serializedBytes
-            return Issued(certificatePEM: try certificate.serializeAsPEM().pemString, privateKeyPEM: key.pemRepresentation,
-                          fingerprint: SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined(separator: ":"), der: der)
+            return Issued(certificatePEM: try certificate.serializeAsPEM().pemString, privateKeyPEM: keyPEM,
+                          fingerprint: SHA256Hash.hex(der, separator: ":"), der: der)
         } catch {
             throw .invalidArgument("could not issue a development certificate: \(error)")
         }
