@@ -135,6 +135,22 @@ struct AuthorizationTests {
         }
     }
 
+    @Test("a malformed request from an authenticated client is audited under its principal, not as anonymous")
+    func refusedRequestNamesItsPrincipal() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
+        let app = try await fixture.token(["encrypt:key=\(key)"], principal: "billing")
+        try await fixture.application().test(.router) { client in
+            // A body that fails before KeyService is reached: only the request audit records it.
+            let reply = try await client.call(.post, "/v1/keys/\(key)/encrypt", token: app.text, #"{"plaintext":"%%% not base64"}"#)
+            #expect(reply.status == .badRequest)
+            let events = try await fixture.service.auditTail(10).map(\.event)
+            let entry = try #require(events.first { $0.requestID == reply.headers[.init("X-Request-Id")!] })
+            #expect(entry.actor == "token:\(app.record.id):billing" && entry.operation == "request" && entry.outcome == "denied")
+        }
+    }
+
     @Test("fail-closed: when the audit log cannot be written every audited request gets 503, probes still answer")
     func auditFailClosed() async throws {
         let fixture = try await ServerFixture.make()

@@ -23,7 +23,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let certificatePolicies: [String: AccessPolicy]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if RequestTrackingMiddleware.unaudited.contains(request.uri.path) {
+        if RequestAuditMiddleware.unaudited.contains(request.uri.path) {
             return try await next(request, context)
         }
         var context = context
@@ -47,6 +47,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             try admitFailure(context)
             throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
         }
+        context.tracking?.authenticated(as: context.principal!.name)
         if let wait = limiter.admit(context.principal!.name) {
             throw APIError.rateLimited(wait)
         }

@@ -6,7 +6,7 @@ import KeywardCrypto
 /// `/v1/keys` and `/v1/aliases`: create, import, list, describe, update, rotate, lifecycle
 /// transitions, public keys and aliases.
 enum KeyRoutes {
-    static func register(_ routes: RouteTable, service: KeyService, body: BodyReader) {
+    static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, body: BodyReader) {
         routes.on(.post, "/v1/keys") { request, context in
             let create = try await body.decode(CreateKeyBody.self, from: request).request()
             let key = try await service.createKey(create, actor: try context.caller(request))

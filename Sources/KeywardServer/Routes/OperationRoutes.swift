@@ -7,7 +7,7 @@ import KeywardCrypto
 /// shared secrets, decapsulation and random bytes, with batch forms of encrypt, decrypt and
 /// sign. Key material never leaves the service; only results do.
 enum OperationRoutes {
-    static func register(_ routes: RouteTable, service: KeyService, body: BodyReader) {
+    static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, body: BodyReader) {
         routes.on(.post, "/v1/keys/{key}/encrypt") { request, context in
             var input = try await body.decode(EncryptBody.self, from: request)
             defer { SecureZero.wipe(&input.plaintext.value) }

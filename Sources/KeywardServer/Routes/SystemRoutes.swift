@@ -6,7 +6,7 @@ import Synchronization
 
 /// Probes, metrics and the API document; none needs a credential, none touches a key.
 enum SystemRoutes {
-    static func register(_ routes: RouteTable, service: KeyService, metrics: ServiceMetrics, draining: ShutdownState) {
+    static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, metrics: ServiceMetrics, draining: ShutdownState) {
         routes.on(.get, "/v1/health") { _, _ in
             Response.object { $0.member("status", "ok") }
         }

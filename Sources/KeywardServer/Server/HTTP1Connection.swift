@@ -205,7 +205,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 extension RouterResponder<KeywardRequestContext> {
     /// The router's answer to `request` on `channel`, with the `Date` header; a 500 in the one
-    /// case `RequestTrackingMiddleware` cannot turn an error into the API's JSON error (no
+    /// case `ErrorResponseMiddleware` cannot turn an error into the API's JSON error (no
     /// response could be built at all). Both transports answer through here.
     func response(to request: Request, channel: any Channel, logger: Logger) async -> Response {
         let context = KeywardRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))

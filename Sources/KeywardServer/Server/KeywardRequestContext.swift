@@ -11,7 +11,7 @@ public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext
     public var coreContext: CoreRequestContextStorage
     /// The connection (an HTTP/2 stream's parent holds the TLS handler).
     public let channel: any Channel
-    /// Set by `RequestTrackingMiddleware`: id, audit receipt, the error reported.
+    /// Set by `RequestIDMiddleware`: id, audit receipt, the error reported.
     var tracking: RequestTracking?
     /// Set by `AuthenticationMiddleware`.
     var principal: Principal?
@@ -28,7 +28,7 @@ public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext
     var peer: String? { remoteAddress?.ipAddress }
 
     /// The `Caller` for `KeyService`: the principal and its policy, the request id, the peer and
-    /// the route; its receipt tells the tracking middleware that the library audited.
+    /// the route; its receipt tells `RequestAuditMiddleware` that the library audited.
     func caller(_ request: Request) throws(APIError) -> Caller {
         guard let principal else { throw APIError.unauthenticated("a bearer token is required") }
         return .principal(principal.name, policy: principal.policy, context: auditContext(request))
@@ -37,7 +37,7 @@ public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext
 
 extension KeywardRequestContext {
     /// The request as audit entries record it: its id, the peer, the route template, and the
-    /// receipt that tells the tracking middleware whether the library audited.
+    /// receipt that tells `RequestAuditMiddleware` whether the library audited.
     func auditContext(_ request: Request) -> AuditContext {
         AuditContext(requestID: tracking?.id, peer: peer, route: "\(request.method.rawValue) \(endpointPath ?? String(request.uri.path.prefix(200)))",
                      receipt: tracking?.receipt)
@@ -51,15 +51,25 @@ struct Principal: Sendable {
     var policy: AccessPolicy
 }
 
-/// What one request has done so far: its id, whether `KeyService` audited it, and the error the
-/// API reported, if any.
+/// What one request has done so far, shared by the middleware that run before and after the
+/// routes (a request context is a value, so what an inner middleware learns reaches the outer
+/// ones only through here): its id and start, the principal once authenticated, whether
+/// `KeyService` audited it, and the error the API reported, if any.
 final class RequestTracking: Sendable {
     let id: String
+    let started = ContinuousClock.now
     let receipt = AuditReceipt()
-    private let reported = Mutex<APIError?>(nil)
+    private let state = Mutex<(principal: String?, error: APIError?)>((nil, nil))
 
     init(id: String) { self.id = id }
 
-    func fail(_ error: APIError) { reported.withLock { $0 = error } }
-    var error: APIError? { reported.withLock { $0 } }
+    /// Records the authenticated principal's name.
+    func authenticated(as principal: String) { state.withLock { $0.principal = principal } }
+    /// The authenticated principal's name; nil before authentication or when it failed.
+    var principal: String? { state.withLock { $0.principal } }
+
+    /// Records the error the API answers with.
+    func fail(_ error: APIError) { state.withLock { $0.error = error } }
+    /// The error the API answered with, if any.
+    var error: APIError? { state.withLock { $0.error } }
 }

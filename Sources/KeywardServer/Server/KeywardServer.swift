@@ -33,27 +33,31 @@ public struct KeywardServer: Sendable {
 
     /// The router with every route and middleware (also what the in-process tests drive).
     public func makeRouter() throws(KeywardError) -> Router<KeywardRequestContext> {
-        try makeRoutes().router
+        try makeRoutes()
     }
 
-    func makeRoutes() throws(KeywardError) -> RouteTable {
+    func makeRoutes() throws(KeywardError) -> Router<KeywardRequestContext> {
         let router = Router(context: KeywardRequestContext.self)
-        router.add(middleware: RequestTrackingMiddleware(service: service, metrics: metrics))
+        // Outermost first: each concern is one middleware (Middleware/).
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: RequestAuditMiddleware(service: service))
+        router.add(middleware: ErrorResponseMiddleware())
         router.add(middleware: AuthenticationMiddleware(
             tokens: TokenAuthenticator(service: service, ttl: .seconds(configuration.tokenCacheSeconds)),
             limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
             certificatePolicies: try configuration.certificatePolicies()))
-        let routes = RouteTable(router: router)
         let body = BodyReader(limit: configuration.maxBodyBytes)
-        SystemRoutes.register(routes, service: service, metrics: metrics, draining: shutdown)
-        KeyRoutes.register(routes, service: service, body: body)
-        OperationRoutes.register(routes, service: service, body: body)
-        return routes
+        SystemRoutes.register(router, service: service, metrics: metrics, draining: shutdown)
+        KeyRoutes.register(router, service: service, body: body)
+        OperationRoutes.register(router, service: service, body: body)
+        return router
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.
     public func routeList() throws(KeywardError) -> [(method: String, path: String)] {
-        try makeRoutes().routes.map { ($0.method.rawValue, $0.path) }
+        try makeRoutes().routes.map { ($0.method.rawValue, $0.path.description) }
     }
 
     /// The server as a service: HTTPS (HTTP/2 and HTTP/1.1 by ALPN, `HTTPSConnection`) unless

@@ -1,0 +1,18 @@
+import Hummingbird
+
+/// Counts requests in flight and records each finished request (method, route template,
+/// status, duration, error code) in `ServiceMetrics`.
+struct MetricsMiddleware: RouterMiddleware {
+    typealias Context = KeywardRequestContext
+
+    let metrics: ServiceMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        metrics.requestStarted()
+        let response = try await next(request, context)
+        let seconds = context.tracking.map { $0.started.duration(to: .now).seconds } ?? 0
+        metrics.requestFinished(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: Int(response.status.code),
+                                seconds: seconds, errorCode: context.tracking?.error?.code)
+        return response
+    }
+}

@@ -1,0 +1,29 @@
+import Hummingbird
+import Keyward
+
+/// Fail-closed audit of the requests `KeyService` did not audit itself (a refused credential,
+/// bad input, an unknown route): one entry naming the principal (once authenticated), the route,
+/// the status and the error code. When that entry cannot be written the response becomes 503
+/// `audit_unavailable`, whatever it would have been.
+struct RequestAuditMiddleware: RouterMiddleware {
+    typealias Context = KeywardRequestContext
+
+    let service: KeyService
+    /// Paths that carry no credential or key and are not audited (probes, metrics, the document).
+    static let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = try await next(request, context)
+        guard let tracking = context.tracking, !tracking.receipt.isMarked, !Self.unaudited.contains(request.uri.path) else { return response }
+        let status = response.status.code
+        let outcome: AuditOutcome = status < 400 ? .ok : status < 500 ? .denied : .error
+        do {
+            try await service.auditRequest(principal: tracking.principal ?? "anonymous", context: context.auditContext(request), outcome: outcome,
+                                           detail: tracking.error.map { "\(status) \($0.code): \($0.message)" } ?? "\(status)")
+            return response
+        } catch {
+            context.logger.error("audit entry could not be written; request refused", metadata: ["request_id": .string(tracking.id), "error": .string(error.description)])
+            return try APIError(error).response(from: request, context: context)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Synchronization
+
+/// The outermost middleware: gives each request its tracking record (an id, the time it
+/// started, the audit receipt) and echoes the id as `X-Request-Id`. The id is in the request's
+/// log line and its audit entry.
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = KeywardRequestContext
+
+    private static let prefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        return String(format: "%08x", UInt32.random(in: .min ... .max, using: &generator))
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A process-unique id: a random prefix per process and a counter.
+    static func nextID() -> String {
+        let number = counter.add(1, ordering: .relaxed).newValue
+        let hex = String(number, radix: 16)
+        return prefix + "-" + String(repeating: "0", count: max(0, 8 - hex.count)) + hex
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let tracking = RequestTracking(id: Self.nextID())
+        var context = context
+        context.tracking = tracking
+        var response = try await next(request, context)
+        response.headers[.requestID] = tracking.id
+        return response
+    }
+}
+
+extension HTTPField.Name {
+    /// `X-Request-Id`: the id under which the request is logged and audited.
+    static let requestID = HTTPField.Name("X-Request-Id")!
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
