@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KeywardServer", targets: ["KeywardServer"]),
         .library(name: "KeywardClient", targets: ["KeywardClient"]),
         .library(name: "KeywardTesting", targets: ["KeywardTesting"]),
+        .library(name: "KeywardServerTesting", targets: ["KeywardServerTesting"]),
         .executable(name: "keyward", targets: ["keyward"]),
     ],
     dependencies: [
@@ -126,6 +127,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // For tests against a running server: one live-server fixture.
+        .target(
+            name: "KeywardServerTesting",
+            dependencies: [
+                "Keyward",
+                "KeywardServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
         // The Swift SDK for `keyward serve` (AsyncHTTPClient).
         .target(
             name: "KeywardClient",
@@ -215,6 +228,7 @@ let package = Package(
             name: "KeywardServerTests",
             dependencies: [
                 "KeywardServer",
+                "KeywardServerTesting",
                 "Keyward",
                 "KeywardCrypto",
                 "KeywardStorage",
@@ -235,6 +249,7 @@ let package = Package(
             name: "KeywardClientTests",
             dependencies: [
                 "KeywardClient",
+                "KeywardServerTesting",
                 "KeywardServiceTestSupport",
                 "KeywardServer",
                 "Keyward",

@@ -3,50 +3,33 @@ import Keyward
 import KeywardClient
 import KeywardCrypto
 import KeywardServer
+import KeywardServerTesting
 import KeywardServiceTestSupport
 import KeywardStorage
 import Logging
 import ServiceLifecycle
 import Testing
 
-/// A `keyward serve` on a loopback socket with TLS from a development CA.
+/// A `keyward serve` on a loopback socket with TLS from a development CA, a fresh store and a
+/// root token.
 struct LiveService {
     let directory: URL
     let service: KeyService
     let rootToken: String
     let pki: DevelopmentPKI
     let fingerprint: String
-    let port: Int
-    let group: ServiceGroup
-    let task: Task<Void, any Error>
+    let server: LiveServer
 
-    var url: String { "https://localhost:\(port)" }
+    var url: String { server.url }
 
     static func start(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> LiveService {
         let temporary = try TemporaryStore(label: "client")
-        let directory = temporary.directory
         let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: temporary.path("s.db")),
                                                       root: try temporary.root(), actor: .owner("test"))
         let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: .owner("test"))
-        let pki = try DevelopmentPKI()
-        let leaf = try pki.issueServer()
-        let certificate = directory.appendingPathComponent("server.pem").path
-        let key = directory.appendingPathComponent("server-key.pem").path
-        try Data((leaf.certificatePEM + "\n" + pki.caCertificatePEM).utf8).write(to: URL(fileURLWithPath: certificate))
-        try Data(leaf.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: key))
-        var configuration = ServerConfiguration()
-        configuration.port = 0
-        configuration.tls = .init(certificate: certificate, privateKey: key)
-        configure(&configuration)
-        let server = try KeywardServer(service: service, configuration: configuration)
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try server.makeApplication { continuation.yield($0) }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: Logger(label: "client-test")))
-        let task = Task { try await group.run() }
-        var iterator = stream.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        return LiveService(directory: directory, service: service, rootToken: root.text, pki: pki, fingerprint: leaf.fingerprint,
-                           port: port, group: group, task: task)
+        let live = try await LiveServer.startWithDevelopmentTLS(service: service, directory: temporary.directory, configure: configure)
+        return LiveService(directory: temporary.directory, service: service, rootToken: root.text, pki: live.pki,
+                           fingerprint: live.fingerprint, server: live.server)
     }
 
     func client(trust: KeywardClientConfiguration.Trust? = nil, token: String? = nil,
@@ -56,8 +39,7 @@ struct LiveService {
     }
 
     func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
+        try await server.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 

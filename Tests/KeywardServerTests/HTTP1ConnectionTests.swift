@@ -1,6 +1,7 @@
 import Foundation
 import Keyward
 @testable import KeywardServer
+import KeywardServerTesting
 import Testing
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Keyward
 @testable import KeywardServer
+import KeywardServerTesting
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -9,28 +10,6 @@ import NIOSSL
 import ServiceLifecycle
 import Testing
 import X509
-
-/// A server on a loopback socket, stopped by a graceful shutdown.
-struct LiveServer {
-    let port: Int
-    let group: ServiceGroup
-    let task: Task<Void, any Error>
-
-    static func start(_ server: KeywardServer) async throws -> LiveServer {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try server.makeApplication { port in continuation.yield(port) }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: Logger(label: "live-test")))
-        let task = Task { try await group.run() }
-        var iterator = stream.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw KeywardError.storeState("server did not start") }
-        return LiveServer(port: port, group: group, task: task)
-    }
-
-    func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-    }
-}
 
 /// The development PKI written to files, with a client certificate from it and one from another CA.
 struct TLSMaterial {
