@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Keyward", targets: ["Keyward"]),
         .library(name: "KeywardHSM", targets: ["KeywardHSM"]),
         .library(name: "KeywardServer", targets: ["KeywardServer"]),
+        .library(name: "KeywardAPI", targets: ["KeywardAPI"]),
         .library(name: "KeywardClient", targets: ["KeywardClient"]),
         .library(name: "KeywardTesting", targets: ["KeywardTesting"]),
         .library(name: "KeywardServerTesting", targets: ["KeywardServerTesting"]),
@@ -104,11 +105,21 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The native API's wire contract: the OpenAPI document (a resource compiled in) and the
+        // JSON reading and writing behind it. No NIO, no Hummingbird.
+        .target(
+            name: "KeywardAPI",
+            dependencies: ["KeywardCrypto"],
+            resources: [.embedInCode("openapi.yaml")],
+            swiftSettings: strict
+        ),
+
         // Cryptography as a service: the HTTPS API over KeyService (Hummingbird 2).
         .target(
             name: "KeywardServer",
             dependencies: [
                 "Keyward",
+                "KeywardAPI",
                 "KeywardCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),

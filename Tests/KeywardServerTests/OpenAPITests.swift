@@ -31,7 +31,7 @@ struct OpenAPITests {
         #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
         #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
         try await fixture.application().test(.router) { client in
-            // The served copy is the repository's file (scripts/embed-openapi.sh keeps them equal).
+            // The served copy is the repository's file: KeywardAPI compiles it in as its resource.
             #expect(try await client.call(.get, "/v1/openapi.yaml", token: nil).text == file)
             for route in documented {
                 let parts = route.split(separator: " ")

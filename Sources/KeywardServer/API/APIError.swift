@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Keyward
+import KeywardAPI
 import KeywardCrypto
 import NIOCore
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Keyward
+import KeywardAPI
 import KeywardCrypto
 import NIOCore
 

@@ -1,3 +1,4 @@
+import KeywardAPI
 import Foundation
 import Logging
 import Synchronization

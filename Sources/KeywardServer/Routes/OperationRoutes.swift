@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Keyward
+import KeywardAPI
 import KeywardCrypto
 
 /// The cryptographic operations: encrypt, decrypt, re-encrypt, data keys, sign, verify, MAC,

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Keyward
+import KeywardAPI
 import NIOCore
 import Synchronization
 
@@ -31,7 +32,7 @@ enum SystemRoutes {
 
         routes.on(.get, "/v1/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: APIDocument.openAPIYAML)))
         }
     }
 }

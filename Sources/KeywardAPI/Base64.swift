@@ -1,6 +1,6 @@
 /// Standard base64 (RFC 4648 section 4) for the API's byte fields: encoding into a byte buffer
 /// and strict decoding (padding required, no whitespace, no other alphabet).
-enum Base64 {
+package enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let values: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
@@ -8,7 +8,7 @@ enum Base64 {
         return table
     }()
 
-    static func encode(_ input: [UInt8], into output: inout [UInt8]) {
+    package static func encode(_ input: [UInt8], into output: inout [UInt8]) {
         output.reserveCapacity(output.count + (input.count + 2) / 3 * 4)
         var index = 0
         while index + 3 <= input.count {
@@ -29,19 +29,19 @@ enum Base64 {
         }
     }
 
-    static func encode(_ input: [UInt8]) -> String {
+    package static func encode(_ input: [UInt8]) -> String {
         var output: [UInt8] = []
         encode(input, into: &output)
         return String(decoding: output, as: UTF8.self)
     }
 
     /// The decoded bytes, or nil when `text` is not canonical padded base64.
-    static func decode(_ text: some StringProtocol) -> [UInt8]? {
+    package static func decode(_ text: some StringProtocol) -> [UInt8]? {
         Array(text.utf8).withUnsafeBufferPointer { decode($0[...]) }
     }
 
     /// The decoded bytes of base64 text given as UTF-8, or nil when not canonical padded base64.
-    static func decode(_ input: Slice<UnsafeBufferPointer<UInt8>>) -> [UInt8]? {
+    package static func decode(_ input: Slice<UnsafeBufferPointer<UInt8>>) -> [UInt8]? {
         let input = UnsafeBufferPointer(rebasing: input)
         guard input.count % 4 == 0 else { return nil }
         var output: [UInt8] = []

@@ -7,9 +7,9 @@
 /// `maximumDepth`), and a body type's fast initialiser returns nil for anything it does not
 /// expect. Either way `BodyReader` then decodes the same bytes with `JSONDecoder`, which accepts
 /// or refuses them and words the error; so the fast path can change speed, never an answer.
-struct JSONScanner {
+package struct JSONScanner {
     /// A parsed value. Strings are ranges into the input, quotes excluded.
-    indirect enum Node {
+    package indirect enum Node {
         /// A string without escapes.
         case string(Range<Int>)
         /// A string with escapes (never decoded here; a fast initialiser that needs it gives up).
@@ -22,13 +22,13 @@ struct JSONScanner {
     }
 
     /// An object member: its key (a string without escapes) and value.
-    struct Member {
-        let key: Range<Int>
-        let value: Node
+    package struct Member {
+        package let key: Range<Int>
+        package let value: Node
     }
 
     /// Deepest nesting of arrays and objects read.
-    static let maximumDepth = 32
+    package static let maximumDepth = 32
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
@@ -37,7 +37,7 @@ struct JSONScanner {
 
     /// The document's value, or nil when it is not one well-formed JSON value (with optional
     /// surrounding whitespace) or holds what this reader leaves to `JSONDecoder`.
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Node? {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Node? {
         var scanner = JSONScanner(bytes)
         guard let node = scanner.value(depth: 0) else { return nil }
         scanner.skipWhitespace()
@@ -45,7 +45,7 @@ struct JSONScanner {
     }
 
     /// Whether the key at `range` equals `name` (ASCII).
-    static func key(_ range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>, is name: StaticString) -> Bool {
+    package static func key(_ range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>, is name: StaticString) -> Bool {
         guard range.count == name.utf8CodeUnitCount else { return false }
         let expected = name.utf8Start
         var offset = 0

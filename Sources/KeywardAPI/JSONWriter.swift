@@ -3,18 +3,18 @@ import Foundation
 /// Writes JSON responses straight into bytes: the API's responses are small and fixed in shape,
 /// and `JSONEncoder` costs more than the cryptography they report. Strings are escaped per
 /// RFC 8259; bytes are written as standard base64.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+package struct JSONWriter {
+    package private(set) var bytes: [UInt8] = []
     private var needsComma = false
     private static let hex = Array("0123456789abcdef".utf8)
 
-    init() { bytes.reserveCapacity(256) }
+    package init() { bytes.reserveCapacity(256) }
 
-    mutating func object(_ body: (inout JSONWriter) -> Void) {
+    package mutating func object(_ body: (inout JSONWriter) -> Void) {
         container(UInt8(ascii: "{"), UInt8(ascii: "}"), body)
     }
 
-    mutating func array(_ body: (inout JSONWriter) -> Void) {
+    package mutating func array(_ body: (inout JSONWriter) -> Void) {
         container(UInt8(ascii: "["), UInt8(ascii: "]"), body)
     }
 
@@ -28,51 +28,51 @@ struct JSONWriter {
     }
 
     /// A member whose value `body` writes (an object or an array).
-    mutating func member(_ name: String, _ body: (inout JSONWriter) -> Void) {
+    package mutating func member(_ name: String, _ body: (inout JSONWriter) -> Void) {
         key(name)
         needsComma = false
         body(&self)
         needsComma = true
     }
 
-    mutating func member(_ name: String, _ value: String) {
+    package mutating func member(_ name: String, _ value: String) {
         key(name)
         string(value)
     }
 
-    mutating func member(_ name: String, _ value: String?) {
+    package mutating func member(_ name: String, _ value: String?) {
         guard let value else { return }
         member(name, value)
     }
 
-    mutating func member(_ name: String, _ value: Int) {
+    package mutating func member(_ name: String, _ value: Int) {
         key(name)
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    mutating func member(_ name: String, _ value: Int?) {
+    package mutating func member(_ name: String, _ value: Int?) {
         guard let value else { return }
         member(name, value)
     }
 
-    mutating func member(_ name: String, _ value: Bool) {
+    package mutating func member(_ name: String, _ value: Bool) {
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
-    mutating func member(_ name: String, base64 value: [UInt8]) {
+    package mutating func member(_ name: String, base64 value: [UInt8]) {
         key(name)
         bytes.append(UInt8(ascii: "\""))
         Base64.encode(value, into: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func member(_ name: String, _ value: Date?) {
+    package mutating func member(_ name: String, _ value: Date?) {
         guard let value else { return }
         member(name, Self.timestamp(value))
     }
 
-    mutating func member(_ name: String, strings: [String]) {
+    package mutating func member(_ name: String, strings: [String]) {
         key(name)
         bytes.append(UInt8(ascii: "["))
         for (index, value) in strings.enumerated() {
@@ -82,7 +82,7 @@ struct JSONWriter {
         bytes.append(UInt8(ascii: "]"))
     }
 
-    mutating func member(_ name: String, dictionary: [String: String]) {
+    package mutating func member(_ name: String, dictionary: [String: String]) {
         key(name)
         bytes.append(UInt8(ascii: "{"))
         for (index, name) in dictionary.keys.sorted().enumerated() {
@@ -94,7 +94,7 @@ struct JSONWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
-    static func timestamp(_ date: Date) -> String {
+    package static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
     }
 
