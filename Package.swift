@@ -154,6 +154,7 @@ let package = Package(
         .target(
             name: "KeywardClient",
             dependencies: [
+                "KeywardAPI",
                 "KeywardCrypto",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -269,6 +270,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KeywardAPITests",
+            dependencies: ["KeywardAPI", "KeywardCrypto"],
             swiftSettings: strict
         ),
         .testTarget(

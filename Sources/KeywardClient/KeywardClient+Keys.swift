@@ -1,12 +1,13 @@
 import Foundation
+import KeywardAPI
 
 extension KeywardClient {
     /// Creates a key: `spec` (default AES-256-GCM), aliases, tags, description, and whether it
     /// may be exported, with an optional rotation period.
     public func createKey(spec: String = "AES-256-GCM", aliases: [String] = [], tags: [String: String] = [:], description: String = "",
                           exportable: Bool = false, rotationPeriodDays: Int? = nil) async throws(KeywardClientError) -> KeyInfo {
-        var body: [String: Any] = ["spec": spec, "aliases": aliases, "tags": tags, "description": description, "exportable": exportable]
-        if let rotationPeriodDays { body["rotationPeriodDays"] = rotationPeriodDays }
+        let body = CreateKeyBody(spec: spec, aliases: aliases, tags: tags, description: description, exportable: exportable,
+                                 rotationPeriodDays: rotationPeriodDays)
         return try await call(.POST, "/v1/keys", body, as: KeyInfo.self)
     }
 
@@ -44,7 +45,7 @@ extension KeywardClient {
 
     /// Schedules destruction after `waitingDays` (7 to 30).
     public func scheduleDestruction(_ key: String, waitingDays: Int = 30) async throws(KeywardClientError) -> KeyInfo {
-        try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ["waitingDays": waitingDays], as: KeyInfo.self)
+        try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ScheduleDestructionBody(waitingDays: waitingDays), as: KeyInfo.self)
     }
 
     /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).

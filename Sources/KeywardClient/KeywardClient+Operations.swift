@@ -1,25 +1,26 @@
 import Foundation
+import KeywardAPI
 import KeywardCrypto
 
 extension KeywardClient {
     /// Encrypts up to 4 MiB under the key's newest version, bound to `context`.
     public func encrypt(_ plaintext: [UInt8], key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> Ciphertext {
         let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/encrypt",
-                                  ["plaintext": Data(plaintext).base64EncodedString(), "context": context], as: WireCiphertext.self)
+                                  EncryptBody(plaintext: Base64Bytes(plaintext), context: context), as: WireCiphertext.self)
         return Ciphertext(bytes: try Self.decode(wire.ciphertext, "ciphertext"), keyID: wire.keyId, version: wire.version)
     }
 
     /// Decrypts a Keyward ciphertext; with `key`, one made under any other key is refused.
     public func decrypt(_ ciphertext: [UInt8], key: String? = nil, context: [String: String] = [:]) async throws(KeywardClientError) -> [UInt8] {
         let path = key.map { "/v1/keys/\(Self.path($0))/decrypt" } ?? "/v1/decrypt"
-        let wire = try await call(.POST, path, ["ciphertext": Data(ciphertext).base64EncodedString(), "context": context], as: WirePlaintext.self)
+        let wire = try await call(.POST, path, DecryptBody(ciphertext: Base64Bytes(ciphertext), context: context), as: WirePlaintext.self)
         return try Self.decode(wire.plaintext, "plaintext")
     }
 
     /// Encrypts up to 1,000 plaintexts in one request; each item succeeds or fails on its own.
     public func encryptBatch(_ plaintexts: [[UInt8]], key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> [BatchResult<Ciphertext>] {
-        let items = plaintexts.map { ["plaintext": Data($0).base64EncodedString(), "context": context] as [String: Any] }
-        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/encrypt/batch", ["items": items], as: WireBatch<WireCiphertext>.self)
+        let items = plaintexts.map { EncryptBody(plaintext: Base64Bytes($0), context: context) }
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/encrypt/batch", BatchBody(items: items), as: WireBatch<WireCiphertext>.self)
         return wire.results.map { item in
             if let error = item.error { return .failure(.api(code: error.code, status: 200, message: error.message)) }
             guard let value = item.item, let bytes = Data(base64Encoded: value.ciphertext) else { return .failure(.invalidResponse("batch item")) }
@@ -29,8 +30,8 @@ extension KeywardClient {
 
     /// Decrypts up to 1,000 ciphertexts made under `key` in one request.
     public func decryptBatch(_ ciphertexts: [[UInt8]], key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> [BatchResult<[UInt8]>] {
-        let items = ciphertexts.map { ["ciphertext": Data($0).base64EncodedString(), "context": context] as [String: Any] }
-        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/decrypt/batch", ["items": items], as: WireBatch<WirePlaintext>.self)
+        let items = ciphertexts.map { DecryptBody(ciphertext: Base64Bytes($0), context: context) }
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/decrypt/batch", BatchBody(items: items), as: WireBatch<WirePlaintext>.self)
         return wire.results.map { item in
             if let error = item.error { return .failure(.api(code: error.code, status: 200, message: error.message)) }
             guard let value = item.item, let bytes = Data(base64Encoded: value.plaintext) else { return .failure(.invalidResponse("batch item")) }
@@ -42,14 +43,14 @@ extension KeywardClient {
     public func reEncrypt(_ ciphertext: [UInt8], to key: String, sourceContext: [String: String] = [:],
                           destinationContext: [String: String] = [:]) async throws(KeywardClientError) -> Ciphertext {
         let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/re-encrypt",
-                                  ["ciphertext": Data(ciphertext).base64EncodedString(), "sourceContext": sourceContext,
-                                   "destinationContext": destinationContext], as: WireCiphertext.self)
+                                  ReEncryptBody(ciphertext: Base64Bytes(ciphertext), sourceContext: sourceContext,
+                                                destinationContext: destinationContext), as: WireCiphertext.self)
         return Ciphertext(bytes: try Self.decode(wire.ciphertext, "ciphertext"), keyID: wire.keyId, version: wire.version)
     }
 
     /// A fresh AES-256 data key: in plaintext (in locked memory) and sealed under `key`.
     public func generateDataKey(key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> ClientDataKey {
-        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", ["context": context], as: WireDataKey.self)
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", DataKeyBody(context: context), as: WireDataKey.self)
         guard let text = wire.plaintext else { throw .invalidResponse("the data key came without its plaintext") }
         var bytes = try Self.decode(text, "plaintext")
         defer { SecureZero.wipe(&bytes) }
@@ -60,7 +61,7 @@ extension KeywardClient {
 
     /// Signs a message (or, with `isDigest`, a precomputed digest) with the key's newest version.
     public func sign(_ input: [UInt8], key: String, isDigest: Bool = false) async throws(KeywardClientError) -> Signature {
-        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/sign", [isDigest ? "digest" : "message": Data(input).base64EncodedString()],
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/sign", SignBody(message: isDigest ? nil : Base64Bytes(input), digest: isDigest ? Base64Bytes(input) : nil, context: nil),
                                   as: WireSignature.self)
         return Signature(bytes: try Self.decode(wire.signature, "signature"), keyID: wire.keyId, version: wire.version)
     }
@@ -68,25 +69,26 @@ extension KeywardClient {
     /// Whether `signature` is valid for the message (or digest).
     public func verify(_ signature: [UInt8], for input: [UInt8], key: String, isDigest: Bool = false) async throws(KeywardClientError) -> Bool {
         try await call(.POST, "/v1/keys/\(Self.path(key))/verify",
-                       [isDigest ? "digest" : "message": Data(input).base64EncodedString(), "signature": Data(signature).base64EncodedString()],
+                       VerifyBody(message: isDigest ? nil : Base64Bytes(input), digest: isDigest ? Base64Bytes(input) : nil,
+                                  signature: Base64Bytes(signature)),
                        as: WireValid.self).valid
     }
 
     /// An HMAC tag of `message`.
     public func mac(_ message: [UInt8], key: String) async throws(KeywardClientError) -> MACTag {
-        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/mac", ["message": Data(message).base64EncodedString()], as: WireMAC.self)
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/mac", MACBody(message: Base64Bytes(message)), as: WireMAC.self)
         return MACTag(bytes: try Self.decode(wire.mac, "mac"), keyID: wire.keyId, version: wire.version)
     }
 
     /// Whether `tag` is the HMAC of `message` (checked in constant time by the service).
     public func verifyMAC(_ tag: [UInt8], for message: [UInt8], key: String) async throws(KeywardClientError) -> Bool {
         try await call(.POST, "/v1/keys/\(Self.path(key))/verify-mac",
-                       ["message": Data(message).base64EncodedString(), "mac": Data(tag).base64EncodedString()], as: WireValid.self).valid
+                       VerifyMACBody(message: Base64Bytes(message), mac: Base64Bytes(tag)), as: WireValid.self).valid
     }
 
     /// `count` (1 to 1,024) random bytes from the service.
     public func random(count: Int) async throws(KeywardClientError) -> [UInt8] {
-        try Self.decode(try await call(.POST, "/v1/random", ["count": count], as: WireRandom.self).random, "random")
+        try Self.decode(try await call(.POST, "/v1/random", RandomBody(count: count), as: WireRandom.self).random, "random")
     }
 }
 

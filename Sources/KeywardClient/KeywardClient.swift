@@ -71,18 +71,25 @@ public final class KeywardClient: Sendable {
 
     /// One API call: JSON body in, the decoded answer out; retries 429, 503 and transport
     /// failures with exponential backoff and jitter, honouring `Retry-After`.
-    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, _ body: [String: Any]? = nil, as type: T.Type) async throws(KeywardClientError) -> T {
-        let bytes = try await send(method, path, body)
+    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, _ body: (some Encodable)? = nil as Never?, as type: T.Type) async throws(KeywardClientError) -> T {
+        var payload: Data?
+        if let body {
+            do { payload = try Self.encoder.encode(body) } catch { throw .configuration("request body: \(error)") }
+        }
+        let bytes = try await send(method, path, payload)
         do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
             throw .invalidResponse("\(method.rawValue) \(path): \(error)")
         }
     }
 
-    func send(_ method: HTTPMethod, _ path: String, _ body: [String: Any]?) async throws(KeywardClientError) -> [UInt8] {
-        var payload: Data?
-        if let body {
-            do { payload = try JSONSerialization.data(withJSONObject: body) } catch { throw .configuration("request body: \(error)") }
-        }
+    /// Request bodies as the API reads them: ISO 8601 dates.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+
+    func send(_ method: HTTPMethod, _ path: String, _ payload: Data?) async throws(KeywardClientError) -> [UInt8] {
         var delay = retry.initialDelay
         var attempt = 1
         while true {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Keyward
+import KeywardAPI
 import KeywardCrypto
 
 /// `/v1/keys` and `/v1/aliases`: create, import, list, describe, update, rotate, lifecycle

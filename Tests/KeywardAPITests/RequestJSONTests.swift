@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import KeywardServer
+import KeywardAPI
 
 /// The fast reader of hot request bodies (`JSONScanner` and the `FastJSONBody` initialisers)
 /// must never change an answer: for any input, it either gives up or gives what `JSONDecoder`
