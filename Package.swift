@@ -111,7 +111,9 @@ let package = Package(
             name: "KeywardAPI",
             dependencies: ["KeywardCrypto"],
             resources: [.embedInCode("openapi.yaml")],
-            swiftSettings: strict
+            // The server's hot bodies are read and written here: full cross-module optimisation
+            // lets the server specialise and inline them as it did when they lived in it.
+            swiftSettings: strict + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
 
         // Cryptography as a service: the HTTPS API over KeyService (Hummingbird 2).
