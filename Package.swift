@@ -241,6 +241,7 @@ let package = Package(
         .testTarget(
             name: "KeywardServerTests",
             dependencies: [
+                "KeywardAPI",
                 "KeywardServer",
                 "KeywardServerTesting",
                 "Keyward",

@@ -3,18 +3,18 @@ import Foundation
 /// Writes JSON responses straight into bytes: the API's responses are small and fixed in shape,
 /// and `JSONEncoder` costs more than the cryptography they report. Strings are escaped per
 /// RFC 8259; bytes are written as standard base64.
-package struct JSONWriter {
-    package private(set) var bytes: [UInt8] = []
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
     private var needsComma = false
     private static let hex = Array("0123456789abcdef".utf8)
 
-    package init() { bytes.reserveCapacity(256) }
+    public init() { bytes.reserveCapacity(256) }
 
-    package mutating func object(_ body: (inout JSONWriter) -> Void) {
+    public mutating func object(_ body: (inout JSONWriter) -> Void) {
         container(UInt8(ascii: "{"), UInt8(ascii: "}"), body)
     }
 
-    package mutating func array(_ body: (inout JSONWriter) -> Void) {
+    public mutating func array(_ body: (inout JSONWriter) -> Void) {
         container(UInt8(ascii: "["), UInt8(ascii: "]"), body)
     }
 
@@ -28,51 +28,51 @@ package struct JSONWriter {
     }
 
     /// A member whose value `body` writes (an object or an array).
-    package mutating func member(_ name: String, _ body: (inout JSONWriter) -> Void) {
+    public mutating func member(_ name: String, _ body: (inout JSONWriter) -> Void) {
         key(name)
         needsComma = false
         body(&self)
         needsComma = true
     }
 
-    package mutating func member(_ name: String, _ value: String) {
+    public mutating func member(_ name: String, _ value: String) {
         key(name)
         string(value)
     }
 
-    package mutating func member(_ name: String, _ value: String?) {
+    public mutating func member(_ name: String, _ value: String?) {
         guard let value else { return }
         member(name, value)
     }
 
-    package mutating func member(_ name: String, _ value: Int) {
+    public mutating func member(_ name: String, _ value: Int) {
         key(name)
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    package mutating func member(_ name: String, _ value: Int?) {
+    public mutating func member(_ name: String, _ value: Int?) {
         guard let value else { return }
         member(name, value)
     }
 
-    package mutating func member(_ name: String, _ value: Bool) {
+    public mutating func member(_ name: String, _ value: Bool) {
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
-    package mutating func member(_ name: String, base64 value: [UInt8]) {
+    public mutating func member(_ name: String, base64 value: [UInt8]) {
         key(name)
         bytes.append(UInt8(ascii: "\""))
         Base64.encode(value, into: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 
-    package mutating func member(_ name: String, _ value: Date?) {
+    public mutating func member(_ name: String, _ value: Date?) {
         guard let value else { return }
         member(name, Self.timestamp(value))
     }
 
-    package mutating func member(_ name: String, strings: [String]) {
+    public mutating func member(_ name: String, strings: [String]) {
         key(name)
         bytes.append(UInt8(ascii: "["))
         for (index, value) in strings.enumerated() {
@@ -82,7 +82,7 @@ package struct JSONWriter {
         bytes.append(UInt8(ascii: "]"))
     }
 
-    package mutating func member(_ name: String, dictionary: [String: String]) {
+    public mutating func member(_ name: String, dictionary: [String: String]) {
         key(name)
         bytes.append(UInt8(ascii: "{"))
         for (index, name) in dictionary.keys.sorted().enumerated() {
@@ -94,7 +94,7 @@ package struct JSONWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
-    package static func timestamp(_ date: Date) -> String {
+    public static func timestamp(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon).timeZone(separator: .omitted))
     }
 

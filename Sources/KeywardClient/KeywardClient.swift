@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KeywardAPI
 import KeywardCrypto
 import NIOCore
 import NIOHTTP1
@@ -110,7 +111,7 @@ public final class KeywardClient: Sendable {
                     outcome = .success(bytes)
                 } else {
                     if let seconds = response.headers.first(name: "Retry-After").flatMap(Int.init) { retryAfter = .seconds(seconds) }
-                    if let error = try? JSONDecoder().decode(WireError.self, from: Data(bytes)) {
+                    if let error = try? JSONDecoder().decode(ErrorReply.self, from: Data(bytes)) {
                         outcome = .failure(.api(code: error.error.code, status: Int(response.status.code), message: error.error.message))
                     } else {
                         outcome = .failure(.api(code: "http_\(response.status.code)", status: Int(response.status.code), message: response.status.reasonPhrase))

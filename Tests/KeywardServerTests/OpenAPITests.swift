@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import KeywardAPI
+import KeywardCrypto
 import KeywardServer
 import Testing
 import Yams
@@ -40,5 +42,55 @@ struct OpenAPITests {
                 #expect(reply.errorCode != "route_not_found", "\(route) is documented but the router does not route it")
             }
         }
+    }
+
+    /// The `$ref` target of `node`, or `node` itself.
+    static func resolve(_ node: Any?, in document: [String: Any]) -> [String: Any]? {
+        guard var object = node as? [String: Any] else { return nil }
+        while let reference = object["$ref"] as? String {
+            var target: Any? = document
+            for part in reference.dropFirst(2).split(separator: "/") { target = (target as? [String: Any])?[String(part)] }
+            guard let resolved = target as? [String: Any] else { return nil }
+            object = resolved
+        }
+        return object
+    }
+
+    /// The property names of the JSON schema of `method path`'s 200 response.
+    static func responseProperties(_ method: String, _ path: String, in document: [String: Any]) -> Set<String>? {
+        let operation = ((document["paths"] as? [String: Any])?[path] as? [String: Any])?[method] as? [String: Any]
+        let response = resolve((operation?["responses"] as? [String: Any])?["200"], in: document)
+        let content = (response?["content"] as? [String: Any])?["application/json"] as? [String: Any]
+        let schema = resolve(content?["schema"], in: document)
+        return (schema?["properties"] as? [String: Any]).map { Set($0.keys) }
+    }
+
+    @Test("every reply type writes exactly the fields the document's schema for its routes names")
+    func repliesMatchTheDocument() throws {
+        let text = try String(contentsOf: Self.repository.appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let key = KeyID(), bytes = Base64Bytes([1, 2, 3])
+        let replies: [(method: String, path: String, reply: any WritableReply)] = [
+            ("post", "/v1/keys/{key}/encrypt", CiphertextReply(ciphertext: bytes, keyId: key, version: 1)),
+            ("post", "/v1/keys/{key}/re-encrypt", CiphertextReply(ciphertext: bytes, keyId: key, version: 1)),
+            ("post", "/v1/keys/{key}/decrypt", PlaintextReply(plaintext: bytes, keyId: key, version: 1)),
+            ("post", "/v1/decrypt", PlaintextReply(plaintext: bytes, keyId: key, version: 1)),
+            ("post", "/v1/keys/{key}/sign", SignatureReply(signature: bytes, keyId: key, version: 1)),
+            ("post", "/v1/keys/{key}/mac", MACReply(mac: bytes, keyId: key, version: 1)),
+            ("post", "/v1/keys/{key}/data-key", DataKeyReply(plaintext: bytes, ciphertext: bytes, keyId: key, version: 1)),
+            ("post", "/v1/keys/{key}/verify", ValidityReply(valid: true)),
+            ("post", "/v1/keys/{key}/verify-mac", ValidityReply(valid: true)),
+            ("post", "/v1/random", RandomReply(random: bytes)),
+            ("post", "/v1/keys/{key}/derive-shared-secret", SharedSecretReply(sharedSecret: bytes)),
+            ("post", "/v1/keys/{key}/decapsulate", SharedSecretReply(sharedSecret: bytes)),
+        ]
+        for entry in replies {
+            let documented = try #require(Self.responseProperties(entry.method, entry.path, in: document), "no 200 schema for \(entry.path)")
+            let written = try #require(try JSONSerialization.jsonObject(with: Data(entry.reply.json())) as? [String: Any])
+            #expect(Set(written.keys) == documented, "\(entry.method) \(entry.path): writes \(written.keys.sorted()), documented \(documented.sorted())")
+        }
+        let errorSchema = try #require(Self.resolve(["$ref": "#/components/schemas/Error"], in: document))
+        let errorWritten = try #require(try JSONSerialization.jsonObject(with: Data(ErrorReply(code: "c", message: "m").json())) as? [String: Any])
+        #expect(Set(errorWritten.keys) == Set((errorSchema["properties"] as? [String: Any] ?? [:]).keys))
     }
 }

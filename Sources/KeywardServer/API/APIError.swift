@@ -93,18 +93,7 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     }
 
     /// The JSON body.
-    var body: [UInt8] {
-        var json = JSONWriter()
-        json.object { json in
-            json.member("error") { json in
-                json.object { json in
-                    json.member("code", code)
-                    json.member("message", message)
-                }
-            }
-        }
-        return json.bytes
-    }
+    var body: [UInt8] { ErrorReply(code: code, message: message).json() }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         if let tracked = context as? KeywardRequestContext { tracked.tracking?.fail(self) }

@@ -12,6 +12,11 @@ extension Response {
         Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
+    /// A reply of the API's wire contract (KeywardAPI), written by its own writer.
+    static func reply(_ reply: some WritableReply, status: HTTPResponse.Status = .ok) -> Response {
+        json(status, reply.json())
+    }
+
     /// A JSON object written by `body`.
     static func object(_ status: HTTPResponse.Status = .ok, _ body: (inout JSONWriter) -> Void) -> Response {
         var writer = JSONWriter()
@@ -55,15 +60,5 @@ extension JSONWriter {
         member("spec", key.spec.rawValue)
         member("publicKey", base64: key.representation)
         member("publicKeyPem", key.pem)
-    }
-
-    /// An error item of a batch response.
-    mutating func errorMembers(_ error: APIError) {
-        member("error") { json in
-            json.object { json in
-                json.member("code", error.code)
-                json.member("message", error.message)
-            }
-        }
     }
 }

@@ -14,7 +14,7 @@ enum OperationRoutes {
             defer { SecureZero.wipe(&input.plaintext.value) }
             let result = try await service.encrypt(input.plaintext.value, key: try context.parameter("key"),
                                                    context: try input.context.encryptionContext, actor: try context.caller(request))
-            return Response.object { $0.encryptMembers(result) }
+            return Response.reply(CiphertextReply(result))
         }
 
         routes.on(.post, "/v1/keys/{key}/encrypt/batch") { request, context in
@@ -25,7 +25,7 @@ enum OperationRoutes {
             let results = try await batch(input.items, { item throws(APIError) in
                 EncryptItem(item.plaintext.value, context: try item.context.encryptionContext)
             }, run: { items throws(KeywardError) in try await service.encryptBatch(items, key: key, actor: caller) })
-            return batchResponse(results) { $0.encryptMembers($1) }
+            return batchResponse(results, CiphertextReply.init)
         }
 
         @Sendable func decrypt(_ request: Request, _ context: KeywardRequestContext, expected: String?) async throws -> Response {
@@ -33,7 +33,7 @@ enum OperationRoutes {
             var result = try await service.decrypt(input.ciphertext.value, context: try input.context.encryptionContext,
                                                    expectedKey: expected, actor: try context.caller(request))
             defer { SecureZero.wipe(&result.plaintext) }
-            return Response.object { $0.decryptMembers(result) }
+            return Response.reply(PlaintextReply(result))
         }
         routes.on(.post, "/v1/keys/{key}/decrypt") { request, context in
             try await decrypt(request, context, expected: try context.parameter("key"))
@@ -55,7 +55,7 @@ enum OperationRoutes {
                     results[index] = .failure(APIError("wiped", .ok, ""))
                 }
             }
-            return batchResponse(results) { $0.decryptMembers($1) }
+            return batchResponse(results, PlaintextReply.init)
         }
 
         routes.on(.post, "/v1/keys/{key}/re-encrypt") { request, context in
@@ -64,7 +64,7 @@ enum OperationRoutes {
                                                      destinationKey: try context.parameter("key"),
                                                      destinationContext: try input.destinationContext.encryptionContext,
                                                      actor: try context.caller(request))
-            return Response.object { $0.encryptMembers(result) }
+            return Response.reply(CiphertextReply(result))
         }
 
         routes.on(.post, "/v1/keys/{key}/data-key") { request, context in
@@ -78,21 +78,13 @@ enum OperationRoutes {
             let encryptionContext = try input.context.encryptionContext
             if input.includePlaintext == false {
                 let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: spec, context: encryptionContext, actor: caller)
-                return Response.object { json in
-                    json.member("ciphertext", base64: sealed.ciphertext)
-                    json.member("keyId", sealed.keyID.description)
-                    json.member("version", Int(sealed.version))
-                }
+                return Response.reply(DataKeyReply(plaintext: nil, ciphertext: Base64Bytes(sealed.ciphertext), keyId: sealed.keyID, version: sealed.version))
             }
             let dataKey = try await service.generateDataKey(key: key, spec: spec, context: encryptionContext, actor: caller)
             var plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&plaintext) }
-            return Response.object { json in
-                json.member("plaintext", base64: plaintext)
-                json.member("ciphertext", base64: dataKey.ciphertext)
-                json.member("keyId", dataKey.keyID.description)
-                json.member("version", Int(dataKey.version))
-            }
+            return Response.reply(DataKeyReply(plaintext: Base64Bytes(plaintext), ciphertext: Base64Bytes(dataKey.ciphertext),
+                                               keyId: dataKey.keyID, version: dataKey.version))
         }
 
         routes.on(.post, "/v1/keys/{key}/data-key-pair") { request, context in
@@ -113,7 +105,7 @@ enum OperationRoutes {
             let input = try await body.decode(SignBody.self, from: request)
             let result = try await service.sign(try input.input(), key: try context.parameter("key"), context: input.context?.value,
                                                 actor: try context.caller(request))
-            return Response.object { $0.signMembers(result) }
+            return Response.reply(SignatureReply(result))
         }
 
         routes.on(.post, "/v1/keys/{key}/sign/batch") { request, context in
@@ -123,7 +115,7 @@ enum OperationRoutes {
             let results = try await batch(input.items, { item throws(APIError) in
                 SignItem(try item.input(), context: item.context?.value)
             }, run: { items throws(KeywardError) in try await service.signBatch(items, key: key, actor: caller) })
-            return batchResponse(results) { $0.signMembers($1) }
+            return batchResponse(results, SignatureReply.init)
         }
 
         routes.on(.post, "/v1/keys/{key}/verify") { request, context in
@@ -131,24 +123,20 @@ enum OperationRoutes {
             let valid = try await service.verify(input.signature.value, for: try input.input(), key: try context.parameter("key"),
                                                  version: input.version, context: input.context?.value,
                                                  encoding: try input.signatureEncoding(), actor: try context.caller(request))
-            return Response.object { $0.member("valid", valid) }
+            return Response.reply(ValidityReply(valid: valid))
         }
 
         routes.on(.post, "/v1/keys/{key}/mac") { request, context in
             let input = try await body.decode(MACBody.self, from: request)
             let result = try await service.mac(input.message.value, key: try context.parameter("key"), actor: try context.caller(request))
-            return Response.object { json in
-                json.member("mac", base64: result.tag)
-                json.member("keyId", result.keyID.description)
-                json.member("version", Int(result.version))
-            }
+            return Response.reply(MACReply(mac: Base64Bytes(result.tag), keyId: result.keyID, version: result.version))
         }
 
         routes.on(.post, "/v1/keys/{key}/verify-mac") { request, context in
             let input = try await body.decode(VerifyMACBody.self, from: request)
             let valid = try await service.verifyMAC(input.mac.value, for: input.message.value, key: try context.parameter("key"),
                                                     version: input.version, actor: try context.caller(request))
-            return Response.object { $0.member("valid", valid) }
+            return Response.reply(ValidityReply(valid: valid))
         }
 
         routes.on(.post, "/v1/keys/{key}/derive-shared-secret") { request, context in
@@ -157,7 +145,7 @@ enum OperationRoutes {
                                                               actor: try context.caller(request))
             var bytes = secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&bytes) }
-            return Response.object { $0.member("sharedSecret", base64: bytes) }
+            return Response.reply(SharedSecretReply(sharedSecret: Base64Bytes(bytes)))
         }
 
         routes.on(.post, "/v1/keys/{key}/decapsulate") { request, context in
@@ -166,32 +154,24 @@ enum OperationRoutes {
                                                        actor: try context.caller(request))
             var bytes = secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&bytes) }
-            return Response.object { $0.member("sharedSecret", base64: bytes) }
+            return Response.reply(SharedSecretReply(sharedSecret: Base64Bytes(bytes)))
         }
 
         routes.on(.post, "/v1/random") { request, context in
             let input = try await body.decode(RandomBody.self, from: request)
             let bytes = try await service.random(count: input.count, actor: try context.caller(request))
-            return Response.object { $0.member("random", base64: bytes) }
+            return Response.reply(RandomReply(random: Base64Bytes(bytes)))
         }
     }
 
-    /// `{"results":[...]}`: each item's members, or its error.
-    static func batchResponse<Output>(_ results: [Result<Output, APIError>], _ write: (inout JSONWriter, Output) -> Void) -> Response {
-        Response.object { json in
-            json.member("results") { json in
-                json.array { json in
-                    for result in results {
-                        json.object { json in
-                            switch result {
-                            case .success(let value): write(&json, value)
-                            case .failure(let error): json.errorMembers(error)
-                            }
-                        }
-                    }
-                }
+    /// `{"results":[...]}`: each item's reply, or its error.
+    static func batchResponse<Output, Reply: WritableReply & Equatable>(_ results: [Result<Output, APIError>], _ reply: (Output) -> Reply) -> Response {
+        Response.reply(BatchReply(results: results.map { result in
+            switch result {
+            case .success(let value): .success(reply(value))
+            case .failure(let error): .failure(ErrorReply.Detail(code: error.code, message: error.message))
             }
-        }
+        }))
     }
 
     /// A batch request: each item is checked (`prepare`; a malformed item fails alone), the
@@ -229,22 +209,23 @@ enum OperationRoutes {
     }
 }
 
-extension JSONWriter {
-    mutating func encryptMembers(_ result: EncryptResult) {
-        member("ciphertext", base64: result.ciphertext)
-        member("keyId", result.keyID.description)
-        member("version", Int(result.version))
+extension CiphertextReply {
+    /// The reply for an encryption.
+    init(_ result: EncryptResult) {
+        self.init(ciphertext: Base64Bytes(result.ciphertext), keyId: result.keyID, version: result.version)
     }
+}
 
-    mutating func decryptMembers(_ result: DecryptResult) {
-        member("plaintext", base64: result.plaintext)
-        member("keyId", result.keyID.description)
-        member("version", Int(result.version))
+extension PlaintextReply {
+    /// The reply for a decryption.
+    init(_ result: DecryptResult) {
+        self.init(plaintext: Base64Bytes(result.plaintext), keyId: result.keyID, version: result.version)
     }
+}
 
-    mutating func signMembers(_ result: SignResult) {
-        member("signature", base64: result.signature)
-        member("keyId", result.keyID.description)
-        member("version", Int(result.version))
+extension SignatureReply {
+    /// The reply for a signature.
+    init(_ result: SignResult) {
+        self.init(signature: Base64Bytes(result.signature), keyId: result.keyID, version: result.version)
     }
 }

@@ -1,0 +1,60 @@
+import Foundation
+import KeywardAPI
+import KeywardCrypto
+import Testing
+
+/// Every reply's two faces agree: what the server's writer writes, `JSONDecoder` (the client's
+/// reader) decodes to the value written, field for field.
+@Suite("Wire replies")
+struct ReplyTests {
+    static let key = KeyID()
+    static let bytes = Base64Bytes([0, 1, 2, 250, 251, 252, 253, 254, 255])
+
+    /// One sample of every reply type, as the type-erased check needs it.
+    static let samples: [any WritableReply] = [
+        CiphertextReply(ciphertext: bytes, keyId: key, version: 3),
+        PlaintextReply(plaintext: Base64Bytes([]), keyId: key, version: 1),
+        SignatureReply(signature: bytes, keyId: key, version: UInt32.max),
+        MACReply(mac: bytes, keyId: key, version: 2),
+        DataKeyReply(plaintext: bytes, ciphertext: bytes, keyId: key, version: 1),
+        DataKeyReply(plaintext: nil, ciphertext: bytes, keyId: key, version: 1),
+        ValidityReply(valid: false),
+        RandomReply(random: bytes),
+        SharedSecretReply(sharedSecret: bytes),
+        ErrorReply(code: "invalid_request", message: "field \"plaintext\": not base64\n\u{1} é 🔑 \\"),
+        BatchReply<CiphertextReply>(results: [.success(CiphertextReply(ciphertext: bytes, keyId: key, version: 1)),
+                                              .failure(.init(code: "invalid_ciphertext", message: "altered"))]),
+    ]
+
+    static func roundTrips<T: WritableReply & Equatable>(_ value: T) throws -> Bool {
+        try JSONDecoder().decode(T.self, from: Data(value.json())) == value
+    }
+
+    @Test("what the writer writes decodes to the value written, for every reply")
+    func writerAndDecoderAgree() throws {
+        for sample in Self.samples {
+            func check<T: WritableReply>(_ value: T) throws -> Bool {
+                guard let equatable = value as? any (WritableReply & Equatable) else { return false }
+                return try Self.roundTrips(equatable)
+            }
+            #expect(try check(sample), "\(type(of: sample)) does not round-trip: \(String(decoding: sample.json(), as: UTF8.self))")
+        }
+    }
+
+    @Test("the writer writes exactly the type's coding keys, no more and no fewer")
+    func writerWritesTheCodingKeys() throws {
+        for sample in Self.samples {
+            let written = try #require(try JSONSerialization.jsonObject(with: Data(sample.json())) as? [String: Any])
+            let encoded = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(sample)) as? [String: Any])
+            #expect(Set(written.keys) == Set(encoded.keys), "\(type(of: sample)): writer \(written.keys.sorted()), Codable \(encoded.keys.sorted())")
+        }
+    }
+
+    @Test("a reply whose field is missing or mistyped is refused by the reader, not half-read")
+    func malformedRepliesRefused() {
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(CiphertextReply.self, from: Data(#"{"ciphertext":"AA==","version":1}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(CiphertextReply.self, from: Data(#"{"ciphertext":"AA==","keyId":"nope","version":1}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(CiphertextReply.self, from: Data(#"{"ciphertext":"%%","keyId":"\#(Self.key)","version":1}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(CiphertextReply.self, from: Data(#"{"ciphertext":"AA==","keyId":"\#(Self.key)","version":-1}"#.utf8)) }
+    }
+}
