@@ -8,12 +8,12 @@ extension KeywardClient {
                           exportable: Bool = false, rotationPeriodDays: Int? = nil) async throws(KeywardClientError) -> KeyInfo {
         let body = CreateKeyBody(spec: spec, aliases: aliases, tags: tags, description: description, exportable: exportable,
                                  rotationPeriodDays: rotationPeriodDays)
-        return try await call(.POST, "/v1/keys", body, as: KeyInfo.self)
+        return KeyInfo(try await call(.POST, "/v1/keys", body, as: KeyReply.self))
     }
 
     /// A key's metadata, by id or alias.
     public func describeKey(_ key: String) async throws(KeywardClientError) -> KeyInfo {
-        try await call(.GET, "/v1/keys/\(Self.path(key))", as: KeyInfo.self)
+        KeyInfo(try await call(.GET, "/v1/keys/\(Self.path(key))", as: KeyReply.self))
     }
 
     /// A page of the keys this principal may describe.
@@ -26,12 +26,12 @@ extension KeywardClient {
         if let cursor { query.append(URLQueryItem(name: "after", value: cursor)) }
         var components = URLComponents()
         components.queryItems = query
-        return try await call(.GET, "/v1/keys?" + (components.percentEncodedQuery ?? ""), as: KeyList.self)
+        return KeyList(try await call(.GET, "/v1/keys?" + (components.percentEncodedQuery ?? ""), as: KeyPageReply.self))
     }
 
     /// Adds a version with fresh material.
     public func rotateKey(_ key: String) async throws(KeywardClientError) -> KeyInfo {
-        try await call(.POST, "/v1/keys/\(Self.path(key))/rotate", as: KeyInfo.self)
+        KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/rotate", as: KeyReply.self))
     }
 
     /// A lifecycle transition: `enable`, `disable`, `deactivate`, `mark-compromised` or
@@ -40,12 +40,12 @@ extension KeywardClient {
         guard ["enable", "disable", "deactivate", "mark-compromised", "cancel-destruction"].contains(transition) else {
             throw .configuration("unknown transition '\(transition)'")
         }
-        return try await call(.POST, "/v1/keys/\(Self.path(key))/\(transition)", as: KeyInfo.self)
+        return KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/\(transition)", as: KeyReply.self))
     }
 
     /// Schedules destruction after `waitingDays` (7 to 30).
     public func scheduleDestruction(_ key: String, waitingDays: Int = 30) async throws(KeywardClientError) -> KeyInfo {
-        try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ScheduleDestructionBody(waitingDays: waitingDays), as: KeyInfo.self)
+        KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ScheduleDestructionBody(waitingDays: waitingDays), as: KeyReply.self))
     }
 
     /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).

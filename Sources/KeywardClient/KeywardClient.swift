@@ -78,10 +78,13 @@ public final class KeywardClient: Sendable {
             do { payload = try Self.encoder.encode(body) } catch { throw .configuration("request body: \(error)") }
         }
         let bytes = try await send(method, path, payload)
-        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+        do { return try Self.decoder.decode(T.self, from: Data(bytes)) } catch {
             throw .invalidResponse("\(method.rawValue) \(path): \(error)")
         }
     }
+
+    /// Replies as the API writes them: ISO 8601 dates.
+    static let decoder = JSONDecoder.keywardAPI
 
     /// Request bodies as the API reads them: ISO 8601 dates.
     static let encoder: JSONEncoder = {

@@ -1,7 +1,8 @@
 import Foundation
+import KeywardAPI
 
 /// A key as the service describes it.
-public struct KeyInfo: Sendable, Decodable, Equatable {
+public struct KeyInfo: Sendable, Equatable {
     public var id: String
     public var spec: String
     public var purpose: String
@@ -17,9 +18,26 @@ public struct KeyInfo: Sendable, Decodable, Equatable {
 }
 
 /// A page of keys and the cursor for the next one.
-public struct KeyList: Sendable, Decodable, Equatable {
+public struct KeyList: Sendable, Equatable {
     public var keys: [KeyInfo]
     public var nextCursor: String?
+}
+
+extension KeyInfo {
+    /// The model of a key reply.
+    init(_ reply: KeyReply) {
+        self.init(id: reply.id.description, spec: reply.spec.rawValue, purpose: reply.purpose.rawValue, state: reply.state,
+                  description: reply.description, aliases: reply.aliases, tags: reply.tags, currentVersion: Int(reply.currentVersion),
+                  minDecryptionVersion: Int(reply.minDecryptionVersion), rotationPeriodDays: reply.rotationPeriodDays,
+                  exportable: reply.exportable, origin: reply.origin)
+    }
+}
+
+extension KeyList {
+    /// The model of a key page reply.
+    init(_ reply: KeyPageReply) {
+        self.init(keys: reply.keys.map(KeyInfo.init), nextCursor: reply.nextCursor?.description)
+    }
 }
 
 /// A ciphertext and the key version that made it.

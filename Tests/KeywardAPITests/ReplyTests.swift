@@ -10,6 +10,14 @@ struct ReplyTests {
     static let key = KeyID()
     static let bytes = Base64Bytes([0, 1, 2, 250, 251, 252, 253, 254, 255])
 
+    /// A key with every optional field set, times in whole seconds (the wire's precision).
+    static let keyReply = KeyReply(
+        id: key, spec: .ecdsaP256, state: "pending-destruction", description: "orders \"signing\" key", aliases: ["a/b", "c"],
+        tags: ["team": "pay", "é": "🔑"], createdAt: Date(timeIntervalSince1970: 1_800_000_000), stateChangedAt: Date(timeIntervalSince1970: 1_800_000_100),
+        currentVersion: 4, minDecryptionVersion: 2, rotationPeriodDays: 90, nextRotationAt: Date(timeIntervalSince1970: 1_807_776_000),
+        destructionDate: Date(timeIntervalSince1970: 1_802_592_000), expiresAt: Date(timeIntervalSince1970: 1_900_000_000),
+        exportable: false, backupAllowed: true, origin: "keyward")
+
     /// One sample of every reply type, as the type-erased check needs it.
     static let samples: [any WritableReply] = [
         CiphertextReply(ciphertext: bytes, keyId: key, version: 3),
@@ -22,12 +30,15 @@ struct ReplyTests {
         RandomReply(random: bytes),
         SharedSecretReply(sharedSecret: bytes),
         ErrorReply(code: "invalid_request", message: "field \"plaintext\": not base64\n\u{1} é 🔑 \\"),
+        keyReply,
+        KeyPageReply(keys: [keyReply, keyReply], nextCursor: key),
+        KeyPageReply(keys: [], nextCursor: nil),
         BatchReply<CiphertextReply>(results: [.success(CiphertextReply(ciphertext: bytes, keyId: key, version: 1)),
                                               .failure(.init(code: "invalid_ciphertext", message: "altered"))]),
     ]
 
     static func roundTrips<T: WritableReply & Equatable>(_ value: T) throws -> Bool {
-        try JSONDecoder().decode(T.self, from: Data(value.json())) == value
+        try JSONDecoder.keywardAPI.decode(T.self, from: Data(value.json())) == value
     }
 
     @Test("what the writer writes decodes to the value written, for every reply")
@@ -45,7 +56,9 @@ struct ReplyTests {
     func writerWritesTheCodingKeys() throws {
         for sample in Self.samples {
             let written = try #require(try JSONSerialization.jsonObject(with: Data(sample.json())) as? [String: Any])
-            let encoded = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(sample)) as? [String: Any])
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            let encoded = try #require(try JSONSerialization.jsonObject(with: encoder.encode(sample)) as? [String: Any])
             #expect(Set(written.keys) == Set(encoded.keys), "\(type(of: sample)): writer \(written.keys.sorted()), Codable \(encoded.keys.sorted())")
         }
     }

@@ -26,39 +26,23 @@ extension Response {
 }
 
 extension JSONWriter {
-    /// A key's description, as `GET /v1/keys/{key}` returns it.
-    mutating func key(_ key: KeyDescription) {
-        object { json in
-            json.keyMembers(key)
-        }
-    }
-
-    mutating func keyMembers(_ key: KeyDescription) {
-        let metadata = key.metadata
-        member("id", metadata.id.description)
-        member("spec", metadata.spec.rawValue)
-        member("purpose", metadata.spec.purpose.rawValue)
-        member("state", metadata.state.rawValue)
-        member("description", metadata.description)
-        member("aliases", strings: key.aliases)
-        member("tags", dictionary: metadata.tags)
-        member("createdAt", metadata.createdAt)
-        member("stateChangedAt", metadata.stateChangedAt)
-        member("currentVersion", Int(metadata.currentVersion))
-        member("minDecryptionVersion", Int(metadata.minDecryptionVersion))
-        member("rotationPeriodDays", metadata.rotationPeriodDays)
-        member("nextRotationAt", metadata.nextRotationAt)
-        member("destructionDate", metadata.destructionDate)
-        member("expiresAt", metadata.expiresAt)
-        member("exportable", metadata.exportable)
-        member("backupAllowed", metadata.backupAllowed)
-        member("origin", metadata.origin)
-    }
-
     /// A public key: its spec, DER or raw bytes, and PEM where the spec has one.
     mutating func publicKeyMembers(_ key: PublicKey) {
         member("spec", key.spec.rawValue)
         member("publicKey", base64: key.representation)
         member("publicKeyPem", key.pem)
+    }
+}
+
+extension KeyReply {
+    /// The reply describing `key`.
+    init(_ key: KeyDescription) {
+        let metadata = key.metadata
+        self.init(id: metadata.id, spec: metadata.spec, state: metadata.state.rawValue, description: metadata.description,
+                  aliases: key.aliases, tags: metadata.tags, createdAt: metadata.createdAt, stateChangedAt: metadata.stateChangedAt,
+                  currentVersion: metadata.currentVersion, minDecryptionVersion: metadata.minDecryptionVersion,
+                  rotationPeriodDays: metadata.rotationPeriodDays, nextRotationAt: metadata.nextRotationAt,
+                  destructionDate: metadata.destructionDate, expiresAt: metadata.expiresAt, exportable: metadata.exportable,
+                  backupAllowed: metadata.backupAllowed, origin: metadata.origin)
     }
 }

@@ -11,7 +11,7 @@ enum KeyRoutes {
         routes.on(.post, "/v1/keys") { request, context in
             let create = try await body.decode(CreateKeyBody.self, from: request).request()
             let key = try await service.createKey(create, actor: try context.caller(request))
-            return Response.object(.created) { $0.keyMembers(key) }
+            return Response.reply(KeyReply(key), status: .created)
         }
 
         routes.on(.get, "/v1/keys") { request, context in
@@ -38,17 +38,12 @@ enum KeyRoutes {
             }
             let page = try await service.listKeys(state: state, tag: tag, alias: query.get("alias"), after: after, limit: limit,
                                                   actor: try context.caller(request))
-            return Response.object { json in
-                json.member("keys") { json in
-                    json.array { json in for key in page.keys { json.key(key) } }
-                }
-                json.member("nextCursor", page.nextCursor?.description)
-            }
+            return Response.reply(KeyPageReply(keys: page.keys.map(KeyReply.init), nextCursor: page.nextCursor))
         }
 
         routes.on(.get, "/v1/keys/{key}") { request, context in
             let key = try await service.describe(key: try context.parameter("key"), actor: try context.caller(request))
-            return Response.object { $0.keyMembers(key) }
+            return Response.reply(KeyReply(key))
         }
 
         routes.on(.patch, "/v1/keys/{key}") { request, context in
@@ -58,12 +53,12 @@ enum KeyRoutes {
             let key = try await service.update(key: try context.parameter("key"), description: update.description, tags: update.tags,
                                                rotationPeriodDays: period, minDecryptionVersion: update.minDecryptionVersion,
                                                actor: try context.caller(request))
-            return Response.object { $0.keyMembers(key) }
+            return Response.reply(KeyReply(key))
         }
 
         routes.on(.post, "/v1/keys/{key}/rotate") { request, context in
             let key = try await service.rotate(key: try context.parameter("key"), actor: try context.caller(request))
-            return Response.object { $0.keyMembers(key) }
+            return Response.reply(KeyReply(key))
         }
 
         let transitions: [(String, ServiceOperation)] = [
@@ -73,7 +68,7 @@ enum KeyRoutes {
         for (name, operation) in transitions {
             routes.on(.post, "/v1/keys/{key}/\(name)") { request, context in
                 let key = try await service.transition(key: try context.parameter("key"), operation, actor: try context.caller(request))
-                return Response.object { $0.keyMembers(key) }
+                return Response.reply(KeyReply(key))
             }
         }
 
@@ -81,7 +76,7 @@ enum KeyRoutes {
             let days = request.headers[.contentLength] == "0" ? nil : try await body.decode(ScheduleDestructionBody.self, from: request).waitingDays
             let key = try await service.transition(key: try context.parameter("key"), .scheduleDestruction, waitingDays: days,
                                                    actor: try context.caller(request))
-            return Response.object { $0.keyMembers(key) }
+            return Response.reply(KeyReply(key))
         }
 
         routes.on(.get, "/v1/keys/{key}/public-key") { request, context in
@@ -113,7 +108,7 @@ enum KeyRoutes {
             let input = try await body.decode(ImportKeyBody.self, from: request)
             let key = try await service.importWrappedKey(input.wrappedMaterial.value, wrappingKey: input.wrappingKeyId,
                                                          request: try input.key.request(), actor: try context.caller(request))
-            return Response.object(.created) { $0.keyMembers(key) }
+            return Response.reply(KeyReply(key), status: .created)
         }
 
         routes.on(.put, "/v1/aliases/{alias}") { request, context in
