@@ -32,7 +32,7 @@ struct LayeringTests {
 
     @Test("only KeywardCrypto imports swift-crypto")
     func cryptoOnlyInKeywardCrypto() throws {
-        for module in ["Keyward", "KeywardStorage", "KeywardServer", "KeywardClient", "KeywardHSM", "KeywardTesting", "keyward"] {
+        for module in ["Keyward", "KeywardStorage", "KeywardAPI", "KeywardServer", "KeywardClient", "KeywardHSM", "KeywardTesting", "KeywardServerTesting", "keyward"] {
             let offenders = try Self.imports(of: module).filter { ["Crypto", "CryptoExtras", "_CryptoExtras"].contains($0.module) }
             #expect(offenders.isEmpty, "\(module): \(offenders.map(\.file))")
         }
@@ -40,7 +40,7 @@ struct LayeringTests {
 
     @Test("the library targets import neither NIO nor Hummingbird")
     func librariesFreeOfNIO() throws {
-        for module in ["KeywardCrypto", "KeywardStorage", "Keyward", "KeywardHSM", "KeywardTesting"] {
+        for module in ["KeywardCrypto", "KeywardStorage", "Keyward", "KeywardHSM", "KeywardTesting", "KeywardAPI"] {
             let offenders = try Self.imports(of: module).filter { $0.module.hasPrefix("NIO") || $0.module.hasPrefix("Hummingbird") }
             #expect(offenders.isEmpty, "\(module): \(offenders.map(\.file))")
         }
