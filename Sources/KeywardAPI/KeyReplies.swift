@@ -118,3 +118,133 @@ extension JSONDecoder {
         return decoder
     }
 }
+
+/// A public key: its spec, its bytes (SubjectPublicKeyInfo DER, or the raw encoding for post-quantum
+/// specs) and PEM where the spec has one. Schema `PublicKey`.
+public struct PublicKeyReply: WritableReply, Equatable {
+    /// The key reference the request named.
+    public var keyReference: String
+    /// The key's spec.
+    public var spec: KeySpec
+    /// The public key's bytes.
+    public var publicKey: Base64Bytes
+    /// The public key as PEM, where the spec has one.
+    public var publicKeyPem: String?
+
+    /// A reply of these fields.
+    public init(keyReference: String, spec: KeySpec, publicKey: Base64Bytes, publicKeyPem: String?) {
+        self.keyReference = keyReference
+        self.spec = spec
+        self.publicKey = publicKey
+        self.publicKeyPem = publicKeyPem
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("keyReference", keyReference)
+        json.member("spec", spec.rawValue)
+        json.member("publicKey", base64: publicKey.value)
+        json.member("publicKeyPem", publicKeyPem)
+    }
+}
+
+/// A data key pair: the public key in the clear and the private key sealed under a Keyward key.
+public struct DataKeyPairReply: WritableReply, Equatable {
+    /// The pair's spec.
+    public var spec: KeySpec
+    /// The pair's public key.
+    public var publicKey: Base64Bytes
+    /// The public key as PEM, where the spec has one.
+    public var publicKeyPem: String?
+    /// The private key, sealed under the Keyward key.
+    public var privateKeyCiphertext: Base64Bytes
+    /// The Keyward key that sealed it.
+    public var keyId: KeyID
+    /// The key version that sealed it.
+    public var version: UInt32
+
+    /// A reply of these fields.
+    public init(spec: KeySpec, publicKey: Base64Bytes, publicKeyPem: String?, privateKeyCiphertext: Base64Bytes, keyId: KeyID, version: UInt32) {
+        self.spec = spec
+        self.publicKey = publicKey
+        self.publicKeyPem = publicKeyPem
+        self.privateKeyCiphertext = privateKeyCiphertext
+        self.keyId = keyId
+        self.version = version
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("spec", spec.rawValue)
+        json.member("publicKey", base64: publicKey.value)
+        json.member("publicKeyPem", publicKeyPem)
+        json.member("privateKeyCiphertext", base64: privateKeyCiphertext.value)
+        json.member("keyId", keyId.description)
+        json.member("version", Int(version))
+    }
+}
+
+/// A wrapping key the store issued for one import. Schema `ImportWrappingKey`.
+public struct ImportWrappingKeyReply: WritableReply, Equatable {
+    /// The wrapping key's id, to name in the import.
+    public var keyId: KeyID
+    /// Its spec.
+    public var spec: KeySpec
+    /// Its public key.
+    public var publicKey: Base64Bytes
+    /// Its public key as PEM.
+    public var publicKeyPem: String?
+    /// When it stops working.
+    public var expiresAt: Date
+    /// How material is wrapped to it.
+    public var wrapping: String
+
+    /// A reply of these fields.
+    public init(keyId: KeyID, spec: KeySpec, publicKey: Base64Bytes, publicKeyPem: String?, expiresAt: Date, wrapping: String) {
+        self.keyId = keyId
+        self.spec = spec
+        self.publicKey = publicKey
+        self.publicKeyPem = publicKeyPem
+        self.expiresAt = expiresAt
+        self.wrapping = wrapping
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("keyId", keyId.description)
+        json.member("spec", spec.rawValue)
+        json.member("publicKey", base64: publicKey.value)
+        json.member("publicKeyPem", publicKeyPem)
+        json.member("expiresAt", expiresAt)
+        json.member("wrapping", wrapping)
+    }
+}
+
+/// An alias and the key reference it was pointed at.
+public struct AliasReply: WritableReply, Equatable {
+    /// The alias.
+    public var alias: String
+    /// The key reference the request named.
+    public var key: String
+
+    /// A reply of these fields.
+    public init(alias: String, key: String) {
+        self.alias = alias
+        self.key = key
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("alias", alias)
+        json.member("key", key)
+    }
+}
+
+/// A probe's answer (`ok`, `ready`, `shutting down`, `store unavailable`). Schema `Status`.
+public struct StatusReply: WritableReply, Equatable {
+    /// The status.
+    public var status: String
+
+    /// A reply of this status.
+    public init(status: String) { self.status = status }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("status", status)
+    }
+}

@@ -50,7 +50,6 @@ extension KeywardClient {
 
     /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).
     public func publicKey(_ key: String) async throws(KeywardClientError) -> [UInt8] {
-        struct Wire: Decodable { var publicKey: String }
-        return try Self.decode(try await call(.GET, "/v1/keys/\(Self.path(key))/public-key", as: Wire.self).publicKey, "publicKey")
+        try await call(.GET, "/v1/keys/\(Self.path(key))/public-key", as: PublicKeyReply.self).publicKey.value
     }
 }

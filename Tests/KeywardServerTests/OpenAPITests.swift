@@ -91,6 +91,14 @@ struct OpenAPITests {
             ("get", "/v1/keys/{key}", keyReply),
             ("post", "/v1/keys", keyReply),
             ("get", "/v1/keys", KeyPageReply(keys: [keyReply], nextCursor: key)),
+            ("get", "/v1/keys/{key}/public-key", PublicKeyReply(keyReference: "k", spec: .ed25519, publicKey: bytes, publicKeyPem: "pem")),
+            ("post", "/v1/import-wrapping-keys", ImportWrappingKeyReply(keyId: key, spec: .rsa3072OAEPSHA256, publicKey: bytes, publicKeyPem: "pem",
+                                                                        expiresAt: Date(), wrapping: "w")),
+            ("put", "/v1/aliases/{alias}", AliasReply(alias: "a", key: "k")),
+            ("post", "/v1/keys/{key}/data-key-pair", DataKeyPairReply(spec: .x25519, publicKey: bytes, publicKeyPem: "pem",
+                                                                      privateKeyCiphertext: bytes, keyId: key, version: 1)),
+            ("get", "/v1/health", StatusReply(status: "ok")),
+            ("get", "/v1/ready", StatusReply(status: "ready")),
         ]
         for entry in replies {
             let found = Self.responseProperties(entry.method, entry.path, in: document)

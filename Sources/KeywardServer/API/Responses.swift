@@ -16,22 +16,6 @@ extension Response {
     static func reply(_ reply: some WritableReply, status: HTTPResponse.Status = .ok) -> Response {
         json(status, reply.json())
     }
-
-    /// A JSON object written by `body`.
-    static func object(_ status: HTTPResponse.Status = .ok, _ body: (inout JSONWriter) -> Void) -> Response {
-        var writer = JSONWriter()
-        writer.object(body)
-        return json(status, writer.bytes)
-    }
-}
-
-extension JSONWriter {
-    /// A public key: its spec, DER or raw bytes, and PEM where the spec has one.
-    mutating func publicKeyMembers(_ key: PublicKey) {
-        member("spec", key.spec.rawValue)
-        member("publicKey", base64: key.representation)
-        member("publicKeyPem", key.pem)
-    }
 }
 
 extension KeyReply {

@@ -87,21 +87,17 @@ enum KeyRoutes {
             }
             let reference = try context.parameter("key")
             let key = try await service.publicKey(key: reference, version: version, actor: try context.caller(request))
-            return Response.object { json in
-                json.member("keyReference", reference)
-                json.publicKeyMembers(key)
-            }
+            return Response.reply(PublicKeyReply(keyReference: reference, spec: key.spec, publicKey: Base64Bytes(key.representation),
+                                                 publicKeyPem: key.pem))
         }
 
         routes.on(.post, "/v1/import-wrapping-keys") { request, context in
             let hours = request.headers[.contentLength] == "0" ? nil : try await body.decode(ImportWrappingKeyBody.self, from: request).hours
             let wrapping = try await service.createImportWrappingKey(hours: hours ?? 24, actor: try context.caller(request))
-            return Response.object(.created) { json in
-                json.member("keyId", wrapping.keyID.description)
-                json.publicKeyMembers(wrapping.publicKey)
-                json.member("expiresAt", wrapping.expiresAt)
-                json.member("wrapping", "RSA-OAEP-SHA256 of a random AES-256 key, then AES-KWP (RFC 5649) of the key material")
-            }
+            return Response.reply(ImportWrappingKeyReply(
+                keyId: wrapping.keyID, spec: wrapping.publicKey.spec, publicKey: Base64Bytes(wrapping.publicKey.representation),
+                publicKeyPem: wrapping.publicKey.pem, expiresAt: wrapping.expiresAt,
+                wrapping: "RSA-OAEP-SHA256 of a random AES-256 key, then AES-KWP (RFC 5649) of the key material"), status: .created)
         }
 
         routes.on(.post, "/v1/keys/import") { request, context in
@@ -115,10 +111,7 @@ enum KeyRoutes {
             let alias = try context.parameter("alias")
             let target = try await body.decode(AliasBody.self, from: request)
             try await service.setAlias(alias, key: target.key, actor: try context.caller(request))
-            return Response.object { json in
-                json.member("alias", alias)
-                json.member("key", target.key)
-            }
+            return Response.reply(AliasReply(alias: alias, key: target.key))
         }
 
         routes.on(.delete, "/v1/aliases/{alias}") { request, context in

@@ -93,12 +93,9 @@ enum OperationRoutes {
             do throws(KeywardCryptoError) { pairSpec = try KeySpec(named: input.pairSpec) } catch { throw APIError(KeywardError.crypto(error)) }
             let pair = try await service.generateDataKeyPair(key: try context.parameter("key"), pairSpec: pairSpec,
                                                              context: try input.context.encryptionContext, actor: try context.caller(request))
-            return Response.object { json in
-                json.publicKeyMembers(pair.publicKey)
-                json.member("privateKeyCiphertext", base64: pair.privateKeyCiphertext)
-                json.member("keyId", pair.keyID.description)
-                json.member("version", Int(pair.version))
-            }
+            return Response.reply(DataKeyPairReply(spec: pair.publicKey.spec, publicKey: Base64Bytes(pair.publicKey.representation),
+                                                   publicKeyPem: pair.publicKey.pem, privateKeyCiphertext: Base64Bytes(pair.privateKeyCiphertext),
+                                                   keyId: pair.keyID, version: pair.version))
         }
 
         routes.on(.post, "/v1/keys/{key}/sign") { request, context in

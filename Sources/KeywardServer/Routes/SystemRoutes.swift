@@ -9,18 +9,18 @@ import Synchronization
 enum SystemRoutes {
     static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, metrics: ServiceMetrics, draining: ShutdownState) {
         routes.on(.get, "/v1/health") { _, _ in
-            Response.object { $0.member("status", "ok") }
+            Response.reply(StatusReply(status: "ok"))
         }
 
         routes.on(.get, "/v1/ready") { _, _ in
             if draining.isDraining {
-                return Response.object(.serviceUnavailable) { $0.member("status", "shutting down") }
+                return Response.reply(StatusReply(status: "shutting down"), status: .serviceUnavailable)
             }
             do {
                 try await service.checkReady()
-                return Response.object { $0.member("status", "ready") }
+                return Response.reply(StatusReply(status: "ready"))
             } catch {
-                return Response.object(.serviceUnavailable) { $0.member("status", "store unavailable") }
+                return Response.reply(StatusReply(status: "store unavailable"), status: .serviceUnavailable)
             }
         }
 
