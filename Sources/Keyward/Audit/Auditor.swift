@@ -20,9 +20,15 @@ struct Auditor: Sendable {
 
     /// A new entry for `caller` (its principal and request context); marks the request's receipt.
     func event(_ operation: AuditOperation, caller: Caller, key: KeyID? = nil, version: UInt32? = nil) -> AuditEvent {
-        caller.context.receipt?.mark()
-        return AuditEvent(time: clock.now, actor: caller.principal, operation: operation.description, keyID: key, version: version,
-                          requestID: caller.context.requestID, peer: caller.context.peer, route: caller.context.route)
+        event(operation, principal: caller.principal, context: caller.context, key: key, version: version)
+    }
+
+    /// A new entry naming `principal` with the request `context`, for entries that carry no
+    /// authority (a front end's own record of a request); marks the request's receipt.
+    func event(_ operation: AuditOperation, principal: String, context: AuditContext, key: KeyID? = nil, version: UInt32? = nil) -> AuditEvent {
+        context.receipt?.mark()
+        return AuditEvent(time: clock.now, actor: principal, operation: operation.description, keyID: key, version: version,
+                          requestID: context.requestID, peer: context.peer, route: context.route)
     }
 
     /// Runs `body` and audits it: an `ok` entry when it succeeds (the result is returned only

@@ -11,9 +11,9 @@ extension KeyService {
     /// - Throws: `auditUnavailable` when the entry cannot be written; the front end then fails
     ///   the request (fail-closed).
     public func auditRequest(principal: String, context: AuditContext, outcome: AuditOutcome, detail: String?) async throws(KeywardError) {
-        let event = AuditEvent(time: clock.now, actor: principal, operation: AuditOperation.request.description, outcome: outcome.rawValue,
-                               detail: detail, requestID: context.requestID, peer: context.peer, route: context.route)
-        context.receipt?.mark()
+        var event = auditor.event(.request, principal: principal, context: context)
+        event.outcome = outcome.rawValue
+        event.detail = detail
         try await auditor.record(event)
     }
 
