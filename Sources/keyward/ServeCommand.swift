@@ -7,7 +7,7 @@ import KeywardStorage
 import Logging
 
 /// `keyward serve`: the HTTPS API. `--dev` sets everything up in a local folder; production
-/// reads `--config FILE` (YAML), then `KEYWARD_*` variables, then these flags.
+/// reads `--config FILE` (YAML), then `KEYWARD_*` variables, then these flags (later wins).
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the HTTPS API (cryptography as a service).",
@@ -38,22 +38,20 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             try Keyward.harden()
-            var settings = ServerConfiguration()
-            if let config { settings = try ServerConfiguration.load(path: config) }
-            try settings.applyEnvironment(ProcessInfo.processInfo.environment)
-            if let host { settings.host = host }
-            if let port { settings.port = port }
-            if let tlsCertificate, let tlsPrivateKey {
-                settings.tls = ServerConfiguration.TLSSettings(certificate: tlsCertificate, privateKey: tlsPrivateKey,
-                                                               clientCA: settings.tls?.clientCA, clientPolicies: settings.tls?.clientPolicies ?? [:])
-            } else if (tlsCertificate == nil) != (tlsPrivateKey == nil) {
+            if (tlsCertificate == nil) != (tlsPrivateKey == nil) {
                 throw ValidationError("--tls-certificate and --tls-private-key go together")
             }
-            if let tlsClientCa { settings.tls?.clientCA = tlsClientCa }
-            if insecureHttp { settings.insecureHTTP = true }
-            if let rateLimit { settings.rateLimit.requestsPerSecond = Double(rateLimit) }
-            if let logLevel { settings.logLevel = logLevel }
-            if let auditSyncMs { settings.auditSyncMilliseconds = auditSyncMs }
+            var flags: [String: String] = [:]
+            flags["host"] = host
+            flags["port"] = port.map(String.init)
+            flags["tls.certificate"] = tlsCertificate
+            flags["tls.privateKey"] = tlsPrivateKey
+            flags["tls.clientCA"] = tlsClientCa
+            flags["insecureHTTP"] = insecureHttp ? "true" : nil
+            flags["rateLimit.requestsPerSecond"] = rateLimit.map(String.init)
+            flags["logLevel"] = logLevel
+            flags["auditSyncMilliseconds"] = auditSyncMs.map(String.init)
+            var settings = try await ServerConfiguration.read(file: config, environment: ProcessInfo.processInfo.environment, flags: flags)
 
             if !dev { try settings.validate() }
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }

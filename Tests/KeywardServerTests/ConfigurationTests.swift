@@ -5,9 +5,16 @@ import Testing
 
 @Suite("Server configuration")
 struct ConfigurationTests {
-    @Test("YAML is read, then the environment overrides it; unknown keys, bad types and bad values are refused with the setting's name")
-    func layers() throws {
-        var configuration = try ServerConfiguration.parse(yaml: """
+    /// Writes `yaml` to a temporary file and returns its path.
+    private func file(_ yaml: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-config-\(UUID().uuidString).yaml").path
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("the file is read, the environment overrides it and flags override both")
+    func layers() async throws {
+        let path = try file("""
             host: 0.0.0.0
             port: 9443
             tls:
@@ -15,34 +22,66 @@ struct ConfigurationTests {
               privateKey: key.pem
               clientCA: clients.pem
               clientPolicies:
-                "CN=billing,O=Example": ["encrypt,decrypt:alias=billing/*"]
+                - "CN=billing,O=Example => encrypt,decrypt:alias=billing/*"
+                - "CN=billing,O=Example => describe:alias=billing/*"
+                - "CN=api.example.com => encrypt:*"
             rateLimit: {requestsPerSecond: 100, burst: 200}
             cache: {capacity: 50, ttlSeconds: 60}
             logLevel: info
             """)
-        #expect(configuration.host == "0.0.0.0" && configuration.port == 9443 && configuration.tls?.clientCA == "clients.pem")
-        #expect(configuration.rateLimit == .init(requestsPerSecond: 100, burst: 200) && configuration.cache == .init(capacity: 50, ttlSeconds: 60))
-        try configuration.validate()
-        #expect(try configuration.certificatePolicies()["CN=billing,O=Example"]?.rules.count == 1)
-        try configuration.applyEnvironment(["KEYWARD_PORT": "10443", "KEYWARD_LOG_LEVEL": "warning", "KEYWARD_RATE_LIMIT": "0"])
-        #expect(configuration.port == 10443 && configuration.logLevel == "warning" && configuration.rateLimit.requestsPerSecond == 0)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fromFile = try await ServerConfiguration.read(file: path)
+        #expect(fromFile.host == "0.0.0.0" && fromFile.port == 9443 && fromFile.tls?.clientCA == "clients.pem")
+        #expect(fromFile.rateLimit == .init(requestsPerSecond: 100, burst: 200) && fromFile.cache == .init(capacity: 50, ttlSeconds: 60))
+        try fromFile.validate()
+        // A subject with dots and commas stays one subject, and its rules accumulate.
+        #expect(try fromFile.certificatePolicies()["CN=billing,O=Example"]?.rules.count == 2)
+        #expect(try fromFile.certificatePolicies()["CN=api.example.com"]?.rules.count == 1)
 
+        let environment = ["KEYWARD_PORT": "10443", "KEYWARD_LOG_LEVEL": "warning", "KEYWARD_RATE_LIMIT_REQUESTS_PER_SECOND": "0",
+                           "KEYWARD_TLS_CLIENT_CA": "other.pem", "KEYWARD_CACHE_TTL_SECONDS": "30", "KEYWARD_TOKEN": "not a setting"]
+        let layered = try await ServerConfiguration.read(file: path, environment: environment)
+        #expect(layered.port == 10443 && layered.logLevel == "warning" && layered.rateLimit.requestsPerSecond == 0)
+        #expect(layered.tls?.clientCA == "other.pem" && layered.tls?.certificate == "chain.pem" && layered.cache.ttlSeconds == 30 && layered.host == "0.0.0.0")
+
+        let flagged = try await ServerConfiguration.read(file: path, environment: environment, flags: ["port": "11443", "insecureHTTP": "true"])
+        #expect(flagged.port == 11443 && flagged.insecureHTTP && flagged.logLevel == "warning")
+
+        let defaults = try await ServerConfiguration.read()
+        #expect(defaults == ServerConfiguration())
+    }
+
+    @Test("unknown keys, values of the wrong type, half a TLS pair and broken YAML are refused with the setting's name")
+    func refusals() async throws {
         let refusals: [(String, String)] = [
             ("prot: 1", "unknown setting 'prot'"),
             ("tls: {certificate: a.pem, privateKey: b.pem, clientCa: c.pem}", "unknown setting 'tls.clientCa'"),
             ("port: eighty", "port must be an integer"),
+            ("port: [1, 2]", "port must be an integer"),
+            ("insecureHTTP: maybe", "insecureHTTP must be true or false"),
+            ("host: [a, b]", "host must be a string"),
             ("tls: {certificate: a.pem}", "needs both certificate and privateKey"),
             ("- a list", "top level must be a mapping"),
             ("port: [", "not valid YAML"),
         ]
         for (yaml, message) in refusals {
+            let path = try file(yaml)
+            defer { try? FileManager.default.removeItem(atPath: path) }
             do {
-                _ = try ServerConfiguration.parse(yaml: yaml)
+                _ = try await ServerConfiguration.read(file: path)
                 Issue.record("accepted: \(yaml)")
             } catch {
                 #expect(error.description.contains(message), "\(yaml): \(error.description)")
             }
         }
+        await #expect(throws: KeywardError.self) { _ = try await ServerConfiguration.read(environment: ["KEYWARD_PORT": "eighty"]) }
+        await #expect(throws: KeywardError.self) { _ = try await ServerConfiguration.read(flags: ["port": "eighty"]) }
+        await #expect(throws: KeywardError.self) { _ = try await ServerConfiguration.read(flags: ["prot": "1"]) }
+        await #expect(throws: KeywardError.self) { _ = try await ServerConfiguration.read(file: "/nonexistent/keyward.yaml") }
+    }
+
+    @Test("validation refuses out-of-range values, a missing TLS setup, bad policy rules and an entry with no subject")
+    func validation() throws {
         var invalid = ServerConfiguration()
         #expect(throws: KeywardError.self) { try invalid.validate() }   // no TLS and no --insecure-http
         invalid.insecureHTTP = true
@@ -52,7 +91,9 @@ struct ConfigurationTests {
         invalid.logLevel = "loud"
         #expect(throws: KeywardError.self) { try invalid.validate() }
         invalid.logLevel = "info"
-        invalid.tls = .init(certificate: "a", privateKey: "b", clientPolicies: ["CN=x": ["encrypt:key=not-a-uuid"]])
+        invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["CN=x": ["encrypt:key=not-a-uuid"]])
+        #expect(throws: KeywardError.self) { try invalid.validate() }
+        invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["": ["encrypt:*"]])
         #expect(throws: KeywardError.self) { try invalid.validate() }
     }
 }

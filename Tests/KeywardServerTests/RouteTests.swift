@@ -174,4 +174,22 @@ struct RouteTests {
             #expect(document.text.hasPrefix("openapi: 3.1.0"))
         }
     }
+
+    @Test("metric labels stay in closed sets: invented methods and unknown paths become 'other' and 'unmatched'")
+    func metricLabelsAreBounded() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            for index in 0..<20 {
+                _ = try await client.call(HTTPRequest.Method("BREW\(index)")!, "/v1/keys/secret-name-\(index)", token: fixture.rootToken)
+                _ = try await client.call(.get, "/no/such/path/\(index)", token: nil)
+            }
+            let metrics = try await client.call(.get, "/metrics", token: nil).text
+            #expect(!metrics.contains("BREW") && !metrics.contains("secret-name") && !metrics.contains("/no/such"))
+            #expect(metrics.contains(#"method="other""#) && metrics.contains(#"route="unmatched""#))
+            // 20 invented methods and 20 paths add at most a handful of series, not 40.
+            let series = metrics.split(separator: "\n").filter { $0.hasPrefix("keyward_http_requests_total{") }
+            #expect(series.count <= 5, "\(series)")
+        }
+    }
 }

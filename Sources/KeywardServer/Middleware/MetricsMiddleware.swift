@@ -10,9 +10,9 @@ struct MetricsMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         metrics.requestStarted()
         let response = try await next(request, context)
-        let seconds = context.tracking.map { $0.started.duration(to: .now).seconds } ?? 0
+        let duration = context.tracking.map { $0.started.duration(to: .now) } ?? .zero
         metrics.requestFinished(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: Int(response.status.code),
-                                seconds: seconds, errorCode: context.tracking?.error?.code)
+                                duration: duration, errorCode: context.tracking?.error?.code)
         return response
     }
 }

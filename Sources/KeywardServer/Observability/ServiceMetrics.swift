@@ -1,16 +1,28 @@
+import CoreMetrics
 import Foundation
 import Keyward
+import Prometheus
 import Synchronization
 
-/// The server's Prometheus metrics: requests by method, route template and status; latency
-/// histograms per route; errors by code; requests in flight; the key cache's hits and misses.
+/// The server's metrics, emitted through swift-metrics into a Prometheus registry of its own:
+/// requests by method, route template and status; latency histograms per route; errors by code;
+/// requests in flight; the key cache's hits, misses and size.
 ///
-/// Labels are route templates (`/v1/keys/{key}/encrypt`) and error codes, never paths, key
-/// references, principals or anything a request carried, so nothing secret and nothing of
-/// unbounded cardinality reaches them.
+/// Labels come from closed sets: route templates (`/v1/keys/{key}/encrypt`, or `unmatched`),
+/// the standard HTTP methods (anything else is `other`), status codes and Keyward's error codes.
+/// Never a path, a key reference, a principal or anything else a request carried, so nothing
+/// secret and nothing of unbounded cardinality reaches them.
+///
+/// Each server has its own registry (no process-wide `MetricsSystem.bootstrap`), so several
+/// servers in one process, as in the tests, count separately.
 public final class ServiceMetrics: Sendable {
-    /// Upper bounds of the latency buckets, in seconds.
-    static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    /// Upper bounds of the latency buckets.
+    static let buckets: [Duration] = [.microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+                                      .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                                      .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500)]
+
+    /// The methods that get a label of their own.
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
     private struct RequestKey: Hashable {
         let method: String
@@ -18,81 +30,81 @@ public final class ServiceMetrics: Sendable {
         let status: Int
     }
 
-    private struct Histogram {
-        var counts = [UInt64](repeating: 0, count: ServiceMetrics.buckets.count)
-        var sum = 0.0
-        var count: UInt64 = 0
-
-        mutating func record(_ seconds: Double, bucket: Int?) {
-            if let bucket { counts[bucket] += 1 }
-            sum += seconds
-            count += 1
-        }
+    /// The swift-metrics handles of one (method, route, status), made once and reused.
+    private struct RequestHandles {
+        let requests: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
     }
 
-    private struct State {
-        var requests: [RequestKey: UInt64] = [:]
-        var latency: [String: Histogram] = [:]
-        var errors: [String: UInt64] = [:]
-    }
-
-    private let state = Mutex(State())
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let handles = Mutex<[RequestKey: RequestHandles]>([:])
+    private let errors = Mutex<[String: CoreMetrics.Counter]>([:])
     private let inFlight = Atomic<Int>(0)
+    private let inFlightMeter: Meter
+    private let cacheHits: CoreMetrics.Counter
+    private let cacheMisses: CoreMetrics.Counter
+    private let cacheKeys: Meter
+    /// The cache totals already counted, so each scrape adds only what is new.
+    private let cacheCounted = Mutex<(hits: Int, misses: Int)>((0, 0))
 
     /// Empty metrics.
-    public init() {}
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["keyward_http_request_duration_seconds"] = Self.buckets
+        self.factory = factory
+        inFlightMeter = Meter(label: "keyward_http_requests_in_flight", factory: factory)
+        cacheHits = CoreMetrics.Counter(label: "keyward_key_cache_hits_total", factory: factory)
+        cacheMisses = CoreMetrics.Counter(label: "keyward_key_cache_misses_total", factory: factory)
+        cacheKeys = Meter(label: "keyward_key_cache_keys", factory: factory)
+    }
 
-    func requestStarted() { inFlight.add(1, ordering: .relaxed) }
+    package func requestStarted() {
+        let now = inFlight.add(1, ordering: .relaxed).newValue
+        inFlightMeter.set(now)
+    }
 
     /// Requests begun and not yet answered.
     var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
 
-    func requestFinished(method: String, route: String, status: Int, seconds: Double, errorCode: String?) {
-        inFlight.subtract(1, ordering: .relaxed)
-        let bucket = Self.buckets.firstIndex { seconds <= $0 }
-        state.withLock { state in
-            state.requests[RequestKey(method: method, route: route, status: status), default: 0] += 1
-            // In place: a copy out and back would copy the bucket array on every request.
-            state.latency[route, default: Histogram()].record(seconds, bucket: bucket)
-            if let errorCode { state.errors[errorCode, default: 0] += 1 }
+    package func requestFinished(method: String, route: String, status: Int, duration: Duration, errorCode: String?) {
+        let now = inFlight.subtract(1, ordering: .relaxed).newValue
+        inFlightMeter.set(now)
+        let key = RequestKey(method: Self.methods.contains(method) ? method : "other", route: route, status: status)
+        let request = handles.withLock { handles in
+            if let existing = handles[key] { return existing }
+            let made = RequestHandles(
+                requests: CoreMetrics.Counter(label: "keyward_http_requests_total",
+                                              dimensions: [("method", key.method), ("route", route), ("status", String(status))], factory: factory),
+                duration: CoreMetrics.Timer(label: "keyward_http_request_duration_seconds", dimensions: [("route", route)], factory: factory))
+            handles[key] = made
+            return made
         }
-    }
-
-    /// The Prometheus text exposition (version 0.0.4).
-    func render(cache: (hits: Int, misses: Int, held: Int)) -> String {
-        let snapshot = state.withLock { $0 }
-        var out = ""
-        out += "# HELP keyward_http_requests_total HTTP requests by method, route and status.\n# TYPE keyward_http_requests_total counter\n"
-        for (key, value) in snapshot.requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
-            out += "keyward_http_requests_total{method=\"\(key.method)\",route=\"\(Self.escape(key.route))\",status=\"\(key.status)\"} \(value)\n"
-        }
-        out += "# HELP keyward_http_request_duration_seconds Request latency by route.\n# TYPE keyward_http_request_duration_seconds histogram\n"
-        for (route, histogram) in snapshot.latency.sorted(by: { $0.key < $1.key }) {
-            var cumulative: UInt64 = 0
-            for (index, bound) in Self.buckets.enumerated() {
-                cumulative += histogram.counts[index]
-                out += "keyward_http_request_duration_seconds_bucket{route=\"\(Self.escape(route))\",le=\"\(bound)\"} \(cumulative)\n"
+        request.requests.increment()
+        request.duration.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        if let errorCode {
+            let counter = errors.withLock { errors in
+                if let existing = errors[errorCode] { return existing }
+                let made = CoreMetrics.Counter(label: "keyward_http_errors_total", dimensions: [("code", errorCode)], factory: factory)
+                errors[errorCode] = made
+                return made
             }
-            out += "keyward_http_request_duration_seconds_bucket{route=\"\(Self.escape(route))\",le=\"+Inf\"} \(histogram.count)\n"
-            out += "keyward_http_request_duration_seconds_sum{route=\"\(Self.escape(route))\"} \(histogram.sum)\n"
-            out += "keyward_http_request_duration_seconds_count{route=\"\(Self.escape(route))\"} \(histogram.count)\n"
+            counter.increment()
         }
-        out += "# HELP keyward_http_errors_total Error responses by error code.\n# TYPE keyward_http_errors_total counter\n"
-        for (code, value) in snapshot.errors.sorted(by: { $0.key < $1.key }) {
-            out += "keyward_http_errors_total{code=\"\(code)\"} \(value)\n"
-        }
-        out += "# HELP keyward_http_requests_in_flight Requests being served.\n# TYPE keyward_http_requests_in_flight gauge\n"
-        out += "keyward_http_requests_in_flight \(inFlight.load(ordering: .relaxed))\n"
-        out += "# HELP keyward_key_cache_hits_total Key lookups served from the unwrapped-key cache.\n# TYPE keyward_key_cache_hits_total counter\n"
-        out += "keyward_key_cache_hits_total \(cache.hits)\n"
-        out += "# HELP keyward_key_cache_misses_total Key lookups that read and unsealed from the store.\n# TYPE keyward_key_cache_misses_total counter\n"
-        out += "keyward_key_cache_misses_total \(cache.misses)\n"
-        out += "# HELP keyward_key_cache_keys Keys held unwrapped in the cache.\n# TYPE keyward_key_cache_keys gauge\n"
-        out += "keyward_key_cache_keys \(cache.held)\n"
-        return out
     }
 
-    private static func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    /// The Prometheus text exposition (version 0.0.4), with the key cache's figures as of now.
+    package func render(cache: (hits: Int, misses: Int, held: Int)) -> String {
+        let (newHits, newMisses) = cacheCounted.withLock { counted in
+            defer { counted = (max(counted.hits, cache.hits), max(counted.misses, cache.misses)) }
+            return (max(0, cache.hits - counted.hits), max(0, cache.misses - counted.misses))
+        }
+        cacheHits.increment(by: newHits)
+        cacheMisses.increment(by: newMisses)
+        cacheKeys.set(cache.held)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
     }
 }
