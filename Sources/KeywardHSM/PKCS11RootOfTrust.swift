@@ -63,6 +63,13 @@ public final class PKCS11RootOfTrust: RootOfTrust, @unchecked Sendable {
                 _ = functions.C_CloseSession!(session)
                 throw PKCS11Error.keyNotFound("no AES key labelled '\(location.keyLabel)' on token '\(location.token)'")
             }
+            // A key someone else made in the token may be readable: refuse it unless the token
+            // says it is sensitive and can never leave.
+            guard Self.flag(functions, session, key, CKA_SENSITIVE) == true, Self.flag(functions, session, key, CKA_EXTRACTABLE) == false else {
+                _ = functions.C_CloseSession!(session)
+                throw PKCS11Error.keyNotFound("the key labelled '\(location.keyLabel)' on token '\(location.token)' is not sensitive and non-extractable; "
+                                              + "Keyward wraps its KEK only under a key the token never lets out")
+            }
             self.module = module
             self.session = session
             self.key = key
@@ -71,12 +78,38 @@ public final class PKCS11RootOfTrust: RootOfTrust, @unchecked Sendable {
         }
     }
 
-    /// Opens the token recorded in a store header.
-    public convenience init(storedParameters: [UInt8], pin: borrowing SecretBytes) throws(KeywardError) {
-        guard let location = try? JSONDecoder().decode(Location.self, from: Data(storedParameters)) else {
-            throw .integrityFailure("the store's PKCS#11 location does not decode")
+    /// Opens the token the operator configured, for a store whose header recorded
+    /// `storedParameters`.
+    ///
+    /// The module path, token and key label come from configuration or flags only: the header
+    /// is in the store file, which anyone who can write that file can edit, and its MAC can only
+    /// be checked once the root of trust has unwrapped the KEK. So the recorded location is
+    /// compared with the configured one before any module is loaded, and a header that names
+    /// another module, token or key is refused; no path read from the store is ever `dlopen`ed.
+    ///
+    /// - Throws: `rootOfTrustRejected` naming both locations when they differ;
+    ///   `integrityFailure` when the recorded location does not decode.
+    public convenience init(configured location: Location, storedParameters: [UInt8], pin: borrowing SecretBytes) throws(KeywardError) {
+        guard let recorded = try? JSONDecoder().decode(Location.self, from: Data(storedParameters)) else {
+            throw .integrityFailure("the store header's PKCS#11 location does not decode; the header may have been edited")
+        }
+        guard recorded == location else {
+            throw .rootOfTrustRejected("the store header names PKCS#11 module \(recorded.module), token '\(recorded.token)', key '\(recorded.keyLabel)', "
+                                       + "but the configuration names module \(location.module), token '\(location.token)', key '\(location.keyLabel)'; "
+                                       + "nothing was loaded. If the configuration is right, the header has been edited")
         }
         try self.init(location: location, pin: pin, createKey: false)
+    }
+
+    /// A boolean attribute of `object`, or nil when the token does not say.
+    private static func flag(_ functions: CK_FUNCTION_LIST, _ session: CK_SESSION_HANDLE, _ object: CK_OBJECT_HANDLE, _ attribute: some BinaryInteger) -> Bool? {
+        var value = CK_BBOOL(CK_FALSE)
+        let rv = withUnsafeMutablePointer(to: &value) { pointer in
+            var template = CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(attribute), pValue: UnsafeMutableRawPointer(pointer), ulValueLen: 1)
+            return functions.C_GetAttributeValue!(session, object, &template, 1)
+        }
+        guard rv == CKR_OK else { return nil }
+        return value != CK_BBOOL(CK_FALSE)
     }
 
     deinit {

@@ -19,15 +19,6 @@ struct Init: AsyncParsableCommand {
     @Flag(help: "With --with-key-file: create the key file (32 random bytes, mode 0600).")
     var generateKeyFile = false
 
-    @Option(help: "PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).")
-    var pkcs11Module: String?
-
-    @Option(help: "Label of the PKCS#11 token.")
-    var pkcs11Token: String?
-
-    @Option(help: "Label of the root key in the token.")
-    var pkcs11KeyLabel: String = "keyward-root"
-
     @Option(help: "Passphrase KDF: argon2id (default), scrypt, or pbkdf2 (FIPS settings).")
     var kdf: String = "argon2id"
 
@@ -39,10 +30,9 @@ struct Init: AsyncParsableCommand {
                 throw CLIError(.refused, "\(path) already exists; choose another --store")
             }
             let root: any RootOfTrust
-            if let module = pkcs11Module {
-                guard let token = pkcs11Token else { throw CLIError(.failure, "--pkcs11-module needs --pkcs11-token") }
+            if let location = try storeOptions.pkcs11Location {
                 let pin = try PassphraseSource.read(prompt: "Token PIN: ", confirm: false, variable: "KEYWARD_PKCS11_PIN")
-                root = try PKCS11RootOfTrust(location: .init(module: module, token: token, keyLabel: pkcs11KeyLabel), pin: pin.secret, createKey: true)
+                root = try PKCS11RootOfTrust(location: location, pin: pin.secret, createKey: true)
             } else if let keyFile = withKeyFile {
                 if generateKeyFile { try KeyFileRootOfTrust.generate(at: keyFile) }
                 root = try KeyFileRootOfTrust(path: keyFile)

@@ -16,6 +16,27 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "Who is acting, for the audit log (default: $USER).")
     var actor: String?
 
+    @Option(help: "PKCS#11 module of a token store (default: $KEYWARD_PKCS11_MODULE). Never read from the store.")
+    var pkcs11Module: String?
+
+    @Option(help: "Label of the PKCS#11 token (default: $KEYWARD_PKCS11_TOKEN).")
+    var pkcs11Token: String?
+
+    @Option(help: "Label of the root key in the token (default: $KEYWARD_PKCS11_KEY_LABEL, else keyward-root).")
+    var pkcs11KeyLabel: String?
+
+    /// The PKCS#11 location from flags or the environment, if a module is named.
+    var pkcs11Location: PKCS11RootOfTrust.Location? {
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            guard let module = pkcs11Module ?? environment["KEYWARD_PKCS11_MODULE"] else { return nil }
+            guard let token = pkcs11Token ?? environment["KEYWARD_PKCS11_TOKEN"] else {
+                throw CLIError(.failure, "--pkcs11-module needs --pkcs11-token (or KEYWARD_PKCS11_TOKEN)")
+            }
+            return .init(module: module, token: token, keyLabel: pkcs11KeyLabel ?? environment["KEYWARD_PKCS11_KEY_LABEL"] ?? "keyward-root")
+        }
+    }
+
     var storePath: String {
         store ?? ProcessInfo.processInfo.environment["KEYWARD_STORE"] ?? "keyward.db"
     }
@@ -61,8 +82,12 @@ struct StoreOptions: ParsableArguments {
             let passphrase = try PassphraseSource.read(prompt: "Passphrase for \(storePath): ", confirm: false)
             return try PassphraseRootOfTrust(passphrase: passphrase.secret, storedParameters: header.rootParameters)
         case "pkcs11":
+            guard let location = try pkcs11Location else {
+                throw CLIError(.rootOfTrust, "this store's root key is in a PKCS#11 token; pass --pkcs11-module and --pkcs11-token "
+                               + "(or set KEYWARD_PKCS11_MODULE and KEYWARD_PKCS11_TOKEN): the module is never taken from the store file")
+            }
             let pin = try PassphraseSource.read(prompt: "Token PIN: ", confirm: false, variable: "KEYWARD_PKCS11_PIN")
-            return try PKCS11RootOfTrust(storedParameters: header.rootParameters, pin: pin.secret)
+            return try PKCS11RootOfTrust(configured: location, storedParameters: header.rootParameters, pin: pin.secret)
         default:
             throw CLIError(.rootOfTrust, "root of trust '\(header.rootOfTrust)' is not supported by this build")
         }

@@ -249,11 +249,77 @@ struct CLITests {
         cli.environment["KEYWARD_PKCS11_PIN"] = "1234"
         let initialized = try cli.run(["init", "--pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so", "--pkcs11-token", "cli-token"])
         #expect(initialized.status == 0 && initialized.stdout.contains("pkcs11"), "\(initialized.stderr)")
+        // Later commands name the module and token themselves; the store's header never does.
+        cli.environment["KEYWARD_PKCS11_MODULE"] = "/usr/lib/softhsm/libsofthsm2.so"
+        cli.environment["KEYWARD_PKCS11_TOKEN"] = "cli-token"
         #expect(try cli.run(["key", "create", "--alias", "hsm-app"]).status == 0)
         let sealed = try cli.run(["encrypt", "--key", "hsm-app", "--base64-out"], stdin: Data("in the token".utf8))
         #expect(try cli.run(["decrypt", "--base64-in"], stdin: sealed.data).stdout == "in the token")
         let wrong = try cli.run(["key", "list"], environment: ["KEYWARD_PKCS11_PIN": "0000"])
         #expect(wrong.status == 6 && wrong.stderr.contains("PIN"), "\(wrong.stderr)")
+    }
+
+    @Test("attack: a store header edited to name another PKCS#11 module is refused before anything is loaded, and the module comes from configuration only")
+    func pkcs11HeaderCannotLoadALibrary() throws {
+        var cli = try CLI()
+        defer { cli.remove() }
+        let tokens = cli.directory.appendingPathComponent("tokens")
+        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+        let conf = cli.directory.appendingPathComponent("softhsm2.conf")
+        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
+        let setup = Process()
+        setup.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
+        setup.arguments = ["--init-token", "--free", "--label", "hdr-token", "--pin", "1234", "--so-pin", "5678"]
+        setup.environment = ["SOFTHSM2_CONF": conf.path]
+        setup.standardOutput = Pipe()
+        try setup.run()
+        setup.waitUntilExit()
+        cli.environment["SOFTHSM2_CONF"] = conf.path
+        cli.environment["KEYWARD_PKCS11_PIN"] = "1234"
+        let module = "/usr/lib/softhsm/libsofthsm2.so"
+        #expect(try cli.run(["init", "--pkcs11-module", module, "--pkcs11-token", "hdr-token"]).status == 0)
+
+        // Without a configured module the store does not open, whatever its header says.
+        let unconfigured = try cli.run(["key", "list"])
+        #expect(unconfigured.status == 6 && unconfigured.stderr.contains("--pkcs11-module"), "\(unconfigured.stderr)")
+        cli.environment["KEYWARD_PKCS11_MODULE"] = module
+        cli.environment["KEYWARD_PKCS11_TOKEN"] = "hdr-token"
+        #expect(try cli.run(["key", "list"]).status == 0)
+
+        // The attacker's library writes a marker when it is loaded.
+        let marker = cli.directory.appendingPathComponent("loaded")
+        let source = cli.directory.appendingPathComponent("evil.c")
+        let evil = cli.directory.appendingPathComponent("evil.so")
+        try "#include <stdio.h>\n__attribute__((constructor)) static void hit(void) { FILE *f = fopen(\"\(marker.path)\", \"w\"); if (f) fclose(f); }\n"
+            .write(to: source, atomically: true, encoding: .utf8)
+        let compile = Process()
+        compile.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        compile.arguments = ["cc", "-shared", "-fPIC", "-o", evil.path, source.path]
+        try compile.run()
+        compile.waitUntilExit()
+        #expect(compile.terminationStatus == 0)
+        let script = """
+            import sqlite3, sys, json
+            db = sqlite3.connect(sys.argv[1])
+            params = json.loads(db.execute("SELECT root_parameters FROM store_header").fetchone()[0])
+            params["module"] = sys.argv[2]
+            db.execute("UPDATE store_header SET root_parameters = ?", (json.dumps(params).encode(),))
+            db.commit()
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script, cli.environment["KEYWARD_STORE"]!, evil.path]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+
+        let attacked = try cli.run(["key", "list"])
+        #expect(attacked.status == 6 && attacked.stderr.contains(evil.path) && attacked.stderr.contains("edited"), "\(attacked.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: marker.path), "the header's module was loaded")
+        // The same with the server: `keyward serve` opens stores the same way.
+        let served = try cli.run(["serve", "--insecure-http", "--port", "0"])
+        #expect(served.status != 0 && served.stderr.contains("edited"), "\(served.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: marker.path))
     }
 
     /// Drives `keyward init` through a pseudo-terminal, as a person at a keyboard would.

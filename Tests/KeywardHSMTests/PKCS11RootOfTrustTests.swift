@@ -56,7 +56,7 @@ struct PKCS11RootOfTrustTests {
 
         // Reopen from the header's recorded location, as a new process would.
         let reopened = try await KeyService.open(store: try SQLiteKeyStore(path: path), root: { (header) throws(KeywardError) in
-            try PKCS11RootOfTrust(storedParameters: header.rootParameters, pin: pin)
+            try PKCS11RootOfTrust(configured: location, storedParameters: header.rootParameters, pin: pin)
         })
         #expect(try await reopened.decrypt(sealed.ciphertext, actor: .owner("t")).plaintext == [4, 2])
 
