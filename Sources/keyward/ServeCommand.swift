@@ -31,6 +31,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM private key.") var tlsPrivateKey: String?
     @Option(help: "PEM CA for client certificates (turns on mTLS).") var tlsClientCa: String?
     @Flag(help: "Serve plain HTTP (loopback benchmarks only).") var insecureHttp = false
+    @Flag(help: "With --insecure-http: allow an address that is not loopback (a TLS proxy in front).") var insecureHttpBeyondLoopback = false
     @Option(help: "Requests per second per principal (0: unlimited).") var rateLimit: Int?
     @Option(help: "Log level: trace, debug, info (one line per request), notice, warning, error.") var logLevel: String?
     @Option(help: "Milliseconds within which audit batches are fsync'ed (0: every batch before answering).") var auditSyncMs: Int?
@@ -48,6 +49,7 @@ struct Serve: AsyncParsableCommand {
             flags["tls.privateKey"] = tlsPrivateKey
             flags["tls.clientCA"] = tlsClientCa
             flags["insecureHTTP"] = insecureHttp ? "true" : nil
+            flags["insecureHTTPBeyondLoopback"] = insecureHttpBeyondLoopback ? "true" : nil
             flags["rateLimit.requestsPerSecond"] = rateLimit.map(String.init)
             flags["logLevel"] = logLevel
             flags["auditSyncMilliseconds"] = auditSyncMs.map(String.init)

@@ -96,4 +96,26 @@ struct ConfigurationTests {
         invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["": ["encrypt:*"]])
         #expect(throws: KeywardError.self) { try invalid.validate() }
     }
+
+    @Test("attack: plain HTTP on a non-loopback address is refused unless a second, explicit setting allows it")
+    func insecureHTTPStaysOnLoopback() throws {
+        var configuration = ServerConfiguration()
+        configuration.insecureHTTP = true
+        for host in ["127.0.0.1", "127.1.2.3", "::1", "localhost"] {
+            configuration.host = host
+            try configuration.validate()
+        }
+        for host in ["0.0.0.0", "::", "10.0.0.5", "192.168.1.1", "127.0.0.1.evil.example", "keyward.example.com"] {
+            configuration.host = host
+            do {
+                try configuration.validate()
+                Issue.record("plain HTTP allowed on \(host)")
+            } catch {
+                #expect(error.description.contains("not a loopback address"), "\(error.description)")
+            }
+        }
+        configuration.insecureHTTPBeyondLoopback = true
+        configuration.host = "0.0.0.0"
+        try configuration.validate()
+    }
 }

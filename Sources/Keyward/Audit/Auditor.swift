@@ -42,11 +42,22 @@ struct Auditor: Sendable {
         do {
             result = try await body(&event)
         } catch {
-            try? await record(failed: event, error)
-            throw error
+            throw await refusal(event, error)
         }
         try await log.record(event)
         return result
+    }
+
+    /// Records `event` as having failed with `error` and returns the error to throw: `error`
+    /// itself once its entry is durable, or `auditUnavailable` when the entry cannot be written.
+    /// Fail-closed on refusals too: a denial the log could not keep is a 503, never a 403.
+    func refusal(_ event: AuditEvent, _ error: KeywardError) async -> KeywardError {
+        do throws(KeywardError) {
+            try await record(failed: event, error)
+            return error
+        } catch {
+            return error
+        }
     }
 
     /// Records `event` as having failed with `error`.

@@ -18,13 +18,21 @@ public enum KeySelector: Sendable, Hashable, Codable {
         switch self {
         case .any: return true
         case .key(let id): return key.metadata.id == id
-        case .alias(let pattern):
-            if pattern.hasSuffix("*") {
-                let prefix = pattern.dropLast()
-                return key.aliases.contains { $0.hasPrefix(prefix) }
-            }
-            return key.aliases.contains(pattern)
+        case .alias: return key.aliases.contains { matches(alias: $0) }
         case .tag(let name, let value): return key.metadata.tags[name] == value
+        }
+    }
+}
+
+extension KeySelector {
+    /// Whether an alias `name` is inside this selector's alias scope: `.any`, or an alias
+    /// pattern that matches the name (exactly, or by prefix for a pattern ending in `*`).
+    public func matches(alias name: String) -> Bool {
+        switch self {
+        case .any: return true
+        case .alias(let pattern):
+            return pattern.hasSuffix("*") ? name.hasPrefix(pattern.dropLast()) : name == pattern
+        case .key, .tag: return false
         }
     }
 }
@@ -57,6 +65,19 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
     /// Whether some rule grants `operation` on `key`.
     public func allows(_ operation: ServiceOperation, on key: KeyDescription) -> Bool {
         rules.contains { $0.operations.contains(operation) && $0.keys.matches(key) }
+    }
+
+    /// Whether some rule grants `operation` on every key, so that learning a key does not exist
+    /// tells the holder nothing its policy would not show it anyway.
+    public func allowsEverywhere(_ operation: ServiceOperation) -> Bool {
+        rules.contains { $0.operations.contains(operation) && $0.keys == .any }
+    }
+
+    /// Whether some rule grants `operation` within an alias scope that holds `alias`, so the
+    /// holder may give a key that name. A grant by key id or tag is not enough: naming a key is
+    /// placing it in whatever alias scope the name falls in, which may be another principal's.
+    public func allowsNaming(_ alias: String, for operation: ServiceOperation) -> Bool {
+        rules.contains { $0.operations.contains(operation) && $0.keys.matches(alias: alias) }
     }
 
     /// Whether some rule grants `operation` on any key at all (for operations without a key,

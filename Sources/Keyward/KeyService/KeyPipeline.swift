@@ -32,36 +32,59 @@ extension KeyService {
         _ reference: String, _ operation: ServiceOperation, purpose: KeyOperation?, caller: Caller,
         _ body: (LoadedKey, inout AuditEvent) async throws(KeywardError) -> T
     ) async throws(KeywardError) -> T {
-        let id = try await resolve(reference)
+        let id = try await resolve(reference, for: operation, caller: caller)
         return try await withUsableKey(id, operation, purpose: purpose, caller: caller, body)
     }
 
-    /// `withUsableKey` for a key named by its id.
+    /// Resolves `reference` for `caller`. A caller whose policy does not grant `operation` on
+    /// every key gets `accessDenied` for a key that does not exist, exactly as for one it may not
+    /// use, so it cannot learn which keys exist.
+    func resolve(_ reference: String, for operation: ServiceOperation, caller: Caller) async throws(KeywardError) -> KeyID {
+        do {
+            return try await records.resolve(reference)
+        } catch {
+            throw concealed(error, operation, caller, reference)
+        }
+    }
+
+    /// `error`, or `accessDenied` when it would tell `caller` that a key does not exist and
+    /// its policy would not show it every key anyway.
+    func concealed(_ error: KeywardError, _ operation: ServiceOperation, _ caller: Caller, _ reference: String) -> KeywardError {
+        guard case .keyNotFound = error, let policy = caller.policy, !policy.allowsEverywhere(operation) else { return error }
+        return .accessDenied(principal: caller.principal, operation: operation, key: reference)
+    }
+
+    /// `withUsableKey` for a key named by its id. With `admittedAs`, the caller is authorised
+    /// for `operation` but the key's state is judged as for `admittedAs` (re-encryption reads
+    /// its source as a decryption would).
     func withUsableKey<T: ~Copyable>(
-        _ id: KeyID, _ operation: ServiceOperation, purpose: KeyOperation?, caller: Caller, unknownKey: UnknownKey = .keyNotFound,
+        _ id: KeyID, _ operation: ServiceOperation, admittedAs: ServiceOperation? = nil, purpose: KeyOperation?, caller: Caller,
+        unknownKey: UnknownKey = .keyNotFound,
         _ body: (LoadedKey, inout AuditEvent) async throws(KeywardError) -> T
     ) async throws(KeywardError) -> T {
         try await auditor.audited(.key(operation), caller: caller, key: id) { (event) throws(KeywardError) -> T in
             let key: LoadedKey
             do throws(KeywardError) {
-                key = try await usableKey(id, for: operation, purpose: purpose, caller: caller)
+                key = try await usableKey(id, for: operation, admittedAs: admittedAs, purpose: purpose, caller: caller)
             } catch {
-                if case .keyNotFound = error, unknownKey == .ciphertextNamesUnknownKey {
+                let shown = concealed(error, operation, caller, id.description)
+                if case .keyNotFound = shown, unknownKey == .ciphertextNamesUnknownKey {
                     throw .crypto(.invalidCiphertext(reason: "it names key \(id), which this store does not hold"))
                 }
-                throw error
+                throw shown
             }
             return try await body(key, &event)
         }
     }
 
     /// Steps 3 to 6 of the pipeline: the key, loaded, authorised, maintained and admitted.
-    func usableKey(_ id: KeyID, for operation: ServiceOperation, purpose: KeyOperation?, caller: Caller) async throws(KeywardError) -> LoadedKey {
+    func usableKey(_ id: KeyID, for operation: ServiceOperation, admittedAs: ServiceOperation? = nil, purpose: KeyOperation?,
+                   caller: Caller) async throws(KeywardError) -> LoadedKey {
         var key = try await authorizedKey(id, for: operation, caller: caller)
         if operation != .rotate, maintenanceDue(key) {
             key = try await maintain(key)
         }
-        try admit(key, for: operation, purpose: purpose)
+        try admit(key, for: admittedAs ?? operation, purpose: purpose)
         return key
     }
 

@@ -123,23 +123,13 @@ struct KeyRepository: Sendable {
         }
     }
 
-    /// The key's aliases whose rows pass their MAC, for policy checks: a forged alias row is
-    /// left out (it can only narrow what a policy grants, never widen it), so one tampered alias
-    /// does not take the key it was pointed at out of service. `verify` still names it.
+    /// The key's aliases whose rows pass their MAC, for policy checks, descriptions, listings and
+    /// backups: a forged alias row is left out (it can only narrow what a policy grants, never
+    /// widen it), so one tampered alias takes neither its key nor a listing out of service.
+    /// `verify` names it.
     func authenticAliases(of id: KeyID) async throws(KeywardError) -> [String] {
         let rows = try await storing({ () async throws(StorageError) in try await store.aliases(of: id) })
         return rows.filter { protection.verifies($0.mac, RecordFraming.alias($0)) && $0.keyID == id }.map(\.name)
-    }
-
-    /// The key's aliases, every row checked: a forged one fails the call.
-    func verifiedAliases(of id: KeyID) async throws(KeywardError) -> [String] {
-        let rows = try await storing({ () async throws(StorageError) in try await store.aliases(of: id) })
-        var names: [String] = []
-        for row in rows {
-            try protection.check(row.mac, RecordFraming.alias(row), what: "alias \(row.name)")
-            names.append(row.name)
-        }
-        return names
     }
 
     // MARK: Committing changes

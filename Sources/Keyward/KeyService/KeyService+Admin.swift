@@ -70,7 +70,8 @@ extension KeyService {
                 nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
                 currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
                 expiresAt: request.expiresAt)
-            if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases)) {
+            if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases))
+                || !request.aliases.allSatisfy({ policy.allowsNaming($0, for: .create) }) {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
             }
             let row = try records.keyRow(metadata, revision: 1)
@@ -115,7 +116,7 @@ extension KeyService {
     /// The key's metadata and aliases.
     public func describe(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try await withUsableKey(reference, .describe, purpose: nil, caller: actor) { (key, _) throws(KeywardError) -> KeyDescription in
-            KeyDescription(metadata: key.metadata, aliases: try await records.verifiedAliases(of: key.row.id))
+            KeyDescription(metadata: key.metadata, aliases: try await records.authenticAliases(of: key.row.id))
         }
     }
 
@@ -126,14 +127,28 @@ extension KeyService {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
         let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
         return try await auditor.audited(.listKeys, caller: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
-            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: cursor, limit: limit) })
+            // The policy filters before paging: pages are read until `limit` keys the caller may
+            // describe are found or the store ends, and the cursor is the last key returned, so
+            // neither the page boundaries nor the cursor tell the caller of keys it cannot see.
             var keys: [KeyDescription] = []
-            for row in rows {
-                let description = KeyDescription(metadata: try records.verifiedMetadata(row), aliases: try await records.verifiedAliases(of: row.id))
-                if actor.permits(.describe, on: description) { keys.append(description) }
+            var position = cursor
+            var exhausted = false
+            while keys.count < limit, !exhausted {
+                let after = position
+                let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: after, limit: limit) })
+                exhausted = rows.count < limit
+                for row in rows {
+                    position = row.id
+                    let description = KeyDescription(metadata: try records.verifiedMetadata(row), aliases: try await records.authenticAliases(of: row.id))
+                    if actor.permits(.describe, on: description) {
+                        keys.append(description)
+                        if keys.count == limit { break }
+                    }
+                }
             }
             event.detail = "\(keys.count) keys"
-            return KeyPage(keys: keys, nextCursor: rows.count == limit ? rows.last?.id : nil)
+            let more = keys.count == limit && !(exhausted && position == keys.last?.metadata.id)
+            return KeyPage(keys: keys, nextCursor: more ? keys.last?.metadata.id : nil)
         }
     }
 
@@ -144,13 +159,13 @@ extension KeyService {
     func commit(_ key: LoadedKey, _ metadata: KeyMetadata, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
         let row = try await records.commit(key, metadata)
         event.keyRevision = row.revision
-        return KeyDescription(metadata: metadata, aliases: try await records.verifiedAliases(of: key.row.id))
+        return KeyDescription(metadata: metadata, aliases: try await records.authenticAliases(of: key.row.id))
     }
 
     /// Moves a key through its lifecycle: `enable`, `disable`, `deactivate`, `markCompromised`,
     /// `scheduleDestruction` (with `waitingDays`), `cancelDestruction`.
     public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let id = try await resolve(reference)
+        let id = try await resolve(reference, for: operation, caller: actor)
         guard LifecycleTable.target(of: operation, from: .active) != nil, operation != .destroy else {
             throw .invalidArgument("\(operation.rawValue) is not a lifecycle transition")
         }
@@ -193,6 +208,9 @@ extension KeyService {
             }
             try Self.validate(CreateKeyRequest(spec: metadata.spec, tags: metadata.tags, description: metadata.description,
                                                rotationPeriodDays: metadata.rotationPeriodDays))
+            // New tags must leave the key inside the caller's scope: retagging cannot carry a key
+            // into another principal's tag scope, nor grant the caller operations it lacked.
+            if tags != nil { try authorizeResult(KeyDescription(metadata: metadata, aliases: key.aliases), actor) }
             return try await commit(key, metadata, event: &event)
         }
     }
@@ -223,7 +241,7 @@ extension KeyService {
         try await records.commit(key, row, adding: version)
         event.version = metadata.currentVersion
         event.keyRevision = row.revision
-        return KeyDescription(metadata: metadata, aliases: try await records.verifiedAliases(of: id))
+        return KeyDescription(metadata: metadata, aliases: try await records.authenticAliases(of: id))
     }
 
     // MARK: Aliases
@@ -231,9 +249,14 @@ extension KeyService {
     /// Points `name` at `key`, creating the alias or moving it.
     public func setAlias(_ name: String, key reference: String, actor: Caller) async throws(KeywardError) {
         let alias = try Self.validAlias(name)
-        let id = try await resolve(reference)
+        let id = try await resolve(reference, for: .update, caller: actor)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
-            _ = try await authorizedKey(id, for: .update, caller: actor)
+            let key = try await authorizedKey(id, for: .update, caller: actor)
+            // The new name must fall in an alias scope the caller may update, so no one plants a
+            // key inside another principal's alias scope.
+            if let policy = actor.policy, !policy.allowsNaming(alias, for: .update) {
+                throw .accessDenied(principal: actor.principal, operation: .update, key: alias)
+            }
             let existing = try await storing({ () async throws(StorageError) in try await store.alias(alias) })
             if let existing {
                 try protection.check(existing.mac, RecordFraming.alias(existing), what: "alias \(alias)")
@@ -248,10 +271,16 @@ extension KeyService {
         }
     }
 
+    /// Refuses, with `accessDenied`, a change whose resulting key the caller could not update.
+    private func authorizeResult(_ result: KeyDescription, _ caller: Caller) throws(KeywardError) {
+        guard let policy = caller.policy, !policy.allows(.update, on: result) else { return }
+        throw .accessDenied(principal: caller.principal, operation: .update, key: result.metadata.id.description)
+    }
+
     /// Removes an alias.
     public func deleteAlias(_ name: String, actor: Caller) async throws(KeywardError) {
         let alias = try Self.validAlias(name)
-        let id = try await resolve(alias)
+        let id = try await resolve(alias, for: .update, caller: actor)
         try await auditor.audited(.deleteAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
             event.detail = "alias \(alias)"
             _ = try await authorizedKey(id, for: .update, caller: actor)

@@ -115,7 +115,7 @@ extension KeyService {
         let metadataBytes = try CanonicalJSON.encode(metadata)
         payload.appendUInt32(UInt32(metadataBytes.count))
         payload += metadataBytes
-        let aliases = try await records.verifiedAliases(of: row.id)
+        let aliases = try await records.authenticAliases(of: row.id)
         payload.appendUInt32(UInt32(aliases.count))
         for alias in aliases {
             payload.appendUInt32(UInt32(alias.utf8.count))

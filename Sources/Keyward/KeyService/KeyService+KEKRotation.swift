@@ -29,8 +29,7 @@ extension KeyService {
                 newKEK: KEKRecord(id: newID, wrapped: wrapped, createdAt: clock.now, state: "active"),
                 header: newHeader, rewriter: rewriter, progress: progress)
         } catch {
-            try? await auditor.record(failed: auditor.event(.rotateKEK, caller: actor), .storage(error))
-            throw .storage(error)
+            throw await auditor.refusal(auditor.event(.rotateKEK, caller: actor), .storage(error))
         }
         let rotated = KeyService(store: store, protection: fresh, header: newHeader, auditHead: try await storing({ () async throws(StorageError) in try await store.auditHead() }),
                                  clock: clock, options: options)

@@ -79,57 +79,80 @@ extension KeyService {
             throw .invalidArgument("plaintext of \(plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly and use a data key for more")
         }
         return try await withUsableKey(reference, .encrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> EncryptResult in
-            let version = try await versionForEncryption(key)
-            event.version = version.number
-            let id = key.row.id
-            do throws(KeywardCryptoError) {
-                let ciphertext = try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
-                return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
-            } catch {
-                throw .crypto(error)
-            }
+            try await seal(plaintext, under: key, context: context, event: &event)
         }
     }
 
     /// Decrypts a Keyward ciphertext; the key and version come from its header. With
     /// `expectedKey`, a ciphertext of any other key is refused.
     public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: Caller) async throws(KeywardError) -> DecryptResult {
-        let header: CiphertextHeader
-        do { header = try CiphertextHeader(parsing: ciphertext) } catch {
-            try? await auditor.record(failed: auditor.event(.key(.decrypt), caller: actor), .crypto(error))
-            throw .crypto(error)
-        }
+        let header = try await ciphertextHeader(ciphertext, .decrypt, actor)
         let id = header.keyID
         if let expectedKey, (try? KeyID(string: expectedKey)) != id {
             var refusal: KeywardError? = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)")
             do throws(KeywardError) { if try await resolve(expectedKey) == id { refusal = nil } } catch { refusal = error }
             if let refusal {
-                try? await auditor.record(failed: auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)
-                throw refusal
+                throw await auditor.refusal(auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)
             }
         }
         return try await withUsableKey(id, .decrypt, purpose: .decrypt, caller: actor, unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> DecryptResult in
-            event.version = header.version
-            try checkDecryptable(key, header.version)
-            let version = try await records.loadVersion(key, header.version)
-            do throws(KeywardCryptoError) {
-                let plaintext = try version.material.open(ciphertext, keyID: id, version: header.version, context: context)
-                return DecryptResult(plaintext: plaintext, keyID: id, version: header.version)
-            } catch {
-                throw .crypto(error)
-            }
+            DecryptResult(plaintext: try await open(ciphertext, header, under: key, context: context, event: &event), keyID: id, version: header.version)
         }
     }
 
     /// Decrypts under the ciphertext's key and encrypts under `destinationKey` (which may be the
     /// same key, to move to its newest version), without the plaintext leaving the service.
+    ///
+    /// The caller needs `re-encrypt` on both keys; neither `decrypt` nor `encrypt` is needed or
+    /// enough. The source is admitted as a decryption would be (re-encryption is how data moves
+    /// off a deactivated or compromised key); the destination must be able to encrypt. Each side
+    /// has its own audit entry.
     public func reEncrypt(
         _ ciphertext: [UInt8], sourceContext: EncryptionContext = .empty,
         destinationKey: String, destinationContext: EncryptionContext = .empty, actor: Caller
     ) async throws(KeywardError) -> EncryptResult {
-        var decrypted = try await decrypt(ciphertext, context: sourceContext, actor: actor)
-        defer { SecureZero.wipe(&decrypted.plaintext) }
-        return try await encrypt(decrypted.plaintext, key: destinationKey, context: destinationContext, actor: actor)
+        let header = try await ciphertextHeader(ciphertext, .reEncrypt, actor)
+        var plaintext = try await withUsableKey(header.keyID, .reEncrypt, admittedAs: .decrypt, purpose: .decrypt, caller: actor,
+                                                unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> [UInt8] in
+            try await open(ciphertext, header, under: key, context: sourceContext, event: &event)
+        }
+        defer { SecureZero.wipe(&plaintext) }
+        return try await withUsableKey(destinationKey, .reEncrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> EncryptResult in
+            try await seal(plaintext, under: key, context: destinationContext, event: &event)
+        }
+    }
+
+    /// The header of a ciphertext handed to `operation`; an unreadable one is refused and audited.
+    private func ciphertextHeader(_ ciphertext: [UInt8], _ operation: ServiceOperation, _ actor: Caller) async throws(KeywardError) -> CiphertextHeader {
+        do { return try CiphertextHeader(parsing: ciphertext) } catch {
+            throw await auditor.refusal(auditor.event(.key(operation), caller: actor), .crypto(error))
+        }
+    }
+
+    /// Seals `plaintext` under the admitted key's newest version.
+    private func seal(_ plaintext: [UInt8], under key: LoadedKey, context: EncryptionContext, event: inout AuditEvent) async throws(KeywardError) -> EncryptResult {
+        let version = try await versionForEncryption(key)
+        event.version = version.number
+        let id = key.row.id
+        do throws(KeywardCryptoError) {
+            let ciphertext = try version.material.seal(plaintext, keyID: id, version: version.number, context: context)
+            return EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number)
+        } catch {
+            throw .crypto(error)
+        }
+    }
+
+    /// Opens `ciphertext` with the admitted key's version its header names.
+    private func open(_ ciphertext: [UInt8], _ header: CiphertextHeader, under key: LoadedKey, context: EncryptionContext,
+                      event: inout AuditEvent) async throws(KeywardError) -> [UInt8] {
+        event.version = header.version
+        try checkDecryptable(key, header.version)
+        let version = try await records.loadVersion(key, header.version)
+        do throws(KeywardCryptoError) {
+            return try version.material.open(ciphertext, keyID: key.row.id, version: header.version, context: context)
+        } catch {
+            throw .crypto(error)
+        }
     }
 
     /// A fresh data key of `spec` (AES-256-GCM or ChaCha20-Poly1305), returned in plaintext and

@@ -89,6 +89,7 @@ extension ServerConfiguration {
             .string("host") { $1.host = $0 },
             .int("port", \.port),
             .bool("insecureHTTP", \.insecureHTTP),
+            .bool("insecureHTTPBeyondLoopback", \.insecureHTTPBeyondLoopback),
             .int("maxBodyBytes", \.maxBodyBytes),
             .double("rateLimit.requestsPerSecond", \.rateLimit.requestsPerSecond),
             .double("rateLimit.burst", \.rateLimit.burst),

@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var tls: TLSSettings?
     /// Serve plain HTTP (loopback benchmarks only); never the default.
     public var insecureHTTP = false
+    /// Allow `insecureHTTP` on an address that is not loopback (a TLS-terminating proxy on
+    /// another host); a second, explicit choice, never implied by the first.
+    public var insecureHTTPBeyondLoopback = false
     /// Largest request body in bytes.
     public var maxBodyBytes = 8 * 1024 * 1024
     /// Requests per second per principal (0: unlimited) and the burst above it.
@@ -115,6 +118,11 @@ public struct ServerConfiguration: Sendable, Equatable {
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }
         guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
         _ = try loggerLevel
+        if insecureHTTP && !insecureHTTPBeyondLoopback && !Self.isLoopback(host) {
+            throw .invalidArgument("plain HTTP on \(host), which is not a loopback address: tokens and plaintexts would cross the network in clear; "
+                                   + "listen on 127.0.0.1 or ::1, configure TLS, or also set insecureHTTPBeyondLoopback (--insecure-http-beyond-loopback) "
+                                   + "if a TLS-terminating proxy really fronts this address")
+        }
         if tls == nil && !insecureHTTP {
             throw .invalidArgument("no TLS certificate configured; set tls.certificate and tls.privateKey, use --dev, or pass --insecure-http for a loopback benchmark")
         }
@@ -131,6 +139,13 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw .invalidArgument("tls.clientPolicies needs tls.clientCA (the CA that issues client certificates)")
             }
         }
+    }
+
+    /// Whether `host` names only this machine: `localhost`, 127.0.0.0/8 or ::1.
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// The mTLS subjects' policies.
