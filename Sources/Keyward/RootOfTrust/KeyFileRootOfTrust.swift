@@ -14,22 +14,41 @@ public final class KeyFileRootOfTrust: RootOfTrust {
     /// - Throws: `rootOfTrustRejected` when the file is missing, not 32 bytes, or its permissions
     ///   are wider than 0600.
     public init(path: String) throws(KeywardError) {
+        // No symlinks (O_NOFOLLOW): the file named is the file read. Its mode and size are taken
+        // from the open descriptor, so nothing can be swapped in between the check and the read.
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw .rootOfTrustRejected(errno == ELOOP ? "the key file \(path) is a symbolic link; name the file itself" : "cannot read the key file \(path)")
+        }
+        defer { close(fd) }
         var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw .rootOfTrustRejected("cannot read the key file \(path)")
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw .rootOfTrustRejected("the key file \(path) is not a regular file")
         }
         guard info.st_mode & 0o077 == 0 else {
             throw .rootOfTrustRejected("the key file \(path) has mode \(String(info.st_mode & 0o777, radix: 8)); it must be 0600 or stricter (chmod 600 \(path))")
         }
-        guard var bytes = FileManager.default.contents(atPath: path).map([UInt8].init) else {
-            throw .rootOfTrustRejected("cannot read the key file \(path)")
+        guard info.st_size == 32 else {
+            throw .rootOfTrustRejected("the key file \(path) holds \(info.st_size) bytes; it must hold exactly 32 random bytes")
         }
-        defer { SecureZero.wipe(&bytes) }
-        guard bytes.count == 32 else {
-            throw .rootOfTrustRejected("the key file \(path) holds \(bytes.count) bytes; it must hold exactly 32 random bytes")
+        // Read straight into locked memory: the key never passes through an ordinary buffer.
+        let secret: SecretBytes
+        do {
+            secret = try SecretBytes(count: 32) { buffer in
+                var filled = 0
+                while filled < 32 {
+                    let got = read(fd, buffer.baseAddress! + filled, 32 - filled)
+                    guard got > 0 else { throw KeywardError.rootOfTrustRejected("cannot read the key file \(path)") }
+                    filled += got
+                }
+            }
+        } catch let error as KeywardError {
+            throw error
+        } catch {
+            throw .rootOfTrustRejected("cannot hold the key file's key: \(error)")
         }
         do {
-            let key = KeyWrappingRootKey(try SecretBytes(copying: bytes), rejection: "this key file is not the one the store was created with")
+            let key = KeyWrappingRootKey(secret, rejection: "this key file is not the one the store was created with")
             self.rootKey = key
             let fingerprint = try key.withBytes { (raw) throws(KeywardCryptoError) -> [UInt8] in
                 let derived = try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: [UInt8](), info: Array("keyward/v1/key-file-id".utf8), outputByteCount: 16)

@@ -39,6 +39,11 @@ public final class SQLiteKeyStore: KeyStore {
 
     /// Opens (creating if needed) the store at `path` and applies pending migrations.
     ///
+    /// A new store's file is created 0600 (SQLite gives its WAL and shared-memory files the same
+    /// mode), in a directory created 0700 if it does not exist. An existing store whose file, WAL
+    /// or shared-memory file group or others can read or write is refused: those files hold the
+    /// audit log, the key metadata and the token hashes (`StoreFilePermissions`).
+    ///
     /// - Throws: `StorageError.unavailable` when the file cannot be opened, is not a SQLite
     ///   database, or its schema cannot be migrated.
     ///
@@ -48,6 +53,7 @@ public final class SQLiteKeyStore: KeyStore {
     public init(path: String, auditDurability: AuditDurability = .eachBatch, walLimitBytes: Int = 256 << 20) throws(StorageError) {
         self.path = path
         self.auditDurability = auditDurability
+        try StoreFilePermissions.prepare(path)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
