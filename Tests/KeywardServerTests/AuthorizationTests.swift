@@ -3,7 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Keyward
 import KeywardCrypto
-import KeywardServer
+@testable import KeywardServer
 import Synchronization
 import Testing
 
@@ -68,7 +68,9 @@ struct AuthorizationTests {
 
     @Test("auth matrix: every route against no credential, a malformed, expired or revoked token, a policy that does not cover it, and one that does; every request audited")
     func authMatrix() async throws {
-        let fixture = try await ServerFixture.make()
+        // Five failed credentials per route from one peer: far past the failed-login limit, which
+        // `failedLoginFlood` tests on its own.
+        let fixture = try await ServerFixture.make { $0.failedLogins.burst = 1_000_000 }
         defer { fixture.remove() }
         let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
         let routes = try fixture.server.routeList().filter { !unaudited.contains($0.path) }
@@ -199,5 +201,51 @@ struct AuthorizationTests {
                 }
             }
         }
+    }
+
+    @Test("attack: a flood of bad tokens and unknown paths from one peer is refused early and cannot flood the audit log")
+    func failedLoginFlood() async throws {
+        let fixture = try await ServerFixture.make { $0.failedLogins = .init(perSecond: 0.01, burst: 10) }
+        defer { fixture.remove() }
+        let before = try await fixture.service.auditTail(10_000).count
+        try await fixture.application().test(.router) { client in
+            var statuses: [Int: Int] = [:]
+            for index in 0..<300 {
+                let reply = index % 2 == 0
+                    ? try await client.call(.post, "/v1/keys", token: "kw_guess\(index)", "{}")
+                    : try await client.call(.get, "/no/such/route/\(index)", token: nil)
+                statuses[Int(reply.status.code), default: 0] += 1
+            }
+            #expect(statuses[401] == 10 && statuses[429] == 290, "\(statuses)")
+            // Once over the limit, even a good token from that peer waits: the charge comes first.
+            let good = try await client.call(.get, "/v1/keys", token: fixture.rootToken)
+            #expect(good.status == .tooManyRequests && good.text.contains("failed authentications"))
+        }
+        let after = try await fixture.service.auditTail(10_000).count
+        #expect(after - before <= 12, "\(after - before) audit entries for 301 refused requests")
+    }
+
+    @Test("the failed-login table stays bounded under a flood of distinct peers, and good credentials cost nothing")
+    func failedLoginTableBounded() {
+        let limiter = RateLimiter(rate: 1, burst: 2, capacity: 100)
+        for index in 0..<10_000 { _ = limiter.admit("peer:10.0.\(index / 256).\(index % 256)") }
+        #expect(limiter.count <= 100)
+        // admit + refund (a good credential) never drains a peer's budget.
+        for _ in 0..<1_000 {
+            #expect(limiter.admit("peer:good") == nil)
+            limiter.refund("peer:good")
+        }
+        #expect(limiter.admit("peer:bad") == nil && limiter.admit("peer:bad") == nil && limiter.admit("peer:bad") != nil)
+    }
+
+    @Test("attack: X-Forwarded-For is believed only from a trusted proxy, and then only its nearest untrusted hop")
+    func forwardedForNeedsATrustedProxy() {
+        let peers = PeerAddress(trustedProxies: ["10.0.0.1", "10.0.0.2"])
+        #expect(peers.resolve(socket: "203.0.113.9", ["1.2.3.4"]) == "203.0.113.9")
+        #expect(peers.resolve(socket: "10.0.0.1", ["198.51.100.7"]) == "198.51.100.7")
+        #expect(peers.resolve(socket: "10.0.0.1", ["6.6.6.6, 198.51.100.7, 10.0.0.2"]) == "198.51.100.7")
+        #expect(peers.resolve(socket: "10.0.0.1", ["not-an-address"]) == "10.0.0.1")
+        #expect(peers.resolve(socket: "10.0.0.1", []) == "10.0.0.1")
+        #expect(peers.resolve(socket: nil, ["1.2.3.4"]) == nil)
     }
 }

@@ -37,6 +37,10 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     static func bodyTooLarge(_ limit: Int) -> APIError {
         APIError("body_too_large", .contentTooLarge, "the request body is larger than \(limit) bytes; use a data key for large data")
     }
+    static func tooManyFailures(_ retryAfter: Int) -> APIError {
+        APIError("rate_limited", .tooManyRequests, "too many failed authentications from this address; retry after \(retryAfter) s", retryAfter: retryAfter)
+    }
+
     static func rateLimited(_ retryAfter: Int) -> APIError {
         APIError("rate_limited", .tooManyRequests, "too many requests for this principal; retry after \(retryAfter) s", retryAfter: retryAfter)
     }

@@ -24,6 +24,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maxBodyBytes = 8 * 1024 * 1024
     /// Requests per second per principal (0: unlimited) and the burst above it.
     public var rateLimit = RateLimitSettings()
+    /// Failed authentications allowed per peer address.
+    public var failedLogins = FailedLoginSettings()
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the real peer. Empty (the
+    /// default): the socket's peer is the peer, and the header is ignored.
+    public var trustedProxies: [String] = []
     /// Most keys held unwrapped at once, and for how long.
     public var cache = CacheSettings()
     /// Seconds a verified token is remembered (revocation elsewhere takes this long to apply).
@@ -77,6 +82,24 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The failed-login limit per peer address: every authentication attempt is charged before
+    /// the credential is looked up and refunded when it succeeds.
+    public struct FailedLoginSettings: Sendable, Equatable {
+        /// Failed attempts per second a peer regains.
+        public var perSecond: Double = 1
+        /// Failed attempts a peer may make at once.
+        public var burst: Double = 20
+        /// Peers tracked at once (the oldest is forgotten beyond this).
+        public var peers = 100_000
+
+        /// Limits: 20 failures at once, then one a second.
+        public init(perSecond: Double = 1, burst: Double = 20, peers: Int = 100_000) {
+            self.perSecond = perSecond
+            self.burst = burst
+            self.peers = peers
+        }
+    }
+
     /// The unwrapped-key cache.
     public struct CacheSettings: Sendable, Equatable {
         /// Most keys held unwrapped.
@@ -113,6 +136,12 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         guard (1...10_000_000).contains(cache.capacity), (1...86_400).contains(cache.ttlSeconds) else {
             throw .invalidArgument("cache.capacity 1 to 10,000,000 and cache.ttlSeconds 1 to 86,400")
+        }
+        guard failedLogins.perSecond > 0, failedLogins.burst >= 1, (1...10_000_000).contains(failedLogins.peers) else {
+            throw .invalidArgument("failedLogins needs perSecond > 0, burst >= 1 and peers 1 to 10,000,000 (the limit cannot be turned off)")
+        }
+        for proxy in trustedProxies where !PeerAddress.isIPAddress(proxy) {
+            throw .invalidArgument("trustedProxies: '\(proxy)' is not an IP address")
         }
         guard (0...300).contains(tokenCacheSeconds) else { throw .invalidArgument("tokenCacheSeconds is 0 to 300") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }

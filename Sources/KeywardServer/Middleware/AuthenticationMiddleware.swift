@@ -12,13 +12,19 @@ import X509
 /// Then applies the principal's rate limit. Probes, metrics and the OpenAPI document need no
 /// credential; every other route does, and a request without a valid one gets 401.
 ///
-/// Failed attempts are rate limited per peer address before the token is even looked up, so a
-/// client guessing tokens is slowed down and cannot flood the audit log.
+/// Every attempt is charged to its peer address (see `trustedProxies`) before the token is
+/// looked up, and given back when it succeeds: a peer that has failed `failedLogins.burst` times
+/// gets 429 without any lookup, at most `failedLogins.perSecond` attempts a second after that,
+/// and cannot flood the audit log, since a 429 refused this early is one cheap entry per request
+/// admitted by the limit.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = KeywardRequestContext
 
     let tokens: TokenAuthenticator
+    /// Requests per authenticated principal.
     let limiter: RateLimiter
+    /// Failed authentications per peer address.
+    let failures: RateLimiter
     /// Subject (RFC 4514 string) to policy, for mTLS principals; empty when mTLS is off.
     let certificatePolicies: [String: AccessPolicy]
 
@@ -27,26 +33,23 @@ struct AuthenticationMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         var context = context
+        // Charged before the lookup; refunded below once the credential is good.
+        let peer = "peer:" + (context.peer ?? "unknown")
+        if let wait = failures.admit(peer) { throw APIError.tooManyFailures(wait) }
         if let header = request.headers[.authorization] {
             guard let text = Self.bearerToken(header) else {
                 throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
             }
-            do {
-                context.principal = try await tokens.authenticate(text)
-            } catch {
-                try admitFailure(context)
-                throw error
-            }
+            context.principal = try await tokens.authenticate(text)
         } else if !certificatePolicies.isEmpty, let subject = try await clientSubject(context) {
             guard let policy = certificatePolicies[subject] else {
-                try admitFailure(context)
                 throw APIError.unauthenticated("client certificate subject '\(subject)' has no policy; add it under tls.clientPolicies")
             }
             context.principal = Principal(name: "mtls:\(subject)", policy: policy)
         } else {
-            try admitFailure(context)
             throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
         }
+        failures.refund(peer)
         context.tracking?.authenticated(as: context.principal!.name)
         if let wait = limiter.admit(context.principal!.name) {
             throw APIError.rateLimited(wait)
@@ -69,10 +72,6 @@ struct AuthenticationMiddleware: RouterMiddleware {
         while index < utf8.endIndex, utf8[index] == 0x20 { index = utf8.index(after: index) }
         guard index < utf8.endIndex else { return nil }
         return String(header[index...])
-    }
-
-    private func admitFailure(_ context: Context) throws(APIError) {
-        if let wait = limiter.admit("peer:" + (context.peer ?? "unknown")) { throw APIError.rateLimited(wait) }
     }
 
     /// The verified client certificate's subject, if the connection is TLS with one. An HTTP/1.1

@@ -1,9 +1,12 @@
 import Foundation
 import Synchronization
 
-/// Token buckets per principal: `rate` requests per second on average, bursts up to `burst`.
-/// A rate of zero turns limiting off. The table is bounded: idle buckets are dropped when it
-/// grows past `capacity`.
+/// Token buckets per name (a principal, or a peer address): `rate` requests per second on
+/// average, bursts up to `burst`. A rate of zero turns limiting off.
+///
+/// The table holds at most `capacity` buckets. When a new name arrives at a full table one
+/// bucket is evicted in constant time (the first in the dictionary's order), so neither a flood
+/// of new names nor a full table makes a request scan the table under the lock.
 final class RateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
@@ -18,21 +21,22 @@ final class RateLimiter: Sendable {
     init(rate: Double, burst: Double, capacity: Int = 100_000) {
         self.rate = rate
         self.burst = max(burst, 1)
-        self.capacity = capacity
+        self.capacity = max(capacity, 1)
     }
 
-    /// Nil when the request may proceed; otherwise the whole seconds to wait.
-    func admit(_ principal: String) -> Int? {
+    /// Takes one token for `name`. Nil when the request may proceed; otherwise the whole
+    /// seconds to wait.
+    func admit(_ name: String) -> Int? {
         guard rate > 0 else { return nil }
         let now = ContinuousClock.now
         return buckets.withLock { buckets -> Int? in
-            if buckets.count >= capacity, buckets[principal] == nil {
-                buckets = buckets.filter { $0.value.updated.duration(to: now) < .seconds(burst / rate) }
+            if buckets[name] == nil, buckets.count >= capacity {
+                buckets.remove(at: buckets.startIndex)
             }
-            var bucket = buckets[principal] ?? Bucket(tokens: burst, updated: now)
+            var bucket = buckets[name] ?? Bucket(tokens: burst, updated: now)
             bucket.tokens = min(burst, bucket.tokens + bucket.updated.duration(to: now).seconds * rate)
             bucket.updated = now
-            defer { buckets[principal] = bucket }
+            defer { buckets[name] = bucket }
             if bucket.tokens >= 1 {
                 bucket.tokens -= 1
                 return nil
@@ -40,4 +44,18 @@ final class RateLimiter: Sendable {
             return max(1, Int(((1 - bucket.tokens) / rate).rounded(.up)))
         }
     }
+
+    /// Gives back the token `admit` took for `name` (the attempt it paid for succeeded).
+    func refund(_ name: String) {
+        guard rate > 0 else { return }
+        buckets.withLock { buckets in
+            if var bucket = buckets[name] {
+                bucket.tokens = min(burst, bucket.tokens + 1)
+                buckets[name] = bucket
+            }
+        }
+    }
+
+    /// Buckets held now (for tests of the bound).
+    var count: Int { buckets.withLock { $0.count } }
 }

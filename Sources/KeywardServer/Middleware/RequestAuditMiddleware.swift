@@ -15,6 +15,10 @@ struct RequestAuditMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let response = try await next(request, context)
         guard let tracking = context.tracking, !tracking.receipt.isMarked, !Self.unaudited.contains(request.uri.path) else { return response }
+        // A peer over its failed-login limit is refused before any lookup and not audited one
+        // request at a time (that would let anyone flood the log); the failures that brought it
+        // there were audited, and the refusals are counted in the metrics as 429s.
+        if tracking.principal == nil, tracking.error?.code == "rate_limited" { return response }
         let status = response.status.code
         let outcome: AuditOutcome = status < 400 ? .ok : status < 500 ? .denied : .error
         do {

@@ -4,10 +4,13 @@ import HTTPTypes
 import Synchronization
 
 /// The outermost middleware: gives each request its tracking record (an id, the time it
-/// started, the audit receipt) and echoes the id as `X-Request-Id`. The id is in the request's
-/// log line and its audit entry.
+/// started, the peer address, the audit receipt) and echoes the id as `X-Request-Id`. The id is
+/// in the request's log line and its audit entry.
 struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = KeywardRequestContext
+
+    /// How the peer address is found (the socket's, or a trusted proxy's `X-Forwarded-For`).
+    let peers: PeerAddress
 
     private static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
@@ -23,7 +26,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let tracking = RequestTracking(id: Self.nextID())
+        let tracking = RequestTracking(id: Self.nextID(), peer: peers.resolve(socket: context.remoteAddress?.ipAddress, request.headers[values: .xForwardedFor]))
         var context = context
         context.tracking = tracking
         var response = try await next(request, context)
@@ -33,6 +36,9 @@ struct RequestIDMiddleware: RouterMiddleware {
 }
 
 extension HTTPField.Name {
+    /// `X-Forwarded-For`: the client address a reverse proxy saw.
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+
     /// `X-Request-Id`: the id under which the request is logged and audited.
     static let requestID = HTTPField.Name("X-Request-Id")!
 }

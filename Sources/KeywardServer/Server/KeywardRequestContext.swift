@@ -24,8 +24,9 @@ public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext
     /// The peer's socket address.
     public var remoteAddress: SocketAddress? { channel.remoteAddress }
 
-    /// The peer's address as audit entries show it (no port).
-    var peer: String? { remoteAddress?.ipAddress }
+    /// The peer's address as audit entries and the failed-login limit see it (no port): the
+    /// socket's, or the client a trusted proxy names (`PeerAddress`).
+    var peer: String? { tracking?.peer ?? remoteAddress?.ipAddress }
 
     /// The `Caller` for `KeyService`: the principal and its policy, the request id, the peer and
     /// the route; its receipt tells `RequestAuditMiddleware` that the library audited.
@@ -61,7 +62,13 @@ final class RequestTracking: Sendable {
     let receipt = AuditReceipt()
     private let state = Mutex<(principal: String?, error: APIError?)>((nil, nil))
 
-    init(id: String) { self.id = id }
+    /// The peer address (`PeerAddress.resolve`).
+    let peer: String?
+
+    init(id: String, peer: String?) {
+        self.id = id
+        self.peer = peer
+    }
 
     /// Records the authenticated principal's name.
     func authenticated(as principal: String) { state.withLock { $0.principal = principal } }

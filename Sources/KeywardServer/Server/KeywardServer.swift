@@ -39,7 +39,7 @@ public struct KeywardServer: Sendable {
     func makeRoutes() throws(KeywardError) -> Router<KeywardRequestContext> {
         let router = Router(context: KeywardRequestContext.self)
         // Outermost first: each concern is one middleware (Middleware/).
-        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: RequestIDMiddleware(peers: PeerAddress(trustedProxies: Set(configuration.trustedProxies))))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: RequestAuditMiddleware(service: service))
@@ -47,6 +47,7 @@ public struct KeywardServer: Sendable {
         router.add(middleware: AuthenticationMiddleware(
             tokens: TokenAuthenticator(service: service, ttl: .seconds(configuration.tokenCacheSeconds)),
             limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
+            failures: RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers),
             certificatePolicies: try configuration.certificatePolicies()))
         let body = BodyReader(limit: configuration.maxBodyBytes)
         SystemRoutes.register(router, service: service, metrics: metrics, draining: shutdown)
