@@ -176,6 +176,18 @@ struct KeywardClientTests {
         await #expect(throws: KeywardClientError.self) { _ = try await uncached.open(message, context: ["file": "b"]) }
         await #expect(throws: KeywardClientError.self) { _ = try await uncached.open(Array(message.prefix(30)), context: ["file": "a"]) }
         await #expect(throws: KeywardClientError.self) { _ = try await uncached.open([1, 2, 3], context: [:]) }
+
+        // Attack: a message sealed under another key this credential can also use is refused by
+        // an encryptor for "files", not opened.
+        _ = try await client.createKey(aliases: ["other"])
+        let foreign = try await EnvelopeEncryptor(client: client, key: "other").seal([9, 9], context: ["file": "a"])
+        do {
+            _ = try await uncached.open(foreign, context: ["file": "a"])
+            Issue.record("an envelope under another key was opened")
+        } catch {
+            guard case .invalidEnvelope = error else { Issue.record("\(error)"); return }
+        }
+        #expect(try await EnvelopeEncryptor(client: client, key: "other").open(foreign, context: ["file": "a"]) == [9, 9])
         try await client.shutdown()
         try await live.stop()
     }

@@ -48,7 +48,7 @@ public final class EnvelopeEncryptor: Sendable {
         }
     }
 
-    /// Decrypts a message made by `seal` with the same `context`.
+    /// Decrypts a message made by `seal` with the same `context`, under this encryptor's key.
     ///
     /// - Throws: `invalidEnvelope` for a malformed or altered message or a wrong context (the
     ///   service refuses to open the data key, or the local ciphertext does not authenticate).
@@ -60,13 +60,15 @@ public final class EnvelopeEncryptor: Sendable {
         let bodyStart = 6 + length
         guard message.count >= bodyStart else { throw .invalidEnvelope("truncated message") }
         let sealed = Array(message[6..<bodyStart])
-        let identity = SHA256Hash.hash(concatenating: sealed, Array(Self.slot("", context).utf8))
+        let identity = SHA256Hash.hash(concatenating: sealed, Array(Self.slot(key, context).utf8))
         let dataKey: CachedDataKey
         if let cached = cache?.opened(identity) {
             dataKey = cached
         } else {
             let plaintext: [UInt8]
-            do { plaintext = try await client.decrypt(sealed, context: context) } catch {
+            // The service opens the data key only if it was sealed under this encryptor's key: a
+            // message under any other key the credential can use is refused, not decrypted.
+            do { plaintext = try await client.decrypt(sealed, key: key, context: context) } catch {
                 if case .api(let code, _, _) = error, code == "invalid_ciphertext" || code == "invalid_request" {
                     throw .invalidEnvelope("the data key does not open (altered message or wrong context): \(error)")
                 }
