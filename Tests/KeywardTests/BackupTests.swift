@@ -61,6 +61,41 @@ struct BackupTests {
         }
     }
 
+    @Test("attack: a backup header asking for 4 GiB × 64 lanes of Argon2 (or any cost past the caps) is refused before any derivation")
+    func backupKDFCapped() async throws {
+        let source = try await Self.source()
+        defer { source.fixture.remove() }
+        let bundle = try await source.fixture.service.createBackup(protection: .passphrase(Passphrase(SecretBytes(copying: Array("backup pass".utf8))), Self.kdf), actor: .owner("t"))
+        let salt = [UInt8](repeating: 7, count: 16)
+        let demands: [KDFParameters.Algorithm] = [
+            .argon2id(memoryKiB: 4 * 1024 * 1024, iterations: 3, parallelism: 64),
+            .argon2id(memoryKiB: 2 * 1024 * 1024, iterations: 3, parallelism: 4),
+            .argon2id(memoryKiB: 64 * 1024, iterations: 1_000_000, parallelism: 4),
+            .scrypt(cost: 1 << 24, blockSize: 8, parallelism: 1),
+            .pbkdf2SHA256(iterations: 2_000_000_000),
+        ]
+        for demand in demands {
+            var header = bundle.header
+            header.kdf = KDFParameters(algorithm: demand, salt: salt)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.dateEncodingStrategy = .secondsSince1970
+            let headerBytes = [UInt8](try encoder.encode(header))
+            let original = bundle.bytes
+            let oldLength = original[9..<13].reduce(0) { $0 << 8 | Int($1) }
+            var forged = Array(original[0..<9])
+            forged += [UInt8(headerBytes.count >> 24 & 0xFF), UInt8(headerBytes.count >> 16 & 0xFF), UInt8(headerBytes.count >> 8 & 0xFF), UInt8(headerBytes.count & 0xFF)]
+            forged += headerBytes + original[(13 + oldLength)...]
+            #expect(try BackupBundle(parsing: forged).header.kdf?.algorithm == demand)
+            do {
+                _ = try KeyService.openBackup(forged, passphrase: SecretBytes(copying: Array("backup pass".utf8)))
+                Issue.record("a bundle demanding \(demand) was opened")
+            } catch let error as KeywardError {
+                #expect(error.description.contains("outside Keyward's bounds"), "\(demand): \(error.description)")
+            }
+        }
+    }
+
     func wrongPassphraseError(_ bundle: BackupBundle) -> KeywardError {
         do {
             let wrong = try SecretBytes(copying: Array("wrong".utf8))

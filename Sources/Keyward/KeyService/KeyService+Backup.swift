@@ -148,6 +148,10 @@ extension KeyService {
         guard bundle.header.protection == "passphrase", let kdf = bundle.header.kdf, let wrapped = bundle.header.wrappedKey else {
             throw .invalidArgument("this backup is protected by a \(bundle.header.protection) recipient key, not a passphrase")
         }
+        // The record comes from the file: outside Keyward's bounds it is refused before any work.
+        do { try kdf.validate() } catch {
+            throw .integrityFailure("the backup's KDF parameters are outside Keyward's bounds (\(error)); the header may have been altered")
+        }
         let bundleKey: SecretBytes
         do {
             let wrapping = try PassphraseKDF.deriveKey(passphrase: passphrase, parameters: kdf)

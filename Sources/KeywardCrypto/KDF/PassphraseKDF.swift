@@ -68,8 +68,23 @@ public struct KDFParameters: Sendable, Hashable, Codable {
         public static let saltBytes = 16
     }
 
+    /// Keyward's maximums. KDF records arrive from outside (a backup bundle, a store header that
+    /// anyone with the file can edit), so a record above these is refused before any derivation:
+    /// no file can make Keyward allocate gigabytes or spin for hours.
+    public enum Maximum {
+        /// Argon2id: 1 GiB, t = 32, p = 16.
+        public static let argon2idMemoryKiB: UInt32 = 1024 * 1024
+        public static let argon2idIterations: UInt32 = 32
+        public static let argon2idParallelism: UInt32 = 16
+        /// scrypt: 128·N·r up to 1 GiB, p up to 16.
+        public static let scryptMemoryBytes = 1 << 30
+        public static let scryptParallelism = 16
+        /// PBKDF2-HMAC-SHA-256: 10,000,000 iterations.
+        public static let pbkdf2Iterations = 10_000_000
+    }
+
     /// Throws `weakKDFParameters` naming the first cost below Keyward's minimum, or
-    /// `invalidParameter` for values the KDF cannot take.
+    /// `invalidParameter` for values above Keyward's maximum or that the KDF cannot take.
     public func validate() throws(KeywardCryptoError) {
         guard salt.count >= Minimum.saltBytes, salt.count <= 64 else {
             throw .weakKDFParameters(reason: "salt is \(salt.count) bytes; use 16 to 64 random bytes")
@@ -85,11 +100,14 @@ public struct KDFParameters: Sendable, Hashable, Codable {
             guard iterations >= Minimum.argon2idIterations else {
                 throw .weakKDFParameters(reason: "Argon2id iterations \(iterations) is below \(Minimum.argon2idIterations)")
             }
-            guard (1...64).contains(parallelism) else {
-                throw .invalidParameter(name: "Argon2id parallelism", reason: "\(parallelism); choose 1 to 64")
+            guard (1...Maximum.argon2idParallelism).contains(parallelism) else {
+                throw .invalidParameter(name: "Argon2id parallelism", reason: "\(parallelism); choose 1 to \(Maximum.argon2idParallelism)")
             }
-            guard memory <= 4 * 1024 * 1024 else {
-                throw .invalidParameter(name: "Argon2id memory", reason: "\(memory) KiB; at most 4 GiB")
+            guard memory <= Maximum.argon2idMemoryKiB else {
+                throw .invalidParameter(name: "Argon2id memory", reason: "\(memory) KiB; at most \(Maximum.argon2idMemoryKiB) KiB (1 GiB)")
+            }
+            guard iterations <= Maximum.argon2idIterations else {
+                throw .invalidParameter(name: "Argon2id iterations", reason: "\(iterations); at most \(Maximum.argon2idIterations)")
             }
         case .scrypt(let cost, let blockSize, let parallelism):
             guard cost > 1, cost & (cost - 1) == 0 else {
@@ -98,15 +116,16 @@ public struct KDFParameters: Sendable, Hashable, Codable {
             guard cost >= Minimum.scryptCost, blockSize >= Minimum.scryptBlockSize else {
                 throw .weakKDFParameters(reason: "scrypt N = \(cost), r = \(blockSize) is below N = 2^15, r = 8")
             }
-            guard (1...16).contains(parallelism), 128 * cost * blockSize <= 1 << 32 else {
-                throw .invalidParameter(name: "scrypt parameters", reason: "p must be 1 to 16 and 128·N·r at most 4 GiB")
+            guard (1...Maximum.scryptParallelism).contains(parallelism), cost <= Maximum.scryptMemoryBytes, blockSize <= Maximum.scryptMemoryBytes,
+                  128 * cost * blockSize <= Maximum.scryptMemoryBytes else {
+                throw .invalidParameter(name: "scrypt parameters", reason: "p must be 1 to \(Maximum.scryptParallelism) and 128·N·r at most 1 GiB")
             }
         case .pbkdf2SHA256(let iterations):
             guard iterations >= Minimum.pbkdf2Iterations else {
                 throw .weakKDFParameters(reason: "PBKDF2 iterations \(iterations) is below \(Minimum.pbkdf2Iterations)")
             }
-            guard iterations <= 100_000_000 else {
-                throw .invalidParameter(name: "PBKDF2 iterations", reason: "\(iterations); at most 100,000,000")
+            guard iterations <= Maximum.pbkdf2Iterations else {
+                throw .invalidParameter(name: "PBKDF2 iterations", reason: "\(iterations); at most \(Maximum.pbkdf2Iterations)")
             }
         }
     }
