@@ -168,4 +168,25 @@ struct LiveServerTests {
         }
         try await client.shutdown()
     }
+
+    @Test("the server destroys a key on its date with no request touching it (the maintenance scheduler)")
+    func scheduledDestructionWithoutRequests() async throws {
+        let fixture = try await ServerFixture.make { $0.maintenanceIntervalSeconds = 1 }
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
+        _ = try await fixture.service.transition(key: key.description, .disable, actor: .owner("test"))
+        _ = try await fixture.service.transition(key: key.description, .scheduleDestruction, waitingDays: 7, actor: .owner("test"))
+        fixture.clock.advance(by: 8 * 86_400)
+        let live = try await LiveServer.start(fixture.server)
+        var destroyed = false
+        // Bounded: up to 10 s for a sweep that runs every second.
+        for _ in 0..<100 where !destroyed {
+            try await Task.sleep(for: .milliseconds(100))
+            destroyed = try await fixture.service.auditTail(50).contains {
+                $0.event.operation == "destroy" && $0.event.keyID == key && $0.event.actor == SystemJob.scheduledDestruction.principal
+            }
+        }
+        #expect(destroyed, "no scheduled destruction within 10 s")
+        try await live.stop()
+    }
 }

@@ -18,6 +18,9 @@ public final class BackupKey: Sendable {
 
     /// The versions the backup holds.
     public var versionNumbers: [UInt32] { versions.map(\.number) }
+
+    /// Whether any version carries material (false when every version is a tombstone).
+    public var holdsMaterial: Bool { versions.contains { $0.material != nil } }
 }
 
 final class BackupVersion: Sendable {
@@ -65,11 +68,17 @@ public final class Passphrase: Sendable {
 
 extension KeyService {
     /// Writes one encrypted, integrity-protected bundle of every key that allows backup
-    /// (signing keys only when created with backup allowed). Destroyed versions travel as
+    /// (signing keys only when created with backup allowed). Due maintenance runs first, so a
+    /// key past its destruction date is destroyed, not backed up; destroyed versions travel as
     /// tombstones, never as material.
     public func createBackup(protection: BackupProtection, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> BackupBundle {
         try await auditor.audited(.createBackup, caller: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
             try Self.requireOwner(actor, .export)
+            // Keys past their destruction date are destroyed first, so their material stays out.
+            let maintenance = try await runMaintenance()
+            guard maintenance.failures.isEmpty else {
+                throw .storeState("maintenance before the backup failed, so due destructions may not have happened: \(maintenance.failures.joined(separator: "; "))")
+            }
             var payload: [UInt8] = []
             defer { SecureZero.wipe(&payload) }
             var count = 0

@@ -3,7 +3,8 @@ import KeywardCrypto
 import KeywardStorage
 
 extension KeyService {
-    /// Rotates the storage KEK: a new random KEK, wrapped by `root`; every key version re-sealed
+    /// Rotates the storage KEK after running due maintenance (a key past its destruction date is
+    /// destroyed, not re-sealed): a new random KEK, wrapped by `root`; every key version re-sealed
     /// under it and every row and audit batch MAC'd under its derived keys, in one transaction.
     /// A failure or crash before the commit leaves the store as it was, usable with the old KEK.
     ///
@@ -12,6 +13,11 @@ extension KeyService {
     public func rotateKEK(root: any RootOfTrust, actor: Caller, progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> KeyService {
         guard root.kind == header.rootOfTrust else {
             throw .rootOfTrustRejected("the store's root of trust is \(header.rootOfTrust), not \(root.kind)")
+        }
+        // Keys past their destruction date are destroyed first, not re-sealed under the new KEK.
+        let maintenance = try await runMaintenance()
+        guard maintenance.failures.isEmpty else {
+            throw .storeState("maintenance before the KEK rotation failed: \(maintenance.failures.joined(separator: "; "))")
         }
         let newID = KeyID()
         let newKEK: SecretBytes

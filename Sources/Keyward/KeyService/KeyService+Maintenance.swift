@@ -2,11 +2,51 @@ import Foundation
 import KeywardCrypto
 import KeywardStorage
 
+/// What one maintenance sweep did.
+public struct MaintenanceReport: Sendable, Hashable {
+    /// Keys examined.
+    public var keys = 0
+    /// Keys destroyed because their destruction date had passed.
+    public var destroyed = 0
+    /// Keys rotated because their rotation period had passed.
+    public var rotated = 0
+    /// Keys whose maintenance failed, with the reason (the sweep goes on past them).
+    public var failures: [String] = []
+}
+
 /// Maintenance: the work a key's own schedule makes due (its destruction date, its rotation
-/// period). It runs on the first access after it falls due, in the pipeline's step 5, under
-/// Keyward's own `SystemJob` callers, so no caller needs to be granted it and no key is used
-/// past its schedule.
+/// period). It runs under Keyward's own `SystemJob` callers, so no caller needs to be granted
+/// it, in three places: on the first access after it falls due (the pipeline's step 5, so no
+/// key is ever used past its schedule); in a sweep, `runMaintenance()`, which `keyward serve`
+/// runs on a timer and `keyward maintain` runs once, so it happens on time with no request
+/// involved; and before a backup or a KEK rotation, so neither carries material that is due to
+/// be destroyed.
 extension KeyService {
+    /// Destroys every key whose destruction date has passed and rotates every key whose
+    /// rotation is due, now, whether or not anyone uses them.
+    public func runMaintenance() async throws(KeywardError) -> MaintenanceReport {
+        var report = MaintenanceReport()
+        var cursor: KeyID? = nil
+        repeat {
+            let after = cursor
+            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: after, limit: 500) })
+            for row in rows {
+                report.keys += 1
+                do throws(KeywardError) {
+                    let key = try await records.load(row.id)
+                    guard maintenanceDue(key) else { continue }
+                    let wasDestruction = key.metadata.state == .pendingDestruction
+                    let after = try await maintain(key)
+                    if wasDestruction, after.metadata.state == .destroyed { report.destroyed += 1 } else if !wasDestruction { report.rotated += 1 }
+                } catch {
+                    report.failures.append("key \(row.id): \(error.description)")
+                }
+            }
+            cursor = rows.count == 500 ? rows.last?.id : nil
+        } while cursor != nil
+        return report
+    }
+
     /// Whether `key` has a destruction or rotation due now.
     func maintenanceDue(_ key: LoadedKey) -> Bool {
         let now = clock.now

@@ -102,6 +102,7 @@ extension ServerConfiguration {
             .int("tokenCacheSeconds", \.tokenCacheSeconds),
             .string("logLevel") { $1.logLevel = $0 },
             .int("shutdownGraceSeconds", \.shutdownGraceSeconds),
+            .int("maintenanceIntervalSeconds", \.maintenanceIntervalSeconds),
             .int("auditSyncMilliseconds", \.auditSyncMilliseconds),
             .string("store") { $1.store = $0 },
             .string("keyFile") { $1.keyFile = $0 },

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var tokenCacheSeconds = 5
     /// swift-log level: trace, debug, info (one line per request), notice, warning, error.
     public var logLevel = "notice"
+    /// Seconds between maintenance sweeps (due destructions and rotations, with no request
+    /// involved).
+    public var maintenanceIntervalSeconds = 60
     /// Seconds in-flight requests get to finish after SIGTERM.
     public var shutdownGraceSeconds = 10
     /// Milliseconds within which an audit batch is fsync'ed; 0 fsyncs every batch before its
@@ -144,6 +147,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             throw .invalidArgument("trustedProxies: '\(proxy)' is not an IP address")
         }
         guard (0...300).contains(tokenCacheSeconds) else { throw .invalidArgument("tokenCacheSeconds is 0 to 300") }
+        guard (1...86_400).contains(maintenanceIntervalSeconds) else { throw .invalidArgument("maintenanceIntervalSeconds is 1 to 86,400") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }
         guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
         _ = try loggerLevel

@@ -85,7 +85,8 @@ public struct KeywardServer: Sendable {
             let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, logger: logger)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
-        return ServiceBundle(services: [server, DrainWatcher(state: shutdown, logger: logger)], logger: logger)
+        let maintenance = MaintenanceScheduler(service: service, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)
+        return ServiceBundle(services: [server, DrainWatcher(state: shutdown, logger: logger), maintenance], logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT, then stops accepting connections, reports not-ready, and
