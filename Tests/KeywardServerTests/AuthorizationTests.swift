@@ -83,7 +83,14 @@ struct AuthorizationTests {
         let requestIDs = Mutex<[String]>([])
         try await fixture.application().test(.router) { client in
             for route in routes {
-                let keys = try await Keys.make(fixture, wrapping: wrapping)
+                let made = try await Keys.make(fixture, wrapping: wrapping)
+                // Naming a key needs a grant on the alias scope the name falls in (a key-id grant is
+                // not enough); an import wrapping key serves only the principal it was issued to.
+                let insiderToken = try await fixture.token(made.all.map { "*:key=\($0)" } + ["create,random:*", "update:alias=matrix-alias"], principal: "insider")
+                let insiderWrapping = try await fixture.service.createImportWrappingKey(
+                    hours: 1, actor: .principal("token:\(insiderToken.record.id):insider", policy: insiderToken.record.policy)).keyID.description
+                let keys = Keys(aes: made.aes, signer: made.signer, hmac: made.hmac, agreement: made.agreement, kem: made.kem,
+                                wrapping: insiderWrapping, ciphertext: made.ciphertext)
                 // Pre-existing alias for the alias routes.
                 try await fixture.service.setAlias("matrix-alias", key: keys.aes, actor: .owner("test"))
                 let (path, body) = try keys.request(route.method, route.path)
@@ -106,8 +113,7 @@ struct AuthorizationTests {
                 } else {
                     try await check(outsider, expect: { $0.status == .forbidden && $0.errorCode == "access_denied" }, "a policy that does not cover it")
                 }
-                // Naming a key needs a grant on the alias scope the name falls in (a key-id grant is not enough).
-                let insider = try await fixture.token(keys.all.map { "*:key=\($0)" } + ["create,random:*", "update:alias=matrix-alias"], principal: "insider").text
+                let insider = insiderToken.text
                 try await check(insider, expect: { ![401, 403].contains($0.status.code) && $0.status.code < 500 }, "a policy that covers it")
             }
         }

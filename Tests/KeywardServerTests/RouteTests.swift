@@ -146,15 +146,20 @@ struct RouteTests {
             let wrappingKey = try PublicKey(spec: .rsa3072OAEPSHA256, bytes: wrapping.bytes("publicKey"))
             let material = try SecretBytes.random(count: 32)
             let wrapped = try ImportWrapping.wrap(material, to: wrappingKey)
-            let imported = try await client.call(.post, "/v1/keys/import", token: token,
-                                                 #"{"wrappingKeyId":"\#(wrapping.string("keyId"))","wrappedMaterial":"\#(b64(wrapped))","key":{"spec":"AES-256-GCM","aliases":["byok"]}}"#)
-            #expect(imported.status == .created && imported.string("origin") == "imported")
-            #expect(try await client.call(.post, "/v1/keys/byok/encrypt", token: token, #"{"plaintext":"AQID"}"#).status == .ok)
+            // A tampered blob is refused and does not use the wrapping key up.
             var tampered = wrapped
             tampered[10] ^= 1
             let refused = try await client.call(.post, "/v1/keys/import", token: token,
                                                 #"{"wrappingKeyId":"\#(wrapping.string("keyId"))","wrappedMaterial":"\#(b64(tampered))","key":{"spec":"AES-256-GCM"}}"#)
             #expect(refused.status == .badRequest)
+            let imported = try await client.call(.post, "/v1/keys/import", token: token,
+                                                 #"{"wrappingKeyId":"\#(wrapping.string("keyId"))","wrappedMaterial":"\#(b64(wrapped))","key":{"spec":"AES-256-GCM","aliases":["byok"]}}"#)
+            #expect(imported.status == .created && imported.string("origin") == "imported")
+            #expect(try await client.call(.post, "/v1/keys/byok/encrypt", token: token, #"{"plaintext":"AQID"}"#).status == .ok)
+            // It serves one import: a second is refused.
+            let again = try await client.call(.post, "/v1/keys/import", token: token,
+                                              #"{"wrappingKeyId":"\#(wrapping.string("keyId"))","wrappedMaterial":"\#(b64(wrapped))","key":{"spec":"AES-256-GCM"}}"#)
+            #expect(again.status.code >= 400 && again.status.code < 500 && again.status != .created)
         }
     }
 

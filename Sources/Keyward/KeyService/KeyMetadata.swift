@@ -35,6 +35,9 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     public var origin: String
     /// After this time the key refuses every use (import wrapping keys expire after 24 hours).
     public var expiresAt: Date?
+    /// For an import wrapping key: the principal it was issued to. Set only by
+    /// `createImportWrappingKey`; no request can set it, and the MAC over the metadata keeps it.
+    public var importWrappingFor: String?
 }
 
 /// A key version's own metadata: what the `key_versions` row's body holds.

@@ -44,9 +44,8 @@ extension KeyService {
 
     /// Creates a key with freshly generated material (version 1).
     public func createKey(_ request: CreateKeyRequest, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let material: KeyMaterial
-        do { material = try KeyMaterial.generate(request.spec) } catch { throw .crypto(error) }
-        return try await insertKey(request, material: material, origin: "keyward", actor: actor)
+        let generated = try await MaterialGeneration.generate(request.spec)
+        return try await insertKey(request, material: generated.material, origin: "keyward", actor: actor)
     }
 
     /// Creates a key from caller-supplied material (bring your own key).
@@ -57,7 +56,8 @@ extension KeyService {
         return try await insertKey(request, material: material, origin: "imported", actor: actor)
     }
 
-    private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
+    private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, importWrappingFor: String? = nil,
+                           actor: Caller) async throws(KeywardError) -> KeyDescription {
         try Self.validate(request)
         let id = KeyID()
         return try await auditor.audited(.key(.create), caller: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
@@ -69,7 +69,7 @@ extension KeyService {
                 rotationPeriodDays: request.rotationPeriodDays,
                 nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
                 currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
-                expiresAt: request.expiresAt)
+                expiresAt: request.expiresAt, importWrappingFor: importWrappingFor)
             if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases))
                 || !request.aliases.allSatisfy({ policy.allowsNaming($0, for: .create) }) {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
@@ -232,9 +232,8 @@ extension KeyService {
         var metadata = key.metadata
         metadata.currentVersion += 1
         if let days = metadata.rotationPeriodDays { metadata.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400) }
-        let material: KeyMaterial
-        do { material = try KeyMaterial.generate(metadata.spec) } catch { throw .crypto(error) }
-        let sealed = try protection.seal(material, keyID: id, version: metadata.currentVersion)
+        let generated = try await MaterialGeneration.generate(metadata.spec)
+        let sealed = try protection.seal(generated.material, keyID: id, version: metadata.currentVersion)
         let version = try records.versionRow(keyID: id, version: metadata.currentVersion, sealed: sealed,
                                          metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
         let row = try records.keyRow(metadata, revision: key.row.revision + 1)
@@ -251,7 +250,7 @@ extension KeyService {
         let alias = try Self.validAlias(name)
         let id = try await resolve(reference, for: .update, caller: actor)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
-            let key = try await authorizedKey(id, for: .update, caller: actor)
+            _ = try await authorizedKey(id, for: .update, caller: actor)
             // The new name must fall in an alias scope the caller may update, so no one plants a
             // key inside another principal's alias scope.
             if let policy = actor.policy, !policy.allowsNaming(alias, for: .update) {
@@ -332,43 +331,58 @@ public struct ImportWrappingKey: Sendable, Hashable {
 }
 
 extension KeyService {
-    /// The tag that marks a store-issued import wrapping key.
-    static let importWrappingTag = ("keyward:purpose", "import-wrapping")
-
-    /// Issues an RSA-3072-OAEP-SHA256 wrapping key for bringing key material in; it expires
-    /// after `hours` (1 to 24).
+    /// Issues an RSA-3072-OAEP-SHA256 wrapping key for bringing key material in, bound to the
+    /// caller's principal. It expires after `hours` (1 to 24), when maintenance destroys it, and
+    /// it is destroyed by the one import it serves.
     public func createImportWrappingKey(hours: Int = 24, actor: Caller) async throws(KeywardError) -> ImportWrappingKey {
         guard (1...24).contains(hours) else { throw .invalidArgument("wrapping keys live 1 to 24 hours, not \(hours)") }
         try authorizeSomewhere(.create, actor)
         let expiry = clock.now.addingTimeInterval(Double(hours) * 3600)
-        let created = try await createKey(CreateKeyRequest(
-            spec: .rsa3072OAEPSHA256, tags: [Self.importWrappingTag.0: Self.importWrappingTag.1],
-            description: "import wrapping key", backupAllowed: false, expiresAt: expiry), actor: actor.internalStep)
+        let generated = try await MaterialGeneration.generate(.rsa3072OAEPSHA256)
+        let created = try await insertKey(CreateKeyRequest(spec: .rsa3072OAEPSHA256, description: "import wrapping key", backupAllowed: false, expiresAt: expiry),
+                                          material: generated.material, origin: "keyward", importWrappingFor: actor.principal, actor: actor.internalStep)
         return ImportWrappingKey(keyID: created.metadata.id, publicKey: try await publicKey(key: created.metadata.id.description, actor: actor.internalStep), expiresAt: expiry)
     }
 
     /// Creates a key from material wrapped (RSA-OAEP-SHA-256 + AES-KWP) to a store-issued
     /// wrapping key.
     ///
-    /// - Throws: `notPermitted` when `wrappingKey` is not an unexpired import wrapping key;
+    /// The wrapping key must have been issued by `createImportWrappingKey` (a field no request
+    /// can set, not a tag) to this caller's principal (the store's owner may use any), must not
+    /// have expired, and serves one import: it is destroyed, by compare-and-swap, before the
+    /// imported key is stored, so two imports racing on it cannot both succeed.
+    ///
+    /// - Throws: `notPermitted` when `wrappingKey` is not an unexpired import wrapping key or was
+    ///   used already; `accessDenied` when it was issued to another principal;
     ///   `crypto(.invalidCiphertext)` when the blob does not unwrap; `crypto(.invalidKeyMaterial)`
     ///   when the material is not a valid key of `request.spec`.
     public func importWrappedKey(_ wrapped: [UInt8], wrappingKey: String, request: CreateKeyRequest, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let wrappingID = try await resolve(wrappingKey)
+        let wrappingID = try await resolve(wrappingKey, for: .create, caller: actor)
         try authorizeSomewhere(.create, actor)
         let material = try await auditor.audited(.importUnwrap, caller: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
             let key = try await usableKey(wrappingID, for: .decrypt, purpose: .decrypt, caller: actor.internalStep)
-            guard key.metadata.tags[Self.importWrappingTag.0] == Self.importWrappingTag.1 else {
+            guard let owner = key.metadata.importWrappingFor else {
                 throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
+            }
+            guard actor.policy == nil || owner == actor.principal else {
+                throw .accessDenied(principal: actor.principal, operation: .create, key: wrappingID.description)
             }
             let version = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
+            let material: KeyMaterial
             do throws(KeywardCryptoError) {
                 let secret = try ImportWrapping.unwrap(wrapped, with: version.material)
-                return try KeyMaterial(spec: request.spec, secret: secret)
+                material = try KeyMaterial(spec: request.spec, secret: secret)
             } catch {
                 throw .crypto(error)
             }
+            do throws(KeywardError) {
+                try await destroy(key, as: .onBehalfOfCaller)
+            } catch {
+                if case .storage(.conflict) = error { throw .notPermitted("import wrapping key \(wrappingID) was used already; each serves one import") }
+                throw error
+            }
+            return material
         }
         return try await importKey(request, material: material, actor: actor)
     }

@@ -87,7 +87,7 @@ extension KeyService {
                 let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
                 for row in rows {
                     let metadata = try records.verifiedMetadata(row)
-                    guard metadata.backupAllowed, metadata.tags[Self.importWrappingTag.0] != Self.importWrappingTag.1 else { continue }
+                    guard metadata.backupAllowed, metadata.importWrappingFor == nil else { continue }
                     try await appendKey(metadata, row: row, to: &payload)
                     count += 1
                 }

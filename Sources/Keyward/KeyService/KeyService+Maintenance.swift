@@ -35,7 +35,7 @@ extension KeyService {
                 do throws(KeywardError) {
                     let key = try await records.load(row.id)
                     guard maintenanceDue(key) else { continue }
-                    let wasDestruction = key.metadata.state == .pendingDestruction
+                    let wasDestruction = key.metadata.state == .pendingDestruction || key.metadata.importWrappingFor != nil
                     let after = try await maintain(key)
                     if wasDestruction, after.metadata.state == .destroyed { report.destroyed += 1 } else if !wasDestruction { report.rotated += 1 }
                 } catch {
@@ -50,7 +50,13 @@ extension KeyService {
     /// Whether `key` has a destruction or rotation due now.
     func maintenanceDue(_ key: LoadedKey) -> Bool {
         let now = clock.now
-        return destructionDue(key, now: now) || rotationDue(key, now: now)
+        return destructionDue(key, now: now) || rotationDue(key, now: now) || wrappingKeyExpired(key, now: now)
+    }
+
+    /// An import wrapping key past its expiry: destroyed, since nothing may use it again.
+    private func wrappingKeyExpired(_ key: LoadedKey, now: Date) -> Bool {
+        guard key.metadata.importWrappingFor != nil, key.metadata.state != .destroyed, let expiry = key.metadata.expiresAt else { return false }
+        return expiry <= now
     }
 
     private func destructionDue(_ key: LoadedKey, now: Date) -> Bool {
@@ -73,7 +79,7 @@ extension KeyService {
             let now = clock.now
             let id = key.row.id
             do {
-                if destructionDue(key, now: now) {
+                if destructionDue(key, now: now) || wrappingKeyExpired(key, now: now) {
                     try await destroy(key)
                     key = try await records.load(id)
                     continue
@@ -98,9 +104,9 @@ extension KeyService {
 
     /// Zeroizes and deletes every version's material (the rows stay as tombstones) and marks
     /// the key destroyed. Idempotent: a crash midway is finished by the next access.
-    func destroy(_ key: LoadedKey) async throws(KeywardError) {
+    func destroy(_ key: LoadedKey, as job: SystemJob = .scheduledDestruction) async throws(KeywardError) {
         let id = key.row.id
-        try await auditor.audited(.key(.destroy), caller: .system(.scheduledDestruction), key: id) { (event) throws(KeywardError) -> Void in
+        try await auditor.audited(.key(.destroy), caller: .system(job), key: id) { (event) throws(KeywardError) -> Void in
             let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
             for row in rows {
                 var metadata = try records.verifiedVersion(row, of: id, row.version)

@@ -192,12 +192,12 @@ extension KeyService {
             let version = try await versionForEncryption(key)
             event.version = version.number
             let id = key.row.id
+            let generated = try await MaterialGeneration.generate(pairSpec)
             do throws(KeywardCryptoError) {
-                let pair = try KeyMaterial.generate(pairSpec)
-                let sealed = try pair.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                let sealed = try generated.material.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
                     try version.material.seal(raw, keyID: id, version: version.number, context: context)
                 }
-                return DataKeyPair(publicKey: try pair.publicKey(), privateKeyCiphertext: sealed, keyID: id, version: version.number)
+                return DataKeyPair(publicKey: try generated.material.publicKey(), privateKeyCiphertext: sealed, keyID: id, version: version.number)
             } catch {
                 throw .crypto(error)
             }
