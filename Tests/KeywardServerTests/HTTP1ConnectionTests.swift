@@ -11,7 +11,7 @@ import Glibc
 /// A blocking TCP client for byte-exact HTTP/1.1 exchanges (pipelining, malformed input,
 /// connection close) that an HTTP client library would not send.
 final class RawConnection {
-    private let socket: Int32
+    let socket: Int32
 
     init(port: Int) throws {
         socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -29,14 +29,42 @@ final class RawConnection {
 
     deinit { close(socket) }
 
-    func send(_ text: String) {
+    /// Sends `text`; false once the peer has closed the connection.
+    @discardableResult
+    func send(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
             let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { return }
+            guard count > 0 else { return false }
             sent += count
         }
+        return true
+    }
+
+    /// What arrives within `seconds` (bounded; it stops early once `stop` holds), and whether
+    /// the peer closed the connection meanwhile.
+    func receive(for seconds: Double, until stop: (String) -> Bool = { _ in false }) -> (text: String, closed: Bool) {
+        var short = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &short, socklen_t(MemoryLayout<timeval>.size))
+        defer {
+            var long = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &long, socklen_t(MemoryLayout<timeval>.size))
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
+                return (String(decoding: received, as: UTF8.self), true)
+            }
+            received += buffer[..<count]
+            if stop(String(decoding: received, as: UTF8.self)) { break }
+        }
+        return (String(decoding: received, as: UTF8.self), false)
     }
 
     /// Reads until `responses` complete responses (by Content-Length) have arrived, or the peer
@@ -131,7 +159,7 @@ struct HTTP1ConnectionTests {
         try await live.stop()
     }
 
-    @Test("A body over the limit is refused with 413 body_too_large, and the connection still serves the next request")
+    @Test("A body over the limit is refused with 413 body_too_large without being read, and the connection closes; others are served")
     func oversizedBody() async throws {
         let fixture = try await ServerFixture.make { $0.maxBodyBytes = 1024 }
         defer { fixture.remove() }
@@ -143,8 +171,10 @@ struct HTTP1ConnectionTests {
         let reply = connection.read(responses: 1)
         #expect(reply.text.hasPrefix("HTTP/1.1 413"))
         #expect(reply.text.contains("body_too_large"))
-        connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(connection.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        #expect(connection.receive(for: 3).closed)
+        let next = try RawConnection(port: live.port)
+        next.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(next.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
         try await live.stop()
     }
 
@@ -180,7 +210,7 @@ struct HTTP1ConnectionTests {
         let connection = try RawConnection(port: live.port)
         connection.send("POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
         let reply = connection.read(responses: 1)
-        #expect(reply.text.hasPrefix("HTTP/1.1 200") && reply.text.contains("ciphertext"))
+        #expect(reply.text.hasPrefix("HTTP/1.1 200") && reply.text.contains("ciphertext"), "\(reply.text.prefix(300))")
         try await live.stop()
     }
 

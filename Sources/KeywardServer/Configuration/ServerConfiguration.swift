@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var insecureHTTPBeyondLoopback = false
     /// Largest request body in bytes.
     public var maxBodyBytes = 8 * 1024 * 1024
+    /// Connection limits and timeouts.
+    public var limits = ConnectionLimits()
     /// Requests per second per principal (0: unlimited) and the burst above it.
     public var rateLimit = RateLimitSettings()
     /// Failed authentications allowed per peer address.
@@ -85,6 +87,24 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
     }
 
+    /// What each connection is held to: how many at once, how long they may idle, how long a
+    /// request or a TLS handshake may take to arrive, how large a request head may be.
+    public struct ConnectionLimits: Sendable, Equatable {
+        /// Connections open at once; more are closed as they are accepted.
+        public var maxConnections = 4096
+        /// Seconds a connection may wait for its next request.
+        public var idleTimeoutSeconds = 60
+        /// Seconds a request may take to arrive, first byte to last.
+        public var requestReadTimeoutSeconds = 10
+        /// Seconds a TLS handshake and protocol negotiation may take.
+        public var tlsHandshakeTimeoutSeconds = 10
+        /// Largest request head (request line and headers) in bytes.
+        public var maxHeaderBytes = 16 * 1024
+
+        /// The defaults.
+        public init() {}
+    }
+
     /// The failed-login limit per peer address: every authentication attempt is charged before
     /// the credential is looked up and refunded when it succeeds.
     public struct FailedLoginSettings: Sendable, Equatable {
@@ -139,6 +159,12 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         guard (1...10_000_000).contains(cache.capacity), (1...86_400).contains(cache.ttlSeconds) else {
             throw .invalidArgument("cache.capacity 1 to 10,000,000 and cache.ttlSeconds 1 to 86,400")
+        }
+        guard (1...1_000_000).contains(limits.maxConnections), (1...86_400).contains(limits.idleTimeoutSeconds),
+              (1...3_600).contains(limits.requestReadTimeoutSeconds), (1...600).contains(limits.tlsHandshakeTimeoutSeconds),
+              (1024...(1024 * 1024)).contains(limits.maxHeaderBytes) else {
+            throw .invalidArgument("limits: maxConnections 1 to 1,000,000, idleTimeoutSeconds 1 to 86,400, requestReadTimeoutSeconds 1 to 3,600, "
+                                   + "tlsHandshakeTimeoutSeconds 1 to 600, maxHeaderBytes 1 KiB to 1 MiB")
         }
         guard failedLogins.perSecond > 0, failedLogins.burst >= 1, (1...10_000_000).contains(failedLogins.peers) else {
             throw .invalidArgument("failedLogins needs perSecond > 0, burst >= 1 and peers 1 to 10,000,000 (the limit cannot be turned off)")

@@ -21,9 +21,14 @@ import Synchronization
 /// Invariants:
 /// - One request at a time per connection, answered in order: pipelined requests wait in the
 ///   handler, and reading pauses while any wait.
-/// - A body is buffered up to `maxBodyBytes + 1` bytes and no further: a larger one reaches the
-///   router cut at one byte over the limit, and `BodyReader` refuses it with 413 as it would any
-///   over-long body, so memory per connection stays bounded.
+/// - A body declared larger than `maxBodyBytes` (`Content-Length`) is refused with 413 as soon as
+///   its head arrives, and one that grows past it (chunked) as soon as it does; either way the
+///   connection closes without the rest being read. `Expect: 100-continue` is answered `100
+///   Continue` for a body within the limit, and 413 for one past it, before the client sends it.
+/// - `TransportLimits`: at most `maxConnections` at once; an idle connection closes after
+///   `idleTimeout`, a request that takes longer than `requestReadTimeout` to arrive (a slowloris
+///   client) after that, and a head longer than `maxHeaderBytes` at once (`ReadDeadlineHandler`).
+/// - HTTP/1.0 connections close after each response unless the client asked for keep-alive.
 /// - Malformed HTTP gets a 400 and the connection closes (NIO's protocol error handler).
 /// - `Connection: close` closes the connection after its response; otherwise it stays open.
 /// - On graceful shutdown, or when the client closes its side, an idle connection closes at once
@@ -36,15 +41,22 @@ struct HTTP1Connection: ServerChildChannel {
 
     let responder: RouterResponder<KeywardRequestContext>
     let maxBodyBytes: Int
+    let limits: TransportLimits
     let logger: Logger
-    /// True behind TLS (`HTTPSConnection`): requests are marked `https`.
+    /// True behind TLS (`HTTPSConnection`, which counts the connection itself): requests are
+    /// marked `https`.
     var secure = false
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        if !secure, !limits.open.admit(channel, limit: limits.maxConnections) {
+            return channel.eventLoop.makeFailedFuture(ConnectionLimitReached())
+        }
+        return channel.eventLoop.makeCompletedFuture {
             let executor = EventLoopTaskExecutor(channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(ReadDeadlineHandler(limits: limits))
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false)
+            try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler())
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
             try channel.pipeline.syncOperations.addHandler(
                 HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, logger: self.logger))
@@ -78,6 +90,10 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readHeld = false
     /// Graceful shutdown began, or the client closed its side: close once nothing is left to answer.
     private var closingWhenIdle = false
+    /// The request being read was refused by the transport (413): the rest of it is ignored.
+    private var refused = false
+    /// A 413 to write once the request being answered is answered.
+    private var pendingRefusal: (() -> Void)?
 
     init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, logger: Logger) {
         self.responder = responder
@@ -89,16 +105,27 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            context.triggerUserOutboundEvent(RequestProgress.headReceived, promise: nil)
+            refused = false
+            if let length = head.headerFields[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
+                refuseBody(context: context)
+                return
+            }
+            if let expect = head.headerFields[.expect], expect.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+            }
             self.head = head
             body.clear()
-        case .body(var part):
-            // Keep at most one byte past the limit: enough for `BodyReader` to refuse it.
-            let room = maxBodyBytes + 1 - body.readableBytes
-            if room > 0, let slice = part.readSlice(length: min(room, part.readableBytes)) {
-                body.writeImmutableBuffer(slice)
+        case .body(let part):
+            guard !refused else { return }
+            guard body.readableBytes + part.readableBytes <= maxBodyBytes else {
+                refuseBody(context: context)
+                return
             }
+            body.writeImmutableBuffer(part)
         case .end:
-            guard let head else { return }
+            guard !refused, let head else { return }
+            context.triggerUserOutboundEvent(RequestProgress.requestEnded, promise: nil)
             self.head = nil
             let request = Request(head: head, body: RequestBody(buffer: body))
             body = ByteBuffer()
@@ -108,6 +135,32 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 answering = true
                 respond(to: request, context: context)
             }
+        }
+    }
+
+    /// Answers 413 for a body past `maxBodyBytes` without reading the rest of it, once the
+    /// requests before it are answered, and closes the connection.
+    private func refuseBody(context: ChannelHandlerContext) {
+        refused = true
+        head = nil
+        body = ByteBuffer()
+        let text = #"{"error":{"code":"body_too_large","message":"the request body is larger than \#(maxBodyBytes) bytes; use a data key for large data"}}"#
+        var response = HTTPResponse(status: .contentTooLarge)
+        response.headerFields[.contentType] = "application/json"
+        response.headerFields[.contentLength] = String(text.utf8.count)
+        response.headerFields[.connection] = "close"
+        response.headerFields[.date] = HTTPDate.now
+        let write = { [self] in
+            context.write(wrapOutboundOut(.head(response)), promise: nil)
+            context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(string: text))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        }
+        if answering {
+            // The response to the request before it comes first; then this one, then close.
+            closingWhenIdle = true
+            pendingRefusal = write
+        } else {
+            write()
         }
     }
 
@@ -179,12 +232,19 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if last { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        if let refusal = pendingRefusal, waiting.isEmpty {
+            pendingRefusal = nil
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            refusal()
+            return
+        }
         if last {
             waiting.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
             return
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.triggerUserOutboundEvent(RequestProgress.responseSent, promise: nil)
         if let next = waiting.popFirst() {
             respond(to: next, context: context)
         } else {
@@ -202,6 +262,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
     }
 }
+
+/// The server already holds `TransportLimits.maxConnections` connections.
+struct ConnectionLimitReached: Error {}
 
 extension RouterResponder<KeywardRequestContext> {
     /// The router's answer to `request` on `channel`, with the `Date` header; a 500 in the one

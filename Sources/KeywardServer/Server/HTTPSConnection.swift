@@ -12,7 +12,10 @@ import NIOTLS
 ///
 /// Invariants: the TLS handler is first in every connection's pipeline, so nothing is read
 /// before the handshake (and, with a client CA, the client's certificate) has been verified; a
-/// connection that negotiates any protocol but `h2` or `http/1.1` is closed.
+/// connection that negotiates any protocol but `h2` or `http/1.1` is closed; a handshake and
+/// negotiation that take longer than `TransportLimits.tlsHandshakeTimeout` close the
+/// connection; connections past `maxConnections` are closed as they are accepted; an HTTP/2
+/// connection with no open stream closes after `idleTimeout`.
 struct HTTPSConnection: ServerChildChannel {
     /// What the handshake chose, once it has completed.
     enum Negotiated: Sendable {
@@ -29,21 +32,27 @@ struct HTTPSConnection: ServerChildChannel {
     private let context: NIOSSLContext
     private let http1: HTTP1Connection
     private let http2: HTTP2Channel
+    private let limits: TransportLimits
 
     /// TLS from `tls` (its ALPN list is set to `h2`, `http/1.1`), answering through `router`.
-    init(tls: TLSConfiguration, router: RouterResponder<KeywardRequestContext>, maxBodyBytes: Int, logger: Logger) throws {
+    init(tls: TLSConfiguration, router: RouterResponder<KeywardRequestContext>, maxBodyBytes: Int, limits: TransportLimits, logger: Logger) throws {
         var tls = tls
         tls.applicationProtocols = ["h2", "http/1.1"]
         context = try NIOSSLContext(configuration: tls)
-        http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, logger: logger, secure: true)
+        self.limits = limits
+        http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, limits: limits, logger: logger, secure: true)
+        let idle = Duration.nanoseconds(limits.idleTimeout.nanoseconds)
         http2 = HTTP2Channel(responder: { request, writer, channel in
             let response = await router.response(to: request, channel: channel, logger: logger)
             try await writer.write(response: response.head, body: response.body)
-        })
+        }, configuration: .init(idleTimeout: idle))
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        guard limits.open.admit(channel, limit: limits.maxConnections) else {
+            return channel.eventLoop.makeFailedFuture(ConnectionLimitReached())
+        }
+        return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
             let http1 = self.http1, http2 = self.http2
             let negotiation = NIOTypedApplicationProtocolNegotiationHandler<Negotiated> { result, channel in
@@ -57,6 +66,8 @@ struct HTTPSConnection: ServerChildChannel {
                 }
             }
             try channel.pipeline.syncOperations.addHandler(negotiation)
+            let deadline = channel.eventLoop.scheduleTask(in: limits.tlsHandshakeTimeout) { channel.close(promise: nil) }
+            negotiation.protocolNegotiationResult.whenComplete { _ in deadline.cancel() }
             return Value(negotiated: negotiation.protocolNegotiationResult, channel: channel)
         }
     }

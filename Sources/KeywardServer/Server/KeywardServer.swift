@@ -70,11 +70,15 @@ public struct KeywardServer: Sendable {
         let running: @Sendable (any Channel) async -> Void = { channel in await onRunning(channel.localAddress?.port ?? 0) }
         let group = EventLoopGroupProvider.singleton.eventLoopGroup
         let server: any Service
+        let settings = self.configuration.limits
+        let limits = TransportLimits(maxConnections: settings.maxConnections, idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
+                                     requestReadTimeout: .seconds(Int64(settings.requestReadTimeoutSeconds)),
+                                     tlsHandshakeTimeout: .seconds(Int64(settings.tlsHandshakeTimeoutSeconds)), maxHeaderBytes: settings.maxHeaderBytes)
         if let tls = self.configuration.tls, !self.configuration.insecureHTTP {
             let connection: HTTPSConnection
             do {
                 connection = try HTTPSConnection(tls: try ServerTLS.configuration(tls), router: router,
-                                                 maxBodyBytes: self.configuration.maxBodyBytes, logger: logger)
+                                                 maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
             } catch let error as KeywardError {
                 throw error
             } catch {
@@ -82,7 +86,7 @@ public struct KeywardServer: Sendable {
             }
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         } else {
-            let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, logger: logger)
+            let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
         let maintenance = MaintenanceScheduler(service: service, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)

@@ -1,0 +1,107 @@
+import Foundation
+import Keyward
+import KeywardServer
+import KeywardServerTesting
+import Testing
+
+@Suite("Transport limits", .serialized)
+struct TransportLimitTests {
+    private func start(_ configure: @escaping (inout ServerConfiguration) -> Void = { _ in }) async throws -> (ServerFixture, LiveServer) {
+        let fixture = try await ServerFixture.make {
+            $0.limits.idleTimeoutSeconds = 1
+            $0.limits.requestReadTimeoutSeconds = 1
+            configure(&$0)
+        }
+        return (fixture, try await LiveServer.start(fixture.server))
+    }
+
+    @Test("attack: a slowloris client trickling its head, or its body, is cut off after the read timeout")
+    func slowloris() async throws {
+        let (fixture, live) = try await start()
+        defer { fixture.remove() }
+        for body in [false, true] {
+            let connection = try RawConnection(port: live.port)
+            connection.send(body ? "POST /v1/random HTTP/1.1\r\nHost: k\r\nContent-Length: 100\r\nAuthorization: Bearer \(fixture.rootToken)\r\n\r\n{" : "GET /v1/health HTTP/1.1\r\n")
+            var closed = false
+            // One byte every 200 ms: each keeps the idle timer from firing, not the read deadline.
+            for _ in 0..<25 where !closed {
+                closed = !connection.send(body ? " " : "X")
+                if !closed { closed = connection.receive(for: 0.2).closed }
+            }
+            #expect(closed, "a trickling \(body ? "body" : "head") kept its connection for 5 s")
+        }
+        try await live.stop()
+    }
+
+    @Test("attack: many idle connections are capped and each closes after the idle timeout")
+    func idleConnections() async throws {
+        let (fixture, live) = try await start {
+            $0.limits.maxConnections = 8
+            $0.limits.idleTimeoutSeconds = 5
+        }
+        defer { fixture.remove() }
+        var connections: [RawConnection] = []
+        for _ in 0..<20 { connections.append(try RawConnection(port: live.port)) }
+        // Past the cap, connections are closed as soon as they are accepted, long before the 5 s
+        // idle timeout. (Which ones depends on the order the event loops set them up.)
+        var open = connections
+        for _ in 0..<4 { open = open.filter { !$0.receive(for: 0.05).closed } }
+        #expect(open.count == 8, "\(20 - open.count) connections closed at once; expected the 12 past the cap")
+        // The eight admitted, idle, close after the idle timeout: a bounded wait of 8 s.
+        let idleClosed = open.filter { $0.receive(for: 8).closed }.count
+        #expect(idleClosed == open.count)
+        // The server still answers.
+        let fresh = try RawConnection(port: live.port)
+        fresh.send("GET /v1/health HTTP/1.1\r\nHost: k\r\n\r\n")
+        #expect(fresh.receive(for: 3) { $0.contains("\r\n\r\n") }.text.hasPrefix("HTTP/1.1 200"))
+        try await live.stop()
+    }
+
+    @Test("attack: an oversized body is refused with 413 from its head, before it is sent or read, with or without Expect: 100-continue")
+    func oversizedBodyRefusedEarly() async throws {
+        let (fixture, live) = try await start()
+        defer { fixture.remove() }
+        for expect in [true, false] {
+            let connection = try RawConnection(port: live.port)
+            connection.send("POST /v1/keys HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Type: application/json\r\n"
+                            + "Content-Length: 104857600\r\n\(expect ? "Expect: 100-continue\r\n" : "")\r\n")
+            let reply = connection.receive(for: 3) { $0.contains("body_too_large") }
+            #expect(reply.text.hasPrefix("HTTP/1.1 413") && reply.text.contains("body_too_large"), "\(reply.text)")
+            #expect(connection.receive(for: 3).closed)
+        }
+        // A chunked body that grows past the limit is refused as it crosses it.
+        let chunked = try RawConnection(port: live.port)
+        chunked.send("POST /v1/keys HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer \(fixture.rootToken)\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let chunk = String(repeating: "a", count: 32 * 1024)
+        for _ in 0..<4 { chunked.send(String(32 * 1024, radix: 16) + "\r\n" + chunk + "\r\n") }
+        let reply = chunked.receive(for: 3) { $0.contains("body_too_large") }
+        #expect(reply.text.hasPrefix("HTTP/1.1 413"), "\(reply.text.prefix(200))")
+        // Expect: 100-continue within the limit is told to go on.
+        let small = try RawConnection(port: live.port)
+        small.send("POST /v1/random HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Type: application/json\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n")
+        #expect(small.receive(for: 3) { $0.contains("\r\n\r\n") }.text.hasPrefix("HTTP/1.1 100"))
+        small.send(#"{"count":16}"#)
+        #expect(small.receive(for: 3) { $0.contains("random") }.text.contains("HTTP/1.1 200"))
+        try await live.stop()
+    }
+
+    @Test("HTTP/1.0 without keep-alive closes after its response; an over-long head closes the connection")
+    func http10AndHeaderSize() async throws {
+        let (fixture, live) = try await start { $0.limits.maxHeaderBytes = 4096 }
+        defer { fixture.remove() }
+        let old = try RawConnection(port: live.port)
+        old.send("GET /v1/health HTTP/1.0\r\n\r\n")
+        let reply = old.receive(for: 3)
+        #expect(reply.text.contains("200") && reply.closed, "\(reply)")
+        let kept = try RawConnection(port: live.port)
+        kept.send("GET /v1/health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        let keptReply = kept.receive(for: 0.5) { $0.contains("status") }
+        #expect(keptReply.text.contains("200") && !keptReply.closed)
+
+        let huge = try RawConnection(port: live.port)
+        huge.send("GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Padding: " + String(repeating: "p", count: 8192) + "\r\n\r\n")
+        let hugeReply = huge.receive(for: 3)
+        #expect(hugeReply.closed && !hugeReply.text.contains("200"), "\(hugeReply.text.prefix(100))")
+        try await live.stop()
+    }
+}
