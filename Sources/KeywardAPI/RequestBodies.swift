@@ -51,6 +51,12 @@ package struct ScannedObject {
         self.bytes = bytes
     }
 
+    /// True when every member is one of `names`: a body with any other field is left to the
+    /// slow path, which refuses it naming the field (`UnknownFields`).
+    package func only(_ names: StaticString...) -> Bool {
+        members.allSatisfy { member in names.contains { JSONScanner.key(member.key, in: bytes, is: $0) } }
+    }
+
     /// The member named `name`; a null member counts as absent, as for an optional field.
     package func value(_ name: StaticString) -> JSONScanner.Node? {
         for member in members where JSONScanner.key(member.key, in: bytes, is: name) {
@@ -180,7 +186,7 @@ public struct EncryptBody: Codable, Sendable, FastJSONBody {
     public var context: [String: String]?
 
     package init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
-        guard let object = ScannedObject(json, in: bytes), let plaintext = object.bytes("plaintext"), let plaintext,
+        guard let object = ScannedObject(json, in: bytes), object.only("plaintext", "context"), let plaintext = object.bytes("plaintext"), let plaintext,
               let context = object.stringMap("context") else { return nil }
         self.plaintext = plaintext
         self.context = context
@@ -199,7 +205,7 @@ public struct DecryptBody: Codable, Sendable, FastJSONBody {
     public var context: [String: String]?
 
     package init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
-        guard let object = ScannedObject(json, in: bytes), let ciphertext = object.bytes("ciphertext"), let ciphertext,
+        guard let object = ScannedObject(json, in: bytes), object.only("ciphertext", "context"), let ciphertext = object.bytes("ciphertext"), let ciphertext,
               let context = object.stringMap("context") else { return nil }
         self.ciphertext = ciphertext
         self.context = context
@@ -224,7 +230,7 @@ public struct BatchBody<Item: Codable & Sendable>: Codable, Sendable {
 
 extension BatchBody: FastJSONBody where Item: FastJSONBody {
     package init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
-        guard let object = ScannedObject(json, in: bytes), case .array(let elements)? = object.value("items") else { return nil }
+        guard let object = ScannedObject(json, in: bytes), object.only("items"), case .array(let elements)? = object.value("items") else { return nil }
         var items: [Item] = []
         items.reserveCapacity(elements.count)
         for element in elements {
@@ -290,7 +296,8 @@ public struct SignBody: Codable, Sendable, FastJSONBody {
     }
 
     package init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
-        guard let object = ScannedObject(json, in: bytes), let message = object.bytes("message"), let digest = object.bytes("digest"),
+        guard let object = ScannedObject(json, in: bytes), object.only("message", "digest", "context"), let message = object.bytes("message"),
+              let digest = object.bytes("digest"),
               let context = object.bytes("context") else { return nil }
         self.init(message: message, digest: digest, context: context)
     }
@@ -325,7 +332,7 @@ public struct MACBody: Codable, Sendable, FastJSONBody {
     public var message: Base64Bytes
 
     package init?(json: JSONScanner.Node, in bytes: UnsafeBufferPointer<UInt8>) {
-        guard let object = ScannedObject(json, in: bytes), let message = object.bytes("message"), let message else { return nil }
+        guard let object = ScannedObject(json, in: bytes), object.only("message"), let message = object.bytes("message"), let message else { return nil }
         self.message = message
     }
 

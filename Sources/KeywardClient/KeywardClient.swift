@@ -87,11 +87,7 @@ public final class KeywardClient: Sendable {
     static let decoder = JSONDecoder.keywardAPI
 
     /// Request bodies as the API reads them: ISO 8601 dates.
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        return encoder
-    }()
+    static let encoder = JSONEncoder.api
 
     func send(_ method: HTTPMethod, _ path: String, _ payload: Data?) async throws(KeywardClientError) -> [UInt8] {
         var delay = retry.initialDelay

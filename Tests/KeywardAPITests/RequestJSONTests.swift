@@ -20,8 +20,11 @@ struct RequestJSONTests {
     func plainBodies() throws {
         let encrypt = try #require(Self.fast(EncryptBody.self, Array(#"{"plaintext":"AQID","context":{"tenant":"a","ünï":"cödé"}}"#.utf8)))
         #expect(encrypt.plaintext.value == [1, 2, 3] && encrypt.context == ["tenant": "a", "ünï": "cödé"])
-        let spaced = try #require(Self.fast(DecryptBody.self, Array(" {\n\t\"ciphertext\" : \"AAAA\" , \"context\" : null , \"extra\": [1, -2.5e3, true, {\"x\": null}] }\r\n".utf8)))
+        let spaced = try #require(Self.fast(DecryptBody.self, Array(" {\n\t\"ciphertext\" : \"AAAA\" , \"context\" : null }\r\n".utf8)))
         #expect(spaced.ciphertext.value == [0, 0, 0] && spaced.context == nil)
+        // A member the body does not define is left to the slow path, which refuses it by name.
+        #expect(Self.fast(DecryptBody.self, Array(#"{"ciphertext":"AAAA","extra":[1, -2.5e3, true, {"x": null}]}"#.utf8)) == nil)
+        #expect(Self.fast(EncryptBody.self, Array(#"{"plaintext":"AQID","contxt":{"a":"b"}}"#.utf8)) == nil)
         let sign = try #require(Self.fast(SignBody.self, Array(#"{"digest":"AQ=="}"#.utf8)))
         #expect(sign.message == nil && sign.digest?.value == [1] && sign.context == nil)
         let batch = try #require(Self.fast(BatchBody<EncryptBody>.self, Array(#"{"items":[{"plaintext":""},{"plaintext":"AQI="}]}"#.utf8)))
@@ -52,14 +55,15 @@ struct RequestJSONTests {
     func mutationsAgree() {
         let seeds = [
             #"{"plaintext":"AQIDBA==","context":{"tenant":"acme","region":"eu"}}"#,
-            #"{"ciphertext":"S1dDMQAAAAE=","context":null,"note":[1,2.5,-3e2,true,false,null,{"k":"v"}]}"#,
+            #"{"ciphertext":"S1dDMQAAAAE=","context":{"k":"v","n":"2.5","e":""}}"#,
+            #"{"ciphertext":"AAAA","context":null}"#,
             #"{"items":[{"plaintext":"AQ=="},{"plaintext":"AgM=","context":{"a":"b"}}]}"#,
         ]
         var generator = SplitMix(seed: 20261123)
         var answered = 0
         for seed in seeds {
             let original = Array(seed.utf8)
-            for _ in 0..<1500 {
+            for _ in 0..<2000 {
                 var bytes = original
                 for _ in 0...Int(generator.next() % 3) {
                     let position = Int(generator.next() % UInt64(bytes.count + 1))

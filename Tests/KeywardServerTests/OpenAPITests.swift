@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Keyward
 import KeywardAPI
 import KeywardCrypto
 import KeywardServer
@@ -64,6 +65,53 @@ struct OpenAPITests {
         let content = (response?["content"] as? [String: Any])?["application/json"] as? [String: Any]
         let schema = resolve(content?["schema"], in: document)
         return (schema?["properties"] as? [String: Any]).map { Set($0.keys) }
+    }
+
+    @Test("every authenticated operation documents every status it can return: 400, 401, 403, 429, 500, 503; 404 with a path parameter; 413 with a body")
+    func everyStatusDocumented() throws {
+        let text = try String(contentsOf: Self.repository.appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        var checked = 0
+        for (path, item) in paths {
+            guard let item = item as? [String: Any] else { continue }
+            for method in ["get", "put", "post", "delete", "patch"] {
+                guard let operation = item[method] as? [String: Any] else { continue }
+                if let security = operation["security"] as? [Any], security.isEmpty { continue }
+                let responses = Set((operation["responses"] as? [String: Any] ?? [:]).keys.map { "\($0)" })
+                var needed: Set<String> = ["400", "401", "403", "429", "500", "503"]
+                if operation["requestBody"] != nil { needed.insert("413") }
+                if path.contains("{") { needed.insert("404") }
+                #expect(needed.isSubset(of: responses), "\(method.uppercased()) \(path) lacks \(needed.subtracting(responses).sorted())")
+                checked += 1
+            }
+        }
+        #expect(checked >= 30)
+    }
+
+    @Test("attack: a body with a field the API does not define is refused naming the field, on the fast path and the slow one")
+    func unknownFieldsRefused() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
+        try await fixture.application().test(.router) { client in
+            let bodies: [(String, String)] = [
+                ("/v1/keys/\(key)/encrypt", #"{"plaintext":"AQID","contxt":{"tenant":"a"}}"#),        // fast path
+                ("/v1/keys/\(key)/encrypt", #"{"plaintext":"AQID","context":{"tenant":"a"},"extra":1}"#),
+                ("/v1/keys/\(key)/encrypt/batch", #"{"items":[{"plaintext":"AQID","contxt":{}}]}"#),
+                ("/v1/keys", #"{"spec":"AES-256-GCM","exportble":true}"#),                              // slow path
+                ("/v1/random", #"{"count":8,"format":"hex"}"#),
+            ]
+            for (path, body) in bodies {
+                let reply = try await client.call(.post, path, token: fixture.rootToken, body)
+                #expect(reply.status == .badRequest && reply.text.contains("unknown field"), "\(path) \(body): \(reply.status) \(reply.text)")
+            }
+            // Keys of a context map are data, not fields; a null optional field is as if absent.
+            let fine = try await client.call(.post, "/v1/keys/\(key)/encrypt", token: fixture.rootToken, #"{"plaintext":"AQID","context":{"anything":"x"}}"#)
+            #expect(fine.status == .ok)
+            let nulls = try await client.call(.post, "/v1/keys", token: fixture.rootToken, #"{"spec":"AES-256-GCM","description":null}"#)
+            #expect(nulls.status == .created, "\(nulls.text)")
+        }
     }
 
     @Test("every reply type writes exactly the fields the document's schema for its routes names")

@@ -10,7 +10,7 @@ struct BodyReader: Sendable {
     let limit: Int
 
     /// A hot body: read by `JSONScanner` when it can, else as any other body.
-    func decode<T: FastJSONBody>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
+    func decode<T: FastJSONBody & Encodable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
         let buffer = try await collect(request)
         if let value = buffer.withUnsafeReadableBytes({ raw in T.read(raw.assumingMemoryBound(to: UInt8.self)) }) {
             return value
@@ -18,8 +18,9 @@ struct BodyReader: Sendable {
         return try decode(T.self, from: buffer)
     }
 
-    /// The body decoded as `T`; 413 past the limit, 400 (naming the field) when malformed.
-    func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
+    /// The body decoded as `T`; 413 past the limit, 400 (naming the field) when malformed or
+    /// when it holds a field `T` does not have (`UnknownFields`).
+    func decode<T: Codable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
         try decode(T.self, from: try await collect(request))
     }
 
@@ -39,14 +40,20 @@ struct BodyReader: Sendable {
         return buffer
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws(APIError) -> T {
+    private func decode<T: Codable>(_ type: T.Type, from buffer: ByteBuffer) throws(APIError) -> T {
+        let data = Data(buffer.readableBytesView)
+        let value: T
         do {
-            return try JSONDecoder.api.decode(T.self, from: Data(buffer.readableBytesView))
+            value = try JSONDecoder.api.decode(T.self, from: data)
         } catch let error as DecodingError {
             throw APIError.invalidRequest(Self.describe(error))
         } catch {
             throw APIError.invalidRequest("the body is not valid JSON")
         }
+        if let field = UnknownFields.find(in: data, decoded: value) {
+            throw APIError.invalidRequest("unknown field '\(field)'; the API refuses fields it does not define (see /v1/openapi.yaml)")
+        }
+        return value
     }
 
     /// A decoding error as a message naming the field, without echoing the input.

@@ -12,8 +12,9 @@ import X509
 /// Then applies the principal's rate limit. Probes, metrics and the OpenAPI document need no
 /// credential; every other route does, and a request without a valid one gets 401.
 ///
-/// Every attempt is charged to its peer address (see `trustedProxies`) before the token is
-/// looked up, and given back when it succeeds: a peer that has failed `failedLogins.burst` times
+/// Every attempt that needs a lookup (a token not verified within the cache's TTL, a client
+/// certificate, no credential at all) is charged to its peer address (see `trustedProxies`)
+/// before the lookup, and given back when it succeeds: a peer that has failed `failedLogins.burst` times
 /// gets 429 without any lookup, at most `failedLogins.perSecond` attempts a second after that,
 /// and cannot flood the audit log, since a 429 refused this early is one cheap entry per request
 /// admitted by the limit.
@@ -33,23 +34,31 @@ struct AuthenticationMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         var context = context
-        // Charged before the lookup; refunded below once the credential is good.
         let peer = "peer:" + (context.peer ?? "unknown")
-        if let wait = failures.admit(peer) { throw APIError.tooManyFailures(wait) }
         if let header = request.headers[.authorization] {
             guard let text = Self.bearerToken(header) else {
+                try charge(peer)
                 throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
             }
-            context.principal = try await tokens.authenticate(text)
+            if let principal = tokens.cached(text) {
+                // Verified within the TTL: no lookup happens, so nothing is charged.
+                context.principal = principal
+            } else {
+                try charge(peer)
+                context.principal = try await tokens.authenticate(text)
+                failures.refund(peer)
+            }
         } else if !certificatePolicies.isEmpty, let subject = try await clientSubject(context) {
+            try charge(peer)
             guard let policy = certificatePolicies[subject] else {
                 throw APIError.unauthenticated("client certificate subject '\(subject)' has no policy; add it under tls.clientPolicies")
             }
+            failures.refund(peer)
             context.principal = Principal(name: "mtls:\(subject)", policy: policy)
         } else {
+            try charge(peer)
             throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
         }
-        failures.refund(peer)
         context.tracking?.authenticated(as: context.principal!.name)
         if let wait = limiter.admit(context.principal!.name) {
             throw APIError.rateLimited(wait)
@@ -72,6 +81,11 @@ struct AuthenticationMiddleware: RouterMiddleware {
         while index < utf8.endIndex, utf8[index] == 0x20 { index = utf8.index(after: index) }
         guard index < utf8.endIndex else { return nil }
         return String(header[index...])
+    }
+
+    /// Charges one attempt to `peer` before any lookup: 429 when it has none left.
+    private func charge(_ peer: String) throws(APIError) {
+        if let wait = failures.admit(peer) { throw APIError.tooManyFailures(wait) }
     }
 
     /// The verified client certificate's subject, if the connection is TLS with one. An HTTP/1.1

@@ -46,6 +46,23 @@ final class TokenAuthenticator: Sendable {
     }
 
     /// The principal a token authenticates as, or `unauthenticated`.
+    /// The principal of a token verified within the TTL and not expired, from the cache alone
+    /// (no store lookup; a busy token's background refresh may start); nil otherwise.
+    func cached(_ text: String) -> Principal? {
+        guard ttl > .zero else { return nil }
+        let hash = SHA256Hash.hash(Array(text.utf8))
+        let now = ContinuousClock.now
+        return state.withLock { state -> Principal? in
+            guard let entry = state.entries[hash] else { return nil }
+            let age = entry.cachedAt.duration(to: now)
+            guard age <= ttl, !(entry.expiresAt.map { $0 <= Date() } ?? false) else { return nil }
+            if age > ttl / 2 && state.lookups[hash] == nil {
+                state.lookups[hash] = startLookup(text, hash: hash)
+            }
+            return entry.principal
+        }
+    }
+
     func authenticate(_ text: String) async throws(APIError) -> Principal {
         let hash = SHA256Hash.hash(Array(text.utf8))
         guard ttl > .zero else { return try await lookUp(text).principal }

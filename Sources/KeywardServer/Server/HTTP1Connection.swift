@@ -53,13 +53,14 @@ struct HTTP1Connection: ServerChildChannel {
         }
         return channel.eventLoop.makeCompletedFuture {
             let executor = EventLoopTaskExecutor(channel.eventLoop)
-            try channel.pipeline.syncOperations.addHandler(ReadDeadlineHandler(limits: limits))
+            let deadline = ConnectionDeadline(limits: limits)
+            try channel.pipeline.syncOperations.addHandler(ReadDeadlineHandler(deadline: deadline))
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false)
             try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler())
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
             try channel.pipeline.syncOperations.addHandler(
-                HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, logger: self.logger))
+                HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, logger: self.logger))
             return Value(channel: channel)
         }
     }
@@ -79,6 +80,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let responder: RouterResponder<KeywardRequestContext>
     private let executor: EventLoopTaskExecutor
     private let maxBodyBytes: Int
+    private let deadline: ConnectionDeadline
     private let logger: Logger
     /// The request being read, if its head has arrived and its end has not.
     private var head: HTTPRequest?
@@ -95,17 +97,19 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A 413 to write once the request being answered is answered.
     private var pendingRefusal: (() -> Void)?
 
-    init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, logger: Logger) {
+    init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, deadline: ConnectionDeadline,
+         logger: Logger) {
         self.responder = responder
         self.executor = executor
         self.maxBodyBytes = maxBodyBytes
+        self.deadline = deadline
         self.logger = logger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            context.triggerUserOutboundEvent(RequestProgress.headReceived, promise: nil)
+            deadline.headReceived()
             refused = false
             if let length = head.headerFields[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
                 refuseBody(context: context)
@@ -125,7 +129,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             body.writeImmutableBuffer(part)
         case .end:
             guard !refused, let head else { return }
-            context.triggerUserOutboundEvent(RequestProgress.requestEnded, promise: nil)
+            deadline.requestEnded()
             self.head = nil
             let request = Request(head: head, body: RequestBody(buffer: body))
             body = ByteBuffer()
@@ -244,11 +248,11 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.triggerUserOutboundEvent(RequestProgress.responseSent, promise: nil)
         if let next = waiting.popFirst() {
             respond(to: next, context: context)
         } else {
             answering = false
+            deadline.wentIdle()
             if readHeld {
                 readHeld = false
                 context.read()

@@ -41,89 +41,90 @@ final class ConnectionCounter: Sendable {
     var current: Int { count.load(ordering: .relaxed) }
 }
 
-/// What the request handler tells `ReadDeadlineHandler` about the request in progress; sent as
-/// outbound user events, which travel from the request handler towards the socket.
-enum RequestProgress: Sendable {
+/// Where one HTTP/1 connection stands, for its deadlines: shared by `ReadDeadlineHandler`
+/// (bytes arriving) and `HTTP1RequestHandler` (a head parsed, a request complete, the last
+/// response written), both on the connection's event loop. Transitions only record a deadline;
+/// one timer per connection checks it twice a second, so a request costs no timer of its own.
+final class ConnectionDeadline {
+    enum State { case idle, readingHead, readingBody, answering }
+
+    let limits: TransportLimits
+    private(set) var state = State.idle
+    private(set) var deadline: NIODeadline
+    private var headBytes = 0
+
+    init(limits: TransportLimits) {
+        self.limits = limits
+        deadline = .now() + limits.idleTimeout
+    }
+
+    /// Bytes arrived: a new request starts its read deadline. False when the head has grown
+    /// past `maxHeaderBytes`.
+    func received(_ count: Int) -> Bool {
+        if state == .idle || state == .answering {
+            state = .readingHead
+            headBytes = 0
+            deadline = .now() + limits.requestReadTimeout
+        }
+        guard state == .readingHead else { return true }
+        headBytes += count
+        return headBytes <= limits.maxHeaderBytes
+    }
+
     /// The request's head has been parsed: the head-size limit no longer applies.
-    case headReceived
-    /// The request's last byte has arrived: the server is working on it.
-    case requestEnded
-    /// The response has been written: the connection waits for the next request.
-    case responseSent
+    func headReceived() { if state == .readingHead { state = .readingBody } }
+    /// The request's last byte has arrived: no deadline while the server works on it.
+    func requestEnded() { state = .answering }
+    /// Every response has been written: the connection waits for its next request.
+    func wentIdle() {
+        state = .idle
+        deadline = .now() + limits.idleTimeout
+    }
+
+    /// Whether the connection has overstayed its current deadline.
+    var expired: Bool { state != .answering && NIODeadline.now() > deadline }
 }
 
-/// Enforces the idle and request-read deadlines and the head-size limit on one HTTP/1
-/// connection, on raw bytes, before the HTTP decoder. Lives on the connection's event loop.
-final class ReadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// Enforces a connection's idle and request-read deadlines and head-size limit
+/// (`ConnectionDeadline`) on raw bytes, before the HTTP decoder.
+final class ReadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = Any
-    typealias OutboundOut = Any
 
-    private enum State { case idle, readingHead, readingBody, answering }
+    private let deadline: ConnectionDeadline
+    private var check: RepeatedTask?
 
-    private let limits: TransportLimits
-    private var state = State.idle
-    private var headBytes = 0
-    private var timer: Scheduled<Void>?
-
-    init(limits: TransportLimits) { self.limits = limits }
+    init(deadline: ConnectionDeadline) { self.deadline = deadline }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        arm(limits.idleTimeout, context: context)
+        let channel = context.channel
+        let deadline = NIOLoopBound(self.deadline, eventLoop: context.eventLoop)
+        check = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { task in
+            if deadline.value.expired {
+                task.cancel()
+                channel.close(promise: nil)
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        check?.cancel()
+        check = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        check?.cancel()
+        check = nil
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let bytes = unwrapInboundIn(data).readableBytes
-        switch state {
-        case .idle, .answering:
-            state = .readingHead
-            headBytes = 0
-            arm(limits.requestReadTimeout, context: context)
-            fallthrough
-        case .readingHead:
-            headBytes += bytes
-            if headBytes > limits.maxHeaderBytes {
-                // Past the largest head the server accepts: nothing more is read.
-                context.close(promise: nil)
-                return
-            }
-        case .readingBody:
-            break
-        }
-        context.fireChannelRead(data)
-    }
-
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let progress = event as? RequestProgress else {
-            context.triggerUserOutboundEvent(event, promise: promise)
+        guard deadline.received(unwrapInboundIn(data).readableBytes) else {
+            // Past the largest head the server accepts: nothing more is read.
+            context.close(promise: nil)
             return
         }
-        switch progress {
-        case .headReceived:
-            state = .readingBody
-        case .requestEnded:
-            state = .answering
-            timer?.cancel()
-            timer = nil
-        case .responseSent:
-            if state == .answering {
-                state = .idle
-                arm(limits.idleTimeout, context: context)
-            }
-        }
-        promise?.succeed(())
-    }
-
-    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        timer?.cancel()
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        context.fireChannelRead(data)
     }
 }
 
