@@ -233,20 +233,7 @@ struct CLITests {
     func pkcs11Store() throws {
         var cli = try CLI()
         defer { cli.remove() }
-        let tokens = cli.directory.appendingPathComponent("tokens")
-        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
-        let conf = cli.directory.appendingPathComponent("softhsm2.conf")
-        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
-        let setup = Process()
-        setup.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
-        setup.arguments = ["--init-token", "--free", "--label", "cli-token", "--pin", "1234", "--so-pin", "5678"]
-        setup.environment = ["SOFTHSM2_CONF": conf.path]
-        setup.standardOutput = Pipe()
-        try setup.run()
-        setup.waitUntilExit()
-        #expect(setup.terminationStatus == 0)
-        cli.environment["SOFTHSM2_CONF"] = conf.path
-        cli.environment["KEYWARD_PKCS11_PIN"] = "1234"
+        try Self.softHSMToken("cli-token", for: &cli)
         let initialized = try cli.run(["init", "--pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so", "--pkcs11-token", "cli-token"])
         #expect(initialized.status == 0 && initialized.stdout.contains("pkcs11"), "\(initialized.stderr)")
         // Later commands name the module and token themselves; the store's header never does.
@@ -263,19 +250,7 @@ struct CLITests {
     func pkcs11HeaderCannotLoadALibrary() throws {
         var cli = try CLI()
         defer { cli.remove() }
-        let tokens = cli.directory.appendingPathComponent("tokens")
-        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
-        let conf = cli.directory.appendingPathComponent("softhsm2.conf")
-        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
-        let setup = Process()
-        setup.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
-        setup.arguments = ["--init-token", "--free", "--label", "hdr-token", "--pin", "1234", "--so-pin", "5678"]
-        setup.environment = ["SOFTHSM2_CONF": conf.path]
-        setup.standardOutput = Pipe()
-        try setup.run()
-        setup.waitUntilExit()
-        cli.environment["SOFTHSM2_CONF"] = conf.path
-        cli.environment["KEYWARD_PKCS11_PIN"] = "1234"
+        try Self.softHSMToken("hdr-token", for: &cli)
         let module = "/usr/lib/softhsm/libsofthsm2.so"
         #expect(try cli.run(["init", "--pkcs11-module", module, "--pkcs11-token", "hdr-token"]).status == 0)
 
@@ -320,6 +295,25 @@ struct CLITests {
         let served = try cli.run(["serve", "--insecure-http", "--port", "0"])
         #expect(served.status != 0 && served.stderr.contains("edited"), "\(served.stderr)")
         #expect(!FileManager.default.fileExists(atPath: marker.path))
+    }
+
+    /// A SoftHSM2 token `label` (user PIN 1234) in the CLI's folder, and the environment that
+    /// points the CLI at it.
+    static func softHSMToken(_ label: String, for cli: inout CLI) throws {
+        let tokens = cli.directory.appendingPathComponent("tokens")
+        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+        let conf = cli.directory.appendingPathComponent("softhsm2.conf")
+        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
+        let setup = Process()
+        setup.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
+        setup.arguments = ["--init-token", "--free", "--label", label, "--pin", "1234", "--so-pin", "5678"]
+        setup.environment = ["SOFTHSM2_CONF": conf.path]
+        setup.standardOutput = Pipe()
+        try setup.run()
+        setup.waitUntilExit()
+        #expect(setup.terminationStatus == 0)
+        cli.environment["SOFTHSM2_CONF"] = conf.path
+        cli.environment["KEYWARD_PKCS11_PIN"] = "1234"
     }
 
     /// Drives `keyward init` through a pseudo-terminal, as a person at a keyboard would.

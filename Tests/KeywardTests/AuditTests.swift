@@ -53,13 +53,9 @@ struct AuditTests {
 
     @Test("when the audit entry cannot be written, the operation fails and returns nothing")
     func failClosed() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-audit-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let keyFile = directory.appendingPathComponent("root.key").path
-        try KeyFileRootOfTrust.generate(at: keyFile)
-        let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("t"))
+        let fixture = try await FailingStoreFixture.make()
+        defer { fixture.remove() }
+        let store = fixture.store, service = fixture.service
         let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
         store.failing = true
         let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: .owner("t")) }

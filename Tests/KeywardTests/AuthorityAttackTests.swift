@@ -103,13 +103,9 @@ struct AuthorityAttackTests {
 
     @Test("attack: when the audit log fails, a refusal is an audit failure (503), never an unaudited denial")
     func deniedButUnaudited() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-deny-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let keyFile = directory.appendingPathComponent("root.key").path
-        try KeyFileRootOfTrust.generate(at: keyFile)
-        let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
-        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("t"))
+        let fixture = try await FailingStoreFixture.make()
+        defer { fixture.remove() }
+        let store = fixture.store, service = fixture.service
         let id = try await service.createKey(CreateKeyRequest(aliases: ["other/k"]), actor: .owner("t")).metadata.id.description
         let ciphertext = try await service.encrypt([1], key: id, actor: .owner("t")).ciphertext
         let stranger = try principal("stranger", "encrypt,decrypt:alias=mine/*")

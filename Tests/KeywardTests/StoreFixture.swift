@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Keyward
 import KeywardCrypto
+import KeywardServiceTestSupport
 import KeywardStorage
 
 /// A fresh store in a temporary directory, opened with a key-file root of trust (fast; the
@@ -50,6 +51,25 @@ struct StoreFixture {
     func fetch(_ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
         let queue = try DatabaseQueue(path: path)
         return try queue.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+/// A service over a store that fails on demand (`InjectingStore`), in a temporary folder.
+struct FailingStoreFixture {
+    let directory: URL
+    let store: InjectingStore
+    let service: KeyService
+
+    static func make() async throws -> FailingStoreFixture {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-failing-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let keyFile = directory.appendingPathComponent("root.key").path
+        try KeyFileRootOfTrust.generate(at: keyFile)
+        let store = InjectingStore(try SQLiteKeyStore(path: directory.appendingPathComponent("s.db").path))
+        let service = try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("t"))
+        return FailingStoreFixture(directory: directory, store: store, service: service)
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
