@@ -177,8 +177,12 @@ public final class InMemoryKeyStore: KeyStore {
         }
     }
 
-    public func tokens() async throws(StorageError) -> [TokenRow] {
-        withContents { $0.tokens.values.sorted { $0.id.bytes.lexicographicallyPrecedes($1.id.bytes) } }
+    public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] {
+        withContents { contents in
+            let sorted = contents.tokens.values.sorted { $0.id.bytes.lexicographicallyPrecedes($1.id.bytes) }
+            let after = cursor.map { cursor in sorted.filter { cursor.bytes.lexicographicallyPrecedes($0.id.bytes) } } ?? sorted
+            return Array(after.prefix(limit))
+        }
     }
 
     // MARK: AuditStore

@@ -41,7 +41,14 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let tokens = try await storeOptions.open().listTokens()
+                let service = try await storeOptions.open()
+                var tokens: [TokenRecord] = []
+                var cursor: KeyID? = nil
+                repeat {
+                    let page = try await service.listTokens(after: cursor, limit: 500)
+                    tokens += page.tokens
+                    cursor = page.nextCursor
+                } while cursor != nil
                 if json { return try JSONOutput.print(tokens) }
                 for token in tokens {
                     let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")

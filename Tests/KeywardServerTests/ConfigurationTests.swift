@@ -22,9 +22,9 @@ struct ConfigurationTests {
               privateKey: key.pem
               clientCA: clients.pem
               clientPolicies:
-                - "CN=billing,O=Example => encrypt,decrypt:alias=billing/*"
-                - "CN=billing,O=Example => describe:alias=billing/*"
-                - "CN=api.example.com => encrypt:*"
+                - "CN=Clients CA,O=Example | CN=billing,O=Example => encrypt,decrypt:alias=billing/*"
+                - "CN=Clients CA,O=Example | CN=billing,O=Example => describe:alias=billing/*"
+                - "CN=Clients CA,O=Example | CN=api.example.com => encrypt:*"
             rateLimit: {requestsPerSecond: 100, burst: 200}
             cache: {capacity: 50, ttlSeconds: 60}
             logLevel: info
@@ -35,8 +35,8 @@ struct ConfigurationTests {
         #expect(fromFile.rateLimit == .init(requestsPerSecond: 100, burst: 200) && fromFile.cache == .init(capacity: 50, ttlSeconds: 60))
         try fromFile.validate()
         // A subject with dots and commas stays one subject, and its rules accumulate.
-        #expect(try fromFile.certificatePolicies()["CN=billing,O=Example"]?.rules.count == 2)
-        #expect(try fromFile.certificatePolicies()["CN=api.example.com"]?.rules.count == 1)
+        #expect(try fromFile.certificatePolicies()["CN=Clients CA,O=Example | CN=billing,O=Example"]?.rules.count == 2)
+        #expect(try fromFile.certificatePolicies()["CN=Clients CA,O=Example | CN=api.example.com"]?.rules.count == 1)
 
         let environment = ["KEYWARD_PORT": "10443", "KEYWARD_LOG_LEVEL": "warning", "KEYWARD_RATE_LIMIT_REQUESTS_PER_SECOND": "0",
                            "KEYWARD_TLS_CLIENT_CA": "other.pem", "KEYWARD_CACHE_TTL_SECONDS": "30", "KEYWARD_TOKEN": "not a setting"]
@@ -91,10 +91,15 @@ struct ConfigurationTests {
         invalid.logLevel = "loud"
         #expect(throws: KeywardError.self) { try invalid.validate() }
         invalid.logLevel = "info"
-        invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["CN=x": ["encrypt:key=not-a-uuid"]])
+        invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["CN=CA | CN=x": ["encrypt:key=not-a-uuid"]])
         #expect(throws: KeywardError.self) { try invalid.validate() }
         invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["": ["encrypt:*"]])
         #expect(throws: KeywardError.self) { try invalid.validate() }
+        // A rule bound to a subject alone (no issuer) is refused.
+        invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["CN=x": ["encrypt:*"]])
+        #expect(throws: KeywardError.self) { try invalid.validate() }
+        invalid.tls = .init(certificate: "a", privateKey: "b", clientCA: "c", clientPolicies: ["CN=CA | CN=x": ["encrypt:*"]])
+        try invalid.validate()
     }
 
     @Test("attack: plain HTTP on a non-loopback address is refused unless a second, explicit setting allows it")

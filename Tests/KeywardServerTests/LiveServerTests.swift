@@ -18,7 +18,10 @@ struct TLSMaterial {
     let caPath, certificatePath, keyPath: String
     let client: DevelopmentPKI.Issued
     let stranger: DevelopmentPKI.Issued
+    /// The client certificate's `ISSUER | SUBJECT`, as `tls.clientPolicies` names it.
     let clientSubject: String
+    /// The other CA's certificate, for a client CA bundle that trusts both.
+    let strangerCAPEM: String
 
     static func make() throws -> TLSMaterial {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-tls-\(UUID().uuidString)")
@@ -31,11 +34,13 @@ struct TLSMaterial {
             return path
         }
         let client = try pki.issueClient(commonName: "billing")
-        let stranger = try DevelopmentPKI(name: "Some other CA").issueClient(commonName: "billing")
-        let subject = try Certificate(pemEncoded: client.certificatePEM).subject.description
+        let otherCA = try DevelopmentPKI(name: "Some other CA")
+        let stranger = try otherCA.issueClient(commonName: "billing")
+        let parsed = try Certificate(pemEncoded: client.certificatePEM)
         return TLSMaterial(directory: directory, pki: pki, caPath: try write("ca.pem", pki.caCertificatePEM),
                            certificatePath: try write("server.pem", server.certificatePEM), keyPath: try write("server-key.pem", server.privateKeyPEM),
-                           client: client, stranger: stranger, clientSubject: subject)
+                           client: client, stranger: stranger, clientSubject: "\(parsed.issuer) | \(parsed.subject)",
+                           strangerCAPEM: otherCA.caCertificatePEM)
     }
 
     func clientTLS(_ identity: DevelopmentPKI.Issued? = nil, minimum: TLSVersion = .tlsv12, maximum: TLSVersion? = nil) throws -> TLSConfiguration {
@@ -136,6 +141,41 @@ struct LiveServerTests {
             await #expect(throws: (any Error).self) { _ = try await send(refused, base + "/v1/health", token: nil, timeout: 2) }
             try await refused.shutdown()
         }
+        try await live.stop()
+    }
+
+    @Test("attack: with two CAs trusted for clients, the other CA's certificate for the same subject is refused, and a certificate without clientAuth cannot log in")
+    func clientRulesBindTheIssuer() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let bundle = material.directory.appendingPathComponent("clients.pem").path
+        try Data((material.pki.caCertificatePEM + "\n" + material.strangerCAPEM).utf8).write(to: URL(fileURLWithPath: bundle))
+        // The server's own certificate (serverAuth only), mapped as if an operator had meant it.
+        let server = try material.pki.issueServer()
+        let serverCertificate = try Certificate(pemEncoded: server.certificatePEM)
+        let serverKey = "\(serverCertificate.issuer) | \(serverCertificate.subject)"
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath, clientCA: bundle,
+                           clientPolicies: [material.clientSubject: ["encrypt:*"], serverKey: ["encrypt:*"]])
+        }
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
+        let live = try await LiveServer.start(fixture.server)
+        let url = "https://localhost:\(live.port)/v1/keys/\(key)/encrypt"
+        func status(_ identity: DevelopmentPKI.Issued) async throws -> Int? {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(identity)))
+            let answer = try? await send(client, url, token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#, timeout: 5).status
+            try await client.shutdown()
+            return answer
+        }
+        #expect(try await status(material.client) == 200)
+        // Same subject (CN=billing,O=Keyward), other CA: the handshake passes (both CAs are
+        // trusted), the rule does not, since it names the first CA.
+        #expect(try await status(material.stranger) == 401)
+        // A certificate without clientAuth is refused, whatever rule names it (at the handshake or by the server).
+        let asClient = try await status(server)
+        #expect(asClient == nil || asClient == 401, "\(String(describing: asClient))")
         try await live.stop()
     }
 

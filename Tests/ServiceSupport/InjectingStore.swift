@@ -36,7 +36,7 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func insertToken(_ token: TokenRow) async throws(StorageError) { try await inner.insertToken(token) }
     public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? { try await inner.token(id) }
     public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateToken(token, expectedRevision: expectedRevision) }
-    public func tokens() async throws(StorageError) -> [TokenRow] { try await inner.tokens() }
+    public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] { try await inner.tokens(after: cursor, limit: limit) }
     public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
     public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? { try await inner.latestAuditedRevision(of: keyID) }
     public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter, progress: @escaping @Sendable (Int) -> Void) async throws(StorageError) -> Int {

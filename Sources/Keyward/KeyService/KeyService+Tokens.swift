@@ -46,13 +46,14 @@ extension KeyService {
         }
     }
 
-    /// Every token's record (never its secret).
-    public func listTokens() async throws(KeywardError) -> [TokenRecord] {
+    /// A page of token records (never their secrets): at most `limit` (1 to 1,000), in id
+    /// order, after `cursor`; `nextCursor` continues, nil on the last page.
+    public func listTokens(after cursor: KeyID? = nil, limit: Int = 100) async throws(KeywardError) -> (tokens: [TokenRecord], nextCursor: KeyID?) {
+        guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
+        let rows = try await storing({ () async throws(StorageError) in try await store.tokens(after: cursor, limit: limit) })
         var tokens: [TokenRecord] = []
-        for row in try await storing({ () async throws(StorageError) in try await store.tokens() }) {
-            tokens.append(try records.verifiedToken(row))
-        }
-        return tokens
+        for row in rows { tokens.append(try records.verifiedToken(row)) }
+        return (tokens, rows.count == limit ? rows.last?.id : nil)
     }
 
     /// Revokes a token; it fails authentication from then on.

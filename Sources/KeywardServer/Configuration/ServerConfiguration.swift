@@ -59,9 +59,11 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var privateKey: String
         /// PEM CA bundle for client certificates: set it to require mTLS.
         public var clientCA: String?
-        /// Client certificate subject (RFC 4514, e.g. `CN=billing,O=Example`) to policy rules
-        /// in the CLI form `OPERATIONS:SELECTOR`. In a file or the environment each entry is
-        /// written `SUBJECT => OPERATIONS:SELECTOR`.
+        /// A client certificate's issuer and subject (RFC 4514, `ISSUER | SUBJECT`, e.g.
+        /// `CN=Clients CA,O=Example | CN=billing,O=Example`) to policy rules in the CLI form
+        /// `OPERATIONS:SELECTOR`. In a file or the environment each entry is written
+        /// `ISSUER | SUBJECT => OPERATIONS:SELECTOR`. The certificate must also carry the
+        /// clientAuth extended key usage.
         public var clientPolicies: [String: [String]] = [:]
 
         /// TLS from these files.
@@ -187,10 +189,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         if let tls {
             for (subject, rules) in tls.clientPolicies {
-                guard !subject.isEmpty else { throw .invalidArgument("tls.clientPolicies: an entry has no subject; write SUBJECT => OPERATIONS:SELECTOR") }
+                let parts = subject.components(separatedBy: " | ")
+                guard parts.count == 2, parts.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
+                    throw .invalidArgument("tls.clientPolicies: '\(subject)' names no issuer; bind each rule to the CA that issues the certificate: "
+                                           + "ISSUER | SUBJECT => OPERATIONS:SELECTOR")
+                }
                 for rule in rules {
                     do { _ = try AccessPolicy.parseRule(rule) } catch {
-                        throw .invalidArgument("tls.clientPolicies['\(subject)']: \(error.description); write SUBJECT => OPERATIONS:SELECTOR")
+                        throw .invalidArgument("tls.clientPolicies['\(subject)']: \(error.description); write ISSUER | SUBJECT => OPERATIONS:SELECTOR")
                     }
                 }
             }

@@ -26,7 +26,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     /// Failed authentications per peer address.
     let failures: RateLimiter
-    /// Subject (RFC 4514 string) to policy, for mTLS principals; empty when mTLS is off.
+    /// `ISSUER | SUBJECT` (RFC 4514 strings) to policy, for mTLS principals; empty when mTLS
+    /// is off.
     let certificatePolicies: [String: AccessPolicy]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -48,13 +49,16 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 context.principal = try await tokens.authenticate(text)
                 failures.refund(peer)
             }
-        } else if !certificatePolicies.isEmpty, let subject = try await clientSubject(context) {
+        } else if !certificatePolicies.isEmpty, let identity = try await clientIdentity(context) {
             try charge(peer)
-            guard let policy = certificatePolicies[subject] else {
-                throw APIError.unauthenticated("client certificate subject '\(subject)' has no policy; add it under tls.clientPolicies")
+            guard identity.clientAuth else {
+                throw APIError.unauthenticated("the client certificate '\(identity.subject)' lacks the clientAuth extended key usage")
+            }
+            guard let policy = certificatePolicies[identity.key] else {
+                throw APIError.unauthenticated("client certificate '\(identity.key)' (issuer | subject) has no policy; add it under tls.clientPolicies")
             }
             failures.refund(peer)
-            context.principal = Principal(name: "mtls:\(subject)", policy: policy)
+            context.principal = Principal(name: "mtls:\(identity.key)", policy: policy)
         } else {
             try charge(peer)
             throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
@@ -88,15 +92,28 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if let wait = failures.admit(peer) { throw APIError.tooManyFailures(wait) }
     }
 
-    /// The verified client certificate's subject, if the connection is TLS with one. An HTTP/1.1
+    /// What a verified client certificate says of its holder: issuer and subject (RFC 4514),
+    /// and whether it may authenticate a client (the clientAuth extended key usage).
+    struct ClientIdentity {
+        let issuer: String
+        let subject: String
+        let clientAuth: Bool
+        /// The key of `tls.clientPolicies`: a rule binds an issuer and a subject together, so a
+        /// second CA in the bundle cannot issue a certificate that passes for the same subject.
+        var key: String { "\(issuer) | \(subject)" }
+    }
+
+    /// The verified client certificate's identity, if the connection is TLS with one. An HTTP/1.1
     /// request's channel is the TLS connection; an HTTP/2 stream's parent is. (A connection's
     /// own parent is the listening socket, which holds no TLS handler.)
-    private func clientSubject(_ context: Context) async throws -> String? {
+    private func clientIdentity(_ context: Context) async throws -> ClientIdentity? {
         for channel in [context.channel, context.channel.parent].compactMap({ $0 }) {
             // nil both when the channel has no TLS handler and when the peer sent no certificate.
             guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { continue }
             let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
-            return parsed.subject.description
+            let usages = (try? parsed.extensions.extendedKeyUsage).flatMap { $0 }
+            return ClientIdentity(issuer: parsed.issuer.description, subject: parsed.subject.description,
+                                  clientAuth: usages?.contains(.clientAuth) ?? false)
         }
         return nil
     }

@@ -9,6 +9,6 @@ public protocol CredentialStore: Sendable {
     func token(_ id: KeyID) async throws(StorageError) -> TokenRow?
     /// Replaces a token row if its stored revision is `expectedRevision`.
     func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError)
-    /// All tokens.
-    func tokens() async throws(StorageError) -> [TokenRow]
+    /// Up to `limit` tokens with ids after `cursor`, in id order.
+    func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow]
 }

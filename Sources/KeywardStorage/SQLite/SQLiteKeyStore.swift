@@ -302,8 +302,13 @@ public final class SQLiteKeyStore: KeyStore {
         }
     }
 
-    public func tokens() async throws(StorageError) -> [TokenRow] {
-        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY id").map(Self.tokenRow) }
+    public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] {
+        try await read { db in
+            if let cursor {
+                return try Row.fetchAll(db, sql: "SELECT * FROM tokens WHERE id > ? ORDER BY id LIMIT ?", arguments: [Data(cursor.bytes), limit]).map(Self.tokenRow)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY id LIMIT ?", arguments: [limit]).map(Self.tokenRow)
+        }
     }
 
     private static func tokenRow(_ row: Row) throws -> TokenRow {
