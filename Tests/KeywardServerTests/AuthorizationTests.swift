@@ -178,7 +178,7 @@ struct AuthorizationTests {
         }
     }
 
-    @Test("a run's logs, audit entries and metrics never contain its plaintexts, tokens or key bytes")
+    @Test("a run's logs, audit entries, metrics and every file the server wrote (store, WAL) never contain its plaintexts, tokens or key bytes")
     func noSecretsLeak() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
@@ -205,6 +205,20 @@ struct AuthorizationTests {
                 for (name, text) in [("logs", logs), ("audit", audit), ("metrics", metrics)] {
                     #expect(!text.contains(secret), "\(name) contain a secret (\(secret.prefix(6))...)")
                 }
+            }
+        }
+        // Every file under the server's folder (the store, its WAL and shared memory, while the
+        // store is open), as bytes: the markers in text form, and the key's raw bytes.
+        let files = try FileManager.default.contentsOfDirectory(atPath: fixture.directory.path).filter { !$0.hasSuffix(".key") }
+        #expect(files.contains { $0.hasSuffix(".db") } && files.contains { $0.hasSuffix("-wal") }, "\(files)")
+        let needles = secrets.withLock { $0 }.map { Array($0.utf8) } + [keyBytes]
+        for file in files {
+            let bytes = [UInt8](try Data(contentsOf: fixture.directory.appendingPathComponent(file)))
+            for needle in needles where needle.count >= 16 {
+                let found = bytes.count >= needle.count && (0...(bytes.count - needle.count)).contains { start in
+                    bytes[start] == needle[0] && bytes[start..<(start + needle.count)].elementsEqual(needle)
+                }
+                #expect(!found, "\(file) holds a secret (\(needle.count) bytes)")
             }
         }
     }
