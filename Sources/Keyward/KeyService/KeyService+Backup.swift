@@ -233,6 +233,9 @@ extension KeyService {
         guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
             throw .storeState("a backup is restored only into a store that holds no keys")
         }
+        // Every record is checked before the first is written: a bundle that decrypts is still
+        // input, and a bad record found halfway would leave half a store.
+        try Self.validateForRestore(contents)
         var restored = 0
         for key in contents.keys {
             try await auditor.audited(.restoreKey, caller: actor, key: key.metadata.id) { (event) throws(KeywardError) -> Void in
@@ -268,6 +271,51 @@ extension KeyService {
 }
 
 extension KeyService {
+    /// Checks every record of a bundle as `createKey` and the lifecycle would: unique ids and
+    /// aliases, valid aliases, tags, description and rotation period; versions numbered 1 to the
+    /// current one; a minimum decryption version among them; each active version carrying material
+    /// of the key's spec and each destroyed one none; a destroyed key with no material left; a
+    /// pending destruction with a date; no import wrapping key (backups never hold one).
+    ///
+    /// - Throws: `integrityFailure` naming the key and what is wrong with it.
+    static func validateForRestore(_ contents: BackupContents) throws(KeywardError) {
+        var ids = Set<KeyID>()
+        var aliases = Set<String>()
+        for key in contents.keys {
+            let metadata = key.metadata
+            func refuse(_ what: String) -> KeywardError { .integrityFailure("the backup's key \(metadata.id) \(what); nothing was restored") }
+            guard ids.insert(metadata.id).inserted else { throw refuse("appears twice") }
+            guard metadata.importWrappingFor == nil else { throw refuse("is an import wrapping key, which backups never hold") }
+            do {
+                try validate(CreateKeyRequest(spec: metadata.spec, aliases: key.aliases, tags: metadata.tags, description: metadata.description,
+                                              rotationPeriodDays: metadata.rotationPeriodDays))
+            } catch {
+                throw refuse("is invalid: \(error.description)")
+            }
+            for alias in key.aliases where !aliases.insert(alias).inserted { throw refuse("shares the alias '\(alias)' with another key") }
+            guard metadata.currentVersion >= 1, key.versions.map(\.number) == Array(1...metadata.currentVersion) else {
+                throw refuse("lists versions \(key.versions.map(\.number)) for current version \(metadata.currentVersion)")
+            }
+            guard (1...metadata.currentVersion).contains(metadata.minDecryptionVersion) else {
+                throw refuse("has minimum decryption version \(metadata.minDecryptionVersion) outside 1 to \(metadata.currentVersion)")
+            }
+            if metadata.state == .pendingDestruction, metadata.destructionDate == nil { throw refuse("is pending destruction with no date") }
+            for version in key.versions {
+                switch (version.metadata.state, version.material) {
+                case ("active", let box?):
+                    guard metadata.state != .destroyed else { throw refuse("is destroyed but version \(version.number) still has material") }
+                    guard box.material.spec == metadata.spec else {
+                        throw refuse("version \(version.number) holds \(box.material.spec.rawValue) material for a \(metadata.spec.rawValue) key")
+                    }
+                case ("active", nil): throw refuse("version \(version.number) is active with no material")
+                case ("destroyed", nil): break
+                case ("destroyed", _?): throw refuse("version \(version.number) is destroyed yet carries material")
+                default: throw refuse("version \(version.number) has state '\(version.metadata.state)'")
+                }
+            }
+        }
+    }
+
     /// Refuses, with `accessDenied`, a caller that is not the store's owner: backups hold every
     /// key the store allows to leave, so no access policy, however broad, grants them.
     static func requireOwner(_ caller: Caller, _ operation: ServiceOperation) throws(KeywardError) {
