@@ -28,6 +28,8 @@ public final class InMemoryKeyStore: KeyStore {
         public var tokens: [KeyID: TokenRow] = [:]
         /// Audit rows, oldest first; `audit[i].sequence == i + 1`.
         public var audit: [AuditRow] = []
+        /// `generation()`: increased by every administrative change.
+        public var generation: Int64 = 0
     }
 
     private let contents = Mutex(Contents())
@@ -51,6 +53,8 @@ public final class InMemoryKeyStore: KeyStore {
     // MARK: HeaderStore
 
     public func header() async throws(StorageError) -> StoreHeader? { withContents { $0.header } }
+
+    public func generation() async throws(StorageError) -> Int64 { withContents { $0.generation } }
 
     public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) {
         try locked { (state: inout Contents) throws(StorageError) in
@@ -91,6 +95,7 @@ public final class InMemoryKeyStore: KeyStore {
             throw .conflict("key \(key.id) is at revision \(stored.revision), not \(expectedRevision)")
         }
         state.keys[key.id] = key
+        state.generation += 1
     }
 
     public func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] {
@@ -151,10 +156,16 @@ public final class InMemoryKeyStore: KeyStore {
                 throw .conflict("alias \(alias.name) is at revision \(stored.map { String($0.revision) } ?? "none"), not \(expectedRevision.map(String.init) ?? "none")")
             }
             state.aliases[alias.name] = alias
+            state.generation += 1
         }
     }
 
-    public func deleteAlias(_ name: String) async throws(StorageError) { withContents { $0.aliases[name] = nil } }
+    public func deleteAlias(_ name: String) async throws(StorageError) {
+        withContents {
+            $0.aliases[name] = nil
+            $0.generation += 1
+        }
+    }
 
     // MARK: CredentialStore
 
@@ -174,6 +185,7 @@ public final class InMemoryKeyStore: KeyStore {
                 throw .conflict("token \(token.id) is at revision \(stored.revision), not \(expectedRevision)")
             }
             state.tokens[token.id] = token
+            state.generation += 1
         }
     }
 

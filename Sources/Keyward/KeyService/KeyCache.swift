@@ -54,6 +54,11 @@ final class KeyCache: Sendable {
     private let state = Mutex(State())
     let hits = Atomic<Int>(0)
     let misses = Atomic<Int>(0)
+    private let epochs = Atomic<Int>(0)
+
+    /// Increased by `invalidateAll`: a key read from the store in an earlier epoch may predate
+    /// the change that emptied the cache, so `put` does not keep it.
+    var epoch: Int { epochs.load(ordering: .acquiring) }
 
     init(capacity: Int, ttl: TimeInterval) {
         self.capacity = max(1, capacity)
@@ -76,9 +81,13 @@ final class KeyCache: Sendable {
     /// Caches `key`, unless a copy at the same or a newer revision is already cached, in which
     /// case that copy is returned: concurrent loaders share one `LoadedKey` (and so one set of
     /// unsealed versions and encryption budgets).
+    ///
+    /// With `readIn`, the epoch in which the key's row was read: a key read before the last
+    /// `invalidateAll` is returned but not cached.
     @discardableResult
-    func put(_ key: LoadedKey) -> LoadedKey {
+    func put(_ key: LoadedKey, readIn epoch: Int? = nil) -> LoadedKey {
         state.withLock { state -> LoadedKey in
+            if let epoch, epoch != epochs.load(ordering: .acquiring) { return key }
             if let existing = state.entries[key.row.id], existing.row.revision >= key.row.revision {
                 return existing
             }
@@ -100,6 +109,16 @@ final class KeyCache: Sendable {
 
     func invalidate(_ id: KeyID) {
         _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
+
+    /// Forgets every key: the next use of each reads and checks its row again.
+    func invalidateAll() {
+        state.withLock { state in
+            epochs.add(1, ordering: .releasing)
+            state.entries.removeAll()
+            state.order.removeAll()
+            state.head = 0
+        }
     }
 
     var count: Int { state.withLock { $0.entries.count } }

@@ -91,6 +91,7 @@ struct KeyRepository: Sendable {
     func load(_ id: KeyID) async throws(KeywardError) -> LoadedKey {
         let now = clock.now
         if let cached = cache.get(id, now: now) { return cached }
+        let epoch = cache.epoch
         guard let row = try await storing({ () async throws(StorageError) in try await store.key(id) }) else {
             throw .keyNotFound(id.description)
         }
@@ -98,7 +99,7 @@ struct KeyRepository: Sendable {
         if let audited = try await storing({ () async throws(StorageError) in try await store.latestAuditedRevision(of: id) }), audited > row.revision {
             throw .integrityFailure("key \(id) is at revision \(row.revision) but the audit log records revision \(audited) (an older row was put back)")
         }
-        return cache.put(LoadedKey(row: row, metadata: metadata, aliases: try await authenticAliases(of: id), loadedAt: now))
+        return cache.put(LoadedKey(row: row, metadata: metadata, aliases: try await authenticAliases(of: id), loadedAt: now), readIn: epoch)
     }
 
     /// A version's material, unsealed once and then cached with its key.

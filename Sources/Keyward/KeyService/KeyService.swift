@@ -1,6 +1,7 @@
 import Foundation
 import KeywardCrypto
 import KeywardStorage
+import Synchronization
 
 /// The application face of Keyward: creates, uses, rotates and destroys keys in a store, and
 /// audits every access. Front ends (CLI, HTTP, AWS KMS, Vault Transit) are thin adapters over it.
@@ -49,6 +50,8 @@ public final class KeyService: Sendable {
     }
 
     let options: Options
+    /// The store generation last seen by `refreshFromStore` (-1: none yet).
+    private let seenGeneration = Atomic<Int64>(-1)
 
     static let formatVersion = 1
 
@@ -132,6 +135,20 @@ public final class KeyService: Sendable {
             }
         }
         return KeyService(store: store, protection: protection, header: header, auditHead: head, clock: clock, options: options)
+    }
+
+    /// Notices what other processes changed in the store: when the store's generation (which
+    /// every administrative change by any writer increases) differs from the one last seen, every
+    /// cached key is dropped, so its next use reads and checks its row again. Returns true when
+    /// the store changed since the last call (false on the first). `keyward serve` calls this
+    /// every 250 ms, so a key disabled, an alias moved or a token revoked by the CLI applies
+    /// within that.
+    public func refreshFromStore() async throws(KeywardError) -> Bool {
+        let now = try await storing({ () async throws(StorageError) in try await store.generation() })
+        let before = seenGeneration.exchange(now, ordering: .acquiringAndReleasing)
+        guard before >= 0, before != now else { return false }
+        cache.invalidateAll()
+        return true
     }
 
     /// Resolves a key reference: a key id (UUID) or an alias whose row passes its MAC.

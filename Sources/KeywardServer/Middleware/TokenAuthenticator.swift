@@ -45,6 +45,15 @@ final class TokenAuthenticator: Sendable {
         self.capacity = capacity
     }
 
+    /// Forgets every verified token (the store changed: one may have been revoked or
+    /// re-scoped by another process). Lookups under way finish and are not kept.
+    func forgetAll() {
+        state.withLock { state in
+            state.entries.removeAll()
+            state.lookups.removeAll()
+        }
+    }
+
     /// The principal a token authenticates as, or `unauthenticated`.
     /// The principal of a token verified within the TTL and not expired, from the cache alone
     /// (no store lookup; a busy token's background refresh may start); nil otherwise.

@@ -20,12 +20,15 @@ public struct KeywardServer: Sendable {
     public let metrics = ServiceMetrics()
     let shutdown = ShutdownState()
     let logger: Logger
+    /// Verified tokens, shared by the routes and the `StoreWatcher` that clears them.
+    let tokens: TokenAuthenticator
 
     /// A server for `service` with `configuration` (validated here).
     public init(service: KeyService, configuration: ServerConfiguration, logger: Logger = Logger(label: "keyward")) throws(KeywardError) {
         try configuration.validate()
         self.service = service
         self.configuration = configuration
+        self.tokens = TokenAuthenticator(service: service, ttl: .seconds(configuration.tokenCacheSeconds))
         var logger = logger
         logger.logLevel = try configuration.loggerLevel
         self.logger = logger
@@ -45,7 +48,7 @@ public struct KeywardServer: Sendable {
         router.add(middleware: RequestAuditMiddleware(service: service))
         router.add(middleware: ErrorResponseMiddleware())
         router.add(middleware: AuthenticationMiddleware(
-            tokens: TokenAuthenticator(service: service, ttl: .seconds(configuration.tokenCacheSeconds)),
+            tokens: tokens,
             limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
             failures: RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers),
             certificatePolicies: try configuration.certificatePolicies()))
@@ -90,7 +93,8 @@ public struct KeywardServer: Sendable {
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
         let maintenance = MaintenanceScheduler(service: service, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)
-        return ServiceBundle(services: [server, DrainWatcher(state: shutdown, logger: logger), maintenance], logger: logger)
+        let watcher = StoreWatcher(service: service, tokens: tokens, logger: logger)
+        return ServiceBundle(services: [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher], logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT, then stops accepting connections, reports not-ready, and

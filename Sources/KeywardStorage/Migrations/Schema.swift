@@ -51,6 +51,23 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v2: store generation") { db in
+            // A counter every administrative change increases, whichever process makes it, so a
+            // running server notices another writer's changes by reading one row (`generation`).
+            var sql = """
+                CREATE TABLE store_generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+                INSERT INTO store_generation (id, value) VALUES (1, 0);
+                """
+            let watched = [("keys", ["UPDATE", "DELETE"]), ("aliases", ["INSERT", "UPDATE", "DELETE"]), ("tokens", ["UPDATE", "DELETE"]),
+                           ("keks", ["INSERT", "UPDATE", "DELETE"]), ("store_header", ["UPDATE"])]
+            for (table, events) in watched {
+                for event in events {
+                    sql += "CREATE TRIGGER generation_\(table)_\(event.lowercased()) AFTER \(event) ON \(table) "
+                        + "BEGIN UPDATE store_generation SET value = value + 1 WHERE id = 1; END;\n"
+                }
+            }
+            try db.execute(sql: sql)
+        }
         return migrator
     }
 }

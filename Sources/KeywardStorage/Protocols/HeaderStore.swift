@@ -11,4 +11,8 @@ public protocol HeaderStore: Sendable {
     func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord?
     /// All KEKs.
     func keks() async throws(StorageError) -> [KEKRecord]
+    /// A counter that every administrative change (a key row updated or deleted, an alias
+    /// written or removed, a token updated, a KEK or the header changed) increases, whichever
+    /// process makes it. Readers compare it with the value they last saw to notice other writers.
+    func generation() async throws(StorageError) -> Int64
 }

@@ -114,6 +114,10 @@ public final class SQLiteKeyStore: KeyStore {
 
     // MARK: Header and KEKs
 
+    public func generation() async throws(StorageError) -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM store_generation WHERE id = 1") ?? 0 }
+    }
+
     public func header() async throws(StorageError) -> StoreHeader? {
         try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM store_header WHERE id = 1").map(Self.header) }
     }

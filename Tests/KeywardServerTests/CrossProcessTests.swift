@@ -1,0 +1,54 @@
+import AsyncHTTPClient
+import Foundation
+import Keyward
+import KeywardServer
+import KeywardServerTesting
+import KeywardServiceTestSupport
+import KeywardStorage
+import Testing
+
+/// A second writer on the same store file (the CLI beside a running server): its changes reach
+/// the server through the store generation, without waiting for any cache to expire.
+@Suite("Another process's changes reach a running server")
+struct CrossProcessTests {
+    @Test("a key disabled, an alias removed and a token revoked by another process apply at once, well inside the 300 s key cache TTL")
+    func secondWriter() async throws {
+        let fixture = try await ServerFixture.make { $0.tokenCacheSeconds = 300 }
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app"]), actor: .owner("test")).metadata.id.description
+        let app = try await fixture.token(["encrypt:*"], principal: "app")
+        let live = try await LiveServer.start(fixture.server)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let base = "http://127.0.0.1:\(live.port)"
+        func status(_ path: String, _ token: String) async throws -> Int {
+            try await send(client, base + path, token: token, method: .POST, body: #"{"plaintext":"AQID"}"#).status
+        }
+        /// Polls up to 5 s (bounded) for `expected`; the note quotes how long it took.
+        func eventually(_ path: String, _ token: String, is expected: Int) async throws -> Bool {
+            for _ in 0..<50 {
+                if try await status(path, token) == expected { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
+        // Warm every cache: the key, its alias, the token.
+        #expect(try await status("/v1/keys/app/encrypt", app.text) == 200)
+        #expect(try await status("/v1/keys/\(key)/encrypt", fixture.rootToken) == 200)
+
+        // The other process: the same file, its own connection and KeyService, as `keyward` would open it.
+        let keyFile = fixture.directory.appendingPathComponent("root.key").path
+        let other = try await KeyService.open(store: try SQLiteKeyStore(path: fixture.directory.appendingPathComponent("store.db").path),
+                                              root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+
+        try await other.revokeToken(app.record.id, actor: .owner("cli"))
+        #expect(try await eventually("/v1/keys/\(key)/encrypt", app.text, is: 401), "the revoked token still works")
+
+        try await other.deleteAlias("app", actor: .owner("cli"))
+        #expect(try await eventually("/v1/keys/app/encrypt", fixture.rootToken, is: 404), "the removed alias still resolves")
+
+        _ = try await other.transition(key: key, .disable, actor: .owner("cli"))
+        #expect(try await eventually("/v1/keys/\(key)/encrypt", fixture.rootToken, is: 409), "the disabled key still encrypts")
+        try await client.shutdown()
+        try await live.stop()
+    }
+}
