@@ -65,7 +65,7 @@ public final class EnvelopeEncryptor: Sendable {
         if let cached = cache?.opened(identity) {
             dataKey = cached
         } else {
-            let plaintext: [UInt8]
+            var plaintext: [UInt8]
             // The service opens the data key only if it was sealed under this encryptor's key: a
             // message under any other key the credential can use is refused, not decrypted.
             do { plaintext = try await client.decrypt(sealed, key: key, context: context) } catch {
@@ -74,10 +74,10 @@ public final class EnvelopeEncryptor: Sendable {
                 }
                 throw error
             }
-            var copy = plaintext
-            defer { SecureZero.wipe(&copy) }
-            guard copy.count == 32 else { throw .invalidEnvelope("the data key is not 32 bytes") }
-            do { dataKey = try CachedDataKey(secret: try SecretBytes(copying: copy), sealed: sealed) } catch {
+            // Wiped in place: `plaintext` is the only reference to the data key's bytes.
+            defer { SecureZero.wipe(&plaintext) }
+            guard plaintext.count == 32 else { throw .invalidEnvelope("the data key is not 32 bytes") }
+            do { dataKey = try CachedDataKey(secret: try SecretBytes(copying: plaintext), sealed: sealed) } catch {
                 throw .configuration("the data key could not be held in locked memory: \(error)")
             }
             cache?.storeOpened(dataKey, identity: identity)

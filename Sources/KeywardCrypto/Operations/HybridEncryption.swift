@@ -38,7 +38,7 @@ public enum HybridEncryption {
     ///   `info` differs, or the key is not the recipient.
     public static func open(_ sealed: Sealed, with recipient: borrowing KeyMaterial, info: [UInt8]) throws(KeywardCryptoError) -> SecretBytes {
         let spec = recipient.spec
-        let plain: Data = try recipient.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> Data in
+        var plain: Data = try recipient.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> Data in
             try mapping(.invalidCiphertext(reason: "the sealed secret does not open with this recipient key")) {
                 switch spec {
                 case .x25519:
@@ -54,8 +54,8 @@ public enum HybridEncryption {
                 }
             }
         }
-        var copy = plain
-        defer { copy.wipe() }
-        return try SecretBytes(copying: copy)
+        // Wiped in place: `plain` is the only reference to these bytes.
+        defer { plain.wipe() }
+        return try SecretBytes(copying: plain)
     }
 }

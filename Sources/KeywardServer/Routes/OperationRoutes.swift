@@ -51,8 +51,11 @@ enum OperationRoutes {
             }, run: { items throws(KeywardError) in try await service.decryptBatch(items, key: key, actor: caller) })
             defer {
                 for index in results.indices {
-                    if case .success(var value) = results[index] { SecureZero.wipe(&value.plaintext) }
+                    guard case .success(var value) = results[index] else { continue }
+                    // Drop the array's reference first, so `value` holds the only one and the wipe
+                    // clears the bytes themselves, not a copy made on write.
                     results[index] = .failure(APIError("wiped", .ok, ""))
+                    SecureZero.wipe(&value.plaintext)
                 }
             }
             return batchResponse(results, PlaintextReply.init)
