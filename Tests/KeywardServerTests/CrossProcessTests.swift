@@ -51,4 +51,40 @@ struct CrossProcessTests {
         try await client.shutdown()
         try await live.stop()
     }
+
+    @Test("a KEK rotated by another process stops the running server with the reason, not a false tamper alarm, and the store stays intact")
+    func kekRotatedElsewhere() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
+        let live = try await LiveServer.start(fixture.server)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let base = "http://127.0.0.1:\(live.port)"
+        #expect(try await send(client, base + "/v1/keys/\(key)/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 200)
+
+        let keyFile = fixture.directory.appendingPathComponent("root.key").path
+        let storePath = fixture.directory.appendingPathComponent("store.db").path
+        let other = try await KeyService.open(store: try SQLiteKeyStore(path: storePath), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        _ = try await other.rotateKEK(root: try KeyFileRootOfTrust(path: keyFile), actor: .owner("cli"))
+
+        // Within the watcher's poll the server stops, saying why (bounded wait of 5 s).
+        var status = 0
+        var text = ""
+        for _ in 0..<50 {
+            let reply = try await send(client, base + "/v1/keys/\(key)/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#)
+            (status, text) = (reply.status, reply.text)
+            if status == 503 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let reply = (status: status, text: text)
+        #expect(reply.status == 503 && reply.text.contains("rotated by another process") && !reply.text.contains("integrity"), "\(reply.status) \(reply.text)")
+        #expect(try await send(client, base + "/v1/ready", token: nil).status == 503)
+        try await client.shutdown()
+        try await live.stop()
+
+        // A restart (a new KeyService on the file) unwraps the new KEK; nothing was harmed.
+        let restarted = try await KeyService.open(store: try SQLiteKeyStore(path: storePath), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        #expect(try await restarted.verifyStore().isIntact)
+        #expect(try await restarted.encrypt([1], key: key, actor: .owner("test")).version == 1)
+    }
 }

@@ -19,6 +19,10 @@ import Synchronization
 /// and the operation that wanted auditing fails (fail-closed).
 final class AuditLog: Sendable {
     private let writer: AuditWriter
+    /// Set by `retire`: this process may no longer write to the store (its KEK was rotated by
+    /// another process), so every entry, and with it every operation, is refused with the reason.
+    private let retired = Atomic<Bool>(false)
+    private let retirement = Mutex<String?>(nil)
 
     init(store: any KeyStore, protection: RecordProtection, head: AuditRow?) {
         writer = AuditWriter(store: store, protection: protection, head: head)
@@ -29,8 +33,18 @@ final class AuditLog: Sendable {
     /// Largest batch written in one transaction.
     static let maximumBatch = 4096
 
+    /// Stops all writing: from now on `record` fails with `storeState(reason)`.
+    func retire(_ reason: String) {
+        retirement.withLock { $0 = reason }
+        retired.store(true, ordering: .releasing)
+    }
+
+    /// Why writing stopped, if it did.
+    var retiredReason: String? { retired.load(ordering: .acquiring) ? retirement.withLock { $0 } : nil }
+
     /// Appends `event` and returns once it is written.
     func record(_ event: AuditEvent) async throws(KeywardError) {
+        if retired.load(ordering: .relaxed), let reason = retiredReason { throw .storeState(reason) }
         let body = event.canonicalBody()
         do {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in

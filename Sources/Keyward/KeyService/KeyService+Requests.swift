@@ -19,6 +19,7 @@ extension KeyService {
 
     /// Checks that the store answers (the server's readiness probe): reads the header.
     public func checkReady() async throws(KeywardError) {
+        if let reason = auditor.log.retiredReason { throw .storeState(reason) }
         guard try await storing({ () async throws(StorageError) in try await store.header() }) != nil else {
             throw .storeState("the store has no header")
         }

@@ -148,6 +148,13 @@ public final class KeyService: Sendable {
         let before = seenGeneration.exchange(now, ordering: .acquiringAndReleasing)
         guard before >= 0, before != now else { return false }
         cache.invalidateAll()
+        // A KEK rotated by another process: this instance holds the old KEK, and whatever it
+        // wrote now would carry MACs the store no longer accepts. It stops writing, saying why,
+        // instead of raising a false tamper alarm at its next write.
+        if let current = try await storing({ () async throws(StorageError) in try await store.header() }), current.activeKEK != header.activeKEK {
+            auditor.log.retire("the store's KEK was rotated by another process (active KEK \(current.activeKEK)); this process still holds "
+                               + "KEK \(header.activeKEK) and has stopped writing: restart it (keyward serve) to unwrap the new KEK")
+        }
         return true
     }
 
