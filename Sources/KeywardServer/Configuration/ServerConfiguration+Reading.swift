@@ -20,7 +20,7 @@ extension ServerConfiguration {
         var flagValues: [AbsoluteConfigKey: ConfigValue] = [:]
         for (key, text) in flags {
             guard let setting = declared[key] else { throw .invalidArgument("unknown setting '\(key)'") }
-            flagValues[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(try setting.kind.content(text, key: key, source: "flag"), isSecret: false)
+            flagValues[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(try setting.kind.content(text, key: key), isSecret: false)
         }
         providers.append(InMemoryProvider(name: "flags", values: flagValues))
         providers.append(KeyMappingProvider(upstream: EnvironmentVariablesProvider(environmentVariables: environment, arraySeparator: ";")) { key in
@@ -179,7 +179,7 @@ extension ServerConfiguration.Setting.Kind {
     }
 
     /// A flag's text as this kind's content.
-    func content(_ text: String, key: String, source: String) throws(KeywardError) -> ConfigContent {
+    func content(_ text: String, key: String) throws(KeywardError) -> ConfigContent {
         switch self {
         case .string: return .string(text)
         case .int:

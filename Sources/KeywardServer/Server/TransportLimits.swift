@@ -36,9 +36,6 @@ final class ConnectionCounter: Sendable {
         channel.closeFuture.whenComplete { [self] _ in count.subtract(1, ordering: .relaxed) }
         return true
     }
-
-    /// Connections open now.
-    var current: Int { count.load(ordering: .relaxed) }
 }
 
 /// Where one HTTP/1 connection stands, for its deadlines: shared by `ReadDeadlineHandler`
