@@ -28,6 +28,8 @@ public final class InMemoryKeyStore: KeyStore {
         public var tokens: [KeyID: TokenRow] = [:]
         /// Audit rows, oldest first; `audit[i].sequence == i + 1`.
         public var audit: [AuditRow] = []
+        /// The revision index: newest audited revision (and deletion) per record identity.
+        public var anchors: [[UInt8]: RevisionAnchorRow] = [:]
         /// `generation()`: increased by every administrative change.
         public var generation: Int64 = 0
     }
@@ -160,10 +162,19 @@ public final class InMemoryKeyStore: KeyStore {
         }
     }
 
-    public func deleteAlias(_ name: String) async throws(StorageError) {
-        withContents {
-            $0.aliases[name] = nil
-            $0.generation += 1
+    public func aliases(after cursor: String?, limit: Int) async throws(StorageError) -> [AliasRow] {
+        withContents { contents in
+            Array(contents.aliases.values.filter { $0.name > (cursor ?? "") }.sorted { $0.name < $1.name }.prefix(limit))
+        }
+    }
+
+    public func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError) {
+        try locked { (state: inout Contents) throws(StorageError) in
+            guard let stored = state.aliases[name], stored.revision == expectedRevision else {
+                throw .conflict("alias \(name) is not at revision \(expectedRevision)")
+            }
+            state.aliases[name] = nil
+            state.generation += 1
         }
     }
 
@@ -211,6 +222,7 @@ public final class InMemoryKeyStore: KeyStore {
                 next += 1
             }
             state.audit += entries
+            for anchor in entries.flatMap(\.anchors) { state.anchors[anchor.record] = anchor }
         }
     }
 
@@ -223,8 +235,8 @@ public final class InMemoryKeyStore: KeyStore {
         }
     }
 
-    public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? {
-        withContents { state in state.audit.lazy.filter { $0.keyID == keyID }.compactMap(\.keyRevision).max() }
+    public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot {
+        withContents { AnchorSnapshot(head: $0.audit.last, anchors: Array($0.anchors.values)) }
     }
 
     // MARK: KEK rotation
@@ -249,9 +261,9 @@ public final class InMemoryKeyStore: KeyStore {
                 for (name, row) in state.aliases { next.aliases[name] = try rewriter.alias(row); count += 1 }
                 for (id, row) in state.tokens { next.tokens[id] = try rewriter.token(row); count += 1 }
                 next.audit = try state.audit.map { row in
-                    guard !row.mac.isEmpty else { return row }
-                    count += 1
-                    return try rewriter.audit(row)
+                    let rewritten = try rewriter.audit(row)
+                    if rewritten.mac != row.mac { count += 1 }
+                    return rewritten
                 }
             } catch let error as StorageError {
                 throw error

@@ -12,7 +12,7 @@ struct AuditStorageTests {
         (0..<count).map { index in
             AuditRow(sequence: first + Int64(index), body: Array("entry \(index)".utf8), previousHash: [UInt8](repeating: 1, count: 32),
                      hash: [UInt8](repeating: 2, count: 32), mac: index == count - 1 ? [3] : [], keyID: key,
-                     keyRevision: revisions?[index], time: Date())
+                     anchors: revisions.map { [RevisionAnchorRow(record: [1] + (key?.bytes ?? []), revision: $0[index], deleted: false)] } ?? [], time: Date())
         }
     }
 
@@ -51,19 +51,20 @@ struct AuditStorageTests {
         #expect(try await store.auditHead()?.sequence == 2)
     }
 
-    @Test("the audited revision of a key is the highest one any batch recorded, whatever the order inside a batch")
-    func auditedRevisions() async throws {
+    @Test("the revision index keeps the last revision any entry anchored, in entry order, and reads back with the head in one snapshot")
+    func anchoredRevisions() async throws {
         let temporary = try TemporaryStore(label: "audit-rev")
         defer { temporary.remove() }
         let store = try SQLiteKeyStore(path: temporary.path("s.db"))
         let key = KeyID()
         try store.appendAuditBlocking(Self.rows(from: 1, count: 3, key: key, revisions: [3, 7, 5]))
-        #expect(try await store.latestAuditedRevision(of: key) == 7)
-        try await store.appendAudit(Self.rows(from: 4, count: 1, key: key, revisions: [4]))
-        #expect(try await store.latestAuditedRevision(of: key) == 7)
-        try store.appendAuditBlocking(Self.rows(from: 5, count: 1, key: key, revisions: [9]))
-        #expect(try await store.latestAuditedRevision(of: key) == 9)
-        #expect(try await store.latestAuditedRevision(of: KeyID()) == nil)
+        var snapshot = try await store.anchorSnapshot()
+        #expect(snapshot.head?.sequence == 3)
+        #expect(snapshot.anchors == [RevisionAnchorRow(record: [1] + key.bytes, revision: 5, deleted: false)])
+        try await store.appendAudit(Self.rows(from: 4, count: 1, key: key, revisions: [9]))
+        snapshot = try await store.anchorSnapshot()
+        #expect(snapshot.head?.sequence == 4)
+        #expect(snapshot.anchors.map(\.revision) == [9])
     }
 
     @Test("with audit durability within an interval, entries reach the database file itself (checkpointed, so fsync'ed) within it, and not before")

@@ -47,7 +47,7 @@ struct InMemoryKeyStoreTests {
             try await store.insertKey(KeyRow(id: KeyID(), body: [], revision: 1, mac: [], spec: "", state: "", createdAt: Date(), tags: [:]),
                                       firstVersion: nil, aliases: [AliasRow(name: "a", keyID: id, revision: 1, mac: [])])
         }
-        let entry = AuditRow(sequence: 2, body: [], previousHash: [], hash: [], mac: [], keyID: nil, keyRevision: nil, time: Date())
+        let entry = AuditRow(sequence: 2, body: [], previousHash: [], hash: [], mac: [], keyID: nil, time: Date())
         await #expect(throws: StorageError.self) { try await store.appendAudit([entry]) }
         #expect(try await store.auditHead() == nil)
     }

@@ -133,8 +133,11 @@ struct AuditedRevisionIndexTests {
         _ = try await setup.fixture.service.transition(key: setup.victim.description, .disable, actor: .owner("t"))
         try setup.fixture.tamper("UPDATE keys SET body = ?, revision = ?, mac = ?, state = ? WHERE id = ?",
                                  [old["body"] as Data?, old["revision"] as Int64?, old["mac"] as Data?, old["state"] as String?, Data(setup.victim.bytes)])
-        try setup.fixture.tamper("UPDATE audited_revisions SET revision = 1 WHERE key_id = ?", [Data(setup.victim.bytes)])
-        let report = try await setup.fixture.reopen().verifyStore()
+        try setup.fixture.tamper("UPDATE anchored_revisions SET revision = 1 WHERE record = ?", [Data([1] + setup.victim.bytes)])
+        // The running check refuses every operation on it: the index no longer matches the head's MAC.
+        let reopened = try await setup.fixture.reopen()
+        await #expect(throws: KeywardError.self) { _ = try await reopened.describe(key: setup.victim.description, actor: .owner("t")) }
+        let report = try await reopened.verifyStore()
         #expect(report.problems.contains { $0.contains(setup.victim.description) && $0.contains("replayed") }, "\(report.problems)")
         #expect(report.problems.contains { $0.contains("index edited") })
     }

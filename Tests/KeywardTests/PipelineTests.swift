@@ -91,9 +91,9 @@ struct PipelineTests {
         _ = try await service.listKeys(limit: 10, actor: .owner("t"))
         let known = Set(ServiceOperation.allCases.map { AuditOperation.key($0).description} + [
             AuditOperation.listKeys, .setAlias, .deleteAlias, .importUnwrap, .issueToken, .revokeToken, .createBackup,
-            .restoreKey, .initializeStore, .rotateKEK, .request].map(\.description))
+            .restoreKey, .initializeStore, .rotateKEK, .reserveEncryptions, .request].map(\.description))
         let names = try await service.auditTail(100).map(\.event.operation)
-        #expect(names == ["init-store", "create", "encrypt", "set-alias", "delete-alias", "list"])
+        #expect(names == ["init-store", "create", "reserve-encryptions", "encrypt", "set-alias", "delete-alias", "list"])
         #expect(names.allSatisfy(known.contains))
     }
 }

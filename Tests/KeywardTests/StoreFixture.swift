@@ -48,6 +48,16 @@ struct StoreFixture {
         try queue.write { db in try db.execute(sql: sql, arguments: arguments) }
     }
 
+    /// `tamper` with foreign keys off, as a raw `sqlite3` session has them: rows can be deleted
+    /// without their dependents and made to point at nothing.
+    func tamperWithoutForeignKeys(_ sql: String, _ arguments: StatementArguments = []) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA foreign_keys = OFF")
+            try db.execute(sql: sql, arguments: arguments)
+        }
+    }
+
     func fetch(_ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
         let queue = try DatabaseQueue(path: path)
         return try queue.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }

@@ -28,7 +28,8 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func alias(_ name: String) async throws(StorageError) -> AliasRow? { try await inner.alias(name) }
     public func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] { try await inner.aliases(of: keyID) }
     public func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) { try await inner.putAlias(alias, expectedRevision: expectedRevision) }
-    public func deleteAlias(_ name: String) async throws(StorageError) { try await inner.deleteAlias(name) }
+    public func aliases(after cursor: String?, limit: Int) async throws(StorageError) -> [AliasRow] { try await inner.aliases(after: cursor, limit: limit) }
+    public func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError) { try await inner.deleteAlias(name, expectedRevision: expectedRevision) }
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
         if failing { throw .database("disk full") }
         try await inner.appendAudit(entries)
@@ -39,7 +40,7 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateToken(token, expectedRevision: expectedRevision) }
     public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] { try await inner.tokens(after: cursor, limit: limit) }
     public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
-    public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? { try await inner.latestAuditedRevision(of: keyID) }
+    public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot { try await inner.anchorSnapshot() }
     public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter, progress: @escaping @Sendable (Int) -> Void) async throws(StorageError) -> Int {
         guard let limit = failRewriteAfter else {
             return try await inner.rewriteAll(newKEK: newKEK, header: header, rewriter: rewriter, progress: progress)

@@ -8,6 +8,15 @@ extension AuditEvent {
     func canonicalBody() -> [UInt8] {
         var writer = CanonicalBodyWriter()
         writer.string("actor", actor)
+        if !anchors.isEmpty {
+            writer.key("anchors")
+            writer.bytes.append(UInt8(ascii: "["))
+            for (index, anchor) in anchors.enumerated() {
+                if index > 0 { writer.bytes.append(UInt8(ascii: ",")) }
+                writer.quoted(anchor.description)
+            }
+            writer.bytes.append(UInt8(ascii: "]"))
+        }
         if let detail { writer.string("detail", detail) }
         if let keyID {
             writer.key("keyID")
@@ -15,7 +24,6 @@ extension AuditEvent {
             keyID.appendDescription(to: &writer.bytes)
             writer.bytes.append(UInt8(ascii: "\""))
         }
-        if let keyRevision { writer.number("keyRevision", keyRevision) }
         writer.string("operation", operation)
         writer.string("outcome", outcome)
         if let peer { writer.string("peer", peer) }
@@ -54,6 +62,11 @@ private struct CanonicalBodyWriter {
 
     mutating func string(_ name: StaticString, _ value: String) {
         key(name)
+        quoted(value)
+    }
+
+    /// A JSON string, escaped.
+    mutating func quoted(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in

@@ -18,8 +18,9 @@ public struct AuditEvent: Sendable, Codable, Hashable {
     public var outcome: String
     /// For failures: the error, as its user-facing message (which carries no secrets).
     public var detail: String?
-    /// For metadata changes: the key row's new revision (rollback detection).
-    public var keyRevision: Int64?
+    /// For changes to stored records: each changed record's new revision, which the audit log
+    /// anchors (replay detection, decision 0005).
+    public var anchors: [RevisionAnchor]
     /// Request id and peer address, for the service.
     public var requestID: String?
     /// The client's address, for the service.
@@ -29,7 +30,7 @@ public struct AuditEvent: Sendable, Codable, Hashable {
 
     /// An event; `outcome` defaults to `ok`.
     public init(time: Date, actor: String, operation: String, keyID: KeyID? = nil, version: UInt32? = nil,
-                outcome: String = "ok", detail: String? = nil, keyRevision: Int64? = nil, requestID: String? = nil, peer: String? = nil, route: String? = nil) {
+                outcome: String = "ok", detail: String? = nil, anchors: [RevisionAnchor] = [], requestID: String? = nil, peer: String? = nil, route: String? = nil) {
         self.time = time
         self.actor = actor
         self.operation = operation
@@ -37,9 +38,33 @@ public struct AuditEvent: Sendable, Codable, Hashable {
         self.version = version
         self.outcome = outcome
         self.detail = detail
-        self.keyRevision = keyRevision
+        self.anchors = anchors
         self.requestID = requestID
         self.peer = peer
         self.route = route
+    }
+}
+
+extension AuditEvent {
+    private enum CodingKeys: String, CodingKey {
+        case time, actor, operation, keyID, version, outcome, detail, anchors, requestID, peer, route
+    }
+
+    /// Decodes an entry's body; members the body leaves out (every optional one, and `anchors`
+    /// when nothing was anchored) take their empty values.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(time: try container.decode(Date.self, forKey: .time), actor: try container.decode(String.self, forKey: .actor),
+                  operation: try container.decode(String.self, forKey: .operation),
+                  keyID: try container.decodeIfPresent(KeyID.self, forKey: .keyID), version: try container.decodeIfPresent(UInt32.self, forKey: .version),
+                  outcome: try container.decode(String.self, forKey: .outcome), detail: try container.decodeIfPresent(String.self, forKey: .detail),
+                  anchors: try container.decodeIfPresent([RevisionAnchor].self, forKey: .anchors) ?? [],
+                  requestID: try container.decodeIfPresent(String.self, forKey: .requestID), peer: try container.decodeIfPresent(String.self, forKey: .peer),
+                  route: try container.decodeIfPresent(String.self, forKey: .route))
+    }
+
+    /// Records that this event's change left `record` at `revision` (deleted by it when `deleted`).
+    public mutating func anchor(_ record: AnchoredRecord, _ revision: Int64, deleted: Bool = false) {
+        anchors.append(RevisionAnchor(record, revision, deleted: deleted))
     }
 }

@@ -3,13 +3,20 @@ import KeywardCrypto
 import KeywardStorage
 import Synchronization
 
-/// The hash-chained, MAC'd audit log, with group commit.
+/// The hash-chained, MAC'd audit log, with group commit, and the revision index it anchors.
 ///
 /// Entry n stores `hash_n = SHA-256(hash_{n-1} || u64 n || body_n)`, so a changed, removed,
 /// inserted or reordered entry breaks the chain. The last entry of every batch also stores
-/// `HMAC(auditKey, hash_n)`; since that hash commits to every entry before it, the MAC
-/// authenticates the whole batch, and a rewritten chain (hashes recomputed) fails it. Every
-/// batch ends with a MAC'd entry, so no entry is left unauthenticated.
+/// `HMAC(auditKey, hash_n || digest)`, where `digest` is the revision index's digest after the
+/// batch (``RevisionIndex``); since that hash commits to every entry before it, the MAC
+/// authenticates the whole batch and the index as it left it. Every batch ends with a MAC'd
+/// entry, so no entry is left unauthenticated.
+///
+/// The index (the newest audited revision of every key, version, token and alias) is held in
+/// memory, checked against the newest batch MAC when the log opens and whenever another
+/// process has appended: `KeyRepository` compares each row it loads with it, so a row put back
+/// from an older copy of the store is refused, and an index row edited to let it through fails
+/// that MAC.
 ///
 /// Appends are batched by one writer thread of the log's own: callers that arrive while a batch
 /// is being written join the next one, which is written in a single transaction. The thread
@@ -24,8 +31,9 @@ final class AuditLog: Sendable {
     private let retired = Atomic<Bool>(false)
     private let retirement = Mutex<String?>(nil)
 
-    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?) {
-        writer = AuditWriter(store: store, protection: protection, head: head)
+    /// A log continuing from `head`, whose batch MAC `index` has been checked against.
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex) {
+        writer = AuditWriter(store: store, protection: protection, head: head, index: index)
     }
 
     deinit { writer.stop() }
@@ -46,33 +54,64 @@ final class AuditLog: Sendable {
     func record(_ event: AuditEvent) async throws(KeywardError) {
         if retired.load(ordering: .relaxed), let reason = retiredReason { throw .storeState(reason) }
         let body = event.canonicalBody()
-        do {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                writer.enqueue(AuditWriter.Waiter(body: body, keyID: event.keyID, keyRevision: event.keyRevision,
-                                                  time: event.time, continuation: continuation))
-            }
-        } catch let error as KeywardError {
-            throw error
-        } catch {
-            throw .auditUnavailable("\(error)")
-        }
+        try await writer.submit(.entry(body: body, keyID: event.keyID, anchors: event.anchors.map(\.row), time: event.time))
+    }
+
+    /// The newest revision the log anchors for `record`, if any.
+    func anchor(of record: AnchoredRecord) -> RevisionIndex.Entry? { writer.anchor(of: record) }
+
+    /// A fence for a row about to be read: the anchors that bind it.
+    func fence() -> ReadFence { ReadFence(sequence: writer.sequence) }
+
+    /// The sequence number of the newest entry this log knows of.
+    var sequence: Int64 { writer.sequence }
+
+    /// Reads the store's newest entry and revision index again and checks them against each
+    /// other: after another process appended, so that its changes (a token revoked, an alias
+    /// moved) count in replay checks here too. Runs on the writer thread, between batches.
+    func resynchronize() async throws(KeywardError) {
+        try await writer.submit(.resynchronize)
     }
 
     static func chainHash(previous: [UInt8], sequence: Int64, body: [UInt8]) -> [UInt8] {
         SHA256Hash.hash(concatenating: previous, RecordProtection.bytes(sequence), body)
     }
+
+    /// The store's newest entry and revision index, checked against each other (the entry's hash,
+    /// and its batch MAC over that hash and the index's digest).
+    static func verifiedSnapshot(_ snapshot: AnchorSnapshot, protection: RecordProtection) throws(KeywardError) -> (head: AuditRow?, index: RevisionIndex) {
+        let index = try RevisionIndex(rows: snapshot.anchors, protection: protection)
+        guard let head = snapshot.head else {
+            guard index.count == 0 else { throw .integrityFailure("the revision index has rows but the audit log is empty (the log was emptied)") }
+            return (nil, index)
+        }
+        guard AuditLog.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
+            throw .integrityFailure("the newest audit entry (#\(head.sequence)) fails its hash (edited)")
+        }
+        guard protection.checkAuditMAC(head.mac, head.hash, index.digest) else {
+            throw .integrityFailure("the newest audit entry (#\(head.sequence)) fails its MAC over the revision index: the entry, or the index "
+                                    + "(anchored_revisions), was edited; run keyward verify to name it")
+        }
+        return (head, index)
+    }
 }
 
 /// The audit log's writer thread: takes what is pending, chains, MACs and writes it, resumes
-/// the callers, and sleeps when nothing is pending. Ends when its log is released.
+/// the callers, and sleeps when nothing is pending. Ends when its log is released. It alone
+/// changes the revision index held in memory.
 final class AuditWriter: Sendable {
-    /// An entry waiting for its batch: the body is encoded by the caller, in parallel with
-    /// others, so the writer only chains, MACs and writes.
+    /// What a caller hands the thread.
+    enum Job {
+        /// An entry: the body is encoded by the caller, in parallel with others, so the writer
+        /// only chains, MACs and writes.
+        case entry(body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date)
+        /// Re-read the head and the index from the store (`AuditLog.resynchronize`).
+        case resynchronize
+    }
+
+    /// A job and the caller waiting for it.
     struct Waiter {
-        let body: [UInt8]
-        let keyID: KeyID?
-        let keyRevision: Int64?
-        let time: Date
+        let job: Job
         let continuation: UnsafeContinuation<Void, any Error>
     }
 
@@ -81,6 +120,7 @@ final class AuditWriter: Sendable {
         var started = false
         var sequence: Int64
         var headHash: [UInt8]
+        var index: RevisionIndex
     }
 
     private let store: any KeyStore
@@ -88,14 +128,33 @@ final class AuditWriter: Sendable {
     private let state: Mutex<State>
     private let thread = WorkerThread(name: "keyward-audit")
 
-    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?) {
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex) {
         self.store = store
         self.protection = protection
-        self.state = Mutex(State(sequence: head?.sequence ?? 0, headHash: head?.hash ?? [UInt8](repeating: 0, count: 32)))
+        self.state = Mutex(State(sequence: head?.sequence ?? 0, headHash: head?.hash ?? [UInt8](repeating: 0, count: 32), index: index))
     }
 
+    /// Hands `job` to the thread and waits for it.
+    func submit(_ job: Job) async throws(KeywardError) {
+        do {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                enqueue(Waiter(job: job, continuation: continuation))
+            }
+        } catch let error as KeywardError {
+            throw error
+        } catch {
+            throw .auditUnavailable("\(error)")
+        }
+    }
+
+    func anchor(of record: AnchoredRecord) -> RevisionIndex.Entry? {
+        state.withLock { $0.index.entry(record) }
+    }
+
+    var sequence: Int64 { state.withLock { $0.sequence } }
+
     /// Queues `waiter`; starts the thread on first use and wakes it.
-    func enqueue(_ waiter: Waiter) {
+    private func enqueue(_ waiter: Waiter) {
         let start = state.withLock { state -> Bool in
             state.pending.append(waiter)
             defer { state.started = true }
@@ -111,44 +170,52 @@ final class AuditWriter: Sendable {
     /// Lets the thread finish what is pending and end.
     func stop() { thread.stop() }
 
-    /// Writes the next batch of what is pending.
+    /// Writes the next batch of what is pending (entries up to the next resynchronisation), or
+    /// carries out that resynchronisation.
     private func step(_ stopping: Bool) -> WorkerThread.Step {
-        let next = state.withLock { state -> (batch: [Waiter], sequence: Int64, hash: [UInt8])? in
-            guard !state.pending.isEmpty else { return nil }
-            let count = min(state.pending.count, AuditLog.maximumBatch)
-            let batch: [Waiter]
-            if count == state.pending.count {
-                batch = state.pending
-                state.pending.removeAll(keepingCapacity: true)
-            } else {
-                batch = Array(state.pending.prefix(count))
-                state.pending.removeFirst(count)
+        let next = state.withLock { state -> [Waiter]? in
+            guard let first = state.pending.first else { return nil }
+            if case .resynchronize = first.job {
+                state.pending.removeFirst()
+                return [first]
             }
-            return (batch, state.sequence, state.headHash)
+            let limit = min(state.pending.count, AuditLog.maximumBatch)
+            var count = 1
+            while count < limit, case .entry = state.pending[count].job { count += 1 }
+            if count == state.pending.count {
+                defer { state.pending.removeAll(keepingCapacity: true) }
+                return state.pending
+            }
+            defer { state.pending.removeFirst(count) }
+            return Array(state.pending.prefix(count))
         }
-        guard let work = next else { return stopping ? .finished : .idle }
-        write(work.batch, after: work.sequence, work.hash)
+        guard let batch = next else { return stopping ? .finished : .idle }
+        if case .resynchronize = batch[0].job {
+            do {
+                try resynchronize()
+                batch[0].continuation.resume()
+            } catch {
+                fail(batch, error)
+            }
+        } else {
+            write(batch)
+        }
         return .worked
     }
 
     /// Writes one batch, re-chaining it when another process appended since this one last did
     /// (`keyward token create` beside a running server): the store refuses the batch as a
-    /// conflict, and it is chained again onto the newest verified head.
-    private func write(_ batch: [Waiter], after sequence: Int64, _ headHash: [UInt8]) {
-        var (sequence, headHash) = (sequence, headHash)
+    /// conflict, the head and index are read and checked again, and the batch is chained onto them.
+    private func write(_ batch: [Waiter]) {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let (lastSequence, lastHash) = try append(batch, after: sequence, headHash)
-                state.withLock { state in
-                    state.sequence = lastSequence
-                    state.headHash = lastHash
-                }
+                try append(batch)
                 for waiter in batch { waiter.continuation.resume() }
             } catch StorageError.conflict where attempt < 8 {
                 do {
-                    (sequence, headHash) = try verifiedHead()
+                    try resynchronize()
                     continue
                 } catch {
                     fail(batch, error)
@@ -165,35 +232,82 @@ final class AuditWriter: Sendable {
         for waiter in batch { waiter.continuation.resume(throwing: failure) }
     }
 
-    /// Chains, MACs and writes one batch after `sequence`; returns the new head.
-    private func append(_ batch: [Waiter], after sequence: Int64, _ headHash: [UInt8]) throws -> (Int64, [UInt8]) {
+    /// Chains, MACs and writes one batch after the current head; then makes the batch's end the
+    /// head and its anchors part of the index.
+    private func append(_ batch: [Waiter]) throws {
+        let (sequence, headHash, digest, pending) = try state.withLock { (state: inout State) throws(KeywardError) in
+            var pending: RevisionIndex.Pending? = nil
+            for (offset, waiter) in batch.enumerated() {
+                guard case .entry(_, _, let anchors, _) = waiter.job, !anchors.isEmpty else { continue }
+                pending = try state.index.pending(anchors, sequence: state.sequence + Int64(offset) + 1, protection: protection, continuing: pending)
+            }
+            return (state.sequence, state.headHash, state.index.digest, pending)
+        }
         var rows: [AuditRow] = []
         rows.reserveCapacity(batch.count)
         var previous = headHash
         var number = sequence
         for waiter in batch {
+            guard case .entry(let body, let keyID, let anchors, let time) = waiter.job else { continue }
             number += 1
-            let hash = AuditLog.chainHash(previous: previous, sequence: number, body: waiter.body)
-            rows.append(AuditRow(sequence: number, body: waiter.body, previousHash: previous, hash: hash,
-                                 mac: [], keyID: waiter.keyID, keyRevision: waiter.keyRevision, time: waiter.time))
+            let hash = AuditLog.chainHash(previous: previous, sequence: number, body: body)
+            rows.append(AuditRow(sequence: number, body: body, previousHash: previous, hash: hash,
+                                 mac: [], keyID: keyID, anchors: anchors, time: time))
             previous = hash
         }
-        rows[rows.count - 1].mac = try protection.auditMAC(previous)
+        rows[rows.count - 1].mac = try protection.auditMAC(previous, pending?.digest ?? digest)
         try store.appendAuditBlocking(rows)
-        return (number, previous)
+        state.withLock { state in
+            state.sequence = number
+            state.headHash = previous
+            if let pending { state.index.adopt(pending) }
+        }
     }
 
-    /// The store's newest audit entry, checked (MAC and hash) before anything is chained to it.
-    /// Rare (a conflict), so it waits for the store's async read on this thread.
-    private func verifiedHead() throws -> (Int64, [UInt8]) {
+    /// Takes up what other processes appended since this log's head: each entry must follow
+    /// the chain, and each batch MAC must verify over the index as the entries' anchors leave it.
+    /// Rare (another process appended), so it waits for the store's async reads on this thread.
+    private func resynchronize() throws {
         let store = self.store
-        let newest = try waitBlocking { () async throws(StorageError) in try await store.auditHead() }
-        guard let head = newest else { return (0, [UInt8](repeating: 0, count: 32)) }
-        guard protection.checkAuditMAC(head.mac, head.hash),
-              AuditLog.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
-            throw KeywardError.integrityFailure("the newest audit entry (#\(head.sequence)) fails its MAC or hash")
+        var (number, previous, pending) = state.withLock { ($0.sequence, $0.headHash, RevisionIndex.Pending(digest: $0.index.digest)) }
+        var unauthenticated: Int64? = nil
+        while true {
+            let after = number
+            let page = try waitBlocking { () async throws(StorageError) in try await store.auditEntries(after: after, limit: 1000) }
+            guard !page.isEmpty else { break }
+            for row in page {
+                guard row.sequence == number + 1, row.previousHash == previous,
+                      AuditLog.chainHash(previous: row.previousHash, sequence: row.sequence, body: row.body) == row.hash else {
+                    throw KeywardError.integrityFailure("audit #\(row.sequence), appended by another process, does not follow #\(number) as this process wrote it "
+                                                        + "(entries removed or rewritten); run keyward verify")
+                }
+                let anchors = try CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)").anchors.map(\.row)
+                if !anchors.isEmpty {
+                    let start = pending
+                    pending = try state.withLock { (state: inout State) throws(KeywardError) in
+                        try state.index.pending(anchors, sequence: row.sequence, protection: protection, continuing: start)
+                    }
+                }
+                if row.mac.isEmpty {
+                    unauthenticated = unauthenticated ?? row.sequence
+                } else {
+                    guard protection.checkAuditMAC(row.mac, row.hash, pending.digest) else {
+                        throw KeywardError.integrityFailure("audit #\(row.sequence), appended by another process, fails its batch MAC over the revision index; run keyward verify")
+                    }
+                    unauthenticated = nil
+                }
+                number = row.sequence
+                previous = row.hash
+            }
         }
-        return (head.sequence, head.hash)
+        if let unauthenticated {
+            throw KeywardError.integrityFailure("audit #\(unauthenticated)–#\(number): no batch MAC covers these entries; run keyward verify")
+        }
+        state.withLock { state in
+            state.sequence = number
+            state.headHash = previous
+            state.index.adopt(pending)
+        }
     }
 }
 

@@ -23,6 +23,9 @@ public enum AuditOperation: Sendable, Hashable, CustomStringConvertible {
     case initializeStore
     /// Rotating the storage KEK.
     case rotateKEK
+    /// Reserving a block of a version's encryption budget (the version row's new revision is
+    /// anchored, so an older row cannot be put back to reuse nonces).
+    case reserveEncryptions
     /// A front-end request that reached no key operation (refused credentials, malformed input,
     /// rate limits, system routes).
     case request
@@ -41,6 +44,7 @@ public enum AuditOperation: Sendable, Hashable, CustomStringConvertible {
         case .restoreKey: "restore"
         case .initializeStore: "init-store"
         case .rotateKEK: "kek-rotate"
+        case .reserveEncryptions: "reserve-encryptions"
         case .request: "request"
         }
     }

@@ -94,6 +94,8 @@ public enum SystemJob: String, Sendable, CaseIterable {
     case scheduledDestruction
     /// A step of an authorised request that the service takes itself (an import's wrapping key).
     case onBehalfOfCaller
+    /// Reserving a block of a key version's encryption budget in the store.
+    case encryptionReservation
 
     /// The principal audit entries name for the job.
     public var principal: String {
@@ -102,6 +104,7 @@ public enum SystemJob: String, Sendable, CaseIterable {
         case .encryptionLimitRotation: "keyward (encryption limit)"
         case .scheduledDestruction: "keyward (destruction date)"
         case .onBehalfOfCaller: "keyward (on behalf of the caller)"
+        case .encryptionReservation: "keyward (encryption budget)"
         }
     }
 }

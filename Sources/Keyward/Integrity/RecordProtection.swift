@@ -9,13 +9,16 @@ import KeywardStorage
 /// - mutable rows (keys, versions' metadata, aliases, the header) carry an HMAC-SHA-256 under a
 ///   key derived from the KEK with HKDF (info `keyward/v1/metadata-mac`) over their identity,
 ///   revision and body;
-/// - audit entries are MAC'd under a second derived key (info `keyward/v1/audit-mac`).
+/// - audit batches are MAC'd under a second derived key (info `keyward/v1/audit-mac`), over the
+///   chain hash and the revision index's digest;
+/// - the revision index's elements are MACs under a third (info `keyward/v1/revision-anchor`).
 final class RecordProtection: Sendable {
     let storeID: KeyID
     let kekID: KeyID
     private let kek: KeyMaterial
     private let metadataKey: KeyMaterial
     private let auditKey: KeyMaterial
+    private let anchorKey: KeyMaterial
 
     init(storeID: KeyID, kekID: KeyID, kek: consuming SecretBytes) throws(KeywardError) {
         self.storeID = storeID
@@ -27,6 +30,10 @@ final class RecordProtection: Sendable {
             let audit = try kek.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in
                 try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: storeID.bytes, info: Array("keyward/v1/audit-mac".utf8), outputByteCount: 32)
             }
+            let anchor = try kek.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> SecretBytes in
+                try KeyDerivation.hkdf(.sha256, inputKeyMaterial: raw, salt: storeID.bytes, info: Array("keyward/v1/revision-anchor".utf8), outputByteCount: 32)
+            }
+            self.anchorKey = try KeyMaterial(spec: .hmacSHA256, secret: anchor)
             self.metadataKey = try KeyMaterial(spec: .hmacSHA256, secret: metadata)
             self.auditKey = try KeyMaterial(spec: .hmacSHA256, secret: audit)
             self.kek = try KeyMaterial(spec: .aes256GCM, secret: kek)
@@ -82,12 +89,22 @@ final class RecordProtection: Sendable {
         (try? metadataKey.verifyMAC(tag, for: Self.frame(parts))) ?? false
     }
 
-    func auditMAC(_ hash: [UInt8]) throws(KeywardError) -> [UInt8] {
-        do { return try auditKey.mac(hash) } catch { throw .crypto(error) }
+    /// A batch's MAC: over its last chain hash and the revision index's digest after the batch.
+    func auditMAC(_ hash: [UInt8], _ digest: RevisionIndex.Digest) throws(KeywardError) -> [UInt8] {
+        do { return try auditKey.mac(hash + digest.bytes) } catch { throw .crypto(error) }
     }
 
-    func checkAuditMAC(_ tag: [UInt8], _ hash: [UInt8]) -> Bool {
-        (try? auditKey.verifyMAC(tag, for: hash)) ?? false
+    func checkAuditMAC(_ tag: [UInt8], _ hash: [UInt8], _ digest: RevisionIndex.Digest) -> Bool {
+        (try? auditKey.verifyMAC(tag, for: hash + digest.bytes)) ?? false
+    }
+
+    /// One revision-index row's element of the index digest.
+    func anchorElement(_ row: RevisionAnchorRow) throws(KeywardError) -> [UInt8] {
+        do {
+            return try anchorKey.mac(Self.frame([row.record, Self.bytes(row.revision), [row.deleted ? 1 : 0]]))
+        } catch {
+            throw .crypto(error)
+        }
     }
 
     /// Length-prefixed concatenation, so that field boundaries cannot shift.

@@ -10,6 +10,8 @@ import KeywardStorage
 /// Past `limit` a reservation fails and the key must rotate (`KeyService.versionForEncryption`).
 struct EncryptionBudget: Sendable {
     let records: KeyRepository
+    /// Records each reservation, anchoring the version row's new revision.
+    let auditor: Auditor
     /// Encryptions reserved per store write.
     let block: UInt64
     /// Encryptions a version may have reserved in all.
@@ -78,10 +80,11 @@ struct EncryptionBudget: Sendable {
     private func persistReservation(_ key: LoadedKey, _ version: LoadedVersion) async throws(KeywardError) -> Bool {
         let id = key.row.id
         for _ in 0..<8 {
+            let fence = records.fence()
             guard let row = try await storing({ () async throws(StorageError) in try await records.store.version(id, version.number) }) else {
                 throw .integrityFailure("version \(version.number) of key \(id) vanished")
             }
-            var metadata = try records.verifiedVersion(row, of: id, version.number)
+            var metadata = try records.verifiedVersion(row, of: id, version.number, fence)
             let newReserved = metadata.encryptionsReserved + block
             if newReserved > limit { return false }
             metadata.encryptionsReserved = newReserved
@@ -92,6 +95,10 @@ struct EncryptionBudget: Sendable {
                 if case .conflict = error { continue }
                 throw .storage(error)
             }
+            var event = auditor.event(.reserveEncryptions, caller: .system(.encryptionReservation), key: id, version: version.number)
+            event.anchor(.version(id, version.number), updated.revision)
+            event.detail = "\(newReserved) encryptions reserved"
+            try await auditor.record(event)
             // Only what this process reserved itself is usable here: another process's block
             // is that process's to spend. When the stored reservation was this process's own
             // (the usual case), the new block extends the current one and what is left of the

@@ -79,7 +79,9 @@ extension KeyService {
             let version = try records.versionRow(keyID: id, version: 1, sealed: sealed,
                                              metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
             var aliases: [AliasRow] = []
-            for name in request.aliases { aliases.append(try records.aliasRow(name: try Self.validAlias(name), keyID: id, revision: 1)) }
+            for name in request.aliases {
+                aliases.append(try records.aliasRow(name: try Self.validAlias(name), keyID: id, revision: records.firstAliasRevision(name)))
+            }
             do throws(StorageError) {
                 try await store.insertKey(row, firstVersion: version, aliases: aliases)
             } catch {
@@ -87,7 +89,9 @@ extension KeyService {
                 throw .storage(error)
             }
             event.version = 1
-            event.keyRevision = 1
+            event.anchor(.key(id), row.revision)
+            event.anchor(.version(id, 1), version.revision)
+            for alias in aliases { event.anchor(.alias(alias.name), alias.revision) }
             event.detail = "spec \(request.spec.rawValue), origin \(origin)\(aliases.isEmpty ? "" : ", aliases \(request.aliases.joined(separator: ","))")"
             return KeyDescription(metadata: metadata, aliases: request.aliases.sorted())
         }
@@ -135,11 +139,12 @@ extension KeyService {
             var exhausted = false
             while keys.count < limit, !exhausted {
                 let after = position
+                let fence = records.fence()
                 let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: filter, after: after, limit: limit) })
                 exhausted = rows.count < limit
                 for row in rows {
                     position = row.id
-                    let description = KeyDescription(metadata: try records.verifiedMetadata(row), aliases: try await records.authenticAliases(of: row.id))
+                    let description = KeyDescription(metadata: try records.verifiedMetadata(row, fence), aliases: try await records.authenticAliases(of: row.id))
                     if actor.permits(.describe, on: description) {
                         keys.append(description)
                         if keys.count == limit { break }
@@ -158,7 +163,7 @@ extension KeyService {
     /// audit entry, and returns the key as it now is.
     func commit(_ key: LoadedKey, _ metadata: KeyMetadata, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
         let row = try await records.commit(key, metadata)
-        event.keyRevision = row.revision
+        event.anchor(.key(row.id), row.revision)
         return KeyDescription(metadata: metadata, aliases: try await records.authenticAliases(of: key.row.id))
     }
 
@@ -239,7 +244,8 @@ extension KeyService {
         let row = try records.keyRow(metadata, revision: key.row.revision + 1)
         try await records.commit(key, row, adding: version)
         event.version = metadata.currentVersion
-        event.keyRevision = row.revision
+        event.anchor(.key(id), row.revision)
+        event.anchor(.version(id, version.version), version.revision)
         return KeyDescription(metadata: metadata, aliases: try await records.authenticAliases(of: id))
     }
 
@@ -256,16 +262,18 @@ extension KeyService {
             if let policy = actor.policy, !policy.allowsNaming(alias, for: .update) {
                 throw .accessDenied(principal: actor.principal, operation: .update, key: alias)
             }
+            let fence = records.fence()
             let existing = try await storing({ () async throws(StorageError) in try await store.alias(alias) })
             if let existing {
-                try protection.check(existing.mac, RecordFraming.alias(existing), what: "alias \(alias)")
+                _ = try records.verifiedAlias(existing, fence)
                 // Moving an alias changes what both keys answer to.
                 _ = try await authorizedKey(existing.keyID, for: .update, caller: actor)
                 cache.invalidate(existing.keyID)
             }
             defer { cache.invalidate(id) }
-            let row = try records.aliasRow(name: alias, keyID: id, revision: (existing?.revision ?? 0) + 1)
+            let row = try records.aliasRow(name: alias, keyID: id, revision: max((existing?.revision ?? 0) + 1, records.firstAliasRevision(alias)))
             try await storing({ () async throws(StorageError) in try await store.putAlias(row, expectedRevision: existing?.revision) })
+            event.anchor(.alias(alias), row.revision)
             event.detail = "alias \(alias) revision \(row.revision)"
         }
     }
@@ -284,7 +292,14 @@ extension KeyService {
             event.detail = "alias \(alias)"
             _ = try await authorizedKey(id, for: .update, caller: actor)
             defer { cache.invalidate(id) }
-            try await storing({ () async throws(StorageError) in try await store.deleteAlias(alias) })
+            let fence = records.fence()
+            guard let existing = try await storing({ () async throws(StorageError) in try await store.alias(alias) }) else {
+                throw .storage(.conflict("alias \(alias) was removed meanwhile"))
+            }
+            let row = try records.verifiedAlias(existing, fence)
+            guard row.keyID == id else { throw .storage(.conflict("alias \(alias) was moved meanwhile")) }
+            try await storing({ () async throws(StorageError) in try await store.deleteAlias(alias, expectedRevision: row.revision) })
+            event.anchor(.alias(alias), row.revision + 1, deleted: true)
         }
     }
 }

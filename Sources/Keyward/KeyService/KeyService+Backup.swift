@@ -84,9 +84,10 @@ extension KeyService {
             var count = 0
             var cursor: KeyID? = nil
             repeat {
+                let fence = records.fence()
                 let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
                 for row in rows {
-                    let metadata = try records.verifiedMetadata(row)
+                    let metadata = try records.verifiedMetadata(row, fence)
                     guard metadata.backupAllowed, metadata.importWrappingFor == nil else { continue }
                     try await appendKey(metadata, row: row, to: &payload)
                     count += 1
@@ -251,16 +252,22 @@ extension KeyService {
                     versionRows.append(try records.versionRow(keyID: key.metadata.id, version: version.number, sealed: sealed, metadata: version.metadata, revision: 1))
                 }
                 var aliases: [AliasRow] = []
-                for alias in key.aliases { aliases.append(try records.aliasRow(name: alias, keyID: key.metadata.id, revision: 1)) }
+                for alias in key.aliases {
+                    aliases.append(try records.aliasRow(name: alias, keyID: key.metadata.id, revision: records.firstAliasRevision(alias)))
+                }
                 try await storing({ () async throws(StorageError) in try await store.insertKey(row, firstVersion: versionRows.first, aliases: aliases) })
+                event.anchor(.key(row.id), row.revision)
+                if let first = versionRows.first { event.anchor(.version(row.id, first.version), first.revision) }
+                for alias in aliases { event.anchor(.alias(alias.name), alias.revision) }
                 var keyRow = row
                 for version in versionRows.dropFirst() {
                     // Versions after the first go in with a CAS on the key row, as rotation does.
                     let next = try records.keyRow(key.metadata, revision: keyRow.revision + 1)
                     try await storing({ () async throws(StorageError) in try await store.insertVersion(version, key: next, expectedRevision: keyRow.revision) })
                     keyRow = next
+                    event.anchor(.key(row.id), next.revision)
+                    event.anchor(.version(row.id, version.version), version.revision)
                 }
-                event.keyRevision = keyRow.revision
                 event.detail = "from backup \(contents.header.bundleID) of store \(contents.header.storeID)"
             }
             restored += 1

@@ -1,6 +1,7 @@
 import Foundation
 import KeywardCrypto
 import KeywardStorage
+import Synchronization
 
 extension KeyService {
     /// Rotates the storage KEK after running due maintenance (a key past its destruction date is
@@ -37,8 +38,7 @@ extension KeyService {
         } catch {
             throw await auditor.refusal(auditor.event(.rotateKEK, caller: actor), .storage(error))
         }
-        let rotated = KeyService(store: store, protection: fresh, header: newHeader, auditHead: try await storing({ () async throws(StorageError) in try await store.auditHead() }),
-                                 clock: clock, options: options)
+        let rotated = try await KeyService.resuming(store: store, protection: fresh, header: newHeader, clock: clock, options: options)
         var event = rotated.auditor.event(.rotateKEK, caller: actor)
         event.detail = "\(count) records rewritten under KEK \(newID)"
         try await rotated.auditor.record(event)
@@ -47,6 +47,7 @@ extension KeyService {
 
     /// Checks each row under `old` and re-protects it under `fresh`.
     static func rewriter(from old: RecordProtection, to fresh: RecordProtection) -> RecordRewriter {
+        let replay = Mutex((old: RevisionIndex(), fresh: RevisionIndex()))
         return RecordRewriter(
             key: { row in
                 try old.check(row.mac, RecordFraming.key(row), what: "the row of key \(row.id)")
@@ -79,12 +80,20 @@ extension KeyService {
                 return out
             },
             audit: { row in
-                guard old.checkAuditMAC(row.mac, row.hash) else {
-                    throw KeywardError.integrityFailure("audit #\(row.sequence) fails its MAC; the audit log must verify before the KEK is rotated")
+                // Each batch MAC covers the revision index as the entries before it left it, and
+                // the index's elements are keyed under the KEK: both are replayed, entry by entry.
+                let anchors = try CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)").anchors.map(\.row)
+                return try replay.withLock { (indexes: inout (old: RevisionIndex, fresh: RevisionIndex)) throws -> AuditRow in
+                    try indexes.old.apply(anchors, protection: old)
+                    try indexes.fresh.apply(anchors, protection: fresh)
+                    guard !row.mac.isEmpty else { return row }
+                    guard old.checkAuditMAC(row.mac, row.hash, indexes.old.digest) else {
+                        throw KeywardError.integrityFailure("audit #\(row.sequence) fails its MAC; the audit log must verify before the KEK is rotated")
+                    }
+                    var out = row
+                    out.mac = try fresh.auditMAC(row.hash, indexes.fresh.digest)
+                    return out
                 }
-                var out = row
-                out.mac = try fresh.auditMAC(row.hash)
-                return out
             })
     }
 

@@ -107,13 +107,15 @@ extension KeyService {
     func destroy(_ key: LoadedKey, as job: SystemJob = .scheduledDestruction) async throws(KeywardError) {
         let id = key.row.id
         try await auditor.audited(.key(.destroy), caller: .system(job), key: id) { (event) throws(KeywardError) -> Void in
+            let fence = records.fence()
             let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
             for row in rows {
-                var metadata = try records.verifiedVersion(row, of: id, row.version)
+                var metadata = try records.verifiedVersion(row, of: id, row.version, fence)
                 guard metadata.state != "destroyed" else { continue }
                 metadata.state = "destroyed"
                 let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
                 try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
+                event.anchor(.version(id, row.version), tombstone.revision)
             }
             var metadata = key.metadata
             metadata.state = .destroyed

@@ -41,6 +41,7 @@ extension KeyService {
                 if case .conflict = error { throw .invalidArgument("a token with this text already exists") }
                 throw .storage(error)
             }
+            event.anchor(.token(id), row.revision)
             event.detail = "token \(id) for \(principal)"
             return IssuedToken(text: text, record: record)
         }
@@ -50,9 +51,10 @@ extension KeyService {
     /// order, after `cursor`; `nextCursor` continues, nil on the last page.
     public func listTokens(after cursor: KeyID? = nil, limit: Int = 100) async throws(KeywardError) -> (tokens: [TokenRecord], nextCursor: KeyID?) {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
+        let fence = records.fence()
         let rows = try await storing({ () async throws(StorageError) in try await store.tokens(after: cursor, limit: limit) })
         var tokens: [TokenRecord] = []
-        for row in rows { tokens.append(try records.verifiedToken(row)) }
+        for row in rows { tokens.append(try records.verifiedToken(row, fence)) }
         return (tokens, rows.count == limit ? rows.last?.id : nil)
     }
 
@@ -60,13 +62,16 @@ extension KeyService {
     public func revokeToken(_ id: KeyID, actor: Caller) async throws(KeywardError) {
         try await auditor.audited(.revokeToken, caller: actor, key: nil) { (event) throws(KeywardError) -> Void in
             event.detail = "token \(id)"
+            let fence = records.fence()
             guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
+                try records.checkAbsent(.token(id), fence)
                 throw .invalidArgument("no token \(id)")
             }
-            var record = try records.verifiedToken(row)
+            var record = try records.verifiedToken(row, fence)
             record.revokedAt = clock.now
             let updated = try records.tokenRow(record, hash: row.hash, revision: row.revision + 1)
             try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
+            event.anchor(.token(id), updated.revision)
         }
     }
 
@@ -75,11 +80,12 @@ extension KeyService {
     /// log that never repeats the token.
     public func authenticate(_ text: String) async throws(KeywardError) -> TokenRecord {
         guard let (id, hash) = TokenText.parse(text) else { throw .unauthenticated("malformed token") }
+        let fence = records.fence()
         guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
             throw .unauthenticated("unknown token")
         }
         guard ConstantTime.equals(row.hash, hash) else { throw .unauthenticated("unknown token") }
-        let record = try records.verifiedToken(row)
+        let record = try records.verifiedToken(row, fence)
         if let revoked = record.revokedAt, revoked <= clock.now { throw .unauthenticated("token \(id) was revoked") }
         if let expiry = record.expiresAt, expiry <= clock.now { throw .unauthenticated("token \(id) expired") }
         return record

@@ -4,12 +4,14 @@ import KeywardStorage
 
 /// What `verifyStore` found.
 public struct StoreVerification: Sendable, Hashable {
-    /// Keys, versions and aliases checked.
+    /// Key rows checked.
     public var keys = 0
     /// Key versions checked.
     public var versions = 0
     /// Aliases checked.
     public var aliases = 0
+    /// Token rows checked.
+    public var tokens = 0
     /// The audit chain's result.
     public var audit = AuditVerification(entries: 0, problems: [])
     /// One line per record that fails, naming it.
@@ -19,35 +21,59 @@ public struct StoreVerification: Sendable, Hashable {
 }
 
 extension KeyService {
-    /// Checks every key row (MAC, columns, revision against the audit log), every version
-    /// (MAC, and that its sealed material opens under its binding), every alias (MAC) and the
-    /// audit chain. Each failing record is named; nothing is changed. `progress` is called with
-    /// the number of keys checked so far.
+    /// Checks the whole store against itself and the audit log:
+    /// - the audit chain (`verifyAudit`), replaying the revisions it anchors;
+    /// - the stored revision index against that replay (an edited index);
+    /// - every key row (MAC, columns), version (MAC, sealed material opens under its binding),
+    ///   alias (MAC, names a key that exists) and token (MAC, record) against its anchored
+    ///   revision (a replayed row), and every record the log anchors against the store (a
+    ///   deleted row).
+    ///
+    /// Each failing record is named; nothing is changed. `progress` is called with the number of
+    /// keys checked so far.
     public func verifyStore(progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> StoreVerification {
         var report = StoreVerification()
-        // The audit chain first: the revisions it records are the reference for replay checks
-        // (the `audited_revisions` table that loads consult is only a fast copy of them).
-        var auditedRevisions: [KeyID: Int64] = [:]
-        report.audit = try await verifyAudit { event in
-            if let key = event.keyID, let revision = event.keyRevision {
-                auditedRevisions[key] = max(auditedRevisions[key] ?? 0, revision)
+        // The audit chain first: the revisions it anchors are the reference for replay checks.
+        var chain = RevisionIndex()
+        report.audit = try await verifyAudit(replaying: &chain)
+        var unseen = Set(chain.rows.compactMap { $0.deleted ? nil : AnchoredRecord(identity: $0.record) })
+        func check(_ record: AnchoredRecord, _ revision: Int64) {
+            unseen.remove(record)
+            guard let anchored = chain.entry(record) else { return }
+            if anchored.deleted ? anchored.revision >= revision : anchored.revision > revision {
+                report.problems.append("\(record): revision \(revision) is older than the audited revision \(anchored.revision)"
+                                       + "\(anchored.deleted ? " (which deleted it)" : "") (replayed row)")
             }
         }
+
+        let stored = try await storing({ () async throws(StorageError) in try await store.anchorSnapshot() }).anchors
+        func named(_ identity: [UInt8]) -> String { AnchoredRecord(identity: identity).map { "\($0)" } ?? "an unknown record" }
+        for row in stored {
+            let audited = chain.entries[row.record]
+            if audited?.revision != row.revision || audited?.deleted != row.deleted {
+                report.problems.append("revision index: \(named(row.record)) is at revision \(row.revision) but the audit log says "
+                                       + "\(audited.map { String($0.revision) } ?? "nothing") (index edited)")
+            }
+        }
+        let storedRecords = Set(stored.map(\.record))
+        for identity in chain.entries.keys where !storedRecords.contains(identity) {
+            report.problems.append("revision index: \(named(identity)) is missing from it (index edited)")
+        }
+
+        var keyIDs = Set<KeyID>()
         var cursor: KeyID? = nil
         while true {
             let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
             for row in rows {
                 report.keys += 1
+                keyIDs.insert(row.id)
+                check(.key(row.id), row.revision)
                 let metadata: KeyMetadata
                 do {
-                    metadata = try records.verifiedMetadata(row)
-                    let audited = auditedRevisions[row.id] ?? 0
-                    if audited > row.revision {
-                        report.problems.append("key \(row.id): revision \(row.revision) is older than the audited revision \(audited) (replayed row)")
-                    }
-                    let indexed = try await storing({ () async throws(StorageError) in try await store.latestAuditedRevision(of: row.id) }) ?? 0
-                    if indexed != audited {
-                        report.problems.append("key \(row.id): the audited-revision index says \(indexed) but the audit log says \(audited) (index edited)")
+                    try protection.check(row.mac, RecordFraming.key(row), what: "the row of key \(row.id)")
+                    metadata = try CanonicalJSON.decode(KeyMetadata.self, from: row.body, what: "the metadata of key \(row.id)")
+                    guard metadata.id == row.id, metadata.spec.rawValue == row.spec, metadata.state.rawValue == row.state else {
+                        throw KeywardError.integrityFailure("the columns of key \(row.id) disagree with its MAC'd body")
                     }
                 } catch {
                     report.problems.append("key \(row.id): \(error)")
@@ -56,6 +82,7 @@ extension KeyService {
                 let versions = try await storing({ () async throws(StorageError) in try await store.versions(row.id) })
                 for version in versions {
                     report.versions += 1
+                    check(.version(row.id, version.version), version.revision)
                     do {
                         try protection.check(version.mac, RecordFraming.version(version), what: "version \(version.version) of key \(row.id)")
                         let versionMetadata = try CanonicalJSON.decode(VersionMetadata.self, from: version.body, what: "version \(version.version) of key \(row.id)")
@@ -69,28 +96,63 @@ extension KeyService {
                 if versions.count != Int(metadata.currentVersion) {
                     report.problems.append("key \(row.id): \(versions.count) version rows but metadata says \(metadata.currentVersion)")
                 }
-                for alias in try await storing({ () async throws(StorageError) in try await store.aliases(of: row.id) }) {
-                    report.aliases += 1
-                    do { try protection.check(alias.mac, RecordFraming.alias(alias), what: "alias \(alias.name)") } catch {
-                        report.problems.append("alias \(alias.name): \(error)")
-                    }
-                }
             }
             progress(report.keys)
             guard rows.count == 500 else { break }
             cursor = rows.last?.id
         }
+
+        var aliasCursor: String? = nil
+        while true {
+            let rows = try await storing({ () async throws(StorageError) in try await store.aliases(after: aliasCursor, limit: 500) })
+            for alias in rows {
+                report.aliases += 1
+                check(.alias(alias.name), alias.revision)
+                do { try protection.check(alias.mac, RecordFraming.alias(alias), what: "alias \(alias.name)") } catch {
+                    report.problems.append("alias \(alias.name): \(error)")
+                }
+                if !keyIDs.contains(alias.keyID) {
+                    report.problems.append("alias \(alias.name): points at key \(alias.keyID), which the store does not hold (dangling alias)")
+                }
+            }
+            guard rows.count == 500 else { break }
+            aliasCursor = rows.last?.name
+        }
+
+        var tokenCursor: KeyID? = nil
+        while true {
+            let rows = try await storing({ () async throws(StorageError) in try await store.tokens(after: tokenCursor, limit: 500) })
+            for token in rows {
+                report.tokens += 1
+                check(.token(token.id), token.revision)
+                do {
+                    try protection.check(token.mac, RecordFraming.token(token), what: "token \(token.id)")
+                    let record = try CanonicalJSON.decode(TokenRecord.self, from: token.body, what: "token \(token.id)")
+                    if record.id != token.id { report.problems.append("token \(token.id): its row holds the record of token \(record.id)") }
+                } catch {
+                    report.problems.append("token \(token.id): \(error)")
+                }
+            }
+            guard rows.count == 500 else { break }
+            tokenCursor = rows.last?.id
+        }
+
+        for record in unseen.sorted(by: { $0.description < $1.description }) {
+            report.problems.append("\(record): the audit log records it (revision \(chain.entry(record)?.revision ?? 0)) but the store has no row (deleted)")
+        }
         return report
     }
 
     /// Walks the audit chain from the first entry: sequence numbers without gaps, each entry's
-    /// hash over its predecessor's, and each MAC. Names every entry that fails.
+    /// hash over its predecessor's, each batch MAC (over the chain hash and the revision index
+    /// the entries anchor), and the key-id column against each body. Names every entry that fails.
     public func verifyAudit() async throws(KeywardError) -> AuditVerification {
-        try await verifyAudit { _ in }
+        var index = RevisionIndex()
+        return try await verifyAudit(replaying: &index)
     }
 
-    /// `verifyAudit`, also handing every decoded entry to `visit`.
-    func verifyAudit(visit: (AuditEvent) -> Void) async throws(KeywardError) -> AuditVerification {
+    /// `verifyAudit`, leaving in `index` the revisions the chain anchors.
+    func verifyAudit(replaying index: inout RevisionIndex) async throws(KeywardError) -> AuditVerification {
         var result = AuditVerification(entries: 0, problems: [])
         var previousHash = [UInt8](repeating: 0, count: 32)
         var expected: Int64 = 1
@@ -110,19 +172,23 @@ extension KeyService {
                 if AuditLog.chainHash(previous: row.previousHash, sequence: row.sequence, body: row.body) != row.hash {
                     result.problems.append("audit #\(row.sequence): its content was changed (hash mismatch)")
                 }
+                if let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)") {
+                    try index.apply(event.anchors.map(\.row), protection: protection)
+                    if event.keyID != row.keyID {
+                        result.problems.append("audit #\(row.sequence): the key-id column says \(row.keyID.map { "\($0)" } ?? "none") "
+                                               + "but the entry names \(event.keyID.map { "\($0)" } ?? "none") (index column edited)")
+                    }
+                } else {
+                    result.problems.append("audit #\(row.sequence): the body does not decode")
+                }
                 if row.mac.isEmpty {
                     if unauthenticatedFrom == nil { unauthenticatedFrom = row.sequence }
                 } else {
-                    if !protection.checkAuditMAC(row.mac, row.hash) {
+                    if !protection.checkAuditMAC(row.mac, row.hash, index.digest) {
                         let from = unauthenticatedFrom ?? row.sequence
                         result.problems.append("audit #\(from)–#\(row.sequence): the batch MAC does not verify (forged or rewritten entries)")
                     }
                     unauthenticatedFrom = nil
-                }
-                if let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)") {
-                    visit(event)
-                } else {
-                    result.problems.append("audit #\(row.sequence): the body does not decode")
                 }
                 previousHash = row.hash
                 expected = row.sequence + 1

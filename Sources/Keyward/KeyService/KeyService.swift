@@ -53,17 +53,40 @@ public final class KeyService: Sendable {
     /// The store generation last seen by `refreshFromStore` (-1: none yet).
     private let seenGeneration = Atomic<Int64>(-1)
 
-    static let formatVersion = 1
+    /// The store format this version reads and writes (2: every mutable record's revision
+    /// anchored, decision 0005).
+    static let formatVersion = 2
 
-    init(store: any KeyStore, protection: RecordProtection, header: StoreHeader, auditHead: AuditRow?,
+    init(store: any KeyStore, protection: RecordProtection, header: StoreHeader, auditHead: AuditRow?, index: RevisionIndex,
                  clock: any KeywardClock, options: Options) {
         self.header = header
         self.clock = clock
         self.options = options
-        let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL), clock: clock)
+        let log = AuditLog(store: store, protection: protection, head: auditHead, index: index)
+        let auditor = Auditor(log: log, clock: clock)
+        let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL),
+                                    anchors: log, clock: clock)
         self.records = records
-        self.budget = EncryptionBudget(records: records, block: options.encryptionReservationBlock, limit: options.encryptionLimit)
-        self.auditor = Auditor(log: AuditLog(store: store, protection: protection, head: auditHead), clock: clock)
+        self.auditor = auditor
+        self.budget = EncryptionBudget(records: records, auditor: auditor, block: options.encryptionReservationBlock, limit: options.encryptionLimit)
+    }
+
+    /// A service on `store` under `protection`, continuing from the store's audit head and
+    /// revision index once they are checked against each other. When they do not agree (the
+    /// head or the index was edited), the service still opens, so that `verifyStore` can name
+    /// what changed, but refuses every operation with `storeState` saying why.
+    static func resuming(store: any KeyStore, protection: RecordProtection, header: StoreHeader,
+                         clock: any KeywardClock, options: Options) async throws(KeywardError) -> KeyService {
+        let snapshot = try await storing({ () async throws(StorageError) in try await store.anchorSnapshot() })
+        do throws(KeywardError) {
+            let (head, index) = try AuditLog.verifiedSnapshot(snapshot, protection: protection)
+            return KeyService(store: store, protection: protection, header: header, auditHead: head, index: index, clock: clock, options: options)
+        } catch {
+            let service = KeyService(store: store, protection: protection, header: header, auditHead: snapshot.head,
+                                     index: try RevisionIndex(rows: snapshot.anchors, protection: protection), clock: clock, options: options)
+            service.auditor.log.retire("\(error); every operation is refused until the store is repaired (keyward verify names what changed)")
+            return service
+        }
     }
 
     /// Creates a new store: a random store id and KEK, the KEK wrapped by `root`.
@@ -91,7 +114,7 @@ public final class KeyService: Sendable {
         } catch {
             throw error == .alreadyInitialized ? .storeState("this store is already initialised") : .storage(error)
         }
-        let service = KeyService(store: store, protection: protection, header: header, auditHead: nil, clock: clock, options: options)
+        let service = KeyService(store: store, protection: protection, header: header, auditHead: nil, index: RevisionIndex(), clock: clock, options: options)
         var event = service.auditor.event(.initializeStore, caller: actor)
         event.detail = "root of trust: \(root.kind)"
         try await service.auditor.record(event)
@@ -101,8 +124,9 @@ public final class KeyService: Sendable {
     /// Opens an existing store. `root` receives the header (its root-of-trust kind and public
     /// parameters) and returns the root of trust to unwrap the KEK with.
     ///
-    /// - Throws: `storeState` for an empty store, `rootOfTrustRejected` for a wrong passphrase,
-    ///   key file or token, `integrityFailure` when the header or the audit head fails its MAC.
+    /// - Throws: `storeState` for an empty store or another store format, `rootOfTrustRejected`
+    ///   for a wrong passphrase, key file or token, `integrityFailure` when the header fails its
+    ///   MAC or the audit head fails its MAC over the revision index.
     ///   Opening changes nothing in the store.
     public static func open(
         store: any KeyStore,
@@ -111,7 +135,6 @@ public final class KeyService: Sendable {
     ) async throws(KeywardError) -> KeyService {
         let header: StoreHeader
         let kekRecord: KEKRecord
-        let head: AuditRow?
         guard let found = try await storing({ () async throws(StorageError) in try await store.header() }) else {
             throw .storeEmpty
         }
@@ -120,7 +143,6 @@ public final class KeyService: Sendable {
             throw .integrityFailure("the store's active KEK record is missing")
         }
         kekRecord = record
-        head = try await storing({ () async throws(StorageError) in try await store.auditHead() })
         let trust = try root(header)
         guard trust.kind == header.rootOfTrust else {
             throw .rootOfTrustRejected("the store was created with a \(header.rootOfTrust) root of trust, not \(trust.kind)")
@@ -128,13 +150,11 @@ public final class KeyService: Sendable {
         let kek = try trust.unwrap(kekRecord.wrapped)
         let protection = try RecordProtection(storeID: header.storeID, kekID: kekRecord.id, kek: kek)
         try protection.check(header.mac, RecordFraming.header(header), what: "the store header")
-        if let head {
-            guard protection.checkAuditMAC(head.mac, head.hash),
-                  AuditLog.chainHash(previous: head.previousHash, sequence: head.sequence, body: head.body) == head.hash else {
-                throw .integrityFailure("the newest audit entry (#\(head.sequence)) fails its MAC or hash")
-            }
+        guard header.formatVersion == formatVersion else {
+            throw .storeState("the store has format \(header.formatVersion); this Keyward reads format \(formatVersion) only. Back it up with the "
+                              + "Keyward that wrote it (keyward backup create), then restore the bundle into a new store")
         }
-        return KeyService(store: store, protection: protection, header: header, auditHead: head, clock: clock, options: options)
+        return try await resuming(store: store, protection: protection, header: header, clock: clock, options: options)
     }
 
     /// Notices what other processes changed in the store: when the store's generation (which
@@ -146,16 +166,35 @@ public final class KeyService: Sendable {
     public func refreshFromStore() async throws(KeywardError) -> Bool {
         let now = try await storing({ () async throws(StorageError) in try await store.generation() })
         let before = seenGeneration.exchange(now, ordering: .acquiringAndReleasing)
-        guard before >= 0, before != now else { return false }
-        cache.invalidateAll()
-        // A KEK rotated by another process: this instance holds the old KEK, and whatever it
-        // wrote now would carry MACs the store no longer accepts. It stops writing, saying why,
-        // instead of raising a false tamper alarm at its next write.
+        let changed = before >= 0 && before != now
+        if changed {
+            cache.invalidateAll()
+            try await retireIfKEKRotated()
+        }
+        // Another process appended to the audit log (its changes are anchored there): take up
+        // its entries, checked, so that replay checks here know those changes too.
+        if auditor.log.retiredReason == nil,
+           let head = try await storing({ () async throws(StorageError) in try await store.auditHead() }), head.sequence > auditor.log.sequence {
+            do {
+                try await auditor.log.resynchronize()
+            } catch {
+                // A rotation that landed since the generation was read explains a MAC that no
+                // longer verifies under this process's KEK; anything else is the failure it says.
+                try await retireIfKEKRotated()
+                if auditor.log.retiredReason == nil { throw error }
+            }
+        }
+        return changed
+    }
+
+    /// A KEK rotated by another process: this instance holds the old KEK, and whatever it wrote
+    /// now would carry MACs the store no longer accepts. It stops writing, saying why, instead of
+    /// raising a false tamper alarm at its next write.
+    private func retireIfKEKRotated() async throws(KeywardError) {
         if let current = try await storing({ () async throws(StorageError) in try await store.header() }), current.activeKEK != header.activeKEK {
             auditor.log.retire("the store's KEK was rotated by another process (active KEK \(current.activeKEK)); this process still holds "
                                + "KEK \(header.activeKEK) and has stopped writing: restart it (keyward serve) to unwrap the new KEK")
         }
-        return true
     }
 
     /// Resolves a key reference: a key id (UUID) or an alias whose row passes its MAC.

@@ -68,6 +68,17 @@ enum Schema {
             }
             try db.execute(sql: sql)
         }
+        migrator.registerMigration("v3: revision index for every mutable record") { db in
+            // The newest audited revision of every key, version, token and alias, written in the
+            // audit append's transaction. Its digest is under the newest batch MAC, so an edited,
+            // replayed or emptied index fails the audit head's check (decision 0005).
+            try db.execute(sql: """
+                DROP TABLE audited_revisions;
+                CREATE TABLE anchored_revisions (
+                    record BLOB PRIMARY KEY, revision INTEGER NOT NULL, deleted INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

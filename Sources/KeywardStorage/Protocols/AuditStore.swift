@@ -13,8 +13,9 @@ public protocol AuditStore: Sendable {
     func auditHead() async throws(StorageError) -> AuditRow?
     /// Entries with sequence greater than `after`, oldest first.
     func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow]
-    /// The highest key revision the audit log records for `keyID` (rollback detection).
-    func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64?
+    /// The newest audit entry and the revision index it anchors, read in one transaction
+    /// (replay detection: the `Keyward` layer checks the index against the head's MAC).
+    func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot
 }
 
 extension AuditStore {

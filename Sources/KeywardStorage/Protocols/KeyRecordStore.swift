@@ -29,10 +29,13 @@ public protocol KeyRecordStore: Sendable {
 
     /// An alias by name.
     func alias(_ name: String) async throws(StorageError) -> AliasRow?
+    /// Up to `limit` aliases with names after `cursor`, in name order (all of them, whichever
+    /// key they name: `verify` looks for aliases of keys that do not exist).
+    func aliases(after cursor: String?, limit: Int) async throws(StorageError) -> [AliasRow]
     /// The aliases of a key.
     func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow]
     /// Creates or re-points an alias (CAS on the existing row's revision, or insert when nil).
     func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError)
-    /// Removes an alias.
-    func deleteAlias(_ name: String) async throws(StorageError)
+    /// Removes an alias if its stored revision is `expectedRevision`.
+    func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError)
 }

@@ -122,28 +122,64 @@ public struct AliasRow: Sendable, Hashable {
 public struct AuditRow: Sendable, Hashable {
     /// Position in the chain, from 1, without gaps.
     public var sequence: Int64
-    /// Canonical entry body (time, actor, operation, key, version, outcome, detail).
+    /// Canonical entry body (time, actor, operation, key, version, outcome, detail, anchors).
     public var body: [UInt8]
     /// Hash of the previous entry (32 zero bytes for the first).
     public var previousHash: [UInt8]
     /// SHA-256(previousHash || sequence || body).
     public var hash: [UInt8]
-    /// MAC of `hash` under the audit key.
+    /// For a batch's last entry, the MAC over `hash` and the revision index's digest; empty for
+    /// the others.
     public var mac: [UInt8]
-    /// Queryable copies.
+    /// Queryable copy of the key the body names.
     public var keyID: KeyID?
-    public var keyRevision: Int64?
+    /// The revisions this entry anchors (also named in `body`), which the store writes into the
+    /// revision index in the same transaction as the entry.
+    public var anchors: [RevisionAnchorRow]
     public var time: Date
 
-    public init(sequence: Int64, body: [UInt8], previousHash: [UInt8], hash: [UInt8], mac: [UInt8], keyID: KeyID?, keyRevision: Int64?, time: Date) {
+    public init(sequence: Int64, body: [UInt8], previousHash: [UInt8], hash: [UInt8], mac: [UInt8], keyID: KeyID?,
+                anchors: [RevisionAnchorRow] = [], time: Date) {
         self.sequence = sequence
         self.body = body
         self.previousHash = previousHash
         self.hash = hash
         self.mac = mac
         self.keyID = keyID
-        self.keyRevision = keyRevision
+        self.anchors = anchors
         self.time = time
+    }
+}
+
+/// One row of the revision index: the newest revision the audit log records for a mutable
+/// record (a key, version, token or alias, named by `record`, an opaque identity the `Keyward`
+/// layer encodes), and whether that revision deleted it. The index carries no MAC of its own:
+/// the audit log's newest batch MAC covers a digest of all of it.
+public struct RevisionAnchorRow: Sendable, Hashable {
+    /// The record's identity.
+    public var record: [UInt8]
+    /// Its newest audited revision.
+    public var revision: Int64
+    /// True when that revision removed the record (a deleted alias).
+    public var deleted: Bool
+
+    public init(record: [UInt8], revision: Int64, deleted: Bool) {
+        self.record = record
+        self.revision = revision
+        self.deleted = deleted
+    }
+}
+
+/// The audit head and the whole revision index, read in one transaction.
+public struct AnchorSnapshot: Sendable {
+    /// The newest audit entry, if any.
+    public var head: AuditRow?
+    /// Every row of the revision index.
+    public var anchors: [RevisionAnchorRow]
+
+    public init(head: AuditRow?, anchors: [RevisionAnchorRow]) {
+        self.head = head
+        self.anchors = anchors
     }
 }
 

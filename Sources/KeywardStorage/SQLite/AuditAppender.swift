@@ -53,12 +53,12 @@ final class AuditAppender: Sendable {
                 begin: try prepare("BEGIN IMMEDIATE"),
                 head: try prepare("SELECT max(sequence) FROM audit"),
                 insert: try prepare("""
-                    INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, key_revision, time)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """),
                 revision: try prepare("""
-                    INSERT INTO audited_revisions (key_id, revision) VALUES (?, ?)
-                    ON CONFLICT(key_id) DO UPDATE SET revision = max(revision, excluded.revision)
+                    INSERT INTO anchored_revisions (record, revision, deleted) VALUES (?, ?, ?)
+                    ON CONFLICT(record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted
                     """),
                 commit: try prepare("COMMIT"),
                 rollback: try prepare("ROLLBACK")))
@@ -94,20 +94,17 @@ final class AuditAppender: Sendable {
                     SQLiteConnection.bind(insert, 4, entry.hash)
                     SQLiteConnection.bind(insert, 5, entry.mac)
                     if let keyID = entry.keyID { SQLiteConnection.bind(insert, 6, keyID.bytes) }
-                    if let revision = entry.keyRevision { sqlite3_bind_int64(insert, 7, revision) }
-                    sqlite3_bind_double(insert, 8, entry.time.timeIntervalSince1970)
+                    sqlite3_bind_double(insert, 7, entry.time.timeIntervalSince1970)
                     try SQLiteConnection.run(handle, insert)
                 }
-                // One upsert per key in the batch, with its highest revision.
-                var revisions: [KeyID: Int64] = [:]
+                // The revision index, in entry order, so the last word on a record is the newest.
                 for entry in entries {
-                    guard let keyID = entry.keyID, let revision = entry.keyRevision else { continue }
-                    revisions[keyID] = max(revisions[keyID] ?? revision, revision)
-                }
-                for (keyID, revision) in revisions {
-                    SQLiteConnection.bind(connection.revision, 1, keyID.bytes)
-                    sqlite3_bind_int64(connection.revision, 2, revision)
-                    try SQLiteConnection.run(handle, connection.revision)
+                    for anchor in entry.anchors {
+                        SQLiteConnection.bind(connection.revision, 1, anchor.record)
+                        sqlite3_bind_int64(connection.revision, 2, anchor.revision)
+                        sqlite3_bind_int64(connection.revision, 3, anchor.deleted ? 1 : 0)
+                        try SQLiteConnection.run(handle, connection.revision)
+                    }
                 }
                 try SQLiteConnection.run(handle, connection.commit)
             } catch {

@@ -281,8 +281,18 @@ public final class SQLiteKeyStore: KeyStore {
         }
     }
 
-    public func deleteAlias(_ name: String) async throws(StorageError) {
-        try await write { db in try db.cachedStatement(sql: "DELETE FROM aliases WHERE name = ?").execute(arguments: [name]) }
+    public func aliases(after cursor: String?, limit: Int) async throws(StorageError) -> [AliasRow] {
+        let after: String = cursor ?? ""
+        return try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM aliases WHERE name > ? ORDER BY name LIMIT ?", arguments: [after, limit]).map(Self.aliasRow)
+        }
+    }
+
+    public func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError) {
+        try await write { db in
+            try db.cachedStatement(sql: "DELETE FROM aliases WHERE name = ? AND revision = ?").execute(arguments: [name, expectedRevision])
+            if db.changesCount != 1 { throw StorageError.conflict("alias \(name) changed meanwhile") }
+        }
     }
 
     // MARK: Tokens
@@ -353,9 +363,11 @@ public final class SQLiteKeyStore: KeyStore {
         }
     }
 
-    public func latestAuditedRevision(of keyID: KeyID) async throws(StorageError) -> Int64? {
+    public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot {
         try await read { db in
-            try Int64.fetchOne(db, sql: "SELECT revision FROM audited_revisions WHERE key_id = ?", arguments: [Data(keyID.bytes)])
+            let head = try Row.fetchOne(db, sql: "SELECT * FROM audit ORDER BY sequence DESC LIMIT 1").map(Self.auditRow)
+            let anchors: [RevisionAnchorRow] = try Row.fetchAll(db, sql: "SELECT record, revision, deleted FROM anchored_revisions").map(Self.anchorRow)
+            return AnchorSnapshot(head: head, anchors: anchors)
         }
     }
 
@@ -405,15 +417,19 @@ public final class SQLiteKeyStore: KeyStore {
                 try db.cachedStatement(sql: "UPDATE tokens SET mac = ? WHERE id = ?").execute(arguments: [Data(token.mac), Data(token.id.bytes)])
                 tick()
             }
-            // Audit batch MACs.
+            // Audit batch MACs: every entry goes to the rewriter, oldest first (a batch MAC covers
+            // the revision index as the entries before it left it); only changed MACs are written.
             var sequence: Int64 = 0
             while true {
-                let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE sequence > ? AND length(mac) > 0 ORDER BY sequence LIMIT 1000", arguments: [sequence])
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE sequence > ? ORDER BY sequence LIMIT 1000", arguments: [sequence])
                 guard let last = rows.last else { break }
                 for row in rows {
-                    let entry = try rewriter.audit(try Self.auditRow(row))
-                    try db.cachedStatement(sql: "UPDATE audit SET mac = ? WHERE sequence = ?").execute(arguments: [Data(entry.mac), entry.sequence])
-                    tick()
+                    let original = try Self.auditRow(row)
+                    let entry = try rewriter.audit(original)
+                    if entry.mac != original.mac {
+                        try db.cachedStatement(sql: "UPDATE audit SET mac = ? WHERE sequence = ?").execute(arguments: [Data(entry.mac), entry.sequence])
+                        tick()
+                    }
                 }
                 sequence = last["sequence"] as Int64? ?? sequence
             }
@@ -532,11 +548,15 @@ public final class SQLiteKeyStore: KeyStore {
                        arguments: [alias.name, Data(alias.keyID.bytes), alias.revision, Data(alias.mac)])
     }
 
+    private static func anchorRow(_ row: Row) throws -> RevisionAnchorRow {
+        let deleted: Int64 = try int(row, "deleted")
+        return RevisionAnchorRow(record: try blob(row, "record"), revision: try int(row, "revision"), deleted: deleted != 0)
+    }
+
     private static func auditRow(_ row: Row) throws -> AuditRow {
         let keyID: KeyID? = (row["key_id"] as Data?) == nil ? nil : try id(row, "key_id")
         return AuditRow(sequence: try int(row, "sequence"), body: try blob(row, "body"), previousHash: try blob(row, "previous_hash"),
-                        hash: try blob(row, "hash"), mac: try blob(row, "mac"), keyID: keyID, keyRevision: row["key_revision"] as Int64?,
-                        time: try date(row, "time"))
+                        hash: try blob(row, "hash"), mac: try blob(row, "mac"), keyID: keyID, time: try date(row, "time"))
     }
 }
 
