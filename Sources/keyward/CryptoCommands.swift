@@ -102,10 +102,10 @@ struct Verify: AsyncParsableCommand {
             let report = try await service.verifyStore { progress.update($0) }
             progress.finish()
             if json {
-                try JSONOutput.print(Report(keys: report.keys, versions: report.versions, aliases: report.aliases,
+                try JSONOutput.print(Report(keys: report.keys, versions: report.versions, aliases: report.aliases, tokens: report.tokens,
                                             auditEntries: report.audit.entries, problems: report.problems + report.audit.problems))
             } else {
-                print("checked \(report.keys) keys, \(report.versions) versions, \(report.aliases) aliases, \(report.audit.entries) audit entries")
+                print("checked \(report.keys) keys, \(report.versions) versions, \(report.aliases) aliases, \(report.tokens) tokens, \(report.audit.entries) audit entries")
                 for problem in report.problems + report.audit.problems { print("FAIL \(problem)") }
             }
             if !report.isIntact { throw CLIError(.verification, "\(report.problems.count + report.audit.problems.count) problem(s) found") }
@@ -114,7 +114,7 @@ struct Verify: AsyncParsableCommand {
     }
 
     struct Report: Encodable {
-        let keys, versions, aliases, auditEntries: Int
+        let keys, versions, aliases, tokens, auditEntries: Int
         let problems: [String]
     }
 }

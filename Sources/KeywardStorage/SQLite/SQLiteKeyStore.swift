@@ -550,6 +550,7 @@ public final class SQLiteKeyStore: KeyStore {
 
     private static func anchorRow(_ row: Row) throws -> RevisionAnchorRow {
         let deleted: Int64 = try int(row, "deleted")
+        guard deleted == 0 || deleted == 1 else { throw StorageError.corrupted("anchored_revisions.deleted is \(deleted), not 0 or 1") }
         return RevisionAnchorRow(record: try blob(row, "record"), revision: try int(row, "revision"), deleted: deleted != 0)
     }
 
