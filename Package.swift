@@ -288,7 +288,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KeywardAPITests",
-            dependencies: ["KeywardAPI", "KeywardCrypto"],
+            dependencies: ["KeywardAPI", "KeywardCrypto", "KeywardTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

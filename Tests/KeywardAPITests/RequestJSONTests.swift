@@ -1,4 +1,5 @@
 import Foundation
+import KeywardTestSupport
 import Testing
 import KeywardAPI
 
@@ -95,18 +96,5 @@ struct RequestJSONTests {
         }
         if !same(fast, slow) { Issue.record("fast path and JSONDecoder disagree on \(String(decoding: bytes, as: UTF8.self))") }
         return 1
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failure reproduces.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -4,6 +4,7 @@ import Keyward
 import KeywardCrypto
 import KeywardServiceTestSupport
 import KeywardStorage
+import KeywardTestSupport
 import Testing
 
 /// Single-bit flips over every protected column of every kind of stored record: each one is
@@ -21,18 +22,6 @@ struct TamperSweepTests {
         ("anchored_revisions", "record", ["record", "revision", "deleted"]),
         ("audit", "sequence", ["body", "previous_hash", "hash", "mac"]),
     ]
-
-    /// A deterministic generator, so a failing flip can be replayed from its seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test("attack: 300 single-bit flips over header, key, version, alias, token, revision-index and audit rows are each detected")
     func sweep() async throws {
@@ -52,7 +41,7 @@ struct TamperSweepTests {
         _ = kept
         #expect(try await fixture.reopen().verifyStore().isIntact)
 
-        var random = SplitMix(state: 20261204)
+        var random = SplitMix(seed: 20261204)
         var flips = 0
         var perTable: [String: Int] = [:]
         while flips < 300 {
