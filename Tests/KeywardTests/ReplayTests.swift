@@ -147,4 +147,17 @@ struct ReplayTests {
         _ = try await running.createKey(CreateKeyRequest(), actor: Self.owner)
         #expect(try await fixture.reopen().verifyAudit().isIntact)
     }
+
+    @Test("attack: an entry another process appended, then edited, is refused when a running service takes it up")
+    func editedForeignEntryRefused() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let running = fixture.service
+        _ = try await running.refreshFromStore()
+        let other = try await fixture.reopen()
+        let id = try await other.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id
+        try fixture.tamper("UPDATE audit SET body = replace(body, 'create', 'rotate') WHERE key_id = ?", [Data(id.bytes)])
+        let error = await keywardError { () async throws(KeywardError) in _ = try await running.refreshFromStore() }
+        guard case .integrityFailure? = error else { Issue.record("the edited entry was taken up: \(String(describing: error))"); return }
+    }
 }
