@@ -51,16 +51,18 @@ package struct ScannedObject {
         self.bytes = bytes
     }
 
-    /// True when every member is one of `names`: a body with any other field is left to the
-    /// slow path, which refuses it naming the field (`UnknownFields`).
+    /// True when every member is one of `names` and none is null: a body with any other field,
+    /// or a null one, is left to the slow path, which refuses it naming the field (`UnknownFields`).
     package func only(_ names: StaticString...) -> Bool {
-        members.allSatisfy { member in names.contains { JSONScanner.key(member.key, in: bytes, is: $0) } }
+        members.allSatisfy { member in
+            if case .null = member.value { return false }
+            return names.contains { JSONScanner.key(member.key, in: bytes, is: $0) }
+        }
     }
 
-    /// The member named `name`; a null member counts as absent, as for an optional field.
+    /// The member named `name`, or nil when absent.
     package func value(_ name: StaticString) -> JSONScanner.Node? {
         for member in members where JSONScanner.key(member.key, in: bytes, is: name) {
-            if case .null = member.value { return nil }
             return member.value
         }
         return nil
@@ -390,11 +392,18 @@ public struct RandomBody: Codable, Sendable {
 }
 
 extension JSONDecoder {
-    /// ISO 8601 dates; everything else as declared. One shared instance: its options never
-    /// change after this, and decoding keeps no state in it.
+    /// RFC 3339 dates, read strictly (`Timestamp`); everything else as declared. One shared
+    /// instance: its options never change after this, and decoding keeps no state in it.
     package static let api: JSONDecoder = {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an RFC 3339 date-time such as 2027-01-31T12:00:00Z")
+            }
+            return date
+        }
         return decoder
     }()
 }

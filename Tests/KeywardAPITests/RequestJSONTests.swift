@@ -21,8 +21,10 @@ struct RequestJSONTests {
     func plainBodies() throws {
         let encrypt = try #require(Self.fast(EncryptBody.self, Array(#"{"plaintext":"AQID","context":{"tenant":"a","ünï":"cödé"}}"#.utf8)))
         #expect(encrypt.plaintext.value == [1, 2, 3] && encrypt.context == ["tenant": "a", "ünï": "cödé"])
-        let spaced = try #require(Self.fast(DecryptBody.self, Array(" {\n\t\"ciphertext\" : \"AAAA\" , \"context\" : null }\r\n".utf8)))
-        #expect(spaced.ciphertext.value == [0, 0, 0] && spaced.context == nil)
+        let spaced = try #require(Self.fast(DecryptBody.self, Array(" {\n\t\"ciphertext\" : \"AAAA\" , \"context\" : {} }\r\n".utf8)))
+        #expect(spaced.ciphertext.value == [0, 0, 0] && spaced.context == [:])
+        // A null member is left to the slow path too, which refuses it (`UnknownFields`).
+        #expect(Self.fast(DecryptBody.self, Array(#"{"ciphertext":"AAAA","context":null}"#.utf8)) == nil)
         // A member the body does not define is left to the slow path, which refuses it by name.
         #expect(Self.fast(DecryptBody.self, Array(#"{"ciphertext":"AAAA","extra":[1, -2.5e3, true, {"x": null}]}"#.utf8)) == nil)
         #expect(Self.fast(EncryptBody.self, Array(#"{"plaintext":"AQID","contxt":{"a":"b"}}"#.utf8)) == nil)
@@ -96,5 +98,26 @@ struct RequestJSONTests {
         }
         if !same(fast, slow) { Issue.record("fast path and JSONDecoder disagree on \(String(decoding: bytes, as: UTF8.self))") }
         return 1
+    }
+}
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test("RFC 3339 date-times are read exactly, offsets and fractions included")
+    func validTimestamps() throws {
+        #expect(Timestamp.parse("2027-01-31T12:00:00Z") == Date(timeIntervalSince1970: 1_801_396_800))
+        #expect(Timestamp.parse("2027-01-31T13:30:00+01:30") == Date(timeIntervalSince1970: 1_801_396_800))
+        #expect(Timestamp.parse("2027-01-31t12:00:00.5z") == Date(timeIntervalSince1970: 1_801_396_800.5))
+        #expect(Timestamp.parse("2028-02-29T00:00:00Z") != nil)
+    }
+
+    @Test("attack: an out-of-range field is refused, not rolled over into another instant")
+    func outOfRangeRefused() {
+        for text in ["2024-01-01T12:99:00Z", "2024-13-01T00:00:00Z", "2027-02-29T00:00:00Z", "2024-01-01T24:00:00Z",
+                     "2024-01-01T00:00:60Z", "2024-01-01T00:00:00+24:00", "2024-01-01 00:00:00Z", "2024-01-01T00:00:00",
+                     "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00Zjunk", "+2024-01-01T00:00:00Z", ""] {
+            #expect(Timestamp.parse(text) == nil, "\(text)")
+        }
+        #expect((try? JSONDecoder.api.decode(CreateKeyBody.self, from: Data(#"{"expiresAt":"2024-01-01T12:99:00Z"}"#.utf8))) == nil)
     }
 }

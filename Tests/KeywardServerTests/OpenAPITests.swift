@@ -67,7 +67,7 @@ struct OpenAPITests {
         return (schema?["properties"] as? [String: Any]).map { Set($0.keys) }
     }
 
-    @Test("every authenticated operation documents every status it can return: 400, 401, 403, 429, 500, 503; 404 with a path parameter; 413 with a body")
+    @Test("every authenticated operation documents every status it can return: 400, 401, 403, 429, 500, 503; 404 with a path parameter; 409 on a key; 413 with a body")
     func everyStatusDocumented() throws {
         let text = try String(contentsOf: Self.repository.appendingPathComponent("openapi.yaml"), encoding: .utf8)
         let document = try #require(try Yams.load(yaml: text) as? [String: Any])
@@ -82,6 +82,8 @@ struct OpenAPITests {
                 var needed: Set<String> = ["400", "401", "403", "429", "500", "503"]
                 if operation["requestBody"] != nil { needed.insert("413") }
                 if path.contains("{") { needed.insert("404") }
+                // A key's state can refuse any operation on it (wrong_state).
+                if path.contains("{key}") || path == "/v1/decrypt" { needed.insert("409") }
                 #expect(needed.isSubset(of: responses), "\(method.uppercased()) \(path) lacks \(needed.subtracting(responses).sorted())")
                 checked += 1
             }
@@ -106,11 +108,46 @@ struct OpenAPITests {
                 let reply = try await client.call(.post, path, token: fixture.rootToken, body)
                 #expect(reply.status == .badRequest && reply.text.contains("unknown field"), "\(path) \(body): \(reply.status) \(reply.text)")
             }
-            // Keys of a context map are data, not fields; a null optional field is as if absent.
+            // Keys of a context map are data, not fields.
             let fine = try await client.call(.post, "/v1/keys/\(key)/encrypt", token: fixture.rootToken, #"{"plaintext":"AQID","context":{"anything":"x"}}"#)
             #expect(fine.status == .ok)
-            let nulls = try await client.call(.post, "/v1/keys", token: fixture.rootToken, #"{"spec":"AES-256-GCM","description":null}"#)
-            #expect(nulls.status == .created, "\(nulls.text)")
+            // No field is nullable: a null is refused by name, known field or not (fast and slow path).
+            let nulls: [(String, String, String)] = [
+                ("/v1/keys", #"{"spec":"AES-256-GCM","description":null}"#, "description"),
+                ("/v1/keys/\(key)/encrypt", #"{"plaintext":"AQID","context":null}"#, "context"),
+                ("/v1/import-wrapping-keys", #"{"":null}"#, ""),
+                ("/v1/keys/\(key)/schedule-destruction", #"{"waitingDays":null}"#, "waitingDays"),
+            ]
+            for (path, body, field) in nulls {
+                let reply = try await client.call(.post, path, token: fixture.rootToken, body)
+                #expect(reply.status == .badRequest && reply.text.contains("field '\(field)' is null"), "\(path) \(body): \(reply.status) \(reply.text)")
+            }
+            // A batch item the schema refuses (a context over 64 pairs) fails the request, naming the item.
+            let context = (0..<65).map { "\"k\($0)\":\"v\"" }.joined(separator: ",")
+            let batch = try await client.call(.post, "/v1/keys/\(key)/encrypt/batch", token: fixture.rootToken,
+                                              #"{"items":[{"plaintext":"AQ=="},{"plaintext":"AQ==","context":{"# + context + "}}]}")
+            #expect(batch.status == .badRequest && batch.text.contains("items[1]"), "\(batch.status) \(batch.text)")
+        }
+    }
+
+    @Test("a known path asked with a method it does not serve gets 405 with Allow; an unknown path gets 404")
+    func methodNotAllowed() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let cases: [(HTTPRequest.Method, String, String)] = [
+                (.trace, "/v1/keys", "GET, POST"),
+                (.delete, "/v1/keys/some-alias/encrypt", "POST"),
+                (.options, "/v1/keys/import", "POST"),                 // the literal route, not /v1/keys/{key}
+                (.put, "/v1/keys/0b6d1c1e-8a56-4a39-9d6a-0d7f3c1b2a44", "GET, PATCH"),
+            ]
+            for (method, path, allowed) in cases {
+                let reply = try await client.call(method, path, token: fixture.rootToken)
+                #expect(reply.status == .methodNotAllowed && reply.errorCode == "method_not_allowed", "\(method) \(path): \(reply.status)")
+                #expect(reply.headers[.allow] == allowed, "\(method) \(path): \(reply.headers[.allow] ?? "-")")
+            }
+            let unknown = try await client.call(.get, "/v1/nothing/here", token: fixture.rootToken)
+            #expect(unknown.status == .notFound && unknown.errorCode == "route_not_found")
         }
     }
 

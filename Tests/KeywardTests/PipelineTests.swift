@@ -32,6 +32,19 @@ struct PipelineTests {
         #expect(try await service.transition(key: id, .disable, actor: .owner("t")).metadata.state == .disabled)
     }
 
+    @Test("a key cannot be created already expired")
+    func createdExpiredRefused() async throws {
+        let clock = ManualClock()
+        let service = try await Self.service(clock: clock)
+        for expiry in [clock.now, clock.now.addingTimeInterval(-86_400)] {
+            let error = await keywardError { () async throws(KeywardError) in
+                _ = try await service.createKey(CreateKeyRequest(expiresAt: expiry), actor: .owner("t"))
+            }
+            guard case .invalidArgument(let why)? = error else { Issue.record("expected invalidArgument, got \(String(describing: error))"); return }
+            #expect(why.contains("not in the future"))
+        }
+    }
+
     @Test("a cached key whose rotation falls due is rotated before it encrypts again")
     func cachedKeyRotatesWhenDue() async throws {
         let clock = ManualClock()

@@ -62,6 +62,9 @@ extension KeyService {
         let id = KeyID()
         return try await auditor.audited(.key(.create), caller: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
             let now = clock.now
+            if let expiry = request.expiresAt, expiry <= now {
+                throw .invalidArgument("expiresAt \(expiry.formatted(.iso8601)) is not in the future; a key must be usable when created")
+            }
             let metadata = KeyMetadata(
                 id: id, spec: request.spec, state: request.initialState, createdAt: now, stateChangedAt: now,
                 description: request.description, tags: request.tags, exportable: request.exportable,
@@ -129,7 +132,7 @@ extension KeyService {
     public func listKeys(state: KeyState? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil,
                          after cursor: KeyID? = nil, limit: Int = 100, actor: Caller) async throws(KeywardError) -> KeyPage {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
-        let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: alias)
+        let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: try alias.map(Self.validAlias))
         return try await auditor.audited(.listKeys, caller: actor, key: nil) { (event) throws(KeywardError) -> KeyPage in
             // The policy filters before paging: pages are read until `limit` keys the caller may
             // describe are found or the store ends, and the cursor is the last key returned, so

@@ -31,6 +31,10 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
 
     static func invalidRequest(_ message: String) -> APIError { APIError("invalid_request", .badRequest, message) }
     static func unauthenticated(_ message: String) -> APIError { APIError("unauthenticated", .unauthorized, message) }
+    static func methodNotAllowed(_ method: HTTPRequest.Method, allowed: [String]) -> APIError {
+        APIError("method_not_allowed", .methodNotAllowed, "this route does not serve \(method.rawValue.prefix(20)); it serves \(allowed.joined(separator: ", "))")
+    }
+
     static func routeNotFound(_ method: HTTPRequest.Method, _ path: String) -> APIError {
         APIError("route_not_found", .notFound, "no route \(method.rawValue) \(path.prefix(200)); see /v1/openapi.yaml")
     }

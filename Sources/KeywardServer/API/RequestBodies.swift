@@ -50,8 +50,8 @@ struct BodyReader: Sendable {
         } catch {
             throw APIError.invalidRequest("the body is not valid JSON")
         }
-        if let field = UnknownFields.find(in: data, decoded: value) {
-            throw APIError.invalidRequest("unknown field '\(field)'; the API refuses fields it does not define (see /v1/openapi.yaml)")
+        if let finding = UnknownFields.find(in: data, decoded: value) {
+            throw APIError.invalidRequest(finding.message)
         }
         return value
     }

@@ -23,7 +23,9 @@ enum KeyRoutes {
             }
             var tag: (key: String, value: String)?
             if let text = query.get("tag") {
-                guard let equals = text.firstIndex(of: "=") else { throw APIError.invalidRequest("tag filter must be NAME=VALUE") }
+                guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                    throw APIError.invalidRequest("tag filter must be NAME=VALUE with a non-empty NAME")
+                }
                 tag = (String(text[..<equals]), String(text[text.index(after: equals)...]))
             }
             var after: KeyID?

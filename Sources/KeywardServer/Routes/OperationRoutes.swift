@@ -174,10 +174,12 @@ enum OperationRoutes {
         }))
     }
 
-    /// A batch request: each item is checked (`prepare`; a malformed item fails alone), the
-    /// well-formed ones go to the service in one call (`run`: one key lookup, one audit entry),
-    /// and every item's result comes back in order. What fails the whole call (the key, the
-    /// policy, the key's state) fails the request.
+    /// A batch request: each item is checked first (`prepare`; an item the document's schema
+    /// refuses, such as a context of more than 64 pairs, fails the request with 400 naming
+    /// `items[i]`), then all go to the service in one call (`run`: one key lookup, one audit
+    /// entry), and every item's result comes back in order: an item the key cannot process (a
+    /// ciphertext of another key, a failed authentication) fails alone. What fails the whole
+    /// call (the key, the policy, the key's state) fails the request.
     static func batch<Item, Input: Sendable, Output>(
         _ items: [Item], _ prepare: (Item) throws(APIError) -> Input,
         run: ([Input]) async throws(KeywardError) -> [Result<Output, KeywardError>]
@@ -185,27 +187,18 @@ enum OperationRoutes {
         guard !items.isEmpty, items.count <= KeyService.maximumBatchItems else {
             throw APIError.invalidRequest("a batch holds 1 to \(KeyService.maximumBatchItems) items, not \(items.count)")
         }
-        var results = [Result<Output, APIError>?](repeating: nil, count: items.count)
         var inputs: [Input] = []
-        var positions: [Int] = []
         inputs.reserveCapacity(items.count)
-        positions.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
             do throws(APIError) {
                 inputs.append(try prepare(item))
-                positions.append(index)
             } catch {
-                results[index] = .failure(error)
+                throw APIError(error.code, error.status, "items[\(index)]: \(error.message)")
             }
         }
-        if !inputs.isEmpty {
-            let outputs: [Result<Output, KeywardError>]
-            do throws(KeywardError) { outputs = try await run(inputs) } catch { throw APIError(error) }
-            for (position, output) in zip(positions, outputs) {
-                results[position] = output.mapError { APIError($0) }
-            }
-        }
-        return results.map { $0! }
+        let outputs: [Result<Output, KeywardError>]
+        do throws(KeywardError) { outputs = try await run(inputs) } catch { throw APIError(error) }
+        return outputs.map { $0.mapError { APIError($0) } }
     }
 }
 

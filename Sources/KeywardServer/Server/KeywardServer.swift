@@ -40,23 +40,31 @@ public struct KeywardServer: Sendable {
     }
 
     func makeRoutes() throws(KeywardError) -> Router<KeywardRequestContext> {
+        // The routes alone first, to know which methods each path serves (405 versus 404).
+        let bare = Router(context: KeywardRequestContext.self)
+        registerRoutes(bare)
+        let table = RouteTable(bare.routes.map { ($0.method, $0.path.description) })
         let router = Router(context: KeywardRequestContext.self)
         // Outermost first: each concern is one middleware (Middleware/).
         router.add(middleware: RequestIDMiddleware(peers: PeerAddress(trustedProxies: Set(configuration.trustedProxies))))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: RequestAuditMiddleware(service: service))
-        router.add(middleware: ErrorResponseMiddleware())
+        router.add(middleware: ErrorResponseMiddleware(routes: table))
         router.add(middleware: AuthenticationMiddleware(
             tokens: tokens,
             limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
             failures: RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers),
             certificatePolicies: try configuration.certificatePolicies()))
+        registerRoutes(router)
+        return router
+    }
+
+    private func registerRoutes(_ router: Router<KeywardRequestContext>) {
         let body = BodyReader(limit: configuration.maxBodyBytes)
         SystemRoutes.register(router, service: service, metrics: metrics, draining: shutdown)
         KeyRoutes.register(router, service: service, body: body)
         OperationRoutes.register(router, service: service, body: body)
-        return router
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.
