@@ -31,4 +31,10 @@ if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
   python3 -m pip install -q openapi-spec-validator
 fi
 
+# schemathesis fuzzes the served API in the hardening group (scripts/hardening/fuzz_api.py).
+if ! python3 -c 'import schemathesis.cli' 2>/dev/null; then
+  echo "setup: installing schemathesis"
+  python3 -m pip install -q "schemathesis==4.32.5"
+fi
+
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected Swift 6.3 at /opt/swift)"; exit 1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs every test: unit tests, Wycheproof vectors, the Python
-# oracle checks, and the CLI's selftest.
+# oracle checks, the CLI's selftest, and the hardening group (scripts/hardening.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,3 +22,4 @@ swift build --product keyward
 .build/debug/keyward selftest
 count=$(echo "$summary" | grep -Eo '[0-9]+' | head -1)
 echo "swift-testing: ${count:-0} passed, 0 failed"
+bash scripts/hardening.sh

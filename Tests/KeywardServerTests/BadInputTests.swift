@@ -40,7 +40,7 @@ struct BadInputTests {
                 ("POST", "/v1/keys/\(aes)/enable", nil, 409, "wrong_state"),
                 ("POST", "/v1/random", #"{"count":5000}"#, 400, "invalid_request"),
                 ("GET", "/v1/nothing-here", nil, 404, "route_not_found"),
-                ("DELETE", "/v1/keys/\(aes)", nil, 404, "route_not_found"),
+                ("DELETE", "/v1/keys/\(aes)", nil, 405, "method_not_allowed"),
             ]
             for (method, path, body, status, code) in cases {
                 let reply = try await client.call(HTTPRequest.Method(method)!, path, token: token, body)
