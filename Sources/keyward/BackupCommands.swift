@@ -4,16 +4,16 @@ import Keyward
 import KeywardCrypto
 import KeywardStorage
 
-/// `keyward backup create | verify | keygen`.
+/// `keyward backup create | verify | keygen | signer`.
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Write, check, or make recipient keys for encrypted backups.",
-        subcommands: [Create.self, VerifyBundle.self, Keygen.self])
+        subcommands: [Create.self, VerifyBundle.self, Keygen.self, Signer.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write one encrypted bundle of every key that allows backup, to one or more files.",
-            discussion: "Protected by a passphrase (KEYWARD_BACKUP_PASSPHRASE_FILE, KEYWARD_BACKUP_PASSPHRASE or a prompt), or with --recipient by an X25519 / X-Wing public key from `backup keygen`.")
+            discussion: "Protected by a passphrase (KEYWARD_BACKUP_PASSPHRASE_FILE, KEYWARD_BACKUP_PASSPHRASE or a prompt), or with --recipient by an X25519 / X-Wing public key from `backup keygen`. A recipient bundle is signed by the store's backup signing key (`keyward backup signer`), which whoever restores it pins with --signer.")
         @OptionGroup var storeOptions: StoreOptions
         @Option(name: .customLong("out"), help: "Destination file (repeatable).") var destinations: [String]
         @Option(help: "Recipient public key file (from `backup keygen`).") var recipient: String?
@@ -34,6 +34,9 @@ struct BackupCommand: AsyncParsableCommand {
                 progress.finish()
                 for destination in destinations { try Identity.writeAtomically(Data(bundle.bytes), to: destination, mode: 0o600) }
                 print("backed up \(bundle.header.keyCount) keys (\(bundle.header.protection)) to \(destinations.joined(separator: ", "))")
+                if let signer = bundle.header.signer {
+                    print("signed by key \(signer.keyID) (\(KeyService.backupSignerAlias)); restore with --signer and its public key from `keyward backup signer`")
+                }
             }
         }
     }
@@ -42,11 +45,12 @@ struct BackupCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check a bundle's integrity and every key in it, without restoring.")
         @Option(name: .customLong("in"), help: "The bundle.") var input: String
         @Option(help: "Recipient identity file, for bundles made with --recipient.") var identity: String?
+        @Option(help: "The source store's backup signing public key (PEM, from `keyward backup signer`), for bundles made with --recipient.") var signer: String?
 
         func run() async throws {
             try await guarded {
                 try Keyward.harden()
-                let contents = try Identity.openBundle(input, identity: identity)
+                let contents = try Identity.openBundle(input, identity: identity, signer: signer)
                 let versions = contents.keys.reduce(0) { $0 + $1.versionNumbers.count }
                 print("backup intact: \(contents.keys.count) keys, \(versions) versions, made \(ISO8601DateFormatter().string(from: contents.header.createdAt)) from store \(contents.header.storeID)")
             }
@@ -76,18 +80,39 @@ struct BackupCommand: AsyncParsableCommand {
     }
 }
 
+extension BackupCommand {
+    struct Signer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the public key that signs this store's recipient backups (created on first use).",
+            discussion: "Give the file to whoever restores this store's recipient backups: `keyward restore --identity ID --signer FILE` refuses a bundle it did not sign.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(name: .customLong("out"), help: "Public key file to write (PEM).") var output: String
+
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                let publicKey = try await service.backupSigner(actor: storeOptions.actorName)
+                guard let pem = publicKey.pem else { throw CLIError(.failure, "the backup signing key has no PEM form") }
+                try Identity.writeAtomically(Data(pem.utf8), to: output, mode: 0o644)
+                print("wrote \(output): the \(publicKey.spec.rawValue) public key of \(KeyService.backupSignerAlias)")
+            }
+        }
+    }
+}
+
 /// `keyward restore`: a backup into a new store (created here if it does not exist).
 struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Restore a backup bundle into a new, empty store.")
     @OptionGroup var storeOptions: StoreOptions
     @Option(name: .customLong("in"), help: "The bundle.") var input: String
     @Option(help: "Recipient identity file, for bundles made with --recipient.") var identity: String?
+    @Option(help: "The source store's backup signing public key (PEM, from `keyward backup signer`), for bundles made with --recipient.") var signer: String?
     @Option(help: "If the store does not exist, protect it with this root key file.") var withKeyFile: String?
 
     func run() async throws {
         try await guarded {
             try Keyward.harden()
-            let contents = try Identity.openBundle(input, identity: identity)
+            let contents = try Identity.openBundle(input, identity: identity, signer: signer)
             if !FileManager.default.fileExists(atPath: storeOptions.storePath) {
                 let root: any RootOfTrust
                 if let withKeyFile {
@@ -109,10 +134,19 @@ struct Restore: AsyncParsableCommand {
 
 /// Backup identity and public key files.
 enum Identity {
-    static func openBundle(_ path: String, identity: String?) throws -> BackupContents {
+    static func openBundle(_ path: String, identity: String?, signer: String?) throws -> BackupContents {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
         if let identity {
-            return try KeyService.openBackup([UInt8](data), identity: try readIdentity(identity))
+            guard let signer else {
+                throw CLIError(.failure, "a recipient backup opens only with --signer: the source store's backup signing public key "
+                               + "(`keyward backup signer --out FILE` on that store), so a bundle someone else sealed to your public key is refused")
+            }
+            guard let pem = FileManager.default.contents(atPath: signer) else { throw CLIError(.failure, "cannot read \(signer)") }
+            let signerKey: PublicKey
+            do { signerKey = try PublicKey(spec: .ed25519, pem: String(decoding: pem, as: UTF8.self)) } catch {
+                throw CLIError(.failure, "\(signer) is not an Ed25519 public key in PEM (from `keyward backup signer`)")
+            }
+            return try KeyService.openBackup([UInt8](data), identity: try readIdentity(identity), signer: signerKey)
         }
         let passphrase = try PassphraseSource.read(prompt: "Backup passphrase: ", confirm: false, variable: "KEYWARD_BACKUP_PASSPHRASE")
         return try KeyService.openBackup([UInt8](data), passphrase: passphrase.secret)

@@ -151,6 +151,32 @@ struct CLITests {
         #expect(bad.status != 0 && !bad.stderr.isEmpty)
     }
 
+    @Test("a recipient backup: keygen, create, signer; restore refuses without --signer and with another store's signer, restores with the right one")
+    func recipientBackupNeedsItsSigner() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "app"]).status == 0)
+        let sealed = try cli.run(["encrypt", "--key", "app", "--base64-out"], stdin: Data("kept".utf8))
+        #expect(try cli.run(["backup", "keygen", "--spec", "X25519", "--identity", "id.key", "--public-out", "id.pub"]).status == 0)
+        let created = try cli.run(["backup", "create", "--recipient", "id.pub", "--out", "r.kwb"])
+        #expect(created.status == 0 && created.stdout.contains("signed by key"), "\(created.stderr)")
+        #expect(try cli.run(["backup", "signer", "--out", "signer.pem"]).status == 0)
+        let unsigned = try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key"])
+        #expect(unsigned.status != 0 && unsigned.stderr.contains("--signer"), "\(unsigned.stderr)")
+        // Another store's signer (an attacker's, say) is refused.
+        let otherStore = cli.directory.appendingPathComponent("other.db").path
+        #expect(try cli.run(["init"], environment: ["KEYWARD_STORE": otherStore]).status == 0)
+        #expect(try cli.run(["backup", "signer", "--out", "other.pem"], environment: ["KEYWARD_STORE": otherStore]).status == 0)
+        let wrong = try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key", "--signer", "other.pem"])
+        #expect(wrong.status == 4 && wrong.stderr.contains("not by the signer you named"), "\(wrong.status) \(wrong.stderr)")
+        #expect(try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key", "--signer", "signer.pem"]).stdout.contains("backup intact: 1 keys"))
+        let restoredStore = cli.directory.appendingPathComponent("restored.db").path
+        let restored = try cli.run(["restore", "--in", "r.kwb", "--identity", "id.key", "--signer", "signer.pem"], environment: ["KEYWARD_STORE": restoredStore])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try cli.run(["decrypt", "--base64-in"], stdin: sealed.data, environment: ["KEYWARD_STORE": restoredStore]).stdout == "kept")
+    }
+
     @Test("a tampered store file: verify names the record and exits 7")
     func tamperedStore() throws {
         let cli = try CLI()

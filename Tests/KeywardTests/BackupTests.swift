@@ -114,10 +114,11 @@ struct BackupTests {
         defer { source.fixture.remove() }
         let identity = try KeyMaterial.generate(spec)
         let bundle = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: .owner("t"))
-        try await expectRestored(try KeyService.openBackup(bundle.bytes, identity: identity), from: source)
+        let signer = try await source.fixture.service.backupSigner(actor: .owner("t"))
+        try await expectRestored(try KeyService.openBackup(bundle.bytes, identity: identity, signer: signer), from: source)
         let stranger = try KeyMaterial.generate(spec)
         do {
-            _ = try KeyService.openBackup(bundle.bytes, identity: stranger)
+            _ = try KeyService.openBackup(bundle.bytes, identity: stranger, signer: signer)
             Issue.record("another identity opened the backup")
         } catch let error as KeywardError {
             guard case .rootOfTrustRejected = error else { Issue.record("wrong error \(error)"); return }
@@ -130,17 +131,57 @@ struct BackupTests {
         defer { source.fixture.remove() }
         let identity = try KeyMaterial.generate(.x25519)
         let bytes = try await source.fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: .owner("t")).bytes
-        _ = try KeyService.openBackup(bytes, identity: identity)
+        let signer = try await source.fixture.service.backupSigner(actor: .owner("t"))
+        _ = try KeyService.openBackup(bytes, identity: identity, signer: signer)
         var undetected: [Int] = []
         for index in bytes.indices {
             var changed = bytes
             changed[index] ^= 0x01
-            if (try? KeyService.openBackup(changed, identity: identity)) != nil { undetected.append(index) }
+            if (try? KeyService.openBackup(changed, identity: identity, signer: signer)) != nil { undetected.append(index) }
         }
         #expect(undetected.isEmpty, "byte changes at \(undetected.prefix(10)) were not detected")
         for length in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 200)) {
-            #expect((try? KeyService.openBackup(Array(bytes.prefix(length)), identity: identity)) == nil, "truncation to \(length) bytes was accepted")
+            #expect((try? KeyService.openBackup(Array(bytes.prefix(length)), identity: identity, signer: signer)) == nil, "truncation to \(length) bytes was accepted")
         }
-        #expect((try? KeyService.openBackup(Array("not a backup".utf8), identity: identity)) == nil)
+        #expect((try? KeyService.openBackup(Array("not a backup".utf8), identity: identity, signer: signer)) == nil)
+    }
+
+    @Test("attack: a bundle forged to the recipient's public key by another store, or stripped of its signature, is refused before it is opened")
+    func forgedRecipientBundleRefused() async throws {
+        let source = try await Self.source()
+        defer { source.fixture.remove() }
+        let identity = try KeyMaterial.generate(.x25519)
+        let recipient = try identity.publicKey()
+        let trusted = try await source.fixture.service.backupSigner(actor: .owner("t"))
+        // The attacker knows only the recipient's public key: they fill a store of their own with
+        // keys of their choosing (ids the victim's data might use) and seal a backup to it.
+        let attacker = try await StoreFixture.make()
+        defer { attacker.remove() }
+        _ = try await attacker.service.createKey(CreateKeyRequest(aliases: ["app0"]), actor: .owner("evil"))
+        let forged = try await attacker.service.createBackup(protection: .recipient(recipient), actor: .owner("evil"))
+        #expect(forged.header.signer != nil)
+        let error = Self.openError(forged.bytes, identity: identity, signer: trusted)
+        guard case .integrityFailure(let why)? = error else { Issue.record("a forged bundle was not refused: \(String(describing: error))"); return }
+        #expect(why.contains("not by the signer you named"), "\(why)")
+        // The genuine bundle with its signature stripped (and the header still naming the signer).
+        let genuine = try await source.fixture.service.createBackup(protection: .recipient(recipient), actor: .owner("t"))
+        let stripped = Array(genuine.bytes.dropLast(64))  // an Ed25519 signature is the last 64 bytes
+        guard case .integrityFailure(let unsigned)? = Self.openError(stripped, identity: identity, signer: trusted) else {
+            Issue.record("a bundle without its signature was not refused"); return
+        }
+        #expect(unsigned.contains("not signed"), "\(unsigned)")
+        // And the genuine one opens, with the signer's key that never left the source store.
+        #expect(try KeyService.openBackup(genuine.bytes, identity: identity, signer: trusted).keys.count == 5)
+        let signerKey = try await source.fixture.service.describe(key: KeyService.backupSignerAlias, actor: .owner("t"))
+        #expect(!signerKey.metadata.backupAllowed && signerKey.metadata.spec == .ed25519)
+    }
+
+    static func openError(_ bytes: [UInt8], identity: borrowing KeyMaterial, signer: PublicKey) -> KeywardError? {
+        do {
+            _ = try KeyService.openBackup(bytes, identity: identity, signer: signer)
+            return nil
+        } catch {
+            return error
+        }
     }
 }

@@ -140,16 +140,17 @@ struct TamperSweepTests {
         }
         let identity = try KeyMaterial.generate(.x25519)
         let bytes = try await fixture.service.createBackup(protection: .recipient(try identity.publicKey()), actor: owner).bytes
-        #expect(try KeyService.openBackup(bytes, identity: identity).keys.count == 3)
+        let signer = try await fixture.service.backupSigner(actor: owner)
+        #expect(try KeyService.openBackup(bytes, identity: identity, signer: signer).keys.count == 3)
         var random = SplitMix(seed: 20261206)
         var accepted: [Int] = []
         for _ in 0..<(Self.total / 5) {
             var changed = bytes
             let index = Int(random.next() % UInt64(bytes.count))
             changed[index] ^= UInt8(1) << (random.next() % 8)
-            if (try? KeyService.openBackup(changed, identity: identity)) != nil { accepted.append(index) }
+            if (try? KeyService.openBackup(changed, identity: identity, signer: signer)) != nil { accepted.append(index) }
         }
         #expect(accepted.isEmpty, "flips at bytes \(accepted.prefix(10)) of the bundle were accepted")
-        #expect(try KeyService.openBackup(bytes, identity: identity).keys.count == 3)
+        #expect(try KeyService.openBackup(bytes, identity: identity, signer: signer).keys.count == 3)
     }
 }

@@ -113,12 +113,55 @@ extension KeyService {
             } catch {
                 throw .crypto(error)
             }
+            // A recipient bundle names the store's backup signing key, then is signed by it.
+            var signerKey: KeyID?
+            if case .recipient = protection {
+                let (id, version, publicKey) = try await backupSigningKey(actor: actor)
+                header.signer = BackupBundle.Signer(keyID: id, version: version, spec: publicKey.spec, publicKey: publicKey.representation)
+                signerKey = id
+            }
             let framing = try BackupBundle(header: header, headerBytes: try CanonicalJSON.encode(header))
             let sealed: [UInt8]
             do throws(KeywardCryptoError) { sealed = try bundleKey.seal(payload, keyID: header.bundleID, version: 1, context: framing.context) } catch { throw .crypto(error) }
+            let unsigned = try BackupBundle(header: header, sealedPayload: sealed)
             event.detail = "\(count) keys, protection \(header.protection)"
-            return try BackupBundle(header: header, sealedPayload: sealed)
+            guard let signerKey, let signer = header.signer else { return unsigned }
+            let signature = try await sign(.message(unsigned.signedBytes), key: signerKey.description, actor: actor.internalStep)
+            guard signature.version == signer.version else {
+                throw .storeState("the backup signing key was rotated while the backup was written; write it again")
+            }
+            event.detail = "\(count) keys, protection \(header.protection), signed by \(signerKey) v\(signer.version)"
+            return try BackupBundle(header: header, sealedPayload: sealed, signature: signature.signature)
         }
+    }
+
+    /// The alias of the store's backup signing key.
+    public static let backupSignerAlias = "keyward/backup-signer"
+
+    /// The public key that signs this store's recipient backups (Ed25519, alias
+    /// `keyward/backup-signer`), created on first use. Whoever restores a recipient backup pins
+    /// it (`openBackup(_:identity:signer:)`), so a bundle sealed to their public key by anyone
+    /// else is refused. Owner only; the key never leaves the store (backup not allowed).
+    public func backupSigner(actor: Caller) async throws(KeywardError) -> PublicKey {
+        try await backupSigningKey(actor: actor).publicKey
+    }
+
+    private func backupSigningKey(actor: Caller) async throws(KeywardError) -> (id: KeyID, version: UInt32, publicKey: PublicKey) {
+        try Self.requireOwner(actor, .export)
+        let description: KeyDescription
+        do {
+            description = try await describe(key: Self.backupSignerAlias, actor: actor.internalStep)
+        } catch {
+            guard case .keyNotFound = error else { throw error }
+            description = try await createKey(CreateKeyRequest(spec: .ed25519, aliases: [Self.backupSignerAlias],
+                                                               description: "signs this store's recipient backups", backupAllowed: false),
+                                              actor: actor.internalStep)
+        }
+        guard description.metadata.spec.purpose == .sign else {
+            throw .storeState("alias \(Self.backupSignerAlias) names a \(description.metadata.spec.rawValue) key, which cannot sign backups; move the alias")
+        }
+        let publicKey = try await publicKey(key: description.metadata.id.description, actor: actor.internalStep)
+        return (description.metadata.id, description.metadata.currentVersion, publicKey)
     }
 
     private func appendKey(_ metadata: KeyMetadata, row: KeyRow, to payload: inout [UInt8]) async throws(KeywardError) {
@@ -173,12 +216,15 @@ extension KeyService {
         return try openPayload(bundle, bundleKey: bundleKey)
     }
 
-    /// Opens a bundle sealed to `identity`'s public key.
-    public static func openBackup(_ bytes: [UInt8], identity: borrowing KeyMaterial) throws(KeywardError) -> BackupContents {
+    /// Opens a bundle sealed to `identity`'s public key, which `signer` (the source store's
+    /// `backupSigner`, obtained from it out of band) must have signed: a bundle anyone else
+    /// sealed to the recipient's public key is refused before it is opened.
+    public static func openBackup(_ bytes: [UInt8], identity: borrowing KeyMaterial, signer: PublicKey) throws(KeywardError) -> BackupContents {
         let bundle = try BackupBundle(parsing: bytes)
         guard let sealed = bundle.header.sealedKey else {
             throw .invalidArgument("this backup is protected by a passphrase, not a recipient key")
         }
+        try bundle.checkSignature(by: signer)
         let bundleKey: SecretBytes
         do { bundleKey = try HybridEncryption.open(sealed, with: identity, info: Array("keyward backup v1".utf8)) } catch {
             throw .rootOfTrustRejected("this identity is not the backup's recipient (or the header was altered)")
