@@ -209,18 +209,46 @@ struct PublicKeyCommand: AsyncParsableCommand {
 }
 
 struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self, Anchor.self])
 
     struct VerifyChain: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check the hash chain and MAC of every audit entry.")
+        static let configuration = CommandConfiguration(
+            commandName: "verify", abstract: "Check the hash chain and MAC of every audit entry, and anchors recorded elsewhere.",
+            discussion: "With --anchors FILE (lines from `keyward audit anchor` or the server's audit.anchor output, other lines ignored), the log must still hold every anchored entry with its hash: deleting the newest entries or rolling the store back to an older copy is caught.")
         @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "A file of audit anchors to check the log against.") var anchors: String?
         func run() async throws {
             try await guarded {
-                let report = try await storeOptions.open().verifyAudit()
+                let service = try await storeOptions.open()
+                let report = try await service.verifyAudit()
                 print("checked \(report.entries) audit entries")
                 for problem in report.problems { print("FAIL \(problem)") }
-                if !report.isIntact { throw CLIError(.verification, "the audit log was tampered with") }
+                var anchorProblems: [String] = []
+                if let anchors {
+                    guard let data = FileManager.default.contents(atPath: anchors) else { throw CLIError(.failure, "cannot read \(anchors)") }
+                    let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { AuditAnchor(line: String($0)) }
+                    guard !lines.isEmpty else { throw CLIError(.failure, "\(anchors) holds no audit anchor lines") }
+                    anchorProblems = try await service.checkAuditAnchors(lines)
+                    for problem in anchorProblems { print("FAIL \(problem)") }
+                    if anchorProblems.isEmpty { print("\(lines.count) anchors hold") }
+                }
+                if !report.isIntact || !anchorProblems.isEmpty { throw CLIError(.verification, "the audit log was tampered with") }
                 print("audit chain intact")
+            }
+        }
+    }
+
+    struct Anchor: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the anchor of the newest audit entry, to keep outside the store.",
+            discussion: "Run it at an interval (cron) and keep the lines on another system; `keyward audit verify --anchors FILE` checks them. `keyward serve` writes them itself with the audit.anchor setting.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "Append the line to this file (created 0600) instead of printing it.") var append: String?
+        func run() async throws {
+            try await guarded {
+                guard let anchor = try await storeOptions.open().auditAnchor() else { throw CLIError(.failure, "the audit log is empty; nothing to anchor") }
+                guard let append else { print(anchor.line); return }
+                try AuditAnchorFile.append(anchor.line, to: append)
             }
         }
     }

@@ -109,6 +109,8 @@ extension ServerConfiguration {
             .int("shutdownGraceSeconds", \.shutdownGraceSeconds),
             .int("maintenanceIntervalSeconds", \.maintenanceIntervalSeconds),
             .int("auditSyncMilliseconds", \.auditSyncMilliseconds),
+            .string("audit.anchor") { $1.auditAnchor = $0 },
+            .int("audit.anchorIntervalSeconds", \.auditAnchorIntervalSeconds),
             .string("store") { $1.store = $0 },
             .string("keyFile") { $1.keyFile = $0 },
             .string("tls.certificate") { $1.tlsSettings.certificate = $0 },

@@ -46,6 +46,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// requests are answered. Either way an entry is written before its request is answered
     /// (fail-closed) and survives a crash of the process (decision 0010).
     public var auditSyncMilliseconds = 100
+    /// Where the server writes an audit anchor (`AuditAnchor`) whenever the log has grown, every
+    /// `auditAnchorIntervalSeconds` and at shutdown: `file:PATH` (appended, 0600), `stdout`, or
+    /// `syslog`. Nil (the default) writes none. Keep the anchors on another system; `keyward audit
+    /// verify --anchors` catches deleted newest entries and a store rolled back to an older copy.
+    public var auditAnchor: String?
+    /// Seconds between audit anchors.
+    public var auditAnchorIntervalSeconds = 60
     /// The SQLite store's path (also `KEYWARD_STORE`).
     public var store: String?
     /// The key file root of trust's path (also `KEYWARD_KEY_FILE`).
@@ -178,6 +185,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         guard (1...86_400).contains(maintenanceIntervalSeconds) else { throw .invalidArgument("maintenanceIntervalSeconds is 1 to 86,400") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }
         guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
+        if let auditAnchor { _ = try AuditAnchorPublisher.Destination(auditAnchor) }
+        guard (1...86_400).contains(auditAnchorIntervalSeconds) else { throw .invalidArgument("audit.anchorIntervalSeconds is 1 to 86,400") }
         _ = try loggerLevel
         if insecureHTTP && !insecureHTTPBeyondLoopback && !Self.isLoopback(host) {
             throw .invalidArgument("plain HTTP on \(host), which is not a loopback address: tokens and plaintexts would cross the network in clear; "

@@ -102,7 +102,12 @@ public struct KeywardServer: Sendable {
         }
         let maintenance = MaintenanceScheduler(service: service, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)
         let watcher = StoreWatcher(service: service, tokens: tokens, logger: logger)
-        return ServiceBundle(services: [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher], logger: logger)
+        var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher]
+        if let anchor = self.configuration.auditAnchor {
+            services.append(AuditAnchorPublisher(service: service, destination: try AuditAnchorPublisher.Destination(anchor),
+                                                 interval: .seconds(self.configuration.auditAnchorIntervalSeconds), logger: logger))
+        }
+        return ServiceBundle(services: services, logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT, then stops accepting connections, reports not-ready, and
