@@ -35,6 +35,8 @@ public final class InMemoryKeyStore: KeyStore {
     }
 
     private let contents = Mutex(Contents())
+    /// The KEK writes are checked against (`fenceWrites`).
+    private let fence = Mutex<KeyID?>(nil)
 
     /// An empty store.
     public init() {}
@@ -48,8 +50,15 @@ public final class InMemoryKeyStore: KeyStore {
         contents.withLock { body(&$0) }
     }
 
+    /// Runs a write: refused with `staleKEK` when the header's active KEK is not the fenced one.
     private func locked<T>(_ body: (inout Contents) throws(StorageError) -> T) throws(StorageError) -> T {
-        try contents.withLock { (state: inout Contents) throws(StorageError) -> T in try body(&state) }
+        let expected = fence.withLock { $0 }
+        return try contents.withLock { (state: inout Contents) throws(StorageError) -> T in
+            if let expected, let active = state.header?.activeKEK, active != expected {
+                throw .staleKEK("this instance writes under KEK \(expected), but the store's KEK is now \(active); nothing was written")
+            }
+            return try body(&state)
+        }
     }
 
     // MARK: HeaderStore
@@ -57,6 +66,8 @@ public final class InMemoryKeyStore: KeyStore {
     public func header() async throws(StorageError) -> StoreHeader? { withContents { $0.header } }
 
     public func generation() async throws(StorageError) -> Int64 { withContents { $0.generation } }
+
+    public func fenceWrites(activeKEK: KeyID) { fence.withLock { $0 = activeKEK } }
 
     public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) {
         try locked { (state: inout Contents) throws(StorageError) in
@@ -245,7 +256,7 @@ public final class InMemoryKeyStore: KeyStore {
         newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
         progress: @escaping @Sendable (Int) -> Void
     ) async throws(StorageError) -> Int {
-        try locked { (state: inout Contents) throws(StorageError) -> Int in
+        let count = try locked { (state: inout Contents) throws(StorageError) -> Int in
             var next = state
             var count = 0
             do {
@@ -276,5 +287,7 @@ public final class InMemoryKeyStore: KeyStore {
             state = next
             return count
         }
+        fence.withLock { $0 = newKEK.id }
+        return count
     }
 }

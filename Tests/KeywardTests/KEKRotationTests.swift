@@ -22,6 +22,39 @@ struct KEKRotationTests {
         return (store, service, keyFile, sealed)
     }
 
+    @Test("attack: a writer still holding the old KEK after another process rotated it cannot commit a row or an audit entry, and it is told why, not warned of tampering")
+    func staleWriterFenced() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let owner = Caller.owner("t")
+        let stale = fixture.service
+        let key = try await stale.createKey(CreateKeyRequest(aliases: ["app"]), actor: owner).metadata.id.description
+        _ = try await stale.encrypt([1], key: key, actor: owner)
+        // Another process (its own connection and KeyService) rotates the KEK.
+        let other = try await fixture.reopen()
+        let keyFile = fixture.keyFile
+        _ = try await other.rotateKEK(root: try KeyFileRootOfTrust(path: keyFile), actor: .owner("cli"))
+        // Every kind of write the stale instance attempts before it notices is refused.
+        let attempts: [(String, () async throws(KeywardError) -> Void)] = [
+            ("create", { () async throws(KeywardError) in _ = try await stale.createKey(CreateKeyRequest(aliases: ["new"]), actor: owner) }),
+            ("alias", { () async throws(KeywardError) in try await stale.setAlias("moved", key: key, actor: owner) }),
+            ("update", { () async throws(KeywardError) in _ = try await stale.update(key: key, description: "changed", actor: owner) }),
+            ("rotate", { () async throws(KeywardError) in _ = try await stale.rotate(key: key, actor: owner) }),
+            ("token", { () async throws(KeywardError) in _ = try await stale.issueToken(principal: "p", policy: AccessPolicy(rules: []), lifetime: nil, actor: owner) }),
+        ]
+        for (name, attempt) in attempts {
+            let error = await keywardError(attempt)
+            #expect(error != nil, "\(name) went through under the retired KEK")
+            if case .integrityFailure(let why)? = error { Issue.record("\(name): a false tamper alarm: \(why)") }
+        }
+        // Nothing landed: the rotated store verifies clean and holds none of it.
+        let fresh = try await fixture.reopen()
+        #expect(try await fresh.verifyStore().isIntact)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await fresh.describe(key: "new", actor: owner) } != nil)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await fresh.describe(key: "moved", actor: owner) } != nil)
+        #expect(try await fresh.describe(key: key, actor: owner).metadata.currentVersion == 1)
+    }
+
     @Test("every record is re-sealed under the new KEK; old ciphertexts still decrypt and the store verifies")
     func rotation() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-kek-\(UUID().uuidString)")

@@ -13,6 +13,7 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public init(_ inner: SQLiteKeyStore) { self.inner = inner }
     public func header() async throws(StorageError) -> StoreHeader? { try await inner.header() }
     public func generation() async throws(StorageError) -> Int64 { try await inner.generation() }
+    public func fenceWrites(activeKEK: KeyID) { inner.fenceWrites(activeKEK: activeKEK) }
     public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) { try await inner.initialize(header: header, kek: kek) }
     public func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? { try await inner.kek(id) }
     public func keks() async throws(StorageError) -> [KEKRecord] { try await inner.keks() }

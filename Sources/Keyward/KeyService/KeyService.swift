@@ -62,6 +62,8 @@ public final class KeyService: Sendable {
         self.header = header
         self.clock = clock
         self.options = options
+        // Every write of this instance is checked against the KEK it protects rows under.
+        store.fenceWrites(activeKEK: header.activeKEK)
         let log = AuditLog(store: store, protection: protection, head: auditHead, index: index)
         let auditor = Auditor(log: log, clock: clock)
         let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL),

@@ -41,7 +41,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         guard case .storage(let error) = self else { return nil }
         switch error {
         case .conflict: return .conflict
-        case .unavailable: return .unavailable
+        case .unavailable, .staleKEK: return .unavailable
         case .corrupted: return .corrupted
         case .alreadyInitialized, .database: return .failed
         }

@@ -15,4 +15,9 @@ public protocol HeaderStore: Sendable {
     /// written or removed, a token updated, a KEK or the header changed) increases, whichever
     /// process makes it. Readers compare it with the value they last saw to notice other writers.
     func generation() async throws(StorageError) -> Int64
+    /// From now on every write of this store instance (rows, audit appends, rewrites) checks,
+    /// inside its own transaction, that the header's active KEK is still `activeKEK`, and fails
+    /// with `staleKEK` when another process rotated it: rows protected under a retired KEK never
+    /// land. `rewriteAll` moves the fence to its new KEK when it commits.
+    func fenceWrites(activeKEK: KeyID)
 }

@@ -12,6 +12,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case corrupted(String)
     /// Any other database failure, with the database's message.
     case database(String)
+    /// A write under a KEK another process has since rotated away (`HeaderStore.fenceWrites`):
+    /// nothing was written; the process must open the store again to write.
+    case staleKEK(String)
 
     public var description: String {
         switch self {
@@ -20,6 +23,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .alreadyInitialized: "the store is already initialised"
         case .corrupted(let message): "the key store is corrupted: \(message)"
         case .database(let message): "database error: \(message)"
+        case .staleKEK(let message): "the store's KEK changed: \(message); restart this process (or open the store again) to write"
         }
     }
 }

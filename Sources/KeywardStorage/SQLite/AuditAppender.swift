@@ -16,25 +16,29 @@ import KeywardCrypto
 /// automatic checkpoint here, and `WALCheckpointer` fsyncs the WAL off this path.
 final class AuditAppender: Sendable {
     private let connection: Mutex<Connection>
+    /// The KEK appends are made under (`KEKFence`), checked in each append's transaction.
+    private let fence: KEKFence
 
     /// The raw handle and its prepared statements; used under the mutex only.
     private struct Connection: ~Copyable {
         let handle: OpaquePointer
         let begin: OpaquePointer
         let head: OpaquePointer
+        let activeKEK: OpaquePointer
         let insert: OpaquePointer
         let revision: OpaquePointer
         let commit: OpaquePointer
         let rollback: OpaquePointer
 
         deinit {
-            for statement in [begin, head, insert, revision, commit, rollback] { sqlite3_finalize(statement) }
+            for statement in [begin, head, activeKEK, insert, revision, commit, rollback] { sqlite3_finalize(statement) }
             sqlite3_close_v2(handle)
         }
     }
 
     /// Opens the store's file at `path` (already created and migrated by the pool).
-    init(path: String, durability: AuditDurability, walLimitBytes: Int) throws(StorageError) {
+    init(path: String, durability: AuditDurability, walLimitBytes: Int, fence: KEKFence) throws(StorageError) {
+        self.fence = fence
         let handle = try SQLiteConnection.open(path)
         do {
             try SQLiteConnection.execute(handle, "PRAGMA secure_delete = ON")
@@ -52,6 +56,7 @@ final class AuditAppender: Sendable {
                 handle: handle,
                 begin: try prepare("BEGIN IMMEDIATE"),
                 head: try prepare("SELECT max(sequence) FROM audit"),
+                activeKEK: try prepare("SELECT active_kek FROM store_header"),
                 insert: try prepare("""
                     INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -77,10 +82,14 @@ final class AuditAppender: Sendable {
     /// follow the stored head (another process appended), leaving nothing written.
     func append(_ entries: [AuditRow]) throws(StorageError) {
         guard let first = entries.first else { return }
+        let expected = fence.current
         try connection.withLock { (connection: inout Connection) throws(StorageError) in
             let handle = connection.handle
             try SQLiteConnection.run(handle, connection.begin)
             do throws(StorageError) {
+                if let expected, let active = try SQLiteConnection.blob(handle, connection.activeKEK), active != expected {
+                    throw .staleKEK(KEKFence.describe(expected: expected, active: active))
+                }
                 let head = try SQLiteConnection.int64(handle, connection.head) ?? 0
                 guard first.sequence == head + 1 else {
                     throw .conflict("audit sequence \(first.sequence) does not follow \(head)")
@@ -161,6 +170,20 @@ enum SQLiteConnection {
             throw error(handle, code)
         }
         return sqlite3_column_type(statement, 0) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 0)
+    }
+
+    /// The first column of the first row as bytes (nil for no row or NULL), then resets.
+    static func blob(_ handle: OpaquePointer, _ statement: OpaquePointer) throws(StorageError) -> [UInt8]? {
+        let code = sqlite3_step(statement)
+        defer { sqlite3_reset(statement) }
+        guard code == SQLITE_ROW else {
+            if code == SQLITE_DONE { return nil }
+            throw error(handle, code)
+        }
+        guard sqlite3_column_type(statement, 0) != SQLITE_NULL else { return nil }
+        let count = Int(sqlite3_column_bytes(statement, 0))
+        guard count > 0, let pointer = sqlite3_column_blob(statement, 0) else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
     /// The database's page size.

@@ -25,6 +25,8 @@ public final class SQLiteKeyStore: KeyStore {
     private let auditAppender: AuditAppender
     /// Fsyncs unsynced audit commits within the `.within` interval; nil for `.eachBatch`.
     private let checkpointer: WALCheckpointer?
+    /// The KEK every write transaction checks (`fenceWrites`).
+    private let fence = KEKFence()
     /// Key inserts waiting for the next shared transaction (see `insertKey`).
     private let pendingInserts = Mutex<(items: [PendingInsert], flushing: Bool)>(([], false))
 
@@ -68,7 +70,7 @@ public final class SQLiteKeyStore: KeyStore {
         } catch {
             throw .unavailable("\(path): \(SQLiteKeyStore.message(error))")
         }
-        auditAppender = try AuditAppender(path: path, durability: auditDurability, walLimitBytes: walLimitBytes)
+        auditAppender = try AuditAppender(path: path, durability: auditDurability, walLimitBytes: walLimitBytes, fence: fence)
         if case .within(let interval) = auditDurability {
             checkpointer = try WALCheckpointer(path: path, interval: interval, appender: auditAppender, restartBytes: walLimitBytes)
         } else {
@@ -83,8 +85,12 @@ public final class SQLiteKeyStore: KeyStore {
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
+        let expected = fence.current
         do {
-            return try await pool.write(body)
+            return try await pool.write { db in
+                if let expected { try KEKFence.check(db, expected) }
+                return try body(db)
+            }
         } catch {
             throw Self.storageError(error)
         }
@@ -113,6 +119,8 @@ public final class SQLiteKeyStore: KeyStore {
     }
 
     // MARK: Header and KEKs
+
+    public func fenceWrites(activeKEK: KeyID) { fence.set(activeKEK) }
 
     public func generation() async throws(StorageError) -> Int64 {
         try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM store_generation WHERE id = 1") ?? 0 }
@@ -165,9 +173,13 @@ public final class SQLiteKeyStore: KeyStore {
             }
             if batch.isEmpty { return }
             let outcomes: [StorageError?]
+            let expected = fence.current
             do {
                 outcomes = try await pool.write { db -> [StorageError?] in
-                    batch.map { item in
+                    if let expected {
+                        do { try KEKFence.check(db, expected) } catch let error as StorageError { return batch.map { _ in error } }
+                    }
+                    return batch.map { item in
                         do {
                             try db.inSavepoint {
                                 try Self.insert(item.key, db)
@@ -377,7 +389,7 @@ public final class SQLiteKeyStore: KeyStore {
         newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
         progress: @escaping @Sendable (Int) -> Void
     ) async throws(StorageError) -> Int {
-        try await write { db in
+        let count = try await write { db in
             try db.execute(sql: "UPDATE keks SET state = 'retired' WHERE state = 'active'")
             try Self.insert(newKEK, db)
             var count = 0
@@ -438,6 +450,8 @@ public final class SQLiteKeyStore: KeyStore {
             progress(count)
             return count
         }
+        fence.set(newKEK.id)
+        return count
     }
 
     // MARK: Row mapping
