@@ -59,16 +59,29 @@ struct Serve: AsyncParsableCommand {
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
             let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds))
             let service: KeyService
+            let root: any RootOfTrust
+            let storePath: String
             var banner: [String] = []
             if dev {
                 (service, banner) = try await developmentSetup(&settings, options: options)
+                storePath = URL(fileURLWithPath: devDir).appendingPathComponent("keyward.db").path
+                root = try KeyFileRootOfTrust(path: URL(fileURLWithPath: devDir).appendingPathComponent("root.key").path)
             } else {
                 var storeOptions = self.storeOptions
                 if storeOptions.store == nil { storeOptions.store = settings.store }
                 if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }
-                service = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability).service
+                (service, root) = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability)
+                storePath = storeOptions.storePath
             }
-            let server = try KeywardServer(service: service, configuration: settings)
+            // A KEK rotated by another process is taken up by opening the store again with the
+            // same root of trust (a fresh connection, so the old service's writes stay fenced).
+            let durability = settings.auditDurability
+            let reopen: @Sendable () async throws(KeywardError) -> KeyService = { () async throws(KeywardError) -> KeyService in
+                let store: SQLiteKeyStore
+                do throws(StorageError) { store = try SQLiteKeyStore(path: storePath, auditDurability: durability) } catch { throw .storage(error) }
+                return try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }, options: options)
+            }
+            let server = try KeywardServer(service: service, configuration: settings, reopen: reopen)
             let scheme = settings.insecureHTTP ? "http" : "https"
             let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
             let lines = banner

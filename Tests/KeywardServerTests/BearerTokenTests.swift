@@ -21,7 +21,7 @@ struct TokenCacheTests {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
         let issued = try await fixture.token(["*:*"])
-        let tokens = TokenAuthenticator(service: fixture.service, ttl: .milliseconds(400))
+        let tokens = TokenAuthenticator(slot: KeyServiceSlot(fixture.service), ttl: .milliseconds(400))
         let cachedAt = ContinuousClock.now
         #expect(try await tokens.authenticate(issued.text).name.contains(issued.record.id.description))
         try await fixture.service.revokeToken(issued.record.id, actor: .owner("test"))
@@ -53,7 +53,7 @@ struct TokenCacheTests {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
         let issued = try await fixture.token(["*:*"])
-        let tokens = TokenAuthenticator(service: fixture.service, ttl: .seconds(5))
+        let tokens = TokenAuthenticator(slot: KeyServiceSlot(fixture.service), ttl: .seconds(5))
         let names = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<32 { group.addTask { try await tokens.authenticate(issued.text).name } }
             return try await group.reduce(into: [String]()) { $0.append($1) }

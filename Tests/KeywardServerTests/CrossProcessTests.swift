@@ -96,4 +96,49 @@ struct CrossProcessTests {
         #expect(try await restarted.verifyStore().isIntact)
         #expect(try await restarted.encrypt([1], key: key, actor: .owner("test")).version == 1)
     }
+
+    @Test("a KEK rotated by another process is taken up by the running server: writes go on under the new KEK, old ciphertexts decrypt, no restart, no tamper alarm")
+    func kekRotatedElsewhereTakenUp() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let keyFile = fixture.directory.appendingPathComponent("root.key").path
+        let storePath = fixture.directory.appendingPathComponent("store.db").path
+        let open: @Sendable () async throws(KeywardError) -> KeyService = { () async throws(KeywardError) -> KeyService in
+            let store: SQLiteKeyStore
+            do throws(StorageError) { store = try SQLiteKeyStore(path: storePath) } catch { throw .storage(error) }
+            return try await KeyService.open(store: store, root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        }
+        let server = try KeywardServer(service: fixture.service, configuration: fixture.server.configuration, reopen: open)
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app"]), actor: .owner("test")).metadata.id.description
+        let live = try await LiveServer.start(server)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let base = "http://127.0.0.1:\(live.port)"
+        let sealed = try await send(client, base + "/v1/keys/app/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#)
+        #expect(sealed.status == 200)
+        let ciphertext = try #require((try JSONSerialization.jsonObject(with: Data(sealed.text.utf8)) as? [String: Any])?["ciphertext"] as? String)
+
+        let other = try await open()
+        let rotated = try await other.rotateKEK(root: try KeyFileRootOfTrust(path: keyFile), actor: .owner("cli"))
+
+        // Within the watcher's poll the server writes again, under the new KEK (bounded: 5 s).
+        var created = 0
+        var alarms: [String] = []
+        for attempt in 0..<50 {
+            let reply = try await send(client, base + "/v1/keys", token: fixture.rootToken, method: .POST, body: #"{"aliases":["after-\#(attempt)"]}"#)
+            created = reply.status
+            if reply.text.contains("integrity") { alarms.append(reply.text) }
+            if created == 201 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(created == 201, "the server did not take up the rotated KEK")
+        #expect(alarms.isEmpty, "\(alarms)")
+        #expect(server.service.header.activeKEK == rotated.header.activeKEK)
+        let opened = try await send(client, base + "/v1/keys/\(key)/decrypt", token: fixture.rootToken, method: .POST, body: #"{"ciphertext":"\#(ciphertext)"}"#)
+        #expect(opened.status == 200 && opened.text.contains("AQID"), "\(opened.text)")
+        #expect(try await send(client, base + "/v1/ready", token: nil).status == 200)
+        try await client.shutdown()
+        try await live.stop()
+        // Everything the server wrote after the swap verifies under the new KEK.
+        #expect(try await open().verifyStore().isIntact)
+    }
 }

@@ -30,10 +30,25 @@ final class AuditLog: Sendable {
     /// another process), so every entry, and with it every operation, is refused with the reason.
     private let retired = Atomic<Bool>(false)
     private let retirement = Mutex<String?>(nil)
+    private let store: any KeyStore
+    private let kekID: KeyID
 
     /// A log continuing from `head`, whose batch MAC `index` has been checked against.
     init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex) {
         writer = AuditWriter(store: store, protection: protection, head: head, index: index)
+        self.store = store
+        self.kekID = protection.kekID
+    }
+
+    /// `error`, unless it is an integrity failure that another process's KEK rotation explains:
+    /// rows re-protected under a KEK this instance does not hold fail its MAC checks without
+    /// anyone having tampered with them. Then a `staleKEK` store error saying so, not a false
+    /// tamper alarm.
+    func explainingRotation(_ error: KeywardError) async -> KeywardError {
+        guard case .integrityFailure = error,
+              let header = try? await store.header(), header.activeKEK != kekID else { return error }
+        return .storage(.staleKEK("rows are now protected under KEK \(header.activeKEK), which another process rotated in; "
+                                  + "this instance holds KEK \(kekID)"))
     }
 
     deinit { writer.stop() }

@@ -42,7 +42,7 @@ struct Auditor: Sendable {
         do {
             result = try await body(&event)
         } catch {
-            throw await refusal(event, error)
+            throw await refusal(event, await log.explainingRotation(error))
         }
         try await log.record(event)
         return result

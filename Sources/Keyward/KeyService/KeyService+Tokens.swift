@@ -85,7 +85,8 @@ extension KeyService {
             throw .unauthenticated("unknown token")
         }
         guard ConstantTime.equals(row.hash, hash) else { throw .unauthenticated("unknown token") }
-        let record = try records.verifiedToken(row, fence)
+        let record: TokenRecord
+        do { record = try records.verifiedToken(row, fence) } catch { throw await auditor.log.explainingRotation(error) }
         if let revoked = record.revokedAt, revoked <= clock.now { throw .unauthenticated("token \(id) was revoked") }
         if let expiry = record.expiresAt, expiry <= clock.now { throw .unauthenticated("token \(id) expired") }
         return record

@@ -52,6 +52,11 @@ public final class KeyService: Sendable {
     let options: Options
     /// The store generation last seen by `refreshFromStore` (-1: none yet).
     private let seenGeneration = Atomic<Int64>(-1)
+    private let rotatedElsewhere = Atomic<Bool>(false)
+
+    /// True once `refreshFromStore` found that another process rotated the store's KEK: this
+    /// instance has stopped writing, and a new one opened on the store (`open`) takes over.
+    public var kekRotatedElsewhere: Bool { rotatedElsewhere.load(ordering: .acquiring) }
 
     /// The store format this version reads and writes (2: every mutable record's revision
     /// anchored, decision 0005).
@@ -194,8 +199,10 @@ public final class KeyService: Sendable {
     /// raising a false tamper alarm at its next write.
     private func retireIfKEKRotated() async throws(KeywardError) {
         if let current = try await storing({ () async throws(StorageError) in try await store.header() }), current.activeKEK != header.activeKEK {
-            auditor.log.retire("the store's KEK was rotated by another process (active KEK \(current.activeKEK)); this process still holds "
-                               + "KEK \(header.activeKEK) and has stopped writing: restart it (keyward serve) to unwrap the new KEK")
+            rotatedElsewhere.store(true, ordering: .releasing)
+            auditor.log.retire("the store's KEK was rotated by another process (active KEK \(current.activeKEK)); this instance still holds "
+                               + "KEK \(header.activeKEK) and has stopped writing: keyward serve opens the store again by itself within a second; "
+                               + "another program must open it again (KeyService.open) to unwrap the new KEK")
         }
     }
 

@@ -8,7 +8,7 @@ import Keyward
 struct RequestAuditMiddleware: RouterMiddleware {
     typealias Context = KeywardRequestContext
 
-    let service: KeyService
+    let slot: KeyServiceSlot
     /// Paths that carry no credential or key and are not audited (probes, metrics, the document).
     static let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
 
@@ -22,7 +22,7 @@ struct RequestAuditMiddleware: RouterMiddleware {
         let status = response.status.code
         let outcome: AuditOutcome = status < 400 ? .ok : status < 500 ? .denied : .error
         do {
-            try await service.auditRequest(principal: tracking.principal ?? "anonymous", context: context.auditContext(request), outcome: outcome,
+            try await slot.current.auditRequest(principal: tracking.principal ?? "anonymous", context: context.auditContext(request), outcome: outcome,
                                            detail: tracking.error.map { "\(status) \($0.code): \($0.message)" } ?? "\(status)")
             return response
         } catch {

@@ -34,13 +34,13 @@ final class TokenAuthenticator: Sendable {
         let expiresAt: Date?
     }
 
-    let service: KeyService
+    let slot: KeyServiceSlot
     let ttl: Duration
     let capacity: Int
     private let state = Mutex(State())
 
-    init(service: KeyService, ttl: Duration, capacity: Int = 10_000) {
-        self.service = service
+    init(slot: KeyServiceSlot, ttl: Duration, capacity: Int = 10_000) {
+        self.slot = slot
         self.ttl = ttl
         self.capacity = capacity
     }
@@ -135,7 +135,7 @@ final class TokenAuthenticator: Sendable {
     private func lookUp(_ text: String) async throws(APIError) -> Verified {
         let record: TokenRecord
         do {
-            record = try await service.authenticate(text)
+            record = try await slot.current.authenticate(text)
         } catch {
             if case .unauthenticated = error { throw APIError.unauthenticated(error.description) }
             throw APIError(error)

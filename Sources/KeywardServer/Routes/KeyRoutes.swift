@@ -7,10 +7,10 @@ import KeywardCrypto
 /// `/v1/keys` and `/v1/aliases`: create, import, list, describe, update, rotate, lifecycle
 /// transitions, public keys and aliases.
 enum KeyRoutes {
-    static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, body: BodyReader) {
+    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader) {
         routes.on(.post, "/v1/keys") { request, context in
             let create = try await body.decode(CreateKeyBody.self, from: request).request()
-            let key = try await service.createKey(create, actor: try context.caller(request))
+            let key = try await slot.current.createKey(create, actor: try context.caller(request))
             return Response.reply(KeyReply(key), status: .created)
         }
 
@@ -38,13 +38,13 @@ enum KeyRoutes {
                 guard let parsed = Int(text) else { throw APIError.invalidRequest("'limit' must be an integer from 1 to 1000") }
                 limit = parsed
             }
-            let page = try await service.listKeys(state: state, tag: tag, alias: query.get("alias"), after: after, limit: limit,
+            let page = try await slot.current.listKeys(state: state, tag: tag, alias: query.get("alias"), after: after, limit: limit,
                                                   actor: try context.caller(request))
             return Response.reply(KeyPageReply(keys: page.keys.map(KeyReply.init), nextCursor: page.nextCursor))
         }
 
         routes.on(.get, "/v1/keys/{key}") { request, context in
-            let key = try await service.describe(key: try context.parameter("key"), actor: try context.caller(request))
+            let key = try await slot.current.describe(key: try context.parameter("key"), actor: try context.caller(request))
             return Response.reply(KeyReply(key))
         }
 
@@ -52,14 +52,14 @@ enum KeyRoutes {
             let update = try await body.decode(UpdateKeyBody.self, from: request)
             var period: Int?? = nil
             if let days = update.rotationPeriodDays { period = .some(days == 0 ? nil : days) }
-            let key = try await service.update(key: try context.parameter("key"), description: update.description, tags: update.tags,
+            let key = try await slot.current.update(key: try context.parameter("key"), description: update.description, tags: update.tags,
                                                rotationPeriodDays: period, minDecryptionVersion: update.minDecryptionVersion,
                                                actor: try context.caller(request))
             return Response.reply(KeyReply(key))
         }
 
         routes.on(.post, "/v1/keys/{key}/rotate") { request, context in
-            let key = try await service.rotate(key: try context.parameter("key"), actor: try context.caller(request))
+            let key = try await slot.current.rotate(key: try context.parameter("key"), actor: try context.caller(request))
             return Response.reply(KeyReply(key))
         }
 
@@ -69,14 +69,14 @@ enum KeyRoutes {
         ]
         for (name, operation) in transitions {
             routes.on(.post, "/v1/keys/{key}/\(name)") { request, context in
-                let key = try await service.transition(key: try context.parameter("key"), operation, actor: try context.caller(request))
+                let key = try await slot.current.transition(key: try context.parameter("key"), operation, actor: try context.caller(request))
                 return Response.reply(KeyReply(key))
             }
         }
 
         routes.on(.post, "/v1/keys/{key}/schedule-destruction") { request, context in
             let days = request.headers[.contentLength] == "0" ? nil : try await body.decode(ScheduleDestructionBody.self, from: request).waitingDays
-            let key = try await service.transition(key: try context.parameter("key"), .scheduleDestruction, waitingDays: days,
+            let key = try await slot.current.transition(key: try context.parameter("key"), .scheduleDestruction, waitingDays: days,
                                                    actor: try context.caller(request))
             return Response.reply(KeyReply(key))
         }
@@ -88,14 +88,14 @@ enum KeyRoutes {
                 version = parsed
             }
             let reference = try context.parameter("key")
-            let key = try await service.publicKey(key: reference, version: version, actor: try context.caller(request))
+            let key = try await slot.current.publicKey(key: reference, version: version, actor: try context.caller(request))
             return Response.reply(PublicKeyReply(keyReference: reference, spec: key.spec, publicKey: Base64Bytes(key.representation),
                                                  publicKeyPem: key.pem))
         }
 
         routes.on(.post, "/v1/import-wrapping-keys") { request, context in
             let hours = request.headers[.contentLength] == "0" ? nil : try await body.decode(ImportWrappingKeyBody.self, from: request).hours
-            let wrapping = try await service.createImportWrappingKey(hours: hours ?? 24, actor: try context.caller(request))
+            let wrapping = try await slot.current.createImportWrappingKey(hours: hours ?? 24, actor: try context.caller(request))
             return Response.reply(ImportWrappingKeyReply(
                 keyId: wrapping.keyID, spec: wrapping.publicKey.spec, publicKey: Base64Bytes(wrapping.publicKey.representation),
                 publicKeyPem: wrapping.publicKey.pem, expiresAt: wrapping.expiresAt,
@@ -104,7 +104,7 @@ enum KeyRoutes {
 
         routes.on(.post, "/v1/keys/import") { request, context in
             let input = try await body.decode(ImportKeyBody.self, from: request)
-            let key = try await service.importWrappedKey(input.wrappedMaterial.value, wrappingKey: input.wrappingKeyId,
+            let key = try await slot.current.importWrappedKey(input.wrappedMaterial.value, wrappingKey: input.wrappingKeyId,
                                                          request: try input.key.request(), actor: try context.caller(request))
             return Response.reply(KeyReply(key), status: .created)
         }
@@ -112,12 +112,12 @@ enum KeyRoutes {
         routes.on(.put, "/v1/aliases/{alias}") { request, context in
             let alias = try context.parameter("alias")
             let target = try await body.decode(AliasBody.self, from: request)
-            try await service.setAlias(alias, key: target.key, actor: try context.caller(request))
+            try await slot.current.setAlias(alias, key: target.key, actor: try context.caller(request))
             return Response.reply(AliasReply(alias: alias, key: target.key))
         }
 
         routes.on(.delete, "/v1/aliases/{alias}") { request, context in
-            try await service.deleteAlias(try context.parameter("alias"), actor: try context.caller(request))
+            try await slot.current.deleteAlias(try context.parameter("alias"), actor: try context.caller(request))
             return Response(status: .noContent)
         }
     }

@@ -8,11 +8,11 @@ import KeywardCrypto
 /// shared secrets, decapsulation and random bytes, with batch forms of encrypt, decrypt and
 /// sign. Key material never leaves the service; only results do.
 enum OperationRoutes {
-    static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, body: BodyReader) {
+    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader) {
         routes.on(.post, "/v1/keys/{key}/encrypt") { request, context in
             var input = try await body.decode(EncryptBody.self, from: request)
             defer { SecureZero.wipe(&input.plaintext.value) }
-            let result = try await service.encrypt(input.plaintext.value, key: try context.parameter("key"),
+            let result = try await slot.current.encrypt(input.plaintext.value, key: try context.parameter("key"),
                                                    context: try input.context.encryptionContext, actor: try context.caller(request))
             return Response.reply(CiphertextReply(result))
         }
@@ -24,13 +24,13 @@ enum OperationRoutes {
             let caller = try context.caller(request)
             let results = try await batch(input.items, { item throws(APIError) in
                 EncryptItem(item.plaintext.value, context: try item.context.encryptionContext)
-            }, run: { items throws(KeywardError) in try await service.encryptBatch(items, key: key, actor: caller) })
+            }, run: { items throws(KeywardError) in try await slot.current.encryptBatch(items, key: key, actor: caller) })
             return batchResponse(results, CiphertextReply.init)
         }
 
         @Sendable func decrypt(_ request: Request, _ context: KeywardRequestContext, expected: String?) async throws -> Response {
             let input = try await body.decode(DecryptBody.self, from: request)
-            var result = try await service.decrypt(input.ciphertext.value, context: try input.context.encryptionContext,
+            var result = try await slot.current.decrypt(input.ciphertext.value, context: try input.context.encryptionContext,
                                                    expectedKey: expected, actor: try context.caller(request))
             defer { SecureZero.wipe(&result.plaintext) }
             return Response.reply(PlaintextReply(result))
@@ -48,7 +48,7 @@ enum OperationRoutes {
             let caller = try context.caller(request)
             var results = try await batch(input.items, { item throws(APIError) in
                 DecryptItem(item.ciphertext.value, context: try item.context.encryptionContext)
-            }, run: { items throws(KeywardError) in try await service.decryptBatch(items, key: key, actor: caller) })
+            }, run: { items throws(KeywardError) in try await slot.current.decryptBatch(items, key: key, actor: caller) })
             defer {
                 for index in results.indices {
                     guard case .success(var value) = results[index] else { continue }
@@ -63,7 +63,7 @@ enum OperationRoutes {
 
         routes.on(.post, "/v1/keys/{key}/re-encrypt") { request, context in
             let input = try await body.decode(ReEncryptBody.self, from: request)
-            let result = try await service.reEncrypt(input.ciphertext.value, sourceContext: try input.sourceContext.encryptionContext,
+            let result = try await slot.current.reEncrypt(input.ciphertext.value, sourceContext: try input.sourceContext.encryptionContext,
                                                      destinationKey: try context.parameter("key"),
                                                      destinationContext: try input.destinationContext.encryptionContext,
                                                      actor: try context.caller(request))
@@ -80,10 +80,10 @@ enum OperationRoutes {
             let caller = try context.caller(request)
             let encryptionContext = try input.context.encryptionContext
             if input.includePlaintext == false {
-                let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: spec, context: encryptionContext, actor: caller)
+                let sealed = try await slot.current.generateDataKeyWithoutPlaintext(key: key, spec: spec, context: encryptionContext, actor: caller)
                 return Response.reply(DataKeyReply(plaintext: nil, ciphertext: Base64Bytes(sealed.ciphertext), keyId: sealed.keyID, version: sealed.version))
             }
-            let dataKey = try await service.generateDataKey(key: key, spec: spec, context: encryptionContext, actor: caller)
+            let dataKey = try await slot.current.generateDataKey(key: key, spec: spec, context: encryptionContext, actor: caller)
             var plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&plaintext) }
             return Response.reply(DataKeyReply(plaintext: Base64Bytes(plaintext), ciphertext: Base64Bytes(dataKey.ciphertext),
@@ -94,7 +94,7 @@ enum OperationRoutes {
             let input = try await body.decode(DataKeyPairBody.self, from: request)
             let pairSpec: KeySpec
             do throws(KeywardCryptoError) { pairSpec = try KeySpec(named: input.pairSpec) } catch { throw APIError(KeywardError.crypto(error)) }
-            let pair = try await service.generateDataKeyPair(key: try context.parameter("key"), pairSpec: pairSpec,
+            let pair = try await slot.current.generateDataKeyPair(key: try context.parameter("key"), pairSpec: pairSpec,
                                                              context: try input.context.encryptionContext, actor: try context.caller(request))
             return Response.reply(DataKeyPairReply(spec: pair.publicKey.spec, publicKey: Base64Bytes(pair.publicKey.representation),
                                                    publicKeyPem: pair.publicKey.pem, privateKeyCiphertext: Base64Bytes(pair.privateKeyCiphertext),
@@ -103,7 +103,7 @@ enum OperationRoutes {
 
         routes.on(.post, "/v1/keys/{key}/sign") { request, context in
             let input = try await body.decode(SignBody.self, from: request)
-            let result = try await service.sign(try input.input(), key: try context.parameter("key"), context: input.context?.value,
+            let result = try await slot.current.sign(try input.input(), key: try context.parameter("key"), context: input.context?.value,
                                                 actor: try context.caller(request))
             return Response.reply(SignatureReply(result))
         }
@@ -114,13 +114,13 @@ enum OperationRoutes {
             let caller = try context.caller(request)
             let results = try await batch(input.items, { item throws(APIError) in
                 SignItem(try item.input(), context: item.context?.value)
-            }, run: { items throws(KeywardError) in try await service.signBatch(items, key: key, actor: caller) })
+            }, run: { items throws(KeywardError) in try await slot.current.signBatch(items, key: key, actor: caller) })
             return batchResponse(results, SignatureReply.init)
         }
 
         routes.on(.post, "/v1/keys/{key}/verify") { request, context in
             let input = try await body.decode(VerifyBody.self, from: request)
-            let valid = try await service.verify(input.signature.value, for: try input.input(), key: try context.parameter("key"),
+            let valid = try await slot.current.verify(input.signature.value, for: try input.input(), key: try context.parameter("key"),
                                                  version: input.version, context: input.context?.value,
                                                  encoding: try input.signatureEncoding(), actor: try context.caller(request))
             return Response.reply(ValidityReply(valid: valid))
@@ -128,20 +128,20 @@ enum OperationRoutes {
 
         routes.on(.post, "/v1/keys/{key}/mac") { request, context in
             let input = try await body.decode(MACBody.self, from: request)
-            let result = try await service.mac(input.message.value, key: try context.parameter("key"), actor: try context.caller(request))
+            let result = try await slot.current.mac(input.message.value, key: try context.parameter("key"), actor: try context.caller(request))
             return Response.reply(MACReply(mac: Base64Bytes(result.tag), keyId: result.keyID, version: result.version))
         }
 
         routes.on(.post, "/v1/keys/{key}/verify-mac") { request, context in
             let input = try await body.decode(VerifyMACBody.self, from: request)
-            let valid = try await service.verifyMAC(input.mac.value, for: input.message.value, key: try context.parameter("key"),
+            let valid = try await slot.current.verifyMAC(input.mac.value, for: input.message.value, key: try context.parameter("key"),
                                                     version: input.version, actor: try context.caller(request))
             return Response.reply(ValidityReply(valid: valid))
         }
 
         routes.on(.post, "/v1/keys/{key}/derive-shared-secret") { request, context in
             let input = try await body.decode(DeriveSharedSecretBody.self, from: request)
-            let secret = try await service.deriveSharedSecret(key: try context.parameter("key"), peerEncoded: input.peerPublicKey.value,
+            let secret = try await slot.current.deriveSharedSecret(key: try context.parameter("key"), peerEncoded: input.peerPublicKey.value,
                                                               actor: try context.caller(request))
             var bytes = secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&bytes) }
@@ -150,7 +150,7 @@ enum OperationRoutes {
 
         routes.on(.post, "/v1/keys/{key}/decapsulate") { request, context in
             let input = try await body.decode(DecapsulateBody.self, from: request)
-            let secret = try await service.decapsulate(input.encapsulated.value, key: try context.parameter("key"), version: input.version,
+            let secret = try await slot.current.decapsulate(input.encapsulated.value, key: try context.parameter("key"), version: input.version,
                                                        actor: try context.caller(request))
             var bytes = secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }
             defer { SecureZero.wipe(&bytes) }
@@ -159,7 +159,7 @@ enum OperationRoutes {
 
         routes.on(.post, "/v1/random") { request, context in
             let input = try await body.decode(RandomBody.self, from: request)
-            let bytes = try await service.random(count: input.count, actor: try context.caller(request))
+            let bytes = try await slot.current.random(count: input.count, actor: try context.caller(request))
             return Response.reply(RandomReply(random: Base64Bytes(bytes)))
         }
     }

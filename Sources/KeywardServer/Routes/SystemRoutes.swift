@@ -7,7 +7,7 @@ import Synchronization
 
 /// Probes, metrics and the API document; none needs a credential, none touches a key.
 enum SystemRoutes {
-    static func register(_ routes: Router<KeywardRequestContext>, service: KeyService, metrics: ServiceMetrics, draining: ShutdownState) {
+    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, metrics: ServiceMetrics, draining: ShutdownState) {
         routes.on(.get, "/v1/health") { _, _ in
             Response.reply(StatusReply(status: "ok"))
         }
@@ -17,7 +17,7 @@ enum SystemRoutes {
                 return Response.reply(StatusReply(status: "shutting down"), status: .serviceUnavailable)
             }
             do {
-                try await service.checkReady()
+                try await slot.current.checkReady()
                 return Response.reply(StatusReply(status: "ready"))
             } catch {
                 return Response.reply(StatusReply(status: "store unavailable"), status: .serviceUnavailable)
@@ -25,7 +25,7 @@ enum SystemRoutes {
         }
 
         routes.on(.get, "/metrics") { _, _ in
-            let text = metrics.render(cache: service.cacheStatistics)
+            let text = metrics.render(cache: slot.current.cacheStatistics)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }

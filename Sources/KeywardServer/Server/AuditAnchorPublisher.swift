@@ -32,7 +32,7 @@ struct AuditAnchorPublisher: Service {
         }
     }
 
-    let service: KeyService
+    let slot: KeyServiceSlot
     let destination: Destination
     let interval: Duration
     let logger: Logger
@@ -53,7 +53,7 @@ struct AuditAnchorPublisher: Service {
     /// anchored.
     private func publish(after last: Int64) async -> Int64 {
         do {
-            guard let anchor = try await service.auditAnchor(), anchor.sequence > last else { return last }
+            guard let anchor = try await slot.current.auditAnchor(), anchor.sequence > last else { return last }
             try write(anchor.line)
             return anchor.sequence
         } catch {

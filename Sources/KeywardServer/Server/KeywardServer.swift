@@ -12,8 +12,14 @@ import ServiceLifecycle
 /// authentication, rate limits, request ids, error mapping, audit of refused requests and
 /// metrics are middleware.
 public struct KeywardServer: Sendable {
-    /// The service the API fronts.
-    public let service: KeyService
+    /// The service the API fronts now (replaced after another process rotates the KEK, when
+    /// the server was given a way to open the store again).
+    public var service: KeyService { slot.current }
+    /// Holds the service; `StoreWatcher` replaces it.
+    let slot: KeyServiceSlot
+    /// Opens the store again (a new connection, the same root of trust), to take up a KEK
+    /// another process rotated; nil: the server stops writing until it is restarted.
+    let reopen: (@Sendable () async throws(KeywardError) -> KeyService)?
     /// The settings it was built with.
     public let configuration: ServerConfiguration
     /// The metrics `/metrics` reports.
@@ -23,12 +29,18 @@ public struct KeywardServer: Sendable {
     /// Verified tokens, shared by the routes and the `StoreWatcher` that clears them.
     let tokens: TokenAuthenticator
 
-    /// A server for `service` with `configuration` (validated here).
-    public init(service: KeyService, configuration: ServerConfiguration, logger: Logger = Logger(label: "keyward")) throws(KeywardError) {
+    /// A server for `service` with `configuration` (validated here). `reopen` opens the same
+    /// store anew (its own connection, the same root of trust): with it, a KEK rotated by
+    /// another process is taken up within the store watcher's poll; without it, the server
+    /// answers 503 with the reason until it is restarted.
+    public init(service: KeyService, configuration: ServerConfiguration,
+                reopen: (@Sendable () async throws(KeywardError) -> KeyService)? = nil,
+                logger: Logger = Logger(label: "keyward")) throws(KeywardError) {
         try configuration.validate()
-        self.service = service
+        self.slot = KeyServiceSlot(service)
+        self.reopen = reopen
         self.configuration = configuration
-        self.tokens = TokenAuthenticator(service: service, ttl: .seconds(configuration.tokenCacheSeconds))
+        self.tokens = TokenAuthenticator(slot: slot, ttl: .seconds(configuration.tokenCacheSeconds))
         var logger = logger
         logger.logLevel = try configuration.loggerLevel
         self.logger = logger
@@ -49,7 +61,7 @@ public struct KeywardServer: Sendable {
         router.add(middleware: RequestIDMiddleware(peers: PeerAddress(trustedProxies: Set(configuration.trustedProxies))))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
-        router.add(middleware: RequestAuditMiddleware(service: service))
+        router.add(middleware: RequestAuditMiddleware(slot: slot))
         router.add(middleware: ErrorResponseMiddleware(routes: table))
         router.add(middleware: AuthenticationMiddleware(
             tokens: tokens,
@@ -62,9 +74,9 @@ public struct KeywardServer: Sendable {
 
     private func registerRoutes(_ router: Router<KeywardRequestContext>) {
         let body = BodyReader(limit: configuration.maxBodyBytes)
-        SystemRoutes.register(router, service: service, metrics: metrics, draining: shutdown)
-        KeyRoutes.register(router, service: service, body: body)
-        OperationRoutes.register(router, service: service, body: body)
+        SystemRoutes.register(router, slot: slot, metrics: metrics, draining: shutdown)
+        KeyRoutes.register(router, slot: slot, body: body)
+        OperationRoutes.register(router, slot: slot, body: body)
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.
@@ -100,11 +112,11 @@ public struct KeywardServer: Sendable {
             let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
-        let maintenance = MaintenanceScheduler(service: service, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)
-        let watcher = StoreWatcher(service: service, tokens: tokens, logger: logger)
+        let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)
+        let watcher = StoreWatcher(slot: slot, tokens: tokens, reopen: reopen, logger: logger)
         var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher]
         if let anchor = self.configuration.auditAnchor {
-            services.append(AuditAnchorPublisher(service: service, destination: try AuditAnchorPublisher.Destination(anchor),
+            services.append(AuditAnchorPublisher(slot: slot, destination: try AuditAnchorPublisher.Destination(anchor),
                                                  interval: .seconds(self.configuration.auditAnchorIntervalSeconds), logger: logger))
         }
         return ServiceBundle(services: services, logger: logger)

@@ -6,7 +6,7 @@ import ServiceLifecycle
 /// destroyed and rotated on schedule whether or not any request touches them. Stops at
 /// graceful shutdown.
 struct MaintenanceScheduler: Service {
-    let service: KeyService
+    let slot: KeyServiceSlot
     let interval: Duration
     let logger: Logger
 
@@ -21,7 +21,7 @@ struct MaintenanceScheduler: Service {
 
     private func sweep() async {
         do {
-            let report = try await service.runMaintenance()
+            let report = try await slot.current.runMaintenance()
             if report.destroyed > 0 || report.rotated > 0 {
                 logger.notice("maintenance", metadata: ["destroyed": "\(report.destroyed)", "rotated": "\(report.rotated)", "keys": "\(report.keys)"])
             }

@@ -3,12 +3,16 @@ import Logging
 import ServiceLifecycle
 
 /// Picks up what other processes change in the store (a key disabled or marked compromised with
-/// the CLI, an alias moved, a token revoked): every 250 ms it asks `KeyService.refreshFromStore`,
-/// which compares the store's generation with the last one seen and drops the cached keys when it
-/// moved; then the verified tokens are forgotten too. Stops at graceful shutdown.
+/// the CLI, an alias moved, a token revoked, the KEK rotated): every 250 ms it asks
+/// `KeyService.refreshFromStore`, which compares the store's generation with the last one seen
+/// and drops the cached keys when it moved; then the verified tokens are forgotten too. When the
+/// KEK was rotated elsewhere and `reopen` is given, it opens the store again and swaps the new
+/// service in (`KeyServiceSlot`), so the server goes on writing under the new KEK. Stops at
+/// graceful shutdown.
 struct StoreWatcher: Service {
-    let service: KeyService
+    let slot: KeyServiceSlot
     let tokens: TokenAuthenticator
+    let reopen: (@Sendable () async throws(KeywardError) -> KeyService)?
     let logger: Logger
     static let interval = Duration.milliseconds(250)
 
@@ -16,12 +20,29 @@ struct StoreWatcher: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do throws(KeywardError) {
-                    if try await service.refreshFromStore() { tokens.forgetAll() }
+                    if try await slot.current.refreshFromStore() { tokens.forgetAll() }
                 } catch {
                     logger.warning("store generation could not be read", metadata: ["error": .string(error.description)])
                 }
+                await adoptRotatedKEK()
                 try? await Task.sleep(for: Self.interval)
             }
+        }
+    }
+
+    /// Swaps in a service opened on the rotated store, when the current one holds a KEK another
+    /// process retired. A failure (the root of trust unavailable, say) is logged and tried again
+    /// at the next poll; meanwhile requests get 503 with the reason.
+    private func adoptRotatedKEK() async {
+        let stale = slot.current
+        guard let reopen, stale.kekRotatedElsewhere else { return }
+        do throws(KeywardError) {
+            let fresh = try await reopen()
+            slot.replace(fresh)
+            tokens.forgetAll()
+            logger.notice("took up the KEK another process rotated", metadata: ["kek": .string(fresh.header.activeKEK.description)])
+        } catch {
+            logger.error("the store could not be opened again under its new KEK", metadata: ["error": .string(error.description)])
         }
     }
 }
