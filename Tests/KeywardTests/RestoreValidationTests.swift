@@ -1,6 +1,7 @@
 import Foundation
 @testable import Keyward
 import KeywardCrypto
+import KeywardStorage
 import Testing
 
 /// A bundle that decrypts is still input: each test builds opened contents with one bad record
@@ -24,6 +25,36 @@ struct RestoreValidationTests {
 
     private static func key(_ metadata: KeyMetadata, aliases: [String] = [], versions: [BackupVersion]) -> BackupKey {
         BackupKey(metadata: metadata, aliases: aliases, versions: versions)
+    }
+
+    @Test("restore is one transaction: rows that fail on the last key leave the store empty; the whole restore then succeeds")
+    func restoreIsAtomic() async throws {
+        let source = try await StoreFixture.make()
+        defer { source.remove() }
+        let owner = Caller.owner("t")
+        var ids: [KeyID] = []
+        for index in 0..<3 {
+            let id = try await source.service.createKey(CreateKeyRequest(aliases: ["app\(index)"]), actor: owner).metadata.id
+            _ = try await source.service.rotate(key: id.description, actor: owner)
+            ids.append(id)
+        }
+        let store = try SQLiteKeyStore(path: source.path)
+        var rows: [RestoredKey] = []
+        for id in ids {
+            rows.append(RestoredKey(key: try #require(try await store.key(id)), versions: try await store.versions(id), aliases: try await store.aliases(of: id)))
+        }
+        // Into an empty store: two good keys, then the first again (its id and alias collide).
+        let target = try await StoreFixture.make()
+        defer { target.remove() }
+        let targetStore = try SQLiteKeyStore(path: target.path)
+        await #expect(throws: StorageError.self) { try await targetStore.restoreKeys([rows[0], rows[1], rows[0]]) }
+        #expect(try await targetStore.keyCount() == 0)
+        #expect(try await targetStore.aliases(after: nil, limit: 10).isEmpty)
+        try await targetStore.restoreKeys(rows)
+        #expect(try await targetStore.keyCount() == 3)
+        #expect(try await targetStore.versions(ids[2]).count == 2)
+        // A store that holds a key refuses a restore as a whole.
+        await #expect(throws: StorageError.self) { try await targetStore.restoreKeys([rows[0]]) }
     }
 
     @Test("attack: duplicate ids, shared or invalid aliases, bad version lists, material of another spec, destroyed versions with material, wrapping keys: each refused, nothing restored")

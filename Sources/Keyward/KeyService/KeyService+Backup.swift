@@ -283,43 +283,47 @@ extension KeyService {
         // Every record is checked before the first is written: a bundle that decrypts is still
         // input, and a bad record found halfway would leave half a store.
         try Self.validateForRestore(contents)
-        var restored = 0
+        // Every row is built (material re-sealed under this store's KEK) before any is written,
+        // then all go in one transaction: a failure or a crash restores nothing.
+        var rows: [RestoredKey] = []
+        var events: [AuditEvent] = []
         for key in contents.keys {
-            try await auditor.audited(.restoreKey, caller: actor, key: key.metadata.id) { (event) throws(KeywardError) -> Void in
-                let row = try records.keyRow(key.metadata, revision: 1)
-                var versionRows: [VersionRow] = []
-                for version in key.versions {
-                    let sealed: [UInt8]
-                    if let box = version.material {
-                        sealed = try protection.seal(box.material, keyID: key.metadata.id, version: version.number)
-                    } else {
-                        sealed = []
-                    }
-                    versionRows.append(try records.versionRow(keyID: key.metadata.id, version: version.number, sealed: sealed, metadata: version.metadata, revision: 1))
+            var event = auditor.event(.restoreKey, caller: actor, key: key.metadata.id)
+            var versionRows: [VersionRow] = []
+            for version in key.versions {
+                let sealed: [UInt8]
+                if let box = version.material {
+                    sealed = try protection.seal(box.material, keyID: key.metadata.id, version: version.number)
+                } else {
+                    sealed = []
                 }
-                var aliases: [AliasRow] = []
-                for alias in key.aliases {
-                    aliases.append(try records.aliasRow(name: alias, keyID: key.metadata.id, revision: records.firstAliasRevision(alias)))
-                }
-                try await storing({ () async throws(StorageError) in try await store.insertKey(row, firstVersion: versionRows.first, aliases: aliases) })
-                event.anchor(.key(row.id), row.revision)
-                if let first = versionRows.first { event.anchor(.version(row.id, first.version), first.revision) }
-                for alias in aliases { event.anchor(.alias(alias.name), alias.revision) }
-                var keyRow = row
-                for version in versionRows.dropFirst() {
-                    // Versions after the first go in with a CAS on the key row, as rotation does.
-                    let next = try records.keyRow(key.metadata, revision: keyRow.revision + 1)
-                    try await storing({ () async throws(StorageError) in try await store.insertVersion(version, key: next, expectedRevision: keyRow.revision) })
-                    keyRow = next
-                    event.anchor(.key(row.id), next.revision)
-                    event.anchor(.version(row.id, version.version), version.revision)
-                }
-                event.detail = "from backup \(contents.header.bundleID) of store \(contents.header.storeID)"
+                versionRows.append(try records.versionRow(keyID: key.metadata.id, version: version.number, sealed: sealed, metadata: version.metadata, revision: 1))
             }
-            restored += 1
-            progress(restored)
+            var aliases: [AliasRow] = []
+            for alias in key.aliases {
+                aliases.append(try records.aliasRow(name: alias, keyID: key.metadata.id, revision: records.firstAliasRevision(alias)))
+            }
+            // The key row at the revision rotation would have left it: one per version after the first.
+            let row = try records.keyRow(key.metadata, revision: Int64(max(1, versionRows.count)))
+            event.anchor(.key(row.id), row.revision)
+            for version in versionRows { event.anchor(.version(row.id, version.version), version.revision) }
+            for alias in aliases { event.anchor(.alias(alias.name), alias.revision) }
+            event.detail = "from backup \(contents.header.bundleID) of store \(contents.header.storeID)"
+            rows.append(RestoredKey(key: row, versions: versionRows, aliases: aliases))
+            events.append(event)
         }
-        return restored
+        do throws(StorageError) {
+            try await store.restoreKeys(rows)
+        } catch {
+            var event = auditor.event(.restoreKey, caller: actor, key: nil)
+            event.detail = "\(rows.count) keys from backup \(contents.header.bundleID); nothing was restored"
+            throw await auditor.refusal(event, .storage(error))
+        }
+        for (index, event) in events.enumerated() {
+            try await auditor.log.record(event)
+            progress(index + 1)
+        }
+        return rows.count
     }
 }
 

@@ -22,6 +22,10 @@ public protocol KeyRecordStore: Sendable {
     func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow?
     /// All versions of a key, oldest first.
     func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow]
+    /// Writes restored keys into a store that holds none, in one transaction: every key row
+    /// with all its versions and aliases, or nothing. Fails with `conflict` when the store
+    /// already holds a key or two rows collide.
+    func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError)
     /// Adds a version and updates the key row (CAS) in one transaction.
     func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError)
     /// Replaces a version row if its stored revision is `expectedRevision`.

@@ -208,6 +208,19 @@ public final class SQLiteKeyStore: KeyStore {
         try await read { db in try Self.fetchKey(id, db) }
     }
 
+    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) {
+        try await write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM keys") == 0 else {
+                throw StorageError.conflict("the store already holds keys; a backup is restored only into an empty store")
+            }
+            for item in keys {
+                try Self.insert(item.key, db)
+                for version in item.versions { try Self.insert(version, db) }
+                for alias in item.aliases { try Self.insert(alias, db) }
+            }
+        }
+    }
+
     public func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
         try await write { db in try Self.update(key, expectedRevision: expectedRevision, db) }
     }
