@@ -7,7 +7,8 @@ resolves by its alias, has at least the acknowledged version, and decrypts every
 ciphertext; every key in the store describes without an integrity error.
 Usage: crash_writers.py KEYWARD_BINARY [ROUNDS]
 """
-import json, os, random, re, signal, ssl, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
+import base64, os, random, signal, subprocess, sys, tempfile, threading, time, urllib.request
+from keyward_process import client, fail as failed, start as launch, stop
 
 binary = os.path.abspath(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -20,44 +21,20 @@ lock = threading.Lock()
 
 
 def fail(message):
-    print("crash: FAILED: " + message)
-    sys.exit(1)
+    failed("crash", message)
 
 
 def start():
-    log = open(os.path.join(work, "server.log"), "a+")
-    mark = log.seek(0, 2)
-    server = subprocess.Popen([binary, "serve", "--dev", "--dev-dir", dev, "--port", "0", "--dev-root-token", token],
-                              stdout=log, stderr=subprocess.STDOUT, cwd=work)
-    for _ in range(600):
-        log.seek(mark)
-        found = re.search(r"listening on (https://127\.0\.0\.1:\d+)", log.read())
-        if found:
-            return server, found.group(1)
-        if server.poll() is not None:
-            break
-        time.sleep(0.05)
-    log.seek(mark)
-    fail("the server did not start:\n" + log.read())
+    server, url = launch([binary, "serve", "--dev", "--dev-dir", dev, "--port", "0", "--dev-root-token", token],
+                         os.path.join(work, "server.log"), cwd=work)
+    if server is None:
+        fail("the server did not start:\n" + url)
+    return server, url
 
 
-def client(url):
-    tls = ssl.create_default_context(cafile=os.path.join(dev, "ca.pem"))
-
-    def call(method, path, body=None):
-        request = urllib.request.Request(url + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, context=tls, timeout=10) as reply:
-                return reply.status, json.loads(reply.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-    return call
-
-
-def writer(call, name, stop):
+def writer(call, name, halt):
     n = 0
-    while not stop.is_set():
+    while not halt.is_set():
         n += 1
         alias = "crash/%s/%d" % (name, n)
         try:
@@ -80,21 +57,20 @@ def writer(call, name, stop):
 
 
 def _b64(text):
-    import base64
     return base64.b64encode(text.encode()).decode()
 
 
 for round_number in range(1, rounds + 1):
     server, url = start()
-    call = client(url)
-    stop = threading.Event()
-    threads = [threading.Thread(target=writer, args=(call, "r%d-t%d" % (round_number, t), stop)) for t in range(4)]
+    call = client(url, token, cafile=os.path.join(dev, "ca.pem"))
+    halt = threading.Event()
+    threads = [threading.Thread(target=writer, args=(call, "r%d-t%d" % (round_number, t), halt)) for t in range(4)]
     for thread in threads:
         thread.start()
     time.sleep(rng.uniform(0.3, 1.5))
     server.send_signal(signal.SIGKILL)
     server.wait()
-    stop.set()
+    halt.set()
     for thread in threads:
         thread.join(timeout=15)
     verify = subprocess.run([binary, "verify", "--store", os.path.join(dev, "keyward.db"), "--key-file", os.path.join(dev, "root.key")],
@@ -105,7 +81,7 @@ for round_number in range(1, rounds + 1):
           % (round_number, len(acknowledged["keys"]), len(acknowledged["ciphertexts"])))
 
 server, url = start()
-call = client(url)
+call = client(url, token, cafile=os.path.join(dev, "ca.pem"))
 try:
     for alias, key_id in acknowledged["keys"].items():
         status, key = call("GET", "/v1/keys/" + urllib.request.quote(alias, safe=""))
@@ -113,7 +89,6 @@ try:
             fail("acknowledged key %s (%s) is lost: %d %s" % (alias, key_id, status, key))
         if key["currentVersion"] < acknowledged["versions"].get(key_id, 1):
             fail("key %s lost its acknowledged rotation: version %d" % (key_id, key["currentVersion"]))
-    import base64
     for key_id, ciphertext, plaintext in acknowledged["ciphertexts"]:
         status, opened = call("POST", "/v1/keys/%s/decrypt" % key_id, {"ciphertext": ciphertext})
         if status != 200 or base64.b64decode(opened["plaintext"]).decode() != plaintext:
@@ -136,8 +111,4 @@ try:
     print("crash: passed: %d rounds; %d acknowledged keys, %d rotations, %d ciphertexts all intact; %d keys describe"
           % (rounds, len(acknowledged["keys"]), len(acknowledged["versions"]), len(acknowledged["ciphertexts"]), described))
 finally:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop(server)

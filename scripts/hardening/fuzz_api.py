@@ -9,50 +9,29 @@ raised (the fuzzer is one peer sending thousands of requests). Keys of each purp
 first and named in a schemathesis.toml, so the operations reach their logic rather than 404.
 Usage: fuzz_api.py KEYWARD_BINARY OPENAPI_YAML [MIN_REQUESTS]
 """
-import json, os, re, shutil, signal, ssl, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, subprocess, sys, tempfile
+from keyward_process import client, fail, start, stop, text
 
 binary, document = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 minimum = int(sys.argv[3]) if len(sys.argv) > 3 else 5000
 token = "fuzz-root-token-" + os.urandom(12).hex()
 work = tempfile.mkdtemp(prefix="keyward-fuzz-")
+ca = os.path.join(work, "dev", "ca.pem")
 env = dict(os.environ, KEYWARD_FAILED_LOGINS_PER_SECOND="1000000", KEYWARD_FAILED_LOGINS_BURST="1000000",
            KEYWARD_RATE_LIMIT_REQUESTS_PER_SECOND="0")
-log = open(os.path.join(work, "server.log"), "w+")
-server = subprocess.Popen([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev"), "--port", "0",
-                           "--dev-root-token", token], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
-
-
-def fail(message):
-    print("fuzz: FAILED: " + message)
-    sys.exit(1)
-
-
+server, url = start([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev"), "--port", "0", "--dev-root-token", token],
+                    os.path.join(work, "server.log"), env=env, cwd=work)
+if server is None:
+    fail("fuzz", "the server did not start:\n" + url)
 try:
-    url = None
-    for _ in range(600):  # 60 s at most for the server to start
-        log.seek(0)
-        found = re.search(r"listening on (https://127\.0\.0\.1:\d+)", log.read())
-        if found:
-            url = found.group(1)
-            break
-        if server.poll() is not None:
-            break
-        time.sleep(0.1)
-    if url is None:
-        log.seek(0)
-        fail("the server did not start:\n" + log.read())
-    tls = ssl.create_default_context(cafile=os.path.join(work, "dev", "ca.pem"))
-
-    def call(method, path, body=None):
-        request = urllib.request.Request(url + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, context=tls, timeout=30) as reply:
-            return json.loads(reply.read() or b"{}"), reply.status
-
+    call = client(url, token, cafile=ca)
     keys = {}
     for name, spec in [("aes", "AES-256-GCM"), ("ed", "ED25519"), ("hmac", "HMAC-SHA256"), ("x", "X25519"),
                        ("kem", "ML-KEM-768"), ("life", "AES-256-GCM")]:
-        keys[name] = call("POST", "/v1/keys", {"spec": spec, "aliases": ["fuzz-" + name]})[0]["id"]
+        status, key = call("POST", "/v1/keys", {"spec": spec, "aliases": ["fuzz-" + name]})
+        if status != 201:
+            fail("fuzz", "creating the %s key: %d %s" % (spec, status, key))
+        keys[name] = key["id"]
     routes = [
         ("aes", r"^/v1/keys/\{key\}/(encrypt|decrypt|re-encrypt|data-key|data-key-pair)(/batch)?$"),
         ("ed", r"^/v1/keys/\{key\}/(sign|sign/batch|verify|public-key)$"),
@@ -68,8 +47,8 @@ try:
     checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
               "response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,"
               "allow_header_conformance,use_after_free,ensure_resource_availability,ignored_auth")
-    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", os.path.join(work, "schemathesis.toml"), "run", document, "--url", url,
-               "--tls-verify", os.path.join(work, "dev", "ca.pem"), "-H", "Authorization: Bearer " + token,
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", os.path.join(work, "schemathesis.toml"), "run", document,
+               "--url", url, "--tls-verify", ca, "-H", "Authorization: Bearer " + token,
                "--checks", checks, "--max-examples", os.environ.get("FUZZ_MAX_EXAMPLES", "70"),
                # One worker: CPython 3.11's ast.parse is not thread-safe (hypothesis calls it to
                # describe filters; with two workers it fails with "AST constructor recursion
@@ -79,33 +58,26 @@ try:
                "--max-time", os.environ.get("FUZZ_SECONDS", "210")]
     result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
-    with open(os.path.join(work, "schemathesis.txt"), "w") as saved:
-        saved.write(output)
+    saved = os.path.join(work, "schemathesis.txt")
+    with open(saved, "w") as handle:
+        handle.write(output)
     summary = [line[:300] for line in output.splitlines() if re.search(r"❌|🚫|generated|ST\d{3}|passed|failures?\b", line)]
     print("\n".join(summary[-30:]))
 
-    metrics, _ = None, None
-    request = urllib.request.Request(url + "/metrics", headers={"Authorization": "Bearer " + token})
-    with urllib.request.urlopen(request, context=tls, timeout=30) as reply:
-        metrics = reply.read().decode()
     total, errors = 0, 0
-    for line in metrics.splitlines():
+    for line in text(url, "/metrics", token, cafile=ca).splitlines():
         found = re.match(r'keyward_http_requests_total\{.*status="(\d+)".*\} (\d+)', line)
         if found:
             total += int(found.group(2))
             if found.group(1).startswith("5"):
                 errors += int(found.group(2))
-    print("fuzz: the server answered %d requests, %d of them 5xx (output: %s)" % (total, errors, os.path.join(work, "schemathesis.txt")))
+    print("fuzz: the server answered %d requests, %d of them 5xx (output: %s)" % (total, errors, saved))
     if errors:
-        fail("%d responses were 5xx" % errors)
+        fail("fuzz", "%d responses were 5xx" % errors)
     if total < minimum:
-        fail("only %d requests; at least %d are required" % (total, minimum))
+        fail("fuzz", "only %d requests; at least %d are required" % (total, minimum))
     if result.returncode != 0:
-        fail("schemathesis reported failures or errors (exit %d); see %s" % (result.returncode, os.path.join(work, "schemathesis.txt")))
+        fail("fuzz", "schemathesis reported failures or errors (exit %d); see %s" % (result.returncode, saved))
     print("fuzz: passed")
 finally:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop(server)

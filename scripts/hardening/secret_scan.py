@@ -5,7 +5,8 @@ then searches every file the CLI and the server wrote (store, WAL, SHM, logs, ba
 and the metrics page for each secret, raw, in base64 and in hex. Any hit fails.
 Usage: secret_scan.py KEYWARD_BINARY
 """
-import base64, json, os, re, signal, subprocess, sys, tempfile, time, urllib.error, urllib.request
+import base64, json, os, subprocess, sys, tempfile, urllib.request
+from keyward_process import client, fail as failed, start, stop, text
 
 binary = os.path.abspath(sys.argv[1])
 work = tempfile.mkdtemp(prefix="keyward-scan-")
@@ -15,12 +16,11 @@ marker = "KWSCAN" + os.urandom(6).hex()
 passphrase = marker + "-passphrase-correct-horse"
 env = dict(os.environ, KEYWARD_STORE=os.path.join(store_dir, "keyward.db"), KEYWARD_PASSPHRASE=passphrase)
 secrets = {"passphrase": passphrase.encode()}
-logs = open(os.path.join(work, "server.log"), "w+")
+logs = open(os.path.join(work, "server.log"), "a+")
 
 
 def fail(message):
-    print("scan: FAILED: " + message)
-    sys.exit(1)
+    failed("scan", message)
 
 
 def cli(*arguments, stdin=None):
@@ -42,31 +42,12 @@ secrets["cli plaintext"] = plaintext
 if cli("decrypt", stdin=sealed) != plaintext:
     fail("the CLI round trip did not return the plaintext")
 
-server = subprocess.Popen([binary, "serve", "--insecure-http", "--port", "0", "--log-level", "trace"],
-                          env=env, stdout=logs, stderr=subprocess.STDOUT, cwd=work)
+logs.flush()
+server, url = start([binary, "serve", "--insecure-http", "--port", "0", "--log-level", "trace"], logs.name, env=env, cwd=work)
+if server is None:
+    fail("the server did not start:\n" + url)
 try:
-    url = None
-    for _ in range(600):
-        logs.flush()
-        with open(logs.name) as text:
-            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", text.read())
-        if found:
-            url = found.group(1)
-            break
-        if server.poll() is not None:
-            break
-        time.sleep(0.1)
-    if url is None:
-        fail("the server did not start")
-
-    def call(method, path, body=None, bearer=token):
-        request = urllib.request.Request(url + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": "Bearer " + bearer, "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
-                return reply.status, json.loads(reply.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+    call = client(url, token)
 
     api_plaintext = (marker + "-plaintext-via-api").encode()
     secrets["api plaintext"] = api_plaintext
@@ -96,15 +77,10 @@ try:
     secrets["wrong token"] = wrong.encode()
     assert call("POST", "/v1/keys/scan%2Faes/encrypt", {"plaintext": "AA=="}, bearer=wrong)[0] == 401
     assert call("POST", "/v1/keys/scan%2Faes/encrypt", {"plaintext": "AA=="}, bearer=token + "x")[0] == 401
-    with urllib.request.urlopen(urllib.request.Request(url + "/metrics", headers={"Authorization": "Bearer " + token}), timeout=30) as reply:
-        with open(os.path.join(work, "metrics.txt"), "wb") as saved:
-            saved.write(reply.read())
+    with open(os.path.join(work, "metrics.txt"), "w") as saved:
+        saved.write(text(url, "/metrics", token))
 finally:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop(server)
 logs.flush()
 
 backup_passphrase = marker + "-backup-passphrase"
