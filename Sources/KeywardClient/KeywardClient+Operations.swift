@@ -52,9 +52,13 @@ extension KeywardClient {
 
     /// A fresh AES-256 data key: in plaintext (in locked memory) and sealed under `key`.
     public func generateDataKey(key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> ClientDataKey {
-        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", DataKeyBody(context: context), as: DataKeyReply.self)
-        guard let plaintext = wire.plaintext else { throw .invalidResponse("the data key came without its plaintext") }
+        var wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", DataKeyBody(context: context), as: DataKeyReply.self)
+        guard var plaintext = wire.plaintext else { throw .invalidResponse("the data key came without its plaintext") }
+        // Drop every other reference first, so `bytes` owns the key's only copy and the wipe
+        // clears it, not a copy made on write.
+        wire.plaintext = nil
         var bytes = plaintext.value
+        plaintext.value = []
         defer { SecureZero.wipe(&bytes) }
         let secret: SecretBytes
         do { secret = try SecretBytes(copying: bytes) } catch { throw .configuration("locked memory: \(error)") }

@@ -77,8 +77,15 @@ public final class KeywardClient: Sendable {
         if let body {
             do { payload = try Self.encoder.encode(body) } catch { throw .configuration("request body: \(error)") }
         }
-        let bytes = try await send(method, path, payload)
-        do { return try Self.decoder.decode(T.self, from: Data(bytes)) } catch {
+        // Replies can carry plaintexts and data keys: both copies of the body are cleared once
+        // decoded (each is the only reference to its bytes, so the clearing is in place).
+        var bytes = try await send(method, path, payload)
+        var data = Data(bytes)
+        defer {
+            SecureZero.wipe(&bytes)
+            data.resetBytes(in: data.startIndex..<data.endIndex)
+        }
+        do { return try Self.decoder.decode(T.self, from: data) } catch {
             throw .invalidResponse("\(method.rawValue) \(path): \(error)")
         }
     }
@@ -104,8 +111,10 @@ public final class KeywardClient: Sendable {
                     request.body = .bytes(ByteBuffer(bytes: payload))
                 }
                 let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-                let buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
+                var buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
                 let bytes = Array(buffer.readableBytesView)
+                // Cleared once copied out; in place when the collected buffer is this one's alone.
+                buffer.withUnsafeMutableReadableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
                 if (200..<300).contains(response.status.code) {
                     outcome = .success(bytes)
                 } else {

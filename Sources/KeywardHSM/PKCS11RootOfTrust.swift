@@ -126,29 +126,57 @@ public final class PKCS11RootOfTrust: RootOfTrust, @unchecked Sendable {
         }
     }
 
+    /// Seals the KEK with the token's key. The KEK goes to the token straight from its locked
+    /// pages; no copy of it is made here.
     public func wrap(_ kek: borrowing SecretBytes) throws(KeywardError) -> [UInt8] {
         var iv = [UInt8](repeating: 0, count: 12)
         var generator = SystemRandomNumberGenerator()
         for index in iv.indices { iv[index] = UInt8.random(in: 0...255, using: &generator) }
-        let output: [UInt8] = try kek.withSecretBytes(InsecureSecretAccess.token) { (plain) throws(KeywardError) -> [UInt8] in
-            try crypt(encrypt: true, iv: iv, input: Array(plain))
+        var output = [UInt8](repeating: 0, count: kek.count + 16)
+        let length = try kek.withSecretBytes(InsecureSecretAccess.token) { (plain) throws(KeywardError) -> Int in
+            let written: Result<Int, KeywardError> = output.withUnsafeMutableBytes { out in
+                Result { () throws(KeywardError) -> Int in try crypt(encrypt: true, iv: iv, input: plain, output: out) }
+            }
+            return try written.get()
         }
-        return iv + output
+        return iv + output.prefix(length)
     }
 
+    /// Opens the wrapped KEK inside the token; the token writes the KEK into locked pages
+    /// (`SecretBytes`), and no other copy of it is made.
     public func unwrap(_ wrapped: [UInt8]) throws(KeywardError) -> SecretBytes {
         guard wrapped.count == 12 + 32 + 16 else {
             throw .rootOfTrustRejected("the wrapped KEK has the wrong length for this token's wrapping")
         }
-        var plain = try crypt(encrypt: false, iv: Array(wrapped.prefix(12)), input: Array(wrapped.dropFirst(12)))
-        defer { SecureZero.wipe(&plain) }
-        do { return try SecretBytes(copying: plain) } catch { throw .crypto(error) }
+        let iv = Array(wrapped.prefix(12))
+        let sealed = Array(wrapped.dropFirst(12))
+        // The token may want room for the whole input; it writes into locked pages either way.
+        var written = 0
+        let scratch: SecretBytes
+        do {
+            scratch = try SecretBytes(count: sealed.count + 16) { out in
+                written = try sealed.withUnsafeBytes { input in try crypt(encrypt: false, iv: iv, input: input, output: out) }
+            }
+        } catch let error as KeywardError {
+            throw error
+        } catch {
+            throw .crypto(error as? KeywardCryptoError ?? .secureMemoryUnavailable(reason: "\(error)"))
+        }
+        guard written == 32 else { throw .rootOfTrustRejected("the token unwrapped \(written) bytes, not a 32-byte KEK") }
+        do {
+            return try scratch.withSecretBytes(InsecureSecretAccess.token) { (all) throws(KeywardCryptoError) -> SecretBytes in
+                try SecretBytes(copyingBytesOf: UnsafeRawBufferPointer(rebasing: all[0..<32]))
+            }
+        } catch {
+            throw .crypto(error)
+        }
     }
 
-    /// AES-GCM with the token's key, inside the token.
-    private func crypt(encrypt: Bool, iv: [UInt8], input: [UInt8]) throws(KeywardError) -> [UInt8] {
+    /// AES-GCM with the token's key, inside the token: reads `input`, writes the result into
+    /// `output` (which must have room for it), returns the number of bytes written.
+    private func crypt(encrypt: Bool, iv: [UInt8], input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) throws(KeywardError) -> Int {
         let functions = module.functions.pointee
-        let result: Result<[UInt8], PKCS11Error> = lock.withLock { _ in
+        let result: Result<Int, PKCS11Error> = lock.withLock { _ in
             var iv = iv
             var aad = Self.aad
             return iv.withUnsafeMutableBufferPointer { ivBuffer in
@@ -160,20 +188,21 @@ public final class PKCS11RootOfTrust: RootOfTrust, @unchecked Sendable {
                                                      ulParameterLen: CK_ULONG(MemoryLayout<CK_GCM_PARAMS>.size))
                         var rv = encrypt ? functions.C_EncryptInit!(session, &mechanism, key) : functions.C_DecryptInit!(session, &mechanism, key)
                         guard rv == CKR_OK else { return .failure(.call(encrypt ? "C_EncryptInit" : "C_DecryptInit", rv)) }
-                        var input = input
-                        var output = [UInt8](repeating: 0, count: input.count + 16)
+                        // PKCS#11 takes a mutable pointer for its input; the token only reads it.
+                        let source = UnsafeMutablePointer(mutating: input.assumingMemoryBound(to: CK_BYTE.self).baseAddress)
+                        let destination = output.assumingMemoryBound(to: CK_BYTE.self).baseAddress
                         var length = CK_ULONG(output.count)
                         rv = encrypt
-                            ? functions.C_Encrypt!(session, &input, CK_ULONG(input.count), &output, &length)
-                            : functions.C_Decrypt!(session, &input, CK_ULONG(input.count), &output, &length)
+                            ? functions.C_Encrypt!(session, source, CK_ULONG(input.count), destination, &length)
+                            : functions.C_Decrypt!(session, source, CK_ULONG(input.count), destination, &length)
                         guard rv == CKR_OK else { return .failure(.call(encrypt ? "C_Encrypt" : "C_Decrypt", rv)) }
-                        return .success(Array(output.prefix(Int(length))))
+                        return .success(Int(length))
                     }
                 }
             }
         }
         switch result {
-        case .success(let bytes): return bytes
+        case .success(let length): return length
         case .failure(let error):
             if !encrypt { throw .rootOfTrustRejected("this token's key does not unwrap the store's KEK (\(error))") }
             throw .rootOfTrustRejected("PKCS#11: \(error)")
