@@ -106,6 +106,56 @@ struct LiveServerTests {
         try await live.stop()
     }
 
+    @Test("attack: a client certificate its CA has revoked is refused (tls.clientCRL), others are not; a stale CRL refuses all of that CA; a forged or unsigned CRL is refused at start")
+    func revokedClientCertificateRefused() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let revoked = try material.pki.issueClient(commonName: "billing")
+        let crlPath = material.directory.appendingPathComponent("clients.crl").path
+        try Data(try material.pki.revocationList(revoking: [revoked], nextUpdate: Date().addingTimeInterval(86_400)).utf8).write(to: URL(fileURLWithPath: crlPath))
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath, clientCA: material.caPath,
+                           clientPolicies: [material.clientSubject: ["encrypt:*"]])
+            $0.tls?.clientCRL = crlPath
+        }
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
+        let live = try await LiveServer.start(fixture.server)
+        let url = "https://localhost:\(live.port)/v1/keys/\(key)/encrypt"
+        func status(_ identity: DevelopmentPKI.Issued) async throws -> (Int, String) {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(identity)))
+            defer { _ = client.shutdown() }
+            let reply = try await send(client, url, token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#)
+            return (reply.status, reply.text)
+        }
+        // Same subject, same CA: only the serial number tells them apart.
+        #expect(try await status(material.client).0 == 200)
+        let refused = try await status(revoked)
+        #expect(refused.0 == 401 && refused.1.contains("revoked"), "\(refused)")
+        try await live.stop()
+
+        // A CRL past its next update: fail closed for that CA's certificates.
+        try Data(try material.pki.revocationList(revoking: [], thisUpdate: Date().addingTimeInterval(-7200),
+                                                 nextUpdate: Date().addingTimeInterval(-3600)).utf8).write(to: URL(fileURLWithPath: crlPath))
+        let staleServer = try KeywardServer(service: fixture.service, configuration: fixture.server.configuration)
+        let stale = try await LiveServer.start(staleServer)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS(material.client)))
+        let staleReply = try await send(client, "https://localhost:\(stale.port)/v1/keys/\(key)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#)
+        #expect(staleReply.status == 401 && staleReply.text.contains("due for renewal"), "\(staleReply.status) \(staleReply.text)")
+        try await client.shutdown()
+        try await stale.stop()
+
+        // A CRL signed by another CA (a forger's), naming the configured CA or not, stops the start.
+        let forger = try DevelopmentPKI(name: "Keyward development CA")   // the same name, another key
+        try Data(try forger.revocationList(revoking: [material.client], nextUpdate: Date().addingTimeInterval(86_400)).utf8).write(to: URL(fileURLWithPath: crlPath))
+        #expect(throws: KeywardError.self) { _ = try KeywardServer(service: fixture.service, configuration: fixture.server.configuration) }
+        try Data("not a CRL".utf8).write(to: URL(fileURLWithPath: crlPath))
+        #expect(throws: KeywardError.self) { _ = try KeywardServer(service: fixture.service, configuration: fixture.server.configuration) }
+        // A serial whose high bit is set is padded with a zero byte in DER; both forms match.
+        #expect(RevocationList.serial([0x00, 0x80, 0x01]) == RevocationList.serial([0x80, 0x01]))
+    }
+
     @Test("mTLS: a certificate from the configured CA authenticates its subject with its policy; another CA's certificate, or none, fails the handshake")
     func mutualTLS() async throws {
         let material = try TLSMaterial.make()

@@ -116,6 +116,7 @@ extension ServerConfiguration {
             .string("tls.certificate") { $1.tlsSettings.certificate = $0 },
             .string("tls.privateKey") { $1.tlsSettings.privateKey = $0 },
             .string("tls.clientCA") { $1.tlsSettings.clientCA = $0 },
+            .string("tls.clientCRL") { $1.tlsSettings.clientCRL = $0 },
             .list("tls.clientPolicies") { entries, configuration in
                 for entry in entries {
                     let parts = entry.components(separatedBy: "=>")

@@ -72,6 +72,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         /// `ISSUER | SUBJECT => OPERATIONS:SELECTOR`. The certificate must also carry the
         /// clientAuth extended key usage.
         public var clientPolicies: [String: [String]] = [:]
+        /// PEM (`X509 CRL` blocks) or DER revocation lists for client certificates, each signed by
+        /// a CA of `clientCA`. A revoked certificate is refused, and so is every certificate of an
+        /// issuer whose list is past its next update. Re-read when the file changes.
+        public var clientCRL: String?
 
         /// TLS from these files.
         public init(certificate: String, privateKey: String, clientCA: String? = nil, clientPolicies: [String: [String]] = [:]) {
@@ -208,6 +212,9 @@ public struct ServerConfiguration: Sendable, Equatable {
                         throw .invalidArgument("tls.clientPolicies['\(subject)']: \(error.description); write ISSUER | SUBJECT => OPERATIONS:SELECTOR")
                     }
                 }
+            }
+            if tls.clientCRL != nil && tls.clientCA == nil {
+                throw .invalidArgument("tls.clientCRL needs tls.clientCA (the CA whose revocations it lists)")
             }
             if !tls.clientPolicies.isEmpty && tls.clientCA == nil {
                 throw .invalidArgument("tls.clientPolicies needs tls.clientCA (the CA that issues client certificates)")

@@ -29,6 +29,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     /// `ISSUER | SUBJECT` (RFC 4514 strings) to policy, for mTLS principals; empty when mTLS
     /// is off.
     let certificatePolicies: [String: AccessPolicy]
+    /// The client-certificate revocation lists (`tls.clientCRL`), if configured.
+    let revocation: ClientRevocation?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if RequestAuditMiddleware.unaudited.contains(request.uri.path) {
@@ -53,6 +55,13 @@ struct AuthenticationMiddleware: RouterMiddleware {
             try charge(peer)
             guard identity.clientAuth else {
                 throw APIError.unauthenticated("the client certificate '\(identity.subject)' lacks the clientAuth extended key usage")
+            }
+            if let revocation {
+                let refusal: String?
+                do { refusal = try revocation.refusal(serial: identity.serial, issuer: identity.issuerName) } catch {
+                    throw APIError("unavailable", .serviceUnavailable, "the client revocation list could not be read again: \(error.description)", retryAfter: 5)
+                }
+                if let refusal { throw APIError.unauthenticated(refusal) }
             }
             guard let policy = certificatePolicies[identity.key] else {
                 throw APIError.unauthenticated("client certificate '\(identity.key)' (issuer | subject) has no policy; add it under tls.clientPolicies")
@@ -98,6 +107,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         let issuer: String
         let subject: String
         let clientAuth: Bool
+        /// The issuer's name and the certificate's serial number, for the revocation check.
+        let issuerName: DistinguishedName
+        let serial: [UInt8]
         /// The key of `tls.clientPolicies`: a rule binds an issuer and a subject together, so a
         /// second CA in the bundle cannot issue a certificate that passes for the same subject.
         var key: String { "\(issuer) | \(subject)" }
@@ -113,7 +125,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
             let usages = (try? parsed.extensions.extendedKeyUsage).flatMap { $0 }
             return ClientIdentity(issuer: parsed.issuer.description, subject: parsed.subject.description,
-                                  clientAuth: usages?.contains(.clientAuth) ?? false)
+                                  clientAuth: usages?.contains(.clientAuth) ?? false, issuerName: parsed.issuer, serial: RevocationList.serial(parsed.serialNumber.bytes))
         }
         return nil
     }

@@ -28,6 +28,8 @@ public struct KeywardServer: Sendable {
     let logger: Logger
     /// Verified tokens, shared by the routes and the `StoreWatcher` that clears them.
     let tokens: TokenAuthenticator
+    /// Client-certificate revocation lists, when `tls.clientCRL` is set.
+    let revocation: ClientRevocation?
 
     /// A server for `service` with `configuration` (validated here). `reopen` opens the same
     /// store anew (its own connection, the same root of trust): with it, a KEK rotated by
@@ -41,6 +43,11 @@ public struct KeywardServer: Sendable {
         self.reopen = reopen
         self.configuration = configuration
         self.tokens = TokenAuthenticator(slot: slot, ttl: .seconds(configuration.tokenCacheSeconds))
+        if let tls = configuration.tls, let crl = tls.clientCRL, let ca = tls.clientCA {
+            self.revocation = try ClientRevocation(path: crl, caPath: ca)
+        } else {
+            self.revocation = nil
+        }
         var logger = logger
         logger.logLevel = try configuration.loggerLevel
         self.logger = logger
@@ -67,7 +74,8 @@ public struct KeywardServer: Sendable {
             tokens: tokens,
             limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
             failures: RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers),
-            certificatePolicies: try configuration.certificatePolicies()))
+            certificatePolicies: try configuration.certificatePolicies(),
+            revocation: revocation))
         registerRoutes(router)
         return router
     }

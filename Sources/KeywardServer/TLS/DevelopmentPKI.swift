@@ -96,6 +96,46 @@ public struct DevelopmentPKI: Sendable {
     }
 }
 
+extension DevelopmentPKI {
+    /// A certificate revocation list (PEM, `X509 CRL`) signed by this CA, revoking `certificates`
+    /// (issued by it), issued at `thisUpdate` and due for renewal at `nextUpdate`.
+    public func revocationList(revoking certificates: [Issued], thisUpdate: Date = Date(), nextUpdate: Date) throws(KeywardError) -> String {
+        do {
+            let ecdsaWithSHA256: ASN1ObjectIdentifier = [1, 2, 840, 10045, 4, 3, 2]
+            var tbs = DER.Serializer()
+            try tbs.appendConstructedNode(identifier: .sequence) { list in
+                try list.serialize(1)                                                   // version v2
+                try list.appendConstructedNode(identifier: .sequence) { try $0.serialize(ecdsaWithSHA256) }
+                try list.serialize(caName)
+                try list.serialize(try RevocationList.generalizedTime(thisUpdate))
+                try list.serialize(try RevocationList.generalizedTime(nextUpdate))
+                if !certificates.isEmpty {
+                    try list.appendConstructedNode(identifier: .sequence) { entries in
+                        for issued in certificates {
+                            let certificate = try Certificate(derEncoded: issued.der)
+                            try entries.appendConstructedNode(identifier: .sequence) { entry in
+                                try entry.serialize(certificate.serialNumber.bytes)
+                                try entry.serialize(try RevocationList.generalizedTime(thisUpdate))
+                            }
+                        }
+                    }
+                }
+            }
+            let signature = try caKey.sign(bytes: tbs.serializedBytes, signatureAlgorithm: .ecdsaWithSHA256)
+            var crl = DER.Serializer()
+            try crl.appendConstructedNode(identifier: .sequence) { outer in
+                outer.serializeRawBytes(tbs.serializedBytes)
+                try outer.appendConstructedNode(identifier: .sequence) { try $0.serialize(ecdsaWithSHA256) }
+                try outer.serialize(ASN1BitString(bytes: ArraySlice(signature.rawRepresentation)))
+            }
+            let body = Data(crl.serializedBytes).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+            return "-----BEGIN X509 CRL-----\n\(body)\n-----END X509 CRL-----\n"
+        } catch {
+            throw .invalidArgument("could not issue a development revocation list: \(error)")
+        }
+    }
+}
+
 /// Dotted-quad IPv4 text as four bytes.
 private func IPv4Address(_ text: String) -> [UInt8]? {
     let parts = text.split(separator: ".")
