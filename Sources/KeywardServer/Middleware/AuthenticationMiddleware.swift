@@ -14,7 +14,8 @@ import X509
 ///
 /// Every attempt that needs a lookup (a token not verified within the cache's TTL, a client
 /// certificate, no credential at all) is charged to its peer address (see `trustedProxies`)
-/// before the lookup, and given back when it succeeds: a peer that has failed `failedLogins.burst` times
+/// before the lookup, and given back when it succeeds (requests that join a lookup of the same
+/// token already under way are charged only if it fails; see `TokenAuthenticator.authenticate`): a peer that has failed `failedLogins.burst` times
 /// gets 429 without any lookup, at most `failedLogins.perSecond` attempts a second after that,
 /// and cannot flood the audit log, since a 429 refused this early is one cheap entry per request
 /// admitted by the limit.
@@ -47,9 +48,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 // Verified within the TTL: no lookup happens, so nothing is charged.
                 context.principal = principal
             } else {
-                try charge(peer)
-                context.principal = try await tokens.authenticate(text)
-                failures.refund(peer)
+                context.principal = try await tokens.authenticate(text, attempt: .init(
+                    charge: { () throws(APIError) in try charge(peer) }, refund: { failures.refund(peer) }))
             }
         } else if !certificatePolicies.isEmpty, let identity = try await clientIdentity(context) {
             try charge(peer)

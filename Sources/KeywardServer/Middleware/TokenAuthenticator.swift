@@ -54,7 +54,6 @@ final class TokenAuthenticator: Sendable {
         }
     }
 
-    /// The principal a token authenticates as, or `unauthenticated`.
     /// The principal of a token verified within the TTL and not expired, from the cache alone
     /// (no store lookup; a busy token's background refresh may start); nil otherwise.
     func cached(_ text: String) -> Principal? {
@@ -72,12 +71,24 @@ final class TokenAuthenticator: Sendable {
         }
     }
 
-    func authenticate(_ text: String) async throws(APIError) -> Principal {
+    /// The principal a token authenticates as, or `unauthenticated`.
+    ///
+    /// `attempt` pays for store lookups: the request that starts a lookup is charged before it
+    /// (`attempt.charge`, whose error stops it) and refunded when the token is good; a request
+    /// that joins a lookup already under way for the same token costs nothing unless that lookup
+    /// refuses the token, and is charged then. So a client opening many connections at once with
+    /// one good token spends one attempt, and a peer repeating a bad token still spends its budget.
+    func authenticate(_ text: String, attempt: Attempt) async throws(APIError) -> Principal {
         let hash = SHA256Hash.hash(Array(text.utf8))
-        guard ttl > .zero else { return try await lookUp(text).principal }
+        guard ttl > .zero else {
+            try attempt.charge()
+            let principal = try await lookUp(text).principal
+            attempt.refund()
+            return principal
+        }
         let now = ContinuousClock.now
-        enum Found { case cached(Principal), join(Task<Verified, any Error>) }
-        let found = state.withLock { state -> Found in
+        enum Found { case cached(Principal), join(Task<Verified, any Error>), started(Task<Verified, any Error>) }
+        let found = try state.withLock { state throws(APIError) -> Found in
             if let entry = state.entries[hash] {
                 let age = entry.cachedAt.duration(to: now)
                 let expired = entry.expiresAt.map { $0 <= Date() } ?? false
@@ -90,21 +101,46 @@ final class TokenAuthenticator: Sendable {
                 state.entries[hash] = nil
             }
             if let running = state.lookups[hash] { return .join(running) }
+            try attempt.charge()
             let task = startLookup(text, hash: hash)
             state.lookups[hash] = task
-            return .join(task)
+            return .started(task)
         }
         switch found {
         case .cached(let principal):
             return principal
+        case .started(let task):
+            let principal = try await Self.outcome(of: task)
+            attempt.refund()
+            return principal
         case .join(let task):
             do {
-                return try await task.value.principal
-            } catch let error as APIError {
-                throw error
+                return try await Self.outcome(of: task)
             } catch {
-                throw APIError("internal_error", .internalServerError, "the token could not be checked")
+                // The shared lookup refused the token: this request pays for its attempt too.
+                // Its 429, if the budget is spent, is the answer the next attempt would get.
+                try? attempt.charge()
+                throw error
             }
+        }
+    }
+
+    /// Paying for token lookups out of a peer's failed-authentication budget.
+    struct Attempt {
+        /// Takes one attempt, or throws the refusal (429) when none is left.
+        let charge: () throws(APIError) -> Void
+        /// Gives the attempt back: it succeeded.
+        let refund: () -> Void
+    }
+
+    /// The principal a lookup found, or its refusal as an `APIError`.
+    private static func outcome(of task: Task<Verified, any Error>) async throws(APIError) -> Principal {
+        do {
+            return try await task.value.principal
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError("internal_error", .internalServerError, "the token could not be checked")
         }
     }
 
