@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // The PostgreSQL store (KeywardPostgres) only.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // System libraries and tiny C shims only.
@@ -79,6 +81,22 @@ let package = Package(
                 "KeywardCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The PostgreSQL store, for several nodes on one database (postgres-nio). Kept apart
+        // from KeywardStorage so the library and the CLI's SQLite path stay free of NIO.
+        .target(
+            name: "KeywardPostgres",
+            dependencies: [
+                "KeywardCrypto",
+                "KeywardStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -181,6 +199,7 @@ let package = Package(
                 "KeywardHSM",
                 "KeywardCrypto",
                 "KeywardStorage",
+                "KeywardPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -237,6 +256,12 @@ let package = Package(
                 "KeywardStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KeywardPostgresTests",
+            dependencies: ["KeywardPostgres", "Keyward", "KeywardCrypto", "KeywardStorage", "KeywardServer", "KeywardServerTesting",
+                           .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,720 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The clustered key store: every storage concern on one PostgreSQL database, shared by any
+/// number of `keyward serve` nodes.
+///
+/// The store keeps what `KeyStore` promises with the database's own guarantees:
+/// - every method is one transaction (a crash, of the node or of the database, leaves all of a
+///   call's writes or none; an acknowledged commit is durable with PostgreSQL's `fsync`);
+/// - compare-and-swap revisions are `UPDATE … WHERE revision = $expected`; unique versions,
+///   aliases and audit sequences are primary keys, so two nodes racing end with one winner and
+///   the loser's `conflict`;
+/// - the audit log stays gapless across nodes: an append checks, in its transaction, that its
+///   first sequence follows the stored head, and the primary key refuses a second node's batch
+///   for the same sequences, which that node then re-chains (`AuditWriter`);
+/// - the KEK fence: every write holds the shared advisory lock `PostgresSchema.kekLock` and
+///   reads the header's active KEK in its transaction; `rewriteAll` holds it exclusively, so a
+///   write either commits before a rotation (and is rewritten by it) or fails with `staleKEK`.
+///
+/// Rows are what the `Keyward` layer hands over: sealed, MAC'd and revisioned exactly as in the
+/// SQLite store. Nothing here sees a key or a token in clear.
+///
+/// Every call fails with `unavailable` after `operationTimeout` when the database does not
+/// answer (postgres-nio's pool waits for a connection indefinitely), so a node whose database
+/// is gone answers 503 rather than hanging.
+public final class PostgresKeyStore: KeyStore, Service {
+    /// Where the database is.
+    public let location: PostgresLocation
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    private let fence = Mutex<[UInt8]?>(nil)
+    /// How long one store call may take before it fails with `unavailable`.
+    public let operationTimeout: Duration
+
+    private init(location: PostgresLocation, client: PostgresClient, runner: Task<Void, Never>, logger: Logger, operationTimeout: Duration) {
+        self.location = location
+        self.client = client
+        self.runner = runner
+        self.logger = logger
+        self.operationTimeout = operationTimeout
+    }
+
+    /// Connects to the database at `location` and applies missing schema migrations (under the
+    /// migration lock, so nodes starting together are safe).
+    ///
+    /// - Parameter password: from `PostgresLocation.password()`, never from the URL.
+    /// - Throws: `unavailable` when the database cannot be reached within `operationTimeout`,
+    ///   refuses the credentials, or holds a schema newer than this build.
+    public static func connect(_ location: PostgresLocation, password: String?, operationTimeout: Duration = .seconds(5),
+                               logger: Logger = Logger(label: "keyward.postgres")) async throws(StorageError) -> PostgresKeyStore {
+        let configuration: PostgresClient.Configuration
+        do {
+            configuration = try location.clientConfiguration(password: password)
+        } catch {
+            throw .unavailable(error.description)
+        }
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let runner = Task { await client.run() }
+        let store = PostgresKeyStore(location: location, client: client, runner: runner, logger: logger, operationTimeout: operationTimeout)
+        do {
+            try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
+        } catch {
+            runner.cancel()
+            throw error
+        }
+        return store
+    }
+
+    deinit { runner.cancel() }
+
+    /// Closes the connection pool. The store cannot be used afterwards.
+    public func close() { runner.cancel() }
+
+    /// Runs until graceful shutdown, then closes the pool: the server's service group ends the
+    /// database's connections after the HTTP server has finished its requests.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        close()
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` with a deadline; maps every failure to a `StorageError`.
+    private func deadline<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws(StorageError) -> T {
+        let timeout = operationTimeout
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else {
+                    throw StorageError.unavailable("PostgreSQL at \(self.location) did not answer within \(timeout) (\(what))")
+                }
+                return value
+            }
+        } catch {
+            throw Self.storageError(error, location: location)
+        }
+    }
+
+    /// Maps a postgres-nio failure to the storage layer's: constraint and serialisation failures
+    /// are `conflict`, a failed connection `unavailable`, anything else `database`.
+    static func storageError(_ error: any Error, location: PostgresLocation) -> StorageError {
+        switch error {
+        case let error as StorageError:
+            return error
+        case let error as PostgresTransactionError:
+            if let inner = error.closureError ?? error.beginError { return storageError(inner, location: location) }
+            if let commit = error.commitError {
+                return .database("the commit's outcome is unknown (\(storageError(commit, location: location).description)); check before retrying")
+            }
+            return .database("transaction failed")
+        case let error as PSQLError:
+            if let state = error.serverInfo?[.sqlState] {
+                let message = error.serverInfo?[.message] ?? state
+                switch state {
+                case "23505", "23503", "23514", "40001", "40P01": return .conflict(message)
+                case "57P01", "57P02", "57P03", "08000", "08003", "08006": return .unavailable("PostgreSQL at \(location): \(message)")
+                case "28000", "28P01": return .unavailable("PostgreSQL at \(location) refused the credentials: \(message)")
+                case "3D000": return .unavailable("PostgreSQL at \(location): \(message)")
+                default: return .database("\(message) (SQLSTATE \(state))")
+                }
+            }
+            return .unavailable("PostgreSQL at \(location): \(error.code)")
+        case is CancellationError:
+            return .unavailable("the operation was cancelled")
+        default:
+            return .database("\(error)")
+        }
+    }
+
+    private func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T) async throws(StorageError) -> T {
+        let client = self.client, logger = self.logger
+        return try await deadline(what) { try await body(client, logger) }
+    }
+
+    /// One write transaction behind the KEK fence.
+    private func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws(StorageError) -> T {
+        let client = self.client, logger = self.logger
+        let expected = fence.withLock { $0 }
+        return try await deadline(what) {
+            try await client.withTransaction(logger: logger) { connection in
+                if let expected { try await Self.checkFence(connection, expected, logger: logger) }
+                return try await body(connection, logger)
+            }
+        }
+    }
+
+    /// Takes the KEK lock shared and checks the header's active KEK (`fenceWrites`).
+    private static func checkFence(_ connection: PostgresConnection, _ expected: [UInt8], logger: Logger) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock_shared(\(PostgresSchema.kekLock))", logger: logger)
+        let rows = try await connection.query("SELECT active_kek FROM store_header WHERE id = 1", logger: logger).collect()
+        guard let row = rows.first else { return }
+        let active = try Columns(row).bytes("active_kek")
+        guard active == expected else { throw StorageError.staleKEK(describeStale(expected: expected, active: active)) }
+    }
+
+    static func describeStale(expected: [UInt8], active: [UInt8]) -> String {
+        let name: ([UInt8]) -> String = { bytes in (try? KeyID(bytes: bytes))?.description ?? "?" }
+        return "this node writes under KEK \(name(expected)), but another node rotated the store's KEK to \(name(active)); nothing was written"
+    }
+
+    /// Checks that the database answers (`/v1/ready`), within `timeout`.
+    public func ping(timeout: Duration = .seconds(1)) async throws(StorageError) {
+        let client = self.client
+        do {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await client.query("SELECT 1"); return true }
+                group.addTask { try await Task.sleep(for: timeout); return false }
+                defer { group.cancelAll() }
+                guard try await group.next() == true else { throw StorageError.unavailable("PostgreSQL at \(self.location) did not answer within \(timeout)") }
+            }
+        } catch {
+            throw Self.storageError(error, location: location)
+        }
+    }
+
+    // MARK: Header and KEKs
+
+    public func fenceWrites(activeKEK: KeyID) { fence.withLock { $0 = activeKEK.bytes } }
+
+    public func generation() async throws(StorageError) -> Int64 {
+        try await read("reading the generation") { client, logger in
+            let rows = try await client.query("SELECT value FROM store_generation WHERE id = 1", logger: logger).collect()
+            return try rows.first.map { try Columns($0).int("value") } ?? 0
+        }
+    }
+
+    public func header() async throws(StorageError) -> StoreHeader? {
+        try await read("reading the header") { client, logger in
+            try await client.query("SELECT * FROM store_header WHERE id = 1", logger: logger).collect().first.map(Self.header)
+        }
+    }
+
+    public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) {
+        try await write("initialising the store") { connection, logger in
+            // Two nodes initialising one empty database: the first commits, the second waits on
+            // the header's primary key and then fails as already initialised.
+            try await connection.query("LOCK TABLE store_header IN EXCLUSIVE MODE", logger: logger)
+            if try await !connection.query("SELECT 1 FROM store_header", logger: logger).collect().isEmpty { throw StorageError.alreadyInitialized }
+            try await Self.insert(kek, connection, logger)
+            try await Self.save(header, connection, logger)
+        }
+    }
+
+    public func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? {
+        try await read("reading a KEK") { client, logger in
+            try await client.query("SELECT * FROM keks WHERE id = \(Self.blob(id.bytes))", logger: logger).collect().first.map(Self.kek)
+        }
+    }
+
+    public func keks() async throws(StorageError) -> [KEKRecord] {
+        try await read("reading the KEKs") { client, logger in
+            try await client.query("SELECT * FROM keks ORDER BY created_at", logger: logger).collect().map(Self.kek)
+        }
+    }
+
+    // MARK: Keys
+
+    public func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) {
+        try await write("creating a key") { connection, logger in
+            try await Self.insert(key, connection, logger)
+            if let firstVersion { try await Self.insert(firstVersion, connection, logger) }
+            for alias in aliases { try await Self.insert(alias, connection, logger) }
+        }
+    }
+
+    public func key(_ id: KeyID) async throws(StorageError) -> KeyRow? {
+        try await read("reading a key") { client, logger in
+            guard let row = try await client.query("SELECT * FROM keys WHERE id = \(Self.blob(id.bytes))", logger: logger).collect().first else { return nil }
+            return try await Self.keyRow(row, client, logger)
+        }
+    }
+
+    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) {
+        try await write("restoring keys") { connection, logger in
+            try await connection.query("LOCK TABLE keys IN EXCLUSIVE MODE", logger: logger)
+            let count = try await connection.query("SELECT count(*) FROM keys", logger: logger).collect().first.map { try Columns($0).int("count") } ?? 0
+            guard count == 0 else { throw StorageError.conflict("the store already holds keys; a backup is restored only into an empty store") }
+            for item in keys {
+                try await Self.insert(item.key, connection, logger)
+                for version in item.versions { try await Self.insert(version, connection, logger) }
+                for alias in item.aliases { try await Self.insert(alias, connection, logger) }
+            }
+        }
+    }
+
+    public func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write("updating a key") { connection, logger in try await Self.update(key, expectedRevision: expectedRevision, connection, logger) }
+    }
+
+    public func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] {
+        try await read("listing keys") { client, logger in
+            var bindings = PostgresBindings()
+            var sql = "SELECT k.* FROM keys k"
+            func parameter(_ value: some PostgresDynamicTypeEncodable) -> String {
+                bindings.append(value)
+                return "$\(bindings.count)"
+            }
+            if let tag = filter.tag {
+                sql += " JOIN key_tags t ON t.key_id = k.id AND t.tag_key = \(parameter(tag.key)) AND t.tag_value = \(parameter(tag.value))"
+            }
+            if let alias = filter.alias { sql += " JOIN aliases a ON a.key_id = k.id AND a.name = \(parameter(alias))" }
+            var conditions: [String] = []
+            if let state = filter.state { conditions.append("k.state = \(parameter(state))") }
+            if let cursor { conditions.append("k.id > \(parameter(ByteBuffer(bytes: cursor.bytes)))") }
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY k.id LIMIT \(parameter(limit))"
+            let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger).collect()
+            var keys: [KeyRow] = []
+            for row in rows { keys.append(try await Self.keyRow(row, client, logger)) }
+            return keys
+        }
+    }
+
+    public func keyCount() async throws(StorageError) -> Int {
+        try await read("counting keys") { client, logger in
+            Int(try await client.query("SELECT count(*) FROM keys", logger: logger).collect().first.map { try Columns($0).int("count") } ?? 0)
+        }
+    }
+
+    // MARK: Versions
+
+    public func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow? {
+        try await read("reading a key version") { client, logger in
+            try await client.query("SELECT * FROM key_versions WHERE key_id = \(Self.blob(keyID.bytes)) AND version = \(Int64(version))", logger: logger)
+                .collect().first.map(Self.versionRow)
+        }
+    }
+
+    public func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] {
+        try await read("reading key versions") { client, logger in
+            try await client.query("SELECT * FROM key_versions WHERE key_id = \(Self.blob(keyID.bytes)) ORDER BY version", logger: logger).collect().map(Self.versionRow)
+        }
+    }
+
+    public func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write("rotating a key") { connection, logger in
+            try await Self.update(key, expectedRevision: expectedRevision, connection, logger)
+            try await Self.insert(version, connection, logger)
+        }
+    }
+
+    public func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write("updating a key version") { connection, logger in
+            let rows = try await connection.query("""
+                UPDATE key_versions SET kek_id = \(Self.blob(version.kekID.bytes)), sealed = \(Self.blob(version.sealed)), body = \(Self.blob(version.body)),
+                  revision = \(version.revision), mac = \(Self.blob(version.mac))
+                WHERE key_id = \(Self.blob(version.keyID.bytes)) AND version = \(Int64(version.version)) AND revision = \(expectedRevision)
+                RETURNING 1
+                """, logger: logger).collect()
+            if rows.count != 1 { throw StorageError.conflict("version \(version.version) of key \(version.keyID) changed meanwhile") }
+        }
+    }
+
+    // MARK: Aliases
+
+    public func alias(_ name: String) async throws(StorageError) -> AliasRow? {
+        try await read("reading an alias") { client, logger in
+            try await client.query("SELECT * FROM aliases WHERE name = \(name)", logger: logger).collect().first.map(Self.aliasRow)
+        }
+    }
+
+    public func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] {
+        try await read("reading aliases") { client, logger in
+            try await client.query("SELECT * FROM aliases WHERE key_id = \(Self.blob(keyID.bytes)) ORDER BY name", logger: logger).collect().map(Self.aliasRow)
+        }
+    }
+
+    public func aliases(after cursor: String?, limit: Int) async throws(StorageError) -> [AliasRow] {
+        let after = cursor ?? ""
+        return try await read("listing aliases") { client, logger in
+            try await client.query("SELECT * FROM aliases WHERE name > \(after) COLLATE \"C\" ORDER BY name COLLATE \"C\" LIMIT \(limit)", logger: logger).collect().map(Self.aliasRow)
+        }
+    }
+
+    public func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) {
+        try await write("writing an alias") { connection, logger in
+            if let expectedRevision {
+                let rows = try await connection.query("""
+                    UPDATE aliases SET key_id = \(Self.blob(alias.keyID.bytes)), revision = \(alias.revision), mac = \(Self.blob(alias.mac))
+                    WHERE name = \(alias.name) AND revision = \(expectedRevision) RETURNING 1
+                    """, logger: logger).collect()
+                if rows.count != 1 { throw StorageError.conflict("alias \(alias.name) changed meanwhile") }
+            } else {
+                try await Self.insert(alias, connection, logger)
+            }
+        }
+    }
+
+    public func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError) {
+        try await write("deleting an alias") { connection, logger in
+            let rows = try await connection.query("DELETE FROM aliases WHERE name = \(name) AND revision = \(expectedRevision) RETURNING 1", logger: logger).collect()
+            if rows.count != 1 { throw StorageError.conflict("alias \(name) changed meanwhile") }
+        }
+    }
+
+    // MARK: Tokens
+
+    public func insertToken(_ token: TokenRow) async throws(StorageError) {
+        try await write("creating a token") { connection, logger in
+            try await connection.query("""
+                INSERT INTO tokens (id, hash, body, revision, mac)
+                VALUES (\(Self.blob(token.id.bytes)), \(Self.blob(token.hash)), \(Self.blob(token.body)), \(token.revision), \(Self.blob(token.mac)))
+                """, logger: logger)
+        }
+    }
+
+    public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? {
+        try await read("reading a token") { client, logger in
+            try await client.query("SELECT * FROM tokens WHERE id = \(Self.blob(id.bytes))", logger: logger).collect().first.map(Self.tokenRow)
+        }
+    }
+
+    public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) {
+        try await write("updating a token") { connection, logger in
+            let rows = try await connection.query("""
+                UPDATE tokens SET hash = \(Self.blob(token.hash)), body = \(Self.blob(token.body)), revision = \(token.revision), mac = \(Self.blob(token.mac))
+                WHERE id = \(Self.blob(token.id.bytes)) AND revision = \(expectedRevision) RETURNING 1
+                """, logger: logger).collect()
+            if rows.count != 1 { throw StorageError.conflict("token \(token.id) changed meanwhile") }
+        }
+    }
+
+    public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] {
+        try await read("listing tokens") { client, logger in
+            let after = cursor?.bytes ?? []
+            return try await client.query("SELECT * FROM tokens WHERE id > \(Self.blob(after)) ORDER BY id LIMIT \(limit)", logger: logger).collect().map(Self.tokenRow)
+        }
+    }
+
+    // MARK: Audit
+
+    /// Appends `entries` in one transaction, after checking that the first follows the stored
+    /// head; a node racing another for the same sequences gets `conflict` from the primary key.
+    /// One statement inserts the whole batch, one more the revision index's rows.
+    public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
+        guard let first = entries.first else { return }
+        try await write("appending audit entries") { connection, logger in
+            let head = try await connection.query("SELECT coalesce(max(sequence), 0) AS head FROM audit", logger: logger).collect().first.map { try Columns($0).int("head") } ?? 0
+            guard first.sequence == head + 1 else { throw StorageError.conflict("audit sequence \(first.sequence) does not follow \(head)") }
+            var bindings = PostgresBindings(capacity: entries.count * 7)
+            var values: [String] = []
+            values.reserveCapacity(entries.count)
+            for entry in entries {
+                let base = bindings.count
+                bindings.append(entry.sequence)
+                bindings.append(ByteBuffer(bytes: entry.body))
+                bindings.append(ByteBuffer(bytes: entry.previousHash))
+                bindings.append(ByteBuffer(bytes: entry.hash))
+                bindings.append(ByteBuffer(bytes: entry.mac))
+                if let keyID = entry.keyID { bindings.append(ByteBuffer(bytes: keyID.bytes)) } else { bindings.appendNull() }
+                bindings.append(entry.time.timeIntervalSince1970)
+                values.append("($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), $\(base + 5), $\(base + 6)::bytea, $\(base + 7))")
+            }
+            try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time) VALUES " + values.joined(separator: ", "),
+                                                     binds: bindings), logger: logger)
+            // The revision index, last word per record (entries are in order).
+            var newest: [[UInt8]: RevisionAnchorRow] = [:]
+            var order: [[UInt8]] = []
+            for entry in entries {
+                for anchor in entry.anchors {
+                    if newest[anchor.record] == nil { order.append(anchor.record) }
+                    newest[anchor.record] = anchor
+                }
+            }
+            if !order.isEmpty {
+                var anchorBindings = PostgresBindings(capacity: order.count * 3)
+                var rows: [String] = []
+                for record in order {
+                    let anchor = newest[record]!
+                    let base = anchorBindings.count
+                    anchorBindings.append(ByteBuffer(bytes: anchor.record))
+                    anchorBindings.append(anchor.revision)
+                    anchorBindings.append(anchor.deleted)
+                    rows.append("($\(base + 1), $\(base + 2), $\(base + 3))")
+                }
+                try await connection.query(PostgresQuery(unsafeSQL: """
+                    INSERT INTO anchored_revisions (record, revision, deleted) VALUES \(rows.joined(separator: ", "))
+                    ON CONFLICT (record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted
+                    """, binds: anchorBindings), logger: logger)
+            }
+        }
+    }
+
+    public func auditHead() async throws(StorageError) -> AuditRow? {
+        try await read("reading the audit head") { client, logger in
+            try await client.query("SELECT * FROM audit ORDER BY sequence DESC LIMIT 1", logger: logger).collect().first.map(Self.auditRow)
+        }
+    }
+
+    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] {
+        try await read("reading audit entries") { client, logger in
+            try await client.query("SELECT * FROM audit WHERE sequence > \(after) ORDER BY sequence LIMIT \(limit)", logger: logger).collect().map(Self.auditRow)
+        }
+    }
+
+    public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot {
+        let client = self.client, logger = self.logger
+        return try await deadline("reading the audit head and revision index") {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+                let head = try await connection.query("SELECT * FROM audit ORDER BY sequence DESC LIMIT 1", logger: logger).collect().first.map(Self.auditRow)
+                let anchors = try await connection.query("SELECT record, revision, deleted FROM anchored_revisions", logger: logger).collect().map { row in
+                    let columns = try Columns(row)
+                    return RevisionAnchorRow(record: try columns.bytes("record"), revision: try columns.int("revision"), deleted: try columns.bool("deleted"))
+                }
+                return AnchorSnapshot(head: head, anchors: anchors)
+            }
+        }
+    }
+
+    // MARK: KEK rotation
+
+    public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
+                           progress: @escaping @Sendable (Int) -> Void) async throws(StorageError) -> Int {
+        let client = self.client, logger = self.logger
+        let expected = fence.withLock { $0 }
+        let count: Int
+        do {
+            // No deadline: rewriting a large store takes as long as it takes, in one transaction.
+            count = try await client.withTransaction(logger: logger) { connection in
+                // Every other write holds this lock shared: none is under way while the rows are
+                // rewritten, and each that follows sees the new header and fails its fence.
+                try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.kekLock))", logger: logger)
+                if let expected {
+                    let active = try await connection.query("SELECT active_kek FROM store_header WHERE id = 1", logger: logger).collect().first.map { try Columns($0).bytes("active_kek") }
+                    if let active, active != expected { throw StorageError.staleKEK(Self.describeStale(expected: expected, active: active)) }
+                }
+                try await connection.query("UPDATE keks SET state = 'retired' WHERE state = 'active'", logger: logger)
+                try await Self.insert(newKEK, connection, logger)
+                var count = 0
+                func tick() {
+                    count += 1
+                    if count % 1000 == 0 { progress(count) }
+                }
+                var cursor: [UInt8] = []
+                while true {
+                    let rows = try await connection.query("SELECT * FROM keys WHERE id > \(Self.blob(cursor)) ORDER BY id LIMIT 500", logger: logger).collect()
+                    guard let last = rows.last else { break }
+                    for row in rows {
+                        let key = try rewriter.key(try await Self.keyRow(row, connection, logger))
+                        try await connection.query("UPDATE keys SET body = \(Self.blob(key.body)), revision = \(key.revision), mac = \(Self.blob(key.mac)) WHERE id = \(Self.blob(key.id.bytes))", logger: logger)
+                        tick()
+                        for versionRow in try await connection.query("SELECT * FROM key_versions WHERE key_id = \(Self.blob(key.id.bytes))", logger: logger).collect() {
+                            let version = try rewriter.version(try Self.versionRow(versionRow), key)
+                            try await connection.query("""
+                                UPDATE key_versions SET kek_id = \(Self.blob(version.kekID.bytes)), sealed = \(Self.blob(version.sealed)), body = \(Self.blob(version.body)),
+                                  revision = \(version.revision), mac = \(Self.blob(version.mac))
+                                WHERE key_id = \(Self.blob(version.keyID.bytes)) AND version = \(Int64(version.version))
+                                """, logger: logger)
+                            tick()
+                        }
+                        for aliasRow in try await connection.query("SELECT * FROM aliases WHERE key_id = \(Self.blob(key.id.bytes))", logger: logger).collect() {
+                            let alias = try rewriter.alias(try Self.aliasRow(aliasRow))
+                            try await connection.query("UPDATE aliases SET key_id = \(Self.blob(alias.keyID.bytes)), revision = \(alias.revision), mac = \(Self.blob(alias.mac)) WHERE name = \(alias.name)", logger: logger)
+                            tick()
+                        }
+                    }
+                    cursor = try Columns(last).bytes("id")
+                }
+                for tokenRow in try await connection.query("SELECT * FROM tokens", logger: logger).collect() {
+                    let token = try rewriter.token(try Self.tokenRow(tokenRow))
+                    try await connection.query("UPDATE tokens SET mac = \(Self.blob(token.mac)) WHERE id = \(Self.blob(token.id.bytes))", logger: logger)
+                    tick()
+                }
+                var sequence: Int64 = 0
+                while true {
+                    let rows = try await connection.query("SELECT * FROM audit WHERE sequence > \(sequence) ORDER BY sequence LIMIT 1000", logger: logger).collect()
+                    guard !rows.isEmpty else { break }
+                    for row in rows {
+                        let original = try Self.auditRow(row)
+                        let entry = try rewriter.audit(original)
+                        if entry.mac != original.mac {
+                            try await connection.query("UPDATE audit SET mac = \(Self.blob(entry.mac)) WHERE sequence = \(entry.sequence)", logger: logger)
+                            tick()
+                        }
+                        sequence = original.sequence
+                    }
+                }
+                try await Self.save(header, connection, logger)
+                try await connection.query("DELETE FROM keks WHERE state = 'retired'", logger: logger)
+                progress(count)
+                return count
+            }
+        } catch {
+            throw Self.storageError(error, location: location)
+        }
+        fence.withLock { $0 = newKEK.id.bytes }
+        return count
+    }
+
+    // MARK: Rows
+
+    static func blob(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    private static func header(_ row: PostgresRow) throws -> StoreHeader {
+        let c = try Columns(row)
+        return StoreHeader(storeID: try c.id("store_id"), formatVersion: Int(try c.int("format_version")), rootOfTrust: try c.text("root_kind"),
+                           rootParameters: try c.bytes("root_parameters"), activeKEK: try c.id("active_kek"), createdAt: try c.date("created_at"), mac: try c.bytes("mac"))
+    }
+
+    private static func save(_ header: StoreHeader, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO store_header (id, store_id, format_version, root_kind, root_parameters, active_kek, created_at, mac)
+            VALUES (1, \(blob(header.storeID.bytes)), \(Int64(header.formatVersion)), \(header.rootOfTrust), \(blob(header.rootParameters)),
+                    \(blob(header.activeKEK.bytes)), \(header.createdAt.timeIntervalSince1970), \(blob(header.mac)))
+            ON CONFLICT (id) DO UPDATE SET store_id = excluded.store_id, format_version = excluded.format_version,
+              root_kind = excluded.root_kind, root_parameters = excluded.root_parameters, active_kek = excluded.active_kek,
+              created_at = excluded.created_at, mac = excluded.mac
+            """, logger: logger)
+    }
+
+    private static func kek(_ row: PostgresRow) throws -> KEKRecord {
+        let c = try Columns(row)
+        return KEKRecord(id: try c.id("id"), wrapped: try c.bytes("wrapped"), createdAt: try c.date("created_at"), state: try c.text("state"))
+    }
+
+    private static func insert(_ kek: KEKRecord, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("INSERT INTO keks (id, wrapped, created_at, state) VALUES (\(blob(kek.id.bytes)), \(blob(kek.wrapped)), \(kek.createdAt.timeIntervalSince1970), \(kek.state))",
+                                   logger: logger)
+    }
+
+    private static func keyRow(_ row: PostgresRow, _ client: PostgresClient, _ logger: Logger) async throws -> KeyRow {
+        let c = try Columns(row)
+        let id = try c.id("id")
+        let tags = try await client.query("SELECT tag_key, tag_value FROM key_tags WHERE key_id = \(blob(id.bytes))", logger: logger).collect()
+        return try keyRow(c, id: id, tags: tags)
+    }
+
+    private static func keyRow(_ row: PostgresRow, _ connection: PostgresConnection, _ logger: Logger) async throws -> KeyRow {
+        let c = try Columns(row)
+        let id = try c.id("id")
+        let tags = try await connection.query("SELECT tag_key, tag_value FROM key_tags WHERE key_id = \(blob(id.bytes))", logger: logger).collect()
+        return try keyRow(c, id: id, tags: tags)
+    }
+
+    private static func keyRow(_ c: Columns, id: KeyID, tags tagRows: [PostgresRow]) throws -> KeyRow {
+        var tags: [String: String] = [:]
+        for tag in tagRows {
+            let t = try Columns(tag)
+            tags[try t.text("tag_key")] = try t.text("tag_value")
+        }
+        return KeyRow(id: id, body: try c.bytes("body"), revision: try c.int("revision"), mac: try c.bytes("mac"),
+                      spec: try c.text("spec"), state: try c.text("state"), createdAt: try c.date("created_at"), tags: tags)
+    }
+
+    private static func insert(_ key: KeyRow, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO keys (id, body, revision, mac, spec, state, created_at)
+            VALUES (\(blob(key.id.bytes)), \(blob(key.body)), \(key.revision), \(blob(key.mac)), \(key.spec), \(key.state), \(key.createdAt.timeIntervalSince1970))
+            """, logger: logger)
+        try await saveTags(key, connection, logger)
+    }
+
+    private static func saveTags(_ key: KeyRow, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("DELETE FROM key_tags WHERE key_id = \(blob(key.id.bytes))", logger: logger)
+        for (name, value) in key.tags {
+            try await connection.query("INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (\(blob(key.id.bytes)), \(name), \(value))", logger: logger)
+        }
+    }
+
+    private static func update(_ key: KeyRow, expectedRevision: Int64, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        let rows = try await connection.query("""
+            UPDATE keys SET body = \(blob(key.body)), revision = \(key.revision), mac = \(blob(key.mac)), spec = \(key.spec), state = \(key.state)
+            WHERE id = \(blob(key.id.bytes)) AND revision = \(expectedRevision) RETURNING 1
+            """, logger: logger).collect()
+        if rows.count != 1 { throw StorageError.conflict("key \(key.id) changed meanwhile (expected revision \(expectedRevision))") }
+        try await saveTags(key, connection, logger)
+    }
+
+    private static func versionRow(_ row: PostgresRow) throws -> VersionRow {
+        let c = try Columns(row)
+        let number = try c.int("version")
+        guard let version = UInt32(exactly: number) else { throw StorageError.corrupted("version \(number) is out of range") }
+        return VersionRow(keyID: try c.id("key_id"), version: version, kekID: try c.id("kek_id"), sealed: try c.bytes("sealed"),
+                          body: try c.bytes("body"), revision: try c.int("revision"), mac: try c.bytes("mac"))
+    }
+
+    private static func insert(_ version: VersionRow, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO key_versions (key_id, version, kek_id, sealed, body, revision, mac)
+            VALUES (\(blob(version.keyID.bytes)), \(Int64(version.version)), \(blob(version.kekID.bytes)), \(blob(version.sealed)),
+                    \(blob(version.body)), \(version.revision), \(blob(version.mac)))
+            """, logger: logger)
+    }
+
+    private static func aliasRow(_ row: PostgresRow) throws -> AliasRow {
+        let c = try Columns(row)
+        return AliasRow(name: try c.text("name"), keyID: try c.id("key_id"), revision: try c.int("revision"), mac: try c.bytes("mac"))
+    }
+
+    private static func insert(_ alias: AliasRow, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query("INSERT INTO aliases (name, key_id, revision, mac) VALUES (\(alias.name), \(blob(alias.keyID.bytes)), \(alias.revision), \(blob(alias.mac)))",
+                                   logger: logger)
+    }
+
+    private static func tokenRow(_ row: PostgresRow) throws -> TokenRow {
+        let c = try Columns(row)
+        return TokenRow(id: try c.id("id"), hash: try c.bytes("hash"), body: try c.bytes("body"), revision: try c.int("revision"), mac: try c.bytes("mac"))
+    }
+
+    private static func auditRow(_ row: PostgresRow) throws -> AuditRow {
+        let c = try Columns(row)
+        return AuditRow(sequence: try c.int("sequence"), body: try c.bytes("body"), previousHash: try c.bytes("previous_hash"),
+                        hash: try c.bytes("hash"), mac: try c.bytes("mac"), keyID: try c.optionalID("key_id"), time: try c.date("time"))
+    }
+}
+
+/// A row's columns by name, each read as the type the schema promises; anything else (a column
+/// missing or retyped by hand) is `StorageError.corrupted`, never a crash.
+struct Columns {
+    private let row: PostgresRandomAccessRow
+
+    init(_ row: PostgresRow) throws { self.row = row.makeRandomAccess() }
+
+    private func cell(_ name: String) throws -> PostgresCell {
+        guard row.contains(name) else { throw StorageError.corrupted("the column \(name) is missing") }
+        return row[name]
+    }
+
+    private func decode<T: PostgresDecodable>(_ name: String, _ type: T.Type, _ what: String) throws -> T {
+        do {
+            return try cell(name).decode(T.self)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError.corrupted("the column \(name) is not \(what)")
+        }
+    }
+
+    func bytes(_ name: String) throws -> [UInt8] {
+        var buffer = try decode(name, ByteBuffer.self, "bytes")
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+
+    func id(_ name: String) throws -> KeyID {
+        do { return try KeyID(bytes: try bytes(name)) } catch { throw StorageError.corrupted("the column \(name) is not a 16-byte id") }
+    }
+
+    func optionalID(_ name: String) throws -> KeyID? {
+        guard let buffer = try decode(name, Optional<ByteBuffer>.self, "bytes or null") else { return nil }
+        do { return try KeyID(bytes: Array(buffer.readableBytesView)) } catch { throw StorageError.corrupted("the column \(name) is not a 16-byte id") }
+    }
+
+    func int(_ name: String) throws -> Int64 { try decode(name, Int64.self, "an integer") }
+    func text(_ name: String) throws -> String { try decode(name, String.self, "text") }
+    func bool(_ name: String) throws -> Bool { try decode(name, Bool.self, "a boolean") }
+    func date(_ name: String) throws -> Date { Date(timeIntervalSince1970: try decode(name, Double.self, "a time")) }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+import KeywardPostgres
+import KeywardStorage
+import Testing
+
+/// The store backends the contract tests run against: the embedded SQLite file and a real
+/// PostgreSQL 15 (`KEYWARD_TEST_POSTGRES_URL`, started by `scripts/test.sh` through
+/// `scripts/postgres.sh`). With `KEYWARD_REQUIRE_POSTGRES=1` (the test script sets it) a missing
+/// database fails the PostgreSQL cases instead of leaving them out.
+enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    static var serverURL: String? { ProcessInfo.processInfo.environment["KEYWARD_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var postgresRequired: Bool { ProcessInfo.processInfo.environment["KEYWARD_REQUIRE_POSTGRES"] == "1" }
+
+    /// The backends to test on this machine.
+    static var available: [StoreBackend] { serverURL != nil || postgresRequired ? [.sqlite, .postgres] : [.sqlite] }
+
+    /// A new, empty store on this backend (a fresh database for PostgreSQL).
+    func makeDatabase() async throws -> TestDatabase {
+        switch self {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-backend-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            return TestDatabase(backend: self, location: directory.appendingPathComponent("store.db").path, directory: directory)
+        case .postgres:
+            guard let url = Self.serverURL else {
+                throw TestDatabaseError("KEYWARD_TEST_POSTGRES_URL is not set: run scripts/test.sh, or start a cluster with scripts/postgres.sh start")
+            }
+            let name = "kw_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try TestDatabase.psql(url, "CREATE DATABASE \(name)")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-backend-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let base = url[..<(url.range(of: "/", options: .backwards)?.lowerBound ?? url.endIndex)]
+            return TestDatabase(backend: self, location: base + "/" + name, directory: directory, adminURL: url, databaseName: name)
+        }
+    }
+}
+
+struct TestDatabaseError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One empty store location, a root key beside it, and raw SQL access to it (as an attacker
+/// with the file, or a database administrator, has).
+struct TestDatabase: Sendable {
+    let backend: StoreBackend
+    /// A SQLite path or a postgres:// URL.
+    let location: String
+    let directory: URL
+    var adminURL: String? = nil
+    var databaseName: String? = nil
+
+    var keyFile: String { directory.appendingPathComponent("root.key").path }
+
+    /// Opens a new instance of the store (a new process, or another node).
+    func open() async throws -> any KeyStore {
+        switch backend {
+        case .sqlite: return try SQLiteKeyStore(path: location)
+        case .postgres: return try await PostgresKeyStore.connect(try PostgresLocation(location), password: nil)
+        }
+    }
+
+    /// A new store with a key service initialised on it.
+    func initialize() async throws -> KeyService {
+        try KeyFileRootOfTrust.generate(at: keyFile)
+        return try await KeyService.initialize(store: try await open(), root: KeyFileRootOfTrust(path: keyFile), actor: .owner("test"))
+    }
+
+    /// Another service over the same store, as a second node would open it.
+    func node() async throws -> KeyService {
+        let keyFile = self.keyFile
+        return try await KeyService.open(store: try await open(), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+    }
+
+    /// Runs SQL against the store directly.
+    func execute(_ sql: String) throws {
+        switch backend {
+        case .sqlite: try Self.run("/usr/bin/sqlite3", [location, sql])
+        case .postgres: try Self.psql(location, sql)
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as text.
+    func scalar(_ sql: String) throws -> String {
+        switch backend {
+        case .sqlite: return try Self.run("/usr/bin/sqlite3", [location, sql]).trimmingCharacters(in: .whitespacesAndNewlines)
+        case .postgres: return try Self.run("/usr/bin/psql", [location, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    /// Binary literal syntax for `bytes` in this backend's SQL.
+    func literal(_ bytes: [UInt8]) -> String {
+        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        return backend == .sqlite ? "X'\(hex)'" : "'\\x\(hex)'::bytea"
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: directory)
+        if let adminURL, let databaseName { try? Self.psql(adminURL, "DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)") }
+    }
+
+    static func psql(_ url: String, _ sql: String) throws {
+        try run("/usr/bin/psql", [url, "-Xq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+    }
+
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let failure = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestDatabaseError("\(tool) failed: \(String(decoding: failure, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
