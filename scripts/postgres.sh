@@ -12,7 +12,7 @@ bin=/usr/lib/postgresql/15/bin
 command=${1:-}
 case "$command" in
   start)
-    port=${KEYWARD_TEST_PGPORT:-55432}
+    port=${KEYWARD_TEST_PGPORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
     dir=$(mktemp -d /tmp/keyward-pg.XXXXXX)
     chmod 755 "$dir"
     run=()

@@ -113,7 +113,8 @@ struct Restore: AsyncParsableCommand {
         try await guarded {
             try Keyward.harden()
             let contents = try Identity.openBundle(input, identity: identity, signer: signer)
-            if !FileManager.default.fileExists(atPath: storeOptions.storePath) {
+            let fresh = try await storeOptions.connectStore(creating: true)
+            if try await fresh.header() == nil {
                 let root: any RootOfTrust
                 if let withKeyFile {
                     root = try KeyFileRootOfTrust(path: withKeyFile)
@@ -121,7 +122,7 @@ struct Restore: AsyncParsableCommand {
                     let passphrase = try PassphraseSource.read(prompt: "Passphrase for the new store: ", confirm: true)
                     root = try PassphraseRootOfTrust(newStoreWith: passphrase.secret)
                 }
-                _ = try await KeyService.initialize(store: try SQLiteKeyStore(path: storeOptions.storePath), root: root, actor: storeOptions.actorName)
+                _ = try await KeyService.initialize(store: fresh, root: root, actor: storeOptions.actorName)
             }
             let service = try await storeOptions.open()
             let progress = Progress(label: "restoring keys")

@@ -26,7 +26,7 @@ struct Init: AsyncParsableCommand {
         try await guarded {
             try Keyward.harden()
             let path = storeOptions.storePath
-            if FileManager.default.fileExists(atPath: path) {
+            if !storeOptions.isPostgres, FileManager.default.fileExists(atPath: path) {
                 throw CLIError(.refused, "\(path) already exists; choose another --store")
             }
             let root: any RootOfTrust
@@ -46,7 +46,9 @@ struct Init: AsyncParsableCommand {
                 let passphrase = try PassphraseSource.read(prompt: "New passphrase for \(path): ", confirm: true)
                 root = try PassphraseRootOfTrust(newStoreWith: passphrase.secret, kdf: parameters)
             }
-            let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: path), root: root, actor: storeOptions.actorName)
+            let store = try await storeOptions.connectStore(creating: true)
+            if try await store.header() != nil { throw CLIError(.refused, "\(path) already holds a store") }
+            let service = try await KeyService.initialize(store: store, root: root, actor: storeOptions.actorName)
             print("created store \(service.header.storeID) at \(path) (root of trust: \(root.kind))")
         }
     }

@@ -57,28 +57,37 @@ struct Serve: AsyncParsableCommand {
 
             if !dev { try settings.validate() }
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
-            let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds))
+            // Every node honours another's change within a second: the store watcher confirms
+            // the caches every 250 ms, and past 1 s without a confirmation they are bypassed.
+            let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds), coherenceBound: 1)
             let service: KeyService
             let root: any RootOfTrust
-            let storePath: String
+            var opened = self.storeOptions
             var banner: [String] = []
             if dev {
                 (service, banner) = try await developmentSetup(&settings, options: options)
-                storePath = URL(fileURLWithPath: devDir).appendingPathComponent("keyward.db").path
+                opened.store = URL(fileURLWithPath: devDir).appendingPathComponent("keyward.db").path
                 root = try KeyFileRootOfTrust(path: URL(fileURLWithPath: devDir).appendingPathComponent("root.key").path)
             } else {
                 var storeOptions = self.storeOptions
                 if storeOptions.store == nil { storeOptions.store = settings.store }
                 if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }
                 (service, root) = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability)
-                storePath = storeOptions.storePath
+                opened = storeOptions
             }
             // A KEK rotated by another process is taken up by opening the store again with the
             // same root of trust (a fresh connection, so the old service's writes stay fenced).
             let durability = settings.auditDurability
+            let location = opened
             let reopen: @Sendable () async throws(KeywardError) -> KeyService = { () async throws(KeywardError) -> KeyService in
-                let store: SQLiteKeyStore
-                do throws(StorageError) { store = try SQLiteKeyStore(path: storePath, auditDurability: durability) } catch { throw .storage(error) }
+                let store: any KeyStore
+                do {
+                    store = try await location.connectStore(auditDurability: durability)
+                } catch let error as StorageError {
+                    throw .storage(error)
+                } catch {
+                    throw .storage(.unavailable("\(error)"))
+                }
                 return try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }, options: options)
             }
             let server = try KeywardServer(service: service, configuration: settings, reopen: reopen)

@@ -3,11 +3,13 @@ import Foundation
 import Keyward
 import KeywardCrypto
 import KeywardHSM
+import KeywardPostgres
 import KeywardStorage
 
 /// Where the store is and how to open it; shared by every command that touches keys.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The store file (default: $KEYWARD_STORE, else ./keyward.db).")
+    @Option(name: .long, help: ArgumentHelp("The store: a SQLite file, or postgres://USER@HOST:PORT/DATABASE (default: $KEYWARD_STORE, else ./keyward.db).",
+                                            discussion: "A PostgreSQL password comes from the file $KEYWARD_DATABASE_PASSWORD_FILE names, or $KEYWARD_DATABASE_PASSWORD; never from the URL."))
     var store: String?
 
     @Option(name: .long, help: "The root key file of a key-file store (default: $KEYWARD_KEY_FILE).")
@@ -50,6 +52,26 @@ struct StoreOptions: ParsableArguments {
         .owner(actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())"))
     }
 
+    /// Whether the store is a PostgreSQL database rather than a SQLite file.
+    var isPostgres: Bool { PostgresLocation.isPostgres(storePath) }
+
+    /// Connects to the store's backend: a SQLite file (which must exist unless `creating`), or
+    /// a PostgreSQL database, whose password comes from the environment, never the URL.
+    func connectStore(creating: Bool = false, auditDurability: AuditDurability = .eachBatch) async throws -> any KeyStore {
+        if isPostgres {
+            do {
+                let location = try PostgresLocation(storePath)
+                return try await PostgresKeyStore.connect(location, password: try PostgresLocation.password())
+            } catch let error as PostgresStoreError {
+                throw CLIError(.failure, error.description)
+            }
+        }
+        if !creating, !FileManager.default.fileExists(atPath: storePath) {
+            throw CLIError(.notFound, "no store at \(storePath); create one with `keyward init --store \(storePath)`")
+        }
+        return try SQLiteKeyStore(path: storePath, auditDurability: auditDurability)
+    }
+
     /// Opens the store, unwrapping its KEK with the root of trust its header names.
     func open() async throws -> KeyService {
         try await openWithRoot().service
@@ -60,11 +82,7 @@ struct StoreOptions: ParsableArguments {
     func openWithRoot(options: KeyService.Options = KeyService.Options(),
                       auditDurability: AuditDurability = .eachBatch) async throws -> (service: KeyService, root: any RootOfTrust) {
         try Keyward.harden()
-        guard FileManager.default.fileExists(atPath: storePath) else {
-            throw CLIError(.notFound, "no store at \(storePath); create one with `keyward init --store \(storePath)`")
-        }
-        let store = try SQLiteKeyStore(path: storePath, auditDurability: auditDurability)
-        let keyFilePath = self.keyFilePath
+        let store = try await connectStore(auditDurability: auditDurability)
         guard let header = try await store.header() else {
             throw CLIError(.failure, "\(storePath) is not an initialised Keyward store")
         }

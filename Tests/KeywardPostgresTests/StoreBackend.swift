@@ -63,7 +63,9 @@ struct TestDatabase: Sendable {
     func open() async throws -> any KeyStore {
         switch backend {
         case .sqlite: return try SQLiteKeyStore(path: location)
-        case .postgres: return try await PostgresKeyStore.connect(try PostgresLocation(location), password: nil)
+        // A long deadline: under the whole suite's load the two cores are saturated for
+        // seconds at a time, which is not the database failing to answer.
+        case .postgres: return try await PostgresKeyStore.connect(try PostgresLocation(location), password: nil, operationTimeout: .seconds(60))
         }
     }
 

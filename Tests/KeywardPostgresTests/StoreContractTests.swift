@@ -170,3 +170,38 @@ func keywardError(_ body: () async throws(KeywardError) -> Void) async -> Keywar
         return error
     }
 }
+
+@Suite("Coherence bound")
+struct CoherenceBoundTests {
+    @Test("a node whose store watcher has not confirmed the store within the bound reads through its cache: another node's disable is honoured; without the bound the cache would have served it",
+          arguments: StoreBackend.available)
+    func staleCacheReadsThrough(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        let first = try await database.initialize()
+        let owner = Caller.owner("t")
+        let keyFile = database.keyFile
+        func open(bound: TimeInterval?, clock: ManualClock) async throws -> KeyService {
+            try await KeyService.open(store: try await database.open(), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) },
+                                      clock: clock, options: KeyService.Options(coherenceBound: bound))
+        }
+        let boundedClock = ManualClock(), unboundedClock = ManualClock()
+        let bounded = try await open(bound: 1, clock: boundedClock)
+        let unbounded = try await open(bound: nil, clock: unboundedClock)
+        let key = try await first.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+        _ = try await bounded.refreshFromStore()
+        _ = try await unbounded.refreshFromStore()
+        _ = try await bounded.encrypt([1], key: key, actor: owner)
+        _ = try await unbounded.encrypt([1], key: key, actor: owner)
+        _ = try await first.transition(key: key, .disable, actor: owner)
+        // No poll happens (the watcher is lost or the node paused) while two seconds pass.
+        boundedClock.advance(by: 2)
+        unboundedClock.advance(by: 2)
+        let refused = await keywardError { () async throws(KeywardError) in _ = try await bounded.encrypt([1], key: key, actor: owner) }
+        #expect(refused != nil, "the bounded node served a disabled key from a cache older than its bound")
+        // The control: the same cache without the bound still serves the disabled key, which is
+        // what the bound exists to prevent.
+        let served = await keywardError { () async throws(KeywardError) in _ = try await unbounded.encrypt([1], key: key, actor: owner) }
+        #expect(served == nil)
+    }
+}

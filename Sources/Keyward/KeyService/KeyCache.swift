@@ -60,12 +60,30 @@ final class KeyCache: Sendable {
     /// the change that emptied the cache, so `put` does not keep it.
     var epoch: Int { epochs.load(ordering: .acquiring) }
 
-    init(capacity: Int, ttl: TimeInterval) {
+    /// With a bound, cached keys are served only while the store was last confirmed unchanged
+    /// (`confirm`) at most this many seconds ago; past it every `get` misses, so each use reads
+    /// its row through (and fails with the store when the store is gone).
+    let coherenceBound: TimeInterval?
+    /// When the store was last confirmed unchanged, as seconds since 1970 (bit pattern).
+    private let confirmedAt = Atomic<UInt64>(0)
+
+    init(capacity: Int, ttl: TimeInterval, coherenceBound: TimeInterval? = nil) {
         self.capacity = max(1, capacity)
         self.ttl = ttl
+        self.coherenceBound = coherenceBound
+    }
+
+    /// Records that, as of `time`, the store held no change this cache has not taken up.
+    func confirm(_ time: Date) {
+        confirmedAt.store(time.timeIntervalSince1970.bitPattern, ordering: .releasing)
     }
 
     func get(_ id: KeyID, now: Date) -> LoadedKey? {
+        if let coherenceBound,
+           now.timeIntervalSince1970 - Double(bitPattern: confirmedAt.load(ordering: .acquiring)) > coherenceBound {
+            misses.add(1, ordering: .relaxed)
+            return nil
+        }
         let found = state.withLock { state -> LoadedKey? in
             guard let entry = state.entries[id] else { return nil }
             if now.timeIntervalSince(entry.loadedAt) > ttl {

@@ -38,18 +38,26 @@ public final class KeyService: Sendable {
         /// A version is rotated once this many encryptions are reserved (AES-GCM random nonces
         /// must stay well below 2^32 per key).
         public var encryptionLimit: UInt64
+        /// When set, a cached key is used only while the last successful `refreshFromStore`
+        /// began at most this many seconds ago; past that (the store unreachable, the process
+        /// paused) every use reads and checks its row again, so a change made by another node is
+        /// never outlived by this one's cache by more than the bound. `keyward serve` sets 1 s
+        /// and refreshes every 250 ms. Nil (the default) trusts the cache for `cacheTTL`.
+        public var coherenceBound: TimeInterval?
 
         /// Options; the defaults suit a single node.
         public init(cacheCapacity: Int = 10_000, cacheTTL: TimeInterval = 300,
-                    encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31) {
+                    encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31, coherenceBound: TimeInterval? = nil) {
             self.cacheCapacity = cacheCapacity
             self.cacheTTL = cacheTTL
             self.encryptionReservationBlock = encryptionReservationBlock
             self.encryptionLimit = encryptionLimit
+            self.coherenceBound = coherenceBound
         }
     }
 
-    let options: Options
+    /// The options the service was opened with.
+    public let options: Options
     /// The store generation last seen by `refreshFromStore` (-1: none yet).
     private let seenGeneration = Atomic<Int64>(-1)
     private let rotatedElsewhere = Atomic<Bool>(false)
@@ -71,7 +79,7 @@ public final class KeyService: Sendable {
         store.fenceWrites(activeKEK: header.activeKEK)
         let log = AuditLog(store: store, protection: protection, head: auditHead, index: index)
         let auditor = Auditor(log: log, clock: clock)
-        let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL),
+        let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL, coherenceBound: options.coherenceBound),
                                     anchors: log, clock: clock)
         self.records = records
         self.auditor = auditor
@@ -171,6 +179,7 @@ public final class KeyService: Sendable {
     /// every 250 ms, so a key disabled, an alias moved or a token revoked by the CLI applies
     /// within that.
     public func refreshFromStore() async throws(KeywardError) -> Bool {
+        let asked = clock.now
         let now = try await storing({ () async throws(StorageError) in try await store.generation() })
         let before = seenGeneration.exchange(now, ordering: .acquiringAndReleasing)
         let changed = before >= 0 && before != now
@@ -178,6 +187,8 @@ public final class KeyService: Sendable {
             cache.invalidateAll()
             try await retireIfKEKRotated()
         }
+        // Whatever had committed when the generation was asked for is now reflected here.
+        cache.confirm(asked)
         // Another process appended to the audit log (its changes are anchored there): take up
         // its entries, checked, so that replay checks here know those changes too.
         if auditor.log.retiredReason == nil,

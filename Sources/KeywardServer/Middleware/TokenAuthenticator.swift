@@ -37,12 +37,35 @@ final class TokenAuthenticator: Sendable {
     let slot: KeyServiceSlot
     let ttl: Duration
     let capacity: Int
+    /// With a bound, cached tokens are trusted only while the store watcher last confirmed the
+    /// store (`confirm`) at most this long ago: a node that lost its database or was paused
+    /// looks every token up again rather than honour one another node has since revoked.
+    let coherenceBound: Duration?
     private let state = Mutex(State())
+    /// When the watcher last confirmed the store, in `DispatchTime` uptime nanoseconds (0: never).
+    private let confirmedAt = Atomic<UInt64>(0)
 
-    init(slot: KeyServiceSlot, ttl: Duration, capacity: Int = 10_000) {
+    init(slot: KeyServiceSlot, ttl: Duration, capacity: Int = 10_000, coherenceBound: Duration? = nil) {
         self.slot = slot
         self.ttl = ttl
         self.capacity = capacity
+        self.coherenceBound = coherenceBound
+    }
+
+    /// Records that the store held no change the cache has not taken up as of `instant` (the
+    /// watcher's poll began then and succeeded).
+    func confirm(_ uptimeNanoseconds: UInt64) {
+        confirmedAt.store(uptimeNanoseconds, ordering: .releasing)
+    }
+
+    /// Whether cached answers may be used now (see `coherenceBound`): one atomic load.
+    private func coherent() -> Bool {
+        guard let coherenceBound else { return true }
+        let confirmed = confirmedAt.load(ordering: .acquiring)
+        guard confirmed != 0 else { return false }
+        let (seconds, attoseconds) = coherenceBound.components
+        let bound = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        return DispatchTime.now().uptimeNanoseconds &- confirmed <= bound
     }
 
     /// Forgets every verified token (the store changed: one may have been revoked or
@@ -58,8 +81,9 @@ final class TokenAuthenticator: Sendable {
     /// (no store lookup; a busy token's background refresh may start); nil otherwise.
     func cached(_ text: String) -> Principal? {
         guard ttl > .zero else { return nil }
-        let hash = SHA256Hash.hash(Array(text.utf8))
+        guard coherent() else { return nil }
         let now = ContinuousClock.now
+        let hash = SHA256Hash.hash(Array(text.utf8))
         return state.withLock { state -> Principal? in
             guard let entry = state.entries[hash] else { return nil }
             let age = entry.cachedAt.duration(to: now)
@@ -87,9 +111,10 @@ final class TokenAuthenticator: Sendable {
             return principal
         }
         let now = ContinuousClock.now
+        let trusted = coherent()
         enum Found { case cached(Principal), join(Task<Verified, any Error>), started(Task<Verified, any Error>) }
         let found = try state.withLock { state throws(APIError) -> Found in
-            if let entry = state.entries[hash] {
+            if trusted, let entry = state.entries[hash] {
                 let age = entry.cachedAt.duration(to: now)
                 let expired = entry.expiresAt.map { $0 <= Date() } ?? false
                 if age <= ttl && !expired {

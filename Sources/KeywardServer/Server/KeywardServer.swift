@@ -42,7 +42,8 @@ public struct KeywardServer: Sendable {
         self.slot = KeyServiceSlot(service)
         self.reopen = reopen
         self.configuration = configuration
-        self.tokens = TokenAuthenticator(slot: slot, ttl: .seconds(configuration.tokenCacheSeconds))
+        self.tokens = TokenAuthenticator(slot: slot, ttl: .seconds(configuration.tokenCacheSeconds),
+                                         coherenceBound: service.options.coherenceBound.map { .milliseconds(Int64($0 * 1000)) })
         if let tls = configuration.tls, let crl = tls.clientCRL, let ca = tls.clientCA {
             self.revocation = try ClientRevocation(path: crl, caPath: ca)
         } else {

@@ -1,3 +1,4 @@
+import Foundation
 import Keyward
 import Logging
 import ServiceLifecycle
@@ -9,6 +10,11 @@ import ServiceLifecycle
 /// KEK was rotated elsewhere and `reopen` is given, it opens the store again and swaps the new
 /// service in (`KeyServiceSlot`), so the server goes on writing under the new KEK. Stops at
 /// graceful shutdown.
+///
+/// Each successful poll confirms the caches (keys in `KeyService`, verified tokens here) as of
+/// when it began; with a coherence bound (`KeyService.Options.coherenceBound`,
+/// `TokenAuthenticator.coherenceBound`, 1 s in `keyward serve`), a node whose polls fail or
+/// stall stops answering from its caches once the bound passes, and reads through instead.
 struct StoreWatcher: Service {
     let slot: KeyServiceSlot
     let tokens: TokenAuthenticator
@@ -20,7 +26,9 @@ struct StoreWatcher: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do throws(KeywardError) {
+                    let asked = DispatchTime.now().uptimeNanoseconds
                     if try await slot.current.refreshFromStore() { tokens.forgetAll() }
+                    tokens.confirm(asked)
                 } catch {
                     logger.warning("store generation could not be read", metadata: ["error": .string(error.description)])
                 }

@@ -1,0 +1,131 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Keyward
+import KeywardCrypto
+import KeywardServer
+import KeywardServerTesting
+import KeywardStorage
+import Testing
+
+/// Two `keyward serve` nodes on one store (PostgreSQL; SQLite as two processes on one file):
+/// a change made through one node is honoured by the other within a second, for each kind of
+/// change, with the other node's caches warm (so the cache, not a cold read, is what is tested).
+@Suite("Two nodes on one store")
+struct ClusterTests {
+    /// One node: a key service opened on the store, served on a loopback port.
+    struct Node {
+        let service: KeyService
+        let server: LiveServer
+        let url: String
+    }
+
+    static let options = KeyService.Options(coherenceBound: 1)
+
+    static func node(_ service: KeyService, _ database: TestDatabase) async throws -> Node {
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.insecureHTTP = true
+        configuration.rateLimit.requestsPerSecond = 0
+        let keyFile = database.keyFile
+        let reopen: @Sendable () async throws(KeywardError) -> KeyService = { () async throws(KeywardError) -> KeyService in
+            let store: any KeyStore
+            do { store = try await database.open() } catch { throw .storage(.unavailable("\(error)")) }
+            return try await KeyService.open(store: store, root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) }, options: options)
+        }
+        let server = try await LiveServer.start(KeywardServer(service: service, configuration: configuration, reopen: reopen))
+        return Node(service: service, server: server, url: server.url)
+    }
+
+    /// A JSON request; the status and the decoded object.
+    static func call(_ url: String, _ method: String, _ path: String, token: String, body: [String: Any]? = nil) async throws -> (Int, [String: Any]) {
+        var request = URLRequest(url: URL(string: url + path)!)
+        request.httpMethod = method
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+    }
+
+    /// Polls `check` every 20 ms until it holds; the time it took (failing past 3 s).
+    static func timeUntil(_ what: String, _ check: () async throws -> Bool) async throws -> Duration {
+        let start = ContinuousClock.now
+        while start.duration(to: .now) < .seconds(3) {
+            if try await check() { return start.duration(to: .now) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("\(what): not honoured by the other node within 3 s")
+        return .seconds(3)
+    }
+
+    @Test("coherence: disable, compromise, scheduled destruction, alias move, token revocation, key rotation and KEK rotation on one node are honoured by the other within 1 s",
+          arguments: StoreBackend.available)
+    func coherence(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        try KeyFileRootOfTrust.generate(at: database.keyFile)
+        let first = try await KeyService.initialize(store: try await database.open(), root: KeyFileRootOfTrust(path: database.keyFile), actor: .owner("t"), options: Self.options)
+        let second = try await database.node()
+        let a = try await Self.node(first, database)
+        let b = try await Self.node(try await KeyService.open(store: try await database.open(), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: database.keyFile) },
+                                                              options: Self.options), database)
+        _ = second
+        let owner = Caller.owner("t")
+        let root = try await first.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: owner).text
+        let plaintext = ["plaintext": "AQID"]
+        func encrypts(_ key: String, on node: Node, token: String = root) async throws -> (Int, [String: Any]) {
+            try await Self.call(node.url, "POST", "/v1/keys/\(key)/encrypt", token: token, body: plaintext)
+        }
+        var figures: [String: Duration] = [:]
+
+        // Lifecycle changes: each key is warm on B (one good encryption) before A changes it.
+        for (name, path, body) in [("disable", "disable", [String: Any]()), ("mark compromised", "mark-compromised", [:]),
+                                   ("schedule destruction", "schedule-destruction", ["waitingDays": 7] as [String: Any])] {
+            let key = try await first.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+            #expect(try await encrypts(key, on: b).0 == 200)
+            let (status, reply) = try await Self.call(a.url, "POST", "/v1/keys/\(key)/\(path)", token: root, body: body)
+            #expect(status == 200, "\(name) on A: \(status) \(reply)")
+            figures[name] = try await Self.timeUntil(name) { try await encrypts(key, on: b).0 != 200 }
+        }
+
+        // Alias move.
+        let one = try await first.createKey(CreateKeyRequest(aliases: ["moving"]), actor: owner).metadata.id.description
+        let two = try await first.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+        #expect(try await encrypts("moving", on: b).1["keyId"] as? String == one)
+        let moved = try await Self.call(a.url, "PUT", "/v1/aliases/moving", token: root, body: ["key": two])
+        #expect(moved.0 == 200, "alias move on A: \(moved)")
+        figures["alias move"] = try await Self.timeUntil("alias move") { try await encrypts("moving", on: b).1["keyId"] as? String == two }
+
+        // Key rotation.
+        #expect(try await encrypts(two, on: b).1["version"] as? Int == 1)
+        #expect(try await Self.call(a.url, "POST", "/v1/keys/\(two)/rotate", token: root).0 == 200)
+        figures["key rotation"] = try await Self.timeUntil("key rotation") { try await encrypts(two, on: b).1["version"] as? Int == 2 }
+
+        // Token revocation: B has verified (and cached) the token before A revokes it.
+        let app = try await first.issueToken(principal: "app", policy: .everything, lifetime: nil, actor: owner)
+        #expect(try await encrypts(two, on: b, token: app.text).0 == 200)
+        try await first.revokeToken(app.record.id, actor: owner)
+        figures["token revocation"] = try await Self.timeUntil("token revocation") { try await encrypts(two, on: b, token: app.text).0 == 401 }
+
+        // KEK rotation: B takes up the new KEK and goes on writing (a create) under it.
+        let rotated = try await first.rotateKEK(root: KeyFileRootOfTrust(path: database.keyFile), actor: owner)
+        figures["KEK rotation"] = try await Self.timeUntil("KEK rotation") {
+            try await Self.call(b.url, "POST", "/v1/keys", token: root, body: ["spec": "AES-256-GCM"]).0 == 201
+        }
+        #expect(try await rotated.verifyStore().isIntact)
+        #expect(try await rotated.verifyAudit().isIntact, "the audit chain written by both nodes does not verify")
+
+        for (name, figure) in figures.sorted(by: { $0.key < $1.key }) {
+            print("coherence[\(backend.rawValue)] \(name): \(figure)")
+            #expect(figure < .seconds(1), "\(name) took \(figure) to reach the other node")
+        }
+        try await a.server.stop()
+        try await b.server.stop()
+    }
+}

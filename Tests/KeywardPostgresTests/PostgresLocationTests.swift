@@ -1,0 +1,76 @@
+import Foundation
+import KeywardPostgres
+import KeywardStorage
+import Testing
+
+@Suite("PostgreSQL locations and failures")
+struct PostgresLocationTests {
+    @Test("a postgres:// URL gives user, host, port and database; TLS is required for any host not on this machine unless asked otherwise")
+    func parsing() throws {
+        let local = try PostgresLocation("postgres://keyward@127.0.0.1:5433/kms")
+        #expect(local.username == "keyward" && local.host == "127.0.0.1" && local.port == 5433 && local.database == "kms" && local.tls == .disable)
+        #expect(try PostgresLocation("postgresql://k@localhost/kms").tls == .disable)
+        #expect(try PostgresLocation("postgres://k@localhost/kms").port == 5432)
+        let remote = try PostgresLocation("postgres://k@db.internal/kms")
+        #expect(remote.tls == .require)
+        #expect(try PostgresLocation("postgres://k@db.internal/kms?sslmode=disable").tls == .disable)
+        #expect(try PostgresLocation("postgres://k@127.0.0.1/kms?sslmode=verify-full&sslrootcert=/etc/ca.pem").rootCertificates == "/etc/ca.pem")
+        #expect(remote.description == "postgres://k@db.internal:5432/kms")
+    }
+
+    @Test("attack: a password in the URL (visible in ps and shell history) is refused, and never echoed back in the error")
+    func passwordInURLRefused() {
+        do {
+            _ = try PostgresLocation("postgres://k:hunter2secret@db/kms")
+            Issue.record("a URL with a password was accepted")
+        } catch {
+            #expect(error.description.contains("KEYWARD_DATABASE_PASSWORD"))
+            #expect(!error.description.contains("hunter2secret"))
+        }
+    }
+
+    @Test("bad URLs get a typed error naming what is wrong", arguments: [
+        "postgres://db/kms", "postgres://k@/kms", "postgres://k@db", "postgres://k@db/", "postgres://k@db/kms?sslmode=allow",
+        "postgres://k@db/kms?color=blue", "postgres://k@db:99999/kms", "mysql://k@db/kms", "postgres://k@db/kms?sslrootcert=",
+    ])
+    func badURLs(_ text: String) {
+        #expect(throws: PostgresStoreError.self) { _ = try PostgresLocation(text) }
+    }
+
+    @Test("the password comes from the file KEYWARD_DATABASE_PASSWORD_FILE names (first line), else KEYWARD_DATABASE_PASSWORD; an unreadable file is an error")
+    func passwordSources() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString)")
+        try Data("from-file\nignored\n".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD_FILE": file.path, "KEYWARD_DATABASE_PASSWORD": "env"]) == "from-file")
+        #expect(try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD": "env"]) == "env")
+        #expect(try PostgresLocation.password(environment: [:]) == nil)
+        #expect(throws: PostgresStoreError.self) { _ = try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD_FILE": "/nonexistent/pw"]) }
+    }
+
+    @Test("a database that does not answer fails the connection with 'unavailable' within the operation timeout instead of hanging")
+    func unreachableDatabase() async throws {
+        // A loopback port nothing listens on.
+        let location = try PostgresLocation("postgres://keyward@127.0.0.1:9/keyward")
+        let started = ContinuousClock.now
+        do {
+            _ = try await PostgresKeyStore.connect(location, password: nil, operationTimeout: .seconds(1))
+            Issue.record("connected to a port nothing listens on")
+        } catch {
+            guard case .unavailable = error else { Issue.record("expected unavailable, got \(error)"); return }
+        }
+        #expect(started.duration(to: .now) < .seconds(10))
+    }
+
+    @Test("two nodes migrating an empty database at the same moment both start; each migration is applied once", .enabled(if: StoreBackend.serverURL != nil || StoreBackend.postgresRequired))
+    func concurrentMigrations() async throws {
+        let database = try await StoreBackend.postgres.makeDatabase()
+        defer { database.remove() }
+        async let one = database.open()
+        async let two = database.open()
+        async let three = database.open()
+        _ = try await (one, two, three)
+        #expect(try database.scalar("SELECT count(*) FROM keyward_migrations") == "1")
+        #expect(try database.scalar("SELECT value FROM store_generation") == "0")
+    }
+}
