@@ -88,24 +88,28 @@ public final class PostgresKeyStore: KeyStore, Service {
     // MARK: Transactions
 
     /// Runs `body` with a deadline; maps every failure to a `StorageError`.
-    private func deadline<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws(StorageError) -> T {
-        let timeout = operationTimeout
-        do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw StorageError.unavailable("PostgreSQL at \(self.location) did not answer within \(timeout) (\(what))")
-                }
-                return value
+    ///
+    /// The caller gets its answer at the deadline even when `body` does not end then: a query
+    /// caught on a connection the database dropped (seen across `pg_ctl restart -m immediate`)
+    /// can ignore cancellation, and a task group would wait for it forever, holding the audit
+    /// writer and with it every request. `body` is cancelled and left to end on its own.
+    private func deadline<T: Sendable>(_ what: String, timeout: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) async throws(StorageError) -> T {
+        let timeout = timeout ?? operationTimeout
+        let location = self.location
+        let outcome: Result<T, StorageError> = await withCheckedContinuation { continuation in
+            let race = DeadlineRace(continuation)
+            let timer = Task {
+                do { try await Task.sleep(for: timeout) } catch { return }
+                race.finish(.failure(.unavailable("PostgreSQL at \(location) did not answer within \(timeout) (\(what))")))
             }
-        } catch {
-            throw Self.storageError(error, location: location)
+            race.work = Task {
+                let result: Result<T, StorageError>
+                do { result = .success(try await body()) } catch { result = .failure(Self.storageError(error, location: location)) }
+                timer.cancel()
+                race.finish(result)
+            }
         }
+        return try outcome.get()
     }
 
     /// Maps a postgres-nio failure to the storage layer's: constraint and serialisation failures
@@ -170,18 +174,10 @@ public final class PostgresKeyStore: KeyStore, Service {
         return "this node writes under KEK \(name(expected)), but another node rotated the store's KEK to \(name(active)); nothing was written"
     }
 
-    /// Checks that the database answers (`/v1/ready`), within `timeout`.
-    public func ping(timeout: Duration = .seconds(1)) async throws(StorageError) {
-        let client = self.client
-        do {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
-                group.addTask { try await client.query("SELECT 1"); return true }
-                group.addTask { try await Task.sleep(for: timeout); return false }
-                defer { group.cancelAll() }
-                guard try await group.next() == true else { throw StorageError.unavailable("PostgreSQL at \(self.location) did not answer within \(timeout)") }
-            }
-        } catch {
-            throw Self.storageError(error, location: location)
+    public func isReady(within timeout: Duration) async throws(StorageError) -> Bool {
+        let client = self.client, logger = self.logger
+        return try await deadline("the readiness check", timeout: timeout) {
+            try await !client.query("SELECT 1 FROM store_header WHERE id = 1", logger: logger).collect().isEmpty
         }
     }
 
@@ -717,4 +713,30 @@ struct Columns {
     func text(_ name: String) throws -> String { try decode(name, String.self, "text") }
     func bool(_ name: String) throws -> Bool { try decode(name, Bool.self, "a boolean") }
     func date(_ name: String) throws -> Date { Date(timeIntervalSince1970: try decode(name, Double.self, "a time")) }
+}
+
+/// The first of a store call's outcome and its deadline, delivered once; the loser is dropped
+/// (and the work cancelled when the deadline wins).
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private let state: Mutex<CheckedContinuation<Result<T, StorageError>, Never>?>
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(_ continuation: CheckedContinuation<Result<T, StorageError>, Never>) {
+        state = Mutex(continuation)
+    }
+
+    /// The work's task, cancelled if the deadline wins.
+    var work: Task<Void, Never>? {
+        get { task.withLock { $0 } }
+        set { task.withLock { $0 = newValue } }
+    }
+
+    func finish(_ result: Result<T, StorageError>) {
+        guard let continuation = state.withLock({ state -> CheckedContinuation<Result<T, StorageError>, Never>? in
+            defer { state = nil }
+            return state
+        }) else { return }
+        continuation.resume(returning: result)
+        if case .failure(.unavailable) = result { work?.cancel() }
+    }
 }

@@ -32,7 +32,7 @@ struct LayeringTests {
 
     @Test("only KeywardCrypto imports swift-crypto")
     func cryptoOnlyInKeywardCrypto() throws {
-        for module in ["Keyward", "KeywardStorage", "KeywardAPI", "KeywardServer", "KeywardClient", "KeywardHSM", "KeywardTesting", "KeywardServerTesting", "keyward"] {
+        for module in ["Keyward", "KeywardStorage", "KeywardAPI", "KeywardServer", "KeywardClient", "KeywardHSM", "KeywardTesting", "KeywardServerTesting", "KeywardPostgres", "keyward"] {
             let offenders = try Self.imports(of: module).filter { ["Crypto", "CryptoExtras", "_CryptoExtras"].contains($0.module) }
             #expect(offenders.isEmpty, "\(module): \(offenders.map(\.file))")
         }
@@ -41,9 +41,20 @@ struct LayeringTests {
     @Test("the library targets import neither NIO nor Hummingbird")
     func librariesFreeOfNIO() throws {
         for module in ["KeywardCrypto", "KeywardStorage", "Keyward", "KeywardHSM", "KeywardTesting", "KeywardAPI"] {
-            let offenders = try Self.imports(of: module).filter { $0.module.hasPrefix("NIO") || $0.module.hasPrefix("Hummingbird") }
+            let offenders = try Self.imports(of: module).filter {
+                $0.module.hasPrefix("NIO") || $0.module.hasPrefix("Hummingbird") || $0.module.hasPrefix("Postgres") || $0.module == "KeywardPostgres"
+            }
             #expect(offenders.isEmpty, "\(module): \(offenders.map(\.file))")
         }
+    }
+
+    @Test("only the PostgreSQL store imports postgres-nio, and only the CLI and tests reach the PostgreSQL store")
+    func postgresContained() throws {
+        for module in ["KeywardCrypto", "KeywardStorage", "Keyward", "KeywardHSM", "KeywardTesting", "KeywardAPI", "KeywardServer", "KeywardClient"] {
+            let offenders = try Self.imports(of: module).filter { $0.module == "PostgresNIO" || $0.module == "KeywardPostgres" }
+            #expect(offenders.isEmpty, "\(module): \(offenders.map(\.file))")
+        }
+        #expect(try Self.imports(of: "KeywardPostgres").contains { $0.module == "PostgresNIO" })
     }
 
     @Test("the server reaches the store only through Keyward")

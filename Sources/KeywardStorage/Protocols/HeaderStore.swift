@@ -20,4 +20,14 @@ public protocol HeaderStore: Sendable {
     /// with `staleKEK` when another process rotated it: rows protected under a retired KEK never
     /// land. `rewriteAll` moves the fence to its new KEK when it commits.
     func fenceWrites(activeKEK: KeyID)
+    /// Whether the store answers within `timeout` and holds a header (readiness probes); a
+    /// store that does not answer in time fails with `unavailable`.
+    func isReady(within timeout: Duration) async throws(StorageError) -> Bool
+}
+
+extension HeaderStore {
+    /// Reads the header (a local store answers at once or fails).
+    public func isReady(within timeout: Duration) async throws(StorageError) -> Bool {
+        try await header() != nil
+    }
 }
