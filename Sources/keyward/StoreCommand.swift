@@ -41,10 +41,13 @@ struct StoreCommand: AsyncParsableCommand {
                 }
                 let from = try await source.connectStore()
                 let into = try await target.connectStore(creating: true)
-                let counts = try await StoreCopy.copy(from: from, to: into) { line in
-                    FileHandle.standardError.write(Data("\r\(line)".utf8))
+                let counts: StoreCopy.Counts
+                do {
+                    counts = try await StoreCopy.copy(from: from, to: into) { line in FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                } catch let error as StorageError {
+                    if case .conflict(let reason) = error { throw CLIError(.refused, "\(reason); nothing was written") }
+                    throw error
                 }
-                FileHandle.standardError.write(Data("\n".utf8))
                 let copy = try await KeyService.open(store: try await target.connectStore(), root: { (_) throws(KeywardError) -> any RootOfTrust in root })
                 let report = try await copy.verifyStore()
                 let audit = try await copy.verifyAudit()

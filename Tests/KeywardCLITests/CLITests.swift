@@ -90,6 +90,25 @@ struct CLITests {
         #expect(verified.status == 0 && verified.stdout.contains("store intact"))
     }
 
+    @Test("store migrate copies a store to a new location that opens with the same passphrase and verifies; a non-empty target is refused; a database password in a URL is refused")
+    func storeMigrate() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "moved"]).status == 0)
+        let sealed = try cli.run(["encrypt", "--key", "moved", "--base64-out"], stdin: Data("carried".utf8))
+        let copy = cli.directory.appendingPathComponent("copy.db").path
+        let migrated = try cli.run(["store", "migrate", "--from", cli.environment["KEYWARD_STORE"]!, "--to", copy])
+        #expect(migrated.status == 0 && migrated.stdout.contains("store intact"), "\(migrated.stderr)")
+        let opened = try cli.run(["decrypt", "--base64-in", "--store", copy], stdin: sealed.data)
+        #expect(opened.status == 0 && opened.stdout == "carried")
+        #expect(try cli.run(["verify", "--store", copy]).stdout.contains("store intact"))
+        let again = try cli.run(["store", "migrate", "--from", cli.environment["KEYWARD_STORE"]!, "--to", copy])
+        #expect(again.status == 5 && again.stderr.contains("already exists"))
+        let secret = try cli.run(["key", "list", "--store", "postgres://keyward:hunter2@db.example/kms"])
+        #expect(secret.status != 0 && secret.stderr.contains("KEYWARD_DATABASE_PASSWORD") && !secret.stderr.contains("hunter2"))
+    }
+
     @Test("bad input gets a message and the documented exit code, never a crash")
     func badInput() throws {
         let cli = try CLI()
