@@ -397,55 +397,81 @@ public final class PostgresKeyStore: KeyStore, Service {
 
     // MARK: Audit
 
-    /// Appends `entries` in one transaction, after checking that the first follows the stored
-    /// head; a node racing another for the same sequences gets `conflict` from the primary key.
-    /// One statement inserts the whole batch, one more the revision index's rows.
+    /// Appends `entries` in one statement (so one round trip and one commit): a guard row exists
+    /// only when the header's active KEK is the fenced one and the stored head is the entry before
+    /// the first; the batch is inserted, and the revision index upserted, only with it. A node
+    /// racing another for the same sequences gets `conflict` from the primary key; a node whose
+    /// KEK was rotated away gets `staleKEK`. The KEK rotation locks the audit table before it
+    /// rewrites, and a statement takes its snapshot after its table locks, so an append either
+    /// commits before a rotation (which re-MACs it) or sees the rotated header and writes nothing.
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
         guard let first = entries.first else { return }
-        try await write("appending audit entries") { connection, logger in
-            let head = try await connection.query("SELECT coalesce(max(sequence), 0) AS head FROM audit", logger: logger).collect().first.map { try Columns($0).int("head") } ?? 0
-            guard first.sequence == head + 1 else { throw StorageError.conflict("audit sequence \(first.sequence) does not follow \(head)") }
-            var bindings = PostgresBindings(capacity: entries.count * 7)
-            var values: [String] = []
-            values.reserveCapacity(entries.count)
-            for entry in entries {
-                let base = bindings.count
-                bindings.append(entry.sequence)
-                bindings.append(ByteBuffer(bytes: entry.body))
-                bindings.append(ByteBuffer(bytes: entry.previousHash))
-                bindings.append(ByteBuffer(bytes: entry.hash))
-                bindings.append(ByteBuffer(bytes: entry.mac))
-                if let keyID = entry.keyID { bindings.append(ByteBuffer(bytes: keyID.bytes)) } else { bindings.appendNull() }
-                bindings.append(entry.time.timeIntervalSince1970)
-                values.append("($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), $\(base + 5), $\(base + 6)::bytea, $\(base + 7))")
+        let expected = fence.withLock { $0 }
+        let client = self.client, logger = self.logger
+        var bindings = PostgresBindings(capacity: entries.count * 7 + 8)
+        func parameter(_ value: some PostgresDynamicTypeEncodable) -> String {
+            bindings.append(value)
+            return "$\(bindings.count)"
+        }
+        let previous = parameter(first.sequence - 1)
+        // Without a fence (a store not yet opened by a service) no header is needed.
+        let fenced = expected.map { "EXISTS (SELECT 1 FROM store_header WHERE id = 1 AND active_kek = \(parameter(ByteBuffer(bytes: $0)))) AND" } ?? ""
+        var values: [String] = []
+        values.reserveCapacity(entries.count)
+        for entry in entries {
+            let keyID: String
+            if let id = entry.keyID { keyID = parameter(ByteBuffer(bytes: id.bytes)) } else { bindings.appendNull(); keyID = "$\(bindings.count)" }
+            values.append("(\(parameter(entry.sequence))::bigint, \(parameter(ByteBuffer(bytes: entry.body)))::bytea, \(parameter(ByteBuffer(bytes: entry.previousHash)))::bytea, "
+                          + "\(parameter(ByteBuffer(bytes: entry.hash)))::bytea, \(parameter(ByteBuffer(bytes: entry.mac)))::bytea, \(keyID)::bytea, "
+                          + "\(parameter(entry.time.timeIntervalSince1970))::double precision)")
+        }
+        // The revision index, last word per record (entries are in order).
+        var newest: [[UInt8]: RevisionAnchorRow] = [:]
+        var order: [[UInt8]] = []
+        for entry in entries {
+            for anchor in entry.anchors {
+                if newest[anchor.record] == nil { order.append(anchor.record) }
+                newest[anchor.record] = anchor
             }
-            try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time) VALUES " + values.joined(separator: ", "),
-                                                     binds: bindings), logger: logger)
-            // The revision index, last word per record (entries are in order).
-            var newest: [[UInt8]: RevisionAnchorRow] = [:]
-            var order: [[UInt8]] = []
-            for entry in entries {
-                for anchor in entry.anchors {
-                    if newest[anchor.record] == nil { order.append(anchor.record) }
-                    newest[anchor.record] = anchor
-                }
+        }
+        var anchorStatement = ""
+        if !order.isEmpty {
+            let rows = order.map { record -> String in
+                let anchor = newest[record]!
+                return "(\(parameter(ByteBuffer(bytes: anchor.record)))::bytea, \(parameter(anchor.revision))::bigint, \(parameter(anchor.deleted))::boolean)"
             }
-            if !order.isEmpty {
-                var anchorBindings = PostgresBindings(capacity: order.count * 3)
-                var rows: [String] = []
-                for record in order {
-                    let anchor = newest[record]!
-                    let base = anchorBindings.count
-                    anchorBindings.append(ByteBuffer(bytes: anchor.record))
-                    anchorBindings.append(anchor.revision)
-                    anchorBindings.append(anchor.deleted)
-                    rows.append("($\(base + 1), $\(base + 2), $\(base + 3))")
-                }
-                try await connection.query(PostgresQuery(unsafeSQL: """
-                    INSERT INTO anchored_revisions (record, revision, deleted) VALUES \(rows.joined(separator: ", "))
-                    ON CONFLICT (record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted
-                    """, binds: anchorBindings), logger: logger)
-            }
+            anchorStatement = """
+                , anchored AS (
+                  INSERT INTO anchored_revisions (record, revision, deleted)
+                  SELECT a.record, a.revision, a.deleted FROM (VALUES \(rows.joined(separator: ", "))) AS a(record, revision, deleted)
+                  WHERE EXISTS (SELECT 1 FROM inserted)
+                  ON CONFLICT (record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted)
+                """
+        }
+        let sql = """
+            WITH guard AS (
+              SELECT 1 WHERE \(fenced) (SELECT coalesce(max(sequence), 0) FROM audit) = \(previous)::bigint),
+            inserted AS (
+              INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
+              SELECT v.sequence, v.body, v.previous_hash, v.hash, v.mac, v.key_id, v.time
+              FROM (VALUES \(values.joined(separator: ", "))) AS v(sequence, body, previous_hash, hash, mac, key_id, time)
+              WHERE EXISTS (SELECT 1 FROM guard)
+              RETURNING 1)
+            \(anchorStatement)
+            SELECT (SELECT count(*) FROM inserted) AS inserted,
+                   (SELECT active_kek FROM store_header WHERE id = 1) AS active,
+                   (SELECT coalesce(max(sequence), 0) FROM audit) AS head
+            """
+        let query = PostgresQuery(unsafeSQL: sql, binds: bindings)
+        let outcome = try await deadline("appending audit entries") { () async throws -> (Int64, [UInt8]?, Int64) in
+            guard let row = try await client.query(query, logger: logger).collect().first else { throw StorageError.database("the append returned no row") }
+            let columns = try Columns(row)
+            let active: [UInt8]? = try columns.optionalBytes("active")
+            return (try columns.int("inserted"), active, try columns.int("head"))
+        }
+        guard outcome.0 == Int64(entries.count) else {
+            if let expected, let active = outcome.1, active != expected { throw .staleKEK(Self.describeStale(expected: expected, active: active)) }
+            throw .conflict("audit sequence \(first.sequence) does not follow \(outcome.2)")
         }
     }
 
@@ -489,6 +515,9 @@ public final class PostgresKeyStore: KeyStore, Service {
                 // Every other write holds this lock shared: none is under way while the rows are
                 // rewritten, and each that follows sees the new header and fails its fence.
                 try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.kekLock))", logger: logger)
+                // Audit appends are single statements outside the advisory lock: the table lock
+                // holds them until this commits, and they then see the new header.
+                try await connection.query("LOCK TABLE audit IN EXCLUSIVE MODE", logger: logger)
                 if let expected {
                     let active = try await connection.query("SELECT active_kek FROM store_header WHERE id = 1", logger: logger).collect().first.map { try Columns($0).bytes("active_kek") }
                     if let active, active != expected { throw StorageError.staleKEK(Self.describeStale(expected: expected, active: active)) }
@@ -702,6 +731,11 @@ struct Columns {
 
     func id(_ name: String) throws -> KeyID {
         do { return try KeyID(bytes: try bytes(name)) } catch { throw StorageError.corrupted("the column \(name) is not a 16-byte id") }
+    }
+
+    func optionalBytes(_ name: String) throws -> [UInt8]? {
+        guard let buffer = try decode(name, Optional<ByteBuffer>.self, "bytes or null") else { return nil }
+        return Array(buffer.readableBytesView)
     }
 
     func optionalID(_ name: String) throws -> KeyID? {

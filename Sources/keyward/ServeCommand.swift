@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
                 }
                 return try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }, options: options)
             }
-            let server = try KeywardServer(service: service, configuration: settings, reopen: reopen)
+            let server = try KeywardServer(service: service, configuration: settings, reopen: reopen, rootOfTrust: root)
             let scheme = settings.insecureHTTP ? "http" : "https"
             let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
             let lines = banner

@@ -45,7 +45,7 @@ struct TokenCommand: AsyncParsableCommand {
                 var tokens: [TokenRecord] = []
                 var cursor: KeyID? = nil
                 repeat {
-                    let page = try await service.listTokens(after: cursor, limit: 500)
+                    let page = try await service.listTokens(after: cursor, limit: 500, actor: storeOptions.actorName)
                     tokens += page.tokens
                     cursor = page.nextCursor
                 } while cursor != nil

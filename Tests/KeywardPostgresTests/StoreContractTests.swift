@@ -132,7 +132,11 @@ struct StoreContractTests {
         let id = try await service.createKey(CreateKeyRequest(aliases: ["k"]), actor: owner).metadata.id.description
         let sealed = try await service.encrypt([7, 7], key: id, actor: owner)
         let stale = try await database.node()
+        // Warm: the stale node's next encryption needs no row write, only its audit append.
+        _ = try await stale.encrypt([1], key: id, actor: owner)
         let rotated = try await service.rotateKEK(root: KeyFileRootOfTrust(path: database.keyFile), actor: owner)
+        let staleAppend = await keywardError { () async throws(KeywardError) in _ = try await stale.encrypt([2], key: id, actor: owner) }
+        #expect(staleAppend != nil, "a node on the retired KEK appended an audit entry")
         #expect(try await rotated.decrypt(sealed.ciphertext, actor: owner).plaintext == [7, 7])
         let refused = await keywardError { () async throws(KeywardError) in _ = try await stale.createKey(CreateKeyRequest(aliases: ["late"]), actor: owner) }
         #expect(refused != nil, "a node on the retired KEK created a key")

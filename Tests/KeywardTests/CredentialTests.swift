@@ -35,13 +35,13 @@ struct CredentialTests {
         guard case .unauthenticated(let revoked) = await keywardError({ () async throws(KeywardError) in _ = try await service.authenticate(other.text) }), revoked.contains("revoked") else {
             Issue.record("a revoked token authenticated"); return
         }
-        #expect(try await service.listTokens().tokens.count == 2)
+        #expect(try await service.listTokens(actor: .owner("t")).tokens.count == 2)
         // Pages: one token per page, cursors in id order, the last page without a cursor.
-        let first = try await service.listTokens(limit: 1)
+        let first = try await service.listTokens(limit: 1, actor: .owner("t"))
         #expect(first.tokens.count == 1 && first.nextCursor != nil)
-        let second = try await service.listTokens(after: first.nextCursor, limit: 1)
+        let second = try await service.listTokens(after: first.nextCursor, limit: 1, actor: .owner("t"))
         #expect(second.tokens.count == 1 && second.tokens[0].id != first.tokens[0].id)
-        let third = try await service.listTokens(after: second.nextCursor, limit: 1)
+        let third = try await service.listTokens(after: second.nextCursor, limit: 1, actor: .owner("t"))
         #expect(third.tokens.isEmpty && third.nextCursor == nil)
     }
 

@@ -222,13 +222,14 @@ final class AuditWriter: Sendable {
     /// (`keyward token create` beside a running server): the store refuses the batch as a
     /// conflict, the head and index are read and checked again, and the batch is chained onto them.
     private func write(_ batch: [Waiter]) {
-        var attempt = 0
+        // Several nodes on one database race for the head: a batch that loses re-chains and
+        // tries again for up to two seconds, however many times another node wins meanwhile.
+        let started = ContinuousClock.now
         while true {
-            attempt += 1
             do {
                 try append(batch)
                 for waiter in batch { waiter.continuation.resume() }
-            } catch StorageError.conflict where attempt < 8 {
+            } catch StorageError.conflict where started.duration(to: .now) < .seconds(2) {
                 do {
                     try resynchronize()
                     continue

@@ -25,6 +25,20 @@ public enum KeySelector: Sendable, Hashable, Codable {
 }
 
 extension KeySelector {
+    /// Whether every key `other` selects, now or later, is selected by this selector: `*`
+    /// covers all; an alias pattern ending in `*` covers the patterns and names inside its
+    /// prefix; anything else covers only itself.
+    public func covers(_ other: KeySelector) -> Bool {
+        switch (self, other) {
+        case (.any, _):
+            return true
+        case (.alias(let mine), .alias(let theirs)):
+            return mine.hasSuffix("*") ? theirs.hasPrefix(mine.dropLast()) : mine == theirs
+        default:
+            return self == other
+        }
+    }
+
     /// Whether an alias `name` is inside this selector's alias scope: `.any`, or an alias
     /// pattern that matches the name (exactly, or by prefix for a pattern ending in `*`).
     public func matches(alias name: String) -> Bool {
@@ -34,6 +48,21 @@ extension KeySelector {
             return pattern.hasSuffix("*") ? name.hasPrefix(pattern.dropLast()) : name == pattern
         case .key, .tag: return false
         }
+    }
+}
+
+extension AccessRule {
+    /// The rule in the CLI's form, `OPERATIONS:SELECTOR` (what `AccessPolicy.parseRule` reads).
+    public var text: String {
+        let operations = self.operations == Set(ServiceOperation.allCases) ? "*" : self.operations.map(\.rawValue).sorted().joined(separator: ",")
+        let selector: String
+        switch keys {
+        case .any: selector = "*"
+        case .key(let id): selector = "key=\(id)"
+        case .alias(let pattern): selector = "alias=\(pattern)"
+        case .tag(let name, let value): selector = "tag=\(name)=\(value)"
+        }
+        return operations + ":" + selector
     }
 }
 
@@ -84,6 +113,17 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
     /// such as creating keys or asking for random bytes).
     public func allowsSomewhere(_ operation: ServiceOperation) -> Bool {
         rules.contains { $0.operations.contains(operation) }
+    }
+
+    /// Whether everything `other` grants, this policy grants too: each operation of each of
+    /// its rules is granted here by a rule whose selector covers that rule's selector. An issuer
+    /// may hand out only such a policy, so a token cannot mint a wider one.
+    public func covers(_ other: AccessPolicy) -> Bool {
+        other.rules.allSatisfy { rule in
+            rule.operations.allSatisfy { operation in
+                rules.contains { $0.operations.contains(operation) && $0.keys.covers(rule.keys) }
+            }
+        }
     }
 
     /// Parses the CLI form: `OPS:SELECTOR`, where OPS is comma-separated operation names or `*`,

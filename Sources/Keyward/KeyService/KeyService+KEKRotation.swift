@@ -12,6 +12,11 @@ extension KeyService {
     /// - Returns: a service opened on the rotated store (this instance keeps the old KEK and
     ///   should be dropped).
     public func rotateKEK(root: any RootOfTrust, actor: Caller, progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> KeyService {
+        do throws(KeywardError) {
+            try authorizeAdministration(.rotateKEK, actor)
+        } catch {
+            throw await auditor.refusal(auditor.event(.rotateKEK, caller: actor), error)
+        }
         guard root.kind == header.rootOfTrust else {
             throw .rootOfTrustRejected("the store's root of trust is \(header.rootOfTrust), not \(root.kind)")
         }

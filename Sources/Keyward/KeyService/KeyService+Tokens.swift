@@ -17,6 +17,11 @@ extension KeyService {
             throw .invalidArgument("token lifetime \(Int(lifetime)) s; choose one minute to ten years")
         }
         return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
+            try authorizeAdministration(.manageTokens, actor)
+            // A token issues tokens only within its own grants: no minting a wider one.
+            if let held = actor.policy, !held.covers(policy) {
+                throw .notPermitted("\(actor.principal) may issue tokens only with grants it holds itself; the requested policy goes beyond its own")
+            }
             var id = KeyID()
             if let chosen {
                 guard TokenText.isCustom(chosen), let parsed = TokenText.parse(chosen) else {
@@ -49,19 +54,24 @@ extension KeyService {
 
     /// A page of token records (never their secrets): at most `limit` (1 to 1,000), in id
     /// order, after `cursor`; `nextCursor` continues, nil on the last page.
-    public func listTokens(after cursor: KeyID? = nil, limit: Int = 100) async throws(KeywardError) -> (tokens: [TokenRecord], nextCursor: KeyID?) {
+    public func listTokens(after cursor: KeyID? = nil, limit: Int = 100, actor: Caller) async throws(KeywardError) -> (tokens: [TokenRecord], nextCursor: KeyID?) {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
-        let fence = records.fence()
-        let rows = try await storing({ () async throws(StorageError) in try await store.tokens(after: cursor, limit: limit) })
-        var tokens: [TokenRecord] = []
-        for row in rows { tokens.append(try records.verifiedToken(row, fence)) }
-        return (tokens, rows.count == limit ? rows.last?.id : nil)
+        return try await auditor.audited(.key(.manageTokens), caller: actor, key: nil) { (event) throws(KeywardError) -> ([TokenRecord], KeyID?) in
+            try authorizeAdministration(.manageTokens, actor)
+            event.detail = "list tokens"
+            let fence = records.fence()
+            let rows = try await storing({ () async throws(StorageError) in try await store.tokens(after: cursor, limit: limit) })
+            var tokens: [TokenRecord] = []
+            for row in rows { tokens.append(try records.verifiedToken(row, fence)) }
+            return (tokens, rows.count == limit ? rows.last?.id : nil)
+        }
     }
 
     /// Revokes a token; it fails authentication from then on.
     public func revokeToken(_ id: KeyID, actor: Caller) async throws(KeywardError) {
         try await auditor.audited(.revokeToken, caller: actor, key: nil) { (event) throws(KeywardError) -> Void in
             event.detail = "token \(id)"
+            try authorizeAdministration(.manageTokens, actor)
             let fence = records.fence()
             guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
                 try records.checkAbsent(.token(id), fence)

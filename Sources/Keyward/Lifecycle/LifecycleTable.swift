@@ -13,9 +13,24 @@ public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
     case create
     /// Random bytes from the service (names no key).
     case random
+    /// Administration: issuing, listing and revoking API tokens (a token issued is never given
+    /// more than its issuer holds).
+    case manageTokens = "manage-tokens"
+    /// Administration: reading, querying and verifying the audit log.
+    case readAudit = "read-audit"
+    /// Administration: verifying every record of the store.
+    case verifyStore = "verify-store"
+    /// Administration: rotating the storage KEK.
+    case rotateKEK = "rotate-kek"
+    /// Administration: the maintenance sweep's status, and running it.
+    case maintenance
+
+    /// Administrative operations: they act on the store, not on a key, so only a rule on every
+    /// key (`*`) grants them.
+    public static let administrative: Set<ServiceOperation> = [.manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance]
 
     /// Operations that act on no existing key, so no lifecycle state applies to them.
-    public static let keyless: Set<ServiceOperation> = [.create, .random]
+    public static let keyless: Set<ServiceOperation> = Set<ServiceOperation>([.create, .random]).union(administrative)
 }
 
 /// The one table that says which operation each lifecycle state allows. `KeyService` consults

@@ -28,6 +28,10 @@ public struct KeywardServer: Sendable {
     let logger: Logger
     /// Verified tokens, shared by the routes and the `StoreWatcher` that clears them.
     let tokens: TokenAuthenticator
+    /// The root of trust, for KEK rotation over the API.
+    let rootOfTrust: (any RootOfTrust)?
+    /// The maintenance sweep's last result (`/v1/admin/maintenance`).
+    let maintenanceLog = MaintenanceLog()
     /// Client-certificate revocation lists, when `tls.clientCRL` is set.
     let revocation: ClientRevocation?
 
@@ -35,10 +39,15 @@ public struct KeywardServer: Sendable {
     /// store anew (its own connection, the same root of trust): with it, a KEK rotated by
     /// another process is taken up within the store watcher's poll; without it, the server
     /// answers 503 with the reason until it is restarted.
+    ///
+    /// `rootOfTrust`, when given, lets `POST /v1/admin/kek/rotate` rotate the KEK (the server
+    /// wraps the new KEK with it); without it that route answers 503.
     public init(service: KeyService, configuration: ServerConfiguration,
                 reopen: (@Sendable () async throws(KeywardError) -> KeyService)? = nil,
+                rootOfTrust: (any RootOfTrust)? = nil,
                 logger: Logger = Logger(label: "keyward")) throws(KeywardError) {
         try configuration.validate()
+        self.rootOfTrust = rootOfTrust
         self.slot = KeyServiceSlot(service)
         self.reopen = reopen
         self.configuration = configuration
@@ -86,6 +95,7 @@ public struct KeywardServer: Sendable {
         SystemRoutes.register(router, slot: slot, metrics: metrics, draining: shutdown)
         KeyRoutes.register(router, slot: slot, body: body)
         OperationRoutes.register(router, slot: slot, body: body)
+        AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust)
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.
@@ -121,7 +131,7 @@ public struct KeywardServer: Sendable {
             let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
-        let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds), logger: logger)
+        let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds), log: maintenanceLog, logger: logger)
         let watcher = StoreWatcher(slot: slot, tokens: tokens, reopen: reopen, logger: logger)
         var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher]
         if let anchor = self.configuration.auditAnchor {

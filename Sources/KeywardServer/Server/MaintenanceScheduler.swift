@@ -8,6 +8,8 @@ import ServiceLifecycle
 struct MaintenanceScheduler: Service {
     let slot: KeyServiceSlot
     let interval: Duration
+    /// Where each sweep's result is kept for `/v1/admin/maintenance`.
+    let log: MaintenanceLog
     let logger: Logger
 
     func run() async throws {
@@ -22,6 +24,7 @@ struct MaintenanceScheduler: Service {
     private func sweep() async {
         do {
             let report = try await slot.current.runMaintenance()
+            log.record(report)
             if report.destroyed > 0 || report.rotated > 0 {
                 logger.notice("maintenance", metadata: ["destroyed": "\(report.destroyed)", "rotated": "\(report.rotated)", "keys": "\(report.keys)"])
             }

@@ -1,0 +1,252 @@
+import Foundation
+import KeywardCrypto
+
+// The administration API's bodies and replies (`/v1/admin`, openapi.yaml tag `admin`).
+
+/// The JSON body of a token request (openapi.yaml, schema `CreateToken`): the principal, its
+/// rules in the CLI's form (`OPERATIONS:SELECTOR`), and an optional lifetime.
+public struct CreateTokenBody: Codable, Sendable {
+    public var principal: String
+    public var rules: [String]
+    public var expiresInDays: Int?
+
+    /// A body of these fields.
+    public init(principal: String, rules: [String], expiresInDays: Int? = nil) {
+        self.principal = principal
+        self.rules = rules
+        self.expiresInDays = expiresInDays
+    }
+}
+
+/// A token just issued: the only time its text is shown. Schema `IssuedToken`.
+public struct IssuedTokenReply: WritableReply, Equatable {
+    public var id: KeyID
+    public var principal: String
+    /// The bearer token; never stored, never shown again.
+    public var token: String
+    public var expiresAt: Date?
+
+    /// A reply of these fields.
+    public init(id: KeyID, principal: String, token: String, expiresAt: Date?) {
+        self.id = id
+        self.principal = principal
+        self.token = token
+        self.expiresAt = expiresAt
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("id", id.description)
+        json.member("principal", principal)
+        json.member("token", token)
+        json.member("expiresAt", expiresAt)
+    }
+}
+
+/// A token's record, never its text. Schema `Token`.
+public struct TokenReply: WritableReply, Equatable {
+    public var id: KeyID
+    public var principal: String
+    /// Its rules in the CLI's form (`OPERATIONS:SELECTOR`).
+    public var rules: [String]
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var revokedAt: Date?
+
+    /// A reply of these fields.
+    public init(id: KeyID, principal: String, rules: [String], createdAt: Date, expiresAt: Date?, revokedAt: Date?) {
+        self.id = id
+        self.principal = principal
+        self.rules = rules
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("id", id.description)
+        json.member("principal", principal)
+        json.member("rules", strings: rules)
+        json.member("createdAt", createdAt)
+        json.member("expiresAt", expiresAt)
+        json.member("revokedAt", revokedAt)
+    }
+}
+
+/// A page of tokens. Schema `TokenPage`.
+public struct TokenPageReply: WritableReply, Equatable {
+    public var tokens: [TokenReply]
+    public var nextCursor: KeyID?
+
+    /// A page of these tokens.
+    public init(tokens: [TokenReply], nextCursor: KeyID?) {
+        self.tokens = tokens
+        self.nextCursor = nextCursor
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("tokens") { json in json.array { json in for token in tokens { json.object { token.writeMembers(to: &$0) } } } }
+        json.member("nextCursor", nextCursor?.description)
+    }
+}
+
+/// What a verification found. Schema `Verification`.
+public struct VerificationReply: WritableReply, Equatable {
+    public var intact: Bool
+    public var keys: Int
+    public var versions: Int
+    public var aliases: Int
+    public var tokens: Int
+    public var auditEntries: Int
+    /// One line per problem, naming the record or entry.
+    public var problems: [String]
+
+    /// A reply of these fields.
+    public init(intact: Bool, keys: Int, versions: Int, aliases: Int, tokens: Int, auditEntries: Int, problems: [String]) {
+        self.intact = intact
+        self.keys = keys
+        self.versions = versions
+        self.aliases = aliases
+        self.tokens = tokens
+        self.auditEntries = auditEntries
+        self.problems = problems
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("intact", intact)
+        json.member("keys", keys)
+        json.member("versions", versions)
+        json.member("aliases", aliases)
+        json.member("tokens", tokens)
+        json.member("auditEntries", auditEntries)
+        json.member("problems", strings: problems)
+    }
+}
+
+/// One audit entry as the API shows it. Schema `AuditEntry`.
+public struct AuditEntryReply: WritableReply, Equatable {
+    public var sequence: Int
+    public var time: Date
+    public var actor: String
+    public var operation: String
+    public var keyId: String?
+    public var version: Int?
+    public var outcome: String
+    public var detail: String?
+    public var requestId: String?
+    public var peer: String?
+    public var route: String?
+
+    /// A reply of these fields.
+    public init(sequence: Int, time: Date, actor: String, operation: String, keyId: String?, version: Int?, outcome: String,
+                detail: String?, requestId: String?, peer: String?, route: String?) {
+        self.sequence = sequence
+        self.time = time
+        self.actor = actor
+        self.operation = operation
+        self.keyId = keyId
+        self.version = version
+        self.outcome = outcome
+        self.detail = detail
+        self.requestId = requestId
+        self.peer = peer
+        self.route = route
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("sequence", sequence)
+        json.member("time", time)
+        json.member("actor", actor)
+        json.member("operation", operation)
+        json.member("keyId", keyId)
+        json.member("version", version)
+        json.member("outcome", outcome)
+        json.member("detail", detail)
+        json.member("requestId", requestId)
+        json.member("peer", peer)
+        json.member("route", route)
+    }
+}
+
+/// A page of audit entries. Schema `AuditPage`.
+public struct AuditPageReply: WritableReply, Equatable {
+    public var entries: [AuditEntryReply]
+    /// The sequence number to pass as `after` for the next page; absent at the log's end.
+    public var nextAfter: Int?
+
+    /// A page of these entries.
+    public init(entries: [AuditEntryReply], nextAfter: Int?) {
+        self.entries = entries
+        self.nextAfter = nextAfter
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("entries") { json in json.array { json in for entry in entries { json.object { entry.writeMembers(to: &$0) } } } }
+        json.member("nextAfter", nextAfter)
+    }
+}
+
+/// The audit chain's verdict. Schema `AuditVerification`.
+public struct AuditVerificationReply: WritableReply, Equatable {
+    public var intact: Bool
+    public var entries: Int
+    public var problems: [String]
+
+    /// A reply of these fields.
+    public init(intact: Bool, entries: Int, problems: [String]) {
+        self.intact = intact
+        self.entries = entries
+        self.problems = problems
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("intact", intact)
+        json.member("entries", entries)
+        json.member("problems", strings: problems)
+    }
+}
+
+/// A maintenance sweep's result. Schema `Maintenance`.
+public struct MaintenanceReply: WritableReply, Equatable {
+    /// When the sweep ran; absent when none has run since the server started.
+    public var ranAt: Date?
+    public var keys: Int
+    public var destroyed: Int
+    public var rotated: Int
+    public var failures: [String]
+
+    /// A reply of these fields.
+    public init(ranAt: Date?, keys: Int, destroyed: Int, rotated: Int, failures: [String]) {
+        self.ranAt = ranAt
+        self.keys = keys
+        self.destroyed = destroyed
+        self.rotated = rotated
+        self.failures = failures
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("ranAt", ranAt)
+        json.member("keys", keys)
+        json.member("destroyed", destroyed)
+        json.member("rotated", rotated)
+        json.member("failures", strings: failures)
+    }
+}
+
+/// A KEK rotation's result. Schema `KEKRotation`.
+public struct KEKRotationReply: WritableReply, Equatable {
+    /// The new active KEK.
+    public var activeKek: KeyID
+    /// Records rewritten under it.
+    public var records: Int
+
+    /// A reply of these fields.
+    public init(activeKek: KeyID, records: Int) {
+        self.activeKek = activeKek
+        self.records = records
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("activeKek", activeKek.description)
+        json.member("records", records)
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Hummingbird
+import Keyward
+import KeywardAPI
+import KeywardCrypto
+import Synchronization
+
+/// `/v1/admin`: administration over the API, so a cluster needs no shell on a node. Each route
+/// is a thin adapter: `KeyService` checks that the caller's policy grants the administrative
+/// operation on every key (`manage-tokens`, `read-audit`, `verify-store`, `rotate-kek`,
+/// `maintenance`) and audits the request.
+enum AdminRoutes {
+    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader, tokens: TokenAuthenticator,
+                         maintenance: MaintenanceLog, root: (any RootOfTrust)?) {
+        routes.on(.post, "/v1/admin/tokens") { request, context in
+            let create = try await body.decode(CreateTokenBody.self, from: request)
+            var rules: [AccessRule] = []
+            for text in create.rules { rules.append(try AccessPolicy.parseRule(text)) }
+            if let days = create.expiresInDays, !(1...3650).contains(days) {
+                throw APIError.invalidRequest("expiresInDays is 1 to 3650")
+            }
+            let issued = try await slot.current.issueToken(principal: create.principal, policy: AccessPolicy(rules: rules),
+                                                           lifetime: create.expiresInDays.map { Double($0) * 86_400 }, actor: try context.caller(request))
+            return Response.reply(IssuedTokenReply(id: issued.record.id, principal: issued.record.principal, token: issued.text,
+                                                   expiresAt: issued.record.expiresAt), status: .created)
+        }
+
+        routes.on(.get, "/v1/admin/tokens") { request, context in
+            let query = request.uri.queryParameters
+            var after: KeyID?
+            if let cursor = query.get("after") {
+                guard let id = try? KeyID(string: cursor) else { throw APIError.invalidRequest("'after' must be a token id from nextCursor") }
+                after = id
+            }
+            let limit = try integer(query.get("limit"), "limit", default: 100)
+            let page = try await slot.current.listTokens(after: after, limit: limit, actor: try context.caller(request))
+            return Response.reply(TokenPageReply(tokens: page.tokens.map {
+                TokenReply(id: $0.id, principal: $0.principal, rules: $0.policy.rules.map(\.text), createdAt: $0.createdAt,
+                           expiresAt: $0.expiresAt, revokedAt: $0.revokedAt)
+            }, nextCursor: page.nextCursor))
+        }
+
+        routes.on(.post, "/v1/admin/tokens/{token}/revoke") { request, context in
+            guard let id = try? KeyID(string: try context.parameter("token")) else { throw APIError.invalidRequest("a token id is a UUID") }
+            try await slot.current.revokeToken(id, actor: try context.caller(request))
+            // This node refuses it at once; the others within a second (their store watchers).
+            tokens.forgetAll()
+            return Response.reply(StatusReply(status: "revoked"))
+        }
+
+        routes.on(.post, "/v1/admin/verify") { request, context in
+            let report = try await slot.current.verifyStore(actor: try context.caller(request))
+            return Response.reply(VerificationReply(intact: report.isIntact, keys: report.keys, versions: report.versions, aliases: report.aliases,
+                                                    tokens: report.tokens, auditEntries: report.audit.entries,
+                                                    problems: report.problems + report.audit.problems))
+        }
+
+        routes.on(.get, "/v1/admin/audit") { request, context in
+            let query = request.uri.queryParameters
+            var filter = AuditQuery(after: Int64(try integer(query.get("after"), "after", default: 0)), limit: try integer(query.get("limit"), "limit", default: 100))
+            if let key = query.get("key") {
+                guard let id = try? KeyID(string: key) else { throw APIError.invalidRequest("'key' must be a key id") }
+                filter.keyID = id
+            }
+            filter.actor = query.get("actor")
+            filter.operation = query.get("operation")
+            filter.since = try time(query.get("since"), "since")
+            filter.until = try time(query.get("until"), "until")
+            let page = try await slot.current.auditEntries(filter, actor: try context.caller(request))
+            return Response.reply(AuditPageReply(entries: page.entries.map { entry in
+                let event = entry.event
+                return AuditEntryReply(sequence: Int(entry.sequence), time: event.time, actor: event.actor, operation: event.operation,
+                                       keyId: event.keyID?.description, version: event.version.map(Int.init), outcome: event.outcome,
+                                       detail: event.detail, requestId: event.requestID, peer: event.peer, route: event.route)
+            }, nextAfter: page.nextAfter.map(Int.init)))
+        }
+
+        routes.on(.post, "/v1/admin/audit/verify") { request, context in
+            let result = try await slot.current.verifyAudit(actor: try context.caller(request))
+            return Response.reply(AuditVerificationReply(intact: result.isIntact, entries: result.entries, problems: result.problems))
+        }
+
+        routes.on(.get, "/v1/admin/maintenance") { request, context in
+            try await slot.current.checkAdministration(.maintenance, actor: try context.caller(request))
+            return Response.reply(maintenance.reply)
+        }
+
+        routes.on(.post, "/v1/admin/maintenance/run") { request, context in
+            let report = try await slot.current.runMaintenance(actor: try context.caller(request))
+            maintenance.record(report)
+            return Response.reply(maintenance.reply)
+        }
+
+        routes.on(.post, "/v1/admin/kek/rotate") { request, context in
+            let caller = try context.caller(request)
+            guard let root else {
+                // Still checked and audited: a caller without the grant learns nothing more.
+                try await slot.current.checkAdministration(.rotateKEK, actor: caller)
+                throw APIError("unavailable", .serviceUnavailable, "this server was started without its root of trust in hand, so it cannot rotate the KEK; run keyward kek rotate", retryAfter: nil)
+            }
+            let records = Atomic<Int>(0)
+            let rotated = try await slot.current.rotateKEK(root: root, actor: caller) { records.store($0, ordering: .relaxed) }
+            slot.replace(rotated)
+            return Response.reply(KEKRotationReply(activeKek: rotated.header.activeKEK, records: records.load(ordering: .relaxed)))
+        }
+    }
+
+    /// An optional integer query parameter.
+    private static func integer(_ text: String?, _ name: String, default value: Int) throws(APIError) -> Int {
+        guard let text else { return value }
+        guard let parsed = Int(text) else { throw APIError.invalidRequest("'\(name)' must be an integer") }
+        return parsed
+    }
+
+    /// An optional RFC 3339 time query parameter.
+    private static func time(_ text: String?, _ name: String) throws(APIError) -> Date? {
+        guard let text else { return nil }
+        guard let date = Timestamp.parse(text) else { throw APIError.invalidRequest("'\(name)' must be an RFC 3339 time") }
+        return date
+    }
+}
+
+/// The maintenance sweep's last result, as the scheduler and the admin API record it.
+final class MaintenanceLog: Sendable {
+    private let last = Mutex<(at: Date, report: MaintenanceReport)?>(nil)
+
+    func record(_ report: MaintenanceReport) { last.withLock { $0 = (Date(), report) } }
+
+    var reply: MaintenanceReply {
+        guard let last = last.withLock({ $0 }) else { return MaintenanceReply(ranAt: nil, keys: 0, destroyed: 0, rotated: 0, failures: []) }
+        return MaintenanceReply(ranAt: last.at, keys: last.report.keys, destroyed: last.report.destroyed, rotated: last.report.rotated, failures: last.report.failures)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Keyward
+import KeywardCrypto
+@testable import KeywardServer
+import KeywardServiceTestSupport
+import KeywardStorage
+import Testing
+
+/// `/v1/admin`: a cluster administered without a shell on any node.
+@Suite("Administration over the API")
+struct AdminAPITests {
+    @Test("attack: a token allowed to manage tokens cannot mint one wider than its own grants; within them it can")
+    func noEscalationThroughTokens() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let admin = try await fixture.token(["manage-tokens:*", "encrypt:alias=app/*"], principal: "team-admin").text
+        try await fixture.application().test(.router) { client in
+            for rules in [#"["*:*"]"#, #"["encrypt:*"]"#, #"["decrypt:alias=app/*"]"#, #"["encrypt:alias=ap*"]"#, #"["manage-tokens:*","read-audit:*"]"#] {
+                let reply = try await client.call(.post, "/v1/admin/tokens", token: admin, #"{"principal":"minted","rules":\#(rules)}"#)
+                #expect(reply.status == .forbidden, "\(rules): \(reply.status) \(reply.text)")
+            }
+            let narrower = try await client.call(.post, "/v1/admin/tokens", token: admin, #"{"principal":"minted","rules":["encrypt:alias=app/billing/*"]}"#)
+            #expect(narrower.status == .created && narrower.string("token").hasPrefix("kw_"), "\(narrower.text)")
+            let same = try await client.call(.post, "/v1/admin/tokens", token: admin, #"{"principal":"minted","rules":["manage-tokens:*","encrypt:alias=app/*"]}"#)
+            #expect(same.status == .created)
+        }
+        // Every refusal is in the audit log as denied.
+        let denied = try await fixture.service.auditTail(100).map(\.event).filter { $0.operation == "token-issue" && $0.outcome != "ok" }
+        #expect(denied.count == 5)
+    }
+
+    @Test("tokens issued, listed (never their text), used and revoked over the API; audit queried by actor and operation, and verified; store verified; maintenance run and reported")
+    func administration() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/orders"]), actor: .owner("test")).metadata.id.description
+        try await fixture.application().test(.router) { client in
+            let root = fixture.rootToken
+            let issued = try await client.call(.post, "/v1/admin/tokens", token: root, #"{"principal":"orders","rules":["encrypt,decrypt:alias=app/*"],"expiresInDays":30}"#)
+            #expect(issued.status == .created)
+            let token = issued.string("token"), id = issued.string("id")
+            #expect(try await client.call(.post, "/v1/keys/app/orders/encrypt".replacingOccurrences(of: "app/orders", with: key), token: token, #"{"plaintext":"AQID"}"#).status == .ok)
+
+            let list = try await client.call(.get, "/v1/admin/tokens?limit=1000", token: root)
+            let tokens = try #require(list.json["tokens"] as? [[String: Any]])
+            let listed = try #require(tokens.first { $0["id"] as? String == id })
+            #expect(listed["rules"] as? [String] == ["decrypt,encrypt:alias=app/*"] && listed["principal"] as? String == "orders")
+            #expect(!list.text.contains(token), "the list shows a token's text")
+
+            #expect(try await client.call(.post, "/v1/admin/tokens/\(id)/revoke", token: root).status == .ok)
+            #expect(try await client.call(.post, "/v1/keys/\(key)/encrypt", token: token, #"{"plaintext":"AQID"}"#).status == .unauthorized)
+            #expect(try await client.call(.post, "/v1/admin/tokens/\(UUID().uuidString)/revoke", token: root).status == .badRequest)
+
+            let audit = try await client.call(.get, "/v1/admin/audit?operation=encrypt&actor=token:\(id):orders", token: root)
+            let entries = try #require(audit.json["entries"] as? [[String: Any]])
+            #expect(entries.count == 1 && entries.first?["keyId"] as? String == key && entries.first?["outcome"] as? String == "ok", "\(audit.text)")
+            // Paging two entries at a time reaches the end (each read is itself audited, one
+            // entry per page, so a page of two catches up) and sees every sequence once.
+            var after = 0, seen: [Int] = []
+            for _ in 0..<1000 {
+                let page = try await client.call(.get, "/v1/admin/audit?limit=2&after=\(after)", token: root)
+                for entry in page.json["entries"] as? [[String: Any]] ?? [] { seen.append(entry["sequence"] as? Int ?? -1) }
+                guard let next = page.json["nextAfter"] as? Int else { break }
+                after = next
+            }
+            #expect(seen == Array(1...seen.count) && seen.count > 5)
+            #expect(try await client.call(.get, "/v1/admin/audit?since=yesterday", token: root).status == .badRequest)
+
+            let chain = try await client.call(.post, "/v1/admin/audit/verify", token: root)
+            #expect(chain.json["intact"] as? Bool == true && (chain.json["entries"] as? Int ?? 0) > 5)
+            let verified = try await client.call(.post, "/v1/admin/verify", token: root)
+            #expect(verified.json["intact"] as? Bool == true && verified.json["keys"] as? Int == 1, "\(verified.text)")
+
+            let run = try await client.call(.post, "/v1/admin/maintenance/run", token: root)
+            #expect(run.status == .ok && run.json["keys"] as? Int == 1 && run.json["ranAt"] != nil)
+            let status = try await client.call(.get, "/v1/admin/maintenance", token: root)
+            #expect(status.json["ranAt"] as? String == run.json["ranAt"] as? String)
+        }
+    }
+
+    @Test("the KEK rotates over the API on a server holding its root of trust: old ciphertexts decrypt, new writes work, the store verifies")
+    func kekRotationOverTheAPI() async throws {
+        let temporary = try TemporaryStore(label: "admin-kek")
+        defer { temporary.remove() }
+        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: temporary.path("store.db")), root: temporary.root(), actor: .owner("t"))
+        let root = try await service.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: .owner("t")).text
+        let narrow = try await service.issueToken(principal: "ops", policy: AccessPolicy(rules: [AccessRule(operations: [.verifyStore], keys: .any)]),
+                                                  lifetime: nil, actor: .owner("t")).text
+        let key = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        let sealed = b64(try await service.encrypt([7], key: key, actor: .owner("t")).ciphertext)
+        var configuration = ServerConfiguration()
+        configuration.insecureHTTP = true
+        let server = try KeywardServer(service: service, configuration: configuration, rootOfTrust: try temporary.root())
+        let before = service.header.activeKEK
+        try await Application(router: try server.makeRouter()).test(.router) { client in
+            #expect(try await client.call(.post, "/v1/admin/kek/rotate", token: narrow).status == .forbidden)
+            let rotated = try await client.call(.post, "/v1/admin/kek/rotate", token: root)
+            #expect(rotated.status == .ok && rotated.string("activeKek") != before.description && (rotated.json["records"] as? Int ?? 0) > 0, "\(rotated.text)")
+            #expect(try await client.call(.post, "/v1/decrypt", token: root, #"{"ciphertext":"\#(sealed)"}"#).string("plaintext") == "Bw==")
+            #expect(try await client.call(.post, "/v1/keys", token: root, #"{"spec":"AES-256-GCM"}"#).status == .created)
+            #expect(try await client.call(.post, "/v1/admin/verify", token: narrow).json["intact"] as? Bool == true)
+        }
+    }
+}
