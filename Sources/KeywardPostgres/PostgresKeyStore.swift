@@ -406,72 +406,17 @@ public final class PostgresKeyStore: KeyStore, Service {
     /// commits before a rotation (which re-MACs it) or sees the rotated header and writes nothing.
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
         guard let first = entries.first else { return }
-        let expected = fence.withLock { $0 }
+        let statement = AuditAppendStatement(entries: entries, fence: fence.withLock { $0 })
         let client = self.client, logger = self.logger
-        var bindings = PostgresBindings(capacity: entries.count * 7 + 8)
-        func parameter(_ value: some PostgresDynamicTypeEncodable) -> String {
-            bindings.append(value)
-            return "$\(bindings.count)"
+        let outcome = try await deadline("appending audit entries") { () async throws -> AuditAppendStatement.Row in
+            for try await row in try await client.execute(statement, logger: logger) { return row }
+            throw StorageError.database("the audit append returned no row")
         }
-        let previous = parameter(first.sequence - 1)
-        // Without a fence (a store not yet opened by a service) no header is needed.
-        let fenced = expected.map { "EXISTS (SELECT 1 FROM store_header WHERE id = 1 AND active_kek = \(parameter(ByteBuffer(bytes: $0)))) AND" } ?? ""
-        var values: [String] = []
-        values.reserveCapacity(entries.count)
-        for entry in entries {
-            let keyID: String
-            if let id = entry.keyID { keyID = parameter(ByteBuffer(bytes: id.bytes)) } else { bindings.appendNull(); keyID = "$\(bindings.count)" }
-            values.append("(\(parameter(entry.sequence))::bigint, \(parameter(ByteBuffer(bytes: entry.body)))::bytea, \(parameter(ByteBuffer(bytes: entry.previousHash)))::bytea, "
-                          + "\(parameter(ByteBuffer(bytes: entry.hash)))::bytea, \(parameter(ByteBuffer(bytes: entry.mac)))::bytea, \(keyID)::bytea, "
-                          + "\(parameter(entry.time.timeIntervalSince1970))::double precision)")
-        }
-        // The revision index, last word per record (entries are in order).
-        var newest: [[UInt8]: RevisionAnchorRow] = [:]
-        var order: [[UInt8]] = []
-        for entry in entries {
-            for anchor in entry.anchors {
-                if newest[anchor.record] == nil { order.append(anchor.record) }
-                newest[anchor.record] = anchor
+        guard outcome.inserted == Int64(entries.count) else {
+            if let expected = statement.fence, let active = outcome.active, active != expected {
+                throw .staleKEK(Self.describeStale(expected: expected, active: active))
             }
-        }
-        var anchorStatement = ""
-        if !order.isEmpty {
-            let rows = order.map { record -> String in
-                let anchor = newest[record]!
-                return "(\(parameter(ByteBuffer(bytes: anchor.record)))::bytea, \(parameter(anchor.revision))::bigint, \(parameter(anchor.deleted))::boolean)"
-            }
-            anchorStatement = """
-                , anchored AS (
-                  INSERT INTO anchored_revisions (record, revision, deleted)
-                  SELECT a.record, a.revision, a.deleted FROM (VALUES \(rows.joined(separator: ", "))) AS a(record, revision, deleted)
-                  WHERE EXISTS (SELECT 1 FROM inserted)
-                  ON CONFLICT (record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted)
-                """
-        }
-        let sql = """
-            WITH guard AS (
-              SELECT 1 WHERE \(fenced) (SELECT coalesce(max(sequence), 0) FROM audit) = \(previous)::bigint),
-            inserted AS (
-              INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
-              SELECT v.sequence, v.body, v.previous_hash, v.hash, v.mac, v.key_id, v.time
-              FROM (VALUES \(values.joined(separator: ", "))) AS v(sequence, body, previous_hash, hash, mac, key_id, time)
-              WHERE EXISTS (SELECT 1 FROM guard)
-              RETURNING 1)
-            \(anchorStatement)
-            SELECT (SELECT count(*) FROM inserted) AS inserted,
-                   (SELECT active_kek FROM store_header WHERE id = 1) AS active,
-                   (SELECT coalesce(max(sequence), 0) FROM audit) AS head
-            """
-        let query = PostgresQuery(unsafeSQL: sql, binds: bindings)
-        let outcome = try await deadline("appending audit entries") { () async throws -> (Int64, [UInt8]?, Int64) in
-            guard let row = try await client.query(query, logger: logger).collect().first else { throw StorageError.database("the append returned no row") }
-            let columns = try Columns(row)
-            let active: [UInt8]? = try columns.optionalBytes("active")
-            return (try columns.int("inserted"), active, try columns.int("head"))
-        }
-        guard outcome.0 == Int64(entries.count) else {
-            if let expected, let active = outcome.1, active != expected { throw .staleKEK(Self.describeStale(expected: expected, active: active)) }
-            throw .conflict("audit sequence \(first.sequence) does not follow \(outcome.2)")
+            throw .conflict("audit sequence \(first.sequence) does not follow \(outcome.head)")
         }
     }
 
@@ -772,5 +717,70 @@ private final class DeadlineRace<T: Sendable>: Sendable {
         }) else { return }
         continuation.resume(returning: result)
         if case .failure(.unavailable) = result { work?.cancel() }
+    }
+}
+
+/// The audit append as one prepared statement (parsed and planned once per connection): a guard
+/// row exists only when the header's active KEK is the fenced one (when fenced) and the stored
+/// head is the entry before the first; the batch is inserted from arrays, and the revision
+/// index upserted, only with it. It returns how many entries went in, the active KEK and the
+/// head it saw, so a refusal can say why.
+struct AuditAppendStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH guard AS (
+          SELECT 1 WHERE ($1::bytea IS NULL OR EXISTS (SELECT 1 FROM store_header WHERE id = 1 AND active_kek = $1::bytea))
+            AND (SELECT coalesce(max(sequence), 0) FROM audit) = $2::bigint),
+        inserted AS (
+          INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
+          SELECT v.s, v.b, v.p, v.h, v.m, NULLIF(v.k, ''::bytea), v.t
+          FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[], $9::float8[]) AS v(s, b, p, h, m, k, t)
+          WHERE EXISTS (SELECT 1 FROM guard)
+          RETURNING 1),
+        anchored AS (
+          INSERT INTO anchored_revisions (record, revision, deleted)
+          SELECT a.r, a.v, a.d FROM unnest($10::bytea[], $11::bigint[], $12::boolean[]) AS a(r, v, d)
+          WHERE EXISTS (SELECT 1 FROM inserted)
+          ON CONFLICT (record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted)
+        SELECT (SELECT count(*) FROM inserted) AS inserted,
+               (SELECT active_kek FROM store_header WHERE id = 1) AS active,
+               (SELECT coalesce(max(sequence), 0) FROM audit) AS head
+        """
+
+    typealias Row = (inserted: Int64, active: [UInt8]?, head: Int64)
+
+    let entries: [AuditRow]
+    let fence: [UInt8]?
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 12)
+        bindings.append(fence.map { ByteBuffer(bytes: $0) })
+        bindings.append((entries.first?.sequence ?? 1) - 1)
+        bindings.append(entries.map(\.sequence))
+        bindings.append(entries.map { ByteBuffer(bytes: $0.body) })
+        bindings.append(entries.map { ByteBuffer(bytes: $0.previousHash) })
+        bindings.append(entries.map { ByteBuffer(bytes: $0.hash) })
+        bindings.append(entries.map { ByteBuffer(bytes: $0.mac) })
+        // An empty id stands for none (a key id is 16 bytes); NULLIF turns it back into NULL.
+        bindings.append(entries.map { ByteBuffer(bytes: $0.keyID?.bytes ?? []) })
+        bindings.append(entries.map(\.time.timeIntervalSince1970))
+        // The revision index, last word per record (entries are in order).
+        var newest: [[UInt8]: RevisionAnchorRow] = [:]
+        var order: [[UInt8]] = []
+        for entry in entries {
+            for anchor in entry.anchors {
+                if newest[anchor.record] == nil { order.append(anchor.record) }
+                newest[anchor.record] = anchor
+            }
+        }
+        let anchors = order.map { newest[$0]! }
+        bindings.append(anchors.map { ByteBuffer(bytes: $0.record) })
+        bindings.append(anchors.map(\.revision))
+        bindings.append(anchors.map(\.deleted))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let columns = try Columns(row)
+        return (try columns.int("inserted"), try columns.optionalBytes("active"), try columns.int("head"))
     }
 }
