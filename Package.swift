@@ -260,7 +260,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KeywardPostgresTests",
-            dependencies: ["KeywardPostgres", "Keyward", "KeywardCrypto", "KeywardStorage", "KeywardServer", "KeywardServerTesting",
+            dependencies: ["KeywardPostgres", "Keyward", "KeywardCrypto", "KeywardStorage", "KeywardServer", "KeywardServerTesting", "KeywardServiceTestSupport",
                            .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),

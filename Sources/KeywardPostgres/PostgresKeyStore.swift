@@ -561,18 +561,20 @@ public final class PostgresKeyStore: KeyStore, Service {
                                    logger: logger)
     }
 
-    private static func keyRow(_ row: PostgresRow, _ client: PostgresClient, _ logger: Logger) async throws -> KeyRow {
+    /// A key row with its tags, read by `query` (the pool's or a transaction's connection).
+    private static func keyRow(_ row: PostgresRow, _ query: (PostgresQuery) async throws -> PostgresRowSequence) async throws -> KeyRow {
         let c = try Columns(row)
         let id = try c.id("id")
-        let tags = try await client.query("SELECT tag_key, tag_value FROM key_tags WHERE key_id = \(blob(id.bytes))", logger: logger).collect()
+        let tags = try await query("SELECT tag_key, tag_value FROM key_tags WHERE key_id = \(blob(id.bytes))").collect()
         return try keyRow(c, id: id, tags: tags)
     }
 
+    private static func keyRow(_ row: PostgresRow, _ client: PostgresClient, _ logger: Logger) async throws -> KeyRow {
+        try await keyRow(row) { try await client.query($0, logger: logger) }
+    }
+
     private static func keyRow(_ row: PostgresRow, _ connection: PostgresConnection, _ logger: Logger) async throws -> KeyRow {
-        let c = try Columns(row)
-        let id = try c.id("id")
-        let tags = try await connection.query("SELECT tag_key, tag_value FROM key_tags WHERE key_id = \(blob(id.bytes))", logger: logger).collect()
-        return try keyRow(c, id: id, tags: tags)
+        try await keyRow(row) { try await connection.query($0, logger: logger) }
     }
 
     private static func keyRow(_ c: Columns, id: KeyID, tags tagRows: [PostgresRow]) throws -> KeyRow {

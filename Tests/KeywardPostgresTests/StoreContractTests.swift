@@ -2,6 +2,7 @@ import Foundation
 import Keyward
 import KeywardCrypto
 import KeywardPostgres
+import KeywardServiceTestSupport
 import KeywardStorage
 import Testing
 
@@ -162,16 +163,6 @@ struct StoreContractTests {
         try await store.restoreKeys([rows(first, alias: "a"), rows(second, alias: "b")])
         #expect(try await store.keyCount() == 2)
         await #expect(throws: StorageError.self) { try await store.restoreKeys([rows(KeyID(), alias: "c")]) }
-    }
-}
-
-/// The `KeywardError` a throwing call ended with, or nil if it did not throw.
-func keywardError(_ body: () async throws(KeywardError) -> Void) async -> KeywardError? {
-    do {
-        try await body()
-        return nil
-    } catch {
-        return error
     }
 }
 

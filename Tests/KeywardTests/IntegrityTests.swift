@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Keyward
+import KeywardServiceTestSupport
 import KeywardCrypto
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import Keyward
+import KeywardServiceTestSupport
 import KeywardCrypto
 import KeywardStorage
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 @testable import Keyward
 import KeywardCrypto
 import KeywardStorage
+import KeywardServiceTestSupport
 import Testing
 
 /// A bundle that decrypts is still input: each test builds opened contents with one bad record

@@ -85,12 +85,3 @@ struct FailingStoreFixture {
     func remove() { try? FileManager.default.removeItem(at: directory) }
 }
 
-/// The `KeywardError` a throwing call ended with, or nil if it did not throw.
-func keywardError(_ body: () async throws(KeywardError) -> Void) async -> KeywardError? {
-    do {
-        try await body()
-        return nil
-    } catch {
-        return error
-    }
-}
