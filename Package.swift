@@ -200,6 +200,8 @@ let package = Package(
                 "KeywardCrypto",
                 "KeywardStorage",
                 "KeywardPostgres",
+                "KeywardClient",
+                "KeywardAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

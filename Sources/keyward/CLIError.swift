@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeywardClient
 import Keyward
 import KeywardCrypto
 import KeywardStorage
@@ -55,6 +56,15 @@ func runGuarded(_ body: () async throws -> Void) async throws {
     } catch let error as StorageError {
         FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
         throw ExitCode(CLIError.Code.failure.rawValue)
+    } catch let error as KeywardClientError {
+        FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
+        let code: CLIError.Code
+        switch error {
+        case .api(_, 401, _), .api(_, 403, _): code = .refused
+        case .api(_, 404, _): code = .notFound
+        default: code = .failure
+        }
+        throw ExitCode(code.rawValue)
     } catch let error as KeywardCryptoError {
         FileHandle.standardError.write(Data("keyward: \(error.description)\n".utf8))
         throw ExitCode(CLIError.Code.failure.rawValue)

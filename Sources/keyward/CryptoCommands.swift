@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeywardAPI
 import Keyward
 import KeywardCrypto
 
@@ -89,6 +90,18 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            if key == nil, try await storeOptions.remote({ client in
+                let report = try await client.verifyStore()
+                if json {
+                    try JSONOutput.print(Report(keys: report.keys, versions: report.versions, aliases: report.aliases, tokens: report.tokens,
+                                                auditEntries: report.auditEntries, problems: report.problems))
+                } else {
+                    print("checked \(report.keys) keys, \(report.versions) versions, \(report.aliases) aliases, \(report.tokens) tokens, \(report.auditEntries) audit entries")
+                    for problem in report.problems { print("FAIL \(problem)") }
+                }
+                if !report.intact { throw CLIError(.verification, "\(report.problems.count) problem(s) found") }
+                if !json { print("store intact") }
+            }) { return }
             let service = try await storeOptions.open()
             if let key {
                 let signature = try DataIO.bytes(base64: signatureBase64, file: signatureFile, what: "signature")
@@ -219,6 +232,13 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "A file of audit anchors to check the log against.") var anchors: String?
         func run() async throws {
             try await guarded {
+                if anchors == nil, try await storeOptions.remote({ client in
+                    let report = try await client.verifyAudit()
+                    print("checked \(report.entries) audit entries")
+                    for problem in report.problems { print("FAIL \(problem)") }
+                    if !report.intact { throw CLIError(.verification, "the audit log was tampered with") }
+                    print("audit chain intact")
+                }) { return }
                 let service = try await storeOptions.open()
                 let report = try await service.verifyAudit()
                 print("checked \(report.entries) audit entries")
@@ -260,6 +280,30 @@ struct AuditCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON lines.") var json = false
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    // The newest `count`: find the end, then read the last page back from it.
+                    guard (1...1000).contains(count) else { throw CLIError(.failure, "with --server, -n is 1 to 1000") }
+                    var after = 0
+                    var window: [AuditEntryReply] = []
+                    while true {
+                        let page = try await client.auditEntries(after: after, limit: 1000)
+                        window = Array((window + page.entries).suffix(count))
+                        guard let next = page.nextAfter, !page.entries.isEmpty else { break }
+                        after = next
+                    }
+                    for entry in window {
+                        if json {
+                            let encoder = JSONEncoder()
+                            encoder.outputFormatting = [.sortedKeys]
+                            encoder.dateEncodingStrategy = .iso8601
+                            print(String(decoding: try encoder.encode(entry), as: UTF8.self))
+                        } else {
+                            let key = entry.keyId.map { " key=\($0)" } ?? ""
+                            let version = entry.version.map { " v\($0)" } ?? ""
+                            print("#\(entry.sequence) \(ISO8601DateFormatter().string(from: entry.time)) \(entry.actor) \(entry.operation)\(key)\(version) \(entry.outcome)\(entry.detail.map { " (\($0))" } ?? "")")
+                        }
+                    }
+                }) { return }
                 for (sequence, event) in try await storeOptions.open().auditTail(count) {
                     if json {
                         let encoder = JSONEncoder()

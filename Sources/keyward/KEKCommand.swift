@@ -14,6 +14,10 @@ struct KEKCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    let rotated = try await client.rotateKEK()
+                    print("the store is now sealed under KEK \(rotated.activeKek) (\(rotated.records) records rewritten)")
+                }) { return }
                 let (service, root) = try await storeOptions.openWithRoot()
                 let progress = Progress(label: "rewriting records")
                 let rotated = try await service.rotateKEK(root: root, actor: storeOptions.actorName) { progress.update($0) }

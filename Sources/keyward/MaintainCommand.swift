@@ -12,6 +12,12 @@ struct Maintain: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            if try await storeOptions.remote({ client in
+                let report = try await client.runMaintenance()
+                print("\(report.keys) keys examined: \(report.destroyed) destroyed, \(report.rotated) rotated")
+                for failure in report.failures { FileHandle.standardError.write(Data("failed: \(failure)\n".utf8)) }
+                if !report.failures.isEmpty { throw CLIError(.failure, "\(report.failures.count) maintenance jobs failed") }
+            }) { return }
             let service = try await storeOptions.open()
             let report = try await service.runMaintenance()
             print("\(report.keys) keys examined: \(report.destroyed) destroyed, \(report.rotated) rotated")

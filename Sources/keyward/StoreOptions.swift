@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Keyward
 import KeywardCrypto
+import KeywardClient
 import KeywardHSM
 import KeywardPostgres
 import KeywardStorage
@@ -11,6 +12,13 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The store: a SQLite file, or postgres://USER@HOST:PORT/DATABASE (default: $KEYWARD_STORE, else ./keyward.db).",
                                             discussion: "A PostgreSQL password comes from the file $KEYWARD_DATABASE_PASSWORD_FILE names, or $KEYWARD_DATABASE_PASSWORD; never from the URL."))
     var store: String?
+
+    @Option(name: .long, help: ArgumentHelp("A keyward serve to administer instead of a store (default: $KEYWARD_ADDR); the token comes from $KEYWARD_TOKEN.",
+                                             discussion: "Works with token create/list/revoke, verify (the store), audit tail/verify, kek rotate and maintain."))
+    var server: String?
+
+    @Option(name: .long, help: "With --server: PEM of the CA that issued the server's certificate (default: $KEYWARD_CACERT, else the system roots).")
+    var caFile: String?
 
     @Option(name: .long, help: "The root key file of a key-file store (default: $KEYWARD_KEY_FILE).")
     var keyFile: String?
@@ -50,6 +58,30 @@ struct StoreOptions: ParsableArguments {
     /// The store's owner, named for the audit log.
     var actorName: Caller {
         .owner(actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())"))
+    }
+
+    /// Runs `body` against the server named by `--server` or `KEYWARD_ADDR`, with the token in
+    /// `KEYWARD_TOKEN` (never a flag), and returns true; returns false when no server is named.
+    func remote(_ body: (KeywardClient) async throws -> Void) async throws -> Bool {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = server ?? environment["KEYWARD_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) else { return false }
+        guard let token = environment["KEYWARD_TOKEN"], !token.isEmpty else {
+            throw CLIError(.failure, "--server \(url) needs an API token in KEYWARD_TOKEN (never on the command line)")
+        }
+        var trust = KeywardClientConfiguration.Trust.systemRoots
+        if let path = caFile ?? environment["KEYWARD_CACERT"] {
+            guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read the CA file \(path)") }
+            trust = .certificateAuthority(pem: String(decoding: data, as: UTF8.self))
+        }
+        let client = try await KeywardClient(configuration: KeywardClientConfiguration(url: url, token: token, trust: trust))
+        do {
+            try await body(client)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return true
     }
 
     /// Whether the store is a PostgreSQL database rather than a SQLite file.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeywardAPI
 import Keyward
 import KeywardCrypto
 
@@ -19,6 +20,15 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    let issued = try await client.issueToken(principal: principal, rules: allow, expiresInDays: expiresDays)
+                    if json {
+                        try JSONOutput.print(["id": issued.id.description, "principal": principal, "token": issued.token])
+                    } else {
+                        print("token \(issued.id) for \(principal); shown once, store it now:")
+                        print(issued.token)
+                    }
+                }) { return }
                 let service = try await storeOptions.open()
                 var rules: [AccessRule] = []
                 for rule in allow { rules.append(try AccessPolicy.parseRule(rule)) }
@@ -41,6 +51,20 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    var cursor: String? = nil
+                    var tokens: [TokenReply] = []
+                    repeat {
+                        let page = try await client.listTokens(after: cursor, limit: 500)
+                        tokens += page.tokens
+                        cursor = page.nextCursor?.description
+                    } while cursor != nil
+                    if json { return try JSONOutput.print(tokens) }
+                    for token in tokens {
+                        let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
+                        print("\(token.id)  \(token.principal.padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.rules.joined(separator: " "))")
+                    }
+                }) { return }
                 let service = try await storeOptions.open()
                 var tokens: [TokenRecord] = []
                 var cursor: KeyID? = nil
@@ -65,7 +89,9 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                try await storeOptions.open().revokeToken(try KeyID(string: id), actor: storeOptions.actorName)
+                if try await !storeOptions.remote({ client in try await client.revokeToken(id) }) {
+                    try await storeOptions.open().revokeToken(try KeyID(string: id), actor: storeOptions.actorName)
+                }
                 print("token \(id) revoked")
             }
         }

@@ -109,6 +109,59 @@ struct CLITests {
         #expect(secret.status != 0 && secret.stderr.contains("KEYWARD_DATABASE_PASSWORD") && !secret.stderr.contains("hunter2"))
     }
 
+    @Test("with --server and KEYWARD_TOKEN the same commands administer a running server: tokens, verify, audit, maintain, KEK rotation; a token without the grants is refused")
+    func remoteAdministration() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        let root = "remote-root-token-" + UUID().uuidString
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: CLI.binary)
+        server.arguments = ["serve", "--dev", "--dev-dir", cli.directory.appendingPathComponent("dev").path, "--insecure-http", "--port", "0", "--dev-root-token", root]
+        server.currentDirectoryURL = cli.directory
+        server.environment = ["PATH": "/usr/bin:/bin"]
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !text.contains("listening on"), Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let line = try #require(text.split(separator: "\n").first { $0.contains("listening on") }, "the server did not start: \(text)")
+        let url = String(line.split(separator: " ").last!)
+        let admin = ["KEYWARD_TOKEN": root]
+
+        let created = try cli.run(["token", "create", "--server", url, "--principal", "remote-app", "--allow", "encrypt:*", "--json"], environment: admin)
+        #expect(created.status == 0, "\(created.stderr)")
+        let issued = try #require(try JSONSerialization.jsonObject(with: created.data) as? [String: String])
+        let listed = try cli.run(["token", "list", "--server", url], environment: admin)
+        #expect(listed.status == 0 && listed.stdout.contains("remote-app") && !listed.stdout.contains(issued["token"] ?? "?"))
+        #expect(try cli.run(["verify", "--server", url], environment: admin).stdout.contains("store intact"))
+        #expect(try cli.run(["audit", "verify", "--server", url], environment: admin).stdout.contains("audit chain intact"))
+        let tail = try cli.run(["audit", "tail", "-n", "3", "--server", url], environment: admin)
+        #expect(tail.status == 0 && tail.stdout.split(separator: "\n").count == 3, "\(tail.stdout)")
+        #expect(try cli.run(["maintain", "--server", url], environment: admin).status == 0)
+        let rotated = try cli.run(["kek", "rotate", "--server", url], environment: admin)
+        #expect(rotated.status == 0 && rotated.stdout.contains("sealed under KEK"), "\(rotated.stderr)")
+        #expect(try cli.run(["verify", "--server", url], environment: admin).stdout.contains("store intact"))
+
+        // The new token may encrypt but not administer; no token at all is a usage error.
+        let refused = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
+        #expect(refused.status == 5 && refused.stderr.contains("403"), "\(refused.stderr)")
+        let missing = try cli.run(["verify", "--server", url])
+        #expect(missing.status == 1 && missing.stderr.contains("KEYWARD_TOKEN"))
+        #expect(try cli.run(["token", "revoke", issued["id"] ?? "", "--server", url], environment: admin).stdout.contains("revoked"))
+        let revoked = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
+        #expect(revoked.status == 5 && revoked.stderr.contains("401"))
+    }
+
     @Test("bad input gets a message and the documented exit code, never a crash")
     func badInput() throws {
         let cli = try CLI()
