@@ -128,4 +128,32 @@ struct ClusterTests {
         try await a.server.stop()
         try await b.server.stop()
     }
+
+    @Test("nonce budgets hold across nodes: two nodes encrypting under one key at once each reserve blocks from the store, and no block is handed out twice",
+          arguments: StoreBackend.available)
+    func reservationBlocksAreDisjoint(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        let options = KeyService.Options(encryptionReservationBlock: 4)
+        try KeyFileRootOfTrust.generate(at: database.keyFile)
+        let first = try await KeyService.initialize(store: try await database.open(), root: KeyFileRootOfTrust(path: database.keyFile), actor: .owner("t"), options: options)
+        let second = try await database.node(options: options)
+        let key = try await first.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        let perNode = 40
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in [first, second] {
+                group.addTask { for _ in 0..<perNode { _ = try await node.encrypt([1], key: key, actor: .owner("t")) } }
+            }
+            try await group.waitForAll()
+        }
+        // Every reservation is a block of 4 after the stored total: the totals the audit log
+        // records are 4, 8, 12, ... once each, whichever node wrote them.
+        let totals = try await first.auditTail(10_000).map(\.event).filter { $0.operation == "reserve-encryptions" }
+            .compactMap { $0.detail?.split(separator: " ").first.flatMap { Int($0) } }
+        #expect(Set(totals).count == totals.count, "a block was reserved twice: \(totals.sorted())")
+        #expect(totals.sorted() == Array(stride(from: 4, through: 4 * totals.count, by: 4)), "\(totals.sorted())")
+        // Together the blocks cover every encryption made.
+        #expect(4 * totals.count >= 2 * perNode, "\(totals.count) blocks for \(2 * perNode) encryptions")
+        #expect(try await first.verifyAudit().isIntact)
+    }
 }

@@ -76,9 +76,9 @@ struct TestDatabase: Sendable {
     }
 
     /// Another service over the same store, as a second node would open it.
-    func node() async throws -> KeyService {
+    func node(options: KeyService.Options = KeyService.Options()) async throws -> KeyService {
         let keyFile = self.keyFile
-        return try await KeyService.open(store: try await open(), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) })
+        return try await KeyService.open(store: try await open(), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) }, options: options)
     }
 
     /// Runs SQL against the store directly.

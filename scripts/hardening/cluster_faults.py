@@ -5,7 +5,9 @@ fails, to the other:
 
 1. kill -9 of one node: the other keeps serving (writes acknowledged after the kill);
 2. `pg_ctl restart -m immediate` of the database: both nodes answer 503 meanwhile and serve
-   again on their own once it is back.
+   again on their own once it is back;
+3. the database cut from one node (a relay dropped): its /v1/ready turns 503 within 2 s, its
+   requests get 503, and it serves again on its own when the relay is back.
 
 After each fault every acknowledged write must be there: each acknowledged key resolves by its
 alias with at least the acknowledged version, every acknowledged ciphertext decrypts; every key
@@ -15,7 +17,7 @@ intact.
 Usage: cluster_faults.py KEYWARD_BINARY   (needs KEYWARD_TEST_POSTGRES_URL, KEYWARD_TEST_PGDATA,
 KEYWARD_TEST_PGBIN from scripts/postgres.sh)
 """
-import base64, os, subprocess, sys, tempfile, threading, time
+import base64, os, socket, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
 from keyward_process import client, fail as failed, start as launch, stop
 
 binary = os.path.abspath(sys.argv[1])
@@ -51,8 +53,8 @@ def as_postgres(arguments):
         return subprocess.run(prefix + arguments, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120)
 
 
-def start_node(name):
-    server, url = launch([binary, "serve", "--store", store, "--key-file", key_file, "--insecure-http", "--port", "0", "--rate-limit", "0"],
+def start_node(name, location=None):
+    server, url = launch([binary, "serve", "--store", location or store, "--key-file", key_file, "--insecure-http", "--port", "0", "--rate-limit", "0"],
                          os.path.join(work, name + ".log"), env=env, cwd=work)
     if server is None:
         fail("node %s did not start:\n%s" % (name, url))
@@ -204,5 +206,115 @@ print("cluster: pg_ctl restart -m immediate under load: both nodes served again 
       "%d keys acknowledged in all (%d in this phase), all present with their rotations and ciphertexts; %d keys in the store all complete; "
       "store and audit chain verify" % (recovery["a"], recovery["b"], len(acknowledged["keys"]), len(acknowledged["keys"]) - before, listed))
 stop(a)
+
+
+class Proxy:
+    """A TCP relay to the database that can be cut (every connection dropped, new ones refused)
+    and restored on the same port: the database 'going away' for one node only."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.port = None
+        self.connections = []
+        self.listener = None
+        self.lock = threading.Lock()
+        self.listen()
+
+    def listen(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port or 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.listen(64)
+        threading.Thread(target=self.accept, args=(self.listener,), daemon=True).start()
+
+    def accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self.lock:
+                self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            for connection in self.connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                    connection.close()
+                except OSError:
+                    pass
+            self.connections = []
+
+
+# 3. The database unreachable from one node: /v1/ready turns 503 within 2 s, requests get 503
+#    with the reason and no answer goes out unaudited, and the node serves again on its own.
+proxy = Proxy(int(admin.rsplit(":", 1)[1].split("/")[0]))
+c, url_c = start_node("c", "postgres://%s@127.0.0.1:%d/%s" % (admin.split("://", 1)[1].split("@")[0], proxy.port, database))
+call_c = client(url_c, token)
+if call_c("POST", "/v1/keys", {"spec": "AES-256-GCM"})[0] != 201:
+    fail("node c (through the relay) does not serve")
+
+
+def ready(url):
+    try:
+        with urllib.request.urlopen(url + "/v1/ready", timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except Exception:
+        return 0
+
+
+before_cut = len(call_c("GET", "/v1/keys?limit=1000")[1].get("keys", []))
+proxy.cut()
+cut_at = time.time()
+while ready(url_c) != 503:
+    if time.time() - cut_at > 10:
+        fail("node c still reports ready 10 s after losing its database")
+    time.sleep(0.05)
+not_ready_after = time.time() - cut_at
+status, refused = call_c("POST", "/v1/keys", {"spec": "AES-256-GCM"})
+if status != 503 or "unavailable" not in str(refused):
+    fail("a request without the database got %s %s, not 503 unavailable" % (status, refused))
+proxy.listen()
+back = time.time()
+while True:
+    status, _ = call_c("POST", "/v1/keys", {"spec": "AES-256-GCM"})
+    if status == 201:
+        break
+    if time.time() - back > 30:
+        fail("node c did not serve again within 30 s of its database coming back (last %s)" % status)
+    time.sleep(0.1)
+resumed_after = time.time() - back
+if ready(url_c) != 200:
+    fail("node c is not ready again")
+stop(c)
+check(call_b, "database unreachable from one node")
+print("cluster: database cut from one node: /v1/ready 503 after %.2f s, requests 503 unavailable, served again %.1f s after it came back; "
+      "store and audit chain verify" % (not_ready_after, resumed_after))
+if not_ready_after > 2.0:
+    fail("readiness took %.2f s to report the lost database (at most 2 s)" % not_ready_after)
 stop(b)
 subprocess.run(["psql", admin, "-Xqc", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % database], capture_output=True)

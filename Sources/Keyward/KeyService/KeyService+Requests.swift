@@ -20,9 +20,9 @@ extension KeyService {
     /// Checks that the store answers (the server's readiness probe): reads the header.
     public func checkReady() async throws(KeywardError) {
         if let reason = auditor.log.retiredReason { throw .storeState(reason) }
-        // Within 1.5 s: a load balancer's probe learns of a database that stopped answering
+        // Within 1 s: a load balancer's probe learns of a database that stopped answering
         // within 2 s, not after the store's full deadline.
-        guard try await storing({ () async throws(StorageError) in try await store.isReady(within: .milliseconds(1500)) }) else {
+        guard try await storing({ () async throws(StorageError) in try await store.isReady(within: .seconds(1)) }) else {
             throw .storeState("the store has no header")
         }
     }
