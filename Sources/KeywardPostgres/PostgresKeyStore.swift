@@ -4,7 +4,6 @@ import KeywardStorage
 import Logging
 import NIOCore
 import PostgresNIO
-import ServiceLifecycle
 import Synchronization
 
 /// The clustered key store: every storage concern on one PostgreSQL database, shared by any
@@ -29,7 +28,7 @@ import Synchronization
 /// Every call fails with `unavailable` after `operationTimeout` when the database does not
 /// answer (postgres-nio's pool waits for a connection indefinitely), so a node whose database
 /// is gone answers 503 rather than hanging.
-public final class PostgresKeyStore: KeyStore, Service {
+public final class PostgresKeyStore: KeyStore {
     /// Where the database is.
     public let location: PostgresLocation
     private let client: PostgresClient
@@ -75,15 +74,9 @@ public final class PostgresKeyStore: KeyStore, Service {
 
     deinit { runner.cancel() }
 
-    /// Closes the connection pool. The store cannot be used afterwards.
+    /// Closes the connection pool (it also closes when the store is released). The store
+    /// cannot be used afterwards.
     public func close() { runner.cancel() }
-
-    /// Runs until graceful shutdown, then closes the pool: the server's service group ends the
-    /// database's connections after the HTTP server has finished its requests.
-    public func run() async throws {
-        try? await gracefulShutdown()
-        close()
-    }
 
     // MARK: Transactions
 

@@ -73,4 +73,19 @@ struct PostgresLocationTests {
         #expect(try database.scalar("SELECT count(*) FROM keyward_migrations") == "1")
         #expect(try database.scalar("SELECT value FROM store_generation") == "0")
     }
+
+    @Test("a database migrated by a newer Keyward is refused with unavailable, naming both versions", .enabled(if: StoreBackend.serverURL != nil || StoreBackend.postgresRequired))
+    func newerSchemaRefused() async throws {
+        let database = try await StoreBackend.postgres.makeDatabase()
+        defer { database.remove() }
+        _ = try await database.open()
+        try database.execute("INSERT INTO keyward_migrations (version, name) VALUES (999, 'from the future')")
+        do {
+            _ = try await database.open()
+            Issue.record("a schema from a newer Keyward was accepted")
+        } catch let error as StorageError {
+            guard case .unavailable(let message) = error else { Issue.record("expected unavailable, got \(error)"); return }
+            #expect(message.contains("999") && message.contains("upgrade"), "\(message)")
+        }
+    }
 }

@@ -41,6 +41,8 @@ final class TokenAuthenticator: Sendable {
     /// store (`confirm`) at most this long ago: a node that lost its database or was paused
     /// looks every token up again rather than honour one another node has since revoked.
     let coherenceBound: Duration?
+    /// `coherenceBound` in nanoseconds, worked out once rather than per request.
+    private let boundNanoseconds: UInt64?
     private let state = Mutex(State())
     /// When the watcher last confirmed the store, in `DispatchTime` uptime nanoseconds (0: never).
     private let confirmedAt = Atomic<UInt64>(0)
@@ -50,6 +52,10 @@ final class TokenAuthenticator: Sendable {
         self.ttl = ttl
         self.capacity = capacity
         self.coherenceBound = coherenceBound
+        self.boundNanoseconds = coherenceBound.map { bound in
+            let (seconds, attoseconds) = bound.components
+            return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+        }
     }
 
     /// Records that the store held no change the cache has not taken up as of `instant` (the
@@ -60,12 +66,10 @@ final class TokenAuthenticator: Sendable {
 
     /// Whether cached answers may be used now (see `coherenceBound`): one atomic load.
     private func coherent() -> Bool {
-        guard let coherenceBound else { return true }
+        guard let boundNanoseconds else { return true }
         let confirmed = confirmedAt.load(ordering: .acquiring)
         guard confirmed != 0 else { return false }
-        let (seconds, attoseconds) = coherenceBound.components
-        let bound = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-        return DispatchTime.now().uptimeNanoseconds &- confirmed <= bound
+        return DispatchTime.now().uptimeNanoseconds &- confirmed <= boundNanoseconds
     }
 
     /// Forgets every verified token (the store changed: one may have been revoked or
