@@ -213,6 +213,13 @@ public struct MaintenanceReply: WritableReply, Equatable {
     public var destroyed: Int
     public var rotated: Int
     public var failures: [String]
+    /// Destroyed keys whose material the sweep deleted once every node had seen the destruction.
+    public var purged = 0
+    /// When this node last verified the whole store (periodic verification, on the node
+    /// holding the maintenance lease); absent when it has not.
+    public var verifiedAt: Date?
+    /// Problems that verification found (0: the store was intact).
+    public var verificationProblems = 0
 
     /// A reply of these fields.
     public init(ranAt: Date?, keys: Int, destroyed: Int, rotated: Int, failures: [String]) {
@@ -228,7 +235,82 @@ public struct MaintenanceReply: WritableReply, Equatable {
         json.member("keys", keys)
         json.member("destroyed", destroyed)
         json.member("rotated", rotated)
+        json.member("purged", purged)
         json.member("failures", strings: failures)
+        json.member("verifiedAt", verifiedAt)
+        json.member("verificationProblems", verificationProblems)
+    }
+}
+
+/// The nodes serving the store and the lease on its background work. Schema `Cluster`.
+public struct ClusterReply: WritableReply, Equatable {
+    /// A lease on background work. Schema `Lease`.
+    public struct LeaseEntry: Sendable, Equatable, Codable {
+        public var name: String
+        public var holder: String
+        public var token: Int64
+        public var expiresAt: Date
+        /// A lease entry of these fields.
+        public init(name: String, holder: String, token: Int64, expiresAt: Date) {
+            self.name = name
+            self.holder = holder
+            self.token = token
+            self.expiresAt = expiresAt
+        }
+    }
+    /// A node's last heartbeat. Schema `Node`.
+    public struct NodeEntry: Sendable, Equatable, Codable {
+        public var id: String
+        public var seenGeneration: Int64
+        public var heartbeatAt: Date
+        /// How long ago, by the store's clock, the node last reported.
+        public var ageMilliseconds: Int
+        /// A node entry of these fields.
+        public init(id: String, seenGeneration: Int64, heartbeatAt: Date, ageMilliseconds: Int) {
+            self.id = id
+            self.seenGeneration = seenGeneration
+            self.heartbeatAt = heartbeatAt
+            self.ageMilliseconds = ageMilliseconds
+        }
+    }
+    /// The node that answered.
+    public var node: String?
+    public var leases: [LeaseEntry]
+    public var nodes: [NodeEntry]
+
+    /// A reply of these fields.
+    public init(node: String?, leases: [LeaseEntry], nodes: [NodeEntry]) {
+        self.node = node
+        self.leases = leases
+        self.nodes = nodes
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("node", node)
+        json.member("leases") { json in
+            json.array { json in
+                for lease in leases {
+                    json.object { json in
+                        json.member("name", lease.name)
+                        json.member("holder", lease.holder)
+                        json.member("token", Int(lease.token))
+                        json.member("expiresAt", lease.expiresAt)
+                    }
+                }
+            }
+        }
+        json.member("nodes") { json in
+            json.array { json in
+                for node in nodes {
+                    json.object { json in
+                        json.member("id", node.id)
+                        json.member("seenGeneration", Int(node.seenGeneration))
+                        json.member("heartbeatAt", node.heartbeatAt)
+                        json.member("ageMilliseconds", node.ageMilliseconds)
+                    }
+                }
+            }
+        }
     }
 }
 

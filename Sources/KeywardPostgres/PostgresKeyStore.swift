@@ -145,9 +145,11 @@ public final class PostgresKeyStore: KeyStore {
     private func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws(StorageError) -> T {
         let client = self.client, logger = self.logger
         let expected = fence.withLock { $0 }
+        let lease = LeaseFence.current
         return try await deadline(what) {
             try await client.withTransaction(logger: logger) { connection in
                 if let expected { try await Self.checkFence(connection, expected, logger: logger) }
+                if let lease { try await Self.checkLease(connection, lease, logger: logger) }
                 return try await body(connection, logger)
             }
         }
@@ -523,6 +525,83 @@ public final class PostgresKeyStore: KeyStore {
         return count
     }
 
+    // MARK: Cluster
+
+    /// The database's clock, in seconds since 1970: every node reads the same one.
+    private static let now = "extract(epoch from clock_timestamp())::double precision"
+
+    public func acquireLease(_ name: String, holder: String, duration: Duration) async throws(StorageError) -> Lease? {
+        let client = self.client, logger = self.logger
+        let seconds = duration.seconds
+        // One statement: insert, or take over a lapsed lease (a new token), or renew one's own.
+        return try await deadline("taking the \(name) lease") {
+            let rows = try await client.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO leases AS l (name, holder, token, expires_at) VALUES ($1, $2, 1, \(Self.now) + $3)
+                ON CONFLICT (name) DO UPDATE SET
+                    token = CASE WHEN l.holder = excluded.holder THEN l.token ELSE l.token + 1 END,
+                    holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE l.holder = excluded.holder OR l.expires_at <= \(Self.now)
+                RETURNING holder, token, expires_at
+                """, binds: Self.bindings(name, holder, seconds)), logger: logger).collect()
+            return try rows.first.map { try Self.lease(name, $0) }
+        }
+    }
+
+    public func lease(_ name: String) async throws(StorageError) -> Lease? {
+        try await read("reading the \(name) lease") { client, logger in
+            try await client.query("SELECT holder, token, expires_at FROM leases WHERE name = \(name)", logger: logger).collect().first.map { try Self.lease(name, $0) }
+        }
+    }
+
+    public func releaseLease(_ lease: Lease) async throws(StorageError) {
+        try await read("releasing the \(lease.name) lease") { client, logger in
+            try await client.query("UPDATE leases SET expires_at = 0 WHERE name = \(lease.name) AND holder = \(lease.holder) AND token = \(lease.token)", logger: logger)
+        }
+    }
+
+    public func heartbeat(node: String, seenGeneration: Int64) async throws(StorageError) {
+        let client = self.client, logger = self.logger
+        _ = try await deadline("recording this node's heartbeat") {
+            try await client.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO nodes (id, seen_generation, heartbeat_at) VALUES ($1, $2, \(Self.now))
+                ON CONFLICT (id) DO UPDATE SET seen_generation = excluded.seen_generation, heartbeat_at = excluded.heartbeat_at
+                """, binds: Self.bindings(node, seenGeneration)), logger: logger)
+            try await client.query(PostgresQuery(unsafeSQL: "DELETE FROM nodes WHERE heartbeat_at < \(Self.now) - 86400"), logger: logger)
+        }
+    }
+
+    public func heartbeats() async throws(StorageError) -> [NodeHeartbeat] {
+        try await read("reading the nodes' heartbeats") { client, logger in
+            try await client.query(PostgresQuery(unsafeSQL: "SELECT id, seen_generation, heartbeat_at, \(Self.now) - heartbeat_at AS age FROM nodes ORDER BY id"),
+                                   logger: logger).collect().map { row in
+                let c = try Columns(row)
+                return NodeHeartbeat(node: try c.text("id"), seenGeneration: try c.int("seen_generation"), at: try c.date("heartbeat_at"),
+                                     age: try c.double("age"))
+            }
+        }
+    }
+
+    /// Throws `leaseLost` unless `lease` is still held, unlapsed by the database's clock, with
+    /// its token (`LeaseFence`). Runs inside the write's transaction, so a takeover that
+    /// commits first makes the write fail, and one that commits after it found it done.
+    private static func checkLease(_ connection: PostgresConnection, _ lease: Lease, logger: Logger) async throws {
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
+            SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > \(now) FOR SHARE
+            """, binds: bindings(lease.name, lease.holder, lease.token)), logger: logger).collect()
+        if rows.isEmpty { throw StorageError.leaseLost("lease \(lease.name) with token \(lease.token) has lapsed or passed to another node") }
+    }
+
+    private static func lease(_ name: String, _ row: PostgresRow) throws -> Lease {
+        let c = try Columns(row)
+        return Lease(name: name, holder: try c.text("holder"), token: try c.int("token"), expiresAt: try c.date("expires_at"))
+    }
+
+    private static func bindings(_ values: any PostgresDynamicTypeEncodable...) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values { bindings.append(value) }
+        return bindings
+    }
+
     // MARK: Rows
 
     static func blob(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
@@ -686,6 +765,7 @@ struct Columns {
     func int(_ name: String) throws -> Int64 { try decode(name, Int64.self, "an integer") }
     func text(_ name: String) throws -> String { try decode(name, String.self, "text") }
     func bool(_ name: String) throws -> Bool { try decode(name, Bool.self, "a boolean") }
+    func double(_ name: String) throws -> Double { try decode(name, Double.self, "a number") }
     func date(_ name: String) throws -> Date { Date(timeIntervalSince1970: try decode(name, Double.self, "a time")) }
 }
 

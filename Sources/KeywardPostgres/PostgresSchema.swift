@@ -73,6 +73,13 @@ enum PostgresSchema {
              ("keks", "INSERT OR UPDATE OR DELETE"), ("store_header", "UPDATE")].map { table, events in
             "CREATE TRIGGER generation_\(table) AFTER \(events) ON \(table) FOR EACH STATEMENT EXECUTE FUNCTION keyward_bump_generation()"
         }),
+        (2, "leases and node heartbeats", [
+            // Background work's leases with their fencing tokens, and each serving node's last
+            // heartbeat with the generation it had seen (`ClusterStore`). Times are the
+            // database's clock (seconds since 1970), so the nodes' clocks need not agree.
+            "CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, token bigint NOT NULL, expires_at double precision NOT NULL)",
+            "CREATE TABLE nodes (id text PRIMARY KEY, seen_generation bigint NOT NULL, heartbeat_at double precision NOT NULL)",
+        ]),
     ]
 
     /// The newest schema version this build knows.

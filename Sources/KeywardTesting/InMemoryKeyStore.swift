@@ -32,6 +32,10 @@ public final class InMemoryKeyStore: KeyStore {
         public var anchors: [[UInt8]: RevisionAnchorRow] = [:]
         /// `generation()`: increased by every administrative change.
         public var generation: Int64 = 0
+        /// Leases by name (`ClusterStore`).
+        public var leases: [String: Lease] = [:]
+        /// Node heartbeats by node id.
+        public var nodes: [String: (seenGeneration: Int64, at: Date)] = [:]
     }
 
     private let contents = Mutex(Contents())
@@ -50,12 +54,17 @@ public final class InMemoryKeyStore: KeyStore {
         contents.withLock { body(&$0) }
     }
 
-    /// Runs a write: refused with `staleKEK` when the header's active KEK is not the fenced one.
-    private func locked<T>(_ body: (inout Contents) throws(StorageError) -> T) throws(StorageError) -> T {
+    /// Runs a write: refused with `staleKEK` when the header's active KEK is not the fenced one,
+    /// and with `leaseLost` when the task writes under a lease (`LeaseFence`) no longer held.
+    private func locked<T>(fencedByLease: Bool = true, _ body: (inout Contents) throws(StorageError) -> T) throws(StorageError) -> T {
         let expected = fence.withLock { $0 }
+        let lease = fencedByLease ? LeaseFence.current : nil
         return try contents.withLock { (state: inout Contents) throws(StorageError) -> T in
             if let expected, let active = state.header?.activeKEK, active != expected {
                 throw .staleKEK("this instance writes under KEK \(expected), but the store's KEK is now \(active); nothing was written")
+            }
+            if let lease, state.leases[lease.name].map({ $0.holder != lease.holder || $0.token != lease.token || $0.expiresAt <= Date() }) ?? true {
+                throw .leaseLost("lease \(lease.name) with token \(lease.token) has lapsed or passed to another node")
             }
             return try body(&state)
         }
@@ -244,7 +253,7 @@ public final class InMemoryKeyStore: KeyStore {
     }
 
     public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
-        try locked { (state: inout Contents) throws(StorageError) in
+        try locked(fencedByLease: false) { (state: inout Contents) throws(StorageError) in
             var next = Int64(state.audit.count) + 1
             for entry in entries {
                 guard entry.sequence == next else { throw .conflict("audit entry #\(entry.sequence) does not follow #\(next - 1)") }
@@ -307,5 +316,43 @@ public final class InMemoryKeyStore: KeyStore {
         }
         fence.withLock { $0 = newKEK.id }
         return count
+    }
+
+    // MARK: ClusterStore
+
+    public func acquireLease(_ name: String, holder: String, duration: Duration) async throws(StorageError) -> Lease? {
+        withContents { state in
+            let now = Date()
+            let expires = now.addingTimeInterval(duration.seconds)
+            guard let current = state.leases[name] else {
+                state.leases[name] = Lease(name: name, holder: holder, token: 1, expiresAt: expires)
+                return state.leases[name]
+            }
+            if current.holder != holder, current.expiresAt > now { return nil }
+            let token = current.holder == holder ? current.token : current.token + 1
+            state.leases[name] = Lease(name: name, holder: holder, token: token, expiresAt: expires)
+            return state.leases[name]
+        }
+    }
+
+    public func lease(_ name: String) async throws(StorageError) -> Lease? { withContents { $0.leases[name] } }
+
+    public func releaseLease(_ lease: Lease) async throws(StorageError) {
+        withContents { state in
+            guard let current = state.leases[lease.name], current.holder == lease.holder, current.token == lease.token else { return }
+            state.leases[lease.name]?.expiresAt = .distantPast
+        }
+    }
+
+    public func heartbeat(node: String, seenGeneration: Int64) async throws(StorageError) {
+        withContents { $0.nodes[node] = (seenGeneration, Date()) }
+    }
+
+    public func heartbeats() async throws(StorageError) -> [NodeHeartbeat] {
+        let now = Date()
+        return withContents { state in
+            state.nodes.map { NodeHeartbeat(node: $0.key, seenGeneration: $0.value.seenGeneration, at: $0.value.at, age: now.timeIntervalSince($0.value.at)) }
+                .sorted { $0.node < $1.node }
+        }
     }
 }

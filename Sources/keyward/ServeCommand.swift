@@ -59,7 +59,8 @@ struct Serve: AsyncParsableCommand {
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
             // Every node honours another's change within a second: the store watcher confirms
             // the caches every 250 ms, and past 1 s without a confirmation they are bypassed.
-            let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds), coherenceBound: 1)
+            let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds), coherenceBound: 1,
+                                               nodeID: NodeIdentity.make())
             let service: KeyService
             let root: any RootOfTrust
             var opened = self.storeOptions

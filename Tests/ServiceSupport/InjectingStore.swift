@@ -13,6 +13,11 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public init(_ inner: SQLiteKeyStore) { self.inner = inner }
     public func header() async throws(StorageError) -> StoreHeader? { try await inner.header() }
     public func generation() async throws(StorageError) -> Int64 { try await inner.generation() }
+    public func acquireLease(_ name: String, holder: String, duration: Duration) async throws(StorageError) -> Lease? { try await inner.acquireLease(name, holder: holder, duration: duration) }
+    public func lease(_ name: String) async throws(StorageError) -> Lease? { try await inner.lease(name) }
+    public func releaseLease(_ lease: Lease) async throws(StorageError) { try await inner.releaseLease(lease) }
+    public func heartbeat(node: String, seenGeneration: Int64) async throws(StorageError) { try await inner.heartbeat(node: node, seenGeneration: seenGeneration) }
+    public func heartbeats() async throws(StorageError) -> [NodeHeartbeat] { try await inner.heartbeats() }
     public func fenceWrites(activeKEK: KeyID) { inner.fenceWrites(activeKEK: activeKEK) }
     public func initialize(header: StoreHeader, kek: KEKRecord) async throws(StorageError) { try await inner.initialize(header: header, kek: kek) }
     public func kek(_ id: KeyID) async throws(StorageError) -> KEKRecord? { try await inner.kek(id) }

@@ -10,6 +10,9 @@ public struct MaintenanceReport: Sendable, Hashable {
     public var destroyed = 0
     /// Keys rotated because their rotation period had passed.
     public var rotated = 0
+    /// Destroyed keys whose stored material was deleted in this sweep, once every node had
+    /// seen their destruction (`KeyService.destroy`'s barrier).
+    public var purged = 0
     /// Keys whose maintenance failed, with the reason (the sweep goes on past them).
     public var failures: [String] = []
 }
@@ -34,11 +37,17 @@ extension KeyService {
                 report.keys += 1
                 do throws(KeywardError) {
                     let key = try await records.load(row.id)
+                    if try await purgeDue(key) {
+                        if try await purgeMaterial(key, as: .scheduledDestruction) { report.purged += 1 }
+                        continue
+                    }
                     guard maintenanceDue(key) else { continue }
                     let wasDestruction = key.metadata.state == .pendingDestruction || key.metadata.importWrappingFor != nil
                     let after = try await maintain(key)
                     if wasDestruction, after.metadata.state == .destroyed { report.destroyed += 1 } else if !wasDestruction { report.rotated += 1 }
                 } catch {
+                    // The lease this sweep ran under is gone: another node runs the work now.
+                    if case .storage(.leaseLost) = error { throw error }
                     report.failures.append("key \(row.id): \(error.description)")
                 }
             }
@@ -51,6 +60,18 @@ extension KeyService {
     func maintenanceDue(_ key: LoadedKey) -> Bool {
         let now = clock.now
         return destructionDue(key, now: now) || rotationDue(key, now: now) || wrappingKeyExpired(key, now: now)
+    }
+
+    /// Whether `key` is destroyed but some version's material is still stored: its destruction
+    /// stopped at the barrier (a node had not yet seen it) or was interrupted.
+    func purgeDue(_ key: LoadedKey) async throws(KeywardError) -> Bool {
+        guard key.metadata.state == .destroyed else { return false }
+        let fence = records.fence()
+        let id = key.row.id
+        for row in try await storing({ () async throws(StorageError) in try await store.versions(id) }) {
+            if try records.verifiedVersion(row, of: id, row.version, fence).state != "destroyed" { return true }
+        }
+        return false
     }
 
     /// An import wrapping key past its expiry: destroyed, since nothing may use it again.
@@ -100,27 +121,5 @@ extension KeyService {
             }
         }
         return key
-    }
-
-    /// Zeroizes and deletes every version's material (the rows stay as tombstones) and marks
-    /// the key destroyed. Idempotent: a crash midway is finished by the next access.
-    func destroy(_ key: LoadedKey, as job: SystemJob = .scheduledDestruction) async throws(KeywardError) {
-        let id = key.row.id
-        try await auditor.audited(.key(.destroy), caller: .system(job), key: id) { (event) throws(KeywardError) -> Void in
-            let fence = records.fence()
-            let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
-            for row in rows {
-                var metadata = try records.verifiedVersion(row, of: id, row.version, fence)
-                guard metadata.state != "destroyed" else { continue }
-                metadata.state = "destroyed"
-                let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
-                try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
-                event.anchor(.version(id, row.version), tombstone.revision)
-            }
-            var metadata = key.metadata
-            metadata.state = .destroyed
-            metadata.stateChangedAt = clock.now
-            _ = try await commit(key, metadata, event: &event)
-        }
     }
 }

@@ -44,10 +44,16 @@ public final class KeyService: Sendable {
         /// never outlived by this one's cache by more than the bound. `keyward serve` sets 1 s
         /// and refreshes every 250 ms. Nil (the default) trusts the cache for `cacheTTL`.
         public var coherenceBound: TimeInterval?
+        /// This node's id among the nodes serving the store (`ClusterStore.heartbeat`); nil
+        /// for a process that does not serve (the CLI, a library user). A destruction does not
+        /// wait for its own node to report having seen it.
+        public var nodeID: String?
 
         /// Options; the defaults suit a single node.
         public init(cacheCapacity: Int = 10_000, cacheTTL: TimeInterval = 300,
-                    encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31, coherenceBound: TimeInterval? = nil) {
+                    encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31, coherenceBound: TimeInterval? = nil,
+                    nodeID: String? = nil) {
+            self.nodeID = nodeID
             self.cacheCapacity = cacheCapacity
             self.cacheTTL = cacheTTL
             self.encryptionReservationBlock = encryptionReservationBlock
@@ -65,6 +71,10 @@ public final class KeyService: Sendable {
     /// True once `refreshFromStore` found that another process rotated the store's KEK: this
     /// instance has stopped writing, and a new one opened on the store (`open`) takes over.
     public var kekRotatedElsewhere: Bool { rotatedElsewhere.load(ordering: .acquiring) }
+
+    /// The store generation this instance's caches have caught up with, as of the last
+    /// `refreshFromStore` (-1 before the first).
+    public var caughtUpGeneration: Int64 { seenGeneration.load(ordering: .acquiring) }
 
     /// The store format this version reads and writes (2: every mutable record's revision
     /// anchored, decision 0005).

@@ -40,7 +40,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     public var storeFault: StoreFault? {
         guard case .storage(let error) = self else { return nil }
         switch error {
-        case .conflict: return .conflict
+        case .conflict, .leaseLost: return .conflict
         case .unavailable, .staleKEK: return .unavailable
         case .corrupted: return .corrupted
         case .alreadyInitialized, .database: return .failed

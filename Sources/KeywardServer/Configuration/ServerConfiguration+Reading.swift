@@ -108,6 +108,8 @@ extension ServerConfiguration {
             .string("logLevel") { $1.logLevel = $0 },
             .int("shutdownGraceSeconds", \.shutdownGraceSeconds),
             .int("maintenanceIntervalSeconds", \.maintenanceIntervalSeconds),
+            .int("leaseSeconds", \.leaseSeconds),
+            .int("verifyIntervalSeconds", \.verifyIntervalSeconds),
             .int("auditSyncMilliseconds", \.auditSyncMilliseconds),
             .string("audit.anchor") { $1.auditAnchor = $0 },
             .int("audit.anchorIntervalSeconds", \.auditAnchorIntervalSeconds),

@@ -40,6 +40,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Seconds between maintenance sweeps (due destructions and rotations, with no request
     /// involved).
     public var maintenanceIntervalSeconds = 60
+    /// Seconds the node running the cluster's background work (the maintenance sweep and
+    /// periodic verification) holds its lease; another node takes the work over within this
+    /// long of the holder's death. Renewed every third of it.
+    public var leaseSeconds = 15
+    /// Seconds between full verifications of the store (every record's MAC and revision, the
+    /// audit chain) by the node holding the lease; 0 turns periodic verification off.
+    public var verifyIntervalSeconds = 3600
     /// Seconds in-flight requests get to finish after SIGTERM.
     public var shutdownGraceSeconds = 10
     /// Milliseconds within which an audit batch is fsync'ed; 0 fsyncs every batch before its
@@ -187,6 +194,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         guard (0...300).contains(tokenCacheSeconds) else { throw .invalidArgument("tokenCacheSeconds is 0 to 300") }
         guard (1...86_400).contains(maintenanceIntervalSeconds) else { throw .invalidArgument("maintenanceIntervalSeconds is 1 to 86,400") }
+        guard (2...600).contains(leaseSeconds) else { throw .invalidArgument("leaseSeconds is 2 to 600") }
+        guard (0...604_800).contains(verifyIntervalSeconds) else { throw .invalidArgument("verifyIntervalSeconds is 0 to 604,800") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }
         guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
         if let auditAnchor { _ = try AuditAnchorPublisher.Destination(auditAnchor) }

@@ -42,8 +42,3 @@ extension HTTPField.Name {
     /// `X-Request-Id`: the id under which the request is logged and audited.
     static let requestID = HTTPField.Name("X-Request-Id")!
 }
-
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

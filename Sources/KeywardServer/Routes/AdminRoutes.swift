@@ -85,6 +85,13 @@ enum AdminRoutes {
             return Response.reply(maintenance.reply)
         }
 
+        routes.on(.get, "/v1/admin/cluster") { request, context in
+            let status = try await slot.current.clusterStatus(actor: try context.caller(request))
+            return Response.reply(ClusterReply(
+                node: status.node,
+                leases: status.leases.map { .init(name: $0.name, holder: $0.holder, token: $0.token, expiresAt: $0.expiresAt) },
+                nodes: status.nodes.map { .init(id: $0.node, seenGeneration: $0.seenGeneration, heartbeatAt: $0.at, ageMilliseconds: Int($0.age * 1000)) }))
+        }
         routes.on(.post, "/v1/admin/maintenance/run") { request, context in
             let report = try await slot.current.runMaintenance(actor: try context.caller(request))
             maintenance.record(report)
@@ -121,13 +128,28 @@ enum AdminRoutes {
 }
 
 /// The maintenance sweep's last result, as the scheduler and the admin API record it.
+/// It also keeps the last periodic verification's outcome.
 final class MaintenanceLog: Sendable {
     private let last = Mutex<(at: Date, report: MaintenanceReport)?>(nil)
+    private let verification = Mutex<(at: Date, intact: Bool, problems: Int)?>(nil)
 
     func record(_ report: MaintenanceReport) { last.withLock { $0 = (Date(), report) } }
 
+    func record(_ result: StoreVerification) {
+        verification.withLock { $0 = (Date(), result.isIntact, result.problems.count + result.audit.problems.count) }
+    }
+
     var reply: MaintenanceReply {
-        guard let last = last.withLock({ $0 }) else { return MaintenanceReply(ranAt: nil, keys: 0, destroyed: 0, rotated: 0, failures: []) }
-        return MaintenanceReply(ranAt: last.at, keys: last.report.keys, destroyed: last.report.destroyed, rotated: last.report.rotated, failures: last.report.failures)
+        var reply = MaintenanceReply(ranAt: nil, keys: 0, destroyed: 0, rotated: 0, failures: [])
+        if let last = last.withLock({ $0 }) {
+            reply = MaintenanceReply(ranAt: last.at, keys: last.report.keys, destroyed: last.report.destroyed, rotated: last.report.rotated,
+                                     failures: last.report.failures)
+            reply.purged = last.report.purged
+        }
+        if let verification = verification.withLock({ $0 }) {
+            reply.verifiedAt = verification.at
+            reply.verificationProblems = verification.problems
+        }
+        return reply
     }
 }

@@ -131,9 +131,15 @@ public struct KeywardServer: Sendable {
             let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
-        let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds), log: maintenanceLog, logger: logger)
+        // Nodes coordinate through the store when they have an id (`keyward serve` gives each
+        // one); a server without one runs the background work itself, unleased.
+        let lease = slot.current.options.nodeID == nil ? nil : LeaseKeeper(slot: slot, duration: .seconds(self.configuration.leaseSeconds), logger: logger)
+        let verifyEvery = self.configuration.verifyIntervalSeconds
+        let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds),
+                                               verifyInterval: verifyEvery > 0 ? .seconds(verifyEvery) : nil, lease: lease, log: maintenanceLog, logger: logger)
         let watcher = StoreWatcher(slot: slot, tokens: tokens, reopen: reopen, logger: logger)
         var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher]
+        if let lease { services.append(lease) }
         if let anchor = self.configuration.auditAnchor {
             services.append(AuditAnchorPublisher(slot: slot, destination: try AuditAnchorPublisher.Destination(anchor),
                                                  interval: .seconds(self.configuration.auditAnchorIntervalSeconds), logger: logger))

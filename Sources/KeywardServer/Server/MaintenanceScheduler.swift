@@ -1,36 +1,75 @@
+import Foundation
 import Keyward
+import KeywardStorage
 import Logging
 import ServiceLifecycle
 
-/// Runs `KeyService.runMaintenance()` every `interval` while the server runs, so keys are
-/// destroyed and rotated on schedule whether or not any request touches them. Stops at
+/// Runs the cluster's background work every `interval` while the server runs, on the one node
+/// holding the maintenance lease (`LeaseKeeper`): the maintenance sweep
+/// (`KeyService.runMaintenance(under:)`: due destructions, scheduled rotations, deleting the
+/// material of destroyed keys once every node has seen their destruction) and, every
+/// `verifyInterval`, a full verification of the store. Every write of that work is fenced by
+/// the lease's token. Nodes without the lease do nothing but wait to take it over. Stops at
 /// graceful shutdown.
 struct MaintenanceScheduler: Service {
     let slot: KeyServiceSlot
     let interval: Duration
+    /// Between verifications of the whole store; nil: never.
+    let verifyInterval: Duration?
+    /// The lease the work runs under; nil for a server that is no cluster node (no node id),
+    /// which runs it unleased.
+    let lease: LeaseKeeper?
     /// Where each sweep's result is kept for `/v1/admin/maintenance`.
     let log: MaintenanceLog
     let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
+            var verified: ContinuousClock.Instant? = nil
             while !Task.isCancelled {
-                await sweep()
+                let held = lease?.held
+                if lease == nil || held != nil {
+                    await sweep(held)
+                    if let verifyInterval, verified.map({ ContinuousClock.now - $0 >= verifyInterval }) ?? true {
+                        await verify()
+                        verified = ContinuousClock.now
+                    }
+                }
                 try? await Task.sleep(for: interval)
             }
         }
     }
 
-    private func sweep() async {
+    private func sweep(_ held: Lease?) async {
         do {
-            let report = try await slot.current.runMaintenance()
+            let service = slot.current
+            let report = if let held { try await service.runMaintenance(under: held) } else { try await service.runMaintenance() }
             log.record(report)
-            if report.destroyed > 0 || report.rotated > 0 {
-                logger.notice("maintenance", metadata: ["destroyed": "\(report.destroyed)", "rotated": "\(report.rotated)", "keys": "\(report.keys)"])
+            if report.destroyed > 0 || report.rotated > 0 || report.purged > 0 {
+                logger.notice("maintenance", metadata: ["destroyed": "\(report.destroyed)", "rotated": "\(report.rotated)",
+                                                        "purged": "\(report.purged)", "keys": "\(report.keys)"])
             }
             for failure in report.failures { logger.error("maintenance failed", metadata: ["failure": .string(failure)]) }
         } catch {
             logger.error("maintenance sweep failed", metadata: ["error": .string(error.description)])
+        }
+    }
+
+    /// Verifies every record and the audit chain; a finding is logged as critical (it means
+    /// the store was edited outside Keyward) and kept for `/v1/admin/maintenance`.
+    private func verify() async {
+        do {
+            let result = try await slot.current.verifyStore()
+            log.record(result)
+            if result.isIntact {
+                logger.notice("periodic verification: the store is intact", metadata: ["keys": "\(result.keys)", "auditEntries": "\(result.audit.entries)"])
+            } else {
+                for problem in result.problems + result.audit.problems {
+                    logger.critical("periodic verification found a problem", metadata: ["problem": .string(problem)])
+                }
+            }
+        } catch {
+            logger.error("periodic verification failed", metadata: ["error": .string(error.description)])
         }
     }
 }

@@ -11,6 +11,10 @@ import ServiceLifecycle
 /// service in (`KeyServiceSlot`), so the server goes on writing under the new KEK. Stops at
 /// graceful shutdown.
 ///
+/// After a poll that saw a change, and at least once a second, the node writes its heartbeat
+/// with the generation it has caught up with (`KeyService.reportHeartbeat`), which a destruction
+/// waits for on every live node before it deletes key material (`DestructionBarrier`).
+///
 /// Each successful poll confirms the caches (keys in `KeyService`, verified tokens here) as of
 /// when it began; with a coherence bound (`KeyService.Options.coherenceBound`,
 /// `TokenAuthenticator.coherenceBound`, 1 s in `keyward serve`), a node whose polls fail or
@@ -24,11 +28,18 @@ struct StoreWatcher: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
+            var polls = 0
             while !Task.isCancelled {
                 do throws(KeywardError) {
                     let asked = DispatchTime.now().uptimeNanoseconds
-                    if try await slot.current.refreshFromStore() { tokens.forgetAll() }
+                    let service = slot.current
+                    let changed = try await service.refreshFromStore()
+                    if changed { tokens.forgetAll() }
                     tokens.confirm(asked)
+                    polls += 1
+                    // The heartbeat says what this node has caught up with (a destruction
+                    // waits for it): at once after a change, otherwise once a second.
+                    if changed || polls % 4 == 0 { try await service.reportHeartbeat() }
                 } catch {
                     logger.warning("store generation could not be read", metadata: ["error": .string(error.description)])
                 }

@@ -79,6 +79,19 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v4: leases and node heartbeats") { db in
+            // Background work's leases with their fencing tokens, and each serving node's last
+            // heartbeat with the generation it had seen (`ClusterStore`). Neither moves the
+            // generation: they are coordination, not administrative state.
+            try db.execute(sql: """
+                CREATE TABLE leases (
+                    name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE nodes (
+                    id TEXT PRIMARY KEY, seen_generation INTEGER NOT NULL, heartbeat_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

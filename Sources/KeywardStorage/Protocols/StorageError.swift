@@ -15,6 +15,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A write under a KEK another process has since rotated away (`HeaderStore.fenceWrites`):
     /// nothing was written; the process must open the store again to write.
     case staleKEK(String)
+    /// A write fenced by a lease (`LeaseFence`) that has lapsed or passed to another node:
+    /// nothing was written.
+    case leaseLost(String)
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .corrupted(let message): "the key store is corrupted: \(message)"
         case .database(let message): "database error: \(message)"
         case .staleKEK(let message): "the store's KEK changed: \(message); restart this process (or open the store again) to write"
+        case .leaseLost(let message): "the background-work lease was lost: \(message); another node holds it now, nothing was written"
         }
     }
 }

@@ -86,9 +86,11 @@ public final class SQLiteKeyStore: KeyStore {
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StorageError) -> T {
         let expected = fence.current
+        let lease = LeaseFence.current
         do {
             return try await pool.write { db in
                 if let expected { try KEKFence.check(db, expected) }
+                if let lease { try Self.checkLease(db, lease) }
                 return try body(db)
             }
         } catch {
@@ -465,6 +467,86 @@ public final class SQLiteKeyStore: KeyStore {
         }
         fence.set(newKEK.id)
         return count
+    }
+
+    // MARK: Cluster
+
+    // Every process on the file shares this machine's clock, so leases and heartbeats are kept
+    // in seconds since 1970 by it.
+
+    public func acquireLease(_ name: String, holder: String, duration: Duration) async throws(StorageError) -> Lease? {
+        let seconds = duration.seconds
+        do {
+            return try await pool.write { db -> Lease? in
+                let now = Date().timeIntervalSince1970
+                let expires = now + seconds
+                guard let row = try Row.fetchOne(db, sql: "SELECT holder, token, expires_at FROM leases WHERE name = ?", arguments: [name]) else {
+                    try db.execute(sql: "INSERT INTO leases (name, holder, token, expires_at) VALUES (?, ?, 1, ?)", arguments: [name, holder, expires])
+                    return Lease(name: name, holder: holder, token: 1, expiresAt: Date(timeIntervalSince1970: expires))
+                }
+                let current = try Self.lease(name, row)
+                if current.holder != holder, current.expiresAt.timeIntervalSince1970 > now { return nil }
+                let token = current.holder == holder ? current.token : current.token + 1
+                try db.execute(sql: "UPDATE leases SET holder = ?, token = ?, expires_at = ? WHERE name = ?", arguments: [holder, token, expires, name])
+                return Lease(name: name, holder: holder, token: token, expiresAt: Date(timeIntervalSince1970: expires))
+            }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    public func lease(_ name: String) async throws(StorageError) -> Lease? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT holder, token, expires_at FROM leases WHERE name = ?", arguments: [name]).map { try Self.lease(name, $0) }
+        }
+    }
+
+    public func releaseLease(_ lease: Lease) async throws(StorageError) {
+        do {
+            try await pool.write { db in
+                try db.execute(sql: "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND token = ?",
+                               arguments: [lease.name, lease.holder, lease.token])
+            }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    public func heartbeat(node: String, seenGeneration: Int64) async throws(StorageError) {
+        do {
+            try await pool.write { db in
+                let now = Date().timeIntervalSince1970
+                try db.execute(sql: """
+                    INSERT INTO nodes (id, seen_generation, heartbeat_at) VALUES (?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET seen_generation = excluded.seen_generation, heartbeat_at = excluded.heartbeat_at
+                    """, arguments: [node, seenGeneration, now])
+                try db.execute(sql: "DELETE FROM nodes WHERE heartbeat_at < ?", arguments: [now - 86_400])
+            }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    public func heartbeats() async throws(StorageError) -> [NodeHeartbeat] {
+        try await read { db in
+            let now = Date().timeIntervalSince1970
+            return try Row.fetchAll(db, sql: "SELECT id, seen_generation, heartbeat_at FROM nodes ORDER BY id").map { row in
+                let at = try Self.date(row, "heartbeat_at")
+                return NodeHeartbeat(node: try Self.text(row, "id"), seenGeneration: try Self.int(row, "seen_generation"),
+                                     at: at, age: now - at.timeIntervalSince1970)
+            }
+        }
+    }
+
+    /// Throws `leaseLost` unless `lease` is still held, unlapsed, with its token (`LeaseFence`).
+    private static func checkLease(_ db: Database, _ lease: Lease) throws {
+        let held = try Bool.fetchOne(db, sql: "SELECT 1 FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at > ?",
+                                     arguments: [lease.name, lease.holder, lease.token, Date().timeIntervalSince1970]) ?? false
+        if !held { throw StorageError.leaseLost("lease \(lease.name) with token \(lease.token) has lapsed or passed to another node") }
+    }
+
+    private static func lease(_ name: String, _ row: Row) throws -> Lease {
+        Lease(name: name, holder: try text(row, "holder"), token: try int(row, "token"), expiresAt: try date(row, "expires_at"))
     }
 
     // MARK: Row mapping

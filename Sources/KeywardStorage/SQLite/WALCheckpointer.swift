@@ -60,7 +60,7 @@ final class WALCheckpointer: Sendable {
             self.appender = appender
             let pageSize = (try? SQLiteConnection.pageSize(handle)) ?? 4096
             restartFrames = Int32(clamping: max(1, restartBytes) / (Int(pageSize) + 24))
-            seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+            seconds = interval.seconds
         }
 
         func step(_ stopping: Bool) -> WorkerThread.Step {
