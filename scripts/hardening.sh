@@ -15,7 +15,7 @@ status=${PIPESTATUS[0]}
 echo "--- hardening: kill -9 under concurrent writers (20 rounds) ---"
 timeout 600 python3 scripts/hardening/crash_writers.py "$keyward" 20 | tail -3
 
-echo "--- hardening: two nodes on PostgreSQL under load: kill -9 of one node, then pg_ctl restart -m immediate ---"
+echo "--- hardening: two nodes on PostgreSQL under load: kill -9 of one node, pg_ctl restart -m immediate, the database cut, SIGSTOP of the lease holder ---"
 timeout 300 python3 scripts/hardening/cluster_faults.py "$keyward"
 
 echo "--- hardening: secret scan ---"

@@ -168,6 +168,22 @@ struct StoreContractTests {
 
 @Suite("Coherence bound")
 struct CoherenceBoundTests {
+    @Test("a node's first poll of the store drops what it cached before: a key another node disabled in between is refused",
+          arguments: StoreBackend.available)
+    func firstPollDropsUnconfirmedCache(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        let first = try await database.initialize()
+        let owner = Caller.owner("t")
+        let key = try await first.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+        let second = try await database.node()
+        _ = try await second.encrypt([1], key: key, actor: owner)
+        _ = try await first.transition(key: key, .disable, actor: owner)
+        #expect(try await second.refreshFromStore(), "the first poll did not count as a change")
+        let refused = await keywardError { () async throws(KeywardError) in _ = try await second.encrypt([1], key: key, actor: owner) }
+        #expect(refused != nil, "the node served a key disabled before its first poll from its cache")
+    }
+
     @Test("a node whose store watcher has not confirmed the store within the bound reads through its cache: another node's disable is honoured; without the bound the cache would have served it",
           arguments: StoreBackend.available)
     func staleCacheReadsThrough(_ backend: StoreBackend) async throws {

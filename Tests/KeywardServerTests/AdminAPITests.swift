@@ -77,6 +77,8 @@ struct AdminAPITests {
             #expect(run.status == .ok && run.json["keys"] as? Int == 1 && run.json["ranAt"] != nil)
             let status = try await client.call(.get, "/v1/admin/maintenance", token: root)
             #expect(status.json["ranAt"] as? String == run.json["ranAt"] as? String)
+            let cluster = try await client.call(.get, "/v1/admin/cluster", token: root)
+            #expect(cluster.status == .ok && cluster.json["leases"] is [Any] && cluster.json["nodes"] is [Any], "\(cluster.text)")
         }
     }
 

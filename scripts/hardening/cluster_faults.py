@@ -8,6 +8,9 @@ fails, to the other:
    again on their own once it is back;
 3. the database cut from one node (a relay dropped): its /v1/ready turns 503 within 2 s, its
    requests get 503, and it serves again on its own when the relay is back.
+4. SIGSTOP of the node holding the maintenance lease: the other takes the background work over
+   within the lease (3 s here) plus a renewal, with a larger fencing token; woken, the paused
+   node stands down.
 
 After each fault every acknowledged write must be there: each acknowledged key resolves by its
 alias with at least the acknowledged version, every acknowledged ciphertext decrypts; every key
@@ -17,7 +20,7 @@ intact.
 Usage: cluster_faults.py KEYWARD_BINARY   (needs KEYWARD_TEST_POSTGRES_URL, KEYWARD_TEST_PGDATA,
 KEYWARD_TEST_PGBIN from scripts/postgres.sh)
 """
-import base64, os, socket, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
+import base64, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
 from keyward_process import client, fail as failed, start as launch, stop
 
 binary = os.path.abspath(sys.argv[1])
@@ -317,4 +320,63 @@ print("cluster: database cut from one node: /v1/ready 503 after %.2f s, requests
 if not_ready_after > 2.0:
     fail("readiness took %.2f s to report the lost database (at most 2 s)" % not_ready_after)
 stop(b)
+
+# 4. The maintenance lease: one node of two holds it; SIGSTOP that node past its lease and the
+# other takes the work over with a larger fencing token; woken, the paused node does not take
+# it back (its writes under the old token would be refused inside their transactions).
+lease_env = dict(env, KEYWARD_LEASE_SECONDS="3", KEYWARD_MAINTENANCE_INTERVAL_SECONDS="1")
+nodes = {}
+for name in ("e", "f"):
+    server, url = launch([binary, "serve", "--store", store, "--key-file", key_file, "--insecure-http", "--port", "0", "--rate-limit", "0"],
+                         os.path.join(work, name + ".log"), env=lease_env, cwd=work)
+    if server is None:
+        fail("node %s did not start:\n%s" % (name, url))
+    nodes[name] = (server, client(url, token))
+
+
+def cluster(name):
+    status, body = nodes[name][1]("GET", "/v1/admin/cluster")
+    if status != 200:
+        fail("GET /v1/admin/cluster on node %s: %s %s" % (name, status, body))
+    lease = (body.get("leases") or [{}])[0]
+    return body.get("node"), lease.get("holder"), lease.get("token"), lease.get("expiresAt")
+
+
+ids = {name: cluster(name)[0] for name in nodes}
+began = time.time()
+while True:
+    _, holder, token_before, _ = cluster("e")
+    if holder in ids.values():
+        break
+    if time.time() - began > 20:
+        fail("neither node took the maintenance lease within 20 s (holder %s)" % holder)
+    time.sleep(0.2)
+leader = [name for name in nodes if ids[name] == holder][0]
+follower = [name for name in nodes if name != leader][0]
+nodes[leader][0].send_signal(signal.SIGSTOP)
+paused = time.time()
+while True:
+    _, holder, token_after, _ = cluster(follower)
+    if holder == ids[follower]:
+        break
+    if time.time() - paused > 15:
+        fail("node %s did not take the lease within 15 s of the holder's pause" % follower)
+    time.sleep(0.1)
+failover = time.time() - paused
+if not token_after > token_before:
+    fail("the new holder's fencing token %s is not larger than the old %s" % (token_after, token_before))
+nodes[leader][0].send_signal(signal.SIGCONT)
+time.sleep(4)
+_, holder_seen_by_woken, token_seen, _ = cluster(leader)
+if holder_seen_by_woken != ids[follower] or token_seen != token_after:
+    fail("after waking, the paused node took the lease back (holder %s, token %s)" % (holder_seen_by_woken, token_seen))
+with open(os.path.join(work, leader + ".log")) as log:
+    if "lost the maintenance lease" not in log.read():
+        fail("the woken node did not notice it had lost the lease")
+for name in nodes:
+    stop(nodes[name][0])
+print("cluster: maintenance lease (3 s) held by one node of two; SIGSTOP of the holder: the other took it over after %.1f s with fencing token %s (was %s); "
+      "the woken node stood down" % (failover, token_after, token_before))
+if failover > 3 + 1 + 2:
+    fail("the lease took %.1f s to move (at most lease 3 s + renewal 1 s + 2 s)" % failover)
 subprocess.run(["psql", admin, "-Xqc", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % database], capture_output=True)

@@ -1,6 +1,10 @@
 import Foundation
 import KeywardStorage
 
+/// A node's hold on the cluster's background work, with its fencing token (defined with the
+/// store that keeps it).
+public typealias Lease = KeywardStorage.Lease
+
 /// The nodes serving one store, and who runs its background work.
 public struct ClusterStatus: Sendable, Hashable {
     /// The node answering (nil for a process that does not serve).

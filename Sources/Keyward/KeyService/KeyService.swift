@@ -185,14 +185,16 @@ public final class KeyService: Sendable {
     /// Notices what other processes changed in the store: when the store's generation (which
     /// every administrative change by any writer increases) differs from the one last seen, every
     /// cached key is dropped, so its next use reads and checks its row again. Returns true when
-    /// the store changed since the last call (false on the first). `keyward serve` calls this
+    /// the store changed since the last call, and on the first call (nothing cached before it
+    /// was confirmed against the store). `keyward serve` calls this
     /// every 250 ms, so a key disabled, an alias moved or a token revoked by the CLI applies
     /// within that.
     public func refreshFromStore() async throws(KeywardError) -> Bool {
         let asked = clock.now
         let now = try await storing({ () async throws(StorageError) in try await store.generation() })
         let before = seenGeneration.exchange(now, ordering: .acquiringAndReleasing)
-        let changed = before >= 0 && before != now
+        // The first poll counts as a change: whatever was cached before it is unconfirmed.
+        let changed = before != now
         if changed {
             cache.invalidateAll()
             try await retireIfKEKRotated()

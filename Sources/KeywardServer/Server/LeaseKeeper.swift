@@ -1,6 +1,5 @@
 import Foundation
 import Keyward
-import KeywardStorage
 import Logging
 import ServiceLifecycle
 import Synchronization
