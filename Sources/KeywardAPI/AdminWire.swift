@@ -332,3 +332,68 @@ public struct KEKRotationReply: WritableReply, Equatable {
         json.member("records", records)
     }
 }
+
+/// `POST /v1/admin/backup`: the recipient to seal the backup to, as the text of its public key
+/// file (`keyward backup keygen`); it must be one the server pins (`backup.recipients`).
+/// Schema `BackupRequest`.
+public struct BackupBody: Codable, Sendable {
+    public var recipient: String
+
+    /// A body of these fields.
+    public init(recipient: String) { self.recipient = recipient }
+}
+
+/// A recipient backup: the bundle, signed by the store's backup signing key. Schema `Backup`.
+public struct BackupReply: WritableReply, Equatable {
+    /// The bundle's bytes (what `keyward backup create` writes to a file).
+    public var bundle: [UInt8]
+    /// Keys in the bundle.
+    public var keys: Int
+
+    /// A reply of these fields.
+    public init(bundle: [UInt8], keys: Int) {
+        self.bundle = bundle
+        self.keys = keys
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("bundle", base64: bundle)
+        json.member("keys", keys)
+    }
+
+    private enum CodingKeys: String, CodingKey { case bundle, keys }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        bundle = try container.decode(Base64Bytes.self, forKey: .bundle).value
+        keys = try container.decode(Int.self, forKey: .keys)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Base64Bytes(bundle), forKey: .bundle)
+        try container.encode(keys, forKey: .keys)
+    }
+}
+
+/// `POST /v1/admin/restore`: a recipient bundle sealed to the server's own identity
+/// (`backup.identity`) and signed by a store it trusts (`backup.signers`). Schema `RestoreRequest`.
+public struct RestoreBody: Codable, Sendable {
+    public var bundle: Base64Bytes
+
+    /// A body of these fields.
+    public init(bundle: [UInt8]) { self.bundle = Base64Bytes(bundle) }
+}
+
+/// A restore's result. Schema `Restore`.
+public struct RestoreReply: WritableReply, Equatable {
+    /// Keys restored.
+    public var restored: Int
+
+    /// A reply of these fields.
+    public init(restored: Int) { self.restored = restored }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("restored", restored)
+    }
+}

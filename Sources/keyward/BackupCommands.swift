@@ -69,11 +69,8 @@ struct BackupCommand: AsyncParsableCommand {
                 let keySpec = try KeySpec(named: spec)
                 guard keySpec == .x25519 || keySpec == .xWing else { throw CLIError(.failure, "backup recipients are X25519 or X-WING") }
                 let material = try KeyMaterial.generate(keySpec)
-                let secret = material.secret.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
-                try Identity.writeAtomically(Data("KEYWARD-IDENTITY-V1\n\(keySpec.rawValue)\n\(secret)\n".utf8), to: identity, mode: 0o600)
-                let publicKey = try material.publicKey()
-                let text = publicKey.pem ?? "KEYWARD-PUBLIC-V1\n\(keySpec.rawValue)\n\(Data(publicKey.representation).base64EncodedString())\n"
-                try Identity.writeAtomically(Data(text.utf8), to: publicOut, mode: 0o644)
+                try Identity.writeAtomically(Data(BackupKeyFiles.identityText(material).utf8), to: identity, mode: 0o600)
+                try Identity.writeAtomically(Data(try BackupKeyFiles.recipientText(material).utf8), to: publicOut, mode: 0o644)
                 print("wrote \(identity) (keep it offline) and \(publicOut)")
             }
         }
@@ -142,10 +139,9 @@ enum Identity {
                 throw CLIError(.failure, "a recipient backup opens only with --signer: the source store's backup signing public key "
                                + "(`keyward backup signer --out FILE` on that store), so a bundle someone else sealed to your public key is refused")
             }
-            guard let pem = FileManager.default.contents(atPath: signer) else { throw CLIError(.failure, "cannot read \(signer)") }
             let signerKey: PublicKey
-            do { signerKey = try PublicKey(spec: .ed25519, pem: String(decoding: pem, as: UTF8.self)) } catch {
-                throw CLIError(.failure, "\(signer) is not an Ed25519 public key in PEM (from `keyward backup signer`)")
+            do { signerKey = try BackupKeyFiles.signer(try text(signer)) } catch let error as KeywardError {
+                throw CLIError(.failure, "\(signer): \(error.description)")
             }
             return try KeyService.openBackup([UInt8](data), identity: try readIdentity(identity), signer: signerKey)
         }
@@ -154,24 +150,17 @@ enum Identity {
     }
 
     static func readIdentity(_ path: String) throws -> KeyMaterial {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard lines.count >= 3, lines[0] == "KEYWARD-IDENTITY-V1", var secret = Data(base64Encoded: lines[2]).map([UInt8].init) else {
-            throw CLIError(.failure, "\(path) is not a Keyward backup identity")
-        }
-        defer { SecureZero.wipe(&secret) }
-        return try KeyMaterial(spec: try KeySpec(named: lines[1]), importing: secret)
+        do { return try BackupKeyFiles.identity(try text(path)) } catch let error as KeywardError { throw CLIError(.failure, "\(path): \(error.description)") }
     }
 
     static func readPublicKey(_ path: String) throws -> PublicKey {
+        do { return try BackupKeyFiles.recipient(try text(path)) } catch let error as KeywardError { throw CLIError(.failure, "\(path): \(error.description)") }
+    }
+
+    /// A file's text.
+    static func text(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
-        let text = String(decoding: data, as: UTF8.self)
-        if text.contains("-----BEGIN PUBLIC KEY-----") { return try PublicKey(spec: .x25519, pem: text) }
-        let lines = text.split(separator: "\n").map(String.init)
-        guard lines.count >= 3, lines[0] == "KEYWARD-PUBLIC-V1", let raw = Data(base64Encoded: lines[2]) else {
-            throw CLIError(.failure, "\(path) is not a recipient public key from `keyward backup keygen`")
-        }
-        return try PublicKey(spec: try KeySpec(named: lines[1]), bytes: [UInt8](raw))
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Writes to a temporary file beside `path`, syncs it, and renames it into place.

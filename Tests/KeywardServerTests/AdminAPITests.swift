@@ -82,6 +82,67 @@ struct AdminAPITests {
         }
     }
 
+    @Test("backup over the API goes only to a recipient the operator pinned (attack: a stolen admin token asks for the keys sealed to its own key, refused and audited); the bundle restores over the API into another cluster's empty store, which trusts the source's signer, and old ciphertexts decrypt there")
+    func backupAndRestoreOverTheAPI() async throws {
+        let source = try TemporaryStore(label: "admin-backup-source"), target = try TemporaryStore(label: "admin-backup-target")
+        defer { source.remove(); target.remove() }
+        let owner = Caller.owner("t")
+        let service = try await KeyService.initialize(store: try SQLiteKeyStore(path: source.path("store.db")), root: source.root(), actor: owner)
+        let key = try await service.createKey(CreateKeyRequest(aliases: ["app/orders"]), actor: owner).metadata.id.description
+        let sealed = try await service.encrypt(Array("ledger".utf8), key: key, context: ["t": "1"], actor: owner)
+        let admin = try await service.issueToken(principal: "ops", policy: AccessPolicy(rules: [AccessRule(operations: [.backup], keys: .any)]), lifetime: nil, actor: owner).text
+        let narrow = try await service.issueToken(principal: "reader", policy: AccessPolicy(rules: [AccessRule(operations: [.readAudit], keys: .any)]), lifetime: nil, actor: owner).text
+        // The recovery site's recipient, pinned in the source's configuration; the attacker's is not.
+        let site = try KeyMaterial.generate(.x25519), attacker = try KeyMaterial.generate(.x25519)
+        try BackupKeyFiles.recipientText(site).write(toFile: source.path("site.pub"), atomically: true, encoding: .utf8)
+        let signer = try await service.backupSigner(actor: owner)
+        var configuration = ServerConfiguration()
+        configuration.insecureHTTP = true
+        configuration.backup.recipients = [source.path("site.pub")]
+        let server = try KeywardServer(service: service, configuration: configuration)
+        let bundle: [UInt8] = try await Application(router: try server.makeRouter()).test(.router) { client in
+            let stolen = try await client.call(.post, "/v1/admin/backup", token: admin, try json(["recipient": BackupKeyFiles.recipientText(attacker)]))
+            #expect(stolen.status == .forbidden && stolen.text.contains("backup.recipients"), "\(stolen.status) \(stolen.text)")
+            let unauthorised = try await client.call(.post, "/v1/admin/backup", token: narrow, try json(["recipient": BackupKeyFiles.recipientText(site)]))
+            #expect(unauthorised.status == .forbidden)
+            #expect(try await client.call(.post, "/v1/admin/backup", token: admin, #"{"recipient":"not a key"}"#).status == .badRequest)
+            let made = try await client.call(.post, "/v1/admin/backup", token: admin, try json(["recipient": BackupKeyFiles.recipientText(site)]))
+            #expect(made.status == .ok && made.json["keys"] as? Int == 1, "\(made.status) \(made.text)")
+            return [UInt8](Data(base64Encoded: made.string("bundle")) ?? Data())
+        }
+        let refusals = try await service.auditTail(50).map(\.event).filter { $0.operation == "backup-create" && $0.outcome != "ok" }
+        #expect(refusals.count == 2, "\(refusals.map(\.outcome))")
+        // The bundle opens only with the site's identity and the source's signer.
+        #expect(try KeyService.openBackup(bundle, identity: site, signer: signer).keys.count == 1)
+
+        // The recovery cluster: its own store, the site identity and the source's signer pinned.
+        let recovered = try await KeyService.initialize(store: try SQLiteKeyStore(path: target.path("store.db")), root: target.root(), actor: owner)
+        try BackupKeyFiles.identityText(site).write(toFile: target.path("site.identity"), atomically: true, encoding: .utf8)
+        try #require(signer.pem).write(toFile: target.path("source-signer.pem"), atomically: true, encoding: .utf8)
+        let restorer = try await recovered.issueToken(principal: "ops", policy: AccessPolicy(rules: [AccessRule(operations: [.restore], keys: .any)]), lifetime: nil, actor: owner).text
+        var targetConfiguration = ServerConfiguration()
+        targetConfiguration.insecureHTTP = true
+        targetConfiguration.backup.identity = target.path("site.identity")
+        let untrusting = try KeywardServer(service: recovered, configuration: targetConfiguration)
+        try await Application(router: try untrusting.makeRouter()).test(.router) { client in
+            let refused = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(bundle).base64EncodedString()]))
+            #expect(refused.status == .forbidden && refused.text.contains("backup.signers"), "\(refused.text)")
+        }
+        targetConfiguration.backup.signers = [target.path("source-signer.pem")]
+        let trusting = try KeywardServer(service: recovered, configuration: targetConfiguration)
+        try await Application(router: try trusting.makeRouter()).test(.router) { client in
+            var tampered = bundle
+            tampered[tampered.count / 2] ^= 1
+            #expect(try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(tampered).base64EncodedString()])).status != .ok)
+            let restored = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(bundle).base64EncodedString()]))
+            #expect(restored.status == .ok && restored.json["restored"] as? Int == 1, "\(restored.text)")
+            let again = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(bundle).base64EncodedString()]))
+            #expect(again.status == .forbidden, "a restore into a store that holds keys: \(again.text)")
+        }
+        #expect(try await recovered.decrypt(sealed.ciphertext, context: ["t": "1"], actor: owner).plaintext == Array("ledger".utf8))
+        #expect(try await recovered.describe(key: "app/orders", actor: owner).metadata.id.description == key)
+    }
+
     @Test("the KEK rotates over the API on a server holding its root of trust: old ciphertexts decrypt, new writes work, the store verifies")
     func kekRotationOverTheAPI() async throws {
         let temporary = try TemporaryStore(label: "admin-kek")
@@ -105,4 +166,9 @@ struct AdminAPITests {
             #expect(try await client.call(.post, "/v1/admin/verify", token: narrow).json["intact"] as? Bool == true)
         }
     }
+}
+
+/// `object` as a JSON body.
+private func json(_ object: [String: String]) throws -> String {
+    String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
 }

@@ -86,7 +86,7 @@ struct LifecycleTests {
             case .update: _ = try await service.update(key: id, description: "x", actor: .owner("t"))
             case .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction, .markCompromised:
                 _ = try await service.transition(key: id, operation, actor: .owner("t"))
-            case .destroy, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance: break
+            case .destroy, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore: break
             }
         }
     }

@@ -143,7 +143,7 @@ extension ServiceOperation {
              .deriveSharedSecret, .decapsulate, .publicKey, .export:
             true
         case .describe, .rotate, .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction,
-             .markCompromised, .destroy, .update, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance:
+             .markCompromised, .destroy, .update, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
             false
         }
     }

@@ -74,65 +74,83 @@ extension KeyService {
     public func createBackup(protection: BackupProtection, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> BackupBundle {
         try await auditor.audited(.createBackup, caller: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
             try Self.requireOwner(actor, .export)
-            // Keys past their destruction date are destroyed first, so their material stays out.
-            let maintenance = try await runMaintenance()
-            guard maintenance.failures.isEmpty else {
-                throw .storeState("maintenance before the backup failed, so due destructions may not have happened: \(maintenance.failures.joined(separator: "; "))")
-            }
-            var payload: [UInt8] = []
-            defer { SecureZero.wipe(&payload) }
-            var count = 0
-            var cursor: KeyID? = nil
-            repeat {
-                let fence = records.fence()
-                let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
-                for row in rows {
-                    let metadata = try records.verifiedMetadata(row, fence)
-                    guard metadata.backupAllowed, metadata.importWrappingFor == nil else { continue }
-                    try await appendKey(metadata, row: row, to: &payload)
-                    count += 1
-                }
-                progress(count)
-                cursor = rows.count == 500 ? rows.last?.id : nil
-            } while cursor != nil
-            let bundleKey: KeyMaterial
-            do throws(KeywardCryptoError) { bundleKey = try KeyMaterial.generate(.aes256GCM) } catch { throw .crypto(error) }
-            var header = BackupBundle.Header(protection: "", kdf: nil, wrappedKey: nil, sealedKey: nil,
-                                             storeID: self.header.storeID, createdAt: clock.now, keyCount: count, bundleID: KeyID())
-            do throws(KeywardCryptoError) {
-                switch protection {
-                case .passphrase(let passphrase, let kdf):
-                    header.protection = "passphrase"
-                    header.kdf = kdf
-                    let wrapping = try PassphraseKDF.deriveKey(passphrase: passphrase.secret, parameters: kdf)
-                    header.wrappedKey = try KeyWrap.wrap(bundleKey.secret, kek: wrapping, mode: .rfc5649)
-                case .recipient(let recipient):
-                    header.protection = recipient.spec == .xWing ? "x-wing" : "x25519"
-                    header.sealedKey = try HybridEncryption.seal(bundleKey.secret, to: recipient, info: Array("keyward backup v1".utf8))
-                }
-            } catch {
-                throw .crypto(error)
-            }
-            // A recipient bundle names the store's backup signing key, then is signed by it.
-            var signerKey: KeyID?
-            if case .recipient = protection {
-                let (id, version, publicKey) = try await backupSigningKey(actor: actor)
-                header.signer = BackupBundle.Signer(keyID: id, version: version, spec: publicKey.spec, publicKey: publicKey.representation)
-                signerKey = id
-            }
-            let framing = try BackupBundle(header: header, headerBytes: try CanonicalJSON.encode(header))
-            let sealed: [UInt8]
-            do throws(KeywardCryptoError) { sealed = try bundleKey.seal(payload, keyID: header.bundleID, version: 1, context: framing.context) } catch { throw .crypto(error) }
-            let unsigned = try BackupBundle(header: header, sealedPayload: sealed)
-            event.detail = "\(count) keys, protection \(header.protection)"
-            guard let signerKey, let signer = header.signer else { return unsigned }
-            let signature = try await sign(.message(unsigned.signedBytes), key: signerKey.description, actor: actor.internalStep)
-            guard signature.version == signer.version else {
-                throw .storeState("the backup signing key was rotated while the backup was written; write it again")
-            }
-            event.detail = "\(count) keys, protection \(header.protection), signed by \(signerKey) v\(signer.version)"
-            return try BackupBundle(header: header, sealedPayload: sealed, signature: signature.signature)
+            return try await writeBackup(protection: protection, actor: actor, event: &event, progress: progress)
         }
+    }
+
+    /// A recipient backup for an administrator over the API (`backup` on `*`), sealed only to
+    /// one of `pinned`, the recipients the server's operator configured: a stolen admin
+    /// credential cannot have the keys sealed to its holder's own public key.
+    public func createBackup(to recipient: PublicKey, pinned: [PublicKey], actor: Caller) async throws(KeywardError) -> BackupBundle {
+        try await auditor.audited(.createBackup, caller: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
+            try authorizeAdministration(.backup, actor)
+            guard pinned.contains(where: { $0.spec == recipient.spec && $0.representation == recipient.representation }) else {
+                throw .notPermitted("the recipient is not one this server seals backups to; the operator pins recipients in its configuration (backup.recipients)")
+            }
+            return try await writeBackup(protection: .recipient(recipient), actor: actor, event: &event, progress: { _ in })
+        }
+    }
+
+    /// The bundle `createBackup` writes, for a caller already authorised.
+    private func writeBackup(protection: BackupProtection, actor: Caller, event: inout AuditEvent, progress: @Sendable (Int) -> Void) async throws(KeywardError) -> BackupBundle {
+        // Keys past their destruction date are destroyed first, so their material stays out.
+        let maintenance = try await runMaintenance()
+        guard maintenance.failures.isEmpty else {
+            throw .storeState("maintenance before the backup failed, so due destructions may not have happened: \(maintenance.failures.joined(separator: "; "))")
+        }
+        var payload: [UInt8] = []
+        defer { SecureZero.wipe(&payload) }
+        var count = 0
+        var cursor: KeyID? = nil
+        repeat {
+            let fence = records.fence()
+            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
+            for row in rows {
+                let metadata = try records.verifiedMetadata(row, fence)
+                guard metadata.backupAllowed, metadata.importWrappingFor == nil else { continue }
+                try await appendKey(metadata, row: row, to: &payload)
+                count += 1
+            }
+            progress(count)
+            cursor = rows.count == 500 ? rows.last?.id : nil
+        } while cursor != nil
+        let bundleKey: KeyMaterial
+        do throws(KeywardCryptoError) { bundleKey = try KeyMaterial.generate(.aes256GCM) } catch { throw .crypto(error) }
+        var header = BackupBundle.Header(protection: "", kdf: nil, wrappedKey: nil, sealedKey: nil,
+                                         storeID: self.header.storeID, createdAt: clock.now, keyCount: count, bundleID: KeyID())
+        do throws(KeywardCryptoError) {
+            switch protection {
+            case .passphrase(let passphrase, let kdf):
+                header.protection = "passphrase"
+                header.kdf = kdf
+                let wrapping = try PassphraseKDF.deriveKey(passphrase: passphrase.secret, parameters: kdf)
+                header.wrappedKey = try KeyWrap.wrap(bundleKey.secret, kek: wrapping, mode: .rfc5649)
+            case .recipient(let recipient):
+                header.protection = recipient.spec == .xWing ? "x-wing" : "x25519"
+                header.sealedKey = try HybridEncryption.seal(bundleKey.secret, to: recipient, info: Array("keyward backup v1".utf8))
+            }
+        } catch {
+            throw .crypto(error)
+        }
+        // A recipient bundle names the store's backup signing key, then is signed by it.
+        var signerKey: KeyID?
+        if case .recipient = protection {
+            let (id, version, publicKey) = try await backupSigningKey(actor: actor)
+            header.signer = BackupBundle.Signer(keyID: id, version: version, spec: publicKey.spec, publicKey: publicKey.representation)
+            signerKey = id
+        }
+        let framing = try BackupBundle(header: header, headerBytes: try CanonicalJSON.encode(header))
+        let sealed: [UInt8]
+        do throws(KeywardCryptoError) { sealed = try bundleKey.seal(payload, keyID: header.bundleID, version: 1, context: framing.context) } catch { throw .crypto(error) }
+        let unsigned = try BackupBundle(header: header, sealedPayload: sealed)
+        event.detail = "\(count) keys, protection \(header.protection)"
+        guard let signerKey, let signer = header.signer else { return unsigned }
+        let signature = try await sign(.message(unsigned.signedBytes), key: signerKey.description, actor: actor.internalStep)
+        guard signature.version == signer.version else {
+            throw .storeState("the backup signing key was rotated while the backup was written; write it again")
+        }
+        event.detail = "\(count) keys, protection \(header.protection), signed by \(signerKey) v\(signer.version)"
+        return try BackupBundle(header: header, sealedPayload: sealed, signature: signature.signature)
     }
 
     /// The alias of the store's backup signing key.
@@ -143,11 +161,12 @@ extension KeyService {
     /// it (`openBackup(_:identity:signer:)`), so a bundle sealed to their public key by anyone
     /// else is refused. Owner only; the key never leaves the store (backup not allowed).
     public func backupSigner(actor: Caller) async throws(KeywardError) -> PublicKey {
-        try await backupSigningKey(actor: actor).publicKey
+        try Self.requireOwner(actor, .export)
+        return try await backupSigningKey(actor: actor).publicKey
     }
 
+    /// The backup signing key, created on first use, for a caller already authorised.
     private func backupSigningKey(actor: Caller) async throws(KeywardError) -> (id: KeyID, version: UInt32, publicKey: PublicKey) {
-        try Self.requireOwner(actor, .export)
         let description: KeyDescription
         do {
             description = try await describe(key: Self.backupSignerAlias, actor: actor.internalStep)
@@ -277,6 +296,27 @@ extension KeyService {
     /// made before the backup decrypt afterwards.
     public func restore(_ contents: BackupContents, actor: Caller, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> Int {
         try Self.requireOwner(actor, .create)
+        return try await restoreAuthorised(contents, actor: actor, progress: progress)
+    }
+
+    /// Restores, for an administrator over the API (`restore` on `*`), a recipient bundle
+    /// sealed to `identity` (the server's own, from its configuration) and signed by one of
+    /// `signers` (the source stores the operator trusts), into this store, which must hold no
+    /// keys. Nothing secret crosses the wire: the bundle is opened here.
+    public func restore(bundle: [UInt8], identity: borrowing KeyMaterial, signers: [PublicKey], actor: Caller) async throws(KeywardError) -> Int {
+        try await checkAdministration(.restore, actor: actor)
+        guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
+            throw .notPermitted("this store already holds keys; a backup is restored only into an empty store")
+        }
+        let header = try BackupBundle(parsing: bundle).header
+        guard let named = header.signer, let signer = signers.first(where: { $0.spec == named.spec && $0.representation == named.publicKey }) else {
+            throw .notPermitted("the bundle is not signed by a store this server trusts (backup.signers); nothing was restored")
+        }
+        let contents = try Self.openBackup(bundle, identity: identity, signer: signer)
+        return try await restoreAuthorised(contents, actor: actor, progress: { _ in })
+    }
+
+    private func restoreAuthorised(_ contents: BackupContents, actor: Caller, progress: @Sendable (Int) -> Void) async throws(KeywardError) -> Int {
         guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
             throw .storeState("a backup is restored only into a store that holds no keys")
         }

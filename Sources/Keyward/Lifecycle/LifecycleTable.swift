@@ -24,10 +24,16 @@ public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
     case rotateKEK = "rotate-kek"
     /// Administration: the maintenance sweep's status, and running it.
     case maintenance
+    /// Administration: a backup of every key, sealed to a recipient the server's operator
+    /// pinned in its configuration (never one the caller chooses).
+    case backup
+    /// Administration: restoring a backup signed by a store the server's operator trusts into
+    /// an empty store.
+    case restore
 
     /// Administrative operations: they act on the store, not on a key, so only a rule on every
     /// key (`*`) grants them.
-    public static let administrative: Set<ServiceOperation> = [.manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance]
+    public static let administrative: Set<ServiceOperation> = [.manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore]
 
     /// Operations that act on no existing key, so no lifecycle state applies to them.
     public static let keyless: Set<ServiceOperation> = Set<ServiceOperation>([.create, .random]).union(administrative)

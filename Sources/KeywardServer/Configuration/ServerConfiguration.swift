@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Seconds between maintenance sweeps (due destructions and rotations, with no request
     /// involved).
     public var maintenanceIntervalSeconds = 60
+    /// What backups over the API may be sealed to and restored from.
+    public var backup = BackupSettings()
     /// Seconds the node running the cluster's background work (the maintenance sweep and
     /// periodic verification) holds its lease; another node takes the work over within this
     /// long of the holder's death. Renewed every third of it.
@@ -140,6 +142,26 @@ public struct ServerConfiguration: Sendable, Equatable {
             self.perSecond = perSecond
             self.burst = burst
             self.peers = peers
+        }
+    }
+
+    /// Backups over the API (`/v1/admin/backup`, `/v1/admin/restore`): the keys the operator
+    /// pins, so no API caller chooses where key material goes or which bundles are trusted.
+    public struct BackupSettings: Sendable, Equatable {
+        /// Recipient public key files (`keyward backup keygen`) a backup may be sealed to.
+        public var recipients: [String] = []
+        /// This server's own recipient identity file (secret, mode 0600), which restores open
+        /// bundles with; unset: no restore over the API.
+        public var identity: String?
+        /// Backup signing public keys (`keyward backup signer`, PEM) of the stores whose
+        /// bundles a restore accepts.
+        public var signers: [String] = []
+
+        /// Backup settings.
+        public init(recipients: [String] = [], identity: String? = nil, signers: [String] = []) {
+            self.recipients = recipients
+            self.identity = identity
+            self.signers = signers
         }
     }
 

@@ -8,10 +8,10 @@ import Synchronization
 /// `/v1/admin`: administration over the API, so a cluster needs no shell on a node. Each route
 /// is a thin adapter: `KeyService` checks that the caller's policy grants the administrative
 /// operation on every key (`manage-tokens`, `read-audit`, `verify-store`, `rotate-kek`,
-/// `maintenance`) and audits the request.
+/// `maintenance`, `backup`, `restore`) and audits the request.
 enum AdminRoutes {
     static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader, tokens: TokenAuthenticator,
-                         maintenance: MaintenanceLog, root: (any RootOfTrust)?) {
+                         maintenance: MaintenanceLog, root: (any RootOfTrust)?, backupKeys: BackupKeys) {
         routes.on(.post, "/v1/admin/tokens") { request, context in
             let create = try await body.decode(CreateTokenBody.self, from: request)
             var rules: [AccessRule] = []
@@ -83,6 +83,23 @@ enum AdminRoutes {
         routes.on(.get, "/v1/admin/maintenance") { request, context in
             try await slot.current.checkAdministration(.maintenance, actor: try context.caller(request))
             return Response.reply(maintenance.reply)
+        }
+
+        routes.on(.post, "/v1/admin/backup") { request, context in
+            let asked = try await body.decode(BackupBody.self, from: request)
+            let recipient = try BackupKeyFiles.recipient(asked.recipient)
+            let bundle = try await slot.current.createBackup(to: recipient, pinned: backupKeys.recipients, actor: try context.caller(request))
+            return Response.reply(BackupReply(bundle: bundle.bytes, keys: bundle.header.keyCount))
+        }
+
+        routes.on(.post, "/v1/admin/restore") { request, context in
+            let asked = try await body.decode(RestoreBody.self, from: request)
+            guard let identity = backupKeys.identity else {
+                throw KeywardError.notPermitted("this server has no restore identity (backup.identity), so it restores nothing over the API")
+            }
+            let restored = try await slot.current.restore(bundle: asked.bundle.value, identity: identity.material, signers: backupKeys.signers,
+                                                          actor: try context.caller(request))
+            return Response.reply(RestoreReply(restored: restored))
         }
 
         routes.on(.get, "/v1/admin/cluster") { request, context in

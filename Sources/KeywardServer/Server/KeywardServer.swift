@@ -30,6 +30,8 @@ public struct KeywardServer: Sendable {
     let tokens: TokenAuthenticator
     /// The root of trust, for KEK rotation over the API.
     let rootOfTrust: (any RootOfTrust)?
+    /// The backup recipients, identity and trusted signers the operator pinned.
+    let backupKeys: BackupKeys
     /// The maintenance sweep's last result (`/v1/admin/maintenance`).
     let maintenanceLog = MaintenanceLog()
     /// Client-certificate revocation lists, when `tls.clientCRL` is set.
@@ -48,6 +50,7 @@ public struct KeywardServer: Sendable {
                 logger: Logger = Logger(label: "keyward")) throws(KeywardError) {
         try configuration.validate()
         self.rootOfTrust = rootOfTrust
+        self.backupKeys = try BackupKeys(configuration.backup)
         self.slot = KeyServiceSlot(service)
         self.reopen = reopen
         self.configuration = configuration
@@ -95,7 +98,7 @@ public struct KeywardServer: Sendable {
         SystemRoutes.register(router, slot: slot, metrics: metrics, draining: shutdown)
         KeyRoutes.register(router, slot: slot, body: body)
         OperationRoutes.register(router, slot: slot, body: body)
-        AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust)
+        AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust, backupKeys: backupKeys)
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.

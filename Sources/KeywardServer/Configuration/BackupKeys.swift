@@ -1,0 +1,37 @@
+import Foundation
+import Keyward
+import KeywardCrypto
+
+/// The backup keys the operator configured (`ServerConfiguration.BackupSettings`), read once
+/// when the server starts: a file missing or not of its kind stops the start, naming it.
+struct BackupKeys: Sendable {
+    /// Recipients a backup over the API may be sealed to.
+    let recipients: [PublicKey]
+    /// This server's recipient identity, which restores open bundles with.
+    let identity: RestoreIdentity?
+    /// Stores whose bundles a restore accepts.
+    let signers: [PublicKey]
+
+    init(_ settings: ServerConfiguration.BackupSettings) throws(KeywardError) {
+        recipients = try settings.recipients.map { (path) throws(KeywardError) in try Self.read(path, "backup.recipients", BackupKeyFiles.recipient) }
+        signers = try settings.signers.map { (path) throws(KeywardError) in try Self.read(path, "backup.signers", BackupKeyFiles.signer) }
+        identity = try settings.identity.map { (path) throws(KeywardError) in
+            try Self.read(path, "backup.identity") { (text) throws(KeywardError) in RestoreIdentity(try BackupKeyFiles.identity(text)) }
+        }
+    }
+
+    private static func read<T>(_ path: String, _ setting: String, _ parse: (String) throws(KeywardError) -> T) throws(KeywardError) -> T {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .invalidArgument("\(setting): cannot read \(path)") }
+        do throws(KeywardError) {
+            return try parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            throw .invalidArgument("\(setting): \(path) is \(error.description)")
+        }
+    }
+}
+
+/// The server's restore identity: secret key material, held for the server's life.
+final class RestoreIdentity: Sendable {
+    let material: KeyMaterial
+    init(_ material: consuming KeyMaterial) { self.material = material }
+}
