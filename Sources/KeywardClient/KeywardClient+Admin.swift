@@ -3,7 +3,7 @@ import KeywardAPI
 
 /// Administration over the API (`/v1/admin`): what `keyward --server` uses. Each call needs the
 /// matching administrative grant (`manage-tokens`, `read-audit`, `verify-store`, `rotate-kek`,
-/// `maintenance`) on every key.
+/// `maintenance`, `backup`, `restore`) on every key.
 extension KeywardClient {
     /// Issues a token with rules in the CLI's form (`OPERATIONS:SELECTOR`); its text is in the
     /// reply, once.
@@ -48,6 +48,23 @@ extension KeywardClient {
     /// Runs the maintenance sweep now.
     public func runMaintenance() async throws(KeywardClientError) -> MaintenanceReply {
         try await call(.POST, "/v1/admin/maintenance/run", as: MaintenanceReply.self)
+    }
+
+    /// A backup of every key, sealed to `recipient` (the text of its public key file), which
+    /// the server must pin in its configuration (`backup.recipients`).
+    public func createBackup(recipient: String) async throws(KeywardClientError) -> BackupReply {
+        try await call(.POST, "/v1/admin/backup", BackupBody(recipient: recipient), as: BackupReply.self)
+    }
+
+    /// Restores `bundle` on the server, which opens it with its own identity and accepts it only
+    /// from a store it trusts (`backup.identity`, `backup.signers`).
+    public func restore(bundle: [UInt8]) async throws(KeywardClientError) -> RestoreReply {
+        try await call(.POST, "/v1/admin/restore", RestoreBody(bundle: bundle), as: RestoreReply.self)
+    }
+
+    /// The nodes serving the store and the lease on its background work.
+    public func clusterStatus() async throws(KeywardClientError) -> ClusterReply {
+        try await call(.GET, "/v1/admin/cluster", as: ClusterReply.self)
     }
 
     static func query(_ items: [URLQueryItem]) -> String {

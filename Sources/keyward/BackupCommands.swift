@@ -21,6 +21,14 @@ struct BackupCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 guard !destinations.isEmpty else { throw CLIError(.failure, "give at least one --out destination") }
+                if try await storeOptions.remote({ client in
+                    guard let recipient else {
+                        throw CLIError(.failure, "a backup over the API is sealed to a recipient the server pins: give --recipient FILE (passphrase bundles are made locally)")
+                    }
+                    let reply = try await client.createBackup(recipient: try Identity.text(recipient))
+                    for destination in destinations { try Identity.writeAtomically(Data(reply.bundle), to: destination, mode: 0o600) }
+                    print("backed up \(reply.keys) keys from the server to \(destinations.joined(separator: ", ")); restore with --signer and the server store's public key from `keyward backup signer`")
+                }) { return }
                 let service = try await storeOptions.open()
                 let protection: BackupProtection
                 if let recipient {
@@ -109,6 +117,13 @@ struct Restore: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             try Keyward.harden()
+            if try await storeOptions.remote({ client in
+                guard identity == nil, signer == nil else {
+                    throw CLIError(.failure, "over the API the server opens the bundle with its own identity and trusted signers (backup.identity, backup.signers); drop --identity and --signer")
+                }
+                let reply = try await client.restore(bundle: [UInt8](try Data(contentsOf: URL(fileURLWithPath: input))))
+                print("restored \(reply.restored) keys on the server")
+            }) { return }
             let contents = try Identity.openBundle(input, identity: identity, signer: signer)
             let fresh = try await storeOptions.connectStore(creating: true)
             if try await fresh.header() == nil {

@@ -33,6 +33,9 @@ struct CLI {
     }
 
     @discardableResult
+    /// A file in the test's directory.
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
     func run(_ arguments: [String], stdin: Data = Data(), environment extra: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -118,7 +121,12 @@ struct CLITests {
         server.executableURL = URL(fileURLWithPath: CLI.binary)
         server.arguments = ["serve", "--dev", "--dev-dir", cli.directory.appendingPathComponent("dev").path, "--insecure-http", "--port", "0", "--dev-root-token", root]
         server.currentDirectoryURL = cli.directory
-        server.environment = ["PATH": "/usr/bin:/bin"]
+        // The recovery site's recipient is pinned in the server's configuration; another is not.
+        for name in ["site", "other"] {
+            let made = try cli.run(["backup", "keygen", "--spec", "X25519", "--identity", cli.path("\(name).identity"), "--public-out", cli.path("\(name).pub")])
+            #expect(made.status == 0, "\(made.stderr)")
+        }
+        server.environment = ["PATH": "/usr/bin:/bin", "KEYWARD_BACKUP_RECIPIENTS": cli.path("site.pub")]
         let output = Pipe()
         server.standardOutput = output
         server.standardError = FileHandle.nullDevice
@@ -151,6 +159,23 @@ struct CLITests {
         let rotated = try cli.run(["kek", "rotate", "--server", url], environment: admin)
         #expect(rotated.status == 0 && rotated.stdout.contains("sealed under KEK"), "\(rotated.stderr)")
         #expect(try cli.run(["verify", "--server", url], environment: admin).stdout.contains("store intact"))
+
+        // A backup over the API, to the pinned recipient only; it opens with the site's identity
+        // and the server store's signer.
+        let backedUp = try cli.run(["backup", "create", "--server", url, "--recipient", cli.path("site.pub"), "--out", cli.path("remote.bundle")], environment: admin)
+        #expect(backedUp.status == 0, "\(backedUp.stderr)")
+        let elsewhere = try cli.run(["backup", "create", "--server", url, "--recipient", cli.path("other.pub"), "--out", cli.path("stolen.bundle")], environment: admin)
+        #expect(elsewhere.status != 0 && elsewhere.stderr.contains("backup.recipients") && !FileManager.default.fileExists(atPath: cli.path("stolen.bundle")),
+                "\(elsewhere.stderr)")
+        let dev = cli.directory.appendingPathComponent("dev")
+        let signer = try cli.run(["backup", "signer", "--store", dev.appendingPathComponent("keyward.db").path,
+                                  "--key-file", dev.appendingPathComponent("root.key").path, "--out", cli.path("signer.pem")])
+        #expect(signer.status == 0, "\(signer.stderr)")
+        let opened = try cli.run(["backup", "verify", "--in", cli.path("remote.bundle"), "--identity", cli.path("site.identity"), "--signer", cli.path("signer.pem")])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        // The dev server has no restore identity: a restore over the API is refused, saying why.
+        let restore = try cli.run(["restore", "--server", url, "--in", cli.path("remote.bundle")], environment: admin)
+        #expect(restore.status != 0 && restore.stderr.contains("backup.identity"), "\(restore.stderr)")
 
         // The new token may encrypt but not administer; no token at all is a usage error.
         let refused = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
