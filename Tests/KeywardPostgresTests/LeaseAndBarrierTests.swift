@@ -19,16 +19,17 @@ struct LeaseAndBarrierTests {
         let key = KeyRow(id: id, body: [1], revision: 1, mac: [2], spec: "AES-256-GCM", state: "active", createdAt: Date(), tags: [:])
         try await a.insertKey(key, firstVersion: nil, aliases: [])
 
-        let first = try #require(try await a.acquireLease("work", holder: "a", duration: .milliseconds(600)))
+        // Leases long enough that the suite's load on two cores cannot lapse them between steps.
+        let first = try #require(try await a.acquireLease("work", holder: "a", duration: .seconds(3)))
         #expect(try await b.acquireLease("work", holder: "b", duration: .seconds(5)) == nil, "a live lease went to a second holder")
-        let renewed = try #require(try await a.acquireLease("work", holder: "a", duration: .milliseconds(600)))
+        let renewed = try #require(try await a.acquireLease("work", holder: "a", duration: .seconds(3)))
         #expect(renewed.token == first.token, "renewing changed the fencing token")
         var next = key
         next.revision = 2
         try await LeaseFence.$current.withValue(renewed) { try await a.updateKey(next, expectedRevision: 1) }
 
         // a pauses past its lease; b takes the work over with a larger token.
-        try await Task.sleep(for: .milliseconds(900))
+        try await Task.sleep(for: .milliseconds(3300))
         let taken = try #require(try await b.acquireLease("work", holder: "b", duration: .seconds(30)))
         #expect(taken.token > renewed.token)
         #expect(try await a.acquireLease("work", holder: "a", duration: .seconds(30)) == nil)
