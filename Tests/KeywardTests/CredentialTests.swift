@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Keyward
 import KeywardServiceTestSupport
 import KeywardCrypto
@@ -85,5 +86,88 @@ struct CredentialTests {
         for bad in ["encrypt", "fly:*", "encrypt:nothing", "encrypt:key=not-a-uuid"] {
             #expect(throws: KeywardError.self) { try AccessPolicy.parseRule(bad) }
         }
+    }
+}
+
+@Suite("AWS access keys and Keyward's own keys")
+struct AWSCredentialTests {
+    @Test("an AWS access key authenticates with its derived secret until revoked; the secret is stored nowhere; unknown, altered and bearer-token ids are refused")
+    func accessKeyLifecycle() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let policy = AccessPolicy(rules: [AccessRule(operations: [.encrypt, .decrypt], keys: .any)])
+        let issued = try await service.issueAWSCredential(principal: "legacy-app", policy: policy, lifetime: nil, actor: .owner("admin"))
+        #expect(issued.accessKeyID.hasPrefix("KW") && issued.accessKeyID.count == 28)
+        #expect(issued.secretAccessKey.count == 40)
+        let checked = try await service.authenticateAWS(issued.accessKeyID)
+        #expect(checked.record.principal == "legacy-app" && checked.record.policy == policy)
+        let same = checked.secret.constantTimeEquals(Array(issued.secretAccessKey.utf8))
+        #expect(same, "the recomputed secret differs from the one issued")
+        // Stored nowhere: no row of any table holds the secret's text.
+        for table in ["tokens", "keys", "key_versions", "audit"] {
+            let rows = try fixture.fetch("SELECT * FROM \(table)")
+            for row in rows {
+                for column in row.columnNames {
+                    let text: String
+                    switch (row[column] as DatabaseValue).storage {
+                    case .blob(let data): text = String(decoding: data, as: UTF8.self)
+                    case .string(let string): text = string
+                    default: text = ""
+                    }
+                    #expect(!text.contains(issued.secretAccessKey), "\(table).\(column) holds the secret")
+                }
+            }
+        }
+        var altered = Array(issued.accessKeyID)
+        altered[10] = altered[10] == "A" ? "B" : "A"
+        let bearer = try await service.issueToken(principal: "t", policy: policy, lifetime: nil, actor: .owner("admin"))
+        for bad in ["", "AKIAIOSFODNN7EXAMPLE", String(altered), "KW" + bearer.record.id.description, AWSProbe.accessKeyID(of: bearer.record)] {
+            await #expect(throws: KeywardError.self, "\(bad)") { _ = try await service.authenticateAWS(bad) }
+        }
+        try await service.revokeToken(issued.record.id, actor: .owner("admin"))
+        await #expect(throws: KeywardError.self) { _ = try await service.authenticateAWS(issued.accessKeyID) }
+    }
+
+    @Test("attack: a policy granting everything cannot use, move, rotate or destroy Keyward's own keys (the AWS credential key, the backup signer), nor plant a key under their names")
+    func reservedKeysRefusePolicies() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let owner = Caller.owner("admin")
+        let issued = try await service.issueAWSCredential(principal: "app", policy: .everything, lifetime: nil, actor: owner)
+        _ = try await service.backupSigner(actor: owner)
+        let attacker = Caller.principal("token:x:root", policy: .everything)
+        let credentialKey = try await service.describe(key: "keyward/aws-credentials", actor: attacker).metadata.id.description
+        let signer = try await service.describe(key: "keyward/backup-signer", actor: attacker).metadata.id.description
+        // Computing any AWS secret access key with the credential key:
+        await #expect(throws: KeywardError.self) {
+            _ = try await service.mac(Array("keyward aws secret v1".utf8) + issued.record.id.bytes, key: credentialKey, actor: attacker)
+        }
+        // Signing a forged backup bundle with the store's backup signer:
+        await #expect(throws: KeywardError.self) { _ = try await service.sign(.message([1, 2, 3]), key: signer, actor: attacker) }
+        for key in [credentialKey, signer] {
+            await #expect(throws: KeywardError.self) { _ = try await service.rotate(key: key, actor: attacker) }
+            await #expect(throws: KeywardError.self) { _ = try await service.transition(key: key, .disable, actor: attacker) }
+            await #expect(throws: KeywardError.self) { _ = try await service.transition(key: key, .scheduleDestruction, waitingDays: 7, actor: attacker) }
+        }
+        await #expect(throws: KeywardError.self) { try await service.deleteAlias("keyward/aws-credentials", actor: attacker) }
+        let own = try await service.createKey(CreateKeyRequest(spec: .hmacSHA256), actor: attacker).metadata.id.description
+        await #expect(throws: KeywardError.self) { try await service.setAlias("keyward/aws-credentials", key: own, actor: attacker) }
+        await #expect(throws: KeywardError.self) { try await service.setAlias("keyward/other", key: own, actor: attacker) }
+        await #expect(throws: KeywardError.self) { _ = try await service.createKey(CreateKeyRequest(aliases: ["keyward/planted"]), actor: attacker) }
+        // Nothing moved: the credential still authenticates with the same secret.
+        let unchanged = try await service.authenticateAWS(issued.accessKeyID).secret.constantTimeEquals(Array(issued.secretAccessKey.utf8))
+        #expect(unchanged)
+        #expect(try await service.resolve("keyward/aws-credentials").description == credentialKey)
+    }
+}
+
+/// What an attacker would send as the access key id of a bearer token's record.
+enum AWSProbe {
+    static func accessKeyID(of record: TokenRecord) -> String {
+        var forged = record
+        forged.awsSecretVersion = 1
+        return forged.awsAccessKeyID ?? ""
     }
 }

@@ -16,6 +16,15 @@ public struct TokenRecord: Sendable, Hashable, Codable {
     public var expiresAt: Date?
     /// When it was revoked, if it was.
     public var revokedAt: Date?
+    /// For an AWS access key (`KeyService.issueAWSCredential`): the version of the store's
+    /// credential key its secret is derived from. Nil for a bearer token.
+    public var awsSecretVersion: UInt32? = nil
+    /// For an AWS access key: the credential key itself (by id, so moving its alias changes
+    /// nothing).
+    public var awsSecretKey: KeyID? = nil
+
+    /// The AWS access key id of this credential, when it is one.
+    public var awsAccessKeyID: String? { awsSecretVersion == nil ? nil : AWSAccessKey.id(for: id) }
 }
 
 /// A newly issued token: the text is shown once and never stored.

@@ -105,9 +105,20 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
     /// Whether some rule grants `operation` within an alias scope that holds `alias`, so the
     /// holder may give a key that name. A grant by key id or tag is not enough: naming a key is
     /// placing it in whatever alias scope the name falls in, which may be another principal's.
+    /// No policy grants a name under `AccessPolicy.reservedAliasPrefix`.
     public func allowsNaming(_ alias: String, for operation: ServiceOperation) -> Bool {
-        rules.contains { $0.operations.contains(operation) && $0.keys.matches(alias: alias) }
+        !Self.isReserved(alias) && rules.contains { $0.operations.contains(operation) && $0.keys.matches(alias: alias) }
     }
+
+    /// Aliases under this prefix name the keys Keyward holds for itself (the backup signing key,
+    /// the AWS credential key). No policy may name a key so, and a key so named serves a
+    /// policy's holder only `describe` and `public-key`: `*:*` cannot sign a forged backup with
+    /// the backup signer, nor compute AWS secret access keys with the credential key, nor move,
+    /// rotate, disable or destroy either. The store's owner is not limited.
+    public static let reservedAliasPrefix = "keyward/"
+
+    /// Whether `alias` is in the reserved namespace.
+    public static func isReserved(_ alias: String) -> Bool { alias.hasPrefix(reservedAliasPrefix) }
 
     /// Whether some rule grants `operation` on any key at all (for operations without a key,
     /// such as creating keys or asking for random bytes).

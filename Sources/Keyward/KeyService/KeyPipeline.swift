@@ -98,6 +98,11 @@ extension KeyService {
     /// Refuses, with `accessDenied`, an operation the caller's policy does not grant on `key`.
     func authorize(_ key: LoadedKey, _ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
         guard let policy = caller.policy else { return }
+        // Keyward's own keys (`AccessPolicy.reservedAliasPrefix`) serve a policy nothing but
+        // their description.
+        if operation != .describe, operation != .publicKey, key.aliases.contains(where: AccessPolicy.isReserved) {
+            throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
+        }
         guard policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) else {
             throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
         }

@@ -52,6 +52,74 @@ extension KeyService {
         }
     }
 
+    /// Issues an AWS access key for `principal` with `policy` (`AWSAccessKey`): the access key
+    /// id and the secret access key are returned once; the store keeps a MAC'd record whose
+    /// secret is derived, when needed, from the store's credential key (created on first use).
+    /// Authorised and audited as `issueToken` is: `manage-tokens`, and no wider than the issuer.
+    public func issueAWSCredential(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, actor: Caller) async throws(KeywardError) -> AWSCredential {
+        guard (1...256).contains(principal.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
+        if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
+            throw .invalidArgument("credential lifetime \(Int(lifetime)) s; choose one minute to ten years")
+        }
+        return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> AWSCredential in
+            try authorizeAdministration(.manageTokens, actor)
+            if let held = actor.policy, !held.covers(policy) {
+                throw .notPermitted("\(actor.principal) may issue credentials only with grants it holds itself; the requested policy goes beyond its own")
+            }
+            let signer = try await awsCredentialKey(actor: actor.internalStep)
+            let id = KeyID()
+            let version = try await records.loadVersion(signer, signer.metadata.currentVersion)
+            let secret = try AWSAccessKey.secret(version.material, id: id)
+            let now = clock.now
+            var record = TokenRecord(id: id, principal: principal, policy: policy, createdAt: now,
+                                     expiresAt: lifetime.map { now.addingTimeInterval($0) }, revokedAt: nil)
+            record.awsSecretVersion = version.number
+            record.awsSecretKey = signer.row.id
+            let accessKeyID = AWSAccessKey.id(for: id)
+            let row = try records.tokenRow(record, hash: AWSAccessKey.hash(accessKeyID), revision: 1)
+            try await storing({ () async throws(StorageError) in try await store.insertToken(row) })
+            event.anchor(.token(id), row.revision)
+            event.detail = "AWS access key \(accessKeyID) for \(principal)"
+            return AWSCredential(accessKeyID: accessKeyID, secretAccessKey: secret, record: record)
+        }
+    }
+
+    /// Checks a presented AWS access key id: issued here, its row intact, not revoked, not
+    /// expired; returns its record and its secret (for the caller to check the request's
+    /// signature). Every failure is `unauthenticated`.
+    public func authenticateAWS(_ accessKeyID: String) async throws(KeywardError) -> AWSSecret {
+        guard let id = AWSAccessKey.credentialID(accessKeyID) else { throw .unauthenticated("unknown access key") }
+        let fence = records.fence()
+        guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }),
+              ConstantTime.equals(row.hash, AWSAccessKey.hash(accessKeyID)) else {
+            throw .unauthenticated("unknown access key")
+        }
+        let record: TokenRecord
+        do { record = try records.verifiedToken(row, fence) } catch { throw await auditor.log.explainingRotation(error) }
+        guard let number = record.awsSecretVersion, let keyID = record.awsSecretKey else { throw .unauthenticated("unknown access key") }
+        if let revoked = record.revokedAt, revoked <= clock.now { throw .unauthenticated("access key \(accessKeyID) was revoked") }
+        if let expiry = record.expiresAt, expiry <= clock.now { throw .unauthenticated("access key \(accessKeyID) expired") }
+        let key = try await records.load(keyID)
+        let version = try await records.loadVersion(key, number)
+        let secret = try AWSAccessKey.secret(version.material, id: id)
+        let bytes: SecretBytes
+        do throws(KeywardCryptoError) { bytes = try SecretBytes(copying: Array(secret.utf8)) } catch { throw .crypto(error) }
+        return AWSSecret(record: record, secret: bytes)
+    }
+
+    /// The store's credential key (HMAC-SHA-256, alias `keyward/aws-credentials`, never backed
+    /// up), created on first use.
+    private func awsCredentialKey(actor: Caller) async throws(KeywardError) -> LoadedKey {
+        do {
+            return try await records.load(try await records.resolve(AWSAccessKey.keyAlias))
+        } catch {
+            guard case .keyNotFound = error else { throw error }
+        }
+        let created = try await createKey(CreateKeyRequest(spec: .hmacSHA256, aliases: [AWSAccessKey.keyAlias],
+                                                           description: "derives the secrets of AWS access keys", backupAllowed: false), actor: actor)
+        return try await records.load(created.metadata.id)
+    }
+
     /// A page of token records (never their secrets): at most `limit` (1 to 1,000), in id
     /// order, after `cursor`; `nextCursor` continues, nil on the last page.
     public func listTokens(after cursor: KeyID? = nil, limit: Int = 100, actor: Caller) async throws(KeywardError) -> (tokens: [TokenRecord], nextCursor: KeyID?) {
