@@ -51,9 +51,12 @@ public struct TokenReply: WritableReply, Equatable {
     public var createdAt: Date
     public var expiresAt: Date?
     public var revokedAt: Date?
+    /// For an AWS access key, its id (the secret is never shown again).
+    public var accessKeyId: String?
 
     /// A reply of these fields.
-    public init(id: KeyID, principal: String, rules: [String], createdAt: Date, expiresAt: Date?, revokedAt: Date?) {
+    public init(id: KeyID, principal: String, rules: [String], createdAt: Date, expiresAt: Date?, revokedAt: Date?, accessKeyId: String? = nil) {
+        self.accessKeyId = accessKeyId
         self.id = id
         self.principal = principal
         self.rules = rules
@@ -69,6 +72,35 @@ public struct TokenReply: WritableReply, Equatable {
         json.member("createdAt", createdAt)
         json.member("expiresAt", expiresAt)
         json.member("revokedAt", revokedAt)
+        json.member("accessKeyId", accessKeyId)
+    }
+}
+
+/// An AWS access key just issued (`POST /v1/admin/credentials/aws`): the only time its secret
+/// is shown. Schema `IssuedAWSCredential`.
+public struct IssuedAWSCredentialReply: WritableReply, Equatable {
+    /// The credential's record id (revoke it as a token: `/v1/admin/tokens/{id}/revoke`).
+    public var id: KeyID
+    public var principal: String
+    public var accessKeyId: String
+    public var secretAccessKey: String
+    public var expiresAt: Date?
+
+    /// A reply of these fields.
+    public init(id: KeyID, principal: String, accessKeyId: String, secretAccessKey: String, expiresAt: Date?) {
+        self.id = id
+        self.principal = principal
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+        self.expiresAt = expiresAt
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("id", id.description)
+        json.member("principal", principal)
+        json.member("accessKeyId", accessKeyId)
+        json.member("secretAccessKey", secretAccessKey)
+        json.member("expiresAt", expiresAt)
     }
 }
 

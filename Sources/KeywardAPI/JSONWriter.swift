@@ -55,6 +55,12 @@ public struct JSONWriter {
         member(name, value)
     }
 
+    /// A number member; a value that is not finite is written as 0.
+    public mutating func member(_ name: String, _ value: Double) {
+        key(name)
+        bytes.append(contentsOf: (value.isFinite ? String(value) : "0").utf8)
+    }
+
     public mutating func member(_ name: String, _ value: Bool) {
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)

@@ -11,6 +11,13 @@ extension KeywardClient {
         try await call(.POST, "/v1/admin/tokens", CreateTokenBody(principal: principal, rules: rules, expiresInDays: expiresInDays), as: IssuedTokenReply.self)
     }
 
+    /// Issues an AWS access key (SigV4, for AWS SDKs pointed at Keyward) with rules in the
+    /// CLI's form; its secret is in the reply, once.
+    public func issueAWSCredential(principal: String, rules: [String], expiresInDays: Int? = nil) async throws(KeywardClientError) -> IssuedAWSCredentialReply {
+        try await call(.POST, "/v1/admin/credentials/aws", CreateTokenBody(principal: principal, rules: rules, expiresInDays: expiresInDays),
+                       as: IssuedAWSCredentialReply.self)
+    }
+
     /// A page of token records (never their text).
     public func listTokens(after cursor: String? = nil, limit: Int = 100) async throws(KeywardClientError) -> TokenPageReply {
         var query = [URLQueryItem(name: "limit", value: String(limit))]

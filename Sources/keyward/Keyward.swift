@@ -20,7 +20,7 @@ struct Keyward: AsyncParsableCommand {
         subcommands: [
             Init.self, KeyCommand.self, Encrypt.self, Decrypt.self, ReEncrypt.self, Sign.self, Verify.self,
             MAC.self, VerifyMAC.self, DataKeyCommand.self, RandomBytes.self, PublicKeyCommand.self,
-            AuditCommand.self, TokenCommand.self, Serve.self, BackupCommand.self, Restore.self, KEKCommand.self, StoreCommand.self, Maintain.self, SelfTest.self, Specs.self,
+            AuditCommand.self, TokenCommand.self, CredentialCommand.self, Serve.self, BackupCommand.self, Restore.self, KEKCommand.self, StoreCommand.self, Maintain.self, SelfTest.self, Specs.self,
         ]
     )
 

@@ -20,6 +20,9 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     public let message: String
     /// Seconds to wait before retrying (429 and 503).
     public var retryAfter: Int?
+    /// The AWS KMS error `__type`, when the AWS front end raised it (`AWSFault`); other errors
+    /// reach AWS clients under the type their code maps to.
+    public var awsType: String?
 
     /// An error with this code, status and message.
     public init(_ code: String, _ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil) {
@@ -105,6 +108,18 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         if let tracked = context as? KeywardRequestContext { tracked.tracking?.fail(self) }
+        if AWSKMSRoutes.isAWSRequest(request) {
+            // AWS's shape: {"__type": ..., "message": ...}, the id as x-amzn-RequestId.
+            let (type, status) = AWSFault.type(for: self)
+            var json = JSONWriter()
+            json.object { json in
+                json.member("__type", type)
+                json.member("message", message)
+            }
+            var headers: HTTPFields = [.contentType: AWSKMSRoutes.contentType]
+            if let id = (context as? KeywardRequestContext)?.tracking?.id { headers[AWSKMSRoutes.requestIDHeader] = id }
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
+        }
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))

@@ -42,6 +42,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maintenanceIntervalSeconds = 60
     /// What backups over the API may be sealed to and restored from.
     public var backup = BackupSettings()
+    /// The AWS KMS front end.
+    public var aws = AWSSettings()
     /// Seconds the node running the cluster's background work (the maintenance sweep and
     /// periodic verification) holds its lease; another node takes the work over within this
     /// long of the holder's death. Renewed every third of it.
@@ -145,6 +147,27 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The AWS KMS front end (`POST /`): the region and account its ARNs name, and how far a
+    /// signed request's time may be from the server's.
+    public struct AWSSettings: Sendable, Equatable {
+        /// The region in ARNs and in the credential scope clients sign for.
+        public var region = "us-east-1"
+        /// The 12-digit account id in ARNs.
+        public var accountID = "111122223333"
+        /// Seconds a request's `X-Amz-Date` may differ from the server's clock (AWS allows 300).
+        public var clockSkewSeconds = 300
+
+        /// The allowed skew.
+        var clockSkew: TimeInterval { TimeInterval(clockSkewSeconds) }
+
+        /// AWS front end settings.
+        public init(region: String = "us-east-1", accountID: String = "111122223333", clockSkewSeconds: Int = 300) {
+            self.region = region
+            self.accountID = accountID
+            self.clockSkewSeconds = clockSkewSeconds
+        }
+    }
+
     /// Backups over the API (`/v1/admin/backup`, `/v1/admin/restore`): the keys the operator
     /// pins, so no API caller chooses where key material goes or which bundles are trusted.
     public struct BackupSettings: Sendable, Equatable {
@@ -216,6 +239,11 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         guard (0...300).contains(tokenCacheSeconds) else { throw .invalidArgument("tokenCacheSeconds is 0 to 300") }
         guard (1...86_400).contains(maintenanceIntervalSeconds) else { throw .invalidArgument("maintenanceIntervalSeconds is 1 to 86,400") }
+        guard !aws.region.isEmpty, aws.region.count <= 32, aws.region.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }) else {
+            throw .invalidArgument("aws.region must be lowercase letters, digits and '-' (like us-east-1)")
+        }
+        guard aws.accountID.count == 12, aws.accountID.allSatisfy(\.isNumber) else { throw .invalidArgument("aws.accountID must be 12 digits") }
+        guard (1...3600).contains(aws.clockSkewSeconds) else { throw .invalidArgument("aws.clockSkewSeconds is 1 to 3,600") }
         guard (2...600).contains(leaseSeconds) else { throw .invalidArgument("leaseSeconds is 2 to 600") }
         guard (0...604_800).contains(verifyIntervalSeconds) else { throw .invalidArgument("verifyIntervalSeconds is 0 to 604,800") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }

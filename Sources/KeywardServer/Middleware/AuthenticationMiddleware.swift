@@ -32,6 +32,10 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let certificatePolicies: [String: AccessPolicy]
     /// The client-certificate revocation lists (`tls.clientCRL`), if configured.
     let revocation: ClientRevocation?
+    /// The AWS front end's region and clock skew.
+    let aws: ServerConfiguration.AWSSettings
+    /// The largest body read (an AWS request's body is read here, to check its signature).
+    let maxBodyBytes: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if RequestAuditMiddleware.unaudited.contains(request.uri.path) {
@@ -39,6 +43,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         let peer = "peer:" + (context.peer ?? "unknown")
+        if AWSKMSRoutes.isAWSRequest(request) {
+            return try await awsSignature(request, context: context, peer: peer, next: next)
+        }
         if let header = request.headers[.authorization] {
             guard let text = Self.bearerToken(header) else {
                 try charge(peer)
@@ -75,6 +82,50 @@ struct AuthenticationMiddleware: RouterMiddleware {
         context.tracking?.authenticated(as: context.principal!.name)
         if let wait = limiter.admit(context.principal!.name) {
             throw APIError.rateLimited(wait)
+        }
+        return try await next(request, context)
+    }
+
+    /// An AWS KMS request: its Signature Version 4 checked against the access key's secret
+    /// (`SigV4Request`), over the body, which is read here (within `maxBodyBytes`). Failures are
+    /// charged to the peer like failed token checks, and answered in AWS's error types.
+    private func awsSignature(_ request: Request, context: Context, peer: String, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var request = request
+        var context = context
+        guard let header = request.headers[.authorization] else {
+            try charge(peer)
+            throw AWSFault.missingAuthentication()
+        }
+        let authorization: SigV4Authorization
+        do {
+            authorization = try SigV4Authorization.parse(header)
+        } catch {
+            try charge(peer)
+            throw error
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBodyBytes)
+        } catch {
+            throw APIError.bodyTooLarge(maxBodyBytes)
+        }
+        let key = try await tokens.awsKey(authorization.accessKeyID, attempt: .init(
+            charge: { () throws(APIError) in try charge(peer) }, refund: { failures.refund(peer) }))
+        do {
+            let toSign = try SigV4Request.stringToSign(request, body: body, authorization: authorization, region: aws.region, skew: aws.clockSkew)
+            guard try key.signingKey(date: authorization.date, region: authorization.region).verifies(authorization.signature, for: toSign) else {
+                throw AWSFault.invalidSignature("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
+            }
+        } catch {
+            try charge(peer)
+            throw error
+        }
+        context.principal = key.principal
+        context.tracking?.authenticated(as: key.principal.name)
+        if let wait = limiter.admit(key.principal.name) {
+            var throttled = APIError.rateLimited(wait)
+            throttled.awsType = "ThrottlingException"
+            throw throttled
         }
         return try await next(request, context)
     }

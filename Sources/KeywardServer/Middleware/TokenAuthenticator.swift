@@ -24,6 +24,8 @@ final class TokenAuthenticator: Sendable {
 
     private struct State {
         var entries: [[UInt8]: Entry] = [:]
+        /// Verified AWS access keys, by access key id.
+        var awsKeys: [String: AWSKey] = [:]
         /// Lookups under way, by token hash: later requests for the same token join them.
         var lookups: [[UInt8]: Task<Verified, any Error>] = [:]
     }
@@ -78,6 +80,7 @@ final class TokenAuthenticator: Sendable {
         state.withLock { state in
             state.entries.removeAll()
             state.lookups.removeAll()
+            state.awsKeys.removeAll()
         }
     }
 
@@ -206,5 +209,67 @@ final class TokenAuthenticator: Sendable {
             throw APIError(error)
         }
         return Verified(principal: Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy), expiresAt: record.expiresAt)
+    }
+
+    // MARK: AWS access keys
+
+    /// A verified AWS access key: its principal, its secret, and the day's signing keys derived
+    /// from it (`AWSSigningKey`), so a busy key costs one HMAC per request, not five.
+    final class AWSKey: Sendable {
+        let principal: Principal
+        let expiresAt: Date?
+        let cachedAt: ContinuousClock.Instant
+        private let secret: AWSSecret
+        private let signingKeys = Mutex<[String: AWSSigningKey]>([:])
+
+        init(principal: Principal, expiresAt: Date?, cachedAt: ContinuousClock.Instant, secret: AWSSecret) {
+            self.principal = principal
+            self.expiresAt = expiresAt
+            self.cachedAt = cachedAt
+            self.secret = secret
+        }
+
+        /// The signing key for `date` and `region` (kept for the last few scopes asked).
+        func signingKey(date: String, region: String) throws(APIError) -> AWSSigningKey {
+            let scope = date + "/" + region
+            if let found = signingKeys.withLock({ $0[scope] }) { return found }
+            let key: AWSSigningKey
+            do { key = try AWSSigningKey(secret: secret.secret, date: date, region: region, service: "kms") } catch { throw APIError(KeywardError.crypto(error)) }
+            signingKeys.withLock { keys in
+                if keys.count >= 4 { keys.removeAll() }
+                keys[scope] = key
+            }
+            return key
+        }
+    }
+
+    /// The AWS access key `accessKeyID`, from the cache (within the TTL and the coherence
+    /// bound) or the store; `UnrecognizedClientException` when it is unknown, revoked or
+    /// expired. A store lookup is paid for by `attempt`, as a token lookup is.
+    func awsKey(_ accessKeyID: String, attempt: Attempt) async throws(APIError) -> AWSKey {
+        let now = ContinuousClock.now
+        if ttl > .zero, coherent(), let entry = state.withLock({ $0.awsKeys[accessKeyID] }),
+           entry.cachedAt.duration(to: now) <= ttl, !(entry.expiresAt.map { $0 <= Date() } ?? false) {
+            return entry
+        }
+        try attempt.charge()
+        let checked: AWSSecret
+        do {
+            checked = try await slot.current.authenticateAWS(accessKeyID)
+        } catch {
+            if case .unauthenticated = error { throw AWSFault.unrecognizedClient("the security token included in the request is invalid: \(error.description)") }
+            throw APIError(error)
+        }
+        attempt.refund()
+        let record = checked.record
+        let entry = AWSKey(principal: Principal(name: "aws:\(accessKeyID):\(record.principal)", policy: record.policy),
+                           expiresAt: record.expiresAt, cachedAt: now, secret: checked)
+        if ttl > .zero {
+            state.withLock { state in
+                if state.awsKeys.count >= capacity { state.awsKeys.removeAll(keepingCapacity: true) }
+                state.awsKeys[accessKeyID] = entry
+            }
+        }
+        return entry
     }
 }

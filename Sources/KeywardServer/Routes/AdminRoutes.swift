@@ -25,6 +25,19 @@ enum AdminRoutes {
                                                    expiresAt: issued.record.expiresAt), status: .created)
         }
 
+        routes.on(.post, "/v1/admin/credentials/aws") { request, context in
+            let create = try await body.decode(CreateTokenBody.self, from: request)
+            var rules: [AccessRule] = []
+            for text in create.rules { rules.append(try AccessPolicy.parseRule(text)) }
+            if let days = create.expiresInDays, !(1...3650).contains(days) {
+                throw APIError.invalidRequest("expiresInDays is 1 to 3650")
+            }
+            let issued = try await slot.current.issueAWSCredential(principal: create.principal, policy: AccessPolicy(rules: rules),
+                                                                   lifetime: create.expiresInDays.map { Double($0) * 86_400 }, actor: try context.caller(request))
+            return Response.reply(IssuedAWSCredentialReply(id: issued.record.id, principal: issued.record.principal, accessKeyId: issued.accessKeyID,
+                                                           secretAccessKey: issued.secretAccessKey, expiresAt: issued.record.expiresAt), status: .created)
+        }
+
         routes.on(.get, "/v1/admin/tokens") { request, context in
             let query = request.uri.queryParameters
             var after: KeyID?
@@ -36,7 +49,7 @@ enum AdminRoutes {
             let page = try await slot.current.listTokens(after: after, limit: limit, actor: try context.caller(request))
             return Response.reply(TokenPageReply(tokens: page.tokens.map {
                 TokenReply(id: $0.id, principal: $0.principal, rules: $0.policy.rules.map(\.text), createdAt: $0.createdAt,
-                           expiresAt: $0.expiresAt, revokedAt: $0.revokedAt)
+                           expiresAt: $0.expiresAt, revokedAt: $0.revokedAt, accessKeyId: $0.awsAccessKeyID)
             }, nextCursor: page.nextCursor))
         }
 

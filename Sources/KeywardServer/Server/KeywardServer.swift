@@ -88,7 +88,7 @@ public struct KeywardServer: Sendable {
             limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
             failures: RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers),
             certificatePolicies: try configuration.certificatePolicies(),
-            revocation: revocation))
+            revocation: revocation, aws: configuration.aws, maxBodyBytes: configuration.maxBodyBytes))
         registerRoutes(router)
         return router
     }
@@ -97,6 +97,7 @@ public struct KeywardServer: Sendable {
         let body = BodyReader(limit: configuration.maxBodyBytes)
         SystemRoutes.register(router, slot: slot, metrics: metrics, draining: shutdown)
         KeyRoutes.register(router, slot: slot, body: body)
+        AWSKMSRoutes.register(router, slot: slot, settings: configuration.aws)
         OperationRoutes.register(router, slot: slot, body: body)
         AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust, backupKeys: backupKeys)
     }

@@ -1,0 +1,267 @@
+import Foundation
+import Keyward
+import KeywardAPI
+import KeywardCrypto
+
+/// AWS KMS cryptographic operations, each a `KeyService` call. Ciphertext blobs are Keyward
+/// ciphertexts (they name their key, so `Decrypt` needs no `KeyId`); encryption context is
+/// authenticated exactly as AWS does it: the same pairs are needed to decrypt.
+enum AWSKMSCryptoOperations {
+    static let handlers: [String: AWSKMSRoutes.Handler] = [
+        "Encrypt": encrypt,
+        "Decrypt": decrypt,
+        "ReEncrypt": reEncrypt,
+        "GenerateDataKey": { call, json in try await generateDataKey(call, &json, plaintext: true) },
+        "GenerateDataKeyWithoutPlaintext": { call, json in try await generateDataKey(call, &json, plaintext: false) },
+        "GenerateDataKeyPair": { call, json in try await generateDataKeyPair(call, &json, plaintext: true) },
+        "GenerateDataKeyPairWithoutPlaintext": { call, json in try await generateDataKeyPair(call, &json, plaintext: false) },
+        "Sign": sign,
+        "Verify": verify,
+        "GenerateMac": generateMAC,
+        "VerifyMac": verifyMAC,
+        "GetPublicKey": getPublicKey,
+        "GenerateRandom": { call, json in
+            try call.input.refuse(["CustomKeyStoreId": "custom key stores are out of scope", "Recipient": "attested recipients are out of scope"])
+            guard let count = try call.input.int("NumberOfBytes", 1...1024) else { throw AWSFault.validation("NumberOfBytes is required") }
+            let bytes = try await call.run { () async throws(KeywardError) in try await call.service.random(count: count, actor: call.caller) }
+            json.member("Plaintext", base64: bytes)
+        },
+        "DeriveSharedSecret": { call, json in
+            try call.input.refuse(["Recipient": "attested recipients are out of scope"])
+            let reference = try call.reference("KeyId")
+            guard try call.input.string("KeyAgreementAlgorithm") == "ECDH" else { throw AWSFault.validation("KeyAgreementAlgorithm must be ECDH") }
+            let peer = try call.input.requiredBlob("PublicKey")
+            let secret = try await call.run { () async throws(KeywardError) in
+                try await call.service.deriveSharedSecret(key: reference, peerEncoded: peer, actor: call.caller)
+            }
+            let key = try await AWSKMSKeyOperations.describe(call, reference)
+            json.member("KeyId", call.arn(key.metadata.id))
+            secret.withSecretBytes(InsecureSecretAccess.token) { json.member("SharedSecret", base64: Array($0)) }
+            json.member("KeyAgreementAlgorithm", "ECDH")
+            json.member("KeyOrigin", "AWS_KMS")
+        },
+    ]
+
+    /// The algorithm field, checked against what the spec serves (`SYMMETRIC_DEFAULT` for
+    /// Keyward's AES-256-GCM keys).
+    static func checkAlgorithm(_ call: AWSCall, _ field: String, _ spec: KeySpec, _ served: [String]) throws(APIError) -> String {
+        let asked = try call.input.string(field) ?? served.first ?? ""
+        guard served.contains(asked) else {
+            throw AWSFault.invalidKeyUsage("\(field) \(asked.prefix(40)) is not valid for a \(AWSKeySpec.aws(spec) ?? spec.rawValue) key (it serves \(served.joined(separator: ", ")))")
+        }
+        return asked
+    }
+
+    static func encrypt(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let reference = try call.reference("KeyId")
+        let plaintext = try call.input.requiredBlob("Plaintext")
+        guard (1...4096).contains(plaintext.count) else { throw AWSFault.validation("Plaintext must be 1 to 4096 bytes") }
+        let context = try call.input.context()
+        let algorithm = try call.input.string("EncryptionAlgorithm") ?? "SYMMETRIC_DEFAULT"
+        let result = try await call.run { () async throws(KeywardError) in
+            try await call.service.encrypt(plaintext, key: reference, context: context, actor: call.caller)
+        }
+        json.member("CiphertextBlob", base64: result.ciphertext)
+        json.member("KeyId", call.arn(result.keyID))
+        json.member("EncryptionAlgorithm", algorithm)
+    }
+
+    static func decrypt(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let ciphertext = try call.input.requiredBlob("CiphertextBlob")
+        let context = try call.input.context()
+        let expected = call.input.has("KeyId") ? try call.reference("KeyId") : nil
+        try call.input.refuse(["Recipient": "attested recipients are out of scope"])
+        let result = try await call.run { () async throws(KeywardError) in
+            try await call.service.decrypt(ciphertext, context: context, expectedKey: expected, actor: call.caller)
+        }
+        json.member("KeyId", call.arn(result.keyID))
+        json.member("Plaintext", base64: result.plaintext)
+        json.member("EncryptionAlgorithm", try call.input.string("EncryptionAlgorithm") ?? "SYMMETRIC_DEFAULT")
+    }
+
+    static func reEncrypt(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let ciphertext = try call.input.requiredBlob("CiphertextBlob")
+        let destination = try call.reference("DestinationKeyId")
+        let sourceContext = try call.input.context("SourceEncryptionContext")
+        let destinationContext = try call.input.context("DestinationEncryptionContext")
+        if call.input.has("SourceKeyId") {
+            // The ciphertext names its key; a SourceKeyId must agree with it.
+            let source = try call.reference("SourceKeyId")
+            let named = try await call.run { () async throws(KeywardError) in try await call.service.resolve(source) }
+            let header: CiphertextHeader
+            do { header = try CiphertextHeader(parsing: ciphertext) } catch { throw APIError(KeywardError.crypto(error)) }
+            guard header.keyID == named else { throw AWSFault.validation("SourceKeyId does not name the key the ciphertext was encrypted under") }
+        }
+        let result = try await call.run { () async throws(KeywardError) in
+            try await call.service.reEncrypt(ciphertext, sourceContext: sourceContext, destinationKey: destination,
+                                             destinationContext: destinationContext, actor: call.caller)
+        }
+        let source = (try? CiphertextHeader(parsing: ciphertext))?.keyID
+        json.member("CiphertextBlob", base64: result.ciphertext)
+        if let source { json.member("SourceKeyId", call.arn(source)) }
+        json.member("KeyId", call.arn(result.keyID))
+        json.member("SourceEncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+        json.member("DestinationEncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+    }
+
+    /// A 256-bit data key (`KeySpec` AES_256 or `NumberOfBytes` 32): Keyward's data keys are
+    /// AES-256 keys.
+    static func generateDataKey(_ call: AWSCall, _ json: inout JSONWriter, plaintext: Bool) async throws {
+        let reference = try call.reference("KeyId")
+        let context = try call.input.context()
+        try call.input.refuse(["Recipient": "attested recipients are out of scope"])
+        let spec = try call.input.string("KeySpec"), bytes = try call.input.int("NumberOfBytes", 1...1024)
+        guard spec == nil || bytes == nil else { throw AWSFault.validation("give KeySpec or NumberOfBytes, not both") }
+        guard spec != nil || bytes != nil else { throw AWSFault.validation("KeySpec or NumberOfBytes is required") }
+        guard spec == nil || spec == "AES_256", bytes == nil || bytes == 32 else {
+            throw AWSFault.unsupported("Keyward's data keys are 256-bit (KeySpec AES_256, NumberOfBytes 32)")
+        }
+        if plaintext {
+            let key = try await call.run { () async throws(KeywardError) in try await call.service.generateDataKey(key: reference, context: context, actor: call.caller) }
+            json.member("CiphertextBlob", base64: key.ciphertext)
+            key.plaintext.withSecretBytes(InsecureSecretAccess.token) { json.member("Plaintext", base64: Array($0)) }
+            json.member("KeyId", call.arn(key.keyID))
+        } else {
+            let result = try await call.run { () async throws(KeywardError) in
+                try await call.service.generateDataKeyWithoutPlaintext(key: reference, context: context, actor: call.caller)
+            }
+            json.member("CiphertextBlob", base64: result.ciphertext)
+            json.member("KeyId", call.arn(result.keyID))
+        }
+    }
+
+    static func generateDataKeyPair(_ call: AWSCall, _ json: inout JSONWriter, plaintext: Bool) async throws {
+        let reference = try call.reference("KeyId")
+        let context = try call.input.context()
+        try call.input.refuse(["Recipient": "attested recipients are out of scope"])
+        guard let pairName = try call.input.string("KeyPairSpec") else { throw AWSFault.validation("KeyPairSpec is required") }
+        let pairSpec: KeySpec
+        switch pairName {
+        case "ECC_NIST_P256": pairSpec = .ecdsaP256
+        case "ECC_NIST_P384": pairSpec = .ecdsaP384
+        case "ECC_NIST_P521": pairSpec = .ecdsaP521
+        case "ECC_NIST_EDWARDS25519": pairSpec = .ed25519
+        case "RSA_2048": pairSpec = .rsa2048PSSSHA256
+        case "RSA_3072": pairSpec = .rsa3072PSSSHA256
+        case "RSA_4096": pairSpec = .rsa4096PSSSHA256
+        default: throw AWSFault.unsupported("KeyPairSpec \(pairName.prefix(40)) is not supported")
+        }
+        let pair = try await call.run { () async throws(KeywardError) in
+            try await call.service.generateDataKeyPair(key: reference, pairSpec: pairSpec, context: context, actor: call.caller)
+        }
+        json.member("PrivateKeyCiphertextBlob", base64: pair.privateKeyCiphertext)
+        if plaintext {
+            // The private key in plaintext: decrypted from the ciphertext just made, as AWS returns it.
+            let opened = try await call.run { () async throws(KeywardError) in
+                try await call.service.decrypt(pair.privateKeyCiphertext, context: context, actor: call.caller)
+            }
+            json.member("PrivateKeyPlaintext", base64: opened.plaintext)
+        }
+        json.member("PublicKey", base64: pair.publicKey.representation)
+        json.member("KeyId", call.arn(pair.keyID))
+        json.member("KeyPairSpec", pairName)
+    }
+
+    /// The signing input of a Sign or Verify call (`MessageType` RAW or DIGEST).
+    static func signingInput(_ call: AWSCall) throws(APIError) -> SigningInput {
+        let message = try call.input.requiredBlob("Message")
+        guard (1...4096).contains(message.count) else { throw AWSFault.validation("Message must be 1 to 4096 bytes") }
+        switch try call.input.string("MessageType") ?? "RAW" {
+        case "RAW": return .message(message)
+        case "DIGEST": return .digest(message)
+        default: throw AWSFault.unsupported("MessageType must be RAW or DIGEST")
+        }
+    }
+
+    static func sign(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let reference = try call.reference("KeyId")
+        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let algorithm = try checkAlgorithm(call, "SigningAlgorithm", key.metadata.spec, AWSKeySpec.signingAlgorithms(key.metadata.spec))
+        let input = try signingInput(call)
+        let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(input, key: reference, actor: call.caller) }
+        json.member("KeyId", call.arn(result.keyID))
+        json.member("Signature", base64: result.signature)
+        json.member("SigningAlgorithm", algorithm)
+    }
+
+    static func verify(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let reference = try call.reference("KeyId")
+        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let algorithm = try checkAlgorithm(call, "SigningAlgorithm", key.metadata.spec, AWSKeySpec.signingAlgorithms(key.metadata.spec))
+        let input = try signingInput(call)
+        let signature = try call.input.requiredBlob("Signature")
+        let valid = try await call.run { () async throws(KeywardError) in
+            try await call.service.verify(signature, for: input, key: reference, actor: call.caller)
+        }
+        guard valid else { throw AWSFault.kmsInvalidSignature("the signature does not verify") }
+        json.member("KeyId", call.arn(key.metadata.id))
+        json.member("SignatureValid", true)
+        json.member("SigningAlgorithm", algorithm)
+    }
+
+    static func generateMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let reference = try call.reference("KeyId")
+        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let algorithm = try checkAlgorithm(call, "MacAlgorithm", key.metadata.spec, AWSKeySpec.macAlgorithms(key.metadata.spec))
+        let message = try call.input.requiredBlob("Message")
+        guard (1...4096).contains(message.count) else { throw AWSFault.validation("Message must be 1 to 4096 bytes") }
+        let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: reference, actor: call.caller) }
+        json.member("Mac", base64: result.tag)
+        json.member("MacAlgorithm", algorithm)
+        json.member("KeyId", call.arn(result.keyID))
+    }
+
+    static func verifyMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let reference = try call.reference("KeyId")
+        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let algorithm = try checkAlgorithm(call, "MacAlgorithm", key.metadata.spec, AWSKeySpec.macAlgorithms(key.metadata.spec))
+        let message = try call.input.requiredBlob("Message")
+        let tag = try call.input.requiredBlob("Mac")
+        let valid = try await call.run { () async throws(KeywardError) in
+            try await call.service.verifyMAC(tag, for: message, key: reference, actor: call.caller)
+        }
+        guard valid else { throw AWSFault.kmsInvalidMac("the MAC does not verify") }
+        json.member("KeyId", call.arn(key.metadata.id))
+        json.member("MacValid", true)
+        json.member("MacAlgorithm", algorithm)
+    }
+
+    static func getPublicKey(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let reference = try call.reference("KeyId")
+        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let publicKey = try await call.run { () async throws(KeywardError) in try await call.service.publicKey(key: reference, actor: call.caller) }
+        let spec = key.metadata.spec
+        json.member("KeyId", call.arn(key.metadata.id))
+        json.member("PublicKey", base64: publicKey.representation)
+        if let name = AWSKeySpec.aws(spec) {
+            json.member("CustomerMasterKeySpec", name)
+            json.member("KeySpec", name)
+        }
+        json.member("KeyUsage", AWSKeySpec.usage(spec))
+        let signing = AWSKeySpec.signingAlgorithms(spec), encryption = AWSKeySpec.encryptionAlgorithms(spec)
+        if !signing.isEmpty { json.member("SigningAlgorithms", strings: signing) }
+        if !encryption.isEmpty { json.member("EncryptionAlgorithms", strings: encryption) }
+        if spec.purpose == .keyAgreement { json.member("KeyAgreementAlgorithms", strings: ["ECDH"]) }
+    }
+}
+
+/// The AWS KMS model's operations Keyward does not serve, with the reason (docs/aws-kms.md).
+enum AWSKMSCatalogue {
+    static let notSupported: [String: String] = [
+        "CreateGrant": "grants are not supported yet", "ListGrants": "grants are not supported yet",
+        "ListRetirableGrants": "grants are not supported yet", "RetireGrant": "grants are not supported yet",
+        "RevokeGrant": "grants are not supported yet",
+        "GetKeyPolicy": "key policies are not supported yet", "PutKeyPolicy": "key policies are not supported yet",
+        "ListKeyPolicies": "key policies are not supported yet",
+        "GetParametersForImport": "importing key material through the AWS API is not supported yet (use keyward key import)",
+        "ImportKeyMaterial": "importing key material through the AWS API is not supported yet (use keyward key import)",
+        "DeleteImportedKeyMaterial": "importing key material through the AWS API is not supported yet",
+        "ListKeyRotations": "listing rotations is not supported yet (GetKeyRotationStatus and RotateKeyOnDemand are)",
+        "GetKeyLastUsage": "not supported yet",
+        "ConnectCustomKeyStore": "custom key stores are out of scope", "CreateCustomKeyStore": "custom key stores are out of scope",
+        "DeleteCustomKeyStore": "custom key stores are out of scope", "DescribeCustomKeyStores": "custom key stores are out of scope",
+        "DisconnectCustomKeyStore": "custom key stores are out of scope", "UpdateCustomKeyStore": "custom key stores are out of scope",
+        "ReplicateKey": "multi-Region keys are out of scope", "UpdatePrimaryRegion": "multi-Region keys are out of scope",
+    ]
+    static var all: Set<String> { Set(notSupported.keys).union(AWSKMSRoutes.operations.keys) }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Keyward
+import KeywardAPI
+import KeywardCrypto
+
+/// AWS KMS key management: keys, their lifecycle, tags, aliases and rotation, each a
+/// `KeyService` call.
+enum AWSKMSKeyOperations {
+    static let handlers: [String: AWSKMSRoutes.Handler] = [
+        "CreateKey": createKey,
+        "DescribeKey": { call, json in
+            let key = try await describe(call, try call.reference("KeyId"))
+            json.member("KeyMetadata") { json in json.object { keyMetadata(key, call, &$0) } }
+        },
+        "ListKeys": listKeys,
+        "EnableKey": { call, _ in _ = try await transition(call, .enable) },
+        "DisableKey": { call, _ in _ = try await transition(call, .disable) },
+        "ScheduleKeyDeletion": { call, json in
+            let days = try call.input.int("PendingWindowInDays", 7...30) ?? 30
+            let key = try await transition(call, .scheduleDestruction, days: days)
+            json.member("KeyId", call.arn(key.metadata.id))
+            if let date = key.metadata.destructionDate { json.member("DeletionDate", epoch: date) }
+            json.member("KeyState", "PendingDeletion")
+            json.member("PendingWindowInDays", days)
+        },
+        "CancelKeyDeletion": { call, json in
+            let key = try await transition(call, .cancelDestruction)
+            json.member("KeyId", call.arn(key.metadata.id))
+        },
+        "UpdateKeyDescription": { call, _ in
+            let reference = try call.reference("KeyId")
+            guard let description = try call.input.string("Description") else { throw AWSFault.validation("Description is required") }
+            _ = try await call.run { () async throws(KeywardError) in try await call.service.update(key: reference, description: description, actor: call.caller) }
+        },
+        "TagResource": { call, _ in
+            let reference = try call.reference("KeyId")
+            guard let tags = try call.input.tags("Tags") else { throw AWSFault.validation("Tags is required") }
+            let key = try await describe(call, reference)
+            let merged = key.metadata.tags.merging(tags) { _, new in new }
+            _ = try await call.run { () async throws(KeywardError) in try await call.service.update(key: reference, tags: merged, actor: call.caller) }
+        },
+        "UntagResource": { call, _ in
+            let reference = try call.reference("KeyId")
+            guard let names = try call.input.strings("TagKeys") else { throw AWSFault.validation("TagKeys is required") }
+            let key = try await describe(call, reference)
+            let kept = key.metadata.tags.filter { !names.contains($0.key) }
+            _ = try await call.run { () async throws(KeywardError) in try await call.service.update(key: reference, tags: kept, actor: call.caller) }
+        },
+        "ListResourceTags": { call, json in
+            let key = try await describe(call, try call.reference("KeyId"))
+            let limit = try call.input.int("Limit", 1...50) ?? 50
+            let names = key.metadata.tags.keys.sorted()
+            let start = try start(call, in: names)
+            let page = Array(names[start..<min(names.count, start + limit)])
+            json.member("Tags") { json in
+                json.array { json in for name in page { json.object { $0.member("TagKey", name); $0.member("TagValue", key.metadata.tags[name] ?? "") } } }
+            }
+            let more = start + page.count < names.count
+            json.member("Truncated", more)
+            if more, let last = page.last { json.member("NextMarker", last) }
+        },
+        "CreateAlias": { call, _ in
+            let alias = try aliasName(call, "AliasName")
+            let target = try call.reference("TargetKeyId")
+            if (try? await call.service.resolve(alias)) != nil { throw AWSFault.alreadyExists("An alias with the name \(call.aliasARN(alias)) already exists") }
+            try await call.run { () async throws(KeywardError) in try await call.service.setAlias(alias, key: target, actor: call.caller) }
+        },
+        "UpdateAlias": { call, _ in
+            let alias = try aliasName(call, "AliasName")
+            let target = try call.reference("TargetKeyId")
+            guard (try? await call.service.resolve(alias)) != nil else { throw AWSFault.notFound("Alias \(call.aliasARN(alias)) is not found.") }
+            try await call.run { () async throws(KeywardError) in try await call.service.setAlias(alias, key: target, actor: call.caller) }
+        },
+        "DeleteAlias": { call, _ in
+            let alias = try aliasName(call, "AliasName")
+            try await call.run { () async throws(KeywardError) in try await call.service.deleteAlias(alias, actor: call.caller) }
+        },
+        "ListAliases": listAliases,
+        "EnableKeyRotation": { call, _ in
+            let reference = try call.reference("KeyId")
+            let days = try call.input.int("RotationPeriodInDays", 90...2560) ?? 365
+            _ = try await call.run { () async throws(KeywardError) in
+                try await call.service.update(key: reference, rotationPeriodDays: .some(days), actor: call.caller)
+            }
+        },
+        "DisableKeyRotation": { call, _ in
+            let reference = try call.reference("KeyId")
+            _ = try await call.run { () async throws(KeywardError) in
+                try await call.service.update(key: reference, rotationPeriodDays: .some(nil), actor: call.caller)
+            }
+        },
+        "GetKeyRotationStatus": { call, json in
+            let key = try await describe(call, try call.reference("KeyId"))
+            json.member("KeyRotationEnabled", key.metadata.rotationPeriodDays != nil)
+            json.member("KeyId", call.arn(key.metadata.id))
+            json.member("RotationPeriodInDays", key.metadata.rotationPeriodDays)
+            if let next = key.metadata.nextRotationAt { json.member("NextRotationDate", epoch: next) }
+        },
+        "RotateKeyOnDemand": { call, json in
+            let reference = try call.reference("KeyId")
+            let key = try await call.run { () async throws(KeywardError) in try await call.service.rotate(key: reference, actor: call.caller) }
+            json.member("KeyId", call.arn(key.metadata.id))
+        },
+    ]
+
+    static func describe(_ call: AWSCall, _ reference: String) async throws(APIError) -> KeyDescription {
+        let key = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: reference, actor: call.caller) }
+        guard key.metadata.state != .destroyed else { throw AWSFault.notFound("Key '\(key.metadata.id)' is destroyed") }
+        return key
+    }
+
+    static func transition(_ call: AWSCall, _ operation: ServiceOperation, days: Int? = nil) async throws(APIError) -> KeyDescription {
+        let reference = try call.reference("KeyId")
+        return try await call.run { () async throws(KeywardError) in
+            try await call.service.transition(key: reference, operation, waitingDays: days, actor: call.caller)
+        }
+    }
+
+    /// Keyward's alias for an AWS alias name (`alias/NAME`).
+    static func aliasName(_ call: AWSCall, _ field: String) throws(APIError) -> String {
+        guard let name = try call.input.string(field) else { throw AWSFault.validation("\(field) is required") }
+        guard name.hasPrefix("alias/"), name.count > 6, name.count <= 256 else {
+            throw AWSFault.invalidAlias("\(field) must begin with alias/ and be at most 256 characters")
+        }
+        guard !name.hasPrefix("alias/aws/") else { throw AWSFault.invalidAlias("alias/aws/ is reserved for AWS managed keys") }
+        return String(name.dropFirst(6))
+    }
+
+    /// Where a page starts: after `Marker` (an item of `items`, from a previous page).
+    static func start(_ call: AWSCall, in items: [String]) throws(APIError) -> Int {
+        guard let marker = try call.input.string("Marker") else { return 0 }
+        guard let index = items.firstIndex(of: marker) else { throw AWSFault.invalidMarker("Marker is not one this operation returned") }
+        return index + 1
+    }
+
+    static func createKey(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let input = call.input
+        try input.refuse([
+            "Policy": "key policies are not supported yet; access comes from the access key's Keyward policy",
+            "CustomKeyStoreId": "custom key stores are out of scope",
+            "XksKeyId": "external key stores are out of scope",
+        ])
+        if try input.bool("MultiRegion") == true { throw AWSFault.unsupported("multi-Region keys are out of scope") }
+        let origin = try input.string("Origin") ?? "AWS_KMS"
+        guard origin == "AWS_KMS" else { throw AWSFault.unsupported("Origin \(origin.prefix(40)) is not supported; keys are generated by Keyward (AWS_KMS)") }
+        let specName = try input.string("KeySpec") ?? input.string("CustomerMasterKeySpec") ?? "SYMMETRIC_DEFAULT"
+        let usage = try input.string("KeyUsage") ?? (specName.hasPrefix("HMAC") ? "GENERATE_VERIFY_MAC" : specName == "SYMMETRIC_DEFAULT" ? "ENCRYPT_DECRYPT" : "")
+        guard let spec = AWSKeySpec.keyward(specName, usage: usage) else {
+            throw AWSFault.validation("KeySpec \(specName.prefix(40)) with KeyUsage \(usage.prefix(40)) is not supported (see docs/aws-kms.md)")
+        }
+        let request = CreateKeyRequest(spec: spec, tags: try input.tags("Tags") ?? [:], description: try input.string("Description") ?? "")
+        let key = try await call.run { () async throws(KeywardError) in try await call.service.createKey(request, actor: call.caller) }
+        json.member("KeyMetadata") { json in json.object { keyMetadata(key, call, &$0) } }
+    }
+
+    /// AWS's `KeyMetadata` of a key.
+    static func keyMetadata(_ key: KeyDescription, _ call: AWSCall, _ json: inout JSONWriter) {
+        let metadata = key.metadata
+        let (state, enabled) = AWSKeySpec.state(metadata.state)
+        json.member("AWSAccountId", call.settings.accountID)
+        json.member("KeyId", metadata.id.description)
+        json.member("Arn", call.arn(metadata.id))
+        json.member("CreationDate", epoch: metadata.createdAt)
+        json.member("Enabled", enabled)
+        json.member("Description", metadata.description)
+        json.member("KeyUsage", AWSKeySpec.usage(metadata.spec))
+        json.member("KeyState", state)
+        if let date = metadata.destructionDate, metadata.state == .pendingDestruction { json.member("DeletionDate", epoch: date) }
+        json.member("Origin", metadata.origin == "imported" ? "EXTERNAL" : "AWS_KMS")
+        json.member("KeyManager", "CUSTOMER")
+        if let spec = AWSKeySpec.aws(metadata.spec) {
+            json.member("CustomerMasterKeySpec", spec)
+            json.member("KeySpec", spec)
+        }
+        let encryption = AWSKeySpec.encryptionAlgorithms(metadata.spec), signing = AWSKeySpec.signingAlgorithms(metadata.spec)
+        let mac = AWSKeySpec.macAlgorithms(metadata.spec)
+        if !encryption.isEmpty { json.member("EncryptionAlgorithms", strings: encryption) }
+        if !signing.isEmpty { json.member("SigningAlgorithms", strings: signing) }
+        if !mac.isEmpty { json.member("MacAlgorithms", strings: mac) }
+        if metadata.spec.purpose == .keyAgreement { json.member("KeyAgreementAlgorithms", strings: ["ECDH"]) }
+        if let expiry = metadata.expiresAt { json.member("ValidTo", epoch: expiry) }
+        json.member("MultiRegion", false)
+    }
+
+    static func listKeys(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let limit = try call.input.int("Limit", 1...1000) ?? 100
+        var cursor: KeyID? = nil
+        if let marker = try call.input.string("Marker") {
+            guard let id = try? KeyID(string: marker) else { throw AWSFault.invalidMarker("Marker is not one ListKeys returned") }
+            cursor = id
+        }
+        let after = cursor
+        let page = try await call.run { () async throws(KeywardError) in try await call.service.listKeys(after: after, limit: limit, actor: call.caller) }
+        json.member("Keys") { json in
+            json.array { json in
+                for key in page.keys {
+                    json.object { json in
+                        json.member("KeyId", key.metadata.id.description)
+                        json.member("KeyArn", call.arn(key.metadata.id))
+                    }
+                }
+            }
+        }
+        json.member("Truncated", page.nextCursor != nil)
+        if let next = page.nextCursor { json.member("NextMarker", next.description) }
+    }
+
+    /// Aliases, sorted by name: every alias of every key the caller may describe (or of one key,
+    /// with `KeyId`), paged by name.
+    static func listAliases(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let limit = try call.input.int("Limit", 1...100) ?? 50
+        var found: [(name: String, key: KeyDescription)] = []
+        if call.input.has("KeyId") {
+            let key = try await describe(call, try call.reference("KeyId"))
+            found = key.aliases.map { ($0, key) }
+        } else {
+            var cursor: KeyID? = nil
+            repeat {
+                let after = cursor
+                let page = try await call.run { () async throws(KeywardError) in try await call.service.listKeys(after: after, limit: 1000, actor: call.caller) }
+                for key in page.keys { found += key.aliases.map { ($0, key) } }
+                cursor = page.nextCursor
+            } while cursor != nil
+        }
+        found.sort { $0.name < $1.name }
+        let names = found.map { "alias/" + $0.name }
+        let start = try start(call, in: names)
+        let page = found[start..<min(found.count, start + limit)]
+        json.member("Aliases") { json in
+            json.array { json in
+                for (name, key) in page {
+                    json.object { json in
+                        json.member("AliasName", "alias/" + name)
+                        json.member("AliasArn", call.aliasARN(name))
+                        json.member("TargetKeyId", key.metadata.id.description)
+                    }
+                }
+            }
+        }
+        let more = start + page.count < found.count
+        json.member("Truncated", more)
+        if more, let last = page.last { json.member("NextMarker", "alias/" + last.name) }
+    }
+}
