@@ -38,4 +38,15 @@ if ! python3 -c 'import schemathesis.cli' 2>/dev/null; then
   python3 -m pip install -q "schemathesis==4.32.5"
 fi
 
+# The AWS KMS front end is tested with unchanged AWS clients: boto3, the AWS CLI and the AWS
+# Encryption SDK CLI (scripts/clients/aws_kms.py).
+if ! python3 -c 'import boto3' 2>/dev/null || ! command -v aws >/dev/null; then
+  echo "setup: installing boto3 and the AWS CLI"
+  python3 -m pip install -q boto3 awscli
+fi
+if ! command -v aws-encryption-cli >/dev/null; then
+  echo "setup: installing aws-encryption-sdk-cli"
+  python3 -m pip install -q aws-encryption-sdk-cli
+fi
+
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected Swift 6.3 at /opt/swift)"; exit 1; }

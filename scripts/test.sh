@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs every test: unit tests, Wycheproof vectors, the Python
-# oracle checks, the CLI's selftest, and the hardening group (scripts/hardening.sh).
+# oracle checks, the CLI's selftest, existing AWS KMS clients against the AWS front end, and
+# the hardening group (scripts/hardening.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -36,6 +37,8 @@ python3 -c "from openapi_spec_validator import validate; import yaml; validate(y
 echo "--- keyward selftest ---"
 swift build --product keyward
 .build/debug/keyward selftest
+echo "--- AWS KMS clients (boto3, aws cli, aws-encryption-sdk-cli) ---"
+timeout 600 python3 scripts/clients/aws_kms.py .build/debug/keyward
 count=$(echo "$summary" | grep -Eo '[0-9]+' | head -1)
 postgres_count=$(echo "$postgres_summary" | grep -Eo '[0-9]+' | head -1)
 echo "swift-testing: $(( ${count:-0} + ${postgres_count:-0} )) passed, 0 failed"

@@ -61,7 +61,9 @@ struct AuthorizationTests {
             case ("POST", "/v1/keys/{key}/derive-shared-secret"): #"{"peerPublicKey":"\#(peer)"}"#
             case ("POST", "/v1/keys/{key}/decapsulate"): #"{"encapsulated":"\#(b64([UInt8](repeating: 0, count: 1088)))"}"#
             case ("POST", "/v1/random"): #"{"count":8}"#
-            case ("POST", "/v1/admin/tokens"): #"{"principal":"made","rules":["encrypt:key=\#(aes)"]}"#
+            case ("POST", "/v1/admin/tokens"), ("POST", "/v1/admin/credentials/aws"): #"{"principal":"made","rules":["encrypt:key=\#(aes)"]}"#
+            case ("POST", "/v1/admin/backup"): try Self.json(["recipient": BackupKeyFiles.recipientText(try KeyMaterial.generate(.x25519))])
+            case ("POST", "/v1/admin/restore"): #"{"bundle":"AAAA"}"#
             default: nil
             }
             return (path, body)
@@ -75,7 +77,9 @@ struct AuthorizationTests {
         let fixture = try await ServerFixture.make { $0.failedLogins.burst = 1_000_000 }
         defer { fixture.remove() }
         let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
-        let routes = try fixture.server.routeList().filter { !unaudited.contains($0.path) }
+        // POST / is the AWS KMS protocol: SigV4, not bearer tokens, and AWS's errors
+        // (AWSFrontEndTests and scripts/clients/aws_kms.py cover it).
+        let routes = try fixture.server.routeList().filter { !unaudited.contains($0.path) && $0.path != "/" }
         #expect(routes.count >= 29)
         let expired = try await fixture.token(["*:*"], lifetime: 60).text
         let revoked = try await fixture.token(["*:*"])
@@ -89,7 +93,7 @@ struct AuthorizationTests {
                 // Naming a key needs a grant on the alias scope the name falls in (a key-id grant is
                 // not enough); an import wrapping key serves only the principal it was issued to.
                 let insiderToken = try await fixture.token(made.all.map { "*:key=\($0)" } + ["create,random:*", "update:alias=matrix-alias",
-                                                                                            "manage-tokens,read-audit,verify-store,rotate-kek,maintenance:*"], principal: "insider")
+                                                                                            "manage-tokens,read-audit,verify-store,rotate-kek,maintenance,backup,restore:*"], principal: "insider")
                 let insiderWrapping = try await fixture.service.createImportWrappingKey(
                     hours: 1, actor: .principal("token:\(insiderToken.record.id):insider", policy: insiderToken.record.policy)).keyID.description
                 let keys = Keys(aes: made.aes, signer: made.signer, hmac: made.hmac, agreement: made.agreement, kem: made.kem,
@@ -117,7 +121,12 @@ struct AuthorizationTests {
                     try await check(outsider, expect: { $0.status == .forbidden && $0.errorCode == "access_denied" }, "a policy that does not cover it")
                 }
                 let insider = insiderToken.text
-                if route.path == "/v1/admin/kek/rotate" {
+                if route.path == "/v1/admin/backup" || route.path == "/v1/admin/restore" {
+                    // Granted, and told why not: no recipient is pinned here, and no restore
+                    // identity is configured.
+                    try await check(insider, expect: { $0.status == .forbidden && $0.errorCode == "not_permitted" && $0.text.contains("backup.") },
+                                    "a policy that covers it (nothing pinned here)")
+                } else if route.path == "/v1/admin/kek/rotate" {
                     // This fixture's server holds no root of trust: granted, and told why it cannot.
                     try await check(insider, expect: { $0.status == .serviceUnavailable && $0.text.contains("root of trust") }, "a policy that covers it (no root here)")
                 } else {
@@ -275,5 +284,12 @@ struct AuthorizationTests {
         #expect(peers.resolve(socket: "10.0.0.1", ["not-an-address"]) == "10.0.0.1")
         #expect(peers.resolve(socket: "10.0.0.1", []) == "10.0.0.1")
         #expect(peers.resolve(socket: nil, ["1.2.3.4"]) == nil)
+    }
+}
+
+extension AuthorizationTests.Keys {
+    /// `object` as a JSON body.
+    static func json(_ object: [String: String]) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
     }
 }

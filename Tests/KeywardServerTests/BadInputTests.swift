@@ -80,7 +80,8 @@ struct EveryRouteBadInputTests {
     func everyRoute() async throws {
         let fixture = try await ServerFixture.make { $0.maxBodyBytes = 2048 }
         defer { fixture.remove() }
-        let routes = try fixture.server.routeList()
+        // POST / is the AWS KMS protocol, whose bad input gets AWS's errors (AWSFrontEndTests).
+        let routes = try fixture.server.routeList().filter { $0.path != "/" }
         let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
         let unknown = UUID().uuidString.lowercased()
         let oversize = #"{"x":""# + String(repeating: "A", count: 4096) + #""}"#

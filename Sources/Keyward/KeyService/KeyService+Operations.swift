@@ -186,7 +186,11 @@ extension KeyService {
 
     /// A fresh key pair of `pairSpec`: the public key in the clear and the private key sealed
     /// under `key`.
-    public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> DataKeyPair {
+    ///
+    /// With `pkcs8`, the sealed private key is PKCS #8 DER (as AWS KMS returns it) rather than
+    /// Keyward's raw form (`KeyMaterial`).
+    public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, pkcs8: Bool = false,
+                                    actor: Caller) async throws(KeywardError) -> DataKeyPair {
         guard !pairSpec.isSymmetric else { throw .invalidArgument("\(pairSpec.rawValue) is not an asymmetric spec") }
         return try await withUsableKey(reference, .generateDataKeyPair, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKeyPair in
             let version = try await versionForEncryption(key)
@@ -194,9 +198,11 @@ extension KeyService {
             let id = key.row.id
             let generated = try await MaterialGeneration.generate(pairSpec)
             do throws(KeywardCryptoError) {
-                let sealed = try generated.material.secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
+                let seal = { (raw: UnsafeRawBufferPointer) throws(KeywardCryptoError) -> [UInt8] in
                     try version.material.seal(raw, keyID: id, version: version.number, context: context)
                 }
+                let sealed = pkcs8 ? try generated.material.pkcs8().withSecretBytes(InsecureSecretAccess.token, seal)
+                    : try generated.material.secret.withSecretBytes(InsecureSecretAccess.token, seal)
                 return DataKeyPair(publicKey: try generated.material.publicKey(), privateKeyCiphertext: sealed, keyID: id, version: version.number)
             } catch {
                 throw .crypto(error)

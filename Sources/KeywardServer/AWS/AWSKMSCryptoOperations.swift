@@ -147,7 +147,7 @@ enum AWSKMSCryptoOperations {
         default: throw AWSFault.unsupported("KeyPairSpec \(pairName.prefix(40)) is not supported")
         }
         let pair = try await call.run { () async throws(KeywardError) in
-            try await call.service.generateDataKeyPair(key: reference, pairSpec: pairSpec, context: context, actor: call.caller)
+            try await call.service.generateDataKeyPair(key: reference, pairSpec: pairSpec, context: context, pkcs8: true, actor: call.caller)
         }
         json.member("PrivateKeyCiphertextBlob", base64: pair.privateKeyCiphertext)
         if plaintext {

@@ -108,6 +108,8 @@ enum AdminRoutes {
         routes.on(.post, "/v1/admin/restore") { request, context in
             let asked = try await body.decode(RestoreBody.self, from: request)
             guard let identity = backupKeys.identity else {
+                // Authorised (and audited) first, so only an administrator learns how the server is set up.
+                try await slot.current.checkAdministration(.restore, actor: try context.caller(request))
                 throw KeywardError.notPermitted("this server has no restore identity (backup.identity), so it restores nothing over the API")
             }
             let restored = try await slot.current.restore(bundle: asked.bundle.value, identity: identity.material, signers: backupKeys.signers,

@@ -1,0 +1,94 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HTTPTypes
+import Keyward
+import KeywardCrypto
+@testable import KeywardServer
+import KeywardServiceTestSupport
+import NIOCore
+import Testing
+
+/// The AWS KMS front end's own checks: Signature Version 4 exactly as botocore computes it, and
+/// AWS-shaped refusals. The AWS clients themselves run in scripts/clients/aws_kms.py.
+@Suite("AWS KMS front end")
+struct AWSFrontEndTests {
+    /// A request botocore 1.43 signed (`SigV4Auth(...).add_auth` at a fixed time) with the
+    /// secret `wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY`, and the signature it computed.
+    static let body = #"{"KeyId": "alias/app", "Plaintext": "aGVsbG8="}"#
+    static let botocoreSignature = "53f0a693bdcae2fd2eafe0c7c617e0f76c863ba01c33aa06029892e6a05cd4a5"
+    static let authorization = "AWS4-HMAC-SHA256 Credential=KWAAAAAAAAAAAAAAAAAAAAAAAAAA/20261204/us-east-1/kms/aws4_request, "
+        + "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + botocoreSignature
+    static let signedAt = Date(timeIntervalSince1970: 1_796_387_445)  // 2026-12-04T12:30:45Z
+
+    static func request(body: String = body, target: String = "TrentService.Encrypt", date: String = "20261204T123045Z",
+                        authority: String = "kms.example.test:8443") -> Request {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/x-amz-json-1.1"
+        fields[HTTPField.Name("X-Amz-Target")!] = target
+        fields[HTTPField.Name("X-Amz-Date")!] = date
+        fields[.authorization] = authorization
+        let head = HTTPRequest(method: .post, scheme: "https", authority: authority, path: "/", headerFields: fields)
+        return Request(head: head, body: .init(buffer: ByteBuffer(string: body)))
+    }
+
+    static func verifies(_ request: Request, body: String = body, now: Date = signedAt, region: String = "us-east-1") throws -> Bool {
+        let parsed = try SigV4Authorization.parse(authorization)
+        let toSign = try SigV4Request.stringToSign(request, body: ByteBuffer(string: body), authorization: parsed, region: region, skew: 300, now: now)
+        let secret = try SecretBytes(copying: Array("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".utf8))
+        return try AWSSigningKey(secret: secret, date: parsed.date, region: parsed.region, service: "kms").verifies(parsed.signature, for: toSign)
+    }
+
+    @Test("a request botocore signed verifies: the canonical request, string to sign and key schedule are AWS's")
+    func botocoreSignatureVerifies() throws {
+        #expect(try Self.verifies(Self.request()))
+        #expect(try SigV4Authorization.parse(Self.authorization).signedHeaders == ["content-type", "host", "x-amz-date", "x-amz-target"])
+    }
+
+    @Test("attack: the signed request altered in its body, its target, its host or its date no longer verifies")
+    func alteredRequestsFail() throws {
+        let other = #"{"KeyId": "alias/app", "Plaintext": "aGVsbG9="}"#
+        #expect(try !Self.verifies(Self.request(body: other), body: other))
+        #expect(try !Self.verifies(Self.request(target: "TrentService.Decrypt")))
+        #expect(try !Self.verifies(Self.request(authority: "evil.example.test:8443")))
+        #expect(try !Self.verifies(Self.request(date: "20261204T123046Z"), now: Self.signedAt))
+    }
+
+    @Test("a stale signature, another region's scope and a missing date are refused with AWS's error types")
+    func scopeAndTime() throws {
+        func type(_ body: () throws -> Bool) -> String? {
+            do { _ = try body(); return nil } catch let error as APIError { return error.awsType } catch { return "\(error)" }
+        }
+        #expect(type { try Self.verifies(Self.request(), now: Self.signedAt.addingTimeInterval(301)) } == "InvalidSignatureException")
+        #expect(type { try Self.verifies(Self.request(), now: Self.signedAt.addingTimeInterval(-301)) } == "InvalidSignatureException")
+        #expect(type { try Self.verifies(Self.request(), region: "eu-west-1") } == "InvalidSignatureException")
+        #expect(type { try Self.verifies(Self.request(date: "2026-12-04")) } == "IncompleteSignature")
+        for header in ["", "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00",
+                       "AWS4-HMAC-SHA256 Credential=KW/20261204/us-east-1/kms, SignedHeaders=host, Signature=" + String(repeating: "0", count: 64),
+                       "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=" + String(repeating: "0", count: 64)] {
+            #expect(type { _ = try SigV4Authorization.parse(header); return true } == "IncompleteSignature", "\(header)")
+        }
+    }
+
+    @Test("POST / answers in AWS's shape: unsigned, bearer-authenticated and garbled requests get __type, x-amzn-RequestId and the AWS content type, never a Keyward or HTML error")
+    func awsShapedRefusals() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let cases: [(HTTPFields, String)] = [
+                ([HTTPField.Name("X-Amz-Target")!: "TrentService.ListKeys"], "MissingAuthenticationTokenException"),
+                ([HTTPField.Name("X-Amz-Target")!: "TrentService.ListKeys", .authorization: "Bearer \(fixture.rootToken)"], "IncompleteSignature"),
+                // Well-formed, but by an access key this store never issued (checked before the
+                // rest of the request, so nothing more is read).
+                ([.authorization: Self.authorization], "UnrecognizedClientException"),
+                ([HTTPField.Name("X-Amz-Target")!: "TrentService.ListKeys", .authorization: Self.authorization,
+                  HTTPField.Name("X-Amz-Date")!: "20261204T123045Z"], "UnrecognizedClientException"),
+            ]
+            for (headers, expected) in cases {
+                let reply = try await client.call(.post, "/", token: nil, "{}", headers: headers)
+                #expect(reply.status == .badRequest && reply.json["__type"] as? String == expected, "\(headers): \(reply.status) \(reply.text)")
+                #expect(reply.headers[.contentType] == "application/x-amz-json-1.1" && reply.headers[HTTPField.Name("x-amzn-RequestId")!] != nil)
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Existing AWS KMS clients against Keyward's AWS front end, unchanged but for the endpoint:
+
+1. boto3 (real SigV4 signing) drives every supported operation, and checks signatures,
+   public keys and shared secrets with Python `cryptography` as an independent peer;
+2. the AWS CLI: create-key, encrypt, decrypt, generate-data-key, sign, verify, list-keys paging;
+3. the AWS Encryption SDK CLI (through AWS_ENDPOINT_URL_KMS): a directory of files encrypted
+   under a Keyward key and decrypted back byte-identical; a wrong encryption context fails;
+4. refusals, each with AWS's error code and each in the audit log: a wrong secret, a stale
+   signature, a revoked access key, a key whose policy does not cover the call, an unsigned
+   request, an unknown target.
+
+Usage: aws_kms.py KEYWARD_BINARY
+"""
+import base64, datetime, hashlib, hmac, json, os, subprocess, sys, tempfile, time, urllib.error, urllib.request, uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
+from keyward_process import client, fail as failed, start, stop  # noqa: E402
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519  # noqa: E402
+
+binary = os.path.abspath(sys.argv[1])
+work = tempfile.mkdtemp(prefix="keyward-aws-")
+root = "aws-root-token-" + uuid.uuid4().hex
+REGION = "us-east-1"
+results = []
+
+
+def fail(message):
+    failed("aws-kms", message)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+server, url = start([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev"), "--insecure-http", "--port", "0",
+                     "--dev-root-token", root], os.path.join(work, "serve.log"))
+if server is None:
+    fail("the server did not start:\n" + url)
+admin = client(url, root)
+
+
+def credential(principal, *rules):
+    arguments = [binary, "credential", "create", "--aws", "--server", url, "--principal", principal, "--json"]
+    for rule in rules:
+        arguments += ["--allow", rule]
+    done = subprocess.run(arguments, env=dict(os.environ, KEYWARD_TOKEN=root), capture_output=True, text=True, timeout=60)
+    check(done.returncode == 0, "credential create: %s" % done.stderr.strip())
+    return json.loads(done.stdout)
+
+
+def kms(cred, secret=None):
+    return boto3.client("kms", endpoint_url=url, region_name=REGION, aws_access_key_id=cred["accessKeyId"],
+                        aws_secret_access_key=secret or cred["secretAccessKey"], config=Config(retries={"max_attempts": 1}))
+
+
+def code(call):
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+    return None
+
+
+try:
+    full = credential("aws-app", "*:*")
+    k = kms(full)
+
+    # --- boto3: keys and their lifecycle ---
+    sym = k.create_key(Description="orders", Tags=[{"TagKey": "team", "TagValue": "pay"}])["KeyMetadata"]
+    check(sym["KeySpec"] == "SYMMETRIC_DEFAULT" and sym["KeyUsage"] == "ENCRYPT_DECRYPT" and sym["KeyState"] == "Enabled"
+          and sym["Arn"] == "arn:aws:kms:%s:111122223333:key/%s" % (REGION, sym["KeyId"]), "CreateKey: %s" % sym)
+    alias = "alias/orders-" + uuid.uuid4().hex[:8]
+    k.create_alias(AliasName=alias, TargetKeyId=sym["KeyId"])
+    check(code(lambda: k.create_alias(AliasName=alias, TargetKeyId=sym["KeyId"])) == "AlreadyExistsException", "CreateAlias twice")
+    for ref in [sym["KeyId"], sym["Arn"], alias, "arn:aws:kms:%s:111122223333:%s" % (REGION, alias)]:
+        check(k.describe_key(KeyId=ref)["KeyMetadata"]["KeyId"] == sym["KeyId"], "DescribeKey by %s" % ref)
+    check(code(lambda: k.describe_key(KeyId="arn:aws:kms:eu-west-1:111122223333:key/" + sym["KeyId"])) == "NotFoundException", "another region's ARN")
+    check(code(lambda: k.describe_key(KeyId=str(uuid.uuid4()))) == "NotFoundException", "unknown key")
+    k.update_key_description(KeyId=alias, Description="orders v2")
+    k.tag_resource(KeyId=alias, Tags=[{"TagKey": "env", "TagValue": "prod"}])
+    k.untag_resource(KeyId=alias, TagKeys=["team"])
+    tags = k.list_resource_tags(KeyId=alias)["Tags"]
+    check(tags == [{"TagKey": "env", "TagValue": "prod"}], "tags: %s" % tags)
+    check(k.describe_key(KeyId=alias)["KeyMetadata"]["Description"] == "orders v2", "UpdateKeyDescription")
+    other = k.create_key()["KeyMetadata"]
+    alias2 = alias + "-moved"
+    k.create_alias(AliasName=alias2, TargetKeyId=sym["KeyId"])
+    k.update_alias(AliasName=alias2, TargetKeyId=other["KeyId"])
+    listed = k.list_aliases(KeyId=other["KeyId"])["Aliases"]
+    check([a["AliasName"] for a in listed] == [alias2], "ListAliases KeyId filter: %s" % listed)
+    k.delete_alias(AliasName=alias2)
+    check(code(lambda: k.describe_key(KeyId=alias2)) == "NotFoundException", "DeleteAlias")
+    # Paging: ListKeys and ListAliases one item per page, following NextMarker to the end.
+    seen, marker = [], None
+    for _ in range(100):
+        page = k.list_keys(Limit=1, **({"Marker": marker} if marker else {}))
+        seen += [key["KeyId"] for key in page["Keys"]]
+        if not page["Truncated"]:
+            break
+        marker = page["NextMarker"]
+    check(sym["KeyId"] in seen and other["KeyId"] in seen and len(seen) == len(set(seen)), "ListKeys paging: %s" % seen)
+    names = [a["AliasName"] for page in k.get_paginator("list_aliases").paginate(PaginationConfig={"PageSize": 1}) for a in page["Aliases"]]
+    check(alias in names and len(names) == len(set(names)), "ListAliases paging: %s" % names)
+
+    k.disable_key(KeyId=alias)
+    check(k.describe_key(KeyId=alias)["KeyMetadata"]["KeyState"] == "Disabled", "DisableKey")
+    check(code(lambda: k.encrypt(KeyId=alias, Plaintext=b"x")) == "DisabledException", "encrypt under a disabled key")
+    k.enable_key(KeyId=alias)
+    k.enable_key_rotation(KeyId=alias, RotationPeriodInDays=90)
+    status = k.get_key_rotation_status(KeyId=alias)
+    check(status["KeyRotationEnabled"] and status["RotationPeriodInDays"] == 90, "rotation status: %s" % status)
+    k.disable_key_rotation(KeyId=alias)
+    check(not k.get_key_rotation_status(KeyId=alias)["KeyRotationEnabled"], "DisableKeyRotation")
+    doomed = k.create_key()["KeyMetadata"]["KeyId"]
+    check(code(lambda: k.schedule_key_deletion(KeyId=doomed, PendingWindowInDays=6)) == "ValidationException", "PendingWindowInDays 6")
+    scheduled = k.schedule_key_deletion(KeyId=doomed, PendingWindowInDays=7)
+    check(scheduled["KeyState"] == "PendingDeletion" and k.describe_key(KeyId=doomed)["KeyMetadata"]["KeyState"] == "PendingDeletion", "ScheduleKeyDeletion")
+    k.cancel_key_deletion(KeyId=doomed)
+    check(k.describe_key(KeyId=doomed)["KeyMetadata"]["KeyState"] != "PendingDeletion", "CancelKeyDeletion")
+    results.append("keys: create, describe by id/ARN/alias/alias ARN, tags, aliases, paging, enable/disable, rotation, deletion")
+
+    # --- boto3: cryptography ---
+    context = {"tenant": "acme", "purpose": "test"}
+    sealed = k.encrypt(KeyId=alias, Plaintext=b"ledger entry", EncryptionContext=context)
+    check(sealed["KeyId"] == sym["Arn"], "Encrypt answers the key ARN")
+    opened = k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)
+    check(opened["Plaintext"] == b"ledger entry" and opened["KeyId"] == sym["Arn"], "Decrypt without KeyId")
+    check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context, KeyId=alias)["Plaintext"] == b"ledger entry", "Decrypt with KeyId")
+    check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"tenant": "evil", "purpose": "test"}))
+          == "InvalidCiphertextException", "a wrong encryption context")
+    check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"])) == "InvalidCiphertextException", "a missing encryption context")
+    check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context, KeyId=other["KeyId"])) is not None,
+          "Decrypt with another key's id")
+    moved = k.re_encrypt(CiphertextBlob=sealed["CiphertextBlob"], SourceEncryptionContext=context, DestinationKeyId=other["KeyId"],
+                         DestinationEncryptionContext={"v": "2"})
+    check(k.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"v": "2"})["KeyId"] == other["Arn"], "ReEncrypt")
+    data = k.generate_data_key(KeyId=alias, KeySpec="AES_256", EncryptionContext=context)
+    check(len(data["Plaintext"]) == 32 and k.decrypt(CiphertextBlob=data["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == data["Plaintext"],
+          "GenerateDataKey")
+    check(len(k.generate_data_key(KeyId=alias, NumberOfBytes=32)["Plaintext"]) == 32, "GenerateDataKey NumberOfBytes")
+    bare = k.generate_data_key_without_plaintext(KeyId=alias, KeySpec="AES_256")
+    check(len(k.decrypt(CiphertextBlob=bare["CiphertextBlob"])["Plaintext"]) == 32, "GenerateDataKeyWithoutPlaintext")
+    pair = k.generate_data_key_pair(KeyId=alias, KeyPairSpec="ECC_NIST_P256")
+    private = serialization.load_der_private_key(pair["PrivateKeyPlaintext"], None)
+    public = serialization.load_der_public_key(pair["PublicKey"])
+    check(private.public_key().public_numbers() == public.public_numbers(), "GenerateDataKeyPair: the private key matches the public key")
+    check(k.decrypt(CiphertextBlob=pair["PrivateKeyCiphertextBlob"])["Plaintext"] == pair["PrivateKeyPlaintext"], "the pair's private key ciphertext")
+    check("PrivateKeyPlaintext" not in k.generate_data_key_pair_without_plaintext(KeyId=alias, KeyPairSpec="ECC_NIST_P256"), "WithoutPlaintext")
+
+    signer = k.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    check(signer["SigningAlgorithms"] == ["ECDSA_SHA_256"], "signing key metadata")
+    message = b"release 1.2.3"
+    signature = k.sign(KeyId=signer["KeyId"], Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    verifier = serialization.load_der_public_key(k.get_public_key(KeyId=signer["KeyId"])["PublicKey"])
+    verifier.verify(signature, message, ec.ECDSA(hashes.SHA256()))  # raises when invalid
+    check(k.verify(KeyId=signer["KeyId"], Message=message, Signature=signature, SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"], "Verify")
+    digest = hashlib.sha256(message).digest()
+    by_digest = k.sign(KeyId=signer["KeyId"], Message=digest, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    verifier.verify(by_digest, message, ec.ECDSA(hashes.SHA256()))
+    check(code(lambda: k.verify(KeyId=signer["KeyId"], Message=b"tampered", Signature=signature, SigningAlgorithm="ECDSA_SHA_256"))
+          == "KMSInvalidSignatureException", "a bad signature")
+    check(code(lambda: k.sign(KeyId=signer["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")) == "InvalidKeyUsageException",
+          "a signing algorithm the key does not serve")
+    check(code(lambda: k.encrypt(KeyId=signer["KeyId"], Plaintext=b"x")) is not None, "encrypt with a signing key")
+    edwards = k.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    ed_signature = k.sign(KeyId=edwards["KeyId"], Message=message, SigningAlgorithm="ED25519_SHA_512")["Signature"]
+    serialization.load_der_public_key(k.get_public_key(KeyId=edwards["KeyId"])["PublicKey"]).verify(ed_signature, message)
+
+    mac_key = k.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]
+    tag = k.generate_mac(KeyId=mac_key["KeyId"], Message=message, MacAlgorithm="HMAC_SHA_256")["Mac"]
+    check(k.verify_mac(KeyId=mac_key["KeyId"], Message=message, Mac=tag, MacAlgorithm="HMAC_SHA_256")["MacValid"], "VerifyMac")
+    check(code(lambda: k.verify_mac(KeyId=mac_key["KeyId"], Message=b"other", Mac=tag, MacAlgorithm="HMAC_SHA_256")) == "KMSInvalidMacException", "a bad MAC")
+    agreement = k.create_key(KeySpec="ECC_NIST_P384", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]
+    peer = ec.generate_private_key(ec.SECP384R1())
+    shared = k.derive_shared_secret(KeyId=agreement["KeyId"], KeyAgreementAlgorithm="ECDH",
+                                    PublicKey=peer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    theirs = serialization.load_der_public_key(k.get_public_key(KeyId=agreement["KeyId"])["PublicKey"])
+    check(shared["SharedSecret"] == peer.exchange(ec.ECDH(), theirs), "DeriveSharedSecret agrees with cryptography's ECDH")
+    check(len(k.generate_random(NumberOfBytes=64)["Plaintext"]) == 64, "GenerateRandom")
+    k.rotate_key_on_demand(KeyId=alias)
+    check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
+    check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
+    results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, sign/verify RAW and DIGEST (checked by "
+                   "cryptography), Ed25519, MAC, ECDH (agrees with cryptography), random, rotation")
+
+    # --- the AWS CLI ---
+    cli_env = dict(os.environ, AWS_ACCESS_KEY_ID=full["accessKeyId"], AWS_SECRET_ACCESS_KEY=full["secretAccessKey"], AWS_DEFAULT_REGION=REGION)
+
+    def aws(*arguments):
+        done = subprocess.run(["aws", "--endpoint-url", url, "--output", "json", "kms"] + list(arguments), env=cli_env, capture_output=True, text=True, timeout=120)
+        check(done.returncode == 0, "aws kms %s: %s" % (arguments[0], done.stderr.strip()[-300:]))
+        return json.loads(done.stdout or "{}")
+
+    cli_key = aws("create-key", "--description", "from the aws cli")["KeyMetadata"]["KeyId"]
+    plain = os.path.join(work, "plain.txt")
+    with open(plain, "wb") as handle:
+        handle.write(b"through the aws cli")
+    blob = os.path.join(work, "blob")
+    with open(blob, "wb") as handle:
+        handle.write(base64.b64decode(aws("encrypt", "--key-id", cli_key, "--plaintext", "fileb://" + plain, "--encryption-context", "app=cli")["CiphertextBlob"]))
+    back = aws("decrypt", "--ciphertext-blob", "fileb://" + blob, "--encryption-context", "app=cli")
+    check(base64.b64decode(back["Plaintext"]) == b"through the aws cli", "aws kms decrypt")
+    check(len(base64.b64decode(aws("generate-data-key", "--key-id", cli_key, "--key-spec", "AES_256")["Plaintext"])) == 32, "aws kms generate-data-key")
+    cli_signed = aws("sign", "--key-id", signer["KeyId"], "--message", "fileb://" + plain, "--signing-algorithm", "ECDSA_SHA_256")["Signature"]
+    with open(os.path.join(work, "sig"), "wb") as handle:
+        handle.write(base64.b64decode(cli_signed))
+    check(aws("verify", "--key-id", signer["KeyId"], "--message", "fileb://" + plain, "--signature", "fileb://" + os.path.join(work, "sig"),
+              "--signing-algorithm", "ECDSA_SHA_256")["SignatureValid"], "aws kms verify")
+    listed = aws("list-keys", "--page-size", "1")["Keys"]
+    check(cli_key in [key["KeyId"] for key in listed] and len(listed) >= 8, "aws kms list-keys paging (%d keys)" % len(listed))
+    results.append("aws cli: create-key, encrypt, decrypt, generate-data-key, sign, verify, list-keys paged one key a page (%d keys)" % len(listed))
+
+    # --- the AWS Encryption SDK CLI ---
+    esdk_env = dict(cli_env, AWS_ENDPOINT_URL_KMS=url)
+    source, sealed_dir, opened_dir = (os.path.join(work, name) for name in ("esdk-in", "esdk-enc", "esdk-dec"))
+    for directory in (source, sealed_dir, opened_dir):
+        os.makedirs(directory)
+    for index in range(5):
+        with open(os.path.join(source, "file%d.bin" % index), "wb") as handle:
+            handle.write(os.urandom(1000 * (index + 1) + index))
+    arn = sym["Arn"]
+
+    def esdk(*arguments):
+        return subprocess.run(["aws-encryption-cli"] + list(arguments) + ["--wrapping-keys", "key=" + arn, "--metadata-output", "/dev/null",
+                              "--commitment-policy", "require-encrypt-require-decrypt"], env=esdk_env, capture_output=True, text=True, timeout=300)
+
+    done = esdk("--encrypt", "--input", source, "--output", sealed_dir, "--recursive", "--encryption-context", "purpose=backup")
+    check(done.returncode == 0, "aws-encryption-cli --encrypt: %s" % done.stderr.strip()[-300:])
+    done = esdk("--decrypt", "--input", sealed_dir, "--output", opened_dir, "--recursive", "--encryption-context", "purpose=backup")
+    check(done.returncode == 0, "aws-encryption-cli --decrypt: %s" % done.stderr.strip()[-300:])
+    for index in range(5):
+        with open(os.path.join(source, "file%d.bin" % index), "rb") as original, open(os.path.join(opened_dir, "file%d.bin.encrypted.decrypted" % index), "rb") as copy:
+            check(original.read() == copy.read(), "ESDK round trip of file%d" % index)
+    wrong_dir = os.path.join(work, "esdk-wrong")
+    os.makedirs(wrong_dir)
+    done = esdk("--decrypt", "--input", sealed_dir, "--output", wrong_dir, "--recursive", "--encryption-context", "purpose=other")
+    # The CLI skips (and deletes) every file whose context does not hold the required pairs.
+    check(not os.listdir(wrong_dir) and "did not match" in done.stderr, "ESDK decrypt with a wrong encryption context succeeded")
+    results.append("aws-encryption-sdk-cli: 5 files encrypted under a Keyward key and decrypted byte-identical; a wrong context refused")
+
+    # --- refusals, each with AWS's code, each audited ---
+    check(code(lambda: kms(full, secret="x" * 40).list_keys()) == "InvalidSignatureException", "a wrong secret")
+    narrow = credential("aws-encrypt-only", "encrypt:*")
+    n = kms(narrow)
+    n.encrypt(KeyId=alias, Plaintext=b"allowed")
+    check(code(lambda: n.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)) == "AccessDeniedException",
+          "a call the access key's policy does not cover")
+    revoked = credential("aws-revoked", "*:*")
+    kms(revoked).list_keys()
+    status, _ = admin("POST", "/v1/admin/tokens/%s/revoke" % revoked["id"])
+    check(status == 200, "revoking the access key: %s" % status)
+    check(code(lambda: kms(revoked).list_keys()) == "UnrecognizedClientException", "a revoked access key")
+
+    def signed(target, body, cred, stamp=None, secret=None):
+        """A request signed here by an independent SigV4 implementation (hmac, hashlib)."""
+        now = stamp or datetime.datetime.now(datetime.timezone.utc)
+        amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        host = url.split("//", 1)[1]
+        payload = json.dumps(body).encode()
+        headers = {"content-type": "application/x-amz-json-1.1", "host": host, "x-amz-date": amz_date, "x-amz-target": target}
+        names = sorted(headers)
+        canonical = "\n".join(["POST", "/", "", "".join("%s:%s\n" % (name, headers[name]) for name in names), ";".join(names),
+                               hashlib.sha256(payload).hexdigest()])
+        scope = "%s/%s/kms/aws4_request" % (day, REGION)
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        key = ("AWS4" + (secret or cred["secretAccessKey"])).encode()
+        for part in (day, REGION, "kms", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        request = urllib.request.Request(url + "/", data=payload, method="POST", headers={
+            "Content-Type": headers["content-type"], "X-Amz-Date": amz_date, "X-Amz-Target": target,
+            "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (cred["accessKeyId"], scope, ";".join(names), signature)})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return reply.status, dict(reply.headers), json.loads(reply.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), json.loads(error.read() or b"{}")
+
+    status, headers, reply = signed("TrentService.ListKeys", {}, full)
+    check(status == 200 and "Keys" in reply and headers.get("x-amzn-RequestId"), "an independently signed request: %s %s" % (status, reply))
+    stale = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=10)
+    status, _, reply = signed("TrentService.ListKeys", {}, full, stamp=stale)
+    check(reply.get("__type") == "InvalidSignatureException" and "expired" in reply.get("message", ""), "a stale signature: %s %s" % (status, reply))
+    status, headers, reply = signed("TrentService.NoSuchThing", {}, full)
+    check(reply.get("__type") == "UnknownOperationException" and headers.get("Content-Type", "").startswith("application/x-amz-json"),
+          "an unknown target: %s %s" % (status, reply))
+    unsigned = urllib.request.Request(url + "/", data=b"{}", method="POST", headers={"X-Amz-Target": "TrentService.ListKeys",
+                                                                                    "Content-Type": "application/x-amz-json-1.1"})
+    try:
+        urllib.request.urlopen(unsigned, timeout=30)
+        fail("an unsigned request was served")
+    except urllib.error.HTTPError as error:
+        body = json.loads(error.read())
+        check(body.get("__type") == "MissingAuthenticationTokenException", "an unsigned request: %s" % body)
+    forged = dict(full, accessKeyId="KW" + "A" * 26)
+    check(signed("TrentService.ListKeys", {}, forged)[2].get("__type") == "UnrecognizedClientException", "an unknown access key")
+
+    # Every refusal is in the audit log.
+    entries, after = [], 0
+    for _ in range(200):
+        status, page = admin("GET", "/v1/admin/audit?after=%d&limit=1000" % after)
+        check(status == 200, "reading the audit log: %s" % status)
+        entries += page.get("entries", [])
+        if page.get("nextAfter") is None:
+            break
+        after = page["nextAfter"]
+    text = json.dumps(entries)
+    denied = [e for e in entries if "aws-encrypt-only" in json.dumps(e) and e.get("outcome") != "ok"]
+    check(denied, "the AccessDenied call is not in the audit log")
+    refused = [e for e in entries if e.get("outcome") not in (None, "ok") and "unauthenticated" in json.dumps(e)]
+    check(len(refused) >= 4, "the refused signatures are not all in the audit log (%d entries)" % len(refused))
+    check(full["secretAccessKey"] not in text, "an audit entry holds a secret access key")
+    results.append("refusals: wrong secret InvalidSignatureException, stale signature InvalidSignatureException (expired), revoked key "
+                   "UnrecognizedClientException, policy AccessDeniedException, unsigned MissingAuthenticationTokenException, unknown "
+                   "target UnknownOperationException (JSON); %d refused authentications audited" % len(refused))
+finally:
+    stop(server)
+
+for line in results:
+    print("aws-kms: " + line)
