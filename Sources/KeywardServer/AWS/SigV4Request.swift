@@ -20,27 +20,52 @@ struct SigV4Authorization: Equatable {
     /// Whether `header` claims SigV4 (so the AWS front end, not the bearer check, judges it).
     static func claims(_ header: String) -> Bool { header.hasPrefix(algorithm) }
 
-    /// Parses the header; `IncompleteSignature` names what is missing or malformed.
+    /// Parses the header; `IncompleteSignature` names what is missing or malformed. Reads the
+    /// header's bytes (it is on every AWS request's path).
     static func parse(_ header: String) throws(APIError) -> SigV4Authorization {
-        guard header.hasPrefix(algorithm + " ") else { throw AWSFault.incompleteSignature("the Authorization header must start with \(algorithm)") }
-        var fields: [String: String] = [:]
-        for part in header.dropFirst(algorithm.count + 1).split(separator: ",") {
-            let item = part.trimmingCharacters(in: .whitespaces)
-            guard let equals = item.firstIndex(of: "=") else { throw AWSFault.incompleteSignature("'\(item.prefix(40))' is not NAME=VALUE") }
-            fields[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        let bytes = Array(header.utf8)
+        let prefix = Array((algorithm + " ").utf8)
+        guard bytes.count > prefix.count, bytes[..<prefix.count].elementsEqual(prefix) else {
+            throw AWSFault.incompleteSignature("the Authorization header must start with \(algorithm)")
         }
-        guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"] else {
+        var credential: ArraySlice<UInt8>?, signed: ArraySlice<UInt8>?, signature: ArraySlice<UInt8>?
+        for part in bytes[prefix.count...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            let item = trimmedSpaces(part)
+            guard let equals = item.firstIndex(of: UInt8(ascii: "=")) else {
+                throw AWSFault.incompleteSignature("'\(String(decoding: item.prefix(40), as: UTF8.self))' is not NAME=VALUE")
+            }
+            let name = item[..<equals], value = item[(equals + 1)...]
+            if name.elementsEqual("Credential".utf8) { credential = value }
+            else if name.elementsEqual("SignedHeaders".utf8) { signed = value }
+            else if name.elementsEqual("Signature".utf8) { signature = value }
+        }
+        guard let credential, let signed, let signature else {
             throw AWSFault.incompleteSignature("the Authorization header needs Credential, SignedHeaders and Signature")
         }
-        let scope = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard scope.count == 5, scope[4] == "aws4_request", !scope[0].isEmpty, scope[1].count == 8, scope[1].allSatisfy(\.isNumber) else {
+        let scope = credential.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard scope.count == 5, scope[4].elementsEqual("aws4_request".utf8), !scope[0].isEmpty, scope[1].count == 8,
+              scope[1].allSatisfy({ (48...57).contains($0) }) else {
             throw AWSFault.incompleteSignature("Credential must be ACCESS_KEY/YYYYMMDD/REGION/SERVICE/aws4_request")
         }
-        let headers = signed.split(separator: ";").map { $0.lowercased() }
-        guard !headers.isEmpty, signature.count == 64, signature.allSatisfy(\.isHexDigit) else {
+        let headers = signed.split(separator: UInt8(ascii: ";")).map { String(decoding: $0, as: UTF8.self).lowercased() }
+        guard !headers.isEmpty, signature.count == 64, signature.allSatisfy({ isHexDigit($0) }) else {
             throw AWSFault.incompleteSignature("SignedHeaders must list headers and Signature be 64 hex digits")
         }
-        return SigV4Authorization(accessKeyID: scope[0], date: scope[1], region: scope[2], service: scope[3], signedHeaders: headers, signature: signature)
+        let text = { (slice: ArraySlice<UInt8>) in String(decoding: slice, as: UTF8.self) }
+        return SigV4Authorization(accessKeyID: text(scope[0]), date: text(scope[1]), region: text(scope[2]), service: text(scope[3]),
+                                  signedHeaders: headers, signature: text(signature))
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte)
+    }
+
+    /// `bytes` without spaces and tabs at either end.
+    static func trimmedSpaces(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        return bytes[start..<end]
     }
 }
 
@@ -68,27 +93,76 @@ enum SigV4Request {
         guard authorization.signedHeaders.contains("host"), authorization.signedHeaders.contains("x-amz-date") else {
             throw AWSFault.incompleteSignature("SignedHeaders must include host and x-amz-date")
         }
-        var canonical = request.method.rawValue + "\n" + canonicalURI(request.uri.path) + "\n" + canonicalQuery(request.uri.query) + "\n"
+        var canonical: [UInt8] = []
+        canonical.reserveCapacity(512)
+        canonical += request.method.rawValue.utf8
+        canonical.append(0x0A)
+        canonical += canonicalURI(request.uri.path).utf8
+        canonical.append(0x0A)
+        canonical += canonicalQuery(request.uri.query).utf8
+        canonical.append(0x0A)
         for name in authorization.signedHeaders {
-            let value: String
+            canonical += name.utf8
+            canonical.append(UInt8(ascii: ":"))
             if name == "host" {
-                value = request.head.authority ?? ""
+                canonical += (request.head.authority ?? "").utf8
             } else {
                 guard let field = HTTPField.Name(name) else { throw AWSFault.incompleteSignature("'\(name.prefix(40))' is not a header name") }
-                let values = headers[values: field]
-                guard !values.isEmpty else { throw AWSFault.incompleteSignature("signed header '\(name.prefix(40))' is missing") }
-                value = values.map(trimmed).joined(separator: ",")
+                var first = true
+                for value in headers[values: field] {
+                    if !first { canonical.append(UInt8(ascii: ",")) }
+                    appendTrimmed(value, to: &canonical)
+                    first = false
+                }
+                guard !first else { throw AWSFault.incompleteSignature("signed header '\(name.prefix(40))' is missing") }
             }
-            canonical += name + ":" + value + "\n"
+            canonical.append(0x0A)
         }
-        canonical += "\n" + authorization.signedHeaders.joined(separator: ";") + "\n"
-        canonical += headers[HTTPField.Name("X-Amz-Content-SHA256")!] ?? hex(SHA256Hash.hash(Array(body.readableBytesView)))
-        let scope = "\(authorization.date)/\(authorization.region)/\(authorization.service)/aws4_request"
-        let toSign = SigV4Authorization.algorithm + "\n" + stamp + "\n" + scope + "\n" + hex(SHA256Hash.hash(Array(canonical.utf8)))
-        return Array(toSign.utf8)
+        canonical.append(0x0A)
+        for (index, name) in authorization.signedHeaders.enumerated() {
+            if index > 0 { canonical.append(UInt8(ascii: ";")) }
+            canonical += name.utf8
+        }
+        canonical.append(0x0A)
+        if let declared = headers[HTTPField.Name("X-Amz-Content-SHA256")!] {
+            canonical += declared.utf8
+        } else {
+            canonical += hex(body.withUnsafeReadableBytes { SHA256Hash.hash($0) }).utf8
+        }
+        var toSign: [UInt8] = []
+        toSign.reserveCapacity(160)
+        toSign += SigV4Authorization.algorithm.utf8
+        toSign.append(0x0A)
+        toSign += stamp.utf8
+        toSign.append(0x0A)
+        toSign += authorization.date.utf8
+        toSign.append(UInt8(ascii: "/"))
+        toSign += authorization.region.utf8
+        toSign.append(UInt8(ascii: "/"))
+        toSign += authorization.service.utf8
+        toSign += "/aws4_request\n".utf8
+        toSign += hex(SHA256Hash.hash(canonical)).utf8
+        return toSign
     }
 
-    /// `20150830T123600Z` as a date.
+    /// A header value, trimmed, with runs of spaces inside collapsed to one, appended.
+    static func appendTrimmed(_ value: String, to out: inout [UInt8]) {
+        let trimmed = trimmedSpaces(Array(value.utf8)[...])
+        var space = false
+        for byte in trimmed {
+            if byte == 0x20 {
+                if !space { out.append(0x20) }
+                space = true
+            } else {
+                out.append(byte)
+                space = false
+            }
+        }
+    }
+
+    private static func trimmedSpaces(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> { SigV4Authorization.trimmedSpaces(bytes) }
+
+    /// `20150830T123600Z` as a date (UTC, by arithmetic: it is on every request's path).
     static func parseStamp(_ stamp: String) -> Date? {
         let digits = Array(stamp.utf8)
         guard digits.count == 16, digits[8] == UInt8(ascii: "T"), digits[15] == UInt8(ascii: "Z") else { return nil }
@@ -101,11 +175,16 @@ enum SigV4Request {
             return value
         }
         guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
-              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15) else { return nil }
-        var components = DateComponents(timeZone: TimeZone(identifier: "UTC"), year: year, month: month, day: day, hour: hour, minute: minute, second: second)
-        components.calendar = Calendar(identifier: .gregorian)
-        guard components.isValidDate else { return nil }
-        return components.date
+              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + hour * 3600 + minute * 60 + second))
     }
 
     /// The path, each segment percent-encoded with AWS's unreserved set (`/` for an empty path).
@@ -135,22 +214,6 @@ enum SigV4Request {
     private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 
     static func encode(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text }
-
-    /// A header value trimmed, with runs of spaces inside collapsed to one.
-    static func trimmed(_ value: String) -> String {
-        var out = ""
-        var space = false
-        for character in value.trimmingCharacters(in: .whitespaces) {
-            if character == " " {
-                if !space { out.append(" ") }
-                space = true
-            } else {
-                out.append(character)
-                space = false
-            }
-        }
-        return out
-    }
 
     private static let digits = Array("0123456789abcdef".utf8)
 
