@@ -80,6 +80,25 @@ struct ConfigurationTests {
         await #expect(throws: KeywardError.self) { _ = try await ServerConfiguration.read(file: "/nonexistent/keyward.yaml") }
     }
 
+    @Test("the AWS front end's, the lease's and the backup keys' settings are read from the environment and validated")
+    func clusterAWSAndBackupSettings() async throws {
+        let read = try await ServerConfiguration.read(environment: [
+            "KEYWARD_AWS_REGION": "eu-west-1", "KEYWARD_AWS_ACCOUNT_ID": "123456789012", "KEYWARD_AWS_CLOCK_SKEW_SECONDS": "60",
+            "KEYWARD_LEASE_SECONDS": "5", "KEYWARD_VERIFY_INTERVAL_SECONDS": "0",
+            "KEYWARD_BACKUP_RECIPIENTS": "/a.pub;/b.pub", "KEYWARD_BACKUP_IDENTITY": "/id", "KEYWARD_BACKUP_SIGNERS": "/s.pem",
+        ])
+        #expect(read.aws == .init(region: "eu-west-1", accountID: "123456789012", clockSkewSeconds: 60))
+        #expect(read.leaseSeconds == 5 && read.verifyIntervalSeconds == 0)
+        #expect(read.backup == .init(recipients: ["/a.pub", "/b.pub"], identity: "/id", signers: ["/s.pem"]))
+        for bad in [{ (c: inout ServerConfiguration) in c.aws.region = "EU West" }, { $0.aws.accountID = "12345" }, { $0.aws.clockSkewSeconds = 0 },
+                    { $0.leaseSeconds = 1 }, { $0.verifyIntervalSeconds = -1 }] {
+            var configuration = ServerConfiguration()
+            configuration.insecureHTTP = true
+            bad(&configuration)
+            #expect(throws: KeywardError.self) { try configuration.validate() }
+        }
+    }
+
     @Test("validation refuses out-of-range values, a missing TLS setup, bad policy rules and an entry with no subject")
     func validation() throws {
         var invalid = ServerConfiguration()
