@@ -171,3 +171,28 @@ enum AWSProbe {
         return forged.awsAccessKeyID ?? ""
     }
 }
+
+@Suite("RSA-OAEP encryption through the key service")
+struct AsymmetricEncryptionTests {
+    @Test("an RSA-OAEP key encrypts and decrypts bare OAEP ciphertexts, also after rotation; a symmetric key, a tampered ciphertext and a policy without decrypt are refused")
+    func rsaOAEP() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let owner = Caller.owner("t")
+        let key = try await service.createKey(CreateKeyRequest(spec: .rsa2048OAEPSHA256), actor: owner).metadata.id.description
+        let sealed = try await service.encryptAsymmetric(Array("short secret".utf8), key: key, actor: owner)
+        #expect(sealed.ciphertext.count == 256)
+        #expect(try await service.decryptAsymmetric(sealed.ciphertext, key: key, actor: owner).plaintext == Array("short secret".utf8))
+        _ = try await service.rotate(key: key, actor: owner)
+        #expect(try await service.decryptAsymmetric(sealed.ciphertext, key: key, actor: owner).version == 1, "an older version's ciphertext")
+        var tampered = sealed.ciphertext
+        tampered[100] ^= 1
+        await #expect(throws: KeywardError.self) { _ = try await service.decryptAsymmetric(tampered, key: key, actor: owner) }
+        let symmetric = try await service.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+        await #expect(throws: KeywardError.self) { _ = try await service.encryptAsymmetric([1], key: symmetric, actor: owner) }
+        let encryptOnly = Caller.principal("token:x:app", policy: AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .any)]))
+        _ = try await service.encryptAsymmetric([1], key: key, actor: encryptOnly)
+        await #expect(throws: KeywardError.self) { _ = try await service.decryptAsymmetric(sealed.ciphertext, key: key, actor: encryptOnly) }
+    }
+}

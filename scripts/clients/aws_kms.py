@@ -173,6 +173,24 @@ try:
     ed_signature = k.sign(KeyId=edwards["KeyId"], Message=message, SigningAlgorithm="ED25519_SHA_512")["Signature"]
     serialization.load_der_public_key(k.get_public_key(KeyId=edwards["KeyId"])["PublicKey"]).verify(ed_signature, message)
 
+    # RSA: a signature and an OAEP ciphertext that Python cryptography checks and opens.
+    from cryptography.hazmat.primitives.asymmetric import padding
+    rsa_signer = k.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    rsa_signature = k.sign(KeyId=rsa_signer["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    serialization.load_der_public_key(k.get_public_key(KeyId=rsa_signer["KeyId"])["PublicKey"]).verify(
+        rsa_signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    rsa_box = k.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    rsa_public = serialization.load_der_public_key(k.get_public_key(KeyId=rsa_box["KeyId"])["PublicKey"])
+    to_kms = rsa_public.encrypt(b"sealed by cryptography", oaep)
+    check(k.decrypt(CiphertextBlob=to_kms, KeyId=rsa_box["KeyId"], EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"] == b"sealed by cryptography",
+          "RSAES_OAEP_SHA_256 Decrypt of cryptography's ciphertext")
+    from_kms = k.encrypt(KeyId=rsa_box["KeyId"], Plaintext=b"sealed by keyward", EncryptionAlgorithm="RSAES_OAEP_SHA_256")["CiphertextBlob"]
+    check(k.decrypt(CiphertextBlob=from_kms, KeyId=rsa_box["KeyId"], EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"] == b"sealed by keyward",
+          "RSAES_OAEP_SHA_256 round trip")
+    check(code(lambda: k.decrypt(CiphertextBlob=from_kms, EncryptionAlgorithm="RSAES_OAEP_SHA_256")) == "ValidationException", "RSA decrypt without KeyId")
+    check(code(lambda: k.encrypt(KeyId=rsa_box["KeyId"], Plaintext=b"x")) is not None, "symmetric Encrypt with an RSA key")
+
     mac_key = k.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]
     tag = k.generate_mac(KeyId=mac_key["KeyId"], Message=message, MacAlgorithm="HMAC_SHA_256")["Mac"]
     check(k.verify_mac(KeyId=mac_key["KeyId"], Message=message, Mac=tag, MacAlgorithm="HMAC_SHA_256")["MacValid"], "VerifyMac")
@@ -188,7 +206,7 @@ try:
     check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
     check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
     results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, sign/verify RAW and DIGEST (checked by "
-                   "cryptography), Ed25519, MAC, ECDH (agrees with cryptography), random, rotation")
+                   "cryptography), Ed25519, RSA-PSS, RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation")
 
     # --- the AWS CLI ---
     cli_env = dict(os.environ, AWS_ACCESS_KEY_ID=full["accessKeyId"], AWS_SECRET_ACCESS_KEY=full["secretAccessKey"], AWS_DEFAULT_REGION=REGION)

@@ -58,8 +58,17 @@ enum AWSKMSCryptoOperations {
         guard (1...4096).contains(plaintext.count) else { throw AWSFault.validation("Plaintext must be 1 to 4096 bytes") }
         let context = try call.input.context()
         let algorithm = try call.input.string("EncryptionAlgorithm") ?? "SYMMETRIC_DEFAULT"
-        let result = try await call.run { () async throws(KeywardError) in
-            try await call.service.encrypt(plaintext, key: reference, context: context, actor: call.caller)
+        let result: EncryptResult
+        switch algorithm {
+        case "SYMMETRIC_DEFAULT":
+            result = try await call.run { () async throws(KeywardError) in
+                try await call.service.encrypt(plaintext, key: reference, context: context, actor: call.caller)
+            }
+        case "RSAES_OAEP_SHA_256":
+            guard context == .empty else { throw AWSFault.validation("EncryptionContext is not valid with an asymmetric key") }
+            result = try await call.run { () async throws(KeywardError) in try await call.service.encryptAsymmetric(plaintext, key: reference, actor: call.caller) }
+        default:
+            throw AWSFault.unsupported("EncryptionAlgorithm \(algorithm.prefix(40)) is not supported (SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_256)")
         }
         json.member("CiphertextBlob", base64: result.ciphertext)
         json.member("KeyId", call.arn(result.keyID))
@@ -71,12 +80,24 @@ enum AWSKMSCryptoOperations {
         let context = try call.input.context()
         let expected = call.input.has("KeyId") ? try call.reference("KeyId") : nil
         try call.input.refuse(["Recipient": "attested recipients are out of scope"])
-        let result = try await call.run { () async throws(KeywardError) in
-            try await call.service.decrypt(ciphertext, context: context, expectedKey: expected, actor: call.caller)
+        let algorithm = try call.input.string("EncryptionAlgorithm") ?? "SYMMETRIC_DEFAULT"
+        let result: DecryptResult
+        switch algorithm {
+        case "SYMMETRIC_DEFAULT":
+            result = try await call.run { () async throws(KeywardError) in
+                try await call.service.decrypt(ciphertext, context: context, expectedKey: expected, actor: call.caller)
+            }
+        case "RSAES_OAEP_SHA_256":
+            // The bare RSA ciphertext names no key: AWS requires KeyId here too.
+            guard let expected else { throw AWSFault.validation("KeyId is required to decrypt with an asymmetric key") }
+            guard context == .empty else { throw AWSFault.validation("EncryptionContext is not valid with an asymmetric key") }
+            result = try await call.run { () async throws(KeywardError) in try await call.service.decryptAsymmetric(ciphertext, key: expected, actor: call.caller) }
+        default:
+            throw AWSFault.unsupported("EncryptionAlgorithm \(algorithm.prefix(40)) is not supported (SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_256)")
         }
         json.member("KeyId", call.arn(result.keyID))
         json.member("Plaintext", base64: result.plaintext)
-        json.member("EncryptionAlgorithm", try call.input.string("EncryptionAlgorithm") ?? "SYMMETRIC_DEFAULT")
+        json.member("EncryptionAlgorithm", algorithm)
     }
 
     static func reEncrypt(_ call: AWSCall, _ json: inout JSONWriter) async throws {
