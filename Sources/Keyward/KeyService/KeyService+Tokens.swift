@@ -12,16 +12,9 @@ extension KeyService {
     ///     scripts and development; nil (the default) generates 256 random bits.
     public func issueToken(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, text chosen: String? = nil,
                            actor: Caller) async throws(KeywardError) -> IssuedToken {
-        guard (1...256).contains(principal.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
-        if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
-            throw .invalidArgument("token lifetime \(Int(lifetime)) s; choose one minute to ten years")
-        }
+        try Self.checkCredential(principal: principal, lifetime: lifetime)
         return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
-            try authorizeAdministration(.manageTokens, actor)
-            // A token issues tokens only within its own grants: no minting a wider one.
-            if let held = actor.policy, !held.covers(policy) {
-                throw .notPermitted("\(actor.principal) may issue tokens only with grants it holds itself; the requested policy goes beyond its own")
-            }
+            try authorizeIssuing(policy, actor)
             var id = KeyID()
             if let chosen {
                 guard TokenText.isCustom(chosen), let parsed = TokenText.parse(chosen) else {
@@ -57,15 +50,9 @@ extension KeyService {
     /// secret is derived, when needed, from the store's credential key (created on first use).
     /// Authorised and audited as `issueToken` is: `manage-tokens`, and no wider than the issuer.
     public func issueAWSCredential(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, actor: Caller) async throws(KeywardError) -> AWSCredential {
-        guard (1...256).contains(principal.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
-        if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
-            throw .invalidArgument("credential lifetime \(Int(lifetime)) s; choose one minute to ten years")
-        }
+        try Self.checkCredential(principal: principal, lifetime: lifetime)
         return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> AWSCredential in
-            try authorizeAdministration(.manageTokens, actor)
-            if let held = actor.policy, !held.covers(policy) {
-                throw .notPermitted("\(actor.principal) may issue credentials only with grants it holds itself; the requested policy goes beyond its own")
-            }
+            try authorizeIssuing(policy, actor)
             let signer = try await awsCredentialKey(actor: actor.internalStep)
             let id = KeyID()
             let version = try await records.loadVersion(signer, signer.metadata.currentVersion)
@@ -105,6 +92,24 @@ extension KeyService {
         let bytes: SecretBytes
         do throws(KeywardCryptoError) { bytes = try SecretBytes(copying: Array(secret.utf8)) } catch { throw .crypto(error) }
         return AWSSecret(record: record, secret: bytes)
+    }
+
+    /// A credential's principal name (1 to 256 characters) and lifetime (a minute to ten
+    /// years, or none).
+    static func checkCredential(principal: String, lifetime: TimeInterval?) throws(KeywardError) {
+        guard (1...256).contains(principal.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
+        if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
+            throw .invalidArgument("credential lifetime \(Int(lifetime)) s; choose one minute to ten years")
+        }
+    }
+
+    /// `actor` may issue a credential with `policy`: it holds `manage-tokens`, and issues only
+    /// within its own grants (no minting a wider credential).
+    func authorizeIssuing(_ policy: AccessPolicy, _ actor: Caller) throws(KeywardError) {
+        try authorizeAdministration(.manageTokens, actor)
+        if let held = actor.policy, !held.covers(policy) {
+            throw .notPermitted("\(actor.principal) may issue credentials only with grants it holds itself; the requested policy goes beyond its own")
+        }
     }
 
     /// The store's credential key (HMAC-SHA-256, alias `keyward/aws-credentials`, never backed

@@ -194,11 +194,16 @@ enum AWSKMSCryptoOperations {
         }
     }
 
-    static func sign(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+    /// A Sign or Verify call's key, checked algorithm and input.
+    static func signingCall(_ call: AWSCall) async throws -> (reference: String, key: KeyDescription, algorithm: String, input: SigningInput) {
         let reference = try call.reference("KeyId")
         let key = try await AWSKMSKeyOperations.describe(call, reference)
         let algorithm = try checkAlgorithm(call, "SigningAlgorithm", key.metadata.spec, AWSKeySpec.signingAlgorithms(key.metadata.spec))
-        let input = try signingInput(call)
+        return (reference, key, algorithm, try signingInput(call))
+    }
+
+    static func sign(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let (reference, _, algorithm, input) = try await signingCall(call)
         let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(input, key: reference, actor: call.caller) }
         json.member("KeyId", call.arn(result.keyID))
         json.member("Signature", base64: result.signature)
@@ -206,10 +211,7 @@ enum AWSKMSCryptoOperations {
     }
 
     static func verify(_ call: AWSCall, _ json: inout JSONWriter) async throws {
-        let reference = try call.reference("KeyId")
-        let key = try await AWSKMSKeyOperations.describe(call, reference)
-        let algorithm = try checkAlgorithm(call, "SigningAlgorithm", key.metadata.spec, AWSKeySpec.signingAlgorithms(key.metadata.spec))
-        let input = try signingInput(call)
+        let (reference, key, algorithm, input) = try await signingCall(call)
         let signature = try call.input.requiredBlob("Signature")
         let valid = try await call.run { () async throws(KeywardError) in
             try await call.service.verify(signature, for: input, key: reference, actor: call.caller)
@@ -220,12 +222,18 @@ enum AWSKMSCryptoOperations {
         json.member("SigningAlgorithm", algorithm)
     }
 
-    static func generateMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+    /// A MAC call's key, checked algorithm and message.
+    static func macInput(_ call: AWSCall) async throws -> (reference: String, key: KeyDescription, algorithm: String, message: [UInt8]) {
         let reference = try call.reference("KeyId")
         let key = try await AWSKMSKeyOperations.describe(call, reference)
         let algorithm = try checkAlgorithm(call, "MacAlgorithm", key.metadata.spec, AWSKeySpec.macAlgorithms(key.metadata.spec))
         let message = try call.input.requiredBlob("Message")
         guard (1...4096).contains(message.count) else { throw AWSFault.validation("Message must be 1 to 4096 bytes") }
+        return (reference, key, algorithm, message)
+    }
+
+    static func generateMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
+        let (reference, _, algorithm, message) = try await macInput(call)
         let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: reference, actor: call.caller) }
         json.member("Mac", base64: result.tag)
         json.member("MacAlgorithm", algorithm)
@@ -233,10 +241,7 @@ enum AWSKMSCryptoOperations {
     }
 
     static func verifyMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
-        let reference = try call.reference("KeyId")
-        let key = try await AWSKMSKeyOperations.describe(call, reference)
-        let algorithm = try checkAlgorithm(call, "MacAlgorithm", key.metadata.spec, AWSKeySpec.macAlgorithms(key.metadata.spec))
-        let message = try call.input.requiredBlob("Message")
+        let (reference, key, algorithm, message) = try await macInput(call)
         let tag = try call.input.requiredBlob("Mac")
         let valid = try await call.run { () async throws(KeywardError) in
             try await call.service.verifyMAC(tag, for: message, key: reference, actor: call.caller)

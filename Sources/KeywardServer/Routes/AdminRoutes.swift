@@ -14,26 +14,17 @@ enum AdminRoutes {
                          maintenance: MaintenanceLog, root: (any RootOfTrust)?, backupKeys: BackupKeys) {
         routes.on(.post, "/v1/admin/tokens") { request, context in
             let create = try await body.decode(CreateTokenBody.self, from: request)
-            var rules: [AccessRule] = []
-            for text in create.rules { rules.append(try AccessPolicy.parseRule(text)) }
-            if let days = create.expiresInDays, !(1...3650).contains(days) {
-                throw APIError.invalidRequest("expiresInDays is 1 to 3650")
-            }
-            let issued = try await slot.current.issueToken(principal: create.principal, policy: AccessPolicy(rules: rules),
-                                                           lifetime: create.expiresInDays.map { Double($0) * 86_400 }, actor: try context.caller(request))
+            let (policy, lifetime) = try credentialTerms(create)
+            let issued = try await slot.current.issueToken(principal: create.principal, policy: policy, lifetime: lifetime, actor: try context.caller(request))
             return Response.reply(IssuedTokenReply(id: issued.record.id, principal: issued.record.principal, token: issued.text,
                                                    expiresAt: issued.record.expiresAt), status: .created)
         }
 
         routes.on(.post, "/v1/admin/credentials/aws") { request, context in
             let create = try await body.decode(CreateTokenBody.self, from: request)
-            var rules: [AccessRule] = []
-            for text in create.rules { rules.append(try AccessPolicy.parseRule(text)) }
-            if let days = create.expiresInDays, !(1...3650).contains(days) {
-                throw APIError.invalidRequest("expiresInDays is 1 to 3650")
-            }
-            let issued = try await slot.current.issueAWSCredential(principal: create.principal, policy: AccessPolicy(rules: rules),
-                                                                   lifetime: create.expiresInDays.map { Double($0) * 86_400 }, actor: try context.caller(request))
+            let (policy, lifetime) = try credentialTerms(create)
+            let issued = try await slot.current.issueAWSCredential(principal: create.principal, policy: policy, lifetime: lifetime,
+                                                                   actor: try context.caller(request))
             return Response.reply(IssuedAWSCredentialReply(id: issued.record.id, principal: issued.record.principal, accessKeyId: issued.accessKeyID,
                                                            secretAccessKey: issued.secretAccessKey, expiresAt: issued.record.expiresAt), status: .created)
         }
@@ -149,6 +140,16 @@ enum AdminRoutes {
         guard let text else { return value }
         guard let parsed = Int(text) else { throw APIError.invalidRequest("'\(name)' must be an integer") }
         return parsed
+    }
+
+    /// A credential request's policy (its rules parsed) and lifetime in seconds.
+    private static func credentialTerms(_ create: CreateTokenBody) throws -> (AccessPolicy, TimeInterval?) {
+        var rules: [AccessRule] = []
+        for text in create.rules { rules.append(try AccessPolicy.parseRule(text)) }
+        if let days = create.expiresInDays, !(1...3650).contains(days) {
+            throw APIError.invalidRequest("expiresInDays is 1 to 3650")
+        }
+        return (AccessPolicy(rules: rules), create.expiresInDays.map { Double($0) * 86_400 })
     }
 
     /// An optional RFC 3339 time query parameter.

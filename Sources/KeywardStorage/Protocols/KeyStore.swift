@@ -2,7 +2,7 @@ import Foundation
 import KeywardCrypto
 
 /// Persistence for a Keyward store, without SQL in its interface, so that the SQLite backend
-/// (single node) and a PostgreSQL backend (several nodes) are interchangeable. It is the four
+/// (single node) and a PostgreSQL backend (several nodes) are interchangeable. It is the
 /// concerns a store holds, each a small protocol of its own (`HeaderStore`, `KeyRecordStore`,
 /// `CredentialStore`, `AuditStore`), the nodes' coordination (`ClusterStore`), plus the one
 /// operation that spans them all.
