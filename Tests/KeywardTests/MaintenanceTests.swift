@@ -30,6 +30,12 @@ struct MaintenanceTests {
         #expect(entries.contains { $0.operation == "rotate" && $0.actor == SystemJob.periodicRotation.principal })
         #expect(try await service.describe(key: rotating, actor: .owner("t")).metadata.currentVersion == 2)
         #expect(try await service.describe(key: idle, actor: .owner("t")).metadata.currentVersion == 1)
+        // Each version records how it came: the period's rotation, then one asked for.
+        _ = try await service.rotate(key: rotating, actor: .owner("t"))
+        let versions = try await service.versions(key: rotating, actor: .owner("t"))
+        #expect(versions.map(\.number) == [1, 2, 3] && versions.map(\.rotation) == [nil, "scheduled", "requested"], "\(versions)")
+        let outsider = Caller.principal("token:x:o", policy: AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .any)]))
+        await #expect(throws: KeywardError.self) { _ = try await service.versions(key: rotating, actor: outsider) }
         // A second sweep finds nothing due.
         let again = try await service.runMaintenance()
         #expect(again.destroyed == 0 && again.rotated == 0)

@@ -144,7 +144,10 @@ try:
     data = k.generate_data_key(KeyId=alias, KeySpec="AES_256", EncryptionContext=context)
     check(len(data["Plaintext"]) == 32 and k.decrypt(CiphertextBlob=data["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == data["Plaintext"],
           "GenerateDataKey")
-    check(len(k.generate_data_key(KeyId=alias, NumberOfBytes=32)["Plaintext"]) == 32, "GenerateDataKey NumberOfBytes")
+    for size, request in ((32, {"NumberOfBytes": 32}), (16, {"KeySpec": "AES_128"}), (64, {"NumberOfBytes": 64})):
+        made = k.generate_data_key(KeyId=alias, **request)
+        check(len(made["Plaintext"]) == size and k.decrypt(CiphertextBlob=made["CiphertextBlob"])["Plaintext"] == made["Plaintext"],
+              "GenerateDataKey %s" % request)
     bare = k.generate_data_key_without_plaintext(KeyId=alias, KeySpec="AES_256")
     check(len(k.decrypt(CiphertextBlob=bare["CiphertextBlob"])["Plaintext"]) == 32, "GenerateDataKeyWithoutPlaintext")
     pair = k.generate_data_key_pair(KeyId=alias, KeyPairSpec="ECC_NIST_P256")
@@ -203,6 +206,8 @@ try:
     check(shared["SharedSecret"] == peer.exchange(ec.ECDH(), theirs), "DeriveSharedSecret agrees with cryptography's ECDH")
     check(len(k.generate_random(NumberOfBytes=64)["Plaintext"]) == 64, "GenerateRandom")
     k.rotate_key_on_demand(KeyId=alias)
+    rotations = k.list_key_rotations(KeyId=alias)["Rotations"]
+    check(len(rotations) == 1 and rotations[0]["RotationType"] == "ON_DEMAND" and rotations[0]["KeyId"] == sym["Arn"], "ListKeyRotations: %s" % rotations)
     check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
     check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
     results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, sign/verify RAW and DIGEST (checked by "

@@ -48,6 +48,22 @@ public struct VersionMetadata: Sendable, Codable, Hashable {
     /// Random-nonce encryptions reserved (persisted in blocks before use), for the AES-GCM
     /// 2^32 limit: a version rotates long before it.
     public var encryptionsReserved: UInt64
+    /// How a version after the first came to be: `scheduled` (the key's rotation period) or
+    /// `requested` (a rotate call, or the version's encryption limit). Nil for the first
+    /// version and for versions written before this was recorded.
+    public var rotation: String? = nil
+}
+
+/// One version of a key as `KeyService.versions` describes it (no material).
+public struct KeyVersionInfo: Sendable, Hashable {
+    /// The version number (1 is the first).
+    public var number: UInt32
+    /// When it was created.
+    public var createdAt: Date
+    /// `active`, or `destroyed` (material removed).
+    public var state: String
+    /// How it came to be (`VersionMetadata.rotation`).
+    public var rotation: String?
 }
 
 /// What `describe` and `list` return: metadata plus aliases.

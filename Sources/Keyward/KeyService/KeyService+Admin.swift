@@ -234,7 +234,7 @@ extension KeyService {
         }
     }
 
-    func addVersion(_ key: LoadedKey, event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
+    func addVersion(_ key: LoadedKey, rotation: String = "requested", event: inout AuditEvent) async throws(KeywardError) -> KeyDescription {
         let id = key.row.id
         let now = clock.now
         var metadata = key.metadata
@@ -243,13 +243,29 @@ extension KeyService {
         let generated = try await MaterialGeneration.generate(metadata.spec)
         let sealed = try protection.seal(generated.material, keyID: id, version: metadata.currentVersion)
         let version = try records.versionRow(keyID: id, version: metadata.currentVersion, sealed: sealed,
-                                         metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
+                                         metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0, rotation: rotation), revision: 1)
         let row = try records.keyRow(metadata, revision: key.row.revision + 1)
         try await records.commit(key, row, adding: version)
         event.version = metadata.currentVersion
         event.anchor(.key(id), row.revision)
         event.anchor(.version(id, version.version), version.revision)
         return KeyDescription(metadata: metadata, aliases: try await records.authenticAliases(of: id))
+    }
+
+    /// The key's versions, oldest first (numbers, creation times, states; never material), for
+    /// a caller granted `describe`.
+    public func versions(key reference: String, actor: Caller) async throws(KeywardError) -> [KeyVersionInfo] {
+        try await withUsableKey(reference, .describe, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> [KeyVersionInfo] in
+            let id = key.row.id
+            let fence = records.fence()
+            var found: [KeyVersionInfo] = []
+            for row in try await storing({ () async throws(StorageError) in try await store.versions(id) }) {
+                let metadata = try records.verifiedVersion(row, of: id, row.version, fence)
+                found.append(KeyVersionInfo(number: row.version, createdAt: metadata.createdAt, state: metadata.state, rotation: metadata.rotation))
+            }
+            event.detail = "versions"
+            return found.sorted { $0.number < $1.number }
+        }
     }
 
     // MARK: Aliases

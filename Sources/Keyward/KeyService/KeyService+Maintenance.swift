@@ -108,7 +108,7 @@ extension KeyService {
                 if rotationDue(key, now: now) {
                     let current = key
                     _ = try await auditor.audited(.key(.rotate), caller: .system(.periodicRotation), key: id) { (event) throws(KeywardError) -> KeyDescription in
-                        try await addVersion(current, event: &event)
+                        try await addVersion(current, rotation: "scheduled", event: &event)
                     }
                     key = try await records.load(id)
                     continue

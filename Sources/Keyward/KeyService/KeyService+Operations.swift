@@ -157,16 +157,22 @@ extension KeyService {
 
     /// A fresh data key of `spec` (AES-256-GCM or ChaCha20-Poly1305), returned in plaintext and
     /// sealed under `key`.
-    public func generateDataKey(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> DataKey {
+    ///
+    /// `byteCount` (1 to 1,024; 32 by default, the size of both specs' keys) asks for a data key
+    /// of another length, for protocols that let the client choose (AWS KMS's `NumberOfBytes`,
+    /// `AES_128`).
+    public func generateDataKey(key reference: String, spec: KeySpec = .aes256GCM, byteCount: Int = 32, context: EncryptionContext = .empty,
+                                actor: Caller) async throws(KeywardError) -> DataKey {
         guard spec.isSymmetric, spec.purpose == .encrypt else {
             throw .invalidArgument("data keys are AES-256-GCM or CHACHA20-POLY1305, not \(spec.rawValue)")
         }
+        guard (1...1024).contains(byteCount) else { throw .invalidArgument("a data key is 1 to 1,024 bytes, not \(byteCount)") }
         return try await withUsableKey(reference, .generateDataKey, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKey in
             let version = try await versionForEncryption(key)
             event.version = version.number
             let id = key.row.id
             do throws(KeywardCryptoError) {
-                let secret = try SecretBytes.random(count: 32)
+                let secret = try SecretBytes.random(count: byteCount)
                 let sealed = try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
                     try version.material.seal(raw, keyID: id, version: version.number, context: context)
                 }
@@ -179,8 +185,9 @@ extension KeyService {
 
     /// A fresh data key sealed under `key`, without the plaintext (decrypt it later where it is
     /// needed).
-    public func generateDataKeyWithoutPlaintext(key reference: String, spec: KeySpec = .aes256GCM, context: EncryptionContext = .empty, actor: Caller) async throws(KeywardError) -> EncryptResult {
-        let dataKey = try await generateDataKey(key: reference, spec: spec, context: context, actor: actor)
+    public func generateDataKeyWithoutPlaintext(key reference: String, spec: KeySpec = .aes256GCM, byteCount: Int = 32, context: EncryptionContext = .empty,
+                                                actor: Caller) async throws(KeywardError) -> EncryptResult {
+        let dataKey = try await generateDataKey(key: reference, spec: spec, byteCount: byteCount, context: context, actor: actor)
         return EncryptResult(ciphertext: dataKey.ciphertext, keyID: dataKey.keyID, version: dataKey.version)
     }
 

@@ -125,26 +125,31 @@ enum AWSKMSCryptoOperations {
         json.member("DestinationEncryptionAlgorithm", "SYMMETRIC_DEFAULT")
     }
 
-    /// A 256-bit data key (`KeySpec` AES_256 or `NumberOfBytes` 32): Keyward's data keys are
-    /// AES-256 keys.
+    /// A data key of `KeySpec` AES_256 or AES_128, or of `NumberOfBytes` (1 to 1024).
     static func generateDataKey(_ call: AWSCall, _ json: inout JSONWriter, plaintext: Bool) async throws {
         let reference = try call.reference("KeyId")
         let context = try call.input.context()
         try call.input.refuse(["Recipient": "attested recipients are out of scope"])
         let spec = try call.input.string("KeySpec"), bytes = try call.input.int("NumberOfBytes", 1...1024)
         guard spec == nil || bytes == nil else { throw AWSFault.validation("give KeySpec or NumberOfBytes, not both") }
-        guard spec != nil || bytes != nil else { throw AWSFault.validation("KeySpec or NumberOfBytes is required") }
-        guard spec == nil || spec == "AES_256", bytes == nil || bytes == 32 else {
-            throw AWSFault.unsupported("Keyward's data keys are 256-bit (KeySpec AES_256, NumberOfBytes 32)")
+        let count: Int
+        switch (spec, bytes) {
+        case ("AES_256", _): count = 32
+        case ("AES_128", _): count = 16
+        case (nil, let bytes?): count = bytes
+        case (nil, nil): throw AWSFault.validation("KeySpec or NumberOfBytes is required")
+        case (let other?, _): throw AWSFault.validation("KeySpec \(other.prefix(40)) is not AES_256 or AES_128")
         }
         if plaintext {
-            let key = try await call.run { () async throws(KeywardError) in try await call.service.generateDataKey(key: reference, context: context, actor: call.caller) }
+            let key = try await call.run { () async throws(KeywardError) in
+                try await call.service.generateDataKey(key: reference, byteCount: count, context: context, actor: call.caller)
+            }
             json.member("CiphertextBlob", base64: key.ciphertext)
             key.plaintext.withSecretBytes(InsecureSecretAccess.token) { json.member("Plaintext", base64: Array($0)) }
             json.member("KeyId", call.arn(key.keyID))
         } else {
             let result = try await call.run { () async throws(KeywardError) in
-                try await call.service.generateDataKeyWithoutPlaintext(key: reference, context: context, actor: call.caller)
+                try await call.service.generateDataKeyWithoutPlaintext(key: reference, byteCount: count, context: context, actor: call.caller)
             }
             json.member("CiphertextBlob", base64: result.ciphertext)
             json.member("KeyId", call.arn(result.keyID))
@@ -282,7 +287,6 @@ enum AWSKMSCatalogue {
         "GetParametersForImport": "importing key material through the AWS API is not supported yet (use keyward key import)",
         "ImportKeyMaterial": "importing key material through the AWS API is not supported yet (use keyward key import)",
         "DeleteImportedKeyMaterial": "importing key material through the AWS API is not supported yet",
-        "ListKeyRotations": "listing rotations is not supported yet (GetKeyRotationStatus and RotateKeyOnDemand are)",
         "GetKeyLastUsage": "not supported yet",
         "ConnectCustomKeyStore": "custom key stores are out of scope", "CreateCustomKeyStore": "custom key stores are out of scope",
         "DeleteCustomKeyStore": "custom key stores are out of scope", "DescribeCustomKeyStores": "custom key stores are out of scope",

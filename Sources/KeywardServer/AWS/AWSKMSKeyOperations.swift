@@ -96,6 +96,30 @@ enum AWSKMSKeyOperations {
             json.member("RotationPeriodInDays", key.metadata.rotationPeriodDays)
             if let next = key.metadata.nextRotationAt { json.member("NextRotationDate", epoch: next) }
         },
+        "ListKeyRotations": { call, json in
+            let reference = try call.reference("KeyId")
+            let limit = try call.input.int("Limit", 1...1000) ?? 100
+            let versions = try await call.run { () async throws(KeywardError) in try await call.service.versions(key: reference, actor: call.caller) }
+            let id = try await describe(call, reference).metadata.id
+            // Each version after the first is a rotation; the marker is a version number.
+            let rotations = versions.filter { $0.number > 1 }
+            let start = try start(call, in: rotations.map { String($0.number) })
+            let page = rotations[start..<min(rotations.count, start + limit)]
+            json.member("Rotations") { json in
+                json.array { json in
+                    for version in page {
+                        json.object { json in
+                            json.member("KeyId", call.arn(id))
+                            json.member("RotationDate", epoch: version.createdAt)
+                            json.member("RotationType", version.rotation == "scheduled" ? "AUTOMATIC" : "ON_DEMAND")
+                        }
+                    }
+                }
+            }
+            let more = start + page.count < rotations.count
+            json.member("Truncated", more)
+            if more, let last = page.last { json.member("NextMarker", String(last.number)) }
+        },
         "RotateKeyOnDemand": { call, json in
             let reference = try call.reference("KeyId")
             let key = try await call.run { () async throws(KeywardError) in try await call.service.rotate(key: reference, actor: call.caller) }
