@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Existing AWS KMS clients against Keyward's AWS front end, unchanged but for the endpoint:
 
+Over HTTPS with the dev server's CA (boto3 verify=, aws --ca-bundle, AWS_CA_BUNDLE):
+
 1. boto3 (real SigV4 signing) drives every supported operation, and checks signatures,
    public keys and shared secrets with Python `cryptography` as an independent peer;
 2. the AWS CLI: create-key, encrypt, decrypt, generate-data-key, sign, verify, list-keys paging;
@@ -12,7 +14,7 @@
 
 Usage: aws_kms.py KEYWARD_BINARY
 """
-import base64, datetime, hashlib, hmac, json, os, subprocess, sys, tempfile, time, urllib.error, urllib.request, uuid
+import base64, datetime, hashlib, hmac, json, os, ssl, subprocess, sys, tempfile, time, urllib.error, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
 from keyward_process import client, fail as failed, start, stop  # noqa: E402
@@ -39,24 +41,28 @@ def check(condition, message):
         fail(message)
 
 
-server, url = start([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev"), "--insecure-http", "--port", "0",
+# Over HTTPS, as clients meet it: the dev server's CA is handed to every client.
+server, url = start([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev"), "--port", "0",
                      "--dev-root-token", root], os.path.join(work, "serve.log"))
 if server is None:
     fail("the server did not start:\n" + url)
-admin = client(url, root)
+ca = os.path.join(work, "dev", "ca.pem")
+check(url.startswith("https://"), "the server is not serving HTTPS: " + url)
+tls = ssl.create_default_context(cafile=ca)
+admin = client(url, root, cafile=ca)
 
 
 def credential(principal, *rules):
     arguments = [binary, "credential", "create", "--aws", "--server", url, "--principal", principal, "--json"]
     for rule in rules:
         arguments += ["--allow", rule]
-    done = subprocess.run(arguments, env=dict(os.environ, KEYWARD_TOKEN=root), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(arguments, env=dict(os.environ, KEYWARD_TOKEN=root, KEYWARD_CACERT=ca), capture_output=True, text=True, timeout=60)
     check(done.returncode == 0, "credential create: %s" % done.stderr.strip())
     return json.loads(done.stdout)
 
 
 def kms(cred, secret=None):
-    return boto3.client("kms", endpoint_url=url, region_name=REGION, aws_access_key_id=cred["accessKeyId"],
+    return boto3.client("kms", endpoint_url=url, region_name=REGION, aws_access_key_id=cred["accessKeyId"], verify=ca,
                         aws_secret_access_key=secret or cred["secretAccessKey"], config=Config(retries={"max_attempts": 1}))
 
 
@@ -217,7 +223,8 @@ try:
     cli_env = dict(os.environ, AWS_ACCESS_KEY_ID=full["accessKeyId"], AWS_SECRET_ACCESS_KEY=full["secretAccessKey"], AWS_DEFAULT_REGION=REGION)
 
     def aws(*arguments):
-        done = subprocess.run(["aws", "--endpoint-url", url, "--output", "json", "kms"] + list(arguments), env=cli_env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["aws", "--endpoint-url", url, "--ca-bundle", ca, "--output", "json", "kms"] + list(arguments), env=cli_env,
+                              capture_output=True, text=True, timeout=120)
         check(done.returncode == 0, "aws kms %s: %s" % (arguments[0], done.stderr.strip()[-300:]))
         return json.loads(done.stdout or "{}")
 
@@ -241,7 +248,7 @@ try:
     results.append("aws cli: create-key, encrypt, decrypt, generate-data-key, sign, verify, list-keys paged one key a page (%d keys)" % len(listed))
 
     # --- the AWS Encryption SDK CLI ---
-    esdk_env = dict(cli_env, AWS_ENDPOINT_URL_KMS=url)
+    esdk_env = dict(cli_env, AWS_ENDPOINT_URL_KMS=url, AWS_CA_BUNDLE=ca)
     source, sealed_dir, opened_dir = (os.path.join(work, name) for name in ("esdk-in", "esdk-enc", "esdk-dec"))
     for directory in (source, sealed_dir, opened_dir):
         os.makedirs(directory)
@@ -301,7 +308,7 @@ try:
             "Content-Type": headers["content-type"], "X-Amz-Date": amz_date, "X-Amz-Target": target,
             "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (cred["accessKeyId"], scope, ";".join(names), signature)})
         try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
+            with urllib.request.urlopen(request, timeout=30, context=tls) as reply:
                 return reply.status, dict(reply.headers), json.loads(reply.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), json.loads(error.read() or b"{}")
@@ -317,7 +324,7 @@ try:
     unsigned = urllib.request.Request(url + "/", data=b"{}", method="POST", headers={"X-Amz-Target": "TrentService.ListKeys",
                                                                                     "Content-Type": "application/x-amz-json-1.1"})
     try:
-        urllib.request.urlopen(unsigned, timeout=30)
+        urllib.request.urlopen(unsigned, timeout=30, context=tls)
         fail("an unsigned request was served")
     except urllib.error.HTTPError as error:
         body = json.loads(error.read())
