@@ -332,6 +332,29 @@ try:
     forged = dict(full, accessKeyId="KW" + "A" * 26)
     check(signed("TrentService.ListKeys", {}, forged)[2].get("__type") == "UnrecognizedClientException", "an unknown access key")
 
+    # Bad input on every operation: each answered with an AWS error, never a 5xx or a hang.
+    operations = ["CreateKey", "DescribeKey", "ListKeys", "EnableKey", "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion",
+                  "UpdateKeyDescription", "TagResource", "UntagResource", "ListResourceTags", "CreateAlias", "UpdateAlias", "DeleteAlias",
+                  "ListAliases", "EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations",
+                  "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
+                  "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify", "GenerateMac", "VerifyMac", "GetPublicKey", "GenerateRandom",
+                  "DeriveSharedSecret", "CreateGrant", "GetKeyPolicy"]
+    bodies = [{}, {"KeyId": 7}, {"KeyId": "", "Plaintext": "not base64!"}, {"KeyId": "alias/" + "x" * 300},
+              {"KeyId": sym["KeyId"], "Limit": -1, "Marker": "nope"}, {"KeyId": "arn:aws:kms:::"},
+              {"KeyId": sym["KeyId"], "CiphertextBlob": "AAAA", "Message": "AAAA", "Mac": "AAAA", "Signature": "AAAA",
+               "EncryptionContext": {"a": 1}, "NumberOfBytes": 5000, "KeySpec": "NOPE", "Tags": "x"}]
+    bad = 0
+    for operation in operations:
+        for body in bodies:
+            status, _, reply = signed("TrentService." + operation, body, full)
+            # Some of these are valid for some operations (CreateKey with no field); the rest
+            # must be refused in AWS's shape, and none may fail the server.
+            check(status < 500 and (status == 200 or (isinstance(reply.get("__type"), str) and reply.get("message"))),
+                  "%s with %s: %s %s" % (operation, json.dumps(body)[:80], status, reply))
+            bad += status != 200
+    results.append("bad input: %d of %d odd requests over %d operations refused with an AWS error, none a 5xx"
+                   % (bad, len(operations) * len(bodies), len(operations)))
+
     # Every refusal is in the audit log.
     entries, after = [], 0
     for _ in range(200):
