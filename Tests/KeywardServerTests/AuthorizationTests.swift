@@ -79,7 +79,8 @@ struct AuthorizationTests {
         let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
         // POST / is the AWS KMS protocol: SigV4, not bearer tokens, and AWS's errors
         // (AWSFrontEndTests and scripts/clients/aws_kms.py cover it).
-        let routes = try fixture.server.routeList().filter { !unaudited.contains($0.path) && $0.path != "/" }
+        // Transit (/v1/transit/) answers in Vault's shape and statuses (scripts/clients/vault_transit.py).
+        let routes = try fixture.server.routeList().filter { !unaudited.contains($0.path) && $0.path != "/" && !$0.path.hasPrefix("/v1/transit/") }
         #expect(routes.count >= 29)
         let expired = try await fixture.token(["*:*"], lifetime: 60).text
         let revoked = try await fixture.token(["*:*"])

@@ -81,7 +81,8 @@ struct EveryRouteBadInputTests {
         let fixture = try await ServerFixture.make { $0.maxBodyBytes = 2048 }
         defer { fixture.remove() }
         // POST / is the AWS KMS protocol, whose bad input gets AWS's errors (AWSFrontEndTests).
-        let routes = try fixture.server.routeList().filter { $0.path != "/" }
+        // Transit answers bad input in Vault's shape (TransitFrontEndTests, scripts/clients/vault_transit.py).
+        let routes = try fixture.server.routeList().filter { $0.path != "/" && !$0.path.hasPrefix("/v1/transit/") }
         let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
         let unknown = UUID().uuidString.lowercased()
         let oversize = #"{"x":""# + String(repeating: "A", count: 4096) + #""}"#

@@ -30,7 +30,9 @@ struct OpenAPITests {
         defer { fixture.remove() }
         let file = try String(contentsOf: Self.repository.appendingPathComponent("openapi.yaml"), encoding: .utf8)
         let documented = try Self.documentedRoutes(file)
-        let served = Set(try fixture.server.routeList().map { "\($0.method) \($0.path)" })
+        // Vault's LIST method (served for HTTP/2 clients) has no place in OpenAPI 3.1; GET with
+        // ?list=true, documented, is the same route.
+        let served = Set(try fixture.server.routeList().filter { $0.method != "LIST" }.map { "\($0.method) \($0.path)" })
         #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
         #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
         try await fixture.application().test(.router) { client in
@@ -78,8 +80,9 @@ struct OpenAPITests {
             for method in ["get", "put", "post", "delete", "patch"] {
                 guard let operation = item[method] as? [String: Any] else { continue }
                 if let security = operation["security"] as? [Any], security.isEmpty { continue }
-                // The AWS KMS protocol answers in AWS's statuses (400 for every client error).
-                if path == "/" { continue }
+                // The AWS KMS protocol answers in AWS's statuses (400 for every client error), and
+                // Transit in Vault's (403 for a refused token).
+                if path == "/" || path.hasPrefix("/v1/transit/") { continue }
                 let responses = Set((operation["responses"] as? [String: Any] ?? [:]).keys.map { "\($0)" })
                 var needed: Set<String> = ["400", "401", "403", "429", "500", "503"]
                 if operation["requestBody"] != nil { needed.insert("413") }

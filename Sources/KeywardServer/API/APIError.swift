@@ -108,6 +108,12 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         if let tracked = context as? KeywardRequestContext { tracked.tracking?.fail(self) }
+        if (context as? KeywardRequestContext)?.tracking?.transit == true {
+            // Vault's shape: {"errors": [...]}, with Vault's statuses.
+            var json = JSONWriter()
+            json.object { $0.member("errors", strings: [TransitError.message(self)]) }
+            return Response(status: TransitError.status(self), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
+        }
         if AWSKMSRoutes.isAWSRequest(request) {
             // AWS's shape: {"__type": ..., "message": ...}, the id as x-amzn-RequestId.
             let (type, status) = AWSFault.type(for: self)

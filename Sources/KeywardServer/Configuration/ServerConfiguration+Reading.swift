@@ -103,6 +103,7 @@ extension ServerConfiguration {
             .int("failedLogins.peers", \.failedLogins.peers),
             .list("trustedProxies") { $1.trustedProxies = $0 },
             .string("aws.region") { $1.aws.region = $0 },
+            .string("transit.mount") { $1.transitMount = $0 },
             .string("aws.accountID") { $1.aws.accountID = $0 },
             .int("aws.clockSkewSeconds", \.aws.clockSkewSeconds),
             .list("backup.recipients") { $1.backup.recipients = $0 },

@@ -44,6 +44,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var backup = BackupSettings()
     /// The AWS KMS front end.
     public var aws = AWSSettings()
+    /// The mount path of the Vault Transit front end: it serves `/v1/<mount>/...`, and its keys
+    /// are Keyward keys with aliases `<mount>/<name>`.
+    public var transitMount = "transit"
     /// Seconds the node running the cluster's background work (the maintenance sweep and
     /// periodic verification) holds its lease; another node takes the work over within this
     /// long of the holder's death. Renewed every third of it.
@@ -244,6 +247,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         guard aws.accountID.count == 12, aws.accountID.allSatisfy(\.isNumber) else { throw .invalidArgument("aws.accountID must be 12 digits") }
         guard (1...3600).contains(aws.clockSkewSeconds) else { throw .invalidArgument("aws.clockSkewSeconds is 1 to 3,600") }
+        guard (1...64).contains(transitMount.count), transitMount.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "_" }),
+              !["keys", "decrypt", "admin", "random", "health", "ready", "openapi.yaml"].contains(transitMount) else {
+            throw .invalidArgument("transit.mount must be lowercase letters, digits, '-' or '_', and not a path of the native API")
+        }
         guard (2...600).contains(leaseSeconds) else { throw .invalidArgument("leaseSeconds is 2 to 600") }
         guard (0...604_800).contains(verifyIntervalSeconds) else { throw .invalidArgument("verifyIntervalSeconds is 0 to 604,800") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }

@@ -46,7 +46,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if AWSKMSRoutes.isAWSRequest(request) {
             return try await awsSignature(request, context: context, peer: peer, next: next)
         }
-        if let header = request.headers[.authorization] {
+        if let header = request.headers[.authorization] ?? request.headers[Self.vaultToken].map({ "Bearer " + $0 }) {
             guard let text = Self.bearerToken(header) else {
                 try charge(peer)
                 throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
@@ -129,6 +129,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         return try await next(request, context)
     }
+
+    /// `X-Vault-Token`: Vault clients send the token here (taken when there is no `Authorization`).
+    static let vaultToken = HTTPField.Name("X-Vault-Token")!
 
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, spaces
     /// after it skipped), or nil for any other scheme or an empty token.

@@ -64,10 +64,13 @@ final class RequestTracking: Sendable {
 
     /// The peer address (`PeerAddress.resolve`).
     let peer: String?
+    /// Whether the request is for the Transit front end (its errors are Transit-shaped).
+    let transit: Bool
 
-    init(id: String, peer: String?) {
+    init(id: String, peer: String?, transit: Bool = false) {
         self.id = id
         self.peer = peer
+        self.transit = transit
     }
 
     /// Records the authenticated principal's name.

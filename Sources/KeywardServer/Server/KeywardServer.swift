@@ -78,7 +78,8 @@ public struct KeywardServer: Sendable {
         let table = RouteTable(bare.routes.map { ($0.method, $0.path.description) })
         let router = Router(context: KeywardRequestContext.self)
         // Outermost first: each concern is one middleware (Middleware/).
-        router.add(middleware: RequestIDMiddleware(peers: PeerAddress(trustedProxies: Set(configuration.trustedProxies))))
+        router.add(middleware: RequestIDMiddleware(peers: PeerAddress(trustedProxies: Set(configuration.trustedProxies)),
+                                                   transitPrefix: "/v1/\(configuration.transitMount)/"))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: RequestAuditMiddleware(slot: slot))
@@ -98,6 +99,7 @@ public struct KeywardServer: Sendable {
         SystemRoutes.register(router, slot: slot, metrics: metrics, draining: shutdown)
         KeyRoutes.register(router, slot: slot, body: body)
         AWSKMSRoutes.register(router, slot: slot, settings: configuration.aws)
+        TransitRoutes.register(router, slot: slot, body: body, mount: configuration.transitMount)
         OperationRoutes.register(router, slot: slot, body: body)
         AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust, backupKeys: backupKeys)
     }

@@ -1,0 +1,42 @@
+import KeywardCrypto
+
+/// Transit's key type names and Keyward's specs.
+enum TransitKeyType {
+    /// The Keyward spec of a Transit `type`; nil for a type Keyward does not offer (aes128-gcm96:
+    /// Keyward's symmetric keys are 256-bit).
+    static func spec(_ type: String) -> KeySpec? {
+        switch type {
+        case "aes256-gcm96": .aes256GCM
+        case "chacha20-poly1305": .chaCha20Poly1305
+        case "ed25519": .ed25519
+        case "ecdsa-p256": .ecdsaP256
+        case "ecdsa-p384": .ecdsaP384
+        case "ecdsa-p521": .ecdsaP521
+        case "rsa-2048": .rsa2048PSSSHA256
+        case "rsa-3072": .rsa3072PSSSHA256
+        case "rsa-4096": .rsa4096PSSSHA256
+        case "hmac": .hmacSHA256
+        case "ml-dsa-65": .mlDSA65
+        case "ml-dsa-87": .mlDSA87
+        default: nil
+        }
+    }
+
+    /// The Transit `type` of a Keyward spec (Keyward's own name, lowercased, for specs Transit
+    /// has none for).
+    static func name(_ spec: KeySpec) -> String {
+        switch spec {
+        case .aes256GCM: "aes256-gcm96"
+        case .chaCha20Poly1305: "chacha20-poly1305"
+        case .ed25519: "ed25519"
+        case .ecdsaP256: "ecdsa-p256"
+        case .ecdsaP384: "ecdsa-p384"
+        case .ecdsaP521: "ecdsa-p521"
+        case .rsa2048PSSSHA256, .rsa2048OAEPSHA256: "rsa-2048"
+        case .rsa3072PSSSHA256, .rsa3072OAEPSHA256: "rsa-3072"
+        case .rsa4096PSSSHA256, .rsa4096OAEPSHA256: "rsa-4096"
+        case .hmacSHA256, .hmacSHA384, .hmacSHA512: "hmac"
+        default: spec.rawValue.lowercased()
+        }
+    }
+}

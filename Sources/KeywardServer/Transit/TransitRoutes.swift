@@ -1,0 +1,294 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import Keyward
+import KeywardAPI
+import KeywardCrypto
+import NIOCore
+
+/// Vault and OpenBao Transit's HTTP API under `/v1/<mount>/` (docs/transit.md), for hvac, the
+/// `vault`/`bao` CLI and the Go `api` package pointed at Keyward. A thin adapter: a Transit key
+/// named N is the Keyward key with alias `<mount>/N`, every call is a `KeyService` call under
+/// the token's principal and policy, audited like the native API. Responses are Vault's
+/// envelope (`{"data": ...}`); errors are `{"errors": [...]}`.
+///
+/// Ciphertexts are `vault:vN:` and the base64 of Keyward's own ciphertext (which names key and
+/// version), so a key serves both APIs. Transit's `context` and `associated_data` become
+/// Keyward encryption context pairs (`transit-context`, `transit-associated-data`): the
+/// ciphertext is bound to them as Transit's are.
+enum TransitRoutes {
+    /// Vault's LIST method.
+    static let list = HTTPRequest.Method("LIST")!
+
+    /// Whether `request` is for the Transit front end (its errors are Transit-shaped).
+    static func isTransitRequest(_ request: Request, mount: String) -> Bool {
+        request.uri.path.hasPrefix("/v1/\(mount)/")
+    }
+
+    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader, mount: String) {
+        let base = "/v1/\(mount)"
+        // Vault treats PUT as POST (the `vault`/`bao` CLI writes with PUT), and LIST as GET with
+        // `list=true`: each write route answers both, the key list both.
+        func transit(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping @Sendable (TransitCall) async throws -> Response) {
+            let methods: [HTTPRequest.Method] = method == .post ? [.post, .put] : (path == "/keys" ? [.get, Self.list] : [method])
+            for method in methods {
+                routes.on(method, base + path) { request, context in
+                    let input = try await TransitInput(request: request, body: body)
+                    return try await handler(TransitCall(service: slot.current, caller: try context.caller(request), input: input, context: context, mount: mount))
+                }
+            }
+        }
+
+        transit(.get, "/keys") { call in
+            guard call.input.query("list") == "true" || call.input.method == "LIST" else { throw TransitError.unsupportedPath }
+            var names: [String] = []
+            var cursor: KeyID? = nil
+            repeat {
+                let after = cursor
+                let page = try await call.run { () async throws(KeywardError) in
+                    try await call.service.listKeys(alias: nil, after: after, limit: 1000, actor: call.caller)
+                }
+                for key in page.keys where key.metadata.state != .destroyed {
+                    names += key.aliases.compactMap { $0.hasPrefix(call.prefix) ? String($0.dropFirst(call.prefix.count)) : nil }
+                }
+                cursor = page.nextCursor
+            } while cursor != nil
+            guard !names.isEmpty else { throw TransitError.notFound }
+            return call.reply { json in json.member("keys", strings: names.sorted()) }
+        }
+        transit(.post, "/keys/{name}") { call in
+            let name = try call.name()
+            let type = try call.input.string("type") ?? "aes256-gcm96"
+            guard let spec = TransitKeyType.spec(type) else { throw TransitError.invalid("unknown key type \(type.prefix(40))") }
+            if try call.input.bool("derived") == true || call.input.bool("convergent_encryption") == true {
+                throw TransitError.invalid("derived and convergent keys are not supported; bind ciphertexts to data with associated_data")
+            }
+            let exportable = try call.input.bool("exportable") ?? false
+            let period = try call.input.duration("auto_rotate_period")
+            var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable && spec.purpose != .sign)
+            request.rotationPeriodDays = period.map { max(1, Int(($0 / 86_400).rounded(.up))) }
+            if (try? await call.service.resolve(call.prefix + name)) != nil {
+                // Transit's create is idempotent for an existing key.
+                return try await call.keyReply(name)
+            }
+            _ = try await call.run { () async throws(KeywardError) in try await call.service.createKey(request, actor: call.caller) }
+            return try await call.keyReply(name)
+        }
+        transit(.get, "/keys/{name}") { call in try await call.keyReply(try call.name()) }
+        transit(.post, "/keys/{name}/rotate") { call in
+            let name = try call.name()
+            _ = try await call.run { () async throws(KeywardError) in try await call.service.rotate(key: call.prefix + name, actor: call.caller) }
+            return try await call.keyReply(name)
+        }
+        transit(.post, "/encrypt/{name}") { call in try await TransitCrypto.encrypt(call) }
+        transit(.post, "/decrypt/{name}") { call in try await TransitCrypto.decrypt(call) }
+        transit(.post, "/datakey/{kind}/{name}") { call in try await TransitCrypto.dataKey(call) }
+        transit(.post, "/hmac/{name}") { call in try await TransitCrypto.hmac(call) }
+        transit(.post, "/sign/{name}") { call in try await TransitCrypto.sign(call) }
+        transit(.post, "/verify/{name}") { call in try await TransitCrypto.verify(call) }
+        transit(.post, "/random") { call in try await TransitCrypto.random(call, count: try call.input.int("bytes") ?? 32) }
+        transit(.post, "/random/{bytes}") { call in
+            guard let count = Int(try call.context.parameter("bytes")) else { throw TransitError.invalid("bytes must be a number") }
+            return try await TransitCrypto.random(call, count: count)
+        }
+    }
+}
+
+/// Transit's errors, rendered `{"errors": [...]}` with Vault's statuses.
+enum TransitError {
+    static func invalid(_ message: String) -> APIError { APIError("invalid_request", .badRequest, message) }
+    static let notFound = APIError("key_not_found", .notFound, "not found")
+    static let unsupportedPath = APIError("route_not_found", .notFound, "unsupported path")
+
+    /// Vault's status for an error raised anywhere below (authentication is 403 in Vault).
+    static func status(_ error: APIError) -> HTTPResponse.Status {
+        switch error.code {
+        case "unauthenticated", "access_denied", "not_permitted": .forbidden
+        case "key_not_found", "route_not_found": .notFound
+        case "rate_limited": .tooManyRequests
+        case "method_not_allowed": .methodNotAllowed
+        case "unavailable", "audit_unavailable": .serviceUnavailable
+        case "internal", "integrity_failure": .internalServerError
+        default: .badRequest
+        }
+    }
+
+    /// The message Vault clients show: Vault says "permission denied" for a refused token.
+    static func message(_ error: APIError) -> String {
+        error.code == "unauthenticated" || error.code == "access_denied" ? "permission denied: \(error.message)" : error.message
+    }
+}
+
+/// One Transit call: the service, the caller, the body and query, and the mount.
+struct TransitCall: Sendable {
+    let service: KeyService
+    let caller: Caller
+    let input: TransitInput
+    let context: KeywardRequestContext
+    let mount: String
+
+    /// Keyward's alias prefix for this mount's keys.
+    var prefix: String { mount + "/" }
+
+    func name() throws(APIError) -> String {
+        let name = try context.parameter("name")
+        guard (1...128).contains(name.count), name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw TransitError.invalid("a key name is 1 to 128 letters, digits, '-', '_' or '.'")
+        }
+        return name
+    }
+
+    /// A `KeyService` call; an unknown key is 404, as in Transit.
+    func run<T: ~Copyable>(_ body: () async throws(KeywardError) -> T) async throws(APIError) -> T {
+        do {
+            return try await body()
+        } catch {
+            if case .keyNotFound = error { throw TransitError.notFound }
+            throw APIError(error)
+        }
+    }
+
+    /// Vault's response envelope around `data`.
+    func reply(_ data: (inout JSONWriter) -> Void) -> Response {
+        var json = JSONWriter()
+        json.object { json in
+            json.member("request_id", context.tracking?.id ?? "")
+            json.member("lease_id", "")
+            json.member("renewable", false)
+            json.member("lease_duration", 0)
+            json.member("data") { json in json.object(data) }
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
+    }
+
+    /// The key's Transit description.
+    func keyReply(_ name: String) async throws(APIError) -> Response {
+        let key = try await run { () async throws(KeywardError) in try await service.describe(key: prefix + name, actor: caller) }
+        guard key.metadata.state != .destroyed else { throw TransitError.notFound }
+        let versions = try await run { () async throws(KeywardError) in try await service.versions(key: prefix + name, actor: caller) }
+        var publicKeys: [UInt32: String] = [:]
+        if key.metadata.spec.purpose == .sign {
+            for version in versions where version.state == "active" && version.number >= key.metadata.minDecryptionVersion {
+                let number = version.number
+                if let pem = try? await service.publicKey(key: prefix + name, version: number, actor: caller).pem { publicKeys[number] = pem }
+            }
+        }
+        let metadata = key.metadata
+        let purpose = metadata.spec.purpose
+        return reply { json in
+            json.member("name", name)
+            json.member("type", TransitKeyType.name(metadata.spec))
+            json.member("keys") { json in
+                json.object { json in
+                    for version in versions where version.state == "active" {
+                        if let pem = publicKeys[version.number] {
+                            json.member(String(version.number)) { json in
+                                json.object { json in
+                                    json.member("name", TransitKeyType.name(metadata.spec))
+                                    json.member("public_key", pem)
+                                    json.member("creation_time", version.createdAt)
+                                }
+                            }
+                        } else {
+                            json.member(String(version.number), Int(version.createdAt.timeIntervalSince1970))
+                        }
+                    }
+                }
+            }
+            json.member("latest_version", Int(metadata.currentVersion))
+            json.member("min_available_version", 0)
+            json.member("min_decryption_version", Int(metadata.minDecryptionVersion))
+            json.member("min_encryption_version", 0)
+            json.member("deletion_allowed", false)
+            json.member("exportable", metadata.exportable)
+            json.member("allow_plaintext_backup", false)
+            json.member("derived", false)
+            json.member("supports_encryption", purpose == .encrypt)
+            json.member("supports_decryption", purpose == .encrypt)
+            json.member("supports_derivation", false)
+            json.member("supports_signing", purpose == .sign)
+            json.member("auto_rotate_period", (metadata.rotationPeriodDays ?? 0) * 86_400)
+            json.member("keyward_key_id", metadata.id.description)
+        }
+    }
+}
+
+/// A Transit request's body (JSON, possibly empty) and query.
+struct TransitInput: @unchecked Sendable {
+    private let object: [String: Any]
+    private let queryItems: [String: String]
+    /// The request's method (`LIST` lists keys as `GET ?list=true` does).
+    let method: String
+
+    init(request: Request, body: BodyReader) async throws {
+        method = request.method.rawValue
+        var items: [String: String] = [:]
+        for (name, value) in request.uri.queryParameters { items[String(name)] = String(value) }
+        queryItems = items
+        let buffer = try await request.body.collect(upTo: body.limit)
+        guard buffer.readableBytes > 0 else { object = [:]; return }
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView), options: .fragmentsAllowed) else {
+            throw TransitError.invalid("failed to parse JSON input")
+        }
+        // `vault write -f` sends `null`: no fields.
+        if parsed is NSNull { object = [:]; return }
+        guard let object = parsed as? [String: Any] else { throw TransitError.invalid("the JSON input must be an object") }
+        self.object = object
+    }
+
+    init(object: [String: Any]) {
+        self.object = object
+        self.queryItems = [:]
+        self.method = "POST"
+    }
+
+    func query(_ name: String) -> String? { queryItems[name] }
+
+    func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
+
+    func string(_ field: String) throws(APIError) -> String? {
+        guard has(field) else { return nil }
+        guard let value = object[field] as? String else { throw TransitError.invalid("\(field) must be a string") }
+        return value
+    }
+
+    func bool(_ field: String) throws(APIError) -> Bool? {
+        guard has(field) else { return nil }
+        if let value = object[field] as? Bool { return value }
+        if let text = object[field] as? String, let value = Bool(text) { return value }
+        throw TransitError.invalid("\(field) must be a boolean")
+    }
+
+    func int(_ field: String) throws(APIError) -> Int? {
+        guard has(field) else { return nil }
+        if let number = object[field] as? NSNumber, let value = Int(exactly: number.doubleValue) { return value }
+        if let text = object[field] as? String, let value = Int(text) { return value }
+        throw TransitError.invalid("\(field) must be an integer")
+    }
+
+    /// A Vault duration: seconds, or a string like `24h`, `30m`, `90s`.
+    func duration(_ field: String) throws(APIError) -> TimeInterval? {
+        guard has(field) else { return nil }
+        if let seconds = try? int(field) { return seconds == 0 ? nil : TimeInterval(seconds) }
+        guard let text = object[field] as? String, let unit = text.last, let value = Double(text.dropLast()) else {
+            throw TransitError.invalid("\(field) must be a duration like 24h")
+        }
+        let scale: Double = switch unit { case "s": 1; case "m": 60; case "h": 3600; case "d": 86_400; default: -1 }
+        guard scale > 0 else { throw TransitError.invalid("\(field) must be a duration like 24h") }
+        return value * scale == 0 ? nil : value * scale
+    }
+
+    /// A base64 field.
+    func base64(_ field: String) throws(APIError) -> [UInt8]? {
+        guard let text = try string(field) else { return nil }
+        guard let bytes = Base64.decode(text) ?? Data(base64Encoded: text).map(Array.init) else { throw TransitError.invalid("\(field) must be base64") }
+        return bytes
+    }
+
+    /// The `batch_input` items, each as its own input.
+    func batch() throws(APIError) -> [TransitInput]? {
+        guard has("batch_input") else { return nil }
+        guard let items = object["batch_input"] as? [[String: Any]], !items.isEmpty else { throw TransitError.invalid("batch_input must be a non-empty list of objects") }
+        return items.map { TransitInput(object: $0) }
+    }
+}
