@@ -80,6 +80,18 @@ try:
     check("plaintext" not in transit.generate_data_key(name=name, key_type="wrapped")["data"], "datakey/wrapped")
     # hvac lists with the LIST method, which HTTP/1.1 parsers (NIO's among them) do not know;
     # Vault takes GET ?list=true alike, as `bao list` sends it (LIST itself works over HTTP/2).
+    rewrapped = transit.rewrap_data(name=name, ciphertext=sealed)["data"]["ciphertext"]
+    check(rewrapped.startswith("vault:v2:") and base64.b64decode(transit.decrypt_data(name=name, ciphertext=rewrapped)["data"]["plaintext"]) == b"ledger entry",
+          "rewrap to the latest version")
+    transit.update_key_configuration(name=name, min_decryption_version=2)
+    check(transit.read_key(name=name)["data"]["min_decryption_version"] == 2, "config min_decryption_version")
+    try:
+        transit.decrypt_data(name=name, ciphertext=sealed)
+        fail("a v1 ciphertext decrypted below the minimum decryption version")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    check(transit.hash_data(hash_input=b64(b"abc"), algorithm="sha2-256")["data"]["sum"] ==
+          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "hash sha2-256")
     listed = vault.adapter.get("/v1/transit/keys", params={"list": "true"})["data"]["keys"]
     check(name in listed, "list_keys: %s" % listed)
 
@@ -97,11 +109,23 @@ try:
         check(not transit.verify_signed_data(name=signer, hash_input=b64(b"release 2.0"), signature=signature)["data"]["valid"], "a bad %s signature" % key_type)
         check(transit.read_key(name=signer)["data"]["keys"]["1"]["public_key"].startswith("-----BEGIN PUBLIC KEY-----"), "%s public key" % key_type)
     check(len(base64.b64decode(transit.generate_random_bytes(n_bytes=48)["data"]["random_bytes"])) == 48, "random")
-    results.append("hvac: keys create/read/list/rotate, encrypt/decrypt single and batch (per-item errors), associated_data, data keys, "
-                   "HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, random")
+    doomed = name + "-doomed"
+    transit.create_key(name=doomed)
+    try:
+        transit.delete_key(name=doomed)
+        fail("a key without deletion_allowed was deleted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    transit.update_key_configuration(name=doomed, deletion_allowed=True)
+    check(transit.read_key(name=doomed)["data"]["deletion_allowed"], "deletion_allowed")
+    transit.delete_key(name=doomed)
+    status, reply = native("GET", "/v1/keys/transit%2F" + doomed)
+    check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
+    results.append("hvac: keys create/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, "
+                   "rewrap, min_decryption_version enforced, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, random")
 
     # A Transit ciphertext is Keyward's: the native API opens it.
-    status, reply = native("POST", "/v1/decrypt", {"ciphertext": sealed.split(":", 2)[2]})
+    status, reply = native("POST", "/v1/decrypt", {"ciphertext": rewrapped.split(":", 2)[2]})
     check(status == 200 and base64.b64decode(reply["plaintext"]) == b"ledger entry", "native decrypt of a Transit ciphertext: %s %s" % (status, reply))
     results.append("a vault:vN: ciphertext decrypts through the native API (the same key, the same bytes)")
 
@@ -140,7 +164,7 @@ try:
     narrow = hvac.Client(url=url, token=issued["token"], verify=ca).secrets.transit
     narrow.encrypt_data(name=name, plaintext=b64(b"allowed"))
     try:
-        narrow.decrypt_data(name=name, ciphertext=sealed)
+        narrow.decrypt_data(name=name, ciphertext=rewrapped)
         fail("a token without decrypt decrypted")
     except hvac.exceptions.Forbidden:
         pass

@@ -80,6 +80,39 @@ enum TransitCrypto {
         }
     }
 
+    /// Re-encrypts under the key's latest version without the plaintext leaving the service.
+    static func rewrap(_ call: TransitCall) async throws -> Response {
+        let key = call.prefix + (try call.name())
+        return try await single(call) { input in
+            guard let text = try input.string("ciphertext") else { throw TransitError.invalid("missing ciphertext to rewrap") }
+            let (version, bytes) = try unwrap(text, field: "ciphertext")
+            guard (try? CiphertextHeader(parsing: bytes))?.version == version else {
+                throw TransitError.invalid("invalid ciphertext: the version prefix does not match its ciphertext")
+            }
+            let context = try context(input)
+            let source = try await call.run { () async throws(KeywardError) in try await call.service.resolve(key) }
+            guard (try? CiphertextHeader(parsing: bytes))?.keyID == source else { throw TransitError.invalid("the ciphertext was not made with this key") }
+            let result = try await call.run { () async throws(KeywardError) in
+                try await call.service.reEncrypt(bytes, sourceContext: context, destinationKey: key, destinationContext: context, actor: call.caller)
+            }
+            return [("ciphertext", wrap(result.ciphertext, version: result.version)), ("key_version", String(result.version))]
+        }
+    }
+
+    /// A hash of `input` (`sha2-256` by default; `sha2-224/384/512`), hex or base64 (`format`).
+    static func hash(_ call: TransitCall, algorithm path: String?) throws -> Response {
+        guard let input = try call.input.base64("input") else { throw TransitError.invalid("missing input to hash") }
+        let algorithm = try path ?? call.input.string("algorithm") ?? "sha2-256"
+        guard let digestAlgorithm = DigestAlgorithm(rawValue: algorithm) else {
+            throw TransitError.invalid("unsupported hash algorithm \(algorithm.prefix(40)) (sha2-256, sha2-384, sha2-512)")
+        }
+        let digest = digestAlgorithm.hash(input)
+        let format = try call.input.string("format") ?? "hex"
+        guard format == "hex" || format == "base64" else { throw TransitError.invalid("format must be hex or base64") }
+        let text = format == "hex" ? Hex.encode(digest) : Base64.encode(digest)
+        return call.reply { json in json.member("sum", text) }
+    }
+
     static func dataKey(_ call: TransitCall) async throws -> Response {
         let key = call.prefix + (try call.name())
         let kind = try call.context.parameter("kind")

@@ -19,6 +19,8 @@ import NIOCore
 enum TransitRoutes {
     /// Vault's LIST method.
     static let list = HTTPRequest.Method("LIST")!
+    /// The Keyward tag that records Transit's `deletion_allowed` on a key.
+    static let deletionAllowedTag = "transit.deletion_allowed"
 
     /// Whether `request` is for the Transit front end (its errors are Transit-shaped).
     static func isTransitRequest(_ request: Request, mount: String) -> Bool {
@@ -80,6 +82,50 @@ enum TransitRoutes {
             _ = try await call.run { () async throws(KeywardError) in try await call.service.rotate(key: call.prefix + name, actor: call.caller) }
             return try await call.keyReply(name)
         }
+        transit(.post, "/keys/{name}/config") { call in
+            let name = try call.name()
+            let key = call.prefix + name
+            if try call.input.bool("exportable") == true || call.input.has("min_encryption_version") || call.input.bool("allow_plaintext_backup") == true {
+                throw TransitError.invalid("exportable is fixed when a key is created, Keyward encrypts with the latest version only, and plaintext backups are not offered")
+            }
+            let minimum = try call.input.int("min_decryption_version")
+            let period = try call.input.has("auto_rotate_period") ? Optional(try call.input.duration("auto_rotate_period")) : nil
+            let deletion = try call.input.bool("deletion_allowed")
+            let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
+            var tags: [String: String]? = nil
+            if let deletion {
+                var updated = current.metadata.tags
+                updated[TransitRoutes.deletionAllowedTag] = deletion ? "true" : nil
+                tags = updated
+            }
+            let days: Int?? = period.map { seconds in seconds.map { max(1, Int(($0 / 86_400).rounded(.up))) } }
+            _ = try await call.run { () async throws(KeywardError) in
+                try await call.service.update(key: key, tags: tags, rotationPeriodDays: days, minDecryptionVersion: minimum.map { UInt32(max(1, $0)) },
+                                              actor: call.caller)
+            }
+            return try await call.keyReply(name)
+        }
+        routes.on(.delete, base + "/keys/{name}") { request, context in
+            let call = TransitCall(service: slot.current, caller: try context.caller(request), input: try await TransitInput(request: request, body: body),
+                                   context: context, mount: mount)
+            let key = call.prefix + (try call.name())
+            let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
+            guard current.metadata.tags[TransitRoutes.deletionAllowedTag] == "true" else {
+                throw TransitError.invalid("deletion is not allowed for this key; set deletion_allowed with keys/\(try call.name())/config first")
+            }
+            // Keyward destroys after a waiting period: the key is scheduled for destruction in
+            // 7 days (refused everywhere from now on), then destroyed by maintenance.
+            if current.metadata.state == .active || current.metadata.state == .preActive {
+                _ = try await call.run { () async throws(KeywardError) in try await call.service.transition(key: key, .disable, actor: call.caller) }
+            }
+            _ = try await call.run { () async throws(KeywardError) in
+                try await call.service.transition(key: key, .scheduleDestruction, waitingDays: 7, actor: call.caller)
+            }
+            return Response(status: .noContent)
+        }
+        transit(.post, "/rewrap/{name}") { call in try await TransitCrypto.rewrap(call) }
+        transit(.post, "/hash") { call in try TransitCrypto.hash(call, algorithm: nil) }
+        transit(.post, "/hash/{algorithm}") { call in try TransitCrypto.hash(call, algorithm: try call.context.parameter("algorithm")) }
         transit(.post, "/encrypt/{name}") { call in try await TransitCrypto.encrypt(call) }
         transit(.post, "/decrypt/{name}") { call in try await TransitCrypto.decrypt(call) }
         transit(.post, "/datakey/{kind}/{name}") { call in try await TransitCrypto.dataKey(call) }
@@ -199,7 +245,7 @@ struct TransitCall: Sendable {
             json.member("min_available_version", 0)
             json.member("min_decryption_version", Int(metadata.minDecryptionVersion))
             json.member("min_encryption_version", 0)
-            json.member("deletion_allowed", false)
+            json.member("deletion_allowed", metadata.tags[TransitRoutes.deletionAllowedTag] == "true")
             json.member("exportable", metadata.exportable)
             json.member("allow_plaintext_backup", false)
             json.member("derived", false)
