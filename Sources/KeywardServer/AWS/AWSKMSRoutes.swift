@@ -120,7 +120,7 @@ struct AWSInput: @unchecked Sendable {
 
     init(_ buffer: ByteBuffer) throws(APIError) {
         guard buffer.readableBytes > 0 else { object = [:]; return }
-        if let fast = buffer.withUnsafeReadableBytes({ raw in Self.fast(raw.assumingMemoryBound(to: UInt8.self)) }) {
+        if let fast = FlatJSONObject.read(buffer) {
             object = fast
             return
         }
@@ -128,28 +128,6 @@ struct AWSInput: @unchecked Sendable {
             throw AWSFault.validation("the body must be a JSON object")
         }
         self.object = object
-    }
-
-    /// The hot bodies (strings, and maps of strings, without escapes: Encrypt, Decrypt,
-    /// GenerateDataKey, Sign) read without Foundation's parser; nil leaves the body to it.
-    private static func fast(_ bytes: UnsafeBufferPointer<UInt8>) -> [String: Any]? {
-        guard case .object(let members)? = JSONScanner.parse(bytes) else { return nil }
-        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
-        var object: [String: Any] = [:]
-        for member in members {
-            switch member.value {
-            case .string(let range): object[text(member.key)] = text(range)
-            case .object(let inner):
-                var map: [String: String] = [:]
-                for pair in inner {
-                    guard case .string(let range) = pair.value else { return nil }
-                    map[text(pair.key)] = text(range)
-                }
-                object[text(member.key)] = map
-            default: return nil
-            }
-        }
-        return object
     }
 
     func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }

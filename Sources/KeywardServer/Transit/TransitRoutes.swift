@@ -273,6 +273,10 @@ struct TransitInput: @unchecked Sendable {
         queryItems = items
         let buffer = try await request.body.collect(upTo: body.limit)
         guard buffer.readableBytes > 0 else { object = [:]; return }
+        if let fast = FlatJSONObject.read(buffer) {
+            object = fast
+            return
+        }
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView), options: .fragmentsAllowed) else {
             throw TransitError.invalid("failed to parse JSON input")
         }

@@ -1,0 +1,33 @@
+import Foundation
+import KeywardAPI
+import NIOCore
+
+/// The hot bodies of the AWS and Transit front ends (a JSON object of strings, and of objects
+/// of strings, without escapes: Encrypt, Decrypt, Sign and the like), read with `JSONScanner`
+/// instead of Foundation's parser, which costs more than the cryptography they ask for. Any
+/// other body is nil, and left to `JSONSerialization`; so this changes speed, never an answer.
+enum FlatJSONObject {
+    static func read(_ buffer: ByteBuffer) -> [String: Any]? {
+        buffer.withUnsafeReadableBytes { raw in read(raw.assumingMemoryBound(to: UInt8.self)) }
+    }
+
+    static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> [String: Any]? {
+        guard case .object(let members)? = JSONScanner.parse(bytes) else { return nil }
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
+        var object: [String: Any] = [:]
+        for member in members {
+            switch member.value {
+            case .string(let range): object[text(member.key)] = text(range)
+            case .object(let inner):
+                var map: [String: String] = [:]
+                for pair in inner {
+                    guard case .string(let range) = pair.value else { return nil }
+                    map[text(pair.key)] = text(range)
+                }
+                object[text(member.key)] = map
+            default: return nil
+            }
+        }
+        return object
+    }
+}
