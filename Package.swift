@@ -40,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // The PostgreSQL store (KeywardPostgres) only.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // The web console's server-rendered templates (KeywardServer only).
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // System libraries and tiny C shims only.
@@ -157,7 +159,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
+            resources: ConsoleAssets.resources,
             swiftSettings: strict
         ),
 
@@ -326,3 +330,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// The web console's templates and static files, compiled into KeywardServer
+/// (`Sources/KeywardServer/Console/Assets`; `ConsoleAssets.swift` reads them).
+enum ConsoleAssets {
+    static let files = [
+        "header.mustache", "footer.mustache", "login.mustache", "keys.mustache", "key.mustache", "tokens.mustache", "audit.mustache",
+        "health.mustache", "token-created.mustache", "error.mustache", "console.css", "console.js",
+    ]
+    static var resources: [Resource] { files.map { .embedInCode("Console/Assets/\($0)") } }
+}

@@ -6,8 +6,9 @@ set -euo pipefail
 # Debian packages: libargon2-dev (Argon2id), libp11-kit-dev (the PKCS#11 header),
 # libssl-dev (OpenSSL 3's libcrypto, the bulk AEAD backend), libsqlite3-dev (GRDB), softhsm2 (a PKCS#11 token for
 # tests), openssl (the benchmark's hardware ceiling), postgresql-15 (the clustered store's tests
-# start a throwaway cluster of it: scripts/postgres.sh).
-needed=(libargon2-dev libp11-kit-dev libssl-dev libsqlite3-dev softhsm2 openssl postgresql-15 postgresql-client-15)
+# start a throwaway cluster of it: scripts/postgres.sh), chromium and chromium-driver (the web
+# console's browser tests: scripts/clients/console_browser.py).
+needed=(libargon2-dev libp11-kit-dev libssl-dev libsqlite3-dev softhsm2 openssl postgresql-15 postgresql-client-15 chromium chromium-driver)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -56,6 +57,12 @@ fi
 if ! command -v aws-encryption-cli >/dev/null; then
   echo "setup: installing aws-encryption-sdk-cli"
   python3 -m pip install -q aws-encryption-sdk-cli
+fi
+
+# Selenium drives the system's Chromium in the console's browser tests.
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  echo "setup: installing selenium"
+  python3 -m pip install -q selenium
 fi
 
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected Swift 6.3 at /opt/swift)"; exit 1; }

@@ -15,6 +15,8 @@ public enum AuditOperation: Sendable, Hashable, CustomStringConvertible {
     case issueToken
     /// Revoking an API token.
     case revokeToken
+    /// Replacing an API token's policy.
+    case changeTokenPolicy
     /// Writing a backup bundle.
     case createBackup
     /// Restoring one key from a backup bundle.
@@ -40,6 +42,7 @@ public enum AuditOperation: Sendable, Hashable, CustomStringConvertible {
         case .importUnwrap: "import-unwrap"
         case .issueToken: "token-issue"
         case .revokeToken: "token-revoke"
+        case .changeTokenPolicy: "token-policy"
         case .createBackup: "backup-create"
         case .restoreKey: "restore"
         case .initializeStore: "init-store"

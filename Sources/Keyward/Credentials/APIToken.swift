@@ -35,6 +35,23 @@ public struct IssuedToken: Sendable {
     public let record: TokenRecord
 }
 
+/// A token's id and the SHA-256 of its text: enough to check the token again
+/// (`KeyService.authenticate(_:)`), never enough to present it. What a console session holds in
+/// place of the token.
+public struct TokenReference: Sendable, Hashable {
+    /// The token's id.
+    public let id: KeyID
+    /// SHA-256 of the token's text (the store's lookup value).
+    let hash: [UInt8]
+
+    /// The reference of `text`, or nil when it is not token-shaped.
+    public init?(_ text: String) {
+        guard let (id, hash) = TokenText.parse(text) else { return nil }
+        self.id = id
+        self.hash = hash
+    }
+}
+
 /// Token text: `kw_` + 32 hex digits of the id + `_` + 43 base64url characters of the secret.
 enum TokenText {
     static func make(id: KeyID, secret: [UInt8]) -> String {

@@ -128,8 +128,10 @@ extension KeyService {
     }
 
     /// A page of keys (at most `limit`, 1 to 1,000), filtered by state, tag or alias, after
-    /// `cursor`. Audited as one `list` entry per page.
+    /// `cursor`, and by `matching` when given (applied, like the policy, before paging). Audited
+    /// as one `list` entry per page.
     public func listKeys(state: KeyState? = nil, tag: (key: String, value: String)? = nil, alias: String? = nil,
+                         matching: (@Sendable (KeyDescription) -> Bool)? = nil,
                          after cursor: KeyID? = nil, limit: Int = 100, actor: Caller) async throws(KeywardError) -> KeyPage {
         guard (1...1000).contains(limit) else { throw .invalidArgument("page size \(limit); choose 1 to 1000") }
         let filter = KeyFilter(state: state?.rawValue, tag: tag, alias: try alias.map(Self.validAlias))
@@ -148,7 +150,7 @@ extension KeyService {
                 for row in rows {
                     position = row.id
                     let description = KeyDescription(metadata: try records.verifiedMetadata(row, fence), aliases: try await records.authenticAliases(of: row.id))
-                    if actor.permits(.describe, on: description) {
+                    if actor.permits(.describe, on: description), matching?(description) ?? true {
                         keys.append(description)
                         if keys.count == limit { break }
                     }

@@ -74,6 +74,37 @@ extension KeyService {
         }
     }
 
+    /// The newest audit entries matching `query` (its `after` is ignored), newest first, for a
+    /// caller granted `read-audit`: at most `query.limit`, from sequence numbers below `before`
+    /// (nil: from the head). At most 10,000 rows are read per call; `nextBefore` continues
+    /// towards the start of the log (nil once it is reached).
+    public func latestAuditEntries(_ query: AuditQuery, before: Int64? = nil, actor: Caller) async throws(KeywardError) -> (entries: [(sequence: Int64, event: AuditEvent)], nextBefore: Int64?) {
+        guard (1...1000).contains(query.limit) else { throw .invalidArgument("page size \(query.limit); choose 1 to 1000") }
+        return try await auditor.audited(.key(.readAudit), caller: actor, key: query.keyID) { (event) throws(KeywardError) -> ([(sequence: Int64, event: AuditEvent)], Int64?) in
+            try authorizeAdministration(.readAudit, actor)
+            event.detail = "read newest" + (before.map { " before #\($0)" } ?? "")
+            guard let head = try await storing({ () async throws(StorageError) in try await store.auditHead() }) else { return ([], nil) }
+            // `end` is the first sequence number not to read.
+            var end = min(head.sequence + 1, before ?? Int64.max)
+            var found: [(sequence: Int64, event: AuditEvent)] = []
+            var scanned = 0
+            while end > 1, found.count < query.limit, scanned < 10_000 {
+                let start = max(0, end - 1 - 1000)
+                let rows = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: start, limit: 1000) })
+                for row in rows.reversed() where row.sequence < end {
+                    scanned += 1
+                    let entry = try CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)")
+                    if query.matches(entry) {
+                        found.append((row.sequence, entry))
+                        if found.count == query.limit { return (found, row.sequence) }
+                    }
+                }
+                end = start + 1
+            }
+            return (found, end > 1 ? end : nil)
+        }
+    }
+
     /// Runs the maintenance sweep now (`runMaintenance()`), for a caller granted `maintenance`.
     public func runMaintenance(actor: Caller) async throws(KeywardError) -> MaintenanceReport {
         try await auditor.audited(.key(.maintenance), caller: actor, key: nil) { (event) throws(KeywardError) -> MaintenanceReport in

@@ -158,11 +158,44 @@ extension KeyService {
         }
     }
 
+    /// Replaces a token's policy (its text, principal and expiry stay): authorised as issuing
+    /// is, so `actor` needs `manage-tokens` and may grant only what it holds itself. Nodes
+    /// honour the new policy within the coherence bound, as they honour a revocation.
+    public func changeTokenPolicy(_ id: KeyID, to policy: AccessPolicy, actor: Caller) async throws(KeywardError) -> TokenRecord {
+        try await auditor.audited(.changeTokenPolicy, caller: actor, key: nil) { (event) throws(KeywardError) -> TokenRecord in
+            event.detail = "token \(id)"
+            try authorizeIssuing(policy, actor)
+            let fence = records.fence()
+            guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
+                try records.checkAbsent(.token(id), fence)
+                throw .invalidArgument("no token \(id)")
+            }
+            var record = try records.verifiedToken(row, fence)
+            guard record.revokedAt == nil else { throw .invalidArgument("token \(id) is revoked; issue a new one") }
+            if let held = actor.policy, !held.covers(record.policy) {
+                throw .notPermitted("\(actor.principal) may change only tokens whose grants it holds itself")
+            }
+            record.policy = policy
+            let updated = try records.tokenRow(record, hash: row.hash, revision: row.revision + 1)
+            try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
+            event.anchor(.token(id), updated.revision)
+            return record
+        }
+    }
+
     /// Checks a presented token: well-formed, known, its hash equal (constant time), its row
     /// intact, not revoked, not expired. Every failure is `unauthenticated`, with a reason for the
     /// log that never repeats the token.
     public func authenticate(_ text: String) async throws(KeywardError) -> TokenRecord {
-        guard let (id, hash) = TokenText.parse(text) else { throw .unauthenticated("malformed token") }
+        guard let reference = TokenReference(text) else { throw .unauthenticated("malformed token") }
+        return try await authenticate(reference)
+    }
+
+    /// Checks a token known by its `TokenReference` (a console session keeps that, never the
+    /// text) exactly as `authenticate(_:)` checks the text: known, hash equal, row intact, not
+    /// revoked, not expired.
+    public func authenticate(_ reference: TokenReference) async throws(KeywardError) -> TokenRecord {
+        let (id, hash) = (reference.id, reference.hash)
         let fence = records.fence()
         guard let row = try await storing({ () async throws(StorageError) in try await store.token(id) }) else {
             throw .unauthenticated("unknown token")

@@ -47,6 +47,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// The mount path of the Vault Transit front end: it serves `/v1/<mount>/...`, and its keys
     /// are Keyward keys with aliases `<mount>/<name>`.
     public var transitMount = "transit"
+    /// The web console at `/ui/`.
+    public var console = ConsoleSettings()
     /// Seconds the node running the cluster's background work (the maintenance sweep and
     /// periodic verification) holds its lease; another node takes the work over within this
     /// long of the holder's death. Renewed every third of it.
@@ -171,6 +173,26 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The web console (`/ui/`): whether it is served, and how long a sign-in lasts.
+    public struct ConsoleSettings: Sendable, Equatable {
+        /// Serve the console; false: `/ui/` is not a route at all.
+        public var enabled = true
+        /// Minutes a session lasts without a request.
+        public var idleMinutes = 15
+        /// Hours a session lasts at most, however busy.
+        public var sessionHours = 8
+        /// Sessions held at once; the oldest goes when a sign-in would pass it.
+        public var maxSessions = 1000
+
+        /// Console settings.
+        public init(enabled: Bool = true, idleMinutes: Int = 15, sessionHours: Int = 8, maxSessions: Int = 1000) {
+            self.enabled = enabled
+            self.idleMinutes = idleMinutes
+            self.sessionHours = sessionHours
+            self.maxSessions = maxSessions
+        }
+    }
+
     /// Backups over the API (`/v1/admin/backup`, `/v1/admin/restore`): the keys the operator
     /// pins, so no API caller chooses where key material goes or which bundles are trusted.
     public struct BackupSettings: Sendable, Equatable {
@@ -251,6 +273,9 @@ public struct ServerConfiguration: Sendable, Equatable {
               !["keys", "decrypt", "admin", "random", "health", "ready", "openapi.yaml"].contains(transitMount) else {
             throw .invalidArgument("transit.mount must be lowercase letters, digits, '-' or '_', and not a path of the native API")
         }
+        guard (1...1440).contains(console.idleMinutes) else { throw .invalidArgument("console.idleMinutes is 1 to 1,440") }
+        guard (1...168).contains(console.sessionHours) else { throw .invalidArgument("console.sessionHours is 1 to 168") }
+        guard (1...100_000).contains(console.maxSessions) else { throw .invalidArgument("console.maxSessions is 1 to 100,000") }
         guard (2...600).contains(leaseSeconds) else { throw .invalidArgument("leaseSeconds is 2 to 600") }
         guard (0...604_800).contains(verifyIntervalSeconds) else { throw .invalidArgument("verifyIntervalSeconds is 0 to 604,800") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }

@@ -38,7 +38,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let maxBodyBytes: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if RequestAuditMiddleware.unaudited.contains(request.uri.path) {
+        // Probes need no credential; the console signs its users in with sessions (`Console`).
+        if RequestAuditMiddleware.unaudited.contains(request.uri.path) || request.uri.path.hasPrefix("/ui/") || request.uri.path == "/ui" {
             return try await next(request, context)
         }
         var context = context

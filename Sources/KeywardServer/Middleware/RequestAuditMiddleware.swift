@@ -12,9 +12,19 @@ struct RequestAuditMiddleware: RouterMiddleware {
     /// Paths that carry no credential or key and are not audited (probes, metrics, the document).
     static let unaudited: Set<String> = ["/v1/health", "/v1/ready", "/metrics", "/v1/openapi.yaml"]
 
+    /// Requests that touch no key and no credential: the probes and documents above, and the
+    /// console's sign-in form and static files (asked for by every browser that loads a page;
+    /// auditing them would let anyone fill the log). The sign-in itself (POST) is audited.
+    static func isUnaudited(_ request: Request) -> Bool {
+        let path = request.uri.path
+        if unaudited.contains(path) { return true }
+        guard request.method == .get || request.method == .head else { return false }
+        return path == "/ui/login" || path.hasPrefix("/ui/static/")
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let response = try await next(request, context)
-        guard let tracking = context.tracking, !tracking.receipt.isMarked, !Self.unaudited.contains(request.uri.path) else { return response }
+        guard let tracking = context.tracking, !tracking.receipt.isMarked, !Self.isUnaudited(request) else { return response }
         // A peer over its failed-login limit is refused before any lookup and not audited one
         // request at a time (that would let anyone flood the log); the failures that brought it
         // there were audited, and the refusals are counted in the metrics as 429s.

@@ -38,7 +38,14 @@ public final class ServiceMetrics: Sendable {
 
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let handles = Mutex<[RequestKey: RequestHandles]>([:])
+    /// The handles made so far, and the running totals `snapshot()` reports (kept under the
+    /// lock each request takes anyway to find its handles).
+    private struct Handles {
+        var byKey: [RequestKey: RequestHandles] = [:]
+        var totals = MetricsSnapshot(requests: 0, latencyBuckets: Array(repeating: 0, count: ServiceMetrics.buckets.count + 1), errors: [:])
+    }
+
+    private let handles = Mutex(Handles())
     private let errors = Mutex<[String: CoreMetrics.Counter]>([:])
     private let inFlight = Atomic<Int>(0)
     private let inFlightMeter: Meter
@@ -71,17 +78,21 @@ public final class ServiceMetrics: Sendable {
         let now = inFlight.subtract(1, ordering: .relaxed).newValue
         inFlightMeter.set(now)
         let key = RequestKey(method: Self.methods.contains(method) ? method : "other", route: route, status: status)
+        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
         let request = handles.withLock { handles in
-            if let existing = handles[key] { return existing }
+            handles.totals.requests += 1
+            handles.totals.latencyBuckets[Self.bucket(nanoseconds)] += 1
+            if let errorCode { handles.totals.errors[errorCode, default: 0] += 1 }
+            if let existing = handles.byKey[key] { return existing }
             let made = RequestHandles(
                 requests: CoreMetrics.Counter(label: "keyward_http_requests_total",
                                               dimensions: [("method", key.method), ("route", route), ("status", String(status))], factory: factory),
                 duration: CoreMetrics.Timer(label: "keyward_http_request_duration_seconds", dimensions: [("route", route)], factory: factory))
-            handles[key] = made
+            handles.byKey[key] = made
             return made
         }
         request.requests.increment()
-        request.duration.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        request.duration.recordNanoseconds(nanoseconds)
         if let errorCode {
             let counter = errors.withLock { errors in
                 if let existing = errors[errorCode] { return existing }
@@ -92,6 +103,24 @@ public final class ServiceMetrics: Sendable {
             counter.increment()
         }
     }
+
+    /// The totals since the server started: requests answered, their latencies by bucket, errors
+    /// by code. `MetricsHistory` samples it for the console's charts.
+    func snapshot() -> MetricsSnapshot { handles.withLock { $0.totals } }
+
+    /// The index of the first bucket whose bound `nanoseconds` does not exceed (the last index:
+    /// beyond every bound).
+    private static func bucket(_ nanoseconds: Int64) -> Int {
+        var index = 0
+        for bound in boundsNanoseconds {
+            if nanoseconds <= bound { return index }
+            index += 1
+        }
+        return index
+    }
+
+    /// `buckets` in nanoseconds.
+    static let boundsNanoseconds: [Int64] = buckets.map { $0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 }
 
     /// The Prometheus text exposition (version 0.0.4), with the key cache's figures as of now.
     package func render(cache: (hits: Int, misses: Int, held: Int)) -> String {
@@ -107,4 +136,14 @@ public final class ServiceMetrics: Sendable {
         registry.emit(into: &buffer)
         return String(decoding: buffer, as: UTF8.self)
     }
+}
+
+/// Running totals of the requests a server answered (`ServiceMetrics.snapshot()`).
+struct MetricsSnapshot: Sendable, Equatable {
+    /// Requests answered.
+    var requests: Int
+    /// Requests per latency bucket (`ServiceMetrics.buckets`, then one past the last bound).
+    var latencyBuckets: [Int]
+    /// Error responses by Keyward error code.
+    var errors: [String: Int]
 }

@@ -172,6 +172,13 @@ final class MaintenanceLog: Sendable {
         verification.withLock { $0 = (Date(), result.isIntact, result.problems.count + result.audit.problems.count) }
     }
 
+    /// The last sweep on this node, in a line: when, and what it did.
+    var summary: String? {
+        guard let last = last.withLock({ $0 }) else { return nil }
+        let report = last.report
+        return "\(ConsoleCharts.stamp(last.at)): \(report.keys) keys swept, \(report.destroyed) destroyed, \(report.rotated) rotated, \(report.failures.count) failures"
+    }
+
     var reply: MaintenanceReply {
         var reply = MaintenanceReply(ranAt: nil, keys: 0, destroyed: 0, rotated: 0, failures: [])
         if let last = last.withLock({ $0 }) {

@@ -36,6 +36,14 @@ public struct KeywardServer: Sendable {
     let maintenanceLog = MaintenanceLog()
     /// Client-certificate revocation lists, when `tls.clientCRL` is set.
     let revocation: ClientRevocation?
+    /// Requests per authenticated principal (the API and the console).
+    let limiter: RateLimiter
+    /// Failed authentications per peer address (the API and the console's sign-in).
+    let failures: RateLimiter
+    /// The recent traffic the console's health page draws.
+    let history: MetricsHistory
+    /// The web console, unless `console.enabled` is false.
+    let console: Console?
 
     /// A server for `service` with `configuration` (validated here). `reopen` opens the same
     /// store anew (its own connection, the same root of trust): with it, a KEK rotated by
@@ -61,6 +69,19 @@ public struct KeywardServer: Sendable {
         } else {
             self.revocation = nil
         }
+        limiter = RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst)
+        failures = RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers)
+        history = MetricsHistory(metrics: metrics)
+        if configuration.console.enabled {
+            let templates: ConsoleTemplates
+            do { templates = try ConsoleTemplates() } catch { throw .invalidArgument("the console's templates do not parse: \(error)") }
+            console = Console(slot: slot, sessions: ConsoleSessions(configuration.console), templates: templates, limiter: limiter, failures: failures,
+                              history: history, maintenance: maintenanceLog, draining: shutdown,
+                              secureCookies: configuration.tls != nil && !configuration.insecureHTTP,
+                              certificatePolicies: try configuration.certificatePolicies())
+        } else {
+            console = nil
+        }
         var logger = logger
         logger.logLevel = try configuration.loggerLevel
         self.logger = logger
@@ -82,12 +103,11 @@ public struct KeywardServer: Sendable {
                                                    transitPrefix: "/v1/\(configuration.transitMount)/"))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: ConsoleHeadersMiddleware())
         router.add(middleware: RequestAuditMiddleware(slot: slot))
         router.add(middleware: ErrorResponseMiddleware(routes: table))
         router.add(middleware: AuthenticationMiddleware(
-            tokens: tokens,
-            limiter: RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst),
-            failures: RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers),
+            tokens: tokens, limiter: limiter, failures: failures,
             certificatePolicies: try configuration.certificatePolicies(),
             revocation: revocation, aws: configuration.aws, maxBodyBytes: configuration.maxBodyBytes))
         registerRoutes(router)
@@ -102,6 +122,7 @@ public struct KeywardServer: Sendable {
         TransitRoutes.register(router, slot: slot, body: body, mount: configuration.transitMount)
         OperationRoutes.register(router, slot: slot, body: body)
         AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust, backupKeys: backupKeys)
+        console?.register(router)
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.
@@ -144,7 +165,7 @@ public struct KeywardServer: Sendable {
         let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds),
                                                verifyInterval: verifyEvery > 0 ? .seconds(verifyEvery) : nil, lease: lease, log: maintenanceLog, logger: logger)
         let watcher = StoreWatcher(slot: slot, tokens: tokens, reopen: reopen, logger: logger)
-        var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher]
+        var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher, history]
         if let lease { services.append(lease) }
         if let anchor = self.configuration.auditAnchor {
             services.append(AuditAnchorPublisher(slot: slot, destination: try AuditAnchorPublisher.Destination(anchor),
