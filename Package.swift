@@ -336,7 +336,7 @@ let package = Package(
 enum ConsoleAssets {
     static let files = [
         "header.mustache", "footer.mustache", "login.mustache", "keys.mustache", "key.mustache", "tokens.mustache", "audit.mustache",
-        "health.mustache", "token-created.mustache", "error.mustache", "console.css", "console.js",
+        "health.mustache", "token-created.mustache", "error.mustache", "console.css", "console.js", "favicon.svg",
     ]
     static var resources: [Resource] { files.map { .embedInCode("Console/Assets/\($0)") } }
 }

@@ -41,6 +41,8 @@ echo "--- AWS KMS clients (boto3, aws cli, aws-encryption-sdk-cli) ---"
 timeout 600 python3 scripts/clients/aws_kms.py .build/debug/keyward
 echo "--- Vault Transit clients (hvac, bao) ---"
 timeout 300 python3 scripts/clients/vault_transit.py .build/debug/keyward
+echo "--- web console in Chromium (Selenium) ---"
+timeout 300 python3 scripts/clients/console_browser.py .build/debug/keyward .build/console-screenshots
 count=$(echo "$summary" | grep -Eo '[0-9]+' | head -1)
 postgres_count=$(echo "$postgres_summary" | grep -Eo '[0-9]+' | head -1)
 echo "swift-testing: $(( ${count:-0} + ${postgres_count:-0} )) passed, 0 failed"

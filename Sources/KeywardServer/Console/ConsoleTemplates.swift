@@ -37,6 +37,9 @@ struct ConsoleTemplates: Sendable {
     static let statics: [String: (type: String, bytes: [UInt8])] = [
         "console.css": ("text/css; charset=utf-8", PackageResources.console_css),
         "console.js": ("text/javascript; charset=utf-8", PackageResources.console_js),
+        // Named by every page, so browsers do not ask for /favicon.ico (an unauthenticated API
+        // path that would spend the peer's failed-login budget).
+        "favicon.svg": ("image/svg+xml", PackageResources.favicon_svg),
     ]
 
     /// The response for static file `name`, or nil.

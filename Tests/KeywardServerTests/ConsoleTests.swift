@@ -1,0 +1,310 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HTTPTypes
+import Keyward
+@testable import KeywardServer
+import NIOCore
+import Testing
+
+/// The web console in process: sessions, CSRF, headers, escaping, forms and what each page may
+/// do. scripts/clients/console_browser.py drives the same pages in Chromium.
+@Suite("Web console")
+struct ConsoleTests {
+    /// A signed-in browser, as the tests see it: its session cookie and CSRF token.
+    struct Browser {
+        let cookie: String
+        let csrf: String
+    }
+
+    static let setCookie = HTTPField.Name.setCookie
+    static let cookieName = HTTPField.Name.cookie
+
+    /// GET /ui/login, then POST it with `token`; the session, or the refusal's reply.
+    static func signIn(_ client: some TestClientProtocol, token: String) async throws -> (Browser?, Reply) {
+        let form = try await client.call(.get, "/ui/login", token: nil)
+        let nonce = form.headers[setCookie]?.split(separator: ";").first?.split(separator: "=", maxSplits: 1).last.map(String.init) ?? ""
+        let reply = try await post(client, "/ui/login", ["csrf": nonce, "token": token], cookie: "keyward_login=\(nonce)")
+        guard reply.status == .seeOther else { return (nil, reply) }
+        let session = reply.headers[values: setCookie].first { $0.hasPrefix("keyward_session=") }?.split(separator: ";").first.map(String.init) ?? ""
+        let page = try await client.call(.get, "/ui/keys", token: nil, headers: [cookieName: session])
+        return (Browser(cookie: session, csrf: csrf(in: page.text)), reply)
+    }
+
+    /// The CSRF token in a page's forms.
+    static func csrf(in page: String) -> String {
+        guard let range = page.range(of: #"name="csrf" value=""#) else { return "" }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    /// POSTs `fields` url-encoded.
+    static func post(_ client: some TestClientProtocol, _ path: String, _ fields: [String: String], cookie: String?,
+                     headers extra: HTTPFields = [:]) async throws -> Reply {
+        var headers = extra
+        headers[.contentType] = "application/x-www-form-urlencoded"
+        if let cookie { headers[cookieName] = cookie }
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let body = fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
+        return try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+            Reply(status: response.status, headers: response.headers, bytes: Array(response.body.readableBytesView))
+        }
+    }
+
+    static func page(_ client: some TestClientProtocol, _ path: String, _ browser: Browser) async throws -> Reply {
+        try await client.call(.get, path, token: nil, headers: [cookieName: browser.cookie])
+    }
+
+    @Test("sign-in sets an HttpOnly SameSite=Strict session cookie; every page carries a strict CSP, nosniff and no-referrer; without a session a page sends the browser to sign in")
+    func signInAndHeaders() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let anonymous = try await client.call(.get, "/ui/keys", token: nil)
+            #expect(anonymous.status == .seeOther && anonymous.headers[.location] == "/ui/login")
+            let (browser, reply) = try await Self.signIn(client, token: fixture.rootToken)
+            let cookie = reply.headers[values: Self.setCookie].first { $0.hasPrefix("keyward_session=") } ?? ""
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/ui"), "\(cookie)")
+            let page = try await Self.page(client, "/ui/keys", try #require(browser))
+            #expect(page.status == .ok && page.text.contains("<h1>Keys</h1>"))
+            let policy = page.headers[HTTPField.Name("Content-Security-Policy")!] ?? ""
+            #expect(policy.contains("default-src 'none'") && policy.contains("script-src 'self'") && !policy.contains("unsafe-inline")
+                    && policy.contains("frame-ancestors 'none'"))
+            #expect(page.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff" && page.headers[HTTPField.Name("Referrer-Policy")!] == "no-referrer")
+            #expect(page.headers[.cacheControl] == "no-store")
+            #expect(!page.text.contains("<script>") && page.text.contains(#"<script src="/ui/static/console.js" defer>"#))
+            // The token's text appears on no page; the session is named by another random value.
+            #expect(!page.text.contains(fixture.rootToken) && !browser!.cookie.contains(fixture.rootToken))
+            let script = try await client.call(.get, "/ui/static/console.js", token: nil)
+            #expect(script.status == .ok && script.headers[.contentType]?.hasPrefix("text/javascript") == true)
+        }
+    }
+
+    @Test("attack: a form post without the session's CSRF token, with another session's, from another origin or marked cross-site is refused 403 and changes nothing")
+    func csrfRefused() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["csrf/target"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let other = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            #expect(browser.csrf.count == 43 && browser.csrf != other.csrf)
+            let path = "/ui/keys/\(key.metadata.id)/rotate"
+            let attempts: [([String: String], HTTPFields)] = [
+                ([:], [:]),
+                (["csrf": ""], [:]),
+                (["csrf": other.csrf], [:]),
+                (["csrf": browser.csrf], [HTTPField.Name("Origin")!: "https://evil.example"]),
+                (["csrf": browser.csrf], [HTTPField.Name("Sec-Fetch-Site")!: "cross-site"]),
+                (["csrf": browser.csrf], [HTTPField.Name("Origin")!: "null"]),
+            ]
+            for (fields, headers) in attempts {
+                let reply = try await Self.post(client, path, fields, cookie: browser.cookie, headers: headers)
+                #expect(reply.status == .forbidden && reply.text.contains("csrf_refused"), "\(fields) \(headers): \(reply.status)")
+            }
+            #expect(try await fixture.service.describe(key: "csrf/target", actor: .owner("test")).metadata.currentVersion == 1)
+            // The same form with its token (and the browser's same-origin markers) goes through.
+            let good = try await Self.post(client, path, ["csrf": browser.csrf], cookie: browser.cookie,
+                                           headers: [HTTPField.Name("Origin")!: "null", HTTPField.Name("Sec-Fetch-Site")!: "same-origin"])
+            #expect(good.status == .seeOther)
+            #expect(try await fixture.service.describe(key: "csrf/target", actor: .owner("test")).metadata.currentVersion == 2)
+            // Sign-in's own form needs its cookie's nonce.
+            let login = try await Self.post(client, "/ui/login", ["csrf": "guess", "token": fixture.rootToken], cookie: "keyward_login=other")
+            #expect(login.status == .forbidden)
+        }
+    }
+
+    @Test("attack: a cookie is worthless after sign-out and once its token is revoked; a narrowed policy takes effect at the next page")
+    func sessionsEnd() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let team = try await fixture.token(["*:alias=team/*"], principal: "team")
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["team/a"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let root = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let out = try await Self.post(client, "/ui/logout", ["csrf": root.csrf], cookie: root.cookie)
+            #expect(out.status == .seeOther && out.headers[.location] == "/ui/login")
+            let replayed = try await Self.page(client, "/ui/keys", root)
+            #expect(replayed.status == .seeOther && replayed.headers[.location] == "/ui/login")
+
+            let browser = try #require(try await Self.signIn(client, token: team.text).0)
+            #expect(try await Self.page(client, "/ui/keys", browser).text.contains("team/a"))
+            _ = try await fixture.service.changeTokenPolicy(team.record.id, to: AccessPolicy(rules: [try AccessPolicy.parseRule("describe:alias=other/*")]),
+                                                            actor: .owner("test"))
+            #expect(!(try await Self.page(client, "/ui/keys", browser).text.contains("team/a")))
+            try await fixture.service.revokeToken(team.record.id, actor: .owner("test"))
+            let revoked = try await Self.page(client, "/ui/keys", browser)
+            #expect(revoked.status == .seeOther && revoked.headers[.location] == "/ui/login")
+        }
+    }
+
+    @Test("sessions end after their idle time and at their absolute lifetime, however busy; a full table drops the oldest")
+    func sessionExpiry() {
+        let sessions = ConsoleSessions(idle: .seconds(60), lifetime: .seconds(300), capacity: 2)
+        let start = ContinuousClock.now
+        let reference = TokenReference("x".padding(toLength: 40, withPad: "y", startingAt: 0))!
+        let idle = sessions.open(reference, now: start)
+        #expect(sessions.session(idle.cookie, now: start + .seconds(59)) != nil)
+        #expect(sessions.session(idle.cookie, now: start + .seconds(59 + 61)) == nil)
+        let busy = sessions.open(reference, now: start)
+        for minute in 1...4 { #expect(sessions.session(busy.cookie, now: start + .seconds(minute * 50)) != nil) }
+        #expect(sessions.session(busy.cookie, now: start + .seconds(301)) == nil)
+        let first = sessions.open(reference, now: start)
+        _ = sessions.open(reference, now: start + .seconds(1))
+        _ = sessions.open(reference, now: start + .seconds(2))
+        #expect(sessions.session(first.cookie, now: start + .seconds(3)) == nil && sessions.count == 2)
+        #expect(sessions.session("not-a-session") == nil)
+    }
+
+    @Test("attack: failed sign-ins are charged to the peer; past the burst the sign-in answers 429 without looking the token up")
+    func signInLimited() async throws {
+        let fixture = try await ServerFixture.make { configuration in
+            configuration.failedLogins.burst = 3
+            configuration.failedLogins.perSecond = 0.01
+        }
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<5 { statuses.append(try await Self.signIn(client, token: "kw_" + String(repeating: "0", count: 32) + "_" + String(repeating: "A", count: 43)).1.status) }
+            #expect(statuses == [.unauthorized, .unauthorized, .unauthorized, .tooManyRequests, .tooManyRequests], "\(statuses)")
+            #expect(try await Self.signIn(client, token: fixture.rootToken).1.status == .tooManyRequests)
+        }
+    }
+
+    @Test("attack: a description, tags and a refused alias holding markup are written as text, in elements and in attribute values")
+    func hostileTextEscaped() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let hostile = #"<script>alert(1)</script>"'><img src=x onerror=alert(2)>"#
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["x/y"], tags: ["note": hostile], description: hostile), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let page = try await Self.page(client, "/ui/keys/\(key.metadata.id)", browser)
+            #expect(page.status == .ok)
+            #expect(!page.text.contains("<script>alert") && !page.text.contains("<img src=x"))
+            #expect(page.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&gt;&lt;img src=x onerror=alert(2)&gt;"))
+            let alias = try await Self.post(client, "/ui/keys/\(key.metadata.id)/aliases", ["csrf": browser.csrf, "alias": hostile], cookie: browser.cookie)
+            #expect(alias.status == .badRequest && alias.text.contains("&lt;script&gt;") && !alias.text.contains("<script>alert"))
+        }
+        for (name, bytes) in ConsoleTemplates.templates {
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(!text.contains("{{{") && !text.contains("{{&") && !text.contains("style=") && !text.contains("<script>"), "template \(name)")
+        }
+    }
+
+    @Test("a principal sees and acts on only the keys its policy covers, and the admin pages refuse it")
+    func limitedPrincipal() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let team = try await fixture.token(["*:alias=team-a/*"], principal: "team-a")
+        let mine = try await fixture.service.createKey(CreateKeyRequest(aliases: ["team-a/ledger"]), actor: .owner("test"))
+        let theirs = try await fixture.service.createKey(CreateKeyRequest(aliases: ["team-b/payroll"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: team.text).0)
+            let list = try await Self.page(client, "/ui/keys", browser).text
+            #expect(list.contains("team-a/ledger") && !list.contains("team-b/payroll") && !list.contains(theirs.metadata.id.description))
+            #expect(!list.contains("/ui/tokens") && !list.contains("/ui/audit"))
+            #expect(try await Self.page(client, "/ui/keys/\(theirs.metadata.id)", browser).status == .forbidden)
+            for path in ["/rotate", "/state"] {
+                let reply = try await Self.post(client, "/ui/keys/\(theirs.metadata.id)\(path)", ["csrf": browser.csrf, "action": "disable"], cookie: browser.cookie)
+                #expect(reply.status == .forbidden, "\(path)")
+            }
+            #expect(try await fixture.service.describe(key: "team-b/payroll", actor: .owner("test")).metadata.currentVersion == 1)
+            #expect(try await Self.post(client, "/ui/keys/\(mine.metadata.id)/rotate", ["csrf": browser.csrf], cookie: browser.cookie).status == .seeOther)
+            for path in ["/ui/tokens", "/ui/audit"] { #expect(try await Self.page(client, path, browser).status == .forbidden, "\(path)") }
+            let mint = try await Self.post(client, "/ui/tokens", ["csrf": browser.csrf, "principal": "me", "rules": "*:*"], cookie: browser.cookie)
+            #expect(mint.status == .forbidden)
+        }
+    }
+
+    @Test("destructive actions need the key's alias typed; console actions are audited with the console's route")
+    func confirmationAndAudit() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["billing/main"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let path = "/ui/keys/\(key.metadata.id)/state"
+            for typed in ["", "billing", key.metadata.id.description + "x"] {
+                let reply = try await Self.post(client, path, ["csrf": browser.csrf, "action": "schedule-destruction", "confirm": typed, "days": "7"], cookie: browser.cookie)
+                #expect(reply.status == .badRequest, "confirm '\(typed)'")
+            }
+            #expect(try await fixture.service.describe(key: "billing/main", actor: .owner("test")).metadata.state == .active)
+            let done = try await Self.post(client, path, ["csrf": browser.csrf, "action": "schedule-destruction", "confirm": "billing/main", "days": "7"], cookie: browser.cookie)
+            #expect(done.status == .seeOther)
+            #expect(try await fixture.service.describe(key: "billing/main", actor: .owner("test")).metadata.state == .pendingDestruction)
+            let audit = try await fixture.service.latestAuditEntries(AuditQuery(limit: 20, keyID: key.metadata.id), actor: .owner("test")).entries
+            let entry = audit.first { $0.event.operation == "schedule-destruction" && $0.event.outcome == "ok" }
+            #expect(entry?.event.route == "POST /ui/keys/{key}/state" && entry?.event.actor.hasPrefix("token:") == true, "\(audit.map(\.event.operation))")
+        }
+    }
+
+    @Test("bad forms get typed errors: another content type 415, a field twice or bad percent-encoding 400, an oversize form 413")
+    func badForms() async throws {
+        #expect(throws: APIError.self) { try FormBody(parsing: "a=1&a=2") }
+        #expect(throws: APIError.self) { try FormBody(parsing: "a=%zz") }
+        #expect(throws: APIError.self) { try FormBody(parsing: "na%3Cme=1") }
+        #expect(try FormBody(parsing: "a=x+y%21&b=")["a"] == "x y!")
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let json = try await client.call(.post, "/ui/keys", token: nil, #"{"spec":"AES-256-GCM"}"#, headers: [Self.cookieName: browser.cookie])
+            #expect(json.status == .unsupportedMediaType)
+            let big = try await Self.post(client, "/ui/keys", ["csrf": browser.csrf, "description": String(repeating: "d", count: 70_000)], cookie: browser.cookie)
+            #expect(big.status == .contentTooLarge)
+            let spec = try await Self.post(client, "/ui/keys", ["csrf": browser.csrf, "spec": "ROT13"], cookie: browser.cookie)
+            #expect(spec.status == .badRequest && spec.text.contains("unknown key spec"))
+        }
+    }
+
+    @Test("the newest audit entries come newest first, page towards the start, and filter like the oldest-first reader")
+    func newestAuditEntries() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test"))
+        for _ in 0..<5 { _ = try await fixture.service.rotate(key: key.metadata.id.description, actor: .owner("test")) }
+        let first = try await fixture.service.latestAuditEntries(AuditQuery(limit: 3, keyID: key.metadata.id, operation: "rotate"), actor: .owner("test"))
+        #expect(first.entries.count == 3 && first.entries.map(\.sequence) == first.entries.map(\.sequence).sorted(by: >))
+        let second = try await fixture.service.latestAuditEntries(AuditQuery(limit: 3, keyID: key.metadata.id, operation: "rotate"), before: first.nextBefore, actor: .owner("test"))
+        #expect(second.entries.count == 2 && second.entries.allSatisfy { $0.sequence < first.entries.last!.sequence })
+        let reader = try await fixture.token(["encrypt:*"])
+        await #expect(throws: KeywardError.self) {
+            try await fixture.service.latestAuditEntries(AuditQuery(limit: 3), actor: .principal("app", policy: reader.record.policy))
+        }
+    }
+
+    @Test("attack: a token manager may not widen a token beyond its own grants, nor rewrite a token wider than itself")
+    func tokenPolicyChanges() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let manager = try await fixture.token(["manage-tokens:*", "encrypt,decrypt:alias=a/*"], principal: "manager")
+        let wide = try await fixture.token(["*:*"], principal: "wide")
+        let narrow = try await fixture.token(["encrypt:alias=a/*"], principal: "narrow")
+        let caller = Caller.principal("manager", policy: manager.record.policy)
+        await #expect(throws: KeywardError.self) {
+            try await fixture.service.changeTokenPolicy(narrow.record.id, to: .everything, actor: caller)
+        }
+        await #expect(throws: KeywardError.self) {
+            try await fixture.service.changeTokenPolicy(wide.record.id, to: AccessPolicy(rules: [try AccessPolicy.parseRule("encrypt:alias=a/*")]), actor: caller)
+        }
+        let changed = try await fixture.service.changeTokenPolicy(narrow.record.id, to: AccessPolicy(rules: [try AccessPolicy.parseRule("encrypt,decrypt:alias=a/*")]), actor: caller)
+        #expect(changed.policy.rules.count == 1 && changed.policy.rules[0].operations == [.encrypt, .decrypt])
+        #expect(try await fixture.service.authenticate(narrow.text).policy == changed.policy)
+        #expect(try await fixture.service.verifyStore(actor: .owner("test")).isIntact)
+    }
+
+    @Test("the health history turns metric totals into per-interval rates and quantiles")
+    func metricsHistory() {
+        let metrics = ServiceMetrics()
+        let history = MetricsHistory(metrics: metrics, interval: .seconds(5))
+        history.record()
+        for _ in 0..<98 { metrics.requestStarted(); metrics.requestFinished(method: "GET", route: "/x", status: 200, duration: .microseconds(200), errorCode: nil) }
+        for _ in 0..<2 { metrics.requestStarted(); metrics.requestFinished(method: "GET", route: "/x", status: 503, duration: .milliseconds(40), errorCode: "unavailable") }
+        history.record()
+        let sample = try! #require(history.samples.last)
+        #expect(sample.requestsPerSecond == 20 && sample.errors == ["unavailable": 2])
+        #expect(sample.p50Milliseconds == 0.25 && sample.p99Milliseconds == 50)
+        #expect(MetricsHistory.quantile(0.5, Array(repeating: 0, count: 15)) == nil)
+    }
+}
