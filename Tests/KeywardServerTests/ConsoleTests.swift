@@ -142,7 +142,7 @@ struct ConsoleTests {
     func sessionExpiry() {
         let sessions = ConsoleSessions(idle: .seconds(60), lifetime: .seconds(300), capacity: 2)
         let start = ContinuousClock.now
-        let reference = TokenReference("x".padding(toLength: 40, withPad: "y", startingAt: 0))!
+        let reference = ConsoleSessions.Credential.token(TokenReference("x".padding(toLength: 40, withPad: "y", startingAt: 0))!)
         let idle = sessions.open(reference, now: start)
         #expect(sessions.session(idle.cookie, now: start + .seconds(59)) != nil)
         #expect(sessions.session(idle.cookie, now: start + .seconds(59 + 61)) == nil)

@@ -280,3 +280,75 @@ struct LiveServerTests {
         try await live.stop()
     }
 }
+
+/// The console's sign-in with a client certificate, on a live mTLS socket.
+@Suite("Console over mTLS", .serialized)
+struct ConsoleCertificateTests {
+    /// A request with headers; the status, the Set-Cookie values and the body.
+    func request(_ client: HTTPClient, _ url: String, method: HTTPMethod = .GET, cookie: String? = nil,
+                 form: String? = nil) async throws -> (status: Int, cookies: [String], text: String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
+        if let form {
+            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            request.body = .bytes(ByteBuffer(string: form))
+        }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), response.headers["Set-Cookie"], String(buffer: bytes))
+    }
+
+    @Test("attack: a console session signed in with a client certificate works only over a connection presenting that certificate; a cookie replayed with another certificate is refused")
+    func certificateSignIn() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let other = try material.pki.issueClient(commonName: "payroll")
+        let otherSubject = try Certificate(pemEncoded: other.certificatePEM)
+        let otherKey = "\(otherSubject.issuer) | \(otherSubject.subject)"
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath, clientCA: material.caPath,
+                           clientPolicies: [material.clientSubject: ["describe,rotate:alias=billing/*"], otherKey: ["describe:alias=hr/*"]])
+        }
+        defer { fixture.remove() }
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["billing/invoices"]), actor: .owner("test"))
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["hr/salaries"]), actor: .owner("test"))
+        let live = try await LiveServer.start(fixture.server)
+        let base = "https://localhost:\(live.port)"
+        func client(_ identity: DevelopmentPKI.Issued) throws -> HTTPClient {
+            var configuration = HTTPClient.Configuration(tlsConfiguration: try material.clientTLS(identity))
+            configuration.redirectConfiguration = .disallow
+            return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        }
+        let billing = try client(material.client)
+        let payroll = try client(other)
+        do {
+            try await signInAndReplay(billing, payroll, base, fixture)
+        } catch {
+            Issue.record(error)
+        }
+        try await billing.shutdown()
+        try await payroll.shutdown()
+        try await live.stop()
+    }
+
+    private func signInAndReplay(_ billing: HTTPClient, _ payroll: HTTPClient, _ base: String, _ fixture: ServerFixture) async throws {
+        let login = try await request(billing, base + "/ui/login")
+        #expect(login.status == 200 && login.text.contains("Sign in with the certificate"))
+        let nonce = login.cookies.first { $0.hasPrefix("keyward_login=") }?.split(separator: ";").first?.dropFirst("keyward_login=".count) ?? ""
+        let signed = try await request(billing, base + "/ui/login", method: .POST, cookie: "keyward_login=\(nonce)", form: "csrf=\(nonce)&method=certificate")
+        let session = signed.cookies.first { $0.hasPrefix("keyward_session=") }?.split(separator: ";").first.map(String.init) ?? ""
+        #expect(signed.status == 303 && session.count > 20 && signed.cookies.first { $0.hasPrefix("keyward_session=") }?.contains("Secure") == true)
+        let keys = try await request(billing, base + "/ui/keys", cookie: session)
+        #expect(keys.status == 200 && keys.text.contains("billing/invoices") && !keys.text.contains("hr/salaries"))
+        #expect(keys.text.contains("mtls:"))
+        // The same cookie over a connection with another client's certificate: sent to sign in.
+        let replayed = try await request(payroll, base + "/ui/keys", cookie: session)
+        #expect(replayed.status == 303, "\(replayed.status)")
+        // And the session is gone for its owner too: a replay ends it.
+        #expect(try await request(billing, base + "/ui/keys", cookie: session).status == 303)
+        let audit = try await fixture.service.auditTail(50).map(\.event)
+        #expect(audit.contains { $0.actor.hasPrefix("mtls:") && $0.route == "POST /ui/login" && $0.outcome == "ok" })
+    }
+}

@@ -33,8 +33,8 @@ struct Console: Sendable {
     let draining: ShutdownState
     /// Whether the session cookie carries `Secure` (always, but for plain HTTP on loopback).
     let secureCookies: Bool
-    /// mTLS certificate rules (`ISSUER | SUBJECT` => policy), shown on key pages.
-    let certificatePolicies: [String: AccessPolicy]
+    /// mTLS principals: certificate sign-in, and the rules key pages list.
+    let certificates: CertificateAuthenticator
     /// The last audit chain check made from the console.
     let auditCheck = AuditCheckLog()
 
@@ -90,20 +90,40 @@ struct Console: Sendable {
     private func signedIn(_ request: Request, _ context: KeywardRequestContext) async throws(APIError) -> User? {
         guard let cookie = request.cookies[Self.sessionCookie]?.value, !cookie.isEmpty,
               let session = sessions.session(cookie) else { return nil }
-        let record: TokenRecord
-        do {
-            record = try await slot.current.authenticate(session.token)
+        let principal: Principal
+        do throws(APIError) {
+            principal = try await authenticate(session.credential, context)
         } catch {
-            if case .unauthenticated = error {
-                sessions.end(cookie)
-                return nil
-            }
-            throw APIError(error)
+            guard error.status == .unauthorized else { throw error }
+            sessions.end(cookie)
+            return nil
         }
-        let principal = Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy)
         context.tracking?.authenticated(as: principal.name)
         if let wait = limiter.admit(principal.name) { throw APIError.rateLimited(wait) }
         return User(cookie: cookie, session: session, principal: principal)
+    }
+
+    /// The principal `credential` authenticates as now: a token checked again in the store, or
+    /// the connection's client certificate, which must be the one the session signed in with (a
+    /// cookie replayed over another connection carries no certificate, or another one).
+    func authenticate(_ credential: ConsoleSessions.Credential, _ context: KeywardRequestContext) async throws(APIError) -> Principal {
+        switch credential {
+        case .token(let reference):
+            do {
+                let record = try await slot.current.authenticate(reference)
+                return Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy)
+            } catch {
+                if case .unauthenticated = error { throw APIError.unauthenticated(error.description) }
+                throw APIError(error)
+            }
+        case .certificate(let key):
+            let identity: CertificateAuthenticator.ClientIdentity?
+            do { identity = try await certificates.identity(context) } catch { throw APIError.unauthenticated("the client certificate could not be read") }
+            guard let identity, identity.key == key else {
+                throw APIError.unauthenticated("this session signed in with a client certificate this connection does not present")
+            }
+            return try certificates.principal(identity)
+        }
     }
 
     /// A cross-origin form post is refused before anything else, by what the browser says of
@@ -214,6 +234,9 @@ final class AuditCheckLog: Sendable {
         let by: String
         let entries: Int
         let problems: [String]
+        /// The head's sequence number and hash (hex) read just before the check.
+        let headSequence: Int64?
+        let headHash: String?
     }
 
     private let last = Mutex<Check?>(nil)

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Keyward
+import KeywardAPI
 import KeywardCrypto
 import NIOCore
 
@@ -29,7 +30,12 @@ extension Console {
                 // Sign-in's own CSRF defence (there is no session yet): a random value in a
                 // SameSite=Strict cookie that the form must repeat.
                 let nonce = ConsoleSessions.randomText()
-                var response = html("login", LoginPage(chrome: Chrome(title: "Sign in", user: nil), csrf: nonce, message: nil))
+                // Under mTLS, a connection whose certificate has a rule may sign in with it.
+                var certificate: String?
+                if certificates.isEnabled, let identity = try? await certificates.identity(context), (try? certificates.principal(identity)) != nil {
+                    certificate = identity.subject
+                }
+                var response = html("login", LoginPage(chrome: Chrome(title: "Sign in", user: nil), csrf: nonce, certificate: certificate))
                 response.headers[.setCookie] = Self.cookie(Self.loginCookie, nonce, path: "/ui/login", secure: secureCookies, maxAge: 900)
                 return response
             }
@@ -46,18 +52,28 @@ extension Console {
                 // Charged to the peer before the lookup, refunded on success, as the API does.
                 let peer = "peer:" + (context.peer ?? "unknown")
                 if let wait = failures.admit(peer) { throw APIError.tooManyFailures(wait) }
-                let text = form["token"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-                guard let reference = TokenReference(text) else { throw APIError.unauthenticated("that is not a Keyward token") }
-                let record: TokenRecord
-                do throws(KeywardError) {
-                    record = try await slot.current.authenticate(reference)
+                let credential: ConsoleSessions.Credential
+                if form["method"] == "certificate" {
+                    guard certificates.isEnabled, let identity = try? await certificates.identity(context) else {
+                        throw APIError.unauthenticated("this connection presents no client certificate")
+                    }
+                    credential = .certificate(identity.key)
+                } else {
+                    let text = form["token"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                    guard let reference = TokenReference(text) else { throw APIError.unauthenticated("that is not a Keyward token") }
+                    credential = .token(reference)
+                }
+                let principal: Principal
+                do throws(APIError) {
+                    principal = try await authenticate(credential, context)
                 } catch {
-                    if case .unauthenticated = error { throw APIError.unauthenticated("the token was not accepted") }
-                    throw APIError(error)
+                    guard error.status == .unauthorized else { throw error }
+                    let reason = form["method"] == "certificate" ? error.message : "the token was not accepted"
+                    throw APIError.unauthenticated(reason)
                 }
                 failures.refund(peer)
-                context.tracking?.authenticated(as: "token:\(record.id):\(record.principal)")
-                let opened = sessions.open(reference)
+                context.tracking?.authenticated(as: principal.name)
+                let opened = sessions.open(credential)
                 var response = Self.redirect("/ui/keys")
                 response.headers[values: .setCookie] = [
                     Self.cookie(Self.sessionCookie, opened.cookie, path: "/ui", secure: secureCookies),
@@ -190,12 +206,16 @@ extension Console {
             let check = auditCheck.latest
             return html("audit", AuditPage(chrome: chrome("Audit", user), filters: form, entries: entries,
                                            older: next == nil ? nil : "/ui/audit?" + (olderQuery.percentEncodedQuery ?? ""),
-                                           checked: check.map { CheckView(at: ConsoleCharts.stamp($0.at), by: $0.by, entries: $0.entries, problems: $0.problems, intact: $0.problems.isEmpty) }))
+                                           checked: check.map { CheckView(at: ConsoleCharts.stamp($0.at), by: $0.by, entries: $0.entries, problems: $0.problems, intact: $0.problems.isEmpty,
+                                                                                head: $0.headSequence.map { "#\($0)" } ?? "-", headHash: $0.headHash ?? "-") }))
         }
 
         action(router, "/ui/audit/verify") { request, context, user, _ in
+            // The head is read first: the check that follows covers the chain at least up to it.
+            let head = try await slot.current.auditAnchor()
             let result = try await slot.current.verifyAudit(actor: user.caller(request, context))
-            auditCheck.record(.init(at: Date(), by: user.principal.name, entries: result.entries, problems: Array(result.problems.prefix(20))))
+            auditCheck.record(.init(at: Date(), by: user.principal.name, entries: result.entries, problems: Array(result.problems.prefix(20)),
+                                    headSequence: head?.sequence, headHash: head.map { Hex.encode($0.hash) }))
             sessions.leave(result.isIntact ? "The audit chain verifies: \(result.entries) entries." : "The audit chain has \(result.problems.count) problems.", for: user.cookie)
             return Self.redirect("/ui/audit")
         }
@@ -256,7 +276,8 @@ extension Console {
 struct LoginPage: Sendable {
     var chrome: Chrome
     var csrf: String
-    var message: String?
+    /// The subject of the connection's client certificate, when it may sign in.
+    var certificate: String?
 }
 
 struct TokenRow: Sendable {
@@ -312,6 +333,9 @@ struct CheckView: Sendable {
     var entries: Int
     var problems: [String]
     var intact: Bool
+    /// The last entry the check covered, and its hash (hex).
+    var head: String
+    var headHash: String
 }
 
 struct AuditPage: Sendable {

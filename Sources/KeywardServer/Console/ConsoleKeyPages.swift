@@ -220,7 +220,7 @@ extension Console {
             }
             cursor = page.nextCursor
         } while cursor != nil && rows.count < 1000
-        for (subject, policy) in certificatePolicies.sorted(by: { $0.key < $1.key }) {
+        for (subject, policy) in certificates.policies.sorted(by: { $0.key < $1.key }) {
             if let found = row("mtls:\(subject)", policy) { rows.append(found) }
         }
         return rows

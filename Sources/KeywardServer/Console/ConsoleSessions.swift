@@ -8,17 +8,26 @@ import Synchronization
 /// A session is named by 256 random bits, sent to the browser once in the `keyward_session`
 /// cookie; the table is keyed by their SHA-256, so neither a lookup's timing nor a memory dump
 /// of the table gives a usable cookie. A session keeps the token's `TokenReference` (its id and
-/// hash, never its text), and every request checks the token again, so a revocation or a policy
-/// change takes effect at the next page.
+/// hash, never its text), or the rule key of the client certificate it signed in with, and every
+/// request checks that credential again, so a revocation or a policy change takes effect at the
+/// next page.
 ///
 /// A session ends at sign-out (`end`), after `idle` without a request, after `lifetime` at
 /// most, or when the table is full and it is the oldest. Each has its own CSRF token, which every
 /// form carries and every POST must return.
 final class ConsoleSessions: Sendable {
+    /// What a session signed in with, and checks again on every request.
+    enum Credential: Sendable, Equatable {
+        /// A Keyward token, by its reference.
+        case token(TokenReference)
+        /// A client certificate, by its `ISSUER | SUBJECT` rule key.
+        case certificate(String)
+    }
+
     /// One signed-in browser.
     struct Session: Sendable {
-        /// The token the user signed in with.
-        let token: TokenReference
+        /// What the user signed in with.
+        let credential: Credential
         /// The CSRF token its forms carry (base64url, 256 bits).
         let csrf: String
         let createdAt: ContinuousClock.Instant
@@ -48,8 +57,8 @@ final class ConsoleSessions: Sendable {
         self.init(idle: .seconds(settings.idleMinutes * 60), lifetime: .seconds(settings.sessionHours * 3600), capacity: settings.maxSessions)
     }
 
-    /// Opens a session for `token`.
-    func open(_ token: TokenReference, now: ContinuousClock.Instant = .now) -> Opened {
+    /// Opens a session for `credential`.
+    func open(_ credential: Credential, now: ContinuousClock.Instant = .now) -> Opened {
         let cookie = Self.randomText()
         let csrf = Self.randomText()
         sessions.withLock { sessions in
@@ -57,7 +66,7 @@ final class ConsoleSessions: Sendable {
             if sessions.count >= capacity, let oldest = sessions.min(by: { $0.value.createdAt < $1.value.createdAt }) {
                 sessions[oldest.key] = nil
             }
-            sessions[Self.key(cookie)] = Session(token: token, csrf: csrf, createdAt: now, lastSeen: now)
+            sessions[Self.key(cookie)] = Session(credential: credential, csrf: csrf, createdAt: now, lastSeen: now)
         }
         return Opened(cookie: cookie, csrf: csrf)
     }
@@ -85,7 +94,12 @@ final class ConsoleSessions: Sendable {
 
     /// Ends every session of the token `id` (it was revoked or its session refused).
     func endAll(of id: KeyID) {
-        sessions.withLock { sessions in sessions = sessions.filter { $0.value.token.id != id } }
+        sessions.withLock { sessions in
+            sessions = sessions.filter { entry in
+                if case .token(let reference) = entry.value.credential { return reference.id != id }
+                return true
+            }
+        }
     }
 
     /// Leaves `notice` for the session's next page.

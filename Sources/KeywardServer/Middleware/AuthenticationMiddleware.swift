@@ -27,11 +27,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     /// Failed authentications per peer address.
     let failures: RateLimiter
-    /// `ISSUER | SUBJECT` (RFC 4514 strings) to policy, for mTLS principals; empty when mTLS
-    /// is off.
-    let certificatePolicies: [String: AccessPolicy]
-    /// The client-certificate revocation lists (`tls.clientCRL`), if configured.
-    let revocation: ClientRevocation?
+    /// mTLS principals (`tls.clientPolicies`); off when no rule is configured.
+    let certificates: CertificateAuthenticator
     /// The AWS front end's region and clock skew.
     let aws: ServerConfiguration.AWSSettings
     /// The largest body read (an AWS request's body is read here, to check its signature).
@@ -59,23 +56,10 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 context.principal = try await tokens.authenticate(text, attempt: .init(
                     charge: { () throws(APIError) in try charge(peer) }, refund: { failures.refund(peer) }))
             }
-        } else if !certificatePolicies.isEmpty, let identity = try await clientIdentity(context) {
+        } else if certificates.isEnabled, let identity = try await certificates.identity(context) {
             try charge(peer)
-            guard identity.clientAuth else {
-                throw APIError.unauthenticated("the client certificate '\(identity.subject)' lacks the clientAuth extended key usage")
-            }
-            if let revocation {
-                let refusal: String?
-                do { refusal = try revocation.refusal(serial: identity.serial, issuer: identity.issuerName) } catch {
-                    throw APIError("unavailable", .serviceUnavailable, "the client revocation list could not be read again: \(error.description)", retryAfter: 5)
-                }
-                if let refusal { throw APIError.unauthenticated(refusal) }
-            }
-            guard let policy = certificatePolicies[identity.key] else {
-                throw APIError.unauthenticated("client certificate '\(identity.key)' (issuer | subject) has no policy; add it under tls.clientPolicies")
-            }
+            context.principal = try certificates.principal(identity)
             failures.refund(peer)
-            context.principal = Principal(name: "mtls:\(identity.key)", policy: policy)
         } else {
             try charge(peer)
             throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
@@ -154,34 +138,5 @@ struct AuthenticationMiddleware: RouterMiddleware {
     /// Charges one attempt to `peer` before any lookup: 429 when it has none left.
     private func charge(_ peer: String) throws(APIError) {
         if let wait = failures.admit(peer) { throw APIError.tooManyFailures(wait) }
-    }
-
-    /// What a verified client certificate says of its holder: issuer and subject (RFC 4514),
-    /// and whether it may authenticate a client (the clientAuth extended key usage).
-    struct ClientIdentity {
-        let issuer: String
-        let subject: String
-        let clientAuth: Bool
-        /// The issuer's name and the certificate's serial number, for the revocation check.
-        let issuerName: DistinguishedName
-        let serial: [UInt8]
-        /// The key of `tls.clientPolicies`: a rule binds an issuer and a subject together, so a
-        /// second CA in the bundle cannot issue a certificate that passes for the same subject.
-        var key: String { "\(issuer) | \(subject)" }
-    }
-
-    /// The verified client certificate's identity, if the connection is TLS with one. An HTTP/1.1
-    /// request's channel is the TLS connection; an HTTP/2 stream's parent is. (A connection's
-    /// own parent is the listening socket, which holds no TLS handler.)
-    private func clientIdentity(_ context: Context) async throws -> ClientIdentity? {
-        for channel in [context.channel, context.channel.parent].compactMap({ $0 }) {
-            // nil both when the channel has no TLS handler and when the peer sent no certificate.
-            guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { continue }
-            let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
-            let usages = (try? parsed.extensions.extendedKeyUsage).flatMap { $0 }
-            return ClientIdentity(issuer: parsed.issuer.description, subject: parsed.subject.description,
-                                  clientAuth: usages?.contains(.clientAuth) ?? false, issuerName: parsed.issuer, serial: RevocationList.serial(parsed.serialNumber.bytes))
-        }
-        return nil
     }
 }

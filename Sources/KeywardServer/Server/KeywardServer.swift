@@ -34,8 +34,8 @@ public struct KeywardServer: Sendable {
     let backupKeys: BackupKeys
     /// The maintenance sweep's last result (`/v1/admin/maintenance`).
     let maintenanceLog = MaintenanceLog()
-    /// Client-certificate revocation lists, when `tls.clientCRL` is set.
-    let revocation: ClientRevocation?
+    /// mTLS principals: the client-certificate rules and revocation lists.
+    let certificates: CertificateAuthenticator
     /// Requests per authenticated principal (the API and the console).
     let limiter: RateLimiter
     /// Failed authentications per peer address (the API and the console's sign-in).
@@ -64,11 +64,11 @@ public struct KeywardServer: Sendable {
         self.configuration = configuration
         self.tokens = TokenAuthenticator(slot: slot, ttl: .seconds(configuration.tokenCacheSeconds),
                                          coherenceBound: service.options.coherenceBound.map { .milliseconds(Int64($0 * 1000)) })
+        var revocation: ClientRevocation?
         if let tls = configuration.tls, let crl = tls.clientCRL, let ca = tls.clientCA {
-            self.revocation = try ClientRevocation(path: crl, caPath: ca)
-        } else {
-            self.revocation = nil
+            revocation = try ClientRevocation(path: crl, caPath: ca)
         }
+        certificates = CertificateAuthenticator(policies: try configuration.certificatePolicies(), revocation: revocation)
         limiter = RateLimiter(rate: configuration.rateLimit.requestsPerSecond, burst: configuration.rateLimit.burst)
         failures = RateLimiter(rate: configuration.failedLogins.perSecond, burst: configuration.failedLogins.burst, capacity: configuration.failedLogins.peers)
         history = MetricsHistory(metrics: metrics)
@@ -78,7 +78,7 @@ public struct KeywardServer: Sendable {
             console = Console(slot: slot, sessions: ConsoleSessions(configuration.console), templates: templates, limiter: limiter, failures: failures,
                               history: history, maintenance: maintenanceLog, draining: shutdown,
                               secureCookies: configuration.tls != nil && !configuration.insecureHTTP,
-                              certificatePolicies: try configuration.certificatePolicies())
+                              certificates: certificates)
         } else {
             console = nil
         }
@@ -108,8 +108,7 @@ public struct KeywardServer: Sendable {
         router.add(middleware: ErrorResponseMiddleware(routes: table))
         router.add(middleware: AuthenticationMiddleware(
             tokens: tokens, limiter: limiter, failures: failures,
-            certificatePolicies: try configuration.certificatePolicies(),
-            revocation: revocation, aws: configuration.aws, maxBodyBytes: configuration.maxBodyBytes))
+            certificates: certificates, aws: configuration.aws, maxBodyBytes: configuration.maxBodyBytes))
         registerRoutes(router)
         return router
     }
