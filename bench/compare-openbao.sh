@@ -6,7 +6,8 @@
 # Like for like, over plain HTTP: OpenBao `bao server -dev` with a file audit device and a
 # service token carrying only a transit policy (no default policy); Keyward `serve
 # --insecure-http` with its audit on and a token whose policy covers only the benchmark keys.
-# A third row runs Keyward over TLS (HTTP/1.1 via wrk). Points are interleaved (OpenBao,
+# A third row sends OpenBao's own paths and bodies to Keyward's Transit endpoint (/v1/transit/);
+# a fourth runs Keyward's native API over TLS (HTTP/1.1 via wrk). Points are interleaved (OpenBao,
 # Keyward, Keyward-TLS for each workload and concurrency), RUNS passes; the table reports the
 # median of the passes. Writes bench/results/compare-openbao.tsv, bench/compare-openbao.png and
 # the table between the markers in BENCHMARKS.md; prints `OP c=16 ratio X` lines last.
@@ -92,10 +93,11 @@ setup_keyward() {
   mkdir -p "$1"
   export KEYWARD_STORE=$1/keyward.db KEYWARD_KEY_FILE=$1/root.key
   "$KW" init --with-key-file "$KEYWARD_KEY_FILE" --generate-key-file >/dev/null
-  AES=$("$KW" key create --spec AES-256-GCM --alias bench-aes256 --json | jq -r .metadata.id)
-  ED=$("$KW" key create --spec ED25519 --alias bench-ed25519 --json | jq -r .metadata.id)
-  P256=$("$KW" key create --spec ECDSA-P256-SHA256 --alias bench-p256 --json | jq -r .metadata.id)
-  HMAC=$("$KW" key create --spec HMAC-SHA256 --alias bench-hmac --json | jq -r .metadata.id)
+  # Each key also answers to Transit under its OpenBao name (alias transit/NAME).
+  AES=$("$KW" key create --spec AES-256-GCM --alias bench-aes256 --alias transit/bench-aes256 --json | jq -r .metadata.id)
+  ED=$("$KW" key create --spec ED25519 --alias bench-ed25519 --alias transit/bench-ed25519 --json | jq -r .metadata.id)
+  P256=$("$KW" key create --spec ECDSA-P256-SHA256 --alias bench-p256 --alias transit/bench-p256 --json | jq -r .metadata.id)
+  HMAC=$("$KW" key create --spec HMAC-SHA256 --alias bench-hmac --alias transit/bench-hmac --json | jq -r .metadata.id)
   KW_TOKEN=$("$KW" token create --principal bench --allow "encrypt,decrypt:key=$AES" --allow "sign:key=$ED" --allow "sign:key=$P256" \
     --allow "mac:key=$HMAC" --json | jq -r .token)
 }
@@ -133,8 +135,15 @@ declare -A SPEC=(
   [hmac]="transit/hmac/bench-hmac|bao-sign.json|keys/$HMAC/mac|kw-sign.json|1"
   [batch100]="transit/encrypt/bench-aes256|bao-batch100.json|keys/$AES/encrypt/batch|kw-batch100.json|100"
 )
+# The Transit row sends OpenBao's own paths and bodies to Keyward's Transit endpoint; only its
+# decrypt body holds a ciphertext Keyward made.
+TCT=$(curl -sf -X POST -H "X-Vault-Token: $KW_TOKEN" -d "$(cat "$B/bao-encrypt.json")" "$KWURL/v1/transit/encrypt/bench-aes256" | jq -r .data.ciphertext)
+printf '{"ciphertext":"%s"}' "$TCT" > "$B/kwt-decrypt.json"
+transit_body() { [ "$1" = bao-decrypt.json ] && echo kwt-decrypt.json || echo "$1"; }
 for op in $OPS; do
   IFS='|' read -r bpath bbody kpath kbody items <<< "${SPEC[$op]}"
+  curl -sf -X POST -H "X-Vault-Token: $KW_TOKEN" -d "$(cat "$B/$(transit_body "$bbody")")" "$KWURL/v1/$bpath" | jq -e '.data' >/dev/null \
+    || { echo "Keyward Transit sanity check failed: $op" >&2; exit 1; }
   bao_api POST "$bpath" "$BAO_TOKEN" "$(cat "$B/$bbody")" | jq -e '.data' >/dev/null || { echo "OpenBao sanity check failed: $op" >&2; exit 1; }
   kw_api "$KWURL/v1/$kpath" "$(cat "$B/$kbody")" | jq -e 'has("ciphertext") or has("plaintext") or has("signature") or has("mac") or has("results")' >/dev/null \
     || { echo "Keyward sanity check failed: $op" >&2; exit 1; }
@@ -192,6 +201,7 @@ for op in $OPS; do
   IFS='|' read -r bpath bbody kpath kbody items <<< "${SPEC[$op]}"
   BODY_FILE="$B/$bbody" BATCH=$items AUTH_HEADER=X-Vault-Token AUTH_VALUE=$BAO_TOKEN wrk -t2 -c16 -d"${WARMUP}s" -s "$OUT/load.lua" "$BAO/v1/$bpath" >/dev/null
   BODY_FILE="$B/$kbody" BATCH=$items AUTH_HEADER=Authorization AUTH_VALUE="Bearer $KW_TOKEN" wrk -t2 -c16 -d"${WARMUP}s" -s "$OUT/load.lua" "$KWURL/v1/$kpath" >/dev/null
+  BODY_FILE="$B/$(transit_body "$bbody")" BATCH=$items AUTH_HEADER=X-Vault-Token AUTH_VALUE=$KW_TOKEN wrk -t2 -c16 -d"${WARMUP}s" -s "$OUT/load.lua" "$KWURL/v1/$bpath" >/dev/null
 done
 
 for pass in $(seq 1 "$RUNS"); do
@@ -200,6 +210,8 @@ for pass in $(seq 1 "$RUNS"); do
     for c in $CONCURRENCY; do
       point "$pass" openbao "$BAO_PID" "$BAO/v1/$bpath" "$B/$bbody" "$items" X-Vault-Token "$BAO_TOKEN" "$op" "$c"
       point "$pass" keyward "$KW_PID" "$KWURL/v1/$kpath" "$B/$kbody" "$items" Authorization "Bearer $KW_TOKEN" "$op" "$c"
+      # The most like-for-like row: OpenBao's paths and bodies, sent to Keyward's Transit.
+      point "$pass" keyward-transit "$KW_PID" "$KWURL/v1/$bpath" "$B/$(transit_body "$bbody")" "$items" X-Vault-Token "$KW_TOKEN" "$op" "$c"
     done
   done
   if [ "$TLS_ROW" = 1 ]; then

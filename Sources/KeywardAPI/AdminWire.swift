@@ -18,6 +18,15 @@ public struct CreateTokenBody: Codable, Sendable {
     }
 }
 
+/// The JSON body of a token policy change (openapi.yaml, schema `TokenPolicy`): the new rules
+/// in the CLI's form (`OPERATIONS:SELECTOR`), replacing the old ones.
+public struct TokenPolicyBody: Codable, Sendable {
+    public var rules: [String]
+
+    /// A body of these rules.
+    public init(rules: [String]) { self.rules = rules }
+}
+
 /// A token just issued: the only time its text is shown. Schema `IssuedToken`.
 public struct IssuedTokenReply: WritableReply, Equatable {
     public var id: KeyID

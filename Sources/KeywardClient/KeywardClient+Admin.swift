@@ -30,6 +30,11 @@ extension KeywardClient {
         _ = try await call(.POST, "/v1/admin/tokens/\(Self.pathComponent(id))/revoke", as: StatusReply.self)
     }
 
+    /// Replaces a token's rules (CLI form); the reply is the token's record as it now is.
+    public func changeTokenPolicy(_ id: String, rules: [String]) async throws(KeywardClientError) -> TokenReply {
+        try await call(.PUT, "/v1/admin/tokens/\(Self.pathComponent(id))/policy", TokenPolicyBody(rules: rules), as: TokenReply.self)
+    }
+
     /// Verifies every record and the audit chain.
     public func verifyStore() async throws(KeywardClientError) -> VerificationReply {
         try await call(.POST, "/v1/admin/verify", as: VerificationReply.self)

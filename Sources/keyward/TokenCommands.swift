@@ -4,10 +4,11 @@ import KeywardAPI
 import Keyward
 import KeywardCrypto
 
-/// `keyward token create | list | revoke`: API tokens for the service.
+/// `keyward token create | list | revoke | policy`: API tokens for the service.
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Issue, list and revoke API tokens.", subcommands: [Create.self, List.self, Revoke.self])
+        commandName: "token", abstract: "Issue, list and revoke API tokens, and change their policies.",
+        subcommands: [Create.self, List.self, Revoke.self, Policy.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -78,6 +79,26 @@ struct TokenCommand: AsyncParsableCommand {
                     let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
                     print("\(token.id)  \(token.principal.padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.policy.rules.count) rule(s)")
                 }
+            }
+        }
+    }
+
+    struct Policy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace a token's rules, e.g. --allow encrypt:alias=app/* (no wider than your own grants).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Token id.") var id: String
+        @Option(help: "A rule OPERATIONS:SELECTOR (repeatable); it replaces every rule the token had.") var allow: [String] = []
+
+        func run() async throws {
+            try await guarded {
+                guard !allow.isEmpty else { throw ValidationError("give the new rules with --allow (at least one)") }
+                if try await !storeOptions.remote({ client in _ = try await client.changeTokenPolicy(id, rules: allow) }) {
+                    var rules: [AccessRule] = []
+                    for rule in allow { rules.append(try AccessPolicy.parseRule(rule)) }
+                    _ = try await storeOptions.open().changeTokenPolicy(try KeyID(string: id), to: AccessPolicy(rules: rules), actor: storeOptions.actorName)
+                }
+                print("token \(id) now has \(allow.count) rule(s): \(allow.joined(separator: " "))")
             }
         }
     }

@@ -182,6 +182,11 @@ struct CLITests {
         #expect(refused.status == 5 && refused.stderr.contains("403"), "\(refused.stderr)")
         let missing = try cli.run(["verify", "--server", url])
         #expect(missing.status == 1 && missing.stderr.contains("KEYWARD_TOKEN"))
+        let policy = try cli.run(["token", "policy", issued["id"] ?? "", "--allow", "decrypt:*", "--server", url], environment: admin)
+        #expect(policy.status == 0 && policy.stdout.contains("1 rule(s): decrypt:*"), "\(policy.stderr)")
+        let rules = try cli.run(["token", "list", "--json", "--server", url], environment: admin).stdout
+        #expect(rules.contains("decrypt:*"), "\(rules)")
+        #expect(try cli.run(["token", "policy", issued["id"] ?? "", "--server", url], environment: admin).status != 0)
         #expect(try cli.run(["token", "revoke", issued["id"] ?? "", "--server", url], environment: admin).stdout.contains("revoked"))
         let revoked = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
         #expect(revoked.status == 5 && revoked.stderr.contains("401"))

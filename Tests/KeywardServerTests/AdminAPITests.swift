@@ -31,6 +31,34 @@ struct AdminAPITests {
         #expect(denied.count == 5)
     }
 
+    @Test("attack: a token's policy changed over the API applies on this node at once; a manager cannot widen a token past its own grants, nor rewrite a wider one")
+    func tokenPolicyOverTheAPI() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let admin = try await fixture.token(["manage-tokens:*", "encrypt,decrypt:alias=app/*"], principal: "team-admin").text
+        let app = try await fixture.token(["encrypt:alias=app/*"], principal: "app")
+        let wide = try await fixture.token(["*:*"], principal: "wide")
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/k"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            #expect(try await client.call(.post, "/v1/keys/app%2Fk/encrypt", token: app.text, #"{"plaintext":"AQID"}"#).status == .ok)
+            for rules in [#"["*:*"]"#, #"["encrypt:*"]"#, #"["sign:alias=app/*"]"#] {
+                let reply = try await client.call(.put, "/v1/admin/tokens/\(app.record.id)/policy", token: admin, #"{"rules":\#(rules)}"#)
+                #expect(reply.status == .forbidden, "\(rules): \(reply.status) \(reply.text)")
+            }
+            let downgrade = try await client.call(.put, "/v1/admin/tokens/\(wide.record.id)/policy", token: admin, #"{"rules":["encrypt:alias=app/*"]}"#)
+            #expect(downgrade.status == .forbidden, "rewriting a wider token: \(downgrade.text)")
+            #expect(try await client.call(.put, "/v1/admin/tokens/\(app.record.id)/policy", token: admin, #"{"rules":[]}"#).status == .badRequest)
+            #expect(try await client.call(.put, "/v1/admin/tokens/\(app.record.id)/policy", token: admin, #"{"rules":["nonsense"]}"#).status == .badRequest)
+            let changed = try await client.call(.put, "/v1/admin/tokens/\(app.record.id)/policy", token: admin, #"{"rules":["decrypt:alias=app/*"]}"#)
+            #expect(changed.status == .ok && (changed.json["rules"] as? [String]) == ["decrypt:alias=app/*"], "\(changed.text)")
+            // The token was cached as able to encrypt; the change applies to the next request.
+            #expect(try await client.call(.post, "/v1/keys/app%2Fk/encrypt", token: app.text, #"{"plaintext":"AQID"}"#).status == .forbidden)
+        }
+        let events = try await fixture.service.auditTail(100).map(\.event).filter { $0.operation == "token-policy" }
+        #expect(events.filter { $0.outcome == "ok" }.count == 1 && events.filter { $0.outcome == "denied" }.count == 4, "\(events.map(\.outcome))")
+        #expect(try await fixture.service.verifyStore(actor: .owner("test")).isIntact)
+    }
+
     @Test("tokens issued, listed (never their text), used and revoked over the API; audit queried by actor and operation, and verified; store verified; maintenance run and reported")
     func administration() async throws {
         let fixture = try await ServerFixture.make()

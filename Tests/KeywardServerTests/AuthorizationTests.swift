@@ -45,6 +45,7 @@ struct AuthorizationTests {
             case ("POST", "/v1/keys/{key}/schedule-destruction"): #"{"waitingDays":7}"#
             case ("POST", "/v1/import-wrapping-keys"): #"{"hours":1}"#
             case ("POST", "/v1/keys/import"): #"{"wrappingKeyId":"\#(wrapping)","wrappedMaterial":"AAAA","key":{}}"#
+            case ("PUT", "/v1/admin/tokens/{token}/policy"): #"{"rules":["encrypt:key=\#(aes)"]}"#
             case ("PUT", _): #"{"key":"\#(aes)"}"#
             case ("POST", "/v1/keys/{key}/encrypt"): #"{"plaintext":"AQID"}"#
             case ("POST", "/v1/keys/{key}/encrypt/batch"): #"{"items":[{"plaintext":"AQID"}]}"#

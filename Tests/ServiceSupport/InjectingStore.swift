@@ -32,7 +32,12 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow] { try await inner.versions(keyID) }
     public func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.insertVersion(version, key: key, expectedRevision: expectedRevision) }
     public func updateVersion(_ version: VersionRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateVersion(version, expectedRevision: expectedRevision) }
-    public func alias(_ name: String) async throws(StorageError) -> AliasRow? { try await inner.alias(name) }
+    /// Alias rows read through `alias(_:)` so far (the alias cache's tests count them).
+    public let aliasReads = Atomic<Int>(0)
+    public func alias(_ name: String) async throws(StorageError) -> AliasRow? {
+        aliasReads.add(1, ordering: .relaxed)
+        return try await inner.alias(name)
+    }
     public func aliases(of keyID: KeyID) async throws(StorageError) -> [AliasRow] { try await inner.aliases(of: keyID) }
     public func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError) { try await inner.putAlias(alias, expectedRevision: expectedRevision) }
     public func aliases(after cursor: String?, limit: Int) async throws(StorageError) -> [AliasRow] { try await inner.aliases(after: cursor, limit: limit) }

@@ -108,6 +108,45 @@ try:
         check(transit.verify_signed_data(name=signer, hash_input=b64(b"release 1.0"), signature=signature)["data"]["valid"], "verify %s" % key_type)
         check(not transit.verify_signed_data(name=signer, hash_input=b64(b"release 2.0"), signature=signature)["data"]["valid"], "a bad %s signature" % key_type)
         check(transit.read_key(name=signer)["data"]["keys"]["1"]["public_key"].startswith("-----BEGIN PUBLIC KEY-----"), "%s public key" % key_type)
+    # JWS marshaling (raw r || s, base64url), checked with Python cryptography against the public key.
+    jws_signer = name + "-ecdsa-p256"
+    jws = transit.sign_data(name=jws_signer, hash_input=b64(b"jws payload"), marshaling_algorithm="jws")["data"]["signature"]
+    raw = base64.urlsafe_b64decode(jws.split(":", 2)[2] + "==")
+    check(len(raw) == 64 and "=" not in jws, "a jws signature is 64 raw bytes, unpadded base64url: %s" % jws)
+    check(transit.verify_signed_data(name=jws_signer, hash_input=b64(b"jws payload"), signature=jws, marshaling_algorithm="jws")["data"]["valid"], "verify jws")
+    from cryptography.hazmat.primitives import hashes, hmac as chmac, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    public = serialization.load_pem_public_key(transit.read_key(name=jws_signer)["data"]["keys"]["1"]["public_key"].encode())
+    public.verify(utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")), b"jws payload", ec.ECDSA(hashes.SHA256()))
+    try:
+        transit.sign_data(name=name + "-rsa-2048", hash_input=b64(b"x"), signature_algorithm="pkcs1v15")
+        fail("pkcs1v15 was accepted for a PSS key")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    check(transit.verify_signed_data(name=name + "-rsa-2048", hash_input=b64(b"release 1.0"), signature_algorithm="pss",
+                                     signature=transit.sign_data(name=name + "-rsa-2048", hash_input=b64(b"release 1.0"), signature_algorithm="pss")["data"]["signature"])["data"]["valid"],
+          "rsa pss named explicitly")
+    # Export: only exportable keys, never a private signing key. The exported HMAC key computes
+    # the tags Transit returns.
+    exportable = name + "-export"
+    vault.adapter.post("/v1/transit/keys/" + exportable, json={"type": "hmac", "exportable": True})
+    exported = transit.export_key(name=exportable, key_type="hmac-key")["data"]["keys"]["1"]
+    tag = transit.generate_hmac(name=exportable, hash_input=b64(b"exported"))["data"]["hmac"]
+    mac = chmac.HMAC(base64.b64decode(exported), hashes.SHA256())
+    mac.update(b"exported")
+    check(base64.b64decode(tag.split(":", 2)[2]) == mac.finalize(), "the exported hmac key computes Transit's tag")
+    transit.rotate_key(name=exportable)
+    check(sorted(transit.export_key(name=exportable, key_type="hmac-key")["data"]["keys"]) == ["1", "2"], "export lists every version")
+    check(list(transit.export_key(name=exportable, key_type="hmac-key", version="latest")["data"]["keys"]) == ["2"], "export latest")
+    for key_name, key_type in ((mac_name, "hmac-key"), (jws_signer, "signing-key"), (exportable, "encryption-key")):
+        try:
+            transit.export_key(name=key_name, key_type=key_type)
+            fail("export of %s as %s was allowed" % (key_name, key_type))
+        except hvac.exceptions.InvalidRequest:
+            pass
+    # hvac's export_key knows only the three older types; public-key through its adapter.
+    check(vault.adapter.get("/v1/transit/export/public-key/" + jws_signer)["data"]["keys"]["1"].startswith("-----BEGIN PUBLIC KEY-----"),
+          "public-key export")
     check(len(base64.b64decode(transit.generate_random_bytes(n_bytes=48)["data"]["random_bytes"])) == 48, "random")
     doomed = name + "-doomed"
     transit.create_key(name=doomed)
@@ -122,7 +161,9 @@ try:
     status, reply = native("GET", "/v1/keys/transit%2F" + doomed)
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
     results.append("hvac: keys create/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, "
-                   "rewrap, min_decryption_version enforced, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, random")
+                   "rewrap, min_decryption_version enforced, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
+                   "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused, export (the exported HMAC key "
+                   "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")
 
     # A Transit ciphertext is Keyward's: the native API opens it.
     status, reply = native("POST", "/v1/decrypt", {"ciphertext": rewrapped.split(":", 2)[2]})

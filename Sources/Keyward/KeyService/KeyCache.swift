@@ -42,11 +42,15 @@ final class LoadedKey: Sendable {
 
 /// Bounded cache of loaded keys: at most `capacity` keys, each for at most `ttl` seconds.
 /// Oldest entries are evicted first; evicted material is wiped when its last user drops it.
+/// Resolved aliases are kept beside them under the same TTL, epochs and coherence bound, and
+/// dropped with the key they name.
 final class KeyCache: Sendable {
     private struct State {
         var entries: [KeyID: LoadedKey] = [:]
         var order: [KeyID] = []
         var head = 0
+        /// Aliases resolved from verified rows: name, key, when read. Bounded like the keys.
+        var aliases: [String: (id: KeyID, loadedAt: Date)] = [:]
     }
 
     let capacity: Int
@@ -55,6 +59,12 @@ final class KeyCache: Sendable {
     let hits = Atomic<Int>(0)
     let misses = Atomic<Int>(0)
     private let epochs = Atomic<Int>(0)
+    /// Increased by every invalidation: an alias row read before one may name a key it no
+    /// longer names, so `putAlias` does not keep it.
+    private let aliasEpochs = Atomic<Int>(0)
+
+    /// The alias epoch now (read before an alias row, handed to `putAlias`).
+    var aliasEpoch: Int { aliasEpochs.load(ordering: .acquiring) }
 
     /// Increased by `invalidateAll`: a key read from the store in an earlier epoch may predate
     /// the change that emptied the cache, so `put` does not keep it.
@@ -125,17 +135,64 @@ final class KeyCache: Sendable {
         }
     }
 
+    /// The key alias `name` resolved to, from the cache (within the TTL and the coherence
+    /// bound, as keys are); nil when it must be read from the store.
+    func alias(_ name: String, now: Date) -> KeyID? {
+        guard coherent(now) else { return nil }
+        return state.withLock { state -> KeyID? in
+            guard let entry = state.aliases[name] else { return nil }
+            guard now.timeIntervalSince(entry.loadedAt) <= ttl else {
+                state.aliases[name] = nil
+                return nil
+            }
+            return entry.id
+        }
+    }
+
+    /// Remembers that alias `name` named key `id` when read at `loadedAt`, unless any
+    /// invalidation happened since the row was read (`readIn`, the `aliasEpoch` before it).
+    func putAlias(_ name: String, _ id: KeyID, loadedAt: Date, readIn epoch: Int) {
+        state.withLock { state in
+            guard epoch == aliasEpochs.load(ordering: .acquiring) else { return }
+            if state.aliases.count >= capacity && state.aliases[name] == nil { state.aliases.removeAll(keepingCapacity: true) }
+            state.aliases[name] = (id, loadedAt)
+        }
+    }
+
+    /// Forgets key `id` and every alias resolved to it (its aliases changed, or the key did).
     func invalidate(_ id: KeyID) {
-        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+        state.withLock { state in
+            aliasEpochs.add(1, ordering: .releasing)
+            state.entries.removeValue(forKey: id)
+            if state.aliases.contains(where: { $0.value.id == id }) {
+                state.aliases = state.aliases.filter { $0.value.id != id }
+            }
+        }
+    }
+
+    /// Forgets alias `name` (set or deleted here, whichever key it named).
+    func invalidateAlias(_ name: String) {
+        state.withLock { state in
+            aliasEpochs.add(1, ordering: .releasing)
+            state.aliases.removeValue(forKey: name)
+        }
+    }
+
+    /// Whether cached answers may be used at `now` (the coherence bound).
+    private func coherent(_ now: Date) -> Bool {
+        guard let coherenceBound else { return true }
+        return now.timeIntervalSince1970 - Double(bitPattern: confirmedAt.load(ordering: .acquiring)) <= coherenceBound
     }
 
     /// Forgets every key: the next use of each reads and checks its row again.
     func invalidateAll() {
         state.withLock { state in
             epochs.add(1, ordering: .releasing)
+            aliasEpochs.add(1, ordering: .releasing)
             state.entries.removeAll()
             state.order.removeAll()
             state.head = 0
+            state.aliases.removeAll()
         }
     }
 

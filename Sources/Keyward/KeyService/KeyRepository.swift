@@ -118,12 +118,17 @@ struct KeyRepository: Sendable {
     func resolve(_ reference: String) async throws(KeywardError) -> KeyID {
         if let id = try? KeyID(string: reference) { return id }
         let name = try KeyService.validAlias(reference)
+        let now = clock.now
+        if let id = cache.alias(name, now: now) { return id }
+        let epoch = cache.aliasEpoch
         let fence = fence()
         guard let alias = try await storing({ () async throws(StorageError) in try await store.alias(name) }) else {
             try checkAbsent(.alias(name), fence)
             throw .keyNotFound(reference)
         }
-        return try verifiedAlias(alias, fence).keyID
+        let id = try verifiedAlias(alias, fence).keyID
+        cache.putAlias(name, id, loadedAt: now, readIn: epoch)
+        return id
     }
 
     /// The key's verified metadata, from the cache or the store. A row whose revision is older

@@ -291,7 +291,10 @@ extension KeyService {
                 _ = try await authorizedKey(existing.keyID, for: .update, caller: actor)
                 cache.invalidate(existing.keyID)
             }
-            defer { cache.invalidate(id) }
+            defer {
+                cache.invalidate(id)
+                cache.invalidateAlias(alias)
+            }
             let row = try records.aliasRow(name: alias, keyID: id, revision: max((existing?.revision ?? 0) + 1, records.firstAliasRevision(alias)))
             try await storing({ () async throws(StorageError) in try await store.putAlias(row, expectedRevision: existing?.revision) })
             event.anchor(.alias(alias), row.revision)

@@ -20,6 +20,27 @@ public enum ECDSASignatureEncoding: String, Sendable, Codable {
     case raw
 }
 
+extension ECDSASignatureEncoding {
+    /// `signature`, a DER ECDSA signature (as Keyward signs) by a key of `spec`, as raw
+    /// `r || s` of the curve's size (JOSE's form).
+    ///
+    /// - Throws: `unsupportedOperation` for a spec that is not ECDSA; `invalidParameter` for a
+    ///   signature that is not DER of that curve.
+    public static func raw(fromDER signature: [UInt8], spec: KeySpec) throws(KeywardCryptoError) -> [UInt8] {
+        do {
+            switch spec {
+            case .ecdsaP256: return Array(try P256.Signing.ECDSASignature(derRepresentation: signature).rawRepresentation)
+            case .ecdsaP384: return Array(try P384.Signing.ECDSASignature(derRepresentation: signature).rawRepresentation)
+            case .ecdsaP521: return Array(try P521.Signing.ECDSASignature(derRepresentation: signature).rawRepresentation)
+            default: break
+            }
+        } catch {
+            throw .invalidParameter(name: "signature", reason: "not a DER ECDSA signature of \(spec.rawValue)")
+        }
+        throw .unsupportedOperation(spec: spec, operation: .sign, reason: "only ECDSA signatures have a raw r || s form")
+    }
+}
+
 extension KeyMaterial {
     /// Signs `input`. ECDSA signatures are DER; RSA-PSS uses SHA-256, MGF1-SHA-256 and a 32-byte
     /// salt; ML-DSA is hedged (randomised) and takes an optional `context` of at most 255 bytes.

@@ -22,6 +22,9 @@ import Synchronization
 /// issued it.
 struct Console: Sendable {
     let slot: KeyServiceSlot
+    /// The API's verified tokens, forgotten when the console revokes a token or changes its
+    /// policy, so this node's API applies the change at once.
+    let tokens: TokenAuthenticator
     let sessions: ConsoleSessions
     let templates: ConsoleTemplates
     /// Requests per principal (shared with the API).

@@ -132,6 +132,7 @@ extension Console {
                 throw APIError.invalidRequest("to revoke, type the token's id exactly")
             }
             try await slot.current.revokeToken(id, actor: user.caller(request, context))
+            tokens.forgetAll()
             sessions.endAll(of: id)
             sessions.leave("Token \(id) revoked.", for: user.cookie)
             return Self.redirect("/ui/tokens")
@@ -140,6 +141,7 @@ extension Console {
         action(router, "/ui/tokens/{id}/policy") { request, context, user, form in
             let id = try Self.tokenID(context)
             _ = try await slot.current.changeTokenPolicy(id, to: try Self.policy(form.required("rules")), actor: user.caller(request, context))
+            tokens.forgetAll()
             sessions.leave("Token \(id) now has the new policy.", for: user.cookie)
             return Self.redirect("/ui/tokens")
         }

@@ -52,6 +52,19 @@ enum AdminRoutes {
             return Response.reply(StatusReply(status: "revoked"))
         }
 
+        routes.on(.put, "/v1/admin/tokens/{token}/policy") { request, context in
+            let change = try await body.decode(TokenPolicyBody.self, from: request)
+            guard let id = try? KeyID(string: try context.parameter("token")) else { throw APIError.invalidRequest("a token id is a UUID") }
+            var rules: [AccessRule] = []
+            for rule in change.rules { rules.append(try AccessPolicy.parseRule(rule)) }
+            guard !rules.isEmpty else { throw APIError.invalidRequest("a policy needs at least one rule") }
+            let record = try await slot.current.changeTokenPolicy(id, to: AccessPolicy(rules: rules), actor: try context.caller(request))
+            // This node applies it at once; the others within a second (their store watchers).
+            tokens.forgetAll()
+            return Response.reply(TokenReply(id: record.id, principal: record.principal, rules: record.policy.rules.map(\.text), createdAt: record.createdAt,
+                                             expiresAt: record.expiresAt, revokedAt: record.revokedAt, accessKeyId: record.awsAccessKeyID))
+        }
+
         routes.on(.post, "/v1/admin/verify") { request, context in
             let report = try await slot.current.verifyStore(actor: try context.caller(request))
             return Response.reply(VerificationReply(intact: report.isIntact, keys: report.keys, versions: report.versions, aliases: report.aliases,

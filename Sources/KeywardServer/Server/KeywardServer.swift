@@ -75,7 +75,7 @@ public struct KeywardServer: Sendable {
         if configuration.console.enabled {
             let templates: ConsoleTemplates
             do { templates = try ConsoleTemplates() } catch { throw .invalidArgument("the console's templates do not parse: \(error)") }
-            console = Console(slot: slot, sessions: ConsoleSessions(configuration.console), templates: templates, limiter: limiter, failures: failures,
+            console = Console(slot: slot, tokens: tokens, sessions: ConsoleSessions(configuration.console), templates: templates, limiter: limiter, failures: failures,
                               history: history, maintenance: maintenanceLog, draining: shutdown,
                               secureCookies: configuration.tls != nil && !configuration.insecureHTTP,
                               certificates: certificates)

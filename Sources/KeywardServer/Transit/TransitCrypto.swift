@@ -19,6 +19,16 @@ enum TransitCrypto {
         return (version, bytes)
     }
 
+    /// The version and raw signature of a JWS-marshaled `vault:vN:<base64url>` signature.
+    static func unwrapJWS(_ text: String) throws(APIError) -> (version: UInt32, bytes: [UInt8]) {
+        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "vault", parts[1].hasPrefix("v"), let version = UInt32(parts[1].dropFirst()), version >= 1,
+              let bytes = fromBase64URL(parts[2]) else {
+            throw TransitError.invalid("invalid signature: expected vault:vN: and base64url (jws)")
+        }
+        return (version, bytes)
+    }
+
     /// Transit's `context` and `associated_data` as Keyward encryption context pairs.
     static func context(_ input: TransitInput) throws(APIError) -> EncryptionContext {
         var pairs: [String: String] = [:]
@@ -147,10 +157,50 @@ enum TransitCrypto {
         return try await single(call) { input in
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to sign") }
             try checkHash(input, "hash_algorithm")
+            try checkSignatureAlgorithm(input)
+            let jws = try marshalsJWS(input)
             let signing: SigningInput = try input.bool("prehashed") == true ? .digest(message) : .message(message)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(signing, key: key, actor: call.caller) }
-            return [("signature", wrap(result.signature, version: result.version)), ("key_version", String(result.version))]
+            guard jws else { return [("signature", wrap(result.signature, version: result.version)), ("key_version", String(result.version))] }
+            // JWS: raw r || s, base64url without padding (ECDSA keys only).
+            let spec = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+            let raw: [UInt8]
+            do { raw = try ECDSASignatureEncoding.raw(fromDER: result.signature, spec: spec) } catch {
+                throw TransitError.invalid("marshaling_algorithm jws is for ECDSA keys; this key is \(TransitKeyType.name(spec))")
+            }
+            return [("signature", "vault:v\(result.version):" + base64URL(raw)), ("key_version", String(result.version))]
         }
+    }
+
+    /// Transit's `signature_algorithm`: Keyward's RSA keys sign with PSS (SHA-256, MGF1, 32-byte
+    /// salt); `pss` is accepted, `pkcs1v15` refused, as is anything else.
+    private static func checkSignatureAlgorithm(_ input: TransitInput) throws(APIError) {
+        guard let asked = try input.string("signature_algorithm"), asked != "pss" else { return }
+        if asked == "pkcs1v15" {
+            throw TransitError.invalid("signature_algorithm pkcs1v15 is not supported: Keyward's RSA signing keys use PSS")
+        }
+        throw TransitError.invalid("unknown signature_algorithm \(asked.prefix(40)); pss is Keyward's")
+    }
+
+    /// Whether `marshaling_algorithm` asks for JWS (raw `r || s`, base64url) rather than asn1.
+    private static func marshalsJWS(_ input: TransitInput) throws(APIError) -> Bool {
+        switch try input.string("marshaling_algorithm") {
+        case nil, "asn1": false
+        case "jws": true
+        case let other?: throw TransitError.invalid("unknown marshaling_algorithm \(other.prefix(40)); asn1 or jws")
+        }
+    }
+
+    /// base64url without padding (RFC 7515).
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        Base64.encode(bytes).replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The bytes of base64url text, padded or not; nil when it is not base64url.
+    static func fromBase64URL(_ text: some StringProtocol) -> [UInt8]? {
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while standard.count % 4 != 0 { standard += "=" }
+        return Base64.decode(standard)
     }
 
     static func verify(_ call: TransitCall) async throws -> Response {
@@ -164,15 +214,66 @@ enum TransitCrypto {
                     try await call.service.verifyMAC(tag, for: message, key: key, version: version, actor: call.caller)
                 }
             } else if let text = try input.string("signature") {
-                let (version, signature) = try unwrap(text, field: "signature")
+                try checkSignatureAlgorithm(input)
+                let jws = try marshalsJWS(input)
+                let (version, signature) = try jws ? unwrapJWS(text) : unwrap(text, field: "signature")
                 let signing: SigningInput = try input.bool("prehashed") == true ? .digest(message) : .message(message)
                 valid = try await call.run { () async throws(KeywardError) in
-                    try await call.service.verify(signature, for: signing, key: key, version: version, actor: call.caller)
+                    try await call.service.verify(signature, for: signing, key: key, version: version, encoding: jws ? .raw : .der, actor: call.caller)
                 }
             } else {
                 throw TransitError.invalid("signature or hmac is required")
             }
             return [("valid", valid ? "true" : "false")]
+        }
+    }
+
+    /// `export/:type/:name(/:version)`: an exportable key's versions. `encryption-key` (symmetric
+    /// encryption keys) and `hmac-key` give the key bytes, base64; `public-key` the public keys
+    /// (PEM). `signing-key` is refused: Keyward never exports a private signing key, where
+    /// Transit would for an exportable key (docs/transit.md).
+    static func export(_ call: TransitCall, version asked: String?) async throws -> Response {
+        let name = try call.name()
+        let key = call.prefix + name
+        let type = try call.context.parameter("type")
+        let description = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
+        let spec = description.metadata.spec
+        switch type {
+        case "encryption-key":
+            guard spec.purpose == .encrypt, spec.isSymmetric else { throw TransitError.invalid("encryption-key export is for symmetric encryption keys; this key is \(TransitKeyType.name(spec))") }
+        case "hmac-key":
+            guard spec.purpose == .mac else { throw TransitError.invalid("hmac-key export is for hmac keys; this key is \(TransitKeyType.name(spec))") }
+        case "public-key":
+            guard !spec.isSymmetric else { throw TransitError.invalid("\(TransitKeyType.name(spec)) keys have no public key") }
+        case "signing-key":
+            throw TransitError.invalid("signing keys are never exported by Keyward (a stricter rule than Transit's); export public-key instead")
+        default:
+            throw TransitError.invalid("unknown export type \(type.prefix(40)); encryption-key, hmac-key or public-key")
+        }
+        if type != "public-key" && !description.metadata.exportable { throw TransitError.invalid("key is not exportable") }
+        let versions = try await call.run { () async throws(KeywardError) in try await call.service.versions(key: key, actor: call.caller) }
+        var numbers = versions.filter { $0.state == "active" }.map(\.number)
+        if let asked, asked != "latest" {
+            guard let number = UInt32(asked), numbers.contains(number) else { throw TransitError.invalid("version \(asked.prefix(20)) is not an available version of the key") }
+            numbers = [number]
+        } else if asked == "latest" {
+            numbers = [description.metadata.currentVersion]
+        }
+        var exported: [(UInt32, String)] = []
+        for number in numbers {
+            if type == "public-key" {
+                let publicKey = try await call.run { () async throws(KeywardError) in try await call.service.publicKey(key: key, version: number, actor: call.caller) }
+                // PEM where the spec has one; post-quantum keys as their raw encoding, base64.
+                exported.append((number, publicKey.pem ?? Base64.encode(publicKey.representation)))
+            } else {
+                let material = try await call.run { () async throws(KeywardError) in try await call.service.exportKey(key: key, version: number, actor: call.caller) }
+                exported.append((number, material.material.withSecretBytes(InsecureSecretAccess.token) { Base64.encode(Array($0)) }))
+            }
+        }
+        return call.reply { json in
+            json.member("name", name)
+            json.member("type", TransitKeyType.name(spec))
+            json.member("keys") { json in json.object { json in for (number, value) in exported { json.member(String(number), value) } } }
         }
     }
 

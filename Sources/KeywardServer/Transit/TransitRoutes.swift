@@ -132,6 +132,8 @@ enum TransitRoutes {
         transit(.post, "/hmac/{name}") { call in try await TransitCrypto.hmac(call) }
         transit(.post, "/sign/{name}") { call in try await TransitCrypto.sign(call) }
         transit(.post, "/verify/{name}") { call in try await TransitCrypto.verify(call) }
+        transit(.get, "/export/{type}/{name}") { call in try await TransitCrypto.export(call, version: nil) }
+        transit(.get, "/export/{type}/{name}/{version}") { call in try await TransitCrypto.export(call, version: try call.context.parameter("version")) }
         transit(.post, "/random") { call in try await TransitCrypto.random(call, count: try call.input.int("bytes") ?? 32) }
         transit(.post, "/random/{bytes}") { call in
             guard let count = Int(try call.context.parameter("bytes")) else { throw TransitError.invalid("bytes must be a number") }
