@@ -14,7 +14,7 @@ struct StoreOptions: ParsableArguments {
     var store: String?
 
     @Option(name: .long, help: ArgumentHelp("A keyward serve to administer instead of a store (default: $KEYWARD_ADDR); the token comes from $KEYWARD_TOKEN.",
-                                             discussion: "Works with token create/list/revoke, verify (the store), audit tail/verify, kek rotate and maintain."))
+                                             discussion: "Works with token create/list/revoke/policy, verify (the store), audit tail/verify, kek rotate and maintain."))
     var server: String?
 
     @Option(name: .long, help: "With --server: PEM of the CA that issued the server's certificate (default: $KEYWARD_CACERT, else the system roots).")

@@ -294,6 +294,19 @@ struct ConsoleTests {
         #expect(try await fixture.service.verifyStore(actor: .owner("test")).isIntact)
     }
 
+    @Test("with console.enabled false there is no /ui/ at all")
+    func switchedOff() async throws {
+        let fixture = try await ServerFixture.make { $0.console.enabled = false }
+        defer { fixture.remove() }
+        #expect(!(try fixture.server.routeList().contains { $0.path.hasPrefix("/ui") }))
+        try await fixture.application().test(.router) { client in
+            for path in ["/ui/login", "/ui/keys", "/ui/static/console.js"] {
+                let reply = try await client.call(.get, path, token: fixture.rootToken)
+                #expect(reply.status == .notFound && reply.errorCode == "route_not_found", "\(path): \(reply.status)")
+            }
+        }
+    }
+
     @Test("the health history turns metric totals into per-interval rates and quantiles")
     func metricsHistory() {
         let metrics = ServiceMetrics()

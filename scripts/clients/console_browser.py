@@ -10,7 +10,9 @@
    and so is a post with the session cookie but without the CSRF token;
 6. a stolen session cookie is refused after sign-out, and after the idle expiry;
 7. tokens (issued once, revoked), audit and health pages render for an admin;
-8. a screenshot of each page goes to SCREENSHOT_DIR (default .build/console-screenshots).
+8. every page is usable from the keyboard: controls labelled, buttons and links named, Tab
+   moves the focus; a screenshot of each goes to SCREENSHOT_DIR (default
+   .build/console-screenshots).
 
 Usage: console_browser.py KEYWARD_BINARY [SCREENSHOT_DIR]
 """
@@ -21,6 +23,7 @@ from keyward_process import client, fail as failed, start, stop  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 
 binary = os.path.abspath(sys.argv[1])
@@ -121,6 +124,20 @@ def settled(driver, predicate, seconds=10):
 
 
 def shot(driver, name):
+    """Saves a screenshot, after checking the page is usable without a mouse: every form control
+    is labelled, every button and link has a name, and Tab moves the focus through the page."""
+    unlabelled = driver.execute_script("""
+        const named = (e) => (e.labels && e.labels.length > 0) || e.getAttribute('aria-label') || e.closest('label');
+        const controls = [...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter(e => !named(e));
+        const silent = [...document.querySelectorAll('button, a')].filter(e => !(e.textContent.trim() || e.getAttribute('aria-label')));
+        return controls.map(e => e.outerHTML.slice(0, 80)).concat(silent.map(e => e.outerHTML.slice(0, 80)));""")
+    check(not unlabelled, "%s: controls without a label or name: %s" % (name, unlabelled))
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    first = driver.switch_to.active_element
+    body.send_keys(Keys.TAB)
+    check(first.tag_name in ("a", "button", "input", "select", "textarea", "summary") and driver.switch_to.active_element != first,
+          "%s: Tab does not move the focus through the page" % name)
     driver.save_screenshot(os.path.join(shots, name + ".png"))
 
 

@@ -196,7 +196,7 @@ extension Console {
                 let page = try await slot.current.latestAuditEntries(audit, before: next, actor: user.caller(request, context))
                 for (sequence, event) in page.entries where outcome == nil || event.outcome == outcome {
                     entries.append(AuditRow(sequence: Int(sequence), time: ConsoleCharts.stamp(event.time), principal: event.actor, operation: event.operation,
-                                            key: event.keyID?.description ?? "", keyPath: event.keyID.map(Self.keyPath) ?? "",
+                                            key: event.keyID?.description ?? "", keyPath: event.keyID.map(Self.keyPath),
                                             outcome: event.outcome, detail: event.detail ?? "", route: event.route ?? "", console: event.route?.contains(" /ui/") ?? false))
                 }
                 next = page.nextBefore
@@ -322,7 +322,8 @@ struct AuditRow: Sendable {
     var principal: String
     var operation: String
     var key: String
-    var keyPath: String
+    /// The key's page; nil for entries that name no key (an empty string would still render).
+    var keyPath: String?
     var outcome: String
     var detail: String
     var route: String
