@@ -41,6 +41,10 @@ struct Console: Sendable {
     /// The last audit chain check made from the console.
     let auditCheck = AuditCheckLog()
 
+    /// The console's routes: a group under `/ui` whose middleware (the security headers) runs
+    /// for console requests only, never on the API's request path.
+    typealias Routes = RouterGroup<KeywardRequestContext>
+
     static let sessionCookie = "keyward_session"
     static let loginCookie = "keyward_login"
 
@@ -59,7 +63,7 @@ struct Console: Sendable {
     // MARK: The two doors
 
     /// Registers a page: GET `path`, for a signed-in user.
-    func page(_ router: Router<KeywardRequestContext>, _ path: String,
+    func page(_ router: Console.Routes, _ path: String,
               _ handler: @escaping @Sendable (Request, KeywardRequestContext, User) async throws -> Response) {
         router.on(.get, path) { request, context in
             await respond(request, context) { (signed: inout User?) async throws -> Response in
@@ -72,7 +76,7 @@ struct Console: Sendable {
 
     /// Registers a form action: POST `path`, for a signed-in user, with the session's CSRF
     /// token and from this origin.
-    func action(_ router: Router<KeywardRequestContext>, _ path: String,
+    func action(_ router: Console.Routes, _ path: String,
                 _ handler: @escaping @Sendable (Request, KeywardRequestContext, User, FormBody) async throws -> Response) {
         router.on(.post, path) { request, context in
             await respond(request, context) { (signed: inout User?) async throws -> Response in
@@ -248,7 +252,7 @@ final class AuditCheckLog: Sendable {
     var latest: Check? { last.withLock { $0 } }
 }
 
-/// Sets the console's security headers on every response under `/ui/`: a strict Content-Security-Policy
+/// Sets the console's security headers on every console response (the `/ui` group's middleware): a strict Content-Security-Policy
 /// (scripts and styles only from `/ui/static/`, no inline script, no framing), nosniff,
 /// no-referrer, and no caching of pages.
 struct ConsoleHeadersMiddleware: RouterMiddleware {
@@ -257,7 +261,6 @@ struct ConsoleHeadersMiddleware: RouterMiddleware {
     static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/ui/") else { return try await next(request, context) }
         var response = try await next(request, context)
         response.headers[HTTPField.Name("Content-Security-Policy")!] = Self.contentSecurityPolicy
         response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
@@ -265,5 +268,15 @@ struct ConsoleHeadersMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
+    }
+}
+
+extension RouterGroup<KeywardRequestContext> {
+    /// Registers `handler` for `method` on `path`, written in full (`/ui/keys/{key}`) so a reader
+    /// finds each page by its address; the group's `/ui` prefix is taken off here.
+    func on(_ method: HTTPRequest.Method, _ path: String,
+            _ handler: @escaping @Sendable (Request, KeywardRequestContext) async throws -> Response) {
+        precondition(path == "/ui" || path.hasPrefix("/ui/"), "a console route lies under /ui")
+        on(RouterPath(String(path.dropFirst(3))), method: method, use: handler)
     }
 }

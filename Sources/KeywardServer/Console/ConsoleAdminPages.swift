@@ -7,7 +7,7 @@ import NIOCore
 
 /// The console's sign-in and sign-out, its token, audit and health pages, and its static files.
 extension Console {
-    func register(_ router: Router<KeywardRequestContext>) {
+    func register(_ router: Console.Routes) {
         registerSignIn(router)
         registerKeyPages(router)
         registerTokenPages(router)
@@ -24,7 +24,7 @@ extension Console {
 
     // MARK: Sign-in
 
-    private func registerSignIn(_ router: Router<KeywardRequestContext>) {
+    private func registerSignIn(_ router: Console.Routes) {
         router.on(.get, "/ui/login") { request, context in
             await respond(request, context) { (_: inout Console.User?) async throws -> Response in
                 // Sign-in's own CSRF defence (there is no session yet): a random value in a
@@ -93,7 +93,7 @@ extension Console {
 
     // MARK: Tokens
 
-    private func registerTokenPages(_ router: Router<KeywardRequestContext>) {
+    private func registerTokenPages(_ router: Console.Routes) {
         page(router, "/ui/tokens") { request, context, user in
             var after: KeyID?
             if let text = request.uri.queryParameters.get("after"), !text.isEmpty {
@@ -165,7 +165,7 @@ extension Console {
 
     // MARK: Audit
 
-    private func registerAuditPage(_ router: Router<KeywardRequestContext>) {
+    private func registerAuditPage(_ router: Console.Routes) {
         page(router, "/ui/audit") { request, context, user in
             let query = request.uri.queryParameters
             var form = AuditFilters()
@@ -237,7 +237,7 @@ extension Console {
 
     // MARK: Health
 
-    private func registerHealthPage(_ router: Router<KeywardRequestContext>) {
+    private func registerHealthPage(_ router: Console.Routes) {
         page(router, "/ui/health") { request, context, user in
             let service = slot.current
             var ready = "ready"

@@ -7,7 +7,7 @@ import KeywardCrypto
 /// timeline, who may use it, its use over time, and the actions the signed-in principal's
 /// policy allows). Each is a thin adapter over `KeyService`.
 extension Console {
-    func registerKeyPages(_ router: Router<KeywardRequestContext>) {
+    func registerKeyPages(_ router: Console.Routes) {
         page(router, "/ui/keys") { request, context, user in
             let filters = try KeyFilters(request)
             let page = try await slot.current.listKeys(state: filters.state, tag: filters.tag, alias: filters.alias, matching: filters.matching,

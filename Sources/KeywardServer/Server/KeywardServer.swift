@@ -103,7 +103,6 @@ public struct KeywardServer: Sendable {
                                                    transitPrefix: "/v1/\(configuration.transitMount)/"))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
-        router.add(middleware: ConsoleHeadersMiddleware())
         router.add(middleware: RequestAuditMiddleware(slot: slot))
         router.add(middleware: ErrorResponseMiddleware(routes: table))
         router.add(middleware: AuthenticationMiddleware(
@@ -121,7 +120,7 @@ public struct KeywardServer: Sendable {
         TransitRoutes.register(router, slot: slot, body: body, mount: configuration.transitMount)
         OperationRoutes.register(router, slot: slot, body: body)
         AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust, backupKeys: backupKeys)
-        console?.register(router)
+        console?.register(router.group("/ui").add(middleware: ConsoleHeadersMiddleware()))
     }
 
     /// The routes the server serves, as (method, path template): for the OpenAPI check.
