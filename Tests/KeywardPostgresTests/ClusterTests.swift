@@ -53,14 +53,31 @@ struct ClusterTests {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
     }
 
-    /// Polls `check` every 20 ms until it holds; the time it took (failing past 3 s).
-    static func timeUntil(_ what: String, _ check: () async throws -> Bool) async throws -> Duration {
+    /// Asks `check` of each node every 20 ms until it holds on all of them (failing past 3 s),
+    /// and returns when the last answer that did not yet honour the change was asked for.
+    ///
+    /// That is the figure the coherence bound promises: a node answers from its caches only while
+    /// its last poll of the store began less than the bound ago, so no request a node begins a
+    /// bound after the change may get the old answer. (The time until the check passes also
+    /// counts the test's own requests, which a loaded CI machine stretches.)
+    static func lastStale(_ what: String, on nodes: [Node], _ check: (Node) async throws -> Bool) async throws -> Duration {
         let start = ContinuousClock.now
+        var pending = Array(nodes.indices)
+        var lastStale = Duration.zero
         while start.duration(to: .now) < .seconds(3) {
-            if try await check() { return start.duration(to: .now) }
+            var still: [Int] = []
+            for index in pending {
+                let asked = start.duration(to: .now)
+                if try await !check(nodes[index]) {
+                    lastStale = max(lastStale, asked)
+                    still.append(index)
+                }
+            }
+            if still.isEmpty { return lastStale }
+            pending = still
             try await Task.sleep(for: .milliseconds(20))
         }
-        Issue.record("\(what): not honoured by the other node within 3 s")
+        Issue.record("\(what): not honoured by every other node within 3 s")
         return .seconds(3)
     }
 
@@ -87,6 +104,10 @@ struct ClusterTests {
             for node in others where try await !check(node) { return false }
             return true
         }
+        /// When the last request that still got the old answer was asked, over the other nodes.
+        func lastStale(_ what: String, _ check: (Node) async throws -> Bool) async throws -> Duration {
+            try await Self.lastStale(what, on: others, check)
+        }
         var figures: [String: Duration] = [:]
 
         // Lifecycle changes: each key is warm on the other nodes (one good encryption) before A changes it.
@@ -96,7 +117,7 @@ struct ClusterTests {
             #expect(try await everywhere { try await encrypts(key, on: $0).0 == 200 })
             let (status, reply) = try await Self.call(a.url, "POST", "/v1/keys/\(key)/\(path)", token: root, body: body)
             #expect(status == 200, "\(name) on A: \(status) \(reply)")
-            figures[name] = try await Self.timeUntil(name) { try await everywhere { try await encrypts(key, on: $0).0 != 200 } }
+            figures[name] = try await lastStale(name) { try await encrypts(key, on: $0).0 != 200 }
         }
 
         // Alias move.
@@ -105,30 +126,30 @@ struct ClusterTests {
         #expect(try await everywhere { try await encrypts("moving", on: $0).1["keyId"] as? String == one })
         let moved = try await Self.call(a.url, "PUT", "/v1/aliases/moving", token: root, body: ["key": two])
         #expect(moved.0 == 200, "alias move on A: \(moved)")
-        figures["alias move"] = try await Self.timeUntil("alias move") { try await everywhere { try await encrypts("moving", on: $0).1["keyId"] as? String == two } }
+        figures["alias move"] = try await lastStale("alias move") { try await encrypts("moving", on: $0).1["keyId"] as? String == two }
 
         // Key rotation.
         #expect(try await everywhere { try await encrypts(two, on: $0).1["version"] as? Int == 1 })
         #expect(try await Self.call(a.url, "POST", "/v1/keys/\(two)/rotate", token: root).0 == 200)
-        figures["key rotation"] = try await Self.timeUntil("key rotation") { try await everywhere { try await encrypts(two, on: $0).1["version"] as? Int == 2 } }
+        figures["key rotation"] = try await lastStale("key rotation") { try await encrypts(two, on: $0).1["version"] as? Int == 2 }
 
         // Token revocation: the other nodes have verified (and cached) the token before A revokes it.
         let app = try await first.issueToken(principal: "app", policy: .everything, lifetime: nil, actor: owner)
         #expect(try await everywhere { try await encrypts(two, on: $0, token: app.text).0 == 200 })
         try await first.revokeToken(app.record.id, actor: owner)
-        figures["token revocation"] = try await Self.timeUntil("token revocation") { try await everywhere { try await encrypts(two, on: $0, token: app.text).0 == 401 } }
+        figures["token revocation"] = try await lastStale("token revocation") { try await encrypts(two, on: $0, token: app.text).0 == 401 }
 
         // KEK rotation: the other nodes take up the new KEK and go on writing (a create) under it.
         let rotated = try await first.rotateKEK(root: KeyFileRootOfTrust(path: database.keyFile), actor: owner)
-        figures["KEK rotation"] = try await Self.timeUntil("KEK rotation") {
-            try await everywhere { try await Self.call($0.url, "POST", "/v1/keys", token: root, body: ["spec": "AES-256-GCM"]).0 == 201 }
+        figures["KEK rotation"] = try await lastStale("KEK rotation") {
+            try await Self.call($0.url, "POST", "/v1/keys", token: root, body: ["spec": "AES-256-GCM"]).0 == 201
         }
         #expect(try await rotated.verifyStore().isIntact)
         #expect(try await rotated.verifyAudit().isIntact, "the audit chain written by the three nodes does not verify")
 
         for (name, figure) in figures.sorted(by: { $0.key < $1.key }) {
-            print("coherence[\(backend.rawValue)] \(name): \(figure)")
-            #expect(figure < .seconds(1), "\(name) took \(figure) to reach the other nodes")
+            print("coherence[\(backend.rawValue)] \(name): last old answer asked at \(figure)")
+            #expect(figure < .seconds(1), "\(name): a request asked \(figure) after the change still got the old answer")
         }
         try await a.server.stop()
         for node in others { try await node.server.stop() }
