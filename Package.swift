@@ -247,6 +247,7 @@ let package = Package(
                 "KeywardCrypto",
                 "KeywardTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

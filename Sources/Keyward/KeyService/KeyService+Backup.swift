@@ -260,6 +260,18 @@ extension KeyService {
             throw .integrityFailure("the backup's contents fail their integrity check (altered or truncated)")
         }
         defer { SecureZero.wipe(&payload) }
+        // The reader and the slices it hands out share the payload's storage; they end with this
+        // call, so the wipe above overwrites that storage rather than a copy-on-write copy.
+        let keys = try readKeys(payload)
+        guard keys.count == bundle.header.keyCount else {
+            throw .integrityFailure("the backup header says \(bundle.header.keyCount) keys but it holds \(keys.count)")
+        }
+        return BackupContents(header: bundle.header, keys: keys)
+    }
+
+    /// The keys in an opened payload; version material goes from the payload straight into
+    /// locked memory (`KeyMaterial(spec:importing:)`), with no copy in between.
+    private static func readKeys(_ payload: [UInt8]) throws(KeywardError) -> [BackupKey] {
         var reader = PayloadReader(bytes: payload)
         var keys: [BackupKey] = []
         while !reader.atEnd {
@@ -277,7 +289,7 @@ extension KeyService {
                     versions.append(BackupVersion(number: number, metadata: versionMetadata, material: nil))
                 } else {
                     do throws(KeywardCryptoError) {
-                        versions.append(BackupVersion(number: number, metadata: versionMetadata, material: MaterialBox(try KeyMaterial(spec: metadata.spec, importing: Array(material)))))
+                        versions.append(BackupVersion(number: number, metadata: versionMetadata, material: MaterialBox(try KeyMaterial(spec: metadata.spec, importing: material))))
                     } catch {
                         throw .crypto(error)
                     }
@@ -285,10 +297,7 @@ extension KeyService {
             }
             keys.append(BackupKey(metadata: metadata, aliases: aliases, versions: versions))
         }
-        guard keys.count == bundle.header.keyCount else {
-            throw .integrityFailure("the backup header says \(bundle.header.keyCount) keys but it holds \(keys.count)")
-        }
-        return BackupContents(header: bundle.header, keys: keys)
+        return keys
     }
 
     /// Restores an opened backup into this store, which must hold no keys: the same key ids,

@@ -44,18 +44,23 @@ public struct KeyMaterial: ~Copyable, Sendable {
     /// again each time; nil for other specs.
     let ed25519PublicKey: [UInt8]?
 
-    /// Imports key bytes supplied by a caller (BYOK). Accepts the private representation above;
-    /// RSA also accepts PKCS#8 DER and PEM, which are normalised to PKCS#1 DER.
+    /// Imports key bytes supplied by a caller (BYOK), or opened from the store or a backup.
+    /// Accepts the private representation above; RSA also accepts PKCS#8 DER and PEM, which are
+    /// normalised to PKCS#1 DER in locked memory (`RSAPrivateKeyDER`) and parsed in place.
     public init(spec: KeySpec, importing bytes: some ContiguousBytes) throws(KeywardCryptoError) {
         if spec.rsaBits != nil {
-            let der: Data = try mapping(.invalidKeyMaterial(spec: spec, reason: "not an RSA private key in PKCS#1 DER, PKCS#8 DER or PEM")) {
-                let raw = bytes.withUnsafeBytes { Data($0) }
-                if let text = String(data: raw, encoding: .utf8), text.contains("-----BEGIN") {
-                    return try _RSA.Signing.PrivateKey(pemRepresentation: text).derRepresentation
-                }
-                return try _RSA.Signing.PrivateKey(derRepresentation: raw).derRepresentation
+            var normalised: SecretBytes?
+            do {
+                try bytes.withUnsafeBytes { raw in normalised = try RSAPrivateKeyDER.pkcs1(raw, spec: spec) }
+            } catch let error as KeywardCryptoError {
+                throw error
+            } catch {
+                throw .invalidKeyMaterial(spec: spec, reason: "not an RSA private key in PKCS#1 DER, PKCS#8 DER or PEM")
             }
-            try self.init(spec: spec, secret: SecretBytes(copying: der))
+            guard let der = normalised.take() else {
+                throw .invalidKeyMaterial(spec: spec, reason: "not an RSA private key in PKCS#1 DER, PKCS#8 DER or PEM")
+            }
+            try self.init(spec: spec, secret: der)
         } else {
             try self.init(spec: spec, secret: SecretBytes(copyingBytesOf: bytes))
         }
