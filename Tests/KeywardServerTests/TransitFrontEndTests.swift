@@ -56,4 +56,65 @@ struct TransitFrontEndTests {
             #expect((denied.json["errors"] as? [String])?.first?.hasPrefix("permission denied") == true)
         }
     }
+
+    @Test("a batch_input is one batch call: per-item errors in their places, one audit entry naming the item count, and a token without the operation refused for the whole request")
+    func batchesAreOneCall() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let encryptOnly = try await fixture.token(["encrypt:alias=transit/*"]).text
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/b", token: nil, "{}", headers: root).status == .ok)
+            let sealed = try await client.call(.post, "/v1/transit/encrypt/b", token: nil,
+                                               #"{"batch_input":[{"plaintext":"YQ=="},{"plaintext":"%%"},{"plaintext":"Yg==","context":"Yw=="},{"plaintext":"Yw==","key_version":2}]}"#, headers: root)
+            let items = (sealed.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []
+            #expect(sealed.status == .ok && items.count == 4, "\(sealed.text)")
+            guard items.count == 4 else { return }
+            #expect((items[0]["ciphertext"] as? String)?.hasPrefix("vault:v1:") == true && items[0]["key_version"] as? Int == 1)
+            #expect(items[1]["error"] as? String != nil && items[1]["ciphertext"] == nil)
+            #expect((items[2]["ciphertext"] as? String)?.hasPrefix("vault:v1:") == true)
+            #expect((items[3]["error"] as? String)?.contains("key_version 2") == true, "\(items[3])")
+            let first = items[0]["ciphertext"] as? String ?? "", third = items[2]["ciphertext"] as? String ?? ""
+            // Decrypt: a good item, one with the wrong context, one relabelled as v2, one good with its context.
+            let body = #"{"batch_input":[{"ciphertext":"\#(first)"},{"ciphertext":"\#(third)"},{"ciphertext":"vault:v2:\#(first.dropFirst(9))"},{"ciphertext":"\#(third)","context":"Yw=="}]}"#
+            let opened = try await client.call(.post, "/v1/transit/decrypt/b", token: nil, body, headers: root)
+            let plain = (opened.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []
+            #expect(plain.count == 4, "\(opened.text)")
+            guard plain.count == 4 else { return }
+            #expect(plain[0]["plaintext"] as? String == "YQ==" && plain[3]["plaintext"] as? String == "Yg==")
+            #expect(plain[1]["error"] != nil && plain[1]["plaintext"] == nil && plain[2]["error"] != nil && plain[2]["plaintext"] == nil, "\(plain)")
+            // A token that may encrypt but not decrypt: the whole request is refused, not each item.
+            let denied = try await client.call(.post, "/v1/transit/decrypt/b", token: nil, body, headers: [HTTPField.Name("X-Vault-Token")!: encryptOnly])
+            #expect(denied.status == .forbidden && (denied.json["errors"] as? [String])?.first?.hasPrefix("permission denied") == true, "\(denied.text)")
+        }
+        let key = try await fixture.service.resolve("transit/b")
+        let entries = try await fixture.service.auditEntries(AuditQuery(limit: 100, keyID: key), actor: .owner("t")).entries.map(\.event)
+        let encrypts = entries.filter { $0.operation == "encrypt" }, decrypts = entries.filter { $0.operation == "decrypt" }
+        // The item that is not base64 never reaches the service; the one asking for key_version 2 fails after it.
+        #expect(encrypts.count == 1 && encrypts.first?.detail == "batch of 3 items, 0 failed", "\(encrypts.map { $0.detail ?? "" })")
+        #expect(decrypts.count == 2 && decrypts.contains { $0.detail?.hasPrefix("batch of 4 items, 1 failed") == true }
+                && decrypts.contains { $0.outcome != "success" }, "\(decrypts.map { "\($0.outcome) \($0.detail ?? "")" })")
+    }
+
+    @Test("a sign batch signs each item with the key's latest version, asn1 or jws per item, and each signature verifies; a bad item fails alone")
+    func signBatches() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/s", token: nil, #"{"type":"ecdsa-p256"}"#, headers: root).status == .ok)
+            let signed = try await client.call(.post, "/v1/transit/sign/s", token: nil,
+                                               #"{"batch_input":[{"input":"YQ=="},{"input":"YQ==","marshaling_algorithm":"jws"},{"input":"%%"}]}"#, headers: root)
+            let items = (signed.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []
+            #expect(items.count == 3 && items[2]["error"] != nil, "\(signed.text)")
+            guard items.count == 3 else { return }
+            for (item, marshaling) in zip(items.prefix(2), ["asn1", "jws"]) {
+                let signature = item["signature"] as? String ?? ""
+                #expect(signature.hasPrefix("vault:v1:") && item["key_version"] as? Int == 1, "\(item)")
+                let verified = try await client.call(.post, "/v1/transit/verify/s", token: nil,
+                                                     #"{"input":"YQ==","signature":"\#(signature)","marshaling_algorithm":"\#(marshaling)"}"#, headers: root)
+                #expect((verified.json["data"] as? [String: Any])?["valid"] as? Bool == true, "\(marshaling): \(verified.text)")
+            }
+        }
+    }
 }

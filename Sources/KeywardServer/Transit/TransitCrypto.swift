@@ -51,7 +51,51 @@ enum TransitCrypto {
                 results.append([("error", APIError(any: error).message)])
             }
         }
-        return call.reply { json in
+        return batchReply(call, results)
+    }
+
+    /// Runs a `batch_input` as one `KeyService` batch call (one authorisation, one key lookup,
+    /// one audit entry naming the item count and failures), as the native batch endpoints do.
+    /// `prepare` reads each item (a fault there is that item's error and the item is left out
+    /// of the call) and what `finish` will need of it besides the result (`Note`); `finish` turns
+    /// each result into the item's fields. A failure of the whole call (unknown key, policy,
+    /// state) fails the request.
+    static func batched<Item: Sendable, Note, Output>(
+        _ call: TransitCall, _ items: [TransitInput],
+        prepare: (TransitInput) throws -> (Item, Note),
+        run: ([Item]) async throws(KeywardError) -> [Result<Output, KeywardError>],
+        finish: (TransitInput, Note, Output) throws -> [(String, String)]
+    ) async throws -> Response {
+        var results: [[(String, String)]?] = Array(repeating: nil, count: items.count)
+        var prepared: [Item] = []
+        var notes: [(position: Int, note: Note)] = []
+        prepared.reserveCapacity(items.count)
+        notes.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            do {
+                let (one, note) = try prepare(item)
+                prepared.append(one)
+                notes.append((index, note))
+            } catch {
+                results[index] = [("error", APIError(any: error).message)]
+            }
+        }
+        if !prepared.isEmpty {
+            let outputs = try await call.run { () async throws(KeywardError) in try await run(prepared) }
+            for ((position, note), output) in zip(notes, outputs) {
+                do {
+                    results[position] = try finish(items[position], note, output.get())
+                } catch {
+                    results[position] = [("error", APIError(any: error).message)]
+                }
+            }
+        }
+        return batchReply(call, results.map { $0 ?? [] })
+    }
+
+    /// Vault's `batch_results`: one object of fields per item, in order.
+    private static func batchReply(_ call: TransitCall, _ results: [[(String, String)]]) -> Response {
+        call.reply { json in
             json.member("batch_results") { json in
                 json.array { json in for fields in results { json.object { json in for (name, value) in fields { member(&json, name, value) } } } }
             }
@@ -65,28 +109,59 @@ enum TransitCrypto {
 
     static func encrypt(_ call: TransitCall) async throws -> Response {
         let key = call.prefix + (try call.name())
-        return try await single(call) { input in
+        /// The plaintext and context of one input.
+        func item(_ input: TransitInput) throws -> EncryptItem {
             guard let plaintext = try input.base64("plaintext") else { throw TransitError.invalid("missing plaintext to encrypt") }
-            let context = try context(input)
-            let result = try await call.run { () async throws(KeywardError) in try await call.service.encrypt(plaintext, key: key, context: context, actor: call.caller) }
+            return EncryptItem(plaintext, context: try context(input))
+        }
+        /// An item's fields, once its `key_version` (if any) is checked against the version used.
+        func fields(_ input: TransitInput, _ result: EncryptResult) throws -> [(String, String)] {
             if let asked = try input.int("key_version"), asked != 0, asked != Int(result.version) {
                 throw TransitError.invalid("key_version \(asked): Keyward encrypts with the latest version only (\(result.version))")
             }
             return [("ciphertext", wrap(result.ciphertext, version: result.version)), ("key_version", String(result.version))]
         }
+        if let items = try call.input.batch() {
+            return try await batched(call, items, prepare: { input in (try item(input), ()) }, run: { (prepared) async throws(KeywardError) in
+                try await call.service.encryptBatch(prepared, key: key, actor: call.caller)
+            }, finish: { input, _, result in try fields(input, result) })
+        }
+        return try await single(call) { input in
+            let one = try item(input)
+            let result = try await call.run { () async throws(KeywardError) in
+                try await call.service.encrypt(one.plaintext, key: key, context: one.context, actor: call.caller)
+            }
+            return try fields(input, result)
+        }
     }
 
     static func decrypt(_ call: TransitCall) async throws -> Response {
         let key = call.prefix + (try call.name())
-        return try await single(call) { input in
+        /// The ciphertext (with its `vault:vN:` version) and context of one input.
+        func item(_ input: TransitInput) throws -> (version: UInt32, item: DecryptItem) {
             guard let text = try input.string("ciphertext") else { throw TransitError.invalid("missing ciphertext to decrypt") }
             let (version, bytes) = try unwrap(text, field: "ciphertext")
-            let context = try context(input)
-            let result = try await call.run { () async throws(KeywardError) in
-                try await call.service.decrypt(bytes, context: context, expectedKey: key, actor: call.caller)
-            }
+            return (version, DecryptItem(bytes, context: try context(input)))
+        }
+        /// An item's fields, once the prefix's version is checked against the ciphertext's own.
+        func fields(_ input: TransitInput, _ version: UInt32, _ result: DecryptResult) throws -> [(String, String)] {
             guard result.version == version else { throw TransitError.invalid("invalid ciphertext: the version prefix does not match its ciphertext") }
             return [("plaintext", Base64.encode(result.plaintext))]
+        }
+        if let items = try call.input.batch() {
+            return try await batched(call, items, prepare: { input in
+                let (version, one) = try item(input)
+                return (one, version)
+            }, run: { (prepared) async throws(KeywardError) in
+                try await call.service.decryptBatch(prepared, key: key, actor: call.caller)
+            }, finish: fields)
+        }
+        return try await single(call) { input in
+            let (version, one) = try item(input)
+            let result = try await call.run { () async throws(KeywardError) in
+                try await call.service.decrypt(one.ciphertext, context: one.context, expectedKey: key, actor: call.caller)
+            }
+            return try fields(input, version, result)
         }
     }
 
@@ -154,21 +229,38 @@ enum TransitCrypto {
 
     static func sign(_ call: TransitCall) async throws -> Response {
         let key = call.prefix + (try call.name())
-        return try await single(call) { input in
+        /// The input to sign and whether its signature is asked for as JWS.
+        func item(_ input: TransitInput) throws -> (SignItem, Bool) {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to sign") }
             try checkHash(input, "hash_algorithm")
             try checkSignatureAlgorithm(input)
             let jws = try marshalsJWS(input)
-            let signing: SigningInput = try input.bool("prehashed") == true ? .digest(message) : .message(message)
-            let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(signing, key: key, actor: call.caller) }
-            guard jws else { return [("signature", wrap(result.signature, version: result.version)), ("key_version", String(result.version))] }
-            // JWS: raw r || s, base64url without padding (ECDSA keys only).
-            let spec = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+            return (SignItem(try input.bool("prehashed") == true ? .digest(message) : .message(message)), jws)
+        }
+        /// The key's spec, read once and only when some item asks for JWS.
+        func spec(if needed: Bool) async throws -> KeySpec? {
+            guard needed else { return nil }
+            return try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+        }
+        /// An item's fields; JWS is raw r || s, base64url without padding (ECDSA keys only).
+        func fields(_ jws: Bool, _ spec: KeySpec?, _ result: SignResult) throws -> [(String, String)] {
+            guard jws, let spec else { return [("signature", wrap(result.signature, version: result.version)), ("key_version", String(result.version))] }
             let raw: [UInt8]
             do { raw = try ECDSASignatureEncoding.raw(fromDER: result.signature, spec: spec) } catch {
                 throw TransitError.invalid("marshaling_algorithm jws is for ECDSA keys; this key is \(TransitKeyType.name(spec))")
             }
             return [("signature", "vault:v\(result.version):" + base64URL(raw)), ("key_version", String(result.version))]
+        }
+        if let items = try call.input.batch() {
+            let keySpec = try await spec(if: items.contains { (try? marshalsJWS($0)) == true })
+            return try await batched(call, items, prepare: item, run: { (prepared) async throws(KeywardError) in
+                try await call.service.signBatch(prepared, key: key, actor: call.caller)
+            }, finish: { _, jws, result in try fields(jws, keySpec, result) })
+        }
+        return try await single(call) { input in
+            let (one, jws) = try item(input)
+            let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(one.input, key: key, actor: call.caller) }
+            return try fields(jws, try await spec(if: jws), result)
         }
     }
 
