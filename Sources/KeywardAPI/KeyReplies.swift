@@ -26,6 +26,8 @@ public struct KeyReply: WritableReply, Equatable {
     public var currentVersion: UInt32
     /// The oldest version that may still decrypt and verify.
     public var minDecryptionVersion: UInt32
+    /// The oldest version whose material is kept, when older ones were destroyed.
+    public var minAvailableVersion: UInt32?
     /// Days between automatic rotations, if any.
     public var rotationPeriodDays: Int?
     /// When the next automatic rotation is due, if any.
@@ -44,7 +46,8 @@ public struct KeyReply: WritableReply, Equatable {
     /// A reply of these fields.
     public init(id: KeyID, spec: KeySpec, state: String, description: String, aliases: [String], tags: [String: String],
                 createdAt: Date, stateChangedAt: Date, currentVersion: UInt32, minDecryptionVersion: UInt32, rotationPeriodDays: Int?,
-                nextRotationAt: Date?, destructionDate: Date?, expiresAt: Date?, exportable: Bool, backupAllowed: Bool, origin: String) {
+                nextRotationAt: Date?, destructionDate: Date?, expiresAt: Date?, exportable: Bool, backupAllowed: Bool, origin: String,
+                minAvailableVersion: UInt32? = nil) {
         self.id = id
         self.spec = spec
         self.purpose = spec.purpose
@@ -63,6 +66,7 @@ public struct KeyReply: WritableReply, Equatable {
         self.exportable = exportable
         self.backupAllowed = backupAllowed
         self.origin = origin
+        self.minAvailableVersion = minAvailableVersion
     }
 
     public func writeMembers(to json: inout JSONWriter) {
@@ -77,6 +81,7 @@ public struct KeyReply: WritableReply, Equatable {
         json.member("stateChangedAt", stateChangedAt)
         json.member("currentVersion", Int(currentVersion))
         json.member("minDecryptionVersion", Int(minDecryptionVersion))
+        json.member("minAvailableVersion", minAvailableVersion.map(Int.init))
         json.member("rotationPeriodDays", rotationPeriodDays)
         json.member("nextRotationAt", nextRotationAt)
         json.member("destructionDate", destructionDate)

@@ -172,6 +172,17 @@ public struct ScheduleDestructionBody: Codable, Sendable {
     }
 }
 
+/// The JSON body of the native API's destroy versions request (openapi.yaml, schema `DestroyVersions`).
+public struct DestroyVersionsBody: Codable, Sendable {
+    /// The oldest version to keep: every version below it is destroyed.
+    public var below: UInt32
+
+    /// A body of these fields.
+    public init(below: UInt32) {
+        self.below = below
+    }
+}
+
 /// The JSON body of the native API's alias request (openapi.yaml, schema `Alias`).
 public struct AliasBody: Codable, Sendable {
     public var key: String

@@ -48,6 +48,13 @@ extension KeywardClient {
         KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ScheduleDestructionBody(waitingDays: waitingDays), as: KeyReply.self))
     }
 
+    /// Destroys the material of every version below `below` (which must not be above the key's
+    /// minimum decryption version); needs `destroy` on the key.
+    public func destroyVersions(_ key: String, below: Int) async throws(KeywardClientError) -> KeyInfo {
+        guard let below = UInt32(exactly: below), below >= 1 else { throw .configuration("the oldest version to keep is 1 or more, not \(below)") }
+        return KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/destroy-versions", DestroyVersionsBody(below: below), as: KeyReply.self))
+    }
+
     /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).
     public func publicKey(_ key: String) async throws(KeywardClientError) -> [UInt8] {
         try await call(.GET, "/v1/keys/\(Self.path(key))/public-key", as: PublicKeyReply.self).publicKey.value

@@ -15,6 +15,8 @@ public struct KeyInfo: Sendable, Equatable {
     public var rotationPeriodDays: Int?
     public var exportable: Bool
     public var origin: String
+    /// The oldest version whose material is kept, when older ones were destroyed.
+    public var minAvailableVersion: Int? = nil
 }
 
 /// A page of keys and the cursor for the next one.
@@ -29,7 +31,7 @@ extension KeyInfo {
         self.init(id: reply.id.description, spec: reply.spec.rawValue, purpose: reply.purpose.rawValue, state: reply.state,
                   description: reply.description, aliases: reply.aliases, tags: reply.tags, currentVersion: Int(reply.currentVersion),
                   minDecryptionVersion: Int(reply.minDecryptionVersion), rotationPeriodDays: reply.rotationPeriodDays,
-                  exportable: reply.exportable, origin: reply.origin)
+                  exportable: reply.exportable, origin: reply.origin, minAvailableVersion: reply.minAvailableVersion.map(Int.init))
     }
 }
 

@@ -9,7 +9,7 @@ struct KeyCommand: AsyncParsableCommand {
         commandName: "key",
         abstract: "Create, list, describe, rotate and manage keys.",
         subcommands: [Create.self, List.self, Describe.self, Rotate.self, Enable.self, Disable.self,
-                      ScheduleDestruction.self, CancelDestruction.self, MarkCompromised.self, ImportToken.self, Import.self, Export.self, Alias.self])
+                      ScheduleDestruction.self, CancelDestruction.self, DestroyVersions.self, MarkCompromised.self, ImportToken.self, Import.self, Export.self, Alias.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key (`keyward specs` lists the specs).")
@@ -104,6 +104,28 @@ struct KeyCommand: AsyncParsableCommand {
             try await guarded {
                 let described = try await storeOptions.open().rotate(key: key, actor: storeOptions.actorName)
                 print("key \(described.metadata.id) is now at version \(described.metadata.currentVersion)")
+            }
+        }
+    }
+
+    struct DestroyVersions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "destroy-versions",
+            abstract: "Destroy the material of every version below --below: their ciphertexts stop decrypting, for good.",
+            discussion: "Raises the key's minimum decryption version to --below first if it is lower. Newer versions are untouched.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        @Option(help: "The oldest version to keep.") var below: UInt32
+        func run() async throws {
+            try await guarded {
+                let service = try await storeOptions.open()
+                let actor = storeOptions.actorName
+                let current = try await service.describe(key: key, actor: actor).metadata
+                if current.minDecryptionVersion < below, below <= current.currentVersion {
+                    _ = try await service.update(key: key, minDecryptionVersion: below, actor: actor)
+                }
+                let described = try await service.destroyVersions(key: key, below: below, actor: actor)
+                print("key \(described.metadata.id): versions below \(described.metadata.minAvailableVersion ?? 1) destroyed; \(described.metadata.minAvailableVersion ?? 1) to \(described.metadata.currentVersion) remain")
             }
         }
     }

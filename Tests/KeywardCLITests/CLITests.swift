@@ -230,6 +230,25 @@ struct CLITests {
         #expect(corrupted.status == 1 && corrupted.stderr.hasPrefix("keyward: "))
     }
 
+    @Test("key destroy-versions: older ciphertexts stop decrypting, newer ones decrypt, the store verifies; a version above the newest is refused")
+    func destroyVersions() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "app"]).status == 0)
+        let old = try cli.run(["encrypt", "--key", "app", "--base64-out"], stdin: Data("old".utf8))
+        #expect(try cli.run(["key", "rotate", "app"]).status == 0)
+        let new = try cli.run(["encrypt", "--key", "app", "--base64-out"], stdin: Data("new".utf8))
+        let destroyed = try cli.run(["key", "destroy-versions", "app", "--below", "2"])
+        #expect(destroyed.status == 0 && destroyed.stdout.contains("versions below 2 destroyed"), "\(destroyed.stdout) \(destroyed.stderr)")
+        let refused = try cli.run(["decrypt", "--base64-in"], stdin: old.data)
+        #expect(refused.status != 0 && refused.stdout.isEmpty && refused.stderr.hasPrefix("keyward: "), "\(refused.stderr)")
+        #expect(try cli.run(["decrypt", "--base64-in"], stdin: new.data).stdout == "new")
+        #expect(try cli.run(["verify"]).status == 0)
+        let tooFar = try cli.run(["key", "destroy-versions", "app", "--below", "3"])
+        #expect(tooFar.status != 0 && tooFar.stderr.contains("minimum decryption version"), "\(tooFar.stderr)")
+    }
+
     @Test("backup to two files, verify, restore into a new store; KEK rotation keeps ciphertexts readable")
     func backupRestoreAndKEKRotation() throws {
         let cli = try CLI()

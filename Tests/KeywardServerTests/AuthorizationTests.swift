@@ -43,6 +43,7 @@ struct AuthorizationTests {
             case ("POST", "/v1/keys"): #"{"spec":"AES-256-GCM"}"#
             case ("PATCH", _): #"{"description":"x"}"#
             case ("POST", "/v1/keys/{key}/schedule-destruction"): #"{"waitingDays":7}"#
+            case ("POST", "/v1/keys/{key}/destroy-versions"): #"{"below":1}"#
             case ("POST", "/v1/import-wrapping-keys"): #"{"hours":1}"#
             case ("POST", "/v1/keys/import"): #"{"wrappingKeyId":"\#(wrapping)","wrappedMaterial":"AAAA","key":{}}"#
             case ("PUT", "/v1/admin/tokens/{token}/policy"): #"{"rules":["encrypt:key=\#(aes)"]}"#

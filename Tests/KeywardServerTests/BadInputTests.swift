@@ -137,6 +137,7 @@ struct EveryRouteBadInputTests {
         case "derive-shared-secret": #"{"peerPublicKey":"AQID"}"#
         case "decapsulate": #"{"encapsulated":"AQID"}"#
         case "schedule-destruction": #"{"waitingDays":7}"#
+        case "destroy-versions": #"{"below":1}"#
         default: "{}"
         }
     }

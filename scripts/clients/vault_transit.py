@@ -90,6 +90,29 @@ try:
         fail("a v1 ciphertext decrypted below the minimum decryption version")
     except hvac.exceptions.InvalidRequest:
         pass
+    # min_encryption_version is kept and reported (Keyward encrypts with the latest version);
+    # trim destroys the versions below min_available_version, only those already refused.
+    transit.update_key_configuration(name=name, min_encryption_version=2)
+    check(transit.read_key(name=name)["data"]["min_encryption_version"] == 2, "config min_encryption_version")
+    try:
+        transit.update_key_configuration(name=name, min_encryption_version=5)
+        fail("min_encryption_version above the latest version was accepted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    try:
+        transit.trim_key(name=name, min_version=3)
+        fail("trim above min_decryption_version was accepted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    transit.trim_key(name=name, min_version=2)
+    trimmed = transit.read_key(name=name)["data"]
+    check(trimmed["min_available_version"] == 2 and sorted(trimmed["keys"]) == ["2"], "trim: %s" % trimmed)
+    check(base64.b64decode(transit.decrypt_data(name=name, ciphertext=rewrapped)["data"]["plaintext"]) == b"ledger entry", "v2 decrypts after trim")
+    try:
+        transit.update_key_configuration(name=name, min_decryption_version=1)
+        fail("min_decryption_version went below the trimmed versions")
+    except hvac.exceptions.InvalidRequest:
+        pass
     check(transit.hash_data(hash_input=b64(b"abc"), algorithm="sha2-256")["data"]["sum"] ==
           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "hash sha2-256")
     listed = vault.adapter.get("/v1/transit/keys", params={"list": "true"})["data"]["keys"]
@@ -161,7 +184,7 @@ try:
     status, reply = native("GET", "/v1/keys/transit%2F" + doomed)
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
     results.append("hvac: keys create/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, "
-                   "rewrap, min_decryption_version enforced, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
+                   "rewrap, min_decryption_version enforced, min_encryption_version, trim, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
                    "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused, export (the exported HMAC key "
                    "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")
 

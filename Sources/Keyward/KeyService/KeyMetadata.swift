@@ -29,6 +29,9 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     public var currentVersion: UInt32
     /// The oldest version that may still decrypt or verify.
     public var minDecryptionVersion: UInt32
+    /// The oldest version whose material is kept: the versions below it were destroyed by
+    /// `KeyService.destroyVersions` (nil: none were). Never above `minDecryptionVersion`.
+    public var minAvailableVersion: UInt32? = nil
     /// For `pendingDestruction`: when the key is destroyed.
     public var destructionDate: Date?
     /// Where the material came from: `keyward` (generated) or `imported`.

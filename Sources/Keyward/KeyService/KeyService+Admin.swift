@@ -211,8 +211,10 @@ extension KeyService {
                 metadata.nextRotationAt = rotationPeriodDays.map { clock.now.addingTimeInterval(Double($0) * 86_400) }
             }
             if let minDecryptionVersion {
-                guard (1...metadata.currentVersion).contains(minDecryptionVersion) else {
-                    throw .invalidArgument("minimum decryption version \(minDecryptionVersion); the key has versions 1 to \(metadata.currentVersion)")
+                let oldest = metadata.minAvailableVersion ?? 1
+                guard (oldest...metadata.currentVersion).contains(minDecryptionVersion) else {
+                    throw .invalidArgument("minimum decryption version \(minDecryptionVersion); the key has versions \(oldest) to \(metadata.currentVersion)"
+                                           + (oldest > 1 ? " (the versions below \(oldest) were destroyed)" : ""))
                 }
                 metadata.minDecryptionVersion = minDecryptionVersion
             }

@@ -402,6 +402,9 @@ extension KeyService {
             guard metadata.currentVersion >= 1, key.versions.map(\.number) == Array(1...metadata.currentVersion) else {
                 throw refuse("lists versions \(key.versions.map(\.number)) for current version \(metadata.currentVersion)")
             }
+            if let oldest = metadata.minAvailableVersion, !(1...metadata.minDecryptionVersion).contains(oldest) {
+                throw refuse("has oldest available version \(oldest) outside 1 to its minimum decryption version \(metadata.minDecryptionVersion)")
+            }
             guard (1...metadata.currentVersion).contains(metadata.minDecryptionVersion) else {
                 throw refuse("has minimum decryption version \(metadata.minDecryptionVersion) outside 1 to \(metadata.currentVersion)")
             }

@@ -63,6 +63,52 @@ extension KeyService {
         return true
     }
 
+    /// Destroys the material of every version below `oldest` (Transit's trim): the rows stay as
+    /// tombstones, so their ciphertexts are refused as made under a destroyed version, and the
+    /// key's `minAvailableVersion` becomes `oldest`. Needs `destroy` on the key, which must be
+    /// in a state that may be scheduled for destruction.
+    ///
+    /// Only versions the key already refuses may go: `oldest` must not be above the minimum
+    /// decryption version. And every live node must have caught up with the store first (the
+    /// destruction barrier), so none still decrypts with a version it is about to lose; a node
+    /// that lags past `DestructionBarrier.wait` fails the call with `unavailable` and destroys
+    /// nothing. Idempotent: `oldest` at or below the current oldest version changes nothing.
+    ///
+    /// - Throws: `invalidArgument` for `oldest` outside 1 to the minimum decryption version;
+    ///   `accessDenied`, `wrongState`; `unavailable` when a node has not caught up.
+    public func destroyVersions(key reference: String, below oldest: UInt32, actor: Caller) async throws(KeywardError) -> KeyDescription {
+        let id = try await resolve(reference, for: .destroy, caller: actor)
+        let seen = try await storing({ () async throws(StorageError) in try await store.generation() })
+        let barrierPassed = try await destructionBarrierPassed(generation: seen)
+        let description = try await withUsableKey(id, .destroy, admittedAs: .scheduleDestruction, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+            var metadata = key.metadata
+            guard (1...metadata.minDecryptionVersion).contains(oldest) else {
+                throw .invalidArgument("the oldest version to keep is \(oldest); it must be 1 to the key's minimum decryption version \(metadata.minDecryptionVersion) (raise that first)")
+            }
+            guard oldest > (metadata.minAvailableVersion ?? 1) else {
+                return KeyDescription(metadata: metadata, aliases: try await records.authenticAliases(of: id))
+            }
+            guard barrierPassed else {
+                throw .storage(.unavailable("a node serving this store has not caught up with its latest changes; no version was destroyed; try again"))
+            }
+            event.detail = "versions \(metadata.minAvailableVersion ?? 1) to \(oldest - 1) destroyed"
+            let fence = records.fence()
+            let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
+            for row in rows where row.version < oldest {
+                var version = try records.verifiedVersion(row, of: id, row.version, fence)
+                guard version.state != "destroyed" else { continue }
+                version.state = "destroyed"
+                let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: version, revision: row.revision + 1)
+                try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
+                event.anchor(.version(id, row.version), tombstone.revision)
+            }
+            metadata.minAvailableVersion = oldest
+            return try await commit(key, metadata, event: &event)
+        }
+        cache.invalidate(id)
+        return description
+    }
+
     /// Waits (at most `DestructionBarrier.wait`) until every other live node reports having
     /// seen `generation`. True when they all have.
     func destructionBarrierPassed(generation: Int64) async throws(KeywardError) -> Bool {

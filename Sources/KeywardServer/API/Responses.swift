@@ -27,6 +27,7 @@ extension KeyReply {
                   currentVersion: metadata.currentVersion, minDecryptionVersion: metadata.minDecryptionVersion,
                   rotationPeriodDays: metadata.rotationPeriodDays, nextRotationAt: metadata.nextRotationAt,
                   destructionDate: metadata.destructionDate, expiresAt: metadata.expiresAt, exportable: metadata.exportable,
-                  backupAllowed: metadata.backupAllowed, origin: metadata.origin)
+                  backupAllowed: metadata.backupAllowed, origin: metadata.origin,
+                  minAvailableVersion: metadata.minAvailableVersion)
     }
 }

@@ -81,6 +81,12 @@ enum KeyRoutes {
             return Response.reply(KeyReply(key))
         }
 
+        routes.on(.post, "/v1/keys/{key}/destroy-versions") { request, context in
+            let below = try await body.decode(DestroyVersionsBody.self, from: request).below
+            let key = try await slot.current.destroyVersions(key: try context.parameter("key"), below: below, actor: try context.caller(request))
+            return Response.reply(KeyReply(key))
+        }
+
         routes.on(.get, "/v1/keys/{key}/public-key") { request, context in
             var version: UInt32?
             if let text = request.uri.queryParameters.get("version") {

@@ -21,6 +21,8 @@ enum TransitRoutes {
     static let list = HTTPRequest.Method("LIST")!
     /// The Keyward tag that records Transit's `deletion_allowed` on a key.
     static let deletionAllowedTag = "transit.deletion_allowed"
+    /// The tag that keeps a key's Transit `min_encryption_version` (absent: 0).
+    static let minEncryptionVersionTag = "transit.min_encryption_version"
 
     /// Whether `request` is for the Transit front end (its errors are Transit-shaped).
     static func isTransitRequest(_ request: Request, mount: String) -> Bool {
@@ -77,6 +79,16 @@ enum TransitRoutes {
             return try await call.keyReply(name)
         }
         transit(.get, "/keys/{name}") { call in try await call.keyReply(try call.name()) }
+        transit(.post, "/keys/{name}/trim") { call in
+            // Transit's trim: the versions below min_available_version lose their material
+            // (KeyService.destroyVersions); it must not be above min_decryption_version.
+            let name = try call.name()
+            guard let oldest = try call.input.int("min_available_version"), let below = UInt32(exactly: oldest), below >= 1 else {
+                throw TransitError.invalid("min_available_version is required, 1 or more")
+            }
+            _ = try await call.run { () async throws(KeywardError) in try await call.service.destroyVersions(key: call.prefix + name, below: below, actor: call.caller) }
+            return try await call.keyReply(name)
+        }
         transit(.post, "/keys/{name}/rotate") { call in
             let name = try call.name()
             _ = try await call.run { () async throws(KeywardError) in try await call.service.rotate(key: call.prefix + name, actor: call.caller) }
@@ -85,19 +97,26 @@ enum TransitRoutes {
         transit(.post, "/keys/{name}/config") { call in
             let name = try call.name()
             let key = call.prefix + name
-            if try call.input.bool("exportable") == true || call.input.has("min_encryption_version") || call.input.bool("allow_plaintext_backup") == true {
-                throw TransitError.invalid("exportable is fixed when a key is created, Keyward encrypts with the latest version only, and plaintext backups are not offered")
+            if try call.input.bool("exportable") == true || call.input.bool("allow_plaintext_backup") == true {
+                throw TransitError.invalid("exportable is fixed when a key is created, and plaintext backups are not offered (transit/backup gives an encrypted one)")
             }
             let minimum = try call.input.int("min_decryption_version")
+            let minimumForEncryption = try call.input.int("min_encryption_version")
             let period = try call.input.has("auto_rotate_period") ? Optional(try call.input.duration("auto_rotate_period")) : nil
             let deletion = try call.input.bool("deletion_allowed")
             let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
-            var tags: [String: String]? = nil
-            if let deletion {
-                var updated = current.metadata.tags
-                updated[TransitRoutes.deletionAllowedTag] = deletion ? "true" : nil
-                tags = updated
+            var updated = current.metadata.tags
+            if let deletion { updated[TransitRoutes.deletionAllowedTag] = deletion ? "true" : nil }
+            if let minimumForEncryption {
+                // Keyward always encrypts with the latest version, which satisfies any minimum up
+                // to it; the value is kept (a tag) so that reads report it, as Transit's do.
+                let latest = Int(current.metadata.currentVersion), decryption = minimum ?? Int(current.metadata.minDecryptionVersion)
+                guard minimumForEncryption == 0 || (decryption...latest).contains(minimumForEncryption) else {
+                    throw TransitError.invalid("min_encryption_version \(minimumForEncryption) must be 0 or from min_decryption_version (\(decryption)) to the latest version (\(latest))")
+                }
+                updated[TransitRoutes.minEncryptionVersionTag] = minimumForEncryption == 0 ? nil : String(minimumForEncryption)
             }
+            let tags: [String: String]? = updated == current.metadata.tags ? nil : updated
             let days: Int?? = period.map { seconds in seconds.map { max(1, Int(($0 / 86_400).rounded(.up))) } }
             _ = try await call.run { () async throws(KeywardError) in
                 try await call.service.update(key: key, tags: tags, rotationPeriodDays: days, minDecryptionVersion: minimum.map { UInt32(max(1, $0)) },
@@ -244,9 +263,9 @@ struct TransitCall: Sendable {
                 }
             }
             json.member("latest_version", Int(metadata.currentVersion))
-            json.member("min_available_version", 0)
+            json.member("min_available_version", Int(metadata.minAvailableVersion ?? 0))
             json.member("min_decryption_version", Int(metadata.minDecryptionVersion))
-            json.member("min_encryption_version", 0)
+            json.member("min_encryption_version", Int(metadata.tags[TransitRoutes.minEncryptionVersionTag] ?? "") ?? 0)
             json.member("deletion_allowed", metadata.tags[TransitRoutes.deletionAllowedTag] == "true")
             json.member("exportable", metadata.exportable)
             json.member("allow_plaintext_backup", false)
