@@ -375,13 +375,17 @@ public struct KEKRotationReply: WritableReply, Equatable {
 }
 
 /// `POST /v1/admin/backup`: the recipient to seal the backup to, as the text of its public key
-/// file (`keyward backup keygen`); it must be one the server pins (`backup.recipients`).
-/// Schema `BackupRequest`.
+/// file (`keyward backup keygen`); it must be one the server pins (`backup.recipients`); with
+/// `keys` (ids or aliases), only those keys. Schema `BackupRequest`.
 public struct BackupBody: Codable, Sendable {
     public var recipient: String
+    public var keys: [String]?
 
     /// A body of these fields.
-    public init(recipient: String) { self.recipient = recipient }
+    public init(recipient: String, keys: [String]? = nil) {
+        self.recipient = recipient
+        self.keys = keys
+    }
 }
 
 /// A recipient backup: the bundle, signed by the store's backup signing key. Schema `Backup`.
@@ -418,12 +422,18 @@ public struct BackupReply: WritableReply, Equatable {
 }
 
 /// `POST /v1/admin/restore`: a recipient bundle sealed to the server's own identity
-/// (`backup.identity`) and signed by a store it trusts (`backup.signers`). Schema `RestoreRequest`.
+/// (`backup.identity`) and signed by a store it trusts (`backup.signers`). With `addKeys`, the
+/// bundle's keys are added to a store that may hold others (none of them, nor their aliases);
+/// without, the store must hold no keys. Schema `RestoreRequest`.
 public struct RestoreBody: Codable, Sendable {
     public var bundle: Base64Bytes
+    public var addKeys: Bool?
 
     /// A body of these fields.
-    public init(bundle: [UInt8]) { self.bundle = Base64Bytes(bundle) }
+    public init(bundle: [UInt8], addKeys: Bool? = nil) {
+        self.bundle = Base64Bytes(bundle)
+        self.addKeys = addKeys
+    }
 }
 
 /// A restore's result. Schema `Restore`.

@@ -233,12 +233,23 @@ public final class PostgresKeyStore: KeyStore {
         }
     }
 
-    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) {
+    public func restoreKeys(_ keys: [RestoredKey], intoEmptyStore: Bool) async throws(StorageError) {
         try await write("restoring keys") { connection, logger in
             try await connection.query("LOCK TABLE keys IN EXCLUSIVE MODE", logger: logger)
-            let count = try await connection.query("SELECT count(*) FROM keys", logger: logger).collect().first.map { try Columns($0).int("count") } ?? 0
-            guard count == 0 else { throw StorageError.conflict("the store already holds keys; a backup is restored only into an empty store") }
+            if intoEmptyStore {
+                let count = try await connection.query("SELECT count(*) FROM keys", logger: logger).collect().first.map { try Columns($0).int("count") } ?? 0
+                guard count == 0 else { throw StorageError.conflict("the store already holds keys; a backup is restored only into an empty store") }
+            }
             for item in keys {
+                if try await connection.query("SELECT 1 FROM keys WHERE id = \(Self.blob(item.key.id.bytes))", logger: logger).collect().first != nil {
+                    throw StorageError.conflict("the store already holds key \(item.key.id)")
+                }
+                for alias in item.aliases {
+                    let name = alias.name
+                    if try await connection.query("SELECT 1 FROM aliases WHERE name = \(name)", logger: logger).collect().first != nil {
+                        throw StorageError.conflict("the alias \(alias.name) already names a key in this store")
+                    }
+                }
                 try await Self.insert(item.key, connection, logger)
                 for version in item.versions { try await Self.insert(version, connection, logger) }
                 for alias in item.aliases { try await Self.insert(alias, connection, logger) }

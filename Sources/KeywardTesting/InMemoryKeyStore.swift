@@ -107,16 +107,16 @@ public final class InMemoryKeyStore: KeyStore {
 
     public func key(_ id: KeyID) async throws(StorageError) -> KeyRow? { withContents { $0.keys[id] } }
 
-    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) {
+    public func restoreKeys(_ keys: [RestoredKey], intoEmptyStore: Bool) async throws(StorageError) {
         try locked { (state: inout Contents) throws(StorageError) in
-            guard state.keys.isEmpty else { throw .conflict("the store already holds keys; a backup is restored only into an empty store") }
+            if intoEmptyStore, !state.keys.isEmpty { throw .conflict("the store already holds keys; a backup is restored only into an empty store") }
             var next = state
             for item in keys {
-                guard next.keys[item.key.id] == nil else { throw .conflict("key \(item.key.id) is given twice") }
+                guard next.keys[item.key.id] == nil else { throw .conflict("the store already holds key \(item.key.id), or it is given twice") }
                 next.keys[item.key.id] = item.key
                 for version in item.versions { next.versions[item.key.id, default: [:]][version.version] = version }
                 for alias in item.aliases {
-                    guard next.aliases[alias.name] == nil else { throw .conflict("alias \(alias.name) is given twice") }
+                    guard next.aliases[alias.name] == nil else { throw .conflict("the alias \(alias.name) already names a key, or is given twice") }
                     next.aliases[alias.name] = alias
                 }
             }

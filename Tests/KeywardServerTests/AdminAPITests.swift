@@ -160,8 +160,11 @@ struct AdminAPITests {
         let trusting = try KeywardServer(service: recovered, configuration: targetConfiguration)
         try await Application(router: try trusting.makeRouter()).test(.router) { client in
             var tampered = bundle
-            tampered[tampered.count / 2] ^= 1
-            #expect(try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(tampered).base64EncodedString()])).status != .ok)
+            tampered[tampered.count - 80] ^= 1  // in the sealed payload, which the signature covers
+            let broken = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(tampered).base64EncodedString()]))
+            #expect(broken.status == .badRequest && broken.text.contains("the bundle was refused"), "a tampered bundle: \(broken.status) \(broken.text)")
+            let garbage = try await client.call(.post, "/v1/admin/restore", token: restorer, #"{"bundle":"AAAA"}"#)
+            #expect(garbage.status == .badRequest, "a bundle that is not one: \(garbage.status) \(garbage.text)")
             let restored = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(bundle).base64EncodedString()]))
             #expect(restored.status == .ok && restored.json["restored"] as? Int == 1, "\(restored.text)")
             let again = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(bundle).base64EncodedString()]))

@@ -24,7 +24,7 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func keks() async throws(StorageError) -> [KEKRecord] { try await inner.keks() }
     public func insertKey(_ key: KeyRow, firstVersion: VersionRow?, aliases: [AliasRow]) async throws(StorageError) { try await inner.insertKey(key, firstVersion: firstVersion, aliases: aliases) }
     public func key(_ id: KeyID) async throws(StorageError) -> KeyRow? { try await inner.key(id) }
-    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) { try await inner.restoreKeys(keys) }
+    public func restoreKeys(_ keys: [RestoredKey], intoEmptyStore: Bool) async throws(StorageError) { try await inner.restoreKeys(keys, intoEmptyStore: intoEmptyStore) }
     public func updateKey(_ key: KeyRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateKey(key, expectedRevision: expectedRevision) }
     public func listKeys(filter: KeyFilter, after cursor: KeyID?, limit: Int) async throws(StorageError) -> [KeyRow] { try await inner.listKeys(filter: filter, after: cursor, limit: limit) }
     public func keyCount() async throws(StorageError) -> Int { try await inner.keyCount() }

@@ -39,8 +39,12 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
+# A recovery site's recipient key pair: this server seals Transit backups to it.
+site_identity, site_public = os.path.join(work, "site.identity"), os.path.join(work, "site.pub")
+subprocess.run([binary, "backup", "keygen", "--spec", "X25519", "--identity", site_identity, "--public-out", site_public],
+               check=True, capture_output=True)
 server, url = start([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev"), "--port", "0", "--dev-root-token", root],
-                    os.path.join(work, "serve.log"))
+                    os.path.join(work, "serve.log"), env=dict(os.environ, KEYWARD_BACKUP_RECIPIENTS=site_public))
 if server is None:
     fail("the server did not start:\n" + url)
 ca = os.path.join(work, "dev", "ca.pem")
@@ -240,6 +244,50 @@ try:
         body = json.loads(error.read())
         check(error.code == 403 and isinstance(body.get("errors"), list), "Transit error shape: %s %s" % (error.code, body))
     results.append("refusals: unknown key 404, bad token 403 permission denied, policy without decrypt 403, errors as {\"errors\": [...]}")
+
+    # Backup and restore of one key, encrypted: hvac takes the backup here and restores it into
+    # a second server (another store, holding a key of its own) that trusts this store's signer.
+    moving = "moving-" + uuid.uuid4().hex[:8]
+    transit.create_key(name=moving)
+    moved_ciphertext = transit.encrypt_data(name=moving, plaintext=b64(b"carried"))["data"]["ciphertext"]
+    backup = transit.backup_key(name=moving)["data"]["backup"]
+    # Not Transit's plaintext JSON: a Keyward bundle, sealed to the site and signed by the store.
+    check(not base64.b64decode(backup).lstrip().startswith(b"{"), "the backup is not Transit's plaintext JSON")
+    try:
+        narrow.backup_key(name=moving)
+        fail("a Transit-scoped token took a backup")
+    except hvac.exceptions.Forbidden:
+        pass
+    signer = os.path.join(work, "source-signer.pem")
+    subprocess.run([binary, "backup", "signer", "--store", os.path.join(work, "dev", "keyward.db"),
+                    "--key-file", os.path.join(work, "dev", "root.key"), "--out", signer], check=True, capture_output=True)
+    bundle_file = os.path.join(work, "moving.kwb")
+    with open(bundle_file, "wb") as handle:
+        handle.write(base64.b64decode(backup))
+    verified = subprocess.run([binary, "backup", "verify", "--in", bundle_file, "--identity", site_identity, "--signer", signer], capture_output=True, text=True)
+    check(verified.returncode == 0 and "backup intact: 1 keys" in verified.stdout, "the backup opens with the site identity: %s %s" % (verified.stdout, verified.stderr))
+    second_root = "transit-recovery-token-" + uuid.uuid4().hex
+    second, second_url = start([binary, "serve", "--dev", "--dev-dir", os.path.join(work, "dev2"), "--port", "0", "--dev-root-token", second_root],
+                               os.path.join(work, "serve2.log"), env=dict(os.environ, KEYWARD_BACKUP_IDENTITY=site_identity, KEYWARD_BACKUP_SIGNERS=signer))
+    if second is None:
+        fail("the second server did not start:\n" + second_url)
+    try:
+        recovery = hvac.Client(url=second_url, token=second_root, verify=os.path.join(work, "dev2", "ca.pem")).secrets.transit
+        recovery.create_key(name="resident")
+        recovery.restore_key(backup=backup, name="carried")
+        check(base64.b64decode(recovery.decrypt_data(name="carried", ciphertext=moved_ciphertext)["data"]["plaintext"]) == b"carried",
+              "the restored key decrypts the source's ciphertext")
+        for attempt, arguments in [("a second restore", {"backup": backup, "name": "carried"}), ("force", {"backup": backup, "name": "other", "force": True})]:
+            try:
+                recovery.restore_key(**arguments)
+                fail(attempt + " was accepted")
+            except hvac.exceptions.InvalidRequest:
+                pass
+        check(recovery.read_key(name="resident")["data"]["latest_version"] == 1, "the second store's own key is untouched")
+    finally:
+        stop(second)
+    results.append("backup/restore: hvac backup_key (a bundle of the one key sealed to the pinned recipient, checked with keyward backup verify; a Transit-scoped token refused) and restore_key "
+                   "under a new name into a second server holding its own key, which then decrypts the source's ciphertext; a second restore and force refused")
 finally:
     stop(server)
 

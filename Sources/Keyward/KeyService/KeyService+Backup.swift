@@ -21,6 +21,9 @@ public final class BackupKey: Sendable {
 
     /// Whether any version carries material (false when every version is a tombstone).
     public var holdsMaterial: Bool { versions.contains { $0.material != nil } }
+
+    /// The same key with `aliases` instead of its own (restoring under another name).
+    func renamed(_ aliases: [String]) -> BackupKey { BackupKey(metadata: metadata, aliases: aliases, versions: versions) }
 }
 
 final class BackupVersion: Sendable {
@@ -80,19 +83,29 @@ extension KeyService {
 
     /// A recipient backup for an administrator over the API (`backup` on `*`), sealed only to
     /// one of `pinned`, the recipients the server's operator configured: a stolen admin
-    /// credential cannot have the keys sealed to its holder's own public key.
-    public func createBackup(to recipient: PublicKey, pinned: [PublicKey], actor: Caller) async throws(KeywardError) -> BackupBundle {
+    /// credential cannot have the keys sealed to its holder's own public key. With `keys`
+    /// (ids or aliases), the bundle holds only those, each of which must allow backups.
+    public func createBackup(to recipient: PublicKey, pinned: [PublicKey], keys: [String]? = nil, actor: Caller) async throws(KeywardError) -> BackupBundle {
         try await auditor.audited(.createBackup, caller: actor, key: nil) { (event) throws(KeywardError) -> BackupBundle in
             try authorizeAdministration(.backup, actor)
             guard pinned.contains(where: { $0.spec == recipient.spec && $0.representation == recipient.representation }) else {
                 throw .notPermitted("the recipient is not one this server seals backups to; the operator pins recipients in its configuration (backup.recipients)")
             }
-            return try await writeBackup(protection: .recipient(recipient), actor: actor, event: &event, progress: { _ in })
+            var selection: Set<KeyID>? = nil
+            if let keys {
+                guard (1...1000).contains(keys.count) else { throw .invalidArgument("a backup of chosen keys names 1 to 1000 of them, not \(keys.count)") }
+                var ids = Set<KeyID>()
+                for reference in keys { ids.insert(try await records.resolve(reference)) }
+                selection = ids
+            }
+            return try await writeBackup(protection: .recipient(recipient), keys: selection, actor: actor, event: &event, progress: { _ in })
         }
     }
 
-    /// The bundle `createBackup` writes, for a caller already authorised.
-    private func writeBackup(protection: BackupProtection, actor: Caller, event: inout AuditEvent, progress: @Sendable (Int) -> Void) async throws(KeywardError) -> BackupBundle {
+    /// The bundle `createBackup` writes, for a caller already authorised: every key that allows
+    /// backups, or the keys in `selection` (each of which must).
+    private func writeBackup(protection: BackupProtection, keys selection: Set<KeyID>? = nil, actor: Caller, event: inout AuditEvent,
+                             progress: @Sendable (Int) -> Void) async throws(KeywardError) -> BackupBundle {
         // Keys past their destruction date are destroyed first, so their material stays out.
         let maintenance = try await runMaintenance()
         guard maintenance.failures.isEmpty else {
@@ -102,18 +115,31 @@ extension KeyService {
         defer { SecureZero.wipe(&payload) }
         var count = 0
         var cursor: KeyID? = nil
-        repeat {
+        if let selection {
             let fence = records.fence()
-            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
-            for row in rows {
+            for id in selection.sorted(by: { $0.description < $1.description }) {
+                guard let row = try await storing({ () async throws(StorageError) in try await store.key(id) }) else { throw .keyNotFound(id.description) }
                 let metadata = try records.verifiedMetadata(row, fence)
-                guard metadata.backupAllowed, metadata.importWrappingFor == nil else { continue }
+                guard metadata.backupAllowed, metadata.importWrappingFor == nil else {
+                    throw .notPermitted("key \(id) does not allow backups (signing keys allow them only when created with backup allowed)")
+                }
                 try await appendKey(metadata, row: row, to: &payload)
                 count += 1
             }
-            progress(count)
-            cursor = rows.count == 500 ? rows.last?.id : nil
-        } while cursor != nil
+        } else {
+            repeat {
+                let fence = records.fence()
+                let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: cursor, limit: 500) })
+                for row in rows {
+                    let metadata = try records.verifiedMetadata(row, fence)
+                    guard metadata.backupAllowed, metadata.importWrappingFor == nil else { continue }
+                    try await appendKey(metadata, row: row, to: &payload)
+                    count += 1
+                }
+                progress(count)
+                cursor = rows.count == 500 ? rows.last?.id : nil
+            } while cursor != nil
+        }
         let bundleKey: KeyMaterial
         do throws(KeywardCryptoError) { bundleKey = try KeyMaterial.generate(.aes256GCM) } catch { throw .crypto(error) }
         var header = BackupBundle.Header(protection: "", kdf: nil, wrappedKey: nil, sealedKey: nil,
@@ -317,17 +343,67 @@ extension KeyService {
         guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
             throw .notPermitted("this store already holds keys; a backup is restored only into an empty store")
         }
-        let header = try BackupBundle(parsing: bundle).header
-        guard let named = header.signer, let signer = signers.first(where: { $0.spec == named.spec && $0.representation == named.publicKey }) else {
-            throw .notPermitted("the bundle is not signed by a store this server trusts (backup.signers); nothing was restored")
-        }
-        let contents = try Self.openBackup(bundle, identity: identity, signer: signer)
+        let contents = try Self.openTrusted(bundle, identity: identity, signers: signers)
         return try await restoreAuthorised(contents, actor: actor, progress: { _ in })
     }
 
-    private func restoreAuthorised(_ contents: BackupContents, actor: Caller, progress: @Sendable (Int) -> Void) async throws(KeywardError) -> Int {
-        guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
-            throw .storeState("a backup is restored only into a store that holds no keys")
+    /// A bundle sent over the API, opened with `identity` and checked: signed by one of
+    /// `signers` (else `notPermitted`), intact and valid (else `invalidArgument`: the bundle is
+    /// the caller's input, not this store's data).
+    private static func openTrusted(_ bundle: [UInt8], identity: borrowing KeyMaterial, signers: [PublicKey]) throws(KeywardError) -> BackupContents {
+        let header: BackupBundle.Header
+        do { header = try BackupBundle(parsing: bundle).header } catch { throw refusedBundle(error) }
+        guard let named = header.signer, let signer = signers.first(where: { $0.spec == named.spec && $0.representation == named.publicKey }) else {
+            throw .notPermitted("the bundle is not signed by a store this server trusts (backup.signers); nothing was restored")
+        }
+        do {
+            let contents = try openBackup(bundle, identity: identity, signer: signer)
+            try validateForRestore(contents)
+            return contents
+        } catch {
+            throw refusedBundle(error)
+        }
+    }
+
+    /// A fault of a bundle sent over the API, as the caller's error.
+    private static func refusedBundle(_ error: KeywardError) -> KeywardError {
+        switch error {
+        case .integrityFailure(let reason), .rootOfTrustRejected(let reason), .invalidArgument(let reason):
+            return .invalidArgument("the bundle was refused: \(reason)")
+        default:
+            return error
+        }
+    }
+
+    /// Adds the keys of a recipient bundle sealed to `identity` and signed by one of `signers`
+    /// to this store, which may hold other keys but none of these nor their aliases (a key
+    /// moved between stores, Transit's restore). With `aliases`, the bundle's one key gets these
+    /// aliases instead of its own. For an administrator (`restore` on `*`); atomic: every key
+    /// or none.
+    ///
+    /// - Throws: `notPermitted` for a bundle no trusted store signed; `integrityFailure` for a
+    ///   bundle that fails its checks; `storage(.conflict)` when the store already holds one of
+    ///   the keys or aliases.
+    public func restoreKeys(bundle: [UInt8], identity: borrowing KeyMaterial, signers: [PublicKey], aliases: [String]? = nil,
+                            actor: Caller) async throws(KeywardError) -> [KeyID] {
+        try await checkAdministration(.restore, actor: actor)
+        var contents = try Self.openTrusted(bundle, identity: identity, signers: signers)
+        if let aliases {
+            guard contents.keys.count == 1 else {
+                throw .invalidArgument("new aliases are given for a bundle of one key; this one holds \(contents.keys.count)")
+            }
+            contents = BackupContents(header: contents.header, keys: [contents.keys[0].renamed(aliases)])
+        }
+        _ = try await restoreAuthorised(contents, actor: actor, intoEmptyStore: false, progress: { _ in })
+        return contents.keys.map(\.metadata.id)
+    }
+
+    private func restoreAuthorised(_ contents: BackupContents, actor: Caller, intoEmptyStore: Bool = true,
+                                   progress: @Sendable (Int) -> Void) async throws(KeywardError) -> Int {
+        if intoEmptyStore {
+            guard try await storing({ () async throws(StorageError) in try await store.keyCount() }) == 0 else {
+                throw .storeState("a backup is restored only into a store that holds no keys")
+            }
         }
         // Every record is checked before the first is written: a bundle that decrypts is still
         // input, and a bad record found halfway would leave half a store.
@@ -362,7 +438,7 @@ extension KeyService {
             events.append(event)
         }
         do throws(StorageError) {
-            try await store.restoreKeys(rows)
+            try await store.restoreKeys(rows, intoEmptyStore: intoEmptyStore)
         } catch {
             var event = auditor.event(.restoreKey, caller: actor, key: nil)
             event.detail = "\(rows.count) keys from backup \(contents.header.bundleID); nothing was restored"

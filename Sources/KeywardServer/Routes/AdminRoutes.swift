@@ -105,7 +105,7 @@ enum AdminRoutes {
         routes.on(.post, "/v1/admin/backup") { request, context in
             let asked = try await body.decode(BackupBody.self, from: request)
             let recipient = try BackupKeyFiles.recipient(asked.recipient)
-            let bundle = try await slot.current.createBackup(to: recipient, pinned: backupKeys.recipients, actor: try context.caller(request))
+            let bundle = try await slot.current.createBackup(to: recipient, pinned: backupKeys.recipients, keys: asked.keys, actor: try context.caller(request))
             return Response.reply(BackupReply(bundle: bundle.bytes, keys: bundle.header.keyCount))
         }
 
@@ -116,8 +116,12 @@ enum AdminRoutes {
                 try await slot.current.checkAdministration(.restore, actor: try context.caller(request))
                 throw KeywardError.notPermitted("this server has no restore identity (backup.identity), so it restores nothing over the API")
             }
-            let restored = try await slot.current.restore(bundle: asked.bundle.value, identity: identity.material, signers: backupKeys.signers,
-                                                          actor: try context.caller(request))
+            let caller = try context.caller(request)
+            if asked.addKeys == true {
+                let added = try await slot.current.restoreKeys(bundle: asked.bundle.value, identity: identity.material, signers: backupKeys.signers, actor: caller)
+                return Response.reply(RestoreReply(restored: added.count))
+            }
+            let restored = try await slot.current.restore(bundle: asked.bundle.value, identity: identity.material, signers: backupKeys.signers, actor: caller)
             return Response.reply(RestoreReply(restored: restored))
         }
 

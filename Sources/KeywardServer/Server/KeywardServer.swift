@@ -117,7 +117,7 @@ public struct KeywardServer: Sendable {
         SystemRoutes.register(router, slot: slot, metrics: metrics, draining: shutdown)
         KeyRoutes.register(router, slot: slot, body: body)
         AWSKMSRoutes.register(router, slot: slot, settings: configuration.aws)
-        TransitRoutes.register(router, slot: slot, body: body, mount: configuration.transitMount)
+        TransitRoutes.register(router, slot: slot, body: body, mount: configuration.transitMount, backupKeys: backupKeys)
         OperationRoutes.register(router, slot: slot, body: body)
         AdminRoutes.register(router, slot: slot, body: body, tokens: tokens, maintenance: maintenanceLog, root: rootOfTrust, backupKeys: backupKeys)
         console?.register(router.group("/ui").add(middleware: ConsoleHeadersMiddleware()))

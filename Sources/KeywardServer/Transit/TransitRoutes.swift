@@ -29,7 +29,7 @@ enum TransitRoutes {
         request.uri.path.hasPrefix("/v1/\(mount)/")
     }
 
-    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader, mount: String) {
+    static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, body: BodyReader, mount: String, backupKeys: BackupKeys) {
         let base = "/v1/\(mount)"
         // Vault treats PUT as POST (the `vault`/`bao` CLI writes with PUT), and LIST as GET with
         // `list=true`: each write route answers both, the key list both.
@@ -142,6 +142,9 @@ enum TransitRoutes {
             }
             return Response(status: .noContent)
         }
+        transit(.get, "/backup/{name}") { call in try await TransitBackup.backup(call, keys: backupKeys) }
+        transit(.post, "/restore") { call in try await TransitBackup.restore(call, keys: backupKeys, name: nil) }
+        transit(.post, "/restore/{name}") { call in try await TransitBackup.restore(call, keys: backupKeys, name: try call.name()) }
         transit(.post, "/rewrap/{name}") { call in try await TransitCrypto.rewrap(call) }
         transit(.post, "/hash") { call in try TransitCrypto.hash(call, algorithm: nil) }
         transit(.post, "/hash/{algorithm}") { call in try TransitCrypto.hash(call, algorithm: try call.context.parameter("algorithm")) }

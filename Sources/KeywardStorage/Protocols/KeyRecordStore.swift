@@ -22,10 +22,11 @@ public protocol KeyRecordStore: Sendable {
     func version(_ keyID: KeyID, _ version: UInt32) async throws(StorageError) -> VersionRow?
     /// All versions of a key, oldest first.
     func versions(_ keyID: KeyID) async throws(StorageError) -> [VersionRow]
-    /// Writes restored keys into a store that holds none, in one transaction: every key row
-    /// with all its versions and aliases, or nothing. Fails with `conflict` when the store
-    /// already holds a key or two rows collide.
-    func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError)
+    /// Writes restored keys in one transaction: every key row with all its versions and
+    /// aliases, or nothing. With `intoEmptyStore`, fails with `conflict` when the store already
+    /// holds a key; without, when it holds one of these keys or aliases. Fails with `conflict`
+    /// when two rows collide.
+    func restoreKeys(_ keys: [RestoredKey], intoEmptyStore: Bool) async throws(StorageError)
     /// Adds a version and updates the key row (CAS) in one transaction.
     func insertVersion(_ version: VersionRow, key: KeyRow, expectedRevision: Int64) async throws(StorageError)
     /// Replaces a version row if its stored revision is `expectedRevision`.
@@ -42,4 +43,11 @@ public protocol KeyRecordStore: Sendable {
     func putAlias(_ alias: AliasRow, expectedRevision: Int64?) async throws(StorageError)
     /// Removes an alias if its stored revision is `expectedRevision`.
     func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError)
+}
+
+extension KeyRecordStore {
+    /// Writes restored keys into a store that holds none (`restoreKeys(_:intoEmptyStore:)`).
+    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) {
+        try await restoreKeys(keys, intoEmptyStore: true)
+    }
 }

@@ -210,12 +210,20 @@ public final class SQLiteKeyStore: KeyStore {
         try await read { db in try Self.fetchKey(id, db) }
     }
 
-    public func restoreKeys(_ keys: [RestoredKey]) async throws(StorageError) {
+    public func restoreKeys(_ keys: [RestoredKey], intoEmptyStore: Bool) async throws(StorageError) {
         try await write { db in
-            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM keys") == 0 else {
-                throw StorageError.conflict("the store already holds keys; a backup is restored only into an empty store")
+            if intoEmptyStore {
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM keys") == 0 else {
+                    throw StorageError.conflict("the store already holds keys; a backup is restored only into an empty store")
+                }
             }
             for item in keys {
+                if try Int.fetchOne(db, sql: "SELECT count(*) FROM keys WHERE id = ?", arguments: [Data(item.key.id.bytes)]) != 0 {
+                    throw StorageError.conflict("the store already holds key \(item.key.id)")
+                }
+                for alias in item.aliases where try Int.fetchOne(db, sql: "SELECT count(*) FROM aliases WHERE name = ?", arguments: [alias.name]) != 0 {
+                    throw StorageError.conflict("the alias \(alias.name) already names a key in this store")
+                }
                 try Self.insert(item.key, db)
                 for version in item.versions { try Self.insert(version, db) }
                 for alias in item.aliases { try Self.insert(alias, db) }
