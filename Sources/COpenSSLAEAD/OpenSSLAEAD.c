@@ -16,11 +16,13 @@
 /* Ciphers are fetched from the default provider once: an implicit fetch on every
    EVP_EncryptInit_ex costs more than sealing 32 bytes. */
 static EVP_CIPHER *aes_256_gcm;
+static EVP_CIPHER *aes_128_gcm;
 static EVP_CIPHER *chacha20_poly1305;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
 static void fetch_ciphers(void) {
     aes_256_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    aes_128_gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
     chacha20_poly1305 = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
 }
 
@@ -28,6 +30,7 @@ static const EVP_CIPHER *cipher_for(int algorithm) {
     pthread_once(&fetch_once, fetch_ciphers);
     switch (algorithm) {
     case KEYWARD_AEAD_AES_256_GCM: return aes_256_gcm;
+    case KEYWARD_AEAD_AES_128_GCM: return aes_128_gcm;
     case KEYWARD_AEAD_CHACHA20_POLY1305: return chacha20_poly1305;
     default: return NULL;
     }

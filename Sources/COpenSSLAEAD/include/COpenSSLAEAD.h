@@ -8,9 +8,10 @@
 enum {
     KEYWARD_AEAD_AES_256_GCM = 1,
     KEYWARD_AEAD_CHACHA20_POLY1305 = 2,
+    KEYWARD_AEAD_AES_128_GCM = 3,
 };
 
-/// Seals `in` (in_len bytes) under a 32-byte `key` and 12-byte `nonce`, authenticating
+/// Seals `in` (in_len bytes) under `key` (16 bytes for AES-128-GCM, else 32) and 12-byte `nonce`, authenticating
 /// aad1 then aad2 (either may be empty). Writes in_len bytes to `out` and 16 to `tag`.
 /// Returns 1 on success, 0 on failure (unknown algorithm, length above INT_MAX, library error).
 /// The cipher context, which holds the expanded key, is cleansed and freed before returning.

@@ -86,12 +86,15 @@ public enum SymmetricAlgorithm: UInt8, Sendable, Hashable, CaseIterable {
     case aes256GCM = 1
     /// ChaCha20-Poly1305, 12-byte nonce, 16-byte tag.
     case chaCha20Poly1305 = 2
+    /// AES-128-GCM, 12-byte nonce, 16-byte tag.
+    case aes128GCM = 3
 
     /// The key spec that uses this algorithm.
     public var spec: KeySpec {
         switch self {
         case .aes256GCM: .aes256GCM
         case .chaCha20Poly1305: .chaCha20Poly1305
+        case .aes128GCM: .aes128GCM
         }
     }
 
@@ -104,6 +107,7 @@ public enum SymmetricAlgorithm: UInt8, Sendable, Hashable, CaseIterable {
         switch spec {
         case .aes256GCM: self = .aes256GCM
         case .chaCha20Poly1305: self = .chaCha20Poly1305
+        case .aes128GCM: self = .aes128GCM
         default: return nil
         }
     }

@@ -72,6 +72,8 @@ public struct KeyMaterial: ~Copyable, Sendable {
         switch spec {
         case .aes256GCM, .chaCha20Poly1305, .hmacSHA256:
             secret = try .random(count: 32)
+        case .aes128GCM:
+            secret = try .random(count: 16)
         case .hmacSHA384:
             secret = try .random(count: 48)
         case .hmacSHA512:
@@ -123,6 +125,7 @@ public struct KeyMaterial: ~Copyable, Sendable {
         }
         switch spec {
         case .aes256GCM, .chaCha20Poly1305: try length(32...32, "a 32-byte key")
+        case .aes128GCM: try length(16...16, "a 16-byte key")
         case .hmacSHA256, .hmacSHA384, .hmacSHA512: try length(16...1024, "a key of 16 to 1024 bytes")
         case .ed25519, .x25519: try length(32...32, "a 32-byte private key")
         case .mlDSA65, .mlDSA87, .xWing: try length(32...32, "a 32-byte seed")

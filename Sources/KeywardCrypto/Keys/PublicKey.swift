@@ -77,7 +77,7 @@ public struct PublicKey: Sendable, Hashable {
 
     private static func normalise(spec: KeySpec, _ raw: [UInt8]) throws -> [UInt8] {
         switch spec {
-        case .aes256GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512:
+        case .aes256GCM, .aes128GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512:
             throw KeywardCryptoError.unsupportedOperation(spec: spec, operation: .verify, reason: "a symmetric key has no public key")
         case .ecdsaP256: return try [UInt8](P256.Signing.PublicKey(anyEncoding: raw).derRepresentation)
         case .ecdsaP384: return try [UInt8](P384.Signing.PublicKey(anyEncoding: raw).derRepresentation)
@@ -119,7 +119,7 @@ extension KeyMaterial {
         let representation: [UInt8] = try secret.withSecretBytes(InsecureSecretAccess.token) { (raw) throws(KeywardCryptoError) -> [UInt8] in
             try mapping(.invalidKeyMaterial(spec: spec, reason: "the stored private key does not parse")) {
                 switch spec {
-                case .aes256GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512:
+                case .aes256GCM, .aes128GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512:
                     throw KeywardCryptoError.unsupportedOperation(spec: spec, operation: .verify, reason: "a symmetric key has no public key")
                 case .ecdsaP256: return [UInt8](try P256.Signing.PrivateKey(rawRepresentation: raw).publicKey.derRepresentation)
                 case .ecdsaP384: return [UInt8](try P384.Signing.PrivateKey(rawRepresentation: raw).publicKey.derRepresentation)

@@ -10,6 +10,9 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
     case aes256GCM = "AES-256-GCM"
     /// ChaCha20-Poly1305 (RFC 8439), 96-bit random nonces, 128-bit tags.
     case chaCha20Poly1305 = "CHACHA20-POLY1305"
+    /// AES-128 in GCM mode, 96-bit random nonces, 128-bit tags (128-bit security strength; for
+    /// clients that ask for it, such as Transit's aes128-gcm96).
+    case aes128GCM = "AES-128-GCM"
     // encrypt (asymmetric)
     /// RSA-2048 with OAEP, SHA-256 and MGF1-SHA-256.
     case rsa2048OAEPSHA256 = "RSA-2048-OAEP-SHA256"
@@ -64,7 +67,7 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
     /// The one purpose of keys of this spec.
     public var purpose: KeyPurpose {
         switch self {
-        case .aes256GCM, .chaCha20Poly1305, .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256:
+        case .aes256GCM, .aes128GCM, .chaCha20Poly1305, .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256:
             .encrypt
         case .hmacSHA256, .hmacSHA384, .hmacSHA512:
             .mac
@@ -81,7 +84,7 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
     /// True for specs whose key is one secret (AEAD and HMAC keys); false for key pairs.
     public var isSymmetric: Bool {
         switch self {
-        case .aes256GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512: true
+        case .aes256GCM, .aes128GCM, .chaCha20Poly1305, .hmacSHA256, .hmacSHA384, .hmacSHA512: true
         default: false
         }
     }

@@ -2,11 +2,11 @@ import KeywardCrypto
 
 /// Transit's key type names and Keyward's specs.
 enum TransitKeyType {
-    /// The Keyward spec of a Transit `type`; nil for a type Keyward does not offer (aes128-gcm96:
-    /// Keyward's symmetric keys are 256-bit).
+    /// The Keyward spec of a Transit `type`; nil for a type Keyward does not offer.
     static func spec(_ type: String) -> KeySpec? {
         switch type {
         case "aes256-gcm96": .aes256GCM
+        case "aes128-gcm96": .aes128GCM
         case "chacha20-poly1305": .chaCha20Poly1305
         case "ed25519": .ed25519
         case "ecdsa-p256": .ecdsaP256
@@ -27,6 +27,7 @@ enum TransitKeyType {
     static func name(_ spec: KeySpec) -> String {
         switch spec {
         case .aes256GCM: "aes256-gcm96"
+        case .aes128GCM: "aes128-gcm96"
         case .chaCha20Poly1305: "chacha20-poly1305"
         case .ed25519: "ed25519"
         case .ecdsaP256: "ecdsa-p256"
