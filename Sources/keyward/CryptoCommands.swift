@@ -222,7 +222,7 @@ struct PublicKeyCommand: AsyncParsableCommand {
 }
 
 struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self, Anchor.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self, Anchor.self, Export.self, Signer.self])
 
     struct VerifyChain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -230,8 +230,18 @@ struct AuditCommand: AsyncParsableCommand {
             discussion: "With --anchors FILE (lines from `keyward audit anchor` or the server's audit.anchor output, other lines ignored), the log must still hold every anchored entry with its hash: deleting the newest entries or rolling the store back to an older copy is caught.")
         @OptionGroup var storeOptions: StoreOptions
         @Option(help: "A file of audit anchors to check the log against.") var anchors: String?
+        @Option(name: .customLong("segment"), help: "An exported audit segment to check offline, without the store (repeat, oldest first, to check that they follow each other).")
+        var segments: [String] = []
+        @Option(help: "With --segment: the store's audit signing public key (PEM, from `keyward audit signer`), which every segment must be signed by.")
+        var signer: String?
+        @Flag(help: "With --segment: the first segment must start at the log's first entry.") var fromStart = false
+
         func run() async throws {
             try await guarded {
+                if !segments.isEmpty {
+                    try Self.verifySegments(segments, signer: signer, fromStart: fromStart)
+                    return
+                }
                 if anchors == nil, try await storeOptions.remote({ client in
                     let report = try await client.verifyAudit()
                     print("checked \(report.entries) audit entries")
@@ -254,6 +264,38 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 if !report.isIntact || !anchorProblems.isEmpty { throw CLIError(.verification, "the audit log was tampered with") }
                 print("audit chain intact")
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write audit entries to a segment file signed by the store's audit signing key.",
+            discussion: "Entries after --after (0: from the first) through --through (default: the newest, at most 100,000). Check it anywhere with `keyward audit verify --segment FILE --signer PEM`; the next segment starts after this one's last entry.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "Export the entries after this sequence number.") var after: Int64 = 0
+        @Option(help: "The last entry to export.") var through: Int64?
+        @Option(name: .customLong("out"), help: "The segment file to write (created 0600).") var output: String
+        func run() async throws {
+            try await guarded {
+                let segment = try await storeOptions.open().exportAuditSegment(after: after, through: through, actor: storeOptions.actorName)
+                try Identity.writeAtomically(Data(segment.bytes), to: output, mode: 0o600)
+                print("wrote \(output): audit #\(segment.header.first) to #\(segment.header.last) (\(segment.entries.count) entries), signed by key \(segment.header.signerKeyID)")
+            }
+        }
+    }
+
+    struct Signer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the public key that signs this store's audit segments (created on first use).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(name: .customLong("out"), help: "Public key file to write (PEM).") var output: String
+        func run() async throws {
+            try await guarded {
+                let publicKey = try await storeOptions.open().auditSigner(actor: storeOptions.actorName)
+                guard let pem = publicKey.pem else { throw CLIError(.failure, "the audit signing key has no PEM form") }
+                try Identity.writeAtomically(Data(pem.utf8), to: output, mode: 0o644)
+                print("wrote \(output): the public key of \(KeyService.auditSignerAlias)")
             }
         }
     }
@@ -318,5 +360,35 @@ struct AuditCommand: AsyncParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension AuditCommand.VerifyChain {
+    /// Checks exported segments offline: each intact and signed (by `signer` when given), and
+    /// each following the one before.
+    static func verifySegments(_ paths: [String], signer: String?, fromStart: Bool) throws {
+        var segments: [AuditSegment] = []
+        for path in paths {
+            guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
+            do {
+                segments.append(try AuditSegment(parsing: [UInt8](data)))
+            } catch {
+                print("FAIL \(path): \(error.description)")
+                throw CLIError(.verification, "\(path) is not an intact audit segment")
+            }
+        }
+        var pinned: PublicKey?
+        if let signer {
+            guard let pem = FileManager.default.contents(atPath: signer) else { throw CLIError(.failure, "cannot read \(signer)") }
+            do { pinned = try PublicKey(spec: .ed25519, pem: String(decoding: pem, as: UTF8.self)) } catch {
+                throw CLIError(.failure, "\(signer) is not an Ed25519 public key in PEM")
+            }
+        }
+        let problems = AuditSegment.problems(segments, signer: pinned, fromStart: fromStart)
+        let entries = segments.reduce(0) { $0 + $1.entries.count }
+        print("checked \(segments.count) segments, \(entries) audit entries" + (pinned == nil ? " (signer not pinned: pass --signer to require this store's key)" : ""))
+        for problem in problems { print("FAIL \(problem)") }
+        if !problems.isEmpty { throw CLIError(.verification, "\(problems.count) problem(s) in the audit segments") }
+        print("audit segments intact: #\(segments.first?.header.first ?? 0) to #\(segments.last?.header.last ?? 0)")
     }
 }

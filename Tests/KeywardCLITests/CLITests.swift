@@ -249,6 +249,31 @@ struct CLITests {
         #expect(tooFar.status != 0 && tooFar.stderr.contains("minimum decryption version"), "\(tooFar.stderr)")
     }
 
+    @Test("audit export writes signed segments that audit verify --segment checks without the store; a flipped byte and another store's signer fail it")
+    func auditSegmentsOffline() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "app"]).status == 0)
+        #expect(try cli.run(["audit", "signer", "--out", "audit-signer.pem"]).status == 0)
+        let first = try cli.run(["audit", "export", "--through", "2", "--out", "one.seg"])
+        #expect(first.status == 0 && first.stdout.contains("audit #1 to #2"), "\(first.stdout) \(first.stderr)")
+        #expect(try cli.run(["key", "rotate", "app"]).status == 0)
+        #expect(try cli.run(["audit", "export", "--after", "2", "--out", "two.seg"]).status == 0)
+        // Offline: the store is gone.
+        try FileManager.default.removeItem(atPath: cli.environment["KEYWARD_STORE"]!)
+        let checked = try cli.run(["audit", "verify", "--segment", "one.seg", "--segment", "two.seg", "--signer", "audit-signer.pem", "--from-start"])
+        #expect(checked.status == 0 && checked.stdout.contains("audit segments intact: #1"), "\(checked.stdout) \(checked.stderr)")
+        let path = cli.directory.appendingPathComponent("two.seg")
+        var bytes = try Data(contentsOf: path)
+        bytes[bytes.count - 20] ^= 0x01
+        try bytes.write(to: path)
+        let tampered = try cli.run(["audit", "verify", "--segment", "one.seg", "--segment", "two.seg", "--signer", "audit-signer.pem"])
+        #expect(tampered.status != 0 && tampered.stdout.contains("FAIL"), "\(tampered.stdout) \(tampered.stderr)")
+        let reversed = try cli.run(["audit", "verify", "--segment", "two.seg", "--segment", "one.seg"])
+        #expect(reversed.status != 0)
+    }
+
     @Test("backup to two files, verify, restore into a new store; KEK rotation keeps ciphertexts readable")
     func backupRestoreAndKEKRotation() throws {
         let cli = try CLI()
