@@ -156,6 +156,15 @@ try:
               "GenerateDataKey %s" % request)
     bare = k.generate_data_key_without_plaintext(KeyId=alias, KeySpec="AES_256")
     check(len(k.decrypt(CiphertextBlob=bare["CiphertextBlob"])["Plaintext"]) == 32, "GenerateDataKeyWithoutPlaintext")
+    # GetKeyLastUsage, from the audit log: the last Decrypt above, with its request id; a describe is not a use.
+    last_decrypt = k.decrypt(CiphertextBlob=bare["CiphertextBlob"])
+    k.describe_key(KeyId=alias)
+    usage = k.get_key_last_usage(KeyId=alias)
+    check(usage["KeyId"] == sym["Arn"] and usage["KeyLastUsage"]["Operation"] == "Decrypt"
+          and usage["KeyLastUsage"]["KmsRequestId"] == last_decrypt["ResponseMetadata"]["RequestId"]
+          and usage["TrackingStartDate"] <= usage["KeyLastUsage"]["Timestamp"], "GetKeyLastUsage: %s" % usage)
+    unused = k.create_key(Description="never used")["KeyMetadata"]
+    check("KeyLastUsage" not in k.get_key_last_usage(KeyId=unused["KeyId"]), "GetKeyLastUsage of an unused key")
     pair = k.generate_data_key_pair(KeyId=alias, KeyPairSpec="ECC_NIST_P256")
     private = serialization.load_der_private_key(pair["PrivateKeyPlaintext"], None)
     public = serialization.load_der_public_key(pair["PublicKey"])
@@ -216,7 +225,7 @@ try:
     check(len(rotations) == 1 and rotations[0]["RotationType"] == "ON_DEMAND" and rotations[0]["KeyId"] == sym["Arn"], "ListKeyRotations: %s" % rotations)
     check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
     check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
-    results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, sign/verify RAW and DIGEST (checked by "
+    results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, GetKeyLastUsage, sign/verify RAW and DIGEST (checked by "
                    "cryptography), Ed25519, RSA-PSS, RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation")
 
     # --- the AWS CLI ---

@@ -155,3 +155,60 @@ public struct AuditQuery: Sendable, Hashable {
         return true
     }
 }
+
+/// When a key was last used for a cryptographic operation, as the audit log records it.
+public struct KeyLastUse: Sendable, Equatable {
+    /// The operation (`encrypt`, `sign`, ...), when one was found.
+    public var operation: String?
+    /// When it happened.
+    public var time: Date?
+    /// The request that used it, and the sequence of its audit entry.
+    public var requestID: String?
+    /// The audit entry's sequence number.
+    public var sequence: Int64?
+    /// The time of the oldest entry searched: uses before it are not known.
+    public var trackedSince: Date?
+}
+
+extension KeyService {
+    /// Most audit entries `lastUse` reads, newest first.
+    public static let lastUseScanLimit = 100_000
+
+    /// The key's last successful use that touched its material (encrypt, decrypt, sign, verify,
+    /// MAC, ...), found by reading the audit log from its newest entry (at most
+    /// `lastUseScanLimit` entries; `trackedSince` says how far back that reached). Needs
+    /// `describe` on the key. Administrative changes (rotation, state, aliases) are not uses;
+    /// `operations` narrows what counts (nil: every operation that uses key material).
+    public func lastUse(key reference: String, operations: Set<ServiceOperation>? = nil, actor: Caller) async throws(KeywardError) -> KeyLastUse {
+        try await withUsableKey(reference, .describe, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyLastUse in
+            let id = key.row.id
+            var use = KeyLastUse()
+            guard let head = try await storing({ () async throws(StorageError) in try await store.auditHead() }) else { return use }
+            let uses = Set((operations ?? Set(ServiceOperation.allCases.filter(\.usesKeyMaterial))).map { AuditOperation.key($0).description })
+            var end = head.sequence + 1
+            var scanned = 0
+            while end > 1, scanned < Self.lastUseScanLimit {
+                let start = max(0, end - 1 - 1000)
+                let rows = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: start, limit: 1000) })
+                for row in rows.reversed() where row.sequence < end {
+                    scanned += 1
+                    use.trackedSince = row.time
+                    guard row.keyID == id else { continue }
+                    let entry = try CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)")
+                    if entry.outcome == "ok", uses.contains(entry.operation) {
+                        use.operation = entry.operation
+                        use.time = entry.time
+                        use.requestID = entry.requestID
+                        use.sequence = row.sequence
+                        event.detail = "last use: audit #\(row.sequence)"
+                        return use
+                    }
+                }
+                if rows.isEmpty { break }
+                end = start + 1
+            }
+            event.detail = "no use in the newest \(scanned) audit entries"
+            return use
+        }
+    }
+}

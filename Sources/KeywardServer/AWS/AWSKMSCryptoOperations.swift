@@ -287,7 +287,6 @@ enum AWSKMSCatalogue {
         "GetParametersForImport": "importing key material through the AWS API is not supported yet (use keyward key import)",
         "ImportKeyMaterial": "importing key material through the AWS API is not supported yet (use keyward key import)",
         "DeleteImportedKeyMaterial": "importing key material through the AWS API is not supported yet",
-        "GetKeyLastUsage": "not supported yet",
         "ConnectCustomKeyStore": "custom key stores are out of scope", "CreateCustomKeyStore": "custom key stores are out of scope",
         "DeleteCustomKeyStore": "custom key stores are out of scope", "DescribeCustomKeyStores": "custom key stores are out of scope",
         "DisconnectCustomKeyStore": "custom key stores are out of scope", "UpdateCustomKeyStore": "custom key stores are out of scope",

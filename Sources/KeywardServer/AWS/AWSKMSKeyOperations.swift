@@ -6,6 +6,13 @@ import KeywardCrypto
 /// AWS KMS key management: keys, their lifecycle, tags, aliases and rotation, each a
 /// `KeyService` call.
 enum AWSKMSKeyOperations {
+    /// The operations GetKeyLastUsage reports, with AWS's names for them.
+    static let lastUsageNames: [ServiceOperation: String] = [
+        .encrypt: "Encrypt", .decrypt: "Decrypt", .reEncrypt: "ReEncrypt", .generateDataKey: "GenerateDataKey",
+        .generateDataKeyPair: "GenerateDataKeyPair", .sign: "Sign", .verify: "Verify", .mac: "GenerateMac",
+        .verifyMAC: "VerifyMac", .deriveSharedSecret: "DeriveSharedSecret",
+    ]
+
     static let handlers: [String: AWSKMSRoutes.Handler] = [
         "CreateKey": createKey,
         "DescribeKey": { call, json in
@@ -13,6 +20,27 @@ enum AWSKMSKeyOperations {
             json.member("KeyMetadata") { json in json.object { keyMetadata(key, call, &$0) } }
         },
         "ListKeys": listKeys,
+        "GetKeyLastUsage": { call, json in
+            // From the audit log: the newest successful use among the operations AWS tracks.
+            let reference = try call.reference("KeyId")
+            let key = try await describe(call, reference)
+            let use = try await call.run { () async throws(KeywardError) in
+                try await call.service.lastUse(key: key.metadata.id.description, operations: Set(lastUsageNames.keys), actor: call.caller)
+            }
+            json.member("KeyId", call.arn(key.metadata.id))
+            if let operation = use.operation, let time = use.time,
+               let name = lastUsageNames.first(where: { AuditOperation.key($0.key).description == operation })?.value {
+                json.member("KeyLastUsage") { json in
+                    json.object { json in
+                        json.member("Operation", name)
+                        json.member("Timestamp", epoch: time)
+                        if let request = use.requestID { json.member("KmsRequestId", request) }
+                    }
+                }
+            }
+            json.member("TrackingStartDate", epoch: use.trackedSince ?? key.metadata.createdAt)
+            json.member("KeyCreationDate", epoch: key.metadata.createdAt)
+        },
         "EnableKey": { call, _ in _ = try await transition(call, .enable) },
         "DisableKey": { call, _ in _ = try await transition(call, .disable) },
         "ScheduleKeyDeletion": { call, json in
