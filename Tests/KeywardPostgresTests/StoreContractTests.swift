@@ -146,7 +146,7 @@ struct StoreContractTests {
         await #expect(throws: KeywardError.self) { _ = try await again.describe(key: "late", actor: owner) }
     }
 
-    @Test("a restore writes every key or none", arguments: StoreBackend.available)
+    @Test("a restore writes every key or none, into an empty store or, adding keys, into one holding none of them nor their aliases", arguments: StoreBackend.available)
     func restoreIsAtomic(_ backend: StoreBackend) async throws {
         let database = try await backend.makeDatabase()
         defer { database.remove() }
@@ -163,6 +163,22 @@ struct StoreContractTests {
         try await store.restoreKeys([rows(first, alias: "a"), rows(second, alias: "b")])
         #expect(try await store.keyCount() == 2)
         await #expect(throws: StorageError.self) { try await store.restoreKeys([rows(KeyID(), alias: "c")]) }
+        // Adding keys to a store that holds others: a key it holds, or an alias it holds, refuses
+        // the whole call; new keys under new aliases go in together.
+        let third = KeyID(), fourth = KeyID()
+        for clash in [[rows(third, alias: "c"), rows(first, alias: "d")], [rows(third, alias: "c"), rows(fourth, alias: "a")]] {
+            do {
+                try await store.restoreKeys(clash, intoEmptyStore: false)
+                Issue.record("a restore over an existing key or alias was written")
+            } catch {
+                guard case .conflict = error else { Issue.record("expected a conflict, got \(error)"); continue }
+            }
+            let count = try await store.keyCount(), written = try await store.key(third)
+            #expect(count == 2 && written == nil)
+        }
+        try await store.restoreKeys([rows(third, alias: "c"), rows(fourth, alias: "d")], intoEmptyStore: false)
+        let count = try await store.keyCount(), named = try await store.alias("d")
+        #expect(count == 4 && named?.keyID == fourth)
     }
 }
 
