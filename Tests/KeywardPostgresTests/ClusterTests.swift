@@ -173,9 +173,17 @@ struct ClusterTests {
             try await group.waitForAll()
         }
         // Every reservation is a block of 4 after the stored total: the totals the audit log
-        // records are 4, 8, 12, ... once each, whichever node wrote them.
-        let totals = try await first.auditTail(10_000).map(\.event).filter { $0.operation == "reserve-encryptions" }
-            .compactMap { $0.detail?.split(separator: " ").first.flatMap { Int($0) } }
+        // records are 4, 8, 12, ... once each, whichever node wrote them. A block reserved ahead
+        // in the background is audited after its row commits, so one may still be on its way
+        // when the encryptions end: the log is read again (for at most 3 s) until none is.
+        var totals: [Int] = []
+        let start = ContinuousClock.now
+        repeat {
+            totals = try await first.auditTail(10_000).map(\.event).filter { $0.operation == "reserve-encryptions" }
+                .compactMap { $0.detail?.split(separator: " ").first.flatMap { Int($0) } }
+            if totals.sorted() == Array(stride(from: 4, through: 4 * totals.count, by: 4)) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        } while start.duration(to: .now) < .seconds(3)
         #expect(Set(totals).count == totals.count, "a block was reserved twice: \(totals.sorted())")
         #expect(totals.sorted() == Array(stride(from: 4, through: 4 * totals.count, by: 4)), "\(totals.sorted())")
         // Together the blocks cover every encryption made.
