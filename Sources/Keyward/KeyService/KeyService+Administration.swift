@@ -200,6 +200,9 @@ extension KeyService {
                         use.time = entry.time
                         use.requestID = entry.requestID
                         use.sequence = row.sequence
+                        // The oldest entry read is this one: its own time (the row's column is
+                        // stamped when the entry is appended, a little after).
+                        use.trackedSince = entry.time
                         event.detail = "last use: audit #\(row.sequence)"
                         return use
                     }
