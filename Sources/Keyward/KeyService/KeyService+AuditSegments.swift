@@ -72,19 +72,6 @@ extension KeyService {
     }
 
     private func auditSigningKey(actor: Caller) async throws(KeywardError) -> (id: KeyID, version: UInt32, publicKey: PublicKey) {
-        let description: KeyDescription
-        do {
-            description = try await describe(key: Self.auditSignerAlias, actor: actor.internalStep)
-        } catch {
-            guard case .keyNotFound = error else { throw error }
-            description = try await createKey(CreateKeyRequest(spec: .ed25519, aliases: [Self.auditSignerAlias],
-                                                               description: "signs this store's exported audit segments", backupAllowed: false),
-                                              actor: actor.internalStep)
-        }
-        guard description.metadata.spec == .ed25519 else {
-            throw .storeState("alias \(Self.auditSignerAlias) names a \(description.metadata.spec.rawValue) key, which cannot sign audit segments; move the alias")
-        }
-        let publicKey = try await publicKey(key: description.metadata.id.description, actor: actor.internalStep)
-        return (description.metadata.id, description.metadata.currentVersion, publicKey)
+        try await storeSigningKey(alias: Self.auditSignerAlias, description: "signs this store's exported audit segments", what: "audit segments", actor: actor)
     }
 }

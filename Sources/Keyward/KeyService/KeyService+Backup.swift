@@ -193,20 +193,7 @@ extension KeyService {
 
     /// The backup signing key, created on first use, for a caller already authorised.
     private func backupSigningKey(actor: Caller) async throws(KeywardError) -> (id: KeyID, version: UInt32, publicKey: PublicKey) {
-        let description: KeyDescription
-        do {
-            description = try await describe(key: Self.backupSignerAlias, actor: actor.internalStep)
-        } catch {
-            guard case .keyNotFound = error else { throw error }
-            description = try await createKey(CreateKeyRequest(spec: .ed25519, aliases: [Self.backupSignerAlias],
-                                                               description: "signs this store's recipient backups", backupAllowed: false),
-                                              actor: actor.internalStep)
-        }
-        guard description.metadata.spec.purpose == .sign else {
-            throw .storeState("alias \(Self.backupSignerAlias) names a \(description.metadata.spec.rawValue) key, which cannot sign backups; move the alias")
-        }
-        let publicKey = try await publicKey(key: description.metadata.id.description, actor: actor.internalStep)
-        return (description.metadata.id, description.metadata.currentVersion, publicKey)
+        try await storeSigningKey(alias: Self.backupSignerAlias, description: "signs this store's recipient backups", what: "backups", actor: actor)
     }
 
     private func appendKey(_ metadata: KeyMetadata, row: KeyRow, to payload: inout [UInt8]) async throws(KeywardError) {

@@ -48,16 +48,7 @@ extension KeyService {
         guard try await destructionBarrierPassed(generation: seen) else { return false }
         let id = key.row.id
         try await auditor.audited(.key(.destroy), caller: .system(job), key: id) { (event) throws(KeywardError) -> Void in
-            let fence = records.fence()
-            let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
-            for row in rows {
-                var metadata = try records.verifiedVersion(row, of: id, row.version, fence)
-                guard metadata.state != "destroyed" else { continue }
-                metadata.state = "destroyed"
-                let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
-                try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
-                event.anchor(.version(id, row.version), tombstone.revision)
-            }
+            try await tombstoneVersions(of: id, below: nil, event: &event)
         }
         cache.invalidate(id)
         return true
@@ -92,21 +83,27 @@ extension KeyService {
                 throw .storage(.unavailable("a node serving this store has not caught up with its latest changes; no version was destroyed; try again"))
             }
             event.detail = "versions \(metadata.minAvailableVersion ?? 1) to \(oldest - 1) destroyed"
-            let fence = records.fence()
-            let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
-            for row in rows where row.version < oldest {
-                var version = try records.verifiedVersion(row, of: id, row.version, fence)
-                guard version.state != "destroyed" else { continue }
-                version.state = "destroyed"
-                let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: version, revision: row.revision + 1)
-                try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
-                event.anchor(.version(id, row.version), tombstone.revision)
-            }
+            try await tombstoneVersions(of: id, below: oldest, event: &event)
             metadata.minAvailableVersion = oldest
             return try await commit(key, metadata, event: &event)
         }
         cache.invalidate(id)
         return description
+    }
+
+    /// Deletes the sealed material of the key's versions (those below `below`, or all): each row
+    /// becomes a tombstone (state `destroyed`, no material) whose new revision `event` anchors.
+    private func tombstoneVersions(of id: KeyID, below: UInt32?, event: inout AuditEvent) async throws(KeywardError) {
+        let fence = records.fence()
+        let rows = try await storing({ () async throws(StorageError) in try await store.versions(id) })
+        for row in rows where below.map({ row.version < $0 }) ?? true {
+            var metadata = try records.verifiedVersion(row, of: id, row.version, fence)
+            guard metadata.state != "destroyed" else { continue }
+            metadata.state = "destroyed"
+            let tombstone = try records.versionRow(keyID: id, version: row.version, sealed: [], metadata: metadata, revision: row.revision + 1)
+            try await storing({ () async throws(StorageError) in try await store.updateVersion(tombstone, expectedRevision: row.revision) })
+            event.anchor(.version(id, row.version), tombstone.revision)
+        }
     }
 
     /// Waits (at most `DestructionBarrier.wait`) until every other live node reports having
