@@ -12,7 +12,8 @@ public struct KeywardClientConfiguration: Sendable {
         /// Only this exact server certificate (PEM), whatever name it carries.
         case pinnedCertificate(pem: String)
         /// Only a server certificate with this SHA-256 fingerprint (hex, colons optional), as
-        /// `keyward serve --dev` prints it. The certificate is fetched once and then pinned.
+        /// `keyward serve --dev` prints it. The server's leaf certificate is checked against it
+        /// in every TLS handshake; no CA is trusted.
         case pinnedFingerprint(sha256: String)
     }
 

@@ -19,13 +19,18 @@ import NIOSSL
 /// ```
 public final class KeywardClient: Sendable {
     let http: HTTPClient
+    /// Set for `.pinnedFingerprint`, which AsyncHTTPClient cannot check per connection.
+    let pinned: PinnedTransport?
     let base: String
+    /// The base URL's path, which the pinned transport puts before each request's path.
+    let prefix: String
     let token: String?
     let retry: KeywardClientConfiguration.Retry
     let timeout: Duration
 
-    /// A client for the service `configuration` names. With `.pinnedFingerprint`, fetches the
-    /// server's certificate once and pins it.
+    /// A client for the service `configuration` names. With `.pinnedFingerprint`, connects once
+    /// at once, so that a wrong pin fails here; every later connection is checked against the
+    /// pin in its own handshake.
     public init(configuration: KeywardClientConfiguration) async throws(KeywardClientError) {
         guard let url = URL(string: configuration.url), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw .configuration("'\(configuration.url)' is not an http(s) URL")
@@ -42,14 +47,25 @@ public final class KeywardClient: Sendable {
             case .pinnedCertificate(let pem):
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
                 tls.certificateVerification = .noHostnameVerification
-            case .pinnedFingerprint(let fingerprint):
-                let certificate = try await CertificatePin.fetch(url: url, fingerprint: fingerprint)
-                tls.trustRoots = .certificates([certificate])
-                tls.certificateVerification = .noHostnameVerification
+            case .pinnedFingerprint:
+                break
             }
-            if let identity = configuration.clientCertificate {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificatePEM.utf8)).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKeyPEM.utf8), format: .pem))
+            var identity: (chain: [NIOSSLCertificate], key: NIOSSLPrivateKey)?
+            if let pems = configuration.clientCertificate {
+                identity = (try NIOSSLCertificate.fromPEMBytes(Array(pems.certificatePEM.utf8)),
+                            try NIOSSLPrivateKey(bytes: Array(pems.privateKeyPEM.utf8), format: .pem))
+            }
+            if let identity {
+                tls.certificateChain = identity.chain.map { .certificate($0) }
+                tls.privateKey = .privateKey(identity.key)
+            }
+            if case .pinnedFingerprint(let fingerprint) = configuration.trust {
+                guard scheme == "https" else { throw KeywardClientError.configuration("a fingerprint pin needs an https URL") }
+                let transport = try PinnedTransport(url: url, fingerprint: fingerprint, identity: identity)
+                try await transport.probe()
+                pinned = transport
+            } else {
+                pinned = nil
             }
         } catch let error as KeywardClientError {
             throw error
@@ -58,6 +74,7 @@ public final class KeywardClient: Sendable {
         }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
         base = configuration.url.hasSuffix("/") ? String(configuration.url.dropLast()) : configuration.url
+        prefix = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
         token = configuration.token
         retry = configuration.retry
         timeout = configuration.timeout
@@ -65,6 +82,7 @@ public final class KeywardClient: Sendable {
 
     /// Closes the connections. Call once, when done.
     public func shutdown() async throws {
+        await pinned?.shutdown()
         try await http.shutdown()
     }
 
@@ -103,28 +121,40 @@ public final class KeywardClient: Sendable {
             let outcome: Result<[UInt8], KeywardClientError>
             var retryAfter: Duration?
             do {
-                var request = HTTPClientRequest(url: base + path)
-                request.method = method
-                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-                if let payload {
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    request.body = .bytes(ByteBuffer(bytes: payload))
+                var headers = HTTPHeaders()
+                if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+                if payload != nil { headers.add(name: "Content-Type", value: "application/json") }
+                let status: HTTPResponseStatus
+                let replyHeaders: HTTPHeaders
+                var buffer: ByteBuffer
+                if let pinned {
+                    let response = try await pinned.execute(method: method, uri: prefix + path, headers: headers,
+                                                            body: payload.map { ByteBuffer(bytes: $0) }, timeout: timeout)
+                    (status, replyHeaders, buffer) = (response.status, response.headers, response.body)
+                } else {
+                    var request = HTTPClientRequest(url: base + path)
+                    request.method = method
+                    request.headers = headers
+                    if let payload { request.body = .bytes(ByteBuffer(bytes: payload)) }
+                    let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout / .nanoseconds(1))))
+                    (status, replyHeaders) = (response.status, response.headers)
+                    buffer = try await response.body.collect(upTo: PinnedTransport.maximumBody)
                 }
-                let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-                var buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
                 let bytes = Array(buffer.readableBytesView)
                 // Cleared once copied out; in place when the collected buffer is this one's alone.
                 buffer.withUnsafeMutableReadableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
-                if (200..<300).contains(response.status.code) {
+                if (200..<300).contains(status.code) {
                     outcome = .success(bytes)
                 } else {
-                    if let seconds = response.headers.first(name: "Retry-After").flatMap(Int.init) { retryAfter = .seconds(seconds) }
+                    if let seconds = replyHeaders.first(name: "Retry-After").flatMap(Int.init) { retryAfter = .seconds(seconds) }
                     if let error = try? JSONDecoder().decode(ErrorReply.self, from: Data(bytes)) {
-                        outcome = .failure(.api(code: error.error.code, status: Int(response.status.code), message: error.error.message))
+                        outcome = .failure(.api(code: error.error.code, status: Int(status.code), message: error.error.message))
                     } else {
-                        outcome = .failure(.api(code: "http_\(response.status.code)", status: Int(response.status.code), message: response.status.reasonPhrase))
+                        outcome = .failure(.api(code: "http_\(status.code)", status: Int(status.code), message: status.reasonPhrase))
                     }
                 }
+            } catch let error as KeywardClientError {
+                outcome = .failure(error)
             } catch {
                 outcome = .failure(.transport(String(describing: error)))
             }

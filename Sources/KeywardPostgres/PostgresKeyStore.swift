@@ -453,6 +453,32 @@ public final class PostgresKeyStore: KeyStore {
         }
     }
 
+    public func auditCheckpoint() async throws(StorageError) -> AuditCheckpointRow? {
+        try await read("reading the audit checkpoint") { client, logger in
+            try await client.query("SELECT sequence, body, signature FROM audit_checkpoint WHERE id = 1", logger: logger).collect().first.map { row in
+                let columns = try Columns(row)
+                return AuditCheckpointRow(sequence: try columns.int("sequence"), body: try columns.bytes("body"), signature: try columns.bytes("signature"))
+            }
+        }
+    }
+
+    public func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError) {
+        try await write("pruning the audit log") { connection, logger in
+            // The checkpoint row is locked first, so two prunings cannot both read the old one.
+            let current = try await connection.query("SELECT sequence FROM audit_checkpoint WHERE id = 1 FOR UPDATE", logger: logger)
+                .collect().first.map { try Columns($0).int("sequence") }
+            let head = try await connection.query("SELECT max(sequence) AS head FROM audit", logger: logger)
+                .collect().first.flatMap { try? Columns($0).int("head") }
+            try Self.checkPruning(checkpoint.sequence, head: head, current: current)
+            try await connection.query("""
+                INSERT INTO audit_checkpoint (id, sequence, body, signature)
+                VALUES (1, \(checkpoint.sequence), \(Self.blob(checkpoint.body)), \(Self.blob(checkpoint.signature)))
+                ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, body = excluded.body, signature = excluded.signature
+                """, logger: logger)
+            try await connection.query("DELETE FROM audit WHERE sequence <= \(checkpoint.sequence)", logger: logger)
+        }
+    }
+
     // MARK: KEK rotation
 
     public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
@@ -815,7 +841,7 @@ struct AuditAppendStatement: PostgresPreparedStatement {
     static let sql = """
         WITH guard AS (
           SELECT 1 WHERE ($1::bytea IS NULL OR EXISTS (SELECT 1 FROM store_header WHERE id = 1 AND active_kek = $1::bytea))
-            AND (SELECT coalesce(max(sequence), 0) FROM audit) = $2::bigint),
+            AND coalesce((SELECT max(sequence) FROM audit), (SELECT sequence FROM audit_checkpoint), 0) = $2::bigint),
         inserted AS (
           INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
           SELECT v.s, v.b, v.p, v.h, v.m, NULLIF(v.k, ''::bytea), v.t
@@ -829,7 +855,7 @@ struct AuditAppendStatement: PostgresPreparedStatement {
           ON CONFLICT (record) DO UPDATE SET revision = excluded.revision, deleted = excluded.deleted)
         SELECT (SELECT count(*) FROM inserted) AS inserted,
                (SELECT active_kek FROM store_header WHERE id = 1) AS active,
-               (SELECT coalesce(max(sequence), 0) FROM audit) AS head
+               coalesce((SELECT max(sequence) FROM audit), (SELECT sequence FROM audit_checkpoint), 0) AS head
         """
 
     typealias Row = (inserted: Int64, active: [UInt8]?, head: Int64)

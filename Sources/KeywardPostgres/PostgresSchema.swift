@@ -80,6 +80,11 @@ enum PostgresSchema {
             "CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, token bigint NOT NULL, expires_at double precision NOT NULL)",
             "CREATE TABLE nodes (id text PRIMARY KEY, seen_generation bigint NOT NULL, heartbeat_at double precision NOT NULL)",
         ]),
+        (3, "audit checkpoint", [
+            // The signed checkpoint that stands for the entries a retention run removed
+            // (`AuditStore.pruneAudit`): one row, replaced by each run.
+            "CREATE TABLE audit_checkpoint (id integer PRIMARY KEY CHECK (id = 1), sequence bigint NOT NULL, body bytea NOT NULL, signature bytea NOT NULL)",
+        ]),
     ]
 
     /// The newest schema version this build knows.

@@ -31,13 +31,14 @@ public struct LiveServer: Sendable {
         return LiveServer(port: port, url: "\(scheme):\(port)", group: group, task: task)
     }
 
-    /// Starts a server for `service` with TLS from a new development CA (a certificate for
-    /// localhost, 127.0.0.1 and ::1), on any free port; `configure` adjusts the configuration.
+    /// Starts a server for `service` with a new certificate for localhost, 127.0.0.1 and ::1 from
+    /// `pki` (by default a new development CA), on any free port; `configure` adjusts the
+    /// configuration.
     /// Certificate files go to `directory`.
     public static func startWithDevelopmentTLS(
-        service: KeyService, directory: URL, configure: (inout ServerConfiguration) -> Void = { _ in }
+        service: KeyService, directory: URL, pki given: DevelopmentPKI? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> (server: LiveServer, pki: DevelopmentPKI, fingerprint: String) {
-        let pki = try DevelopmentPKI()
+        let pki = try given ?? DevelopmentPKI()
         let leaf = try pki.issueServer()
         let certificate = directory.appendingPathComponent("server.pem").path
         let key = directory.appendingPathComponent("server-key.pem").path

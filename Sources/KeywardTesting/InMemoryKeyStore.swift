@@ -26,8 +26,10 @@ public final class InMemoryKeyStore: KeyStore {
         public var aliases: [String: AliasRow] = [:]
         /// Token rows by id.
         public var tokens: [KeyID: TokenRow] = [:]
-        /// Audit rows, oldest first; `audit[i].sequence == i + 1`.
+        /// Audit rows, oldest first; `audit[i].sequence == i + 1 + (auditCheckpoint?.sequence ?? 0)`.
         public var audit: [AuditRow] = []
+        /// The checkpoint of a pruned log (`pruneAudit`).
+        public var auditCheckpoint: AuditCheckpointRow?
         /// The revision index: newest audited revision (and deletion) per record identity.
         public var anchors: [[UInt8]: RevisionAnchorRow] = [:]
         /// `generation()`: increased by every administrative change.
@@ -254,7 +256,7 @@ public final class InMemoryKeyStore: KeyStore {
 
     public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
         try locked(fencedByLease: false) { (state: inout Contents) throws(StorageError) in
-            var next = Int64(state.audit.count) + 1
+            var next = Int64(state.audit.count) + 1 + (state.auditCheckpoint?.sequence ?? 0)
             for entry in entries {
                 guard entry.sequence == next else { throw .conflict("audit entry #\(entry.sequence) does not follow #\(next - 1)") }
                 next += 1
@@ -268,8 +270,20 @@ public final class InMemoryKeyStore: KeyStore {
 
     public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] {
         withContents { state in
-            let start = Int(max(0, min(after, Int64(state.audit.count))))
+            let base = state.auditCheckpoint?.sequence ?? 0
+            let start = Int(max(0, min(after - base, Int64(state.audit.count))))
             return Array(state.audit[start...].prefix(max(0, limit)))
+        }
+    }
+
+    public func auditCheckpoint() async throws(StorageError) -> AuditCheckpointRow? { withContents { $0.auditCheckpoint } }
+
+    public func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError) {
+        try locked(fencedByLease: true) { (state: inout Contents) throws(StorageError) in
+            try Self.checkPruning(checkpoint.sequence, head: state.audit.last?.sequence, current: state.auditCheckpoint?.sequence)
+            let base = state.auditCheckpoint?.sequence ?? 0
+            state.audit.removeFirst(Int(min(Int64(state.audit.count), checkpoint.sequence - base)))
+            state.auditCheckpoint = checkpoint
         }
     }
 

@@ -222,7 +222,7 @@ struct PublicKeyCommand: AsyncParsableCommand {
 }
 
 struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self, Anchor.self, Export.self, Signer.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Check or read the audit log.", subcommands: [VerifyChain.self, Tail.self, Anchor.self, Export.self, Signer.self, Prune.self])
 
     struct VerifyChain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -281,6 +281,27 @@ struct AuditCommand: AsyncParsableCommand {
                 let segment = try await storeOptions.open().exportAuditSegment(after: after, through: through, actor: storeOptions.actorName)
                 try Identity.writeAtomically(Data(segment.bytes), to: output, mode: 0o600)
                 print("wrote \(output): audit #\(segment.header.first) to #\(segment.header.last) (\(segment.entries.count) entries), signed by key \(segment.header.signerKeyID)")
+            }
+        }
+    }
+
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Archive audit entries older than a number of days as signed segment files, then remove them from the store.",
+            discussion: "The entries are verified first and written to --archive (one file per 100,000 entries, created 0600, never overwritten); a signed checkpoint then stands for them, so `keyward audit verify` still checks the kept log, and `keyward audit verify --segment` checks the archive. `keyward serve` does this hourly with audit.retentionDays and audit.archiveDirectory.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "Remove entries older than this many days (the newest entry always stays).") var olderThanDays: Double
+        @Option(help: "The directory the segment files are written to (it must exist).") var archive: String
+        func validate() throws {
+            guard olderThanDays >= 0, olderThanDays.isFinite else { throw ValidationError("--older-than-days is a number of days, 0 or more") }
+        }
+        func run() async throws {
+            try await guarded {
+                let cutoff = Date().addingTimeInterval(-olderThanDays * 86_400)
+                let result = try await storeOptions.open().pruneAudit(olderThan: cutoff, archive: archive, actor: storeOptions.actorName)
+                guard let through = result.through else { print("no audit entry is older than \(olderThanDays) days; nothing removed"); return }
+                for segment in result.segments { print("archived \(segment)") }
+                print("removed audit #\(through) and before (\(result.entries) entries); the log now starts at #\(through + 1)")
             }
         }
     }

@@ -274,6 +274,32 @@ struct CLITests {
         #expect(reversed.status != 0)
     }
 
+    @Test("audit prune archives the old entries as signed segments and removes them; audit verify checks the kept log, and the archive with the kept log's export verifies from the start")
+    func auditPrune() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "app"]).status == 0)
+        #expect(try cli.run(["key", "rotate", "app"]).status == 0)
+        let missing = try cli.run(["audit", "prune", "--older-than-days", "0", "--archive", "nowhere"])
+        #expect(missing.status != 0 && missing.stderr.contains("nowhere"), "\(missing.stderr)")
+        let negative = try cli.run(["audit", "prune", "--older-than-days", "-1", "--archive", "."])
+        #expect(negative.status != 0)
+        try FileManager.default.createDirectory(at: cli.directory.appendingPathComponent("archive"), withIntermediateDirectories: false)
+        let pruned = try cli.run(["audit", "prune", "--older-than-days", "0", "--archive", "archive"])
+        #expect(pruned.status == 0 && pruned.stdout.contains("archived archive/keyward-audit-") && pruned.stdout.contains("the log now starts at #"),
+                "\(pruned.stdout) \(pruned.stderr)")
+        #expect(try cli.run(["audit", "verify"]).status == 0)
+        #expect(try cli.run(["verify"]).status == 0)
+        #expect(try cli.run(["audit", "signer", "--out", "audit-signer.pem"]).status == 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: cli.directory.appendingPathComponent("archive").path).sorted()
+        #expect(files.count == 1)
+        let through = try #require(files.first.flatMap { Int64($0.dropLast(6).split(separator: "-").last ?? "") })
+        #expect(try cli.run(["audit", "export", "--after", "\(through)", "--out", "kept.seg"]).status == 0)
+        let checked = try cli.run(["audit", "verify", "--segment", "archive/\(files[0])", "--segment", "kept.seg", "--signer", "audit-signer.pem", "--from-start"])
+        #expect(checked.status == 0 && checked.stdout.contains("audit segments intact: #1"), "\(checked.stdout) \(checked.stderr)")
+    }
+
     @Test("backup to two files, verify, restore into a new store; KEK rotation keeps ciphertexts readable")
     func backupRestoreAndKEKRotation() throws {
         let cli = try CLI()

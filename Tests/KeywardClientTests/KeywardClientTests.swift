@@ -119,6 +119,36 @@ struct KeywardClientTests {
         try await live.stop()
     }
 
+    @Test("attack: a server with another certificate from the same CA, met on a later connection, fails the fingerprint pin")
+    func pinHoldsOnEveryHandshake() async throws {
+        let live = try await LiveService.start()
+        // Retries on: a reused connection that the stopped server closed is retried on a new one.
+        let pinned = try await live.client(trust: .pinnedFingerprint(sha256: live.fingerprint))
+        #expect(try await pinned.random(count: 4).count == 4)
+        let port = live.server.port
+        try await live.server.stop()
+        // The impostor holds a valid certificate for the same names from the same CA, on the
+        // same address: only the leaf differs.
+        let impostor = try await LiveServer.startWithDevelopmentTLS(service: live.service, directory: live.directory, pki: live.pki) {
+            $0.port = port
+        }
+        #expect(impostor.fingerprint != live.fingerprint)
+        do {
+            _ = try await pinned.random(count: 4)
+            Issue.record("the pinned client talked to a server with another leaf certificate")
+        } catch {
+            #expect("\(error)".contains("pinned fingerprint"))
+        }
+        // A client that trusts the CA does talk to it: the refusal is the pin's doing.
+        let viaCA = try await KeywardClient(configuration: .init(url: impostor.server.url, token: live.rootToken,
+                                                                 trust: .certificateAuthority(pem: live.pki.caCertificatePEM)))
+        #expect(try await viaCA.random(count: 4).count == 4)
+        try await viaCA.shutdown()
+        try await pinned.shutdown()
+        try await impostor.server.stop()
+        try? FileManager.default.removeItem(at: live.directory)
+    }
+
     @Test("retries: a 429 from the rate limiter is retried after Retry-After and succeeds; without retries it surfaces")
     func retries() async throws {
         let live = try await LiveService.start { $0.rateLimit = .init(requestsPerSecond: 1, burst: 1) }

@@ -42,6 +42,36 @@ struct StoreContractTests {
         #expect(try await reopened.verifyStore().isIntact)
     }
 
+    @Test("audit retention: the pruned log continues after its checkpoint on every node; pruning the newest entry or going back is a conflict that removes nothing", arguments: StoreBackend.available)
+    func auditPruning(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        let service = try await database.initialize()
+        let owner = Caller.owner("t")
+        let id = try await service.createKey(CreateKeyRequest(aliases: ["orders"]), actor: owner).metadata.id.description
+        let sealed = try await service.encrypt([1, 2], key: id, actor: owner)
+        let archive = database.directory.appendingPathComponent("archive").path
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+        let through = try #require(try await service.pruneAudit(olderThan: Date().addingTimeInterval(60), archive: archive, actor: owner).through)
+        #expect(try await service.verifyAudit().isIntact)
+
+        let store = try await database.open()
+        #expect(try await store.auditCheckpoint()?.sequence == through)
+        #expect(try await store.auditEntries(after: 0, limit: 1).first?.sequence == through + 1)
+        let head = try #require(try await store.auditHead())
+        let checkpoint = try #require(try await store.auditCheckpoint())
+        await #expect(throws: StorageError.self) { try await store.pruneAudit(AuditCheckpointRow(sequence: head.sequence, body: [1], signature: [2])) }
+        await #expect(throws: StorageError.self) { try await store.pruneAudit(AuditCheckpointRow(sequence: through, body: [1], signature: [2])) }
+        let checkpointAfter = try await store.auditCheckpoint(), headAfter = try await store.auditHead()
+        #expect(checkpointAfter == checkpoint && headAfter == head, "a refused pruning changed the log")
+
+        let node = try await database.node()
+        #expect(try await node.decrypt(sealed.ciphertext, actor: owner).plaintext == [1, 2])
+        _ = try await node.rotate(key: "orders", actor: owner)
+        #expect(try await node.verifyStore().isIntact)
+        #expect(try await service.verifyAudit().isIntact)
+    }
+
     @Test("stale revisions, duplicate versions, taken aliases and audit gaps are conflicts that write nothing", arguments: StoreBackend.available)
     func conflicts(_ backend: StoreBackend) async throws {
         let database = try await backend.makeDatabase()

@@ -53,6 +53,32 @@ struct StoreCopyTests {
         #expect(try await copy.verifyAudit().isIntact)
     }
 
+    @Test("a pruned store copies with its checkpoint: the copy's log starts after it and verifies", arguments: pairs)
+    func prunedCopyVerifies(_ from: StoreBackend, _ to: StoreBackend) async throws {
+        let source = try await from.makeDatabase()
+        defer { source.remove() }
+        let target = try await to.makeDatabase()
+        defer { target.remove() }
+        let service = try await source.initialize()
+        let owner = Caller.owner("t")
+        let id = try await service.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+        let sealed = try await service.encrypt([7], key: id, actor: owner)
+        let archive = source.directory.appendingPathComponent("archive").path
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true)
+        let through = try #require(try await service.pruneAudit(olderThan: Date().addingTimeInterval(60), archive: archive, actor: owner).through)
+        _ = try await service.rotate(key: id, actor: owner)
+
+        let counts = try await StoreCopy.copy(from: try await source.open(), to: try await target.open())
+        try FileManager.default.copyItem(atPath: source.keyFile, toPath: target.keyFile)
+        let copy = try await target.node()
+        let audit = try await copy.verifyAudit()
+        #expect(audit.isIntact && audit.entries == counts.auditEntries, "\(audit.problems)")
+        #expect(try await target.open().auditCheckpoint()?.sequence == through)
+        #expect(try await copy.decrypt(sealed.ciphertext, actor: owner).plaintext == [7])
+        _ = try await copy.createKey(CreateKeyRequest(), actor: owner)
+        #expect(try await copy.verifyStore().isIntact)
+    }
+
     @Test("a copy into a store that already holds one is refused, and the target is left as it was", arguments: StoreBackend.available)
     func copyIntoNonEmptyRefused(_ backend: StoreBackend) async throws {
         let source = try await StoreBackend.sqlite.makeDatabase()

@@ -279,6 +279,38 @@ struct LiveServerTests {
         #expect(destroyed, "no scheduled destruction within 10 s")
         try await live.stop()
     }
+
+    @Test("with audit.retentionDays the server archives entries older than the period as signed segments and removes them from the store, as its own job")
+    func auditRetentionWithoutRequests() async throws {
+        let archive = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-archive-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        let fixture = try await ServerFixture.make {
+            $0.maintenanceIntervalSeconds = 1
+            $0.auditRetentionDays = 1
+            $0.auditArchiveDirectory = archive
+        }
+        defer { fixture.remove() }
+        for _ in 0..<3 { _ = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")) }
+        fixture.clock.advance(by: 2 * 86_400)
+        _ = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test"))
+        let live = try await LiveServer.start(fixture.server)
+        var archived: [String] = []
+        // Bounded: up to 10 s; the first run starts with the server.
+        for _ in 0..<100 where archived.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+            archived = try FileManager.default.contentsOfDirectory(atPath: archive)
+        }
+        try await live.stop()
+        #expect(archived.count == 1, "no archived segment within 10 s")
+        let audit = try await fixture.service.verifyAudit()
+        #expect(audit.isIntact, "\(audit.problems)")
+        let run = try await fixture.service.auditTail(100).first { $0.event.actor == SystemJob.auditRetention.principal && $0.event.operation == "maintenance" }
+        #expect(run?.event.detail?.contains("archived in 1 segments and removed") == true)
+        let segment = try AuditSegment(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: archive).appendingPathComponent(archived[0]))))
+        let signer = try await fixture.service.auditSigner(actor: .owner("test"))
+        #expect(segment.header.first == 1 && segment.problems(signer: signer).isEmpty)
+    }
 }
 
 /// The console's sign-in with a client certificate, on a live mTLS socket.

@@ -53,6 +53,8 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] { try await inner.tokens(after: cursor, limit: limit) }
     public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
     public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot { try await inner.anchorSnapshot() }
+    public func auditCheckpoint() async throws(StorageError) -> AuditCheckpointRow? { try await inner.auditCheckpoint() }
+    public func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError) { try await inner.pruneAudit(checkpoint) }
     public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter, progress: @escaping @Sendable (Int) -> Void) async throws(StorageError) -> Int {
         guard let limit = failRewriteAfter else {
             return try await inner.rewriteAll(newKEK: newKEK, header: header, rewriter: rewriter, progress: progress)

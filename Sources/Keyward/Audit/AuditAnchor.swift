@@ -73,6 +73,16 @@ extension KeyService {
     public func checkAuditAnchors(_ anchors: [AuditAnchor]) async throws(KeywardError) -> [String] {
         var problems: [String] = []
         let head = try await storing({ () async throws(StorageError) in try await store.auditHead() })?.sequence ?? 0
+        // Entries a retention run removed are checked against the checkpoint that stands for them.
+        var pruned: (sequence: Int64, hash: [UInt8])? = nil
+        if let row = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() }) {
+            do {
+                let checkpoint = try await verifiedAuditCheckpoint(row)
+                pruned = (checkpoint.sequence, checkpoint.hashBytes ?? [])
+            } catch {
+                problems.append("audit checkpoint (#\(row.sequence)): \(error)")
+            }
+        }
         for anchor in anchors {
             let when = anchor.recordedAt.formatted(.iso8601)
             guard anchor.storeID == header.storeID else {
@@ -82,6 +92,13 @@ extension KeyService {
             guard anchor.sequence <= head else {
                 problems.append("the anchor of \(when) records audit #\(anchor.sequence), but the log ends at #\(head): "
                                 + "the newest entries were deleted or the store was rolled back to an older copy")
+                continue
+            }
+            if let pruned, anchor.sequence <= pruned.sequence {
+                // Archived: only the checkpoint's own entry has its hash in the store.
+                if anchor.sequence == pruned.sequence, anchor.hash != pruned.hash {
+                    problems.append("audit #\(anchor.sequence) differs from the anchor of \(when): the log was rewritten or replaced from there on")
+                }
                 continue
             }
             let rows = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: anchor.sequence - 1, limit: 1) })

@@ -96,6 +96,8 @@ public enum SystemJob: String, Sendable, CaseIterable {
     case onBehalfOfCaller
     /// Reserving a block of a key version's encryption budget in the store.
     case encryptionReservation
+    /// Archiving and removing audit entries older than the retention period.
+    case auditRetention
 
     /// The principal audit entries name for the job.
     public var principal: String {
@@ -105,6 +107,7 @@ public enum SystemJob: String, Sendable, CaseIterable {
         case .scheduledDestruction: "keyward (destruction date)"
         case .onBehalfOfCaller: "keyward (on behalf of the caller)"
         case .encryptionReservation: "keyward (encryption budget)"
+        case .auditRetention: "keyward (audit retention)"
         }
     }
 }

@@ -24,6 +24,10 @@ extension KeyService {
         guard after >= 0, through.map({ $0 > after }) ?? true else {
             throw .invalidArgument("a segment runs from an entry after \(after) to a later one, not to \(through.map(String.init) ?? "none")")
         }
+        if let pruned = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() })?.sequence, after < pruned {
+            throw .invalidArgument("audit entries through #\(pruned) were archived and removed from the store (audit retention); "
+                                   + "export from #\(pruned) on, and find the older ones in the archive")
+        }
         let last = min(through ?? .max, after + Int64(Self.maximumSegmentEntries))
         var entries: [AuditSegment.Entry] = []
         var lastHash: [UInt8]? = nil
@@ -71,7 +75,7 @@ extension KeyService {
         return try await auditSigningKey(actor: actor).publicKey
     }
 
-    private func auditSigningKey(actor: Caller) async throws(KeywardError) -> (id: KeyID, version: UInt32, publicKey: PublicKey) {
+    func auditSigningKey(actor: Caller) async throws(KeywardError) -> (id: KeyID, version: UInt32, publicKey: PublicKey) {
         try await storeSigningKey(alias: Self.auditSignerAlias, description: "signs this store's exported audit segments", what: "audit segments", actor: actor)
     }
 }

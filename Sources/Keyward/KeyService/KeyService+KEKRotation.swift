@@ -34,7 +34,12 @@ extension KeyService {
         var newHeader = header
         newHeader.activeKEK = newID
         newHeader.mac = try fresh.mac(RecordFraming.header(newHeader))
-        let rewriter = Self.rewriter(from: old, to: fresh)
+        // A pruned log's batch MACs continue from its checkpoint's index.
+        var start: (sequence: Int64, rows: [RevisionAnchorRow]) = (0, [])
+        if let row = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() }) {
+            start = (row.sequence, try await verifiedAuditCheckpoint(row).rows)
+        }
+        let rewriter = try Self.rewriter(from: old, to: fresh, continuing: start)
         let count: Int
         do {
             count = try await store.rewriteAll(
@@ -50,9 +55,12 @@ extension KeyService {
         return rotated
     }
 
-    /// Checks each row under `old` and re-protects it under `fresh`.
-    static func rewriter(from old: RecordProtection, to fresh: RecordProtection) -> RecordRewriter {
-        let replay = Mutex((old: RevisionIndex(), fresh: RevisionIndex()))
+    /// Checks each row under `old` and re-protects it under `fresh`; the audit log's replay
+    /// starts after `start`, its checkpoint's entry and index (0 and none for an unpruned log).
+    static func rewriter(from old: RecordProtection, to fresh: RecordProtection,
+                         continuing start: (sequence: Int64, rows: [RevisionAnchorRow])) throws(KeywardError) -> RecordRewriter {
+        let replay = Mutex((old: try RevisionIndex(rows: start.rows, protection: old), fresh: try RevisionIndex(rows: start.rows, protection: fresh)))
+        let next = Mutex(start.sequence + 1)
         return RecordRewriter(
             key: { row in
                 try old.check(row.mac, RecordFraming.key(row), what: "the row of key \(row.id)")
@@ -87,6 +95,13 @@ extension KeyService {
             audit: { row in
                 // Each batch MAC covers the revision index as the entries before it left it, and
                 // the index's elements are keyed under the KEK: both are replayed, entry by entry.
+                try next.withLock { (expected: inout Int64) throws(KeywardError) in
+                    guard row.sequence == expected else {
+                        throw .storeState("the audit log changed during the KEK rotation (entry #\(row.sequence) where #\(expected) was expected: "
+                                          + "pruned meanwhile?); nothing was rotated, run it again")
+                    }
+                    expected += 1
+                }
                 let anchors = try CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit entry #\(row.sequence)").anchors.map(\.row)
                 return try replay.withLock { (indexes: inout (old: RevisionIndex, fresh: RevisionIndex)) throws -> AuditRow in
                     try indexes.old.apply(anchors, protection: old)

@@ -143,9 +143,11 @@ extension KeyService {
         return report
     }
 
-    /// Walks the audit chain from the first entry: sequence numbers without gaps, each entry's
-    /// hash over its predecessor's, each batch MAC (over the chain hash and the revision index
-    /// the entries anchor), and the key-id column against each body. Names every entry that fails.
+    /// Walks the audit chain from the first entry the store holds: the checkpoint of a pruned
+    /// log (its signature, and the first entry following it), sequence numbers without gaps,
+    /// each entry's hash over its predecessor's, each batch MAC (over the chain hash and the
+    /// revision index the entries anchor), and the key-id column against each body. Names every
+    /// entry that fails.
     public func verifyAudit() async throws(KeywardError) -> AuditVerification {
         var index = RevisionIndex()
         return try await verifyAudit(replaying: &index)
@@ -153,14 +155,40 @@ extension KeyService {
 
     /// `verifyAudit`, leaving in `index` the revisions the chain anchors.
     func verifyAudit(replaying index: inout RevisionIndex) async throws(KeywardError) -> AuditVerification {
+        try await walkAudit(replaying: &index, through: nil).verification
+    }
+
+    /// The walk of `verifyAudit`, up to entry `through` (the whole log when nil), leaving in
+    /// `index` the revisions the walked entries anchor; `last` and `lastHash` are the last
+    /// entry walked (the checkpoint's, or 0 and zeros, when none was).
+    func walkAudit(replaying index: inout RevisionIndex, through: Int64?) async throws(KeywardError)
+        -> (verification: AuditVerification, last: Int64, lastHash: [UInt8]) {
         var result = AuditVerification(entries: 0, problems: [])
         var previousHash = [UInt8](repeating: 0, count: 32)
         var expected: Int64 = 1
+        if let row = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() }) {
+            // A pruned log continues from its checkpoint: after its entry, over its index.
+            do {
+                let checkpoint = try await verifiedAuditCheckpoint(row)
+                index = try RevisionIndex(rows: try checkpoint.rows, protection: protection)
+                previousHash = checkpoint.hashBytes ?? previousHash
+            } catch {
+                result.problems.append("audit checkpoint (#\(row.sequence)): \(error)")
+                if let decoded = try? CanonicalJSON.decode(AuditCheckpoint.self, from: row.body, what: "the audit checkpoint"),
+                   let hash = decoded.hashBytes, let rows = try? decoded.rows {
+                    index = (try? RevisionIndex(rows: rows, protection: protection)) ?? RevisionIndex()
+                    previousHash = hash
+                }
+            }
+            expected = row.sequence + 1
+        }
         var unauthenticatedFrom: Int64? = nil
-        while true {
-            let page = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: expected - 1, limit: 1000) })
+        walk: while true {
+            let after = expected - 1
+            let page = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: after, limit: 1000) })
             if page.isEmpty { break }
             for row in page {
+                if let through, row.sequence > through { break walk }
                 result.entries += 1
                 if row.sequence != expected {
                     result.problems.append("audit #\(expected): missing (next entry is #\(row.sequence)); entries were removed")
@@ -197,7 +225,7 @@ extension KeyService {
         if let from = unauthenticatedFrom {
             result.problems.append("audit #\(from)–#\(expected - 1): no MAC covers these entries (a batch's MAC'd last entry is missing)")
         }
-        return result
+        return (result, expected - 1, previousHash)
     }
 
     /// The newest `count` audit entries, oldest first, decoded.

@@ -124,6 +124,8 @@ extension ServerConfiguration {
             .int("auditSyncMilliseconds", \.auditSyncMilliseconds),
             .string("audit.anchor") { $1.auditAnchor = $0 },
             .int("audit.anchorIntervalSeconds", \.auditAnchorIntervalSeconds),
+            .int("audit.retentionDays", \.auditRetentionDays),
+            .string("audit.archiveDirectory") { $1.auditArchiveDirectory = $0 },
             .string("store") { $1.store = $0 },
             .string("keyFile") { $1.keyFile = $0 },
             .string("tls.certificate") { $1.tlsSettings.certificate = $0 },

@@ -69,6 +69,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var auditAnchor: String?
     /// Seconds between audit anchors.
     public var auditAnchorIntervalSeconds = 60
+    /// Days audit entries stay in the store; 0 (the default) keeps them all. Older entries are
+    /// written to `auditArchiveDirectory` as signed segment files, then removed, by the node
+    /// running the cluster's background work, hourly (`KeyService.pruneAudit`).
+    public var auditRetentionDays = 0
+    /// Where audit retention writes its segment files (required with `auditRetentionDays`). In a
+    /// cluster, a directory every node can write, or the archive is spread over the nodes.
+    public var auditArchiveDirectory: String?
     /// The SQLite store's path (also `KEYWARD_STORE`).
     public var store: String?
     /// The key file root of trust's path (also `KEYWARD_KEY_FILE`).
@@ -282,6 +289,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
         if let auditAnchor { _ = try AuditAnchorPublisher.Destination(auditAnchor) }
         guard (1...86_400).contains(auditAnchorIntervalSeconds) else { throw .invalidArgument("audit.anchorIntervalSeconds is 1 to 86,400") }
+        guard (0...36_500).contains(auditRetentionDays) else { throw .invalidArgument("audit.retentionDays is 0 (keep everything) to 36,500") }
+        if auditRetentionDays > 0 && auditArchiveDirectory == nil {
+            throw .invalidArgument("audit.retentionDays needs audit.archiveDirectory: entries are archived there before they leave the store")
+        }
         _ = try loggerLevel
         if insecureHTTP && !insecureHTTPBeyondLoopback && !Self.isLoopback(host) {
             throw .invalidArgument("plain HTTP on \(host), which is not a loopback address: tokens and plaintexts would cross the network in clear; "

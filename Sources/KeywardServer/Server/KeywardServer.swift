@@ -161,7 +161,11 @@ public struct KeywardServer: Sendable {
         let lease = slot.current.options.nodeID == nil ? nil : LeaseKeeper(slot: slot, duration: .seconds(self.configuration.leaseSeconds), logger: logger)
         let verifyEvery = self.configuration.verifyIntervalSeconds
         let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds),
-                                               verifyInterval: verifyEvery > 0 ? .seconds(verifyEvery) : nil, lease: lease, log: maintenanceLog, logger: logger)
+                                               verifyInterval: verifyEvery > 0 ? .seconds(verifyEvery) : nil,
+                                               retention: self.configuration.auditArchiveDirectory.flatMap { directory in
+                                                   self.configuration.auditRetentionDays > 0 ? (self.configuration.auditRetentionDays, directory) : nil
+                                               },
+                                               lease: lease, log: maintenanceLog, logger: logger)
         let watcher = StoreWatcher(slot: slot, tokens: tokens, reopen: reopen, logger: logger)
         var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher, history]
         if let lease { services.append(lease) }

@@ -9,12 +9,19 @@ import ServiceLifecycle
 /// material of destroyed keys once every node has seen their destruction) and, every
 /// `verifyInterval`, a full verification of the store. Every write of that work is fenced by
 /// the lease's token. Nodes without the lease do nothing but wait to take it over. Stops at
-/// graceful shutdown.
+/// graceful shutdown. With audit retention, the same node archives and removes old audit
+/// entries hourly.
 struct MaintenanceScheduler: Service {
+    /// Between audit retention runs.
+    static let retentionInterval: Duration = .seconds(3600)
+
     let slot: KeyServiceSlot
     let interval: Duration
     /// Between verifications of the whole store; nil: never.
     let verifyInterval: Duration?
+    /// Audit retention: days entries stay, and the archive directory; nil keeps them all. Runs
+    /// hourly (`retentionInterval`).
+    let retention: (days: Int, archive: String)?
     /// The lease the work runs under; nil for a server that is no cluster node (no node id),
     /// which runs it unleased.
     let lease: LeaseKeeper?
@@ -25,6 +32,7 @@ struct MaintenanceScheduler: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             var verified: ContinuousClock.Instant? = nil
+            var retained: ContinuousClock.Instant? = nil
             while !Task.isCancelled {
                 let held = lease?.held
                 if lease == nil || held != nil {
@@ -32,6 +40,10 @@ struct MaintenanceScheduler: Service {
                     if let verifyInterval, verified.map({ ContinuousClock.now - $0 >= verifyInterval }) ?? true {
                         await verify()
                         verified = ContinuousClock.now
+                    }
+                    if let retention, retained.map({ ContinuousClock.now - $0 >= Self.retentionInterval }) ?? true {
+                        await retain(retention, held)
+                        retained = ContinuousClock.now
                     }
                 }
                 try? await Task.sleep(for: interval)
@@ -51,6 +63,19 @@ struct MaintenanceScheduler: Service {
             for failure in report.failures { logger.error("maintenance failed", metadata: ["failure": .string(failure)]) }
         } catch {
             logger.error("maintenance sweep failed", metadata: ["error": .string(error.description)])
+        }
+    }
+
+    /// Archives and removes the audit entries older than the retention period.
+    private func retain(_ retention: (days: Int, archive: String), _ held: Lease?) async {
+        do {
+            let result = try await slot.current.runAuditRetention(keepingDays: retention.days, archive: retention.archive, under: held)
+            if let through = result.through {
+                logger.notice("audit retention", metadata: ["through": "\(through)", "entries": "\(result.entries)",
+                                                            "segments": .array(result.segments.map { .string($0) })])
+            }
+        } catch {
+            logger.error("audit retention failed", metadata: ["error": .string(error.description)])
         }
     }
 

@@ -72,8 +72,13 @@ public enum StoreCopy {
         // The log up to the head read with the index; the index itself rides on the last batch
         // (an entry's anchors are written in its append's transaction and are not part of its
         // hash or MAC), so the target's index is the source's, row for row.
+        // A pruned log: its checkpoint first, so the copied entries continue after it.
         let head = snapshot.head?.sequence ?? 0
         var after: Int64 = 0
+        if let checkpoint = try await source.auditCheckpoint() {
+            try await target.pruneAudit(checkpoint)
+            after = checkpoint.sequence
+        }
         while after < head {
             var batch = try await source.auditEntries(after: after, limit: 1000).filter { $0.sequence <= head }
             guard let last = batch.last else {

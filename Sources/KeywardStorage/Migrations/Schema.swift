@@ -92,6 +92,15 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v5: audit checkpoint") { db in
+            // The signed checkpoint that stands for the entries a retention run removed
+            // (`AuditStore.pruneAudit`): one row, replaced by each run.
+            try db.execute(sql: """
+                CREATE TABLE audit_checkpoint (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    sequence INTEGER NOT NULL, body BLOB NOT NULL, signature BLOB NOT NULL);
+                """)
+        }
         return migrator
     }
 }

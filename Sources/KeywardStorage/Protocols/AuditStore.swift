@@ -16,9 +16,29 @@ public protocol AuditStore: Sendable {
     /// The newest audit entry and the revision index it anchors, read in one transaction
     /// (replay detection: the `Keyward` layer checks the index against the head's MAC).
     func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot
+    /// The checkpoint that stands for the pruned start of the log, if it was pruned.
+    func auditCheckpoint() async throws(StorageError) -> AuditCheckpointRow?
+    /// In one transaction: makes `checkpoint` the log's checkpoint and deletes every entry up to
+    /// its sequence. Entries continue to be appended after the newest one as before; an empty log
+    /// with a checkpoint continues at the entry after it (a copied store).
+    ///
+    /// - Throws: `conflict` when the checkpoint would remove the newest entry (a pruned log keeps
+    ///   at least one), or is not newer than the checkpoint in place.
+    func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError)
 }
 
 extension AuditStore {
+    /// The rule every store applies in `pruneAudit`, inside its transaction: `through` must leave
+    /// the newest entry (`head`) in place and move past the checkpoint in place (`current`).
+    public static func checkPruning(_ through: Int64, head: Int64?, current: Int64?) throws(StorageError) {
+        if let head, through >= head {
+            throw .conflict("pruning through audit #\(through) would remove the newest entry (#\(head)); a pruned log keeps at least one")
+        }
+        if let current, through <= current {
+            throw .conflict("the audit log is already pruned through #\(current)")
+        }
+    }
+
     /// Runs `appendAudit` in a task and waits for it: for stores with no synchronous path.
     public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
         try waitBlocking { () async throws(StorageError) in try await appendAudit(entries) }

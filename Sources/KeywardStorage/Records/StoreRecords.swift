@@ -171,6 +171,25 @@ public struct RevisionAnchorRow: Sendable, Hashable {
 }
 
 /// The audit head and the whole revision index, read in one transaction.
+/// The signed statement that stands for the start of the audit log once it was pruned: the
+/// `Keyward` layer's canonical body (the last pruned entry's sequence and chain hash, and the
+/// revision index as of that entry) and the store's audit signer's signature over it. The
+/// store keeps it opaque: one row, replaced by each pruning.
+public struct AuditCheckpointRow: Sendable, Hashable {
+    /// The last pruned entry; the log continues at `sequence + 1`.
+    public var sequence: Int64
+    /// The canonical body.
+    public var body: [UInt8]
+    /// The signature over `body`.
+    public var signature: [UInt8]
+
+    public init(sequence: Int64, body: [UInt8], signature: [UInt8]) {
+        self.sequence = sequence
+        self.body = body
+        self.signature = signature
+    }
+}
+
 public struct AnchorSnapshot: Sendable {
     /// The newest audit entry, if any.
     public var head: AuditRow?

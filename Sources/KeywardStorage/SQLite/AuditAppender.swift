@@ -55,7 +55,8 @@ final class AuditAppender: Sendable {
             connection = Mutex(Connection(
                 handle: handle,
                 begin: try prepare("BEGIN IMMEDIATE"),
-                head: try prepare("SELECT max(sequence) FROM audit"),
+                // After a pruning that left the log empty (a copy), it continues after the checkpoint.
+                head: try prepare("SELECT coalesce((SELECT max(sequence) FROM audit), (SELECT sequence FROM audit_checkpoint))"),
                 activeKEK: try prepare("SELECT active_kek FROM store_header"),
                 insert: try prepare("""
                     INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)

@@ -406,6 +406,27 @@ public final class SQLiteKeyStore: KeyStore {
         }
     }
 
+    public func auditCheckpoint() async throws(StorageError) -> AuditCheckpointRow? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT sequence, body, signature FROM audit_checkpoint WHERE id = 1").map {
+                AuditCheckpointRow(sequence: $0["sequence"], body: [UInt8]($0["body"] as Data), signature: [UInt8]($0["signature"] as Data))
+            }
+        }
+    }
+
+    public func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError) {
+        try await write { db in
+            let head: Int64? = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM audit")
+            let current: Int64? = try Int64.fetchOne(db, sql: "SELECT sequence FROM audit_checkpoint WHERE id = 1")
+            try Self.checkPruning(checkpoint.sequence, head: head, current: current)
+            try db.execute(sql: """
+                INSERT INTO audit_checkpoint (id, sequence, body, signature) VALUES (1, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET sequence = excluded.sequence, body = excluded.body, signature = excluded.signature
+                """, arguments: [checkpoint.sequence, Data(checkpoint.body), Data(checkpoint.signature)])
+            try db.execute(sql: "DELETE FROM audit WHERE sequence <= ?", arguments: [checkpoint.sequence])
+        }
+    }
+
     // MARK: KEK rotation
 
     public func rewriteAll(
