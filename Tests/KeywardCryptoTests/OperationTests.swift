@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KeywardCrypto
+import Synchronization
 import Testing
 
 @Suite("Operations per spec")
@@ -11,11 +12,30 @@ struct OperationTests {
         (.ecdsaP384, { Array(SHA384.hash(data: $0)) }),
         (.ecdsaP521, { Array(SHA512.hash(data: $0)) }),
         (.rsa2048PSSSHA256, { Array(SHA256.hash(data: $0)) }),
+        (.rsa3072PSSSHA384, { Array(SHA384.hash(data: $0)) }),
+        (.rsa2048PKCS1SHA512, { Array(SHA512.hash(data: $0)) }),
     ]
+
+    /// PKCS #8 of two RSA keys per modulus size, generated once: generation is slow in debug
+    /// builds, and the RSA signing specs of one size differ only in how they sign.
+    private static let rsaPool = Mutex<[Int: [[UInt8]]]>([:])
+
+    /// A key of `spec`; the `index`th shared key of its size for RSA specs (0 or 1).
+    static func key(_ spec: KeySpec, _ index: Int = 0) throws -> KeyMaterial {
+        guard let bits = spec.rsaBits else { return try KeyMaterial.generate(spec) }
+        let pkcs8 = try rsaPool.withLock { pool throws -> [UInt8] in
+            if pool[bits] == nil {
+                let base = try #require(KeySpec.rsaSigning(bits: bits, .init(padding: .pss, hash: .sha256)))
+                pool[bits] = try (0..<2).map { _ in try KeyMaterial.generate(base).pkcs8().withSecretBytes(InsecureSecretAccess.token) { Array($0) } }
+            }
+            return pool[bits]![index]
+        }
+        return try KeyMaterial(spec: spec, importing: pkcs8)
+    }
 
     @Test("every signing spec signs and verifies; a changed message or signature does not verify", arguments: signingSpecs)
     func signAndVerify(spec: KeySpec) throws {
-        let key = try KeyMaterial.generate(spec)
+        let key = try Self.key(spec)
         let publicKey = try key.publicKey()
         let message = Array("the quick brown fox".utf8)
         let signature = try key.sign(.message(message))
@@ -32,19 +52,37 @@ struct OperationTests {
             #expect(try PublicKey(spec: spec, pem: pem) == publicKey)
         }
         // Another key's public key does not verify it.
-        let other = try KeyMaterial.generate(spec).publicKey()
+        let other = try Self.key(spec, 1).publicKey()
         #expect(try !other.verify(signature, for: .message(message)))
     }
 
-    @Test("a signature over a pre-computed digest verifies over the message", arguments: [0, 1, 2, 3])
+    @Test("a signature over a pre-computed digest verifies over the message", arguments: [0, 1, 2, 3, 4, 5])
     func digestSigning(index: Int) throws {
         let (spec, hash) = Self.digestSpecs[index]
-        let key = try KeyMaterial.generate(spec)
+        let key = try Self.key(spec)
         let message = Array("digest me".utf8)
         let signature = try key.sign(.digest(hash(message)))
         #expect(try key.publicKey().verify(signature, for: .message(message)))
         #expect(try key.publicKey().verify(key.sign(.message(message)), for: .digest(hash(message))))
         #expect(throws: KeywardCryptoError.self) { try key.sign(.digest([1, 2, 3])) }
+    }
+
+    @Test("RSA keys of one modulus sign as their spec says: a PSS signature does not verify as PKCS #1 v1.5 or under another hash, and the reverse")
+    func rsaSchemesAreDistinct() throws {
+        let message = Array("one key, one algorithm".utf8)
+        let specs: [KeySpec] = [.rsa2048PSSSHA256, .rsa2048PSSSHA384, .rsa2048PSSSHA512, .rsa2048PKCS1SHA256, .rsa2048PKCS1SHA384, .rsa2048PKCS1SHA512]
+        for signer in specs {
+            let signature = try Self.key(signer).sign(.message(message))
+            for verifier in specs {
+                let valid = try Self.key(verifier).publicKey().verify(signature, for: .message(message))
+                #expect(valid == (signer == verifier), "\(signer) signature checked as \(verifier)")
+            }
+            // PKCS #1 v1.5 is deterministic; PSS is salted.
+            let again = try Self.key(signer).sign(.message(message))
+            #expect((again == signature) == (signer.rsaSignature?.padding == .pkcs1v15))
+        }
+        #expect(KeySpec.rsaSigning(bits: 3072, .init(padding: .pkcs1v15, hash: .sha384)) == .rsa3072PKCS1SHA384)
+        #expect(KeySpec.rsaSigning(bits: 1024, .init(padding: .pss, hash: .sha256)) == nil)
     }
 
     @Test("Ed25519 and ML-DSA refuse digests; only ML-DSA takes a context")

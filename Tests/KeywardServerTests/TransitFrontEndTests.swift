@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import HTTPTypes
 import Keyward
+import KeywardCrypto
 @testable import KeywardServer
 import Testing
 
@@ -115,6 +116,47 @@ struct TransitFrontEndTests {
                                                      #"{"input":"YQ==","signature":"\#(signature)","marshaling_algorithm":"\#(marshaling)"}"#, headers: root)
                 #expect((verified.json["data"] as? [String: Any])?["valid"] as? Bool == true, "\(marshaling): \(verified.text)")
             }
+        }
+    }
+
+    @Test("hash_algorithm, HMAC's algorithm and signature_algorithm: the key's own is served, another is refused with 400 and never ignored, in single calls and batches")
+    func oneKeyOneAlgorithm() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        _ = try await fixture.service.createKey(CreateKeyRequest(spec: .rsa2048PKCS1SHA384, aliases: ["transit/pk"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/p384", token: nil, #"{"type":"ecdsa-p384"}"#, headers: root).status == .ok)
+            #expect(try await client.call(.post, "/v1/transit/keys/m", token: nil, #"{"type":"hmac"}"#, headers: root).status == .ok)
+            func status(_ path: String, _ body: String) async throws -> (HTTPResponse.Status, String) {
+                let reply = try await client.call(.post, path, token: nil, body, headers: root)
+                return (reply.status, reply.text)
+            }
+            for (path, body, served) in [
+                ("/v1/transit/sign/p384", #"{"input":"YQ==","hash_algorithm":"sha2-384"}"#, true),
+                ("/v1/transit/sign/p384", #"{"input":"YQ=="}"#, true),
+                ("/v1/transit/sign/p384", #"{"input":"YQ==","hash_algorithm":"sha2-256"}"#, false),
+                ("/v1/transit/sign/p384", #"{"batch_input":[{"input":"YQ==","hash_algorithm":"sha2-512"}]}"#, false),
+                ("/v1/transit/sign/pk", #"{"input":"YQ==","hash_algorithm":"sha2-384","signature_algorithm":"pkcs1v15"}"#, true),
+                ("/v1/transit/sign/pk", #"{"input":"YQ==","signature_algorithm":"pss"}"#, false),
+                ("/v1/transit/sign/pk", #"{"input":"YQ==","signature_algorithm":"pkcs1"}"#, false),
+                ("/v1/transit/hmac/m", #"{"input":"YQ==","algorithm":"sha2-256"}"#, true),
+                ("/v1/transit/hmac/m", #"{"input":"YQ==","hash_algorithm":"sha2-512"}"#, false),
+            ] {
+                let (code, text) = try await status(path, body)
+                if served {
+                    #expect(code == .ok, "\(path) \(body): \(text)")
+                } else if body.contains("batch_input") {
+                    #expect(text.contains("is not this key's"), "\(path) \(body): \(text)")
+                } else {
+                    #expect(code == .badRequest && text.contains("errors"), "\(path) \(body): \(text)")
+                }
+            }
+            // A PKCS #1 v1.5 signature made through Transit verifies with the key's public key.
+            let signed = try await client.call(.post, "/v1/transit/sign/pk", token: nil, #"{"input":"YQ==","signature_algorithm":"pkcs1v15"}"#, headers: root)
+            let signature = ((signed.json["data"] as? [String: Any])?["signature"] as? String ?? "").split(separator: ":").last.map(String.init) ?? ""
+            let publicKey = try await fixture.service.publicKey(key: "transit/pk", actor: .owner("test"))
+            #expect(try publicKey.verify(Array(Data(base64Encoded: signature) ?? Data()), for: .message(Array("a".utf8))))
         }
     }
 }

@@ -36,6 +36,11 @@ struct WycheproofTests {
         "rsa_pss_2048_sha256_mgf1_32_test.json": { try runSignatureVerify($0, spec: .rsa2048PSSSHA256, encoding: .der) },
         "rsa_pss_3072_sha256_mgf1_32_test.json": { try runSignatureVerify($0, spec: .rsa3072PSSSHA256, encoding: .der) },
         "rsa_pss_4096_sha256_mgf1_32_test.json": { try runSignatureVerify($0, spec: .rsa4096PSSSHA256, encoding: .der) },
+        "rsa_signature_2048_sha256_test.json": { try runSignatureVerify($0, spec: .rsa2048PKCS1SHA256, encoding: .der) },
+        "rsa_signature_2048_sha512_test.json": { try runSignatureVerify($0, spec: .rsa2048PKCS1SHA512, encoding: .der) },
+        "rsa_signature_3072_sha256_test.json": { try runSignatureVerify($0, spec: .rsa3072PKCS1SHA256, encoding: .der) },
+        "rsa_signature_3072_sha512_test.json": { try runSignatureVerify($0, spec: .rsa3072PKCS1SHA512, encoding: .der) },
+        "rsa_signature_4096_sha512_test.json": { try runSignatureVerify($0, spec: .rsa4096PKCS1SHA512, encoding: .der) },
         "mldsa_65_verify_test.json": { try runSignatureVerify($0, spec: .mlDSA65, encoding: .der) },
         "mldsa_87_verify_test.json": { try runSignatureVerify($0, spec: .mlDSA87, encoding: .der) },
         "mldsa_65_sign_seed_test.json": { try runMLDSASign($0, spec: .mlDSA65) },
@@ -178,7 +183,9 @@ struct WycheproofTests {
     static func runSignatureVerify(_ file: VectorFile, spec: KeySpec, encoding: ECDSASignatureEncoding) throws -> Tally {
         var tally = Tally(file: file.name)
         for group in file.groups {
-            let keyBytes = group["publicKeyDer"] != nil && spec != .mlDSA65 && spec != .mlDSA87 ? group.hex("publicKeyDer") : group.hex("publicKey")
+            // testvectors_v1 names the SPKI `publicKeyDer`; the earlier format (PKCS #1 v1.5 files) `keyDer`.
+            let keyBytes = group["publicKeyDer"] != nil && spec != .mlDSA65 && spec != .mlDSA87 ? group.hex("publicKeyDer")
+                : group["keyDer"] != nil ? group.hex("keyDer") : group.hex("publicKey")
             let key = try? PublicKey(spec: spec, bytes: keyBytes)
             for test in group.tests {
                 guard let key else { tally.record(test, accepted: false, detail: "(public key refused)"); continue }

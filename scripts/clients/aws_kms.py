@@ -197,6 +197,32 @@ try:
     rsa_signature = k.sign(KeyId=rsa_signer["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
     serialization.load_der_public_key(k.get_public_key(KeyId=rsa_signer["KeyId"])["PublicKey"]).verify(
         rsa_signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    # RSASSA_PKCS1_V1_5 and PSS over SHA-384/512: Keyward keys of those specs (one key, one
+    # algorithm), created with the native API, serve exactly their algorithm through AWS's API.
+    for spec, algorithm, digest, pad in (
+            ("RSA-2048-PKCS1-SHA256", "RSASSA_PKCS1_V1_5_SHA_256", hashes.SHA256(), padding.PKCS1v15()),
+            ("RSA-3072-PKCS1-SHA512", "RSASSA_PKCS1_V1_5_SHA_512", hashes.SHA512(), padding.PKCS1v15()),
+            ("RSA-2048-PSS-SHA384", "RSASSA_PSS_SHA_384", hashes.SHA384(), padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48))):
+        status, made = admin("POST", "/v1/keys", {"spec": spec})
+        check(status == 201, "native create %s: %s %s" % (spec, status, made))
+        described = k.describe_key(KeyId=made["id"])["KeyMetadata"]
+        check(described["SigningAlgorithms"] == [algorithm] and described["KeySpec"] == "RSA_" + spec.split("-")[1], "DescribeKey %s: %s" % (spec, described))
+        signed = k.sign(KeyId=made["id"], Message=message, SigningAlgorithm=algorithm)["Signature"]
+        serialization.load_der_public_key(k.get_public_key(KeyId=made["id"])["PublicKey"]).verify(signed, message, pad, digest)
+        by_digest = k.sign(KeyId=made["id"], Message=hashlib.new(digest.name, message).digest(), MessageType="DIGEST", SigningAlgorithm=algorithm)["Signature"]
+        check(k.verify(KeyId=made["id"], Message=message, Signature=by_digest, SigningAlgorithm=algorithm)["SignatureValid"], "Verify %s by digest" % algorithm)
+        check(code(lambda: k.sign(KeyId=made["id"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")) == "InvalidKeyUsageException",
+              "%s refuses another algorithm" % spec)
+    # An AWS client picks the algorithm at CreateKey with the keyward:SigningAlgorithm tag.
+    rs256 = k.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY",
+                         Tags=[{"TagKey": "keyward:SigningAlgorithm", "TagValue": "RSASSA_PKCS1_V1_5_SHA_256"}])["KeyMetadata"]
+    check(rs256["SigningAlgorithms"] == ["RSASSA_PKCS1_V1_5_SHA_256"], "CreateKey with the signing-algorithm tag: %s" % rs256)
+    check(k.list_resource_tags(KeyId=rs256["KeyId"])["Tags"] == [], "the signing-algorithm tag is not stored")
+    signed = k.sign(KeyId=rs256["KeyId"], Message=message, SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")["Signature"]
+    serialization.load_der_public_key(k.get_public_key(KeyId=rs256["KeyId"])["PublicKey"]).verify(signed, message, padding.PKCS1v15(), hashes.SHA256())
+    check(code(lambda: k.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY",
+                                    Tags=[{"TagKey": "keyward:SigningAlgorithm", "TagValue": "RSASSA_PSS_SHA_256"}])) == "ValidationException",
+          "the signing-algorithm tag on a non-RSA key")
     rsa_box = k.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
     oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
     rsa_public = serialization.load_der_public_key(k.get_public_key(KeyId=rsa_box["KeyId"])["PublicKey"])
@@ -226,7 +252,7 @@ try:
     check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
     check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
     results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, GetKeyLastUsage, sign/verify RAW and DIGEST (checked by "
-                   "cryptography), Ed25519, RSA-PSS, RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation")
+                   "cryptography), Ed25519, RSA-PSS, RSASSA_PKCS1_V1_5 and PSS over SHA-384/512 (keys of those specs, and the keyward:SigningAlgorithm tag at CreateKey), RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation")
 
     # --- the AWS CLI ---
     cli_env = dict(os.environ, AWS_ACCESS_KEY_ID=full["accessKeyId"], AWS_SECRET_ACCESS_KEY=full["secretAccessKey"], AWS_DEFAULT_REGION=REGION)

@@ -158,6 +158,39 @@ try:
     check(transit.verify_signed_data(name=name + "-rsa-2048", hash_input=b64(b"release 1.0"), signature_algorithm="pss",
                                      signature=transit.sign_data(name=name + "-rsa-2048", hash_input=b64(b"release 1.0"), signature_algorithm="pss")["data"]["signature"])["data"]["valid"],
           "rsa pss named explicitly")
+    # One key, one algorithm: a hash that is not the key's is refused, never ignored.
+    for key_type, wrong in (("rsa-2048", "sha2-384"), ("ecdsa-p256", "sha2-512")):
+        try:
+            transit.sign_data(name=name + "-" + key_type, hash_input=b64(b"x"), hash_algorithm=wrong)
+            fail("%s signed with %s" % (key_type, wrong))
+        except hvac.exceptions.InvalidRequest:
+            pass
+    check(transit.verify_signed_data(name=name + "-ecdsa-p256", hash_input=b64(b"h"), hash_algorithm="sha2-256",
+                                     signature=transit.sign_data(name=name + "-ecdsa-p256", hash_input=b64(b"h"), hash_algorithm="sha2-256")["data"]["signature"])["data"]["valid"],
+          "the key's own hash named explicitly")
+    # PKCS #1 v1.5 and SHA-384 RSA keys, created through the native API under a transit/ alias,
+    # sign through Transit with their algorithm named; Python cryptography checks the signatures.
+    from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
+    for spec, algorithm, hash_name, pad in (("RSA-2048-PKCS1-SHA256", "pkcs1v15", "sha2-256", lambda h: rsa_padding.PKCS1v15()),
+                                            ("RSA-3072-PSS-SHA384", "pss", "sha2-384",
+                                             lambda h: rsa_padding.PSS(mgf=rsa_padding.MGF1(h), salt_length=rsa_padding.PSS.DIGEST_LENGTH))):
+        signer = name + "-" + spec.lower()
+        status, created = native("POST", "/v1/keys", {"spec": spec, "aliases": ["transit/" + signer]})
+        check(status == 201, "native create %s: %s %s" % (spec, status, created))
+        read = transit.read_key(name=signer)["data"]
+        check(read["type"] == "rsa-" + spec.split("-")[1], "read %s: %s" % (spec, read["type"]))
+        signature = transit.sign_data(name=signer, hash_input=b64(b"release 2.0"), hash_algorithm=hash_name, signature_algorithm=algorithm)["data"]["signature"]
+        check(transit.verify_signed_data(name=signer, hash_input=b64(b"release 2.0"), hash_algorithm=hash_name, signature_algorithm=algorithm,
+                                         signature=signature)["data"]["valid"], "verify %s" % spec)
+        digest = hashes.SHA256() if hash_name == "sha2-256" else hashes.SHA384()
+        public = serialization.load_pem_public_key(read["keys"]["1"]["public_key"].encode())
+        public.verify(base64.b64decode(signature.split(":", 2)[2]), b"release 2.0", pad(digest), digest)
+        other = "pss" if algorithm == "pkcs1v15" else "pkcs1v15"
+        try:
+            transit.sign_data(name=signer, hash_input=b64(b"x"), signature_algorithm=other)
+            fail("a %s key signed with %s" % (spec, other))
+        except hvac.exceptions.InvalidRequest:
+            pass
     # Export: only exportable keys, never a private signing key. The exported HMAC key computes
     # the tags Transit returns.
     exportable = name + "-export"
@@ -194,7 +227,7 @@ try:
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
     results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, "
                    "rewrap, min_decryption_version enforced, min_encryption_version, trim, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
-                   "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused, export (the exported HMAC key "
+                   "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), export (the exported HMAC key "
                    "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")
 
     # A Transit ciphertext is Keyward's: the native API opens it.

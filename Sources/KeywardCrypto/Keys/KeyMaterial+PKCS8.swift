@@ -18,7 +18,7 @@ extension KeyMaterial {
                 case .ecdsaP521: return try P521.Signing.PrivateKey(rawRepresentation: raw).pkcs8DERRepresentation
                 case .ed25519: return try Curve25519.Signing.PrivateKey(rawRepresentation: raw).pkcs8DERRepresentation
                 case .x25519: return try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw).pkcs8DERRepresentation
-                case .rsa2048OAEPSHA256, .rsa2048PSSSHA256, .rsa3072OAEPSHA256, .rsa3072PSSSHA256, .rsa4096OAEPSHA256, .rsa4096PSSSHA256:
+                case _ where spec.rsaBits != nil:
                     return try _RSA.Signing.PrivateKey(derRepresentation: raw).pkcs8DERRepresentation
                 default: throw KeywardCryptoError.invalidKeyMaterial(spec: spec, reason: "symmetric, HMAC and post-quantum keys have no PKCS #8 form here")
                 }

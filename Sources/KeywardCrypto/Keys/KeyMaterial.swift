@@ -88,9 +88,8 @@ public struct KeyMaterial: ~Copyable, Sendable {
             secret = try copyOut(spec) { Curve25519.Signing.PrivateKey().rawRepresentation }
         case .x25519:
             secret = try copyOut(spec) { Curve25519.KeyAgreement.PrivateKey().rawRepresentation }
-        case .rsa2048OAEPSHA256, .rsa2048PSSSHA256, .rsa3072OAEPSHA256, .rsa3072PSSSHA256,
-             .rsa4096OAEPSHA256, .rsa4096PSSSHA256:
-            let bits = spec.rsaBits!
+        case _ where spec.rsaBits != nil:
+            let bits = spec.rsaBits ?? 0
             secret = try copyOut(spec) {
                 try _RSA.Signing.PrivateKey(keySize: .init(bitCount: bits)).derRepresentation
             }
@@ -104,6 +103,8 @@ public struct KeyMaterial: ~Copyable, Sendable {
             secret = try copyOut(spec) { try MLKEM1024.PrivateKey().seedRepresentation }
         case .xWing:
             secret = try copyOut(spec) { try XWingMLKEM768X25519.PrivateKey().seedRepresentation }
+        default:
+            throw .unsupportedOperation(spec: spec, operation: .sign, reason: "no generator for this spec")
         }
         return try KeyMaterial(spec: spec, secret: secret)
     }
@@ -139,8 +140,7 @@ public struct KeyMaterial: ~Copyable, Sendable {
                 case .ecdsaP256, .ecdhP256: _ = try P256.Signing.PrivateKey(rawRepresentation: raw)
                 case .ecdsaP384, .ecdhP384: _ = try P384.Signing.PrivateKey(rawRepresentation: raw)
                 case .ecdsaP521: _ = try P521.Signing.PrivateKey(rawRepresentation: raw)
-                case .rsa2048OAEPSHA256, .rsa2048PSSSHA256, .rsa3072OAEPSHA256, .rsa3072PSSSHA256,
-                     .rsa4096OAEPSHA256, .rsa4096PSSSHA256:
+                case _ where spec.rsaBits != nil:
                     let key = try _RSA.Signing.PrivateKey(derRepresentation: raw)
                     guard key.keySizeInBits == spec.rsaBits! else {
                         throw KeywardCryptoError.invalidKeyMaterial(

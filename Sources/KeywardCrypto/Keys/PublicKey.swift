@@ -69,8 +69,7 @@ public struct PublicKey: Sendable, Hashable {
         switch spec {
         case .ed25519, .x25519: return raw.count != 32
         case .ecdsaP256, .ecdsaP384, .ecdsaP521, .ecdhP256, .ecdhP384: return raw.first == 0x30
-        case .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256, .rsa2048PSSSHA256,
-             .rsa3072PSSSHA256, .rsa4096PSSSHA256: return true
+        case _ where spec.rsaBits != nil: return true
         default: return false
         }
     }
@@ -94,8 +93,7 @@ public struct PublicKey: Sendable, Hashable {
                 ? try Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw)
                 : try Curve25519.KeyAgreement.PublicKey(derRepresentation: raw)
             return [UInt8](key.derRepresentation)
-        case .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256, .rsa2048PSSSHA256,
-             .rsa3072PSSSHA256, .rsa4096PSSSHA256:
+        case _ where spec.rsaBits != nil:
             let key = try _RSA.Signing.PublicKey(derRepresentation: raw)
             guard key.keySizeInBits == spec.rsaBits! else {
                 throw KeywardCryptoError.invalidPublicKey(spec: spec, reason: "an RSA-\(key.keySizeInBits) key, expected RSA-\(spec.rsaBits!)")
@@ -106,6 +104,7 @@ public struct PublicKey: Sendable, Hashable {
         case .mlKEM768: return [UInt8](try MLKEM768.PublicKey(rawRepresentation: raw).rawRepresentation)
         case .mlKEM1024: return [UInt8](try MLKEM1024.PublicKey(rawRepresentation: raw).rawRepresentation)
         case .xWing: return [UInt8](try XWingMLKEM768X25519.PublicKey(rawRepresentation: raw).rawRepresentation)
+        default: throw KeywardCryptoError.invalidPublicKey(spec: spec, reason: "no public key form")
         }
     }
 }
@@ -128,14 +127,14 @@ extension KeyMaterial {
                 case .ecdhP384: return [UInt8](try P384.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.derRepresentation)
                 case .ed25519: return [UInt8](try Curve25519.Signing.PrivateKey(rawRepresentation: raw).publicKey.derRepresentation)
                 case .x25519: return [UInt8](try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw).publicKey.derRepresentation)
-                case .rsa2048OAEPSHA256, .rsa3072OAEPSHA256, .rsa4096OAEPSHA256, .rsa2048PSSSHA256,
-                     .rsa3072PSSSHA256, .rsa4096PSSSHA256:
+                case _ where spec.rsaBits != nil:
                     return [UInt8](try _RSA.Signing.PrivateKey(derRepresentation: raw).publicKey.derRepresentation)
                 case .mlDSA65: return [UInt8](try MLDSA65.PrivateKey(seedRepresentation: raw, publicKey: nil).publicKey.rawRepresentation)
                 case .mlDSA87: return [UInt8](try MLDSA87.PrivateKey(seedRepresentation: raw, publicKey: nil).publicKey.rawRepresentation)
                 case .mlKEM768: return [UInt8](try MLKEM768.PrivateKey(seedRepresentation: raw, publicKey: nil).publicKey.rawRepresentation)
                 case .mlKEM1024: return [UInt8](try MLKEM1024.PrivateKey(seedRepresentation: raw, publicKey: nil).publicKey.rawRepresentation)
                 case .xWing: return [UInt8](try XWingMLKEM768X25519.PrivateKey(seedRepresentation: raw, publicKey: nil).publicKey.rawRepresentation)
+                default: throw KeywardCryptoError.invalidKeyMaterial(spec: spec, reason: "no public key form")
                 }
             }
         }

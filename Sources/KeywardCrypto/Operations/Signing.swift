@@ -72,10 +72,8 @@ extension KeyMaterial {
                         return [UInt8](try Curve25519.Signing.PrivateKey(rawRepresentation: raw).signature(for: m))
                     }
                     return try Self.signEd25519(m, seed: raw, publicKey: publicKey)
-                case (.rsa2048PSSSHA256, .message(let m)), (.rsa3072PSSSHA256, .message(let m)), (.rsa4096PSSSHA256, .message(let m)):
-                    return [UInt8](try _RSA.Signing.PrivateKey(derRepresentation: raw).signature(for: SHA256.hash(data: m), padding: .PSS).rawRepresentation)
-                case (.rsa2048PSSSHA256, .digest(let d)), (.rsa3072PSSSHA256, .digest(let d)), (.rsa4096PSSSHA256, .digest(let d)):
-                    return [UInt8](try _RSA.Signing.PrivateKey(derRepresentation: raw).signature(for: try PrecomputedDigest.sha256(d, spec: spec), padding: .PSS).rawRepresentation)
+                case (_, _) where spec.rsaSignature != nil:
+                    return try Self.signRSA(input, spec: spec, der: raw)
                 case (.mlDSA65, .message(let m)):
                     let key = try MLDSA65.PrivateKey(seedRepresentation: raw, publicKey: nil)
                     return [UInt8](try context.map { try key.signature(for: m, context: $0) } ?? key.signature(for: m))
@@ -95,6 +93,23 @@ extension KeyMaterial {
 extension KeyMaterial {
     /// A primitive that answered 0 (the `mapping` around it names the operation).
     private struct PrimitiveRefused: Error {}
+
+    /// RSA signing as the spec's scheme says (padding, hash), from the PKCS #1 DER key.
+    fileprivate static func signRSA(_ input: SigningInput, spec: KeySpec, der: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard let scheme = spec.rsaSignature else { throw PrimitiveRefused() }
+        let key = try _RSA.Signing.PrivateKey(derRepresentation: der)
+        let padding: _RSA.Signing.Padding = scheme.padding == .pss ? .PSS : .insecurePKCS1v1_5
+        let signature: _RSA.Signing.RSASignature
+        switch (scheme.hash, input) {
+        case (.sha256, .message(let m)): signature = try key.signature(for: SHA256.hash(data: m), padding: padding)
+        case (.sha256, .digest(let d)): signature = try key.signature(for: try PrecomputedDigest.sha256(d, spec: spec), padding: padding)
+        case (.sha384, .message(let m)): signature = try key.signature(for: SHA384.hash(data: m), padding: padding)
+        case (.sha384, .digest(let d)): signature = try key.signature(for: try PrecomputedDigest.sha384(d, spec: spec), padding: padding)
+        case (.sha512, .message(let m)): signature = try key.signature(for: SHA512.hash(data: m), padding: padding)
+        case (.sha512, .digest(let d)): signature = try key.signature(for: try PrecomputedDigest.sha512(d, spec: spec), padding: padding)
+        }
+        return [UInt8](signature.rawRepresentation)
+    }
 
     /// Ed25519 with the stored public half: one scalar multiplication instead of two.
     fileprivate static func signEd25519(_ message: [UInt8], seed: UnsafeRawBufferPointer, publicKey: [UInt8]) throws -> [UInt8] {
@@ -161,12 +176,18 @@ extension PublicKey {
                 }
             case (.ed25519, .message(let m)):
                 return try Curve25519.Signing.PublicKey(derRepresentation: key).isValidSignature(signature, for: m)
-            case (.rsa2048PSSSHA256, _), (.rsa3072PSSSHA256, _), (.rsa4096PSSSHA256, _):
+            case (_, _) where spec.rsaSignature != nil:
+                guard let scheme = spec.rsaSignature else { return false }
                 let pub = try _RSA.Signing.PublicKey(derRepresentation: key)
                 let sig = _RSA.Signing.RSASignature(rawRepresentation: signature)
-                switch input {
-                case .message(let m): return pub.isValidSignature(sig, for: SHA256.hash(data: m), padding: .PSS)
-                case .digest(let d): return pub.isValidSignature(sig, for: try PrecomputedDigest.sha256(d, spec: spec), padding: .PSS)
+                let padding: _RSA.Signing.Padding = scheme.padding == .pss ? .PSS : .insecurePKCS1v1_5
+                switch (scheme.hash, input) {
+                case (.sha256, .message(let m)): return pub.isValidSignature(sig, for: SHA256.hash(data: m), padding: padding)
+                case (.sha256, .digest(let d)): return pub.isValidSignature(sig, for: try PrecomputedDigest.sha256(d, spec: spec), padding: padding)
+                case (.sha384, .message(let m)): return pub.isValidSignature(sig, for: SHA384.hash(data: m), padding: padding)
+                case (.sha384, .digest(let d)): return pub.isValidSignature(sig, for: try PrecomputedDigest.sha384(d, spec: spec), padding: padding)
+                case (.sha512, .message(let m)): return pub.isValidSignature(sig, for: SHA512.hash(data: m), padding: padding)
+                case (.sha512, .digest(let d)): return pub.isValidSignature(sig, for: try PrecomputedDigest.sha512(d, spec: spec), padding: padding)
                 }
             case (.mlDSA65, .message(let m)):
                 let pub = try MLDSA65.PublicKey(rawRepresentation: key)

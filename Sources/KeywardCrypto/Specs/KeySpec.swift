@@ -42,6 +42,37 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
     case rsa3072PSSSHA256 = "RSA-3072-PSS-SHA256"
     /// RSA-4096 with PSS, SHA-256, MGF1-SHA-256 and a 32-byte salt.
     case rsa4096PSSSHA256 = "RSA-4096-PSS-SHA256"
+    /// RSA-2048 with PSS, SHA-384, MGF1-SHA-384 and a 48-byte salt.
+    case rsa2048PSSSHA384 = "RSA-2048-PSS-SHA384"
+    /// RSA-3072 with PSS, SHA-384, MGF1-SHA-384 and a 48-byte salt.
+    case rsa3072PSSSHA384 = "RSA-3072-PSS-SHA384"
+    /// RSA-4096 with PSS, SHA-384, MGF1-SHA-384 and a 48-byte salt.
+    case rsa4096PSSSHA384 = "RSA-4096-PSS-SHA384"
+    /// RSA-2048 with PSS, SHA-512, MGF1-SHA-512 and a 64-byte salt.
+    case rsa2048PSSSHA512 = "RSA-2048-PSS-SHA512"
+    /// RSA-3072 with PSS, SHA-512, MGF1-SHA-512 and a 64-byte salt.
+    case rsa3072PSSSHA512 = "RSA-3072-PSS-SHA512"
+    /// RSA-4096 with PSS, SHA-512, MGF1-SHA-512 and a 64-byte salt.
+    case rsa4096PSSSHA512 = "RSA-4096-PSS-SHA512"
+    /// RSA-2048 with PKCS #1 v1.5 signatures over SHA-256 (RSASSA-PKCS1-v1_5, for peers that
+    /// need it: JWS RS256, AWS KMS's RSASSA_PKCS1_V1_5_SHA_256).
+    case rsa2048PKCS1SHA256 = "RSA-2048-PKCS1-SHA256"
+    /// RSA-3072 with PKCS #1 v1.5 signatures over SHA-256.
+    case rsa3072PKCS1SHA256 = "RSA-3072-PKCS1-SHA256"
+    /// RSA-4096 with PKCS #1 v1.5 signatures over SHA-256.
+    case rsa4096PKCS1SHA256 = "RSA-4096-PKCS1-SHA256"
+    /// RSA-2048 with PKCS #1 v1.5 signatures over SHA-384.
+    case rsa2048PKCS1SHA384 = "RSA-2048-PKCS1-SHA384"
+    /// RSA-3072 with PKCS #1 v1.5 signatures over SHA-384.
+    case rsa3072PKCS1SHA384 = "RSA-3072-PKCS1-SHA384"
+    /// RSA-4096 with PKCS #1 v1.5 signatures over SHA-384.
+    case rsa4096PKCS1SHA384 = "RSA-4096-PKCS1-SHA384"
+    /// RSA-2048 with PKCS #1 v1.5 signatures over SHA-512.
+    case rsa2048PKCS1SHA512 = "RSA-2048-PKCS1-SHA512"
+    /// RSA-3072 with PKCS #1 v1.5 signatures over SHA-512.
+    case rsa3072PKCS1SHA512 = "RSA-3072-PKCS1-SHA512"
+    /// RSA-4096 with PKCS #1 v1.5 signatures over SHA-512.
+    case rsa4096PKCS1SHA512 = "RSA-4096-PKCS1-SHA512"
     /// ML-DSA-65 (FIPS 204), hedged signing, optional context string.
     case mlDSA65 = "ML-DSA-65"
     /// ML-DSA-87 (FIPS 204), hedged signing, optional context string.
@@ -72,7 +103,10 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
         case .hmacSHA256, .hmacSHA384, .hmacSHA512:
             .mac
         case .ecdsaP256, .ecdsaP384, .ecdsaP521, .ed25519, .rsa2048PSSSHA256, .rsa3072PSSSHA256,
-             .rsa4096PSSSHA256, .mlDSA65, .mlDSA87:
+             .rsa4096PSSSHA256, .rsa2048PSSSHA384, .rsa3072PSSSHA384, .rsa4096PSSSHA384, .rsa2048PSSSHA512,
+             .rsa3072PSSSHA512, .rsa4096PSSSHA512, .rsa2048PKCS1SHA256, .rsa3072PKCS1SHA256, .rsa4096PKCS1SHA256,
+             .rsa2048PKCS1SHA384, .rsa3072PKCS1SHA384, .rsa4096PKCS1SHA384, .rsa2048PKCS1SHA512, .rsa3072PKCS1SHA512,
+             .rsa4096PKCS1SHA512, .mlDSA65, .mlDSA87:
             .sign
         case .x25519, .ecdhP256, .ecdhP384:
             .keyAgreement
@@ -92,11 +126,32 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
     /// The RSA modulus size in bits, for RSA specs.
     public var rsaBits: Int? {
         switch self {
-        case .rsa2048OAEPSHA256, .rsa2048PSSSHA256: 2048
-        case .rsa3072OAEPSHA256, .rsa3072PSSSHA256: 3072
-        case .rsa4096OAEPSHA256, .rsa4096PSSSHA256: 4096
+        case .rsa2048OAEPSHA256, .rsa2048PSSSHA256, .rsa2048PSSSHA384, .rsa2048PSSSHA512,
+             .rsa2048PKCS1SHA256, .rsa2048PKCS1SHA384, .rsa2048PKCS1SHA512: 2048
+        case .rsa3072OAEPSHA256, .rsa3072PSSSHA256, .rsa3072PSSSHA384, .rsa3072PSSSHA512,
+             .rsa3072PKCS1SHA256, .rsa3072PKCS1SHA384, .rsa3072PKCS1SHA512: 3072
+        case .rsa4096OAEPSHA256, .rsa4096PSSSHA256, .rsa4096PSSSHA384, .rsa4096PSSSHA512,
+             .rsa4096PKCS1SHA256, .rsa4096PKCS1SHA384, .rsa4096PKCS1SHA512: 4096
         default: nil
         }
+    }
+
+    /// How an RSA signing spec signs (nil for every other spec).
+    public var rsaSignature: RSASignatureScheme? {
+        switch self {
+        case .rsa2048PSSSHA256, .rsa3072PSSSHA256, .rsa4096PSSSHA256: .init(padding: .pss, hash: .sha256)
+        case .rsa2048PSSSHA384, .rsa3072PSSSHA384, .rsa4096PSSSHA384: .init(padding: .pss, hash: .sha384)
+        case .rsa2048PSSSHA512, .rsa3072PSSSHA512, .rsa4096PSSSHA512: .init(padding: .pss, hash: .sha512)
+        case .rsa2048PKCS1SHA256, .rsa3072PKCS1SHA256, .rsa4096PKCS1SHA256: .init(padding: .pkcs1v15, hash: .sha256)
+        case .rsa2048PKCS1SHA384, .rsa3072PKCS1SHA384, .rsa4096PKCS1SHA384: .init(padding: .pkcs1v15, hash: .sha384)
+        case .rsa2048PKCS1SHA512, .rsa3072PKCS1SHA512, .rsa4096PKCS1SHA512: .init(padding: .pkcs1v15, hash: .sha512)
+        default: nil
+        }
+    }
+
+    /// The RSA signing spec of a modulus size, padding and hash, if Keyward has it.
+    public static func rsaSigning(bits: Int, _ scheme: RSASignatureScheme) -> KeySpec? {
+        allCases.first { $0.rsaBits == bits && $0.rsaSignature == scheme }
     }
 
     /// Parses a spec name, case-insensitively (`aes-256-gcm`, `ML-DSA-65`).
@@ -115,4 +170,39 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
     }
 
     public var description: String { rawValue }
+}
+
+/// An RSA signing spec's padding and hash. A PSS salt is as long as the digest, and MGF1 uses
+/// the same hash (RFC 8017; what AWS KMS, JOSE PS256/384/512 and Vault Transit's pss expect).
+public struct RSASignatureScheme: Sendable, Hashable {
+    /// The signature padding.
+    public enum Padding: Sendable, Hashable {
+        /// RSASSA-PSS.
+        case pss
+        /// RSASSA-PKCS1-v1_5.
+        case pkcs1v15
+    }
+
+    /// The hash the message is digested with.
+    public enum Hash: Sendable, Hashable {
+        case sha256, sha384, sha512
+
+        /// The digest length in bytes.
+        public var byteCount: Int {
+            switch self {
+            case .sha256: 32
+            case .sha384: 48
+            case .sha512: 64
+            }
+        }
+    }
+
+    public var padding: Padding
+    public var hash: Hash
+
+    /// A scheme of this padding and hash.
+    public init(padding: Padding, hash: Hash) {
+        self.padding = padding
+        self.hash = hash
+    }
 }

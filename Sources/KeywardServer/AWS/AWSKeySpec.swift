@@ -40,9 +40,7 @@ enum AWSKeySpec {
         case .ecdsaP384, .ecdhP384: "ECC_NIST_P384"
         case .ecdsaP521: "ECC_NIST_P521"
         case .ed25519: "ECC_NIST_EDWARDS25519"
-        case .rsa2048PSSSHA256, .rsa2048OAEPSHA256: "RSA_2048"
-        case .rsa3072PSSSHA256, .rsa3072OAEPSHA256: "RSA_3072"
-        case .rsa4096PSSSHA256, .rsa4096OAEPSHA256: "RSA_4096"
+        case _ where spec.rsaBits != nil: "RSA_\(spec.rsaBits ?? 0)"
         case .mlDSA65: "ML_DSA_65"
         case .mlDSA87: "ML_DSA_87"
         default: nil
@@ -66,10 +64,24 @@ enum AWSKeySpec {
         case .ecdsaP384: ["ECDSA_SHA_384"]
         case .ecdsaP521: ["ECDSA_SHA_512"]
         case .ed25519: ["ED25519_SHA_512"]
-        case .rsa2048PSSSHA256, .rsa3072PSSSHA256, .rsa4096PSSSHA256: ["RSASSA_PSS_SHA_256"]
+        case _ where spec.rsaSignature != nil: [rsaSigningAlgorithm(spec.rsaSignature!)]
         case .mlDSA65, .mlDSA87: ["ML_DSA_SHAKE_256"]
         default: []
         }
+    }
+
+    /// The CreateKey tag that picks an RSA signing key's one algorithm (AWS's name).
+    static let signingAlgorithmTag = "keyward:SigningAlgorithm"
+
+    /// The RSA signing spec of `bits` whose algorithm AWS calls `name`.
+    static func rsaSigning(bits: Int, _ name: String) -> KeySpec? {
+        KeySpec.allCases.first { $0.rsaBits == bits && $0.rsaSignature.map(rsaSigningAlgorithm) == name }
+    }
+
+    /// AWS's name of an RSA signing scheme (`RSASSA_PSS_SHA_384`, `RSASSA_PKCS1_V1_5_SHA_256`).
+    static func rsaSigningAlgorithm(_ scheme: RSASignatureScheme) -> String {
+        let padding = scheme.padding == .pss ? "RSASSA_PSS" : "RSASSA_PKCS1_V1_5"
+        return padding + "_SHA_" + String(scheme.hash.byteCount * 8)
     }
 
     /// The encryption algorithms a spec serves, in AWS's names.

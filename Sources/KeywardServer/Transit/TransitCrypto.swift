@@ -221,7 +221,7 @@ enum TransitCrypto {
         let key = call.prefix + (try call.name())
         return try await single(call) { input in
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input for HMAC") }
-            try checkHash(input, "algorithm")
+            try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"])
             let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: key, actor: call.caller) }
             return [("hmac", wrap(result.tag, version: result.version)), ("key_version", String(result.version))]
         }
@@ -229,18 +229,21 @@ enum TransitCrypto {
 
     static func sign(_ call: TransitCall) async throws -> Response {
         let key = call.prefix + (try call.name())
-        /// The input to sign and whether its signature is asked for as JWS.
-        func item(_ input: TransitInput) throws -> (SignItem, Bool) {
-            guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to sign") }
-            try checkHash(input, "hash_algorithm")
-            try checkSignatureAlgorithm(input)
-            let jws = try marshalsJWS(input)
-            return (SignItem(try input.bool("prehashed") == true ? .digest(message) : .message(message)), jws)
-        }
-        /// The key's spec, read once and only when some item asks for JWS.
+        /// The key's spec, read once and only when some item asks for JWS or names a hash or a
+        /// signature algorithm.
         func spec(if needed: Bool) async throws -> KeySpec? {
             guard needed else { return nil }
             return try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+        }
+        func needsSpec(_ input: TransitInput) throws -> Bool {
+            try marshalsJWS(input) || input.string("hash_algorithm") != nil || input.string("signature_algorithm") != nil
+        }
+        /// The input to sign and whether its signature is asked for as JWS.
+        func item(_ input: TransitInput, _ spec: KeySpec?) throws -> (SignItem, Bool) {
+            guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to sign") }
+            try checkScheme(input, spec, hashField: "hash_algorithm")
+            let jws = try marshalsJWS(input)
+            return (SignItem(try input.bool("prehashed") == true ? .digest(message) : .message(message)), jws)
         }
         /// An item's fields; JWS is raw r || s, base64url without padding (ECDSA keys only).
         func fields(_ jws: Bool, _ spec: KeySpec?, _ result: SignResult) throws -> [(String, String)] {
@@ -252,26 +255,46 @@ enum TransitCrypto {
             return [("signature", "vault:v\(result.version):" + base64URL(raw)), ("key_version", String(result.version))]
         }
         if let items = try call.input.batch() {
-            let keySpec = try await spec(if: items.contains { (try? marshalsJWS($0)) == true })
-            return try await batched(call, items, prepare: item, run: { (prepared) async throws(KeywardError) in
+            let keySpec = try await spec(if: items.contains { (try? needsSpec($0)) != false })
+            return try await batched(call, items, prepare: { try item($0, keySpec) }, run: { (prepared) async throws(KeywardError) in
                 try await call.service.signBatch(prepared, key: key, actor: call.caller)
             }, finish: { _, jws, result in try fields(jws, keySpec, result) })
         }
         return try await single(call) { input in
-            let (one, jws) = try item(input)
+            let keySpec = try await spec(if: try needsSpec(input))
+            let (one, jws) = try item(input, keySpec)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(one.input, key: key, actor: call.caller) }
-            return try fields(jws, try await spec(if: jws), result)
+            return try fields(jws, keySpec, result)
         }
     }
 
-    /// Transit's `signature_algorithm`: Keyward's RSA keys sign with PSS (SHA-256, MGF1, 32-byte
-    /// salt); `pss` is accepted, `pkcs1v15` refused, as is anything else.
-    private static func checkSignatureAlgorithm(_ input: TransitInput) throws(APIError) {
-        guard let asked = try input.string("signature_algorithm"), asked != "pss" else { return }
-        if asked == "pkcs1v15" {
-            throw TransitError.invalid("signature_algorithm pkcs1v15 is not supported: Keyward's RSA signing keys use PSS")
+    /// Transit's `hash_algorithm` (HMAC: `algorithm`) and `signature_algorithm` against the
+    /// key's `spec`: a Keyward key signs and MACs with one algorithm (decision 0029), so a name
+    /// that is the key's own is accepted and any other refused, never ignored. Ed25519 and ML-DSA
+    /// choose no hash and no padding, and ignore both, as Transit does; the padding applies to
+    /// RSA keys only. `spec` is nil only when the input names neither.
+    private static func checkScheme(_ input: TransitInput, _ spec: KeySpec?, hashField: String) throws(APIError) {
+        let hash = try input.string(hashField), padding = try input.string("signature_algorithm")
+        if let padding, !["pss", "pkcs1v15"].contains(padding) {
+            throw TransitError.invalid("unknown signature_algorithm \(padding.prefix(40)); pss or pkcs1v15")
         }
-        throw TransitError.invalid("unknown signature_algorithm \(asked.prefix(40)); pss is Keyward's")
+        guard let spec else { return }
+        if let hash, let own = TransitKeyType.hash(spec), hash != own {
+            throw TransitError.invalid("\(hashField) \(hash.prefix(40)) is not this key's: a \(spec.rawValue) key hashes with \(own) "
+                                       + "(one key, one algorithm); create a key of the spec you need")
+        }
+        if let padding, let own = TransitKeyType.signatureAlgorithm(spec), padding != own {
+            throw TransitError.invalid("signature_algorithm \(padding) is not this key's: a \(spec.rawValue) key signs with \(own) "
+                                       + "(one key, one algorithm); create a key of the spec you need")
+        }
+    }
+
+    /// `checkScheme` for a single call, reading the key's spec only when the input names a hash
+    /// or a signature algorithm.
+    private static func checkScheme(_ call: TransitCall, _ key: String, _ input: TransitInput, hashFields: [String]) async throws {
+        guard try hashFields.contains(where: { try input.string($0) != nil }) || input.string("signature_algorithm") != nil else { return }
+        let spec = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+        for field in hashFields { try checkScheme(input, spec, hashField: field) }
     }
 
     /// Whether `marshaling_algorithm` asks for JWS (raw `r || s`, base64url) rather than asn1.
@@ -301,12 +324,13 @@ enum TransitCrypto {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to verify") }
             let valid: Bool
             if let text = try input.string("hmac") {
+                try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"])
                 let (version, tag) = try unwrap(text, field: "hmac")
                 valid = try await call.run { () async throws(KeywardError) in
                     try await call.service.verifyMAC(tag, for: message, key: key, version: version, actor: call.caller)
                 }
             } else if let text = try input.string("signature") {
-                try checkSignatureAlgorithm(input)
+                try await checkScheme(call, key, input, hashFields: ["hash_algorithm"])
                 let jws = try marshalsJWS(input)
                 let (version, signature) = try jws ? unwrapJWS(text) : unwrap(text, field: "signature")
                 let signing: SigningInput = try input.bool("prehashed") == true ? .digest(message) : .message(message)
@@ -373,12 +397,5 @@ enum TransitCrypto {
         guard (1...1024).contains(count) else { throw TransitError.invalid("bytes must be 1 to 1024") }
         let bytes = try await call.run { () async throws(KeywardError) in try await call.service.random(count: count, actor: call.caller) }
         return call.reply { json in json.member("random_bytes", base64: bytes) }
-    }
-
-    /// Keyward's keys hash as their spec says (SHA-256 for HMAC, P-256, RSA and Ed25519's own):
-    /// another algorithm asked for is refused rather than ignored.
-    private static func checkHash(_ input: TransitInput, _ field: String) throws(APIError) {
-        guard let asked = try input.string(field), asked != "sha2-256" else { return }
-        throw TransitError.invalid("\(field) \(asked.prefix(40)) is not supported: Keyward's keys hash with SHA-256 (sha2-256)")
     }
 }

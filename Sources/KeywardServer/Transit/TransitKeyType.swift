@@ -33,11 +33,34 @@ enum TransitKeyType {
         case .ecdsaP256: "ecdsa-p256"
         case .ecdsaP384: "ecdsa-p384"
         case .ecdsaP521: "ecdsa-p521"
-        case .rsa2048PSSSHA256, .rsa2048OAEPSHA256: "rsa-2048"
-        case .rsa3072PSSSHA256, .rsa3072OAEPSHA256: "rsa-3072"
-        case .rsa4096PSSSHA256, .rsa4096OAEPSHA256: "rsa-4096"
         case .hmacSHA256, .hmacSHA384, .hmacSHA512: "hmac"
+        case _ where spec.rsaBits != nil: "rsa-\(spec.rsaBits ?? 0)"
         default: spec.rawValue.lowercased()
+        }
+    }
+
+    /// The Transit hash name (`hash_algorithm`, HMAC's `algorithm`) a key of `spec` hashes with;
+    /// nil for schemes with no hash to choose (Ed25519, ML-DSA).
+    static func hash(_ spec: KeySpec) -> String? {
+        if let scheme = spec.rsaSignature { return name(scheme.hash) }
+        switch spec {
+        case .ecdsaP256, .hmacSHA256: return "sha2-256"
+        case .ecdsaP384, .hmacSHA384: return "sha2-384"
+        case .ecdsaP521, .hmacSHA512: return "sha2-512"
+        default: return nil
+        }
+    }
+
+    /// Transit's `signature_algorithm` of an RSA signing spec (`pss` or `pkcs1v15`).
+    static func signatureAlgorithm(_ spec: KeySpec) -> String? {
+        spec.rsaSignature.map { $0.padding == .pss ? "pss" : "pkcs1v15" }
+    }
+
+    private static func name(_ hash: RSASignatureScheme.Hash) -> String {
+        switch hash {
+        case .sha256: "sha2-256"
+        case .sha384: "sha2-384"
+        case .sha512: "sha2-512"
         }
     }
 }
