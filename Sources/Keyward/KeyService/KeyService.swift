@@ -236,11 +236,22 @@ public final class KeyService: Sendable {
 
     /// Alias names: 1 to 256 characters of letters, digits, `/`, `_`, `-`, `.`; not a UUID.
     static func validAlias(_ name: String) throws(KeywardError) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-.")
-        guard (1...256).contains(name.count), name.allSatisfy({ allowed.contains($0) }) else {
+        // Byte by byte: every allowed character is ASCII, so its UTF-8 count is its length. (This
+        // runs on every call that names a key by alias.)
+        let bytes = name.utf8
+        guard (1...256).contains(bytes.count), bytes.allSatisfy(isAliasByte) else {
             throw .invalidArgument("alias '\(name.prefix(64))' must be 1 to 256 letters, digits, '/', '_', '-' or '.'")
         }
         return name
+    }
+
+    /// A letter, digit, '/', '_', '-' or '.' in ASCII.
+    private static func isAliasByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "/"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."): true
+        default: false
+        }
     }
 }
 

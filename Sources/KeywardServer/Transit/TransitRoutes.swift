@@ -202,7 +202,18 @@ struct TransitCall: Sendable {
 
     func name() throws(APIError) -> String {
         let name = try context.parameter("name")
-        guard (1...128).contains(name.count), name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+        // ASCII names byte by byte (every request names its key); others by Character.
+        let ascii = name.utf8.allSatisfy { $0 < 0x80 }
+        let valid = ascii
+            ? (1...128).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): true
+                default: false
+                }
+            }
+            : (1...128).contains(name.count) && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }
+        guard valid else {
             throw TransitError.invalid("a key name is 1 to 128 letters, digits, '-', '_' or '.'")
         }
         return name
@@ -318,12 +329,18 @@ struct TransitInput: @unchecked Sendable {
 
     func query(_ name: String) -> String? { queryItems[name] }
 
-    func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
+    func has(_ field: String) -> Bool { value(field) != nil }
+
+    /// The field's value; nil when absent or JSON null. One lookup.
+    private func value(_ field: String) -> Any? {
+        guard let value = object[field], !(value is NSNull) else { return nil }
+        return value
+    }
 
     func string(_ field: String) throws(APIError) -> String? {
-        guard has(field) else { return nil }
-        guard let value = object[field] as? String else { throw TransitError.invalid("\(field) must be a string") }
-        return value
+        guard let found = value(field) else { return nil }
+        guard let text = found as? String else { throw TransitError.invalid("\(field) must be a string") }
+        return text
     }
 
     func bool(_ field: String) throws(APIError) -> Bool? {
