@@ -42,12 +42,14 @@ public struct KeyReply: WritableReply, Equatable {
     public var backupAllowed: Bool
     /// `keyward` (generated) or `imported`.
     public var origin: String
+    /// True when every use must carry a non-empty encryption context (absent otherwise).
+    public var contextRequired: Bool?
 
     /// A reply of these fields.
     public init(id: KeyID, spec: KeySpec, state: String, description: String, aliases: [String], tags: [String: String],
                 createdAt: Date, stateChangedAt: Date, currentVersion: UInt32, minDecryptionVersion: UInt32, rotationPeriodDays: Int?,
                 nextRotationAt: Date?, destructionDate: Date?, expiresAt: Date?, exportable: Bool, backupAllowed: Bool, origin: String,
-                minAvailableVersion: UInt32? = nil) {
+                minAvailableVersion: UInt32? = nil, contextRequired: Bool? = nil) {
         self.id = id
         self.spec = spec
         self.purpose = spec.purpose
@@ -67,6 +69,7 @@ public struct KeyReply: WritableReply, Equatable {
         self.backupAllowed = backupAllowed
         self.origin = origin
         self.minAvailableVersion = minAvailableVersion
+        self.contextRequired = contextRequired
     }
 
     public func writeMembers(to json: inout JSONWriter) {
@@ -89,6 +92,7 @@ public struct KeyReply: WritableReply, Equatable {
         json.member("exportable", exportable)
         json.member("backupAllowed", backupAllowed)
         json.member("origin", origin)
+        if let contextRequired { json.member("contextRequired", contextRequired) }
     }
 }
 

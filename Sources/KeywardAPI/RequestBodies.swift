@@ -105,10 +105,11 @@ public struct CreateKeyBody: Codable, Sendable {
     public var rotationPeriodDays: Int?
     public var initialState: String?
     public var expiresAt: Date?
-
+    public var contextRequired: Bool?
 
     /// A body of these fields.
-    public init(spec: String? = nil, aliases: [String]? = nil, tags: [String: String]? = nil, description: String? = nil, exportable: Bool? = nil, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: String? = nil, expiresAt: Date? = nil) {
+    public init(spec: String? = nil, aliases: [String]? = nil, tags: [String: String]? = nil, description: String? = nil, exportable: Bool? = nil, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: String? = nil, expiresAt: Date? = nil,
+                contextRequired: Bool? = nil) {
         self.spec = spec
         self.aliases = aliases
         self.tags = tags
@@ -118,6 +119,7 @@ public struct CreateKeyBody: Codable, Sendable {
         self.rotationPeriodDays = rotationPeriodDays
         self.initialState = initialState
         self.expiresAt = expiresAt
+        self.contextRequired = contextRequired
     }
 }
 

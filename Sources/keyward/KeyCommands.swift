@@ -19,6 +19,7 @@ struct KeyCommand: AsyncParsableCommand {
         @Option(help: "Tag name=value (repeatable).") var tag: [String] = []
         @Option(help: "Description.") var description: String = ""
         @Flag(help: "Allow the material to be exported later (never for signing keys).") var exportable = false
+        @Flag(help: "Refuse every encryption, decryption and data key without an encryption context (symmetric encryption keys).") var contextRequired = false
         @Flag(inversion: .prefixedNo, help: "Include the key in backups (default: yes, except signing keys).") var backup: Bool?
         @Option(help: "Rotate automatically every N days.") var rotationDays: Int?
         @Flag(help: "Create the key pre-active (enable it later).") var preActive = false
@@ -34,7 +35,8 @@ struct KeyCommand: AsyncParsableCommand {
                 }
                 let request = CreateKeyRequest(
                     spec: try KeySpec(named: spec), aliases: alias, tags: tags, description: description, exportable: exportable,
-                    backupAllowed: backup, rotationPeriodDays: rotationDays, initialState: preActive ? .preActive : .active)
+                    backupAllowed: backup, rotationPeriodDays: rotationDays, initialState: preActive ? .preActive : .active,
+                    contextRequired: contextRequired)
                 let created = try await service.createKey(request, actor: storeOptions.actorName)
                 try KeyCommand.show(created, json: json)
             }
@@ -262,6 +264,7 @@ struct KeyCommand: AsyncParsableCommand {
             tags:            \(m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
             created:         \(ISO8601DateFormatter().string(from: m.createdAt))
             exportable:      \(m.exportable)
+            context:         \(m.contextRequired == true ? "required" : "optional")
             backup allowed:  \(m.backupAllowed)
             rotation:        \(m.rotationPeriodDays.map { "every \($0) days" } ?? "manual")
             """ + (m.destructionDate.map { "\ndestruction on:  \(ISO8601DateFormatter().string(from: $0))" } ?? "")

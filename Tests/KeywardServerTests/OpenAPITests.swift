@@ -166,7 +166,7 @@ struct OpenAPITests {
         let keyReply = KeyReply(id: key, spec: .aes256GCM, state: "active", description: "", aliases: [], tags: [:], createdAt: Date(),
                                 stateChangedAt: Date(), currentVersion: 1, minDecryptionVersion: 1, rotationPeriodDays: 30,
                                 nextRotationAt: Date(), destructionDate: Date(), expiresAt: Date(), exportable: false,
-                                backupAllowed: true, origin: "keyward", minAvailableVersion: 1)
+                                backupAllowed: true, origin: "keyward", minAvailableVersion: 1, contextRequired: true)
         let replies: [(method: String, path: String, reply: any WritableReply)] = [
             ("post", "/v1/keys/{key}/encrypt", CiphertextReply(ciphertext: bytes, keyId: key, version: 1)),
             ("post", "/v1/keys/{key}/re-encrypt", CiphertextReply(ciphertext: bytes, keyId: key, version: 1)),

@@ -21,6 +21,34 @@ struct KeyServiceTests {
         #expect(described.aliases == ["app/payments"] && described.metadata.tags == ["team": "pay"])
     }
 
+    @Test("a key created with contextRequired refuses every encryption, decryption and data key without a context, in batches per item; only symmetric encryption keys take it, and it survives a reopen")
+    func contextRequired() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service, owner = Caller.owner("t")
+        let id = try await service.createKey(CreateKeyRequest(contextRequired: true), actor: owner).metadata.id.description
+        func refusedForContext(_ body: () async throws -> Void) async {
+            do {
+                try await body()
+                Issue.record("a use without a context was served")
+            } catch {
+                #expect("\(error)".contains("requires an encryption context"), "\(error)")
+            }
+        }
+        await refusedForContext { _ = try await service.encrypt([1], key: id, actor: owner) }
+        await refusedForContext { _ = try await service.generateDataKey(key: id, actor: owner) }
+        let sealed = try await service.encrypt([1], key: id, context: ["tenant": "a"], actor: owner)
+        #expect(try await service.decrypt(sealed.ciphertext, context: ["tenant": "a"], actor: owner).plaintext == [1])
+        await refusedForContext { _ = try await service.decrypt(sealed.ciphertext, actor: owner) }
+        let batch = try await service.encryptBatch([EncryptItem([1]), EncryptItem([2], context: ["tenant": "b"])], key: id, actor: owner)
+        #expect((try? batch[0].get()) == nil && (try? batch[1].get()) != nil)
+        let opened = try await service.decryptBatch([DecryptItem(sealed.ciphertext), DecryptItem(sealed.ciphertext, context: ["tenant": "a"])], key: id, actor: owner)
+        #expect((try? opened[0].get()) == nil && (try? opened[1].get())?.plaintext == [1])
+        await #expect(throws: KeywardError.self) { _ = try await service.createKey(CreateKeyRequest(spec: .ed25519, contextRequired: true), actor: owner) }
+        #expect(try await fixture.reopen().describe(key: id, actor: owner).metadata.contextRequired == true)
+        #expect(try await service.createKey(CreateKeyRequest(), actor: owner).metadata.contextRequired == nil)
+    }
+
     @Test("a wrong key file or passphrase is refused and changes nothing")
     func wrongRootOfTrust() async throws {
         let fixture = try await StoreFixture.make()

@@ -74,6 +74,24 @@ try:
         fail("decrypt with other associated_data succeeded")
     except hvac.exceptions.InvalidRequest:
         pass
+    # A derived key: context on every use, each ciphertext bound to its context.
+    derived = name + "-derived"
+    transit.create_key(name=derived, key_type="aes256-gcm96", derived=True)
+    check(transit.read_key(name=derived)["data"]["derived"] is True, "read_key derived")
+    tenant_a = transit.encrypt_data(name=derived, plaintext=b64(b"tenant a"), context=b64(b"tenant-a"))["data"]["ciphertext"]
+    check(base64.b64decode(transit.decrypt_data(name=derived, ciphertext=tenant_a, context=b64(b"tenant-a"))["data"]["plaintext"]) == b"tenant a",
+          "derived round trip")
+    for attempt, call in (("decrypt with another context", lambda: transit.decrypt_data(name=derived, ciphertext=tenant_a, context=b64(b"tenant-b"))),
+                          ("encrypt without context", lambda: transit.encrypt_data(name=derived, plaintext=b64(b"x"))),
+                          ("decrypt without context", lambda: transit.decrypt_data(name=derived, ciphertext=tenant_a)),
+                          ("a convergent key", lambda: transit.create_key(name=name + "-convergent", key_type="aes256-gcm96", derived=True,
+                                                                          convergent_encryption=True)),
+                          ("a derived signing key", lambda: transit.create_key(name=name + "-derived-ed", key_type="ed25519", derived=True))):
+        try:
+            call()
+            fail(attempt + " succeeded")
+        except hvac.exceptions.InvalidRequest:
+            pass
     batch = transit.encrypt_data(name=name, plaintext="", batch_input=[{"plaintext": b64(b"a")}, {"plaintext": b64(b"b")}, {"plaintext": "%%%"}])
     items = batch["data"]["batch_results"]
     check(len(items) == 3 and items[0]["ciphertext"].startswith("vault:v1:") and "error" in items[2], "batch encrypt: %s" % items)
@@ -225,7 +243,7 @@ try:
     transit.delete_key(name=doomed)
     status, reply = native("GET", "/v1/keys/transit%2F" + doomed)
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
-    results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, "
+    results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, derived keys (context required and bound; convergent refused), "
                    "rewrap, min_decryption_version enforced, min_encryption_version, trim, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
                    "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), export (the exported HMAC key "
                    "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")

@@ -41,6 +41,9 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     /// For an import wrapping key: the principal it was issued to. Set only by
     /// `createImportWrappingKey`; no request can set it, and the MAC over the metadata keeps it.
     public var importWrappingFor: String?
+    /// True when every encryption, decryption and data key under the key must carry a non-empty
+    /// encryption context (what Transit's derived keys ask of their callers); fixed at creation.
+    public var contextRequired: Bool? = nil
 }
 
 /// A key version's own metadata: what the `key_versions` row's body holds.

@@ -21,9 +21,13 @@ public struct CreateKeyRequest: Sendable, Hashable {
     public var initialState: KeyState
     /// When the key stops working, if ever.
     public var expiresAt: Date?
+    /// Whether every use of the key must carry a non-empty encryption context (symmetric
+    /// encryption keys only).
+    public var contextRequired: Bool
 
     public init(spec: KeySpec = .defaultSymmetric, aliases: [String] = [], tags: [String: String] = [:], description: String = "",
-                exportable: Bool = false, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: KeyState = .active, expiresAt: Date? = nil) {
+                exportable: Bool = false, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: KeyState = .active, expiresAt: Date? = nil,
+                contextRequired: Bool = false) {
         self.spec = spec
         self.aliases = aliases
         self.tags = tags
@@ -33,6 +37,7 @@ public struct CreateKeyRequest: Sendable, Hashable {
         self.rotationPeriodDays = rotationPeriodDays
         self.initialState = initialState
         self.expiresAt = expiresAt
+        self.contextRequired = contextRequired
     }
 }
 
@@ -72,7 +77,8 @@ extension KeyService {
                 rotationPeriodDays: request.rotationPeriodDays,
                 nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
                 currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
-                expiresAt: request.expiresAt, importWrappingFor: importWrappingFor)
+                expiresAt: request.expiresAt, importWrappingFor: importWrappingFor,
+                contextRequired: request.contextRequired ? true : nil)
             if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases))
                 || !request.aliases.allSatisfy({ policy.allowsNaming($0, for: .create) }) {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
@@ -110,6 +116,9 @@ extension KeyService {
         }
         if let days = request.rotationPeriodDays, !(1...2560).contains(days) {
             throw .invalidArgument("rotation period \(days) days; choose 1 to 2560")
+        }
+        if request.contextRequired && !(request.spec.isSymmetric && request.spec.purpose == .encrypt) {
+            throw .invalidArgument("contextRequired is for symmetric encryption keys, not \(request.spec.rawValue)")
         }
         if request.exportable && request.spec.purpose == .sign {
             throw .notPermitted("signing keys are never exportable in plaintext")

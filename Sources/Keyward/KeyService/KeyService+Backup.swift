@@ -457,7 +457,7 @@ extension KeyService {
             guard metadata.importWrappingFor == nil else { throw refuse("is an import wrapping key, which backups never hold") }
             do {
                 try validate(CreateKeyRequest(spec: metadata.spec, aliases: key.aliases, tags: metadata.tags, description: metadata.description,
-                                              rotationPeriodDays: metadata.rotationPeriodDays))
+                                              rotationPeriodDays: metadata.rotationPeriodDays, contextRequired: metadata.contextRequired == true))
             } catch {
                 throw refuse("is invalid: \(error.description)")
             }

@@ -67,6 +67,7 @@ extension KeyService {
                 guard item.plaintext.count <= Self.maximumPlaintextBytes else {
                     return .failure(.invalidArgument("plaintext of \(item.plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly"))
                 }
+                do throws(KeywardError) { try checkContext(key, item.context) } catch { return .failure(error) }
                 do throws(KeywardCryptoError) {
                     let ciphertext = try version.material.seal(item.plaintext, keyID: id, version: version.number, context: item.context)
                     return .success(EncryptResult(ciphertext: ciphertext, keyID: id, version: version.number))
@@ -93,6 +94,7 @@ extension KeyService {
                     let header: CiphertextHeader
                     do throws(KeywardCryptoError) { header = try CiphertextHeader(parsing: item.ciphertext) } catch { throw .crypto(error) }
                     guard header.keyID == id else { throw .invalidArgument("the ciphertext was made under key \(header.keyID), not \(reference)") }
+                    try checkContext(key, item.context)
                     let version: LoadedVersion
                     if let loaded = versions[header.version] {
                         version = loaded

@@ -129,8 +129,15 @@ extension KeyService {
         }
     }
 
+    /// Refuses an empty encryption context for a key created with `contextRequired`.
+    func checkContext(_ key: LoadedKey, _ context: EncryptionContext) throws(KeywardError) {
+        guard key.metadata.contextRequired == true, context.pairs.isEmpty else { return }
+        throw .invalidArgument("key \(key.row.id) requires an encryption context: it was created with contextRequired (a Transit derived key)")
+    }
+
     /// Seals `plaintext` under the admitted key's newest version.
     private func seal(_ plaintext: [UInt8], under key: LoadedKey, context: EncryptionContext, event: inout AuditEvent) async throws(KeywardError) -> EncryptResult {
+        try checkContext(key, context)
         let version = try await versionForEncryption(key)
         event.version = version.number
         let id = key.row.id
@@ -146,6 +153,7 @@ extension KeyService {
     private func open(_ ciphertext: [UInt8], _ header: CiphertextHeader, under key: LoadedKey, context: EncryptionContext,
                       event: inout AuditEvent) async throws(KeywardError) -> [UInt8] {
         event.version = header.version
+        try checkContext(key, context)
         try checkDecryptable(key, header.version)
         let version = try await records.loadVersion(key, header.version)
         do throws(KeywardCryptoError) {
@@ -168,6 +176,7 @@ extension KeyService {
         }
         guard (1...1024).contains(byteCount) else { throw .invalidArgument("a data key is 1 to 1,024 bytes, not \(byteCount)") }
         return try await withUsableKey(reference, .generateDataKey, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKey in
+            try checkContext(key, context)
             let version = try await versionForEncryption(key)
             event.version = version.number
             let id = key.row.id
@@ -200,6 +209,7 @@ extension KeyService {
                                     actor: Caller) async throws(KeywardError) -> DataKeyPair {
         guard !pairSpec.isSymmetric else { throw .invalidArgument("\(pairSpec.rawValue) is not an asymmetric spec") }
         return try await withUsableKey(reference, .generateDataKeyPair, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKeyPair in
+            try checkContext(key, context)
             let version = try await versionForEncryption(key)
             event.version = version.number
             let id = key.row.id

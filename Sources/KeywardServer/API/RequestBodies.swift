@@ -108,7 +108,7 @@ extension CreateKeyBody {
         }
         return CreateKeyRequest(spec: spec, aliases: aliases ?? [], tags: tags ?? [:], description: description ?? "",
                                 exportable: exportable ?? false, backupAllowed: backupAllowed, rotationPeriodDays: rotationPeriodDays,
-                                initialState: state, expiresAt: expiresAt)
+                                initialState: state, expiresAt: expiresAt, contextRequired: contextRequired ?? false)
     }
 }
 

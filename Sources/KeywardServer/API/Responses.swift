@@ -28,6 +28,6 @@ extension KeyReply {
                   rotationPeriodDays: metadata.rotationPeriodDays, nextRotationAt: metadata.nextRotationAt,
                   destructionDate: metadata.destructionDate, expiresAt: metadata.expiresAt, exportable: metadata.exportable,
                   backupAllowed: metadata.backupAllowed, origin: metadata.origin,
-                  minAvailableVersion: metadata.minAvailableVersion)
+                  minAvailableVersion: metadata.minAvailableVersion, contextRequired: metadata.contextRequired)
     }
 }

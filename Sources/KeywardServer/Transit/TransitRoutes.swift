@@ -64,12 +64,21 @@ enum TransitRoutes {
             let name = try call.name()
             let type = try call.input.string("type") ?? "aes256-gcm96"
             guard let spec = TransitKeyType.spec(type) else { throw TransitError.invalid("unknown key type \(type.prefix(40))") }
-            if try call.input.bool("derived") == true || call.input.bool("convergent_encryption") == true {
-                throw TransitError.invalid("derived and convergent keys are not supported; bind ciphertexts to data with associated_data")
+            if try call.input.bool("convergent_encryption") == true {
+                throw TransitError.invalid("convergent encryption is not supported: it reveals which plaintexts are equal (decision 0029); "
+                                           + "use a derived key, whose context is bound into each ciphertext")
+            }
+            // A derived key: Keyward binds `context` into each ciphertext as authenticated
+            // encryption context rather than deriving a key from it, and refuses a use without it
+            // (contextRequired); either way a ciphertext opens only with its context.
+            let derived = try call.input.bool("derived") ?? false
+            if derived && !(spec.isSymmetric && spec.purpose == .encrypt) {
+                throw TransitError.invalid("derived keys are encryption keys here (aes128-gcm96, aes256-gcm96, chacha20-poly1305), not \(type.prefix(40))")
             }
             let exportable = try call.input.bool("exportable") ?? false
             let period = try call.input.duration("auto_rotate_period")
-            var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable && spec.purpose != .sign)
+            var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable && spec.purpose != .sign,
+                                           contextRequired: derived)
             request.rotationPeriodDays = period.map { max(1, Int(($0 / 86_400).rounded(.up))) }
             if (try? await call.service.resolve(call.prefix + name)) != nil {
                 // Transit's create is idempotent for an existing key.
@@ -283,10 +292,10 @@ struct TransitCall: Sendable {
             json.member("deletion_allowed", metadata.tags[TransitRoutes.deletionAllowedTag] == "true")
             json.member("exportable", metadata.exportable)
             json.member("allow_plaintext_backup", false)
-            json.member("derived", false)
+            json.member("derived", metadata.contextRequired == true)
             json.member("supports_encryption", purpose == .encrypt)
             json.member("supports_decryption", purpose == .encrypt)
-            json.member("supports_derivation", false)
+            json.member("supports_derivation", metadata.spec.isSymmetric && purpose == .encrypt)
             json.member("supports_signing", purpose == .sign)
             json.member("auto_rotate_period", (metadata.rotationPeriodDays ?? 0) * 86_400)
             json.member("keyward_key_id", metadata.id.description)
