@@ -251,8 +251,74 @@ try:
     check(len(rotations) == 1 and rotations[0]["RotationType"] == "ON_DEMAND" and rotations[0]["KeyId"] == sym["Arn"], "ListKeyRotations: %s" % rotations)
     check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
     check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
+
+    # Importing key material (Origin EXTERNAL), wrapped by cryptography to the wrapping keys
+    # GetParametersForImport hands out.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+
+    def wrapped_for(key_id, algorithm, spec, blob):
+        params = k.get_parameters_for_import(KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec=spec)
+        public = serialization.load_der_public_key(params["PublicKey"])
+        check(public.key_size == int(spec[4:]) and params["KeyId"].endswith(key_id), "GetParametersForImport: %s" % {n: params[n] for n in ("KeyId", "ParametersValidTo")})
+        if algorithm == "RSAES_OAEP_SHA_256":
+            return params["ImportToken"], public.encrypt(blob, oaep)
+        ephemeral = os.urandom(32)
+        return params["ImportToken"], public.encrypt(ephemeral, oaep) + aes_key_wrap_with_padding(ephemeral, blob)
+
+    ext = k.create_key(Origin="EXTERNAL", Description="imported")["KeyMetadata"]
+    check(ext["Origin"] == "EXTERNAL" and ext["KeyState"] == "PendingImport" and not ext["Enabled"], "CreateKey Origin EXTERNAL: %s" % ext)
+    check(code(lambda: k.encrypt(KeyId=ext["KeyId"], Plaintext=b"x")) == "KMSInvalidStateException", "Encrypt with a key awaiting its material")
+    check(code(lambda: k.enable_key(KeyId=ext["KeyId"])) is not None, "EnableKey on a key with no material")
+    material = os.urandom(32)
+    token, blob = wrapped_for(ext["KeyId"], "RSAES_OAEP_SHA_256", "RSA_2048", material)
+    done = k.import_key_material(KeyId=ext["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob, ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+    described = k.describe_key(KeyId=ext["KeyId"])["KeyMetadata"]
+    check(described["KeyState"] == "Enabled" and described["Origin"] == "EXTERNAL" and described["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+          and done["KeyMaterialId"] == described["CurrentKeyMaterialId"], "DescribeKey after ImportKeyMaterial: %s %s" % (described, done))
+    check(code(lambda: k.import_key_material(KeyId=ext["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob,
+                                             ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")) == "InvalidImportTokenException", "an import token used twice")
+    imported_sealed = k.encrypt(KeyId=ext["KeyId"], Plaintext=b"under imported material", EncryptionContext=context)["CiphertextBlob"]
+    k.delete_imported_key_material(KeyId=ext["KeyId"])
+    check(k.describe_key(KeyId=ext["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport", "DeleteImportedKeyMaterial leaves the key PendingImport")
+    check(code(lambda: k.decrypt(CiphertextBlob=imported_sealed, EncryptionContext=context)) == "KMSInvalidStateException", "Decrypt after the material was deleted")
+    token, blob = wrapped_for(ext["KeyId"], "RSA_AES_KEY_WRAP_SHA_256", "RSA_3072", os.urandom(32))
+    check(code(lambda: k.import_key_material(KeyId=ext["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob,
+                                             ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")) == "IncorrectKeyMaterialException", "other material into the key")
+    other = k.create_key(Origin="EXTERNAL")["KeyMetadata"]
+    token, blob = wrapped_for(other["KeyId"], "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048", material)
+    check(code(lambda: k.import_key_material(KeyId=ext["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob,
+                                             ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")) == "InvalidImportTokenException", "another key's import token")
+    token, blob = wrapped_for(ext["KeyId"], "RSA_AES_KEY_WRAP_SHA_256", "RSA_4096", material)
+    valid_to = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    k.import_key_material(KeyId=ext["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob, ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to)
+    described = k.describe_key(KeyId=ext["KeyId"])["KeyMetadata"]
+    check(described["KeyState"] == "Enabled" and described["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+          and abs(described["ValidTo"].timestamp() - valid_to.timestamp()) < 2, "the same material back, with an expiry: %s" % described)
+    check(k.decrypt(CiphertextBlob=imported_sealed, EncryptionContext=context)["Plaintext"] == b"under imported material", "the old ciphertext after re-import")
+    check(code(lambda: k.get_parameters_for_import(KeyId=alias, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"))
+          == "UnsupportedOperationException", "GetParametersForImport for a key with Keyward's own material")
+    check(code(lambda: k.get_parameters_for_import(KeyId=other["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_1", WrappingKeySpec="RSA_2048"))
+          == "UnsupportedOperationException", "SHA-1 wrapping")
+    # The key uses exactly the imported bytes: HMAC tags match Python's, RSA signatures verify under the imported key's public half.
+    mac_material = os.urandom(32)
+    imported_mac = k.create_key(Origin="EXTERNAL", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]
+    token, blob = wrapped_for(imported_mac["KeyId"], "RSAES_OAEP_SHA_256", "RSA_2048", mac_material)
+    k.import_key_material(KeyId=imported_mac["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob, ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+    check(k.generate_mac(KeyId=imported_mac["KeyId"], Message=message, MacAlgorithm="HMAC_SHA_256")["Mac"] == hmac.new(mac_material, message, hashlib.sha256).digest(),
+          "an imported HMAC key's tag equals Python's")
+    rsa_private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    imported_rsa = k.create_key(Origin="EXTERNAL", KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    token, blob = wrapped_for(imported_rsa["KeyId"], "RSA_AES_KEY_WRAP_SHA_256", "RSA_3072",
+                              rsa_private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    k.import_key_material(KeyId=imported_rsa["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob, ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+    imported_signature = k.sign(KeyId=imported_rsa["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    rsa_private.public_key().verify(imported_signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
     results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, GetKeyLastUsage, sign/verify RAW and DIGEST (checked by "
-                   "cryptography), Ed25519, RSA-PSS, RSASSA_PKCS1_V1_5 and PSS over SHA-384/512 (keys of those specs, and the keyward:SigningAlgorithm tag at CreateKey), RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation")
+                   "cryptography), Ed25519, RSA-PSS, RSASSA_PKCS1_V1_5 and PSS over SHA-384/512 (keys of those specs, and the keyward:SigningAlgorithm tag at CreateKey), RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation; "
+                   "import of key material (Origin EXTERNAL: symmetric, HMAC and RSA PKCS#8, wrapped by cryptography with RSAES_OAEP_SHA_256 and "
+                   "RSA_AES_KEY_WRAP_SHA_256 to RSA 2048/3072/4096 wrapping keys; delete and re-import of the same material; other material, "
+                   "a reused and another key's import token refused)")
 
     # --- the AWS CLI ---
     cli_env = dict(os.environ, AWS_ACCESS_KEY_ID=full["accessKeyId"], AWS_SECRET_ACCESS_KEY=full["secretAccessKey"], AWS_DEFAULT_REGION=REGION)
@@ -373,7 +439,7 @@ try:
                   "ListAliases", "EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations",
                   "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
                   "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify", "GenerateMac", "VerifyMac", "GetPublicKey", "GenerateRandom",
-                  "DeriveSharedSecret", "CreateGrant", "GetKeyPolicy"]
+                  "DeriveSharedSecret", "CreateGrant", "GetKeyPolicy", "GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]
     bodies = [{}, {"KeyId": 7}, {"KeyId": "", "Plaintext": "not base64!"}, {"KeyId": "alias/" + "x" * 300},
               {"KeyId": sym["KeyId"], "Limit": -1, "Marker": "nope"}, {"KeyId": "arn:aws:kms:::"},
               {"KeyId": sym["KeyId"], "CiphertextBlob": "AAAA", "Message": "AAAA", "Mac": "AAAA", "Signature": "AAAA",

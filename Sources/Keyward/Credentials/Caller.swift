@@ -98,6 +98,8 @@ public enum SystemJob: String, Sendable, CaseIterable {
     case encryptionReservation
     /// Archiving and removing audit entries older than the retention period.
     case auditRetention
+    /// Deleting imported material whose expiry (AWS's ValidTo) has passed.
+    case importedMaterialExpiry
 
     /// The principal audit entries name for the job.
     public var principal: String {
@@ -108,6 +110,7 @@ public enum SystemJob: String, Sendable, CaseIterable {
         case .onBehalfOfCaller: "keyward (on behalf of the caller)"
         case .encryptionReservation: "keyward (encryption budget)"
         case .auditRetention: "keyward (audit retention)"
+        case .importedMaterialExpiry: "keyward (imported material expiry)"
         }
     }
 }

@@ -34,7 +34,8 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     public var minAvailableVersion: UInt32? = nil
     /// For `pendingDestruction`: when the key is destroyed.
     public var destructionDate: Date?
-    /// Where the material came from: `keyward` (generated) or `imported`.
+    /// Where the material came from: `keyward` (generated), `imported` (created from caller
+    /// material) or `external` (created empty, its material imported into it later).
     public var origin: String
     /// After this time the key refuses every use (import wrapping keys expire after 24 hours).
     public var expiresAt: Date?
@@ -44,6 +45,24 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     /// True when every encryption, decryption and data key under the key must carry a non-empty
     /// encryption context (what Transit's derived keys ask of their callers); fixed at creation.
     public var contextRequired: Bool? = nil
+    /// True while the key holds no material: it was created to receive imported material
+    /// (`KeyService.createKeyForImport`), or its imported material was deleted or expired. Such a
+    /// key stays pre-active, and cannot be enabled, until `importMaterial` brings material in.
+    public var awaitingMaterial: Bool? = nil
+    /// For a key that receives imported material: a commitment to that material (base64 of SHA-256 over
+    /// a domain label, the key's id and the material), so that a later import must bring back the
+    /// same material. It is not the material, and key material is too random to search for.
+    public var importedMaterialDigest: String? = nil
+    /// For an import wrapping key issued for one key (`KeyService.importParameters`): that key.
+    /// Set only there; no request can set it, and the MAC over the metadata keeps it.
+    public var importTarget: KeyID? = nil
+
+    /// Whether the key's material came from outside Keyward (`importKey`, or `importMaterial`
+    /// into a key created for it): such a key is never rotated by Keyward.
+    public var holdsImportedMaterial: Bool { origin == "imported" || origin == KeyMetadata.externalOrigin }
+
+    /// The origin of a key created to receive imported material.
+    public static let externalOrigin = "external"
 }
 
 /// A key version's own metadata: what the `key_versions` row's body holds.

@@ -148,7 +148,7 @@ extension ServiceOperation {
              .deriveSharedSecret, .decapsulate, .publicKey, .export:
             true
         case .describe, .rotate, .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction,
-             .markCompromised, .destroy, .update, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
+             .markCompromised, .destroy, .update, .importMaterial, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
             false
         }
     }

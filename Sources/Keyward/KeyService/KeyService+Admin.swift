@@ -62,9 +62,17 @@ extension KeyService {
     }
 
     private func insertKey(_ request: CreateKeyRequest, material: borrowing KeyMaterial, origin: String, importWrappingFor: String? = nil,
-                           actor: Caller) async throws(KeywardError) -> KeyDescription {
-        try Self.validate(request)
+                           importTarget: KeyID? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let id = KeyID()
+        let sealed = try protection.seal(material, keyID: id, version: 1)
+        return try await insertKey(request, id: id, sealed: sealed, origin: origin, importWrappingFor: importWrappingFor, importTarget: importTarget, actor: actor)
+    }
+
+    /// Inserts a key whose version 1 holds `sealed` material, or, with nil, no material yet
+    /// (a key created for imported material: version 1 is an empty tombstone until the import).
+    func insertKey(_ request: CreateKeyRequest, id: KeyID, sealed: [UInt8]?, origin: String, importWrappingFor: String? = nil,
+                   importTarget: KeyID? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
+        try Self.validate(request)
         return try await auditor.audited(.key(.create), caller: actor, key: id) { (event) throws(KeywardError) -> KeyDescription in
             let now = clock.now
             if let expiry = request.expiresAt, expiry <= now {
@@ -78,15 +86,14 @@ extension KeyService {
                 nextRotationAt: request.rotationPeriodDays.map { now.addingTimeInterval(Double($0) * 86_400) },
                 currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
                 expiresAt: request.expiresAt, importWrappingFor: importWrappingFor,
-                contextRequired: request.contextRequired ? true : nil)
+                contextRequired: request.contextRequired ? true : nil, awaitingMaterial: sealed == nil ? true : nil, importTarget: importTarget)
             if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases))
                 || !request.aliases.allSatisfy({ policy.allowsNaming($0, for: .create) }) {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
             }
             let row = try records.keyRow(metadata, revision: 1)
-            let sealed = try protection.seal(material, keyID: id, version: 1)
-            let version = try records.versionRow(keyID: id, version: 1, sealed: sealed,
-                                             metadata: VersionMetadata(state: "active", createdAt: now, encryptionsReserved: 0), revision: 1)
+            let version = try records.versionRow(keyID: id, version: 1, sealed: sealed ?? [],
+                                             metadata: VersionMetadata(state: sealed == nil ? "destroyed" : "active", createdAt: now, encryptionsReserved: 0), revision: 1)
             var aliases: [AliasRow] = []
             for name in request.aliases {
                 aliases.append(try records.aliasRow(name: try Self.validAlias(name), keyID: id, revision: records.firstAliasRevision(name)))
@@ -192,6 +199,9 @@ extension KeyService {
             guard let target = LifecycleTable.target(of: operation, from: key.metadata.state) else {
                 throw .wrongState(key: id, state: key.metadata.state, operation: operation)
             }
+            if target == .active, key.metadata.awaitingMaterial == true {
+                throw .notPermitted("key \(id) holds no material yet; import its material first")
+            }
             var metadata = key.metadata
             metadata.state = target
             metadata.stateChangedAt = clock.now
@@ -240,7 +250,7 @@ extension KeyService {
     public func rotate(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try await withUsableKey(reference, .rotate, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
             let id = key.row.id
-            guard key.metadata.origin != "imported" else {
+            guard !key.metadata.holdsImportedMaterial else {
                 throw .notPermitted("key \(id) holds imported material; import new material instead of rotating")
             }
             return try await addVersion(key, event: &event)
@@ -387,10 +397,17 @@ extension KeyService {
     public func createImportWrappingKey(hours: Int = 24, actor: Caller) async throws(KeywardError) -> ImportWrappingKey {
         guard (1...24).contains(hours) else { throw .invalidArgument("wrapping keys live 1 to 24 hours, not \(hours)") }
         try authorizeSomewhere(.create, actor)
+        return try await issueWrappingKey(.rsa3072OAEPSHA256, hours: hours, target: nil, actor: actor)
+    }
+
+    /// Generates and stores an import wrapping key of `spec` for `actor`'s principal, bound to
+    /// `target` when given (an import into that key) or to the creation of a new key.
+    func issueWrappingKey(_ spec: KeySpec, hours: Int, target: KeyID?, actor: Caller) async throws(KeywardError) -> ImportWrappingKey {
         let expiry = clock.now.addingTimeInterval(Double(hours) * 3600)
-        let generated = try await MaterialGeneration.generate(.rsa3072OAEPSHA256)
-        let created = try await insertKey(CreateKeyRequest(spec: .rsa3072OAEPSHA256, description: "import wrapping key", backupAllowed: false, expiresAt: expiry),
-                                          material: generated.material, origin: "keyward", importWrappingFor: actor.principal, actor: actor.internalStep)
+        let generated = try await MaterialGeneration.generate(spec)
+        let created = try await insertKey(CreateKeyRequest(spec: spec, description: "import wrapping key", backupAllowed: false, expiresAt: expiry),
+                                          material: generated.material, origin: "keyward", importWrappingFor: actor.principal, importTarget: target,
+                                          actor: actor.internalStep)
         return ImportWrappingKey(keyID: created.metadata.id, publicKey: try await publicKey(key: created.metadata.id.description, actor: actor.internalStep), expiresAt: expiry)
     }
 
@@ -413,6 +430,9 @@ extension KeyService {
             let key = try await usableKey(wrappingID, for: .decrypt, purpose: .decrypt, caller: actor.internalStep)
             guard let owner = key.metadata.importWrappingFor else {
                 throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
+            }
+            if let target = key.metadata.importTarget {
+                throw .notPermitted("wrapping key \(wrappingID) was issued for an import into key \(target), not for a new key")
             }
             guard actor.policy == nil || owner == actor.principal else {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: wrappingID.description)

@@ -38,10 +38,17 @@ extension KeyService {
                 do throws(KeywardError) {
                     let key = try await records.load(row.id)
                     if try await purgeDue(key) {
-                        if try await purgeMaterial(key, as: .scheduledDestruction) { report.purged += 1 }
+                        let purged = key.metadata.state == .destroyed
+                            ? try await purgeMaterial(key, as: .scheduledDestruction)
+                            : try await purgeImportedMaterial(key, as: .importedMaterialExpiry)
+                        if purged { report.purged += 1 }
                         continue
                     }
                     guard maintenanceDue(key) else { continue }
+                    if importedMaterialExpired(key, now: clock.now) {
+                        _ = try await maintain(key)
+                        continue
+                    }
                     let wasDestruction = key.metadata.state == .pendingDestruction || key.metadata.importWrappingFor != nil
                     let after = try await maintain(key)
                     if wasDestruction, after.metadata.state == .destroyed { report.destroyed += 1 } else if !wasDestruction { report.rotated += 1 }
@@ -59,13 +66,14 @@ extension KeyService {
     /// Whether `key` has a destruction or rotation due now.
     func maintenanceDue(_ key: LoadedKey) -> Bool {
         let now = clock.now
-        return destructionDue(key, now: now) || rotationDue(key, now: now) || wrappingKeyExpired(key, now: now)
+        return destructionDue(key, now: now) || rotationDue(key, now: now) || wrappingKeyExpired(key, now: now) || importedMaterialExpired(key, now: now)
     }
 
-    /// Whether `key` is destroyed but some version's material is still stored: its destruction
-    /// stopped at the barrier (a node had not yet seen it) or was interrupted.
+    /// Whether `key` is destroyed, or waiting for imported material, but some version's
+    /// material is still stored: its deletion stopped at the barrier (a node had not yet seen
+    /// it) or was interrupted.
     func purgeDue(_ key: LoadedKey) async throws(KeywardError) -> Bool {
-        guard key.metadata.state == .destroyed else { return false }
+        guard key.metadata.state == .destroyed || key.metadata.awaitingMaterial == true else { return false }
         let fence = records.fence()
         let id = key.row.id
         for row in try await storing({ () async throws(StorageError) in try await store.versions(id) }) {
@@ -86,7 +94,7 @@ extension KeyService {
     }
 
     private func rotationDue(_ key: LoadedKey, now: Date) -> Bool {
-        guard key.metadata.state == .active, key.metadata.origin != "imported", let due = key.metadata.nextRotationAt else { return false }
+        guard key.metadata.state == .active, !key.metadata.holdsImportedMaterial, let due = key.metadata.nextRotationAt else { return false }
         return due <= now
     }
 
@@ -100,6 +108,11 @@ extension KeyService {
             let now = clock.now
             let id = key.row.id
             do {
+                if importedMaterialExpired(key, now: now) {
+                    try await expireImportedMaterial(key)
+                    key = try await records.load(id)
+                    continue
+                }
                 if destructionDue(key, now: now) || wrappingKeyExpired(key, now: now) {
                     try await destroy(key)
                     key = try await records.load(id)

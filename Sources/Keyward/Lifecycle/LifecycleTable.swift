@@ -9,6 +9,9 @@ public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
     case scheduleDestruction = "schedule-destruction", cancelDestruction = "cancel-destruction"
     case markCompromised = "mark-compromised", destroy
     case update
+    /// Bringing material into a key created for it, or deleting that material (AWS's
+    /// GetParametersForImport, ImportKeyMaterial and DeleteImportedKeyMaterial).
+    case importMaterial = "import-material"
     /// Creating or importing a key (checked against the new key's aliases and tags).
     case create
     /// Random bytes from the service (names no key).
@@ -47,11 +50,11 @@ public enum LifecycleTable {
         if ServiceOperation.keyless.contains(operation) { return false }
         switch state {
         case .preActive:
-            return [.describe, .enable, .update, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
+            return [.describe, .enable, .update, .importMaterial, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
         case .active:
             return ![.enable, .cancelDestruction, .destroy].contains(operation)
         case .disabled:
-            return [.describe, .enable, .update, .deactivate, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
+            return [.describe, .enable, .update, .importMaterial, .deactivate, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
         case .deactivated:
             return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .scheduleDestruction, .markCompromised].contains(operation)
         case .compromised:

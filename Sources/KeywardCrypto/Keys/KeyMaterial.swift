@@ -153,6 +153,20 @@ public struct KeyMaterial: ~Copyable, Sendable {
     }
 }
 
+extension KeyMaterial {
+    /// A commitment to this material: SHA-256 over `label`, `context` and the private
+    /// representation, hashed in place. It lets a store check that material brought in later is
+    /// the same, without keeping the material; key material is too random for the digest to be
+    /// searched for.
+    public func commitment(label: String, context: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: Array(label.utf8))
+        hasher.update(data: context)
+        secret.withSecretBytes(InsecureSecretAccess.token) { raw in hasher.update(bufferPointer: raw) }
+        return Array(hasher.finalize())
+    }
+}
+
 extension Data {
     /// Overwrites the bytes with zeros, for temporaries that held secrets.
     mutating func wipe() {

@@ -50,7 +50,9 @@ enum AWSKMSRoutes {
     typealias Handler = @Sendable (AWSCall, inout JSONWriter) async throws -> Void
 
     /// Every supported operation by name.
-    static let operations: [String: Handler] = AWSKMSKeyOperations.handlers.merging(AWSKMSCryptoOperations.handlers) { first, _ in first }
+    static let operations: [String: Handler] = AWSKMSKeyOperations.handlers
+        .merging(AWSKMSCryptoOperations.handlers) { first, _ in first }
+        .merging(AWSKMSImportOperations.handlers) { first, _ in first }
 }
 
 /// One AWS call: the service, the caller, the decoded body, and the identifiers' settings.
@@ -101,14 +103,19 @@ struct AWSCall: Sendable {
         do {
             return try await body()
         } catch {
-            switch error {
-            case .keyNotFound(let reference): throw AWSFault.notFound("Key '\(reference.prefix(200))' does not exist")
-            case .wrongState(_, let state, _):
-                if state == .disabled { throw AWSFault.disabled(error.description) }
-                throw AWSFault.invalidState(error.description)
-            case .keyDestroyed: throw AWSFault.notFound(error.description)
-            default: throw APIError(error)
-            }
+            throw fault(error)
+        }
+    }
+
+    /// A library error in AWS's terms (`run`).
+    func fault(_ error: KeywardError) -> APIError {
+        switch error {
+        case .keyNotFound(let reference): return AWSFault.notFound("Key '\(reference.prefix(200))' does not exist")
+        case .wrongState(_, let state, _):
+            if state == .disabled { return AWSFault.disabled(error.description) }
+            return AWSFault.invalidState(error.description)
+        case .keyDestroyed: return AWSFault.notFound(error.description)
+        default: return APIError(error)
         }
     }
 }
@@ -164,6 +171,13 @@ struct AWSInput: @unchecked Sendable {
     func requiredBlob(_ field: String) throws(APIError) -> [UInt8] {
         guard let bytes = try blob(field) else { throw AWSFault.validation("\(field) is required") }
         return bytes
+    }
+
+    /// A timestamp: seconds since 1970, as AWS's JSON protocol sends them.
+    func timestamp(_ field: String) throws(APIError) -> Date? {
+        guard has(field) else { return nil }
+        guard let number = object[field] as? NSNumber, number.doubleValue.isFinite else { throw AWSFault.validation("\(field) must be a timestamp (seconds since 1970)") }
+        return Date(timeIntervalSince1970: number.doubleValue)
     }
 
     func strings(_ field: String) throws(APIError) -> [String]? {

@@ -103,6 +103,15 @@ enum AWSKeySpec {
         }
     }
 
+    /// AWS's `KeyState` and `Enabled` for a key: `PendingImport` while it waits for imported
+    /// material (and is neither pending deletion nor destroyed).
+    static func state(_ metadata: KeyMetadata) -> (state: String, enabled: Bool) {
+        if metadata.awaitingMaterial == true, metadata.state != .pendingDestruction, metadata.state != .destroyed {
+            return ("PendingImport", false)
+        }
+        return state(metadata.state)
+    }
+
     /// AWS's `KeyState` and `Enabled` for a Keyward state.
     static func state(_ state: KeyState) -> (state: String, enabled: Bool) {
         switch state {
