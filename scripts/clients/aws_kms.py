@@ -250,7 +250,6 @@ try:
     rotations = k.list_key_rotations(KeyId=alias)["Rotations"]
     check(len(rotations) == 1 and rotations[0]["RotationType"] == "ON_DEMAND" and rotations[0]["KeyId"] == sym["Arn"], "ListKeyRotations: %s" % rotations)
     check(k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"ledger entry", "old ciphertext after rotation")
-    check(code(lambda: k.create_grant(KeyId=alias, GranteePrincipal="x", Operations=["Decrypt"])) == "UnsupportedOperationException", "CreateGrant")
 
     # Importing key material (Origin EXTERNAL), wrapped by cryptography to the wrapping keys
     # GetParametersForImport hands out.
@@ -314,6 +313,56 @@ try:
     k.import_key_material(KeyId=imported_rsa["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob, ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
     imported_signature = k.sign(KeyId=imported_rsa["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
     rsa_private.public_key().verify(imported_signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    # Grants: a principal whose access key grants it nothing on a key uses the key through a
+    # grant, under AWS's encryption-context constraints, until the grant is retired or revoked.
+    grantee_cred = credential("aws-grantee", "random:*")
+    g = kms(grantee_cred)
+    grant_key = k.create_key(Description="granted")["KeyMetadata"]
+    for_grantee = k.encrypt(KeyId=grant_key["KeyId"], Plaintext=b"for the grantee", EncryptionContext={"tenant": "a"})["CiphertextBlob"]
+    check(code(lambda: g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"})) == "AccessDeniedException", "Decrypt before any grant")
+    grant_args = dict(KeyId=grant_key["KeyId"], GranteePrincipal="aws-grantee", Operations=["Decrypt", "Encrypt", "RetireGrant"],
+                      Constraints={"EncryptionContextSubset": {"tenant": "a"}}, RetiringPrincipal="ops", Name="app-grant")
+    created = k.create_grant(**grant_args)
+    check(g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"}, GrantTokens=[created["GrantToken"]])["Plaintext"] == b"for the grantee",
+          "Decrypt through a grant, with its grant token")
+    check(g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"})["Plaintext"] == b"for the grantee", "Decrypt through a grant")
+    g.encrypt(KeyId=grant_key["KeyId"], Plaintext=b"x", EncryptionContext={"tenant": "a", "doc": "7"})
+    check(code(lambda: g.encrypt(KeyId=grant_key["KeyId"], Plaintext=b"x", EncryptionContext={"tenant": "b"})) == "AccessDeniedException",
+          "Encrypt outside the grant's EncryptionContextSubset")
+    check(code(lambda: g.generate_data_key(KeyId=grant_key["KeyId"], KeySpec="AES_256", EncryptionContext={"tenant": "a"})) == "AccessDeniedException",
+          "an operation the grant does not name")
+    check(k.create_grant(**grant_args)["GrantId"] == created["GrantId"], "CreateGrant with the same Name and terms returns the same grant")
+    listed = k.list_grants(KeyId=grant_key["KeyId"])["Grants"]
+    check(len(listed) == 1 and listed[0]["GrantId"] == created["GrantId"] and listed[0]["GranteePrincipal"] == "aws-grantee"
+          and sorted(listed[0]["Operations"]) == ["Decrypt", "Encrypt", "RetireGrant"] and listed[0]["Name"] == "app-grant"
+          and listed[0]["Constraints"] == {"EncryptionContextSubset": {"tenant": "a"}} and listed[0]["KeyId"] == grant_key["Arn"], "ListGrants: %s" % listed)
+    by_key_id = k.create_grant(KeyId=grant_key["KeyId"], GranteePrincipal=grantee_cred["accessKeyId"], Operations=["GenerateDataKey"])
+    g.generate_data_key(KeyId=grant_key["KeyId"], KeySpec="AES_256")
+    by_arn = k.create_grant(KeyId=grant_key["KeyId"], GranteePrincipal="arn:aws:iam::111122223333:user/aws-grantee", Operations=["DescribeKey"])
+    check(g.describe_key(KeyId=grant_key["KeyId"])["KeyMetadata"]["KeyId"] == grant_key["KeyId"], "DescribeKey through a grant to an IAM ARN")
+    pages, marker = [], None
+    while True:
+        page = k.list_grants(KeyId=grant_key["KeyId"], Limit=1, **({"Marker": marker} if marker else {}))
+        pages += [grant["GrantId"] for grant in page["Grants"]]
+        if not page["Truncated"]:
+            break
+        marker = page["NextMarker"]
+    check(sorted(pages) == sorted([created["GrantId"], by_key_id["GrantId"], by_arn["GrantId"]]), "ListGrants paged one a page: %s" % pages)
+    check([grant["GrantId"] for grant in k.list_retirable_grants(RetiringPrincipal="ops")["Grants"]] == [created["GrantId"]], "ListRetirableGrants")
+    check(code(lambda: g.list_grants(KeyId=grant_key["KeyId"])) == "AccessDeniedException", "a grantee lists the key's grants")
+    check(code(lambda: g.revoke_grant(KeyId=grant_key["KeyId"], GrantId=by_key_id["GrantId"])) == "AccessDeniedException", "a grantee revokes a grant")
+    check(code(lambda: g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"}, GrantTokens=["not-a-grant-token"])) == "InvalidGrantTokenException",
+          "a malformed grant token")
+    g.retire_grant(GrantToken=created["GrantToken"])
+    check(code(lambda: g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"})) == "AccessDeniedException", "Decrypt after RetireGrant")
+    check(code(lambda: g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"}, GrantTokens=[created["GrantToken"]])) == "AccessDeniedException",
+          "a retired grant's token")
+    k.revoke_grant(KeyId=grant_key["KeyId"], GrantId=by_key_id["GrantId"])
+    check(code(lambda: g.generate_data_key(KeyId=grant_key["KeyId"], KeySpec="AES_256")) == "AccessDeniedException", "GenerateDataKey after RevokeGrant")
+
+    results.append("grants: CreateGrant (by principal name, access key id and IAM ARN; idempotent by Name), use with and without the grant token, "
+                   "EncryptionContextSubset enforced, ListGrants paged, ListRetirableGrants, RetireGrant by the grantee, RevokeGrant; "
+                   "grantees refused listing and revoking")
     results.append("cryptography: encrypt/decrypt with context, re-encrypt, data keys and pairs, GetKeyLastUsage, sign/verify RAW and DIGEST (checked by "
                    "cryptography), Ed25519, RSA-PSS, RSASSA_PKCS1_V1_5 and PSS over SHA-384/512 (keys of those specs, and the keyward:SigningAlgorithm tag at CreateKey), RSA-OAEP both ways with cryptography, MAC, ECDH (agrees with cryptography), random, rotation; "
                    "import of key material (Origin EXTERNAL: symmetric, HMAC and RSA PKCS#8, wrapped by cryptography with RSAES_OAEP_SHA_256 and "
@@ -439,7 +488,8 @@ try:
                   "ListAliases", "EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations",
                   "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
                   "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify", "GenerateMac", "VerifyMac", "GetPublicKey", "GenerateRandom",
-                  "DeriveSharedSecret", "CreateGrant", "GetKeyPolicy", "GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]
+                  "DeriveSharedSecret", "CreateGrant", "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant", "GetKeyPolicy",
+                  "GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]
     bodies = [{}, {"KeyId": 7}, {"KeyId": "", "Plaintext": "not base64!"}, {"KeyId": "alias/" + "x" * 300},
               {"KeyId": sym["KeyId"], "Limit": -1, "Marker": "nope"}, {"KeyId": "arn:aws:kms:::"},
               {"KeyId": sym["KeyId"], "CiphertextBlob": "AAAA", "Message": "AAAA", "Mac": "AAAA", "Signature": "AAAA",

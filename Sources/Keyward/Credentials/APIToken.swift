@@ -22,6 +22,9 @@ public struct TokenRecord: Sendable, Hashable, Codable {
     /// For an AWS access key: the credential key itself (by id, so moving its alias changes
     /// nothing).
     public var awsSecretKey: KeyID? = nil
+    /// For a grant (`KeyService.createGrant`): its terms. A grant's row never authenticates:
+    /// its hash is of random bytes no one holds, and `authenticate` refuses grant rows.
+    public var grant: KeyGrant? = nil
 
     /// The AWS access key id of this credential, when it is one.
     public var awsAccessKeyID: String? { awsSecretVersion == nil ? nil : AWSAccessKey.id(for: id) }

@@ -36,11 +36,32 @@ public struct Caller: Sendable, CustomStringConvertible {
     public let authority: Authority
     /// The request metadata a front end records in audit entries.
     public var context: AuditContext
+    /// Grants the caller names on this request (AWS's grant tokens): `KeyService` reads them
+    /// from the store, so a grant this node has not yet seen applies at once. They add nothing
+    /// a grant to another principal would not: each must still name this caller as its grantee.
+    public private(set) var presentedGrants: [KeyID] = []
+    /// The request's encryption context, for grants whose constraints bind it (set by the
+    /// operations that take one; nil otherwise).
+    var grantContext: EncryptionContext? = nil
 
     private init(principal: String, authority: Authority, context: AuditContext) {
         self.principal = principal
         self.authority = authority
         self.context = context
+    }
+
+    /// The same caller presenting `grants` on this request (at most 10, AWS's limit).
+    public func presenting(grants: [KeyID]) -> Caller {
+        var caller = self
+        caller.presentedGrants = Array(grants.prefix(10))
+        return caller
+    }
+
+    /// The same caller, asking under `context` (for grant constraints).
+    func asking(under context: EncryptionContext) -> Caller {
+        var caller = self
+        caller.grantContext = context
+        return caller
     }
 
     /// The store's owner, named `name` in audit entries (`cli:alice`, `billing-service`).

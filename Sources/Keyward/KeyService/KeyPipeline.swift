@@ -9,7 +9,8 @@ import KeywardStorage
 ///    result is returned only once its entry is durable;
 /// 3. load the key: from the cache, or from the store with its MAC and revision checked
 ///    (`load`); a cache hit costs no suspension, so this *is* the fast path;
-/// 4. authorise the caller for the operation on this key (`authorize`);
+/// 4. authorise the caller for the operation on this key (`authorize`): its policy, or else a
+///    live grant to it on the key;
 /// 5. run due maintenance: a passed destruction date destroys the key, a passed rotation date
 ///    rotates it (`maintain`; skipped for `rotate` itself, which would otherwise rotate twice);
 /// 6. admit the key (`admit`): the lifecycle table, expiry (for operations that use key
@@ -91,19 +92,21 @@ extension KeyService {
     /// The key, loaded and checked against the caller's policy for `operation`.
     func authorizedKey(_ id: KeyID, for operation: ServiceOperation, caller: Caller) async throws(KeywardError) -> LoadedKey {
         let key = try await records.load(id)
-        try authorize(key, operation, caller)
+        try await authorize(key, operation, caller)
         return key
     }
 
-    /// Refuses, with `accessDenied`, an operation the caller's policy does not grant on `key`.
-    func authorize(_ key: LoadedKey, _ operation: ServiceOperation, _ caller: Caller) throws(KeywardError) {
+    /// Refuses, with `accessDenied`, an operation that neither the caller's policy nor a live
+    /// grant to the caller on `key` permits.
+    func authorize(_ key: LoadedKey, _ operation: ServiceOperation, _ caller: Caller) async throws(KeywardError) {
         guard let policy = caller.policy else { return }
         // Keyward's own keys (`AccessPolicy.reservedAliasPrefix`) serve a policy nothing but
         // their description.
         if operation != .describe, operation != .publicKey, key.aliases.contains(where: AccessPolicy.isReserved) {
             throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
         }
-        guard policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) else {
+        if policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) { return }
+        guard try await grantPermits(operation, on: key.row.id, caller) else {
             throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
         }
     }
@@ -148,7 +151,7 @@ extension ServiceOperation {
              .deriveSharedSecret, .decapsulate, .publicKey, .export:
             true
         case .describe, .rotate, .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction,
-             .markCompromised, .destroy, .update, .importMaterial, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
+             .markCompromised, .destroy, .update, .importMaterial, .manageGrants, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
             false
         }
     }

@@ -78,7 +78,7 @@ extension KeyService {
         guard plaintext.count <= Self.maximumPlaintextBytes else {
             throw .invalidArgument("plaintext of \(plaintext.count) bytes; encrypt at most \(Self.maximumPlaintextBytes) directly and use a data key for more")
         }
-        return try await withUsableKey(reference, .encrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> EncryptResult in
+        return try await withUsableKey(reference, .encrypt, purpose: .encrypt, caller: actor.asking(under: context)) { (key, event) throws(KeywardError) -> EncryptResult in
             try await seal(plaintext, under: key, context: context, event: &event)
         }
     }
@@ -95,7 +95,7 @@ extension KeyService {
                 throw await auditor.refusal(auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)
             }
         }
-        return try await withUsableKey(id, .decrypt, purpose: .decrypt, caller: actor, unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> DecryptResult in
+        return try await withUsableKey(id, .decrypt, purpose: .decrypt, caller: actor.asking(under: context), unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> DecryptResult in
             DecryptResult(plaintext: try await open(ciphertext, header, under: key, context: context, event: &event), keyID: id, version: header.version)
         }
     }
@@ -112,12 +112,12 @@ extension KeyService {
         destinationKey: String, destinationContext: EncryptionContext = .empty, actor: Caller
     ) async throws(KeywardError) -> EncryptResult {
         let header = try await ciphertextHeader(ciphertext, .reEncrypt, actor)
-        var plaintext = try await withUsableKey(header.keyID, .reEncrypt, admittedAs: .decrypt, purpose: .decrypt, caller: actor,
+        var plaintext = try await withUsableKey(header.keyID, .reEncrypt, admittedAs: .decrypt, purpose: .decrypt, caller: actor.asking(under: sourceContext),
                                                 unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> [UInt8] in
             try await open(ciphertext, header, under: key, context: sourceContext, event: &event)
         }
         defer { SecureZero.wipe(&plaintext) }
-        return try await withUsableKey(destinationKey, .reEncrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> EncryptResult in
+        return try await withUsableKey(destinationKey, .reEncrypt, purpose: .encrypt, caller: actor.asking(under: destinationContext)) { (key, event) throws(KeywardError) -> EncryptResult in
             try await seal(plaintext, under: key, context: destinationContext, event: &event)
         }
     }
@@ -175,7 +175,7 @@ extension KeyService {
             throw .invalidArgument("data keys are AES-256-GCM or CHACHA20-POLY1305, not \(spec.rawValue)")
         }
         guard (1...1024).contains(byteCount) else { throw .invalidArgument("a data key is 1 to 1,024 bytes, not \(byteCount)") }
-        return try await withUsableKey(reference, .generateDataKey, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKey in
+        return try await withUsableKey(reference, .generateDataKey, purpose: .encrypt, caller: actor.asking(under: context)) { (key, event) throws(KeywardError) -> DataKey in
             try checkContext(key, context)
             let version = try await versionForEncryption(key)
             event.version = version.number
@@ -208,7 +208,7 @@ extension KeyService {
     public func generateDataKeyPair(key reference: String, pairSpec: KeySpec, context: EncryptionContext = .empty, pkcs8: Bool = false,
                                     actor: Caller) async throws(KeywardError) -> DataKeyPair {
         guard !pairSpec.isSymmetric else { throw .invalidArgument("\(pairSpec.rawValue) is not an asymmetric spec") }
-        return try await withUsableKey(reference, .generateDataKeyPair, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) -> DataKeyPair in
+        return try await withUsableKey(reference, .generateDataKeyPair, purpose: .encrypt, caller: actor.asking(under: context)) { (key, event) throws(KeywardError) -> DataKeyPair in
             try checkContext(key, context)
             let version = try await versionForEncryption(key)
             event.version = version.number

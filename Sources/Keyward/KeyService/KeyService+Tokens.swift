@@ -135,7 +135,10 @@ extension KeyService {
             let fence = records.fence()
             let rows = try await storing({ () async throws(StorageError) in try await store.tokens(after: cursor, limit: limit) })
             var tokens: [TokenRecord] = []
-            for row in rows { tokens.append(try records.verifiedToken(row, fence)) }
+            for row in rows {
+                let record = try records.verifiedToken(row, fence)
+                if record.grant == nil { tokens.append(record) }
+            }
             return (tokens, rows.count == limit ? rows.last?.id : nil)
         }
     }
@@ -151,6 +154,7 @@ extension KeyService {
                 throw .invalidArgument("no token \(id)")
             }
             var record = try records.verifiedToken(row, fence)
+            guard record.grant == nil else { throw .invalidArgument("\(id) is a grant; revoke it with revokeGrant") }
             record.revokedAt = clock.now
             let updated = try records.tokenRow(record, hash: row.hash, revision: row.revision + 1)
             try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
@@ -171,6 +175,7 @@ extension KeyService {
                 throw .invalidArgument("no token \(id)")
             }
             var record = try records.verifiedToken(row, fence)
+            guard record.grant == nil else { throw .invalidArgument("\(id) is a grant, not a token") }
             guard record.revokedAt == nil else { throw .invalidArgument("token \(id) is revoked; issue a new one") }
             if let held = actor.policy, !held.covers(record.policy) {
                 throw .notPermitted("\(actor.principal) may change only tokens whose grants it holds itself")
@@ -203,6 +208,7 @@ extension KeyService {
         guard ConstantTime.equals(row.hash, hash) else { throw .unauthenticated("unknown token") }
         let record: TokenRecord
         do { record = try records.verifiedToken(row, fence) } catch { throw await auditor.log.explainingRotation(error) }
+        guard record.grant == nil else { throw .unauthenticated("unknown token") }
         if let revoked = record.revokedAt, revoked <= clock.now { throw .unauthenticated("token \(id) was revoked") }
         if let expiry = record.expiresAt, expiry <= clock.now { throw .unauthenticated("token \(id) expired") }
         return record

@@ -19,6 +19,8 @@ public final class KeyService: Sendable {
     let auditor: Auditor
     /// Hands out each version's encryptions from persisted reservations.
     let budget: EncryptionBudget
+    /// This node's copy of the store's live grants.
+    let grantBook: GrantBook
     let clock: any KeywardClock
 
     var store: any KeyStore { records.store }
@@ -94,6 +96,7 @@ public final class KeyService: Sendable {
         self.records = records
         self.auditor = auditor
         self.budget = EncryptionBudget(records: records, auditor: auditor, block: options.encryptionReservationBlock, limit: options.encryptionLimit)
+        self.grantBook = GrantBook(ttl: options.cacheTTL)
     }
 
     /// A service on `store` under `protection`, continuing from the store's audit head and
@@ -197,6 +200,7 @@ public final class KeyService: Sendable {
         let changed = before != now
         if changed {
             cache.invalidateAll()
+            grantBook.invalidate()
             try await retireIfKEKRotated()
         }
         // Whatever had committed when the generation was asked for is now reflected here.

@@ -34,7 +34,7 @@ enum AWSKMSCryptoOperations {
             let secret = try await call.run { () async throws(KeywardError) in
                 try await call.service.deriveSharedSecret(key: reference, peerEncoded: peer, actor: call.caller)
             }
-            let key = try await AWSKMSKeyOperations.describe(call, reference)
+            let key = try await AWSKMSKeyOperations.describe(call, reference, for: .deriveSharedSecret)
             json.member("KeyId", call.arn(key.metadata.id))
             secret.withSecretBytes(InsecureSecretAccess.token) { json.member("SharedSecret", base64: Array($0)) }
             json.member("KeyAgreementAlgorithm", "ECDH")
@@ -200,15 +200,15 @@ enum AWSKMSCryptoOperations {
     }
 
     /// A Sign or Verify call's key, checked algorithm and input.
-    static func signingCall(_ call: AWSCall) async throws -> (reference: String, key: KeyDescription, algorithm: String, input: SigningInput) {
+    static func signingCall(_ call: AWSCall, _ operation: ServiceOperation) async throws -> (reference: String, key: KeyDescription, algorithm: String, input: SigningInput) {
         let reference = try call.reference("KeyId")
-        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let key = try await AWSKMSKeyOperations.describe(call, reference, for: operation)
         let algorithm = try checkAlgorithm(call, "SigningAlgorithm", key.metadata.spec, AWSKeySpec.signingAlgorithms(key.metadata.spec))
         return (reference, key, algorithm, try signingInput(call))
     }
 
     static func sign(_ call: AWSCall, _ json: inout JSONWriter) async throws {
-        let (reference, _, algorithm, input) = try await signingCall(call)
+        let (reference, _, algorithm, input) = try await signingCall(call, .sign)
         let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(input, key: reference, actor: call.caller) }
         json.member("KeyId", call.arn(result.keyID))
         json.member("Signature", base64: result.signature)
@@ -216,7 +216,7 @@ enum AWSKMSCryptoOperations {
     }
 
     static func verify(_ call: AWSCall, _ json: inout JSONWriter) async throws {
-        let (reference, key, algorithm, input) = try await signingCall(call)
+        let (reference, key, algorithm, input) = try await signingCall(call, .verify)
         let signature = try call.input.requiredBlob("Signature")
         let valid = try await call.run { () async throws(KeywardError) in
             try await call.service.verify(signature, for: input, key: reference, actor: call.caller)
@@ -228,9 +228,9 @@ enum AWSKMSCryptoOperations {
     }
 
     /// A MAC call's key, checked algorithm and message.
-    static func macInput(_ call: AWSCall) async throws -> (reference: String, key: KeyDescription, algorithm: String, message: [UInt8]) {
+    static func macInput(_ call: AWSCall, _ operation: ServiceOperation) async throws -> (reference: String, key: KeyDescription, algorithm: String, message: [UInt8]) {
         let reference = try call.reference("KeyId")
-        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let key = try await AWSKMSKeyOperations.describe(call, reference, for: operation)
         let algorithm = try checkAlgorithm(call, "MacAlgorithm", key.metadata.spec, AWSKeySpec.macAlgorithms(key.metadata.spec))
         let message = try call.input.requiredBlob("Message")
         guard (1...4096).contains(message.count) else { throw AWSFault.validation("Message must be 1 to 4096 bytes") }
@@ -238,7 +238,7 @@ enum AWSKMSCryptoOperations {
     }
 
     static func generateMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
-        let (reference, _, algorithm, message) = try await macInput(call)
+        let (reference, _, algorithm, message) = try await macInput(call, .mac)
         let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: reference, actor: call.caller) }
         json.member("Mac", base64: result.tag)
         json.member("MacAlgorithm", algorithm)
@@ -246,7 +246,7 @@ enum AWSKMSCryptoOperations {
     }
 
     static func verifyMAC(_ call: AWSCall, _ json: inout JSONWriter) async throws {
-        let (reference, key, algorithm, message) = try await macInput(call)
+        let (reference, key, algorithm, message) = try await macInput(call, .verifyMAC)
         let tag = try call.input.requiredBlob("Mac")
         let valid = try await call.run { () async throws(KeywardError) in
             try await call.service.verifyMAC(tag, for: message, key: reference, actor: call.caller)
@@ -259,7 +259,7 @@ enum AWSKMSCryptoOperations {
 
     static func getPublicKey(_ call: AWSCall, _ json: inout JSONWriter) async throws {
         let reference = try call.reference("KeyId")
-        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let key = try await AWSKMSKeyOperations.describe(call, reference, for: .publicKey)
         let publicKey = try await call.run { () async throws(KeywardError) in try await call.service.publicKey(key: reference, actor: call.caller) }
         let spec = key.metadata.spec
         json.member("KeyId", call.arn(key.metadata.id))
@@ -279,9 +279,6 @@ enum AWSKMSCryptoOperations {
 /// The AWS KMS model's operations Keyward does not serve, with the reason (docs/aws-kms.md).
 enum AWSKMSCatalogue {
     static let notSupported: [String: String] = [
-        "CreateGrant": "grants are not supported yet", "ListGrants": "grants are not supported yet",
-        "ListRetirableGrants": "grants are not supported yet", "RetireGrant": "grants are not supported yet",
-        "RevokeGrant": "grants are not supported yet",
         "GetKeyPolicy": "key policies are not supported yet", "PutKeyPolicy": "key policies are not supported yet",
         "ListKeyPolicies": "key policies are not supported yet",
         "ConnectCustomKeyStore": "custom key stores are out of scope", "CreateCustomKeyStore": "custom key stores are out of scope",

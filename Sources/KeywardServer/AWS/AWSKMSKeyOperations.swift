@@ -161,6 +161,16 @@ enum AWSKMSKeyOperations {
         return key
     }
 
+    /// The key's description for a call about to do `operation` on it (its spec shapes the
+    /// request): authorised for that operation, so a grantee needs no `DescribeKey` as well.
+    static func describe(_ call: AWSCall, _ reference: String, for operation: ServiceOperation) async throws(APIError) -> KeyDescription {
+        let key = try await call.run { () async throws(KeywardError) in
+            try await call.service.describe(key: reference, forUseIn: operation, actor: call.caller)
+        }
+        guard key.metadata.state != .destroyed else { throw AWSFault.notFound("Key '\(key.metadata.id)' is destroyed") }
+        return key
+    }
+
     static func transition(_ call: AWSCall, _ operation: ServiceOperation, days: Int? = nil) async throws(APIError) -> KeyDescription {
         let reference = try call.reference("KeyId")
         return try await call.run { () async throws(KeywardError) in

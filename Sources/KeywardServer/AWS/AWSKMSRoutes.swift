@@ -31,7 +31,9 @@ enum AWSKMSRoutes {
             let operation = String(target.dropFirst("TrentService.".count))
             let buffer = try await request.body.collect(upTo: Int.max)
             let input = try AWSInput(buffer)
-            let call = AWSCall(service: slot.current, caller: try context.caller(request), input: input, settings: settings)
+            var caller = try context.caller(request)
+            if input.has("GrantTokens") { caller = caller.presenting(grants: try AWSKMSGrantOperations.presented(input)) }
+            let call = AWSCall(service: slot.current, caller: caller, input: input, settings: settings)
             guard let handler = operations[operation] else {
                 if AWSKMSCatalogue.notSupported[operation] != nil || AWSKMSCatalogue.all.contains(operation) {
                     throw AWSFault.unsupported("\(operation) is not supported by Keyward: \(AWSKMSCatalogue.notSupported[operation] ?? "see docs/aws-kms.md")")
@@ -53,6 +55,7 @@ enum AWSKMSRoutes {
     static let operations: [String: Handler] = AWSKMSKeyOperations.handlers
         .merging(AWSKMSCryptoOperations.handlers) { first, _ in first }
         .merging(AWSKMSImportOperations.handlers) { first, _ in first }
+        .merging(AWSKMSGrantOperations.handlers) { first, _ in first }
 }
 
 /// One AWS call: the service, the caller, the decoded body, and the identifiers' settings.
@@ -124,6 +127,15 @@ struct AWSCall: Sendable {
 /// `ValidationException` naming it.
 struct AWSInput: @unchecked Sendable {
     private let object: [String: Any]
+
+    private init(object: [String: Any]) { self.object = object }
+
+    /// A nested object (`Constraints`).
+    func object(_ field: String) throws(APIError) -> AWSInput? {
+        guard has(field) else { return nil }
+        guard let value = object[field] as? [String: Any] else { throw AWSFault.validation("\(field) must be an object") }
+        return AWSInput(object: value)
+    }
 
     init(_ buffer: ByteBuffer) throws(APIError) {
         guard buffer.readableBytes > 0 else { object = [:]; return }

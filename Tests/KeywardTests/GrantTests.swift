@@ -1,0 +1,188 @@
+import Foundation
+import Keyward
+import KeywardServiceTestSupport
+import KeywardCrypto
+import KeywardTestSupport
+import Testing
+
+@Suite("Grants")
+struct GrantTests {
+    static let owner = Caller.owner("t")
+
+    /// A caller as a front end makes it for a token of `name` with these rules.
+    static func caller(_ name: String, _ rules: String...) throws -> Caller {
+        .principal("token:\(KeyID()):\(name)", policy: AccessPolicy(rules: try rules.map { try AccessPolicy.parseRule($0) }))
+    }
+
+    @Test("a grant lets its grantee, and no one else, use the key for exactly its operations, until it is revoked")
+    func grantAddsToThePolicy() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(aliases: ["app/k"]), actor: Self.owner).metadata.id.description
+        let admin = try Self.caller("admin", "manage-grants,encrypt,decrypt,describe:alias=app/*")
+        let bob = try Self.caller("bob"), eve = try Self.caller("eve")
+        let sealed = try await service.encrypt([7], key: id, actor: Self.owner).ciphertext
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(sealed, actor: bob) }) else {
+            Issue.record("bob decrypted with no grant"); return
+        }
+        let grant = try await service.createGrant(key: "app/k", grantee: "bob", operations: [.decrypt], actor: admin)
+        #expect(try await service.decrypt(sealed, actor: bob).plaintext == [7])
+        // Only the operations granted, only for the grantee, only on that key.
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: bob) }) else {
+            Issue.record("a decrypt grant encrypted"); return
+        }
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(sealed, actor: eve) }) else {
+            Issue.record("eve used bob's grant"); return
+        }
+        let other = try await service.createKey(CreateKeyRequest(aliases: ["app/other"]), actor: Self.owner).metadata.id.description
+        let otherSealed = try await service.encrypt([8], key: other, actor: Self.owner).ciphertext
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(otherSealed, actor: bob) }) else {
+            Issue.record("a grant on one key opened another"); return
+        }
+        // A grant is not a credential: its id does not authenticate.
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.authenticate("kw_" + grant.id.bytes.map { String(format: "%02x", $0) }.joined() + "_AAAA") } != nil)
+        #expect(try await service.listTokens(actor: Self.owner).tokens.allSatisfy { $0.id != grant.id })
+        guard case .invalidArgument = await keywardError({ () async throws(KeywardError) in try await service.revokeToken(grant.id, actor: Self.owner) }) else {
+            Issue.record("a grant was revoked as a token"); return
+        }
+        // Revoked: refused at once on this node.
+        try await service.revokeGrant(grant.id, key: "app/k", actor: admin)
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(sealed, actor: bob) }) else {
+            Issue.record("a revoked grant still decrypted"); return
+        }
+        let entries = try await service.auditTail(100).map(\.event)
+        #expect(entries.contains { $0.operation == "manage-grants" && ($0.detail ?? "").hasPrefix("grant ") && $0.actor == admin.principal })
+        #expect(entries.contains { $0.operation == "manage-grants" && ($0.detail ?? "").hasPrefix("revoke grant") })
+    }
+
+    @Test("attack: no one grants more than they hold, grantees cannot list or revoke, and a passed-on grant keeps its constraints")
+    func noEscalation() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        _ = try await service.createKey(CreateKeyRequest(aliases: ["app/k"]), actor: Self.owner)
+        let narrow = try Self.caller("narrow", "manage-grants,decrypt:alias=app/*")
+        // Holding manage-grants is not holding encrypt.
+        guard case .notPermitted = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.createGrant(key: "app/k", grantee: "mallory", operations: [.encrypt], actor: narrow)
+        }) else { Issue.record("a grant went beyond its issuer"); return }
+        // Keyward's administrative operations are never grantable.
+        guard case .invalidArgument = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.createGrant(key: "app/k", grantee: "mallory", operations: [.destroy, .export], actor: Self.owner)
+        }) else { Issue.record("destroy was granted"); return }
+        // No manage-grants at all: refused and audited.
+        let stranger = try Self.caller("stranger", "decrypt:alias=app/*")
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.createGrant(key: "app/k", grantee: "stranger", operations: [.decrypt], actor: stranger)
+        }) else { Issue.record("a caller without manage-grants created a grant"); return }
+
+        // A grant with CreateGrant passes on only what it holds, with its constraints or narrower.
+        let carol = try Self.caller("carol")
+        _ = try await service.createGrant(key: "app/k", grantee: "carol", operations: [.decrypt, .manageGrants],
+                                          constraints: GrantConstraints(contextSubset: ["tenant": "a"]), actor: Self.owner)
+        guard case .notPermitted = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.createGrant(key: "app/k", grantee: "dave", operations: [.decrypt], actor: carol)
+        }) else { Issue.record("carol passed on her grant without its constraint"); return }
+        guard case .notPermitted = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.createGrant(key: "app/k", grantee: "dave", operations: [.encrypt], constraints: GrantConstraints(contextSubset: ["tenant": "a"]), actor: carol)
+        }) else { Issue.record("carol granted encrypt"); return }
+        let passed = try await service.createGrant(key: "app/k", grantee: "dave", operations: [.decrypt],
+                                                   constraints: GrantConstraints(contextEquals: ["tenant": "a", "doc": "1"]), actor: carol)
+        // A grantee cannot list or revoke the key's grants, not even with CreateGrant in its grant.
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.listGrants(key: "app/k", actor: carol) }) else {
+            Issue.record("a grantee listed grants"); return
+        }
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in try await service.revokeGrant(passed.id, key: "app/k", actor: carol) }) else {
+            Issue.record("a grantee revoked a grant"); return
+        }
+        #expect(try await service.listGrants(key: "app/k", actor: Self.owner).grants.count == 2)
+    }
+
+    @Test("encryption-context constraints: subset and equals bind the operations that take a context, and a batch (no single context) is refused")
+    func constraints() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        let bob = try Self.caller("bob")
+        _ = try await service.createGrant(key: id, grantee: "bob", operations: [.encrypt, .decrypt, .describe],
+                                          constraints: GrantConstraints(contextSubset: ["tenant": "a"]), actor: Self.owner)
+        let good: EncryptionContext = ["tenant": "a", "doc": "9"]
+        let sealed = try await service.encrypt([1], key: id, context: good, actor: bob)
+        #expect(try await service.decrypt(sealed.ciphertext, context: good, actor: bob).plaintext == [1])
+        for context: EncryptionContext in [["tenant": "b", "doc": "9"], ["doc": "9"], .empty] {
+            guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, context: context, actor: bob) }) else {
+                Issue.record("encrypt under \(context.pairs) passed the constraint"); return
+            }
+        }
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.encryptBatch([EncryptItem([1], context: good)], key: id, actor: bob) }) else {
+            Issue.record("a constrained grant served a batch"); return
+        }
+        // Describe takes no context: the constraint does not apply to it.
+        #expect(try await service.describe(key: id, actor: bob).metadata.id.description == id)
+
+        let carol = try Self.caller("carol")
+        _ = try await service.createGrant(key: id, grantee: "carol", operations: [.decrypt], constraints: GrantConstraints(contextEquals: ["tenant": "a", "doc": "9"]), actor: Self.owner)
+        #expect(try await service.decrypt(sealed.ciphertext, context: good, actor: carol).plaintext == [1])
+        let wider = try await service.encrypt([2], key: id, context: ["tenant": "a", "doc": "9", "x": "y"], actor: Self.owner)
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.decrypt(wider.ciphertext, context: ["tenant": "a", "doc": "9", "x": "y"], actor: carol)
+        }) else { Issue.record("equals admitted a wider context"); return }
+    }
+
+    @Test("retiring: the retiring principal and a grantee allowed to may retire; others may not; a presented grant applies before the book sees it")
+    func retireAndPresent() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        let bob = try Self.caller("bob"), ops = try Self.caller("ops"), eve = try Self.caller("eve")
+        let first = try await service.createGrant(key: id, grantee: "bob", operations: [.encrypt], retiringPrincipal: "ops", actor: Self.owner)
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in try await service.retireGrant(first.id, actor: eve) }) else {
+            Issue.record("eve retired bob's grant"); return
+        }
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in try await service.retireGrant(first.id, actor: bob) }) else {
+            Issue.record("a grantee not allowed to retire retired"); return
+        }
+        #expect(try await service.listRetirableGrants(retiringPrincipal: "ops", actor: Self.owner).grants.map(\.id) == [first.id])
+        try await service.retireGrant(first.id, actor: ops)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: bob) } != nil)
+        let second = try await service.createGrant(key: id, grantee: "bob", operations: [.encrypt], granteeMayRetire: true, actor: Self.owner)
+        #expect(GrantRecord.grantID(fromToken: second.token) == second.id)
+        _ = try await service.encrypt([1], key: id, actor: bob)
+        try await service.retireGrant(second.id, actor: bob)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: bob) } != nil)
+        // A retired grant presented by its token applies no more.
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: bob.presenting(grants: [second.id])) } != nil)
+
+        // Another process creates a grant: this service's book has not seen it, the grant token
+        // makes it apply at once, and another principal presenting it gains nothing.
+        let other = try await fixture.reopen()
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: bob) } != nil)
+        let third = try await other.createGrant(key: id, grantee: "bob", operations: [.encrypt], actor: Self.owner)
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: id, actor: bob) } != nil,
+                "the book was read again before its time (the test shows what the token adds)")
+        _ = try await service.encrypt([3], key: id, actor: bob.presenting(grants: [third.id]))
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([3], key: id, actor: eve.presenting(grants: [third.id])) } != nil)
+    }
+
+    @Test("attack: a grant row edited in the store file to widen it is refused, and keyward verify names it")
+    func tamperedGrantRow() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        let grant = try await service.createGrant(key: id, grantee: "bob", operations: [.decrypt], actor: Self.owner)
+        let body = try #require(try fixture.fetch("SELECT body FROM tokens WHERE id = ?", [Data(grant.id.bytes)]).first?["body"] as Data?)
+        let widened = String(decoding: body, as: UTF8.self).replacingOccurrences(of: "\"decrypt\"", with: "\"decrypt\",\"encrypt\"")
+        try fixture.tamper("UPDATE tokens SET body = ? WHERE id = ?", [Data(widened.utf8), Data(grant.id.bytes)])
+        let reopened = try await fixture.reopen()
+        let bob = try Self.caller("bob")
+        guard case .integrityFailure = await keywardError({ () async throws(KeywardError) in _ = try await reopened.encrypt([1], key: id, actor: bob) }) else {
+            Issue.record("an edited grant row was honoured"); return
+        }
+        let report = try await reopened.verifyStore()
+        #expect(report.problems.contains { $0.contains(grant.id.description) }, "\(report.problems)")
+    }
+}
