@@ -86,6 +86,7 @@ struct LifecycleTests {
             case .update: _ = try await service.update(key: id, description: "x", actor: .owner("t"))
             case .importMaterial: _ = try await service.deleteImportedMaterial(key: id, actor: .owner("t"))
             case .manageGrants: _ = try await service.listGrants(key: id, actor: .owner("t"))
+            case .setKeyPolicy: _ = try await service.setKeyPolicy(nil, key: id, actor: .owner("t"))
             case .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction, .markCompromised:
                 _ = try await service.transition(key: id, operation, actor: .owner("t"))
             case .destroy, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore: break

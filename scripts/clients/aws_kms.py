@@ -360,6 +360,55 @@ try:
     k.revoke_grant(KeyId=grant_key["KeyId"], GrantId=by_key_id["GrantId"])
     check(code(lambda: g.generate_data_key(KeyId=grant_key["KeyId"], KeySpec="AES_256")) == "AccessDeniedException", "GenerateDataKey after RevokeGrant")
 
+    # Key policies: the part of the IAM language Keyward represents exactly, anything else refused.
+    check(json.loads(k.get_key_policy(KeyId=grant_key["KeyId"], PolicyName="default")["Policy"])["Statement"][0]["Principal"]["AWS"].endswith(":root"),
+          "GetKeyPolicy of a key without one: AWS's default policy")
+    check(k.list_key_policies(KeyId=grant_key["KeyId"])["PolicyNames"] == ["default"], "ListKeyPolicies")
+    account = "arn:aws:iam::%s:" % grant_key["Arn"].split(":")[4]
+    # Keyward's describe is every read of a key's metadata, so a statement names all of them.
+    user_actions = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:GetKeyRotationStatus",
+                    "kms:ListResourceTags", "kms:ListKeyRotations", "kms:GetKeyLastUsage", "kms:GetKeyPolicy", "kms:ListKeyPolicies"]
+    document = json.dumps({"Version": "2012-10-17", "Id": "keyward-test", "Statement": [
+        {"Sid": "Admins", "Effect": "Allow", "Principal": {"AWS": account + "root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "App", "Effect": "Allow", "Principal": {"AWS": account + "user/aws-grantee"}, "Action": user_actions, "Resource": "*",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:tenant": "a"}}},
+        {"Sid": "NoDecryptForNarrow", "Effect": "Deny", "Principal": {"AWS": "aws-encrypt-only"}, "Action": "kms:Decrypt", "Resource": grant_key["Arn"]}]})
+    k.put_key_policy(KeyId=grant_key["KeyId"], PolicyName="default", Policy=document)
+    check(k.get_key_policy(KeyId=grant_key["KeyId"])["Policy"] == document, "GetKeyPolicy returns the document as put")
+    check(g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"})["Plaintext"] == b"for the grantee", "Decrypt allowed by the key policy")
+    check(code(lambda: g.encrypt(KeyId=grant_key["KeyId"], Plaintext=b"x", EncryptionContext={"tenant": "b"})) == "AccessDeniedException",
+          "the key policy's kms:EncryptionContext condition")
+    check(code(lambda: g.schedule_key_deletion(KeyId=grant_key["KeyId"], PendingWindowInDays=7)) == "AccessDeniedException", "an action the key policy does not allow")
+    malformed = [
+        ({"Effect": "Allow", "Principal": "*", "NotAction": "kms:Decrypt", "Resource": "*"}, "NotAction"),
+        ({"Effect": "Allow", "Principal": "*", "Action": "kms:DescribeKey", "Resource": "*"}, "kms:DescribeKey without the other reads Keyward's describe covers"),
+        ({"Effect": "Allow", "Principal": "*", "Action": "kms:GenerateDataKey", "Resource": "*"}, "kms:GenerateDataKey without its WithoutPlaintext form"),
+        ({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "kms:*", "Resource": "*"}, "another account"),
+        ({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "kms:Decrypt", "Resource": "*"}, "a service principal"),
+        ({"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+          "Condition": {"StringLike": {"kms:EncryptionContext:tenant": "a*"}}}, "StringLike"),
+        ({"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+          "Condition": {"StringEquals": {"kms:CallerAccount": "1"}}}, "another condition key"),
+        ({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}, "a non-kms action"),
+        ({"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:us-east-1:1:key/other"}, "another resource"),
+    ]
+    for statement, why in malformed:
+        check(code(lambda: k.put_key_policy(KeyId=grant_key["KeyId"], PolicyName="default",
+                                            Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))) == "MalformedPolicyDocumentException",
+              "a policy with %s was accepted" % why)
+    check(code(lambda: k.put_key_policy(KeyId=grant_key["KeyId"], Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "someone-else"}, "Action": "kms:*", "Resource": "*"}]}))) == "MalformedPolicyDocumentException",
+          "a policy that locks its setter out")
+    check(k.get_key_policy(KeyId=grant_key["KeyId"])["Policy"] == document, "refused policies changed nothing")
+    k.put_key_policy(KeyId=grant_key["KeyId"], Policy=json.dumps(json.loads(k.get_key_policy(KeyId=grant_key["KeyId"])["Policy"])))
+    restricted = k.create_key(Description="created with a policy", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": account + "root"}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}]}))["KeyMetadata"]
+    restricted_blob = k.encrypt(KeyId=restricted["KeyId"], Plaintext=b"sealed")["CiphertextBlob"]
+    check(code(lambda: k.decrypt(CiphertextBlob=restricted_blob)) == "AccessDeniedException", "CreateKey's Policy: a Deny binds even the *:* access key")
+    results.append("key policies: GetKeyPolicy (AWS's default for a key without one), ListKeyPolicies, PutKeyPolicy with root, user-ARN and "
+                   "access-key principals, ReEncrypt*/GenerateDataKey* wildcards, a kms:EncryptionContext condition and a Deny; "
+                   "CreateKey with Policy; %d unrepresentable policies and a lockout refused with MalformedPolicyDocumentException" % len(malformed))
     results.append("grants: CreateGrant (by principal name, access key id and IAM ARN; idempotent by Name), use with and without the grant token, "
                    "EncryptionContextSubset enforced, ListGrants paged, ListRetirableGrants, RetireGrant by the grantee, RevokeGrant; "
                    "grantees refused listing and revoking")

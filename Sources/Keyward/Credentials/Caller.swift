@@ -40,9 +40,9 @@ public struct Caller: Sendable, CustomStringConvertible {
     /// from the store, so a grant this node has not yet seen applies at once. They add nothing
     /// a grant to another principal would not: each must still name this caller as its grantee.
     public private(set) var presentedGrants: [KeyID] = []
-    /// The request's encryption context, for grants whose constraints bind it (set by the
-    /// operations that take one; nil otherwise).
-    var grantContext: EncryptionContext? = nil
+    /// The request's encryption context, for grant constraints and key-policy conditions (set
+    /// by the operations that take one; nil otherwise).
+    var requestContext: EncryptionContext? = nil
 
     private init(principal: String, authority: Authority, context: AuditContext) {
         self.principal = principal
@@ -57,10 +57,10 @@ public struct Caller: Sendable, CustomStringConvertible {
         return caller
     }
 
-    /// The same caller, asking under `context` (for grant constraints).
+    /// The same caller, asking under `context` (for grant constraints and key-policy conditions).
     func asking(under context: EncryptionContext) -> Caller {
         var caller = self
-        caller.grantContext = context
+        caller.requestContext = context
         return caller
     }
 

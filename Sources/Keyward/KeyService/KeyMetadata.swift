@@ -56,6 +56,9 @@ public struct KeyMetadata: Sendable, Codable, Hashable {
     /// For an import wrapping key issued for one key (`KeyService.importParameters`): that key.
     /// Set only there; no request can set it, and the MAC over the metadata keeps it.
     public var importTarget: KeyID? = nil
+    /// The key's own policy, if one was set (`KeyService.setKeyPolicy`); nil leaves access to
+    /// callers' policies and grants alone.
+    public var keyPolicy: KeyPolicy? = nil
 
     /// Whether the key's material came from outside Keyward (`importKey`, or `importMaterial`
     /// into a key created for it): such a key is never rotated by Keyward.

@@ -105,10 +105,26 @@ extension KeyService {
         if operation != .describe, operation != .publicKey, key.aliases.contains(where: AccessPolicy.isReserved) {
             throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
         }
-        if policy.allows(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) { return }
-        guard try await grantPermits(operation, on: key.row.id, caller) else {
-            throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
+        switch policyDecision(operation, on: KeyDescription(metadata: key.metadata, aliases: key.aliases), policy: policy, caller) {
+        case true?: return
+        case false?: throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
+        case nil:
+            guard try await grantPermits(operation, on: key.row.id, caller) else {
+                throw .accessDenied(principal: caller.principal, operation: operation, key: key.row.id.description)
+            }
         }
+    }
+
+    /// What the caller's policy and the key's own policy (`KeyPolicy`) decide for `operation`:
+    /// false when a key-policy statement denies it, true when the caller's policy (for the
+    /// operations the key policy leaves to it) or a key-policy statement allows it, and nil when
+    /// neither does, so that only a grant can still allow it.
+    func policyDecision(_ operation: ServiceOperation, on key: KeyDescription, policy: AccessPolicy, _ caller: Caller) -> Bool? {
+        guard let keyPolicy = key.metadata.keyPolicy else { return policy.allows(operation, on: key) ? true : nil }
+        let context = caller.requestContext
+        if keyPolicy.denies(operation, principal: caller.principal, context: context) { return false }
+        if keyPolicy.principalPolicyOperations.contains(operation), policy.allows(operation, on: key) { return true }
+        return keyPolicy.allows(operation, principal: caller.principal, context: context) ? true : nil
     }
 
     /// Refuses, with `accessDenied`, a keyless operation the caller's policy grants nowhere.
@@ -151,7 +167,7 @@ extension ServiceOperation {
              .deriveSharedSecret, .decapsulate, .publicKey, .export:
             true
         case .describe, .rotate, .enable, .disable, .deactivate, .scheduleDestruction, .cancelDestruction,
-             .markCompromised, .destroy, .update, .importMaterial, .manageGrants, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
+             .markCompromised, .destroy, .update, .importMaterial, .manageGrants, .setKeyPolicy, .create, .random, .manageTokens, .readAudit, .verifyStore, .rotateKEK, .maintenance, .backup, .restore:
             false
         }
     }

@@ -24,6 +24,10 @@ public struct CreateKeyRequest: Sendable, Hashable {
     /// Whether every use of the key must carry a non-empty encryption context (symmetric
     /// encryption keys only).
     public var contextRequired: Bool
+    /// The key's own policy from the start, if any (`KeyService.setKeyPolicy`).
+    public var keyPolicy: KeyPolicy? = nil
+    /// Skips the check that `keyPolicy` leaves the creator able to set the key's policy again.
+    public var bypassKeyPolicyLockoutCheck = false
 
     public init(spec: KeySpec = .defaultSymmetric, aliases: [String] = [], tags: [String: String] = [:], description: String = "",
                 exportable: Bool = false, backupAllowed: Bool? = nil, rotationPeriodDays: Int? = nil, initialState: KeyState = .active, expiresAt: Date? = nil,
@@ -78,7 +82,7 @@ extension KeyService {
             if let expiry = request.expiresAt, expiry <= now {
                 throw .invalidArgument("expiresAt \(expiry.formatted(.iso8601)) is not in the future; a key must be usable when created")
             }
-            let metadata = KeyMetadata(
+            var metadata = KeyMetadata(
                 id: id, spec: request.spec, state: request.initialState, createdAt: now, stateChangedAt: now,
                 description: request.description, tags: request.tags, exportable: request.exportable,
                 backupAllowed: request.backupAllowed ?? (request.spec.purpose != .sign),
@@ -87,6 +91,14 @@ extension KeyService {
                 currentVersion: 1, minDecryptionVersion: 1, destructionDate: nil, origin: origin,
                 expiresAt: request.expiresAt, importWrappingFor: importWrappingFor,
                 contextRequired: request.contextRequired ? true : nil, awaitingMaterial: sealed == nil ? true : nil, importTarget: importTarget)
+            if let keyPolicy = request.keyPolicy {
+                try Self.check(keyPolicy)
+                metadata.keyPolicy = keyPolicy
+                if !request.bypassKeyPolicyLockoutCheck, let policy = actor.policy,
+                   policyDecision(.setKeyPolicy, on: KeyDescription(metadata: metadata, aliases: request.aliases), policy: policy, actor) != true {
+                    throw .notPermitted("the key policy would leave \(actor.principal) unable to change it; allow it set-key-policy, or bypass the lockout check on purpose")
+                }
+            }
             if let policy = actor.policy, !policy.allows(.create, on: KeyDescription(metadata: metadata, aliases: request.aliases))
                 || !request.aliases.allSatisfy({ policy.allowsNaming($0, for: .create) }) {
                 throw .accessDenied(principal: actor.principal, operation: .create, key: nil)
@@ -166,7 +178,7 @@ extension KeyService {
                 for row in rows {
                     position = row.id
                     let description = KeyDescription(metadata: try records.verifiedMetadata(row, fence), aliases: try await records.authenticAliases(of: row.id))
-                    if actor.permits(.describe, on: description), matching?(description) ?? true {
+                    if actor.policy.map({ policyDecision(.describe, on: description, policy: $0, actor) == true }) ?? true, matching?(description) ?? true {
                         keys.append(description)
                         if keys.count == limit { break }
                     }

@@ -164,7 +164,7 @@ extension KeyService {
     /// book, or from the store for grants the caller presents.
     func grantPermits(_ operation: ServiceOperation, on key: KeyID, _ caller: Caller) async throws(KeywardError) -> Bool {
         guard KeyGrant.grantable.contains(operation) else { return false }
-        let context = caller.grantContext
+        let context = caller.requestContext
         if try await grantBookGrants()[key]?.contains(where: { $0.grant.permits(operation, principal: caller.principal, context: context) }) == true {
             return true
         }
@@ -191,7 +191,7 @@ extension KeyService {
         try await auditor.audited(.key(.manageGrants), caller: actor, key: grant.key) { (event) throws(KeywardError) -> Void in
             event.detail = (retiring ? "retire" : "revoke") + " grant \(grantID)"
             let key = try await records.load(grant.key)
-            let byPolicy = actor.policy?.allows(.manageGrants, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) ?? true
+            let byPolicy = actor.policy.map { policyDecision(.manageGrants, on: KeyDescription(metadata: key.metadata, aliases: key.aliases), policy: $0, actor) == true } ?? true
             let byRole = retiring && (grant.retiringPrincipal.map { KeyGrant.principal(actor.principal, is: $0) } == true
                                       || (grant.granteeMayRetire && KeyGrant.principal(actor.principal, is: grant.grantee)))
             guard byPolicy || byRole else { throw .accessDenied(principal: actor.principal, operation: .manageGrants, key: grant.key.description) }
@@ -206,7 +206,7 @@ extension KeyService {
     /// Listing and revoking a key's grants need `manage-grants` from the policy itself.
     private func requirePolicyGrantManagement(_ key: LoadedKey, _ actor: Caller) throws(KeywardError) {
         guard let policy = actor.policy else { return }
-        guard policy.allows(.manageGrants, on: KeyDescription(metadata: key.metadata, aliases: key.aliases)) else {
+        guard policyDecision(.manageGrants, on: KeyDescription(metadata: key.metadata, aliases: key.aliases), policy: policy, actor) == true else {
             throw .accessDenied(principal: actor.principal, operation: .manageGrants, key: key.row.id.description)
         }
     }
@@ -219,7 +219,8 @@ extension KeyService {
         let own = try await grantBookGrants()[key.row.id, default: []].filter {
             KeyGrant.principal(actor.principal, is: $0.grant.grantee) && $0.grant.operations.contains(.manageGrants)
         }
-        for operation in operations where !policy.allows(operation, on: description) || !policy.allows(.manageGrants, on: description) {
+        let holdsByPolicy = { (operation: ServiceOperation) -> Bool in self.policyDecision(operation, on: description, policy: policy, actor) == true }
+        for operation in operations where !holdsByPolicy(operation) || !holdsByPolicy(.manageGrants) {
             let covered = own.contains { held in
                 held.grant.operations.contains(operation) && (constraints ?? GrantConstraints()).isAtLeastAsStrict(as: held.grant.constraints)
             }

@@ -14,6 +14,8 @@ public enum ServiceOperation: String, Sendable, Codable, CaseIterable {
     case importMaterial = "import-material"
     /// Creating, listing, retiring and revoking the key's grants (`KeyService.createGrant`).
     case manageGrants = "manage-grants"
+    /// Setting or removing the key's own policy (`KeyPolicy`; AWS's PutKeyPolicy).
+    case setKeyPolicy = "set-key-policy"
     /// Creating or importing a key (checked against the new key's aliases and tags).
     case create
     /// Random bytes from the service (names no key).
@@ -52,17 +54,17 @@ public enum LifecycleTable {
         if ServiceOperation.keyless.contains(operation) { return false }
         switch state {
         case .preActive:
-            return [.describe, .enable, .update, .importMaterial, .manageGrants, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
+            return [.describe, .enable, .update, .importMaterial, .manageGrants, .setKeyPolicy, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
         case .active:
             return ![.enable, .cancelDestruction, .destroy].contains(operation)
         case .disabled:
-            return [.describe, .enable, .update, .importMaterial, .manageGrants, .deactivate, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
+            return [.describe, .enable, .update, .importMaterial, .manageGrants, .setKeyPolicy, .deactivate, .scheduleDestruction, .markCompromised, .publicKey].contains(operation)
         case .deactivated:
-            return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .manageGrants, .scheduleDestruction, .markCompromised].contains(operation)
+            return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .manageGrants, .setKeyPolicy, .scheduleDestruction, .markCompromised].contains(operation)
         case .compromised:
-            return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .manageGrants, .scheduleDestruction].contains(operation)
+            return [.describe, .decrypt, .verify, .verifyMAC, .publicKey, .update, .manageGrants, .setKeyPolicy, .scheduleDestruction].contains(operation)
         case .pendingDestruction:
-            return [.describe, .cancelDestruction, .destroy, .manageGrants].contains(operation)
+            return [.describe, .cancelDestruction, .destroy, .manageGrants, .setKeyPolicy].contains(operation)
         case .destroyed:
             return [.describe].contains(operation)
         }

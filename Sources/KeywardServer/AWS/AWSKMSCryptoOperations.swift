@@ -279,8 +279,6 @@ enum AWSKMSCryptoOperations {
 /// The AWS KMS model's operations Keyward does not serve, with the reason (docs/aws-kms.md).
 enum AWSKMSCatalogue {
     static let notSupported: [String: String] = [
-        "GetKeyPolicy": "key policies are not supported yet", "PutKeyPolicy": "key policies are not supported yet",
-        "ListKeyPolicies": "key policies are not supported yet",
         "ConnectCustomKeyStore": "custom key stores are out of scope", "CreateCustomKeyStore": "custom key stores are out of scope",
         "DeleteCustomKeyStore": "custom key stores are out of scope", "DescribeCustomKeyStores": "custom key stores are out of scope",
         "DisconnectCustomKeyStore": "custom key stores are out of scope", "UpdateCustomKeyStore": "custom key stores are out of scope",

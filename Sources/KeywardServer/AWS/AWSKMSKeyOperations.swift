@@ -198,7 +198,6 @@ enum AWSKMSKeyOperations {
     static func createKey(_ call: AWSCall, _ json: inout JSONWriter) async throws {
         let input = call.input
         try input.refuse([
-            "Policy": "key policies are not supported yet; access comes from the access key's Keyward policy",
             "CustomKeyStoreId": "custom key stores are out of scope",
             "XksKeyId": "external key stores are out of scope",
         ])
@@ -222,9 +221,21 @@ enum AWSKMSKeyOperations {
             }
             spec = chosen
         }
-        let request = CreateKeyRequest(spec: spec, tags: tags, description: try input.string("Description") ?? "")
-        let key = try await call.run { () async throws(KeywardError) in
+        var request = CreateKeyRequest(spec: spec, tags: tags, description: try input.string("Description") ?? "")
+        if let text = try input.string("Policy") {
+            // The key's ARN is not known yet: its statements name their Resource as "*".
+            let parsed = try AWSKeyPolicyDocument.parse(text, keyARN: "*", accountID: call.settings.accountID)
+            request.keyPolicy = parsed.statements.isEmpty && parsed.principalPolicyOperations == KeyPolicy.keyOperations ? nil : parsed
+            request.bypassKeyPolicyLockoutCheck = try input.bool("BypassPolicyLockoutSafetyCheck") ?? false
+        }
+        let key: KeyDescription
+        do throws(APIError) {
+            key = try await call.run { () async throws(KeywardError) in
             origin == "EXTERNAL" ? try await call.service.createKeyForImport(request, actor: call.caller) : try await call.service.createKey(request, actor: call.caller)
+            }
+        } catch {
+            if error.code == "not_permitted", request.keyPolicy != nil { throw AWSKeyPolicyDocument.malformed(error.message) }
+            throw error
         }
         json.member("KeyMetadata") { json in json.object { keyMetadata(key, call, &$0) } }
     }

@@ -56,6 +56,7 @@ enum AWSKMSRoutes {
         .merging(AWSKMSCryptoOperations.handlers) { first, _ in first }
         .merging(AWSKMSImportOperations.handlers) { first, _ in first }
         .merging(AWSKMSGrantOperations.handlers) { first, _ in first }
+        .merging(AWSKMSKeyPolicyOperations.handlers) { first, _ in first }
 }
 
 /// One AWS call: the service, the caller, the decoded body, and the identifiers' settings.

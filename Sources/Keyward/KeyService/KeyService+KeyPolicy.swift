@@ -1,0 +1,49 @@
+import Foundation
+import KeywardCrypto
+import KeywardStorage
+
+/// A key's own policy (`KeyPolicy`): set, replaced or removed by callers that hold
+/// `set-key-policy` on the key, kept in the key's MAC'd metadata (so it is cached, coherent and
+/// replay-checked with the key), and applied by `authorize` to every front end.
+extension KeyService {
+    /// Sets `key`'s policy (nil removes it). Unless `bypassLockoutCheck`, a policy that would
+    /// leave the caller unable to set the key's policy again is refused, so no caller locks
+    /// itself out by accident (the store's owner is never bound by key policies).
+    ///
+    /// - Throws: `invalidArgument` for a document over 32 KiB or a statement that names no
+    ///   principal or operation, or an operation that is not on a key; `notPermitted` for a
+    ///   policy that fails the lockout check.
+    public func setKeyPolicy(_ keyPolicy: KeyPolicy?, key reference: String, bypassLockoutCheck: Bool = false,
+                             actor: Caller) async throws(KeywardError) -> KeyDescription {
+        if let keyPolicy { try Self.check(keyPolicy) }
+        return try await withUsableKey(reference, .setKeyPolicy, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+            var metadata = key.metadata
+            metadata.keyPolicy = keyPolicy
+            if !bypassLockoutCheck, let policy = actor.policy,
+               policyDecision(.setKeyPolicy, on: KeyDescription(metadata: metadata, aliases: key.aliases), policy: policy, actor) != true {
+                throw .notPermitted("the policy would leave \(actor.principal) unable to change key \(key.row.id)'s policy again; "
+                                    + "allow it set-key-policy, or bypass the lockout check on purpose")
+            }
+            event.detail = keyPolicy.map { "key policy set: \($0.statements.count) statements" } ?? "key policy removed"
+            return try await commit(key, metadata, event: &event)
+        }
+    }
+
+    static func check(_ keyPolicy: KeyPolicy) throws(KeywardError) {
+        guard keyPolicy.document.utf8.count <= KeyPolicy.maximumDocumentBytes else {
+            throw .invalidArgument("a key policy is at most \(KeyPolicy.maximumDocumentBytes) bytes")
+        }
+        guard keyPolicy.statements.count <= 100 else { throw .invalidArgument("a key policy holds at most 100 statements") }
+        for statement in keyPolicy.statements {
+            guard !statement.principals.isEmpty, !statement.operations.isEmpty else {
+                throw .invalidArgument("every key-policy statement names at least one principal and one operation")
+            }
+            guard statement.operations.isSubset(of: KeyPolicy.keyOperations), statement.principals.allSatisfy({ (1...256).contains($0.count) }) else {
+                throw .invalidArgument("key-policy statements name operations on the key and principals of 1 to 256 characters")
+            }
+        }
+        guard keyPolicy.principalPolicyOperations.isSubset(of: KeyPolicy.keyOperations) else {
+            throw .invalidArgument("a key policy leaves only operations on the key to callers' policies")
+        }
+    }
+}
