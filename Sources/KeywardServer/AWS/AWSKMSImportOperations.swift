@@ -105,7 +105,7 @@ enum AWSKMSImportOperations {
 
     /// The key, which must have been created for imported material (`UnsupportedOperationException`).
     private static func external(_ call: AWSCall, _ reference: String) async throws(APIError) -> KeyDescription {
-        let key = try await AWSKMSKeyOperations.describe(call, reference)
+        let key = try await AWSKMSKeyOperations.describe(call, reference, for: .importMaterial)
         guard key.metadata.origin == KeyMetadata.externalOrigin else {
             throw AWSFault.unsupported("key \(key.metadata.id) has origin AWS_KMS; key material is imported only into keys created with Origin EXTERNAL")
         }
