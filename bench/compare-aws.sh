@@ -20,6 +20,7 @@ RUNS=${RUNS:-3}
 CONCURRENCY=${CONCURRENCY:-16}
 PORT=${PORT:-18461}
 OUT=${OUT:-$(mktemp -d /tmp/keyward-aws.XXXX)}
+mkdir -p "$OUT"
 THREADS=${THREADS:-$(nproc)}
 bash scripts/setup.sh
 command -v wrk >/dev/null || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo; $SUDO apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk jq curl >/dev/null; }

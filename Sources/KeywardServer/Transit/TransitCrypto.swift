@@ -221,7 +221,7 @@ enum TransitCrypto {
         let key = call.prefix + (try call.name())
         return try await single(call) { input in
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input for HMAC") }
-            try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"])
+            try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"], for: .mac)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: key, actor: call.caller) }
             return [("hmac", wrap(result.tag, version: result.version)), ("key_version", String(result.version))]
         }
@@ -233,7 +233,7 @@ enum TransitCrypto {
         /// signature algorithm.
         func spec(if needed: Bool) async throws -> KeySpec? {
             guard needed else { return nil }
-            return try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+            return try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, forUseIn: .sign, actor: call.caller).metadata.spec }
         }
         func needsSpec(_ input: TransitInput) throws -> Bool {
             try marshalsJWS(input) || input.string("hash_algorithm") != nil || input.string("signature_algorithm") != nil
@@ -291,9 +291,11 @@ enum TransitCrypto {
 
     /// `checkScheme` for a single call, reading the key's spec only when the input names a hash
     /// or a signature algorithm.
-    private static func checkScheme(_ call: TransitCall, _ key: String, _ input: TransitInput, hashFields: [String]) async throws {
+    private static func checkScheme(_ call: TransitCall, _ key: String, _ input: TransitInput, hashFields: [String], for operation: ServiceOperation) async throws {
         guard try hashFields.contains(where: { try input.string($0) != nil }) || input.string("signature_algorithm") != nil else { return }
-        let spec = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller).metadata.spec }
+        let spec = try await call.run { () async throws(KeywardError) in
+            try await call.service.describe(key: key, forUseIn: operation, actor: call.caller).metadata.spec
+        }
         for field in hashFields { try checkScheme(input, spec, hashField: field) }
     }
 
@@ -324,13 +326,13 @@ enum TransitCrypto {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to verify") }
             let valid: Bool
             if let text = try input.string("hmac") {
-                try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"])
+                try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"], for: .verifyMAC)
                 let (version, tag) = try unwrap(text, field: "hmac")
                 valid = try await call.run { () async throws(KeywardError) in
                     try await call.service.verifyMAC(tag, for: message, key: key, version: version, actor: call.caller)
                 }
             } else if let text = try input.string("signature") {
-                try await checkScheme(call, key, input, hashFields: ["hash_algorithm"])
+                try await checkScheme(call, key, input, hashFields: ["hash_algorithm"], for: .verify)
                 let jws = try marshalsJWS(input)
                 let (version, signature) = try jws ? unwrapJWS(text) : unwrap(text, field: "signature")
                 let signing: SigningInput = try input.bool("prehashed") == true ? .digest(message) : .message(message)
