@@ -32,13 +32,15 @@ public final class PostgresKeyStore: KeyStore {
     /// Where the database is.
     public let location: PostgresLocation
     private let client: PostgresClient
-    private let runner: Task<Void, Never>
+    /// The task running the pool, when the store runs it itself (`connect`); nil when the
+    /// caller runs it under its ServiceGroup (`PostgresPool`).
+    private let runner: Task<Void, Never>?
     private let logger: Logger
     private let fence = Mutex<[UInt8]?>(nil)
     /// How long one store call may take before it fails with `unavailable`.
     public let operationTimeout: Duration
 
-    private init(location: PostgresLocation, client: PostgresClient, runner: Task<Void, Never>, logger: Logger, operationTimeout: Duration) {
+    private init(location: PostgresLocation, client: PostgresClient, runner: Task<Void, Never>?, logger: Logger, operationTimeout: Duration) {
         self.location = location
         self.client = client
         self.runner = runner
@@ -72,11 +74,28 @@ public final class PostgresKeyStore: KeyStore {
         return store
     }
 
-    deinit { runner.cancel() }
+    /// A store on `pool`, which the caller runs as a ServiceLifecycle service (`keyward serve`
+    /// runs it in its ServiceGroup, started before and stopped after the server), applying
+    /// missing schema migrations under the migration lock. Several stores may share one pool:
+    /// each keeps its own KEK fence.
+    ///
+    /// - Throws: `unavailable` when the database cannot be reached within `operationTimeout`
+    ///   (the pool is not running, the database is down, the credentials are refused), or holds
+    ///   a schema newer than this build.
+    public static func open(on pool: PostgresPool, operationTimeout: Duration = .seconds(5),
+                            logger: Logger = Logger(label: "keyward.postgres")) async throws(StorageError) -> PostgresKeyStore {
+        let store = PostgresKeyStore(location: pool.location, client: pool.client, runner: nil, logger: logger, operationTimeout: operationTimeout)
+        let client = pool.client
+        try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
+        return store
+    }
 
-    /// Closes the connection pool (it also closes when the store is released). The store
+    deinit { runner?.cancel() }
+
+    /// Closes the connection pool when the store runs it itself (it also closes when the store
+    /// is released); a pool the caller runs stops with the caller's ServiceGroup. The store
     /// cannot be used afterwards.
-    public func close() { runner.cancel() }
+    public func close() { runner?.cancel() }
 
     // MARK: Transactions
 

@@ -4,7 +4,9 @@ import Keyward
 import KeywardCrypto
 import KeywardServer
 import KeywardStorage
+import KeywardPostgres
 import Logging
+import ServiceLifecycle
 
 /// `keyward serve`: the HTTPS API. `--dev` sets everything up in a local folder; production
 /// reads `--config FILE` (YAML), then `KEYWARD_*` variables, then these flags (later wins).
@@ -61,45 +63,79 @@ struct Serve: AsyncParsableCommand {
             // the caches every 250 ms, and past 1 s without a confirmation they are bypassed.
             let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds), coherenceBound: 1,
                                                nodeID: NodeIdentity.make())
+            var storeOptions = self.storeOptions
+            if storeOptions.store == nil { storeOptions.store = settings.store }
+            if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }
+            if !dev, storeOptions.isPostgres {
+                // PostgreSQL: the connection pool runs in the ServiceGroup, ahead of the server, so
+                // it runs before the first query and closes only after the server has drained.
+                let location: PostgresLocation
+                let pool: PostgresPool
+                do {
+                    location = try PostgresLocation(storeOptions.storePath)
+                    pool = try PostgresPool(location, password: try PostgresLocation.password())
+                } catch let error as PostgresStoreError {
+                    throw CLIError(.failure, error.description)
+                }
+                let opened = storeOptions, configured = settings
+                let launch = ServerLaunch {
+                    let connect: @Sendable () async throws -> any KeyStore = { try await PostgresKeyStore.open(on: pool) }
+                    let (service, root) = try await opened.openWithRoot(options: options, store: try await connect())
+                    try await self.serve(service: service, root: root, settings: configured, banner: [], connect: connect, options: options, inGroup: true)
+                }
+                var group = ServiceGroupConfiguration(services: [.init(service: pool), .init(service: launch)],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "keyward"))
+                group.maximumGracefulShutdownDuration = .seconds(settings.shutdownGraceSeconds)
+                try await ServiceGroup(configuration: group).run()
+                return
+            }
             let service: KeyService
             let root: any RootOfTrust
-            var opened = self.storeOptions
+            var opened = storeOptions
             var banner: [String] = []
             if dev {
                 (service, banner) = try await developmentSetup(&settings, options: options)
                 opened.store = URL(fileURLWithPath: devDir).appendingPathComponent("keyward.db").path
                 root = try KeyFileRootOfTrust(path: URL(fileURLWithPath: devDir).appendingPathComponent("root.key").path)
             } else {
-                var storeOptions = self.storeOptions
-                if storeOptions.store == nil { storeOptions.store = settings.store }
-                if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }
                 (service, root) = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability)
-                opened = storeOptions
             }
-            // A KEK rotated by another process is taken up by opening the store again with the
-            // same root of trust (a fresh connection, so the old service's writes stay fenced).
             let durability = settings.auditDurability
             let location = opened
-            let reopen: @Sendable () async throws(KeywardError) -> KeyService = { () async throws(KeywardError) -> KeyService in
-                let store: any KeyStore
-                do {
-                    store = try await location.connectStore(auditDurability: durability)
-                } catch let error as StorageError {
-                    throw .storage(error)
-                } catch {
-                    throw .storage(.unavailable("\(error)"))
-                }
-                return try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }, options: options)
+            try await serve(service: service, root: root, settings: settings, banner: banner,
+                            connect: { try await location.connectStore(auditDurability: durability) }, options: options, inGroup: false)
+        }
+    }
+
+    /// Runs the server over `service`. A KEK rotated by another process is taken up by opening
+    /// the store again with the same root of trust, through a fresh store (`connect`), so the
+    /// old service's writes stay fenced. In a ServiceGroup already (`inGroup`), the server runs
+    /// as its service; otherwise it runs its own, which handles the signals.
+    private func serve(service: KeyService, root: any RootOfTrust, settings: ServerConfiguration, banner: [String],
+                       connect: @escaping @Sendable () async throws -> any KeyStore, options: KeyService.Options, inGroup: Bool) async throws {
+        let reopen: @Sendable () async throws(KeywardError) -> KeyService = { () async throws(KeywardError) -> KeyService in
+            let store: any KeyStore
+            do {
+                store = try await connect()
+            } catch let error as StorageError {
+                throw .storage(error)
+            } catch {
+                throw .storage(.unavailable("\(error)"))
             }
-            let server = try KeywardServer(service: service, configuration: settings, reopen: reopen, rootOfTrust: root)
-            let scheme = settings.insecureHTTP ? "http" : "https"
-            let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
-            let lines = banner
-            try await server.run { port in
-                var text = "keyward listening on \(scheme)://\(host):\(port)\n"
-                for line in lines { text += line.replacingOccurrences(of: "{url}", with: "\(scheme)://\(host):\(port)") + "\n" }
-                FileHandle.standardOutput.write(Data(text.utf8))
-            }
+            return try await KeyService.open(store: store, root: { (_) throws(KeywardError) -> any RootOfTrust in root }, options: options)
+        }
+        let server = try KeywardServer(service: service, configuration: settings, reopen: reopen, rootOfTrust: root)
+        let scheme = settings.insecureHTTP ? "http" : "https"
+        let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
+        let announce: @Sendable (Int) async -> Void = { port in
+            var text = "keyward listening on \(scheme)://\(host):\(port)\n"
+            for line in banner { text += line.replacingOccurrences(of: "{url}", with: "\(scheme)://\(host):\(port)") + "\n" }
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        if inGroup {
+            try await server.makeApplication(onRunning: announce).run()
+        } else {
+            try await server.run(onRunning: announce)
         }
     }
 
@@ -165,4 +201,14 @@ extension ServerConfiguration {
     var auditDurability: AuditDurability {
         auditSyncMilliseconds == 0 ? .eachBatch : .within(.milliseconds(auditSyncMilliseconds))
     }
+}
+
+/// A service that opens the store and runs the server, for a ServiceGroup whose earlier services
+/// (the PostgreSQL pool) must be running first.
+private struct ServerLaunch: Service {
+    let body: @Sendable () async throws -> Void
+
+    init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
+
+    func run() async throws { try await body() }
 }

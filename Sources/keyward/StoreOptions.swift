@@ -109,12 +109,13 @@ struct StoreOptions: ParsableArguments {
         try await openWithRoot().service
     }
 
-    /// Opens the store and also returns its root of trust (for KEK rotation), asking for a
-    /// passphrase only once.
-    func openWithRoot(options: KeyService.Options = KeyService.Options(),
-                      auditDurability: AuditDurability = .eachBatch) async throws -> (service: KeyService, root: any RootOfTrust) {
+    /// Opens the store (or `store`, already connected) and also returns its root of trust (for
+    /// KEK rotation), asking for a passphrase only once.
+    func openWithRoot(options: KeyService.Options = KeyService.Options(), auditDurability: AuditDurability = .eachBatch,
+                      store connected: (any KeyStore)? = nil) async throws -> (service: KeyService, root: any RootOfTrust) {
         try Keyward.harden()
-        let store = try await connectStore(auditDurability: auditDurability)
+        let store: any KeyStore
+        if let connected { store = connected } else { store = try await connectStore(auditDurability: auditDurability) }
         guard let header = try await store.header() else {
             throw CLIError(.failure, "\(storePath) is not an initialised Keyward store")
         }

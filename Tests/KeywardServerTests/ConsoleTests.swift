@@ -217,6 +217,35 @@ struct ConsoleTests {
         }
     }
 
+    @Test("who may use a key: its key policy's statements, its live grants, and tokens only as far as the key policy lets their policies count")
+    func whoMayUseIt() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let user = try await fixture.token(["encrypt,decrypt:*"], principal: "ledger-app")
+        let key = try await fixture.service.createKey(CreateKeyRequest(aliases: ["ledger"]), actor: .owner("test"))
+        _ = try await fixture.service.createGrant(key: "ledger", grantee: "auditor", operations: [.decrypt],
+                                                  constraints: GrantConstraints(contextSubset: ["book": "2026"]), actor: .owner("test"))
+        let before = try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            return try await Self.page(client, "/ui/keys/\(key.metadata.id)", browser).text
+        }
+        #expect(before.contains("grant ") && before.contains("to auditor") && before.contains("book=2026"))
+        #expect(before.contains("token:\(user.record.id):ledger-app"))
+        // A key policy that leaves callers' policies only describe: the token's row goes, the
+        // statements show, a deny included.
+        let policy = KeyPolicy(statements: [
+            KeyPolicy.Statement(effect: .allow, principals: ["billing"], operations: [.encrypt], contextEquals: ["tenant": "a"]),
+            KeyPolicy.Statement(effect: .deny, principals: ["*"], operations: [.export]),
+        ], principalPolicyOperations: [.describe, .setKeyPolicy, .manageGrants], document: "{}")
+        _ = try await fixture.service.setKeyPolicy(policy, key: "ledger", actor: .owner("test"))
+        let after = try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            return try await Self.page(client, "/ui/keys/\(key.metadata.id)", browser).text
+        }
+        #expect(after.contains("key policy allows billing") && after.contains("tenant=a") && after.contains("key policy DENIES *"))
+        #expect(!after.contains("token:\(user.record.id):ledger-app"), "a token whose policy no longer counts on the key is still listed")
+    }
+
     @Test("destructive actions need the key's alias typed; console actions are audited with the console's route")
     func confirmationAndAudit() async throws {
         let fixture = try await ServerFixture.make()

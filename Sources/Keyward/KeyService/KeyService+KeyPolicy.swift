@@ -29,6 +29,13 @@ extension KeyService {
         }
     }
 
+    /// Whether `policy`, held by `principal`, may do `operation` on `key` once the key's own
+    /// policy has its say, for a request with no encryption context (grants aside): what a
+    /// console shows as a credential's access to a key.
+    public func policyPermits(_ operation: ServiceOperation, on key: KeyDescription, principal: String, policy: AccessPolicy) -> Bool {
+        policyDecision(operation, on: key, policy: policy, .principal(principal, policy: policy)) == true
+    }
+
     static func check(_ keyPolicy: KeyPolicy) throws(KeywardError) {
         guard keyPolicy.document.utf8.count <= KeyPolicy.maximumDocumentBytes else {
             throw .invalidArgument("a key policy is at most \(KeyPolicy.maximumDocumentBytes) bytes")

@@ -201,14 +201,36 @@ extension Console {
     }
 
     /// Who may use the key: for a user who manages tokens, every live token and certificate
-    /// rule whose policy grants something on it; otherwise only the user's own grants.
+    /// rule whose policy grants something on it (as far as the key's own policy lets it), the
+    /// key policy's statements and the live grants on the key; otherwise only the user's own
+    /// access.
     private func grants(on key: KeyDescription, _ user: User, _ caller: Caller) async throws -> [GrantRow] {
+        let service = slot.current
         func row(_ who: String, _ policy: AccessPolicy) -> GrantRow? {
-            let operations = ServiceOperation.allCases.filter { policy.allows($0, on: key) }
+            let operations = ServiceOperation.allCases.filter { service.policyPermits($0, on: key, principal: who, policy: policy) }
             return operations.isEmpty ? nil : GrantRow(principal: who, operations: operations.map(\.rawValue).joined(separator: ", "))
+        }
+        func conditioned(_ names: Set<ServiceOperation>, _ pairs: [String: String]?, _ word: String) -> String {
+            let operations = names.map(\.rawValue).sorted().joined(separator: ", ")
+            guard let pairs, !pairs.isEmpty else { return operations }
+            return operations + " (\(word) " + pairs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")"
         }
         guard user.principal.policy.allowsEverywhere(.manageTokens) else {
             return [row(user.principal.name + " (you)", user.principal.policy)].compactMap { $0 }
+        }
+        var statements: [GrantRow] = []
+        for statement in key.metadata.keyPolicy?.statements ?? [] {
+            let verb = statement.effect == .allow ? "key policy allows" : "key policy DENIES"
+            statements.append(GrantRow(principal: "\(verb) \(statement.principals.joined(separator: ", "))",
+                                       operations: conditioned(statement.operations, statement.contextEquals, "when the context holds")))
+        }
+        if let live = try? await service.listGrants(key: key.metadata.id.description, limit: 1000, actor: caller) {
+            for record in live.grants {
+                let constraints = record.grant.constraints
+                let pairs = constraints.map { ($0.contextEquals ?? [:]).merging($0.contextSubset ?? [:]) { first, _ in first } }
+                statements.append(GrantRow(principal: "grant \(record.id) to \(record.grant.grantee)",
+                                           operations: conditioned(record.grant.operations, pairs, constraints?.contextEquals != nil ? "context exactly" : "context holding")))
+            }
         }
         var rows: [GrantRow] = []
         var cursor: KeyID? = nil
@@ -223,7 +245,7 @@ extension Console {
         for (subject, policy) in certificates.policies.sorted(by: { $0.key < $1.key }) {
             if let found = row("mtls:\(subject)", policy) { rows.append(found) }
         }
-        return rows
+        return statements + rows
     }
 }
 
