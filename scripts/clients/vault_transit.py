@@ -13,7 +13,7 @@ unchanged but for the address, over HTTPS with the dev server's CA:
 
 Usage: vault_transit.py KEYWARD_BINARY
 """
-import base64, json, os, ssl, subprocess, sys, tempfile, urllib.error, urllib.request, uuid
+import base64, hashlib, hmac, json, os, ssl, subprocess, sys, tempfile, urllib.error, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
 from keyward_process import client, fail as failed, start, stop  # noqa: E402
@@ -209,6 +209,24 @@ try:
             fail("a %s key signed with %s" % (spec, other))
         except hvac.exceptions.InvalidRequest:
             pass
+    # The same through Transit alone: hash_algorithm and signature_algorithm at creation (a
+    # Keyward extension; Vault ignores them there) choose the key's one scheme.
+    rs256 = name + "-rs256"
+    vault.adapter.post("/v1/transit/keys/" + rs256, json={"type": "rsa-2048", "signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-256"})
+    signature = transit.sign_data(name=rs256, hash_input=b64(b"release 3.0"), signature_algorithm="pkcs1v15")["data"]["signature"]
+    public = serialization.load_pem_public_key(transit.read_key(name=rs256)["data"]["keys"]["1"]["public_key"].encode())
+    public.verify(base64.b64decode(signature.split(":", 2)[2]), b"release 3.0", rsa_padding.PKCS1v15(), hashes.SHA256())
+    mac512 = name + "-hmac512"
+    vault.adapter.post("/v1/transit/keys/" + mac512, json={"type": "hmac", "hash_algorithm": "sha2-512", "exportable": True})
+    tag = transit.generate_hmac(name=mac512, hash_input=b64(b"ledger"), algorithm="sha2-512")["data"]["hmac"]
+    exported = list(transit.export_key(name=mac512, key_type="hmac-key")["data"]["keys"].values())[0]
+    check(base64.b64decode(tag.split(":", 2)[2]) == hmac.new(base64.b64decode(exported), b"ledger", hashlib.sha512).digest(),
+          "an hmac key created with hash_algorithm sha2-512 computes HMAC-SHA-512")
+    try:
+        vault.adapter.post("/v1/transit/keys/" + name + "-bad-choice", json={"type": "ed25519", "signature_algorithm": "pkcs1v15"})
+        fail("an Ed25519 key took a signature_algorithm")
+    except hvac.exceptions.InvalidRequest:
+        pass
     # Export: only exportable keys, never a private signing key. The exported HMAC key computes
     # the tags Transit returns.
     exportable = name + "-export"
@@ -245,7 +263,7 @@ try:
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
     results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, derived keys (context required and bound; convergent refused), "
                    "rewrap, min_decryption_version enforced, min_encryption_version, trim, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
-                   "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), export (the exported HMAC key "
+                   "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), an rsa-2048 pkcs1v15 and an hmac sha2-512 key created through Transit with the scheme chosen at creation, export (the exported HMAC key "
                    "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")
 
     # A Transit ciphertext is Keyward's: the native API opens it.

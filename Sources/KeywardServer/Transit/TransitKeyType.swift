@@ -22,6 +22,39 @@ enum TransitKeyType {
         }
     }
 
+    /// The spec of a Transit `type` created with a Keyward extension: `hash_algorithm` and
+    /// `signature_algorithm` at creation choose the one scheme an RSA key signs with (pss or
+    /// pkcs1v15 over sha2-256/384/512) and the hash an HMAC key uses, since a Keyward key has one
+    /// algorithm for life. Nil when neither is given; a choice a type cannot take is an error.
+    static func spec(_ type: String, hash: String?, signatureAlgorithm: String?) throws(APIError) -> KeySpec? {
+        guard hash != nil || signatureAlgorithm != nil, let base = spec(type) else { return nil }
+        let digest: RSASignatureScheme.Hash?
+        switch hash {
+        case nil: digest = nil
+        case "sha2-256": digest = .sha256
+        case "sha2-384": digest = .sha384
+        case "sha2-512": digest = .sha512
+        default: throw TransitError.invalid("hash_algorithm \(hash!.prefix(40)) at creation: sha2-256, sha2-384 or sha2-512")
+        }
+        if let bits = base.rsaBits, base.purpose == .sign {
+            let padding: RSASignatureScheme.Padding
+            switch signatureAlgorithm ?? "pss" {
+            case "pss": padding = .pss
+            case "pkcs1v15": padding = .pkcs1v15
+            default: throw TransitError.invalid("signature_algorithm \(signatureAlgorithm!.prefix(40)): pss or pkcs1v15")
+            }
+            return KeySpec.rsaSigning(bits: bits, RSASignatureScheme(padding: padding, hash: digest ?? .sha256))
+        }
+        if base == .hmacSHA256, signatureAlgorithm == nil {
+            switch digest {
+            case .sha384?: return .hmacSHA384
+            case .sha512?: return .hmacSHA512
+            default: return .hmacSHA256
+            }
+        }
+        throw TransitError.invalid("hash_algorithm and signature_algorithm at creation choose the scheme of rsa-* signing keys and the hash of hmac keys, not of \(type.prefix(40))")
+    }
+
     /// The Transit `type` of a Keyward spec (Keyward's own name, lowercased, for specs Transit
     /// has none for).
     static func name(_ spec: KeySpec) -> String {

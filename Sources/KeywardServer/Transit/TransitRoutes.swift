@@ -63,7 +63,10 @@ enum TransitRoutes {
         transit(.post, "/keys/{name}") { call in
             let name = try call.name()
             let type = try call.input.string("type") ?? "aes256-gcm96"
-            guard let spec = TransitKeyType.spec(type) else { throw TransitError.invalid("unknown key type \(type.prefix(40))") }
+            guard var spec = TransitKeyType.spec(type) else { throw TransitError.invalid("unknown key type \(type.prefix(40))") }
+            if let chosen = try TransitKeyType.spec(type, hash: call.input.string("hash_algorithm"), signatureAlgorithm: call.input.string("signature_algorithm")) {
+                spec = chosen
+            }
             if try call.input.bool("convergent_encryption") == true {
                 throw TransitError.invalid("convergent encryption is not supported: it reveals which plaintexts are equal (decision 0029); "
                                            + "use a derived key, whose context is bound into each ciphertext")
