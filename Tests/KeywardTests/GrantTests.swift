@@ -167,6 +167,33 @@ struct GrantTests {
         #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([3], key: id, actor: eve.presenting(grants: [third.id])) } != nil)
     }
 
+    @Test("attack: a token manager cannot mint a credential under a grantee's name, or a name a key policy allows, to inherit access it does not hold")
+    func namedAccessIsNotInherited() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        _ = try await service.createGrant(key: id, grantee: "bob", operations: [.decrypt], actor: Self.owner)
+        let policy = KeyPolicy(statements: [KeyPolicy.Statement(effect: .allow, principals: ["carol"], operations: [.encrypt])],
+                               principalPolicyOperations: KeyPolicy.keyOperations, document: "{}")
+        _ = try await service.setKeyPolicy(policy, key: id, actor: Self.owner)
+        let manager = try Self.caller("manager", "manage-tokens:*")
+        let nothing = AccessPolicy(rules: [])
+        for name in ["bob", "carol"] {
+            guard case .notPermitted = await keywardError({ () async throws(KeywardError) in
+                _ = try await service.issueToken(principal: name, policy: nothing, lifetime: nil, actor: manager)
+            }) else { Issue.record("a token manager minted a token named \(name)"); return }
+        }
+        guard case .notPermitted = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.issueAWSCredential(principal: "bob", policy: nothing, lifetime: nil, actor: manager)
+        }) else { Issue.record("a token manager minted an access key named bob"); return }
+        // A name nothing is attached to is free; an issuer that holds what a name gives may use it.
+        _ = try await service.issueToken(principal: "dave", policy: nothing, lifetime: nil, actor: manager)
+        let holder = try Self.caller("holder", "manage-tokens,decrypt,encrypt:*")
+        _ = try await service.issueToken(principal: "bob", policy: nothing, lifetime: nil, actor: holder)
+        _ = try await service.issueToken(principal: "carol", policy: nothing, lifetime: nil, actor: holder)
+    }
+
     @Test("attack: a grant row edited in the store file to widen it is refused, and keyward verify names it")
     func tamperedGrantRow() async throws {
         let fixture = try await StoreFixture.make()

@@ -203,6 +203,42 @@ extension KeyService {
         grantBook.invalidate()
     }
 
+    /// A credential takes, by its principal's name, the grants to that name and the key-policy
+    /// statements that name it. So an issuer bound by a policy may name a principal only if it
+    /// holds itself everything those give; otherwise a token manager could mint a credential
+    /// under another principal's name and inherit its access, beyond the manager's own.
+    func checkNamedAccess(_ principal: String, _ actor: Caller) async throws(KeywardError) {
+        guard let policy = actor.policy else { return }
+        func requireHeld(_ operations: Set<ServiceOperation>, on id: KeyID, by what: String) async throws(KeywardError) {
+            let key = try await records.load(id)
+            let description = KeyDescription(metadata: key.metadata, aliases: key.aliases)
+            for operation in operations.sorted(by: { $0.rawValue < $1.rawValue }) where policyDecision(operation, on: description, policy: policy, actor) != true {
+                throw .notPermitted("\(actor.principal) may not issue a credential named \(principal): \(what) gives that name \(operation.rawValue) "
+                                    + "on key \(id), which \(actor.principal) does not hold itself")
+            }
+        }
+        for record in try await liveGrants() where record.grant.grantee == principal || record.grant.retiringPrincipal == principal {
+            // The grantee's operations; retiring it is ending someone's access, as manage-grants does.
+            var required: Set<ServiceOperation> = []
+            if record.grant.grantee == principal { required.formUnion(record.grant.operations) }
+            if record.grant.retiringPrincipal == principal { required.insert(.manageGrants) }
+            try await requireHeld(required, on: record.grant.key, by: "grant \(record.id)")
+        }
+        var cursor: KeyID? = nil
+        repeat {
+            let after = cursor
+            let rows = try await storing({ () async throws(StorageError) in try await store.listKeys(filter: KeyFilter(), after: after, limit: 500) })
+            for row in rows {
+                guard let keyPolicy = try await records.load(row.id).metadata.keyPolicy else { continue }
+                let named = keyPolicy.statements.filter { $0.effect == .allow && $0.principals.contains(principal) }
+                if !named.isEmpty {
+                    try await requireHeld(named.reduce(into: Set<ServiceOperation>()) { $0.formUnion($1.operations) }, on: row.id, by: "the key's policy")
+                }
+            }
+            cursor = rows.count == 500 ? rows.last?.id : nil
+        } while cursor != nil
+    }
+
     /// Listing and revoking a key's grants need `manage-grants` from the policy itself.
     private func requirePolicyGrantManagement(_ key: LoadedKey, _ actor: Caller) throws(KeywardError) {
         guard let policy = actor.policy else { return }
@@ -254,7 +290,7 @@ extension KeyService {
     }
 
     /// Every live grant in the store, in id order, each row checked.
-    private func liveGrants() async throws(KeywardError) -> [GrantRecord] {
+    func liveGrants() async throws(KeywardError) -> [GrantRecord] {
         var found: [GrantRecord] = []
         var cursor: KeyID? = nil
         repeat {

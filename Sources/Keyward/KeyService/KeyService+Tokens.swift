@@ -15,6 +15,7 @@ extension KeyService {
         try Self.checkCredential(principal: principal, lifetime: lifetime)
         return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> IssuedToken in
             try authorizeIssuing(policy, actor)
+            try await checkNamedAccess(principal, actor)
             var id = KeyID()
             if let chosen {
                 guard TokenText.isCustom(chosen), let parsed = TokenText.parse(chosen) else {
@@ -53,6 +54,7 @@ extension KeyService {
         try Self.checkCredential(principal: principal, lifetime: lifetime)
         return try await auditor.audited(.issueToken, caller: actor, key: nil) { (event) throws(KeywardError) -> AWSCredential in
             try authorizeIssuing(policy, actor)
+            try await checkNamedAccess(principal, actor)
             let signer = try await awsCredentialKey(actor: actor.internalStep)
             let id = KeyID()
             let version = try await records.loadVersion(signer, signer.metadata.currentVersion)
