@@ -438,34 +438,8 @@ extension KeyService {
     public func importWrappedKey(_ wrapped: [UInt8], wrappingKey: String, request: CreateKeyRequest, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let wrappingID = try await resolve(wrappingKey, for: .create, caller: actor)
         try authorizeSomewhere(.create, actor)
-        let material = try await auditor.audited(.importUnwrap, caller: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
-            let key = try await usableKey(wrappingID, for: .decrypt, purpose: .decrypt, caller: actor.internalStep)
-            guard let owner = key.metadata.importWrappingFor else {
-                throw .notPermitted("key \(wrappingID) is not an import wrapping key; create one with createImportWrappingKey")
-            }
-            if let target = key.metadata.importTarget {
-                throw .notPermitted("wrapping key \(wrappingID) was issued for an import into key \(target), not for a new key")
-            }
-            guard actor.policy == nil || owner == actor.principal else {
-                throw .accessDenied(principal: actor.principal, operation: .create, key: wrappingID.description)
-            }
-            let version = try await records.loadVersion(key, key.metadata.currentVersion)
-            event.version = version.number
-            let material: KeyMaterial
-            do throws(KeywardCryptoError) {
-                let secret = try ImportWrapping.unwrap(wrapped, with: version.material)
-                material = try KeyMaterial(spec: request.spec, secret: secret)
-            } catch {
-                throw .crypto(error)
-            }
-            do throws(KeywardError) {
-                try await destroy(key, as: .onBehalfOfCaller)
-            } catch {
-                if case .storage(.conflict) = error { throw .notPermitted("import wrapping key \(wrappingID) was used already; each serves one import") }
-                throw error
-            }
-            return material
-        }
+        let material = try await unwrapImport(wrapped, wrappingID: wrappingID, for: nil, scheme: .rsaAESKeyWrapSHA256, spec: request.spec,
+                                              operation: .create, actor: actor)
         return try await importKey(request, material: material, actor: actor)
     }
 }

@@ -89,7 +89,8 @@ extension KeyService {
         let wrappingID = try await resolve(wrappingKey, for: .importMaterial, caller: actor)
         let description = try await withUsableKey(id, .importMaterial, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
             try Self.requireExternal(key)
-            let material = try await unwrapForImport(wrapped, wrappingID: wrappingID, target: id, scheme: scheme, spec: key.metadata.spec, actor: actor)
+            let material = try await unwrapImport(wrapped, wrappingID: wrappingID, for: id, scheme: scheme, spec: key.metadata.spec,
+                                                  operation: .importMaterial, actor: actor)
             let commitment = material.commitment(label: Self.importedMaterialLabel, context: id.bytes)
             if let kept = key.metadata.importedMaterialDigest {
                 guard let keptBytes = Data(base64Encoded: kept), ConstantTime.equals([UInt8](keptBytes), commitment) else {
@@ -211,19 +212,26 @@ extension KeyService {
         }
     }
 
-    /// Unwraps `wrapped` with the wrapping key `wrappingID`, which must have been issued to this
-    /// caller for an import into `target` and not have expired, and destroys the wrapping key
-    /// (compare-and-swap: of two imports racing on it, one fails). Returns the material as a
-    /// key of `spec` (RSA as PKCS#8 or PKCS#1 DER).
-    private func unwrapForImport(_ wrapped: [UInt8], wrappingID: KeyID, target: KeyID, scheme: ImportWrapping.Scheme, spec: KeySpec,
-                                 actor: Caller) async throws(KeywardError) -> KeyMaterial {
+    /// Unwraps material for an import with the store-issued wrapping key `wrappingID`, and
+    /// destroys that key (compare-and-swap: of two imports racing on it, one fails), audited as
+    /// `import-unwrap` on it. The wrapping key must have been issued to this caller's principal
+    /// (the store's owner may use any), for an import into `target` (nil: for creating a new
+    /// key, `importWrappedKey`), and not have expired. Returns the material as a key of `spec`
+    /// (RSA as PKCS#8 or PKCS#1 DER, or PEM).
+    func unwrapImport(_ wrapped: [UInt8], wrappingID: KeyID, for target: KeyID?, scheme: ImportWrapping.Scheme, spec: KeySpec,
+                      operation: ServiceOperation, actor: Caller) async throws(KeywardError) -> KeyMaterial {
         try await auditor.audited(.importUnwrap, caller: actor, key: wrappingID) { (event) throws(KeywardError) -> KeyMaterial in
             let key = try await usableKey(wrappingID, for: .decrypt, purpose: .decrypt, caller: actor.internalStep)
-            guard let owner = key.metadata.importWrappingFor, key.metadata.importTarget == target else {
-                throw .notPermitted("key \(wrappingID) is not a wrapping key issued for an import into key \(target); ask for import parameters for that key")
+            guard let owner = key.metadata.importWrappingFor else {
+                throw .notPermitted("key \(wrappingID) is not an import wrapping key; ask for one (createImportWrappingKey, or importParameters for a key)")
+            }
+            guard key.metadata.importTarget == target else {
+                let issued = key.metadata.importTarget.map { "an import into key \($0)" } ?? "creating a new key"
+                let asked = target.map { "an import into key \($0)" } ?? "creating a new key"
+                throw .notPermitted("wrapping key \(wrappingID) was issued for \(issued), not for \(asked)")
             }
             guard actor.policy == nil || owner == actor.principal else {
-                throw .accessDenied(principal: actor.principal, operation: .importMaterial, key: wrappingID.description)
+                throw .accessDenied(principal: actor.principal, operation: operation, key: wrappingID.description)
             }
             let version = try await records.loadVersion(key, key.metadata.currentVersion)
             event.version = version.number
