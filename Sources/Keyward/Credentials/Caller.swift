@@ -87,11 +87,6 @@ public struct Caller: Sendable, CustomStringConvertible {
         return nil
     }
 
-    /// Whether the caller may do `operation` on `key`.
-    public func permits(_ operation: ServiceOperation, on key: KeyDescription) -> Bool {
-        policy?.allows(operation, on: key) ?? true
-    }
-
     /// Whether the caller may do `operation` on some key (for operations without a key).
     public func permitsSomewhere(_ operation: ServiceOperation) -> Bool {
         policy?.allowsSomewhere(operation) ?? true
