@@ -32,6 +32,10 @@ struct BadInputTests {
                 ("POST", "/v1/keys", #"{"spec":"DES"}"#, 400, "invalid_request"),
                 ("POST", "/v1/keys", #"{"initialState":"destroyed"}"#, 400, "invalid_request"),
                 ("POST", "/v1/keys", #"{"aliases":["white space"]}"#, 400, "invalid_request"),
+                // Lengths count Unicode scalars, as JSON Schema's maxLength does: 600 letters each
+                // with a combining mark are 600 characters to Swift but 1,200 scalars.
+                ("POST", "/v1/keys", #"{"description":"\#(String(repeating: "e\u{301}", count: 600))"}"#, 400, "invalid_request"),
+                ("POST", "/v1/admin/tokens", #"{"principal":"\#(String(repeating: "e\u{301}", count: 200))","rules":["encrypt:*"]}"#, 400, "invalid_request"),
                 ("GET", "/v1/keys?limit=0", nil, 400, "invalid_request"),
                 ("GET", "/v1/keys?state=sleeping", nil, 400, "invalid_request"),
                 ("GET", "/v1/keys?after=xyz", nil, 400, "invalid_request"),

@@ -129,8 +129,8 @@ extension KeyService {
         guard request.initialState == .active || request.initialState == .preActive else {
             throw .invalidArgument("a key starts active or pre-active, not \(request.initialState.rawValue)")
         }
-        guard request.description.count <= 1024 else { throw .invalidArgument("description longer than 1,024 characters") }
-        guard request.tags.count <= 50, request.tags.allSatisfy({ (1...128).contains($0.key.count) && $0.value.count <= 256 }) else {
+        guard request.description.unicodeScalars.count <= 1024 else { throw .invalidArgument("description longer than 1,024 characters") }
+        guard request.tags.count <= 50, request.tags.allSatisfy({ (1...128).contains($0.key.unicodeScalars.count) && $0.value.unicodeScalars.count <= 256 }) else {
             throw .invalidArgument("at most 50 tags, names of 1 to 128 characters, values up to 256")
         }
         if let days = request.rotationPeriodDays, !(1...2560).contains(days) {

@@ -268,8 +268,8 @@ extension KeyService {
 
     static func checkGrantTerms(grantee: String, operations: Set<ServiceOperation>, retiringPrincipal: String?, name: String?,
                                 constraints: GrantConstraints?) throws(KeywardError) {
-        guard (1...256).contains(grantee.count) else { throw .invalidArgument("a grantee is 1 to 256 characters") }
-        if let retiringPrincipal, !(1...256).contains(retiringPrincipal.count) { throw .invalidArgument("a retiring principal is 1 to 256 characters") }
+        guard (1...256).contains(grantee.unicodeScalars.count) else { throw .invalidArgument("a grantee is 1 to 256 characters") }
+        if let retiringPrincipal, !(1...256).contains(retiringPrincipal.unicodeScalars.count) { throw .invalidArgument("a retiring principal is 1 to 256 characters") }
         guard !operations.isEmpty else { throw .invalidArgument("a grant needs at least one operation") }
         let ungrantable = operations.subtracting(KeyGrant.grantable)
         guard ungrantable.isEmpty else {

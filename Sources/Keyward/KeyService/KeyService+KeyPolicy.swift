@@ -45,7 +45,7 @@ extension KeyService {
             guard !statement.principals.isEmpty, !statement.operations.isEmpty else {
                 throw .invalidArgument("every key-policy statement names at least one principal and one operation")
             }
-            guard statement.operations.isSubset(of: KeyPolicy.keyOperations), statement.principals.allSatisfy({ (1...256).contains($0.count) }) else {
+            guard statement.operations.isSubset(of: KeyPolicy.keyOperations), statement.principals.allSatisfy({ (1...256).contains($0.unicodeScalars.count) }) else {
                 throw .invalidArgument("key-policy statements name operations on the key and principals of 1 to 256 characters")
             }
         }

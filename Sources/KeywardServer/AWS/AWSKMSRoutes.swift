@@ -80,7 +80,7 @@ struct AWSCall: Sendable {
     }
 
     func reference(text: String, field: String) throws(APIError) -> String {
-        guard !text.isEmpty, text.count <= 2048 else { throw AWSFault.validation("\(field) must be 1 to 2048 characters") }
+        guard !text.isEmpty, text.unicodeScalars.count <= 2048 else { throw AWSFault.validation("\(field) must be 1 to 2048 characters") }
         var name = text
         if text.hasPrefix("arn:") {
             let parts = text.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)

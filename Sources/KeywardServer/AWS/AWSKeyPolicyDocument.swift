@@ -160,7 +160,7 @@ enum AWSKeyPolicyDocument {
                 names.append(String(entry[entry.index(after: slash)...]))
                 continue
             }
-            guard (1...256).contains(entry.count) else { throw malformed("\(what): a principal is 1 to 256 characters") }
+            guard (1...256).contains(entry.unicodeScalars.count) else { throw malformed("\(what): a principal is 1 to 256 characters") }
             names.append(entry)
         }
         return (names, root)
