@@ -498,6 +498,49 @@ public final class PostgresKeyStore: KeyStore {
         }
     }
 
+    // MARK: Audit intake (decision 0034)
+
+    public var keepsAuditIntake: Bool { true }
+
+    /// One statement (one round trip, one commit), inserted only while the header's active KEK
+    /// is the fenced one; no guard on the chain's head, so nodes' inserts never wait for each other.
+    public func appendAuditIntake(_ rows: [AuditIntakeRow]) async throws(StorageError) {
+        guard !rows.isEmpty else { return }
+        let statement = AuditIntakeStatement(rows: rows, fence: fence.withLock { $0 })
+        let client = self.client, logger = self.logger
+        let outcome = try await deadline("appending audit entries to the intake") { () async throws -> AuditIntakeStatement.Row in
+            for try await row in try await client.execute(statement, logger: logger) { return row }
+            throw StorageError.database("the audit intake insert returned no row")
+        }
+        guard outcome.inserted == Int64(rows.count) else {
+            if let expected = statement.fence, let active = outcome.active, active != expected {
+                throw .staleKEK(Self.describeStale(expected: expected, active: active))
+            }
+            throw .database("the audit intake took \(outcome.inserted) of \(rows.count) entries")
+        }
+    }
+
+    public func auditIntake(limit: Int) async throws(StorageError) -> [AuditIntakeRow] {
+        try await read("reading the audit intake") { client, logger in
+            try await client.query("SELECT * FROM audit_intake ORDER BY id LIMIT \(limit)", logger: logger).collect().map(Self.intakeRow)
+        }
+    }
+
+    public func sequenceAuditIntake(_ entries: [AuditRow], consumed: [Int64], lease: Lease) async throws(StorageError) {
+        let statement = AuditAppendStatement(entries: entries, fence: fence.withLock { $0 })
+        try await write("sequencing the audit intake") { connection, logger in
+            try await Self.checkLease(connection, lease, logger: logger)
+            let removed = try await connection.query("DELETE FROM audit_intake WHERE id = ANY(\(consumed)) RETURNING 1", logger: logger).collect().count
+            guard removed == consumed.count else { throw StorageError.conflict("\(consumed.count - removed) intake rows were already taken") }
+            guard !entries.isEmpty else { return }
+            var outcome: AuditAppendStatement.Row? = nil
+            for try await row in try await connection.execute(statement, logger: logger) { outcome = row }
+            guard let outcome, outcome.inserted == Int64(entries.count) else {
+                throw StorageError.conflict("audit sequence \(entries[0].sequence) does not follow \(outcome?.head ?? -1)")
+            }
+        }
+    }
+
     // MARK: KEK rotation
 
     public func rewriteAll(newKEK: KEKRecord, header: StoreHeader, rewriter: RecordRewriter,
@@ -514,6 +557,7 @@ public final class PostgresKeyStore: KeyStore {
                 // Audit appends are single statements outside the advisory lock: the table lock
                 // holds them until this commits, and they then see the new header.
                 try await connection.query("LOCK TABLE audit IN EXCLUSIVE MODE", logger: logger)
+                try await connection.query("LOCK TABLE audit_intake IN EXCLUSIVE MODE", logger: logger)
                 if let expected {
                     let active = try await connection.query("SELECT active_kek FROM store_header WHERE id = 1", logger: logger).collect().first.map { try Columns($0).bytes("active_kek") }
                     if let active, active != expected { throw StorageError.staleKEK(Self.describeStale(expected: expected, active: active)) }
@@ -568,6 +612,12 @@ public final class PostgresKeyStore: KeyStore {
                         }
                         sequence = original.sequence
                     }
+                }
+                // Entries waiting for the sequencer are re-MAC'd under the new KEK's audit key.
+                for row in try await connection.query("SELECT * FROM audit_intake ORDER BY id", logger: logger).collect() {
+                    let intake = try rewriter.intake(try Self.intakeRow(row))
+                    try await connection.query("UPDATE audit_intake SET mac = \(Self.blob(intake.mac)) WHERE id = \(intake.id)", logger: logger)
+                    tick()
                 }
                 try await Self.save(header, connection, logger)
                 try await connection.query("DELETE FROM keks WHERE state = 'retired'", logger: logger)
@@ -770,6 +820,12 @@ public final class PostgresKeyStore: KeyStore {
         return TokenRow(id: try c.id("id"), hash: try c.bytes("hash"), body: try c.bytes("body"), revision: try c.int("revision"), mac: try c.bytes("mac"))
     }
 
+    private static func intakeRow(_ row: PostgresRow) throws -> AuditIntakeRow {
+        let c = try Columns(row)
+        return AuditIntakeRow(id: try c.int("id"), node: try c.text("node"), body: try c.bytes("body"), keyID: try c.optionalID("key_id"),
+                              time: try c.date("time"), mac: try c.bytes("mac"))
+    }
+
     private static func auditRow(_ row: PostgresRow) throws -> AuditRow {
         let c = try Columns(row)
         return AuditRow(sequence: try c.int("sequence"), body: try c.bytes("body"), previousHash: try c.bytes("previous_hash"),
@@ -913,5 +969,43 @@ struct AuditAppendStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {
         let columns = try Columns(row)
         return (try columns.int("inserted"), try columns.optionalBytes("active"), try columns.int("head"))
+    }
+}
+
+/// The intake insert as one prepared statement: the rows go in from arrays only when the
+/// header's active KEK is the fenced one (when fenced). Returns how many went in and the active
+/// KEK, so a refusal can say why.
+struct AuditIntakeStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH inserted AS (
+          INSERT INTO audit_intake (node, body, key_id, time, mac)
+          SELECT v.n, v.b, NULLIF(v.k, ''::bytea), v.t, v.m
+          FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::float8[], $6::bytea[]) WITH ORDINALITY AS v(n, b, k, t, m, o)
+          WHERE $1::bytea IS NULL OR EXISTS (SELECT 1 FROM store_header WHERE id = 1 AND active_kek = $1::bytea)
+          ORDER BY v.o
+          RETURNING 1)
+        SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT active_kek FROM store_header WHERE id = 1) AS active
+        """
+
+    typealias Row = (inserted: Int64, active: [UInt8]?)
+
+    let rows: [AuditIntakeRow]
+    let fence: [UInt8]?
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 6)
+        bindings.append(fence.map { ByteBuffer(bytes: $0) })
+        bindings.append(rows.map(\.node))
+        bindings.append(rows.map { ByteBuffer(bytes: $0.body) })
+        // An empty id stands for none (a key id is 16 bytes); NULLIF turns it back into NULL.
+        bindings.append(rows.map { ByteBuffer(bytes: $0.keyID?.bytes ?? []) })
+        bindings.append(rows.map(\.time.timeIntervalSince1970))
+        bindings.append(rows.map { ByteBuffer(bytes: $0.mac) })
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let columns = try Columns(row)
+        return (try columns.int("inserted"), try columns.optionalBytes("active"))
     }
 }

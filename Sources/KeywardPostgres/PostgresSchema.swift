@@ -85,6 +85,15 @@ enum PostgresSchema {
             // (`AuditStore.pruneAudit`): one row, replaced by each run.
             "CREATE TABLE audit_checkpoint (id integer PRIMARY KEY CHECK (id = 1), sequence bigint NOT NULL, body bytea NOT NULL, signature bytea NOT NULL)",
         ]),
+        (4, "audit intake", [
+            // Entries each node inserts in transactions of its own, waiting for the elected
+            // sequencer to chain them into `audit` (decision 0034).
+            """
+            CREATE TABLE audit_intake (
+                id bigserial PRIMARY KEY, node text NOT NULL, body bytea NOT NULL, key_id bytea,
+                time double precision NOT NULL, mac bytea NOT NULL)
+            """,
+        ]),
     ]
 
     /// The newest schema version this build knows.

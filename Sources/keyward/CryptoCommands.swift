@@ -251,7 +251,7 @@ struct AuditCommand: AsyncParsableCommand {
                 }) { return }
                 let service = try await storeOptions.open()
                 let report = try await service.verifyAudit()
-                print("checked \(report.entries) audit entries")
+                print("checked \(report.entries) audit entries" + (report.unchained > 0 ? ", and \(report.unchained) waiting in the intake for the sequencer" : ""))
                 for problem in report.problems { print("FAIL \(problem)") }
                 var anchorProblems: [String] = []
                 if let anchors {

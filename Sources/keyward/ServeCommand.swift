@@ -62,7 +62,7 @@ struct Serve: AsyncParsableCommand {
             // Every node honours another's change within a second: the store watcher confirms
             // the caches every 250 ms, and past 1 s without a confirmation they are bypassed.
             let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds), coherenceBound: 1,
-                                               nodeID: NodeIdentity.make())
+                                               nodeID: NodeIdentity.make(), sequencedAudit: true)
             var storeOptions = self.storeOptions
             if storeOptions.store == nil { storeOptions.store = settings.store }
             if storeOptions.keyFile == nil { storeOptions.keyFile = settings.keyFile }

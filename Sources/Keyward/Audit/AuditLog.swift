@@ -34,8 +34,10 @@ final class AuditLog: Sendable {
     private let kekID: KeyID
 
     /// A log continuing from `head`, whose batch MAC `index` has been checked against.
-    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex) {
-        writer = AuditWriter(store: store, protection: protection, head: head, index: index)
+    /// With `intakeNode`, entries go to the store's intake under that node's name and reach the
+    /// chain when a sequencer (`sequence(under:)`) chains them (decision 0034).
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil) {
+        writer = AuditWriter(store: store, protection: protection, head: head, index: index, intakeNode: intakeNode)
         self.store = store
         self.kekID = protection.kekID
     }
@@ -81,6 +83,18 @@ final class AuditLog: Sendable {
     /// The sequence number of the newest entry this log knows of.
     var sequence: Int64 { writer.sequence }
 
+    /// Whether entries go to the intake rather than straight to the chain.
+    var writesIntake: Bool { writer.intakeNode != nil }
+
+    /// Chains what waits in the store's intake, oldest first, in batches, each in one transaction
+    /// fenced by `lease`; returns how many intake rows it took. A row whose MAC fails is not
+    /// chained: an entry naming it is chained in its place. Runs on the writer thread.
+    func sequence(under lease: Lease) async throws(KeywardError) -> Int {
+        let taken = AuditWriter.Tally()
+        try await writer.submit(.sequence(lease, taken))
+        return taken.value.load(ordering: .acquiring)
+    }
+
     /// Reads the store's newest entry and revision index again and checks them against each
     /// other: after another process appended, so that its changes (a token revoked, an alias
     /// moved) count in replay checks here too. Runs on the writer thread, between batches.
@@ -122,6 +136,14 @@ final class AuditWriter: Sendable {
         case entry(body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date)
         /// Re-read the head and the index from the store (`AuditLog.resynchronize`).
         case resynchronize
+        /// Chain the store's intake under the lease (`AuditLog.sequence(under:)`); the count
+        /// of intake rows taken is left in the tally.
+        case sequence(Lease, Tally)
+    }
+
+    /// A count a job leaves for its caller.
+    final class Tally: Sendable {
+        let value = Atomic<Int>(0)
     }
 
     /// A job and the caller waiting for it.
@@ -136,16 +158,34 @@ final class AuditWriter: Sendable {
         var sequence: Int64
         var headHash: [UInt8]
         var index: RevisionIndex
+        /// Anchors of this node's entries that wait in the intake, newest per record: they
+        /// count for what a record's newest revision is (a deleted alias's row is missing, a
+        /// re-created one starts past the deletion) until the index holds them, but bind no
+        /// read (sequence `Int64.max`), as other nodes' unchained anchors do not either.
+        var unchained: [[UInt8]: RevisionIndex.Entry] = [:]
+
+        /// Drops the waiting anchors the index has caught up with (their entries were chained,
+        /// by this node or the sequencer).
+        mutating func forgetChained() {
+            guard !unchained.isEmpty else { return }
+            unchained = unchained.filter { record, waiting in
+                guard let chained = index.entries[record] else { return true }
+                return chained.revision < waiting.revision
+            }
+        }
     }
 
     private let store: any KeyStore
     private let protection: RecordProtection
     private let state: Mutex<State>
     private let thread = WorkerThread(name: "keyward-audit")
+    /// The node whose entries go to the intake; nil when entries are chained as written.
+    let intakeNode: String?
 
-    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex) {
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil) {
         self.store = store
         self.protection = protection
+        self.intakeNode = intakeNode
         self.state = Mutex(State(sequence: head?.sequence ?? 0, headHash: head?.hash ?? [UInt8](repeating: 0, count: 32), index: index))
     }
 
@@ -163,7 +203,12 @@ final class AuditWriter: Sendable {
     }
 
     func anchor(of record: AnchoredRecord) -> RevisionIndex.Entry? {
-        state.withLock { $0.index.entry(record) }
+        state.withLock { state in
+            let chained = state.index.entry(record)
+            guard !state.unchained.isEmpty, let waiting = state.unchained[record.identity] else { return chained }
+            guard let chained, chained.revision > waiting.revision else { return waiting }
+            return chained
+        }
     }
 
     var sequence: Int64 { state.withLock { $0.sequence } }
@@ -190,7 +235,7 @@ final class AuditWriter: Sendable {
     private func step(_ stopping: Bool) -> WorkerThread.Step {
         let next = state.withLock { state -> [Waiter]? in
             guard let first = state.pending.first else { return nil }
-            if case .resynchronize = first.job {
+            guard case .entry = first.job else {
                 state.pending.removeFirst()
                 return [first]
             }
@@ -205,15 +250,26 @@ final class AuditWriter: Sendable {
             return Array(state.pending.prefix(count))
         }
         guard let batch = next else { return stopping ? .finished : .idle }
-        if case .resynchronize = batch[0].job {
+        switch batch[0].job {
+        case .resynchronize:
             do {
                 try resynchronize()
                 batch[0].continuation.resume()
             } catch {
                 fail(batch, error)
             }
-        } else {
-            write(batch)
+        case .sequence(let lease, let taken):
+            do {
+                let count = try sequence(under: lease)
+                taken.value.store(count, ordering: .releasing)
+                batch[0].continuation.resume()
+            } catch let error as StorageError {
+                fail(batch, KeywardError.storage(error))
+            } catch {
+                fail(batch, error)
+            }
+        case .entry:
+            if intakeNode != nil { writeIntake(batch) } else { write(batch) }
         }
         return .worked
     }
@@ -248,36 +304,126 @@ final class AuditWriter: Sendable {
         for waiter in batch { waiter.continuation.resume(throwing: failure) }
     }
 
+    /// An entry to chain: its body, key column, anchors and time.
+    private typealias Unchained = (body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date)
+
     /// Chains, MACs and writes one batch after the current head; then makes the batch's end the
     /// head and its anchors part of the index.
     private func append(_ batch: [Waiter]) throws {
+        let entries = batch.compactMap { waiter -> Unchained? in
+            guard case .entry(let body, let keyID, let anchors, let time) = waiter.job else { return nil }
+            return (body, keyID, anchors, time)
+        }
+        try chain(entries) { rows throws(StorageError) in try store.appendAuditBlocking(rows) }
+    }
+
+    /// Chains `entries` after the current head, MACs the last over the index as they leave it,
+    /// has `write` store them, and then makes them the head and their anchors part of the index.
+    private func chain(_ entries: [Unchained], write: ([AuditRow]) throws(StorageError) -> Void) throws {
         let (sequence, headHash, digest, pending) = try state.withLock { (state: inout State) throws(KeywardError) in
             var pending: RevisionIndex.Pending? = nil
-            for (offset, waiter) in batch.enumerated() {
-                guard case .entry(_, _, let anchors, _) = waiter.job, !anchors.isEmpty else { continue }
-                pending = try state.index.pending(anchors, sequence: state.sequence + Int64(offset) + 1, protection: protection, continuing: pending)
+            for (offset, entry) in entries.enumerated() where !entry.anchors.isEmpty {
+                pending = try state.index.pending(entry.anchors, sequence: state.sequence + Int64(offset) + 1, protection: protection, continuing: pending)
             }
             return (state.sequence, state.headHash, state.index.digest, pending)
         }
         var rows: [AuditRow] = []
-        rows.reserveCapacity(batch.count)
+        rows.reserveCapacity(entries.count)
         var previous = headHash
         var number = sequence
-        for waiter in batch {
-            guard case .entry(let body, let keyID, let anchors, let time) = waiter.job else { continue }
+        for entry in entries {
             number += 1
-            let hash = AuditLog.chainHash(previous: previous, sequence: number, body: body)
-            rows.append(AuditRow(sequence: number, body: body, previousHash: previous, hash: hash,
-                                 mac: [], keyID: keyID, anchors: anchors, time: time))
+            let hash = AuditLog.chainHash(previous: previous, sequence: number, body: entry.body)
+            rows.append(AuditRow(sequence: number, body: entry.body, previousHash: previous, hash: hash,
+                                 mac: [], keyID: entry.keyID, anchors: entry.anchors, time: entry.time))
             previous = hash
         }
         rows[rows.count - 1].mac = try protection.auditMAC(previous, pending?.digest ?? digest)
-        try store.appendAuditBlocking(rows)
+        try write(rows)
         state.withLock { state in
             state.sequence = number
             state.headHash = previous
             if let pending { state.index.adopt(pending) }
+            state.forgetChained()
         }
+    }
+
+    // MARK: The intake (decision 0034)
+
+    /// Writes one batch to the intake: each entry MAC'd under this node's name, inserted in one
+    /// transaction with no guard on the chain's head. Its anchors count here until chained.
+    private func writeIntake(_ batch: [Waiter]) {
+        guard let node = intakeNode else { return }
+        do {
+            var rows: [AuditIntakeRow] = []
+            rows.reserveCapacity(batch.count)
+            var anchors: [RevisionAnchorRow] = []
+            for waiter in batch {
+                guard case .entry(let body, let keyID, let entryAnchors, let time) = waiter.job else { continue }
+                var row = AuditIntakeRow(node: node, body: body, keyID: keyID, time: time, mac: [])
+                row.mac = try protection.mac(RecordFraming.auditIntake(row))
+                rows.append(row)
+                anchors += entryAnchors
+            }
+            let store = self.store, written = rows
+            try waitBlocking { () async throws(StorageError) in try await store.appendAuditIntake(written) }
+            if !anchors.isEmpty {
+                state.withLock { state in
+                    for anchor in anchors {
+                        state.unchained[anchor.record] = RevisionIndex.Entry(revision: anchor.revision, deleted: anchor.deleted, sequence: .max)
+                    }
+                }
+            }
+            for waiter in batch { waiter.continuation.resume() }
+        } catch {
+            fail(batch, error)
+        }
+    }
+
+    /// Most intake rows chained in one transaction.
+    static let sequencingBatch = 2048
+
+    /// Chains the intake, oldest first, a batch per transaction fenced by `lease`, until it is
+    /// empty. A batch that finds the head moved (a process appending directly, a sequencer
+    /// before this one) reads what was appended and chains again.
+    private func sequence(under lease: Lease) throws -> Int {
+        let store = self.store
+        var taken = 0
+        while true {
+            let rows = try waitBlocking { () async throws(StorageError) in try await store.auditIntake(limit: AuditWriter.sequencingBatch) }
+            guard !rows.isEmpty else { return taken }
+            let entries = rows.map(admitted)
+            let consumed = rows.map(\.id)
+            var attempts = 0
+            while true {
+                do {
+                    try chain(entries) { chained throws(StorageError) in
+                        try waitBlocking { () async throws(StorageError) in try await store.sequenceAuditIntake(chained, consumed: consumed, lease: lease) }
+                    }
+                    break
+                } catch StorageError.conflict where attempts < 3 {
+                    attempts += 1
+                    try resynchronize()
+                }
+            }
+            taken += rows.count
+            if rows.count < AuditWriter.sequencingBatch { return taken }
+        }
+    }
+
+    /// The entry an intake row is chained as: the row's own when its MAC verifies and its body
+    /// is an entry, and otherwise an entry that names the row as refused.
+    private func admitted(_ row: AuditIntakeRow) -> Unchained {
+        if protection.verifies(row.mac, RecordFraming.auditIntake(row)),
+           let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit intake row \(row.id)") {
+            return (row.body, row.keyID, event.anchors.map(\.row), row.time)
+        }
+        let now = Date()
+        let event = AuditEvent(time: now, actor: SystemJob.auditSequencing.principal, operation: AuditOperation.rejectIntake.description,
+                               keyID: row.keyID, outcome: AuditOutcome.denied.rawValue,
+                               detail: "intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)) fails its MAC or is not an entry: "
+                                   + "forged or edited in the database; it was not chained")
+        return (event.canonicalBody(), row.keyID, [], now)
     }
 
     /// Takes up what other processes appended since this log's head: each entry must follow
@@ -323,14 +469,19 @@ final class AuditWriter: Sendable {
             state.sequence = number
             state.headHash = previous
             state.index.adopt(pending)
+            state.forgetChained()
         }
     }
 }
+
 
 /// What `verifyAudit` found.
 public struct AuditVerification: Sendable, Hashable {
     /// Entries checked.
     public var entries: Int
+    /// Entries checked in the audit intake, durable but not yet chained by the sequencer
+    /// (decision 0034); 0 on a store without an intake.
+    public var unchained = 0
     /// One line per problem, naming the entry's sequence number.
     public var problems: [String]
     /// True when the chain is whole.

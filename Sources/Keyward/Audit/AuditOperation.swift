@@ -28,6 +28,9 @@ public enum AuditOperation: Sendable, Hashable, CustomStringConvertible {
     /// Reserving a block of a version's encryption budget (the version row's new revision is
     /// anchored, so an older row cannot be put back to reuse nonces).
     case reserveEncryptions
+    /// The audit sequencer refusing an intake row whose MAC fails (forged or edited): the row is
+    /// not chained, and this entry, naming it, is chained in its place.
+    case rejectIntake
     /// A front-end request that reached no key operation (refused credentials, malformed input,
     /// rate limits, system routes).
     case request
@@ -48,6 +51,7 @@ public enum AuditOperation: Sendable, Hashable, CustomStringConvertible {
         case .initializeStore: "init-store"
         case .rotateKEK: "kek-rotate"
         case .reserveEncryptions: "reserve-encryptions"
+        case .rejectIntake: "audit-intake-rejected"
         case .request: "request"
         }
     }

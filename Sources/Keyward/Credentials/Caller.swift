@@ -116,6 +116,8 @@ public enum SystemJob: String, Sendable, CaseIterable {
     case auditRetention
     /// Deleting imported material whose expiry (AWS's ValidTo) has passed.
     case importedMaterialExpiry
+    /// Chaining the audit intake's entries into the log (decision 0034).
+    case auditSequencing
 
     /// The principal audit entries name for the job.
     public var principal: String {
@@ -127,6 +129,7 @@ public enum SystemJob: String, Sendable, CaseIterable {
         case .encryptionReservation: "keyward (encryption budget)"
         case .auditRetention: "keyward (audit retention)"
         case .importedMaterialExpiry: "keyward (imported material expiry)"
+        case .auditSequencing: "keyward (audit sequencer)"
         }
     }
 }

@@ -33,4 +33,9 @@ enum RecordFraming {
     static func token(_ row: TokenRow) -> [[UInt8]] {
         [Array("token".utf8), row.id.bytes, row.hash, RecordProtection.bytes(row.revision), row.body]
     }
+
+    /// An audit intake row: the node that wrote it, its key column, time and entry body.
+    static func auditIntake(_ row: AuditIntakeRow) -> [[UInt8]] {
+        [Array("audit-intake".utf8), Array(row.node.utf8), row.keyID?.bytes ?? [], RecordProtection.bytes(Int64(bitPattern: row.time.timeIntervalSince1970.bitPattern)), row.body]
+    }
 }

@@ -51,6 +51,18 @@ extension KeyService {
         return try result.get()
     }
 
+    /// Chains what waits in the store's audit intake into the log (decision 0034), in batches
+    /// each fenced by `lease`: the node holding the maintenance lease calls it continually.
+    /// Returns how many intake rows it took (0 at once on a store without an intake, or when
+    /// this instance writes its own entries to the chain).
+    ///
+    /// - Throws: `storage(.leaseLost)` once the lease lapsed or passed to another node (nothing
+    ///   of the batch under way was written), `auditUnavailable` or `storage` when the store fails.
+    public func sequenceAudit(under lease: Lease) async throws(KeywardError) -> Int {
+        guard auditor.log.writesIntake else { return 0 }
+        return try await auditor.log.sequence(under: lease)
+    }
+
     /// The nodes and leases, for a caller granted `maintenance`.
     public func clusterStatus(actor: Caller) async throws(KeywardError) -> ClusterStatus {
         try await checkAdministration(.maintenance, actor: actor)

@@ -114,6 +114,12 @@ extension KeyService {
                     out.mac = try fresh.auditMAC(row.hash, indexes.fresh.digest)
                     return out
                 }
+            },
+            intake: { row in
+                try old.check(row.mac, RecordFraming.auditIntake(row), what: "audit intake row \(row.id) from node \(row.node)")
+                var out = row
+                out.mac = try fresh.mac(RecordFraming.auditIntake(row))
+                return out
             })
     }
 

@@ -154,8 +154,18 @@ extension KeyService {
     }
 
     /// `verifyAudit`, leaving in `index` the revisions the chain anchors.
+    /// Entries waiting in the intake (decision 0034) are checked too: each must carry its
+    /// node's MAC; they are counted in `unchained`, not in `entries`.
     func verifyAudit(replaying index: inout RevisionIndex) async throws(KeywardError) -> AuditVerification {
-        try await walkAudit(replaying: &index, through: nil).verification
+        var result = try await walkAudit(replaying: &index, through: nil).verification
+        guard store.keepsAuditIntake else { return result }
+        let waiting = try await storing({ () async throws(StorageError) in try await store.auditIntake(limit: 1_000_000) })
+        result.unchained = waiting.count
+        for row in waiting where !protection.verifies(row.mac, RecordFraming.auditIntake(row)) {
+            result.problems.append("audit intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)): fails its MAC "
+                                   + "(forged or edited in the database); the sequencer will not chain it")
+        }
+        return result
     }
 
     /// The walk of `verifyAudit`, up to entry `through` (the whole log when nil), leaving in

@@ -50,12 +50,19 @@ public final class KeyService: Sendable {
         /// for a process that does not serve (the CLI, a library user). A destruction does not
         /// wait for its own node to report having seen it.
         public var nodeID: String?
+        /// When set, with a `nodeID`, on a store that keeps an audit intake (PostgreSQL): each
+        /// entry is inserted into the intake in a transaction of this node's own, and the node
+        /// holding the maintenance lease chains the intake into the log (`sequenceAudit`,
+        /// decision 0034), so no request waits behind another node's for the chain's head.
+        /// `keyward serve` sets it; elsewhere entries are chained as they are written.
+        public var sequencedAudit: Bool
 
         /// Options; the defaults suit a single node.
         public init(cacheCapacity: Int = 10_000, cacheTTL: TimeInterval = 300,
                     encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31, coherenceBound: TimeInterval? = nil,
-                    nodeID: String? = nil) {
+                    nodeID: String? = nil, sequencedAudit: Bool = false) {
             self.nodeID = nodeID
+            self.sequencedAudit = sequencedAudit
             self.cacheCapacity = cacheCapacity
             self.cacheTTL = cacheTTL
             self.encryptionReservationBlock = encryptionReservationBlock
@@ -89,7 +96,8 @@ public final class KeyService: Sendable {
         self.options = options
         // Every write of this instance is checked against the KEK it protects rows under.
         store.fenceWrites(activeKEK: header.activeKEK)
-        let log = AuditLog(store: store, protection: protection, head: auditHead, index: index)
+        let log = AuditLog(store: store, protection: protection, head: auditHead, index: index,
+                           intakeNode: options.sequencedAudit && store.keepsAuditIntake ? options.nodeID : nil)
         let auditor = Auditor(log: log, clock: clock)
         let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL, coherenceBound: options.coherenceBound),
                                     anchors: log, clock: clock)

@@ -168,7 +168,10 @@ public struct KeywardServer: Sendable {
                                                lease: lease, log: maintenanceLog, logger: logger)
         let watcher = StoreWatcher(slot: slot, tokens: tokens, reopen: reopen, logger: logger)
         var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher, history]
-        if let lease { services.append(lease) }
+        if let lease {
+            services.append(lease)
+            services.append(AuditSequencer(slot: slot, lease: lease, interval: .milliseconds(20), logger: logger))
+        }
         if let anchor = self.configuration.auditAnchor {
             services.append(AuditAnchorPublisher(slot: slot, destination: try AuditAnchorPublisher.Destination(anchor),
                                                  interval: .seconds(self.configuration.auditAnchorIntervalSeconds), logger: logger))

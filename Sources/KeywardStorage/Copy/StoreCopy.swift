@@ -25,7 +25,8 @@ public enum StoreCopy {
 
     /// Copies `source` into `target`, which must hold no store yet.
     ///
-    /// - Throws: `conflict` when the target already holds a store; `corrupted` when the source
+    /// - Throws: `conflict` when the target already holds a store, or the source's audit intake
+    ///   holds entries not yet chained; `corrupted` when the source
     ///   has no header or more than one KEK; any failure of either store. The target is written
     ///   in several transactions: after a failure, drop it and start again.
     public static func copy(from source: any KeyStore, to target: any KeyStore,
@@ -35,6 +36,12 @@ public enum StoreCopy {
         let keks = try await source.keks()
         guard keks.count == 1, let kek = keks.first, kek.id == header.activeKEK else {
             throw .corrupted("the source holds \(keks.count) KEKs; a store at rest holds exactly its active one (finish or repeat its KEK rotation first)")
+        }
+        // Entries waiting for the sequencer are part of the log but not of the chain: copying
+        // would leave them behind, so a source with any is refused until a node has chained them.
+        if source.keepsAuditIntake, !(try await source.auditIntake(limit: 1)).isEmpty {
+            throw .conflict("the source's audit intake holds entries not yet chained; start a keyward serve node on it "
+                            + "(it chains them within a second) or wait for one, then migrate")
         }
         let snapshot = try await source.anchorSnapshot()
         var counts = Counts()

@@ -25,6 +25,31 @@ public protocol AuditStore: Sendable {
     /// - Throws: `conflict` when the checkpoint would remove the newest entry (a pruned log keeps
     ///   at least one), or is not newer than the checkpoint in place.
     func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError)
+
+    /// Whether the store keeps an audit intake (decision 0034): nodes insert entries there in
+    /// transactions of their own, with no ordering between them, and one sequencer chains them.
+    var keepsAuditIntake: Bool { get }
+    /// Inserts `rows` into the intake in one transaction, fenced by the active KEK as every
+    /// write is. Rows from many transactions and nodes commit in parallel.
+    func appendAuditIntake(_ rows: [AuditIntakeRow]) async throws(StorageError)
+    /// The oldest `limit` intake rows, in the order they are to be chained.
+    func auditIntake(limit: Int) async throws(StorageError) -> [AuditIntakeRow]
+    /// In one transaction, fenced by `lease`: appends `entries` as `appendAudit` does (they must
+    /// continue the chain) and deletes the intake rows `consumed` (chained, or rejected with an
+    /// entry saying so). Throws `leaseLost` when `lease` is no longer held, `conflict` when the
+    /// entries do not follow the head or a consumed row is already gone.
+    func sequenceAuditIntake(_ entries: [AuditRow], consumed: [Int64], lease: Lease) async throws(StorageError)
+}
+
+extension AuditStore {
+    public var keepsAuditIntake: Bool { false }
+    public func appendAuditIntake(_ rows: [AuditIntakeRow]) async throws(StorageError) {
+        throw .unavailable("this store keeps no audit intake; entries are appended to the chain directly")
+    }
+    public func auditIntake(limit: Int) async throws(StorageError) -> [AuditIntakeRow] { [] }
+    public func sequenceAuditIntake(_ entries: [AuditRow], consumed: [Int64], lease: Lease) async throws(StorageError) {
+        throw .unavailable("this store keeps no audit intake")
+    }
 }
 
 extension AuditStore {

@@ -12,15 +12,18 @@ public struct RecordRewriter: Sendable {
     public var audit: @Sendable (AuditRow) throws -> AuditRow
     /// Rewrites a token row.
     public var token: @Sendable (TokenRow) throws -> TokenRow
+    /// Rewrites an audit intake row (its MAC, under the new KEK's audit key).
+    public var intake: @Sendable (AuditIntakeRow) throws -> AuditIntakeRow
 
     /// A rewriter of these closures.
     public init(key: @escaping @Sendable (KeyRow) throws -> KeyRow, version: @escaping @Sendable (VersionRow, KeyRow) throws -> VersionRow,
                 alias: @escaping @Sendable (AliasRow) throws -> AliasRow, token: @escaping @Sendable (TokenRow) throws -> TokenRow,
-                audit: @escaping @Sendable (AuditRow) throws -> AuditRow) {
+                audit: @escaping @Sendable (AuditRow) throws -> AuditRow, intake: @escaping @Sendable (AuditIntakeRow) throws -> AuditIntakeRow) {
         self.key = key
         self.version = version
         self.alias = alias
         self.audit = audit
         self.token = token
+        self.intake = intake
     }
 }

@@ -118,6 +118,33 @@ public struct AliasRow: Sendable, Hashable {
     }
 }
 
+/// An audit entry in the intake (decision 0034): durable, MAC'd by the node that wrote it, and
+/// waiting for the cluster's sequencer to chain it into the log.
+///
+/// Invariant: `mac` is the writing node's MAC under the audit key over `node`, `body`, `keyID`
+/// and `time`; the sequencer chains no row whose MAC fails.
+public struct AuditIntakeRow: Sendable, Hashable {
+    /// The store's number for the row (0 before it is inserted): the order the sequencer takes.
+    public var id: Int64
+    /// The node that wrote it.
+    public var node: String
+    /// The canonical entry body, as it will be chained.
+    public var body: [UInt8]
+    /// Queryable copy of the key the body names.
+    public var keyID: KeyID?
+    public var time: Date
+    public var mac: [UInt8]
+
+    public init(id: Int64 = 0, node: String, body: [UInt8], keyID: KeyID?, time: Date, mac: [UInt8]) {
+        self.id = id
+        self.node = node
+        self.body = body
+        self.keyID = keyID
+        self.time = time
+        self.mac = mac
+    }
+}
+
 /// One audit entry, hash-chained to the one before it and MAC'd.
 public struct AuditRow: Sendable, Hashable {
     /// Position in the chain, from 1, without gaps.
