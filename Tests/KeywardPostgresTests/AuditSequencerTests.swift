@@ -56,6 +56,10 @@ struct AuditSequencerTests {
         _ = try await b.refreshFromStore()
         #expect(try await b.auditTail(1).first?.sequence == Int64(after.entries))
         #expect(try await b.verifyStore().isIntact)
+        // The sequencer's own entries skip the intake: chained as they are written.
+        _ = try await a.encrypt([7], key: key, actor: Self.owner)
+        #expect(try Self.intakeCount(database) == 0)
+        #expect(try await a.verifyAudit().entries == after.entries + 1)
     }
 
     @Test("attack: an intake row forged in the database is not chained; verification names it while it waits, and the sequencer chains an entry naming it instead",
@@ -125,22 +129,26 @@ struct AuditSequencerTests {
         let database = try await backend.makeDatabase()
         defer { database.remove() }
         _ = try await database.initialize()
-        let a = try await Self.node(database, "a")
+        // a serves requests; b is the sequencer (its own entries go straight to the chain).
+        let a = try await Self.node(database, "a"), b = try await Self.node(database, "b")
+        let lease = try #require(try await b.acquireLease(MaintenanceLease.name, duration: .seconds(30)))
+        func chain() async throws {
+            _ = try await b.sequenceAudit(under: lease)
+            _ = try await a.refreshFromStore()
+        }
         let key = try await a.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
-        let lease = try #require(try await a.acquireLease(MaintenanceLease.name, duration: .seconds(30)))
-        _ = try await a.sequenceAudit(under: lease)
-
         try await a.setAlias("app/orders", key: key, actor: Self.owner)
-        _ = try await a.sequenceAudit(under: lease)
+        try await chain()
         _ = try await a.encrypt([1], key: "app/orders", actor: Self.owner)
         // The deletion's anchor waits in the intake while the chained index still holds the
         // alias: the missing row is a deletion this node made, not a row removed by hand.
         try await a.deleteAlias("app/orders", actor: Self.owner)
+        #expect(try Self.intakeCount(database) > 0)
         let gone = await keywardError { () async throws(KeywardError) in _ = try await a.encrypt([1], key: "app/orders", actor: Self.owner) }
         guard case .keyNotFound = gone else { Issue.record("a deleted alias, its deletion waiting in the intake: \(String(describing: gone))"); return }
         try await a.setAlias("app/orders", key: key, actor: Self.owner)
         _ = try await a.encrypt([1], key: "app/orders", actor: Self.owner)
-        _ = try await a.sequenceAudit(under: lease)
+        try await chain()
         _ = try await a.encrypt([1], key: "app/orders", actor: Self.owner)
         #expect(try await a.verifyStore().isIntact)
 
@@ -149,7 +157,7 @@ struct AuditSequencerTests {
         let old = try database.scalar("SELECT encode(body, 'hex') || ',' || revision || ',' || encode(mac, 'hex') FROM tokens WHERE id = \(database.literal(id))")
             .split(separator: ",").map(String.init)
         try await a.revokeToken(issued.record.id, actor: Self.owner)
-        _ = try await a.sequenceAudit(under: lease)
+        try await chain()
         try database.execute("UPDATE tokens SET body = '\\x\(old[0])'::bytea, revision = \(old[1]), mac = '\\x\(old[2])'::bytea WHERE id = \(database.literal(id))")
         let replayed = await keywardError { () async throws(KeywardError) in _ = try await a.authenticate(issued.text) }
         guard case .integrityFailure(let message)? = replayed else { Issue.record("the replayed token row was trusted: \(String(describing: replayed))"); return }

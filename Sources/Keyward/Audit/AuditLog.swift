@@ -181,6 +181,14 @@ final class AuditWriter: Sendable {
     private let thread = WorkerThread(name: "keyward-audit")
     /// The node whose entries go to the intake; nil when entries are chained as written.
     let intakeNode: String?
+    /// True while this node is the sequencer (its last sequencing under the lease succeeded):
+    /// then its own entries are chained as they are written, after the intake, rather than
+    /// making a round trip through it.
+    private let sequencing = Atomic<Bool>(false)
+    /// Intake batches in flight at once: each is an independent transaction, so the database
+    /// can commit several together while the next batch gathers.
+    private let intakeSlots = DispatchSemaphore(value: AuditWriter.intakeBatchesInFlight)
+    static let intakeBatchesInFlight = 4
 
     init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil) {
         self.store = store
@@ -260,16 +268,21 @@ final class AuditWriter: Sendable {
             }
         case .sequence(let lease, let taken):
             do {
+                // The intake batches still in flight land first, so the chain takes them now.
+                drainIntake()
                 let count = try sequence(under: lease)
+                sequencing.store(true, ordering: .relaxed)
                 taken.value.store(count, ordering: .releasing)
                 batch[0].continuation.resume()
             } catch let error as StorageError {
+                sequencing.store(false, ordering: .relaxed)
                 fail(batch, KeywardError.storage(error))
             } catch {
+                sequencing.store(false, ordering: .relaxed)
                 fail(batch, error)
             }
         case .entry:
-            if intakeNode != nil { writeIntake(batch) } else { write(batch) }
+            if intakeNode != nil, !sequencing.load(ordering: .relaxed) { writeIntake(batch) } else { write(batch) }
         }
         return .worked
     }
@@ -351,13 +364,15 @@ final class AuditWriter: Sendable {
     // MARK: The intake (decision 0034)
 
     /// Writes one batch to the intake: each entry MAC'd under this node's name, inserted in one
-    /// transaction with no guard on the chain's head. Its anchors count here until chained.
+    /// transaction with no guard on the chain's head, up to `intakeBatchesInFlight` at once (the
+    /// thread goes on gathering the next batch meanwhile). Its anchors count here until chained;
+    /// its callers resume once it has committed.
     private func writeIntake(_ batch: [Waiter]) {
         guard let node = intakeNode else { return }
+        var rows: [AuditIntakeRow] = []
+        rows.reserveCapacity(batch.count)
+        var anchors: [RevisionAnchorRow] = []
         do {
-            var rows: [AuditIntakeRow] = []
-            rows.reserveCapacity(batch.count)
-            var anchors: [RevisionAnchorRow] = []
             for waiter in batch {
                 guard case .entry(let body, let keyID, let entryAnchors, let time) = waiter.job else { continue }
                 var row = AuditIntakeRow(node: node, body: body, keyID: keyID, time: time, mac: [])
@@ -365,19 +380,35 @@ final class AuditWriter: Sendable {
                 rows.append(row)
                 anchors += entryAnchors
             }
-            let store = self.store, written = rows
-            try waitBlocking { () async throws(StorageError) in try await store.appendAuditIntake(written) }
-            if !anchors.isEmpty {
+        } catch {
+            fail(batch, error)
+            return
+        }
+        intakeSlots.wait()
+        let store = self.store, written = rows, waiting = anchors
+        Task { [self] in
+            defer { intakeSlots.signal() }
+            do throws(StorageError) {
+                try await store.appendAuditIntake(written)
+            } catch {
+                fail(batch, error)
+                return
+            }
+            if !waiting.isEmpty {
                 state.withLock { state in
-                    for anchor in anchors {
+                    for anchor in waiting where (state.unchained[anchor.record]?.revision ?? .min) <= anchor.revision {
                         state.unchained[anchor.record] = RevisionIndex.Entry(revision: anchor.revision, deleted: anchor.deleted, sequence: .max)
                     }
                 }
             }
             for waiter in batch { waiter.continuation.resume() }
-        } catch {
-            fail(batch, error)
         }
+    }
+
+    /// Waits until no intake batch is in flight.
+    private func drainIntake() {
+        for _ in 0..<AuditWriter.intakeBatchesInFlight { intakeSlots.wait() }
+        for _ in 0..<AuditWriter.intakeBatchesInFlight { intakeSlots.signal() }
     }
 
     /// Most intake rows chained in one transaction.
