@@ -32,6 +32,15 @@ struct TransitFrontEndTests {
             let relabelled = "vault:v2:" + ciphertext.dropFirst(9)
             #expect(try await client.call(.post, "/v1/transit/decrypt/orders", token: nil, #"{"ciphertext":"\#(relabelled)"}"#, headers: vault).status == .badRequest)
             #expect(try await client.call(.post, "/v1/transit/decrypt/orders", token: nil, #"{"ciphertext":"vault:v1:%%"}"#, headers: vault).status == .badRequest)
+            // Malformed prefixes: each a 400 naming the expected form, none a crash.
+            let body = ciphertext.dropFirst(9)
+            for bad in ["vault:v0:\(body)", "vault:v:\(body)", "vault:v4294967296:\(body)", "vault:v12345678901:\(body)", "vault:v1", "vault:v1\(body)",
+                        "vaul:v1:\(body)", "Vault:v1:\(body)", "vault:x1:\(body)", "vault:v-1:\(body)", "vault:v1:\(body)=", "", "vault:v"] {
+                let reply = try await client.call(.post, "/v1/transit/decrypt/orders", token: nil, #"{"ciphertext":"\#(bad)"}"#, headers: vault)
+                #expect(reply.status == .badRequest && reply.text.contains("expected vault:vN: and base64"), "\(bad.prefix(24)): \(reply.status) \(reply.text.prefix(120))")
+            }
+            let padded = "vault:v01:" + body
+            #expect(try await client.call(.post, "/v1/transit/decrypt/orders", token: nil, #"{"ciphertext":"\#(padded)"}"#, headers: vault).status == .ok)
         }
     }
 

@@ -11,11 +11,23 @@ enum TransitCrypto {
 
     /// The version and bytes of a `vault:vN:...` value.
     static func unwrap(_ text: String, field: String) throws(APIError) -> (version: UInt32, bytes: [UInt8]) {
-        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "vault", parts[1].hasPrefix("v"), let version = UInt32(parts[1].dropFirst()), version >= 1,
-              let bytes = Base64.decode(String(parts[2])) else {
-            throw TransitError.invalid("invalid \(field): expected vault:vN: and base64")
+        // Read over the UTF-8 in place (on every decrypt): `vault:v`, decimal digits, `:`, base64.
+        var text = text
+        let parsed = text.withUTF8 { utf8 -> (UInt32, [UInt8])? in
+            let prefix: StaticString = "vault:v"
+            guard utf8.count > prefix.utf8CodeUnitCount,
+                  memcmp(utf8.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0 else { return nil }
+            var index = prefix.utf8CodeUnitCount
+            var version: UInt64 = 0
+            while index < utf8.count, index - prefix.utf8CodeUnitCount < 10, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(utf8[index]) {
+                version = version * 10 + UInt64(utf8[index] - UInt8(ascii: "0"))
+                index += 1
+            }
+            guard index > prefix.utf8CodeUnitCount, index < utf8.count, utf8[index] == UInt8(ascii: ":"),
+                  (1...UInt64(UInt32.max)).contains(version), let bytes = Base64.decode(utf8[(index + 1)...]) else { return nil }
+            return (UInt32(version), bytes)
         }
+        guard let (version, bytes) = parsed else { throw TransitError.invalid("invalid \(field): expected vault:vN: and base64") }
         return (version, bytes)
     }
 
