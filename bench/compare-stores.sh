@@ -8,7 +8,7 @@
 # throwaway PostgreSQL 15 cluster (scripts/postgres.sh, fsync on) holds both Keyward's and
 # OpenBao's databases. The two-node row runs two wrk processes at c/2 each against two
 # `keyward serve` on one database and sums them: on 2 cores it measures the cost of
-# coordination, not scale. Points are interleaved per pass; the table reports the median.
+# coordination, not scale. The one-node row is the node holding the lease (the audit sequencer). Points are interleaved per pass; the table reports the median.
 # Writes bench/results/compare-stores.tsv and the table between the markers in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +80,13 @@ serve sqlite "$OUT/sqlite.db" "$OUT/sqlite.key" 18501
 # Audit durability like PostgreSQL's synchronous commit: every batch fsync'ed before answering.
 serve sqlite-fsync "$OUT/sqlite-fsync.db" "$OUT/sqlite-fsync.key" 18504 --audit-sync-ms 0
 serve postgres-a "$PGBASE/kwbench" "$OUT/postgres.key" 18502
+# Node a takes the maintenance lease before b starts, so a is the audit sequencer (decision 0034)
+# and the one-node column measures a node as it runs alone: its entries chained as written. Node
+# b writes its entries to the intake, which a chains.
+for _ in $(seq 1 100); do
+  [ -n "$(psql "$PGBASE/kwbench" -XAtqc "SELECT holder FROM leases WHERE name = 'maintenance'" 2>/dev/null)" ] && break
+  sleep 0.1
+done
 serve postgres-b "$PGBASE/kwbench" "$OUT/postgres.key" 18503
 
 # ---------------------------------------------------------------- OpenBao on PostgreSQL

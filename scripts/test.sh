@@ -9,8 +9,13 @@ swift build --build-tests
 # The PostgreSQL store's tests need a database: a throwaway PostgreSQL 15 cluster on loopback,
 # stopped when this script ends. KEYWARD_REQUIRE_POSTGRES makes a missing one a failure.
 eval "$(bash scripts/postgres.sh start)"
-trap 'bash scripts/postgres.sh stop "$KEYWARD_TEST_PGDATA"' EXIT
+trap 'bash scripts/postgres.sh stop "$KEYWARD_TEST_PGDATA"; rm -rf "${SOFTHSM_DIR:-/nonexistent}"' EXIT
 export KEYWARD_REQUIRE_POSTGRES=1
+# SoftHSM reads SOFTHSM2_CONF at C_Initialize. Set here, before the test process starts, so the
+# PKCS#11 tests never call setenv while other tests spawn processes (Foundation's Process reads
+# the environment as it forks, and a concurrent setenv can move it from under the copy).
+SOFTHSM_DIR=$(mktemp -d /tmp/keyward-softhsm.XXXX)
+export SOFTHSM2_CONF=$SOFTHSM_DIR/softhsm2.conf
 # A hung test must fail the run rather than hold CI until its limit.
 timeout 1500 swift test --skip-build --skip KeywardPostgresTests 2>&1 | tee .build/test-output.txt
 status=${PIPESTATUS[0]}

@@ -231,18 +231,23 @@ public struct AuditVerificationReply: WritableReply, Equatable {
     public var intact: Bool
     public var entries: Int
     public var problems: [String]
+    /// Entries durable in the audit intake, checked, and not yet chained by the sequencer
+    /// (PostgreSQL clusters, decision 0034).
+    public var unchained: Int?
 
     /// A reply of these fields.
-    public init(intact: Bool, entries: Int, problems: [String]) {
+    public init(intact: Bool, entries: Int, problems: [String], unchained: Int? = nil) {
         self.intact = intact
         self.entries = entries
         self.problems = problems
+        self.unchained = unchained
     }
 
     public func writeMembers(to json: inout JSONWriter) {
         json.member("intact", intact)
         json.member("entries", entries)
         json.member("problems", strings: problems)
+        json.member("unchained", unchained ?? 0)
     }
 }
 

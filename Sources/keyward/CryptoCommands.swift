@@ -244,7 +244,8 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 if anchors == nil, try await storeOptions.remote({ client in
                     let report = try await client.verifyAudit()
-                    print("checked \(report.entries) audit entries")
+                    let waiting = report.unchained ?? 0
+                    print("checked \(report.entries) audit entries" + (waiting > 0 ? ", and \(waiting) waiting in the intake for the sequencer" : ""))
                     for problem in report.problems { print("FAIL \(problem)") }
                     if !report.intact { throw CLIError(.verification, "the audit log was tampered with") }
                     print("audit chain intact")

@@ -5,20 +5,25 @@ import KeywardHSM
 import KeywardStorage
 import Testing
 
-/// A SoftHSM2 token directory for this test process; SOFTHSM2_CONF is set and every token is
-/// made before the module is first loaded (SoftHSM reads its configuration and tokens once, at
-/// C_Initialize).
+/// A SoftHSM2 token directory for this test process; every token is made before the module is
+/// first loaded (SoftHSM reads its configuration and tokens once, at C_Initialize).
+///
+/// `scripts/test.sh` sets SOFTHSM2_CONF before the tests start, to a path in a fresh directory,
+/// and the configuration is written there. Only without it (`swift test` run by hand) is the
+/// variable set here, with `setenv`, which races with other tests spawning processes.
 enum SoftHSM {
     /// The tokens, each with user PIN 1234.
     static let main = "kw-main", other = "kw-other", pinCheck = "kw-pin", noKey = "kw-nokey"
 
     static let module = "/usr/lib/softhsm/libsofthsm2.so"
     static let directory: URL = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-softhsm-\(UUID().uuidString)")
+        let given = ProcessInfo.processInfo.environment["SOFTHSM2_CONF"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        let directory = given?.deletingLastPathComponent()
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("keyward-softhsm-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory.appendingPathComponent("tokens"), withIntermediateDirectories: true)
-        let conf = directory.appendingPathComponent("softhsm2.conf")
+        let conf = given ?? directory.appendingPathComponent("softhsm2.conf")
         try? "directories.tokendir = \(directory.appendingPathComponent("tokens").path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
-        setenv("SOFTHSM2_CONF", conf.path, 1)
+        if given == nil { setenv("SOFTHSM2_CONF", conf.path, 1) }
         for label in [main, other, pinCheck, noKey] { try? makeToken(label, conf: conf.path) }
         return directory
     }()

@@ -60,6 +60,10 @@ struct AuditSequencerTests {
         _ = try await a.encrypt([7], key: key, actor: Self.owner)
         #expect(try Self.intakeCount(database) == 0)
         #expect(try await a.verifyAudit().entries == after.entries + 1)
+        // Once it no longer holds the lease, its entries go to the intake again.
+        a.standDownAsAuditSequencer()
+        _ = try await a.encrypt([8], key: key, actor: Self.owner)
+        #expect(try Self.intakeCount(database) == 1)
     }
 
     @Test("attack: an intake row forged in the database is not chained; verification names it while it waits, and the sequencer chains an entry naming it instead",

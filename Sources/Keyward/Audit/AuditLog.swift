@@ -95,6 +95,9 @@ final class AuditLog: Sendable {
         return taken.value.load(ordering: .acquiring)
     }
 
+    /// This node no longer holds the sequencer's lease: its entries go to the intake again.
+    func standDown() { writer.standDown() }
+
     /// Reads the store's newest entry and revision index again and checks them against each
     /// other: after another process appended, so that its changes (a token revoked, an alias
     /// moved) count in replay checks here too. Runs on the writer thread, between batches.
@@ -404,6 +407,9 @@ final class AuditWriter: Sendable {
             for waiter in batch { waiter.continuation.resume() }
         }
     }
+
+    /// From the next batch on, this node's entries go to the intake (it lost the lease).
+    func standDown() { sequencing.store(false, ordering: .relaxed) }
 
     /// Waits until no intake batch is in flight.
     private func drainIntake() {

@@ -63,6 +63,13 @@ extension KeyService {
         return try await auditor.log.sequence(under: lease)
     }
 
+    /// Tells the audit log this node no longer holds the lease `sequenceAudit` ran under: its
+    /// entries go to the intake again rather than to the chain's head, where they would contend
+    /// with the new sequencer's.
+    public func standDownAsAuditSequencer() {
+        auditor.log.standDown()
+    }
+
     /// The nodes and leases, for a caller granted `maintenance`.
     public func clusterStatus(actor: Caller) async throws(KeywardError) -> ClusterStatus {
         try await checkAdministration(.maintenance, actor: actor)

@@ -94,7 +94,7 @@ enum AdminRoutes {
 
         routes.on(.post, "/v1/admin/audit/verify") { request, context in
             let result = try await slot.current.verifyAudit(actor: try context.caller(request))
-            return Response.reply(AuditVerificationReply(intact: result.isIntact, entries: result.entries, problems: result.problems))
+            return Response.reply(AuditVerificationReply(intact: result.isIntact, entries: result.entries, problems: result.problems, unchained: result.unchained))
         }
 
         routes.on(.get, "/v1/admin/maintenance") { request, context in

@@ -25,7 +25,10 @@ struct AuditSequencer: Service {
     }
 
     private func sequence() async {
-        guard let held = lease.held else { return }
+        guard let held = lease.held else {
+            slot.current.standDownAsAuditSequencer()
+            return
+        }
         do {
             _ = try await slot.current.sequenceAudit(under: held)
         } catch {
