@@ -3,9 +3,16 @@ requests with a bearer token, stop the server, and fail with one line."""
 import json, re, signal, ssl, subprocess, sys, time, urllib.error, urllib.request
 
 
+# Every server started here, so that a failure (which exits at once) leaves none running.
+started = []
+
+
 def fail(name, message):
-    """Prints `name: FAILED: message` and exits 1."""
+    """Prints `name: FAILED: message`, kills every server started here, and exits 1."""
     print("%s: FAILED: %s" % (name, message))
+    for server in started:
+        if server.poll() is None:
+            server.kill()
     sys.exit(1)
 
 
@@ -15,6 +22,7 @@ def start(arguments, log_path, env=None, cwd=None, seconds=60):
     log = open(log_path, "a+")
     mark = log.seek(0, 2)
     server = subprocess.Popen(arguments, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    started.append(server)
     deadline = time.time() + seconds
     while time.time() < deadline:
         log.flush()

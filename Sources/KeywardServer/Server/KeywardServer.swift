@@ -170,7 +170,7 @@ public struct KeywardServer: Sendable {
         var services: [any Service] = [server, DrainWatcher(state: shutdown, logger: logger), maintenance, watcher, history]
         if let lease {
             services.append(lease)
-            services.append(AuditSequencer(slot: slot, lease: lease, interval: .milliseconds(20), logger: logger))
+            services.append(AuditSequencer(slot: slot, lease: lease, interval: .milliseconds(20), idleInterval: .milliseconds(200), logger: logger))
         }
         if let anchor = self.configuration.auditAnchor {
             services.append(AuditAnchorPublisher(slot: slot, destination: try AuditAnchorPublisher.Destination(anchor),
