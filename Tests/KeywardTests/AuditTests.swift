@@ -47,9 +47,12 @@ struct AuditTests {
             // A forged entry with a correct hash chain but no valid MAC.
             try fixture.tamper("UPDATE audit SET mac = zeroblob(32) WHERE sequence = 2")
         }
-        let report = try await fixture.reopen().verifyAudit()
+        let reopened = try await fixture.reopen()
+        let report = try await reopened.verifyAudit()
         #expect(!report.isIntact)
         #expect(report.problems.contains { $0.contains("#3") || $0.contains("#4") || $0.contains("#2") }, "\(report.problems)")
+        // A server's periodic verification walks the log paced; it finds the same.
+        #expect(try await reopened.verifyStore(inBackground: true).audit.problems == report.problems)
     }
 
     @Test("when the audit entry cannot be written, the operation fails and returns nothing")

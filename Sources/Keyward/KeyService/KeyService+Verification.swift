@@ -30,12 +30,14 @@ extension KeyService {
     ///   deleted row).
     ///
     /// Each failing record is named; nothing is changed. `progress` is called with the number of
-    /// keys checked so far.
-    public func verifyStore(progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> StoreVerification {
+    /// keys checked so far. With `inBackground` (a server's periodic verification) the audit walk
+    /// paces itself, sleeping three times as long as each page took, so that walking a long log
+    /// takes at most a quarter of a core from the requests being served, for four times as long.
+    public func verifyStore(inBackground: Bool = false, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> StoreVerification {
         var report = StoreVerification()
         // The audit chain first: the revisions it anchors are the reference for replay checks.
         var chain = RevisionIndex()
-        report.audit = try await verifyAudit(replaying: &chain)
+        report.audit = try await verifyAudit(replaying: &chain, paced: inBackground)
         var unseen = Set(chain.rows.compactMap { $0.deleted ? nil : AnchoredRecord(identity: $0.record) })
         func check(_ record: AnchoredRecord, _ revision: Int64) {
             unseen.remove(record)
@@ -156,8 +158,8 @@ extension KeyService {
     /// `verifyAudit`, leaving in `index` the revisions the chain anchors.
     /// Entries waiting in the intake (decision 0034) are checked too: each must carry its
     /// node's MAC; they are counted in `unchained`, not in `entries`.
-    func verifyAudit(replaying index: inout RevisionIndex) async throws(KeywardError) -> AuditVerification {
-        var result = try await walkAudit(replaying: &index, through: nil).verification
+    func verifyAudit(replaying index: inout RevisionIndex, paced: Bool = false) async throws(KeywardError) -> AuditVerification {
+        var result = try await walkAudit(replaying: &index, through: nil, paced: paced).verification
         guard store.keepsAuditIntake else { return result }
         let waiting = try await storing({ () async throws(StorageError) in try await store.auditIntake(limit: 1_000_000) })
         result.unchained = waiting.count
@@ -171,7 +173,8 @@ extension KeyService {
     /// The walk of `verifyAudit`, up to entry `through` (the whole log when nil), leaving in
     /// `index` the revisions the walked entries anchor; `last` and `lastHash` are the last
     /// entry walked (the checkpoint's, or 0 and zeros, when none was).
-    func walkAudit(replaying index: inout RevisionIndex, through: Int64?) async throws(KeywardError)
+    /// `paced`: after each page, sleep three times as long as it took (see `verifyStore`).
+    func walkAudit(replaying index: inout RevisionIndex, through: Int64?, paced: Bool = false) async throws(KeywardError)
         -> (verification: AuditVerification, last: Int64, lastHash: [UInt8]) {
         var result = AuditVerification(entries: 0, problems: [])
         var previousHash = [UInt8](repeating: 0, count: 32)
@@ -193,7 +196,12 @@ extension KeyService {
             expected = row.sequence + 1
         }
         var unauthenticatedFrom: Int64? = nil
+        var pageStarted = ContinuousClock.now
         walk: while true {
+            if paced {
+                try? await Task.sleep(for: (ContinuousClock.now - pageStarted) * 3)
+                pageStarted = ContinuousClock.now
+            }
             let after = expected - 1
             let page = try await storing({ () async throws(StorageError) in try await store.auditEntries(after: after, limit: 1000) })
             if page.isEmpty { break }
