@@ -12,7 +12,7 @@ public struct RecordRewriter: Sendable {
     public var audit: @Sendable (AuditRow) throws -> AuditRow
     /// Rewrites a token row.
     public var token: @Sendable (TokenRow) throws -> TokenRow
-    /// Rewrites an audit intake row (its MAC, under the new KEK's audit key).
+    /// Rewrites an audit intake row (its MAC, under the new KEK's record MAC key).
     public var intake: @Sendable (AuditIntakeRow) throws -> AuditIntakeRow
 
     /// A rewriter of these closures.

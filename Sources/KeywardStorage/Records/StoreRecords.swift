@@ -121,7 +121,7 @@ public struct AliasRow: Sendable, Hashable {
 /// An audit entry in the intake (decision 0034): durable, MAC'd by the node that wrote it, and
 /// waiting for the cluster's sequencer to chain it into the log.
 ///
-/// Invariant: `mac` is the writing node's MAC under the audit key over `node`, `body`, `keyID`
+/// Invariant: `mac` is the writing node's MAC under the store's record MAC key over `node`, `body`, `keyID`
 /// and `time`; the sequencer chains no row whose MAC fails.
 public struct AuditIntakeRow: Sendable, Hashable {
     /// The store's number for the row (0 before it is inserted): the order the sequencer takes.
