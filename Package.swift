@@ -50,6 +50,12 @@ let package = Package(
             pkgConfig: "libargon2",
             providers: [.apt(["libargon2-dev"])]
         ),
+        // libpq: the audit writer's blocking connection to PostgreSQL (decision 0035).
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .systemLibrary(
             name: "CPKCS11",
             pkgConfig: "p11-kit-1",
@@ -92,6 +98,7 @@ let package = Package(
         .target(
             name: "KeywardPostgres",
             dependencies: [
+                "CLibPQ",
                 "KeywardCrypto",
                 "KeywardStorage",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -4,11 +4,12 @@
 set -euo pipefail
 
 # Debian packages: libargon2-dev (Argon2id), libp11-kit-dev (the PKCS#11 header),
-# libssl-dev (OpenSSL 3's libcrypto, the bulk AEAD backend), libsqlite3-dev (GRDB), softhsm2 (a PKCS#11 token for
+# libssl-dev (OpenSSL 3's libcrypto, the bulk AEAD backend), libsqlite3-dev (GRDB), libpq-dev (the
+# audit writer's PostgreSQL connection), softhsm2 (a PKCS#11 token for
 # tests), openssl (the benchmark's hardware ceiling), postgresql-15 (the clustered store's tests
 # start a throwaway cluster of it: scripts/postgres.sh), chromium and chromium-driver (the web
 # console's browser tests: scripts/clients/console_browser.py).
-needed=(libargon2-dev libp11-kit-dev libssl-dev libsqlite3-dev softhsm2 openssl postgresql-15 postgresql-client-15 chromium chromium-driver)
+needed=(libargon2-dev libp11-kit-dev libssl-dev libsqlite3-dev libpq-dev softhsm2 openssl postgresql-15 postgresql-client-15 chromium chromium-driver)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

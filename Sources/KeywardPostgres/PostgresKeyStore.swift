@@ -39,8 +39,11 @@ public final class PostgresKeyStore: KeyStore {
     private let fence = Mutex<[UInt8]?>(nil)
     /// How long one store call may take before it fails with `unavailable`.
     public let operationTimeout: Duration
+    /// The audit writer's blocking connection (`appendAuditBlocking`).
+    private let auditConnection: PostgresAuditConnection
 
-    private init(location: PostgresLocation, client: PostgresClient, runner: Task<Void, Never>?, logger: Logger, operationTimeout: Duration) {
+    private init(location: PostgresLocation, password: String?, client: PostgresClient, runner: Task<Void, Never>?, logger: Logger, operationTimeout: Duration) {
+        self.auditConnection = PostgresAuditConnection(location: location, password: password, timeout: operationTimeout)
         self.location = location
         self.client = client
         self.runner = runner
@@ -64,7 +67,7 @@ public final class PostgresKeyStore: KeyStore {
         }
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let runner = Task { await client.run() }
-        let store = PostgresKeyStore(location: location, client: client, runner: runner, logger: logger, operationTimeout: operationTimeout)
+        let store = PostgresKeyStore(location: location, password: password, client: client, runner: runner, logger: logger, operationTimeout: operationTimeout)
         do {
             try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
         } catch {
@@ -84,7 +87,7 @@ public final class PostgresKeyStore: KeyStore {
     ///   a schema newer than this build.
     public static func open(on pool: PostgresPool, operationTimeout: Duration = .seconds(5),
                             logger: Logger = Logger(label: "keyward.postgres")) async throws(StorageError) -> PostgresKeyStore {
-        let store = PostgresKeyStore(location: pool.location, client: pool.client, runner: nil, logger: logger, operationTimeout: operationTimeout)
+        let store = PostgresKeyStore(location: pool.location, password: pool.password, client: pool.client, runner: nil, logger: logger, operationTimeout: operationTimeout)
         let client = pool.client
         try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
         return store
@@ -124,6 +127,19 @@ public final class PostgresKeyStore: KeyStore {
         return try outcome.get()
     }
 
+    /// Maps a failure the server reported, by its SQLSTATE: constraint and serialisation
+    /// failures are `conflict`, a server shutting down, a lost connection or refused credentials
+    /// `unavailable`, anything else `database`.
+    static func storageError(sqlState state: String, message: String, location: PostgresLocation) -> StorageError {
+        switch state {
+        case "23505", "23503", "23514", "40001", "40P01": return .conflict(message)
+        case "57P01", "57P02", "57P03", "08000", "08003", "08006": return .unavailable("PostgreSQL at \(location): \(message)")
+        case "28000", "28P01": return .unavailable("PostgreSQL at \(location) refused the credentials: \(message)")
+        case "3D000": return .unavailable("PostgreSQL at \(location): \(message)")
+        default: return .database("\(message) (SQLSTATE \(state))")
+        }
+    }
+
     /// Maps a postgres-nio failure to the storage layer's: constraint and serialisation failures
     /// are `conflict`, a failed connection `unavailable`, anything else `database`.
     static func storageError(_ error: any Error, location: PostgresLocation) -> StorageError {
@@ -138,14 +154,7 @@ public final class PostgresKeyStore: KeyStore {
             return .database("transaction failed")
         case let error as PSQLError:
             if let state = error.serverInfo?[.sqlState] {
-                let message = error.serverInfo?[.message] ?? state
-                switch state {
-                case "23505", "23503", "23514", "40001", "40P01": return .conflict(message)
-                case "57P01", "57P02", "57P03", "08000", "08003", "08006": return .unavailable("PostgreSQL at \(location): \(message)")
-                case "28000", "28P01": return .unavailable("PostgreSQL at \(location) refused the credentials: \(message)")
-                case "3D000": return .unavailable("PostgreSQL at \(location): \(message)")
-                default: return .database("\(message) (SQLSTATE \(state))")
-                }
+                return storageError(sqlState: state, message: error.serverInfo?[.message] ?? state, location: location)
             }
             return .unavailable("PostgreSQL at \(location): \(error.code)")
         case is CancellationError:
@@ -430,13 +439,35 @@ public final class PostgresKeyStore: KeyStore {
     /// rewrites, and a statement takes its snapshot after its table locks, so an append either
     /// commits before a rotation (which re-MACs it) or sees the rotated header and writes nothing.
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
-        guard let first = entries.first else { return }
+        guard !entries.isEmpty else { return }
         let statement = AuditAppendStatement(entries: entries, fence: fence.withLock { $0 })
         let client = self.client, logger = self.logger
         let outcome = try await deadline("appending audit entries") { () async throws -> AuditAppendStatement.Row in
-            for try await row in try await client.execute(statement, logger: logger) { return row }
-            throw StorageError.database("the audit append returned no row")
+            try await Self.run(statement, on: client, logger: logger)
         }
+        try Self.check(outcome, of: statement)
+    }
+
+    /// `appendAudit` for the audit writer's own thread: the statement goes over the writer's
+    /// own libpq connection, the thread waiting on its socket (decision 0035), with the same
+    /// statement, outcome and refusals as `appendAudit`.
+    public func appendAuditBlocking(_ entries: [AuditRow]) throws(StorageError) {
+        guard !entries.isEmpty else { return }
+        let statement = AuditAppendStatement(entries: entries, fence: fence.withLock { $0 })
+        try Self.check(try auditConnection.append(statement), of: statement)
+    }
+
+    /// Runs the audit append and returns its one row.
+    private static func run(_ statement: AuditAppendStatement, on client: PostgresClient, logger: Logger) async throws -> AuditAppendStatement.Row {
+        for try await row in try await client.execute(statement, logger: logger) { return row }
+        throw StorageError.database("the audit append returned no row")
+    }
+
+    /// Whether the append took every entry; if not, why not: the KEK was rotated away
+    /// (`staleKEK`), or another writer's entries are in the way (`conflict`).
+    private static func check(_ outcome: AuditAppendStatement.Row, of statement: AuditAppendStatement) throws(StorageError) {
+        let entries = statement.entries
+        guard let first = entries.first else { return }
         guard outcome.inserted == Int64(entries.count) else {
             if let expected = statement.fence, let active = outcome.active, active != expected {
                 throw .staleKEK(Self.describeStale(expected: expected, active: active))
@@ -950,16 +981,7 @@ struct AuditAppendStatement: PostgresPreparedStatement {
         // An empty id stands for none (a key id is 16 bytes); NULLIF turns it back into NULL.
         bindings.append(entries.map { ByteBuffer(bytes: $0.keyID?.bytes ?? []) })
         bindings.append(entries.map(\.time.timeIntervalSince1970))
-        // The revision index, last word per record (entries are in order).
-        var newest: [[UInt8]: RevisionAnchorRow] = [:]
-        var order: [[UInt8]] = []
-        for entry in entries {
-            for anchor in entry.anchors {
-                if newest[anchor.record] == nil { order.append(anchor.record) }
-                newest[anchor.record] = anchor
-            }
-        }
-        let anchors = order.map { newest[$0]! }
+        let anchors = newestAnchors()
         bindings.append(anchors.map { ByteBuffer(bytes: $0.record) })
         bindings.append(anchors.map(\.revision))
         bindings.append(anchors.map(\.deleted))
@@ -969,6 +991,19 @@ struct AuditAppendStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {
         let columns = try Columns(row)
         return (try columns.int("inserted"), try columns.optionalBytes("active"), try columns.int("head"))
+    }
+
+    /// The revision index's rows the batch changes: the last word per record (entries are in order).
+    func newestAnchors() -> [RevisionAnchorRow] {
+        var newest: [[UInt8]: RevisionAnchorRow] = [:]
+        var order: [[UInt8]] = []
+        for entry in entries {
+            for anchor in entry.anchors {
+                if newest[anchor.record] == nil { order.append(anchor.record) }
+                newest[anchor.record] = anchor
+            }
+        }
+        return order.map { newest[$0]! }
     }
 }
 

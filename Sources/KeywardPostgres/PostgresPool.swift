@@ -11,6 +11,8 @@ public struct PostgresPool: Service {
     /// Where the database is.
     public let location: PostgresLocation
     let client: PostgresClient
+    /// For the audit writer's own connection (`PostgresAuditConnection`).
+    let password: String?
 
     /// A pool for `location`, not yet running.
     ///
@@ -24,6 +26,7 @@ public struct PostgresPool: Service {
             throw .unavailable(error.description)
         }
         self.location = location
+        self.password = password
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 

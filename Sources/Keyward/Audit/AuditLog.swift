@@ -524,3 +524,4 @@ public struct AuditVerification: Sendable, Hashable {
     /// True when the chain is whole.
     public var isIntact: Bool { problems.isEmpty }
 }
+
