@@ -48,10 +48,10 @@ struct LayeringTests {
         }
     }
 
-    @Test("only the PostgreSQL store imports postgres-nio, and only the CLI and tests reach the PostgreSQL store")
+    @Test("only the PostgreSQL store imports postgres-nio and libpq, and only the CLI and tests reach the PostgreSQL store")
     func postgresContained() throws {
         for module in ["KeywardCrypto", "KeywardStorage", "Keyward", "KeywardHSM", "KeywardTesting", "KeywardAPI", "KeywardServer", "KeywardClient"] {
-            let offenders = try Self.imports(of: module).filter { $0.module == "PostgresNIO" || $0.module == "KeywardPostgres" }
+            let offenders = try Self.imports(of: module).filter { ["PostgresNIO", "CLibPQ", "KeywardPostgres"].contains($0.module) }
             #expect(offenders.isEmpty, "\(module): \(offenders.map(\.file))")
         }
         #expect(try Self.imports(of: "KeywardPostgres").contains { $0.module == "PostgresNIO" })
