@@ -136,6 +136,64 @@ struct LeaseAndBarrierTests {
         #expect(try await destroyer.verifyStore().isIntact)
         #expect(try await lagging.verifyAudit().isIntact)
     }
+
+    @Test("deleted imported material waits for the barrier too: its bytes stay while a live node lags, the material cannot come back meanwhile, and afterwards it can",
+          arguments: StoreBackend.available)
+    func importedMaterialDeletionWaitsForEveryLiveNode(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        let first = try await database.initialize()
+        let owner = Caller.owner("t")
+        let id = try await first.createKeyForImport(CreateKeyRequest(aliases: ["ext"]), actor: owner).metadata.id
+        let material = try KeyMaterial.generate(.aes256GCM)
+        func importMaterial(into service: KeyService) async throws -> KeyDescription {
+            let wrapping = try await service.importParameters(key: "ext", wrappingSpec: .rsa2048OAEPSHA256, actor: owner)
+            let blob = try wrapping.publicKey.encrypt(material.secret.withSecretBytes(InsecureSecretAccess.token) { Array($0) })
+            return try await service.importMaterial(blob, key: "ext", wrappingKey: wrapping.keyID.description, scheme: .rsaOAEPSHA256, validTo: nil, actor: owner)
+        }
+        _ = try await importMaterial(into: first)
+        let sealed = try await first.encrypt([4, 2], key: "ext", actor: owner)
+        func storedMaterial() throws -> Int {
+            Int(try database.scalar("SELECT count(*) FROM key_versions WHERE length(sealed) > 0 AND key_id = \(database.literal(id.bytes))")) ?? -1
+        }
+        #expect(try storedMaterial() == 1)
+
+        let lagging = try await database.node(options: KeyService.Options(coherenceBound: 1, nodeID: "lagging"))
+        _ = try await lagging.refreshFromStore()
+        try await lagging.reportHeartbeat()
+        let beating = Task {
+            while !Task.isCancelled {
+                try? await lagging.reportHeartbeat()
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        // Deleted: the key is empty at once, but its bytes stay while the lagging node has not
+        // seen that (it could still be encrypting under them).
+        let start = ContinuousClock.now
+        let emptied = try await first.deleteImportedMaterial(key: "ext", actor: owner)
+        #expect(emptied.metadata.awaitingMaterial == true && emptied.metadata.state == .preActive)
+        #expect(start.duration(to: .now) >= DestructionBarrier.wait, "the deletion did not wait for the lagging node")
+        #expect(try storedMaterial() == 1, "material was deleted before every live node had seen the deletion")
+        // Bringing the material back now would race the pending deletion: refused until it is done.
+        guard case .storage(.unavailable) = await keywardError({ () async throws(KeywardError) in
+            do { _ = try await importMaterial(into: first) } catch let error as KeywardError { throw error } catch { Issue.record("\(error)") }
+        }) else { Issue.record("material was imported while its deletion waited for the barrier"); beating.cancel(); return }
+        beating.cancel()
+        _ = await beating.value
+
+        // The lagging node catches up; the next sweep deletes the bytes, and the material returns.
+        _ = try await lagging.refreshFromStore()
+        try await lagging.reportHeartbeat()
+        #expect(await keywardError { () async throws(KeywardError) in _ = try await lagging.decrypt(sealed.ciphertext, actor: owner) } != nil,
+                "the node that saw the deletion still decrypted")
+        // The sweep also purges the used wrapping keys, which were destroyed after their import.
+        let report = try await first.runMaintenance()
+        #expect(report.purged >= 1, "\(report)")
+        #expect(try storedMaterial() == 0)
+        _ = try await importMaterial(into: first)
+        #expect(try await first.decrypt(sealed.ciphertext, actor: owner).plaintext == [4, 2])
+        #expect(try await first.verifyStore().isIntact)
+    }
 }
 
 /// The storage error `body` throws, or nil.

@@ -167,6 +167,25 @@ struct GrantTests {
         #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([3], key: id, actor: eve.presenting(grants: [third.id])) } != nil)
     }
 
+    @Test("attack: listing retirable grants needs manage-grants on every key: the retiring principal, a grantee and an admin of some keys are refused, and audited")
+    func listRetirableGrantsRefused() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(aliases: ["app/k"]), actor: Self.owner).metadata.id.description
+        let grant = try await service.createGrant(key: id, grantee: "bob", operations: [.encrypt], retiringPrincipal: "ops", actor: Self.owner)
+        let refused = [try Self.caller("ops"), try Self.caller("bob"), try Self.caller("admin", "manage-grants,describe:alias=app/*")]
+        for caller in refused {
+            guard case .accessDenied = await keywardError({ () async throws(KeywardError) in
+                _ = try await service.listRetirableGrants(retiringPrincipal: "ops", actor: caller)
+            }) else { Issue.record("\(caller.principal) listed the grants ops may retire"); return }
+        }
+        let everywhere = try Self.caller("auditor", "manage-grants:*")
+        #expect(try await service.listRetirableGrants(retiringPrincipal: "ops", actor: everywhere).grants.map(\.id) == [grant.id])
+        let denied = try await service.auditTail(50).map(\.event).filter { $0.operation == "manage-grants" && $0.outcome == "denied" }
+        #expect(Set(denied.map(\.actor)) == Set(refused.map(\.principal)), "\(denied.map(\.actor))")
+    }
+
     @Test("attack: a token manager cannot mint a credential under a grantee's name, or a name a key policy allows, to inherit access it does not hold")
     func namedAccessIsNotInherited() async throws {
         let fixture = try await StoreFixture.make()

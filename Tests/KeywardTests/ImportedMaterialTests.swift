@@ -154,6 +154,43 @@ struct ImportedMaterialTests {
         #expect(entries.contains { $0.operation == "import-material" && $0.actor == "alice" && $0.outcome == "ok" && ($0.detail ?? "").contains("deleted") })
     }
 
+    @Test("a key that holds its material takes the same material again only to change its expiry, and refuses other material, changing nothing")
+    func reimportIntoAKeyThatHoldsIt() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKeyForImport(CreateKeyRequest(aliases: ["held"]), actor: Self.owner).metadata.id
+        let material = try KeyMaterial.generate(.aes256GCM)
+        // Far ahead of the fixture's clock, whole seconds (as the metadata keeps it).
+        let expiry = Date(timeIntervalSince1970: 4_000_000_000)
+        let (blob, wrappingKey) = try await Self.wrapped(material.secret, for: "held", scheme: .rsaOAEPSHA256, service)
+        _ = try await service.importMaterial(blob, key: "held", wrappingKey: wrappingKey, scheme: .rsaOAEPSHA256, validTo: expiry, actor: Self.owner)
+        let sealed = try await service.encrypt([5], key: "held", actor: Self.owner)
+        func versionRow() throws -> (sealed: Data?, revision: Int64?) {
+            let row = try fixture.fetch("SELECT sealed, revision FROM key_versions WHERE key_id = ?", [Data(id.bytes)]).first
+            return (row?["sealed"], row?["revision"])
+        }
+        let before = try versionRow()
+        #expect(try await service.describe(key: "held", actor: Self.owner).metadata.expiresAt == expiry)
+
+        // Other material into the key that holds its own: refused, nothing changes.
+        let other = try KeyMaterial.generate(.aes256GCM)
+        let (otherBlob, otherWrapping) = try await Self.wrapped(other.secret, for: "held", scheme: .rsaOAEPSHA256, service)
+        guard case .crypto(.invalidKeyMaterial) = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.importMaterial(otherBlob, key: "held", wrappingKey: otherWrapping, scheme: .rsaOAEPSHA256, validTo: nil, actor: Self.owner)
+        }) else { Issue.record("a key holding material took other material"); return }
+        let refusedState = try await service.describe(key: "held", actor: Self.owner).metadata
+        #expect(refusedState.expiresAt == expiry && refusedState.state == .active)
+        #expect(try versionRow() == before, "a refused import touched the sealed material")
+
+        // The same material again: only the expiry changes (here: removed); the sealed row stays.
+        let (again, againWrapping) = try await Self.wrapped(material.secret, for: "held", scheme: .rsaAESKeyWrapSHA256, service)
+        let reimported = try await service.importMaterial(again, key: "held", wrappingKey: againWrapping, scheme: .rsaAESKeyWrapSHA256, validTo: nil, actor: Self.owner)
+        #expect(reimported.metadata.expiresAt == nil && reimported.metadata.state == .active && reimported.metadata.awaitingMaterial == nil)
+        #expect(try versionRow() == before, "importing the same material again rewrote the sealed version")
+        #expect(try await service.decrypt(sealed.ciphertext, actor: Self.owner).plaintext == [5])
+    }
+
     @Test("imported material expires at its validTo: uses stop, the sweep deletes it, and the same material comes back")
     func expiry() async throws {
         let fixture = try await StoreFixture.make()
