@@ -87,11 +87,12 @@ final class PostgresAuditConnection: @unchecked Sendable {
             self.connection = nil
         }
         let seconds = max(1, Int(timeout.components.seconds))
-        let milliseconds = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000))
+        // Half a second past this side's deadline, so that this side's answer is the one given.
+        let milliseconds = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000)) + 500
         var parameters: [(String, String)] = [
             ("host", location.host), ("port", String(location.port)), ("user", location.username),
             ("dbname", location.database), ("connect_timeout", String(seconds)), ("application_name", Self.applicationName),
-            // The server gives up on a statement at the deadline too, and notices within a second
+            // The server gives up on a statement just after the deadline too, and notices within a second
             // that a connection given up on is gone: a batch this side reported as failed is not
             // committed later behind its back.
             ("options", "-c statement_timeout=\(milliseconds) -c client_connection_check_interval=1000"),
@@ -236,7 +237,7 @@ final class PostgresAuditConnection: @unchecked Sendable {
 }
 
 extension AuditAppendStatement {
-    /// The statement's parameters in PostgreSQL's binary format, in order ($1 to $12); nil is NULL.
+    /// The statement's parameters in PostgreSQL's binary format, in order ($1 to $13); nil is NULL.
     func binaryParameters() -> [[UInt8]?] {
         let anchors = newestAnchors()
         return [
@@ -253,6 +254,8 @@ extension AuditAppendStatement {
             BinaryFormat.array(of: BinaryFormat.byteaOID, anchors.map(\.record)),
             BinaryFormat.array(of: BinaryFormat.int8OID, anchors.map { BinaryFormat.int64($0.revision) }),
             BinaryFormat.array(of: BinaryFormat.boolOID, anchors.map { [$0.deleted ? 1 : 0] }),
+            // An empty id stands for none; NULLIF turns it back into NULL.
+            BinaryFormat.array(of: BinaryFormat.textOID, entries.map { Array(($0.entry ?? "").utf8) }),
         ]
     }
 }
@@ -262,6 +265,7 @@ enum BinaryFormat {
     static let boolOID: UInt32 = 16
     static let byteaOID: UInt32 = 17
     static let int8OID: UInt32 = 20
+    static let textOID: UInt32 = 25
     static let float8OID: UInt32 = 701
 
     static func int64(_ value: Int64) -> [UInt8] { bigEndian(UInt64(bitPattern: value)) }

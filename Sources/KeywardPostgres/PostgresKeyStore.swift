@@ -128,12 +128,12 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     /// Maps a failure the server reported, by its SQLSTATE: constraint and serialisation
-    /// failures are `conflict`, a server shutting down, a lost connection or refused credentials
-    /// `unavailable`, anything else `database`.
+    /// failures are `conflict`; a server shutting down, a statement cancelled (its timeout), a
+    /// lost connection or refused credentials `unavailable`; anything else `database`.
     static func storageError(sqlState state: String, message: String, location: PostgresLocation) -> StorageError {
         switch state {
         case "23505", "23503", "23514", "40001", "40P01": return .conflict(message)
-        case "57P01", "57P02", "57P03", "08000", "08003", "08006": return .unavailable("PostgreSQL at \(location): \(message)")
+        case "57P01", "57P02", "57P03", "57014", "08000", "08003", "08006": return .unavailable("PostgreSQL at \(location): \(message)")
         case "28000", "28P01": return .unavailable("PostgreSQL at \(location) refused the credentials: \(message)")
         case "3D000": return .unavailable("PostgreSQL at \(location): \(message)")
         default: return .database("\(message) (SQLSTATE \(state))")
@@ -557,6 +557,18 @@ public final class PostgresKeyStore: KeyStore {
         }
     }
 
+    public func chainedEntries(_ entries: [String]) async throws(StorageError) -> [String: Int64] {
+        guard !entries.isEmpty else { return [:] }
+        return try await read("looking up audit entry ids") { client, logger in
+            var found: [String: Int64] = [:]
+            for row in try await client.query("SELECT entry, sequence FROM audit WHERE entry = ANY(\(entries))", logger: logger).collect() {
+                let columns = try Columns(row)
+                found[try columns.text("entry")] = try columns.int("sequence")
+            }
+            return found
+        }
+    }
+
     public func sequenceAuditIntake(_ entries: [AuditRow], consumed: [Int64], lease: Lease) async throws(StorageError) {
         let statement = AuditAppendStatement(entries: entries, fence: fence.withLock { $0 })
         try await write("sequencing the audit intake") { connection, logger in
@@ -860,7 +872,8 @@ public final class PostgresKeyStore: KeyStore {
     private static func auditRow(_ row: PostgresRow) throws -> AuditRow {
         let c = try Columns(row)
         return AuditRow(sequence: try c.int("sequence"), body: try c.bytes("body"), previousHash: try c.bytes("previous_hash"),
-                        hash: try c.bytes("hash"), mac: try c.bytes("mac"), keyID: try c.optionalID("key_id"), time: try c.date("time"))
+                        hash: try c.bytes("hash"), mac: try c.bytes("mac"), keyID: try c.optionalID("key_id"), time: try c.date("time"),
+                        entry: try c.optionalText("entry"))
     }
 }
 
@@ -905,6 +918,7 @@ struct Columns {
         do { return try KeyID(bytes: Array(buffer.readableBytesView)) } catch { throw StorageError.corrupted("the column \(name) is not a 16-byte id") }
     }
 
+    func optionalText(_ name: String) throws -> String? { try decode(name, Optional<String>.self, "text or null") }
     func int(_ name: String) throws -> Int64 { try decode(name, Int64.self, "an integer") }
     func text(_ name: String) throws -> String { try decode(name, String.self, "text") }
     func bool(_ name: String) throws -> Bool { try decode(name, Bool.self, "a boolean") }
@@ -949,9 +963,10 @@ struct AuditAppendStatement: PostgresPreparedStatement {
           SELECT 1 WHERE ($1::bytea IS NULL OR EXISTS (SELECT 1 FROM store_header WHERE id = 1 AND active_kek = $1::bytea))
             AND coalesce((SELECT max(sequence) FROM audit), (SELECT sequence FROM audit_checkpoint), 0) = $2::bigint),
         inserted AS (
-          INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time)
-          SELECT v.s, v.b, v.p, v.h, v.m, NULLIF(v.k, ''::bytea), v.t
-          FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[], $9::float8[]) AS v(s, b, p, h, m, k, t)
+          INSERT INTO audit (sequence, body, previous_hash, hash, mac, key_id, time, entry)
+          SELECT v.s, v.b, v.p, v.h, v.m, NULLIF(v.k, ''::bytea), v.t, NULLIF(v.e, '')
+          FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[], $9::float8[], $13::text[])
+            AS v(s, b, p, h, m, k, t, e)
           WHERE EXISTS (SELECT 1 FROM guard)
           RETURNING 1),
         anchored AS (
@@ -970,7 +985,7 @@ struct AuditAppendStatement: PostgresPreparedStatement {
     let fence: [UInt8]?
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 12)
+        var bindings = PostgresBindings(capacity: 13)
         bindings.append(fence.map { ByteBuffer(bytes: $0) })
         bindings.append((entries.first?.sequence ?? 1) - 1)
         bindings.append(entries.map(\.sequence))
@@ -985,6 +1000,8 @@ struct AuditAppendStatement: PostgresPreparedStatement {
         bindings.append(anchors.map { ByteBuffer(bytes: $0.record) })
         bindings.append(anchors.map(\.revision))
         bindings.append(anchors.map(\.deleted))
+        // An empty id stands for none (an id is 32 hex digits); NULLIF turns it back into NULL.
+        bindings.append(entries.map { $0.entry ?? "" })
         return bindings
     }
 

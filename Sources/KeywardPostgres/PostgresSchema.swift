@@ -94,6 +94,12 @@ enum PostgresSchema {
                 time double precision NOT NULL, mac bytea NOT NULL)
             """,
         ]),
+        (5, "audit entry ids", [
+            // The id each intake entry's body names, copied so that the sequencer finds an id
+            // already chained (a replayed intake row) by the index, and no id is chained twice.
+            "ALTER TABLE audit ADD COLUMN entry text",
+            "CREATE UNIQUE INDEX audit_by_entry ON audit(entry) WHERE entry IS NOT NULL",
+        ]),
     ]
 
     /// The newest schema version this build knows.

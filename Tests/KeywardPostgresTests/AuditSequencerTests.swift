@@ -97,6 +97,53 @@ struct AuditSequencerTests {
         #expect(try await a.verifyAudit().isIntact)
     }
 
+    @Test("attack: intake rows copied and put back after they were chained, or repeated in the intake, are chained once; entries naming the replays are chained instead, and a cleared entry-id column is named",
+          arguments: backends)
+    func replayedIntakeRowsAreRefused(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        _ = try await database.initialize()
+        let a = try await Self.node(database, "a"), b = try await Self.node(database, "b")
+        let key = try await a.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        let lease = try #require(try await a.acquireLease(MaintenanceLease.name, duration: .seconds(30)))
+        _ = try await a.sequenceAudit(under: lease)
+        func encrypts() throws -> Int {
+            Int(try database.scalar("SELECT count(*) FROM audit WHERE position('\"operation\":\"encrypt\"' in convert_from(body, 'UTF8')) > 0")) ?? -1
+        }
+        // Node b's entries wait in the intake, each with its node's valid MAC; a database writer
+        // keeps copies of the rows.
+        for _ in 0..<3 { _ = try await b.encrypt([4], key: key, actor: Self.owner) }
+        try database.execute("CREATE TABLE stolen AS SELECT node, body, key_id, time, mac FROM audit_intake")
+        let stolen = Int(try database.scalar("SELECT count(*) FROM stolen")) ?? -1
+        #expect(stolen >= 3)
+        #expect(try await a.sequenceAudit(under: lease) == stolen)
+        #expect(try encrypts() == 3)
+
+        // Put back after they were chained, and one waiting row repeated: each replay is valid
+        // under its MAC, and would be chained as an operation that happened again.
+        try database.execute("INSERT INTO audit_intake (node, body, key_id, time, mac) SELECT node, body, key_id, time, mac FROM stolen")
+        _ = try await b.encrypt([5], key: key, actor: Self.owner)
+        try database.execute("""
+            INSERT INTO audit_intake (node, body, key_id, time, mac)
+            SELECT node, body, key_id, time, mac FROM audit_intake WHERE id = (SELECT max(id) FROM audit_intake)
+            """)
+        let waiting = try await b.verifyAudit()
+        #expect(waiting.problems.filter { $0.contains("already chained") }.count == stolen, "\(waiting.problems)")
+        #expect(try await a.sequenceAudit(under: lease) == stolen + 2)
+        #expect(try encrypts() == 4, "a replayed intake row was chained again")
+        let refusals = try database.scalar("""
+            SELECT count(*) FROM audit WHERE position('audit-intake-rejected' in convert_from(body, 'UTF8')) > 0
+              AND (position('replays entry' in convert_from(body, 'UTF8')) > 0 OR position('repeats entry' in convert_from(body, 'UTF8')) > 0)
+            """)
+        #expect(refusals == "\(stolen + 1)", "\(refusals) refusals chained")
+        #expect(try await a.verifyAudit().isIntact)
+
+        // The column the sequencer looks ids up by, cleared: verification names it.
+        try database.execute("UPDATE audit SET entry = NULL WHERE sequence = (SELECT min(sequence) FROM audit WHERE entry IS NOT NULL)")
+        let cleared = try await a.verifyAudit()
+        #expect(cleared.problems.contains { $0.contains("entry-id column") }, "\(cleared.problems)")
+    }
+
     @Test("attack: a sequencer paused past its lease chains nothing when it wakes; the node that took the lease over chains everything, once",
           arguments: backends)
     func lapsedSequencerIsFenced(_ backend: StoreBackend) async throws {

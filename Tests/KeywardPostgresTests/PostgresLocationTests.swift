@@ -71,8 +71,8 @@ struct PostgresLocationTests {
         async let three = database.open()
         _ = try await (one, two, three)
         // One row per migration: none applied twice.
-        #expect(try database.scalar("SELECT count(*) FROM keyward_migrations") == "4")
-        #expect(try database.scalar("SELECT count(DISTINCT version) FROM keyward_migrations") == "4")
+        #expect(try database.scalar("SELECT count(*) FROM keyward_migrations") == "5")
+        #expect(try database.scalar("SELECT count(DISTINCT version) FROM keyward_migrations") == "5")
         #expect(try database.scalar("SELECT value FROM store_generation") == "0")
     }
 

@@ -18,6 +18,7 @@ extension AuditEvent {
             writer.bytes.append(UInt8(ascii: "]"))
         }
         if let detail { writer.string("detail", detail) }
+        if let entry { writer.string("entry", entry) }
         if let keyID {
             writer.key("keyID")
             writer.bytes.append(UInt8(ascii: "\""))

@@ -27,6 +27,9 @@ public struct AuditEvent: Sendable, Codable, Hashable {
     public var peer: String?
     /// The HTTP method and route template, for the service (`POST /v1/keys/{key}/encrypt`).
     public var route: String?
+    /// For an entry a node writes to the audit intake (decision 0034): a random id (32 hex
+    /// digits), unique to the entry, by which the sequencer refuses a replayed copy of its row.
+    public var entry: String?
 
     /// An event; `outcome` defaults to `ok`.
     public init(time: Date, actor: String, operation: String, keyID: KeyID? = nil, version: UInt32? = nil,
@@ -47,7 +50,7 @@ public struct AuditEvent: Sendable, Codable, Hashable {
 
 extension AuditEvent {
     private enum CodingKeys: String, CodingKey {
-        case time, actor, operation, keyID, version, outcome, detail, anchors, requestID, peer, route
+        case time, actor, operation, keyID, version, outcome, detail, anchors, requestID, peer, route, entry
     }
 
     /// Decodes an entry's body; members the body leaves out (every optional one, and `anchors`
@@ -61,6 +64,7 @@ extension AuditEvent {
                   anchors: try container.decodeIfPresent([RevisionAnchor].self, forKey: .anchors) ?? [],
                   requestID: try container.decodeIfPresent(String.self, forKey: .requestID), peer: try container.decodeIfPresent(String.self, forKey: .peer),
                   route: try container.decodeIfPresent(String.self, forKey: .route))
+        entry = try container.decodeIfPresent(String.self, forKey: .entry)
     }
 
     /// Records that this event's change left `record` at `revision` (deleted by it when `deleted`).

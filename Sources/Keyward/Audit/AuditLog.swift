@@ -36,8 +36,10 @@ final class AuditLog: Sendable {
     /// A log continuing from `head`, whose batch MAC `index` has been checked against.
     /// With `intakeNode`, entries go to the store's intake under that node's name and reach the
     /// chain when a sequencer (`sequence(under:)`) chains them (decision 0034).
-    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil) {
-        writer = AuditWriter(store: store, protection: protection, head: head, index: index, intakeNode: intakeNode)
+    /// `clock` dates the entries the log writes itself (an intake row refused by the sequencer).
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil,
+         clock: @escaping @Sendable () -> Date = { Date() }) {
+        writer = AuditWriter(store: store, protection: protection, head: head, index: index, intakeNode: intakeNode, clock: clock)
         self.store = store
         self.kekID = protection.kekID
     }
@@ -70,8 +72,20 @@ final class AuditLog: Sendable {
     /// Appends `event` and returns once it is written.
     func record(_ event: AuditEvent) async throws(KeywardError) {
         if retired.load(ordering: .relaxed), let reason = retiredReason { throw .storeState(reason) }
+        var event = event
+        // An entry that may go through the intake names itself, so a replayed copy of its
+        // intake row is refused (decision 0034).
+        if writer.intakeNode != nil { event.entry = AuditLog.newEntryID() }
         let body = event.canonicalBody()
-        try await writer.submit(.entry(body: body, keyID: event.keyID, anchors: event.anchors.map(\.row), time: event.time))
+        try await writer.submit(.entry(body: body, keyID: event.keyID, anchors: event.anchors.map(\.row), time: event.time, entry: event.entry))
+    }
+
+    /// A random entry id: 16 bytes as 32 lowercase hex digits.
+    static func newEntryID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = UInt128(generator.next()) << 64 | UInt128(generator.next())
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 32 - digits.count) + digits
     }
 
     /// The newest revision the log anchors for `record`, if any.
@@ -136,7 +150,7 @@ final class AuditWriter: Sendable {
     enum Job {
         /// An entry: the body is encoded by the caller, in parallel with others, so the writer
         /// only chains, MACs and writes.
-        case entry(body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date)
+        case entry(body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date, entry: String?)
         /// Re-read the head and the index from the store (`AuditLog.resynchronize`).
         case resynchronize
         /// Chain the store's intake under the lease (`AuditLog.sequence(under:)`); the count
@@ -184,6 +198,8 @@ final class AuditWriter: Sendable {
     private let thread = WorkerThread(name: "keyward-audit")
     /// The node whose entries go to the intake; nil when entries are chained as written.
     let intakeNode: String?
+    /// The time for entries the writer makes itself.
+    private let clock: @Sendable () -> Date
     /// True while this node is the sequencer (its last sequencing under the lease succeeded):
     /// then its own entries are chained as they are written, after the intake, rather than
     /// making a round trip through it.
@@ -193,7 +209,9 @@ final class AuditWriter: Sendable {
     private let intakeSlots = DispatchSemaphore(value: AuditWriter.intakeBatchesInFlight)
     static let intakeBatchesInFlight = 4
 
-    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil) {
+    init(store: any KeyStore, protection: RecordProtection, head: AuditRow?, index: RevisionIndex, intakeNode: String? = nil,
+         clock: @escaping @Sendable () -> Date) {
+        self.clock = clock
         self.store = store
         self.protection = protection
         self.intakeNode = intakeNode
@@ -320,15 +338,15 @@ final class AuditWriter: Sendable {
         for waiter in batch { waiter.continuation.resume(throwing: failure) }
     }
 
-    /// An entry to chain: its body, key column, anchors and time.
-    private typealias Unchained = (body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date)
+    /// An entry to chain: its body, key column, anchors, time and entry id.
+    private typealias Unchained = (body: [UInt8], keyID: KeyID?, anchors: [RevisionAnchorRow], time: Date, entry: String?)
 
     /// Chains, MACs and writes one batch after the current head; then makes the batch's end the
     /// head and its anchors part of the index.
     private func append(_ batch: [Waiter]) throws {
         let entries = batch.compactMap { waiter -> Unchained? in
-            guard case .entry(let body, let keyID, let anchors, let time) = waiter.job else { return nil }
-            return (body, keyID, anchors, time)
+            guard case .entry(let body, let keyID, let anchors, let time, let entry) = waiter.job else { return nil }
+            return (body, keyID, anchors, time, entry)
         }
         try chain(entries) { rows throws(StorageError) in try store.appendAuditBlocking(rows) }
     }
@@ -351,7 +369,7 @@ final class AuditWriter: Sendable {
             number += 1
             let hash = AuditLog.chainHash(previous: previous, sequence: number, body: entry.body)
             rows.append(AuditRow(sequence: number, body: entry.body, previousHash: previous, hash: hash,
-                                 mac: [], keyID: entry.keyID, anchors: entry.anchors, time: entry.time))
+                                 mac: [], keyID: entry.keyID, anchors: entry.anchors, time: entry.time, entry: entry.entry))
             previous = hash
         }
         rows[rows.count - 1].mac = try protection.auditMAC(previous, pending?.digest ?? digest)
@@ -377,7 +395,7 @@ final class AuditWriter: Sendable {
         var anchors: [RevisionAnchorRow] = []
         do {
             for waiter in batch {
-                guard case .entry(let body, let keyID, let entryAnchors, let time) = waiter.job else { continue }
+                guard case .entry(let body, let keyID, let entryAnchors, let time, _) = waiter.job else { continue }
                 var row = AuditIntakeRow(node: node, body: body, keyID: keyID, time: time, mac: [])
                 row.mac = try protection.mac(RecordFraming.auditIntake(row))
                 rows.append(row)
@@ -429,7 +447,7 @@ final class AuditWriter: Sendable {
         while true {
             let rows = try waitBlocking { () async throws(StorageError) in try await store.auditIntake(limit: AuditWriter.sequencingBatch) }
             guard !rows.isEmpty else { return taken }
-            let entries = rows.map(admitted)
+            let entries = try refusingReplays(rows, rows.map(admitted))
             let consumed = rows.map(\.id)
             var attempts = 0
             while true {
@@ -449,18 +467,44 @@ final class AuditWriter: Sendable {
     }
 
     /// The entry an intake row is chained as: the row's own when its MAC verifies and its body
-    /// is an entry, and otherwise an entry that names the row as refused.
+    /// is an entry with an entry id, and otherwise an entry that names the row as refused.
     private func admitted(_ row: AuditIntakeRow) -> Unchained {
         if protection.verifies(row.mac, RecordFraming.auditIntake(row)),
-           let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit intake row \(row.id)") {
-            return (row.body, row.keyID, event.anchors.map(\.row), row.time)
+           let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit intake row \(row.id)"),
+           let entry = event.entry, entry.utf8.count == 32 {
+            return (row.body, row.keyID, event.anchors.map(\.row), row.time, entry)
         }
-        let now = Date()
+        return refusal(row, "fails its MAC, is not an entry or names no entry id: forged or edited in the database")
+    }
+
+    /// `entries` (admitted from `rows`), each whose entry id is already chained, or came earlier
+    /// in this batch, replaced by an entry that names its row as a replay: a copy of an intake
+    /// row put back after it was chained carries a valid MAC, and would otherwise be chained
+    /// again as an operation that happened twice.
+    private func refusingReplays(_ rows: [AuditIntakeRow], _ entries: [Unchained]) throws -> [Unchained] {
+        let store = self.store
+        let ids = entries.compactMap(\.entry)
+        let chained = try waitBlocking { () async throws(StorageError) in try await store.chainedEntries(ids) }
+        var seen: Set<String> = []
+        return zip(rows, entries).map { row, entry in
+            guard let id = entry.entry else { return entry }
+            if let sequence = chained[id] {
+                return refusal(row, "replays entry \(id), already chained as #\(sequence): a copy put back in the database")
+            }
+            guard seen.insert(id).inserted else {
+                return refusal(row, "repeats entry \(id), taken from an earlier row of the intake: a copy put in the database")
+            }
+            return entry
+        }
+    }
+
+    /// The entry chained in place of a refused intake row, saying why it was refused.
+    private func refusal(_ row: AuditIntakeRow, _ reason: String) -> Unchained {
+        let now = clock()
         let event = AuditEvent(time: now, actor: SystemJob.auditSequencing.principal, operation: AuditOperation.rejectIntake.description,
                                keyID: row.keyID, outcome: AuditOutcome.denied.rawValue,
-                               detail: "intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)) fails its MAC or is not an entry: "
-                                   + "forged or edited in the database; it was not chained")
-        return (event.canonicalBody(), row.keyID, [], now)
+                               detail: "intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)) \(reason); it was not chained")
+        return (event.canonicalBody(), row.keyID, [], now, nil)
     }
 
     /// Takes up what other processes appended since this log's head: each entry must follow

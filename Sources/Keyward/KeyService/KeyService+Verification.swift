@@ -148,8 +148,8 @@ extension KeyService {
     /// Walks the audit chain from the first entry the store holds: the checkpoint of a pruned
     /// log (its signature, and the first entry following it), sequence numbers without gaps,
     /// each entry's hash over its predecessor's, each batch MAC (over the chain hash and the
-    /// revision index the entries anchor), and the key-id column against each body. Names every
-    /// entry that fails.
+    /// revision index the entries anchor), and the key-id and entry-id columns against each
+    /// body. Names every entry that fails.
     public func verifyAudit() async throws(KeywardError) -> AuditVerification {
         var index = RevisionIndex()
         return try await verifyAudit(replaying: &index)
@@ -163,9 +163,20 @@ extension KeyService {
         guard store.keepsAuditIntake else { return result }
         let waiting = try await storing({ () async throws(StorageError) in try await store.auditIntake(limit: 1_000_000) })
         result.unchained = waiting.count
-        for row in waiting where !protection.verifies(row.mac, RecordFraming.auditIntake(row)) {
-            result.problems.append("audit intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)): fails its MAC "
-                                   + "(forged or edited in the database); the sequencer will not chain it")
+        var named: [(row: AuditIntakeRow, entry: String)] = []
+        for row in waiting {
+            guard protection.verifies(row.mac, RecordFraming.auditIntake(row)) else {
+                result.problems.append("audit intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)): fails its MAC "
+                                       + "(forged or edited in the database); the sequencer will not chain it")
+                continue
+            }
+            if let entry = (try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit intake row \(row.id)"))?.entry { named.append((row, entry)) }
+        }
+        let chained = try await storing({ () async throws(StorageError) in try await store.chainedEntries(named.map(\.entry)) })
+        for (row, entry) in named {
+            guard let sequence = chained[entry] else { continue }
+            result.problems.append("audit intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)): replays entry \(entry), "
+                                   + "already chained as #\(sequence) (a copy put back in the database); the sequencer will not chain it")
         }
         return result
     }
@@ -197,6 +208,7 @@ extension KeyService {
         }
         var unauthenticatedFrom: Int64? = nil
         var pageStarted = ContinuousClock.now
+        let keepsEntryIDs = store.keepsAuditIntake
         walk: while true {
             if paced {
                 try? await Task.sleep(for: (ContinuousClock.now - pageStarted) * 3)
@@ -223,6 +235,12 @@ extension KeyService {
                     if event.keyID != row.keyID {
                         result.problems.append("audit #\(row.sequence): the key-id column says \(row.keyID.map { "\($0)" } ?? "none") "
                                                + "but the entry names \(event.keyID.map { "\($0)" } ?? "none") (index column edited)")
+                    }
+                    // The sequencer finds chained entry ids by this column: cleared or changed, it
+                    // would let a replayed intake row through (decision 0034).
+                    if keepsEntryIDs, event.entry != row.entry {
+                        result.problems.append("audit #\(row.sequence): the entry-id column says \(row.entry ?? "none") "
+                                               + "but the entry names \(event.entry ?? "none") (index column edited)")
                     }
                 } else {
                     result.problems.append("audit #\(row.sequence): the body does not decode")

@@ -97,7 +97,7 @@ public final class KeyService: Sendable {
         // Every write of this instance is checked against the KEK it protects rows under.
         store.fenceWrites(activeKEK: header.activeKEK)
         let log = AuditLog(store: store, protection: protection, head: auditHead, index: index,
-                           intakeNode: options.sequencedAudit && store.keepsAuditIntake ? options.nodeID : nil)
+                           intakeNode: options.sequencedAudit && store.keepsAuditIntake ? options.nodeID : nil, clock: { clock.now })
         let auditor = Auditor(log: log, clock: clock)
         let records = KeyRepository(store: store, protection: protection, cache: KeyCache(capacity: options.cacheCapacity, ttl: options.cacheTTL, coherenceBound: options.coherenceBound),
                                     anchors: log, clock: clock)

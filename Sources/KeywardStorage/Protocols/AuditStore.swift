@@ -39,6 +39,9 @@ public protocol AuditStore: Sendable {
     /// entry saying so). Throws `leaseLost` when `lease` is no longer held, `conflict` when the
     /// entries do not follow the head or a consumed row is already gone.
     func sequenceAuditIntake(_ entries: [AuditRow], consumed: [Int64], lease: Lease) async throws(StorageError)
+    /// Of the entry ids `entries`, those already in the chain, with the sequence of the entry
+    /// that holds each (the sequencer refuses a replayed intake row by it).
+    func chainedEntries(_ entries: [String]) async throws(StorageError) -> [String: Int64]
 }
 
 extension AuditStore {
@@ -50,6 +53,7 @@ extension AuditStore {
     public func sequenceAuditIntake(_ entries: [AuditRow], consumed: [Int64], lease: Lease) async throws(StorageError) {
         throw .unavailable("this store keeps no audit intake")
     }
+    public func chainedEntries(_ entries: [String]) async throws(StorageError) -> [String: Int64] { [:] }
 }
 
 extension AuditStore {

@@ -164,9 +164,14 @@ public struct AuditRow: Sendable, Hashable {
     /// revision index in the same transaction as the entry.
     public var anchors: [RevisionAnchorRow]
     public var time: Date
+    /// Queryable copy of the entry id the body names (entries that came through the audit
+    /// intake, decision 0034): the sequencer refuses a second entry with the same id. Kept by
+    /// stores with an intake; nil elsewhere.
+    public var entry: String?
 
     public init(sequence: Int64, body: [UInt8], previousHash: [UInt8], hash: [UInt8], mac: [UInt8], keyID: KeyID?,
-                anchors: [RevisionAnchorRow] = [], time: Date) {
+                anchors: [RevisionAnchorRow] = [], time: Date, entry: String? = nil) {
+        self.entry = entry
         self.sequence = sequence
         self.body = body
         self.previousHash = previousHash
