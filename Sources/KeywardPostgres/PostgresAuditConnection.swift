@@ -14,7 +14,7 @@ import KeywardStorage
 /// - One libpq connection at most, opened on first use, used by one caller at a time (`lock`),
 ///   with the append prepared once on it (`AuditAppendStatement.sql`, the one copy of the SQL).
 /// - Every call ends within `timeout`: the connection is made with libpq's `connect_timeout`,
-///   the statement waited for with `poll`. Past it the call fails with `unavailable` and the
+///   then used in nonblocking mode, each send flushed and each result read with `poll`. Past it the call fails with `unavailable` and the
 ///   connection is closed; the next call opens a new one. A connection libpq reports broken is
 ///   closed the same way.
 /// - TLS as the pool has it (`PostgresLocation.tls`): `verify-full` (certificate and host name
@@ -49,7 +49,7 @@ final class PostgresAuditConnection: @unchecked Sendable {
         defer { lock.unlock() }
         let deadline = ContinuousClock.now + timeout
         do throws(Failure) {
-            let connection = try open()
+            let connection = try open(until: deadline)
             return try run(statement, on: connection, deadline: deadline)
         } catch {
             if let connection, PQstatus(connection) != CONNECTION_OK || error.closesConnection {
@@ -80,7 +80,7 @@ final class PostgresAuditConnection: @unchecked Sendable {
     }
 
     /// The open connection, connecting and preparing the statement first if there is none.
-    private func open() throws(Failure) -> OpaquePointer {
+    private func open(until deadline: ContinuousClock.Instant) throws(Failure) -> OpaquePointer {
         if let connection {
             if Self.isAlive(connection) { return connection }
             PQfinish(connection)
@@ -121,15 +121,24 @@ final class PostgresAuditConnection: @unchecked Sendable {
             PQfinish(made)
             throw .connection(.unavailable("PostgreSQL at \(location): \(message)"))
         }
-        guard let prepared = PQprepare(made, Self.statementName, AuditAppendStatement.sql, 0, nil) else {
+        // Nonblocking from here: a send that the server does not read (a large batch, a stalled
+        // server) waits in `flush` up to the deadline rather than in the kernel for ever.
+        guard PQsetnonblocking(made, 1) == 0, PQsendPrepare(made, Self.statementName, AuditAppendStatement.sql, 0, nil) == 1 else {
+            let message = Self.message(made)
             PQfinish(made)
-            throw .connection(.unavailable("PostgreSQL at \(location): the audit append could not be prepared"))
+            throw .connection(.unavailable("PostgreSQL at \(location): the audit append could not be prepared: \(message)"))
         }
-        defer { PQclear(prepared) }
-        guard PQresultStatus(prepared) == PGRES_COMMAND_OK else {
-            let failure = Self.failure(prepared, location: location)
+        do throws(Failure) {
+            try flush(made, until: deadline)
+            var failure: StorageError? = nil
+            while let result = try nextResult(made, until: deadline) {
+                if PQresultStatus(result) != PGRES_COMMAND_OK { failure = failure ?? Self.failure(result, location: location) }
+                PQclear(result)
+            }
+            if let failure { throw Failure.connection(failure) }
+        } catch {
             PQfinish(made)
-            throw .connection(failure)
+            throw error
         }
         connection = made
         return made
@@ -160,10 +169,10 @@ final class PostgresAuditConnection: @unchecked Sendable {
             return PQsendQueryPrepared(connection, Self.statementName, Int32(parameters.count), values, lengths, formats, 1)
         }
         guard sent == 1 else { throw .connection(.unavailable("PostgreSQL at \(location): \(Self.message(connection))")) }
-        try wait(connection, until: deadline)
+        try flush(connection, until: deadline)
         var row: AuditAppendStatement.Row? = nil
         var failure: Failure? = nil
-        while let result = PQgetResult(connection) {
+        while let result = try nextResult(connection, until: deadline) {
             defer { PQclear(result) }
             switch PQresultStatus(result) {
             case PGRES_TUPLES_OK where PQntuples(result) == 1 && PQnfields(result) == 3:
@@ -179,21 +188,44 @@ final class PostgresAuditConnection: @unchecked Sendable {
         return row
     }
 
-    /// Reads until the statement's results are all in, or fails at `deadline`.
-    private func wait(_ connection: OpaquePointer, until deadline: ContinuousClock.Instant) throws(Failure) {
+    /// Sends what libpq still holds of the statement, up to `deadline`. Input is read meanwhile,
+    /// as libpq asks, so that a server answering early cannot deadlock the two.
+    private func flush(_ connection: OpaquePointer, until deadline: ContinuousClock.Instant) throws(Failure) {
+        while true {
+            let pending = PQflush(connection)
+            if pending == 0 { return }
+            guard pending > 0 else { throw .connection(.unavailable("PostgreSQL at \(location): \(Self.message(connection))")) }
+            let ready = try readiness(connection, for: Int16(POLLOUT | POLLIN), until: deadline, what: "sending audit entries")
+            if ready & Int16(POLLIN) != 0, PQconsumeInput(connection) == 0 {
+                throw .connection(.unavailable("PostgreSQL at \(location): \(Self.message(connection))"))
+            }
+        }
+    }
+
+    /// The statement's next result (nil once all are in), read as it arrives, up to `deadline`.
+    private func nextResult(_ connection: OpaquePointer, until deadline: ContinuousClock.Instant) throws(Failure) -> OpaquePointer? {
         while PQisBusy(connection) != 0 {
+            _ = try readiness(connection, for: Int16(POLLIN), until: deadline, what: "appending audit entries")
+            if PQconsumeInput(connection) == 0 {
+                throw .connection(.unavailable("PostgreSQL at \(location): \(Self.message(connection))"))
+            }
+        }
+        return PQgetResult(connection)
+    }
+
+    /// Waits until the socket is ready for `events`, or fails at `deadline`; returns what it is ready for.
+    private func readiness(_ connection: OpaquePointer, for events: Int16, until deadline: ContinuousClock.Instant, what: String) throws(Failure) -> Int16 {
+        while true {
             let left = ContinuousClock.now.duration(to: deadline)
             let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
             guard milliseconds > 0 else {
-                throw .connection(.unavailable("PostgreSQL at \(location) did not answer within \(timeout) (appending audit entries)"))
+                throw .connection(.unavailable("PostgreSQL at \(location) did not answer within \(timeout) (\(what))"))
             }
-            var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+            var descriptor = pollfd(fd: PQsocket(connection), events: events, revents: 0)
             let ready = poll(&descriptor, 1, milliseconds)
             if ready < 0, errno == EINTR { continue }
             guard ready >= 0 else { throw .connection(.unavailable("PostgreSQL at \(location): poll failed (errno \(errno))")) }
-            if ready > 0, PQconsumeInput(connection) == 0 {
-                throw .connection(.unavailable("PostgreSQL at \(location): \(Self.message(connection))"))
-            }
+            if ready > 0 { return descriptor.revents }
         }
     }
 

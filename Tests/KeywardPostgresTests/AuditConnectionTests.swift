@@ -161,4 +161,41 @@ struct AuditConnectionTests {
         try Self.append([second], to: store)
         #expect(try await store.auditHead()?.sequence == 2)
     }
+
+    @Test("a large batch sent to a server that stopped reading fails with unavailable at the deadline instead of blocking the writer, and the next append goes through",
+          arguments: backends)
+    func largeBatchToAStalledServer(_ backend: StoreBackend) async throws {
+        let database = try await backend.makeDatabase()
+        defer { database.remove() }
+        let store = try await Self.open(database, timeout: .seconds(1))
+        let first = Self.row(1, after: [UInt8](repeating: 0, count: 32), keyID: nil)
+        try Self.append([first], to: store)
+        let pid = try #require(Int32(try database.scalar("""
+            SELECT pid FROM pg_stat_activity WHERE application_name = 'keyward-audit' AND datname = current_database()
+            """)))
+        // The server process behind the writer's connection stops: nothing it is sent is read.
+        #expect(kill(pid, SIGSTOP) == 0)
+        defer { kill(pid, SIGCONT) }
+        // 8 MiB of entries: far more than the socket buffers hold.
+        var previous = first.hash
+        var batch: [AuditRow] = []
+        for sequence in Int64(2)...65 {
+            var row = Self.row(sequence, after: previous, keyID: nil)
+            row.body = [UInt8](repeating: UInt8(sequence), count: 128 * 1024)
+            previous = row.hash
+            batch.append(row)
+        }
+        let started = ContinuousClock.now
+        do {
+            try store.appendAuditBlocking(batch)
+            Issue.record("an append reached a stopped server")
+        } catch {
+            guard case .unavailable = error else { Issue.record("a stalled append gave \(error), not unavailable"); return }
+        }
+        let waited = started.duration(to: .now)
+        #expect(waited < .seconds(3), "the writer was held \(waited)")
+        kill(pid, SIGCONT)
+        try Self.append([Self.row(2, after: first.hash, keyID: nil)], to: store)
+        #expect(try await store.auditHead()?.sequence == 2)
+    }
 }
