@@ -43,6 +43,14 @@ final class PostgresAuditConnection: @unchecked Sendable {
 
     deinit { if let connection { PQfinish(connection) } }
 
+    /// Closes the connection; the next append opens a new one.
+    func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let connection { PQfinish(connection) }
+        connection = nil
+    }
+
     /// Runs `statement` and returns its one row.
     func append(_ statement: AuditAppendStatement) throws(StorageError) -> AuditAppendStatement.Row {
         lock.lock()
@@ -121,6 +129,8 @@ final class PostgresAuditConnection: @unchecked Sendable {
             PQfinish(made)
             throw .connection(.unavailable("PostgreSQL at \(location): \(message)"))
         }
+        // Server notices go nowhere (libpq would print them on standard error).
+        PQsetNoticeProcessor(made, { _, _ in }, nil)
         // Nonblocking from here: a send that the server does not read (a large batch, a stalled
         // server) waits in `flush` up to the deadline rather than in the kernel for ever.
         guard PQsetnonblocking(made, 1) == 0, PQsendPrepare(made, Self.statementName, AuditAppendStatement.sql, 0, nil) == 1 else {

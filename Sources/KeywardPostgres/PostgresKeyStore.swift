@@ -96,9 +96,12 @@ public final class PostgresKeyStore: KeyStore {
     deinit { runner?.cancel() }
 
     /// Closes the connection pool when the store runs it itself (it also closes when the store
-    /// is released); a pool the caller runs stops with the caller's ServiceGroup. The store
-    /// cannot be used afterwards.
-    public func close() { runner?.cancel() }
+    /// is released; a pool the caller runs stops with the caller's ServiceGroup), and the audit
+    /// writer's connection. The store cannot be used afterwards.
+    public func close() {
+        runner?.cancel()
+        auditConnection.close()
+    }
 
     // MARK: Transactions
 
