@@ -1003,7 +1003,7 @@ struct AuditAppendStatement: PostgresPreparedStatement {
         bindings.append(anchors.map { ByteBuffer(bytes: $0.record) })
         bindings.append(anchors.map(\.revision))
         bindings.append(anchors.map(\.deleted))
-        // An empty id stands for none (an id is 32 hex digits); NULLIF turns it back into NULL.
+        // An empty id stands for none (an id is a UUID); NULLIF turns it back into NULL.
         bindings.append(entries.map { $0.entry ?? "" })
         return bindings
     }

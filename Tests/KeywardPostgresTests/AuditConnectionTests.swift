@@ -41,6 +41,28 @@ struct AuditConnectionTests {
         try store.appendAuditBlocking(rows)
     }
 
+    /// A store whose audit connection gives up after 1 s, holding entry 1 (its connection open).
+    static func startedStore(_ database: TestDatabase) async throws -> (store: PostgresKeyStore, first: AuditRow) {
+        let store = try await open(database, timeout: .seconds(1))
+        let first = row(1, after: [UInt8](repeating: 0, count: 32), keyID: nil)
+        try append([first], to: store)
+        return (store, first)
+    }
+
+    /// Appends `rows`, expecting `unavailable` within `bound` (the 1 s deadline, with room for a
+    /// loaded machine, but before the database would have let go).
+    static func expectUnavailable(_ rows: [AuditRow], to store: PostgresKeyStore, within bound: Duration) {
+        let started = ContinuousClock.now
+        do {
+            try store.appendAuditBlocking(rows)
+            Issue.record("an append went through after \(started.duration(to: .now))")
+        } catch {
+            guard case .unavailable = error else { Issue.record("a held append gave \(error), not unavailable"); return }
+        }
+        let waited = started.duration(to: .now)
+        #expect(waited < bound, "the writer was held \(waited)")
+    }
+
     @Test("the blocking append stores entries, key ids, times, MACs and the revision index exactly as given, with and without anchors", arguments: backends)
     func writesWhatItIsGiven(_ backend: StoreBackend) async throws {
         let database = try await backend.makeDatabase()
@@ -132,9 +154,7 @@ struct AuditConnectionTests {
     func givesUpAtTheDeadline(_ backend: StoreBackend) async throws {
         let database = try await backend.makeDatabase()
         defer { database.remove() }
-        let store = try await Self.open(database, timeout: .seconds(1))
-        let first = Self.row(1, after: [UInt8](repeating: 0, count: 32), keyID: nil)
-        try Self.append([first], to: store)
+        let (store, first) = try await Self.startedStore(database)
         // Another session holds the audit table for 4 s.
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
@@ -147,15 +167,7 @@ struct AuditConnectionTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         let second = Self.row(2, after: first.hash, keyID: nil)
-        let started = ContinuousClock.now
-        do {
-            try store.appendAuditBlocking([second])
-            Issue.record("an append went through a locked table after \(started.duration(to: .now))")
-        } catch {
-            guard case .unavailable = error else { Issue.record("a held append gave \(error), not unavailable"); return }
-        }
-        let waited = started.duration(to: .now)
-        #expect(waited < .seconds(3.5), "the append waited \(waited), until the database let go")
+        Self.expectUnavailable([second], to: store, within: .seconds(3.5))
         holder.waitUntilExit()
         #expect(try await store.auditHead()?.sequence == 1, "the append given up on was committed after all")
         try Self.append([second], to: store)
@@ -167,9 +179,7 @@ struct AuditConnectionTests {
     func largeBatchToAStalledServer(_ backend: StoreBackend) async throws {
         let database = try await backend.makeDatabase()
         defer { database.remove() }
-        let store = try await Self.open(database, timeout: .seconds(1))
-        let first = Self.row(1, after: [UInt8](repeating: 0, count: 32), keyID: nil)
-        try Self.append([first], to: store)
+        let (store, first) = try await Self.startedStore(database)
         let pid = try #require(Int32(try database.scalar("""
             SELECT pid FROM pg_stat_activity WHERE application_name = 'keyward-audit' AND datname = current_database()
             """)))
@@ -185,15 +195,7 @@ struct AuditConnectionTests {
             previous = row.hash
             batch.append(row)
         }
-        let started = ContinuousClock.now
-        do {
-            try store.appendAuditBlocking(batch)
-            Issue.record("an append reached a stopped server")
-        } catch {
-            guard case .unavailable = error else { Issue.record("a stalled append gave \(error), not unavailable"); return }
-        }
-        let waited = started.duration(to: .now)
-        #expect(waited < .seconds(3), "the writer was held \(waited)")
+        Self.expectUnavailable(batch, to: store, within: .seconds(3))
         kill(pid, SIGCONT)
         try Self.append([Self.row(2, after: first.hash, keyID: nil)], to: store)
         #expect(try await store.auditHead()?.sequence == 2)

@@ -27,8 +27,8 @@ public struct AuditEvent: Sendable, Codable, Hashable {
     public var peer: String?
     /// The HTTP method and route template, for the service (`POST /v1/keys/{key}/encrypt`).
     public var route: String?
-    /// For an entry a node writes to the audit intake (decision 0034): a random id (32 hex
-    /// digits), unique to the entry, by which the sequencer refuses a replayed copy of its row.
+    /// For an entry a node writes to the audit intake (decision 0034): a random UUID, unique to
+    /// the entry, by which the sequencer refuses a replayed copy of its row.
     public var entry: String?
 
     /// An event; `outcome` defaults to `ok`.

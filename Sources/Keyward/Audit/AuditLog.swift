@@ -75,18 +75,11 @@ final class AuditLog: Sendable {
         var event = event
         // An entry that may go through the intake names itself, so a replayed copy of its
         // intake row is refused (decision 0034).
-        if writer.intakeNode != nil { event.entry = AuditLog.newEntryID() }
+        if writer.intakeNode != nil { event.entry = UUID().uuidString }
         let body = event.canonicalBody()
         try await writer.submit(.entry(body: body, keyID: event.keyID, anchors: event.anchors.map(\.row), time: event.time, entry: event.entry))
     }
 
-    /// A random entry id: 16 bytes as 32 lowercase hex digits.
-    static func newEntryID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let value = UInt128(generator.next()) << 64 | UInt128(generator.next())
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 32 - digits.count) + digits
-    }
 
     /// The newest revision the log anchors for `record`, if any.
     func anchor(of record: AnchoredRecord) -> RevisionIndex.Entry? { writer.anchor(of: record) }
@@ -471,7 +464,7 @@ final class AuditWriter: Sendable {
     private func admitted(_ row: AuditIntakeRow) -> Unchained {
         if protection.verifies(row.mac, RecordFraming.auditIntake(row)),
            let event = try? CanonicalJSON.decode(AuditEvent.self, from: row.body, what: "audit intake row \(row.id)"),
-           let entry = event.entry, entry.utf8.count == 32 {
+           let entry = event.entry, UUID(uuidString: entry) != nil {
             return (row.body, row.keyID, event.anchors.map(\.row), row.time, entry)
         }
         return refusal(row, "fails its MAC, is not an entry or names no entry id: forged or edited in the database")
@@ -568,4 +561,3 @@ public struct AuditVerification: Sendable, Hashable {
     /// True when the chain is whole.
     public var isIntact: Bool { problems.isEmpty }
 }
-
