@@ -50,17 +50,17 @@ enum TransitCrypto {
     }
 
     /// Runs `one` on the body, or on each item of `batch_input` (errors per item, as Transit).
-    static func single(_ call: TransitCall, _ one: (TransitInput) async throws -> [(String, String)]) async throws -> Response {
+    static func single(_ call: TransitCall, _ one: (TransitInput) async throws -> TransitItemReply) async throws -> Response {
         guard let items = try call.input.batch() else {
             let fields = try await one(call.input)
-            return call.reply { json in for (name, value) in fields { member(&json, name, value) } }
+            return call.reply { json in fields.write(to: &json) }
         }
-        var results: [[(String, String)]] = []
+        var results: [TransitItemReply] = []
         for item in items {
             do {
                 results.append(try await one(item))
             } catch {
-                results.append([("error", APIError(any: error).message)])
+                results.append(TransitItemReply(error: APIError(any: error).message))
             }
         }
         return batchReply(call, results)
@@ -76,9 +76,9 @@ enum TransitCrypto {
         _ call: TransitCall, _ items: [TransitInput],
         prepare: (TransitInput) throws -> (Item, Note),
         run: ([Item]) async throws(KeywardError) -> [Result<Output, KeywardError>],
-        finish: (TransitInput, Note, Output) throws -> [(String, String)]
+        finish: (TransitInput, Note, Output) throws -> TransitItemReply
     ) async throws -> Response {
-        var results: [[(String, String)]?] = Array(repeating: nil, count: items.count)
+        var results: [TransitItemReply?] = Array(repeating: nil, count: items.count)
         var prepared: [Item] = []
         var notes: [(position: Int, note: Note)] = []
         prepared.reserveCapacity(items.count)
@@ -89,7 +89,7 @@ enum TransitCrypto {
                 prepared.append(one)
                 notes.append((index, note))
             } catch {
-                results[index] = [("error", APIError(any: error).message)]
+                results[index] = TransitItemReply(error: APIError(any: error).message)
             }
         }
         if !prepared.isEmpty {
@@ -98,25 +98,20 @@ enum TransitCrypto {
                 do {
                     results[position] = try finish(items[position], note, output.get())
                 } catch {
-                    results[position] = [("error", APIError(any: error).message)]
+                    results[position] = TransitItemReply(error: APIError(any: error).message)
                 }
             }
         }
-        return batchReply(call, results.map { $0 ?? [] })
+        return batchReply(call, results.map { $0 ?? TransitItemReply() })
     }
 
     /// Vault's `batch_results`: one object of fields per item, in order.
-    private static func batchReply(_ call: TransitCall, _ results: [[(String, String)]]) -> Response {
+    private static func batchReply(_ call: TransitCall, _ results: [TransitItemReply]) -> Response {
         call.reply { json in
             json.member("batch_results") { json in
-                json.array { json in for fields in results { json.object { json in for (name, value) in fields { member(&json, name, value) } } } }
+                json.array { json in for fields in results { json.object { json in fields.write(to: &json) } } }
             }
         }
-    }
-
-    /// `key_version` fields are numbers; the rest strings.
-    private static func member(_ json: inout JSONWriter, _ name: String, _ value: String) {
-        if name == "key_version", let number = Int(value) { json.member(name, number) } else if name == "valid" { json.member(name, value == "true") } else { json.member(name, value) }
     }
 
     static func encrypt(_ call: TransitCall) async throws -> Response {
@@ -127,11 +122,11 @@ enum TransitCrypto {
             return EncryptItem(plaintext, context: try context(input))
         }
         /// An item's fields, once its `key_version` (if any) is checked against the version used.
-        func fields(_ input: TransitInput, _ result: EncryptResult) throws -> [(String, String)] {
+        func fields(_ input: TransitInput, _ result: EncryptResult) throws -> TransitItemReply {
             if let asked = try input.int("key_version"), asked != 0, asked != Int(result.version) {
                 throw TransitError.invalid("key_version \(asked): Keyward encrypts with the latest version only (\(result.version))")
             }
-            return [("ciphertext", wrap(result.ciphertext, version: result.version)), ("key_version", String(result.version))]
+            return TransitItemReply(ciphertext: wrap(result.ciphertext, version: result.version), keyVersion: result.version)
         }
         if let items = try call.input.batch() {
             return try await batched(call, items, prepare: { input in (try item(input), ()) }, run: { (prepared) async throws(KeywardError) in
@@ -156,9 +151,11 @@ enum TransitCrypto {
             return (version, DecryptItem(bytes, context: try context(input)))
         }
         /// An item's fields, once the prefix's version is checked against the ciphertext's own.
-        func fields(_ input: TransitInput, _ version: UInt32, _ result: DecryptResult) throws -> [(String, String)] {
+        func fields(_ input: TransitInput, _ version: UInt32, _ result: DecryptResult) throws -> TransitItemReply {
+            var plaintext = result.plaintext
+            defer { SecureZero.wipe(&plaintext) }
             guard result.version == version else { throw TransitError.invalid("invalid ciphertext: the version prefix does not match its ciphertext") }
-            return [("plaintext", Base64.encode(result.plaintext))]
+            return TransitItemReply(plaintext: Base64.encode(plaintext))
         }
         if let items = try call.input.batch() {
             return try await batched(call, items, prepare: { input in
@@ -192,7 +189,7 @@ enum TransitCrypto {
             let result = try await call.run { () async throws(KeywardError) in
                 try await call.service.reEncrypt(bytes, sourceContext: context, destinationKey: key, destinationContext: context, actor: call.caller)
             }
-            return [("ciphertext", wrap(result.ciphertext, version: result.version)), ("key_version", String(result.version))]
+            return TransitItemReply(ciphertext: wrap(result.ciphertext, version: result.version), keyVersion: result.version)
         }
     }
 
@@ -235,7 +232,7 @@ enum TransitCrypto {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input for HMAC") }
             try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"], for: .mac)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: key, actor: call.caller) }
-            return [("hmac", wrap(result.tag, version: result.version)), ("key_version", String(result.version))]
+            return TransitItemReply(hmac: wrap(result.tag, version: result.version), keyVersion: result.version)
         }
     }
 
@@ -258,13 +255,13 @@ enum TransitCrypto {
             return (SignItem(try input.bool("prehashed") == true ? .digest(message) : .message(message)), jws)
         }
         /// An item's fields; JWS is raw r || s, base64url without padding (ECDSA keys only).
-        func fields(_ jws: Bool, _ spec: KeySpec?, _ result: SignResult) throws -> [(String, String)] {
-            guard jws, let spec else { return [("signature", wrap(result.signature, version: result.version)), ("key_version", String(result.version))] }
+        func fields(_ jws: Bool, _ spec: KeySpec?, _ result: SignResult) throws -> TransitItemReply {
+            guard jws, let spec else { return TransitItemReply(signature: wrap(result.signature, version: result.version), keyVersion: result.version) }
             let raw: [UInt8]
             do { raw = try ECDSASignatureEncoding.raw(fromDER: result.signature, spec: spec) } catch {
                 throw TransitError.invalid("marshaling_algorithm jws is for ECDSA keys; this key is \(TransitKeyType.name(spec))")
             }
-            return [("signature", "vault:v\(result.version):" + base64URL(raw)), ("key_version", String(result.version))]
+            return TransitItemReply(signature: "vault:v\(result.version):" + base64URL(raw), keyVersion: result.version)
         }
         if let items = try call.input.batch() {
             let keySpec = try await spec(if: items.contains { (try? needsSpec($0)) != false })
@@ -354,7 +351,7 @@ enum TransitCrypto {
             } else {
                 throw TransitError.invalid("signature or hmac is required")
             }
-            return [("valid", valid ? "true" : "false")]
+            return TransitItemReply(valid: valid)
         }
     }
 
@@ -411,5 +408,27 @@ enum TransitCrypto {
         guard (1...1024).contains(count) else { throw TransitError.invalid("bytes must be 1 to 1024") }
         let bytes = try await call.run { () async throws(KeywardError) in try await call.service.random(count: count, actor: call.caller) }
         return call.reply { json in json.member("random_bytes", base64: bytes) }
+    }
+}
+
+/// One Transit item's reply fields (a single call's `data`, or one of `batch_results`): those
+/// set are written, in this order.
+struct TransitItemReply: Sendable {
+    var ciphertext: String? = nil
+    var plaintext: String? = nil
+    var signature: String? = nil
+    var hmac: String? = nil
+    var keyVersion: UInt32? = nil
+    var valid: Bool? = nil
+    var error: String? = nil
+
+    func write(to json: inout JSONWriter) {
+        if let ciphertext { json.member("ciphertext", ciphertext) }
+        if let plaintext { json.member("plaintext", plaintext) }
+        if let signature { json.member("signature", signature) }
+        if let hmac { json.member("hmac", hmac) }
+        if let keyVersion { json.member("key_version", Int(keyVersion)) }
+        if let valid { json.member("valid", valid) }
+        if let error { json.member("error", error) }
     }
 }
