@@ -1,0 +1,67 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Keyward
+@testable import KeywardServer
+import KeywardServerTesting
+import Testing
+
+/// A server's store files are closed once the server (in-process router or a live listener)
+/// and its service are dropped: a process that starts servers repeatedly does not run out of
+/// file descriptors.
+@Suite("Resources a dropped server releases")
+struct ServerResourceTests {
+    /// This process's open file descriptors on files inside `directory`.
+    static func descriptors(into directory: URL) -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        let prefix = directory.resolvingSymlinksInPath().path
+        return fds.filter { fd in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return false }
+            return target.hasPrefix(prefix)
+        }.count
+    }
+
+    /// Waits up to two seconds for the files in `directory` to be closed; the count left open.
+    static func settle(_ directory: URL) async throws -> Int {
+        var open = descriptors(into: directory)
+        for _ in 0..<100 where open > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+            open = descriptors(into: directory)
+        }
+        return open
+    }
+
+    @Test("a router answered an audited request, then the fixture was dropped: the store's files are closed")
+    func droppedRouterClosesTheStore() async throws {
+        let directory: URL
+        do {
+            let fixture = try await ServerFixture.make()
+            directory = fixture.directory
+            try await fixture.application().test(.router) { client in
+                let reply = try await client.call(.post, "/v1/random", token: fixture.rootToken, #"{"count":8}"#)
+                #expect(reply.status == .ok, "\(reply.text)")
+            }
+            #expect(Self.descriptors(into: directory) > 0)
+        }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(try await Self.settle(directory) == 0)
+    }
+
+    @Test("a live server answered an audited request and stopped, then the fixture was dropped: the store's files are closed")
+    func droppedLiveServerClosesTheStore() async throws {
+        let directory: URL
+        do {
+            let fixture = try await ServerFixture.make()
+            directory = fixture.directory
+            let live = try await LiveServer.start(fixture.server)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            let reply = try await send(client, "\(live.url)/v1/random", token: fixture.rootToken, method: .POST, body: #"{"count":8}"#)
+            #expect(reply.status == 200, "\(reply.text)")
+            try await client.shutdown()
+            try await live.stop()
+        }
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(try await Self.settle(directory) == 0)
+    }
+}
