@@ -71,12 +71,14 @@ enum TransitCrypto {
     /// `prepare` reads each item (a fault there is that item's error and the item is left out
     /// of the call) and what `finish` will need of it besides the result (`Note`); `finish` turns
     /// each result into the item's fields. A failure of the whole call (unknown key, policy,
-    /// state) fails the request.
+    /// state) fails the request. `wipe` clears each result's secret bytes once its fields are
+    /// written (decrypted plaintexts).
     static func batched<Item: Sendable, Note, Output>(
         _ call: TransitCall, _ items: [TransitInput],
         prepare: (TransitInput) throws -> (Item, Note),
         run: ([Item]) async throws(KeywardError) -> [Result<Output, KeywardError>],
-        finish: (TransitInput, Note, Output) throws -> TransitItemReply
+        finish: (TransitInput, Note, Output) throws -> TransitItemReply,
+        wipe: (inout Output) -> Void = { _ in }
     ) async throws -> Response {
         var results: [TransitItemReply?] = Array(repeating: nil, count: items.count)
         var prepared: [Item] = []
@@ -93,13 +95,20 @@ enum TransitCrypto {
             }
         }
         if !prepared.isEmpty {
-            let outputs = try await call.run { () async throws(KeywardError) in try await run(prepared) }
+            var outputs = try await call.run { () async throws(KeywardError) in try await run(prepared) }
             for ((position, note), output) in zip(notes, outputs) {
                 do {
                     results[position] = try finish(items[position], note, output.get())
                 } catch {
                     results[position] = TransitItemReply(error: APIError(any: error).message)
                 }
+            }
+            for index in outputs.indices {
+                guard case .success(var output) = outputs[index] else { continue }
+                // Drop the array's reference first, so `output` holds the only one and the wipe
+                // clears the bytes themselves, not a copy made on write.
+                outputs[index] = .failure(.invalidArgument("wiped"))
+                wipe(&output)
             }
         }
         return batchReply(call, results.map { $0 ?? TransitItemReply() })
@@ -152,10 +161,8 @@ enum TransitCrypto {
         }
         /// An item's fields, once the prefix's version is checked against the ciphertext's own.
         func fields(_ input: TransitInput, _ version: UInt32, _ result: DecryptResult) throws -> TransitItemReply {
-            var plaintext = result.plaintext
-            defer { SecureZero.wipe(&plaintext) }
             guard result.version == version else { throw TransitError.invalid("invalid ciphertext: the version prefix does not match its ciphertext") }
-            return TransitItemReply(plaintext: Base64.encode(plaintext))
+            return TransitItemReply(plaintext: Base64.encode(result.plaintext))
         }
         if let items = try call.input.batch() {
             return try await batched(call, items, prepare: { input in
@@ -163,13 +170,14 @@ enum TransitCrypto {
                 return (one, version)
             }, run: { (prepared) async throws(KeywardError) in
                 try await call.service.decryptBatch(prepared, key: key, actor: call.caller)
-            }, finish: fields)
+            }, finish: fields, wipe: { SecureZero.wipe(&$0.plaintext) })
         }
         return try await single(call) { input in
             let (version, one) = try item(input)
-            let result = try await call.run { () async throws(KeywardError) in
+            var result = try await call.run { () async throws(KeywardError) in
                 try await call.service.decrypt(one.ciphertext, context: one.context, expectedKey: key, actor: call.caller)
             }
+            defer { SecureZero.wipe(&result.plaintext) }
             return try fields(input, version, result)
         }
     }
