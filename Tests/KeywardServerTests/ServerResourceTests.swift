@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Keyward
 @testable import KeywardServer
 import KeywardServerTesting
+import KeywardTestSupport
 import Testing
 
 /// A server's store files are closed once the server (in-process router or a live listener)
@@ -12,26 +13,6 @@ import Testing
 /// file descriptors.
 @Suite("Resources a dropped server releases")
 struct ServerResourceTests {
-    /// This process's open file descriptors on files inside `directory`.
-    static func descriptors(into directory: URL) -> Int {
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        let prefix = directory.resolvingSymlinksInPath().path
-        return fds.filter { fd in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return false }
-            return target.hasPrefix(prefix)
-        }.count
-    }
-
-    /// Waits up to two seconds for the files in `directory` to be closed; the count left open.
-    static func settle(_ directory: URL) async throws -> Int {
-        var open = descriptors(into: directory)
-        for _ in 0..<100 where open > 0 {
-            try await Task.sleep(for: .milliseconds(20))
-            open = descriptors(into: directory)
-        }
-        return open
-    }
-
     @Test("a router answered an audited request, then the fixture was dropped: the store's files are closed")
     func droppedRouterClosesTheStore() async throws {
         let directory: URL
@@ -42,10 +23,10 @@ struct ServerResourceTests {
                 let reply = try await client.call(.post, "/v1/random", token: fixture.rootToken, #"{"count":8}"#)
                 #expect(reply.status == .ok, "\(reply.text)")
             }
-            #expect(Self.descriptors(into: directory) > 0)
+            #expect(OpenFiles.count(inside: directory) > 0)
         }
         defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(try await Self.settle(directory) == 0)
+        #expect(try await OpenFiles.settled(inside: directory, atMost: 0) == 0)
     }
 
     @Test("a live server answered an audited request and stopped, then the fixture was dropped: the store's files are closed")
@@ -62,6 +43,6 @@ struct ServerResourceTests {
             try await live.stop()
         }
         defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(try await Self.settle(directory) == 0)
+        #expect(try await OpenFiles.settled(inside: directory, atMost: 0) == 0)
     }
 }

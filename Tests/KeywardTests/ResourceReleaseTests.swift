@@ -1,19 +1,10 @@
 import Foundation
 import Keyward
+import KeywardTestSupport
 import Testing
 
 @Suite("Resources a dropped service releases")
 struct ResourceReleaseTests {
-    /// This process's open file descriptors on files inside `directory`.
-    static func descriptors(into directory: URL) -> Int {
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        let prefix = directory.resolvingSymlinksInPath().path
-        return fds.filter { fd in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return false }
-            return target.hasPrefix(prefix)
-        }.count
-    }
-
     /// Opens the fixture's store as a new service, makes one audited call, and drops it.
     static func cycle(_ fixture: StoreFixture) async throws {
         let service = try await fixture.reopen()
@@ -29,9 +20,10 @@ struct ResourceReleaseTests {
         let fixture = try await StoreFixture.make()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }
         for _ in 0..<5 { try await Self.cycle(fixture) }
-        let settled = Self.descriptors(into: fixture.directory)
+        let settled = OpenFiles.count(inside: fixture.directory)
         for _ in 0..<20 { try await Self.cycle(fixture) }
-        let after = Self.descriptors(into: fixture.directory)
+        // The last dropped services' writer threads may still be closing their files.
+        let after = try await OpenFiles.settled(inside: fixture.directory, atMost: settled)
         #expect(after <= settled, "each open/drop cycle left files open: \(settled) after 5 cycles, \(after) after 25")
     }
 }
