@@ -8,9 +8,12 @@ import Testing
 import Glibc
 #endif
 
-/// A blocking TCP client for byte-exact HTTP/1.1 exchanges (pipelining, malformed input,
-/// connection close) that an HTTP client library would not send.
-final class RawConnection {
+/// A TCP client for byte-exact HTTP/1.1 exchanges (pipelining, malformed input, connection
+/// close) that an HTTP client library would not send. Its reads block a thread of their own,
+/// never one of Swift concurrency's cooperative threads: the server under test needs those too
+/// (a token lookup runs in a task there), and two tests blocked in reads on a 2-core machine
+/// would starve it until their reads time out. Used by one test at a time.
+final class RawConnection: @unchecked Sendable {
     let socket: Int32
 
     init(port: Int) throws {
@@ -44,7 +47,18 @@ final class RawConnection {
 
     /// What arrives within `seconds` (bounded; it stops early once `stop` holds), and whether
     /// the peer closed the connection meanwhile.
-    func receive(for seconds: Double, until stop: (String) -> Bool = { _ in false }) -> (text: String, closed: Bool) {
+    func receive(for seconds: Double, until stop: @escaping @Sendable (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
+        await Self.onOwnThread { self.receiveBlocking(for: seconds, until: stop) }
+    }
+
+    /// Runs `body` on a new thread and waits for its result without holding a cooperative thread.
+    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
+        }
+    }
+
+    private func receiveBlocking(for seconds: Double, until stop: (String) -> Bool) -> (text: String, closed: Bool) {
         var short = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &short, socklen_t(MemoryLayout<timeval>.size))
         defer {
@@ -70,7 +84,11 @@ final class RawConnection {
     /// Reads until `responses` complete responses (by Content-Length) have arrived, or the peer
     /// closes, or 30 s pass without a byte (the whole suite saturates two cores for half a
     /// minute at its start; a hang still fails, later). Returns what arrived and whether the peer closed.
-    func read(responses: Int) -> (text: String, closed: Bool) {
+    func read(responses: Int) async -> (text: String, closed: Bool) {
+        await Self.onOwnThread { self.readBlocking(responses: responses) }
+    }
+
+    private func readBlocking(responses: Int) -> (text: String, closed: Bool) {
         var data = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while RawConnection.complete(data) < responses {
@@ -85,9 +103,11 @@ final class RawConnection {
     func finishSending() { shutdown(socket, Int32(SHUT_WR)) }
 
     /// True when the peer has closed the connection (a read returns end of file).
-    func peerClosed() -> Bool {
-        var byte: UInt8 = 0
-        return recv(socket, &byte, 1, 0) == 0
+    func peerClosed() async -> Bool {
+        await Self.onOwnThread {
+            var byte: UInt8 = 0
+            return recv(self.socket, &byte, 1, 0) == 0
+        }
     }
 
     /// How many whole responses `data` holds.
@@ -118,7 +138,7 @@ struct HTTP1ConnectionTests {
         let connection = try RawConnection(port: live.port)
         for _ in 0..<2 {
             connection.send("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            let reply = connection.read(responses: 1)
+            let reply = await connection.read(responses: 1)
             #expect(reply.text.hasPrefix("HTTP/1.1 200"))
             #expect(reply.text.lowercased().contains("content-length: "))
             #expect(reply.text.lowercased().contains("date: "))
@@ -139,7 +159,7 @@ struct HTTP1ConnectionTests {
         connection.send("POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             + "POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             + "GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
-        let reply = connection.read(responses: 3)
+        let reply = await connection.read(responses: 3)
         let responses: [String] = Array(reply.text.components(separatedBy: "HTTP/1.1 ")[1...])
         #expect(responses.map { String($0.prefix(3)) } == ["401", "200", "200"])
         #expect(responses.count == 3 && !responses[0].contains("ciphertext") && responses[1].contains("\"ciphertext\"") && !responses[2].contains("ciphertext"))
@@ -153,10 +173,10 @@ struct HTTP1ConnectionTests {
         let live = try await LiveServer.start(fixture.server)
         let connection = try RawConnection(port: live.port)
         connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        let reply = connection.read(responses: 1)
+        let reply = await connection.read(responses: 1)
         #expect(reply.text.hasPrefix("HTTP/1.1 200"))
         #expect(reply.text.lowercased().contains("connection: close"))
-        #expect(connection.peerClosed())
+        #expect(await connection.peerClosed())
         try await live.stop()
     }
 
@@ -169,13 +189,13 @@ struct HTTP1ConnectionTests {
         let connection = try RawConnection(port: live.port)
         let body = #"{"plaintext":""# + String(repeating: "A", count: 8192) + #""}"#
         connection.send("POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        let reply = connection.read(responses: 1)
+        let reply = await connection.read(responses: 1)
         #expect(reply.text.hasPrefix("HTTP/1.1 413"))
         #expect(reply.text.contains("body_too_large"))
-        #expect(connection.receive(for: 3).closed)
+        #expect(await connection.receive(for: 3).closed)
         let next = try RawConnection(port: live.port)
         next.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(next.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        #expect(await next.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
         try await live.stop()
     }
 
@@ -186,12 +206,12 @@ struct HTTP1ConnectionTests {
         let live = try await LiveServer.start(fixture.server)
         let bad = try RawConnection(port: live.port)
         bad.send("THIS IS NOT HTTP\r\n\r\n")
-        let reply = bad.read(responses: 1)
+        let reply = await bad.read(responses: 1)
         #expect(reply.text.hasPrefix("HTTP/1.1 400"))
-        #expect(bad.peerClosed())
+        #expect(await bad.peerClosed())
         let good = try RawConnection(port: live.port)
         good.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(good.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        #expect(await good.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
         try await live.stop()
     }
 
@@ -213,7 +233,7 @@ struct HTTP1ConnectionTests {
         }
         let connection = try RawConnection(port: live.port)
         connection.send("POST /v1/keys/\(key)/encrypt HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        let reply = connection.read(responses: 1)
+        let reply = await connection.read(responses: 1)
         #expect(reply.text.hasPrefix("HTTP/1.1 200") && reply.text.contains("ciphertext"), "\(reply.text.prefix(300))")
         try await live.stop()
     }
@@ -226,10 +246,10 @@ struct HTTP1ConnectionTests {
         let connection = try RawConnection(port: live.port)
         connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\nGET /v1/ready HTTP/1.1\r\nHost: a\r\n\r\n")
         connection.finishSending()
-        let reply = connection.read(responses: 2)
+        let reply = await connection.read(responses: 2)
         #expect(RawConnection.complete(Array(reply.text.utf8)) == 2)
         #expect(reply.text.hasPrefix("HTTP/1.1 200"))
-        #expect(connection.peerClosed())
+        #expect(await connection.peerClosed())
         try await live.stop()
     }
 
@@ -240,9 +260,9 @@ struct HTTP1ConnectionTests {
         let live = try await LiveServer.start(fixture.server)
         let connection = try RawConnection(port: live.port)
         connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(connection.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
+        #expect(await connection.read(responses: 1).text.hasPrefix("HTTP/1.1 200"))
         try await live.stop()
-        #expect(connection.peerClosed())
+        #expect(await connection.peerClosed())
     }
 
     @Test("The Date header is an IMF-fixdate")

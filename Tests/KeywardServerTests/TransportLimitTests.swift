@@ -26,7 +26,7 @@ struct TransportLimitTests {
             // One byte every 200 ms: each keeps the idle timer from firing, not the read deadline.
             for _ in 0..<25 where !closed {
                 closed = !connection.send(body ? " " : "X")
-                if !closed { closed = connection.receive(for: 0.2).closed }
+                if !closed { closed = await connection.receive(for: 0.2).closed }
             }
             #expect(closed, "a trickling \(body ? "body" : "head") kept its connection for 5 s")
         }
@@ -45,15 +45,20 @@ struct TransportLimitTests {
         // Past the cap, connections are closed as soon as they are accepted, long before the 5 s
         // idle timeout. (Which ones depends on the order the event loops set them up.)
         var open = connections
-        for _ in 0..<4 { open = open.filter { !$0.receive(for: 0.05).closed } }
+        for _ in 0..<4 {
+            var stillOpen: [RawConnection] = []
+            for connection in open where !(await connection.receive(for: 0.05).closed) { stillOpen.append(connection) }
+            open = stillOpen
+        }
         #expect(open.count == 8, "\(20 - open.count) connections closed at once; expected the 12 past the cap")
         // The eight admitted, idle, close after the idle timeout: a bounded wait of 8 s.
-        let idleClosed = open.filter { $0.receive(for: 8).closed }.count
+        var idleClosed = 0
+        for connection in open where await connection.receive(for: 8).closed { idleClosed += 1 }
         #expect(idleClosed == open.count)
         // The server still answers.
         let fresh = try RawConnection(port: live.port)
         fresh.send("GET /v1/health HTTP/1.1\r\nHost: k\r\n\r\n")
-        #expect(fresh.receive(for: 3) { $0.contains("\r\n\r\n") }.text.hasPrefix("HTTP/1.1 200"))
+        #expect(await fresh.receive(for: 3) { $0.contains("\r\n\r\n") }.text.hasPrefix("HTTP/1.1 200"))
         try await live.stop()
     }
 
@@ -70,23 +75,23 @@ struct TransportLimitTests {
             let connection = try RawConnection(port: live.port)
             connection.send("POST /v1/keys HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Type: application/json\r\n"
                             + "Content-Length: 104857600\r\n\(expect ? "Expect: 100-continue\r\n" : "")\r\n")
-            let reply = connection.receive(for: 10) { $0.contains("body_too_large") }
+            let reply = await connection.receive(for: 10) { $0.contains("body_too_large") }
             #expect(reply.text.hasPrefix("HTTP/1.1 413") && reply.text.contains("body_too_large"), "\(reply.text)")
-            #expect(connection.receive(for: 10).closed)
+            #expect(await connection.receive(for: 10).closed)
         }
         // A chunked body that grows past the limit is refused as it crosses it.
         let chunked = try RawConnection(port: live.port)
         chunked.send("POST /v1/keys HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer \(fixture.rootToken)\r\nTransfer-Encoding: chunked\r\n\r\n")
         let chunk = String(repeating: "a", count: 32 * 1024)
         for _ in 0..<4 { chunked.send(String(32 * 1024, radix: 16) + "\r\n" + chunk + "\r\n") }
-        let reply = chunked.receive(for: 10) { $0.contains("body_too_large") }
+        let reply = await chunked.receive(for: 10) { $0.contains("body_too_large") }
         #expect(reply.text.hasPrefix("HTTP/1.1 413"), "\(reply.text.prefix(200))")
         // Expect: 100-continue within the limit is told to go on.
         let small = try RawConnection(port: live.port)
         small.send("POST /v1/random HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer \(fixture.rootToken)\r\nContent-Type: application/json\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n")
-        #expect(small.receive(for: 10) { $0.contains("\r\n\r\n") }.text.hasPrefix("HTTP/1.1 100"))
+        #expect(await small.receive(for: 10) { $0.contains("\r\n\r\n") }.text.hasPrefix("HTTP/1.1 100"))
         small.send(#"{"count":16}"#)
-        #expect(small.receive(for: 10) { $0.contains("random") }.text.contains("HTTP/1.1 200"))
+        #expect(await small.receive(for: 10) { $0.contains("random") }.text.contains("HTTP/1.1 200"))
         try await live.stop()
     }
 
@@ -96,19 +101,19 @@ struct TransportLimitTests {
         defer { fixture.remove() }
         let old = try RawConnection(port: live.port)
         old.send("GET /v1/health HTTP/1.0\r\n\r\n")
-        let reply = old.receive(for: 10)
+        let reply = await old.receive(for: 10)
         #expect(reply.text.contains("200") && reply.closed, "\(reply)")
         let kept = try RawConnection(port: live.port)
         kept.send("GET /v1/health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         // Waits as long as a loaded machine needs for the reply, then checks the connection stays
         // open a while after it (the idle timeout here is 1 s).
-        let keptReply = kept.receive(for: 10) { $0.contains("status") }
+        let keptReply = await kept.receive(for: 10) { $0.contains("status") }
         #expect(keptReply.text.contains("200") && !keptReply.closed)
-        #expect(!kept.receive(for: 0.3).closed, "an HTTP/1.0 keep-alive connection closed after its response")
+        #expect(await !kept.receive(for: 0.3).closed, "an HTTP/1.0 keep-alive connection closed after its response")
 
         let huge = try RawConnection(port: live.port)
         huge.send("GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Padding: " + String(repeating: "p", count: 8192) + "\r\n\r\n")
-        let hugeReply = huge.receive(for: 3)
+        let hugeReply = await huge.receive(for: 3)
         #expect(hugeReply.closed && !hugeReply.text.contains("200"), "\(hugeReply.text.prefix(100))")
         try await live.stop()
     }
