@@ -44,11 +44,22 @@ struct TransportLimitTests {
         for _ in 0..<20 { connections.append(try RawConnection(port: live.port)) }
         // Past the cap, connections are closed as soon as they are accepted, long before the 5 s
         // idle timeout. (Which ones depends on the order the event loops set them up.)
+        // Four rounds of 50 ms, each watching every connection at once: the whole check takes a
+        // fraction of a second, far inside the admitted connections' 5 s idle timeout (watched
+        // one after another, 20 connections took seconds on a loaded machine, and admitted ones
+        // began to time out before the count).
         var open = connections
         for _ in 0..<4 {
-            var stillOpen: [RawConnection] = []
-            for connection in open where !(await connection.receive(for: 0.05).closed) { stillOpen.append(connection) }
-            open = stillOpen
+            let watched = open
+            let closed = await withTaskGroup(of: (Int, Bool).self) { group in
+                for (index, connection) in watched.enumerated() {
+                    group.addTask { (index, await connection.receive(for: 0.05).closed) }
+                }
+                var closed = Set<Int>()
+                for await (index, isClosed) in group where isClosed { closed.insert(index) }
+                return closed
+            }
+            open = watched.enumerated().filter { !closed.contains($0.offset) }.map(\.element)
         }
         #expect(open.count == 8, "\(20 - open.count) connections closed at once; expected the 12 past the cap")
         // The eight admitted, idle, close after the idle timeout: a bounded wait of 8 s.
