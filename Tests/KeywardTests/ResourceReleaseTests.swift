@@ -22,8 +22,11 @@ struct ResourceReleaseTests {
         for _ in 0..<5 { try await Self.cycle(fixture) }
         let settled = OpenFiles.count(inside: fixture.directory)
         for _ in 0..<20 { try await Self.cycle(fixture) }
+        // SQLite's deferred closes make the count move by one or two between samples; a leak of
+        // even one file per cycle adds twenty, and the audit writer left running adds 120.
+        let slack = 4
         // The last dropped services' writer threads may still be closing their files.
-        let after = try await OpenFiles.settled(inside: fixture.directory, atMost: settled)
-        #expect(after <= settled, "each open/drop cycle left files open: \(settled) after 5 cycles, \(after) after 25")
+        let after = try await OpenFiles.settled(inside: fixture.directory, atMost: settled + slack)
+        #expect(after <= settled + slack, "each open/drop cycle left files open: \(settled) after 5 cycles, \(after) after 25")
     }
 }
