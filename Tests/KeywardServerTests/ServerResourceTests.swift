@@ -13,28 +13,33 @@ import Testing
 /// file descriptors.
 @Suite("Resources a dropped server releases")
 struct ServerResourceTests {
-    @Test("a router answered an audited request, then the fixture was dropped: the store's files are closed")
-    func droppedRouterClosesTheStore() async throws {
+    /// Makes a server fixture, lets `use` answer a request through it, drops the fixture, and
+    /// expects every file in its store's directory to be closed within two seconds.
+    private func expectStoreClosed(after use: (ServerFixture) async throws -> Void) async throws {
         let directory: URL
         do {
             let fixture = try await ServerFixture.make()
             directory = fixture.directory
-            try await fixture.application().test(.router) { client in
-                let reply = try await client.call(.post, "/v1/random", token: fixture.rootToken, #"{"count":8}"#)
-                #expect(reply.status == .ok, "\(reply.text)")
-            }
-            #expect(OpenFiles.count(inside: directory) > 0)
+            try await use(fixture)
         }
         defer { try? FileManager.default.removeItem(at: directory) }
         #expect(try await OpenFiles.settled(inside: directory, atMost: 0) == 0)
     }
 
+    @Test("a router answered an audited request, then the fixture was dropped: the store's files are closed")
+    func droppedRouterClosesTheStore() async throws {
+        try await expectStoreClosed { fixture in
+            try await fixture.application().test(.router) { client in
+                let reply = try await client.call(.post, "/v1/random", token: fixture.rootToken, #"{"count":8}"#)
+                #expect(reply.status == .ok, "\(reply.text)")
+            }
+            #expect(OpenFiles.count(inside: fixture.directory) > 0)
+        }
+    }
+
     @Test("a live server answered an audited request and stopped, then the fixture was dropped: the store's files are closed")
     func droppedLiveServerClosesTheStore() async throws {
-        let directory: URL
-        do {
-            let fixture = try await ServerFixture.make()
-            directory = fixture.directory
+        try await expectStoreClosed { fixture in
             let live = try await LiveServer.start(fixture.server)
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
             let reply = try await send(client, "\(live.url)/v1/random", token: fixture.rootToken, method: .POST, body: #"{"count":8}"#)
@@ -42,7 +47,5 @@ struct ServerResourceTests {
             try await client.shutdown()
             try await live.stop()
         }
-        defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(try await OpenFiles.settled(inside: directory, atMost: 0) == 0)
     }
 }

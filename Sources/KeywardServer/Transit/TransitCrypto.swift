@@ -430,6 +430,7 @@ struct TransitItemReply: Sendable {
     var valid: Bool? = nil
     var error: String? = nil
 
+    /// Writes the fields that are set as members of the object `json` is in.
     func write(to json: inout JSONWriter) {
         if let ciphertext { json.member("ciphertext", ciphertext) }
         if let plaintext { json.member("plaintext", plaintext) }
