@@ -107,19 +107,11 @@ struct LeaseAndBarrierTests {
         }
         #expect(try storedMaterial() == 1)
 
-        // The lagging node is alive (it reports every 250 ms) but has not seen the destruction:
-        // the key is destroyed (refused everywhere that has seen it) but its material stays
-        // until that node catches up.
-        let beating = Task {
-            while !Task.isCancelled {
-                try? await lagging.reportHeartbeat()
-                try? await Task.sleep(for: .milliseconds(250))
-            }
-        }
+        // The lagging node is alive but has not seen the destruction: the key is destroyed
+        // (refused everywhere that has seen it) but its material stays until that node catches up.
+        try database.keepAlive(node: "lagging")
         let start = ContinuousClock.now
         let report = try await destroyer.runMaintenance()
-        beating.cancel()
-        _ = await beating.value
         #expect(report.destroyed == 1 && report.purged == 0)
         #expect(start.duration(to: .now) >= DestructionBarrier.wait, "the destruction did not wait for the lagging node")
         #expect(try storedMaterial() == 1, "material was deleted before every live node had seen the destruction")
@@ -161,12 +153,7 @@ struct LeaseAndBarrierTests {
         let lagging = try await database.node(options: KeyService.Options(coherenceBound: 1, nodeID: "lagging"))
         _ = try await lagging.refreshFromStore()
         try await lagging.reportHeartbeat()
-        let beating = Task {
-            while !Task.isCancelled {
-                try? await lagging.reportHeartbeat()
-                try? await Task.sleep(for: .milliseconds(250))
-            }
-        }
+        try database.keepAlive(node: "lagging")
         // Deleted: the key is empty at once, but its bytes stay while the lagging node has not
         // seen that (it could still be encrypting under them).
         let start = ContinuousClock.now
@@ -177,9 +164,7 @@ struct LeaseAndBarrierTests {
         // Bringing the material back now would race the pending deletion: refused until it is done.
         guard case .storage(.unavailable) = await keywardError({ () async throws(KeywardError) in
             do { _ = try await importMaterial(into: first) } catch let error as KeywardError { throw error } catch { Issue.record("\(error)") }
-        }) else { Issue.record("material was imported while its deletion waited for the barrier"); beating.cancel(); return }
-        beating.cancel()
-        _ = await beating.value
+        }) else { Issue.record("material was imported while its deletion waited for the barrier"); return }
 
         // The lagging node catches up; the next sweep deletes the bytes, and the material returns.
         _ = try await lagging.refreshFromStore()

@@ -89,6 +89,15 @@ struct TestDatabase: Sendable {
         }
     }
 
+    /// Makes `node`'s last heartbeat a minute in the future, so the node counts as live (not
+    /// silent past `DestructionBarrier.silence`) for that minute. A test that needs a live node
+    /// which has not caught up uses this instead of a heartbeat loop: on a loaded 2-core test
+    /// run a loop's task can go unscheduled for longer than the silence, and the node then
+    /// rightly counts as gone.
+    func keepAlive(node: String) throws {
+        try execute("UPDATE nodes SET heartbeat_at = \(Date().timeIntervalSince1970 + 60) WHERE id = '\(node)'")
+    }
+
     /// The first column of the first row `sql` returns, as text.
     func scalar(_ sql: String) throws -> String {
         switch backend {
