@@ -15,6 +15,22 @@ struct BearerTokenTests {
     }
 }
 
+@Suite("Request ids")
+struct RequestIDTests {
+    @Test("a request id is the process prefix, a dash and the counter in at least 8 lowercase hex digits")
+    func spelling() {
+        let prefix = RequestIDMiddleware.prefix
+        #expect(prefix.utf8.count == 8 && prefix.utf8.allSatisfy { Array("0123456789abcdef".utf8).contains($0) })
+        #expect(RequestIDMiddleware.id(0) == prefix + "-00000000")
+        #expect(RequestIDMiddleware.id(0x2e) == prefix + "-0000002e")
+        #expect(RequestIDMiddleware.id(0xffff_ffff) == prefix + "-ffffffff")
+        #expect(RequestIDMiddleware.id(0x1_2345_6789) == prefix + "-123456789")
+        #expect(RequestIDMiddleware.id(.max) == prefix + "-ffffffffffffffff")
+        let first = RequestIDMiddleware.nextID(), second = RequestIDMiddleware.nextID()
+        #expect(first != second && first.hasPrefix(prefix + "-") && first.utf8.count == 17)
+    }
+}
+
 @Suite("Token cache")
 struct TokenCacheTests {
     @Test("a cached token keeps working between checks; once revoked it is refused within the cache TTL, through the background re-check")

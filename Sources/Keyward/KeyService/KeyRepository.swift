@@ -116,7 +116,7 @@ struct KeyRepository: Sendable {
 
     /// Resolves a key reference: a key id (UUID) or an alias whose row passes its MAC.
     func resolve(_ reference: String) async throws(KeywardError) -> KeyID {
-        if let id = try? KeyID(string: reference) { return id }
+        if let id = KeyID(parsing: reference) { return id }
         let name = try KeyService.validAlias(reference)
         let now = clock.now
         if let id = cache.alias(name, now: now) { return id }

@@ -88,9 +88,13 @@ extension KeyService {
     public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: Caller) async throws(KeywardError) -> DecryptResult {
         let header = try await ciphertextHeader(ciphertext, .decrypt, actor)
         let id = header.keyID
-        if let expectedKey, (try? KeyID(string: expectedKey)) != id {
-            var refusal: KeywardError? = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)")
-            do throws(KeywardError) { if try await resolve(expectedKey) == id { refusal = nil } } catch { refusal = error }
+        if let expectedKey, KeyID(parsing: expectedKey) != id {
+            // The refusal's message is built only when there is one (Transit names its key by
+            // alias on every decrypt).
+            var refusal: KeywardError? = nil
+            do throws(KeywardError) {
+                if try await resolve(expectedKey) != id { refusal = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
+            } catch { refusal = error }
             if let refusal {
                 throw await auditor.refusal(auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)
             }

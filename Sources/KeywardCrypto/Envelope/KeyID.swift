@@ -20,6 +20,13 @@ public struct KeyID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
         try self.init(bytes: bytes)
     }
 
+    /// The identifier `string` spells in the canonical text form, or nil when it spells none.
+    /// Builds no error: key references that are aliases are told apart this way on every call.
+    public init?(parsing string: String) {
+        guard let bytes = KeyID.parse(string), let id = try? KeyID(bytes: bytes) else { return nil }
+        self = id
+    }
+
     /// Parses `8-4-4-4-12` hex (either case) without Foundation's scanf-based parser, which
     /// dominated key lookups by id.
     static func parse(_ string: String) -> [UInt8]? {

@@ -14,18 +14,33 @@ struct RequestIDMiddleware: RouterMiddleware {
     /// The Transit front end's path prefix (`/v1/<mount>/`): its requests are marked so.
     var transitPrefix: String = "/v1/transit/"
 
-    private static let prefix: String = {
+    static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
         return String(format: "%08x", UInt32.random(in: .min ... .max, using: &generator))
     }()
     private static let counter = Atomic<UInt64>(0)
 
-    /// A process-unique id: a random prefix per process and a counter.
+    /// A process-unique id: a random prefix per process and a counter, at least 8 hex digits
+    /// (`1a2b3c4d-0000002e`). Spelled into one buffer: it is made for every request.
     static func nextID() -> String {
-        let number = counter.add(1, ordering: .relaxed).newValue
-        let hex = String(number, radix: 16)
-        return prefix + "-" + String(repeating: "0", count: max(0, 8 - hex.count)) + hex
+        id(counter.add(1, ordering: .relaxed).newValue)
     }
+
+    /// The id for counter value `number`.
+    static func id(_ number: UInt64) -> String {
+        let digits = max(8, (64 - number.leadingZeroBitCount + 3) / 4)
+        let prefix = Self.prefix.utf8
+        return String(unsafeUninitializedCapacity: prefix.count + 1 + digits) { buffer in
+            var index = 0
+            for byte in prefix { buffer[index] = byte; index += 1 }
+            buffer[index] = UInt8(ascii: "-")
+            for place in 0..<digits {
+                buffer[index + digits - place] = hexDigits[Int((number >> (4 * UInt64(place))) & 0xF)]
+            }
+            return index + 1 + digits
+        }
+    }
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let tracking = RequestTracking(id: Self.nextID(), peer: peers.resolve(socket: context.remoteAddress?.ipAddress, request.headers[values: .xForwardedFor]),

@@ -7,7 +7,7 @@ import KeywardCrypto
 /// Transit's cryptographic endpoints, each a `KeyService` call on the key `<mount>/<name>`.
 enum TransitCrypto {
     /// `vault:vN:` and the base64 of Keyward's bytes.
-    static func wrap(_ bytes: [UInt8], version: UInt32) -> String { "vault:v\(version):" + Base64.encode(bytes) }
+    static func wrap(_ bytes: [UInt8], version: UInt32) -> VaultText { .base64(version: version, bytes) }
 
     /// The version and bytes of a `vault:vN:...` value.
     static func unwrap(_ text: String, field: String) throws(APIError) -> (version: UInt32, bytes: [UInt8]) {
@@ -228,7 +228,7 @@ enum TransitCrypto {
         let ciphertext = wrap(made.ciphertext, version: made.version)
         let plaintext = kind == "plaintext" ? made.plaintext.withSecretBytes(InsecureSecretAccess.token) { Base64.encode(Array($0)) } : nil
         return call.reply { json in
-            json.member("ciphertext", ciphertext)
+            ciphertext.write("ciphertext", to: &json)
             json.member("plaintext", plaintext)
             json.member("key_version", Int(made.version))
         }
@@ -269,7 +269,7 @@ enum TransitCrypto {
             do { raw = try ECDSASignatureEncoding.raw(fromDER: result.signature, spec: spec) } catch {
                 throw TransitError.invalid("marshaling_algorithm jws is for ECDSA keys; this key is \(TransitKeyType.name(spec))")
             }
-            return TransitItemReply(signature: "vault:v\(result.version):" + base64URL(raw), keyVersion: result.version)
+            return TransitItemReply(signature: .text("vault:v\(result.version):" + base64URL(raw)), keyVersion: result.version)
         }
         if let items = try call.input.batch() {
             let keySpec = try await spec(if: items.contains { (try? needsSpec($0)) != false })
@@ -422,22 +422,39 @@ enum TransitCrypto {
 /// One Transit item's reply fields (a single call's `data`, or one of `batch_results`): those
 /// set are written, in this order.
 struct TransitItemReply: Sendable {
-    var ciphertext: String? = nil
+    var ciphertext: VaultText? = nil
     var plaintext: String? = nil
-    var signature: String? = nil
-    var hmac: String? = nil
+    var signature: VaultText? = nil
+    var hmac: VaultText? = nil
     var keyVersion: UInt32? = nil
     var valid: Bool? = nil
     var error: String? = nil
 
     /// Writes the fields that are set as members of the object `json` is in.
     func write(to json: inout JSONWriter) {
-        if let ciphertext { json.member("ciphertext", ciphertext) }
+        ciphertext?.write("ciphertext", to: &json)
         if let plaintext { json.member("plaintext", plaintext) }
-        if let signature { json.member("signature", signature) }
-        if let hmac { json.member("hmac", hmac) }
+        signature?.write("signature", to: &json)
+        hmac?.write("hmac", to: &json)
         if let keyVersion { json.member("key_version", Int(keyVersion)) }
         if let valid { json.member("valid", valid) }
         if let error { json.member("error", error) }
+    }
+}
+
+/// A Transit value spelled `vault:vN:` and then an encoding of bytes (ciphertexts, signatures,
+/// HMACs).
+enum VaultText: Sendable {
+    /// `vault:vN:` and the standard base64 of the bytes, written straight into the reply.
+    case base64(version: UInt32, [UInt8])
+    /// The whole value already spelled out (a JWS signature's base64url).
+    case text(String)
+
+    /// Writes the value as the string member `name`.
+    func write(_ name: String, to json: inout JSONWriter) {
+        switch self {
+        case .base64(let version, let bytes): json.member(name, prefix: "vault:v\(version):", base64: bytes)
+        case .text(let text): json.member(name, text)
+        }
     }
 }
