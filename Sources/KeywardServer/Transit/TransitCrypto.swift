@@ -72,13 +72,15 @@ enum TransitCrypto {
     /// of the call) and what `finish` will need of it besides the result (`Note`); `finish` turns
     /// each result into the item's fields. A failure of the whole call (unknown key, policy,
     /// state) fails the request. `wipe` clears each result's secret bytes once its fields are
-    /// written (decrypted plaintexts).
+    /// written (decrypted plaintexts); `wipeItem` clears each prepared item's once the call is
+    /// done (decoded plaintexts to encrypt), as the native routes do.
     static func batched<Item: Sendable, Note, Output>(
         _ call: TransitCall, _ items: [TransitInput],
         prepare: (TransitInput) throws -> (Item, Note),
         run: ([Item]) async throws(KeywardError) -> [Result<Output, KeywardError>],
         finish: (TransitInput, Note, Output) throws -> TransitItemReply,
-        wipe: (inout Output) -> Void = { _ in }
+        wipe: (inout Output) -> Void = { _ in },
+        wipeItem: (inout Item) -> Void = { _ in }
     ) async throws -> Response {
         var results: [TransitItemReply?] = Array(repeating: nil, count: items.count)
         var prepared: [Item] = []
@@ -95,6 +97,9 @@ enum TransitCrypto {
             }
         }
         if !prepared.isEmpty {
+            // Once the call is done, `prepared` holds the only reference to each item's bytes:
+            // they are wiped in place, whether the call succeeded or not.
+            defer { for index in prepared.indices { wipeItem(&prepared[index]) } }
             var outputs = try await call.run { () async throws(KeywardError) in try await run(prepared) }
             for ((position, note), output) in zip(notes, outputs) {
                 do {
@@ -140,10 +145,11 @@ enum TransitCrypto {
         if let items = try call.input.batch() {
             return try await batched(call, items, prepare: { input in (try item(input), ()) }, run: { (prepared) async throws(KeywardError) in
                 try await call.service.encryptBatch(prepared, key: key, actor: call.caller)
-            }, finish: { input, _, result in try fields(input, result) })
+            }, finish: { input, _, result in try fields(input, result) }, wipeItem: { SecureZero.wipe(&$0.plaintext) })
         }
         return try await single(call) { input in
-            let one = try item(input)
+            var one = try item(input)
+            defer { SecureZero.wipe(&one.plaintext) }
             let result = try await call.run { () async throws(KeywardError) in
                 try await call.service.encrypt(one.plaintext, key: key, context: one.context, actor: call.caller)
             }
@@ -226,7 +232,11 @@ enum TransitCrypto {
             try await call.service.generateDataKey(key: key, byteCount: bits / 8, context: context, actor: call.caller)
         }
         let ciphertext = wrap(made.ciphertext, version: made.version)
-        let plaintext = kind == "plaintext" ? made.plaintext.withSecretBytes(InsecureSecretAccess.token) { Base64.encode(Array($0)) } : nil
+        let plaintext = kind == "plaintext" ? made.plaintext.withSecretBytes(InsecureSecretAccess.token) { bytes -> String in
+            var copy = Array(bytes)
+            defer { SecureZero.wipe(&copy) }
+            return Base64.encode(copy)
+        } : nil
         return call.reply { json in
             ciphertext.write("ciphertext", to: &json)
             json.member("plaintext", plaintext)
