@@ -127,6 +127,19 @@ struct EnvelopeTests {
         #expect(sealed.count == 22 + 12 + 16)
     }
 
+    @Test("a key id parses from its text form in either case; aliases, near-UUIDs and empty text are no id, and the throwing parser names them")
+    func keyIDParsing() throws {
+        let id = KeyID()
+        #expect(KeyID(parsing: id.description) == id)
+        #expect(KeyID(parsing: id.description.uppercased()) == id)
+        #expect(try KeyID(string: id.description) == id)
+        for text in ["", "transit/bench-aes256", "alias/orders", String(id.description.dropLast()), id.description + "0",
+                     id.description.replacingOccurrences(of: "-", with: "_"), "0011223344556677-8899-aabb-ccddeeff0011", "g0112233-4455-6677-8899-aabbccddeeff"] {
+            #expect(KeyID(parsing: text) == nil, "\(text)")
+            #expect(throws: KeywardCryptoError.self, "\(text)") { try KeyID(string: text) }
+        }
+    }
+
     @Test("an oversized context is refused with invalidParameter")
     func oversizedContext() throws {
         let key = try KeyMaterial.generate(.aes256GCM)

@@ -43,7 +43,7 @@ public struct AuditAnchor: Sendable, Hashable {
             guard let equals = part.firstIndex(of: "=") else { return nil }
             fields[String(part[..<equals])] = String(part[part.index(after: equals)...])
         }
-        guard let store = fields["store"].flatMap({ try? KeyID(string: $0) }),
+        guard let store = fields["store"].flatMap({ KeyID(parsing: $0) }),
               let sequence = fields["sequence"].flatMap({ Int64($0) }), sequence >= 1,
               let hex = fields["hash"], hex.count == 64, let at = fields["at"], let date = try? Date(at, strategy: .iso8601) else { return nil }
         var bytes: [UInt8] = []

@@ -110,6 +110,6 @@ public struct GrantRecord: Sendable, Hashable {
     /// The grant a grant token names, if it is one.
     public static func grantID(fromToken token: String) -> KeyID? {
         guard token.hasPrefix(tokenPrefix) else { return nil }
-        return try? KeyID(string: String(token.dropFirst(tokenPrefix.count)))
+        return KeyID(parsing: String(token.dropFirst(tokenPrefix.count)))
     }
 }

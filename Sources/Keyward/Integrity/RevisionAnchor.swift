@@ -92,11 +92,11 @@ public struct RevisionAnchor: Hashable, Sendable, Codable, CustomStringConvertib
         if deleted { parts.removeLast() }
         guard parts.count >= 3, let revision = Int64(parts.removeLast()), revision > 0 else { return nil }
         switch (parts[0], parts.count) {
-        case ("key", 2): guard let id = try? KeyID(string: parts[1]) else { return nil }; record = .key(id)
-        case ("token", 2): guard let id = try? KeyID(string: parts[1]) else { return nil }; record = .token(id)
+        case ("key", 2): guard let id = KeyID(parsing: parts[1]) else { return nil }; record = .key(id)
+        case ("token", 2): guard let id = KeyID(parsing: parts[1]) else { return nil }; record = .token(id)
         case ("alias", 2): guard !parts[1].isEmpty else { return nil }; record = .alias(parts[1])
         case ("version", 3):
-            guard let id = try? KeyID(string: parts[1]), let number = UInt32(parts[2]) else { return nil }
+            guard let id = KeyID(parsing: parts[1]), let number = UInt32(parts[2]) else { return nil }
             record = .version(id, number)
         default: return nil
         }

@@ -14,10 +14,10 @@ public struct KeyID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
 
     /// Parses the canonical text form (`8-4-4-4-12` hex).
     public init(string: String) throws(KeywardCryptoError) {
-        guard let bytes = KeyID.parse(string) else {
+        guard let id = KeyID(parsing: string) else {
             throw .invalidParameter(name: "key id", reason: "'\(string.prefix(64))' is not a UUID such as 6f1c2a0e-3b7d-4c55-9a1e-2d4f8b9c0a11")
         }
-        try self.init(bytes: bytes)
+        self = id
     }
 
     /// The identifier `string` spells in the canonical text form, or nil when it spells none.

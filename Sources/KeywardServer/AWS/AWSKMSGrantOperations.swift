@@ -79,7 +79,7 @@ enum AWSKMSGrantOperations {
         let limit = try call.input.int("Limit", 1...100) ?? 50
         let cursor = try marker(call)
         let only = try call.input.string("GrantId").map { text throws(APIError) -> KeyID in
-            guard let id = try? KeyID(string: text) else { throw AWSFault.notFound("grant \(text.prefix(80)) does not exist") }
+            guard let id = KeyID(parsing: text) else { throw AWSFault.notFound("grant \(text.prefix(80)) does not exist") }
             return id
         }
         let grantee = try call.input.string("GranteePrincipal").map(principal)
@@ -150,13 +150,13 @@ enum AWSKMSGrantOperations {
 
     private static func marker(_ call: AWSCall) throws(APIError) -> KeyID? {
         guard let marker = try call.input.string("Marker") else { return nil }
-        guard let id = try? KeyID(string: marker) else { throw AWSFault.invalidMarker("Marker is not one this operation returned") }
+        guard let id = KeyID(parsing: marker) else { throw AWSFault.invalidMarker("Marker is not one this operation returned") }
         return id
     }
 
     private static func grantID(_ call: AWSCall) throws(APIError) -> KeyID {
         guard let text = try call.input.string("GrantId") else { throw AWSFault.validation("GrantId is required") }
-        guard let id = try? KeyID(string: text) else { throw AWSFault.notFound("grant \(text.prefix(80)) does not exist") }
+        guard let id = KeyID(parsing: text) else { throw AWSFault.notFound("grant \(text.prefix(80)) does not exist") }
         return id
     }
 

@@ -125,7 +125,7 @@ enum AWSKMSImportOperations {
         let invalid = fault("InvalidImportTokenException", "the import token is not one GetParametersForImport returned")
         guard text.hasPrefix(tokenPrefix) else { throw invalid }
         let parts = text.dropFirst(tokenPrefix.count).split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 3, (try? KeyID(string: String(parts[0]))) != nil, let scheme = ImportWrapping.Scheme(rawValue: String(parts[1])),
+        guard parts.count == 3, KeyID(parsing: String(parts[0])) != nil, let scheme = ImportWrapping.Scheme(rawValue: String(parts[1])),
               let seconds = Int(parts[2]) else { throw invalid }
         return (String(parts[0]), scheme, Date(timeIntervalSince1970: Double(seconds)))
     }

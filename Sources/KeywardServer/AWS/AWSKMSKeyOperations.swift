@@ -277,7 +277,7 @@ enum AWSKMSKeyOperations {
         let limit = try call.input.int("Limit", 1...1000) ?? 100
         var cursor: KeyID? = nil
         if let marker = try call.input.string("Marker") {
-            guard let id = try? KeyID(string: marker) else { throw AWSFault.invalidMarker("Marker is not one ListKeys returned") }
+            guard let id = KeyID(parsing: marker) else { throw AWSFault.invalidMarker("Marker is not one ListKeys returned") }
             cursor = id
         }
         let after = cursor

@@ -97,7 +97,7 @@ struct AWSCall: Sendable {
             guard !alias.isEmpty else { throw AWSFault.notFound("Alias \(text.prefix(200)) is not found.") }
             return alias
         }
-        guard (try? KeyID(string: name)) != nil else { throw AWSFault.notFound("Invalid keyId '\(name.prefix(200))'") }
+        guard KeyID(parsing: name) != nil else { throw AWSFault.notFound("Invalid keyId '\(name.prefix(200))'") }
         return name
     }
 

@@ -97,7 +97,7 @@ extension Console {
         page(router, "/ui/tokens") { request, context, user in
             var after: KeyID?
             if let text = request.uri.queryParameters.get("after"), !text.isEmpty {
-                guard let id = try? KeyID(string: text) else { throw APIError.invalidRequest("'after' must be a token id from the previous page") }
+                guard let id = KeyID(parsing: text) else { throw APIError.invalidRequest("'after' must be a token id from the previous page") }
                 after = id
             }
             let page = try await slot.current.listTokens(after: after, limit: 50, actor: user.caller(request, context))
@@ -159,7 +159,7 @@ extension Console {
     }
 
     private static func tokenID(_ context: KeywardRequestContext) throws -> KeyID {
-        guard let id = try? KeyID(string: try context.parameter("id")) else { throw APIError.invalidRequest("not a token id") }
+        guard let id = KeyID(parsing: try context.parameter("id")) else { throw APIError.invalidRequest("not a token id") }
         return id
     }
 

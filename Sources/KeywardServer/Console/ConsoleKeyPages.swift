@@ -283,7 +283,7 @@ struct KeyFilters {
             form.alias = text
         }
         if let text = query.get("after"), !text.isEmpty {
-            guard let id = try? KeyID(string: text) else { throw APIError.invalidRequest("'after' must be a key id from the previous page") }
+            guard let id = KeyID(parsing: text) else { throw APIError.invalidRequest("'after' must be a key id from the previous page") }
             after = id
         }
         var spec: KeySpec?

@@ -33,7 +33,7 @@ enum AdminRoutes {
             let query = request.uri.queryParameters
             var after: KeyID?
             if let cursor = query.get("after") {
-                guard let id = try? KeyID(string: cursor) else { throw APIError.invalidRequest("'after' must be a token id from nextCursor") }
+                guard let id = KeyID(parsing: cursor) else { throw APIError.invalidRequest("'after' must be a token id from nextCursor") }
                 after = id
             }
             let limit = try integer(query.get("limit"), "limit", default: 100)
@@ -45,7 +45,7 @@ enum AdminRoutes {
         }
 
         routes.on(.post, "/v1/admin/tokens/{token}/revoke") { request, context in
-            guard let id = try? KeyID(string: try context.parameter("token")) else { throw APIError.invalidRequest("a token id is a UUID") }
+            guard let id = KeyID(parsing: try context.parameter("token")) else { throw APIError.invalidRequest("a token id is a UUID") }
             try await slot.current.revokeToken(id, actor: try context.caller(request))
             // This node refuses it at once; the others within a second (their store watchers).
             tokens.forgetAll()
@@ -54,7 +54,7 @@ enum AdminRoutes {
 
         routes.on(.put, "/v1/admin/tokens/{token}/policy") { request, context in
             let change = try await body.decode(TokenPolicyBody.self, from: request)
-            guard let id = try? KeyID(string: try context.parameter("token")) else { throw APIError.invalidRequest("a token id is a UUID") }
+            guard let id = KeyID(parsing: try context.parameter("token")) else { throw APIError.invalidRequest("a token id is a UUID") }
             var rules: [AccessRule] = []
             for rule in change.rules { rules.append(try AccessPolicy.parseRule(rule)) }
             guard !rules.isEmpty else { throw APIError.invalidRequest("a policy needs at least one rule") }
@@ -76,7 +76,7 @@ enum AdminRoutes {
             let query = request.uri.queryParameters
             var filter = AuditQuery(after: Int64(try integer(query.get("after"), "after", default: 0)), limit: try integer(query.get("limit"), "limit", default: 100))
             if let key = query.get("key") {
-                guard let id = try? KeyID(string: key) else { throw APIError.invalidRequest("'key' must be a key id") }
+                guard let id = KeyID(parsing: key) else { throw APIError.invalidRequest("'key' must be a key id") }
                 filter.keyID = id
             }
             filter.actor = query.get("actor")

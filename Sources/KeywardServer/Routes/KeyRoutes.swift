@@ -30,7 +30,7 @@ enum KeyRoutes {
             }
             var after: KeyID?
             if let cursor = query.get("after") {
-                guard let id = try? KeyID(string: cursor) else { throw APIError.invalidRequest("'after' must be a key id from nextCursor") }
+                guard let id = KeyID(parsing: cursor) else { throw APIError.invalidRequest("'after' must be a key id from nextCursor") }
                 after = id
             }
             var limit = 100
