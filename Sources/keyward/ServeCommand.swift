@@ -39,6 +39,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Milliseconds within which audit batches are fsync'ed (0: every batch before answering).") var auditSyncMs: Int?
 
     func run() async throws {
+        AllocatorTuning.reexecuteUntuned()
         try await guarded {
             try Keyward.harden()
             if (tlsCertificate == nil) != (tlsPrivateKey == nil) {

@@ -88,6 +88,40 @@ struct ServeCommandTests {
         }
     }
 
+    /// The environment a running process started with, from /proc (NUL-separated).
+    static func environment(of process: Process) throws -> [String] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/environ"))
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    // Reading a non-dumpable process's /proc/PID/environ needs root (CI's test command runs as root).
+    @Test("serve deepens glibc's per-thread cache by re-executing itself once, with its PID, arguments and name, and keeps an operator's GLIBC_TUNABLES",
+          .enabled(if: geteuid() == 0, "reads a non-dumpable process's /proc/PID/environ, which needs root"))
+    func allocatorTuning() throws {
+        var cli = try CLI()
+        defer { cli.remove() }
+        cli.environment["GLIBC_TUNABLES"] = nil
+        let (process, url, _, _) = try Self.start(cli, ["--dev", "--dev-dir", "dev", "--port", "0"])
+        let tuned = try Self.environment(of: process)
+        let name = try String(contentsOfFile: "/proc/\(process.processIdentifier)/comm", encoding: .utf8)
+        let arguments = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/cmdline")).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(url.hasPrefix("https://127.0.0.1:"))
+        #expect(tuned.filter { $0.hasPrefix("GLIBC_TUNABLES=") } == ["GLIBC_TUNABLES=glibc.malloc.tcache_count=2000"], "\(tuned)")
+        for (name, value) in cli.environment { #expect(tuned.contains("\(name)=\(value)"), "\(name) kept") }
+        #expect(name.trimmingCharacters(in: .whitespacesAndNewlines) == "keyward", "process name \(name)")
+        #expect(arguments.dropFirst() == ["serve", "--dev", "--dev-dir", "dev", "--port", "0"], "\(arguments)")
+        #expect(process.terminationStatus == 0)
+
+        cli.environment["GLIBC_TUNABLES"] = "glibc.malloc.tcache_count=7"
+        let (operator_, _, _, _) = try Self.start(cli, ["--dev", "--dev-dir", "dev", "--port", "0"])
+        let kept = try Self.environment(of: operator_)
+        kill(operator_.processIdentifier, SIGTERM)
+        operator_.waitUntilExit()
+        #expect(kept.filter { $0.hasPrefix("GLIBC_TUNABLES=") } == ["GLIBC_TUNABLES=glibc.malloc.tcache_count=7"], "\(kept)")
+    }
+
     @Test("serve without TLS material or --dev refuses to start with a clear message")
     func refusesWithoutTLS() throws {
         let cli = try CLI()
