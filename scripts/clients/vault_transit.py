@@ -168,6 +168,11 @@ try:
     from cryptography.hazmat.primitives.asymmetric import ec, utils
     public = serialization.load_pem_public_key(transit.read_key(name=jws_signer)["data"]["keys"]["1"]["public_key"].encode())
     public.verify(utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")), b"jws payload", ec.ECDSA(hashes.SHA256()))
+    # A batch of digests, prehashed beside batch_input as hvac sends it: each signature is over the digest.
+    digests = [hashlib.sha256(m).digest() for m in (b"batch one", b"batch two")]
+    signed = transit.sign_data(name=jws_signer, batch_input=[{"input": b64(d)} for d in digests], prehashed=True, hash_algorithm="sha2-256")["data"]["batch_results"]
+    for item, digest in zip(signed, digests):
+        public.verify(base64.b64decode(item["signature"].split(":", 2)[2]), digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
     try:
         transit.sign_data(name=name + "-rsa-2048", hash_input=b64(b"x"), signature_algorithm="pkcs1v15")
         fail("pkcs1v15 was accepted for a PSS key")
@@ -263,7 +268,7 @@ try:
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
     results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors), associated_data, derived keys (context required and bound; convergent refused), "
                    "rewrap, min_decryption_version enforced, min_encryption_version, trim, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
-                   "jws marshaling (checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), an rsa-2048 pkcs1v15 and an hmac sha2-512 key created through Transit with the scheme chosen at creation, export (the exported HMAC key "
+                   "jws marshaling (checked with Python cryptography), a prehashed sign batch (each signature over its digest, checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), an rsa-2048 pkcs1v15 and an hmac sha2-512 key created through Transit with the scheme chosen at creation, export (the exported HMAC key "
                    "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")
 
     # A Transit ciphertext is Keyward's: the native API opens it.
@@ -288,7 +293,15 @@ try:
     bao("write", "-f", "transit/keys/" + cli_key + "/rotate")
     check(bao("read", "-field=latest_version", "transit/keys/" + cli_key) == "2", "bao rotate")
     check(cli_key in bao("list", "transit/keys"), "bao list")
-    results.append("bao: write transit/keys (ed25519, aes256-gcm96), encrypt, decrypt, read, write -f rotate, list")
+    # The hash in the path, as Vault's docs write it; another hash than the key's is refused.
+    bao("write", "transit/keys/" + cli_key + "-p256", "type=ecdsa-p256")
+    signature = bao("write", "-field=signature", "transit/sign/" + cli_key + "-p256/sha2-256", "input=" + b64(b"from bao"))
+    check(bao("write", "-field=valid", "transit/verify/" + cli_key + "-p256/sha2-256", "input=" + b64(b"from bao"), "signature=" + signature) == "true",
+          "bao verify with the hash in the path")
+    refused = subprocess.run(["bao", "write", "transit/sign/" + cli_key + "-p256/sha2-512", "input=" + b64(b"x")], env=env, capture_output=True, text=True, timeout=60)
+    check(refused.returncode != 0 and "is not this key's" in refused.stderr, "bao sign with another hash in the path: %s" % refused.stderr.strip()[-300:])
+    results.append("bao: write transit/keys (ed25519, aes256-gcm96, ecdsa-p256), encrypt, decrypt, read, write -f rotate, list, "
+                   "sign and verify with the hash in the path (transit/sign/k/sha2-256), another hash refused")
 
     # Refusals in Transit's shape.
     try:

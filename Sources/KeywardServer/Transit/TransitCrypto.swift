@@ -248,7 +248,7 @@ enum TransitCrypto {
         let key = call.prefix + (try call.name())
         return try await single(call) { input in
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input for HMAC") }
-            try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"], for: .mac)
+            try await checkScheme(call, key, input, hashFields: signingHashFields, for: .mac)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: key, actor: call.caller) }
             return TransitItemReply(hmac: wrap(result.tag, version: result.version), keyVersion: result.version)
         }
@@ -263,12 +263,12 @@ enum TransitCrypto {
             return try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, forUseIn: .sign, actor: call.caller).metadata.spec }
         }
         func needsSpec(_ input: TransitInput) throws -> Bool {
-            try marshalsJWS(input) || input.string("hash_algorithm") != nil || input.string("signature_algorithm") != nil
+            try marshalsJWS(input) || input.string("hash_algorithm") != nil || input.string("algorithm") != nil || input.string("signature_algorithm") != nil
         }
         /// The input to sign and whether its signature is asked for as JWS.
         func item(_ input: TransitInput, _ spec: KeySpec?) throws -> (SignItem, Bool) {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to sign") }
-            try checkScheme(input, spec, hashField: "hash_algorithm")
+            for field in signingHashFields { try checkScheme(input, spec, hashField: field) }
             let jws = try marshalsJWS(input)
             return (SignItem(try input.bool("prehashed") == true ? .digest(message) : .message(message)), jws)
         }
@@ -294,6 +294,10 @@ enum TransitCrypto {
             return try fields(jws, keySpec, result)
         }
     }
+
+    /// The fields that name a signature's or an HMAC's hash: `hash_algorithm`, and `algorithm`,
+    /// its older name, which Transit still reads.
+    private static let signingHashFields = ["hash_algorithm", "algorithm"]
 
     /// Transit's `hash_algorithm` (HMAC: `algorithm`) and `signature_algorithm` against the
     /// key's `spec`: a Keyward key signs and MACs with one algorithm (decision 0029), so a name
@@ -353,13 +357,13 @@ enum TransitCrypto {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input to verify") }
             let valid: Bool
             if let text = try input.string("hmac") {
-                try await checkScheme(call, key, input, hashFields: ["hash_algorithm", "algorithm"], for: .verifyMAC)
+                try await checkScheme(call, key, input, hashFields: signingHashFields, for: .verifyMAC)
                 let (version, tag) = try unwrap(text, field: "hmac")
                 valid = try await call.run { () async throws(KeywardError) in
                     try await call.service.verifyMAC(tag, for: message, key: key, version: version, actor: call.caller)
                 }
             } else if let text = try input.string("signature") {
-                try await checkScheme(call, key, input, hashFields: ["hash_algorithm"], for: .verify)
+                try await checkScheme(call, key, input, hashFields: signingHashFields, for: .verify)
                 let jws = try marshalsJWS(input)
                 let (version, signature) = try jws ? unwrapJWS(text) : unwrap(text, field: "signature")
                 let signing: SigningInput = try input.bool("prehashed") == true ? .digest(message) : .message(message)

@@ -114,7 +114,7 @@ enum TransitRoutes {
             }
             let minimum = try call.input.int("min_decryption_version")
             let minimumForEncryption = try call.input.int("min_encryption_version")
-            let period = try call.input.has("auto_rotate_period") ? Optional(try call.input.duration("auto_rotate_period")) : nil
+            let period = call.input.has("auto_rotate_period") ? Optional(try call.input.duration("auto_rotate_period")) : nil
             let deletion = try call.input.bool("deletion_allowed")
             let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
             var updated = current.metadata.tags
@@ -164,8 +164,11 @@ enum TransitRoutes {
         transit(.post, "/decrypt/{name}") { call in try await TransitCrypto.decrypt(call) }
         transit(.post, "/datakey/{kind}/{name}") { call in try await TransitCrypto.dataKey(call) }
         transit(.post, "/hmac/{name}") { call in try await TransitCrypto.hmac(call) }
+        transit(.post, "/hmac/{name}/{algorithm}") { call in try await TransitCrypto.hmac(try call.takingAlgorithmFromPath(as: "algorithm")) }
         transit(.post, "/sign/{name}") { call in try await TransitCrypto.sign(call) }
+        transit(.post, "/sign/{name}/{algorithm}") { call in try await TransitCrypto.sign(try call.takingAlgorithmFromPath(as: "hash_algorithm")) }
         transit(.post, "/verify/{name}") { call in try await TransitCrypto.verify(call) }
+        transit(.post, "/verify/{name}/{algorithm}") { call in try await TransitCrypto.verify(try call.takingAlgorithmFromPath(as: "hash_algorithm")) }
         transit(.get, "/export/{type}/{name}") { call in try await TransitCrypto.export(call, version: nil) }
         transit(.get, "/export/{type}/{name}/{version}") { call in try await TransitCrypto.export(call, version: try call.context.parameter("version")) }
         transit(.post, "/random") { call in try await TransitCrypto.random(call, count: try call.input.int("bytes") ?? 32) }
@@ -229,6 +232,12 @@ struct TransitCall: Sendable {
             throw TransitError.invalid("a key name is 1 to 128 letters, digits, '-', '_' or '.'")
         }
         return name
+    }
+
+    /// This call with its body's `field` set to the route's `{algorithm}` segment
+    /// (`TransitInput.setting`).
+    func takingAlgorithmFromPath(as field: String) throws(APIError) -> TransitCall {
+        TransitCall(service: service, caller: caller, input: input.setting(field, to: try context.parameter("algorithm")), context: context, mount: mount)
     }
 
     /// A `KeyService` call; an unknown key is 404, as in Transit.
@@ -333,10 +342,10 @@ struct TransitInput: @unchecked Sendable {
         self.object = object
     }
 
-    init(object: [String: Any]) {
+    init(object: [String: Any], queryItems: [String: String] = [:], method: String = "POST") {
         self.object = object
-        self.queryItems = [:]
-        self.method = "POST"
+        self.queryItems = queryItems
+        self.method = method
     }
 
     func query(_ name: String) -> String? { queryItems[name] }
@@ -388,10 +397,33 @@ struct TransitInput: @unchecked Sendable {
         return bytes
     }
 
-    /// The `batch_input` items, each as its own input.
+    /// The fields Transit reads once for a whole batch, at the request's top level: the hash,
+    /// whether the input is already hashed, the RSA padding and the signature's marshaling.
+    static let requestWideFields = ["hash_algorithm", "algorithm", "prehashed", "signature_algorithm", "marshaling_algorithm"]
+
+    /// The `batch_input` items, each as its own input. An item takes each of
+    /// ``requestWideFields`` it does not set itself from the request's top level, so a batch
+    /// sent as Vault's clients send it (`prehashed` or `hash_algorithm` beside `batch_input`)
+    /// is signed, verified and checked with them rather than without.
     func batch() throws(APIError) -> [TransitInput]? {
         guard has("batch_input") else { return nil }
         guard let items = object["batch_input"] as? [[String: Any]], !items.isEmpty else { throw TransitError.invalid("batch_input must be a non-empty list of objects") }
-        return items.map { TransitInput(object: $0) }
+        let shared = Self.requestWideFields.compactMap { field in value(field).map { (field, $0) } }
+        guard !shared.isEmpty else { return items.map { TransitInput(object: $0) } }
+        return items.map { item in
+            var item = item
+            for (field, value) in shared where item[field] == nil { item[field] = value }
+            return TransitInput(object: item)
+        }
+    }
+
+    /// This input with `field` set to `value`, whatever the body said: Transit's
+    /// `sign/:name/:hash_algorithm`, `verify/:name/:hash_algorithm` and `hmac/:name/:algorithm`
+    /// path segment wins over the body's field. Batch items take it from the top level unless
+    /// they name their own, which is then checked against the key as any named hash is.
+    func setting(_ field: String, to value: String) -> TransitInput {
+        var object = self.object
+        object[field] = value
+        return TransitInput(object: object, queryItems: queryItems, method: method)
     }
 }
