@@ -78,7 +78,8 @@ struct TransitFrontEndTests {
             let sealed = try await client.call(.post, "/v1/transit/encrypt/b", token: nil,
                                                #"{"batch_input":[{"plaintext":"YQ=="},{"plaintext":"%%"},{"plaintext":"Yg==","context":"Yw=="},{"plaintext":"Yw==","key_version":2}]}"#, headers: root)
             let items = (sealed.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []
-            #expect(sealed.status == .ok && items.count == 4, "\(sealed.text)")
+            // A failed item makes the reply 400, as Transit's, with every item's result in it.
+            #expect(sealed.status == .badRequest && items.count == 4, "\(sealed.text)")
             guard items.count == 4 else { return }
             #expect((items[0]["ciphertext"] as? String)?.hasPrefix("vault:v1:") == true && items[0]["key_version"] as? Int == 1)
             #expect(items[1]["error"] as? String != nil && items[1]["ciphertext"] == nil)
@@ -89,7 +90,7 @@ struct TransitFrontEndTests {
             let body = #"{"batch_input":[{"ciphertext":"\#(first)"},{"ciphertext":"\#(third)"},{"ciphertext":"vault:v2:\#(first.dropFirst(9))"},{"ciphertext":"\#(third)","context":"Yw=="}]}"#
             let opened = try await client.call(.post, "/v1/transit/decrypt/b", token: nil, body, headers: root)
             let plain = (opened.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []
-            #expect(plain.count == 4, "\(opened.text)")
+            #expect(opened.status == .badRequest && plain.count == 4, "\(opened.text)")
             guard plain.count == 4 else { return }
             #expect(plain[0]["plaintext"] as? String == "YQ==" && plain[3]["plaintext"] as? String == "Yg==")
             #expect(plain[1]["error"] != nil && plain[1]["plaintext"] == nil && plain[2]["error"] != nil && plain[2]["plaintext"] == nil, "\(plain)")
@@ -211,6 +212,44 @@ struct TransitFrontEndTests {
                                                  #"{"prehashed":true,"batch_input":[{"input":"\#(digests[0])","signature":"\#(first)"},{"input":"\#(digests[1])","signature":"\#(first)"}]}"#, headers: root)
             let results = ((verified.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []).map { $0["valid"] as? Bool }
             #expect(results == [true, false], "\(verified.text)")
+        }
+    }
+
+    @Test("batch results carry each item's reference; encrypt and decrypt answer a batch with a failed item 400 (or partial_failure_response_code when some succeeded), as OpenBao does, and 200 when all succeed")
+    func batchReferencesAndStatuses() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/r", token: nil, "{}", headers: root).status == .ok)
+            #expect(try await client.call(.post, "/v1/transit/keys/rs", token: nil, #"{"type":"ed25519"}"#, headers: root).status == .ok)
+            func batch(_ path: String, _ body: String) async throws -> (HTTPResponse.Status, [[String: Any]], String) {
+                let reply = try await client.call(.post, path, token: nil, body, headers: root)
+                return (reply.status, (reply.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? [], reply.text)
+            }
+            let (allGood, sealed, text) = try await batch("/v1/transit/encrypt/r", #"{"batch_input":[{"plaintext":"YQ==","reference":"first"},{"plaintext":"Yg=="}]}"#)
+            #expect(allGood == .ok && sealed.map { $0["reference"] as? String } == ["first", ""], "\(text)")
+            for (body, expected) in [
+                (#"{"batch_input":[{"plaintext":"YQ==","reference":"a"},{"plaintext":"%%","reference":"b"}]}"#, HTTPResponse.Status.badRequest),
+                (#"{"partial_failure_response_code":207,"batch_input":[{"plaintext":"YQ==","reference":"a"},{"plaintext":"%%","reference":"b"}]}"#, HTTPResponse.Status(code: 207)),
+                // Every item failed: the override does not apply.
+                (#"{"partial_failure_response_code":207,"batch_input":[{"plaintext":"%%","reference":"a"},{"plaintext":"%%","reference":"b"}]}"#, .badRequest),
+                // Not a status: Transit's default.
+                (#"{"partial_failure_response_code":700,"batch_input":[{"plaintext":"YQ==","reference":"a"},{"plaintext":"%%","reference":"b"}]}"#, .badRequest),
+            ] {
+                let (status, items, text) = try await batch("/v1/transit/encrypt/r", body)
+                #expect(status == expected && items.map { $0["reference"] as? String } == ["a", "b"] && items[1]["error"] != nil, "\(body): \(text)")
+            }
+            let ciphertext = sealed.first?["ciphertext"] as? String ?? ""
+            let (opened, plain, openedText) = try await batch("/v1/transit/decrypt/r",
+                                                              #"{"batch_input":[{"ciphertext":"\#(ciphertext)","reference":"ok"},{"ciphertext":"vault:v1:AAAA","reference":"bad"}]}"#)
+            #expect(opened == .badRequest && plain.map { $0["reference"] as? String } == ["ok", "bad"] && plain[0]["plaintext"] as? String == "YQ==", "\(openedText)")
+            // Sign, verify and HMAC batches answer 200 with their per-item errors, as OpenBao's do; references as everywhere.
+            let (signed, signatures, signedText) = try await batch("/v1/transit/sign/rs", #"{"batch_input":[{"input":"YQ==","reference":"s1"},{"input":"%%","reference":"s2"}]}"#)
+            #expect(signed == .ok && signatures.map { $0["reference"] as? String } == ["s1", "s2"] && signatures[1]["error"] != nil, "\(signedText)")
+            let signature = signatures.first?["signature"] as? String ?? ""
+            let (verified, checks, verifiedText) = try await batch("/v1/transit/verify/rs", #"{"batch_input":[{"input":"YQ==","signature":"\#(signature)","reference":"v1"},{"input":"Yg==","signature":"\#(signature)"}]}"#)
+            #expect(verified == .ok && checks.map { $0["reference"] as? String } == ["v1", ""] && checks.map { $0["valid"] as? Bool } == [true, false], "\(verifiedText)")
         }
     }
 }

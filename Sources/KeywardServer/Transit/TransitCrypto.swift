@@ -60,10 +60,10 @@ enum TransitCrypto {
             do {
                 results.append(try await one(item))
             } catch {
-                results.append(TransitItemReply(error: APIError(any: error).message))
+                results.append(TransitItemReply(failure: error))
             }
         }
-        return batchReply(call, results)
+        return batchReply(call, items, results, failuresSetStatus: false)
     }
 
     /// Runs a `batch_input` as one `KeyService` batch call (one authorisation, one key lookup,
@@ -73,9 +73,12 @@ enum TransitCrypto {
     /// each result into the item's fields. A failure of the whole call (unknown key, policy,
     /// state) fails the request. `wipe` clears each result's secret bytes once its fields are
     /// written (decrypted plaintexts); `wipeItem` clears each prepared item's once the call is
-    /// done (decoded plaintexts to encrypt), as the native routes do.
+    /// done (decoded plaintexts to encrypt), as the native routes do. `failuresSetStatus`: a
+    /// failed item makes the reply's status 400 (500 when every failure is the server's), or
+    /// the request's `partial_failure_response_code` when some item succeeded, as Transit's
+    /// encrypt and decrypt do.
     static func batched<Item: Sendable, Note, Output>(
-        _ call: TransitCall, _ items: [TransitInput],
+        _ call: TransitCall, _ items: [TransitInput], failuresSetStatus: Bool = false,
         prepare: (TransitInput) throws -> (Item, Note),
         run: ([Item]) async throws(KeywardError) -> [Result<Output, KeywardError>],
         finish: (TransitInput, Note, Output) throws -> TransitItemReply,
@@ -93,7 +96,7 @@ enum TransitCrypto {
                 prepared.append(one)
                 notes.append((index, note))
             } catch {
-                results[index] = TransitItemReply(error: APIError(any: error).message)
+                results[index] = TransitItemReply(failure: error)
             }
         }
         if !prepared.isEmpty {
@@ -105,7 +108,7 @@ enum TransitCrypto {
                 do {
                     results[position] = try finish(items[position], note, output.get())
                 } catch {
-                    results[position] = TransitItemReply(error: APIError(any: error).message)
+                    results[position] = TransitItemReply(failure: error)
                 }
             }
             for index in outputs.indices {
@@ -116,14 +119,33 @@ enum TransitCrypto {
                 wipe(&output)
             }
         }
-        return batchReply(call, results.map { $0 ?? TransitItemReply() })
+        return batchReply(call, items, results.map { $0 ?? TransitItemReply() }, failuresSetStatus: failuresSetStatus)
     }
 
-    /// Vault's `batch_results`: one object of fields per item, in order.
-    private static func batchReply(_ call: TransitCall, _ results: [TransitItemReply]) -> Response {
-        call.reply { json in
+    /// Vault's `batch_results`: one object of fields per item, in order, each with the item's
+    /// `reference` (empty when it gave none), so a client can match results to its inputs.
+    /// With `failuresSetStatus`, the status Transit's encrypt and decrypt answer a batch with:
+    /// 200 when every item succeeded; otherwise 400 if an item's input was refused, else 500;
+    /// and, when some item succeeded, the request's `partial_failure_response_code` instead,
+    /// if it is a status (1 to 599).
+    private static func batchReply(_ call: TransitCall, _ items: [TransitInput], _ results: [TransitItemReply], failuresSetStatus: Bool) -> Response {
+        var status = HTTPResponse.Status.ok
+        if failuresSetStatus, results.contains(where: { $0.error != nil }) {
+            status = results.contains { $0.error != nil && !$0.failedInternally } ? .badRequest : .internalServerError
+            if results.contains(where: { $0.error == nil }), let code = try? call.input.int("partial_failure_response_code"), (1...599).contains(code) {
+                status = HTTPResponse.Status(code: code)
+            }
+        }
+        return call.reply(status: status) { json in
             json.member("batch_results") { json in
-                json.array { json in for fields in results { json.object { json in fields.write(to: &json) } } }
+                json.array { json in
+                    for (item, fields) in zip(items, results) {
+                        json.object { json in
+                            fields.write(to: &json)
+                            json.member("reference", (try? item.string("reference")) ?? "")
+                        }
+                    }
+                }
             }
         }
     }
@@ -143,7 +165,7 @@ enum TransitCrypto {
             return TransitItemReply(ciphertext: wrap(result.ciphertext, version: result.version), keyVersion: result.version)
         }
         if let items = try call.input.batch() {
-            return try await batched(call, items, prepare: { input in (try item(input), ()) }, run: { (prepared) async throws(KeywardError) in
+            return try await batched(call, items, failuresSetStatus: true, prepare: { input in (try item(input), ()) }, run: { (prepared) async throws(KeywardError) in
                 try await call.service.encryptBatch(prepared, key: key, actor: call.caller)
             }, finish: { input, _, result in try fields(input, result) }, wipeItem: { SecureZero.wipe(&$0.plaintext) })
         }
@@ -171,7 +193,7 @@ enum TransitCrypto {
             return TransitItemReply(plaintext: Base64.encode(result.plaintext))
         }
         if let items = try call.input.batch() {
-            return try await batched(call, items, prepare: { input in
+            return try await batched(call, items, failuresSetStatus: true, prepare: { input in
                 let (version, one) = try item(input)
                 return (one, version)
             }, run: { (prepared) async throws(KeywardError) in
@@ -443,6 +465,26 @@ struct TransitItemReply: Sendable {
     var keyVersion: UInt32? = nil
     var valid: Bool? = nil
     var error: String? = nil
+    /// Whether `error` is the server's fault (a 5xx), not the item's input's.
+    var failedInternally = false
+
+    /// The reply of an item that failed with `error`.
+    init(failure error: any Error) {
+        let refusal = APIError(any: error)
+        self.error = refusal.message
+        failedInternally = refusal.status.code >= 500
+    }
+
+    init(ciphertext: VaultText? = nil, plaintext: String? = nil, signature: VaultText? = nil, hmac: VaultText? = nil,
+         keyVersion: UInt32? = nil, valid: Bool? = nil, error: String? = nil) {
+        self.ciphertext = ciphertext
+        self.plaintext = plaintext
+        self.signature = signature
+        self.hmac = hmac
+        self.keyVersion = keyVersion
+        self.valid = valid
+        self.error = error
+    }
 
     /// Writes the fields that are set as members of the object `json` is in.
     func write(to json: inout JSONWriter) {

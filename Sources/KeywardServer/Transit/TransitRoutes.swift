@@ -250,8 +250,8 @@ struct TransitCall: Sendable {
         }
     }
 
-    /// Vault's response envelope around `data`.
-    func reply(_ data: (inout JSONWriter) -> Void) -> Response {
+    /// Vault's response envelope around `data`, answered with `status` (200 unless a batch's failed items set it).
+    func reply(status: HTTPResponse.Status = .ok, _ data: (inout JSONWriter) -> Void) -> Response {
         var json = JSONWriter()
         json.object { json in
             json.member("request_id", context.tracking?.id ?? "")
@@ -260,7 +260,7 @@ struct TransitCall: Sendable {
             json.member("lease_duration", 0)
             json.member("data") { json in json.object(data) }
         }
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
     }
 
     /// The key's Transit description.
