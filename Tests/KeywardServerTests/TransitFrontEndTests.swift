@@ -252,4 +252,47 @@ struct TransitFrontEndTests {
             #expect(verified == .ok && checks.map { $0["reference"] as? String } == ["v1", ""] && checks.map { $0["valid"] as? Bool } == [true, false], "\(verifiedText)")
         }
     }
+
+    @Test("encrypt to a key that does not exist creates it (upsert) for a caller that may create it: aes256-gcm96 or the type asked, derived with a context, once for a batch; a caller that may not gets 403 and no key is made")
+    func encryptUpserts() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let creator = try await fixture.token(["encrypt,decrypt:alias=transit/*", "create:alias=transit/app-*"]).text
+        let encryptOnly = try await fixture.token(["encrypt:alias=transit/*"]).text
+        try await fixture.application().test(.router) { client in
+            func call(_ path: String, _ body: String, _ token: String) async throws -> (HTTPResponse.Status, [String: Any], String) {
+                let reply = try await client.call(.post, path, token: nil, body, headers: [HTTPField.Name("X-Vault-Token")!: token])
+                return (reply.status, reply.json["data"] as? [String: Any] ?? [:], reply.text)
+            }
+            let (created, sealed, text) = try await call("/v1/transit/encrypt/app-one", #"{"plaintext":"YQ=="}"#, creator)
+            #expect(created == .ok && (sealed["ciphertext"] as? String)?.hasPrefix("vault:v1:") == true, "\(text)")
+            #expect(try await fixture.service.describe(key: "transit/app-one", actor: .owner("test")).metadata.spec == .aes256GCM)
+            let (opened, plain, _) = try await call("/v1/transit/decrypt/app-one", #"{"ciphertext":"\#(sealed["ciphertext"] as? String ?? "")"}"#, creator)
+            #expect(opened == .ok && plain["plaintext"] as? String == "YQ==")
+
+            // The type asked for; a context makes it derived: its ciphertexts need that context.
+            let (chacha, _, chachaText) = try await call("/v1/transit/encrypt/app-two", #"{"plaintext":"YQ==","type":"chacha20-poly1305","context":"Yw=="}"#, creator)
+            #expect(chacha == .ok, "\(chachaText)")
+            let two = try await fixture.service.describe(key: "transit/app-two", actor: .owner("test")).metadata
+            #expect(two.spec == .chaCha20Poly1305 && two.contextRequired == true)
+            #expect(try await call("/v1/transit/encrypt/app-two", #"{"plaintext":"YQ=="}"#, creator).0 == .badRequest)
+
+            // A batch creates the key once and encrypts every item.
+            let (batch, results, batchText) = try await call("/v1/transit/encrypt/app-three", #"{"batch_input":[{"plaintext":"YQ=="},{"plaintext":"Yg=="}]}"#, creator)
+            #expect(batch == .ok && (results["batch_results"] as? [[String: Any]])?.allSatisfy { ($0["ciphertext"] as? String)?.hasPrefix("vault:v1:") == true } == true, "\(batchText)")
+
+            // Not an encryption type: refused, nothing made.
+            let (signing, _, signingText) = try await call("/v1/transit/encrypt/app-four", #"{"plaintext":"YQ==","type":"ed25519"}"#, creator)
+            #expect(signing == .badRequest && signingText.contains("not supported for this operation"), "\(signingText)")
+            // Attack: a caller without create, or with create only elsewhere, cannot make keys by
+            // encrypting, whatever type it asks for; it gets the 403 of a key it may not use.
+            for (name, token, type) in [("app-five", encryptOnly, "aes256-gcm96"), ("other", creator, "aes256-gcm96"), ("other", creator, "ed25519")] {
+                let (status, _, refusedText) = try await call("/v1/transit/encrypt/\(name)", #"{"plaintext":"YQ==","type":"\#(type)"}"#, token)
+                #expect(status == .forbidden && refusedText.contains("permission denied"), "\(name) \(type): \(refusedText)")
+            }
+            for name in ["app-four", "app-five", "other"] {
+                await #expect(throws: KeywardError.self) { try await fixture.service.resolve("transit/\(name)") }
+            }
+        }
+    }
 }

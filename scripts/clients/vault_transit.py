@@ -92,6 +92,11 @@ try:
             fail(attempt + " succeeded")
         except hvac.exceptions.InvalidRequest:
             pass
+    # Encrypting to a key that does not exist creates it (Transit's upsert), for a token that may create.
+    upserted = "upserted-" + uuid.uuid4().hex[:8]
+    first_use = transit.encrypt_data(name=upserted, plaintext=b64(b"first use"))["data"]["ciphertext"]
+    check(transit.read_key(name=upserted)["data"]["type"] == "aes256-gcm96", "encrypt upserts an aes256-gcm96 key")
+    check(base64.b64decode(transit.decrypt_data(name=upserted, ciphertext=first_use)["data"]["plaintext"]) == b"first use", "decrypt with the upserted key")
     # A batch with a failed item is a 400, as OpenBao answers it: hvac raises, and the results ride with the error.
     try:
         transit.encrypt_data(name=name, plaintext="", batch_input=[{"plaintext": b64(b"a"), "reference": "a"}, {"plaintext": b64(b"b")}, {"plaintext": "%%%", "reference": "bad"}])
@@ -271,7 +276,7 @@ try:
     transit.delete_key(name=doomed)
     status, reply = native("GET", "/v1/keys/transit%2F" + doomed)
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
-    results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors, references, 400 for a failed item as OpenBao), associated_data, derived keys (context required and bound; convergent refused), "
+    results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors, references, 400 for a failed item as OpenBao), encrypt's upsert, associated_data, derived keys (context required and bound; convergent refused), "
                    "rewrap, min_decryption_version enforced, min_encryption_version, trim, hash, data keys, HMAC, sign/verify for ed25519, ecdsa-p256 and rsa-2048, "
                    "jws marshaling (checked with Python cryptography), a prehashed sign batch (each signature over its digest, checked with Python cryptography), pss named and pkcs1v15 refused on a PSS key, a hash that is not the key's refused, PKCS #1 v1.5 and SHA-384 RSA keys under transit/ signing with their algorithm (checked with Python cryptography), an rsa-2048 pkcs1v15 and an hmac sha2-512 key created through Transit with the scheme chosen at creation, export (the exported HMAC key "
                    "recomputes Transit's tag; non-exportable and signing keys refused; public-key), random")

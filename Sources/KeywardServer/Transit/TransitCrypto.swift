@@ -150,7 +150,49 @@ enum TransitCrypto {
         }
     }
 
+    /// Transit's encrypt, with its upsert: encrypting to a key that does not exist creates it
+    /// (`type`, default aes256-gcm96, an encryption type; derived when the request gives a
+    /// `context`) and encrypts, when the caller may `create` a key of that name. Otherwise the
+    /// answer is the one encrypt gives for a key the caller cannot use (403 for a policy's
+    /// holder, 404 for the owner), as for a key that exists. Keys that exist never reach the
+    /// create.
     static func encrypt(_ call: TransitCall) async throws -> Response {
+        do {
+            return try await encryptExisting(call)
+        } catch let error as APIError where error.code == TransitError.notFound.code || error.code == "access_denied" {
+            guard try await upsert(call) else { throw error }
+            return try await encryptExisting(call)
+        }
+    }
+
+    /// Creates the key `encrypt` named, for Transit's upsert; false (nothing created) when the
+    /// key exists or the caller may not create it, so the refusal encrypt gave stands.
+    private static func upsert(_ call: TransitCall) async throws -> Bool {
+        let alias = call.prefix + (try call.name())
+        // A hint for callers no rule lets name a key so; the service decides when it creates.
+        guard call.caller.policy?.allowsNaming(alias, for: .create) ?? true,
+              (try? await call.service.resolve(alias)) == nil else { return false }
+        let type = try call.input.string("type") ?? "aes256-gcm96"
+        guard let spec = TransitKeyType.spec(type), spec.isSymmetric, spec.purpose == .encrypt else {
+            throw TransitError.invalid("key type \(type.prefix(40)) not supported for this operation; encrypt creates aes128-gcm96, aes256-gcm96 or chacha20-poly1305 keys")
+        }
+        if try call.input.bool("convergent_encryption") == true {
+            throw TransitError.invalid("convergent encryption is not supported: it reveals which plaintexts are equal (decision 0029); "
+                                       + "use a derived key, whose context is bound into each ciphertext")
+        }
+        let derived = try (call.input.batch()?.first ?? call.input).string("context") != nil
+        do {
+            _ = try await call.service.createKey(CreateKeyRequest(spec: spec, aliases: [alias], contextRequired: derived), actor: call.caller)
+        } catch {
+            if case .accessDenied = error { return false }
+            // Another request created it meanwhile (its alias is taken): encrypt with that one.
+            if (try? await call.service.resolve(alias)) != nil { return true }
+            throw APIError(error)
+        }
+        return true
+    }
+
+    private static func encryptExisting(_ call: TransitCall) async throws -> Response {
         let key = call.prefix + (try call.name())
         /// The plaintext and context of one input.
         func item(_ input: TransitInput) throws -> EncryptItem {
