@@ -295,4 +295,38 @@ struct TransitFrontEndTests {
             }
         }
     }
+
+    @Test("random: the count in the path or body, the platform source named or not, base64 or hex; seal, all, unknown sources and formats refused")
+    func randomBytes() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            func random(_ path: String, _ body: String = "{}") async throws -> (HTTPResponse.Status, String?, String) {
+                let reply = try await client.call(.post, "/v1/transit/" + path, token: nil, body, headers: root)
+                return (reply.status, (reply.json["data"] as? [String: Any])?["random_bytes"] as? String, reply.text)
+            }
+            for (path, body, count, hex) in [("random", "{}", 32, false), ("random/16", "{}", 16, false), ("random", #"{"bytes":8,"format":"hex"}"#, 8, true),
+                                             ("random/platform", "{}", 32, false), ("random/platform/24", #"{"format":"hex"}"#, 24, true)] {
+                let (status, text, reply) = try await random(path, body)
+                let decoded = hex ? text.flatMap(Self.hexBytes) : text.flatMap { Data(base64Encoded: $0).map(Array.init) }
+                #expect(status == .ok && decoded?.count == count, "\(path) \(body): \(reply)")
+            }
+            for (path, body) in [("random/seal", "{}"), ("random/all/16", "{}"), ("random/mars/16", "{}"), ("random/16", #"{"format":"base32"}"#), ("random/0", "{}"), ("random/platform/x", "{}")] {
+                let (status, _, reply) = try await random(path, body)
+                #expect(status == .badRequest, "\(path) \(body): \(reply)")
+            }
+        }
+    }
+
+    /// The bytes of lowercase or uppercase hex text; nil when it is not hex.
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        return try? stride(from: 0, to: digits.count, by: 2).map { index in
+            guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else { throw CLIStyleFailure() }
+            return byte
+        }
+    }
+    private struct CLIStyleFailure: Error {}
 }

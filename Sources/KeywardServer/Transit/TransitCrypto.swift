@@ -490,10 +490,33 @@ enum TransitCrypto {
         }
     }
 
-    static func random(_ call: TransitCall, count: Int) async throws -> Response {
+    /// `random(/:source)(/:bytes)`: `bytes` (default 32) from the path or the body, in `format`
+    /// base64 (default) or hex. The source is Keyward's one generator, the system's; Transit's
+    /// `platform` names it, and `seal` and `all` (an HSM's generator) are refused rather than
+    /// answered from another source than the one asked for. A lone path segment is a source if it
+    /// names one, else a byte count, as in Transit.
+    static func random(_ call: TransitCall, source: String?, bytes segment: String?) async throws -> Response {
+        var source = source, segment = segment
+        if segment == nil, let lone = source, Int(lone) != nil { (source, segment) = (nil, lone) }
+        switch source {
+        case nil, "platform": break
+        case "seal", "all": throw TransitError.invalid("source \(source ?? "") is not offered: Keyward's random bytes come from the system's generator (source platform)")
+        case let other?: throw TransitError.invalid("unknown source \(other.prefix(40)); platform")
+        }
+        let count: Int
+        if let segment {
+            guard let parsed = Int(segment) else { throw TransitError.invalid("bytes must be a number") }
+            count = parsed
+        } else {
+            count = try call.input.int("bytes") ?? 32
+        }
         guard (1...1024).contains(count) else { throw TransitError.invalid("bytes must be 1 to 1024") }
+        let format = try call.input.string("format") ?? "base64"
+        guard format == "base64" || format == "hex" else { throw TransitError.invalid("format must be base64 or hex") }
         let bytes = try await call.run { () async throws(KeywardError) in try await call.service.random(count: count, actor: call.caller) }
-        return call.reply { json in json.member("random_bytes", base64: bytes) }
+        return call.reply { json in
+            if format == "hex" { json.member("random_bytes", Hex.encode(bytes)) } else { json.member("random_bytes", base64: bytes) }
+        }
     }
 }
 

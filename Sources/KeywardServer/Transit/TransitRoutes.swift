@@ -171,10 +171,11 @@ enum TransitRoutes {
         transit(.post, "/verify/{name}/{algorithm}") { call in try await TransitCrypto.verify(try call.takingAlgorithmFromPath(as: "hash_algorithm")) }
         transit(.get, "/export/{type}/{name}") { call in try await TransitCrypto.export(call, version: nil) }
         transit(.get, "/export/{type}/{name}/{version}") { call in try await TransitCrypto.export(call, version: try call.context.parameter("version")) }
-        transit(.post, "/random") { call in try await TransitCrypto.random(call, count: try call.input.int("bytes") ?? 32) }
-        transit(.post, "/random/{bytes}") { call in
-            guard let count = Int(try call.context.parameter("bytes")) else { throw TransitError.invalid("bytes must be a number") }
-            return try await TransitCrypto.random(call, count: count)
+        transit(.post, "/random") { call in try await TransitCrypto.random(call, source: nil, bytes: nil) }
+        // One segment is a source or a byte count (Transit's `random/:urlsource`); the trie needs one name for it.
+        transit(.post, "/random/{source}") { call in try await TransitCrypto.random(call, source: try call.context.parameter("source"), bytes: nil) }
+        transit(.post, "/random/{source}/{bytes}") { call in
+            try await TransitCrypto.random(call, source: try call.context.parameter("source"), bytes: try call.context.parameter("bytes"))
         }
     }
 }
