@@ -319,6 +319,32 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("sign and HMAC with key_version: the latest (or 0) is served; a superseded version is refused, never ignored, single and in a batch")
+    func supersededVersionsDoNotSign() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            for (name, type) in [("kv-sign", "ed25519"), ("kv-mac", "hmac")] {
+                #expect(try await client.call(.post, "/v1/transit/keys/\(name)", token: nil, #"{"type":"\#(type)"}"#, headers: root).status == .ok)
+                #expect(try await client.call(.post, "/v1/transit/keys/\(name)/rotate", token: nil, "", headers: root).status == .ok)
+            }
+            for (path, version, served) in [("sign/kv-sign", 2, true), ("sign/kv-sign", 0, true), ("sign/kv-sign", 1, false),
+                                            ("hmac/kv-mac", 2, true), ("hmac/kv-mac", 1, false)] {
+                let reply = try await client.call(.post, "/v1/transit/" + path, token: nil, #"{"input":"YQ==","key_version":\#(version)}"#, headers: root)
+                if served {
+                    #expect(reply.status == .ok && reply.text.contains("vault:v2:"), "\(path) v\(version): \(reply.text)")
+                } else {
+                    #expect(reply.status == .badRequest && reply.text.contains("key_version 1"), "\(path) v\(version): \(reply.text)")
+                }
+            }
+            let batch = try await client.call(.post, "/v1/transit/sign/kv-sign", token: nil, #"{"batch_input":[{"input":"YQ=="},{"input":"YQ==","key_version":1}]}"#, headers: root)
+            let items = (batch.json["data"] as? [String: Any])?["batch_results"] as? [[String: Any]] ?? []
+            #expect(items.count == 2 && (items[0]["signature"] as? String)?.hasPrefix("vault:v2:") == true
+                    && (items[1]["error"] as? String)?.contains("key_version 1") == true && items[1]["signature"] == nil, "\(batch.text)")
+        }
+    }
+
     /// The bytes of lowercase or uppercase hex text; nil when it is not hex.
     static func hexBytes(_ text: String) -> [UInt8]? {
         let digits = Array(text.utf8)

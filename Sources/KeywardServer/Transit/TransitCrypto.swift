@@ -201,9 +201,7 @@ enum TransitCrypto {
         }
         /// An item's fields, once its `key_version` (if any) is checked against the version used.
         func fields(_ input: TransitInput, _ result: EncryptResult) throws -> TransitItemReply {
-            if let asked = try input.int("key_version"), asked != 0, asked != Int(result.version) {
-                throw TransitError.invalid("key_version \(asked): Keyward encrypts with the latest version only (\(result.version))")
-            }
+            try checkLatest(input, used: result.version, doing: "encrypts")
             return TransitItemReply(ciphertext: wrap(result.ciphertext, version: result.version), keyVersion: result.version)
         }
         if let items = try call.input.batch() {
@@ -314,6 +312,7 @@ enum TransitCrypto {
             guard let message = try input.base64("input") else { throw TransitError.invalid("missing input for HMAC") }
             try await checkScheme(call, key, input, hashFields: signingHashFields, for: .mac)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.mac(message, key: key, actor: call.caller) }
+            try checkLatest(input, used: result.version, doing: "computes HMACs")
             return TransitItemReply(hmac: wrap(result.tag, version: result.version), keyVersion: result.version)
         }
     }
@@ -337,7 +336,8 @@ enum TransitCrypto {
             return (SignItem(try input.bool("prehashed") == true ? .digest(message) : .message(message)), jws)
         }
         /// An item's fields; JWS is raw r || s, base64url without padding (ECDSA keys only).
-        func fields(_ jws: Bool, _ spec: KeySpec?, _ result: SignResult) throws -> TransitItemReply {
+        func fields(_ input: TransitInput, _ jws: Bool, _ spec: KeySpec?, _ result: SignResult) throws -> TransitItemReply {
+            try checkLatest(input, used: result.version, doing: "signs")
             guard jws, let spec else { return TransitItemReply(signature: wrap(result.signature, version: result.version), keyVersion: result.version) }
             let raw: [UInt8]
             do { raw = try ECDSASignatureEncoding.raw(fromDER: result.signature, spec: spec) } catch {
@@ -349,13 +349,23 @@ enum TransitCrypto {
             let keySpec = try await spec(if: items.contains { (try? needsSpec($0)) != false })
             return try await batched(call, items, prepare: { try item($0, keySpec) }, run: { (prepared) async throws(KeywardError) in
                 try await call.service.signBatch(prepared, key: key, actor: call.caller)
-            }, finish: { _, jws, result in try fields(jws, keySpec, result) })
+            }, finish: { input, jws, result in try fields(input, jws, keySpec, result) })
         }
         return try await single(call) { input in
             let keySpec = try await spec(if: try needsSpec(input))
             let (one, jws) = try item(input, keySpec)
             let result = try await call.run { () async throws(KeywardError) in try await call.service.sign(one.input, key: key, actor: call.caller) }
-            return try fields(jws, keySpec, result)
+            return try fields(input, jws, keySpec, result)
+        }
+    }
+
+    /// Transit's `key_version` on encrypt, sign and HMAC against the version `used`: Keyward uses
+    /// a key's latest version only (a superseded version only decrypts and verifies, NIST SP
+    /// 800-57's originator-usage period), so another version asked for is refused, never ignored.
+    /// 0 and absent mean the latest, as in Transit.
+    private static func checkLatest(_ input: TransitInput, used: UInt32, doing operation: String) throws(APIError) {
+        if let asked = try input.int("key_version"), asked != 0, asked != Int(used) {
+            throw TransitError.invalid("key_version \(asked): Keyward \(operation) with the latest version only (\(used))")
         }
     }
 
