@@ -281,6 +281,17 @@ struct TransitFrontEndTests {
             let (batch, results, batchText) = try await call("/v1/transit/encrypt/app-three", #"{"batch_input":[{"plaintext":"YQ=="},{"plaintext":"Yg=="}]}"#, creator)
             #expect(batch == .ok && (results["batch_results"] as? [[String: Any]])?.allSatisfy { ($0["ciphertext"] as? String)?.hasPrefix("vault:v1:") == true } == true, "\(batchText)")
 
+            // Two first uses of one name at once: both encrypt, under the one key either made.
+            async let first = call("/v1/transit/encrypt/app-race", #"{"plaintext":"YQ=="}"#, creator)
+            async let second = call("/v1/transit/encrypt/app-race", #"{"plaintext":"Yg=="}"#, creator)
+            let (one, other) = try await (first, second)
+            #expect(one.0 == .ok && other.0 == .ok, "\(one.2) \(other.2)")
+            let raced = try await fixture.service.resolve("transit/app-race")
+            for ciphertext in [one.1["ciphertext"], other.1["ciphertext"]].compactMap({ $0 as? String }) {
+                let (status, opened, text) = try await call("/v1/transit/decrypt/app-race", #"{"ciphertext":"\#(ciphertext)"}"#, creator)
+                #expect(status == .ok && opened["plaintext"] != nil, "\(raced): \(text)")
+            }
+
             // Not an encryption type: refused, nothing made.
             let (signing, _, signingText) = try await call("/v1/transit/encrypt/app-four", #"{"plaintext":"YQ==","type":"ed25519"}"#, creator)
             #expect(signing == .badRequest && signingText.contains("not supported for this operation"), "\(signingText)")
@@ -350,9 +361,9 @@ struct TransitFrontEndTests {
         let digits = Array(text.utf8)
         guard digits.count % 2 == 0 else { return nil }
         return try? stride(from: 0, to: digits.count, by: 2).map { index in
-            guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else { throw CLIStyleFailure() }
+            guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else { throw NotHex() }
             return byte
         }
     }
-    private struct CLIStyleFailure: Error {}
+    private struct NotHex: Error {}
 }

@@ -543,24 +543,6 @@ struct TransitItemReply: Sendable {
     /// Whether `error` is the server's fault (a 5xx), not the item's input's.
     var failedInternally = false
 
-    /// The reply of an item that failed with `error`.
-    init(failure error: any Error) {
-        let refusal = APIError(any: error)
-        self.error = refusal.message
-        failedInternally = refusal.status.code >= 500
-    }
-
-    init(ciphertext: VaultText? = nil, plaintext: String? = nil, signature: VaultText? = nil, hmac: VaultText? = nil,
-         keyVersion: UInt32? = nil, valid: Bool? = nil, error: String? = nil) {
-        self.ciphertext = ciphertext
-        self.plaintext = plaintext
-        self.signature = signature
-        self.hmac = hmac
-        self.keyVersion = keyVersion
-        self.valid = valid
-        self.error = error
-    }
-
     /// Writes the fields that are set as members of the object `json` is in.
     func write(to json: inout JSONWriter) {
         ciphertext?.write("ciphertext", to: &json)
@@ -570,6 +552,14 @@ struct TransitItemReply: Sendable {
         if let keyVersion { json.member("key_version", Int(keyVersion)) }
         if let valid { json.member("valid", valid) }
         if let error { json.member("error", error) }
+    }
+}
+
+extension TransitItemReply {
+    /// The reply of an item that failed with `error`.
+    init(failure error: any Error) {
+        let refusal = APIError(any: error)
+        self.init(error: refusal.message, failedInternally: refusal.status.code >= 500)
     }
 }
 
