@@ -59,4 +59,22 @@ struct WorkerThreadTests {
         #expect(queue.finished.wait(timeout: .now() + 10) == .success)
         #expect(queue.done.load(ordering: .relaxed) == 20 * 400 + 3)
     }
+
+    @Test("the thread carries its name, cut to Linux's 15 bytes, as top -H and perf show it")
+    func threadIsNamed() throws {
+        let names = Mutex<[String]>([])
+        let seen = DispatchSemaphore(value: 0)
+        for name in ["keyward-audit", "keyward-wal-checkpointer"] {
+            let worker = WorkerThread(name: name)
+            worker.start { _ in
+                // The kernel's name for the thread, as top -H reads it.
+                let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+                names.withLock { $0.append(comm.trimmingCharacters(in: .newlines)) }
+                seen.signal()
+                return .finished
+            }
+            #expect(seen.wait(timeout: .now() + 10) == .success)
+        }
+        #expect(names.withLock { $0 } == ["keyward-audit", "keyward-wal-che"])
+    }
 }

@@ -42,15 +42,23 @@ public final class WorkerThread: Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
 
-    /// A worker named `name` (as `top -H` and debuggers show it); not started yet.
+    /// The longest thread name Linux keeps (`TASK_COMM_LEN` less its terminator).
+    public static let maximumNameLength = 15
+
+    /// A worker named `name` (as `top -H`, `perf` and debuggers show it); not started yet. A
+    /// name longer than `maximumNameLength` bytes is cut to that length.
     public init(name: String) {
-        self.name = name
+        self.name = String(decoding: name.utf8.prefix(Self.maximumNameLength), as: UTF8.self)
     }
 
     /// Starts the thread; it calls `step` until `step` returns `.finished`. Call once.
     public func start(_ step: @escaping @Sendable (_ stopping: Bool) -> Step) {
-        let thread = Thread { [self] in run(step) }
-        thread.name = name
+        // Named from the thread itself: on Linux, Foundation gives the system thread a name set
+        // on the current thread only, and the thread would otherwise show its creator's name.
+        let thread = Thread { [self] in
+            Thread.current.name = name
+            run(step)
+        }
         thread.start()
     }
 

@@ -19,7 +19,7 @@ import Synchronization
 /// per `restartBytes` written.
 final class WALCheckpointer: Sendable {
     private let worker: Worker
-    private let thread = WorkerThread(name: "keyward-wal-checkpoint")
+    private let thread = WorkerThread(name: "keyward-wal")
 
     /// Starts the thread, with its own connection to `path`; `appender` is paused for the
     /// catch-up checkpoint that lets the WAL restart.
