@@ -57,10 +57,8 @@ struct HTTP1Connection: ServerChildChannel {
             try channel.pipeline.syncOperations.addHandler(ReadDeadlineHandler(deadline: deadline))
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false)
-            try channel.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler())
-            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
-            try channel.pipeline.syncOperations.addHandler(
-                HTTP1RequestHandler(responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, logger: self.logger))
+            try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(
+                responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, secure: secure, logger: self.logger))
             return Value(channel: channel)
         }
     }
@@ -70,17 +68,24 @@ struct HTTP1Connection: ServerChildChannel {
     }
 }
 
-/// Reads one request (head, body, end), answers it through the router on the loop's executor,
-/// and writes the response. Lives on one event loop; `respond` hops back to it to write.
+/// Reads one request (head, body, end) from NIO's HTTP/1 decoder, answers it through the router
+/// on the loop's executor, and writes the response to NIO's encoder. Lives on one event loop;
+/// `respond` hops back to it to write.
+///
+/// It converts between NIO's HTTP/1 parts and HTTP types itself (`RequestHeadConversion`), in
+/// the same way as NIO's `HTTP1ToHTTPServerCodec`, rather than through that codec as a pipeline
+/// stage of its own: each stage costs every request part a type-erased hop each way.
 final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private let responder: RouterResponder<KeywardRequestContext>
     private let executor: EventLoopTaskExecutor
     private let maxBodyBytes: Int
     private let deadline: ConnectionDeadline
+    /// Requests arrive over TLS: their scheme is `https`.
+    private let secure: Bool
     private let logger: Logger
     /// The request being read, if its head has arrived and its end has not.
     private var head: HTTPRequest?
@@ -98,25 +103,35 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRefusal: (() -> Void)?
 
     init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, deadline: ConnectionDeadline,
-         logger: Logger) {
+         secure: Bool, logger: Logger) {
         self.responder = responder
         self.executor = executor
         self.maxBodyBytes = maxBodyBytes
         self.deadline = deadline
+        self.secure = secure
         self.logger = logger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head):
+        case .head(let received):
             deadline.headReceived()
             refused = false
+            let head: HTTPRequest
+            do {
+                head = try RequestHeadConversion.request(from: received, secure: secure)
+            } catch {
+                // A method HTTP types cannot carry: nothing more can be read in order.
+                refused = true
+                errorCaught(context: context, error: error)
+                return
+            }
             if let length = head.headerFields[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
                 refuseBody(context: context)
                 return
             }
             if let expect = head.headerFields[.expect], expect.lowercased() == "100-continue" {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(HTTPResponse(status: .continue)))), promise: nil)
             }
             self.head = head
             body.clear()
@@ -155,8 +170,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         response.headerFields[.connection] = "close"
         response.headerFields[.date] = HTTPDate.now
         let write = { [self] in
-            context.write(wrapOutboundOut(.head(response)), promise: nil)
-            context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(string: text))), promise: nil)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
         }
         if answering {
@@ -234,8 +249,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let last = close || (closingWhenIdle && waiting.isEmpty)
         var head = head
         if last { head.headerFields[.connection] = "close" }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(head))), promise: nil)
+        if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         if let refusal = pendingRefusal, waiting.isEmpty {
             pendingRefusal = nil
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -264,6 +279,22 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static func wantsClose(_ head: HTTPRequest) -> Bool {
         guard let value = head.headerFields[.connection] else { return false }
         return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+    }
+}
+
+/// NIO's HTTP/1 request head as an HTTP-types request, as `HTTP1ToHTTPServerCodec` converts it,
+/// after one rule of HTTP/1.0 that conversion would lose with the version: an HTTP/1.0 connection
+/// stays open only when the client asks (`Connection: keep-alive`), so every other HTTP/1.0
+/// request is marked `Connection: close` and its connection closes after the response.
+enum RequestHeadConversion {
+    /// Throws when the method is not one HTTP types can carry.
+    static func request(from head: HTTPRequestHead, secure: Bool) throws -> HTTPRequest {
+        var head = head
+        if head.version.major == 1, head.version.minor == 0,
+           !head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "keep-alive" }) {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+        }
+        return try HTTPRequest(head, secure: secure, splitCookie: false)
     }
 }
 

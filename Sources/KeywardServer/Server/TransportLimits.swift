@@ -124,21 +124,3 @@ final class ReadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.fireChannelRead(data)
     }
 }
-
-/// HTTP/1.0 keeps a connection open only when the client asks (`Connection: keep-alive`):
-/// this marks every other HTTP/1.0 request `Connection: close`, so its connection closes after
-/// the response. Sits between NIO's HTTP decoder and the HTTP-types codec, which drops the version.
-final class HTTP10ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(var head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor == 0 else {
-            context.fireChannelRead(data)
-            return
-        }
-        let keepAlive = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "keep-alive" }
-        if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
-        context.fireChannelRead(wrapInboundOut(.head(head)))
-    }
-}
