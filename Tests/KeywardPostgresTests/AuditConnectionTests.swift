@@ -43,6 +43,9 @@ struct AuditConnectionTests {
 
     /// A store whose audit connection gives up after 1 s, holding entry 1 (its connection open).
     static func startedStore(_ database: TestDatabase) async throws -> (store: PostgresKeyStore, first: AuditRow) {
+        // The schema is made first with time to spare: under the whole suite's load, making it
+        // can take longer than the short deadline the test is about.
+        _ = try await open(database)
         let store = try await open(database, timeout: .seconds(1))
         let first = row(1, after: [UInt8](repeating: 0, count: 32), keyID: nil)
         try append([first], to: store)
