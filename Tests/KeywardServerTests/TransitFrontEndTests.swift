@@ -44,6 +44,26 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("a JSON null is an absent field: optional ones are ignored, a required one is refused as missing, never taken for a value")
+    func nullFieldsAreAbsent() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/nulls", token: nil, #"{"type":"aes256-gcm96","exportable":null}"#, headers: vault).status == .ok)
+            let sealed = try await client.call(.post, "/v1/transit/encrypt/nulls", token: nil,
+                                               #"{"plaintext":"aGVsbG8=","context":null,"key_version":null,"associated_data":null}"#, headers: vault)
+            #expect(sealed.status == .ok, "\(sealed.text)")
+            let missing = try await client.call(.post, "/v1/transit/encrypt/nulls", token: nil, #"{"plaintext":null}"#, headers: vault)
+            #expect(missing.status == .badRequest && missing.text.contains("plaintext"), "\(missing.status) \(missing.text)")
+        }
+        // The test the front ends use on parsed members: by type, for Foundation's null only.
+        let parsed = try JSONSerialization.jsonObject(with: Data(#"{"a":null,"b":"x","c":0,"d":false,"e":[null]}"#.utf8)) as? [String: Any] ?? [:]
+        #expect(parsed.count == 5 && FlatJSONObject.isNull(parsed["a"]!))
+        #expect(!["b", "c", "d", "e"].contains { FlatJSONObject.isNull(parsed[$0]!) })
+        #expect(!FlatJSONObject.isNull("null") && !FlatJSONObject.isNull(NSNumber(value: 0)))
+    }
+
     @Test("errors are Vault's: {\"errors\": [...]}, 404 for an unknown key, 403 'permission denied' for a missing or bad token and for a policy that does not cover the call")
     func vaultShapedErrors() async throws {
         let fixture = try await ServerFixture.make()

@@ -7,6 +7,13 @@ import NIOCore
 /// instead of Foundation's parser, which costs more than the cryptography they ask for. Any
 /// other body is nil, and left to `JSONSerialization`; so this changes speed, never an answer.
 enum FlatJSONObject {
+    /// Whether a member of a parsed body is JSON null (`NSNull`, as Foundation's parser gives it),
+    /// told by its dynamic type: `value is NSNull` costs a cast that first tries to bridge a
+    /// `String` (about twice the time of the whole lookup, on every field a front end reads).
+    static func isNull(_ value: Any) -> Bool {
+        ObjectIdentifier(type(of: value)) == ObjectIdentifier(NSNull.self)
+    }
+
     static func read(_ buffer: ByteBuffer) -> [String: Any]? {
         buffer.withUnsafeReadableBytes { raw in read(raw.assumingMemoryBound(to: UInt8.self)) }
     }

@@ -150,7 +150,10 @@ struct AWSInput: @unchecked Sendable {
         self.object = object
     }
 
-    func has(_ field: String) -> Bool { object[field] != nil && !(object[field] is NSNull) }
+    func has(_ field: String) -> Bool {
+        guard let value = object[field] else { return false }
+        return !FlatJSONObject.isNull(value)
+    }
 
     func string(_ field: String) throws(APIError) -> String? {
         guard has(field) else { return nil }

@@ -355,7 +355,7 @@ struct TransitInput: @unchecked Sendable {
 
     /// The field's value; nil when absent or JSON null. One lookup.
     private func value(_ field: String) -> Any? {
-        guard let value = object[field], !(value is NSNull) else { return nil }
+        guard let value = object[field], !FlatJSONObject.isNull(value) else { return nil }
         return value
     }
 
