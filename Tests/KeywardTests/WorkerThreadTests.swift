@@ -64,7 +64,7 @@ struct WorkerThreadTests {
     func threadIsNamed() throws {
         let names = Mutex<[String]>([])
         let seen = DispatchSemaphore(value: 0)
-        for name in ["keyward-audit", "keyward-wal-checkpointer"] {
+        for name in ["keyward-audit", "keyward-wal-checkpointer", "keyward-abcdef\u{e9}"] {
             let worker = WorkerThread(name: name)
             worker.start { _ in
                 // The kernel's name for the thread, as top -H reads it.
@@ -75,6 +75,7 @@ struct WorkerThreadTests {
             }
             #expect(seen.wait(timeout: .now() + 10) == .success)
         }
-        #expect(names.withLock { $0 } == ["keyward-audit", "keyward-wal-che"])
+        // A character that would straddle the limit is left out whole, not cut into bytes.
+        #expect(names.withLock { $0 } == ["keyward-audit", "keyward-wal-che", "keyward-abcdef"])
     }
 }

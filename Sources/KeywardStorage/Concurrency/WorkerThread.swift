@@ -46,9 +46,16 @@ public final class WorkerThread: Sendable {
     public static let maximumNameLength = 15
 
     /// A worker named `name` (as `top -H`, `perf` and debuggers show it); not started yet. A
-    /// name longer than `maximumNameLength` bytes is cut to that length.
+    /// name longer than `maximumNameLength` bytes is cut to the whole characters that fit.
     public init(name: String) {
-        self.name = String(decoding: name.utf8.prefix(Self.maximumNameLength), as: UTF8.self)
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in name.unicodeScalars {
+            bytes += UTF8.width(scalar)
+            guard bytes <= Self.maximumNameLength else { break }
+            kept.append(scalar)
+        }
+        self.name = String(kept)
     }
 
     /// Starts the thread; it calls `step` until `step` returns `.finished`. Call once.
