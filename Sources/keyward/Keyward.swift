@@ -24,6 +24,27 @@ struct Keyward: AsyncParsableCommand {
         ]
     )
 
+    /// Parses and runs a subcommand as `AsyncParsableCommand.main` does, except that a usage
+    /// error (an unknown option, a missing or invalid argument) exits with 2, the code the help
+    /// documents, rather than ArgumentParser's 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            exit(withError: ExitCode(usageExitCode))
+        }
+    }
+
+    /// The exit code of a usage error.
+    static let usageExitCode: Int32 = 2
+
     /// Disables core dumps before any subcommand touches a key.
     static func harden() throws {
         do {

@@ -177,7 +177,7 @@ struct CLITests {
         let restore = try cli.run(["restore", "--server", url, "--in", cli.path("remote.bundle")], environment: admin)
         #expect(restore.status != 0 && restore.stderr.contains("backup.identity"), "\(restore.stderr)")
 
-        // The new token may encrypt but not administer; no token at all is a usage error.
+        // The new token may encrypt but not administer; no token at all fails (exit 1), naming KEYWARD_TOKEN.
         let refused = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
         #expect(refused.status == 5 && refused.stderr.contains("403"), "\(refused.stderr)")
         let missing = try cli.run(["verify", "--server", url])
@@ -218,6 +218,12 @@ struct CLITests {
         let badContext = try cli.run(["encrypt", "--key", "sig", "--context", "novalue"], stdin: Data("x".utf8))
         #expect(badContext.status != 0)
         #expect(try cli.run(["random", "5000"]).status != 0)
+        // Usage errors exit with 2, as the help says, and show the usage.
+        for usage in [["key", "list", "--no-such-option"], ["mac"], ["key", "frobnicate"], ["random", "many"]] {
+            let refused = try cli.run(usage)
+            #expect(refused.status == 2 && refused.stderr.contains("Usage:"), "\(usage): exit \(refused.status) \(refused.stderr)")
+        }
+        #expect(try cli.run(["--help"]).status == 0)
         #expect(try cli.run(["key", "schedule-destruction", "sig", "--days", "3"]).status != 0)
         #expect(try cli.run(["key", "export", "sig"]).status == 5)
         #expect(try cli.run(["key", "create", "--alias", "big"]).status == 0)
