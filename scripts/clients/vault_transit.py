@@ -273,7 +273,11 @@ try:
         pass
     transit.update_key_configuration(name=doomed, deletion_allowed=True)
     check(transit.read_key(name=doomed)["data"]["deletion_allowed"], "deletion_allowed")
+    check(transit.read_key(name=doomed)["data"]["keyward_state"] == "active", "keyward_state of a live key")
     transit.delete_key(name=doomed)
+    waiting = transit.read_key(name=doomed)["data"]
+    check(waiting["keyward_state"] == "pending-destruction" and waiting.get("keyward_destruction_date"),
+          "a deleted key reads as pending destruction, with its date: %s" % waiting)
     status, reply = native("GET", "/v1/keys/transit%2F" + doomed)
     check(status == 200 and reply.get("state") == "pending-destruction", "delete schedules destruction: %s %s" % (status, reply))
     results.append("hvac: keys create (aes256-gcm96, aes128-gcm96, ...)/read/list/rotate/config/delete, encrypt/decrypt single and batch (per-item errors, references, 400 for a failed item as OpenBao), encrypt's upsert, associated_data, derived keys (context required and bound; convergent refused), "

@@ -312,6 +312,9 @@ struct TransitCall: Sendable {
             json.member("supports_signing", purpose == .sign)
             json.member("auto_rotate_period", (metadata.rotationPeriodDays ?? 0) * 86_400)
             json.member("keyward_key_id", metadata.id.description)
+            // Keyward's lifecycle state: a deleted key waits out its destruction period here.
+            json.member("keyward_state", metadata.state.rawValue)
+            if let date = metadata.destructionDate { json.member("keyward_destruction_date", date) }
         }
     }
 }
