@@ -8,7 +8,7 @@ import KeywardStorage
 /// A failure with the exit code the CLI documents.
 struct CLIError: Error, CustomStringConvertible {
     enum Code: Int32 {
-        case failure = 1, notFound = 3, integrity = 4, refused = 5, rootOfTrust = 6, verification = 7
+        case failure = 1, usage = 2, notFound = 3, integrity = 4, refused = 5, rootOfTrust = 6, verification = 7
     }
 
     let code: Code

@@ -38,12 +38,9 @@ struct Keyward: AsyncParsableCommand {
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
             FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-            exit(withError: ExitCode(usageExitCode))
+            exit(withError: ExitCode(CLIError.Code.usage.rawValue))
         }
     }
-
-    /// The exit code of a usage error.
-    static let usageExitCode: Int32 = 2
 
     /// Disables core dumps before any subcommand touches a key.
     static func harden() throws {

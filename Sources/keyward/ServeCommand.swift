@@ -99,12 +99,12 @@ struct Serve: AsyncParsableCommand {
                 opened.store = URL(fileURLWithPath: devDir).appendingPathComponent("keyward.db").path
                 root = try KeyFileRootOfTrust(path: URL(fileURLWithPath: devDir).appendingPathComponent("root.key").path)
             } else {
-                (service, root) = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability)
+                (service, root) = try await storeOptions.openWithRoot(options: options, auditDurability: settings.auditDurability, serving: true)
             }
             let durability = settings.auditDurability
             let location = opened
             try await serve(service: service, root: root, settings: settings, banner: banner,
-                            connect: { try await location.connectStore(auditDurability: durability) }, options: options, inGroup: false)
+                            connect: { try await location.connectStore(auditDurability: durability, serving: true) }, options: options, inGroup: false)
         }
     }
 

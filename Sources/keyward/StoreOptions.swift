@@ -14,7 +14,7 @@ struct StoreOptions: ParsableArguments {
     var store: String?
 
     @Option(name: .long, help: ArgumentHelp("A keyward serve to administer instead of a store (default: $KEYWARD_ADDR); the token comes from $KEYWARD_TOKEN.",
-                                             discussion: "Works with token create/list/revoke/policy, verify (the store), audit tail/verify, kek rotate and maintain."))
+                                             discussion: "Works with token create/list/revoke/policy, credential create, verify (the store), audit tail/verify, backup create, restore, kek rotate and maintain; any other command refuses to run while a server is named, rather than act on a local store."))
     var server: String?
 
     @Option(name: .long, help: "With --server: PEM of the CA that issued the server's certificate (default: $KEYWARD_CACERT, else the system roots).")
@@ -60,11 +60,26 @@ struct StoreOptions: ParsableArguments {
         .owner(actor ?? "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "\(getuid())"))
     }
 
+    /// The server named by `--server` or `KEYWARD_ADDR`, if any.
+    var serverURL: String? {
+        server ?? ProcessInfo.processInfo.environment["KEYWARD_ADDR"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Refuses to open a local store while a server is named: a command with no remote form
+    /// would otherwise act on whatever store is local (or fail to find one) when its user meant
+    /// the server.
+    func requireNoServer() throws {
+        guard let url = serverURL else { return }
+        let named = server != nil ? "--server \(url)" : "KEYWARD_ADDR (\(url))"
+        throw CLIError(.usage, "this command works on a local store only, and \(named) names a server; "
+                       + (server != nil ? "drop --server" : "unset KEYWARD_ADDR") + " to use the store at \(storePath)")
+    }
+
     /// Runs `body` against the server named by `--server` or `KEYWARD_ADDR`, with the token in
     /// `KEYWARD_TOKEN` (never a flag), and returns true; returns false when no server is named.
     func remote(_ body: (KeywardClient) async throws -> Void) async throws -> Bool {
         let environment = ProcessInfo.processInfo.environment
-        guard let url = server ?? environment["KEYWARD_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) else { return false }
+        guard let url = serverURL else { return false }
         guard let token = environment["KEYWARD_TOKEN"], !token.isEmpty else {
             throw CLIError(.failure, "--server \(url) needs an API token in KEYWARD_TOKEN (never on the command line)")
         }
@@ -88,8 +103,10 @@ struct StoreOptions: ParsableArguments {
     var isPostgres: Bool { PostgresLocation.isPostgres(storePath) }
 
     /// Connects to the store's backend: a SQLite file (which must exist unless `creating`), or
-    /// a PostgreSQL database, whose password comes from the environment, never the URL.
-    func connectStore(creating: Bool = false, auditDurability: AuditDurability = .eachBatch) async throws -> any KeyStore {
+    /// a PostgreSQL database, whose password comes from the environment, never the URL. Refused
+    /// while a server is named (`requireNoServer`), except for the server itself (`serving`).
+    func connectStore(creating: Bool = false, auditDurability: AuditDurability = .eachBatch, serving: Bool = false) async throws -> any KeyStore {
+        if !serving { try requireNoServer() }
         if isPostgres {
             do {
                 let location = try PostgresLocation(storePath)
@@ -112,10 +129,10 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store (or `store`, already connected) and also returns its root of trust (for
     /// KEK rotation), asking for a passphrase only once.
     func openWithRoot(options: KeyService.Options = KeyService.Options(), auditDurability: AuditDurability = .eachBatch,
-                      store connected: (any KeyStore)? = nil) async throws -> (service: KeyService, root: any RootOfTrust) {
+                      store connected: (any KeyStore)? = nil, serving: Bool = false) async throws -> (service: KeyService, root: any RootOfTrust) {
         try Keyward.harden()
         let store: any KeyStore
-        if let connected { store = connected } else { store = try await connectStore(auditDurability: auditDurability) }
+        if let connected { store = connected } else { store = try await connectStore(auditDurability: auditDurability, serving: serving) }
         guard let header = try await store.header() else {
             throw CLIError(.failure, "\(storePath) is not an initialised Keyward store")
         }

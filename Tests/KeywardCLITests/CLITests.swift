@@ -177,6 +177,16 @@ struct CLITests {
         let restore = try cli.run(["restore", "--server", url, "--in", cli.path("remote.bundle")], environment: admin)
         #expect(restore.status != 0 && restore.stderr.contains("backup.identity"), "\(restore.stderr)")
 
+        // Attack on the operator's intent: a command with no remote form, given a server, must not
+        // act on whatever store is local. It refuses (exit 2), and the local store is untouched.
+        #expect(try cli.run(["init"]).status == 0)
+        let aliased = try cli.run(["key", "alias", "prod-key", "nope", "--server", url], environment: admin)
+        #expect(aliased.status == 2 && aliased.stderr.contains("local store only") && aliased.stderr.contains("drop --server"), "\(aliased.stderr)")
+        let fromEnvironment = try cli.run(["init", "--store", cli.path("elsewhere.db")], environment: ["KEYWARD_ADDR": url])
+        #expect(fromEnvironment.status == 2 && fromEnvironment.stderr.contains("unset KEYWARD_ADDR"), "\(fromEnvironment.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: cli.path("elsewhere.db")))
+        #expect(try cli.run(["audit", "tail", "-n", "1"]).stdout.contains("init"), "the local store saw nothing after its creation")
+
         // The new token may encrypt but not administer; no token at all fails (exit 1), naming KEYWARD_TOKEN.
         let refused = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
         #expect(refused.status == 5 && refused.stderr.contains("403"), "\(refused.stderr)")
