@@ -3,11 +3,15 @@ import KeywardAPI
 
 extension KeywardClient {
     /// Creates a key: `spec` (default AES-256-GCM), aliases, tags, description, and whether it
-    /// may be exported, with an optional rotation period.
+    /// may be exported, with an optional rotation period; `backupAllowed` (nil: the spec's
+    /// default), `preActive` (to enable later) and `contextRequired` (every use must carry an
+    /// encryption context) as the native API takes them.
     public func createKey(spec: String = "AES-256-GCM", aliases: [String] = [], tags: [String: String] = [:], description: String = "",
-                          exportable: Bool = false, rotationPeriodDays: Int? = nil) async throws(KeywardClientError) -> KeyInfo {
+                          exportable: Bool = false, rotationPeriodDays: Int? = nil, backupAllowed: Bool? = nil, preActive: Bool = false,
+                          contextRequired: Bool = false) async throws(KeywardClientError) -> KeyInfo {
         let body = CreateKeyBody(spec: spec, aliases: aliases, tags: tags, description: description, exportable: exportable,
-                                 rotationPeriodDays: rotationPeriodDays)
+                                 backupAllowed: backupAllowed, rotationPeriodDays: rotationPeriodDays,
+                                 initialState: preActive ? "pre-active" : nil, contextRequired: contextRequired ? true : nil)
         return KeyInfo(try await call(.POST, "/v1/keys", body, as: KeyReply.self))
     }
 

@@ -17,6 +17,14 @@ public struct KeyInfo: Sendable, Equatable {
     public var origin: String
     /// The oldest version whose material is kept, when older ones were destroyed.
     public var minAvailableVersion: Int? = nil
+    /// When it was created.
+    public var createdAt: Date? = nil
+    /// When a scheduled destruction happens, if one is scheduled.
+    public var destructionDate: Date? = nil
+    /// Whether backups include it.
+    public var backupAllowed: Bool? = nil
+    /// True when every use must carry a non-empty encryption context.
+    public var contextRequired: Bool? = nil
 }
 
 /// A page of keys and the cursor for the next one.
@@ -31,7 +39,9 @@ extension KeyInfo {
         self.init(id: reply.id.description, spec: reply.spec.rawValue, purpose: reply.purpose.rawValue, state: reply.state,
                   description: reply.description, aliases: reply.aliases, tags: reply.tags, currentVersion: Int(reply.currentVersion),
                   minDecryptionVersion: Int(reply.minDecryptionVersion), rotationPeriodDays: reply.rotationPeriodDays,
-                  exportable: reply.exportable, origin: reply.origin, minAvailableVersion: reply.minAvailableVersion.map(Int.init))
+                  exportable: reply.exportable, origin: reply.origin, minAvailableVersion: reply.minAvailableVersion.map(Int.init),
+                  createdAt: reply.createdAt, destructionDate: reply.destructionDate, backupAllowed: reply.backupAllowed,
+                  contextRequired: reply.contextRequired)
     }
 }
 

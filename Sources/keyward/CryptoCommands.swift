@@ -13,10 +13,14 @@ struct Encrypt: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let service = try await storeOptions.open()
             var plaintext = try io.read()
             defer { SecureZero.wipe(&plaintext) }
-            try io.write(try await service.encrypt(plaintext, key: key, context: try context.context(), actor: storeOptions.actorName).ciphertext)
+            let context = try context.context()
+            if try await storeOptions.remote({ client in
+                try io.write(try await client.encrypt(plaintext, key: key, context: context.pairs).bytes)
+            }) { return }
+            let service = try await storeOptions.open()
+            try io.write(try await service.encrypt(plaintext, key: key, context: context, actor: storeOptions.actorName).ciphertext)
         }
     }
 }
@@ -30,8 +34,15 @@ struct Decrypt: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            let ciphertext = try io.read()
+            let context = try context.context()
+            if try await storeOptions.remote({ client in
+                var plaintext = try await client.decrypt(ciphertext, key: key, context: context.pairs)
+                defer { SecureZero.wipe(&plaintext) }
+                try io.write(plaintext)
+            }) { return }
             let service = try await storeOptions.open()
-            var result = try await service.decrypt(try io.read(), context: try context.context(), expectedKey: key, actor: storeOptions.actorName)
+            var result = try await service.decrypt(ciphertext, context: context, expectedKey: key, actor: storeOptions.actorName)
             defer { SecureZero.wipe(&result.plaintext) }
             try io.write(result.plaintext)
         }
@@ -49,10 +60,14 @@ struct ReEncrypt: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let service = try await storeOptions.open()
             let source = try ContextOptions.parse(sourceContext)
             let destination = try ContextOptions.parse(destinationContext)
-            try io.write(try await service.reEncrypt(try io.read(), sourceContext: source, destinationKey: key, destinationContext: destination, actor: storeOptions.actorName).ciphertext)
+            let ciphertext = try io.read()
+            if try await storeOptions.remote({ client in
+                try io.write(try await client.reEncrypt(ciphertext, to: key, sourceContext: source.pairs, destinationContext: destination.pairs).bytes)
+            }) { return }
+            let service = try await storeOptions.open()
+            try io.write(try await service.reEncrypt(ciphertext, sourceContext: source, destinationKey: key, destinationContext: destination, actor: storeOptions.actorName).ciphertext)
         }
     }
 }
@@ -68,6 +83,9 @@ struct Sign: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let input = try io.read()
+            if try await storeOptions.remote({ client in
+                try io.write(try await client.sign(input, key: key, isDigest: digest).bytes)
+            }) { return }
             let result = try await storeOptions.open().sign(digest ? .digest(input) : .message(input), key: key, actor: storeOptions.actorName)
             try io.write(result.signature)
         }
@@ -101,6 +119,13 @@ struct Verify: AsyncParsableCommand {
                 }
                 if !report.intact { throw CLIError(.verification, "\(report.problems.count) problem(s) found") }
                 if !json { print("store intact") }
+            }) { return }
+            if let key, try await storeOptions.remote({ client in
+                guard version == nil else { throw CLIError(.usage, "--version is for a local store; a server verifies against the key's versions itself") }
+                let signature = try DataIO.bytes(base64: signatureBase64, file: signatureFile, what: "signature")
+                let valid = try await client.verify(signature, for: try io.read(), key: key, isDigest: digest)
+                print(valid ? "valid" : "invalid")
+                if !valid { throw CLIError(.verification, "the signature does not verify") }
             }) { return }
             let service = try await storeOptions.open()
             if let key {
@@ -140,7 +165,9 @@ struct MAC: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            try io.write(try await storeOptions.open().mac(try io.read(), key: key, actor: storeOptions.actorName).tag)
+            let message = try io.read()
+            if try await storeOptions.remote({ client in try io.write(try await client.mac(message, key: key).bytes) }) { return }
+            try io.write(try await storeOptions.open().mac(message, key: key, actor: storeOptions.actorName).tag)
         }
     }
 }
@@ -157,7 +184,14 @@ struct VerifyMAC: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let tag = try DataIO.bytes(base64: tagBase64, file: tagFile, what: "tag")
-            let valid = try await storeOptions.open().verifyMAC(tag, for: try io.read(), key: key, version: version, actor: storeOptions.actorName)
+            let message = try io.read()
+            var valid = false
+            if try await storeOptions.remote({ client in
+                guard version == nil else { throw CLIError(.usage, "--version is for a local store; a server verifies against the key's versions itself") }
+                valid = try await client.verifyMAC(tag, for: message, key: key)
+            }) == false {
+                valid = try await storeOptions.open().verifyMAC(tag, for: message, key: key, version: version, actor: storeOptions.actorName)
+            }
             print(valid ? "valid" : "invalid")
             if !valid { throw CLIError(.verification, "the tag does not verify") }
         }
@@ -198,7 +232,10 @@ struct RandomBytes: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let bytes = try await storeOptions.open().random(count: count, actor: storeOptions.actorName)
+            var bytes: [UInt8] = []
+            if try await storeOptions.remote({ client in bytes = try await client.random(count: count) }) == false {
+                bytes = try await storeOptions.open().random(count: count, actor: storeOptions.actorName)
+            }
             try DataIO.write(base64 ? Data((Data(bytes).base64EncodedString() + "\n").utf8) : Data(bytes), to: output)
         }
     }

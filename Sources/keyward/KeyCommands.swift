@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Keyward
+import KeywardClient
 import KeywardCrypto
 
 /// `keyward key ...`: create, list, describe and manage keys.
@@ -27,12 +28,18 @@ struct KeyCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let service = try await storeOptions.open()
                 var tags: [String: String] = [:]
                 for pair in tag {
                     guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
                     tags[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
                 }
+                if try await storeOptions.remote({ client in
+                    let created = try await client.createKey(spec: spec, aliases: alias, tags: tags, description: description, exportable: exportable,
+                                                             rotationPeriodDays: rotationDays, backupAllowed: backup, preActive: preActive,
+                                                             contextRequired: contextRequired)
+                    try KeyCommand.show(created, json: json)
+                }) { return }
+                let service = try await storeOptions.open()
                 let request = CreateKeyRequest(
                     spec: try KeySpec(named: spec), aliases: alias, tags: tags, description: description, exportable: exportable,
                     backupAllowed: backup, rotationPeriodDays: rotationDays, initialState: preActive ? .preActive : .active,
@@ -55,6 +62,19 @@ struct KeyCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    let tagPair = try tag.map { pair -> (name: String, value: String) in
+                        guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
+                        return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
+                    }
+                    let page = try await client.listKeys(state: self.state, tag: tagPair, alias: alias, after: after, limit: limit)
+                    if json {
+                        try JSONOutput.print(RemoteListOutput(keys: page.keys.map(KeyView.init), next: page.nextCursor))
+                    } else {
+                        for key in page.keys { print(KeyView(key).line) }
+                        if let next = page.nextCursor { print("more: --after \(next)") }
+                    }
+                }) { return }
                 let service = try await storeOptions.open()
                 let state = try self.state.map { name -> KeyState in
                     guard let state = KeyState(rawValue: name) else {
@@ -70,9 +90,7 @@ struct KeyCommand: AsyncParsableCommand {
                 if json {
                     try JSONOutput.print(ListOutput(keys: page.keys, next: page.nextCursor?.description))
                 } else {
-                    for key in page.keys {
-                        print("\(key.metadata.id)  \(key.metadata.spec.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)) \(key.metadata.state.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) v\(key.metadata.currentVersion)  \(key.aliases.joined(separator: ","))")
-                    }
+                    for key in page.keys { print(KeyView(key).line) }
                     if let next = page.nextCursor { print("more: --after \(next)") }
                 }
             }
@@ -80,6 +98,11 @@ struct KeyCommand: AsyncParsableCommand {
 
         struct ListOutput: Encodable {
             let keys: [KeyDescription]
+            let next: String?
+        }
+
+        struct RemoteListOutput: Encodable {
+            let keys: [KeyView]
             let next: String?
         }
     }
@@ -92,6 +115,7 @@ struct KeyCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in try KeyCommand.show(try await client.describeKey(key), json: json) }) { return }
                 let service = try await storeOptions.open()
                 try KeyCommand.show(try await service.describe(key: key, actor: storeOptions.actorName), json: json)
             }
@@ -104,6 +128,10 @@ struct KeyCommand: AsyncParsableCommand {
         @Argument(help: "Key id or alias.") var key: String
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    let rotated = try await client.rotateKey(key)
+                    print("key \(rotated.id) is now at version \(rotated.currentVersion)")
+                }) { return }
                 let described = try await storeOptions.open().rotate(key: key, actor: storeOptions.actorName)
                 print("key \(described.metadata.id) is now at version \(described.metadata.currentVersion)")
             }
@@ -245,29 +273,110 @@ struct KeyCommand: AsyncParsableCommand {
 
     static func transition(_ options: StoreOptions, _ key: String, _ operation: ServiceOperation, days: Int? = nil) async throws {
         try await runGuarded {
-            let described = try await options.open().transition(key: key, operation, waitingDays: days, actor: options.actorName)
-            var line = "key \(described.metadata.id) is \(described.metadata.state.rawValue)"
-            if let date = described.metadata.destructionDate { line += ", destruction on \(ISO8601DateFormatter().string(from: date))" }
+            let view: KeyView
+            var remote: KeyView?
+            if try await options.remote({ client in
+                remote = KeyView(operation == .scheduleDestruction ? try await client.scheduleDestruction(key, waitingDays: days ?? 30)
+                                                                    : try await client.transition(key, operation.rawValue))
+            }), let remote {
+                view = remote
+            } else {
+                view = KeyView(try await options.open().transition(key: key, operation, waitingDays: days, actor: options.actorName))
+            }
+            var line = "key \(view.id) is \(view.state)"
+            if let date = view.destructionDate { line += ", destruction on \(ISO8601DateFormatter().string(from: date))" }
             print(line)
         }
     }
 
     static func show(_ key: KeyDescription, json: Bool) throws {
         if json { return try JSONOutput.print(key) }
+        print(KeyView(key).text)
+    }
+
+    /// A key as a server describes it: the same text as a local key's; as JSON, the same
+    /// `metadata` and `aliases` members, with the fields the API gives.
+    static func show(_ key: KeyInfo, json: Bool) throws {
+        if json { return try JSONOutput.print(KeyView(key)) }
+        print(KeyView(key).text)
+    }
+}
+
+/// What the CLI prints of a key, from a local store (`KeyDescription`) or from a server
+/// (`KeyInfo`), so both print alike. As JSON: `metadata` (named as `KeyMetadata` names them)
+/// and `aliases`.
+struct KeyView: Encodable {
+    struct Metadata: Encodable {
+        var id: String
+        var spec: String
+        var state: String
+        var createdAt: Date?
+        var description: String
+        var tags: [String: String]
+        var exportable: Bool
+        var backupAllowed: Bool?
+        var rotationPeriodDays: Int?
+        var currentVersion: Int
+        var minDecryptionVersion: Int
+        var minAvailableVersion: Int?
+        var destructionDate: Date?
+        var origin: String
+        var contextRequired: Bool?
+    }
+
+    var metadata: Metadata
+    var aliases: [String]
+    /// The spec's purpose (not encoded: the spec names it).
+    let purpose: String
+
+    private enum CodingKeys: String, CodingKey { case metadata, aliases }
+
+    var id: String { metadata.id }
+    var state: String { metadata.state }
+    var destructionDate: Date? { metadata.destructionDate }
+
+    init(_ key: KeyDescription) {
         let m = key.metadata
-        print("""
+        metadata = Metadata(id: m.id.description, spec: m.spec.rawValue, state: m.state.rawValue, createdAt: m.createdAt, description: m.description,
+                            tags: m.tags, exportable: m.exportable, backupAllowed: m.backupAllowed, rotationPeriodDays: m.rotationPeriodDays,
+                            currentVersion: Int(m.currentVersion), minDecryptionVersion: Int(m.minDecryptionVersion),
+                            minAvailableVersion: m.minAvailableVersion.map(Int.init), destructionDate: m.destructionDate, origin: m.origin,
+                            contextRequired: m.contextRequired)
+        aliases = key.aliases
+        purpose = m.spec.purpose.rawValue
+    }
+
+    init(_ key: KeyInfo) {
+        metadata = Metadata(id: key.id, spec: key.spec, state: key.state, createdAt: key.createdAt, description: key.description, tags: key.tags,
+                            exportable: key.exportable, backupAllowed: key.backupAllowed, rotationPeriodDays: key.rotationPeriodDays,
+                            currentVersion: key.currentVersion, minDecryptionVersion: key.minDecryptionVersion,
+                            minAvailableVersion: key.minAvailableVersion, destructionDate: key.destructionDate, origin: key.origin,
+                            contextRequired: key.contextRequired)
+        aliases = key.aliases
+        purpose = key.purpose
+    }
+
+    /// One line of `key list`.
+    var line: String {
+        "\(metadata.id)  \(metadata.spec.padding(toLength: 22, withPad: " ", startingAt: 0)) \(metadata.state.padding(toLength: 20, withPad: " ", startingAt: 0)) v\(metadata.currentVersion)  \(aliases.joined(separator: ","))"
+    }
+
+    /// The lines of `key describe`.
+    var text: String {
+        let m = metadata
+        return """
             id:              \(m.id)
-            spec:            \(m.spec.rawValue) (\(m.spec.purpose.rawValue))
-            state:           \(m.state.rawValue)
+            spec:            \(m.spec) (\(purpose))
+            state:           \(m.state)
             version:         \(m.currentVersion) (decrypts down to \(m.minDecryptionVersion))
-            aliases:         \(key.aliases.joined(separator: ", "))
+            aliases:         \(aliases.joined(separator: ", "))
             tags:            \(m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
-            created:         \(ISO8601DateFormatter().string(from: m.createdAt))
+            created:         \(m.createdAt.map { ISO8601DateFormatter().string(from: $0) } ?? "unknown")
             exportable:      \(m.exportable)
             context:         \(m.contextRequired == true ? "required" : "optional")
-            backup allowed:  \(m.backupAllowed)
+            backup allowed:  \(m.backupAllowed.map { String($0) } ?? "unknown")
             rotation:        \(m.rotationPeriodDays.map { "every \($0) days" } ?? "manual")
             """ + (m.destructionDate.map { "\ndestruction on:  \(ISO8601DateFormatter().string(from: $0))" } ?? "")
-            + (m.description.isEmpty ? "" : "\ndescription:     \(m.description)"))
+            + (m.description.isEmpty ? "" : "\ndescription:     \(m.description)")
     }
 }

@@ -112,7 +112,7 @@ struct CLITests {
         #expect(secret.status != 0 && secret.stderr.contains("KEYWARD_DATABASE_PASSWORD") && !secret.stderr.contains("hunter2"))
     }
 
-    @Test("with --server and KEYWARD_TOKEN the same commands administer a running server: tokens, verify, audit, maintain, KEK rotation; a token without the grants is refused")
+    @Test("with --server and KEYWARD_TOKEN the same commands work against a running server: keys, encrypt, decrypt, sign, verify, random, tokens, verify, audit, maintain, KEK rotation; a token without the grants is refused; a command with no remote form refuses rather than use the local store")
     func remoteAdministration() throws {
         let cli = try CLI()
         defer { cli.remove() }
@@ -177,6 +177,34 @@ struct CLITests {
         let restore = try cli.run(["restore", "--server", url, "--in", cli.path("remote.bundle")], environment: admin)
         #expect(restore.status != 0 && restore.stderr.contains("backup.identity"), "\(restore.stderr)")
 
+        // The key and data commands work against the server too: the server's keys, its audit log.
+        let made = try cli.run(["key", "create", "--alias", "remote/app", "--tag", "team=pay", "--server", url, "--json"], environment: admin)
+        #expect(made.status == 0 && made.stdout.contains("\"remote/app\"") && made.stdout.contains("\"metadata\""), "\(made.stderr)")
+        let sealed = try cli.run(["encrypt", "--key", "remote/app", "--context", "order=42", "--base64-out", "--server", url],
+                                 stdin: Data("over the wire".utf8), environment: admin)
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        let unsealed = try cli.run(["decrypt", "--context", "order=42", "--base64-in", "--server", url], stdin: sealed.data, environment: admin)
+        #expect(unsealed.status == 0 && unsealed.stdout == "over the wire", "\(unsealed.stderr)")
+        let otherContext = try cli.run(["decrypt", "--context", "order=43", "--base64-in", "--server", url], stdin: sealed.data, environment: admin)
+        #expect(otherContext.status == 1 && otherContext.stderr.contains("invalid ciphertext"), "\(otherContext.stderr)")
+        #expect(try cli.run(["key", "create", "--spec", "ED25519", "--alias", "remote/sign", "--server", url], environment: admin).status == 0)
+        let signed = try cli.run(["sign", "--key", "remote/sign", "--base64-out", "--server", url], stdin: Data("release 1.0".utf8), environment: admin)
+        let signature = signed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let checked = try cli.run(["verify", "--key", "remote/sign", "--signature-base64", signature, "--server", url], stdin: Data("release 1.0".utf8), environment: admin)
+        #expect(checked.status == 0 && checked.stdout.contains("valid"), "\(checked.stderr)")
+        let forged = try cli.run(["verify", "--key", "remote/sign", "--signature-base64", signature, "--server", url], stdin: Data("release 6.6".utf8), environment: admin)
+        #expect(forged.status == 7 && forged.stdout.contains("invalid"))
+        #expect(try cli.run(["key", "rotate", "remote/app", "--server", url], environment: admin).stdout.contains("now at version 2"))
+        #expect(try cli.run(["key", "disable", "remote/app", "--server", url], environment: admin).stdout.contains("is disabled"))
+        let whileDisabled = try cli.run(["encrypt", "--key", "remote/app", "--server", url], stdin: Data("x".utf8), environment: admin)
+        #expect(whileDisabled.status != 0 && whileDisabled.stderr.contains("disabled"), "\(whileDisabled.stderr)")
+        let described = try cli.run(["key", "describe", "remote/app", "--server", url], environment: admin)
+        #expect(described.stdout.contains("state:           disabled") && described.stdout.contains("tags:            team=pay"), "\(described.stdout)")
+        let remoteKeys = try cli.run(["key", "list", "--server", url], environment: admin)
+        #expect(remoteKeys.stdout.contains("remote/app") && remoteKeys.stdout.contains("remote/sign"), "\(remoteKeys.stdout)")
+        #expect(try cli.run(["random", "16", "--base64", "--server", url], environment: admin).stdout.count == 25)
+        #expect(try cli.run(["audit", "tail", "-n", "30", "--server", url], environment: admin).stdout.contains("disable"))
+
         // Attack on the operator's intent: a command with no remote form, given a server, must not
         // act on whatever store is local. It refuses (exit 2), and the local store is untouched.
         #expect(try cli.run(["init"]).status == 0)
@@ -186,6 +214,7 @@ struct CLITests {
         #expect(fromEnvironment.status == 2 && fromEnvironment.stderr.contains("unset KEYWARD_ADDR"), "\(fromEnvironment.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.path("elsewhere.db")))
         #expect(try cli.run(["audit", "tail", "-n", "1"]).stdout.contains("init"), "the local store saw nothing after its creation")
+        #expect(!(try cli.run(["key", "list"]).stdout.contains("remote/")), "the server's keys are not in the local store")
 
         // The new token may encrypt but not administer; no token at all fails (exit 1), naming KEYWARD_TOKEN.
         let refused = try cli.run(["token", "list", "--server", url], environment: ["KEYWARD_TOKEN": issued["token"] ?? ""])
