@@ -59,7 +59,14 @@ struct Serve: AsyncParsableCommand {
             var settings = try await ServerConfiguration.read(file: config, environment: ProcessInfo.processInfo.environment, flags: flags)
 
             if !dev { try settings.validate() }
-            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+            // The configured level governs every logger (the PostgreSQL driver's, the service
+            // group's), not only the server's own.
+            let level = try settings.loggerLevel
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             // Every node honours another's change within a second: the store watcher confirms
             // the caches every 250 ms, and past 1 s without a confirmation they are bypassed.
             let options = KeyService.Options(cacheCapacity: settings.cache.capacity, cacheTTL: TimeInterval(settings.cache.ttlSeconds), coherenceBound: 1,
