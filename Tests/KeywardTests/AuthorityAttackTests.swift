@@ -52,6 +52,26 @@ struct AuthorityAttackTests {
         #expect(try await service.describe(key: "team-a/second", actor: attacker).metadata.id.description == mine)
     }
 
+    @Test("attack: an alias with dot or empty segments (team-a/../billing/x), which a rule on team-a/* would cover while a URL resolves it into billing's scope, is refused at creation and on a move")
+    func dotSegmentAliases() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let attacker = try principal("team-a", "create,update,describe:alias=team-a/*")
+        let mine = try await service.createKey(CreateKeyRequest(aliases: ["team-a/app"]), actor: attacker).metadata.id.description
+        for name in ["team-a/../billing/invoices", "team-a/./app2", "team-a//app3", "team-a/app4/", "team-a/.."] {
+            let created = await keywardError { () async throws(KeywardError) in
+                _ = try await service.createKey(CreateKeyRequest(aliases: [name]), actor: attacker)
+            }
+            #expect(created?.description.contains("segment") == true, "\(name): \(String(describing: created))")
+            let moved = await keywardError { () async throws(KeywardError) in try await service.setAlias(name, key: mine, actor: attacker) }
+            #expect(moved?.description.contains("segment") == true, "\(name): \(String(describing: moved))")
+        }
+        // Dots inside a segment are names like any other.
+        try await service.setAlias("team-a/app.v2", key: mine, actor: attacker)
+        #expect(try await service.describe(key: "team-a/app.v2", actor: attacker).metadata.id.description == mine)
+    }
+
     @Test("attack: retagging cannot move a key into another tag scope or grant the caller operations it lacked")
     func retagging() async throws {
         let fixture = try await StoreFixture.make()

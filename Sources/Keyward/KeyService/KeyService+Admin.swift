@@ -108,7 +108,7 @@ extension KeyService {
                                              metadata: VersionMetadata(state: sealed == nil ? "destroyed" : "active", createdAt: now, encryptionsReserved: 0), revision: 1)
             var aliases: [AliasRow] = []
             for name in request.aliases {
-                aliases.append(try records.aliasRow(name: try Self.validAlias(name), keyID: id, revision: records.firstAliasRevision(name)))
+                aliases.append(try records.aliasRow(name: try Self.newAliasName(name), keyID: id, revision: records.firstAliasRevision(name)))
             }
             do throws(StorageError) {
                 try await store.insertKey(row, firstVersion: version, aliases: aliases)
@@ -142,7 +142,7 @@ extension KeyService {
         if request.exportable && request.spec.purpose == .sign {
             throw .notPermitted("signing keys are never exportable in plaintext")
         }
-        for alias in request.aliases { _ = try validAlias(alias) }
+        for alias in request.aliases { _ = try newAliasName(alias) }
         guard Set(request.aliases).count == request.aliases.count else { throw .invalidArgument("an alias is listed twice") }
     }
 
@@ -307,7 +307,7 @@ extension KeyService {
 
     /// Points `name` at `key`, creating the alias or moving it.
     public func setAlias(_ name: String, key reference: String, actor: Caller) async throws(KeywardError) {
-        let alias = try Self.validAlias(name)
+        let alias = try Self.newAliasName(name)
         let id = try await resolve(reference, for: .update, caller: actor)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
             _ = try await authorizedKey(id, for: .update, caller: actor)

@@ -257,6 +257,20 @@ public final class KeyService: Sendable {
         return name
     }
 
+    /// A name for a new or moved alias: `validAlias`, and its `/`-separated segments neither
+    /// empty nor `.` or `..`. `team-a/../billing/x` would pass a rule on `team-a/*` while a URL
+    /// (and a reader) resolves it to `billing/x`, so such names are refused when an alias is
+    /// made; existing aliases still resolve.
+    static func newAliasName(_ name: String) throws(KeywardError) -> String {
+        let alias = try validAlias(name)
+        for segment in alias.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard !segment.isEmpty, !segment.elementsEqual(".".utf8), !segment.elementsEqual("..".utf8) else {
+                throw .invalidArgument("alias '\(name.prefix(64))' has an empty, '.' or '..' segment; name it without them (such as app/orders)")
+            }
+        }
+        return alias
+    }
+
     /// A letter, digit, '/', '_', '-' or '.' in ASCII.
     private static func isAliasByte(_ byte: UInt8) -> Bool {
         switch byte {
