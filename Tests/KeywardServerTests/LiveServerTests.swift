@@ -56,14 +56,14 @@ struct TLSMaterial {
     }
 }
 
-func send(_ client: HTTPClient, _ url: String, token: String?, method: HTTPMethod = .GET, body: String? = nil, timeout: Int64 = 30) async throws -> (status: Int, version: HTTPVersion, text: String) {
+func send(_ client: HTTPClient, _ url: String, token: String?, method: HTTPMethod = .GET, body: String? = nil, timeout: Int64 = 30) async throws -> (status: Int, version: HTTPVersion, text: String, headers: HTTPHeaders) {
     var request = HTTPClientRequest(url: url)
     request.method = method
     if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
     if let body { request.body = .bytes(ByteBuffer(string: body)) }
     let response = try await client.execute(request, timeout: .seconds(timeout))
     let bytes = try await response.body.collect(upTo: 1 << 20)
-    return (Int(response.status.code), response.version, String(buffer: bytes))
+    return (Int(response.status.code), response.version, String(buffer: bytes), response.headers)
 }
 
 @Suite("Live server on loopback: TLS, HTTP/2, mTLS, graceful shutdown", .serialized)
@@ -85,6 +85,9 @@ struct LiveServerTests {
         #expect(created.status == 201 && created.version.major == 2)
         let sealed = try await send(client, base + "/v1/keys/live/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#)
         #expect(sealed.status == 200 && sealed.text.contains("ciphertext"))
+        // A browser that has seen the console over HTTPS keeps to HTTPS (HSTS).
+        let console = try await send(client, base + "/ui/login", token: nil)
+        #expect(console.status == 200 && console.headers["strict-transport-security"].first == "max-age=31536000", "\(console.headers)")
         try await client.shutdown()
 
         var http1Configuration = HTTPClient.Configuration(tlsConfiguration: try material.clientTLS())

@@ -254,7 +254,9 @@ final class AuditCheckLog: Sendable {
 
 /// Sets the console's security headers on every console response (the `/ui` group's middleware): a strict Content-Security-Policy
 /// (scripts and styles only from `/ui/static/`, no inline script, no framing), nosniff,
-/// no-referrer, and no caching of pages.
+/// no-referrer, no caching of pages, and over HTTPS `Strict-Transport-Security` for a year, so a
+/// browser that has seen the console never tries it over plain HTTP (RFC 6797 forbids it on a
+/// plain-HTTP response; a TLS-terminating proxy sets its own).
 struct ConsoleHeadersMiddleware: RouterMiddleware {
     typealias Context = KeywardRequestContext
 
@@ -267,6 +269,7 @@ struct ConsoleHeadersMiddleware: RouterMiddleware {
         response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        if request.head.scheme == "https" { response.headers[HTTPField.Name("Strict-Transport-Security")!] = "max-age=31536000" }
         return response
     }
 }
