@@ -61,6 +61,36 @@ extension KeywardClient {
 
     /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).
     public func publicKey(_ key: String) async throws(KeywardClientError) -> [UInt8] {
-        try await call(.GET, "/v1/keys/\(Self.path(key))/public-key", as: PublicKeyReply.self).publicKey.value
+        try await publicKeyDetails(key).bytes
     }
+
+    /// The public key of `version` (default: the newest) of an asymmetric key, with its PEM
+    /// where the spec has one.
+    public func publicKeyDetails(_ key: String, version: Int? = nil) async throws(KeywardClientError) -> ClientPublicKey {
+        let query = version.map { "?version=\($0)" } ?? ""
+        let reply = try await call(.GET, "/v1/keys/\(Self.path(key))/public-key" + query, as: PublicKeyReply.self)
+        return ClientPublicKey(bytes: reply.publicKey.value, pem: reply.publicKeyPem, spec: reply.spec.rawValue)
+    }
+
+    /// Points `alias` at `key`, creating the alias or moving it (`update` on the keys involved).
+    public func setAlias(_ alias: String, key: String) async throws(KeywardClientError) {
+        struct Body: Encodable { let key: String }
+        struct Reply: Decodable { let alias: String }
+        _ = try await call(.PUT, "/v1/aliases/\(Self.path(alias))", Body(key: key), as: Reply.self)
+    }
+
+    /// Removes `alias` (`update` on its key).
+    public func deleteAlias(_ alias: String) async throws(KeywardClientError) {
+        _ = try await send(.DELETE, "/v1/aliases/\(Self.path(alias))", nil)
+    }
+}
+
+/// An asymmetric key's public half, as the service gives it.
+public struct ClientPublicKey: Sendable, Equatable {
+    /// SPKI DER, or the raw encoding for post-quantum specs.
+    public var bytes: [UInt8]
+    /// PEM (`PUBLIC KEY`), where the spec has one.
+    public var pem: String?
+    /// The key's spec.
+    public var spec: String
 }

@@ -50,9 +50,10 @@ extension KeywardClient {
         return Ciphertext(wire)
     }
 
-    /// A fresh AES-256 data key: in plaintext (in locked memory) and sealed under `key`.
-    public func generateDataKey(key: String, context: [String: String] = [:]) async throws(KeywardClientError) -> ClientDataKey {
-        var wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", DataKeyBody(context: context), as: DataKeyReply.self)
+    /// A fresh data key (`spec`: AES-256-GCM, the default, or CHACHA20-POLY1305): in plaintext
+    /// (in locked memory) and sealed under `key`.
+    public func generateDataKey(key: String, context: [String: String] = [:], spec: String? = nil) async throws(KeywardClientError) -> ClientDataKey {
+        var wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", DataKeyBody(spec: spec, context: context), as: DataKeyReply.self)
         guard var plaintext = wire.plaintext else { throw .invalidResponse("the data key came without its plaintext") }
         // Drop every other reference first, so `bytes` owns the key's only copy and the wipe
         // clears it, not a copy made on write.
@@ -62,7 +63,15 @@ extension KeywardClient {
         defer { SecureZero.wipe(&bytes) }
         let secret: SecretBytes
         do { secret = try SecretBytes(copying: bytes) } catch { throw .configuration("locked memory: \(error)") }
-        return ClientDataKey(plaintext: secret, ciphertext: wire.ciphertext.value)
+        return ClientDataKey(plaintext: secret, ciphertext: wire.ciphertext.value, keyID: wire.keyId.description, version: Int(wire.version))
+    }
+
+    /// A fresh data key sealed under `key`, its plaintext never sent: for a party that will
+    /// have it decrypted later.
+    public func generateSealedDataKey(key: String, context: [String: String] = [:], spec: String? = nil) async throws(KeywardClientError) -> Ciphertext {
+        let wire = try await call(.POST, "/v1/keys/\(Self.path(key))/data-key", DataKeyBody(spec: spec, context: context, includePlaintext: false),
+                                  as: DataKeyReply.self)
+        return Ciphertext(bytes: wire.ciphertext.value, keyID: wire.keyId.description, version: Int(wire.version))
     }
 
     /// Signs a message (or, with `isDigest`, a precomputed digest) with the key's newest version.
@@ -105,6 +114,10 @@ public struct ClientDataKey: ~Copyable, Sendable {
     public let plaintext: SecretBytes
     /// The data key sealed under the Keyward key (a Keyward ciphertext).
     public let ciphertext: [UInt8]
+    /// The Keyward key that sealed it.
+    public let keyID: String
+    /// The key version that sealed it.
+    public let version: Int
 }
 
 extension Ciphertext {

@@ -208,13 +208,25 @@ struct DataKeyCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let service = try await storeOptions.open()
             let dataSpec = try KeySpec(named: spec)
+            let context = try context.context()
+            if try await storeOptions.remote({ client in
+                if noPlaintext {
+                    let sealed = try await client.generateSealedDataKey(key: key, context: context.pairs, spec: dataSpec.rawValue)
+                    try JSONOutput.print(["keyId": sealed.keyID, "version": String(sealed.version), "ciphertext": Data(sealed.bytes).base64EncodedString()])
+                } else {
+                    let dataKey = try await client.generateDataKey(key: key, context: context.pairs, spec: dataSpec.rawValue)
+                    let plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
+                    try JSONOutput.print(["keyId": dataKey.keyID, "version": String(dataKey.version),
+                                          "ciphertext": Data(dataKey.ciphertext).base64EncodedString(), "plaintext": plaintext])
+                }
+            }) { return }
+            let service = try await storeOptions.open()
             if noPlaintext {
-                let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: dataSpec, context: try context.context(), actor: storeOptions.actorName)
+                let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: dataSpec, context: context, actor: storeOptions.actorName)
                 try JSONOutput.print(["keyId": sealed.keyID.description, "version": String(sealed.version), "ciphertext": Data(sealed.ciphertext).base64EncodedString()])
             } else {
-                let dataKey = try await service.generateDataKey(key: key, spec: dataSpec, context: try context.context(), actor: storeOptions.actorName)
+                let dataKey = try await service.generateDataKey(key: key, spec: dataSpec, context: context, actor: storeOptions.actorName)
                 let plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
                 try JSONOutput.print(["keyId": dataKey.keyID.description, "version": String(dataKey.version),
                                       "ciphertext": Data(dataKey.ciphertext).base64EncodedString(), "plaintext": plaintext])
@@ -251,6 +263,11 @@ struct PublicKeyCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            if try await storeOptions.remote({ client in
+                let publicKey = try await client.publicKeyDetails(key, version: version.map(Int.init))
+                if der { return try DataIO.write(Data(publicKey.bytes), to: output) }
+                try DataIO.write(Data((publicKey.pem ?? Data(publicKey.bytes).base64EncodedString() + "\n").utf8), to: output)
+            }) { return }
             let publicKey = try await storeOptions.open().publicKey(key: key, version: version, actor: storeOptions.actorName)
             if der { return try DataIO.write(Data(publicKey.representation), to: output) }
             try DataIO.write(Data((publicKey.pem ?? Data(publicKey.representation).base64EncodedString() + "\n").utf8), to: output)

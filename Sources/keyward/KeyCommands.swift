@@ -260,6 +260,14 @@ struct KeyCommand: AsyncParsableCommand {
         @Flag(help: "Remove the alias.") var delete = false
         func run() async throws {
             try await guarded {
+                if try await storeOptions.remote({ client in
+                    if delete {
+                        try await client.deleteAlias(name)
+                    } else {
+                        guard let key else { throw CLIError(.failure, "give the key to point \(name) at") }
+                        try await client.setAlias(name, key: key)
+                    }
+                }) { return }
                 let service = try await storeOptions.open()
                 if delete {
                     try await service.deleteAlias(name, actor: storeOptions.actorName)
