@@ -80,6 +80,8 @@ struct StoreOptions: ParsableArguments {
     func remote(_ body: (KeywardClient) async throws -> Void) async throws -> Bool {
         let environment = ProcessInfo.processInfo.environment
         guard let url = serverURL else { return false }
+        // Plaintexts and data keys pass through this process as they do with a local store.
+        try Keyward.harden()
         guard let token = environment["KEYWARD_TOKEN"], !token.isEmpty else {
             throw CLIError(.failure, "--server \(url) needs an API token in KEYWARD_TOKEN (never on the command line)")
         }

@@ -242,6 +242,45 @@ struct CLITests {
         #expect(revoked.status == 5 && revoked.stderr.contains("401"))
     }
 
+    @Test("a command talking to a server (plaintexts and data keys pass through it) runs with core dumps off, as with a local store")
+    func remoteCommandsDisableCoreDumps() async throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        // A server that accepts and never answers, so the command stays in its call.
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        listener.arguments = ["python3", "-c", "import socket,sys,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(4)\nprint(s.getsockname()[1], flush=True)\nc=s.accept()\ntime.sleep(60)"]
+        let port = Pipe()
+        listener.standardOutput = port
+        try listener.run()
+        defer { listener.terminate() }
+        let portText = String(decoding: port.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let command = Process()
+        command.executableURL = URL(fileURLWithPath: CLI.binary)
+        command.arguments = ["decrypt", "--base64-in", "--server", "http://127.0.0.1:\(portText)"]
+        command.environment = cli.environment.merging(["KEYWARD_TOKEN": "kw_test"]) { $1 }
+        let input = Pipe()
+        command.standardInput = input
+        command.standardOutput = FileHandle.nullDevice
+        command.standardError = FileHandle.nullDevice
+        try command.run()
+        defer { if command.isRunning { command.terminate() } }
+        input.fileHandleForWriting.write(Data("AAAA".utf8))
+        try input.fileHandleForWriting.close()
+        // Once it is connected, read its core-file limit.
+        // Once it has started, read its core-file limits (soft and hard) until both are 0, for
+        // up to 10 s (it blocks in its call meanwhile; the test fails if they never are).
+        var limit = ""
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(100))
+            let limits = (try? String(contentsOfFile: "/proc/\(command.processIdentifier)/limits", encoding: .utf8)) ?? ""
+            limit = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") }.map(String.init) ?? ""
+            if Array(limit.split(separator: " ").dropFirst(4).prefix(2)) == ["0", "0"] { break }
+        }
+        #expect(Array(limit.split(separator: " ").dropFirst(4).prefix(2)) == ["0", "0"], "\(limit)")
+        #expect(command.isRunning, "it was still in its call")
+    }
+
     @Test("bad input gets a message and the documented exit code, never a crash")
     func badInput() throws {
         let cli = try CLI()
