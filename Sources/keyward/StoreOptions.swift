@@ -80,6 +80,14 @@ struct StoreOptions: ParsableArguments {
     func remote(_ body: (KeywardClient) async throws -> Void) async throws -> Bool {
         let environment = ProcessInfo.processInfo.environment
         guard let url = serverURL else { return false }
+        // Options only a store can honour are refused, not ignored: the server records the
+        // token's principal, and keeps its own store and root of trust.
+        let localOnly = [("--store", store), ("--key-file", keyFile), ("--actor", actor), ("--pkcs11-module", pkcs11Module),
+                         ("--pkcs11-token", pkcs11Token), ("--pkcs11-key-label", pkcs11KeyLabel)].filter { $0.1 != nil }.map(\.0)
+        guard localOnly.isEmpty else {
+            throw CLIError(.usage, "\(localOnly.joined(separator: ", ")) \(localOnly.count == 1 ? "is" : "are") for a local store, and "
+                           + "\(server != nil ? "--server" : "KEYWARD_ADDR") names the server \(url) (which audits the token's principal); give one or the other")
+        }
         // Plaintexts and data keys pass through this process as they do with a local store.
         try Keyward.harden()
         guard let token = environment["KEYWARD_TOKEN"], !token.isEmpty else {

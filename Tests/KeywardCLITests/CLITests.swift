@@ -219,6 +219,11 @@ struct CLITests {
         // Attack on the operator's intent: a command with no remote form, given a server, must not
         // act on whatever store is local. It refuses (exit 2), and the local store is untouched.
         #expect(try cli.run(["init"]).status == 0)
+        // Options only a store honours are refused with a server, not ignored.
+        let actor = try cli.run(["encrypt", "--key", "remote/app", "--actor", "alice", "--server", url], stdin: Data("x".utf8), environment: admin)
+        #expect(actor.status == 2 && actor.stderr.contains("--actor is for a local store"), "\(actor.stderr)")
+        let both = try cli.run(["key", "list", "--store", cli.path("keyward.db"), "--server", url], environment: admin)
+        #expect(both.status == 2 && both.stderr.contains("--store is for a local store"), "\(both.stderr)")
         let exported = try cli.run(["key", "export", "prod-key", "--server", url], environment: admin)
         #expect(exported.status == 2 && exported.stderr.contains("local store only") && exported.stderr.contains("drop --server"), "\(exported.stderr)")
         let fromEnvironment = try cli.run(["init", "--store", cli.path("elsewhere.db")], environment: ["KEYWARD_ADDR": url])
