@@ -44,6 +44,25 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("a key name is ASCII letters, digits, '-', '_' and '.', not '.' or '..': others are refused in Transit's words, never with the alias rule behind them")
+    func keyNames() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            for name in ["%C3%BCn%C3%AF", "%2E%2E", "%2E", "a%2Fb", "a%20b"] {
+                for path in ["/v1/transit/keys/\(name)", "/v1/transit/encrypt/\(name)"] {
+                    let reply = try await client.call(.post, path, token: nil, #"{"plaintext":"aGk="}"#, headers: vault)
+                    #expect(reply.status == .badRequest && reply.text.contains("a key name is 1 to 128 ASCII") && !reply.text.contains("alias"),
+                            "\(path): \(reply.status) \(reply.text)")
+                }
+            }
+            for name in ["...", "app.v2", "A-b_9"] {
+                #expect(try await client.call(.post, "/v1/transit/keys/\(name)", token: nil, "{}", headers: vault).status == .ok, "\(name)")
+            }
+        }
+    }
+
     @Test("a JSON null is an absent field: optional ones are ignored, a required one is refused as missing, never taken for a value")
     func nullFieldsAreAbsent() async throws {
         let fixture = try await ServerFixture.make()

@@ -216,21 +216,20 @@ struct TransitCall: Sendable {
     /// Keyward's alias prefix for this mount's keys.
     var prefix: String { mount + "/" }
 
+    /// The route's key name: 1 to 128 ASCII letters, digits, `-`, `_` or `.`, and not `.` or `..`
+    /// (the rules of the alias `<mount>/<name>` it is kept as, said in Transit's terms).
     func name() throws(APIError) -> String {
         let name = try context.parameter("name")
-        // ASCII names byte by byte (every request names its key); others by Character.
-        let ascii = name.utf8.allSatisfy { $0 < 0x80 }
-        let valid = ascii
-            ? (1...128).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                     UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): true
-                default: false
-                }
+        let bytes = name.utf8
+        let valid = (1...128).contains(bytes.count) && name != "." && name != ".." && bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): true
+            default: false
             }
-            : (1...128).contains(name.count) && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }
+        }
         guard valid else {
-            throw TransitError.invalid("a key name is 1 to 128 letters, digits, '-', '_' or '.'")
+            throw TransitError.invalid("a key name is 1 to 128 ASCII letters, digits, '-', '_' or '.', and not '.' or '..'")
         }
         return name
     }
