@@ -29,7 +29,7 @@ struct CLIError: Error, CustomStringConvertible {
         case .storage(.corrupted): self.init(.integrity, error.description + "; run `keyward verify`")
         case .wrongState, .keyDestroyed, .notPermitted, .versionUnavailable, .accessDenied: self.init(.refused, error.description)
         case .crypto(.wrongPurpose), .crypto(.unsupportedOperation): self.init(.refused, error.description)
-        case .rootOfTrustRejected, .unauthenticated: self.init(.rootOfTrust, error.description)
+        case .rootOfTrustRejected, .backupRejected, .unauthenticated: self.init(.rootOfTrust, error.description)
         default: self.init(.failure, error.description)
         }
     }

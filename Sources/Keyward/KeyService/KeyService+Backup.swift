@@ -243,7 +243,7 @@ extension KeyService {
             bundleKey = try KeyWrap.unwrap(wrapped, kek: wrapping, mode: .rfc5649)
         } catch {
             if case .weakKDFParameters = error { throw .integrityFailure("the backup's KDF parameters are below Keyward's minimums") }
-            throw .rootOfTrustRejected("the backup passphrase is wrong (or the header was altered)")
+            throw .backupRejected("the backup passphrase is wrong (or the header was altered)")
         }
         return try openPayload(bundle, bundleKey: bundleKey)
     }
@@ -259,7 +259,7 @@ extension KeyService {
         try bundle.checkSignature(by: signer)
         let bundleKey: SecretBytes
         do { bundleKey = try HybridEncryption.open(sealed, with: identity, info: Array("keyward backup v1".utf8)) } catch {
-            throw .rootOfTrustRejected("this identity is not the backup's recipient (or the header was altered)")
+            throw .backupRejected("this identity is not the backup's recipient (or the header was altered)")
         }
         return try openPayload(bundle, bundleKey: bundleKey)
     }
@@ -355,7 +355,7 @@ extension KeyService {
     /// A fault of a bundle sent over the API, as the caller's error.
     private static func refusedBundle(_ error: KeywardError) -> KeywardError {
         switch error {
-        case .integrityFailure(let reason), .rootOfTrustRejected(let reason), .invalidArgument(let reason):
+        case .integrityFailure(let reason), .rootOfTrustRejected(let reason), .backupRejected(let reason), .invalidArgument(let reason):
             return .invalidArgument("the bundle was refused: \(reason)")
         default:
             return error

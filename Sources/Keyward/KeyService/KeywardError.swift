@@ -16,6 +16,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case integrityFailure(String)
     /// The store could not be opened with this root of trust (wrong passphrase, key file, token).
     case rootOfTrustRejected(String)
+    /// A backup could not be opened with this passphrase or identity.
+    case backupRejected(String)
     /// The store holds no header: it was never initialised.
     case storeEmpty
     /// The store is in a state that does not allow the call (already initialised, not empty).
@@ -67,6 +69,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .versionUnavailable(let key, let version, let reason): "version \(version) of key \(key) is unavailable: \(reason)"
         case .integrityFailure(let what): "integrity check failed: \(what); the store may have been tampered with"
         case .rootOfTrustRejected(let why): "cannot open the store: \(why)"
+        case .backupRejected(let why): "cannot open the backup: \(why)"
         case .storeEmpty: "the store is empty (it has no header)"
         case .storeState(let why): why
         case .invalidArgument(let why): "invalid argument: \(why)"
