@@ -47,6 +47,10 @@ public struct KeywardClientConfiguration: Sendable {
     public var retry: Retry
     /// Time limit per attempt.
     public var timeout: Duration
+    /// Allows an `http://` URL whose host is not a loopback address. Off by default: the token
+    /// and every plaintext would cross the network in clear (the server, likewise, serves plain
+    /// HTTP beyond loopback only when told twice).
+    public var allowsPlainHTTPBeyondLoopback = false
 
     /// A configuration for `url` with `token`.
     public init(url: String, token: String?, trust: Trust = .systemRoots,

@@ -51,6 +51,25 @@ struct LiveService {
 
 @Suite("KeywardClient against a live server", .serialized)
 struct KeywardClientTests {
+    @Test("attack on the token in transit: plain HTTP to a host beyond loopback is refused before any connection; loopback, https and an explicit opt-in are not")
+    func plainHTTPBeyondLoopbackRefused() async throws {
+        for url in ["http://10.0.0.7:8200", "http://kms.example.com", "http://127.0.0.1.example.com:8200", "http://[fe80::1]:8200", "http://0.0.0.0:8200"] {
+            do {
+                _ = try await KeywardClient(configuration: .init(url: url, token: "kw_x"))
+                Issue.record("\(url) was accepted")
+            } catch {
+                #expect(error.description.contains("in clear"), "\(url): \(error)")
+            }
+        }
+        for url in ["http://127.0.0.1:8200", "http://localhost:8200", "http://[::1]:8200", "https://kms.example.com"] {
+            let client = try await KeywardClient(configuration: .init(url: url, token: "kw_x"))
+            try await client.shutdown()
+        }
+        var optedIn = KeywardClientConfiguration(url: "http://10.0.0.7:8200", token: "kw_x")
+        optedIn.allowsPlainHTTPBeyondLoopback = true
+        try await KeywardClient(configuration: optedIn).shutdown()
+    }
+
     @Test("keys and operations through the SDK, with typed errors")
     func operations() async throws {
         let live = try await LiveService.start()
