@@ -18,7 +18,9 @@ public struct KeywardClientConfiguration: Sendable {
     }
 
     /// Retries of requests the service refused with 429 or 503, or that failed in transport:
-    /// exponential backoff with jitter, honouring `Retry-After`.
+    /// exponential backoff with jitter, honouring `Retry-After`. A call that creates or changes
+    /// something (a key, a version, a lifecycle state, a token, the KEK, a restore) is not
+    /// retried after a transport failure, which may have come after the service acted.
     public struct Retry: Sendable, Equatable {
         /// Attempts in all (1: no retry).
         public var maximumAttempts: Int

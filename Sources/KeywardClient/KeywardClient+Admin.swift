@@ -8,14 +8,15 @@ extension KeywardClient {
     /// Issues a token with rules in the CLI's form (`OPERATIONS:SELECTOR`); its text is in the
     /// reply, once.
     public func issueToken(principal: String, rules: [String], expiresInDays: Int? = nil) async throws(KeywardClientError) -> IssuedTokenReply {
-        try await call(.POST, "/v1/admin/tokens", CreateTokenBody(principal: principal, rules: rules, expiresInDays: expiresInDays), as: IssuedTokenReply.self)
+        try await call(.POST, "/v1/admin/tokens", CreateTokenBody(principal: principal, rules: rules, expiresInDays: expiresInDays), as: IssuedTokenReply.self,
+                       repeatable: false)
     }
 
     /// Issues an AWS access key (SigV4, for AWS SDKs pointed at Keyward) with rules in the
     /// CLI's form; its secret is in the reply, once.
     public func issueAWSCredential(principal: String, rules: [String], expiresInDays: Int? = nil) async throws(KeywardClientError) -> IssuedAWSCredentialReply {
         try await call(.POST, "/v1/admin/credentials/aws", CreateTokenBody(principal: principal, rules: rules, expiresInDays: expiresInDays),
-                       as: IssuedAWSCredentialReply.self)
+                       as: IssuedAWSCredentialReply.self, repeatable: false)
     }
 
     /// A page of token records (never their text).
@@ -54,7 +55,7 @@ extension KeywardClient {
 
     /// Rotates the storage KEK on the server.
     public func rotateKEK() async throws(KeywardClientError) -> KEKRotationReply {
-        try await call(.POST, "/v1/admin/kek/rotate", as: KEKRotationReply.self)
+        try await call(.POST, "/v1/admin/kek/rotate", as: KEKRotationReply.self, repeatable: false)
     }
 
     /// Runs the maintenance sweep now.
@@ -71,7 +72,7 @@ extension KeywardClient {
     /// Restores `bundle` on the server, which opens it with its own identity and accepts it only
     /// from a store it trusts (`backup.identity`, `backup.signers`).
     public func restore(bundle: [UInt8]) async throws(KeywardClientError) -> RestoreReply {
-        try await call(.POST, "/v1/admin/restore", RestoreBody(bundle: bundle), as: RestoreReply.self)
+        try await call(.POST, "/v1/admin/restore", RestoreBody(bundle: bundle), as: RestoreReply.self, repeatable: false)
     }
 
     /// The nodes serving the store and the lease on its background work.

@@ -12,7 +12,7 @@ extension KeywardClient {
         let body = CreateKeyBody(spec: spec, aliases: aliases, tags: tags, description: description, exportable: exportable,
                                  backupAllowed: backupAllowed, rotationPeriodDays: rotationPeriodDays,
                                  initialState: preActive ? "pre-active" : nil, contextRequired: contextRequired ? true : nil)
-        return KeyInfo(try await call(.POST, "/v1/keys", body, as: KeyReply.self))
+        return KeyInfo(try await call(.POST, "/v1/keys", body, as: KeyReply.self, repeatable: false))
     }
 
     /// A key's metadata, by id or alias.
@@ -35,7 +35,7 @@ extension KeywardClient {
 
     /// Adds a version with fresh material.
     public func rotateKey(_ key: String) async throws(KeywardClientError) -> KeyInfo {
-        KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/rotate", as: KeyReply.self))
+        KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/rotate", as: KeyReply.self, repeatable: false))
     }
 
     /// A lifecycle transition: `enable`, `disable`, `deactivate`, `mark-compromised` or
@@ -44,19 +44,19 @@ extension KeywardClient {
         guard ["enable", "disable", "deactivate", "mark-compromised", "cancel-destruction"].contains(transition) else {
             throw .configuration("unknown transition '\(transition)'")
         }
-        return KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/\(transition)", as: KeyReply.self))
+        return KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/\(transition)", as: KeyReply.self, repeatable: false))
     }
 
     /// Schedules destruction after `waitingDays` (7 to 30).
     public func scheduleDestruction(_ key: String, waitingDays: Int = 30) async throws(KeywardClientError) -> KeyInfo {
-        KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ScheduleDestructionBody(waitingDays: waitingDays), as: KeyReply.self))
+        KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/schedule-destruction", ScheduleDestructionBody(waitingDays: waitingDays), as: KeyReply.self, repeatable: false))
     }
 
     /// Destroys the material of every version below `below` (which must not be above the key's
     /// minimum decryption version); needs `destroy` on the key.
     public func destroyVersions(_ key: String, below: Int) async throws(KeywardClientError) -> KeyInfo {
         guard let below = UInt32(exactly: below), below >= 1 else { throw .configuration("the oldest version to keep is 1 or more, not \(below)") }
-        return KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/destroy-versions", DestroyVersionsBody(below: below), as: KeyReply.self))
+        return KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/destroy-versions", DestroyVersionsBody(below: below), as: KeyReply.self, repeatable: false))
     }
 
     /// The public key of an asymmetric key, as SPKI DER (or raw bytes for post-quantum specs).

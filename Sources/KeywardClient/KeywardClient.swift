@@ -93,15 +93,19 @@ public final class KeywardClient: Sendable {
     // MARK: - Transport
 
     /// One API call: JSON body in, the decoded answer out; retries 429, 503 and transport
-    /// failures with exponential backoff and jitter, honouring `Retry-After`.
-    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, _ body: (some Encodable)? = nil as Never?, as type: T.Type) async throws(KeywardClientError) -> T {
+    /// failures with exponential backoff and jitter, honouring `Retry-After`. A call that is not
+    /// `repeatable` (it creates or changes something: a key, a version, a token, the KEK) is not
+    /// retried after a transport failure, which may have come after the server acted: it would
+    /// act twice. 429 and 503 come before any effect, and are retried either way.
+    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, _ body: (some Encodable)? = nil as Never?, as type: T.Type,
+                            repeatable: Bool = true) async throws(KeywardClientError) -> T {
         var payload: Data?
         if let body {
             do { payload = try Self.encoder.encode(body) } catch { throw .configuration("request body: \(error)") }
         }
         // Replies can carry plaintexts and data keys: both copies of the body are cleared once
         // decoded (each is the only reference to its bytes, so the clearing is in place).
-        var bytes = try await send(method, path, payload)
+        var bytes = try await send(method, path, payload, repeatable: repeatable)
         var data = Data(bytes)
         defer {
             SecureZero.wipe(&bytes)
@@ -118,7 +122,7 @@ public final class KeywardClient: Sendable {
     /// Request bodies as the API reads them: ISO 8601 dates.
     static let encoder = JSONEncoder.api
 
-    func send(_ method: HTTPMethod, _ path: String, _ payload: Data?) async throws(KeywardClientError) -> [UInt8] {
+    func send(_ method: HTTPMethod, _ path: String, _ payload: Data?, repeatable: Bool = true) async throws(KeywardClientError) -> [UInt8] {
         var delay = retry.initialDelay
         var attempt = 1
         while true {
@@ -166,6 +170,7 @@ public final class KeywardClient: Sendable {
             case .success(let bytes): return bytes
             case .failure(let error):
                 guard error.isRetryable, attempt < retry.maximumAttempts else { throw error }
+                if case .transport = error, !repeatable { throw error }
                 let jittered = delay * Double.random(in: 0.5...1.0)
                 try? await Task.sleep(for: min(retry.maximumDelay, max(jittered, retryAfter ?? .zero)))
                 delay = min(retry.maximumDelay, delay * 2)

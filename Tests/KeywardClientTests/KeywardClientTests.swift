@@ -168,6 +168,46 @@ struct KeywardClientTests {
         try? FileManager.default.removeItem(at: live.directory)
     }
 
+    @Test("attack on exactly-once: a connection dropped after the request is sent retries a repeatable call (random) but never a key creation, which the server may already have made")
+    func noRetryOfCreatesAfterTransportFailure() async throws {
+        // A server that reads each request in full and closes the connection without answering.
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        listener.arguments = ["python3", "-c", """
+            import socket
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen(16)
+            s.settimeout(3)
+            print(s.getsockname()[1], flush=True)
+            while True:
+                try: c, _ = s.accept()
+                except OSError: break
+                c.settimeout(5); data = b""
+                try:
+                    while b"\\r\\n\\r\\n" not in data:
+                        chunk = c.recv(65536)
+                        if not chunk: break
+                        data += chunk
+                except OSError: pass
+                if data: print("REQ " + data.split(b" ")[1].decode(), flush=True)
+                c.close()
+            """]
+        let output = Pipe()
+        listener.standardOutput = output
+        try listener.run()
+        let port = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let client = try await KeywardClient(configuration: .init(url: "http://127.0.0.1:\(port)", token: "kw_x",
+                                                                  retry: .init(maximumAttempts: 4, initialDelay: .milliseconds(10), maximumDelay: .milliseconds(50))))
+        await #expect(throws: KeywardClientError.self) { _ = try await client.createKey(aliases: ["once"]) }
+        await #expect(throws: KeywardClientError.self) { _ = try await client.random(count: 8) }
+        try await client.shutdown()
+        // The listener ends by itself 3 s after its last connection (a signal might reach only
+        // an interpreter shim, leaving the pipe open).
+        let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        listener.waitUntilExit()
+        #expect(lines.filter { $0 == "REQ /v1/keys" }.count == 1, "\(lines)")
+        #expect(lines.filter { $0 == "REQ /v1/random" }.count == 4, "\(lines)")
+    }
+
     @Test("retries: a 429 from the rate limiter is retried after Retry-After and succeeds; without retries it surfaces")
     func retries() async throws {
         let live = try await LiveService.start { $0.rateLimit = .init(requestsPerSecond: 1, burst: 1) }
