@@ -14,6 +14,9 @@ struct CLIError: Error, CustomStringConvertible {
     let code: Code
     let description: String
 
+    /// `--version` of verify and verify-mac with a server, which verifies against the key's versions itself.
+    static let versionNeedsStore = CLIError(.usage, "--version is for a local store; a server verifies against the key's versions itself")
+
     init(_ code: Code, _ description: String) {
         self.code = code
         self.description = description

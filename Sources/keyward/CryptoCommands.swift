@@ -121,7 +121,7 @@ struct Verify: AsyncParsableCommand {
                 if !json { print("store intact") }
             }) { return }
             if let key, try await storeOptions.remote({ client in
-                guard version == nil else { throw CLIError(.usage, "--version is for a local store; a server verifies against the key's versions itself") }
+                guard version == nil else { throw CLIError.versionNeedsStore }
                 let signature = try DataIO.bytes(base64: signatureBase64, file: signatureFile, what: "signature")
                 let valid = try await client.verify(signature, for: try io.read(), key: key, isDigest: digest)
                 print(valid ? "valid" : "invalid")
@@ -187,7 +187,7 @@ struct VerifyMAC: AsyncParsableCommand {
             let message = try io.read()
             var valid = false
             if try await storeOptions.remote({ client in
-                guard version == nil else { throw CLIError(.usage, "--version is for a local store; a server verifies against the key's versions itself") }
+                guard version == nil else { throw CLIError.versionNeedsStore }
                 valid = try await client.verifyMAC(tag, for: message, key: key)
             }) == false {
                 valid = try await storeOptions.open().verifyMAC(tag, for: message, key: key, version: version, actor: storeOptions.actorName)
@@ -213,25 +213,33 @@ struct DataKeyCommand: AsyncParsableCommand {
             if try await storeOptions.remote({ client in
                 if noPlaintext {
                     let sealed = try await client.generateSealedDataKey(key: key, context: context.pairs, spec: dataSpec.rawValue)
-                    try JSONOutput.print(["keyId": sealed.keyID, "version": String(sealed.version), "ciphertext": Data(sealed.bytes).base64EncodedString()])
+                    try Self.print(keyID: sealed.keyID, version: sealed.version, ciphertext: sealed.bytes)
                 } else {
                     let dataKey = try await client.generateDataKey(key: key, context: context.pairs, spec: dataSpec.rawValue)
-                    let plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
-                    try JSONOutput.print(["keyId": dataKey.keyID, "version": String(dataKey.version),
-                                          "ciphertext": Data(dataKey.ciphertext).base64EncodedString(), "plaintext": plaintext])
+                    try Self.print(keyID: dataKey.keyID, version: dataKey.version, ciphertext: dataKey.ciphertext, plaintext: Self.base64(dataKey.plaintext))
                 }
             }) { return }
             let service = try await storeOptions.open()
             if noPlaintext {
                 let sealed = try await service.generateDataKeyWithoutPlaintext(key: key, spec: dataSpec, context: context, actor: storeOptions.actorName)
-                try JSONOutput.print(["keyId": sealed.keyID.description, "version": String(sealed.version), "ciphertext": Data(sealed.ciphertext).base64EncodedString()])
+                try Self.print(keyID: sealed.keyID.description, version: Int(sealed.version), ciphertext: sealed.ciphertext)
             } else {
                 let dataKey = try await service.generateDataKey(key: key, spec: dataSpec, context: context, actor: storeOptions.actorName)
-                let plaintext = dataKey.plaintext.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
-                try JSONOutput.print(["keyId": dataKey.keyID.description, "version": String(dataKey.version),
-                                      "ciphertext": Data(dataKey.ciphertext).base64EncodedString(), "plaintext": plaintext])
+                try Self.print(keyID: dataKey.keyID.description, version: Int(dataKey.version), ciphertext: dataKey.ciphertext, plaintext: Self.base64(dataKey.plaintext))
             }
         }
+    }
+
+    /// The command's JSON: key id, version, the sealed data key and, when given, its plaintext (base64).
+    private static func print(keyID: String, version: Int, ciphertext: [UInt8], plaintext: String? = nil) throws {
+        var fields = ["keyId": keyID, "version": String(version), "ciphertext": Data(ciphertext).base64EncodedString()]
+        fields["plaintext"] = plaintext
+        try JSONOutput.print(fields)
+    }
+
+    /// A data key's bytes in base64, for the command's output (its whole purpose is to hand them over).
+    private static func base64(_ secret: borrowing SecretBytes) -> String {
+        secret.withSecretBytes(InsecureSecretAccess.token) { Data($0).base64EncodedString() }
     }
 }
 
@@ -265,13 +273,17 @@ struct PublicKeyCommand: AsyncParsableCommand {
         try await guarded {
             if try await storeOptions.remote({ client in
                 let publicKey = try await client.publicKeyDetails(key, version: version.map(Int.init))
-                if der { return try DataIO.write(Data(publicKey.bytes), to: output) }
-                try DataIO.write(Data((publicKey.pem ?? Data(publicKey.bytes).base64EncodedString() + "\n").utf8), to: output)
+                try write(publicKey.bytes, pem: publicKey.pem)
             }) { return }
             let publicKey = try await storeOptions.open().publicKey(key: key, version: version, actor: storeOptions.actorName)
-            if der { return try DataIO.write(Data(publicKey.representation), to: output) }
-            try DataIO.write(Data((publicKey.pem ?? Data(publicKey.representation).base64EncodedString() + "\n").utf8), to: output)
+            try write(publicKey.representation, pem: publicKey.pem)
         }
+    }
+
+    /// The DER (or raw) bytes with --der; else the PEM, or the raw bytes in base64 for a spec without one.
+    private func write(_ bytes: [UInt8], pem: String?) throws {
+        if der { return try DataIO.write(Data(bytes), to: output) }
+        try DataIO.write(Data((pem ?? Data(bytes).base64EncodedString() + "\n").utf8), to: output)
     }
 }
 

@@ -30,8 +30,8 @@ struct KeyCommand: AsyncParsableCommand {
             try await guarded {
                 var tags: [String: String] = [:]
                 for pair in tag {
-                    guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
-                    tags[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+                    let (name, value) = try KeyCommand.tag(pair)
+                    tags[name] = value
                 }
                 if try await storeOptions.remote({ client in
                     let created = try await client.createKey(spec: spec, aliases: alias, tags: tags, description: description, exportable: exportable,
@@ -63,16 +63,12 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 if try await storeOptions.remote({ client in
-                    let tagPair = try tag.map { pair -> (name: String, value: String) in
-                        guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
-                        return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
-                    }
+                    let tagPair = try tag.map { pair -> (name: String, value: String) in try KeyCommand.tag(pair) }
                     let page = try await client.listKeys(state: self.state, tag: tagPair, alias: alias, after: after, limit: limit)
                     if json {
                         try JSONOutput.print(RemoteListOutput(keys: page.keys.map(KeyView.init), next: page.nextCursor))
                     } else {
-                        for key in page.keys { print(KeyView(key).line) }
-                        if let next = page.nextCursor { print("more: --after \(next)") }
+                        Self.printLines(page.keys.map(KeyView.init), next: page.nextCursor)
                     }
                 }) { return }
                 let service = try await storeOptions.open()
@@ -82,16 +78,12 @@ struct KeyCommand: AsyncParsableCommand {
                     }
                     return state
                 }
-                let tagPair = try tag.map { pair -> (key: String, value: String) in
-                    guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
-                    return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
-                }
+                let tagPair = try tag.map { pair -> (key: String, value: String) in try KeyCommand.tag(pair) }
                 let page = try await service.listKeys(state: state, tag: tagPair, alias: alias, after: try after.map { try KeyID(string: $0) }, limit: limit, actor: storeOptions.actorName)
                 if json {
                     try JSONOutput.print(ListOutput(keys: page.keys, next: page.nextCursor?.description))
                 } else {
-                    for key in page.keys { print(KeyView(key).line) }
-                    if let next = page.nextCursor { print("more: --after \(next)") }
+                    Self.printLines(page.keys.map(KeyView.init), next: page.nextCursor?.description)
                 }
             }
         }
@@ -99,6 +91,12 @@ struct KeyCommand: AsyncParsableCommand {
         struct ListOutput: Encodable {
             let keys: [KeyDescription]
             let next: String?
+        }
+
+        /// One line per key, then where the next page starts.
+        static func printLines(_ keys: [KeyView], next: String?) {
+            for key in keys { print(key.line) }
+            if let next { print("more: --after \(next)") }
         }
 
         struct RemoteListOutput: Encodable {
@@ -295,6 +293,12 @@ struct KeyCommand: AsyncParsableCommand {
             if let date = view.destructionDate { line += ", destruction on \(ISO8601DateFormatter().string(from: date))" }
             print(line)
         }
+    }
+
+    /// A `name=value` tag argument, split.
+    static func tag(_ pair: String) throws -> (String, String) {
+        guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "tag '\(pair)' is not name=value") }
+        return (String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
     }
 
     static func show(_ key: KeyDescription, json: Bool) throws {

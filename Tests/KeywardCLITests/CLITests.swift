@@ -192,6 +192,9 @@ struct CLITests {
         let signature = signed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let checked = try cli.run(["verify", "--key", "remote/sign", "--signature-base64", signature, "--server", url], stdin: Data("release 1.0".utf8), environment: admin)
         #expect(checked.status == 0 && checked.stdout.contains("valid"), "\(checked.stderr)")
+        let pinned = try cli.run(["verify", "--key", "remote/sign", "--version", "1", "--signature-base64", signature, "--server", url],
+                                 stdin: Data("release 1.0".utf8), environment: admin)
+        #expect(pinned.status == 2 && pinned.stderr.contains("--version is for a local store"), "\(pinned.stderr)")
         let forged = try cli.run(["verify", "--key", "remote/sign", "--signature-base64", signature, "--server", url], stdin: Data("release 6.6".utf8), environment: admin)
         #expect(forged.status == 7 && forged.stdout.contains("invalid"))
         #expect(try cli.run(["key", "rotate", "remote/app", "--server", url], environment: admin).stdout.contains("now at version 2"))
