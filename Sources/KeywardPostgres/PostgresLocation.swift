@@ -5,6 +5,10 @@ import PostgresNIO
 /// Where a PostgreSQL store lives and how to reach it: the `--store` value
 /// `postgres://USER@HOST:PORT/DATABASE?sslmode=…&sslrootcert=…`.
 ///
+/// - The host is a name or address (TCP), or the directory of the server's Unix socket, as libpq
+///   takes it: percent-encoded in the host's place (`postgres://USER@%2Frun%2Fpostgresql/DATABASE`)
+///   or as `?host=/run/postgresql` with the host left empty. The socket is `DIR/.s.PGSQL.PORT`.
+///
 /// - The password never comes from the URL (a URL is a flag, visible in `ps` and shell
 ///   history): it is read from the file `KEYWARD_DATABASE_PASSWORD_FILE` names, or else from
 ///   `KEYWARD_DATABASE_PASSWORD`. A URL with a password is refused.
@@ -22,6 +26,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         case require
     }
 
+    /// A host name or address, or (starting with `/`) the directory of the server's Unix socket.
     public var host: String
     public var port: Int
     public var username: String
@@ -46,7 +51,21 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             throw .badLocation("the URL carries a password; give it in the file KEYWARD_DATABASE_PASSWORD_FILE names, or in KEYWARD_DATABASE_PASSWORD, never on the command line")
         }
         guard let user = components.user, !user.isEmpty else { throw .badLocation("the URL names no user (postgres://USER@HOST/DATABASE)") }
-        guard let host = components.host, !host.isEmpty else { throw .badLocation("the URL names no host") }
+        let queryItems = components.queryItems ?? []
+        var host = components.host ?? ""
+        if let socket = queryItems.first(where: { $0.name == "host" }) {
+            guard host.isEmpty else { throw .badLocation("the URL names a host twice (\(host) and ?host=); give one") }
+            host = socket.value ?? ""
+            guard host.hasPrefix("/") else {
+                throw .badLocation("?host= takes the directory of the server's Unix socket (an absolute path, as /run/postgresql); name a TCP host before the path instead")
+            }
+        }
+        guard !host.isEmpty else { throw .badLocation("the URL names no host") }
+        if host.hasPrefix("/") {
+            guard !host.contains("\0"), !host.split(separator: "/").contains("..") else {
+                throw .badLocation("the socket directory '\(host)' is not a plain absolute path")
+            }
+        }
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty, !database.contains("/") else { throw .badLocation("the URL names no database (postgres://USER@HOST/DATABASE)") }
         self.host = host
@@ -56,8 +75,10 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         self.database = database.removingPercentEncoding ?? database
         var mode: TLSMode = Self.isLocal(host) ? .disable : .require
         var root: String? = nil
-        for item in components.queryItems ?? [] {
+        for item in queryItems {
             switch item.name {
+            case "host":
+                continue
             case "sslmode":
                 switch item.value {
                 case "disable": mode = .disable
@@ -68,16 +89,25 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
                 guard let value = item.value, !value.isEmpty else { throw .badLocation("sslrootcert names no file") }
                 root = value
             default:
-                throw .badLocation("unknown URL parameter '\(item.name)' (known: sslmode, sslrootcert)")
+                throw .badLocation("unknown URL parameter '\(item.name)' (known: host, sslmode, sslrootcert)")
             }
+        }
+        if host.hasPrefix("/"), mode == .require {
+            throw .badLocation("TLS is not spoken over a Unix socket (\(host)); drop sslmode, or name a TCP host to require TLS")
         }
         self.tls = mode
         self.rootCertificates = root
     }
 
-    /// True for names and addresses of this machine.
+    /// True for names and addresses of this machine, and for a Unix socket's directory.
     static func isLocal(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.") || host.hasPrefix("/")
+    }
+
+    /// The server's Unix socket file when `host` names its directory; nil for a TCP host.
+    public var socketPath: String? {
+        guard host.hasPrefix("/") else { return nil }
+        return (host.hasSuffix("/") ? host : host + "/") + ".s.PGSQL.\(port)"
     }
 
     /// The URL without anything after the user name's `:` (for messages).
@@ -88,8 +118,12 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         return String(text[..<colon]) + ":***" + String(text[at...])
     }
 
-    /// `postgres://USER@HOST:PORT/DATABASE` (never a password).
-    public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+    /// `postgres://USER@HOST:PORT/DATABASE` (never a password); a socket directory percent-encoded
+    /// in the host's place.
+    public var description: String {
+        let shown = host.hasPrefix("/") ? host.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F") : host
+        return "postgres://\(username)@\(shown):\(port)/\(database)"
+    }
 
     /// The password from `KEYWARD_DATABASE_PASSWORD_FILE` (its first line) or
     /// `KEYWARD_DATABASE_PASSWORD`; nil when neither is set (trust or peer authentication).
@@ -122,7 +156,8 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             }
             tls = .require(configuration)
         }
-        var configuration = PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        var configuration = socketPath.map { PostgresClient.Configuration(unixSocketPath: $0, username: username, password: password, database: database) }
+            ?? PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .seconds(2)
         configuration.options.maximumConnections = 24
         configuration.options.minimumConnections = 2

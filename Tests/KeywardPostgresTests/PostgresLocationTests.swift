@@ -1,4 +1,5 @@
 import Foundation
+import Keyward
 import KeywardPostgres
 import KeywardStorage
 import Testing
@@ -16,6 +17,51 @@ struct PostgresLocationTests {
         #expect(try PostgresLocation("postgres://k@db.internal/kms?sslmode=disable").tls == .disable)
         #expect(try PostgresLocation("postgres://k@127.0.0.1/kms?sslmode=verify-full&sslrootcert=/etc/ca.pem").rootCertificates == "/etc/ca.pem")
         #expect(remote.description == "postgres://k@db.internal:5432/kms")
+    }
+
+    @Test("a Unix socket's directory, percent-encoded in the host's place or given as ?host=, is a local host without TLS; its socket is DIR/.s.PGSQL.PORT")
+    func unixSocket() throws {
+        let encoded = try PostgresLocation("postgres://k@%2Frun%2Fpostgresql:5433/kms")
+        #expect(encoded.host == "/run/postgresql" && encoded.port == 5433 && encoded.tls == .disable)
+        #expect(encoded.socketPath == "/run/postgresql/.s.PGSQL.5433")
+        let query = try PostgresLocation("postgres://k@/kms?host=/run/postgresql/")
+        #expect(query.socketPath == "/run/postgresql/.s.PGSQL.5432" && query.tls == .disable)
+        // The description is a URL that names the same place.
+        #expect(encoded.description == "postgres://k@%2Frun%2Fpostgresql:5433/kms")
+        #expect(try PostgresLocation(encoded.description) == encoded)
+        #expect(try PostgresLocation("postgres://k@127.0.0.1/kms").socketPath == nil)
+    }
+
+    @Test("a socket directory is refused when it is ambiguous or TLS is asked of it", arguments: [
+        "postgres://k@db/kms?host=/run/postgresql", "postgres://k@/kms?host=db.internal", "postgres://k@/kms?host=",
+        "postgres://k@/kms?host=/run/postgresql&sslmode=require", "postgres://k@%2Frun%2F..%2Fetc/kms",
+    ])
+    func badSockets(_ text: String) {
+        #expect(throws: PostgresStoreError.self) { _ = try PostgresLocation(text) }
+    }
+
+    @Test("a store reached through the server's Unix socket works end to end: the pool and the audit writer both connect over it",
+          .enabled(if: StoreBackend.serverURL != nil || StoreBackend.postgresRequired))
+    func storeOverUnixSocket() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = try #require(environment["KEYWARD_TEST_PGDATA"], "scripts/postgres.sh puts the socket in KEYWARD_TEST_PGDATA")
+        let database = try await StoreBackend.postgres.makeDatabase()
+        defer { database.remove() }
+        let name = try #require(database.databaseName)
+        let port = try #require(environment["KEYWARD_TEST_PGPORT"])
+        let encoded = directory.replacingOccurrences(of: "/", with: "%2F")
+        let location = try PostgresLocation("postgres://keyward@\(encoded):\(port)/\(name)")
+        #expect(location.socketPath == directory + "/.s.PGSQL." + port)
+        try KeyFileRootOfTrust.generate(at: database.keyFile)
+        let service = try await KeyService.initialize(store: try await PostgresKeyStore.connect(location, password: nil, operationTimeout: .seconds(60)),
+                                                      root: KeyFileRootOfTrust(path: database.keyFile), actor: .owner("test"))
+        let key = try await service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
+        let sealed = try await service.encrypt(Array("over the socket".utf8), key: key, actor: .owner("test"))
+        #expect(try await service.decrypt(sealed.ciphertext, actor: .owner("test")).plaintext == Array("over the socket".utf8))
+        // Every connection to this database but the query's own (psql over TCP) came over the socket.
+        #expect(try database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND client_addr IS NOT NULL AND pid <> pg_backend_pid()") == "0")
+        #expect(try database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND application_name = 'keyward-audit'") == "1")
+        #expect(try database.scalar("SELECT count(*) FROM audit") != "0")
     }
 
     @Test("attack: a password in the URL (visible in ps and shell history) is refused, and never echoed back in the error")
