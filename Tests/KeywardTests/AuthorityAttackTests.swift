@@ -204,6 +204,42 @@ struct AuthorityAttackTests {
         guard case .keyNotFound = missingForAll else { Issue.record("describe:*: \(String(describing: missingForAll))"); return }
     }
 
+    @Test("attack: a refusal names the key as the caller did, so it never reveals which key an alias stands for, nor tells an alias that exists from one that does not")
+    func refusalsDoNotResolveAliases() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let hidden = try await service.createKey(CreateKeyRequest(aliases: ["other/k"]), actor: .owner("t")).metadata.id.description
+        let mine = try await service.createKey(CreateKeyRequest(aliases: ["mine/k"]), actor: .owner("t")).metadata.id.description
+        let caller = try principal("mine", "encrypt,decrypt,describe,update,destroy:alias=mine/*")
+        let ownCiphertext = try await service.encrypt([1], key: "mine/k", actor: caller).ciphertext
+        // Each attempt, made with an alias that names another principal's key and with one that
+        // names nothing: the two refusals must be the same, word for word, and never name the id.
+        let attempts: [(String, @Sendable (String) async throws(KeywardError) -> Void)] = [
+            ("encrypt", { reference throws(KeywardError) in _ = try await service.encrypt([1], key: reference, actor: caller) }),
+            ("describe", { reference throws(KeywardError) in _ = try await service.describe(key: reference, actor: caller) }),
+            ("describe for use", { reference throws(KeywardError) in _ = try await service.describe(key: reference, forUseIn: .encrypt, actor: caller) }),
+            ("disable", { reference throws(KeywardError) in _ = try await service.transition(key: reference, .disable, actor: caller) }),
+            ("destroy versions", { reference throws(KeywardError) in _ = try await service.destroyVersions(key: reference, below: 1, actor: caller) }),
+            ("point an alias", { reference throws(KeywardError) in try await service.setAlias("mine/new", key: reference, actor: caller) }),
+            ("delete the alias", { reference throws(KeywardError) in try await service.deleteAlias(reference, actor: caller) }),
+            ("move the alias onto my key", { reference throws(KeywardError) in try await service.setAlias(reference, key: "mine/k", actor: caller) }),
+            ("decrypt expecting it", { reference throws(KeywardError) in _ = try await service.decrypt(ownCiphertext, expectedKey: reference, actor: caller) }),
+        ]
+        for (name, attempt) in attempts {
+            let existing = await keywardError { () async throws(KeywardError) in try await attempt("other/k") }
+            let absent = await keywardError { () async throws(KeywardError) in try await attempt("other/none") }
+            let shownExisting = existing.map { "\($0)".replacingOccurrences(of: "other/k", with: "other/X") }
+            let shownAbsent = absent.map { "\($0)".replacingOccurrences(of: "other/none", with: "other/X") }
+            #expect(existing != nil && shownExisting == shownAbsent, "\(name): \(String(describing: existing)) against \(String(describing: absent))")
+            #expect(!"\(String(describing: existing))".contains(hidden), "\(name) named the key an alias stands for: \(String(describing: existing))")
+        }
+        // The caller's own key, and an owner, still get the id.
+        _ = try await service.describe(key: "mine/k", actor: caller)
+        let ownerRefusal = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(ownCiphertext, expectedKey: "other/k", actor: .owner("t")) }
+        #expect("\(String(describing: ownerRefusal))".contains(mine), "\(String(describing: ownerRefusal))")
+    }
+
     @Test("attack: one forged alias row breaks neither listing nor describing, and verify names it")
     func forgedAliasIsContained() async throws {
         let fixture = try await StoreFixture.make()

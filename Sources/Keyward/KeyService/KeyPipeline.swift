@@ -34,7 +34,19 @@ extension KeyService {
         _ body: (LoadedKey, inout AuditEvent) async throws(KeywardError) -> T
     ) async throws(KeywardError) -> T {
         let id = try await resolve(reference, for: operation, caller: caller)
-        return try await withUsableKey(id, operation, purpose: purpose, caller: caller, body)
+        return try await withUsableKey(id, operation, purpose: purpose, caller: caller, named: reference, body)
+    }
+
+    /// Runs `body` for the key `reference` resolved to (`id`); a refusal from it names the key
+    /// as the caller did, not by the id an alias stands for. So a caller who may not use a key
+    /// learns nothing of it from the refusal: an alias that names a key it may not use is
+    /// refused word for word as one that names no key.
+    func naming<T: ~Copyable>(_ reference: String, _ id: KeyID, _ body: () async throws(KeywardError) -> T) async throws(KeywardError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw error.naming(id, as: reference)
+        }
     }
 
     /// Resolves `reference` for `caller`. A caller whose policy does not grant `operation` on
@@ -57,10 +69,11 @@ extension KeyService {
 
     /// `withUsableKey` for a key named by its id. With `admittedAs`, the caller is authorised
     /// for `operation` but the key's state is judged as for `admittedAs` (re-encryption reads
-    /// its source as a decryption would).
+    /// its source as a decryption would). A refusal names the key as `named` (the reference the
+    /// caller gave, resolved to `id`) does, as `naming` explains.
     func withUsableKey<T: ~Copyable>(
         _ id: KeyID, _ operation: ServiceOperation, admittedAs: ServiceOperation? = nil, purpose: KeyOperation?, caller: Caller,
-        unknownKey: UnknownKey = .keyNotFound,
+        unknownKey: UnknownKey = .keyNotFound, named reference: String? = nil,
         _ body: (LoadedKey, inout AuditEvent) async throws(KeywardError) -> T
     ) async throws(KeywardError) -> T {
         try await auditor.audited(.key(operation), caller: caller, key: id) { (event) throws(KeywardError) -> T in
@@ -68,7 +81,7 @@ extension KeyService {
             do throws(KeywardError) {
                 key = try await usableKey(id, for: operation, admittedAs: admittedAs, purpose: purpose, caller: caller)
             } catch {
-                let shown = concealed(error, operation, caller, id.description)
+                let shown = concealed(error, operation, caller, id.description).naming(id, as: reference)
                 if case .keyNotFound = shown, unknownKey == .ciphertextNamesUnknownKey {
                     throw .crypto(.invalidCiphertext(reason: "it names key \(id), which this store does not hold"))
                 }

@@ -203,11 +203,11 @@ extension KeyService {
     /// Moves a key through its lifecycle: `enable`, `disable`, `deactivate`, `markCompromised`,
     /// `scheduleDestruction` (with `waitingDays`), `cancelDestruction`.
     public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
-        let id = try await resolve(reference, for: operation, caller: actor)
         guard LifecycleTable.target(of: operation, from: .active) != nil, operation != .destroy else {
             throw .invalidArgument("\(operation.rawValue) is not a lifecycle transition")
         }
-        return try await withUsableKey(id, operation, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+        return try await withUsableKey(reference, operation, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+            let id = key.row.id
             guard let target = LifecycleTable.target(of: operation, from: key.metadata.state) else {
                 throw .wrongState(key: id, state: key.metadata.state, operation: operation)
             }
@@ -310,7 +310,7 @@ extension KeyService {
         let alias = try Self.newAliasName(name)
         let id = try await resolve(reference, for: .update, caller: actor)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
-            _ = try await authorizedKey(id, for: .update, caller: actor)
+            _ = try await naming(reference, id) { () async throws(KeywardError) -> LoadedKey in try await authorizedKey(id, for: .update, caller: actor) }
             // The new name must fall in an alias scope the caller may update, so no one plants a
             // key inside another principal's alias scope.
             if let policy = actor.policy, !policy.allowsNaming(alias, for: .update) {
@@ -321,7 +321,9 @@ extension KeyService {
             if let existing {
                 _ = try records.verifiedAlias(existing, fence)
                 // Moving an alias changes what both keys answer to.
-                _ = try await authorizedKey(existing.keyID, for: .update, caller: actor)
+                _ = try await naming(alias, existing.keyID) { () async throws(KeywardError) -> LoadedKey in
+                    try await authorizedKey(existing.keyID, for: .update, caller: actor)
+                }
                 cache.invalidate(existing.keyID)
             }
             defer {
@@ -347,7 +349,7 @@ extension KeyService {
         let id = try await resolve(alias, for: .update, caller: actor)
         try await auditor.audited(.deleteAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
             event.detail = "alias \(alias)"
-            _ = try await authorizedKey(id, for: .update, caller: actor)
+            _ = try await naming(alias, id) { () async throws(KeywardError) -> LoadedKey in try await authorizedKey(id, for: .update, caller: actor) }
             defer { cache.invalidate(id) }
             let fence = records.fence()
             guard let existing = try await storing({ () async throws(StorageError) in try await store.alias(alias) }) else {

@@ -71,7 +71,7 @@ extension KeyService {
         let id = try await resolve(reference, for: .destroy, caller: actor)
         let seen = try await storing({ () async throws(StorageError) in try await store.generation() })
         let barrierPassed = try await destructionBarrierPassed(generation: seen)
-        let description = try await withUsableKey(id, .destroy, admittedAs: .scheduleDestruction, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+        let description = try await withUsableKey(id, .destroy, admittedAs: .scheduleDestruction, purpose: nil, caller: actor, named: reference) { (key, event) throws(KeywardError) -> KeyDescription in
             var metadata = key.metadata
             guard (1...metadata.minDecryptionVersion).contains(oldest) else {
                 throw .invalidArgument("the oldest version to keep is \(oldest); it must be 1 to the key's minimum decryption version \(metadata.minDecryptionVersion) (raise that first)")

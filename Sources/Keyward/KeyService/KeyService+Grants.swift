@@ -152,9 +152,9 @@ extension KeyService {
         return try await auditor.audited(.key(.describe), caller: actor, key: id) { (_) throws(KeywardError) -> KeyDescription in
             let key: LoadedKey
             do throws(KeywardError) {
-                key = try await authorizedKey(id, for: operation, caller: actor)
+                key = try await naming(reference, id) { () async throws(KeywardError) -> LoadedKey in try await authorizedKey(id, for: operation, caller: actor) }
             } catch {
-                throw concealed(error, operation, actor, id.description)
+                throw concealed(error, operation, actor, reference)
             }
             return KeyDescription(metadata: key.metadata, aliases: try await records.authenticAliases(of: id))
         }

@@ -87,7 +87,7 @@ extension KeyService {
         }
         let id = try await resolve(reference, for: .importMaterial, caller: actor)
         let wrappingID = try await resolve(wrappingKey, for: .importMaterial, caller: actor)
-        let description = try await withUsableKey(id, .importMaterial, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+        let description = try await withUsableKey(id, .importMaterial, purpose: nil, caller: actor, named: reference) { (key, event) throws(KeywardError) -> KeyDescription in
             try Self.requireExternal(key)
             let material = try await unwrapImport(wrapped, wrappingID: wrappingID, for: id, scheme: scheme, spec: key.metadata.spec,
                                                   operation: .importMaterial, actor: actor)
@@ -135,7 +135,7 @@ extension KeyService {
     ///   `wrongState` outside pre-active, active and disabled.
     public func deleteImportedMaterial(key reference: String, actor: Caller) async throws(KeywardError) -> KeyDescription {
         let id = try await resolve(reference, for: .importMaterial, caller: actor)
-        let description = try await withUsableKey(id, .importMaterial, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+        let description = try await withUsableKey(id, .importMaterial, purpose: nil, caller: actor, named: reference) { (key, event) throws(KeywardError) -> KeyDescription in
             try Self.requireExternal(key)
             guard key.metadata.awaitingMaterial != true else {
                 return KeyDescription(metadata: key.metadata, aliases: key.aliases)

@@ -91,9 +91,13 @@ extension KeyService {
         if let expectedKey, KeyID(parsing: expectedKey) != id {
             // The refusal's message is built only when there is one (Transit names its key by
             // alias on every decrypt).
+            // A caller that may not decrypt everywhere gets that refusal for an expected key that
+            // does not exist too, so it learns nothing of which aliases exist.
             var refusal: KeywardError? = nil
             do throws(KeywardError) {
                 if try await resolve(expectedKey) != id { refusal = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
+            } catch .keyNotFound where !(actor.policy?.allowsEverywhere(.decrypt) ?? true) {
+                refusal = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)")
             } catch { refusal = error }
             if let refusal {
                 throw await auditor.refusal(auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)

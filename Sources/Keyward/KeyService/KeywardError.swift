@@ -83,3 +83,12 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension KeywardError {
+    /// This error, with a refusal of key `id` naming it `reference` instead (the words the caller
+    /// used for it); any other error unchanged. Nil `reference`: unchanged.
+    func naming(_ id: KeyID, as reference: String?) -> KeywardError {
+        guard let reference, case .accessDenied(let principal, let operation, let key) = self, key == id.description else { return self }
+        return .accessDenied(principal: principal, operation: operation, key: reference)
+    }
+}
