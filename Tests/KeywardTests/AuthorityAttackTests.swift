@@ -224,6 +224,8 @@ struct AuthorityAttackTests {
             ("point an alias", { reference throws(KeywardError) in try await service.setAlias("mine/new", key: reference, actor: caller) }),
             ("delete the alias", { reference throws(KeywardError) in try await service.deleteAlias(reference, actor: caller) }),
             ("move the alias onto my key", { reference throws(KeywardError) in try await service.setAlias(reference, key: "mine/k", actor: caller) }),
+            ("create it for my key", { reference throws(KeywardError) in try await service.setAlias(reference, key: "mine/k", as: .create, actor: caller) }),
+            ("move it to my key", { reference throws(KeywardError) in try await service.setAlias(reference, key: "mine/k", as: .move, actor: caller) }),
             ("decrypt expecting it", { reference throws(KeywardError) in _ = try await service.decrypt(ownCiphertext, expectedKey: reference, actor: caller) }),
         ]
         for (name, attempt) in attempts {
@@ -238,6 +240,12 @@ struct AuthorityAttackTests {
         _ = try await service.describe(key: "mine/k", actor: caller)
         let ownerRefusal = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(ownCiphertext, expectedKey: "other/k", actor: .owner("t")) }
         #expect("\(String(describing: ownerRefusal))".contains(mine), "\(String(describing: ownerRefusal))")
+        // A caller that may name the alias learns whether it exists, as create and move need.
+        let taken = await keywardError { () async throws(KeywardError) in try await service.setAlias("other/k", key: mine, as: .create, actor: .owner("t")) }
+        #expect(taken == .aliasTaken("other/k"), "\(String(describing: taken))")
+        let missing = await keywardError { () async throws(KeywardError) in try await service.setAlias("other/none", key: mine, as: .move, actor: .owner("t")) }
+        #expect(missing == .keyNotFound("other/none"), "\(String(describing: missing))")
+        #expect(try await service.describe(key: "other/k", actor: .owner("t")).metadata.id.description == hidden)
     }
 
     @Test("attack: one forged alias row breaks neither listing nor describing, and verify names it")

@@ -481,6 +481,22 @@ try:
     n.encrypt(KeyId=alias, Plaintext=b"allowed")
     check(code(lambda: n.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)) == "AccessDeniedException",
           "a call the access key's policy does not cover")
+    # Attack: a caller that may update only its own key probes other scopes' alias names. An
+    # alias that exists and one that does not are refused alike, before either is looked up.
+    own = k.create_key(Description="prober's own")["KeyMetadata"]["KeyId"]
+    prober = kms(credential("aws-alias-prober", "encrypt,describe,update:key=" + own))
+    taken, absent = alias, "alias/absent-" + uuid.uuid4().hex[:8]
+    for call in ("create_alias", "update_alias"):
+        replies = []
+        for name in (taken, absent):
+            try:
+                getattr(prober, call)(AliasName=name, TargetKeyId=own)
+                replies.append(("accepted", name))
+            except ClientError as error:
+                replies.append((error.response["Error"]["Code"], error.response["Error"]["Message"].replace(name[len("alias/"):], "NAME")))
+        check(replies[0] == replies[1] and replies[0][0] == "AccessDeniedException",
+              "%s tells an alias that exists from one that does not: %s" % (call, replies))
+    check(code(lambda: k.update_alias(AliasName=absent, TargetKeyId=own)) == "NotFoundException", "UpdateAlias of a missing alias")
     revoked = credential("aws-revoked", "*:*")
     kms(revoked).list_keys()
     status, _ = admin("POST", "/v1/admin/tokens/%s/revoke" % revoked["id"])

@@ -305,8 +305,21 @@ extension KeyService {
 
     // MARK: Aliases
 
-    /// Points `name` at `key`, creating the alias or moving it.
-    public func setAlias(_ name: String, key reference: String, actor: Caller) async throws(KeywardError) {
+    /// What `setAlias` may do with an alias name.
+    public enum AliasChange: Sendable {
+        /// Create the alias, or move it if it exists.
+        case createOrMove
+        /// Create the alias; `aliasTaken` if it exists.
+        case create
+        /// Move the alias; `keyNotFound` if it does not exist.
+        case move
+    }
+
+    /// Points `name` at `key`, creating the alias or moving it (`change` can require one).
+    ///
+    /// Whether the alias exists is told only to a caller that may update `key` and name the
+    /// alias: the refusals for those come first.
+    public func setAlias(_ name: String, key reference: String, as change: AliasChange = .createOrMove, actor: Caller) async throws(KeywardError) {
         let alias = try Self.newAliasName(name)
         let id = try await resolve(reference, for: .update, caller: actor)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
@@ -318,6 +331,11 @@ extension KeyService {
             }
             let fence = records.fence()
             let existing = try await storing({ () async throws(StorageError) in try await store.alias(alias) })
+            switch (change, existing) {
+            case (.create, _?): throw .aliasTaken(alias)
+            case (.move, nil): throw .keyNotFound(alias)
+            default: break
+            }
             if let existing {
                 _ = try records.verifiedAlias(existing, fence)
                 // Moving an alias changes what both keys answer to.

@@ -24,6 +24,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case storeState(String)
     /// An argument is invalid.
     case invalidArgument(String)
+    /// The alias to create already names a key.
+    case aliasTaken(String)
     /// The audit entry could not be written, so the operation was not performed.
     case auditUnavailable(String)
     /// Not allowed by policy (export of a non-exportable key, signing key in plaintext, ...).
@@ -73,6 +75,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .storeEmpty: "the store is empty (it has no header)"
         case .storeState(let why): why
         case .invalidArgument(let why): "invalid argument: \(why)"
+        case .aliasTaken(let alias): "the alias \(alias) already exists"
         case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"
         case .notPermitted(let why): "not permitted: \(why)"
         case .unauthenticated(let why): "not authenticated: \(why)"

@@ -90,14 +90,24 @@ enum AWSKMSKeyOperations {
         "CreateAlias": { call, _ in
             let alias = try aliasName(call, "AliasName")
             let target = try call.reference("TargetKeyId")
-            if (try? await call.service.resolve(alias)) != nil { throw AWSFault.alreadyExists("An alias with the name \(call.aliasARN(alias)) already exists") }
-            try await call.run { () async throws(KeywardError) in try await call.service.setAlias(alias, key: target, actor: call.caller) }
+            do throws(KeywardError) {
+                try await call.service.setAlias(alias, key: target, as: .create, actor: call.caller)
+            } catch .aliasTaken {
+                throw AWSFault.alreadyExists("An alias with the name \(call.aliasARN(alias)) already exists")
+            } catch {
+                throw call.fault(error)
+            }
         },
         "UpdateAlias": { call, _ in
             let alias = try aliasName(call, "AliasName")
             let target = try call.reference("TargetKeyId")
-            guard (try? await call.service.resolve(alias)) != nil else { throw AWSFault.notFound("Alias \(call.aliasARN(alias)) is not found.") }
-            try await call.run { () async throws(KeywardError) in try await call.service.setAlias(alias, key: target, actor: call.caller) }
+            do throws(KeywardError) {
+                try await call.service.setAlias(alias, key: target, as: .move, actor: call.caller)
+            } catch .keyNotFound(let name) where name == alias {
+                throw AWSFault.notFound("Alias \(call.aliasARN(alias)) is not found.")
+            } catch {
+                throw call.fault(error)
+            }
         },
         "DeleteAlias": { call, _ in
             let alias = try aliasName(call, "AliasName")
