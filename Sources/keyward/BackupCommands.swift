@@ -112,7 +112,8 @@ struct Restore: AsyncParsableCommand {
     @Option(name: .customLong("in"), help: "The bundle.") var input: String
     @Option(help: "Recipient identity file, for bundles made with --recipient.") var identity: String?
     @Option(help: "The source store's backup signing public key (PEM, from `keyward backup signer`), for bundles made with --recipient.") var signer: String?
-    @Option(help: "If the store does not exist, protect it with this root key file.") var withKeyFile: String?
+    @Option(help: "If the store does not exist, protect it with this root key file (else a PKCS#11 token the options name, else a passphrase).") var withKeyFile: String?
+    @Flag(help: "With --with-key-file: create the key file (32 random bytes, mode 0600).") var generateKeyFile = false
 
     func run() async throws {
         try await guarded {
@@ -126,17 +127,11 @@ struct Restore: AsyncParsableCommand {
             }) { return }
             let contents = try Identity.openBundle(input, identity: identity, signer: signer)
             let fresh = try await storeOptions.connectStore(creating: true)
-            if try await fresh.header() == nil {
-                let root: any RootOfTrust
-                if let withKeyFile {
-                    root = try KeyFileRootOfTrust(path: withKeyFile)
-                } else {
-                    let passphrase = try PassphraseSource.read(prompt: "Passphrase for the new store: ", confirm: true)
-                    root = try PassphraseRootOfTrust(newStoreWith: passphrase.secret)
-                }
-                _ = try await KeyService.initialize(store: fresh, root: root, actor: storeOptions.actorName)
-            }
-            let service = try await storeOptions.open()
+            // A new store is opened with the root of trust it was just given, not with --key-file.
+            let service = try await fresh.header() == nil
+                ? KeyService.initialize(store: fresh, root: try Init.newRoot(storeOptions, withKeyFile: withKeyFile, generateKeyFile: generateKeyFile),
+                                        actor: storeOptions.actorName)
+                : storeOptions.open()
             let progress = Progress(label: "restoring keys")
             let count = try await service.restore(contents, actor: storeOptions.actorName) { progress.update($0, of: contents.keys.count) }
             progress.finish()

@@ -420,6 +420,18 @@ struct CLITests {
         let restoredStore = cli.directory.appendingPathComponent("restored.db").path
         #expect(try cli.run(["restore", "--in", "one.kwb"], environment: backupEnv.merging(["KEYWARD_STORE": restoredStore]) { $1 }).status == 0)
         #expect(try cli.run(["decrypt", "--base64-in"], stdin: sealed.data, environment: ["KEYWARD_STORE": restoredStore]).stdout == "kept")
+        // Into a new store protected by a key file restore makes, with no --key-file: the new
+        // store is opened with the root it was just given.
+        let keyFileStore = cli.directory.appendingPathComponent("keyfile.db").path
+        let keyFile = cli.directory.appendingPathComponent("new-root.key").path
+        let intoKeyFile = try cli.run(["restore", "--in", "two.kwb", "--with-key-file", keyFile, "--generate-key-file"],
+                                      environment: backupEnv.merging(["KEYWARD_STORE": keyFileStore]) { $1 })
+        #expect(intoKeyFile.status == 0 && intoKeyFile.stdout.contains("restored 1 keys"), "\(intoKeyFile.stderr)")
+        let underKeyFile = try cli.run(["decrypt", "--base64-in"], stdin: sealed.data, environment: ["KEYWARD_STORE": keyFileStore, "KEYWARD_KEY_FILE": keyFile])
+        #expect(underKeyFile.stdout == "kept", "\(underKeyFile.stderr)")
+        let noWhere = try cli.run(["restore", "--in", "two.kwb", "--generate-key-file"],
+                                  environment: backupEnv.merging(["KEYWARD_STORE": cli.directory.appendingPathComponent("nowhere.db").path]) { $1 })
+        #expect(noWhere.status == 2 && noWhere.stderr.contains("--with-key-file"), "\(noWhere.stderr)")
         let truncated = cli.directory.appendingPathComponent("truncated.kwb")
         try Data(try Data(contentsOf: cli.directory.appendingPathComponent("one.kwb")).prefix(200)).write(to: truncated)
         let bad = try cli.run(["backup", "verify", "--in", truncated.path], environment: backupEnv)
