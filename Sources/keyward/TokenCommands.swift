@@ -63,7 +63,7 @@ struct TokenCommand: AsyncParsableCommand {
                     if json { return try JSONOutput.print(tokens) }
                     for token in tokens {
                         let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
-                        print("\(token.id)  \(token.principal.padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.rules.joined(separator: " "))")
+                        print("\(token.id)  \(TerminalText.escaped(token.principal).padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(TerminalText.escaped(token.rules.joined(separator: " ")))")
                     }
                 }) { return }
                 let service = try await storeOptions.open()
@@ -77,7 +77,7 @@ struct TokenCommand: AsyncParsableCommand {
                 if json { return try JSONOutput.print(tokens) }
                 for token in tokens {
                     let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
-                    print("\(token.id)  \(token.principal.padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.policy.rules.count) rule(s)")
+                    print("\(token.id)  \(TerminalText.escaped(token.principal).padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.policy.rules.count) rule(s)")
                 }
             }
         }

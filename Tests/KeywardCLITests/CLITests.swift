@@ -250,6 +250,56 @@ struct CLITests {
         #expect(revoked.status == 5 && revoked.stderr.contains("401"))
     }
 
+    @Test("attack: a server's key description, tags, aliases and principal names carrying terminal escape sequences are printed escaped, never sent to the terminal")
+    func serverTextIsEscapedForTheTerminal() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        // A server answering every key and token read with text full of control characters
+        // (ESC, BEL, a carriage return that would overwrite the line).
+        let script = """
+            import http.server, json, sys
+            evil = "\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\r"
+            key = {"id": "5394a066-078d-4130-84c4-27a17ac27347", "spec": "AES-256-GCM", "purpose": "encrypt", "state": "active",
+                   "description": "d" + evil, "aliases": ["a" + evil], "tags": {"t" + evil: "v" + evil},
+                   "createdAt": "2026-12-06T19:47:18Z", "stateChangedAt": "2026-12-06T19:47:18Z", "currentVersion": 1,
+                   "minDecryptionVersion": 1, "exportable": False, "backupAllowed": True, "origin": "keyward"}
+            token = {"id": "5b3ebb68-f707-4714-8204-98ad301ab3da", "principal": "p" + evil, "rules": ["encrypt:alias=x" + evil],
+                     "createdAt": "2026-12-06T19:58:19Z"}
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    body = json.dumps({"keys": [key]} if self.path.startswith("/v1/keys?") or self.path == "/v1/keys"
+                                      else {"tokens": [token]} if self.path.startswith("/v1/admin/tokens") else key).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-c", script]
+        let port = Pipe()
+        server.standardOutput = port
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        // SIGKILL: the test runner's children may inherit a blocked SIGTERM.
+        defer { kill(server.processIdentifier, SIGKILL) }
+        let portText = String(decoding: port.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let remote = ["KEYWARD_ADDR": "http://127.0.0.1:\(portText)", "KEYWARD_TOKEN": "kw_test"]
+        for command in [["key", "describe", "5394a066-078d-4130-84c4-27a17ac27347"], ["key", "list"], ["token", "list"]] {
+            let output = try cli.run(command, environment: remote)
+            #expect(output.status == 0, "\(command): \(output.stderr)")
+            let controls = output.stdout.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
+            #expect(controls.isEmpty, "\(command) printed control characters: \(controls.map { $0.value })")
+            #expect(output.stdout.contains("\\u{1B}"), "\(command) did not show the escape: \(output.stdout)")
+        }
+    }
+
     @Test("a command talking to a server (plaintexts and data keys pass through it) runs with core dumps off, as with a local store")
     func remoteCommandsDisableCoreDumps() async throws {
         let cli = try CLI()

@@ -248,6 +248,37 @@ struct AuthorityAttackTests {
         #expect(try await service.describe(key: "other/k", actor: .owner("t")).metadata.id.description == hidden)
     }
 
+    @Test("attack: text one caller writes for others to read (description, tags, principals, grantees) cannot carry control characters such as a terminal escape sequence")
+    func controlCharactersRefused() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let caller = try principal("mine", "create,describe,update,manage-grants:alias=mine/*")
+        let key = try await service.createKey(CreateKeyRequest(aliases: ["mine/k"]), actor: caller).metadata.id.description
+        let escape = "\u{1B}]52;c;cHduZWQ=\u{07}", carriageReturn = "ok\rforged", c1 = "x\u{9B}2J"
+        for evil in [escape, carriageReturn, c1] {
+            let attempts: [(String, () async throws(KeywardError) -> Void)] = [
+                ("create with a description", { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(aliases: ["mine/n"], description: evil), actor: caller) }),
+                ("create with a tag", { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(aliases: ["mine/n"], tags: ["t": evil]), actor: caller) }),
+                ("create with a tag name", { () async throws(KeywardError) in _ = try await service.createKey(CreateKeyRequest(aliases: ["mine/n"], tags: [evil: "v"]), actor: caller) }),
+                ("update the description", { () async throws(KeywardError) in _ = try await service.update(key: key, description: evil, actor: caller) }),
+                ("update the tags", { () async throws(KeywardError) in _ = try await service.update(key: key, tags: ["t": evil], actor: caller) }),
+                ("grant to", { () async throws(KeywardError) in _ = try await service.createGrant(key: key, grantee: evil, operations: [.encrypt], actor: caller) }),
+                ("issue a token for", { () async throws(KeywardError) in _ = try await service.issueToken(principal: evil, policy: AccessPolicy(rules: []), lifetime: nil, actor: .owner("t")) }),
+            ]
+            for (name, attempt) in attempts {
+                let error = await keywardError(attempt)
+                guard case .invalidArgument(let message) = error, message.contains("control character U+") else {
+                    Issue.record("\(name) with \(evil.unicodeScalars.map(\.value)): \(String(describing: error))")
+                    continue
+                }
+            }
+        }
+        #expect(try await service.describe(key: key, actor: caller).metadata.description.isEmpty)
+        // A description may still span lines.
+        _ = try await service.update(key: key, description: "line one\n\tline two", actor: caller)
+    }
+
     @Test("attack: one forged alias row breaks neither listing nor describing, and verify names it")
     func forgedAliasIsContained() async throws {
         let fixture = try await StoreFixture.make()

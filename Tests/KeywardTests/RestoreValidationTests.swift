@@ -10,7 +10,7 @@ import Testing
 @Suite("Restore validates every record first")
 struct RestoreValidationTests {
     private static func header() -> BackupBundle.Header {
-        BackupBundle.Header(protection: "passphrase", kdf: nil, wrappedKey: nil, sealedKey: nil, storeID: KeyID(), createdAt: Date(), keyCount: 0, bundleID: KeyID())
+        BackupBundle.Header(protection: .passphrase, kdf: nil, wrappedKey: nil, sealedKey: nil, storeID: KeyID(), createdAt: Date(), keyCount: 0, bundleID: KeyID())
     }
 
     private static func metadata(_ id: KeyID = KeyID(), spec: KeySpec = .aes256GCM, state: KeyState = .active, versions: UInt32 = 1) -> KeyMetadata {

@@ -39,10 +39,22 @@ public struct BackupBundle: Sendable {
         public var publicKey: [UInt8]
     }
 
+    /// What seals a bundle's key. A header naming anything else does not decode.
+    public enum Protection: String, Sendable, Codable, Hashable, CustomStringConvertible {
+        /// A passphrase, through the header's KDF record.
+        case passphrase
+        /// An X25519 recipient key, through HPKE.
+        case x25519
+        /// An X-Wing recipient key, through HPKE.
+        case xWing = "x-wing"
+
+        public var description: String { rawValue }
+    }
+
     /// The bundle's public header.
     public struct Header: Sendable, Codable, Hashable {
-        /// `passphrase`, `x25519` or `x-wing`.
-        public var protection: String
+        /// What seals the bundle key.
+        public var protection: Protection
         /// For passphrase bundles: the KDF record.
         public var kdf: KDFParameters?
         /// For passphrase bundles: the bundle key under AES-KWP.

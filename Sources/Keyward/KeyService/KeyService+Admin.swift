@@ -133,6 +133,11 @@ extension KeyService {
         guard request.tags.count <= 50, request.tags.allSatisfy({ (1...128).contains($0.key.unicodeScalars.count) && $0.value.unicodeScalars.count <= 256 }) else {
             throw .invalidArgument("at most 50 tags, names of 1 to 128 characters, values up to 256")
         }
+        try PrintableText.check(request.description, "the description", lineBreaks: true)
+        for (name, value) in request.tags {
+            try PrintableText.check(name, "a tag name")
+            try PrintableText.check(value, "the value of a tag")
+        }
         if let days = request.rotationPeriodDays, !(1...2560).contains(days) {
             throw .invalidArgument("rotation period \(days) days; choose 1 to 2560")
         }

@@ -142,17 +142,17 @@ extension KeyService {
         }
         let bundleKey: KeyMaterial
         do throws(KeywardCryptoError) { bundleKey = try KeyMaterial.generate(.aes256GCM) } catch { throw .crypto(error) }
-        var header = BackupBundle.Header(protection: "", kdf: nil, wrappedKey: nil, sealedKey: nil,
+        var header = BackupBundle.Header(protection: .passphrase, kdf: nil, wrappedKey: nil, sealedKey: nil,
                                          storeID: self.header.storeID, createdAt: clock.now, keyCount: count, bundleID: KeyID())
         do throws(KeywardCryptoError) {
             switch protection {
             case .passphrase(let passphrase, let kdf):
-                header.protection = "passphrase"
+                header.protection = .passphrase
                 header.kdf = kdf
                 let wrapping = try PassphraseKDF.deriveKey(passphrase: passphrase.secret, parameters: kdf)
                 header.wrappedKey = try KeyWrap.wrap(bundleKey.secret, kek: wrapping, mode: .rfc5649)
             case .recipient(let recipient):
-                header.protection = recipient.spec == .xWing ? "x-wing" : "x25519"
+                header.protection = recipient.spec == .xWing ? .xWing : .x25519
                 header.sealedKey = try HybridEncryption.seal(bundleKey.secret, to: recipient, info: Array("keyward backup v1".utf8))
             }
         } catch {
@@ -230,7 +230,7 @@ extension KeyService {
     /// Opens a passphrase-protected bundle: checks its integrity and every key's material.
     public static func openBackup(_ bytes: [UInt8], passphrase: borrowing SecretBytes) throws(KeywardError) -> BackupContents {
         let bundle = try BackupBundle(parsing: bytes)
-        guard bundle.header.protection == "passphrase", let kdf = bundle.header.kdf, let wrapped = bundle.header.wrappedKey else {
+        guard bundle.header.protection == .passphrase, let kdf = bundle.header.kdf, let wrapped = bundle.header.wrappedKey else {
             throw .invalidArgument("this backup is protected by a \(bundle.header.protection) recipient key, not a passphrase")
         }
         // The record comes from the file: outside Keyward's bounds it is refused before any work.

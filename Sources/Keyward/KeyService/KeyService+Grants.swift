@@ -270,6 +270,9 @@ extension KeyService {
                                 constraints: GrantConstraints?) throws(KeywardError) {
         guard (1...256).contains(grantee.unicodeScalars.count) else { throw .invalidArgument("a grantee is 1 to 256 characters") }
         if let retiringPrincipal, !(1...256).contains(retiringPrincipal.unicodeScalars.count) { throw .invalidArgument("a retiring principal is 1 to 256 characters") }
+        try PrintableText.check(grantee, "the grantee")
+        if let retiringPrincipal { try PrintableText.check(retiringPrincipal, "the retiring principal") }
+        if let name { try PrintableText.check(name, "the grant's name") }
         guard !operations.isEmpty else { throw .invalidArgument("a grant needs at least one operation") }
         let ungrantable = operations.subtracting(KeyGrant.grantable)
         guard ungrantable.isEmpty else {

@@ -48,6 +48,7 @@ extension KeyService {
             guard statement.operations.isSubset(of: KeyPolicy.keyOperations), statement.principals.allSatisfy({ (1...256).contains($0.unicodeScalars.count) }) else {
                 throw .invalidArgument("key-policy statements name operations on the key and principals of 1 to 256 characters")
             }
+            for principal in statement.principals { try PrintableText.check(principal, "a key-policy principal") }
         }
         guard keyPolicy.principalPolicyOperations.isSubset(of: KeyPolicy.keyOperations) else {
             throw .invalidArgument("a key policy leaves only operations on the key to callers' policies")

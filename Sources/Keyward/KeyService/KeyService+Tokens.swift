@@ -100,6 +100,7 @@ extension KeyService {
     /// years, or none).
     static func checkCredential(principal: String, lifetime: TimeInterval?) throws(KeywardError) {
         guard (1...256).contains(principal.unicodeScalars.count) else { throw .invalidArgument("a principal name is 1 to 256 characters") }
+        try PrintableText.check(principal, "the principal name")
         if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
             throw .invalidArgument("credential lifetime \(Int(lifetime)) s; choose one minute to ten years")
         }
