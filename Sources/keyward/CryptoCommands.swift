@@ -419,6 +419,10 @@ struct AuditCommand: AsyncParsableCommand {
                         let page = try await client.auditEntries(after: after, limit: 1000)
                         window = Array((window + page.entries).suffix(count))
                         guard let next = page.nextAfter, !page.entries.isEmpty else { break }
+                        // A server whose paging does not move forward would hold this loop forever.
+                        guard next > after else {
+                            throw CLIError(.failure, "the server's audit paging did not advance past entry \(after); it is not answering as Keyward does")
+                        }
                         after = next
                     }
                     for entry in window {
@@ -430,7 +434,7 @@ struct AuditCommand: AsyncParsableCommand {
                         } else {
                             let key = entry.keyId.map { " key=\($0)" } ?? ""
                             let version = entry.version.map { " v\($0)" } ?? ""
-                            print("#\(entry.sequence) \(ISO8601DateFormatter().string(from: entry.time)) \(entry.actor) \(entry.operation)\(key)\(version) \(entry.outcome)\(entry.detail.map { " (\($0))" } ?? "")")
+                            print(TerminalText.escaped("#\(entry.sequence) \(ISO8601DateFormatter().string(from: entry.time)) \(entry.actor) \(entry.operation)\(key)\(version) \(entry.outcome)\(entry.detail.map { " (\($0))" } ?? "")"))
                         }
                     }
                 }) { return }
@@ -443,7 +447,7 @@ struct AuditCommand: AsyncParsableCommand {
                     } else {
                         let key = event.keyID.map { " key=\($0)" } ?? ""
                         let version = event.version.map { " v\($0)" } ?? ""
-                        print("#\(sequence) \(ISO8601DateFormatter().string(from: event.time)) \(event.actor) \(event.operation)\(key)\(version) \(event.outcome)\(event.detail.map { " (\($0))" } ?? "")")
+                        print(TerminalText.escaped("#\(sequence) \(ISO8601DateFormatter().string(from: event.time)) \(event.actor) \(event.operation)\(key)\(version) \(event.outcome)\(event.detail.map { " (\($0))" } ?? "")"))
                     }
                 }
             }

@@ -58,7 +58,12 @@ struct TokenCommand: AsyncParsableCommand {
                     repeat {
                         let page = try await client.listTokens(after: cursor, limit: 500)
                         tokens += page.tokens
-                        cursor = page.nextCursor?.description
+                        let next = page.nextCursor?.description
+                        // A server whose paging does not move forward would hold this loop forever.
+                        if let next, next == cursor || page.tokens.isEmpty {
+                            throw CLIError(.failure, "the server's token paging did not advance past \(next); it is not answering as Keyward does")
+                        }
+                        cursor = next
                     } while cursor != nil
                     if json { return try JSONOutput.print(tokens) }
                     for token in tokens {

@@ -250,7 +250,7 @@ struct CLITests {
         #expect(revoked.status == 5 && revoked.stderr.contains("401"))
     }
 
-    @Test("attack: a server's key description, tags, aliases and principal names carrying terminal escape sequences are printed escaped, never sent to the terminal")
+    @Test("attack: a server's key description, tags, aliases, principal names and audit entries carrying terminal escape sequences are printed escaped, never sent to the terminal")
     func serverTextIsEscapedForTheTerminal() throws {
         let cli = try CLI()
         defer { cli.remove() }
@@ -265,10 +265,16 @@ struct CLITests {
                    "minDecryptionVersion": 1, "exportable": False, "backupAllowed": True, "origin": "keyward"}
             token = {"id": "5b3ebb68-f707-4714-8204-98ad301ab3da", "principal": "p" + evil, "rules": ["encrypt:alias=x" + evil],
                      "createdAt": "2026-12-06T19:58:19Z"}
+            stuck = len(sys.argv) > 1
+            entry = {"sequence": 1, "time": "2026-12-06T19:47:11Z", "actor": "a" + evil, "operation": "describe", "outcome": "refused",
+                     "detail": "d" + evil}
             class Handler(http.server.BaseHTTPRequestHandler):
                 def do_GET(self):
                     body = json.dumps({"keys": [key]} if self.path.startswith("/v1/keys?") or self.path == "/v1/keys"
-                                      else {"tokens": [token]} if self.path.startswith("/v1/admin/tokens") else key).encode()
+                                      else {"tokens": [token]} if self.path.startswith("/v1/admin/tokens")
+                                      else {"entries": [entry], "nextAfter": 1} if self.path.startswith("/v1/admin/audit?after=0")
+                                      else {"entries": [entry], "nextAfter": 1} if self.path.startswith("/v1/admin/audit") and stuck
+                                      else {"entries": []} if self.path.startswith("/v1/admin/audit") else key).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
@@ -280,24 +286,32 @@ struct CLITests {
             print(server.server_address[1], flush=True)
             server.serve_forever()
             """
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", "-c", script]
-        let port = Pipe()
-        server.standardOutput = port
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        var servers: [Process] = []
         // SIGKILL: the test runner's children may inherit a blocked SIGTERM.
-        defer { kill(server.processIdentifier, SIGKILL) }
-        let portText = String(decoding: port.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let remote = ["KEYWARD_ADDR": "http://127.0.0.1:\(portText)", "KEYWARD_TOKEN": "kw_test"]
-        for command in [["key", "describe", "5394a066-078d-4130-84c4-27a17ac27347"], ["key", "list"], ["token", "list"]] {
+        defer { for server in servers { kill(server.processIdentifier, SIGKILL) } }
+        func serve(_ arguments: [String] = []) throws -> [String: String] {
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            server.arguments = ["python3", "-c", script] + arguments
+            let port = Pipe()
+            server.standardOutput = port
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            servers.append(server)
+            let portText = String(decoding: port.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return ["KEYWARD_ADDR": "http://127.0.0.1:\(portText)", "KEYWARD_TOKEN": "kw_test"]
+        }
+        let remote = try serve()
+        for command in [["key", "describe", "5394a066-078d-4130-84c4-27a17ac27347"], ["key", "list"], ["token", "list"], ["audit", "tail", "-n", "1"]] {
             let output = try cli.run(command, environment: remote)
             #expect(output.status == 0, "\(command): \(output.stderr)")
             let controls = output.stdout.unicodeScalars.filter { $0.properties.generalCategory == .control && $0 != "\n" }
             #expect(controls.isEmpty, "\(command) printed control characters: \(controls.map { $0.value })")
             #expect(output.stdout.contains("\\u{1B}"), "\(command) did not show the escape: \(output.stdout)")
         }
+        // A server whose audit paging never moves on: the CLI stops with an error (it spun forever).
+        let stuck = try cli.run(["audit", "tail", "-n", "1"], environment: try serve(["stuck"]))
+        #expect(stuck.status == 1 && stuck.stderr.contains("did not advance"), "\(stuck.stderr)")
     }
 
     @Test("a command talking to a server (plaintexts and data keys pass through it) runs with core dumps off, as with a local store")
