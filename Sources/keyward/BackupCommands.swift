@@ -160,7 +160,11 @@ enum Identity {
     }
 
     static func readIdentity(_ path: String) throws -> KeyMaterial {
-        do { return try BackupKeyFiles.identity(try text(path)) } catch let error as KeywardError { throw CLIError(.failure, "\(path): \(error.description)") }
+        do {
+            return try BackupKeyFiles.identity(try SecretFile.text(path, "the identity file", rejection: KeywardError.backupRejected))
+        } catch let error as KeywardError {
+            throw CLIError(.rootOfTrust, "\(path): \(error.description)")
+        }
     }
 
     static func readPublicKey(_ path: String) throws -> PublicKey {

@@ -521,6 +521,11 @@ struct CLITests {
         #expect(try cli.run(["backup", "signer", "--out", "other.pem"], environment: ["KEYWARD_STORE": otherStore]).status == 0)
         let wrong = try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key", "--signer", "other.pem"])
         #expect(wrong.status == 4 && wrong.stderr.contains("not by the signer you named"), "\(wrong.status) \(wrong.stderr)")
+        // Attack: an identity others on the machine can read is refused, naming its mode.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: cli.path("id.key"))
+        let exposed = try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key", "--signer", "signer.pem"])
+        #expect(exposed.status == 6 && exposed.stderr.contains("mode 644"), "\(exposed.status) \(exposed.stderr)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: cli.path("id.key"))
         #expect(try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key", "--signer", "signer.pem"]).stdout.contains("backup intact: 1 keys"))
         let restoredStore = cli.directory.appendingPathComponent("restored.db").path
         let restored = try cli.run(["restore", "--in", "r.kwb", "--identity", "id.key", "--signer", "signer.pem"], environment: ["KEYWARD_STORE": restoredStore])

@@ -151,6 +151,16 @@ struct AdminAPITests {
         var targetConfiguration = ServerConfiguration()
         targetConfiguration.insecureHTTP = true
         targetConfiguration.backup.identity = target.path("site.identity")
+        // Attack: an identity file others on the machine can read (written with mode 0644) is
+        // refused at start, naming its mode, rather than used.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: target.path("site.identity"))
+        do {
+            _ = try KeywardServer(service: recovered, configuration: targetConfiguration)
+            Issue.record("a world-readable backup.identity was accepted")
+        } catch {
+            #expect("\(error)".contains("mode 644") && "\(error)".contains("backup.identity"), "\(error)")
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target.path("site.identity"))
         let untrusting = try KeywardServer(service: recovered, configuration: targetConfiguration)
         try await Application(router: try untrusting.makeRouter()).test(.router) { client in
             let refused = try await client.call(.post, "/v1/admin/restore", token: restorer, try json(["bundle": Data(bundle).base64EncodedString()]))

@@ -62,6 +62,7 @@ struct TransitBackupTests {
         _ = try await recovered.createKey(CreateKeyRequest(aliases: ["transit/resident"]), actor: owner)
         let targetRoot = try await recovered.issueToken(principal: "root", policy: .everything, lifetime: nil, actor: owner).text
         try BackupKeyFiles.identityText(site).write(toFile: target.path("site.identity"), atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target.path("site.identity"))
         try #require(signer.pem).write(toFile: target.path("source-signer.pem"), atomically: true, encoding: .utf8)
         var targetConfiguration = ServerConfiguration()
         targetConfiguration.insecureHTTP = true

@@ -14,22 +14,10 @@ public final class KeyFileRootOfTrust: RootOfTrust {
     /// - Throws: `rootOfTrustRejected` when the file is missing, not 32 bytes, or its permissions
     ///   are wider than 0600.
     public init(path: String) throws(KeywardError) {
-        // No symlinks (O_NOFOLLOW): the file named is the file read. Its mode and size are taken
-        // from the open descriptor, so nothing can be swapped in between the check and the read.
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw .rootOfTrustRejected(errno == ELOOP ? "the key file \(path) is a symbolic link; name the file itself" : "cannot read the key file \(path)")
-        }
+        let (fd, size) = try SecretFile.open(path, "the key file", rejection: KeywardError.rootOfTrustRejected)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw .rootOfTrustRejected("the key file \(path) is not a regular file")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw .rootOfTrustRejected("the key file \(path) has mode \(String(info.st_mode & 0o777, radix: 8)); it must be 0600 or stricter (chmod 600 \(path))")
-        }
-        guard info.st_size == 32 else {
-            throw .rootOfTrustRejected("the key file \(path) holds \(info.st_size) bytes; it must hold exactly 32 random bytes")
+        guard size == 32 else {
+            throw .rootOfTrustRejected("the key file \(path) holds \(size) bytes; it must hold exactly 32 random bytes")
         }
         // Read straight into locked memory: the key never passes through an ordinary buffer.
         let secret: SecretBytes

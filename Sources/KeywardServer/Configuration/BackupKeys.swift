@@ -16,7 +16,12 @@ struct BackupKeys: Sendable {
         recipients = try settings.recipients.map { (path) throws(KeywardError) in try Self.read(path, "backup.recipients", BackupKeyFiles.recipient) }
         signers = try settings.signers.map { (path) throws(KeywardError) in try Self.read(path, "backup.signers", BackupKeyFiles.signer) }
         identity = try settings.identity.map { (path) throws(KeywardError) in
-            try Self.read(path, "backup.identity") { (text) throws(KeywardError) in RestoreIdentity(try BackupKeyFiles.identity(text)) }
+            let text = try SecretFile.text(path, "the identity file") { .invalidArgument("backup.identity: \($0)") }
+            do throws(KeywardError) {
+                return RestoreIdentity(try BackupKeyFiles.identity(text))
+            } catch {
+                throw .invalidArgument("backup.identity: \(path) is \(error.description)")
+            }
         }
     }
 
