@@ -48,6 +48,11 @@ extension KeywardClient {
         return try await call(.GET, "/v1/admin/audit?" + Self.query(query), as: AuditPageReply.self)
     }
 
+    /// The newest `count` audit entries (1 to 1,000), oldest first.
+    public func auditTail(_ count: Int) async throws(KeywardClientError) -> [AuditEntryReply] {
+        try await call(.GET, "/v1/admin/audit?tail=\(count)", as: AuditPageReply.self).entries
+    }
+
     /// Verifies the audit chain.
     public func verifyAudit() async throws(KeywardClientError) -> AuditVerificationReply {
         try await call(.POST, "/v1/admin/audit/verify", as: AuditVerificationReply.self)

@@ -411,21 +411,8 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             try await guarded {
                 if try await storeOptions.remote({ client in
-                    // The newest `count`: find the end, then read the last page back from it.
-                    guard (1...1000).contains(count) else { throw CLIError(.failure, "with --server, -n is 1 to 1000") }
-                    var after = 0
-                    var window: [AuditEntryReply] = []
-                    while true {
-                        let page = try await client.auditEntries(after: after, limit: 1000)
-                        window = Array((window + page.entries).suffix(count))
-                        guard let next = page.nextAfter, !page.entries.isEmpty else { break }
-                        // A server whose paging does not move forward would hold this loop forever.
-                        guard next > after else {
-                            throw CLIError(.failure, "the server's audit paging did not advance past entry \(after); it is not answering as Keyward does")
-                        }
-                        after = next
-                    }
-                    for entry in window {
+                    guard (1...1000).contains(count) else { throw CLIError(.usage, "with --server, -n is 1 to 1000") }
+                    for entry in try await client.auditTail(count).suffix(count) {
                         if json {
                             let encoder = JSONEncoder()
                             encoder.outputFormatting = [.sortedKeys]

@@ -271,10 +271,9 @@ struct CLITests {
             class Handler(http.server.BaseHTTPRequestHandler):
                 def do_GET(self):
                     body = json.dumps({"keys": [key]} if self.path.startswith("/v1/keys?") or self.path == "/v1/keys"
-                                      else {"tokens": [token]} if self.path.startswith("/v1/admin/tokens")
-                                      else {"entries": [entry], "nextAfter": 1} if self.path.startswith("/v1/admin/audit?after=0")
-                                      else {"entries": [entry], "nextAfter": 1} if self.path.startswith("/v1/admin/audit") and stuck
-                                      else {"entries": []} if self.path.startswith("/v1/admin/audit") else key).encode()
+                                      else dict({"tokens": [token]}, **({"nextCursor": token["id"]} if stuck else {}))
+                                      if self.path.startswith("/v1/admin/tokens")
+                                      else {"entries": [entry]} if self.path.startswith("/v1/admin/audit?tail=") else key).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
@@ -309,8 +308,8 @@ struct CLITests {
             #expect(controls.isEmpty, "\(command) printed control characters: \(controls.map { $0.value })")
             #expect(output.stdout.contains("\\u{1B}"), "\(command) did not show the escape: \(output.stdout)")
         }
-        // A server whose audit paging never moves on: the CLI stops with an error (it spun forever).
-        let stuck = try cli.run(["audit", "tail", "-n", "1"], environment: try serve(["stuck"]))
+        // A server whose token paging never moves on: the CLI stops with an error (it looped forever).
+        let stuck = try cli.run(["token", "list"], environment: try serve(["stuck"]))
         #expect(stuck.status == 1 && stuck.stderr.contains("did not advance"), "\(stuck.stderr)")
     }
 

@@ -95,6 +95,14 @@ struct AdminAPITests {
             }
             #expect(seen == Array(1...seen.count) && seen.count > 5)
             #expect(try await client.call(.get, "/v1/admin/audit?since=yesterday", token: root).status == .badRequest)
+            // The newest entries, read from the log's end: the last three sequences, in order, the
+            // newest being this very read's own entry or the one just before it.
+            let tail = try await client.call(.get, "/v1/admin/audit?tail=3", token: root)
+            let tailed = (tail.json["entries"] as? [[String: Any]] ?? []).compactMap { $0["sequence"] as? Int }
+            #expect(tailed.count == 3 && tailed == Array(tailed[0]...(tailed[0] + 2)) && tailed[0] > seen.count - 3 && tail.json["nextAfter"] == nil, "\(tail.text)")
+            #expect(try await client.call(.get, "/v1/admin/audit?tail=3&after=1", token: root).status == .badRequest)
+            #expect(try await client.call(.get, "/v1/admin/audit?tail=0", token: root).status == .badRequest)
+            #expect(try await client.call(.get, "/v1/admin/audit?tail=3", token: token).status == .unauthorized)
 
             let chain = try await client.call(.post, "/v1/admin/audit/verify", token: root)
             #expect(chain.json["intact"] as? Bool == true && (chain.json["entries"] as? Int ?? 0) > 5 && chain.json["unchained"] as? Int == 0)

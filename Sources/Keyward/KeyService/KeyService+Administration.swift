@@ -44,6 +44,17 @@ extension KeyService {
         }
     }
 
+    /// The newest `count` audit entries (1 to 1,000), oldest first, for a caller granted
+    /// `read-audit`: `auditTail` over the API, read from the log's end rather than through it.
+    public func auditTail(_ count: Int, actor: Caller) async throws(KeywardError) -> [(sequence: Int64, event: AuditEvent)] {
+        guard (1...1000).contains(count) else { throw .invalidArgument("tail length \(count); choose 1 to 1000") }
+        return try await auditor.audited(.key(.readAudit), caller: actor, key: nil) { (event) throws(KeywardError) -> [(sequence: Int64, event: AuditEvent)] in
+            try authorizeAdministration(.readAudit, actor)
+            event.detail = "read the newest \(count)"
+            return try await auditTail(count)
+        }
+    }
+
     /// A page of audit entries matching `query`, oldest first, for a caller granted
     /// `read-audit`. At most `query.limit` entries are returned and at most 10,000 rows are
     /// read per call; `nextAfter` continues the scan (nil once the log's end is reached).

@@ -74,6 +74,14 @@ enum AdminRoutes {
 
         routes.on(.get, "/v1/admin/audit") { request, context in
             let query = request.uri.queryParameters
+            if query.get("tail") != nil {
+                guard ["after", "limit", "key", "actor", "operation", "since", "until"].allSatisfy({ query.get($0) == nil }) else {
+                    throw APIError.invalidRequest("'tail' reads the newest entries; it does not combine with after, limit or a filter")
+                }
+                let count = try integer(query.get("tail"), "tail", default: 20)
+                let entries = try await slot.current.auditTail(count, actor: try context.caller(request))
+                return Response.reply(AuditPageReply(entries: entries.map(Self.entryReply), nextAfter: nil))
+            }
             var filter = AuditQuery(after: Int64(try integer(query.get("after"), "after", default: 0)), limit: try integer(query.get("limit"), "limit", default: 100))
             if let key = query.get("key") {
                 guard let id = KeyID(parsing: key) else { throw APIError.invalidRequest("'key' must be a key id") }
@@ -84,12 +92,7 @@ enum AdminRoutes {
             filter.since = try time(query.get("since"), "since")
             filter.until = try time(query.get("until"), "until")
             let page = try await slot.current.auditEntries(filter, actor: try context.caller(request))
-            return Response.reply(AuditPageReply(entries: page.entries.map { entry in
-                let event = entry.event
-                return AuditEntryReply(sequence: Int(entry.sequence), time: event.time, actor: event.actor, operation: event.operation,
-                                       keyId: event.keyID?.description, version: event.version.map(Int.init), outcome: event.outcome,
-                                       detail: event.detail, requestId: event.requestID, peer: event.peer, route: event.route)
-            }, nextAfter: page.nextAfter.map(Int.init)))
+            return Response.reply(AuditPageReply(entries: page.entries.map(Self.entryReply), nextAfter: page.nextAfter.map(Int.init)))
         }
 
         routes.on(.post, "/v1/admin/audit/verify") { request, context in
@@ -153,6 +156,14 @@ enum AdminRoutes {
     }
 
     /// An optional integer query parameter.
+    /// One audit entry as the API shows it.
+    private static func entryReply(_ entry: (sequence: Int64, event: AuditEvent)) -> AuditEntryReply {
+        let event = entry.event
+        return AuditEntryReply(sequence: Int(entry.sequence), time: event.time, actor: event.actor, operation: event.operation,
+                               keyId: event.keyID?.description, version: event.version.map(Int.init), outcome: event.outcome,
+                               detail: event.detail, requestId: event.requestID, peer: event.peer, route: event.route)
+    }
+
     private static func integer(_ text: String?, _ name: String, default value: Int) throws(APIError) -> Int {
         guard let text else { return value }
         guard let parsed = Int(text) else { throw APIError.invalidRequest("'\(name)' must be an integer") }
