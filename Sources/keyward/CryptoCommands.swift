@@ -421,7 +421,7 @@ struct AuditCommand: AsyncParsableCommand {
                         } else {
                             let key = entry.keyId.map { " key=\($0)" } ?? ""
                             let version = entry.version.map { " v\($0)" } ?? ""
-                            print(TerminalText.escaped("#\(entry.sequence) \(ISO8601DateFormatter().string(from: entry.time)) \(entry.actor) \(entry.operation)\(key)\(version) \(entry.outcome)\(entry.detail.map { " (\($0))" } ?? "")"))
+                            print(PrintableText.escaped("#\(entry.sequence) \(ISO8601DateFormatter().string(from: entry.time)) \(entry.actor) \(entry.operation)\(key)\(version) \(entry.outcome)\(entry.detail.map { " (\($0))" } ?? "")"))
                         }
                     }
                 }) { return }
@@ -434,7 +434,7 @@ struct AuditCommand: AsyncParsableCommand {
                     } else {
                         let key = event.keyID.map { " key=\($0)" } ?? ""
                         let version = event.version.map { " v\($0)" } ?? ""
-                        print(TerminalText.escaped("#\(sequence) \(ISO8601DateFormatter().string(from: event.time)) \(event.actor) \(event.operation)\(key)\(version) \(event.outcome)\(event.detail.map { " (\($0))" } ?? "")"))
+                        print(PrintableText.escaped("#\(sequence) \(ISO8601DateFormatter().string(from: event.time)) \(event.actor) \(event.operation)\(key)\(version) \(event.outcome)\(event.detail.map { " (\($0))" } ?? "")"))
                     }
                 }
             }

@@ -370,7 +370,7 @@ struct KeyView: Encodable {
 
     /// One line of `key list`.
     var line: String {
-        "\(metadata.id)  \(metadata.spec.padding(toLength: 22, withPad: " ", startingAt: 0)) \(metadata.state.padding(toLength: 20, withPad: " ", startingAt: 0)) v\(metadata.currentVersion)  \(TerminalText.escaped(aliases.joined(separator: ",")))"
+        "\(metadata.id)  \(metadata.spec.padding(toLength: 22, withPad: " ", startingAt: 0)) \(metadata.state.padding(toLength: 20, withPad: " ", startingAt: 0)) v\(metadata.currentVersion)  \(PrintableText.escaped(aliases.joined(separator: ",")))"
     }
 
     /// The lines of `key describe`.
@@ -381,14 +381,14 @@ struct KeyView: Encodable {
             spec:            \(m.spec) (\(purpose))
             state:           \(m.state)
             version:         \(m.currentVersion) (decrypts down to \(m.minDecryptionVersion))
-            aliases:         \(TerminalText.escaped(aliases.joined(separator: ", ")))
-            tags:            \(TerminalText.escaped(m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+            aliases:         \(PrintableText.escaped(aliases.joined(separator: ", ")))
+            tags:            \(PrintableText.escaped(m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
             created:         \(m.createdAt.map { ISO8601DateFormatter().string(from: $0) } ?? "unknown")
             exportable:      \(m.exportable)
             context:         \(m.contextRequired == true ? "required" : "optional")
             backup allowed:  \(m.backupAllowed.map { String($0) } ?? "unknown")
             rotation:        \(m.rotationPeriodDays.map { "every \($0) days" } ?? "manual")
             """ + (m.destructionDate.map { "\ndestruction on:  \(ISO8601DateFormatter().string(from: $0))" } ?? "")
-            + (m.description.isEmpty ? "" : "\ndescription:     \(TerminalText.escaped(m.description))")
+            + (m.description.isEmpty ? "" : "\ndescription:     \(PrintableText.escaped(m.description))")
     }
 }

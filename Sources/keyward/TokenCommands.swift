@@ -68,7 +68,7 @@ struct TokenCommand: AsyncParsableCommand {
                     if json { return try JSONOutput.print(tokens) }
                     for token in tokens {
                         let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
-                        print("\(token.id)  \(TerminalText.escaped(token.principal).padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(TerminalText.escaped(token.rules.joined(separator: " ")))")
+                        print("\(token.id)  \(PrintableText.escaped(token.principal).padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(PrintableText.escaped(token.rules.joined(separator: " ")))")
                     }
                 }) { return }
                 let service = try await storeOptions.open()
@@ -82,7 +82,7 @@ struct TokenCommand: AsyncParsableCommand {
                 if json { return try JSONOutput.print(tokens) }
                 for token in tokens {
                     let state = token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= Date() ? "expired" : "expires \(ISO8601DateFormatter().string(from: $0))" } ?? "no expiry")
-                    print("\(token.id)  \(TerminalText.escaped(token.principal).padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.policy.rules.count) rule(s)")
+                    print("\(token.id)  \(PrintableText.escaped(token.principal).padding(toLength: 24, withPad: " ", startingAt: 0)) \(state)  \(token.policy.rules.count) rule(s)")
                 }
             }
         }

@@ -93,11 +93,12 @@ extension KeyService {
             // alias on every decrypt).
             // A caller that may not decrypt everywhere gets that refusal for an expected key that
             // does not exist too, so it learns nothing of which aliases exist.
+            let mismatch = { KeywardError.invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
             var refusal: KeywardError? = nil
             do throws(KeywardError) {
-                if try await resolve(expectedKey) != id { refusal = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
+                if try await resolve(expectedKey) != id { refusal = mismatch() }
             } catch .keyNotFound where !(actor.policy?.allowsEverywhere(.decrypt) ?? true) {
-                refusal = .invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)")
+                refusal = mismatch()
             } catch { refusal = error }
             if let refusal {
                 throw await auditor.refusal(auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)

@@ -34,7 +34,7 @@ public enum SecretFile {
                             rejection: (String) -> KeywardError) throws(KeywardError) -> String {
         let (fd, size) = try open(path, what, rejection: rejection)
         defer { close(fd) }
-        guard size <= maximumBytes else { throw rejection("\(what) \(path) holds \(size) bytes; it is not a Keyward \(what.replacingOccurrences(of: "the ", with: ""))") }
+        guard size <= maximumBytes else { throw rejection("\(what) \(path) holds \(size) bytes, more than \(maximumBytes); it is not \(what)") }
         var bytes = [UInt8](repeating: 0, count: size)
         var filled = 0
         while filled < size {
