@@ -59,6 +59,31 @@ struct AdminAPITests {
         #expect(try await fixture.service.verifyStore(actor: .owner("test")).isIntact)
     }
 
+    @Test("attack: a token manager cannot revoke a token wider than itself (the operator's root token, another team's); it revokes those within its grants, and its own")
+    func revocationBoundedByGrants() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let admin = try await fixture.token(["manage-tokens:*", "encrypt,decrypt:alias=app/*"], principal: "team-admin")
+        let other = try await fixture.token(["encrypt:alias=billing/*"], principal: "billing")
+        let app = try await fixture.token(["encrypt:alias=app/*"], principal: "app")
+        let root = try #require(try await fixture.service.listTokens(actor: .owner("test")).tokens.first { $0.principal == "root" })
+        try await fixture.application().test(.router) { client in
+            for target in [root.id, other.record.id] {
+                let reply = try await client.call(.post, "/v1/admin/tokens/\(target)/revoke", token: admin.text)
+                #expect(reply.status == .forbidden, "revoking \(target): \(reply.status) \(reply.text)")
+            }
+            // Both still work.
+            #expect(try await client.call(.get, "/v1/admin/tokens?limit=10", token: fixture.rootToken).status == .ok)
+            #expect(try await client.call(.post, "/v1/admin/tokens/\(app.record.id)/revoke", token: admin.text).status == .ok)
+            #expect(try await client.call(.post, "/v1/admin/tokens/\(admin.record.id)/revoke", token: admin.text).status == .ok)
+            #expect(try await client.call(.get, "/v1/admin/tokens?limit=10", token: admin.text).status == .unauthorized)
+        }
+        let events = try await fixture.service.auditTail(100).map(\.event).filter { $0.operation == "token-revoke" }
+        #expect(events.map(\.outcome) == ["denied", "denied", "ok", "ok"], "\(events.map(\.outcome))")
+        let records = try await fixture.service.listTokens(limit: 1000, actor: .owner("test")).tokens
+        #expect(records.first { $0.id == other.record.id }?.revokedAt == nil && records.first { $0.id == root.id }?.revokedAt == nil)
+    }
+
     @Test("tokens issued, listed (never their text), used and revoked over the API; audit queried by actor and operation, and verified; store verified; maintenance run and reported")
     func administration() async throws {
         let fixture = try await ServerFixture.make()

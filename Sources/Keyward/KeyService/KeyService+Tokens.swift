@@ -146,7 +146,16 @@ extension KeyService {
         }
     }
 
-    /// Revokes a token; it fails authentication from then on.
+    /// `actor` may revoke or rewrite the token `record`: it holds every grant the token holds, so
+    /// a delegated token manager cannot lock out the operator's root token or another team's.
+    private func authorizeManaging(_ record: TokenRecord, _ verb: String, _ actor: Caller) throws(KeywardError) {
+        if let held = actor.policy, !held.covers(record.policy) {
+            throw .notPermitted("\(actor.principal) may \(verb) only tokens whose grants it holds itself; token \(record.id) holds more")
+        }
+    }
+
+    /// Revokes a token; it fails authentication from then on. `actor` needs `manage-tokens` and
+    /// every grant the token holds (its own token always qualifies).
     public func revokeToken(_ id: KeyID, actor: Caller) async throws(KeywardError) {
         try await auditor.audited(.revokeToken, caller: actor, key: nil) { (event) throws(KeywardError) -> Void in
             event.detail = "token \(id)"
@@ -158,6 +167,7 @@ extension KeyService {
             }
             var record = try records.verifiedToken(row, fence)
             guard record.grant == nil else { throw .invalidArgument("\(id) is a grant; revoke it with revokeGrant") }
+            try authorizeManaging(record, "revoke", actor)
             record.revokedAt = clock.now
             let updated = try records.tokenRow(record, hash: row.hash, revision: row.revision + 1)
             try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
@@ -180,9 +190,7 @@ extension KeyService {
             var record = try records.verifiedToken(row, fence)
             guard record.grant == nil else { throw .invalidArgument("\(id) is a grant, not a token") }
             guard record.revokedAt == nil else { throw .invalidArgument("token \(id) is revoked; issue a new one") }
-            if let held = actor.policy, !held.covers(record.policy) {
-                throw .notPermitted("\(actor.principal) may change only tokens whose grants it holds itself")
-            }
+            try authorizeManaging(record, "change", actor)
             record.policy = policy
             let updated = try records.tokenRow(record, hash: row.hash, revision: row.revision + 1)
             try await storing({ () async throws(StorageError) in try await store.updateToken(updated, expectedRevision: row.revision) })
