@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import HTTPTypes
 import Keyward
+import KeywardAPI
 import KeywardCrypto
 @testable import KeywardServer
 import KeywardServiceTestSupport
@@ -22,17 +23,19 @@ struct AWSFrontEndTests {
     static let signedAt = Date(timeIntervalSince1970: 1_796_387_445)  // 2026-12-04T12:30:45Z
 
     static func request(body: String = body, target: String = "TrentService.Encrypt", date: String = "20261204T123045Z",
-                        authority: String = "kms.example.test:8443") -> Request {
+                        authority: String = "kms.example.test:8443", extra: [String: String] = [:]) -> Request {
         var fields = HTTPFields()
         fields[.contentType] = "application/x-amz-json-1.1"
         fields[HTTPField.Name("X-Amz-Target")!] = target
         fields[HTTPField.Name("X-Amz-Date")!] = date
         fields[.authorization] = authorization
+        for (name, value) in extra { fields[HTTPField.Name(name)!] = value }
         let head = HTTPRequest(method: .post, scheme: "https", authority: authority, path: "/", headerFields: fields)
         return Request(head: head, body: .init(buffer: ByteBuffer(string: body)))
     }
 
-    static func verifies(_ request: Request, body: String = body, now: Date = signedAt, region: String = "us-east-1") throws -> Bool {
+    static func verifies(_ request: Request, body: String = body, now: Date = signedAt, region: String = "us-east-1",
+                         authorization: String = authorization) throws -> Bool {
         let parsed = try SigV4Authorization.parse(authorization)
         let toSign = try SigV4Request.stringToSign(request, body: ByteBuffer(string: body), authorization: parsed, region: region, skew: 300, now: now)
         let secret = try SecretBytes(copying: Array("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".utf8))
@@ -52,6 +55,33 @@ struct AWSFrontEndTests {
         #expect(try !Self.verifies(Self.request(target: "TrentService.Decrypt")))
         #expect(try !Self.verifies(Self.request(authority: "evil.example.test:8443")))
         #expect(try !Self.verifies(Self.request(date: "20261204T123046Z"), now: Self.signedAt))
+    }
+
+    @Test("attack: a body the signature does not cover is refused: UNSIGNED-PAYLOAD, a declared payload hash that is not the body's, an unsigned X-Amz-Target or other x-amz-* header")
+    func unsignedPartsRefused() throws {
+        func type(_ body: () throws -> Bool) -> String? {
+            do { _ = try body(); return nil } catch let error as APIError { return error.awsType } catch { return "\(error)" }
+        }
+        let bodyHash = Hex.encode(SHA256Hash.hash(Array(Self.body.utf8)))
+        let withHash = "AWS4-HMAC-SHA256 Credential=KWAAAAAAAAAAAAAAAAAAAAAAAAAA/20261204/us-east-1/kms/aws4_request, "
+            + "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;x-amz-target, Signature=" + Self.botocoreSignature
+        // A captured request replayed with another body under its declared hash, or one that
+        // never signed its body: the signature must not be checked against the declared value.
+        let other = #"{"KeyId": "alias/other", "Plaintext": "aGVsbG8="}"#
+        for declared in ["UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", bodyHash] {
+            let request = Self.request(body: other, extra: ["X-Amz-Content-SHA256": declared])
+            #expect(type { try Self.verifies(request, body: other, authorization: withHash) } == "InvalidSignatureException", "\(declared)")
+        }
+        // The body's own hash, declared (upper or lower case), is what the signature covers.
+        #expect(type { try Self.verifies(Self.request(extra: ["X-Amz-Content-SHA256": bodyHash.uppercased()]), authorization: withHash) } == nil)
+        // The operation is chosen by X-Amz-Target: a signature that leaves it out would let a
+        // captured DescribeKey be replayed as ScheduleKeyDeletion.
+        let noTarget = "AWS4-HMAC-SHA256 Credential=KWAAAAAAAAAAAAAAAAAAAAAAAAAA/20261204/us-east-1/kms/aws4_request, "
+            + "SignedHeaders=content-type;host;x-amz-date, Signature=" + Self.botocoreSignature
+        #expect(type { try Self.verifies(Self.request(target: "TrentService.ScheduleKeyDeletion"), authorization: noTarget) } == "IncompleteSignature")
+        #expect(type { try Self.verifies(Self.request(extra: ["X-Amz-Security-Token": "x"])) } == "IncompleteSignature")
+        // Headers outside x-amz-* need not be signed (botocore leaves out User-Agent).
+        #expect(try Self.verifies(Self.request(extra: ["User-Agent": "botocore", "X-Amzn-Trace-Id": "Root=1"])))
     }
 
     @Test("a stale signature, another region's scope and a missing date are refused with AWS's error types")

@@ -503,24 +503,29 @@ try:
     check(status == 200, "revoking the access key: %s" % status)
     check(code(lambda: kms(revoked).list_keys()) == "UnrecognizedClientException", "a revoked access key")
 
-    def signed(target, body, cred, stamp=None, secret=None):
-        """A request signed here by an independent SigV4 implementation (hmac, hashlib)."""
+    def signed(target, body, cred, stamp=None, secret=None, declared=None, sent=None, sign_target=True):
+        """A request signed here by an independent SigV4 implementation (hmac, hashlib).
+        declared: an X-Amz-Content-SHA256 value, signed in place of the body's hash; sent: a
+        body to send instead of the one signed; sign_target=False leaves X-Amz-Target unsigned."""
         now = stamp or datetime.datetime.now(datetime.timezone.utc)
         amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
         host = url.split("//", 1)[1]
         payload = json.dumps(body).encode()
         headers = {"content-type": "application/x-amz-json-1.1", "host": host, "x-amz-date": amz_date, "x-amz-target": target}
-        names = sorted(headers)
+        if declared:
+            headers["x-amz-content-sha256"] = declared
+        names = sorted(name for name in headers if sign_target or name != "x-amz-target")
         canonical = "\n".join(["POST", "/", "", "".join("%s:%s\n" % (name, headers[name]) for name in names), ";".join(names),
-                               hashlib.sha256(payload).hexdigest()])
+                               declared or hashlib.sha256(payload).hexdigest()])
         scope = "%s/%s/kms/aws4_request" % (day, REGION)
         to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
         key = ("AWS4" + (secret or cred["secretAccessKey"])).encode()
         for part in (day, REGION, "kms", "aws4_request"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        request = urllib.request.Request(url + "/", data=payload, method="POST", headers={
-            "Content-Type": headers["content-type"], "X-Amz-Date": amz_date, "X-Amz-Target": target,
+        extra = {"X-Amz-Content-SHA256": declared} if declared else {}
+        request = urllib.request.Request(url + "/", data=sent or payload, method="POST", headers={
+            **extra, "Content-Type": headers["content-type"], "X-Amz-Date": amz_date, "X-Amz-Target": target,
             "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (cred["accessKeyId"], scope, ";".join(names), signature)})
         try:
             with urllib.request.urlopen(request, timeout=30, context=tls) as reply:
@@ -544,6 +549,20 @@ try:
     except urllib.error.HTTPError as error:
         body = json.loads(error.read())
         check(body.get("__type") == "MissingAuthenticationTokenException", "an unsigned request: %s" % body)
+    # A signature must cover the body and the operation: a captured request cannot be replayed
+    # with another body under its declared hash, nor as another operation.
+    describe = {"KeyId": sym["KeyId"]}
+    status, _, reply = signed("TrentService.DescribeKey", describe, full, declared="UNSIGNED-PAYLOAD")
+    check(reply.get("__type") == "InvalidSignatureException", "an UNSIGNED-PAYLOAD request: %s %s" % (status, reply))
+    declared = hashlib.sha256(json.dumps(describe).encode()).hexdigest()
+    status, _, reply = signed("TrentService.DescribeKey", describe, full, declared=declared,
+                              sent=json.dumps({"KeyId": signer["KeyId"]}).encode())
+    check(reply.get("__type") == "InvalidSignatureException", "another body under a declared hash: %s %s" % (status, reply))
+    check(signed("TrentService.DescribeKey", describe, full, declared=declared)[0] == 200, "a declared hash that is the body's")
+    state = kms(full).describe_key(KeyId=sym["KeyId"])["KeyMetadata"]["KeyState"]
+    status, _, reply = signed("TrentService.DisableKey", describe, full, sign_target=False)
+    check(reply.get("__type") == "IncompleteSignature", "an unsigned X-Amz-Target: %s %s" % (status, reply))
+    check(kms(full).describe_key(KeyId=sym["KeyId"])["KeyMetadata"]["KeyState"] == state, "an unsigned target changed the key")
     forged = dict(full, accessKeyId="KW" + "A" * 26)
     check(signed("TrentService.ListKeys", {}, forged)[2].get("__type") == "UnrecognizedClientException", "an unknown access key")
 
@@ -587,7 +606,8 @@ try:
     check(len(refused) >= 4, "the refused signatures are not all in the audit log (%d entries)" % len(refused))
     check(full["secretAccessKey"] not in text, "an audit entry holds a secret access key")
     results.append("refusals: wrong secret InvalidSignatureException, stale signature InvalidSignatureException (expired), revoked key "
-                   "UnrecognizedClientException, policy AccessDeniedException, unsigned MissingAuthenticationTokenException, unknown "
+                   "UnrecognizedClientException, policy AccessDeniedException, unsigned MissingAuthenticationTokenException, UNSIGNED-PAYLOAD, "
+                   "another body under a declared hash and an unsigned X-Amz-Target refused, unknown "
                    "target UnknownOperationException (JSON); %d refused authentications audited" % len(refused))
 finally:
     stop(server)

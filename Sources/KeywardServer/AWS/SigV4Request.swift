@@ -91,8 +91,23 @@ enum SigV4Request {
             throw AWSFault.invalidSignature("the credential is scoped to region '\(authorization.region.prefix(40))'; this endpoint serves '\(region)'")
         }
         guard authorization.service == "kms" else { throw AWSFault.invalidSignature("the credential is scoped to service '\(authorization.service.prefix(40))', not kms") }
-        guard authorization.signedHeaders.contains("host"), authorization.signedHeaders.contains("x-amz-date") else {
-            throw AWSFault.incompleteSignature("SignedHeaders must include host and x-amz-date")
+        guard authorization.signedHeaders.contains("host"), authorization.signedHeaders.contains("x-amz-date"),
+              authorization.signedHeaders.contains("x-amz-target") else {
+            throw AWSFault.incompleteSignature("SignedHeaders must include host, x-amz-date and x-amz-target")
+        }
+        // Every x-amz-* header is signed, as S3 demands: none of them changes the request's
+        // meaning behind the signature's back.
+        for field in headers where field.name.canonicalName.hasPrefix("x-amz-") {
+            guard authorization.signedHeaders.contains(field.name.canonicalName) else {
+                throw AWSFault.incompleteSignature("the header \(field.name.canonicalName.prefix(40)) is present but not signed; sign every x-amz-* header")
+            }
+        }
+        // The payload hash is always the body's own: a declared X-Amz-Content-SHA256 must equal
+        // it, so UNSIGNED-PAYLOAD, a streamed payload and a captured request's hash over another
+        // body are refused rather than trusted.
+        let payloadHash = hex(body.withUnsafeReadableBytes { SHA256Hash.hash($0) })
+        if let declared = headers[HTTPField.Name("X-Amz-Content-SHA256")!], declared.lowercased() != payloadHash {
+            throw AWSFault.invalidSignature("X-Amz-Content-SHA256 is not the SHA-256 of the body; this endpoint takes only a signed payload (no UNSIGNED-PAYLOAD or streaming)")
         }
         var canonical: [UInt8] = []
         canonical.reserveCapacity(512)
@@ -125,11 +140,7 @@ enum SigV4Request {
             canonical += name.utf8
         }
         canonical.append(0x0A)
-        if let declared = headers[HTTPField.Name("X-Amz-Content-SHA256")!] {
-            canonical += declared.utf8
-        } else {
-            canonical += hex(body.withUnsafeReadableBytes { SHA256Hash.hash($0) }).utf8
-        }
+        canonical += (headers[HTTPField.Name("X-Amz-Content-SHA256")!] ?? payloadHash).utf8
         var toSign: [UInt8] = []
         toSign.reserveCapacity(160)
         toSign += SigV4Authorization.algorithm.utf8
