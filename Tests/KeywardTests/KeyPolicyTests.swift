@@ -84,6 +84,34 @@ struct KeyPolicyTests {
         #expect(entries.contains { $0.operation == "set-key-policy" && ($0.detail ?? "") == "key policy removed" })
     }
 
+    @Test("attack: a principal that may only set a key's policy cannot allow itself, or anyone, operations it does not hold on the key; it may deny, and allow what it holds")
+    func keyPolicyIsNoEscalation() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(aliases: ["team/k"]), actor: Self.owner).metadata.id.description
+        let sealed = try await service.encrypt([7], key: id, actor: Self.owner)
+        let keeper = try Self.caller("keeper", "set-key-policy,describe,encrypt:alias=team/*")
+        for (principals, operations) in [(["keeper"], Set<ServiceOperation>([.decrypt])), (["*"], [.decrypt]), (["friend"], [.encrypt, .decrypt]),
+                                         (["keeper"], [.scheduleDestruction, .setKeyPolicy])] {
+            let widening = KeyPolicy(statements: [Self.statement(.allow, principals, operations), Self.statement(.allow, ["keeper"], [.setKeyPolicy])],
+                                     principalPolicyOperations: KeyPolicy.keyOperations, document: "{}")
+            guard case .notPermitted = await keywardError({ () async throws(KeywardError) in _ = try await service.setKeyPolicy(widening, key: id, actor: keeper) }) else {
+                Issue.record("\(principals) were allowed \(operations.map(\.rawValue)) by a setter that does not hold them"); return
+            }
+        }
+        guard case .accessDenied = await keywardError({ () async throws(KeywardError) in _ = try await service.decrypt(sealed.ciphertext, actor: keeper) }) else {
+            Issue.record("the keeper decrypts"); return
+        }
+        // Within its own operations, and denials, it may write what it likes.
+        let within = KeyPolicy(statements: [Self.statement(.allow, ["friend"], [.encrypt, .describe]), Self.statement(.deny, ["*"], [.decrypt])],
+                               principalPolicyOperations: KeyPolicy.keyOperations, document: "{}")
+        _ = try await service.setKeyPolicy(within, key: id, actor: keeper)
+        _ = try await service.encrypt([1], key: id, actor: try Self.caller("friend"))
+        let denied = try await service.auditTail(50).map(\.event).filter { $0.operation == "set-key-policy" }.map(\.outcome)
+        #expect(denied == ["denied", "denied", "denied", "denied", "ok"], "\(denied)")
+    }
+
     @Test("attack: a key policy edited in the store file is refused")
     func tamperedPolicy() async throws {
         let fixture = try await StoreFixture.make()

@@ -12,11 +12,13 @@ extension KeyService {
     ///
     /// - Throws: `invalidArgument` for a document over 32 KiB or a statement that names no
     ///   principal or operation, or an operation that is not on a key; `notPermitted` for a
-    ///   policy that fails the lockout check.
+    ///   policy that fails the lockout check, or whose allow statements give an operation the
+    ///   caller does not hold on the key itself.
     public func setKeyPolicy(_ keyPolicy: KeyPolicy?, key reference: String, bypassLockoutCheck: Bool = false,
                              actor: Caller) async throws(KeywardError) -> KeyDescription {
         if let keyPolicy { try Self.check(keyPolicy) }
         return try await withUsableKey(reference, .setKeyPolicy, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
+            if let policy = actor.policy, let keyPolicy { try checkAllowable(keyPolicy, on: key, policy: policy, actor) }
             var metadata = key.metadata
             metadata.keyPolicy = keyPolicy
             if !bypassLockoutCheck, let policy = actor.policy,
@@ -26,6 +28,19 @@ extension KeyService {
             }
             event.detail = keyPolicy.map { "key policy set: \($0.statements.count) statements" } ?? "key policy removed"
             return try await commit(key, metadata, event: &event)
+        }
+    }
+
+    /// Refuses, with `notPermitted`, a key policy whose allow statements give an operation the
+    /// setter does not hold on the key itself (by its own policy, or by the key's current
+    /// policy), as grants are bounded: `set-key-policy` alone is no way to decrypt. Deny
+    /// statements, which only narrow, are always the setter's to write.
+    private func checkAllowable(_ keyPolicy: KeyPolicy, on key: LoadedKey, policy: AccessPolicy, _ actor: Caller) throws(KeywardError) {
+        let current = KeyDescription(metadata: key.metadata, aliases: key.aliases)
+        let given = keyPolicy.statements.filter { $0.effect == .allow }.reduce(into: Set<ServiceOperation>()) { $0.formUnion($1.operations) }
+        for operation in given.sorted(by: { $0.rawValue < $1.rawValue })
+        where !policy.allows(operation, on: current) && policyDecision(operation, on: current, policy: policy, actor) != true {
+            throw .notPermitted("\(actor.principal) may allow in a key policy only operations it holds on key \(key.row.id) itself; it does not hold \(operation.rawValue)")
         }
     }
 
