@@ -52,6 +52,30 @@ struct AuthorityAttackTests {
         #expect(try await service.describe(key: "team-a/second", actor: attacker).metadata.id.description == mine)
     }
 
+    @Test("attack: a caller allowed to name keys cannot pile aliases onto one (at most 50, AWS's quota), at creation or one by one; a move within the limit still works")
+    func aliasesPerKeyBounded() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let namer = try principal("team-a", "create,update,describe:alias=team-a/*")
+        let limit = KeyService.maximumAliasesPerKey
+        guard case .invalidArgument = await keywardError({ () async throws(KeywardError) in
+            _ = try await service.createKey(CreateKeyRequest(aliases: (0...limit).map { "team-a/k\($0)" }), actor: namer)
+        }) else { Issue.record("a key was created with \(limit + 1) aliases"); return }
+        let key = try await service.createKey(CreateKeyRequest(aliases: (0..<limit - 1).map { "team-a/k\($0)" }), actor: namer).metadata.id.description
+        try await service.setAlias("team-a/last", key: key, actor: namer)
+        guard case .limitExceeded(let message) = await keywardError({ () async throws(KeywardError) in
+            try await service.setAlias("team-a/one-more", key: key, actor: namer)
+        }) else { Issue.record("a key took alias \(limit + 1)"); return }
+        #expect(message.contains("delete one first"))
+        // Pointing an alias the key already has at it again is no new alias; another key takes one.
+        try await service.setAlias("team-a/last", key: key, actor: namer)
+        let other = try await service.createKey(CreateKeyRequest(aliases: ["team-a/other"]), actor: namer).metadata.id.description
+        try await service.setAlias("team-a/last", key: other, actor: namer)
+        try await service.setAlias("team-a/one-more", key: key, actor: namer)
+        #expect(try await service.describe(key: key, actor: namer).aliases.count == limit)
+    }
+
     @Test("attack: an alias with dot or empty segments (team-a/../billing/x), which a rule on team-a/* would cover while a URL resolves it into billing's scope, is refused at creation and on a move")
     func dotSegmentAliases() async throws {
         let fixture = try await StoreFixture.make()

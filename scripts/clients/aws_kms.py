@@ -85,6 +85,10 @@ try:
     alias = "alias/orders-" + uuid.uuid4().hex[:8]
     k.create_alias(AliasName=alias, TargetKeyId=sym["KeyId"])
     check(code(lambda: k.create_alias(AliasName=alias, TargetKeyId=sym["KeyId"])) == "AlreadyExistsException", "CreateAlias twice")
+    crowded = k.create_key()["KeyMetadata"]["KeyId"]
+    for n in range(50):
+        k.create_alias(AliasName="alias/crowded-%d" % n, TargetKeyId=crowded)
+    check(code(lambda: k.create_alias(AliasName="alias/crowded-50", TargetKeyId=crowded)) == "LimitExceededException", "a 51st alias on a key")
     for ref in [sym["KeyId"], sym["Arn"], alias, "arn:aws:kms:%s:111122223333:%s" % (REGION, alias)]:
         check(k.describe_key(KeyId=ref)["KeyMetadata"]["KeyId"] == sym["KeyId"], "DescribeKey by %s" % ref)
     check(code(lambda: k.describe_key(KeyId="arn:aws:kms:eu-west-1:111122223333:key/" + sym["KeyId"])) == "NotFoundException", "another region's ARN")

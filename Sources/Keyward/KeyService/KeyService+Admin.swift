@@ -149,6 +149,9 @@ extension KeyService {
         }
         for alias in request.aliases { _ = try newAliasName(alias) }
         guard Set(request.aliases).count == request.aliases.count else { throw .invalidArgument("an alias is listed twice") }
+        guard request.aliases.count <= maximumAliasesPerKey else {
+            throw .invalidArgument("\(request.aliases.count) aliases; a key has at most \(maximumAliasesPerKey)")
+        }
     }
 
     // MARK: Describe / list
@@ -310,6 +313,10 @@ extension KeyService {
 
     // MARK: Aliases
 
+    /// The most aliases a key may have (AWS KMS's quota): each is a row every load of the key
+    /// reads, so a caller allowed to name keys cannot make one arbitrarily expensive.
+    public static let maximumAliasesPerKey = 50
+
     /// What `setAlias` may do with an alias name.
     public enum AliasChange: Sendable {
         /// Create the alias, or move it if it exists.
@@ -328,7 +335,7 @@ extension KeyService {
         let alias = try Self.newAliasName(name)
         let id = try await resolve(reference, for: .update, caller: actor)
         try await auditor.audited(.setAlias, caller: actor, key: id) { (event) throws(KeywardError) -> Void in
-            _ = try await naming(reference, id) { () async throws(KeywardError) -> LoadedKey in try await authorizedKey(id, for: .update, caller: actor) }
+            let target = try await naming(reference, id) { () async throws(KeywardError) -> LoadedKey in try await authorizedKey(id, for: .update, caller: actor) }
             // The new name must fall in an alias scope the caller may update, so no one plants a
             // key inside another principal's alias scope.
             if let policy = actor.policy, !policy.allowsNaming(alias, for: .update) {
@@ -340,6 +347,12 @@ extension KeyService {
             case (.create, _?): throw .aliasTaken(alias)
             case (.move, nil): throw .keyNotFound(alias)
             default: break
+            }
+            if existing?.keyID != id {
+                let held = try await records.authenticAliases(of: target.row.id)
+                guard held.count < Self.maximumAliasesPerKey else {
+                    throw .limitExceeded("key \(id) has \(held.count) aliases, the most a key may have; delete one first")
+                }
             }
             if let existing {
                 _ = try records.verifiedAlias(existing, fence)

@@ -26,6 +26,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// The alias to create already names a key.
     case aliasTaken(String)
+    /// A quota is reached (the aliases of one key); the message says which and what to do.
+    case limitExceeded(String)
     /// The audit entry could not be written, so the operation was not performed.
     case auditUnavailable(String)
     /// Not allowed by policy (export of a non-exportable key, signing key in plaintext, ...).
@@ -76,6 +78,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .storeState(let why): why
         case .invalidArgument(let why): "invalid argument: \(why)"
         case .aliasTaken(let alias): "the alias \(alias) already exists"
+        case .limitExceeded(let why): "limit exceeded: \(why)"
         case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"
         case .notPermitted(let why): "not permitted: \(why)"
         case .unauthenticated(let why): "not authenticated: \(why)"
