@@ -84,6 +84,36 @@ struct AdminAPITests {
         #expect(records.first { $0.id == other.record.id }?.revokedAt == nil && records.first { $0.id == root.id }?.revokedAt == nil)
     }
 
+    @Test("attack: a token manager whose own token expires cannot mint a credential that outlives it; a token or access key it issues expires no later")
+    func issuedCredentialsDoNotOutliveTheIssuer() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let admin = try await fixture.token(["manage-tokens:*", "encrypt:alias=app/*"], lifetime: 3 * 86_400, principal: "contractor")
+        let limit = try #require(admin.record.expiresAt)
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/k"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            var minted: [String] = []
+            for lifetime in ["", #","expiresInDays":30"#] {
+                let reply = try await client.call(.post, "/v1/admin/tokens", token: admin.text, #"{"principal":"kept","rules":["encrypt:alias=app/*"]\#(lifetime)}"#)
+                #expect(reply.status == .created && reply.string("expiresAt") == ISO8601DateFormatter().string(from: limit), "\(lifetime): \(reply.text)")
+                minted.append(reply.string("token"))
+            }
+            let aws = try await client.call(.post, "/v1/admin/credentials/aws", token: admin.text, #"{"principal":"kept-aws","rules":["encrypt:alias=app/*"]}"#)
+            #expect(aws.status == .created && aws.string("expiresAt") == ISO8601DateFormatter().string(from: limit), "\(aws.text)")
+            // A shorter lifetime stays as asked; the root token's issues are unbounded.
+            let shorter = try await client.call(.post, "/v1/admin/tokens", token: admin.text, #"{"principal":"brief","rules":["encrypt:alias=app/*"],"expiresInDays":1}"#)
+            #expect(shorter.status == .created && shorter.string("expiresAt") != ISO8601DateFormatter().string(from: limit), "\(shorter.text)")
+            let unbounded = try await client.call(.post, "/v1/admin/tokens", token: fixture.rootToken, #"{"principal":"ops","rules":["encrypt:alias=app/*"]}"#)
+            #expect(unbounded.status == .created && unbounded.json["expiresAt"] == nil, "\(unbounded.text)")
+            // They work until then (checked in the store, so no cache holds them past the jump).
+            for token in minted { _ = try await fixture.service.authenticate(token) }
+            fixture.clock.advance(by: 3 * 86_400 + 1)
+            for token in minted {
+                #expect(try await client.call(.post, "/v1/keys/app%2Fk/encrypt", token: token, #"{"plaintext":"AQID"}"#).status == .unauthorized)
+            }
+        }
+    }
+
     @Test("tokens issued, listed (never their text), used and revoked over the API; audit queried by actor and operation, and verified; store verified; maintenance run and reported")
     func administration() async throws {
         let fixture = try await ServerFixture.make()

@@ -43,11 +43,15 @@ public struct Caller: Sendable, CustomStringConvertible {
     /// The request's encryption context, for grant constraints and key-policy conditions (set
     /// by the operations that take one; nil otherwise).
     var requestContext: EncryptionContext? = nil
+    /// When the credential this caller presented expires (nil: it does not, or the caller is
+    /// the owner or a job). A credential the caller issues expires no later.
+    public let expiresAt: Date?
 
-    private init(principal: String, authority: Authority, context: AuditContext) {
+    private init(principal: String, authority: Authority, context: AuditContext, expiresAt: Date? = nil) {
         self.principal = principal
         self.authority = authority
         self.context = context
+        self.expiresAt = expiresAt
     }
 
     /// The same caller presenting `grants` on this request (at most 10, AWS's limit).
@@ -69,9 +73,10 @@ public struct Caller: Sendable, CustomStringConvertible {
         Caller(principal: name, authority: .owner, context: context)
     }
 
-    /// A front end's client, limited to what `policy` grants.
-    public static func principal(_ name: String, policy: AccessPolicy, context: AuditContext = AuditContext()) -> Caller {
-        Caller(principal: name, authority: .policy(policy), context: context)
+    /// A front end's client, limited to what `policy` grants, presenting a credential that
+    /// expires at `expiresAt` (nil: never).
+    public static func principal(_ name: String, policy: AccessPolicy, expiresAt: Date? = nil, context: AuditContext = AuditContext()) -> Caller {
+        Caller(principal: name, authority: .policy(policy), context: context, expiresAt: expiresAt)
     }
 
     /// One of Keyward's own jobs.

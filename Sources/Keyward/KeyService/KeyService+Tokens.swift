@@ -7,7 +7,8 @@ extension KeyService {
     /// text; the store keeps only its SHA-256, in a MAC'd row.
     ///
     /// - Parameters:
-    ///   - lifetime: seconds until it expires (nil: never; at most 10 years).
+    ///   - lifetime: seconds until it expires (nil: never; at most 10 years); never past the
+    ///     expiry of the credential `actor` presented.
     ///   - text: caller-chosen token text (32 to 256 printable ASCII characters, no spaces), for
     ///     scripts and development; nil (the default) generates 256 random bits.
     public func issueToken(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, text chosen: String? = nil,
@@ -34,7 +35,7 @@ extension KeyService {
             let text = chosen ?? TokenText.make(id: id, secret: secret)
             let now = clock.now
             let record = TokenRecord(id: id, principal: principal, policy: policy, createdAt: now,
-                                     expiresAt: lifetime.map { now.addingTimeInterval($0) }, revokedAt: nil)
+                                     expiresAt: Self.expiry(lifetime, from: now, issuer: actor), revokedAt: nil)
             let row = try records.tokenRow(record, hash: TokenText.hash(text), revision: 1)
             do throws(StorageError) { try await store.insertToken(row) } catch {
                 if case .conflict = error { throw .invalidArgument("a token with this text already exists") }
@@ -61,7 +62,7 @@ extension KeyService {
             let secret = try AWSAccessKey.secret(version.material, id: id)
             let now = clock.now
             var record = TokenRecord(id: id, principal: principal, policy: policy, createdAt: now,
-                                     expiresAt: lifetime.map { now.addingTimeInterval($0) }, revokedAt: nil)
+                                     expiresAt: Self.expiry(lifetime, from: now, issuer: actor), revokedAt: nil)
             record.awsSecretVersion = version.number
             record.awsSecretKey = signer.row.id
             let accessKeyID = AWSAccessKey.id(for: id)
@@ -104,6 +105,15 @@ extension KeyService {
         if let lifetime, !(60...(10 * 365 * 86_400)).contains(lifetime) {
             throw .invalidArgument("credential lifetime \(Int(lifetime)) s; choose one minute to ten years")
         }
+    }
+
+    /// When a credential issued at `now` for `lifetime` expires: never later than the issuer's
+    /// own credential, so a manager whose access ends cannot leave a credential that outlives it
+    /// (as Vault caps a child token's TTL at its parent's).
+    static func expiry(_ lifetime: TimeInterval?, from now: Date, issuer: Caller) -> Date? {
+        let requested = lifetime.map { now.addingTimeInterval($0) }
+        guard let limit = issuer.expiresAt else { return requested }
+        return min(requested ?? limit, limit)
     }
 
     /// `actor` may issue a credential with `policy`: it holds `manage-tokens`, and issues only

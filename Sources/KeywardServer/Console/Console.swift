@@ -56,7 +56,7 @@ struct Console: Sendable {
 
         /// The `Caller` for `KeyService`, its audit context naming the console route.
         func caller(_ request: Request, _ context: KeywardRequestContext) -> Caller {
-            .principal(principal.name, policy: principal.policy, context: context.auditContext(request))
+            .principal(principal.name, policy: principal.policy, expiresAt: principal.expiresAt, context: context.auditContext(request))
         }
     }
 
@@ -118,7 +118,7 @@ struct Console: Sendable {
         case .token(let reference):
             do {
                 let record = try await slot.current.authenticate(reference)
-                return Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy)
+                return Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy, expiresAt: record.expiresAt)
             } catch {
                 if case .unauthenticated = error { throw APIError.unauthenticated(error.description) }
                 throw APIError(error)

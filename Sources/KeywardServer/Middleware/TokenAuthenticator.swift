@@ -208,7 +208,7 @@ final class TokenAuthenticator: Sendable {
             if case .unauthenticated = error { throw APIError.unauthenticated(error.description) }
             throw APIError(error)
         }
-        return Verified(principal: Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy), expiresAt: record.expiresAt)
+        return Verified(principal: Principal(name: "token:\(record.id):\(record.principal)", policy: record.policy, expiresAt: record.expiresAt), expiresAt: record.expiresAt)
     }
 
     // MARK: AWS access keys
@@ -262,7 +262,7 @@ final class TokenAuthenticator: Sendable {
         }
         attempt.refund()
         let record = checked.record
-        let entry = AWSKey(principal: Principal(name: "aws:\(accessKeyID):\(record.principal)", policy: record.policy),
+        let entry = AWSKey(principal: Principal(name: "aws:\(accessKeyID):\(record.principal)", policy: record.policy, expiresAt: record.expiresAt),
                            expiresAt: record.expiresAt, cachedAt: now, secret: checked)
         if ttl > .zero {
             state.withLock { state in

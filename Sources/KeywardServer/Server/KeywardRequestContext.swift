@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Keyward
 import Logging
@@ -32,7 +33,7 @@ public struct KeywardRequestContext: RequestContext, RemoteAddressRequestContext
     /// the route; its receipt tells `RequestAuditMiddleware` that the library audited.
     func caller(_ request: Request) throws(APIError) -> Caller {
         guard let principal else { throw APIError.unauthenticated("a bearer token is required") }
-        return .principal(principal.name, policy: principal.policy, context: auditContext(request))
+        return .principal(principal.name, policy: principal.policy, expiresAt: principal.expiresAt, context: auditContext(request))
     }
 }
 
@@ -50,6 +51,8 @@ struct Principal: Sendable {
     /// `token:<id>:<name>` or `mtls:<subject>`.
     var name: String
     var policy: AccessPolicy
+    /// When the presented credential expires (nil: never, or a client certificate).
+    var expiresAt: Date? = nil
 }
 
 /// What one request has done so far, shared by the middleware that run before and after the
