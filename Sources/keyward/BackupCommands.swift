@@ -144,6 +144,21 @@ struct Restore: AsyncParsableCommand {
 enum Identity {
     static func openBundle(_ path: String, identity: String?, signer: String?) throws -> BackupContents {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
+        // The header first: a file that is no bundle, or a bundle that opens another way, is
+        // told so before anyone is asked for a passphrase.
+        let protection: BackupBundle.Protection
+        do { protection = try BackupBundle(parsing: [UInt8](data)).header.protection } catch {
+            throw CLIError(.rootOfTrust, "\(path): \(error.description)")
+        }
+        switch (protection, identity) {
+        case (.passphrase, _?):
+            throw CLIError(.failure, "\(path) is protected by a passphrase, not sealed to a recipient: drop --identity and --signer "
+                           + "and give the passphrase in KEYWARD_BACKUP_PASSPHRASE_FILE, KEYWARD_BACKUP_PASSPHRASE or at the prompt")
+        case (.x25519, nil), (.xWing, nil):
+            throw CLIError(.failure, "\(path) is sealed to a \(protection) recipient: open it with --identity (the recipient's identity file) "
+                           + "and --signer (the source store's backup signing public key)")
+        default: break
+        }
         if let identity {
             guard let signer else {
                 throw CLIError(.failure, "a recipient backup opens only with --signer: the source store's backup signing public key "

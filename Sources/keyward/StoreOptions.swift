@@ -187,9 +187,9 @@ enum PassphraseSource {
         } else if let value = environment[variable] {
             bytes = Array(value.utf8)
         } else {
-            bytes = try Terminal.readWithoutEcho(prompt: prompt)
+            bytes = try Terminal.readWithoutEcho(prompt: prompt, variable: variable)
             if confirm {
-                var again = try Terminal.readWithoutEcho(prompt: "Again: ")
+                var again = try Terminal.readWithoutEcho(prompt: "Again: ", variable: variable)
                 defer { SecureZero.wipe(&again) }
                 guard ConstantTime.equals(bytes, again) else {
                     SecureZero.wipe(&bytes)
@@ -205,22 +205,25 @@ enum PassphraseSource {
 
 /// Terminal input without echo.
 enum Terminal {
-    static func readWithoutEcho(prompt: String) throws -> [UInt8] {
+    /// Reads a line typed at `/dev/tty` after `prompt`; the errors name `variable` (and its
+    /// `_FILE` form) as the way to give the passphrase without a terminal.
+    static func readWithoutEcho(prompt: String, variable: String) throws -> [UInt8] {
+        let instead = "set \(variable)_FILE or \(variable)"
         let fd = open("/dev/tty", O_RDWR)
         guard fd >= 0 else {
-            throw CLIError(.failure, "no terminal to ask for the passphrase; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
+            throw CLIError(.failure, "no terminal to ask for the passphrase; \(instead)")
         }
         defer { close(fd) }
         // Echo goes off before the prompt appears: whatever is typed after the prompt is never
         // echoed, and never discarded by the flush that switches echo off.
         var saved = termios()
         guard tcgetattr(fd, &saved) == 0 else {
-            throw CLIError(.failure, "cannot read the terminal's settings to turn echo off; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
+            throw CLIError(.failure, "cannot read the terminal's settings to turn echo off; \(instead)")
         }
         var silent = saved
         silent.c_lflag &= ~tcflag_t(ECHO)
         guard tcsetattr(fd, TCSAFLUSH, &silent) == 0 else {
-            throw CLIError(.failure, "cannot turn the terminal's echo off; set KEYWARD_PASSPHRASE_FILE or KEYWARD_PASSPHRASE")
+            throw CLIError(.failure, "cannot turn the terminal's echo off; \(instead)")
         }
         defer {
             tcsetattr(fd, TCSADRAIN, &saved)

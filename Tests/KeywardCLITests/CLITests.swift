@@ -499,6 +499,15 @@ struct CLITests {
         try Data(try Data(contentsOf: cli.directory.appendingPathComponent("one.kwb")).prefix(200)).write(to: truncated)
         let bad = try cli.run(["backup", "verify", "--in", truncated.path], environment: backupEnv)
         #expect(bad.status != 0 && !bad.stderr.isEmpty)
+        // A file that is no bundle is told so before any passphrase is asked for; without a
+        // terminal, the message names the backup's own variables, not the store's.
+        try Data("not a backup at all".utf8).write(to: cli.directory.appendingPathComponent("junk.kwb"))
+        let junk = try cli.run(["backup", "verify", "--in", "junk.kwb"])
+        #expect(junk.status == 6 && junk.stderr.contains("junk.kwb") && !junk.stderr.contains("passphrase"), "\(junk.status) \(junk.stderr)")
+        let noPassphrase = try cli.run(["backup", "verify", "--in", "one.kwb"])
+        #expect(noPassphrase.status == 1 && noPassphrase.stderr.contains("KEYWARD_BACKUP_PASSPHRASE_FILE or KEYWARD_BACKUP_PASSPHRASE"), "\(noPassphrase.stderr)")
+        let asRecipient = try cli.run(["backup", "verify", "--in", "one.kwb", "--identity", "id.key", "--signer", "signer.pem"])
+        #expect(asRecipient.status == 1 && asRecipient.stderr.contains("protected by a passphrase"), "\(asRecipient.stderr)")
     }
 
     @Test("a recipient backup: keygen, create, signer; restore refuses without --signer and with another store's signer, restores with the right one")
@@ -512,6 +521,8 @@ struct CLITests {
         let created = try cli.run(["backup", "create", "--recipient", "id.pub", "--out", "r.kwb"])
         #expect(created.status == 0 && created.stdout.contains("signed by key"), "\(created.stderr)")
         #expect(try cli.run(["backup", "signer", "--out", "signer.pem"]).status == 0)
+        let noIdentity = try cli.run(["backup", "verify", "--in", "r.kwb"], environment: ["KEYWARD_BACKUP_PASSPHRASE": "irrelevant"])
+        #expect(noIdentity.status == 1 && noIdentity.stderr.contains("sealed to a x25519 recipient"), "\(noIdentity.stderr)")
         let unsigned = try cli.run(["backup", "verify", "--in", "r.kwb", "--identity", "id.key"])
         #expect(unsigned.status != 0 && unsigned.stderr.contains("--signer"), "\(unsigned.stderr)")
         // Another store's signer (an attacker's, say) is refused.
