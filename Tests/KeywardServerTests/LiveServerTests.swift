@@ -166,10 +166,11 @@ struct LiveServerTests {
         let fixture = try await ServerFixture.make {
             $0.insecureHTTP = false
             $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath, clientCA: material.caPath,
-                           clientPolicies: [material.clientSubject: ["encrypt,describe:alias=billing/*"]])
+                           clientPolicies: [material.clientSubject: ["encrypt,describe:alias=billing/*", "manage-tokens:*"]])
         }
         defer { fixture.remove() }
         let billing = try await fixture.service.createKey(CreateKeyRequest(aliases: ["billing/invoices"]), actor: .owner("test")).metadata.id
+        let notAfter = try Certificate(pemEncoded: material.client.certificatePEM).notValidAfter
         let other = try await fixture.service.createKey(CreateKeyRequest(aliases: ["hr/salaries"]), actor: .owner("test")).metadata.id
         let live = try await LiveServer.start(fixture.server)
         let base = "https://localhost:\(live.port)"
@@ -184,6 +185,9 @@ struct LiveServerTests {
             #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: nil, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 403)
             // A bearer token still works over an mTLS connection, with the token's own policy.
             #expect(try await send(client, base + "/v1/keys/\(other)/encrypt", token: fixture.rootToken, method: .POST, body: #"{"plaintext":"AQID"}"#).status == 200)
+            // A token the certificate's holder issues expires with the certificate, at the latest.
+            let minted = try await send(client, base + "/v1/admin/tokens", token: nil, method: .POST, body: #"{"principal":"batch","rules":["encrypt:alias=billing/*"]}"#)
+            #expect(minted.status == 201 && minted.text.contains(#""expiresAt":"\#(ISO8601DateFormatter().string(from: notAfter))""#), "\(minted.text)")
             try await client.shutdown()
         }
         let events = try await fixture.service.auditTail(20).map(\.event)

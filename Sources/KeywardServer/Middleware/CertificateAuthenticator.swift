@@ -27,6 +27,8 @@ struct CertificateAuthenticator: Sendable {
         /// The issuer's name and the certificate's serial number, for the revocation check.
         let issuerName: DistinguishedName
         let serial: [UInt8]
+        /// The certificate's notAfter: a credential its holder issues expires no later.
+        var notValidAfter: Date? = nil
         /// The key of `tls.clientPolicies`: a rule binds an issuer and a subject together, so a
         /// second CA in the bundle cannot issue a certificate that passes for the same subject.
         var key: String { "\(issuer) | \(subject)" }
@@ -42,7 +44,8 @@ struct CertificateAuthenticator: Sendable {
             let parsed = try Certificate(derEncoded: try certificate.toDERBytes())
             let usages = (try? parsed.extensions.extendedKeyUsage).flatMap { $0 }
             return ClientIdentity(issuer: parsed.issuer.description, subject: parsed.subject.description,
-                                  clientAuth: usages?.contains(.clientAuth) ?? false, issuerName: parsed.issuer, serial: RevocationList.serial(parsed.serialNumber.bytes))
+                                  clientAuth: usages?.contains(.clientAuth) ?? false, issuerName: parsed.issuer, serial: RevocationList.serial(parsed.serialNumber.bytes),
+                                  notValidAfter: parsed.notValidAfter)
         }
         return nil
     }
@@ -63,6 +66,6 @@ struct CertificateAuthenticator: Sendable {
         guard let policy = policies[identity.key] else {
             throw APIError.unauthenticated("client certificate '\(identity.key)' (issuer | subject) has no policy; add it under tls.clientPolicies")
         }
-        return Principal(name: "mtls:\(identity.key)", policy: policy)
+        return Principal(name: "mtls:\(identity.key)", policy: policy, expiresAt: identity.notValidAfter)
     }
 }

@@ -51,7 +51,8 @@ struct Principal: Sendable {
     /// `token:<id>:<name>` or `mtls:<subject>`.
     var name: String
     var policy: AccessPolicy
-    /// When the presented credential expires (nil: never, or a client certificate).
+    /// When the presented credential expires: a token's or access key's expiry, a client
+    /// certificate's notAfter (nil: never).
     var expiresAt: Date? = nil
 }
 
