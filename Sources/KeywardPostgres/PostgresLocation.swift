@@ -1,4 +1,5 @@
 import Foundation
+import KeywardCrypto
 import NIOSSL
 import PostgresNIO
 
@@ -125,13 +126,12 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         return "postgres://\(username)@\(shown):\(port)/\(database)"
     }
 
-    /// The password from `KEYWARD_DATABASE_PASSWORD_FILE` (its first line) or
-    /// `KEYWARD_DATABASE_PASSWORD`; nil when neither is set (trust or peer authentication).
+    /// The password from `KEYWARD_DATABASE_PASSWORD_FILE` (its first line; the file must be the
+    /// owner's alone, `SecretFile`) or `KEYWARD_DATABASE_PASSWORD`; nil when neither is set
+    /// (trust or peer authentication).
     public static func password(environment: [String: String] = ProcessInfo.processInfo.environment) throws(PostgresStoreError) -> String? {
         if let file = environment["KEYWARD_DATABASE_PASSWORD_FILE"], !file.isEmpty {
-            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-                throw .badLocation("the password file \(file) (KEYWARD_DATABASE_PASSWORD_FILE) cannot be read")
-            }
+            let text = try SecretFile.text(file, "the password file (KEYWARD_DATABASE_PASSWORD_FILE)") { PostgresStoreError.badLocation($0) }
             return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         if let value = environment["KEYWARD_DATABASE_PASSWORD"], !value.isEmpty { return value }

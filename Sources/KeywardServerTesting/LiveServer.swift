@@ -43,7 +43,7 @@ public struct LiveServer: Sendable {
         let certificate = directory.appendingPathComponent("server.pem").path
         let key = directory.appendingPathComponent("server-key.pem").path
         try Data((leaf.certificatePEM + "\n" + pki.caCertificatePEM).utf8).write(to: URL(fileURLWithPath: certificate))
-        try Data(leaf.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: key))
+        FileManager.default.createFile(atPath: key, contents: Data(leaf.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0

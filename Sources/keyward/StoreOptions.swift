@@ -179,10 +179,7 @@ enum PassphraseSource {
         let environment = ProcessInfo.processInfo.environment
         var bytes: [UInt8]
         if let file = environment[variable + "_FILE"] {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw CLIError(.failure, "cannot read \(variable)_FILE \(file)")
-            }
-            bytes = [UInt8](data)
+            bytes = Array(try SecretFile.text(file, "the file \(variable)_FILE names") { CLIError(.rootOfTrust, $0) }.utf8)
             while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         } else if let value = environment[variable] {
             bytes = Array(value.utf8)

@@ -364,9 +364,18 @@ struct CLITests {
         let wrongPassphrase = try cli.run(["key", "list"], environment: ["KEYWARD_PASSPHRASE_FILE": "/dev/null", "KEYWARD_PASSPHRASE": "nope"])
         #expect(wrongPassphrase.status != 0)
         let passphraseFile = cli.directory.appendingPathComponent("wrong").path
-        FileManager.default.createFile(atPath: passphraseFile, contents: Data("wrong passphrase".utf8))
+        FileManager.default.createFile(atPath: passphraseFile, contents: Data("wrong passphrase".utf8), attributes: [.posixPermissions: 0o600])
         let wrong = try cli.run(["key", "list"], environment: ["KEYWARD_PASSPHRASE_FILE": passphraseFile])
         #expect(wrong.status == 6 && wrong.stderr.contains("passphrase is wrong"))
+        // Attack: a passphrase file others on the machine can read is refused, naming its mode,
+        // as the key file is; so is a symbolic link to the right one.
+        let readable = cli.directory.appendingPathComponent("readable").path
+        FileManager.default.createFile(atPath: readable, contents: Data("a long test passphrase".utf8), attributes: [.posixPermissions: 0o644])
+        let exposed = try cli.run(["key", "list"], environment: ["KEYWARD_PASSPHRASE_FILE": readable])
+        #expect(exposed.status == 6 && exposed.stderr.contains("mode 644"), "\(exposed.stderr)")
+        try FileManager.default.createSymbolicLink(atPath: cli.path("linked"), withDestinationPath: cli.environment["KEYWARD_PASSPHRASE_FILE"]!)
+        let linked = try cli.run(["key", "list"], environment: ["KEYWARD_PASSPHRASE_FILE": cli.path("linked")])
+        #expect(linked.status == 6 && linked.stderr.contains("symbolic link"), "\(linked.stderr)")
         #expect(try cli.run(["key", "create", "--spec", "AES-128-ECB"]).stderr.contains("unknown key spec"))
         #expect(try cli.run(["key", "create", "--spec", "ED25519", "--alias", "sig"]).status == 0)
         let purpose = try cli.run(["encrypt", "--key", "sig"], stdin: Data("x".utf8))

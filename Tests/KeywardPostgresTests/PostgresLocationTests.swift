@@ -83,15 +83,23 @@ struct PostgresLocationTests {
         #expect(throws: PostgresStoreError.self) { _ = try PostgresLocation(text) }
     }
 
-    @Test("the password comes from the file KEYWARD_DATABASE_PASSWORD_FILE names (first line), else KEYWARD_DATABASE_PASSWORD; an unreadable file is an error")
+    @Test("the password comes from the file KEYWARD_DATABASE_PASSWORD_FILE names (first line), else KEYWARD_DATABASE_PASSWORD; an unreadable file, or one others can read, is an error")
     func passwordSources() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString)")
-        try Data("from-file\nignored\n".utf8).write(to: file)
+        FileManager.default.createFile(atPath: file.path, contents: Data("from-file\nignored\n".utf8), attributes: [.posixPermissions: 0o600])
         defer { try? FileManager.default.removeItem(at: file) }
         #expect(try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD_FILE": file.path, "KEYWARD_DATABASE_PASSWORD": "env"]) == "from-file")
         #expect(try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD": "env"]) == "env")
         #expect(try PostgresLocation.password(environment: [:]) == nil)
         #expect(throws: PostgresStoreError.self) { _ = try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD_FILE": "/nonexistent/pw"]) }
+        // Attack: a password file others can read is refused, naming its mode.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        do {
+            _ = try PostgresLocation.password(environment: ["KEYWARD_DATABASE_PASSWORD_FILE": file.path])
+            Issue.record("a world-readable password file was used")
+        } catch {
+            #expect(error.description.contains("mode 644"), "\(error)")
+        }
     }
 
     @Test("a database that does not answer fails the connection with 'unavailable' within the operation timeout instead of hanging")

@@ -30,7 +30,10 @@ struct TLSMaterial {
         let server = try pki.issueServer()
         func write(_ name: String, _ text: String) throws -> String {
             let path = directory.appendingPathComponent(name).path
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            // 0600: the private key passes `SecretFile`'s checks; the rest need not, but may.
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw CocoaError(.fileWriteUnknown)
+            }
             return path
         }
         let client = try pki.issueClient(commonName: "billing")
@@ -68,6 +71,30 @@ func send(_ client: HTTPClient, _ url: String, token: String?, method: HTTPMetho
 
 @Suite("Live server on loopback: TLS, HTTP/2, mTLS, graceful shutdown", .serialized)
 struct LiveServerTests {
+    @Test("attack: a TLS private key others on the machine can read, or a link to one, is refused at start, naming the file's mode")
+    func exposedPrivateKeyRefused() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let link = material.directory.appendingPathComponent("linked-key.pem").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: material.keyPath)
+        for (key, expected) in [(material.keyPath, "mode 644"), (link, "symbolic link")] {
+            if key == material.keyPath { try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key) }
+            let fixture = try await ServerFixture.make {
+                $0.insecureHTTP = false
+                $0.tls = .init(certificate: material.certificatePath, privateKey: key)
+            }
+            defer { fixture.remove() }
+            do {
+                let live = try await LiveServer.start(fixture.server)
+                try await live.stop()
+                Issue.record("the server started with \(key)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+            }
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: material.keyPath)
+        }
+    }
+
     @Test("HTTPS with HTTP/2 by ALPN and HTTP/1.1; TLS 1.1 refused; an untrusted client refuses the certificate")
     func tls() async throws {
         let material = try TLSMaterial.make()

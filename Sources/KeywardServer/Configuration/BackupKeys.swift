@@ -16,7 +16,7 @@ struct BackupKeys: Sendable {
         recipients = try settings.recipients.map { (path) throws(KeywardError) in try Self.read(path, "backup.recipients", BackupKeyFiles.recipient) }
         signers = try settings.signers.map { (path) throws(KeywardError) in try Self.read(path, "backup.signers", BackupKeyFiles.signer) }
         identity = try settings.identity.map { (path) throws(KeywardError) in
-            let text = try SecretFile.text(path, "the identity file") { .invalidArgument("backup.identity: \($0)") }
+            let text = try SecretFile.text(path, "the identity file") { KeywardError.invalidArgument("backup.identity: \($0)") }
             do throws(KeywardError) {
                 return RestoreIdentity(try BackupKeyFiles.identity(text))
             } catch {

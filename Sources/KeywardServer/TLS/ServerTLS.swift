@@ -1,5 +1,6 @@
 import Foundation
 import Keyward
+import KeywardCrypto
 import NIOSSL
 
 /// The server's TLS configuration: TLS 1.2 and up, HTTP/2 and HTTP/1.1 by ALPN, and, with a
@@ -12,7 +13,9 @@ enum ServerTLS {
             throw .invalidArgument("cannot read the TLS certificate \(settings.certificate): \(error)")
         }
         guard !chain.isEmpty else { throw .invalidArgument("\(settings.certificate) holds no PEM certificate") }
-        do { key = try NIOSSLPrivateKey(file: settings.privateKey, format: .pem) } catch {
+        // The key's file passes the secret-file checks (the owner's alone, not a link).
+        let pem = try SecretFile.text(settings.privateKey, "the TLS private key") { KeywardError.invalidArgument($0) }
+        do { key = try NIOSSLPrivateKey(bytes: Array(pem.utf8), format: .pem) } catch {
             throw .invalidArgument("cannot read the TLS private key \(settings.privateKey): \(error)")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))

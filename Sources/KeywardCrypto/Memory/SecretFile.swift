@@ -1,6 +1,7 @@
 import Foundation
 
-/// The one door to files that hold secrets (a root key file, a backup identity): the file named
+/// The one door to files that hold secrets (a root key file, a backup identity, a passphrase or
+/// database password file, the server's TLS private key): the file named
 /// is read only if it is the file itself (not a symbolic link), a regular file, and readable and
 /// writable by its owner alone (mode 0600 or stricter), as `ssh` demands of a private key. A
 /// secret others on the machine can read is refused, not used.
@@ -10,7 +11,7 @@ public enum SecretFile {
     ///
     /// - Parameter what: what the file is, for messages ("the key file").
     /// - Parameter rejection: the error for a refusal, given the message.
-    static func open(_ path: String, _ what: String, rejection: (String) -> KeywardError) throws(KeywardError) -> (descriptor: Int32, size: Int) {
+    public static func open<Failure: Error>(_ path: String, _ what: String, rejection: (String) -> Failure) throws(Failure) -> (descriptor: Int32, size: Int) {
         let fd = Foundation.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             throw rejection(errno == ELOOP ? "\(what) \(path) is a symbolic link; name the file itself" : "cannot read \(what) \(path)")
@@ -30,8 +31,8 @@ public enum SecretFile {
     /// The text of a small secret file (at most `maximumBytes`), after the checks of `open`.
     ///
     /// - Throws: `rejection`'s error naming the file and what is wrong with it.
-    public static func text(_ path: String, _ what: String, maximumBytes: Int = 64 * 1024,
-                            rejection: (String) -> KeywardError) throws(KeywardError) -> String {
+    public static func text<Failure: Error>(_ path: String, _ what: String, maximumBytes: Int = 64 * 1024,
+                                            rejection: (String) -> Failure) throws(Failure) -> String {
         let (fd, size) = try open(path, what, rejection: rejection)
         defer { close(fd) }
         guard size <= maximumBytes else { throw rejection("\(what) \(path) holds \(size) bytes, more than \(maximumBytes); it is not \(what)") }
