@@ -179,7 +179,7 @@ enum PassphraseSource {
         let environment = ProcessInfo.processInfo.environment
         var bytes: [UInt8]
         if let file = environment[variable + "_FILE"] {
-            bytes = Array(try SecretFile.text(file, "the file \(variable)_FILE names") { CLIError(.rootOfTrust, $0) }.utf8)
+            bytes = try SecretFile.contents(file, "the file \(variable)_FILE names") { CLIError(.rootOfTrust, $0) }
             while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
         } else if let value = environment[variable] {
             bytes = Array(value.utf8)

@@ -28,11 +28,23 @@ public enum SecretFile {
         return (fd, Int(info.st_size))
     }
 
-    /// The text of a small secret file (at most `maximumBytes`), after the checks of `open`.
+    /// The text of a small secret file (at most `maximumBytes`), after the checks of `open`;
+    /// the bytes read are wiped once the text is made.
     ///
     /// - Throws: `rejection`'s error naming the file and what is wrong with it.
     public static func text<Failure: Error>(_ path: String, _ what: String, maximumBytes: Int = 64 * 1024,
                                             rejection: (String) -> Failure) throws(Failure) -> String {
+        var bytes = try contents(path, what, maximumBytes: maximumBytes, rejection: rejection)
+        defer { SecureZero.wipe(&bytes) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The bytes of a small secret file (at most `maximumBytes`), after the checks of `open`.
+    /// The caller wipes them (`SecureZero.wipe`) when done.
+    ///
+    /// - Throws: `rejection`'s error naming the file and what is wrong with it.
+    public static func contents<Failure: Error>(_ path: String, _ what: String, maximumBytes: Int = 64 * 1024,
+                                                rejection: (String) -> Failure) throws(Failure) -> [UInt8] {
         let (fd, size) = try open(path, what, rejection: rejection)
         defer { close(fd) }
         guard size <= maximumBytes else { throw rejection("\(what) \(path) holds \(size) bytes, more than \(maximumBytes); it is not \(what)") }
@@ -40,9 +52,12 @@ public enum SecretFile {
         var filled = 0
         while filled < size {
             let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, size - filled) }
-            guard got > 0 else { throw rejection("cannot read \(what) \(path)") }
+            guard got > 0 else {
+                SecureZero.wipe(&bytes)
+                throw rejection("cannot read \(what) \(path)")
+            }
             filled += got
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 }

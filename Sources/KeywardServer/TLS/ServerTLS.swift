@@ -14,8 +14,9 @@ enum ServerTLS {
         }
         guard !chain.isEmpty else { throw .invalidArgument("\(settings.certificate) holds no PEM certificate") }
         // The key's file passes the secret-file checks (the owner's alone, not a link).
-        let pem = try SecretFile.text(settings.privateKey, "the TLS private key") { KeywardError.invalidArgument($0) }
-        do { key = try NIOSSLPrivateKey(bytes: Array(pem.utf8), format: .pem) } catch {
+        var pem = try SecretFile.contents(settings.privateKey, "the TLS private key") { KeywardError.invalidArgument($0) }
+        defer { SecureZero.wipe(&pem) }
+        do { key = try NIOSSLPrivateKey(bytes: pem, format: .pem) } catch {
             throw .invalidArgument("cannot read the TLS private key \(settings.privateKey): \(error)")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
