@@ -187,9 +187,10 @@ enum Identity {
     }
 
     /// A file's text.
+    /// A recipient's or signer's public key file: it decides whom a backup is sealed to, or
+    /// which bundles a restore accepts, so it passes `ProtectedFile`'s checks.
     static func text(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(.failure, "cannot read \(path)") }
-        return String(decoding: data, as: UTF8.self)
+        try ProtectedFile.text(path, "the public key file") { CLIError(.rootOfTrust, $0) }
     }
 
     /// Writes to a temporary file beside `path`, syncs it, and renames it into place.

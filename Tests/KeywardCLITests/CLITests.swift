@@ -527,6 +527,11 @@ struct CLITests {
         #expect(try cli.run(["key", "create", "--alias", "app"]).status == 0)
         let sealed = try cli.run(["encrypt", "--key", "app", "--base64-out"], stdin: Data("kept".utf8))
         #expect(try cli.run(["backup", "keygen", "--spec", "X25519", "--identity", "id.key", "--public-out", "id.pub"]).status == 0)
+        // Attack: a recipient file others can write (to put their own key in it) is refused.
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: cli.path("id.pub"))
+        let swappable = try cli.run(["backup", "create", "--recipient", "id.pub", "--out", "r.kwb"])
+        #expect(swappable.status == 6 && swappable.stderr.contains("chmod go-w"), "\(swappable.status) \(swappable.stderr)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: cli.path("id.pub"))
         let created = try cli.run(["backup", "create", "--recipient", "id.pub", "--out", "r.kwb"])
         #expect(created.status == 0 && created.stdout.contains("signed by key"), "\(created.stderr)")
         #expect(try cli.run(["backup", "signer", "--out", "signer.pem"]).status == 0)

@@ -51,6 +51,26 @@ struct ConfigurationTests {
         #expect(defaults == ServerConfiguration())
     }
 
+    @Test("attack: a configuration file group or others can write (they could grant themselves keys through tls.clientPolicies) is refused; a read-only one, and a link to it, are read")
+    func writableConfigurationRefused() async throws {
+        let path = try file("port: 9443\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for mode in [0o666, 0o620, 0o602] {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+            do {
+                _ = try await ServerConfiguration.read(file: path)
+                Issue.record("mode \(String(mode, radix: 8)) was read")
+            } catch {
+                #expect(error.description.contains("chmod go-w"), "\(error)")
+            }
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        let link = path + ".link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        #expect(try await ServerConfiguration.read(file: link).port == 9443)
+    }
+
     @Test("unknown keys, values of the wrong type, half a TLS pair and broken YAML are refused with the setting's name")
     func refusals() async throws {
         let refusals: [(String, String)] = [

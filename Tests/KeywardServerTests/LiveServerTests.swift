@@ -71,6 +71,35 @@ func send(_ client: HTTPClient, _ url: String, token: String?, method: HTTPMetho
 
 @Suite("Live server on loopback: TLS, HTTP/2, mTLS, graceful shutdown", .serialized)
 struct LiveServerTests {
+    @Test("attack: a client CA bundle or a backup recipient file others can write (a CA of their own, backups sealed to their key) is refused at start")
+    func writableTrustFilesRefused() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: material.caPath)
+        let withCA = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath, clientCA: material.caPath,
+                           clientPolicies: [material.clientSubject: ["encrypt:*"]])
+        }
+        defer { withCA.remove() }
+        do {
+            let live = try await LiveServer.start(withCA.server)
+            try await live.stop()
+            Issue.record("the server started with a client CA anyone can write")
+        } catch {
+            #expect("\(error)".contains("chmod go-w"), "\(error)")
+        }
+        let recipient = material.directory.appendingPathComponent("recipient.pub").path
+        FileManager.default.createFile(atPath: recipient, contents: Data("-----BEGIN PUBLIC KEY-----\n".utf8), attributes: [.posixPermissions: 0o664])
+        do {
+            let fixture = try await ServerFixture.make { $0.backup.recipients = [recipient] }
+            fixture.remove()
+            Issue.record("a server was made with a recipient file its group can write")
+        } catch {
+            #expect("\(error)".contains("backup.recipients") && "\(error)".contains("chmod go-w"), "\(error)")
+        }
+    }
+
     @Test("attack: a TLS private key others on the machine can read, or a link to one, is refused at start, naming the file's mode")
     func exposedPrivateKeyRefused() async throws {
         let material = try TLSMaterial.make()

@@ -26,9 +26,9 @@ struct BackupKeys: Sendable {
     }
 
     private static func read<T>(_ path: String, _ setting: String, _ parse: (String) throws(KeywardError) -> T) throws(KeywardError) -> T {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .invalidArgument("\(setting): cannot read \(path)") }
+        let text = try ProtectedFile.text(path, "the file") { KeywardError.invalidArgument("\(setting): \($0)") }
         do throws(KeywardError) {
-            return try parse(String(decoding: data, as: UTF8.self))
+            return try parse(text)
         } catch {
             throw .invalidArgument("\(setting): \(path) is \(error.description)")
         }

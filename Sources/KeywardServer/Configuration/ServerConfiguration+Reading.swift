@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import Keyward
+import KeywardCrypto
 import SystemPackage
 import Yams
 
@@ -151,10 +152,7 @@ extension ServerConfiguration {
 
     /// Refuses a file that is not a YAML mapping or that holds a key no setting declares.
     private static func checkFileKeys(_ file: String, declared: Set<String>) throws(KeywardError) {
-        let text: String
-        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-            throw .invalidArgument("cannot read configuration file \(file): \(error.localizedDescription)")
-        }
+        let text = try ProtectedFile.text(file, "the configuration file") { KeywardError.invalidArgument($0) }
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw .invalidArgument("configuration file \(file) is not valid YAML: \(error)")

@@ -1,5 +1,6 @@
 import Foundation
 import Keyward
+import KeywardCrypto
 import Synchronization
 import X509
 
@@ -15,7 +16,7 @@ final class ClientRevocation: Sendable {
 
     /// Reads `path`; `caPath` is the PEM bundle of `tls.clientCA`.
     init(path: String, caPath: String, recheck: TimeInterval = 5) throws(KeywardError) {
-        guard let pem = try? String(contentsOfFile: caPath, encoding: .utf8) else { throw .invalidArgument("cannot read the client CA \(caPath)") }
+        let pem = try ProtectedFile.text(caPath, "the client CA") { KeywardError.invalidArgument($0) }
         var authorities: [Certificate] = []
         for block in pem.components(separatedBy: "-----END CERTIFICATE-----") where block.contains("-----BEGIN CERTIFICATE-----") {
             do { authorities.append(try Certificate(pemEncoded: block + "-----END CERTIFICATE-----")) } catch {

@@ -24,7 +24,8 @@ enum ServerTLS {
         configuration.applicationProtocols = ["h2", "http/1.1"]
         if let ca = settings.clientCA {
             let roots: [NIOSSLCertificate]
-            do { roots = try NIOSSLCertificate.fromPEMFile(ca) } catch {
+            let pem = try ProtectedFile.contents(ca, "the client CA") { KeywardError.invalidArgument($0) }
+            do { roots = try NIOSSLCertificate.fromPEMBytes(pem) } catch {
                 throw .invalidArgument("cannot read the client CA \(ca): \(error)")
             }
             configuration.trustRoots = .certificates(roots)
