@@ -72,7 +72,7 @@ struct AuthorizationTests {
         }
     }
 
-    @Test("auth matrix: every route against no credential, a malformed, expired or revoked token, a policy that does not cover it, and one that does; every request audited")
+    @Test("auth matrix: every route against no credential, a malformed, expired or revoked token, a policy that does not cover it, and one that does; every request audited, every answer marked no-store")
     func authMatrix() async throws {
         // Five failed credentials per route from one peer: far past the failed-login limit, which
         // `failedLoginFlood` tests on its own.
@@ -111,6 +111,8 @@ struct AuthorizationTests {
                     let reply = try await client.call(method, path, token: token, body, headers: headers)
                     #expect(expect(reply), "\(label) with \(what): \(reply.status) \(reply.text.prefix(160))")
                     if let id = reply.headers[.init("X-Request-Id")!] { requestIDs.withLock { $0.append(id) } } else { Issue.record("\(label): no request id") }
+                    // No answer may be kept by a cache: they carry plaintexts, data keys, metadata.
+                    #expect(reply.headers[.cacheControl] == "no-store", "\(label) with \(what): Cache-Control \(reply.headers[.cacheControl] ?? "none")")
                 }
                 try await check(nil, expect: { $0.status == .unauthorized && $0.errorCode == "unauthenticated" }, "no credential")
                 try await check(nil, [.authorization: "Basic dXNlcjpwYXNz"], expect: { $0.status == .unauthorized }, "basic auth")

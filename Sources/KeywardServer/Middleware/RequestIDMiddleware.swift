@@ -5,7 +5,9 @@ import Synchronization
 
 /// The outermost middleware: gives each request its tracking record (an id, the time it
 /// started, the peer address, the audit receipt) and echoes the id as `X-Request-Id`. The id is
-/// in the request's log line and its audit entry.
+/// in the request's log line and its audit entry. Every response also leaves here marked
+/// `Cache-Control: no-store` unless its route chose otherwise: answers carry plaintexts, data
+/// keys and key metadata that no proxy or browser cache may keep (as Vault marks its own).
 struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = KeywardRequestContext
 
@@ -49,6 +51,7 @@ struct RequestIDMiddleware: RouterMiddleware {
         context.tracking = tracking
         var response = try await next(request, context)
         response.headers[.requestID] = tracking.id
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
     }
 }
