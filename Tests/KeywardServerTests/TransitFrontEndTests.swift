@@ -298,6 +298,7 @@ struct TransitFrontEndTests {
         defer { fixture.remove() }
         let creator = try await fixture.token(["encrypt,decrypt:alias=transit/*", "create:alias=transit/app-*"]).text
         let encryptOnly = try await fixture.token(["encrypt:alias=transit/*"]).text
+        let createOnly = try await fixture.token(["create:alias=transit/*"]).text
         try await fixture.application().test(.router) { client in
             func call(_ path: String, _ body: String, _ token: String) async throws -> (HTTPResponse.Status, [String: Any], String) {
                 let reply = try await client.call(.post, path, token: nil, body, headers: [HTTPField.Name("X-Vault-Token")!: token])
@@ -336,11 +337,14 @@ struct TransitFrontEndTests {
             #expect(signing == .badRequest && signingText.contains("not supported for this operation"), "\(signingText)")
             // Attack: a caller without create, or with create only elsewhere, cannot make keys by
             // encrypting, whatever type it asks for; it gets the 403 of a key it may not use.
-            for (name, token, type) in [("app-five", encryptOnly, "aes256-gcm96"), ("other", creator, "aes256-gcm96"), ("other", creator, "ed25519")] {
+            // A caller that may create but not encrypt is refused before a key is made: a refused
+            // request leaves nothing behind.
+            for (name, token, type) in [("app-five", encryptOnly, "aes256-gcm96"), ("other", creator, "aes256-gcm96"), ("other", creator, "ed25519"),
+                                        ("app-six", createOnly, "aes256-gcm96")] {
                 let (status, _, refusedText) = try await call("/v1/transit/encrypt/\(name)", #"{"plaintext":"YQ==","type":"\#(type)"}"#, token)
                 #expect(status == .forbidden && refusedText.contains("permission denied"), "\(name) \(type): \(refusedText)")
             }
-            for name in ["app-four", "app-five", "other"] {
+            for name in ["app-four", "app-five", "app-six", "other"] {
                 await #expect(throws: KeywardError.self) { try await fixture.service.resolve("transit/\(name)") }
             }
         }

@@ -152,7 +152,8 @@ enum TransitCrypto {
 
     /// Transit's encrypt, with its upsert: encrypting to a key that does not exist creates it
     /// (`type`, default aes256-gcm96, an encryption type; derived when the request gives a
-    /// `context`) and encrypts, when the caller may `create` a key of that name. Otherwise the
+    /// `context`) and encrypts, when the caller may `create` a key of that name and encrypt with
+    /// it. Otherwise the
     /// answer is the one encrypt gives for a key the caller cannot use (403 for a policy's
     /// holder, 404 for the owner), as for a key that exists. Keys that exist never reach the
     /// create.
@@ -165,13 +166,16 @@ enum TransitCrypto {
         }
     }
 
-    /// Creates the key `encrypt` named, for Transit's upsert; false (nothing created) when the
-    /// key exists or the caller may not create it, so the refusal encrypt gave stands.
+    /// Creates the key `encrypt` named, for Transit's upsert: true when the key now exists (made
+    /// here, or by another request since encrypt looked, which is then tried again); false
+    /// (nothing created) when the caller may not create it, so the refusal encrypt gave stands.
     private static func upsert(_ call: TransitCall) async throws -> Bool {
         let alias = call.prefix + (try call.name())
-        // A hint for callers no rule lets name a key so; the service decides when it creates.
-        guard call.caller.policy?.allowsNaming(alias, for: .create) ?? true,
-              (try? await call.service.resolve(alias)) == nil else { return false }
+        // A hint for callers no rule lets name a key so, or then encrypt with it (nothing is made
+        // for a request that would be refused); the service decides when it creates.
+        guard call.caller.policy.map({ $0.allowsNaming(alias, for: .create) && $0.allowsNaming(alias, for: .encrypt) }) ?? true else { return false }
+        // Two first uses of one name at once: the later one finds the key the other made.
+        if (try? await call.service.resolve(alias)) != nil { return true }
         let type = try call.input.string("type") ?? "aes256-gcm96"
         guard let spec = TransitKeyType.spec(type), spec.isSymmetric, spec.purpose == .encrypt else {
             throw TransitError.invalid("key type \(type.prefix(40)) not supported for this operation; encrypt creates aes128-gcm96, aes256-gcm96 or chacha20-poly1305 keys")
