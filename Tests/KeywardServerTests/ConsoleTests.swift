@@ -303,7 +303,7 @@ struct ConsoleTests {
         }
     }
 
-    @Test("attack: a token manager may not widen a token beyond its own grants, nor rewrite a token wider than itself")
+    @Test("attack: a token manager may not widen a token beyond its own grants, nor rewrite or revoke a token wider than itself; the tokens page offers it the forms only within its grants")
     func tokenPolicyChanges() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
@@ -320,6 +320,18 @@ struct ConsoleTests {
         let changed = try await fixture.service.changeTokenPolicy(narrow.record.id, to: AccessPolicy(rules: [try AccessPolicy.parseRule("encrypt,decrypt:alias=a/*")]), actor: caller)
         #expect(changed.policy.rules.count == 1 && changed.policy.rules[0].operations == [.encrypt, .decrypt])
         #expect(try await fixture.service.authenticate(narrow.text).policy == changed.policy)
+        // The tokens page offers the manager the forms only for tokens within its grants.
+        try await fixture.application().test(.router) { client in
+            let (signedIn, _) = try await Self.signIn(client, token: manager.text)
+            let browser = try #require(signedIn)
+            let page = try await Self.page(client, "/ui/tokens", browser).text
+            #expect(page.contains("/ui/tokens/\(narrow.record.id)/revoke") && page.contains("/ui/tokens/\(narrow.record.id)/policy"))
+            #expect(!page.contains("/ui/tokens/\(wide.record.id)/revoke") && !page.contains("/ui/tokens/\(wide.record.id)/policy"))
+            #expect(page.contains("holds grants beyond yours"))
+            let forced = try await Self.post(client, "/ui/tokens/\(wide.record.id)/revoke", ["csrf": browser.csrf, "confirm": wide.record.id.description], cookie: browser.cookie)
+            #expect(forced.status == .forbidden, "\(forced.status)")
+        }
+        #expect(try await fixture.service.authenticate(wide.text).revokedAt == nil)
         #expect(try await fixture.service.verifyStore(actor: .owner("test")).isIntact)
     }
 

@@ -102,11 +102,13 @@ extension Console {
             }
             let page = try await slot.current.listTokens(after: after, limit: 50, actor: user.caller(request, context))
             let now = Date()
+            let mine = user.principal.policy
             let rows = page.tokens.map { token in
-                TokenRow(id: token.id.description, principal: token.principal, rules: token.policy.rules.map(\.text).joined(separator: "\n"),
+                let live = token.revokedAt == nil && !(token.expiresAt.map { $0 <= now } ?? false)
+                return TokenRow(id: token.id.description, principal: token.principal, rules: token.policy.rules.map(\.text).joined(separator: "\n"),
                          created: ConsoleCharts.stamp(token.createdAt), expires: token.expiresAt.map(ConsoleCharts.stamp) ?? "never",
                          status: token.revokedAt != nil ? "revoked" : (token.expiresAt.map { $0 <= now } ?? false) ? "expired" : "active",
-                         live: token.revokedAt == nil && !(token.expiresAt.map { $0 <= now } ?? false), aws: token.awsSecretVersion != nil)
+                         live: live, manageable: live && mine.covers(token.policy), aws: token.awsSecretVersion != nil)
             }
             return html("tokens", TokensPage(chrome: chrome("Tokens", user), tokens: rows,
                                              next: page.nextCursor.map { "/ui/tokens?after=\($0)" }))
@@ -290,6 +292,9 @@ struct TokenRow: Sendable {
     var expires: String
     var status: String
     var live: Bool
+    /// Live, and within the signed-in user's grants: only then may it rewrite or revoke it
+    /// (`KeyService.authorizeManaging`), so only then are the forms shown.
+    var manageable: Bool
     var aws: Bool
 }
 
