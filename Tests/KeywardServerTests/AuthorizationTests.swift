@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Keyward
 import KeywardCrypto
 @testable import KeywardServer
@@ -266,6 +267,34 @@ struct AuthorizationTests {
         }
         let after = try await fixture.service.auditTail(10_000).count
         #expect(after - before <= 12, "\(after - before) audit entries for 301 refused requests")
+    }
+
+    @Test("attack: a batch is charged to its principal's rate limit item by item, on the native and Transit front ends, so batching does not multiply the limit a thousandfold")
+    func batchesChargedPerItem() async throws {
+        let fixture = try await ServerFixture.make { $0.rateLimit = .init(requestsPerSecond: 0.01, burst: 20) }
+        defer { fixture.remove() }
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["transit/k"]), actor: .owner("test"))
+        let native = try await fixture.token(["encrypt:alias=transit/*"], principal: "native").text
+        let transit = try await fixture.token(["encrypt:alias=transit/*"], principal: "transit").text
+        let items = Array(repeating: #"{"plaintext":"AQID"}"#, count: 50).joined(separator: ",")
+        try await fixture.application().test(.router) { client in
+            // One request of 50 items is served (the burst admits the request) ...
+            let batch = try await client.call(.post, "/v1/keys/transit%2Fk/encrypt/batch", token: native, #"{"items":[\#(items)]}"#)
+            #expect(batch.status == .ok, "\(batch.text.prefix(200))")
+            // ... and leaves the budget 30 short: the next request waits.
+            let after = try await client.call(.post, "/v1/keys/transit%2Fk/encrypt", token: native, #"{"plaintext":"AQID"}"#)
+            #expect(after.status == .tooManyRequests, "\(after.status)")
+            var vault = HTTPFields()
+            vault[HTTPField.Name("X-Vault-Token")!] = transit
+            let transitBatch = try await client.call(.post, "/v1/transit/encrypt/k", token: nil, #"{"batch_input":[\#(items.replacingOccurrences(of: "AQID", with: "YQ=="))]}"#, headers: vault)
+            #expect(transitBatch.status == .ok, "\(transitBatch.text.prefix(200))")
+            let transitAfter = try await client.call(.post, "/v1/transit/encrypt/k", token: nil, #"{"plaintext":"YQ=="}"#, headers: vault)
+            #expect(transitAfter.status == .tooManyRequests, "\(transitAfter.status)")
+        }
+        let limiter = RateLimiter(rate: 1, burst: 5)
+        #expect(limiter.admit("p") == nil)
+        limiter.charge("p", 10)
+        #expect((limiter.admit("p") ?? 0) >= 5, "a debt of six tokens at one a second is a wait of at least five seconds")
     }
 
     @Test("the failed-login table stays bounded under a flood of distinct peers, and good credentials cost nothing")

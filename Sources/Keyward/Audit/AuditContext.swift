@@ -24,9 +24,12 @@ public struct AuditContext: Sendable {
     }
 }
 
-/// Records whether `KeyService` audited anything for one request.
+/// Records whether `KeyService` audited anything for one request, and how many operations it
+/// performed for it: one per audited call, and each item of a batch, so that a front end can
+/// charge a batch of a thousand signatures to a rate limit as a thousand.
 public final class AuditReceipt: Sendable {
     private let marked = Atomic<Bool>(false)
+    private let performed = Atomic<Int>(0)
 
     /// A receipt nothing has been audited against yet.
     public init() {}
@@ -34,5 +37,16 @@ public final class AuditReceipt: Sendable {
     /// Whether an audit entry was made for the request.
     public var isMarked: Bool { marked.load(ordering: .acquiring) }
 
-    func mark() { marked.store(true, ordering: .releasing) }
+    /// The operations performed for the request so far (audited calls, batch items each).
+    public var operations: Int { performed.load(ordering: .relaxed) }
+
+    func mark() {
+        marked.store(true, ordering: .releasing)
+        performed.add(1, ordering: .relaxed)
+    }
+
+    /// Counts `count` operations more than the one call that audits them (a batch's items).
+    func count(extra count: Int) {
+        if count > 0 { performed.add(count, ordering: .relaxed) }
+    }
 }

@@ -58,6 +58,7 @@ extension KeyService {
     ///   the key (not found, access denied, wrong state, ...).
     public func encryptBatch(_ items: [EncryptItem], key reference: String, actor: Caller) async throws(KeywardError) -> [Result<EncryptResult, KeywardError>] {
         try Self.checkBatch(items.count)
+        actor.context.receipt?.count(extra: items.count - 1)
         return try await withUsableKey(reference, .encrypt, purpose: .encrypt, caller: actor) { (key, event) throws(KeywardError) in
             let id = key.row.id
             // Every item is one random-nonce encryption counted against the version's limit.
@@ -84,6 +85,7 @@ extension KeyService {
     /// decrypt with).
     public func decryptBatch(_ items: [DecryptItem], key reference: String, actor: Caller) async throws(KeywardError) -> [Result<DecryptResult, KeywardError>] {
         try Self.checkBatch(items.count)
+        actor.context.receipt?.count(extra: items.count - 1)
         return try await withUsableKey(reference, .decrypt, purpose: .decrypt, caller: actor) { (key, event) throws(KeywardError) in
             let id = key.row.id
             var versions: [UInt32: LoadedVersion] = [:]
@@ -122,6 +124,7 @@ extension KeyService {
     /// Signs each item with the key's newest version.
     public func signBatch(_ items: [SignItem], key reference: String, actor: Caller) async throws(KeywardError) -> [Result<SignResult, KeywardError>] {
         try Self.checkBatch(items.count)
+        actor.context.receipt?.count(extra: items.count - 1)
         return try await withUsableKey(reference, .sign, purpose: .sign, caller: actor) { (key, event) throws(KeywardError) in
             let id = key.row.id
             let version = try await records.loadVersion(key, key.metadata.currentVersion)

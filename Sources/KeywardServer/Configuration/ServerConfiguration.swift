@@ -111,7 +111,8 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     /// Rate limits per principal.
     public struct RateLimitSettings: Sendable, Equatable {
-        /// Average requests per second; 0 turns limiting off.
+        /// Average requests per second, a batch's items each counting as one; 0 turns limiting
+        /// off.
         public var requestsPerSecond: Double = 20_000
         /// Requests allowed at once above the average.
         public var burst: Double = 40_000

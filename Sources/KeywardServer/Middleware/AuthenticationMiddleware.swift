@@ -65,10 +65,20 @@ struct AuthenticationMiddleware: RouterMiddleware {
             throw APIError.unauthenticated("a bearer token is required: Authorization: Bearer kw_...")
         }
         context.tracking?.authenticated(as: context.principal!.name)
-        if let wait = limiter.admit(context.principal!.name) {
+        let principal = context.principal!.name
+        if let wait = limiter.admit(principal) {
             throw APIError.rateLimited(wait)
         }
+        defer { chargeOperations(context, principal) }
         return try await next(request, context)
+    }
+
+    /// Charges `principal` for the operations its request performed beyond the one `admit`
+    /// took (`AuditReceipt.operations`: a batch's items each), so the rate limit counts a batch
+    /// of a thousand signatures as a thousand.
+    private func chargeOperations(_ context: Context, _ principal: String) {
+        guard let performed = context.tracking?.receipt.operations, performed > 1 else { return }
+        limiter.charge(principal, performed - 1)
     }
 
     /// An AWS KMS request: its Signature Version 4 checked against the access key's secret
@@ -112,6 +122,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             throttled.awsType = "ThrottlingException"
             throw throttled
         }
+        defer { chargeOperations(context, key.principal.name) }
         return try await next(request, context)
     }
 

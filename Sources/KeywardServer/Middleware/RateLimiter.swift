@@ -45,6 +45,20 @@ final class RateLimiter: Sendable {
         }
     }
 
+    /// Takes `units` more tokens for `name` after the fact (the items of a batch it was admitted
+    /// for, beyond the one `admit` took): the bucket may fall below zero, and the requests that
+    /// follow wait until it has refilled, so a batch costs what its items would one by one.
+    func charge(_ name: String, _ units: Int) {
+        guard rate > 0, units > 0 else { return }
+        let now = ContinuousClock.now
+        buckets.withLock { buckets in
+            guard var bucket = buckets[name] else { return }
+            bucket.tokens = min(burst, bucket.tokens + bucket.updated.duration(to: now).seconds * rate) - Double(units)
+            bucket.updated = now
+            buckets[name] = bucket
+        }
+    }
+
     /// Gives back the token `admit` took for `name` (the attempt it paid for succeeded).
     func refund(_ name: String) {
         guard rate > 0 else { return }
