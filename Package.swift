@@ -316,6 +316,7 @@ let package = Package(
             name: "KeywardClientTests",
             dependencies: [
                 "KeywardClient",
+                "KeywardTestSupport",
                 "KeywardServerTesting",
                 "KeywardServiceTestSupport",
                 "KeywardServer",

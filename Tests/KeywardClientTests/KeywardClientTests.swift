@@ -6,6 +6,7 @@ import KeywardServer
 import KeywardServerTesting
 import KeywardServiceTestSupport
 import KeywardStorage
+import KeywardTestSupport
 import Logging
 import ServiceLifecycle
 import Testing
@@ -171,9 +172,7 @@ struct KeywardClientTests {
     @Test("attack on exactly-once: a connection dropped after the request is sent retries a repeatable call (random) but never a key creation, which the server may already have made")
     func noRetryOfCreatesAfterTransportFailure() async throws {
         // A server that reads each request in full and closes the connection without answering.
-        let listener = Process()
-        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        listener.arguments = ["python3", "-c", """
+        let listener = try ChildProcess.spawn(["/usr/bin/env", "python3", "-c", """
             import socket
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen(16)
             s.settimeout(3)
@@ -190,11 +189,9 @@ struct KeywardClientTests {
                 except OSError: pass
                 if data: print("REQ " + data.split(b" ")[1].decode(), flush=True)
                 c.close()
-            """]
-        let output = Pipe()
-        listener.standardOutput = output
-        try listener.run()
-        let port = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            """], pipeOutput: true)
+        let output = try #require(listener.output)
+        let port = String(decoding: output.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let client = try await KeywardClient(configuration: .init(url: "http://127.0.0.1:\(port)", token: "kw_x",
                                                                   retry: .init(maximumAttempts: 4, initialDelay: .milliseconds(10), maximumDelay: .milliseconds(50))))
         await #expect(throws: KeywardClientError.self) { _ = try await client.createKey(aliases: ["once"]) }
@@ -202,8 +199,8 @@ struct KeywardClientTests {
         try await client.shutdown()
         // The listener ends by itself 3 s after its last connection (a signal might reach only
         // an interpreter shim, leaving the pipe open).
-        let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        listener.waitUntilExit()
+        let lines = String(decoding: output.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        listener.wait()
         #expect(lines.filter { $0 == "REQ /v1/keys" }.count == 1, "\(lines)")
         #expect(lines.filter { $0 == "REQ /v1/random" }.count == 4, "\(lines)")
     }

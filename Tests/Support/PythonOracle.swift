@@ -14,21 +14,12 @@ public enum PythonOracle {
 
     /// Runs `script` with `python3 -c` and returns its trimmed standard output.
     public static func run(_ script: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "python3 failed: \(String(decoding: errorData, as: UTF8.self))")
+        // Not Foundation's Process: see ChildProcess.
+        let result = try ChildProcess.run(["/usr/bin/env", "python3", "-c", script])
+        guard result.status == 0 else {
+            throw Failure(description: "python3 failed: \(String(decoding: result.errors, as: UTF8.self))")
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(decoding: result.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
