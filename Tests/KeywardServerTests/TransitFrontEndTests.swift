@@ -83,7 +83,7 @@ struct TransitFrontEndTests {
         #expect(!FlatJSONObject.isNull("null") && !FlatJSONObject.isNull(NSNumber(value: 0)))
     }
 
-    @Test("errors are Vault's: {\"errors\": [...]}, 404 for an unknown key, 403 'permission denied' for a missing or bad token and for a policy that does not cover the call")
+    @Test("errors are Vault's: {\"errors\": [...]}, 404 for an unknown key, 403 'permission denied' for a missing or bad token and for a policy that does not cover the call; the token is found in Vault's order")
     func vaultShapedErrors() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
@@ -103,6 +103,18 @@ struct TransitFrontEndTests {
             }
             let denied = try await client.call(.get, "/v1/transit/keys/k", token: nil, headers: [HTTPField.Name("X-Vault-Token")!: "nope"])
             #expect((denied.json["errors"] as? [String])?.first?.hasPrefix("permission denied") == true)
+            // Vault's order: X-Vault-Token first; an Authorization of another scheme (a proxy's
+            // Basic credentials) is passed over, not refused; a bearer one counts only alone.
+            let vaultName = HTTPField.Name("X-Vault-Token")!
+            let basic: HTTPFields = [vaultName: fixture.rootToken, .authorization: "Basic dXNlcjpwYXNz"]
+            #expect(try await client.call(.get, "/v1/transit/keys/k", token: nil, headers: basic).status == .ok)
+            let both: HTTPFields = [vaultName: fixture.rootToken, .authorization: "Bearer \(narrow)"]
+            #expect(try await client.call(.get, "/v1/transit/keys/k", token: nil, headers: both).status == .ok)
+            #expect(try await client.call(.get, "/v1/transit/keys/k", token: nil, headers: [.authorization: "Bearer \(fixture.rootToken)"]).status == .ok)
+            #expect(try await client.call(.get, "/v1/transit/keys/k", token: nil, headers: [.authorization: "Basic dXNlcjpwYXNz"]).status == .forbidden)
+            // Keyward's own API keeps its order: Authorization first, another scheme refused by name.
+            let native = try await client.call(.get, "/v1/keys", token: nil, headers: basic)
+            #expect(native.status == .unauthorized && native.text.contains("Bearer"), "\(native.text)")
         }
     }
 

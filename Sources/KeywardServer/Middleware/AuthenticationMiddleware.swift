@@ -44,7 +44,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if AWSKMSRoutes.isAWSRequest(request) {
             return try await awsSignature(request, context: context, peer: peer, next: next)
         }
-        if let header = request.headers[.authorization] ?? request.headers[Self.vaultToken].map({ "Bearer " + $0 }) {
+        if let header = Self.credentialHeader(request, transit: context.tracking?.transit == true) {
             guard let text = Self.bearerToken(header) else {
                 try charge(peer)
                 throw APIError.unauthenticated("the Authorization header must be 'Bearer <token>'")
@@ -126,8 +126,20 @@ struct AuthenticationMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// `X-Vault-Token`: Vault clients send the token here (taken when there is no `Authorization`).
+    /// `X-Vault-Token`: Vault clients send the token here.
     static let vaultToken = HTTPField.Name("X-Vault-Token")!
+
+    /// The header carrying the request's token, as `Bearer <token>`. On the Transit API, Vault's
+    /// order: `X-Vault-Token` first, then an `Authorization` that is a bearer token (another
+    /// scheme, such as a proxy's Basic credentials, is not Keyward's and is passed over). On
+    /// Keyward's own API, `Authorization` first (any scheme, so a wrong one is refused by name),
+    /// then `X-Vault-Token`.
+    static func credentialHeader(_ request: Request, transit: Bool) -> String? {
+        let vault = request.headers[vaultToken].map { "Bearer " + $0 }
+        guard transit else { return request.headers[.authorization] ?? vault }
+        if let vault { return vault }
+        return request.headers[values: .authorization].first { bearerToken($0) != nil }
+    }
 
     /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive, spaces
     /// after it skipped), or nil for any other scheme or an empty token.
