@@ -65,6 +65,19 @@ struct ConfigurationTests {
             }
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        // Another user's file (they could rewrite it), and a directory, are refused too.
+        if geteuid() == 0 {
+            try FileManager.default.setAttributes([.ownerAccountID: 65534], ofItemAtPath: path)
+            await #expect(throws: KeywardError.self) { _ = try await ServerConfiguration.read(file: path) }
+            do { _ = try await ServerConfiguration.read(file: path) } catch { #expect(error.description.contains("belongs to user 65534"), "\(error)") }
+            try FileManager.default.setAttributes([.ownerAccountID: 0], ofItemAtPath: path)
+        }
+        do {
+            _ = try await ServerConfiguration.read(file: FileManager.default.temporaryDirectory.path)
+            Issue.record("a directory was read as a configuration file")
+        } catch {
+            #expect(error.description.contains("not a regular file"), "\(error)")
+        }
         let link = path + ".link"
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
         defer { try? FileManager.default.removeItem(atPath: link) }

@@ -30,13 +30,7 @@ public enum ProtectedFile {
         }
         let size = Int(info.st_size)
         guard size <= maximumBytes else { throw rejection("\(what) \(path) holds \(size) bytes, more than \(maximumBytes)") }
-        var bytes = [UInt8](repeating: 0, count: size)
-        var filled = 0
-        while filled < size {
-            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, size - filled) }
-            guard got > 0 else { throw rejection("cannot read \(what) \(path)") }
-            filled += got
-        }
+        guard let bytes = FileDescriptorReading.readAll(fd, size: size) else { throw rejection("cannot read \(what) \(path)") }
         return bytes
     }
 

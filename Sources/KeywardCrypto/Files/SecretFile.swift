@@ -48,16 +48,7 @@ public enum SecretFile {
         let (fd, size) = try open(path, what, rejection: rejection)
         defer { close(fd) }
         guard size <= maximumBytes else { throw rejection("\(what) \(path) holds \(size) bytes, more than \(maximumBytes); it is not \(what)") }
-        var bytes = [UInt8](repeating: 0, count: size)
-        var filled = 0
-        while filled < size {
-            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, size - filled) }
-            guard got > 0 else {
-                SecureZero.wipe(&bytes)
-                throw rejection("cannot read \(what) \(path)")
-            }
-            filled += got
-        }
+        guard let bytes = FileDescriptorReading.readAll(fd, size: size) else { throw rejection("cannot read \(what) \(path)") }
         return bytes
     }
 }

@@ -106,7 +106,8 @@ enum SigV4Request {
         // it, so UNSIGNED-PAYLOAD, a streamed payload and a captured request's hash over another
         // body are refused rather than trusted.
         let payloadHash = hex(body.withUnsafeReadableBytes { SHA256Hash.hash($0) })
-        if let declared = headers[HTTPField.Name("X-Amz-Content-SHA256")!], declared.lowercased() != payloadHash {
+        let declared = headers[HTTPField.Name("X-Amz-Content-SHA256")!]
+        if let declared, declared.lowercased() != payloadHash {
             throw AWSFault.invalidSignature("X-Amz-Content-SHA256 is not the SHA-256 of the body; this endpoint takes only a signed payload (no UNSIGNED-PAYLOAD or streaming)")
         }
         var canonical: [UInt8] = []
@@ -140,7 +141,7 @@ enum SigV4Request {
             canonical += name.utf8
         }
         canonical.append(0x0A)
-        canonical += (headers[HTTPField.Name("X-Amz-Content-SHA256")!] ?? payloadHash).utf8
+        canonical += (declared ?? payloadHash).utf8
         var toSign: [UInt8] = []
         toSign.reserveCapacity(160)
         toSign += SigV4Authorization.algorithm.utf8
