@@ -166,6 +166,60 @@ struct HTTP1ConnectionTests {
         try await live.stop()
     }
 
+    @Test("Vault's LIST method works over HTTP/1.1: alone, pipelined, split across writes; elsewhere it is a 405, and LINK is not LIST")
+    func listMethod() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["transit/listed"]), actor: .owner("test"))
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        let list = "LIST /v1/transit/keys HTTP/1.1\r\nHost: a\r\nX-Vault-Token: \(fixture.rootToken)\r\n\r\n"
+        connection.send(list)
+        var reply = await connection.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 200") && reply.text.contains(#""keys":["listed"]"#) && !reply.closed, "\(reply.text)")
+        // Behind a request with a body, in one write.
+        let body = #"{"input":"TElTVCA="}"#
+        connection.send("POST /v1/transit/hash HTTP/1.1\r\nHost: a\r\nX-Vault-Token: \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)" + list)
+        reply = await connection.read(responses: 2)
+        let answers = reply.text.components(separatedBy: "HTTP/1.1 ").dropFirst()
+        #expect(answers.map { String($0.prefix(3)) } == ["200", "200"] && answers.last?.contains("listed") == true, "\(reply.text)")
+        // The method split across two writes.
+        connection.send("LI")
+        _ = await connection.receive(for: 0.2)
+        connection.send(String(list.dropFirst(2)))
+        reply = await connection.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 200") && reply.text.contains("listed"), "\(reply.text)")
+        // A route that does not list answers LIST with the API's 405, and the connection stays open.
+        connection.send("LIST /v1/keys HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(fixture.rootToken)\r\n\r\n")
+        reply = await connection.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 405") && reply.text.contains("method_not_allowed") && !reply.closed, "\(reply.text)")
+        // A client's own LINK is not read as LIST.
+        connection.send("LINK /v1/transit/keys HTTP/1.1\r\nHost: a\r\nX-Vault-Token: \(fixture.rootToken)\r\n\r\n")
+        reply = await connection.read(responses: 1)
+        #expect(reply.text.hasPrefix("HTTP/1.1 405") && !reply.text.contains("listed"), "\(reply.text)")
+        try await live.stop()
+    }
+
+    @Test("A pipelined request's body that arrives after the response before it is read as a body, not as the head of another request")
+    func pipelinedBodyAfterResponse() async throws {
+        let fixture = try await ServerFixture.make { $0.limits.maxHeaderBytes = 4096 }
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let connection = try RawConnection(port: live.port)
+        let body = #"{"input":""# + String(repeating: "QUFB", count: 2500) + #""}"#
+        let split = body.index(body.startIndex, offsetBy: 100)
+        connection.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n"
+            + "POST /v1/transit/hash HTTP/1.1\r\nHost: a\r\nX-Vault-Token: \(fixture.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            + body[..<split])
+        let first = await connection.read(responses: 1)
+        #expect(first.text.hasPrefix("HTTP/1.1 200") && first.text.contains("status"), "\(first.text)")
+        // The rest of the body, longer than the largest head, after the first response went out.
+        connection.send(String(body[split...]))
+        let second = await connection.read(responses: 1)
+        #expect(second.text.hasPrefix("HTTP/1.1 200") && second.text.contains("sum") && !second.closed, "\(second.text.prefix(200))")
+        try await live.stop()
+    }
+
     @Test("Connection: close gets its response, marked close, and then the server closes the connection")
     func connectionClose() async throws {
         let fixture = try await ServerFixture.make()

@@ -115,8 +115,6 @@ try:
     check(len(base64.b64decode(data_key["plaintext"])) == 32 and
           transit.decrypt_data(name=name, ciphertext=data_key["ciphertext"])["data"]["plaintext"] == data_key["plaintext"], "datakey/plaintext")
     check("plaintext" not in transit.generate_data_key(name=name, key_type="wrapped")["data"], "datakey/wrapped")
-    # hvac lists with the LIST method, which HTTP/1.1 parsers (NIO's among them) do not know;
-    # Vault takes GET ?list=true alike, as `bao list` sends it (LIST itself works over HTTP/2).
     rewrapped = transit.rewrap_data(name=name, ciphertext=sealed)["data"]["ciphertext"]
     check(rewrapped.startswith("vault:v2:") and base64.b64decode(transit.decrypt_data(name=name, ciphertext=rewrapped)["data"]["plaintext"]) == b"ledger entry",
           "rewrap to the latest version")
@@ -152,8 +150,10 @@ try:
         pass
     check(transit.hash_data(hash_input=b64(b"abc"), algorithm="sha2-256")["data"]["sum"] ==
           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "hash sha2-256")
-    listed = vault.adapter.get("/v1/transit/keys", params={"list": "true"})["data"]["keys"]
+    # hvac lists with the LIST method over HTTP/1.1; `bao list` sends GET ?list=true.
+    listed = transit.list_keys()["data"]["keys"]
     check(name in listed, "list_keys: %s" % listed)
+    check(vault.adapter.get("/v1/transit/keys", params={"list": "true"})["data"]["keys"] == listed, "GET ?list=true: %s" % listed)
 
     mac_name = name + "-mac"
     # hvac's create_key checks key_type against a list without "hmac"; its adapter sends it as is.

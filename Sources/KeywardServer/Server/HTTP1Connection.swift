@@ -54,11 +54,14 @@ struct HTTP1Connection: ServerChildChannel {
         return channel.eventLoop.makeCompletedFuture {
             let executor = EventLoopTaskExecutor(channel.eventLoop)
             let deadline = ConnectionDeadline(limits: limits)
+            let listMethod = ListMethodRewriter()
             try channel.pipeline.syncOperations.addHandler(ReadDeadlineHandler(deadline: deadline))
+            try channel.pipeline.syncOperations.addHandler(listMethod)
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false)
             try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(
-                responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, secure: secure, logger: self.logger))
+                responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, listMethod: listMethod,
+                secure: secure, logger: self.logger))
             return Value(channel: channel)
         }
     }
@@ -84,6 +87,8 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let executor: EventLoopTaskExecutor
     private let maxBodyBytes: Int
     private let deadline: ConnectionDeadline
+    /// Which requests' `LIST` method reached the parser as `LINK`.
+    private let listMethod: ListMethodRewriter
     /// Requests arrive over TLS: their scheme is `https`.
     private let secure: Bool
     private let logger: Logger
@@ -103,11 +108,12 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRefusal: (() -> Void)?
 
     init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, deadline: ConnectionDeadline,
-         secure: Bool, logger: Logger) {
+         listMethod: ListMethodRewriter, secure: Bool, logger: Logger) {
         self.responder = responder
         self.executor = executor
         self.maxBodyBytes = maxBodyBytes
         self.deadline = deadline
+        self.listMethod = listMethod
         self.secure = secure
         self.logger = logger
     }
@@ -117,9 +123,10 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let received):
             deadline.headReceived()
             refused = false
-            let head: HTTPRequest
+            var head: HTTPRequest
             do {
                 head = try RequestHeadConversion.request(from: received, secure: secure)
+                if listMethod.takeRewritten(), received.method == .LINK { head.method = ListMethodRewriter.listMethod }
             } catch {
                 // A method HTTP types cannot carry: nothing more can be read in order.
                 refused = true

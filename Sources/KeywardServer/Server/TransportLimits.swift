@@ -68,12 +68,26 @@ final class ConnectionDeadline {
         return headBytes <= limits.maxHeaderBytes
     }
 
-    /// The request's head has been parsed: the head-size limit no longer applies.
-    func headReceived() { if state == .readingHead { state = .readingBody } }
+    /// The request's head has been parsed: the head-size limit no longer applies. A pipelined
+    /// head that arrived with the end of the request before it (the state still `answering`)
+    /// starts its read deadline here, so its body is not taken for the head of another request.
+    func headReceived() {
+        switch state {
+        case .readingHead:
+            state = .readingBody
+        case .answering:
+            state = .readingBody
+            deadline = .now() + limits.requestReadTimeout
+        case .idle, .readingBody:
+            break
+        }
+    }
     /// The request's last byte has arrived: no deadline while the server works on it.
     func requestEnded() { state = .answering }
-    /// Every response has been written: the connection waits for its next request.
+    /// Every response has been written: the connection waits for its next request, unless one
+    /// has begun to arrive meanwhile (pipelined), whose read deadline and head limit stand.
     func wentIdle() {
+        guard state == .answering else { return }
         state = .idle
         deadline = .now() + limits.idleTimeout
     }

@@ -18,7 +18,7 @@ import NIOCore
 /// ciphertext is bound to them as Transit's are.
 enum TransitRoutes {
     /// Vault's LIST method.
-    static let list = HTTPRequest.Method("LIST")!
+    static let list = ListMethodRewriter.listMethod
     /// The Keyward tag that records Transit's `deletion_allowed` on a key.
     static let deletionAllowedTag = "transit.deletion_allowed"
     /// The tag that keeps a key's Transit `min_encryption_version` (absent: 0).
