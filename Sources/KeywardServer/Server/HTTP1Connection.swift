@@ -27,7 +27,9 @@ import Synchronization
 ///   Continue` for a body within the limit, and 413 for one past it, before the client sends it.
 /// - `TransportLimits`: at most `maxConnections` at once; an idle connection closes after
 ///   `idleTimeout`, a request that takes longer than `requestReadTimeout` to arrive (a slowloris
-///   client) after that, and a head longer than `maxHeaderBytes` at once (`ReadDeadlineHandler`).
+///   client) after that, and a head longer than `maxHeaderBytes` at once (`ReadDeadlineHandler`
+///   for a head across reads, the parser's limits for one in a single read); a body, however
+///   it arrives, never counts as head.
 /// - HTTP/1.0 connections close after each response unless the client asked for keep-alive.
 /// - Malformed HTTP gets a 400 and the connection closes (NIO's protocol error handler).
 /// - `Connection: close` closes the connection after its response; otherwise it stays open.
@@ -57,8 +59,13 @@ struct HTTP1Connection: ServerChildChannel {
             let listMethod = ListMethodRewriter()
             try channel.pipeline.syncOperations.addHandler(ReadDeadlineHandler(deadline: deadline))
             try channel.pipeline.syncOperations.addHandler(listMethod)
+            // The parser holds a head that arrives whole in one read to the head-size limit too.
+            var parserLimits = NIOHTTPDecoderLimitConfiguration()
+            parserLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+            parserLimits.maxHeaderListSize = limits.maxHeaderBytes
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false)
+                withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: false,
+                withEncoderConfiguration: HTTPResponseEncoder.Configuration(), withDecoderLimitConfiguration: parserLimits)
             try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(
                 responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, listMethod: listMethod,
                 secure: secure, logger: self.logger))

@@ -55,14 +55,20 @@ final class ConnectionDeadline {
         deadline = .now() + limits.idleTimeout
     }
 
-    /// Bytes arrived: a new request starts its read deadline. False when the head has grown
-    /// past `maxHeaderBytes`.
-    func received(_ count: Int) -> Bool {
+    /// Bytes arrived: the first of a new request (while idle or answering) starts its read deadline.
+    func received() {
         if state == .idle || state == .answering {
             state = .readingHead
             headBytes = 0
             deadline = .now() + limits.requestReadTimeout
         }
+    }
+
+    /// The parser has read `count` more bytes. False when they leave a head still unfinished and
+    /// longer than `maxHeaderBytes`. Bytes that finished a head, and all after them, are not a
+    /// head's: a read that brings a head and the body after it counts for nothing here (the
+    /// parser's own limit, `HTTP1Connection`, holds that head to `maxHeaderBytes`).
+    func parsed(_ count: Int) -> Bool {
         guard state == .readingHead else { return true }
         headBytes += count
         return headBytes <= limits.maxHeaderBytes
@@ -130,11 +136,14 @@ final class ReadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard deadline.received(unwrapInboundIn(data).readableBytes) else {
+        let count = unwrapInboundIn(data).readableBytes
+        deadline.received()
+        // The parser reads the bytes first (synchronously), so that a head finished in them
+        // is known before they are counted against the head-size limit.
+        context.fireChannelRead(data)
+        if !deadline.parsed(count) {
             // Past the largest head the server accepts: nothing more is read.
             context.close(promise: nil)
-            return
         }
-        context.fireChannelRead(data)
     }
 }
