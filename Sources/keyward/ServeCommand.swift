@@ -163,15 +163,32 @@ struct Serve: AsyncParsableCommand {
             service = try await KeyService.initialize(store: try SQLiteKeyStore(path: storePath, auditDurability: settings.auditDurability), root: try KeyFileRootOfTrust(path: keyFile),
                                                       actor: .owner("dev-setup"), options: options)
         }
-        let pki = try DevelopmentPKI()
-        let server = try pki.issueServer(hosts: [settings.host])
         let caPath = directory.appendingPathComponent("ca.pem").path
         let certificatePath = directory.appendingPathComponent("server.pem").path
         let keyPath = directory.appendingPathComponent("server-key.pem").path
-        try Data(pki.caCertificatePEM.utf8).write(to: URL(fileURLWithPath: caPath))
-        // The chain: the leaf, then the development CA (whose key is never written anywhere).
-        try Data((server.certificatePEM + "\n" + pki.caCertificatePEM).utf8).write(to: URL(fileURLWithPath: certificatePath))
-        FileManager.default.createFile(atPath: keyPath, contents: Data(server.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
+        // A certificate an earlier run left, still good, is served again, so the CA clients
+        // trust stays the same across restarts, and a start that fails (its port taken by the
+        // running one) leaves the running server's files alone.
+        let server: DevelopmentPKI.Issued
+        if FileManager.default.fileExists(atPath: caPath),
+           let chain = try? String(contentsOfFile: certificatePath, encoding: .utf8),
+           let key = try? SecretFile.text(keyPath, "the development TLS private key", rejection: { CLIError(.usage, $0) }),
+           let reused = DevelopmentPKI.reusableServer(certificatePEM: chain, privateKeyPEM: key, hosts: [settings.host]) {
+            server = reused
+        } else {
+            let pki = try DevelopmentPKI()
+            server = try pki.issueServer(hosts: [settings.host])
+            // Each file is written whole to a temporary name and renamed over the old one.
+            try Data(pki.caCertificatePEM.utf8).write(to: URL(fileURLWithPath: caPath), options: .atomic)
+            // The chain: the leaf, then the development CA (whose key is never written anywhere).
+            try Data((server.certificatePEM + "\n" + pki.caCertificatePEM).utf8).write(to: URL(fileURLWithPath: certificatePath), options: .atomic)
+            let temporary = keyPath + ".new"
+            try? FileManager.default.removeItem(atPath: temporary)
+            guard FileManager.default.createFile(atPath: temporary, contents: Data(server.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600]),
+                  rename(temporary, keyPath) == 0 else {
+                throw CLIError(.failure, "could not write the development TLS private key \(keyPath): \(String(cString: strerror(errno)))")
+            }
+        }
         if !settings.insecureHTTP {
             settings.tls = ServerConfiguration.TLSSettings(certificate: certificatePath, privateKey: keyPath,
                                                            clientCA: settings.tls?.clientCA, clientPolicies: settings.tls?.clientPolicies ?? [:])

@@ -64,16 +64,25 @@ struct ServeCommandTests {
         #expect(!printed.contains(#""level":"info""#), "\(printed.prefix(500))")
     }
 
-    @Test("serve --dev: HTTPS with the printed CA and fingerprint, the chosen root token across restarts, SIGTERM exits 0")
+    @Test("serve --dev: HTTPS with the printed CA and fingerprint, the chosen root token and the same CA across restarts; a second start on a taken port says so and leaves the running server's certificate alone; SIGTERM exits 0")
     func development() throws {
         let cli = try CLI()
         defer { cli.remove() }
         let token = "dev-root-token-for-scripts-0123456789abcdef"
         let script = cli.directory.appendingPathComponent("client.py")
         try Self.client.write(to: script, atomically: true, encoding: .utf8)
+        let caPath = cli.directory.appendingPathComponent("dev/ca.pem").path
+        var authorities: [String] = []
         for round in 0..<2 {
             let (process, url, output, start) = try Self.start(cli, ["--dev", "--dev-dir", "dev", "--port", "0", "--dev-root-token", token])
             #expect(url.hasPrefix("https://127.0.0.1:"))
+            authorities.append(try String(contentsOfFile: caPath, encoding: .utf8))
+            // Another dev server on the same port: refused in words, and the files the running
+            // one serves (and its clients trust) stay as they were.
+            let port = String(url.split(separator: ":").last ?? "")
+            let second = try cli.run(["serve", "--dev", "--dev-dir", "dev", "--port", port, "--dev-root-token", token])
+            #expect(second.status != 0 && second.stderr.contains("\(port)") && second.stderr.contains("address is in use"), "\(second.stderr.suffix(300))")
+            #expect(try String(contentsOfFile: caPath, encoding: .utf8) == authorities[round], "a failed start replaced the development CA")
             let python = Process()
             python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             python.arguments = ["python3", script.path, url, token, cli.directory.appendingPathComponent("dev/ca.pem").path]
@@ -97,6 +106,7 @@ struct ServeCommandTests {
             }
             #expect(banner.contains("curl") && banner.contains(token))
         }
+        #expect(authorities.count == 2 && authorities[0] == authorities[1], "the development CA changed across a restart")
     }
 
     /// The environment a running process started with, from /proc (NUL-separated).

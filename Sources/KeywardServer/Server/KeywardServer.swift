@@ -136,7 +136,7 @@ public struct KeywardServer: Sendable {
         let configuration = HummingbirdCore.ServerConfiguration(address: .hostname(self.configuration.host, port: self.configuration.port), serverName: nil)
         let running: @Sendable (any Channel) async -> Void = { channel in await onRunning(channel.localAddress?.port ?? 0) }
         let group = EventLoopGroupProvider.singleton.eventLoopGroup
-        let server: any Service
+        var server: any Service
         let settings = self.configuration.limits
         let limits = TransportLimits(maxConnections: settings.maxConnections, idleTimeout: .seconds(Int64(settings.idleTimeoutSeconds)),
                                      requestReadTimeout: .seconds(Int64(settings.requestReadTimeoutSeconds)),
@@ -156,6 +156,7 @@ public struct KeywardServer: Sendable {
             let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
+        server = Listener(server: server, address: "\(self.configuration.host):\(self.configuration.port)")
         // Nodes coordinate through the store when they have an id (`keyward serve` gives each
         // one); a server without one runs the background work itself, unleased.
         let lease = slot.current.options.nodeID == nil ? nil : LeaseKeeper(slot: slot, duration: .seconds(self.configuration.leaseSeconds), logger: logger)
@@ -187,6 +188,27 @@ public struct KeywardServer: Sendable {
             services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGraceSeconds)
         try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// The HTTP server, whose failure to listen is told in words an operator can act on rather
+/// than as the socket call's error.
+struct Listener: Service {
+    let server: any Service
+    let address: String
+
+    func run() async throws {
+        do {
+            try await server.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw KeywardError.invalidArgument("cannot listen on \(address): the address is in use (another keyward serve, or another "
+                                               + "program, listens there); stop it, or choose another port with --port")
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw KeywardError.invalidArgument("cannot listen on \(address): permission denied (ports below 1024 need privileges); "
+                                               + "choose another port with --port")
+        } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
+            throw KeywardError.invalidArgument("cannot listen on \(address): no interface here has that address; choose another with --host")
+        }
     }
 }
 

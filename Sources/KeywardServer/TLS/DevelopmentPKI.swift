@@ -65,6 +65,29 @@ public struct DevelopmentPKI: Sendable {
         try issue(commonName: commonName, usage: .clientAuth, alternativeNames: [])
     }
 
+    /// The server certificate a previous `--dev` run wrote (`certificatePEM`, the chain, leaf
+    /// first; and its `privateKeyPEM`), when it can serve again: its key is the certificate's, it names
+    /// `hosts`, and it stays valid for at least `margin` more. Nil otherwise (a new CA and
+    /// certificate are then issued). Reusing it keeps the CA that clients were told to trust.
+    public static func reusableServer(certificatePEM: String, privateKeyPEM: String, hosts: [String],
+                                      margin: TimeInterval = 86_400, now: Date = Date()) -> Issued? {
+        let end = "-----END CERTIFICATE-----"
+        guard let leafEnd = certificatePEM.range(of: end),
+              let certificate = try? Certificate(pemEncoded: String(certificatePEM[..<leafEnd.upperBound])),
+              let key = try? Certificate.PrivateKey(pemEncoded: privateKeyPEM),
+              key.publicKey == certificate.publicKey,
+              certificate.notValidBefore <= now, certificate.notValidAfter > now.addingTimeInterval(margin),
+              let names = try? certificate.extensions.subjectAlternativeNames else { return nil }
+        for host in hosts where host != "localhost" {
+            let wanted: GeneralName = IPv4Address(host).map { .ipAddress(ASN1OctetString(contentBytes: ArraySlice($0))) } ?? .dnsName(host)
+            guard names.contains(wanted) else { return nil }
+        }
+        var serializer = DER.Serializer()
+        guard (try? serializer.serialize(certificate)) != nil else { return nil }
+        let der = serializer.serializedBytes
+        return Issued(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM, fingerprint: SHA256Hash.hex(der, separator: ":"), der: der)
+    }
+
     private func issue(commonName: String, usage: ExtendedKeyUsage.Usage, alternativeNames: [GeneralName]) throws(KeywardError) -> Issued {
         let keyPEM = TLSPrivateKey.generateP256PEM()
         do {
