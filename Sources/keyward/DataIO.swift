@@ -25,19 +25,35 @@ struct DataIO: ParsableArguments {
     func read() throws -> [UInt8] {
         let data: Data
         if let input, input != "-" {
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: input) else {
-                throw CLIError(.failure, "cannot read \(input)")
-            }
-            if let size = attributes[.size] as? Int, size > Self.maximumInputBytes {
-                throw CLIError(.failure, "\(input) is \(size) bytes; the limit is \(Self.maximumInputBytes)")
-            }
-            guard let contents = FileManager.default.contents(atPath: input) else { throw CLIError(.failure, "cannot read \(input)") }
-            data = contents
+            data = try Self.readFile(input, maximumBytes: Self.maximumInputBytes)
         } else {
             data = FileHandle.standardInput.readData(ofLength: Self.maximumInputBytes + 1)
             if data.count > Self.maximumInputBytes { throw CLIError(.failure, "standard input exceeds \(Self.maximumInputBytes) bytes") }
         }
         return base64 || base64In ? try Self.decodeBase64(data, what: input ?? "standard input") : [UInt8](data)
+    }
+
+    /// The contents of `path`, read up to `maximumBytes` whatever the file is (a pipe such as
+    /// `<(command)` or a device reports no size); a failure names the file and the reason.
+    static func readFile(_ path: String, maximumBytes: Int) throws -> Data {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw CLIError(.failure, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        var status = stat()
+        if fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+            throw CLIError(.failure, "cannot read \(path): it is a directory")
+        }
+        if status.st_mode & S_IFMT == S_IFREG, Int(status.st_size) > maximumBytes {
+            throw CLIError(.failure, "\(path) is \(status.st_size) bytes; the limit is \(maximumBytes)")
+        }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: maximumBytes + 1) ?? Data()
+        } catch {
+            throw CLIError(.failure, "cannot read \(path): \(error.localizedDescription)")
+        }
+        guard data.count <= maximumBytes else { throw CLIError(.failure, "\(path) holds more than \(maximumBytes) bytes, the limit") }
+        return data
     }
 
     func write(_ bytes: [UInt8]) throws {
@@ -48,7 +64,11 @@ struct DataIO: ParsableArguments {
     static func write(_ data: Data, to output: String?) throws {
         if let output, output != "-" {
             guard FileManager.default.createFile(atPath: output, contents: data, attributes: [.posixPermissions: 0o600]) else {
-                throw CLIError(.failure, "cannot write \(output)")
+                let directory = (output as NSString).deletingLastPathComponent
+                var isDirectory: ObjCBool = false
+                let reason = FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory) && isDirectory.boolValue
+                    ? "the directory does not let this user write there, or the name is a directory" : "no directory \(directory)"
+                throw CLIError(.failure, "cannot write \(output): \(reason)")
             }
         } else {
             FileHandle.standardOutput.write(data)
@@ -64,10 +84,7 @@ struct DataIO: ParsableArguments {
     /// Reads a small value given inline as base64, or from a file.
     static func bytes(base64 inline: String?, file: String?, what: String) throws -> [UInt8] {
         if let inline { return try decodeBase64(Data(inline.utf8), what: what) }
-        if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError(.failure, "cannot read \(file)") }
-            return [UInt8](data)
-        }
+        if let file { return [UInt8](try readFile(file, maximumBytes: maximumInputBytes)) }
         throw CLIError(.failure, "give the \(what) with --\(what)-base64 or --\(what)-file")
     }
 }

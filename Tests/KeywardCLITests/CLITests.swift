@@ -398,6 +398,16 @@ struct CLITests {
         #expect(try cli.run(["key", "create", "--alias", "big"]).status == 0)
         let oversize = try cli.run(["encrypt", "--key", "big"], stdin: Data(repeating: 0x41, count: 5 * 1024 * 1024))
         #expect(oversize.status == 1 && oversize.stderr.contains("data key"))
+        // --in and --out that cannot be used say which file and why; input that reports no size
+        // (a device, a pipe) is read only up to the limit.
+        let inputs: [(String, String)] = [("/nonexistent/input", "No such file or directory"), (cli.directory.path, "it is a directory"),
+                                          ("/dev/zero", "holds more than 67108864 bytes")]
+        for (path, reason) in inputs {
+            let refused = try cli.run(["encrypt", "--key", "big", "--in", path])
+            #expect(refused.status == 1 && refused.stderr.contains(path) && refused.stderr.contains(reason), "\(path): \(refused.stderr)")
+        }
+        let unwritable = try cli.run(["encrypt", "--key", "big", "--out", "/nonexistent/dir/out"], stdin: Data("x".utf8))
+        #expect(unwritable.status == 1 && unwritable.stderr.contains("no directory /nonexistent/dir"), "\(unwritable.stderr)")
         // A file that is not a store at all: a clear error, no crash.
         let notAStore = cli.directory.appendingPathComponent("garbage.db").path
         FileManager.default.createFile(atPath: notAStore, contents: Data(repeating: 0x5A, count: 8192))
