@@ -12,6 +12,30 @@ import Testing
 /// scripts/clients/vault_transit.py.
 @Suite("Vault Transit front end")
 struct TransitFrontEndTests {
+    @Test("attack: a client that names a namespace (X-Vault-Namespace, as BAO_NAMESPACE and hvac's namespace= send) is refused, never served from the root's keys")
+    func namespacesRefused() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            var vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/orders", token: nil, #"{"type":"aes256-gcm96"}"#, headers: vault).status == .ok)
+            for namespace in ["team-a", "team-a/", "/team-a/child", "rooted"] {
+                vault[TransitNamespace.header] = namespace
+                let calls: [(HTTPRequest.Method, String, String?)] = [(.get, "/v1/transit/keys/orders", nil), (.post, "/v1/transit/encrypt/orders", #"{"plaintext":"aGk="}"#),
+                                                                      (.get, "/v1/transit/keys?list=true", nil)]
+                for (method, path, body) in calls {
+                    let reply = try await client.call(method, path, token: nil, body, headers: vault)
+                    #expect(reply.status == .badRequest && reply.text.contains("namespace") && !reply.text.contains("orders") && !reply.text.contains("ciphertext"),
+                            "\(namespace) \(path): \(reply.status) \(reply.text.prefix(160))")
+                }
+            }
+            for root in ["", "root", "root/", "/"] {
+                vault[TransitNamespace.header] = root
+                #expect(try await client.call(.get, "/v1/transit/keys/orders", token: nil, headers: vault).status == .ok, "namespace \(root.debugDescription)")
+            }
+        }
+    }
+
     @Test("PUT and POST write alike; a Transit key is the Keyward key transit/NAME; its ciphertext is vault:vN: and Keyward's, opened by the native API")
     func keysAndCiphertexts() async throws {
         let fixture = try await ServerFixture.make()

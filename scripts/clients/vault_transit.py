@@ -9,7 +9,7 @@ unchanged but for the address, over HTTPS with the dev server's CA:
    decrypts and rotates;
 3. a Transit ciphertext is Keyward's: the native API decrypts it;
 4. refusals in Transit's shape: an unknown key (404), a bad token and a policy that does not
-   cover the call (403 "permission denied").
+   cover the call (403 "permission denied"), a namespace (400: Keyward has none).
 
 Usage: vault_transit.py KEYWARD_BINARY
 """
@@ -344,7 +344,13 @@ try:
     except urllib.error.HTTPError as error:
         body = json.loads(error.read())
         check(error.code == 403 and isinstance(body.get("errors"), list), "Transit error shape: %s %s" % (error.code, body))
-    results.append("refusals: unknown key 404, bad token 403 permission denied, policy without decrypt 403, errors as {\"errors\": [...]}")
+    # A client in a namespace (hvac's namespace=, BAO_NAMESPACE) is refused, not served the root's keys.
+    try:
+        hvac.Client(url=url, token=root, verify=ca, namespace="team-a").secrets.transit.read_key(name=name)
+        fail("a request in namespace team-a was served")
+    except hvac.exceptions.InvalidRequest as error:
+        check("namespace" in str(error), "namespace refusal: %s" % error)
+    results.append("refusals: unknown key 404, bad token 403 permission denied, policy without decrypt 403, a namespace 400, errors as {\"errors\": [...]}")
 
     # Backup and restore of one key, encrypted: hvac takes the backup here and restores it into
     # a second server (another store, holding a key of its own) that trusts this store's signer.

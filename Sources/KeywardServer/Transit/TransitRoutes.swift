@@ -37,6 +37,7 @@ enum TransitRoutes {
             let methods: [HTTPRequest.Method] = method == .post ? [.post, .put] : (path == "/keys" ? [.get, Self.list] : [method])
             for method in methods {
                 routes.on(method, base + path) { request, context in
+                    try TransitNamespace.check(request)
                     let input = try await TransitInput(request: request, body: body)
                     return try await handler(TransitCall(service: slot.current, caller: try context.caller(request), input: input, context: context, mount: mount))
                 }
@@ -176,6 +177,25 @@ enum TransitRoutes {
         transit(.post, "/random/{source}") { call in try await TransitCrypto.random(call, source: try call.context.parameter("source"), bytes: nil) }
         transit(.post, "/random/{source}/{bytes}") { call in
             try await TransitCrypto.random(call, source: try call.context.parameter("source"), bytes: try call.context.parameter("bytes"))
+        }
+    }
+}
+
+/// Vault and OpenBao namespaces (`X-Vault-Namespace`, `BAO_NAMESPACE`, hvac's `namespace=`):
+/// Keyward has one, the root. A request naming another is refused rather than served from the
+/// root, where a tenant that relies on its namespace for isolation would read and write
+/// another's keys (decision 0029).
+enum TransitNamespace {
+    static let header = HTTPField.Name("X-Vault-Namespace")!
+
+    /// Throws when the request names a namespace other than the root.
+    static func check(_ request: Request) throws(APIError) {
+        guard let named = request.headers[header] else { return }
+        let path = named.trimmingCharacters(in: CharacterSet(charactersIn: "/ "))
+        guard path.isEmpty || path == "root" else {
+            throw TransitError.invalid("namespace \(String(path.prefix(64)).debugDescription) is not served: Keyward has no namespaces "
+                                       + "(only the root); unset X-Vault-Namespace (BAO_NAMESPACE, VAULT_NAMESPACE), and keep tenants "
+                                       + "apart with policies on key-name patterns (alias=transit/team-a-*)")
         }
     }
 }
