@@ -191,6 +191,11 @@ try:
     check(code(lambda: k.sign(KeyId=signer["KeyId"], Message=message, SigningAlgorithm="RSASSA_PSS_SHA_256")) == "InvalidKeyUsageException",
           "a signing algorithm the key does not serve")
     check(code(lambda: k.encrypt(KeyId=signer["KeyId"], Plaintext=b"x")) is not None, "encrypt with a signing key")
+    # DryRun is refused, not ignored (which would sign or decrypt after all).
+    for name, call in [("Encrypt", lambda: k.encrypt(KeyId=alias, Plaintext=b"x", EncryptionContext=context, DryRun=True)),
+                       ("Decrypt", lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context, DryRun=True)),
+                       ("Sign", lambda: k.sign(KeyId=signer["KeyId"], Message=message, SigningAlgorithm="ECDSA_SHA_256", DryRun=True))]:
+        check(code(call) == "UnsupportedOperationException", "%s with DryRun" % name)
     edwards = k.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
     ed_signature = k.sign(KeyId=edwards["KeyId"], Message=message, SigningAlgorithm="ED25519_SHA_512")["Signature"]
     serialization.load_der_public_key(k.get_public_key(KeyId=edwards["KeyId"])["PublicKey"]).verify(ed_signature, message)

@@ -58,7 +58,6 @@ enum AWSKMSGrantOperations {
             granted.insert(operation)
         }
         if granted.isEmpty { throw AWSFault.validation("Operations must name at least one operation besides RetireGrant") }
-        if try call.input.bool("DryRun") == true { throw AWSFault.unsupported("DryRun is not supported") }
         var constraints: GrantConstraints? = nil
         if let object = try call.input.object("Constraints") {
             let subset = try object.map("EncryptionContextSubset"), equals = try object.map("EncryptionContextEquals")

@@ -31,6 +31,11 @@ enum AWSKMSRoutes {
             let operation = String(target.dropFirst("TrentService.".count))
             let buffer = try await request.body.collect(upTo: Int.max)
             let input = try AWSInput(buffer)
+            // DryRun asks whether the call would succeed without making it: refused for every
+            // operation rather than ignored, which would make the call (sign, decrypt) after all.
+            if try input.bool("DryRun") == true {
+                throw AWSFault.unsupported("DryRun is not supported by Keyward: the call was not made; send it without DryRun")
+            }
             var caller = try context.caller(request)
             if input.has("GrantTokens") { caller = caller.presenting(grants: try AWSKMSGrantOperations.presented(input)) }
             let call = AWSCall(service: slot.current, caller: caller, input: input, settings: settings)
