@@ -87,6 +87,34 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("creation options Keyward does not keep are refused, never dropped: an exportable signing key, allow_plaintext_backup, an hmac key_size other than the hash's length")
+    func creationOptionsRefused() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            let refused: [(String, String)] = [
+                (#"{"type":"ed25519","exportable":true}"#, "never exportable"), (#"{"type":"ecdsa-p256","exportable":true}"#, "never exportable"),
+                (#"{"type":"rsa-2048","exportable":true}"#, "never exportable"),
+                (#"{"type":"aes256-gcm96","allow_plaintext_backup":true}"#, "plaintext backups"),
+                (#"{"type":"hmac","key_size":64}"#, "32 bytes"), (#"{"type":"hmac","hash_algorithm":"sha2-512","key_size":32}"#, "64 bytes"),
+            ]
+            for (index, (body, reason)) in refused.enumerated() {
+                let reply = try await client.call(.post, "/v1/transit/keys/refused-\(index)", token: nil, body, headers: vault)
+                #expect(reply.status == .badRequest && reply.text.contains(reason), "\(body): \(reply.status) \(reply.text)")
+                #expect(try await client.call(.get, "/v1/transit/keys/refused-\(index)", token: nil, headers: vault).status == .notFound, "\(body) made a key")
+            }
+            let served = [#"{"type":"hmac","key_size":32}"#, #"{"type":"hmac","hash_algorithm":"sha2-384","key_size":48}"#, #"{"type":"hmac","key_size":0}"#,
+                          #"{"type":"aes256-gcm96","exportable":true}"#, #"{"type":"aes128-gcm96","key_size":64}"#]
+            for (index, body) in served.enumerated() {
+                let reply = try await client.call(.post, "/v1/transit/keys/served-\(index)", token: nil, body, headers: vault)
+                #expect(reply.status == .ok, "\(body): \(reply.status) \(reply.text)")
+            }
+            let exportable = try await client.call(.get, "/v1/transit/keys/served-3", token: nil, headers: vault)
+            #expect((exportable.json["data"] as? [String: Any])?["exportable"] as? Bool == true, "\(exportable.text)")
+        }
+    }
+
     @Test("a JSON null is an absent field: optional ones are ignored, a required one is refused as missing, never taken for a value")
     func nullFieldsAreAbsent() async throws {
         let fixture = try await ServerFixture.make()

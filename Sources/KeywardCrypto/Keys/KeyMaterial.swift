@@ -70,14 +70,9 @@ public struct KeyMaterial: ~Copyable, Sendable {
     public static func generate(_ spec: KeySpec) throws(KeywardCryptoError) -> KeyMaterial {
         let secret: SecretBytes
         switch spec {
-        case .aes256GCM, .chaCha20Poly1305, .hmacSHA256:
-            secret = try .random(count: 32)
-        case .aes128GCM:
-            secret = try .random(count: 16)
-        case .hmacSHA384:
-            secret = try .random(count: 48)
-        case .hmacSHA512:
-            secret = try .random(count: 64)
+        case .aes256GCM, .chaCha20Poly1305, .hmacSHA256, .aes128GCM, .hmacSHA384, .hmacSHA512:
+            guard let count = spec.symmetricKeyBytes else { throw .primitiveFailure(operation: "key generation", reason: "\(spec) has no symmetric key length") }
+            secret = try .random(count: count)
         case .ecdsaP256, .ecdhP256:
             secret = try copyOut(spec) { P256.Signing.PrivateKey().rawRepresentation }
         case .ecdsaP384, .ecdhP384:

@@ -123,6 +123,18 @@ public enum KeySpec: String, Sendable, Codable, CaseIterable, CustomStringConver
         }
     }
 
+    /// The length in bytes of a generated key of a symmetric spec (AEAD: the cipher's key; HMAC:
+    /// the hash's output, as RFC 2104 recommends); nil for key pairs.
+    public var symmetricKeyBytes: Int? {
+        switch self {
+        case .aes256GCM, .chaCha20Poly1305, .hmacSHA256: 32
+        case .aes128GCM: 16
+        case .hmacSHA384: 48
+        case .hmacSHA512: 64
+        default: nil
+        }
+    }
+
     /// The RSA modulus size in bits, for RSA specs.
     public var rsaBits: Int? {
         switch self {

@@ -80,8 +80,21 @@ enum TransitRoutes {
                 throw TransitError.invalid("derived keys are encryption keys here (aes128-gcm96, aes256-gcm96, chacha20-poly1305), not \(type.prefix(40))")
             }
             let exportable = try call.input.bool("exportable") ?? false
+            // Decision 0029: refused, never silently dropped.
+            if exportable && spec.purpose == .sign {
+                throw TransitError.invalid("a signing key is never exportable in Keyward (decision 0029): create it without exportable; "
+                                           + "its public key is served by keys/\(name) and export/public-key")
+            }
+            if try call.input.bool("allow_plaintext_backup") == true {
+                throw TransitError.invalid("plaintext backups are not offered (decision 0029): backup/\(name) gives an encrypted bundle")
+            }
+            // Vault reads key_size for HMAC keys only; Keyward's has the hash's length.
+            if spec.purpose == .mac, let size = try call.input.int("key_size"), size != 0, size != spec.symmetricKeyBytes {
+                throw TransitError.invalid("key_size \(size) is not served: an hmac key with this hash_algorithm has \(spec.symmetricKeyBytes ?? 0) bytes; "
+                                           + "send that, or no key_size")
+            }
             let period = try call.input.duration("auto_rotate_period")
-            var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable && spec.purpose != .sign,
+            var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable,
                                            contextRequired: derived)
             request.rotationPeriodDays = period.map { max(1, Int(($0 / 86_400).rounded(.up))) }
             if (try? await call.service.resolve(call.prefix + name)) != nil {
