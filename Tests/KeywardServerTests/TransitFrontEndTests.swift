@@ -437,12 +437,27 @@ struct TransitFrontEndTests {
         }
     }
 
-    @Test("sign and HMAC with key_version: the latest (or 0) is served; a superseded version is refused, never ignored, single and in a batch")
+    @Test("sign, HMAC, rewrap and data keys with key_version: the latest (or 0) is served; a superseded or unknown version is refused, never ignored, single and in a batch")
     func supersededVersionsDoNotSign() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
         try await fixture.application().test(.router) { client in
             let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/kv-box", token: nil, #"{"type":"aes256-gcm96"}"#, headers: root).status == .ok)
+            let sealed = try await client.call(.post, "/v1/transit/encrypt/kv-box", token: nil, #"{"plaintext":"YQ=="}"#, headers: root)
+            let ciphertext = (sealed.json["data"] as? [String: Any])?["ciphertext"] as? String ?? ""
+            #expect(try await client.call(.post, "/v1/transit/keys/kv-box/rotate", token: nil, "", headers: root).status == .ok)
+            for (path, body, version, served) in [("rewrap/kv-box", #""ciphertext":"\#(ciphertext)","#, 2, true), ("rewrap/kv-box", #""ciphertext":"\#(ciphertext)","#, 1, false),
+                                                  ("rewrap/kv-box", #""ciphertext":"\#(ciphertext)","#, 5, false),
+                                                  ("datakey/wrapped/kv-box", "", 0, true), ("datakey/plaintext/kv-box", "", 1, false), ("datakey/wrapped/kv-box", "", 7, false)] {
+                let reply = try await client.call(.post, "/v1/transit/" + path, token: nil, #"{\#(body)"key_version":\#(version)}"#, headers: root)
+                if served {
+                    #expect(reply.status == .ok && reply.text.contains("vault:v2:"), "\(path) v\(version): \(reply.text)")
+                } else {
+                    #expect(reply.status == .badRequest && reply.text.contains("key_version \(version)") && !reply.text.contains("vault:v"),
+                            "\(path) v\(version): \(reply.text)")
+                }
+            }
             for (name, type) in [("kv-sign", "ed25519"), ("kv-mac", "hmac")] {
                 #expect(try await client.call(.post, "/v1/transit/keys/\(name)", token: nil, #"{"type":"\#(type)"}"#, headers: root).status == .ok)
                 #expect(try await client.call(.post, "/v1/transit/keys/\(name)/rotate", token: nil, "", headers: root).status == .ok)

@@ -269,6 +269,7 @@ enum TransitCrypto {
             let result = try await call.run { () async throws(KeywardError) in
                 try await call.service.reEncrypt(bytes, sourceContext: context, destinationKey: key, destinationContext: context, actor: call.caller)
             }
+            try checkLatest(input, used: result.version, doing: "rewraps")
             return TransitItemReply(ciphertext: wrap(result.ciphertext, version: result.version), keyVersion: result.version)
         }
     }
@@ -297,6 +298,7 @@ enum TransitCrypto {
         let made = try await call.run { () async throws(KeywardError) in
             try await call.service.generateDataKey(key: key, byteCount: bits / 8, context: context, actor: call.caller)
         }
+        try checkLatest(call.input, used: made.version, doing: "makes data keys")
         let ciphertext = wrap(made.ciphertext, version: made.version)
         let plaintext = kind == "plaintext" ? made.plaintext.withSecretBytes(InsecureSecretAccess.token) { bytes -> String in
             var copy = Array(bytes)
@@ -363,7 +365,7 @@ enum TransitCrypto {
         }
     }
 
-    /// Transit's `key_version` on encrypt, sign and HMAC against the version `used`: Keyward uses
+    /// Transit's `key_version` on encrypt, rewrap, data keys, sign and HMAC against the version `used`: Keyward uses
     /// a key's latest version only (a superseded version only decrypts and verifies, NIST SP
     /// 800-57's originator-usage period), so another version asked for is refused, never ignored.
     /// 0 and absent mean the latest, as in Transit.
