@@ -8,6 +8,15 @@ public enum DigestAlgorithm: String, Sendable, CaseIterable {
     case sha384 = "sha2-384"
     case sha512 = "sha2-512"
 
+    /// The digest's length in bytes.
+    public var byteCount: Int {
+        switch self {
+        case .sha256: SHA256.byteCount
+        case .sha384: SHA384.byteCount
+        case .sha512: SHA512.byteCount
+        }
+    }
+
     /// The digest of `data`.
     public func hash(_ data: some DataProtocol) -> [UInt8] {
         switch self {

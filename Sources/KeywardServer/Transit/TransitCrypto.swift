@@ -333,6 +333,7 @@ enum TransitCrypto {
         }
         func needsSpec(_ input: TransitInput) throws -> Bool {
             try marshalsJWS(input) || input.string("hash_algorithm") != nil || input.string("algorithm") != nil || input.string("signature_algorithm") != nil
+                || input.has("salt_length")
         }
         /// The input to sign and whether its signature is asked for as JWS.
         func item(_ input: TransitInput, _ spec: KeySpec?) throws -> (SignItem, Bool) {
@@ -398,12 +399,23 @@ enum TransitCrypto {
             throw TransitError.invalid("signature_algorithm \(padding) is not this key's: a \(spec.rawValue) key signs with \(own) "
                                        + "(one key, one algorithm); create a key of the spec you need")
         }
+        // RSA-PSS's salt is as long as the key's hash: `auto` (any, on verifying; Vault's
+        // default) and `hash` are that; another length is refused. Other keys have no salt and
+        // ignore the field, as Transit does.
+        if input.has("salt_length"), TransitKeyType.signatureAlgorithm(spec) == "pss", let hash = TransitKeyType.hash(spec),
+           let hashBytes = DigestAlgorithm(rawValue: hash)?.byteCount {
+            let asked = (try? input.string("salt_length")) ?? (try? input.int("salt_length")).flatMap { $0.map(String.init) }
+            guard let asked, asked == "auto" || asked == "hash" || Int(asked) == hashBytes else {
+                throw TransitError.invalid("salt_length is not served: a \(spec.rawValue) key signs with a salt as long as its hash "
+                                           + "(\(hashBytes) bytes); send auto, hash or \(hashBytes)")
+            }
+        }
     }
 
     /// `checkScheme` for a single call, reading the key's spec only when the input names a hash
     /// or a signature algorithm.
     private static func checkScheme(_ call: TransitCall, _ key: String, _ input: TransitInput, hashFields: [String], for operation: ServiceOperation) async throws {
-        guard try hashFields.contains(where: { try input.string($0) != nil }) || input.string("signature_algorithm") != nil else { return }
+        guard try hashFields.contains(where: { try input.string($0) != nil }) || input.string("signature_algorithm") != nil || input.has("salt_length") else { return }
         let spec = try await call.run { () async throws(KeywardError) in
             try await call.service.describe(key: key, forUseIn: operation, actor: call.caller).metadata.spec
         }
