@@ -425,7 +425,7 @@ struct TransitFrontEndTests {
         }
     }
 
-    @Test("random: the count in the path or body, the platform source named or not, base64 or hex; seal, all, unknown sources and formats refused")
+    @Test("random: the count in the path or body, the platform source named (in the path or body) or not, base64 or hex; seal, all, unknown sources and formats refused")
     func randomBytes() async throws {
         let fixture = try await ServerFixture.make()
         defer { fixture.remove() }
@@ -436,12 +436,14 @@ struct TransitFrontEndTests {
                 return (reply.status, (reply.json["data"] as? [String: Any])?["random_bytes"] as? String, reply.text)
             }
             for (path, body, count, hex) in [("random", "{}", 32, false), ("random/16", "{}", 16, false), ("random", #"{"bytes":8,"format":"hex"}"#, 8, true),
-                                             ("random/platform", "{}", 32, false), ("random/platform/24", #"{"format":"hex"}"#, 24, true)] {
+                                             ("random/platform", "{}", 32, false), ("random/platform/24", #"{"format":"hex"}"#, 24, true),
+                                             ("random", #"{"source":"platform","bytes":12}"#, 12, false)] {
                 let (status, text, reply) = try await random(path, body)
                 let decoded = hex ? text.flatMap(Self.hexBytes) : text.flatMap { Data(base64Encoded: $0).map(Array.init) }
                 #expect(status == .ok && decoded?.count == count, "\(path) \(body): \(reply)")
             }
-            for (path, body) in [("random/seal", "{}"), ("random/all/16", "{}"), ("random/mars/16", "{}"), ("random/16", #"{"format":"base32"}"#), ("random/0", "{}"), ("random/platform/x", "{}")] {
+            for (path, body) in [("random/seal", "{}"), ("random/all/16", "{}"), ("random/mars/16", "{}"), ("random/16", #"{"format":"base32"}"#), ("random/0", "{}"), ("random/platform/x", "{}"),
+                                 ("random", #"{"source":"seal"}"#), ("random/16", #"{"source":"all"}"#), ("random", #"{"source":"mars"}"#)] {
                 let (status, _, reply) = try await random(path, body)
                 #expect(status == .badRequest, "\(path) \(body): \(reply)")
             }

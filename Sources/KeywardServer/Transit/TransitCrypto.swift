@@ -526,6 +526,8 @@ enum TransitCrypto {
     static func random(_ call: TransitCall, source: String?, bytes segment: String?) async throws -> Response {
         var source = source, segment = segment
         if segment == nil, let lone = source, Int(lone) != nil { (source, segment) = (nil, lone) }
+        // The source in the path wins; otherwise the body's, checked the same way.
+        if source == nil { source = try call.input.string("source") }
         switch source {
         case nil, "platform": break
         case "seal", "all": throw TransitError.invalid("source \(source ?? "") is not offered: Keyward's random bytes come from the system's generator (source platform)")
