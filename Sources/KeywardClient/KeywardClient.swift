@@ -76,7 +76,14 @@ public final class KeywardClient: Sendable {
         } catch {
             throw .configuration("TLS material: \(error)")
         }
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        var httpConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
+        // A connection that cannot be made fails the attempt at once (within 10 s for a host
+        // that does not answer), and `send` retries it with its own backoff: the pool's own
+        // retrying would hold each attempt until its whole timeout, so a stopped server took
+        // minutes to report.
+        httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        httpConfiguration.timeout.connect = .seconds(10)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         base = configuration.url.hasSuffix("/") ? String(configuration.url.dropLast()) : configuration.url
         prefix = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
         token = configuration.token
@@ -164,7 +171,7 @@ public final class KeywardClient: Sendable {
             } catch let error as KeywardClientError {
                 outcome = .failure(error)
             } catch {
-                outcome = .failure(.transport(String(describing: error)))
+                outcome = .failure(.transport(Self.reason(error, url: base)))
             }
             switch outcome {
             case .success(let bytes): return bytes
@@ -177,6 +184,24 @@ public final class KeywardClient: Sendable {
                 attempt += 1
             }
         }
+    }
+
+    /// Why a request to `url` did not complete, in words: the system's reason for a socket
+    /// failure (connection refused, no route to host), or the client's (a timeout, TLS).
+    static func reason(_ error: any Error, url: String) -> String {
+        let why: String
+        switch error {
+        case let io as IOError:
+            why = String(cString: strerror(io.errnoCode)).lowercased()
+                + (io.errnoCode == ECONNREFUSED ? " (is keyward serve running and listening there?)" : "")
+        case let client as HTTPClientError where client == .connectTimeout:
+            why = "no connection within 10 s (is the address right, and reachable from here?)"
+        case let client as HTTPClientError where client == .deadlineExceeded:
+            why = "no answer within the request's time limit"
+        default:
+            why = String(describing: error)
+        }
+        return "\(url): \(why)"
     }
 
     /// Whether `host` (a URL's) names this machine: `localhost`, 127.0.0.0/8 or ::1.

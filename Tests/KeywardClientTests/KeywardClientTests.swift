@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Keyward
 import KeywardClient
 import KeywardCrypto
@@ -69,6 +72,32 @@ struct KeywardClientTests {
         var optedIn = KeywardClientConfiguration(url: "http://10.0.0.7:8200", token: "kw_x")
         optedIn.allowsPlainHTTPBeyondLoopback = true
         try await KeywardClient(configuration: optedIn).shutdown()
+    }
+
+    @Test("a server that is not there is reported after the client's own retries, naming the address and the reason, not after each attempt's whole timeout")
+    func stoppedServerReported() async throws {
+        // A port that was just free: nothing listens there.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) } }
+        close(probe)
+        let url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let client = try await KeywardClient(configuration: .init(url: url, token: "kw_x"))
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.random(count: 8)
+            Issue.record("a call to \(url) succeeded")
+        } catch {
+            #expect(error.description.contains(url) && error.description.contains("connection refused"), "\(error)")
+        }
+        // Not a speed target: the pool's own connection retries held every attempt for its
+        // whole 30 s timeout (four attempts: two minutes); the bound only tells the two apart.
+        #expect(started.duration(to: .now) < .seconds(25))
+        try await client.shutdown()
     }
 
     @Test("keys and operations through the SDK, with typed errors")
