@@ -198,6 +198,11 @@ public final class KeywardClient: Sendable {
             why = "no connection within 10 s (is the address right, and reachable from here?)"
         case let client as HTTPClientError where client == .deadlineExceeded:
             why = "no answer within the request's time limit"
+        case let tls as NIOSSLError where String(describing: tls).contains("CERTIFICATE_VERIFY_FAILED"):
+            why = "the server's certificate is not one this client trusts: trust the CA that issued it (the CLI's --ca-file or "
+                + "KEYWARD_CACERT; .certificateAuthority in the configuration) or pin its fingerprint"
+        case let tls as NIOSSLExtraError where tls == .failedToValidateHostname:
+            why = "the server's certificate does not name this host: use a name or address the certificate lists"
         default:
             why = String(describing: error)
         }
