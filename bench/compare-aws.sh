@@ -19,7 +19,10 @@ WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-3}
 CONCURRENCY=${CONCURRENCY:-16}
 PORT=${PORT:-18461}
-OUT=${OUT:-$(mktemp -d /tmp/keyward-aws.XXXX)}
+# A directory of its own (removed at the end of a run that passes; OpenBao's audit log alone
+# grows by gigabytes), or OUT, which is kept.
+OWN_OUT=0
+if [ -z "${OUT:-}" ]; then OUT=$(mktemp -d /tmp/keyward-aws.XXXX); OWN_OUT=1; fi
 mkdir -p "$OUT"
 THREADS=${THREADS:-$(nproc)}
 bash scripts/setup.sh
@@ -49,7 +52,7 @@ TOKEN=$("$KW" token create --principal bench --allow "encrypt:key=$AES" --json |
 CRED=$("$KW" credential create --aws --principal bench-aws --allow "encrypt:key=$AES" --json)
 "$KW" serve --insecure-http --port "$PORT" --rate-limit 0 --log-level warning > "$OUT/keyward.log" 2>&1 &
 PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+trap 'status=$?; kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; if [ "$OWN_OUT" = 1 ]; then if [ "$status" = 0 ]; then rm -rf "$OUT"; else echo "kept for inspection: $OUT" >&2; fi; fi' EXIT
 for _ in $(seq 1 150); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/v1/health" && break; sleep 0.2; done
 PT=$(head -c 32 /dev/urandom | base64 -w0)
 printf '{"plaintext":"%s"}' "$PT" > "$OUT/native.json"

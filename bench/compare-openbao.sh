@@ -23,7 +23,10 @@ TLS_ROW=${TLS_ROW:-1}
 BAO_PORT=${BAO_PORT:-18300}
 KW_PORT=${KW_PORT:-18443}
 KW_TLS_PORT=${KW_TLS_PORT:-18444}
-OUT=${OUT:-$(mktemp -d /tmp/keyward-compare.XXXX)}
+# A directory of its own (removed at the end of a run that passes; OpenBao's audit log alone
+# grows by gigabytes), or OUT, which is kept.
+OWN_OUT=0
+if [ -z "${OUT:-}" ]; then OUT=$(mktemp -d /tmp/keyward-compare.XXXX); OWN_OUT=1; fi
 mkdir -p "$OUT"
 THREADS=${THREADS:-$(nproc)}
 
@@ -57,9 +60,14 @@ LUA
 
 PIDS=()
 cleanup() {
+  local status=$?
   set +e
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  rm -f "$OUT/bao-audit.log"
+  if [ "$OWN_OUT" = 1 ]; then
+    if [ "$status" = 0 ]; then rm -rf "$OUT"; else echo "kept for inspection: $OUT" >&2; fi
+  fi
 }
 trap cleanup EXIT INT TERM
 wait_http() { for _ in $(seq 1 150); do curl -skf -o /dev/null "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; exit 1; }

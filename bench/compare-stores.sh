@@ -18,7 +18,10 @@ WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-2}
 CONC=${CONC:-16}
 OPS=${OPS:-"encrypt decrypt sign-ed25519"}
-OUT=${OUT:-$(mktemp -d /tmp/keyward-stores.XXXX)}
+# A directory of its own (removed at the end of a run that passes; OpenBao's audit log alone
+# grows by gigabytes), or OUT, which is kept.
+OWN_OUT=0
+if [ -z "${OUT:-}" ]; then OUT=$(mktemp -d /tmp/keyward-stores.XXXX); OWN_OUT=1; fi
 THREADS=${THREADS:-$(nproc)}
 
 bash scripts/setup.sh
@@ -31,10 +34,15 @@ KW=$ROOT/.build/release/keyward
 eval "$(bash scripts/postgres.sh start)"
 PIDS=()
 cleanup() {
+  local status=$?
   set +e
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   bash scripts/postgres.sh stop "$KEYWARD_TEST_PGDATA"
+  rm -f "$OUT"/bao-audit*.log
+  if [ "$OWN_OUT" = 1 ]; then
+    if [ "$status" = 0 ]; then rm -rf "$OUT"; else echo "kept for inspection: $OUT" >&2; fi
+  fi
 }
 trap cleanup EXIT INT TERM
 wait_http() { for _ in $(seq 1 150); do curl -skf -o /dev/null "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; exit 1; }

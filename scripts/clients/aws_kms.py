@@ -17,7 +17,7 @@ Usage: aws_kms.py KEYWARD_BINARY
 import base64, datetime, hashlib, hmac, json, os, ssl, subprocess, sys, tempfile, time, urllib.error, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
-from keyward_process import client, fail as failed, start, stop  # noqa: E402
+from keyward_process import client, fail as failed, start, stop, workdir  # noqa: E402
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519  # noqa: E402
 
 binary = os.path.abspath(sys.argv[1])
-work = tempfile.mkdtemp(prefix="keyward-aws-")
+work = workdir("keyward-aws-")
 root = "aws-root-token-" + uuid.uuid4().hex
 REGION = "us-east-1"
 results = []

@@ -19,7 +19,7 @@ Usage: console_browser.py KEYWARD_BINARY [SCREENSHOT_DIR]
 import http.server, json, os, shutil, ssl, sys, tempfile, threading, time, urllib.error, urllib.parse, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
-from keyward_process import client, fail as failed, start, stop  # noqa: E402
+from keyward_process import client, fail as failed, start, stop, workdir  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -29,7 +29,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 binary = os.path.abspath(sys.argv[1])
 shots = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else ".build/console-screenshots")
 os.makedirs(shots, exist_ok=True)
-work = tempfile.mkdtemp(prefix="keyward-console-")
+work = workdir("keyward-console-")
 root = "console-root-token-" + uuid.uuid4().hex
 started = time.time()
 
@@ -168,7 +168,7 @@ def submit(driver, form_action_suffix, fields=None):
 idle_cookie = sign_in_outside(root)
 
 # Another origin's page that posts a form to the console on load (the cross-site attack).
-evil_dir = tempfile.mkdtemp(prefix="keyward-evil-")
+evil_dir = workdir("keyward-evil-")
 evil_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=evil_dir))
 threading.Thread(target=evil_server.serve_forever, daemon=True).start()
 evil = "http://127.0.0.1:%d" % evil_server.server_address[1]

@@ -16,12 +16,12 @@ Usage: vault_transit.py KEYWARD_BINARY
 import base64, hashlib, hmac, json, os, ssl, subprocess, sys, tempfile, urllib.error, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
-from keyward_process import client, fail as failed, start, stop  # noqa: E402
+from keyward_process import client, fail as failed, start, stop, workdir  # noqa: E402
 
 import hvac  # noqa: E402
 
 binary = os.path.abspath(sys.argv[1])
-work = tempfile.mkdtemp(prefix="keyward-transit-")
+work = workdir("keyward-transit-")
 root = "transit-root-token-" + uuid.uuid4().hex
 results = []
 

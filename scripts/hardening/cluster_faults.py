@@ -23,13 +23,12 @@ Usage: cluster_faults.py KEYWARD_BINARY   (needs KEYWARD_TEST_POSTGRES_URL, KEYW
 KEYWARD_TEST_PGBIN from scripts/postgres.sh)
 """
 import base64, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
-from keyward_process import client, fail as failed, start as launch, stop
-
+from keyward_process import client, fail as failed, start as launch, stop, workdir
 binary = os.path.abspath(sys.argv[1])
 admin = os.environ["KEYWARD_TEST_POSTGRES_URL"]
 pgdata = os.environ["KEYWARD_TEST_PGDATA"]
 pgbin = os.environ["KEYWARD_TEST_PGBIN"]
-work = tempfile.mkdtemp(prefix="keyward-cluster-")
+work = workdir("keyward-cluster-")
 database = "kw_cluster_" + os.urandom(6).hex()
 store = admin.rsplit("/", 1)[0] + "/" + database
 key_file = os.path.join(work, "root.key")

@@ -8,11 +8,10 @@ ciphertext; every key in the store describes without an integrity error.
 Usage: crash_writers.py KEYWARD_BINARY [ROUNDS]
 """
 import base64, os, random, signal, subprocess, sys, tempfile, threading, time, urllib.request
-from keyward_process import client, fail as failed, start as launch, stop
-
+from keyward_process import client, fail as failed, start as launch, stop, workdir
 binary = os.path.abspath(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-work = tempfile.mkdtemp(prefix="keyward-crash-")
+work = workdir("keyward-crash-")
 dev = os.path.join(work, "dev")
 token = "crash-root-token-" + os.urandom(12).hex()
 rng = random.Random(20261204)

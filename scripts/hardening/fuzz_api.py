@@ -10,12 +10,11 @@ first and named in a schemathesis.toml, so the operations reach their logic rath
 Usage: fuzz_api.py KEYWARD_BINARY OPENAPI_YAML [MIN_REQUESTS]
 """
 import json, os, re, subprocess, sys, tempfile
-from keyward_process import client, fail, start, stop, text
-
+from keyward_process import client, fail, start, stop, text, workdir
 binary, document = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 minimum = int(sys.argv[3]) if len(sys.argv) > 3 else 5000
 token = "fuzz-root-token-" + os.urandom(12).hex()
-work = tempfile.mkdtemp(prefix="keyward-fuzz-")
+work = workdir("keyward-fuzz-")
 ca = os.path.join(work, "dev", "ca.pem")
 env = dict(os.environ, KEYWARD_FAILED_LOGINS_PER_SECOND="1000000", KEYWARD_FAILED_LOGINS_BURST="1000000",
            KEYWARD_RATE_LIMIT_REQUESTS_PER_SECOND="0")

@@ -1,14 +1,48 @@
 """What the hardening scripts share: start `keyward serve` and wait for its URL, send JSON
 requests with a bearer token, stop the server, and fail with one line."""
-import json, re, signal, ssl, subprocess, sys, time, urllib.error, urllib.request
+import atexit, json, re, shutil, signal, ssl, subprocess, sys, tempfile, time, urllib.error, urllib.request
 
 
 # Every server started here, so that a failure (which exits at once) leaves none running.
 started = []
+# Working directories made here, removed when the script ends well; kept (and named) after a
+# failure, for its logs and stores.
+workdirs = []
+failed_run = [False]
+
+
+def workdir(prefix):
+    """A new temporary directory for this run (stores, logs, certificates): removed at exit unless
+    the run failed, so a passing run leaves nothing behind in /tmp."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    workdirs.append(path)
+    return path
+
+
+_excepthook = sys.excepthook
+
+
+def _note_failure(kind, value, trace):
+    failed_run[0] = True
+    _excepthook(kind, value, trace)
+
+
+sys.excepthook = _note_failure
+
+
+@atexit.register
+def _remove_workdirs():
+    if failed_run[0]:
+        for path in workdirs:
+            print("kept for inspection: %s" % path)
+        return
+    for path in workdirs:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def fail(name, message):
     """Prints `name: FAILED: message`, kills every server started here, and exits 1."""
+    failed_run[0] = True
     print("%s: FAILED: %s" % (name, message))
     for server in started:
         if server.poll() is None:

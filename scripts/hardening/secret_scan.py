@@ -6,10 +6,9 @@ and the metrics page for each secret, raw, in base64 and in hex. Any hit fails.
 Usage: secret_scan.py KEYWARD_BINARY
 """
 import base64, json, os, subprocess, sys, tempfile, urllib.request
-from keyward_process import client, fail as failed, start, stop, text
-
+from keyward_process import client, fail as failed, start, stop, text, workdir
 binary = os.path.abspath(sys.argv[1])
-work = tempfile.mkdtemp(prefix="keyward-scan-")
+work = workdir("keyward-scan-")
 store_dir = os.path.join(work, "store")
 os.mkdir(store_dir, 0o700)
 marker = "KWSCAN" + os.urandom(6).hex()
