@@ -14,6 +14,8 @@ struct PipelineTests {
     static func service(_ store: InMemoryKeyStore = InMemoryKeyStore(), clock: ManualClock = ManualClock()) async throws -> KeyService {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-pipeline-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // The root of trust reads its key when made; the file is not needed after that.
+        defer { try? FileManager.default.removeItem(at: directory) }
         let keyFile = directory.appendingPathComponent("root.key").path
         try KeyFileRootOfTrust.generate(at: keyFile)
         return try await KeyService.initialize(store: store, root: KeyFileRootOfTrust(path: keyFile), actor: .owner("test"), clock: clock)

@@ -87,7 +87,7 @@ try:
         if result.returncode != 0:
             fail("fuzz", "schemathesis reported failures or errors (exit %d, seed %d); see %s" % (result.returncode, seed + run, saved))
         total, errors = counted()
-        print("fuzz: after run %d the server has answered %d requests, %d of them 5xx (output: %s)" % (run + 1, total, errors, saved))
+        print("fuzz: after run %d the server has answered %d requests, %d of them 5xx" % (run + 1, total, errors))
         if errors:
             fail("fuzz", "%d responses were 5xx" % errors)
         if total >= minimum:
