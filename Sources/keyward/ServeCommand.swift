@@ -166,12 +166,13 @@ struct Serve: AsyncParsableCommand {
         let caPath = directory.appendingPathComponent("ca.pem").path
         let certificatePath = directory.appendingPathComponent("server.pem").path
         let keyPath = directory.appendingPathComponent("server-key.pem").path
-        // A certificate an earlier run left, still good, is served again, so the CA clients
-        // trust stays the same across restarts, and a start that fails (its port taken by the
+        // A certificate an earlier run left, still good and issued by the CA in ca.pem (the
+        // chain ends with it), is served again, so the CA clients trust stays the same across restarts, and a start that fails (its port taken by the
         // running one) leaves the running server's files alone.
         let server: DevelopmentPKI.Issued
-        if FileManager.default.fileExists(atPath: caPath),
+        if let authority = try? String(contentsOfFile: caPath, encoding: .utf8),
            let chain = try? String(contentsOfFile: certificatePath, encoding: .utf8),
+           chain.hasSuffix(authority),
            let key = try? SecretFile.text(keyPath, "the development TLS private key", rejection: { CLIError(.usage, $0) }),
            let reused = DevelopmentPKI.reusableServer(certificatePEM: chain, privateKeyPEM: key, hosts: [settings.host]) {
             server = reused

@@ -107,6 +107,15 @@ struct ServeCommandTests {
             #expect(banner.contains("curl") && banner.contains(token))
         }
         #expect(authorities.count == 2 && authorities[0] == authorities[1], "the development CA changed across a restart")
+        // A ca.pem that is not the one the certificate was issued by: a new CA and certificate,
+        // the chain ending with the ca.pem written, rather than a server clients cannot verify.
+        try "-----BEGIN CERTIFICATE-----\nbm90IHRoZSBDQQ==\n-----END CERTIFICATE-----\n".write(toFile: caPath, atomically: true, encoding: .utf8)
+        let (process, _, _, _) = try Self.start(cli, ["--dev", "--dev-dir", "dev", "--port", "0", "--dev-root-token", token])
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        let renewed = try String(contentsOfFile: caPath, encoding: .utf8)
+        let chain = try String(contentsOfFile: cli.directory.appendingPathComponent("dev/server.pem").path, encoding: .utf8)
+        #expect(renewed != authorities[0] && !renewed.contains("bm90IHRoZSBDQQ") && chain.hasSuffix(renewed))
     }
 
     /// The environment a running process started with, from /proc (NUL-separated).

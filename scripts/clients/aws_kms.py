@@ -14,7 +14,7 @@ Over HTTPS with the dev server's CA (boto3 verify=, aws --ca-bundle, AWS_CA_BUND
 
 Usage: aws_kms.py KEYWARD_BINARY
 """
-import base64, datetime, hashlib, hmac, json, os, ssl, subprocess, sys, tempfile, time, urllib.error, urllib.request, uuid
+import base64, datetime, hashlib, hmac, json, os, ssl, subprocess, sys, time, urllib.error, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
 from keyward_process import client, fail as failed, start, stop, workdir  # noqa: E402

@@ -16,7 +16,7 @@
 
 Usage: console_browser.py KEYWARD_BINARY [SCREENSHOT_DIR]
 """
-import http.server, json, os, shutil, ssl, sys, tempfile, threading, time, urllib.error, urllib.parse, urllib.request, uuid
+import http.server, json, os, shutil, ssl, sys, threading, time, urllib.error, urllib.parse, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
 from keyward_process import client, fail as failed, start, stop, workdir  # noqa: E402

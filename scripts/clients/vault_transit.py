@@ -13,7 +13,7 @@ unchanged but for the address, over HTTPS with the dev server's CA:
 
 Usage: vault_transit.py KEYWARD_BINARY
 """
-import base64, hashlib, hmac, json, os, ssl, subprocess, sys, tempfile, urllib.error, urllib.request, uuid
+import base64, hashlib, hmac, json, os, ssl, subprocess, sys, urllib.error, urllib.request, uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hardening"))
 from keyward_process import client, fail as failed, start, stop, workdir  # noqa: E402

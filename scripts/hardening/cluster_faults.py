@@ -22,7 +22,7 @@ intact.
 Usage: cluster_faults.py KEYWARD_BINARY   (needs KEYWARD_TEST_POSTGRES_URL, KEYWARD_TEST_PGDATA,
 KEYWARD_TEST_PGBIN from scripts/postgres.sh)
 """
-import base64, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
+import base64, os, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
 from keyward_process import client, fail as failed, start as launch, stop, workdir
 binary = os.path.abspath(sys.argv[1])
 admin = os.environ["KEYWARD_TEST_POSTGRES_URL"]

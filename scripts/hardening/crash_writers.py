@@ -7,7 +7,7 @@ resolves by its alias, has at least the acknowledged version, and decrypts every
 ciphertext; every key in the store describes without an integrity error.
 Usage: crash_writers.py KEYWARD_BINARY [ROUNDS]
 """
-import base64, os, random, signal, subprocess, sys, tempfile, threading, time, urllib.request
+import base64, os, random, signal, subprocess, sys, threading, time, urllib.request
 from keyward_process import client, fail as failed, start as launch, stop, workdir
 binary = os.path.abspath(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20

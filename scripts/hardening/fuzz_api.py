@@ -9,7 +9,7 @@ raised (the fuzzer is one peer sending thousands of requests). Keys of each purp
 first and named in a schemathesis.toml, so the operations reach their logic rather than 404.
 Usage: fuzz_api.py KEYWARD_BINARY OPENAPI_YAML [MIN_REQUESTS]
 """
-import json, os, re, subprocess, sys, tempfile
+import json, os, re, subprocess, sys
 from keyward_process import client, fail, start, stop, text, workdir
 binary, document = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 minimum = int(sys.argv[3]) if len(sys.argv) > 3 else 5000

@@ -5,7 +5,7 @@ then searches every file the CLI and the server wrote (store, WAL, SHM, logs, ba
 and the metrics page for each secret, raw, in base64 and in hex. Any hit fails.
 Usage: secret_scan.py KEYWARD_BINARY
 """
-import base64, json, os, subprocess, sys, tempfile, urllib.request
+import base64, json, os, subprocess, sys, urllib.request
 from keyward_process import client, fail as failed, start, stop, text, workdir
 binary = os.path.abspath(sys.argv[1])
 work = workdir("keyward-scan-")
