@@ -14,7 +14,8 @@ import Synchronization
 /// A store on a key file in a temporary directory, a manual clock, a server over it with plain
 /// HTTP (TLS is tested on a live socket), a root token, and every log line captured.
 struct ServerFixture {
-    let directory: URL
+    /// The temporary directory the store and key file are in.
+    let temporary: TemporaryStore
     let store: InjectingStore
     let service: KeyService
     let clock: ManualClock
@@ -24,7 +25,9 @@ struct ServerFixture {
 
     static func make(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> ServerFixture {
         let temporary = try TemporaryStore(label: "server")
-        let directory = temporary.directory
+        // A configuration the server refuses (a test of that refusal) leaves nothing behind.
+        var made = false
+        defer { if !made { temporary.remove() } }
         let store = InjectingStore(try SQLiteKeyStore(path: temporary.path("store.db")))
         let clock = ManualClock()
         let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: .owner("test"), clock: clock)
@@ -37,7 +40,8 @@ struct ServerFixture {
         configure(&configuration)
         let logs = LogCapture()
         let server = try KeywardServer(service: service, configuration: configuration, logger: logs.logger)
-        return ServerFixture(directory: directory, store: store, service: service, clock: clock, server: server, rootToken: root.text, logs: logs)
+        made = true
+        return ServerFixture(temporary: temporary, store: store, service: service, clock: clock, server: server, rootToken: root.text, logs: logs)
     }
 
     /// The in-process application.
@@ -45,7 +49,11 @@ struct ServerFixture {
         Application(router: try server.makeRouter(), logger: logs.logger)
     }
 
-    func remove() { try? FileManager.default.removeItem(at: directory) }
+    /// The store's directory.
+    var directory: URL { temporary.directory }
+
+    /// Deletes the store's directory.
+    func remove() { temporary.remove() }
 
     /// A token for `principal` with rules in the CLI form.
     func token(_ rules: [String], lifetime: TimeInterval? = nil, principal: String = "app") async throws -> IssuedToken {

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Keyward
+import KeywardServiceTestSupport
 @testable import KeywardServer
 import KeywardServerTesting
 import KeywardTestSupport
@@ -16,14 +17,14 @@ struct ServerResourceTests {
     /// Makes a server fixture, lets `use` answer a request through it, drops the fixture, and
     /// expects every file in its store's directory to be closed within two seconds.
     private func expectStoreClosed(after use: (ServerFixture) async throws -> Void) async throws {
-        let directory: URL
+        let temporary: TemporaryStore
         do {
             let fixture = try await ServerFixture.make()
-            directory = fixture.directory
+            temporary = fixture.temporary
             try await use(fixture)
         }
-        defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(try await OpenFiles.settled(inside: directory, atMost: 0) == 0)
+        defer { temporary.remove() }
+        #expect(try await OpenFiles.settled(inside: temporary.directory, atMost: 0) == 0)
     }
 
     @Test("a router answered an audited request, then the fixture was dropped: the store's files are closed")

@@ -23,6 +23,14 @@ public struct TemporaryStore: Sendable {
     /// The root of trust from the key file.
     public func root() throws -> KeyFileRootOfTrust { try KeyFileRootOfTrust(path: keyFile) }
 
-    /// Deletes the directory.
-    public func remove() { try? FileManager.default.removeItem(at: directory) }
+    /// Deletes the directory. A store closing meanwhile (SQLite removes its `-wal` and `-shm`
+    /// files as it closes, a checkpoint thread may be finishing) makes one removal fail part
+    /// way, on a file that vanished or appeared: it is tried again, for up to a second.
+    public func remove() {
+        for _ in 0..<50 {
+            try? FileManager.default.removeItem(at: directory)
+            guard FileManager.default.fileExists(atPath: directory.path) else { return }
+            usleep(20_000)
+        }
+    }
 }
