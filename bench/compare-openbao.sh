@@ -8,8 +8,8 @@
 # --insecure-http` with its audit on and a token whose policy covers only the benchmark keys.
 # A third row sends OpenBao's own paths and bodies to Keyward's Transit endpoint (/v1/transit/);
 # a fourth runs Keyward's native API over TLS (HTTP/1.1 via wrk). Points are interleaved (OpenBao,
-# Keyward, Keyward-TLS for each workload and concurrency), RUNS passes; the table reports the
-# median of the passes. Writes bench/results/compare-openbao.tsv, bench/compare-openbao.png and
+# Keyward and Keyward's Transit for each workload and concurrency, in an order that turns with
+# each pass; then Keyward-TLS), RUNS passes; the table reports the median of the passes. Writes bench/results/compare-openbao.tsv, bench/compare-openbao.png and
 # the table between the markers in BENCHMARKS.md; prints `OP c=16 ratio X` lines last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -167,6 +167,10 @@ echo -e "pass\tsystem\top\tconc\trps\titems\tp50_ms\tp99_ms\tcpu_pct\trss_peak_m
 point() { # point PASS SYSTEM PID URL BODY ITEMS AUTH_HEADER AUTH_VALUE OP CONC
   local pass=$1 system=$2 pid=$3 url=$4 body=$5 items=$6 header=$7 value=$8 op=$9 conc=${10}
   local threads=$(( conc < THREADS ? conc : THREADS ))
+  # Each point starts with nothing left to write back from the ones before: OpenBao's audit
+  # log grows by gigabytes over a run, and its writeback (ext4 journal commits) stalled whichever
+  # system was measured next, by up to 180 ms a request (wrk's p99 went past 100 ms).
+  sync
   ( while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid"; sleep 0.25; done ) > "$OUT/rss.txt" &
   local sampler=$!
   local c0; c0=$(cpu_ticks "$pid")
@@ -216,10 +220,16 @@ for pass in $(seq 1 "$RUNS"); do
   for op in $OPS; do
     IFS='|' read -r bpath bbody kpath kbody items <<< "${SPEC[$op]}"
     for c in $CONCURRENCY; do
-      point "$pass" openbao "$BAO_PID" "$BAO/v1/$bpath" "$B/$bbody" "$items" X-Vault-Token "$BAO_TOKEN" "$op" "$c"
-      point "$pass" keyward "$KW_PID" "$KWURL/v1/$kpath" "$B/$kbody" "$items" Authorization "Bearer $KW_TOKEN" "$op" "$c"
-      # The most like-for-like row: OpenBao's paths and bodies, sent to Keyward's Transit.
-      point "$pass" keyward-transit "$KW_PID" "$KWURL/v1/$bpath" "$B/$(transit_body "$bbody")" "$items" X-Vault-Token "$KW_TOKEN" "$op" "$c"
+      # The three systems' order turns with each pass (OpenBao first, then second, then
+      # third), so that none is always measured right after another's load.
+      for slot in 0 1 2; do
+        case $(( (slot + pass - 1) % 3 )) in
+        0) point "$pass" openbao "$BAO_PID" "$BAO/v1/$bpath" "$B/$bbody" "$items" X-Vault-Token "$BAO_TOKEN" "$op" "$c" ;;
+        1) point "$pass" keyward "$KW_PID" "$KWURL/v1/$kpath" "$B/$kbody" "$items" Authorization "Bearer $KW_TOKEN" "$op" "$c" ;;
+        # The most like-for-like row: OpenBao's paths and bodies, sent to Keyward's Transit.
+        2) point "$pass" keyward-transit "$KW_PID" "$KWURL/v1/$bpath" "$B/$(transit_body "$bbody")" "$items" X-Vault-Token "$KW_TOKEN" "$op" "$c" ;;
+        esac
+      done
     done
   done
   if [ "$TLS_ROW" = 1 ]; then

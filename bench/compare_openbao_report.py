@@ -33,7 +33,7 @@ for op, conc, _ in order:
 lines = [
     f"OpenBao {bao_version} (`bao server -dev`, file audit device, service token with only a transit policy) vs "
     f"`keyward serve` (audit on, token covering only the benchmark keys), plain HTTP on loopback; "
-    f"`keyward-tls`: the same over TLS 1.3. wrk closed loop, {duration} s per point, median of {runs} interleaved passes, "
+    f"`keyward-tls`: the same over TLS 1.3. wrk closed loop, {duration} s per point, median of {runs} interleaved passes (the order of OpenBao, Keyward and Keyward Transit turning each pass), "
     f"{cpus} cores shared by server and wrk. Throughput is requests/s (items/s for batch100); CPU is % of one core; "
     "RSS is the server's peak during the point.",
     "",
