@@ -184,11 +184,15 @@ echo -e "pass\tsystem\top\tconc\trps\tp50_ms\tp99_ms\terrors" > "$RES"
 for pass in $(seq 1 "$RUNS"); do
   for op in $OPS; do
     for system in openbao-postgres keyward-sqlite keyward-sqlite-fsync keyward-postgres; do
+      # Nothing left to write back from the points before (OpenBao's audit log, a store's
+      # checkpoints): that writeback stalls the next point's fsyncs and WAL writes.
+      sync
       line=$(load "$system" "$op" "$CONC" "$DURATION")
       echo -e "$pass\t$system\t$op\t$CONC\t$(v rps "$line")\t$(v p50 "$line")\t$(v p99 "$line")\t$(v errors "$line")" | tee -a "$RES" >&2
     done
     # Two nodes on one database: c/2 on each, at the same time, summed.
     half=$(( CONC / 2 ))
+    sync
     load keyward-postgres "$op" "$half" "$DURATION" > "$OUT/a.txt" &
     first=$!
     load keyward-postgres-b "$op" "$half" "$DURATION" > "$OUT/b.txt"
