@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Development mode: local store, key file, self-signed certificate and root token.") var dev = false
     @Option(help: "Development folder (with --dev).") var devDir = ".keyward-dev"
-    @Option(help: "The root token to create in development mode (32 to 256 printable characters), for scripts.")
+    @Option(help: "The root token to create in development mode (32 to 256 printable characters, not beginning with kw_ unless Keyward generated it), for scripts.")
     var devRootToken: String?
     @Option(help: "YAML configuration file.") var config: String?
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?

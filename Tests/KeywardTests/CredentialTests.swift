@@ -47,6 +47,34 @@ struct CredentialTests {
         #expect(third.tokens.isEmpty && third.nextCursor == nil)
     }
 
+    @Test("a chosen token text authenticates; one too short, with a space, or beginning with kw_ without a generated token's form is refused, saying which rule it broke")
+    func chosenTokenText() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let chosen = "dev-root-token-for-scripts-0123456789abcdef"
+        _ = try await service.issueToken(principal: "dev", policy: .everything, lifetime: nil, text: chosen, actor: .owner("admin"))
+        #expect(try await service.authenticate(chosen).principal == "dev")
+        // A token Keyward generated, given again as the text (a dev root token kept across
+        // stores), keeps its form and id.
+        let generated = try await service.issueToken(principal: "first", policy: .everything, lifetime: nil, actor: .owner("admin"))
+        try await service.revokeToken(generated.record.id, actor: .owner("admin"))
+        let other = try await StoreFixture.make()
+        defer { other.remove() }
+        let reissued = try await other.service.issueToken(principal: "again", policy: .everything, lifetime: nil, text: generated.text, actor: .owner("admin"))
+        #expect(reissued.record.id == generated.record.id)
+        #expect(try await other.service.authenticate(generated.text).principal == "again")
+        for (bad, rule) in [("short-token", "32 to 256"), ("a token with spaces in it, long enough to pass", "32 to 256"),
+                            ("kw_devroottoken_0123456789abcdefghijklmnopqrs", "begins with kw_")] {
+            guard case .invalidArgument(let message) = await keywardError({ () async throws(KeywardError) in
+                _ = try await service.issueToken(principal: "dev", policy: .everything, lifetime: nil, text: bad, actor: .owner("admin"))
+            }) else {
+                Issue.record("'\(bad)' was issued"); continue
+            }
+            #expect(message.contains(rule), "\(bad): \(message)")
+        }
+    }
+
     @Test("a token row edited in the database (widened policy) is refused")
     func tamperedToken() async throws {
         let fixture = try await StoreFixture.make()

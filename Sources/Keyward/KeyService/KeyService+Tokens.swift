@@ -9,8 +9,9 @@ extension KeyService {
     /// - Parameters:
     ///   - lifetime: seconds until it expires (nil: never; at most 10 years); never past the
     ///     expiry of the credential `actor` presented.
-    ///   - text: caller-chosen token text (32 to 256 printable ASCII characters, no spaces), for
-    ///     scripts and development; nil (the default) generates 256 random bits.
+    ///   - text: caller-chosen token text (32 to 256 printable ASCII characters, no spaces, and
+    ///     not beginning with `kw_` unless it is a token Keyward generated, whose id it keeps),
+    ///     for scripts and development; nil (the default) generates 256 random bits.
     public func issueToken(principal: String, policy: AccessPolicy, lifetime: TimeInterval?, text chosen: String? = nil,
                            actor: Caller) async throws(KeywardError) -> IssuedToken {
         try Self.checkCredential(principal: principal, lifetime: lifetime)
@@ -19,8 +20,13 @@ extension KeyService {
             try await checkNamedAccess(principal, actor)
             var id = KeyID()
             if let chosen {
-                guard TokenText.isCustom(chosen), let parsed = TokenText.parse(chosen) else {
+                guard TokenText.isCustom(chosen) else {
                     throw .invalidArgument("a chosen token is 32 to 256 printable ASCII characters without spaces")
+                }
+                guard let parsed = TokenText.parse(chosen) else {
+                    // Only a generated token's text begins with kw_ (its id follows).
+                    throw .invalidArgument("a chosen token that begins with kw_ must be one Keyward generated (kw_, 32 hex digits, _, "
+                                           + "43 base64url characters); choose a text that does not begin with kw_")
                 }
                 id = parsed.id
             }
