@@ -11,7 +11,10 @@ struct Keyward: AsyncParsableCommand {
         discussion: """
             The store comes from --store or KEYWARD_STORE. A passphrase store reads its passphrase from \
             KEYWARD_PASSPHRASE_FILE, KEYWARD_PASSPHRASE, or a prompt without echo; never from arguments. \
-            A key-file store reads --key-file or KEYWARD_KEY_FILE.
+            A key-file store reads --key-file or KEYWARD_KEY_FILE. With --server or KEYWARD_ADDR (a \
+            keyward serve), the commands a server offers (keys, cryptography, tokens and credentials, audit, \
+            verify, backup and restore, KEK rotation, maintenance) run there instead, as the principal of \
+            the token in KEYWARD_TOKEN (the server's CA from --ca-file or KEYWARD_CACERT).
 
             Exit codes: 0 ok, 1 error, 2 usage, 3 key not found, 4 integrity failure, \
             5 refused (state, purpose, policy), 6 wrong passphrase or key file, 7 verification failed.
