@@ -68,6 +68,24 @@ final class PostgresAuditConnection: @unchecked Sendable {
         }
     }
 
+    /// Why a connection cannot be opened now, in libpq's words (refused, no such host, the
+    /// credentials or database refused, TLS), or nil when one opens: asked once a deadline has
+    /// passed with no answer, so that the error names the cause rather than only the wait.
+    func connectionFailure() -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        do throws(Failure) {
+            _ = try open(until: ContinuousClock.now + timeout)
+            return nil
+        } catch {
+            guard case .unavailable(let message) = error.storage else { return error.storage.description }
+            let prefix = "PostgreSQL at \(location): "
+            let reason = message.hasPrefix(prefix) ? message.dropFirst(prefix.count) : Substring(message)
+            // libpq's hint comes on a line of its own: one line, for a log line or a terminal.
+            return reason.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        }
+    }
+
     /// Why a call failed, and whether the connection is still fit to use.
     private enum Failure: Error {
         /// The server answered with an error; the connection is fine.

@@ -72,7 +72,7 @@ public final class PostgresKeyStore: KeyStore {
             try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
         } catch {
             runner.cancel()
-            throw error
+            throw Self.diagnosed(error, location: location, password: password)
         }
         return store
     }
@@ -91,6 +91,14 @@ public final class PostgresKeyStore: KeyStore {
         let client = pool.client
         try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
         return store
+    }
+
+    /// `error`, with the reason a connection fails (one libpq attempt, at most two seconds)
+    /// when it is a deadline that passed with no answer: refused, unknown host, credentials.
+    private static func diagnosed(_ error: StorageError, location: PostgresLocation, password: String?) -> StorageError {
+        guard case .unavailable(let message) = error, message.contains("did not answer"),
+              let reason = PostgresAuditConnection(location: location, password: password, timeout: .seconds(2)).connectionFailure() else { return error }
+        return .unavailable("\(message); connecting: \(reason)")
     }
 
     deinit { runner?.cancel() }

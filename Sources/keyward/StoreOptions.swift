@@ -6,6 +6,7 @@ import KeywardClient
 import KeywardHSM
 import KeywardPostgres
 import KeywardStorage
+import Logging
 
 /// Where the store is and how to open it; shared by every command that touches keys.
 struct StoreOptions: ParsableArguments {
@@ -120,7 +121,11 @@ struct StoreOptions: ParsableArguments {
         if isPostgres {
             do {
                 let location = try PostgresLocation(storePath)
-                return try await PostgresKeyStore.connect(location, password: try PostgresLocation.password())
+                // PostgresNIO logs every failed connection attempt at info; a command says what
+                // failed once, in its error, so only errors from the driver itself are shown.
+                var logger = Logger(label: "keyward.postgres")
+                logger.logLevel = .error
+                return try await PostgresKeyStore.connect(location, password: try PostgresLocation.password(), logger: logger)
             } catch let error as PostgresStoreError {
                 throw CLIError(.failure, error.description)
             }

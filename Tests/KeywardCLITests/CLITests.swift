@@ -93,7 +93,7 @@ struct CLITests {
         #expect(verified.status == 0 && verified.stdout.contains("store intact"))
     }
 
-    @Test("store migrate copies a store to a new location that opens with the same passphrase and verifies; a non-empty target is refused; a database password in a URL is refused")
+    @Test("store migrate copies a store to a new location that opens with the same passphrase and verifies; a non-empty target is refused; a database password in a URL is refused; an unreachable database is one line of error, naming the cause")
     func storeMigrate() throws {
         let cli = try CLI()
         defer { cli.remove() }
@@ -110,6 +110,12 @@ struct CLITests {
         #expect(again.status == 5 && again.stderr.contains("already exists"))
         let secret = try cli.run(["key", "list", "--store", "postgres://keyward:hunter2@db.example/kms"])
         #expect(secret.status != 0 && secret.stderr.contains("KEYWARD_DATABASE_PASSWORD") && !secret.stderr.contains("hunter2"))
+        // A database nobody answers on: one line saying so and why, not the driver's log of
+        // each connection attempt (thirteen lines of PSQLError in five seconds).
+        let unreachable = try cli.run(["store", "migrate", "--from", cli.environment["KEYWARD_STORE"]!, "--to", "postgres://keyward@127.0.0.1:1/kms"])
+        let lines = unreachable.stderr.split(separator: "\n")
+        #expect(unreachable.status != 0 && lines.count == 1 && lines.first?.contains("did not answer") == true
+                && lines.first?.contains("Connection refused") == true, "\(unreachable.stderr)")
     }
 
     @Test("with --server and KEYWARD_TOKEN the same commands work against a running server: keys, encrypt, decrypt, sign, verify, random, tokens, verify, audit, maintain, KEK rotation; a token without the grants is refused; a command with no remote form refuses rather than use the local store")
