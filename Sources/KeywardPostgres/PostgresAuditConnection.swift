@@ -69,13 +69,12 @@ final class PostgresAuditConnection: @unchecked Sendable {
     }
 
     /// Why a connection cannot be opened now, in libpq's words (refused, no such host, the
-    /// credentials or database refused, TLS), or nil when one opens: asked once a deadline has
-    /// passed with no answer, so that the error names the cause rather than only the wait.
+    /// credentials or database refused, TLS), or nil when one opens (and is closed again).
+    /// `PostgresKeyStore.connect` asks first, so that a command fails at once with the cause
+    /// rather than after its deadline.
     func connectionFailure() -> String? {
-        lock.lock()
-        defer { lock.unlock() }
         do throws(Failure) {
-            _ = try open(until: ContinuousClock.now + timeout)
+            PQfinish(try connect())
             return nil
         } catch {
             guard case .unavailable(let message) = error.storage else { return error.storage.description }
@@ -112,6 +111,34 @@ final class PostgresAuditConnection: @unchecked Sendable {
             PQfinish(connection)
             self.connection = nil
         }
+        let made = try connect()
+        // Server notices go nowhere (libpq would print them on standard error).
+        PQsetNoticeProcessor(made, { _, _ in }, nil)
+        // Nonblocking from here: a send that the server does not read (a large batch, a stalled
+        // server) waits in `flush` up to the deadline rather than in the kernel for ever.
+        guard PQsetnonblocking(made, 1) == 0, PQsendPrepare(made, Self.statementName, AuditAppendStatement.sql, 0, nil) == 1 else {
+            let message = Self.message(made)
+            PQfinish(made)
+            throw .connection(.unavailable("PostgreSQL at \(location): the audit append could not be prepared: \(message)"))
+        }
+        do throws(Failure) {
+            try flush(made, until: deadline)
+            var failure: StorageError? = nil
+            while let result = try nextResult(made, until: deadline) {
+                if PQresultStatus(result) != PGRES_COMMAND_OK { failure = failure ?? Self.failure(result, location: location) }
+                PQclear(result)
+            }
+            if let failure { throw Failure.connection(failure) }
+        } catch {
+            PQfinish(made)
+            throw error
+        }
+        connection = made
+        return made
+    }
+
+    /// A new libpq connection (blocking, within `timeout`), or why none opens.
+    private func connect() throws(Failure) -> OpaquePointer {
         let seconds = max(1, Int(timeout.components.seconds))
         // Half a second past this side's deadline, so that this side's answer is the one given.
         let milliseconds = max(1, Int(timeout.components.seconds) * 1000 + Int(timeout.components.attoseconds / 1_000_000_000_000_000)) + 500
@@ -147,28 +174,6 @@ final class PostgresAuditConnection: @unchecked Sendable {
             PQfinish(made)
             throw .connection(.unavailable("PostgreSQL at \(location): \(message)"))
         }
-        // Server notices go nowhere (libpq would print them on standard error).
-        PQsetNoticeProcessor(made, { _, _ in }, nil)
-        // Nonblocking from here: a send that the server does not read (a large batch, a stalled
-        // server) waits in `flush` up to the deadline rather than in the kernel for ever.
-        guard PQsetnonblocking(made, 1) == 0, PQsendPrepare(made, Self.statementName, AuditAppendStatement.sql, 0, nil) == 1 else {
-            let message = Self.message(made)
-            PQfinish(made)
-            throw .connection(.unavailable("PostgreSQL at \(location): the audit append could not be prepared: \(message)"))
-        }
-        do throws(Failure) {
-            try flush(made, until: deadline)
-            var failure: StorageError? = nil
-            while let result = try nextResult(made, until: deadline) {
-                if PQresultStatus(result) != PGRES_COMMAND_OK { failure = failure ?? Self.failure(result, location: location) }
-                PQclear(result)
-            }
-            if let failure { throw Failure.connection(failure) }
-        } catch {
-            PQfinish(made)
-            throw error
-        }
-        connection = made
         return made
     }
 

@@ -65,6 +65,7 @@ public final class PostgresKeyStore: KeyStore {
         } catch {
             throw .unavailable(error.description)
         }
+        try await probe(location, password: password, timeout: operationTimeout)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let runner = Task { await client.run() }
         let store = PostgresKeyStore(location: location, password: password, client: client, runner: runner, logger: logger, operationTimeout: operationTimeout)
@@ -72,7 +73,7 @@ public final class PostgresKeyStore: KeyStore {
             try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
         } catch {
             runner.cancel()
-            throw Self.diagnosed(error, location: location, password: password)
+            throw error
         }
         return store
     }
@@ -87,18 +88,25 @@ public final class PostgresKeyStore: KeyStore {
     ///   a schema newer than this build.
     public static func open(on pool: PostgresPool, operationTimeout: Duration = .seconds(5),
                             logger: Logger = Logger(label: "keyward.postgres")) async throws(StorageError) -> PostgresKeyStore {
+        try await probe(pool.location, password: pool.password, timeout: operationTimeout)
         let store = PostgresKeyStore(location: pool.location, password: pool.password, client: pool.client, runner: nil, logger: logger, operationTimeout: operationTimeout)
         let client = pool.client
         try await store.deadline("connecting and migrating the schema") { () async throws in try await PostgresSchema.migrate(client, logger: logger) }
         return store
     }
 
-    /// `error`, with the reason a connection fails (one libpq attempt, at most two seconds)
-    /// when it is a deadline that passed with no answer: refused, unknown host, credentials.
-    private static func diagnosed(_ error: StorageError, location: PostgresLocation, password: String?) -> StorageError {
-        guard case .unavailable(let message) = error, message.contains("did not answer"),
-              let reason = PostgresAuditConnection(location: location, password: password, timeout: .seconds(2)).connectionFailure() else { return error }
-        return .unavailable("\(message); connecting: \(reason)")
+    /// One connection with libpq, opened and closed, before the pool's first query: libpq says
+    /// at once why a connection fails (refused, unknown host or database, credentials, TLS),
+    /// where the pool retries until the deadline and can then say only that nothing answered.
+    /// libpq blocks while it connects, so the probe runs on a dispatch thread, not on one of
+    /// Swift concurrency's.
+    private static func probe(_ location: PostgresLocation, password: String?, timeout: Duration) async throws(StorageError) {
+        let reason: String? = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: PostgresAuditConnection(location: location, password: password, timeout: timeout).connectionFailure())
+            }
+        }
+        if let reason { throw .unavailable("PostgreSQL at \(location): \(reason)") }
     }
 
     deinit { runner?.cancel() }
