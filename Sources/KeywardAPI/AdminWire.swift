@@ -379,6 +379,83 @@ public struct KEKRotationReply: WritableReply, Equatable {
     }
 }
 
+/// `POST /v1/admin/audit/export`: the entries after `after` (0, or absent: from the first)
+/// through `through` (absent: the newest, at most 100,000). Schema `AuditExportRequest`.
+public struct AuditExportBody: Codable, Sendable {
+    public var after: Int64?
+    public var through: Int64?
+
+    /// A body of these fields.
+    public init(after: Int64? = nil, through: Int64? = nil) {
+        self.after = after
+        self.through = through
+    }
+}
+
+/// A run of the audit log as a segment file (what `keyward audit export` writes), signed by
+/// the store's audit signing key; `keyward audit verify --segment` checks it anywhere.
+/// Schema `AuditSegment`.
+public struct AuditSegmentReply: WritableReply, Equatable {
+    /// The segment file's bytes.
+    public var segment: [UInt8]
+    /// The first and last entries' sequence numbers.
+    public var first: Int64
+    public var last: Int64
+    /// Entries in the segment.
+    public var entries: Int
+    /// The audit signing key that signed it.
+    public var signerKeyId: String
+
+    /// A reply of these fields.
+    public init(segment: [UInt8], first: Int64, last: Int64, entries: Int, signerKeyId: String) {
+        self.segment = segment
+        self.first = first
+        self.last = last
+        self.entries = entries
+        self.signerKeyId = signerKeyId
+    }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("segment", base64: segment)
+        json.member("first", Int(first))
+        json.member("last", Int(last))
+        json.member("entries", entries)
+        json.member("signerKeyId", signerKeyId)
+    }
+
+    private enum CodingKeys: String, CodingKey { case segment, first, last, entries, signerKeyId }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        segment = try container.decode(Base64Bytes.self, forKey: .segment).value
+        first = try container.decode(Int64.self, forKey: .first)
+        last = try container.decode(Int64.self, forKey: .last)
+        entries = try container.decode(Int.self, forKey: .entries)
+        signerKeyId = try container.decode(String.self, forKey: .signerKeyId)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Base64Bytes(segment), forKey: .segment)
+        try container.encode(first, forKey: .first)
+        try container.encode(last, forKey: .last)
+        try container.encode(entries, forKey: .entries)
+        try container.encode(signerKeyId, forKey: .signerKeyId)
+    }
+}
+
+/// The public key that signs the store's audit segments (PEM). Schema `AuditSigner`.
+public struct AuditSignerReply: WritableReply, Equatable {
+    public var publicKeyPem: String
+
+    /// A reply of this field.
+    public init(publicKeyPem: String) { self.publicKeyPem = publicKeyPem }
+
+    public func writeMembers(to json: inout JSONWriter) {
+        json.member("publicKeyPem", publicKeyPem)
+    }
+}
+
 /// `POST /v1/admin/backup`: the recipient to seal the backup to, as the text of its public key
 /// file (`keyward backup keygen`); it must be one the server pins (`backup.recipients`); with
 /// `keys` (ids or aliases), only those keys. Schema `BackupRequest`.

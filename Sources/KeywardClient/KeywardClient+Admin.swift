@@ -53,6 +53,17 @@ extension KeywardClient {
         try await call(.GET, "/v1/admin/audit?tail=\(count)", as: AuditPageReply.self).entries
     }
 
+    /// A signed segment of the audit log: the entries after `after` through `through` (nil:
+    /// the newest, at most 100,000), as `keyward audit export` writes it.
+    public func exportAuditSegment(after: Int64 = 0, through: Int64? = nil) async throws(KeywardClientError) -> AuditSegmentReply {
+        try await call(.POST, "/v1/admin/audit/export", AuditExportBody(after: after, through: through), as: AuditSegmentReply.self)
+    }
+
+    /// The public key (PEM) that signs the store's audit segments.
+    public func auditSigner() async throws(KeywardClientError) -> String {
+        try await call(.GET, "/v1/admin/audit/signer", as: AuditSignerReply.self).publicKeyPem
+    }
+
     /// Verifies the audit chain.
     public func verifyAudit() async throws(KeywardClientError) -> AuditVerificationReply {
         try await call(.POST, "/v1/admin/audit/verify", as: AuditVerificationReply.self)

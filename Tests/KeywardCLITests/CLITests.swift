@@ -117,7 +117,7 @@ struct CLITests {
         #expect(unreachable.status != 0 && lines.count == 1 && lines.first?.contains("Connection refused") == true, "\(unreachable.stderr)")
     }
 
-    @Test("with --server and KEYWARD_TOKEN the same commands work against a running server: keys, encrypt, decrypt, sign, verify, random, tokens, verify, audit, maintain, KEK rotation; a token without the grants is refused; a command with no remote form refuses rather than use the local store")
+    @Test("with --server and KEYWARD_TOKEN the same commands work against a running server: keys, encrypt, decrypt, sign, verify, random, tokens, verify, audit (with signed segments), maintain, KEK rotation; a token without the grants is refused; a command with no remote form refuses rather than use the local store")
     func remoteAdministration() throws {
         let cli = try CLI()
         defer { cli.remove() }
@@ -158,6 +158,13 @@ struct CLITests {
         #expect(listed.status == 0 && listed.stdout.contains("remote-app") && !listed.stdout.contains(issued["token"] ?? "?"))
         #expect(try cli.run(["verify", "--server", url], environment: admin).stdout.contains("store intact"))
         #expect(try cli.run(["audit", "verify", "--server", url], environment: admin).stdout.contains("audit chain intact"))
+        // A signed segment of the server's log and its signer, fetched over the API, verify here with no store.
+        let segmentFile = try cli.run(["audit", "export", "--server", url, "--out", cli.path("remote.seg")], environment: admin)
+        #expect(segmentFile.status == 0 && segmentFile.stdout.contains("wrote"), "\(segmentFile.stderr)")
+        let signerFile = try cli.run(["audit", "signer", "--server", url, "--out", cli.path("signer.pem")], environment: admin)
+        #expect(signerFile.status == 0, "\(signerFile.stderr)")
+        let offline = try cli.run(["audit", "verify", "--segment", cli.path("remote.seg"), "--signer", cli.path("signer.pem"), "--from-start"])
+        #expect(offline.status == 0, "\(offline.stdout) \(offline.stderr)")
         let tail = try cli.run(["audit", "tail", "-n", "3", "--server", url], environment: admin)
         #expect(tail.status == 0 && tail.stdout.split(separator: "\n").count == 3, "\(tail.stdout)")
         #expect(try cli.run(["maintain", "--server", url], environment: admin).status == 0)

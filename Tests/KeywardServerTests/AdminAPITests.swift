@@ -173,6 +173,37 @@ struct AdminAPITests {
         }
     }
 
+    @Test("audit segments over the API: a signed segment of the log and the signer's public key, which verify the segment offline; a token without read-audit, an empty or reversed range and sequence numbers near Int64.max are refused without a crash")
+    func auditSegments() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        _ = try await fixture.service.createKey(CreateKeyRequest(aliases: ["app/ledger"]), actor: .owner("test"))
+        try await fixture.application().test(.router) { client in
+            let root = fixture.rootToken
+            let made = try await client.call(.post, "/v1/admin/audit/export", token: root, #"{"after":0,"through":3}"#)
+            #expect(made.status == .ok && made.json["first"] as? Int == 1 && made.json["last"] as? Int == 3 && made.json["entries"] as? Int == 3, "\(made.text)")
+            let signer = try await client.call(.get, "/v1/admin/audit/signer", token: root)
+            let pem = signer.string("publicKeyPem")
+            #expect(pem.hasPrefix("-----BEGIN PUBLIC KEY-----"), "\(signer.text)")
+            // The segment is the file `keyward audit export` writes: its signature checks against the served key.
+            let segment = try AuditSegment(parsing: made.bytes("segment"))
+            #expect(segment.header.first == 1 && segment.header.last == 3 && segment.header.signerKeyID.description == made.string("signerKeyId"))
+            #expect(segment.problems(signer: try PublicKey(spec: .ed25519, pem: pem)).isEmpty)
+            // The rest of the log, from where that segment ended.
+            let next = try await client.call(.post, "/v1/admin/audit/export", token: root, #"{"after":3}"#)
+            #expect(next.status == .ok && next.json["first"] as? Int == 4, "\(next.text)")
+
+            let reader = try await fixture.token(["encrypt:*"]).text
+            #expect(try await client.call(.post, "/v1/admin/audit/export", token: reader, "{}").status == .forbidden)
+            #expect(try await client.call(.get, "/v1/admin/audit/signer", token: reader).status == .forbidden)
+            for body in [#"{"after":5,"through":5}"#, #"{"after":-1}"#, #"{"after":9223372036854775807}"#,
+                         #"{"after":9223372036854775000}"#, #"{"after":0,"through":9223372036854775807}"#, #"{"since":1}"#] {
+                let refused = try await client.call(.post, "/v1/admin/audit/export", token: root, body)
+                #expect(refused.status == .badRequest, "\(body): \(refused.status) \(refused.text)")
+            }
+        }
+    }
+
     @Test("backup over the API goes only to a recipient the operator pinned (attack: a stolen admin token asks for the keys sealed to its own key, refused and audited); the bundle restores over the API into another cluster's empty store, which trusts the source's signer, and old ciphertexts decrypt there")
     func backupAndRestoreOverTheAPI() async throws {
         let source = try TemporaryStore(label: "admin-backup-source"), target = try TemporaryStore(label: "admin-backup-target")

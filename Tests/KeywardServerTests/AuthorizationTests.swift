@@ -67,6 +67,7 @@ struct AuthorizationTests {
             case ("POST", "/v1/admin/tokens"), ("POST", "/v1/admin/credentials/aws"): #"{"principal":"made","rules":["encrypt:key=\#(aes)"]}"#
             case ("POST", "/v1/admin/backup"): try Self.json(["recipient": BackupKeyFiles.recipientText(try KeyMaterial.generate(.x25519))])
             case ("POST", "/v1/admin/restore"): #"{"bundle":"AAAA"}"#
+            case ("POST", "/v1/admin/audit/export"): #"{"after":0}"#
             default: nil
             }
             return (path, body)

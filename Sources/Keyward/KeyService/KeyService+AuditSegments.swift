@@ -28,7 +28,9 @@ extension KeyService {
             throw .invalidArgument("audit entries through #\(pruned) were archived and removed from the store (audit retention); "
                                    + "export from #\(pruned) on, and find the older ones in the archive")
         }
-        let last = min(through ?? .max, after + Int64(Self.maximumSegmentEntries))
+        // Saturating: `after` comes from a request or a flag, and may be near Int64.max.
+        let (ceiling, overflowed) = after.addingReportingOverflow(Int64(Self.maximumSegmentEntries))
+        let last = min(through ?? .max, overflowed ? .max : ceiling)
         var entries: [AuditSegment.Entry] = []
         var lastHash: [UInt8]? = nil
         var cursor = after

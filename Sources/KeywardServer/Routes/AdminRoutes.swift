@@ -100,6 +100,21 @@ enum AdminRoutes {
             return Response.reply(AuditVerificationReply(intact: result.isIntact, entries: result.entries, problems: result.problems, unchained: result.unchained))
         }
 
+        // Signed segments, as `keyward audit export` writes them: checked anywhere against the
+        // signer's public key with `keyward audit verify --segment`.
+        routes.on(.post, "/v1/admin/audit/export") { request, context in
+            let asked = try await body.decode(AuditExportBody.self, from: request)
+            let segment = try await slot.current.exportAuditSegment(after: asked.after ?? 0, through: asked.through, actor: try context.caller(request))
+            return Response.reply(AuditSegmentReply(segment: segment.bytes, first: segment.header.first, last: segment.header.last,
+                                                    entries: segment.entries.count, signerKeyId: segment.header.signerKeyID.description))
+        }
+
+        routes.on(.get, "/v1/admin/audit/signer") { request, context in
+            let publicKey = try await slot.current.auditSigner(actor: try context.caller(request))
+            guard let pem = publicKey.pem else { throw APIError("internal", .internalServerError, "the audit signing key has no PEM form") }
+            return Response.reply(AuditSignerReply(publicKeyPem: pem))
+        }
+
         routes.on(.get, "/v1/admin/maintenance") { request, context in
             try await slot.current.checkAdministration(.maintenance, actor: try context.caller(request))
             return Response.reply(maintenance.reply)
