@@ -70,18 +70,14 @@ final class PostgresAuditConnection: @unchecked Sendable {
 
     /// Why a connection cannot be opened now, in libpq's words (refused, no such host, the
     /// credentials or database refused, TLS), or nil when one opens (and is closed again).
-    /// `PostgresKeyStore.connect` asks first, so that a command fails at once with the cause
-    /// rather than after its deadline.
-    func connectionFailure() -> String? {
+    /// `PostgresKeyStore` asks first, so that a command fails at once with the cause rather
+    /// than after its deadline.
+    func connectionFailure() -> StorageError? {
         do throws(Failure) {
             PQfinish(try connect())
             return nil
         } catch {
-            guard case .unavailable(let message) = error.storage else { return error.storage.description }
-            let prefix = "PostgreSQL at \(location): "
-            let reason = message.hasPrefix(prefix) ? message.dropFirst(prefix.count) : Substring(message)
-            // libpq's hint comes on a line of its own: one line, for a log line or a terminal.
-            return reason.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            return error.storage
         }
     }
 
@@ -277,7 +273,9 @@ final class PostgresAuditConnection: @unchecked Sendable {
 
     private static func message(_ connection: OpaquePointer) -> String {
         guard let text = PQerrorMessage(connection) else { return "connection failed" }
-        let message = String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+        // libpq puts its hint on a line of its own: one line, for a log line or a terminal.
+        let message = String(cString: text).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
         return message.isEmpty ? "connection failed" : message
     }
 

@@ -101,12 +101,12 @@ public final class PostgresKeyStore: KeyStore {
     /// libpq blocks while it connects, so the probe runs on a dispatch thread, not on one of
     /// Swift concurrency's.
     private static func probe(_ location: PostgresLocation, password: String?, timeout: Duration) async throws(StorageError) {
-        let reason: String? = await withCheckedContinuation { continuation in
+        let failure: StorageError? = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: PostgresAuditConnection(location: location, password: password, timeout: timeout).connectionFailure())
             }
         }
-        if let reason { throw .unavailable("PostgreSQL at \(location): \(reason)") }
+        if let failure { throw failure }
     }
 
     deinit { runner?.cancel() }

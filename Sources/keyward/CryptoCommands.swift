@@ -345,14 +345,17 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(name: .customLong("out"), help: "The segment file to write (created 0600).") var output: String
         func run() async throws {
             try await guarded {
+                func save(_ bytes: [UInt8], first: Int64, last: Int64, entries: Int, signer: String) throws {
+                    try Identity.writeAtomically(Data(bytes), to: output, mode: 0o600)
+                    print("wrote \(output): audit #\(first) to #\(last) (\(entries) entries), signed by key \(signer)")
+                }
                 if try await storeOptions.remote({ client in
                     let segment = try await client.exportAuditSegment(after: after, through: through)
-                    try Identity.writeAtomically(Data(segment.segment), to: output, mode: 0o600)
-                    print("wrote \(output): audit #\(segment.first) to #\(segment.last) (\(segment.entries) entries), signed by key \(segment.signerKeyId)")
+                    try save(segment.segment, first: segment.first, last: segment.last, entries: segment.entries, signer: segment.signerKeyId)
                 }) { return }
                 let segment = try await storeOptions.open().exportAuditSegment(after: after, through: through, actor: storeOptions.actorName)
-                try Identity.writeAtomically(Data(segment.bytes), to: output, mode: 0o600)
-                print("wrote \(output): audit #\(segment.header.first) to #\(segment.header.last) (\(segment.entries.count) entries), signed by key \(segment.header.signerKeyID)")
+                try save(segment.bytes, first: segment.header.first, last: segment.header.last, entries: segment.entries.count,
+                         signer: segment.header.signerKeyID.description)
             }
         }
     }
@@ -385,14 +388,14 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(name: .customLong("out"), help: "Public key file to write (PEM).") var output: String
         func run() async throws {
             try await guarded {
-                if try await storeOptions.remote({ client in
-                    try Identity.writeAtomically(Data(try await client.auditSigner().utf8), to: output, mode: 0o644)
+                func save(_ pem: String) throws {
+                    try Identity.writeAtomically(Data(pem.utf8), to: output, mode: 0o644)
                     print("wrote \(output): the public key of \(KeyService.auditSignerAlias)")
-                }) { return }
+                }
+                if try await storeOptions.remote({ client in try save(try await client.auditSigner()) }) { return }
                 let publicKey = try await storeOptions.open().auditSigner(actor: storeOptions.actorName)
                 guard let pem = publicKey.pem else { throw CLIError(.failure, "the audit signing key has no PEM form") }
-                try Identity.writeAtomically(Data(pem.utf8), to: output, mode: 0o644)
-                print("wrote \(output): the public key of \(KeyService.auditSignerAlias)")
+                try save(pem)
             }
         }
     }
