@@ -44,8 +44,17 @@ public final class InMemoryKeyStore: KeyStore {
     /// The KEK writes are checked against (`fenceWrites`).
     private let fence = Mutex<KeyID?>(nil)
 
+    /// Run once, at the next `anchorSnapshot`, before it reads (see `beforeNextAnchorSnapshot`).
+    private let snapshotHook = Mutex<(@Sendable () async -> Void)?>(nil)
+
     /// An empty store.
     public init() {}
+
+    /// Runs `hook` once, when `anchorSnapshot` is next called and before it reads: a test's way
+    /// to land a write at that moment (another process writing while this one verifies).
+    public func beforeNextAnchorSnapshot(_ hook: @escaping @Sendable () async -> Void) {
+        snapshotHook.withLock { $0 = hook }
+    }
 
     /// Runs `body` on the stored rows under the store's lock (a test's way to tamper).
     public func mutate<T>(_ body: (inout Contents) throws -> T) rethrows -> T {
@@ -288,7 +297,8 @@ public final class InMemoryKeyStore: KeyStore {
     }
 
     public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot {
-        withContents { AnchorSnapshot(head: $0.audit.last, anchors: Array($0.anchors.values)) }
+        if let hook = snapshotHook.withLock({ hook in defer { hook = nil }; return hook }) { await hook() }
+        return withContents { AnchorSnapshot(head: $0.audit.last, anchors: Array($0.anchors.values)) }
     }
 
     // MARK: KEK rotation

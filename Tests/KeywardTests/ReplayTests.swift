@@ -4,6 +4,7 @@ import Keyward
 import KeywardCrypto
 import KeywardServiceTestSupport
 import KeywardStorage
+import KeywardTesting
 import Testing
 
 /// Attacks with write access to the store file that put back rows an earlier copy held, delete
@@ -159,5 +160,29 @@ struct ReplayTests {
         try fixture.tamper("UPDATE audit SET body = replace(body, 'create', 'rotate') WHERE key_id = ?", [Data(id.bytes)])
         let error = await keywardError { () async throws(KeywardError) in _ = try await running.refreshFromStore() }
         guard case .integrityFailure? = error else { Issue.record("the edited entry was taken up: \(String(describing: error))"); return }
+    }
+
+    @Test("writes audited while the store is verified are not taken for an edited revision index: the index is checked against the chain up to the head read with it")
+    func verificationDuringWrites() async throws {
+        let store = InMemoryKeyStore()
+        let service = try await PipelineTests.service(store)
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        _ = try await service.encrypt([1], key: id, actor: .owner("t"))
+        // Another process rotates the key and disables it (anchored writes) just as this one
+        // reads the stored index, as a serving node's reservations and requests do during its
+        // periodic verification.
+        store.beforeNextAnchorSnapshot {
+            _ = try? await service.rotate(key: id, actor: .owner("t"))
+            _ = try? await service.transition(key: id, .disable, actor: .owner("t"))
+        }
+        let report = try await service.verifyStore()
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(try await service.describe(key: id, actor: .owner("t")).metadata.currentVersion == 2, "the hook did not run")
+        // An index edited for real is still named.
+        store.mutate { contents in
+            for (record, anchor) in contents.anchors where anchor.revision > 1 { contents.anchors[record]?.revision = anchor.revision - 1 }
+        }
+        let edited = try await service.verifyStore()
+        #expect(edited.problems.contains { $0.contains("index edited") }, "\(edited.problems)")
     }
 }

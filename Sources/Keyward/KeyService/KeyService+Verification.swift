@@ -35,9 +35,14 @@ extension KeyService {
     /// takes at most a quarter of a core from the requests being served, for four times as long.
     public func verifyStore(inBackground: Bool = false, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> StoreVerification {
         var report = StoreVerification()
-        // The audit chain first: the revisions it anchors are the reference for replay checks.
+        // The stored head and revision index first, read together, then the audit chain up to
+        // that head: the revisions it anchors are the reference for replay checks, and the index
+        // must be what replaying exactly those entries leaves. (Walking first and reading the
+        // index after would take every write audited in between, on a serving node any
+        // reservation, for an edited index.)
+        let snapshot = try await storing({ () async throws(StorageError) in try await store.anchorSnapshot() })
         var chain = RevisionIndex()
-        report.audit = try await verifyAudit(replaying: &chain, paced: inBackground)
+        report.audit = try await verifyAudit(replaying: &chain, through: snapshot.head?.sequence ?? 0, paced: inBackground)
         var unseen = Set(chain.rows.compactMap { $0.deleted ? nil : AnchoredRecord(identity: $0.record) })
         func check(_ record: AnchoredRecord, _ revision: Int64) {
             unseen.remove(record)
@@ -48,7 +53,7 @@ extension KeyService {
             }
         }
 
-        let stored = try await storing({ () async throws(StorageError) in try await store.anchorSnapshot() }).anchors
+        let stored = snapshot.anchors
         func named(_ identity: [UInt8]) -> String { AnchoredRecord(identity: identity).map { "\($0)" } ?? "an unknown record" }
         for row in stored {
             let audited = chain.entries[row.record]
@@ -158,8 +163,10 @@ extension KeyService {
     /// `verifyAudit`, leaving in `index` the revisions the chain anchors.
     /// Entries waiting in the intake (decision 0034) are checked too: each must carry its
     /// node's MAC; they are counted in `unchained`, not in `entries`.
-    func verifyAudit(replaying index: inout RevisionIndex, paced: Bool = false) async throws(KeywardError) -> AuditVerification {
-        var result = try await walkAudit(replaying: &index, through: nil, paced: paced).verification
+    /// With `through`, the walk stops after that entry (entries appended since are left for the
+    /// next verification).
+    func verifyAudit(replaying index: inout RevisionIndex, through: Int64? = nil, paced: Bool = false) async throws(KeywardError) -> AuditVerification {
+        var result = try await walkAudit(replaying: &index, through: through, paced: paced).verification
         guard store.keepsAuditIntake else { return result }
         let waiting = try await storing({ () async throws(StorageError) in try await store.auditIntake(limit: 1_000_000) })
         result.unchained = waiting.count
