@@ -69,6 +69,26 @@ struct AuditTests {
         #expect(try await service.verifyAudit().isIntact)
     }
 
+    @Test("a reservation whose entry is refused once and again is recorded at the third try: its block is in the store, so its entry must follow")
+    func reservationEntryRetried() async throws {
+        let fixture = try await FailingStoreFixture.make()
+        defer { fixture.remove() }
+        let store = fixture.store, service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        // The first encryption reserves a block: its row commits, then its entry is refused twice.
+        store.failingAuditAppends = 2
+        #expect(try await service.encrypt([1], key: id, actor: .owner("t")).version == 1)
+        #expect(store.failingAuditAppends == 0)
+        let operations = try await service.auditTail(10).map(\.event.operation)
+        #expect(operations.filter { $0 == "reserve-encryptions" }.count == 1, "\(operations)")
+        #expect(try await service.verifyStore().isIntact)
+        // Refused a third time, the reservation fails, and so does the encryption that needed it.
+        let other = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        store.failingAuditAppends = 3
+        let error = await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([1], key: other, actor: .owner("t")) }
+        guard case .auditUnavailable = error else { Issue.record("expected auditUnavailable, got \(String(describing: error))"); return }
+    }
+
     @Test("concurrent operations share batches and keep one unbroken chain")
     func groupCommit() async throws {
         let fixture = try await StoreFixture.make()

@@ -9,6 +9,9 @@ import Synchronization
 public final class InjectingStore: KeyStore, @unchecked Sendable {
     public let inner: SQLiteKeyStore
     public var failing = false
+    /// How many of the next audit appends fail (as an append that lost the race for the head
+    /// for as long as the log tries does), whatever `failing` says.
+    public var failingAuditAppends = 0
     public var failRewriteAfter: Int? = nil
     public init(_ inner: SQLiteKeyStore) { self.inner = inner }
     public func header() async throws(StorageError) -> StoreHeader? { try await inner.header() }
@@ -44,6 +47,10 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func deleteAlias(_ name: String, expectedRevision: Int64) async throws(StorageError) { try await inner.deleteAlias(name, expectedRevision: expectedRevision) }
     public func appendAudit(_ entries: [AuditRow]) async throws(StorageError) {
         if failing { throw .database("disk full") }
+        if failingAuditAppends > 0 {
+            failingAuditAppends -= 1
+            throw .database("simulated refusal of audit #\(entries.first?.sequence ?? 0)")
+        }
         try await inner.appendAudit(entries)
     }
     public func auditHead() async throws(StorageError) -> AuditRow? { try await inner.auditHead() }

@@ -98,7 +98,7 @@ struct EncryptionBudget: Sendable {
             var event = auditor.event(.reserveEncryptions, caller: .system(.encryptionReservation), key: id, version: version.number)
             event.anchor(.version(id, version.number), updated.revision)
             event.detail = "\(newReserved) encryptions reserved"
-            try await auditor.record(event)
+            try await record(event)
             // Only what this process reserved itself is usable here: another process's block
             // is that process's to spend. When the stored reservation was this process's own
             // (the usual case), the new block extends the current one and what is left of the
@@ -111,5 +111,21 @@ struct EncryptionBudget: Sendable {
             return true
         }
         throw .storage(.conflict("version \(version.number) of key \(id) is being reserved elsewhere"))
+    }
+
+    /// Records a reservation whose row has committed. The block is in the store whether or not
+    /// its entry is written, so an entry refused with `auditUnavailable` (several processes on
+    /// one SQLite file can lose the race for the log's head for as long as the log tries) is
+    /// tried twice more before the reservation fails; the block is then left unused.
+    private func record(_ event: AuditEvent) async throws(KeywardError) {
+        var attempts = 0
+        while true {
+            do throws(KeywardError) {
+                try await auditor.record(event)
+                return
+            } catch .auditUnavailable where attempts < 2 {
+                attempts += 1
+            }
+        }
     }
 }
