@@ -44,8 +44,9 @@ public final class InMemoryKeyStore: KeyStore {
     /// The KEK writes are checked against (`fenceWrites`).
     private let fence = Mutex<KeyID?>(nil)
 
-    /// Run once, at the next `anchorSnapshot`, before it reads (see `beforeNextAnchorSnapshot`).
-    private let snapshotHook = Mutex<(@Sendable () async -> Void)?>(nil)
+    /// Run once, at the next `anchorSnapshot`, before it reads or after (see
+    /// `beforeNextAnchorSnapshot`, `afterNextAnchorSnapshot`).
+    private let snapshotHook = Mutex<(before: (@Sendable () async -> Void)?, after: (@Sendable () async -> Void)?)>((nil, nil))
 
     /// An empty store.
     public init() {}
@@ -53,7 +54,13 @@ public final class InMemoryKeyStore: KeyStore {
     /// Runs `hook` once, when `anchorSnapshot` is next called and before it reads: a test's way
     /// to land a write at that moment (another process writing while this one verifies).
     public func beforeNextAnchorSnapshot(_ hook: @escaping @Sendable () async -> Void) {
-        snapshotHook.withLock { $0 = hook }
+        snapshotHook.withLock { $0.before = hook }
+    }
+
+    /// Runs `hook` once, when `anchorSnapshot` is next called, after it has read and before it
+    /// returns: a write that lands just after the snapshot was taken.
+    public func afterNextAnchorSnapshot(_ hook: @escaping @Sendable () async -> Void) {
+        snapshotHook.withLock { $0.after = hook }
     }
 
     /// Runs `body` on the stored rows under the store's lock (a test's way to tamper).
@@ -297,8 +304,10 @@ public final class InMemoryKeyStore: KeyStore {
     }
 
     public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot {
-        if let hook = snapshotHook.withLock({ hook in defer { hook = nil }; return hook }) { await hook() }
-        return withContents { AnchorSnapshot(head: $0.audit.last, anchors: Array($0.anchors.values)) }
+        if let hook = snapshotHook.withLock({ hooks in defer { hooks.before = nil }; return hooks.before }) { await hook() }
+        let snapshot = withContents { AnchorSnapshot(head: $0.audit.last, anchors: Array($0.anchors.values)) }
+        if let hook = snapshotHook.withLock({ hooks in defer { hooks.after = nil }; return hooks.after }) { await hook() }
+        return snapshot
     }
 
     // MARK: KEK rotation

@@ -185,4 +185,19 @@ struct ReplayTests {
         let edited = try await service.verifyStore()
         #expect(edited.problems.contains { $0.contains("index edited") }, "\(edited.problems)")
     }
+
+    @Test("a row removed by a write audited after verification read the index is not taken for a deleted row; a row deleted unaudited still is")
+    func removalDuringVerification() async throws {
+        let store = InMemoryKeyStore()
+        let service = try await PipelineTests.service(store)
+        _ = try await service.createKey(CreateKeyRequest(aliases: ["leaving", "staying"]), actor: .owner("t"))
+        store.afterNextAnchorSnapshot { try? await service.deleteAlias("leaving", actor: .owner("t")) }
+        let report = try await service.verifyStore()
+        #expect(report.isIntact, "\(report.problems)")
+        #expect(store.mutate { $0.aliases["leaving"] } == nil, "the hook did not run")
+        // The same removal made in the database, with no audited write, is named.
+        store.mutate { contents in contents.aliases["staying"] = nil }
+        let tampered = try await service.verifyStore()
+        #expect(tampered.problems.contains { $0.contains("staying") && $0.contains("no row") }, "\(tampered.problems)")
+    }
 }

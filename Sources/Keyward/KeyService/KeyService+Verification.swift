@@ -144,6 +144,19 @@ extension KeyService {
             tokenCursor = rows.last?.id
         }
 
+        // A row the chain up to the first snapshot records may have been removed since, by a
+        // write audited after it (an alias deleted, a destroyed version's material removed). The
+        // head and index are read again and checked against each other (the head's MAC covers
+        // the index), and a record they show as removed or moved on was changed, not deleted.
+        if !unseen.isEmpty {
+            let later = try await storing({ () async throws(StorageError) in try await store.anchorSnapshot() })
+            if let current = try? AuditLog.verifiedSnapshot(later, protection: protection).index {
+                unseen = unseen.filter { record in
+                    guard let now = current.entry(record), let then = chain.entry(record) else { return true }
+                    return !(now.deleted || now.revision > then.revision)
+                }
+            }
+        }
         for record in unseen.sorted(by: { $0.description < $1.description }) {
             report.problems.append("\(record): the audit log records it (revision \(chain.entry(record)?.revision ?? 0)) but the store has no row (deleted)")
         }
