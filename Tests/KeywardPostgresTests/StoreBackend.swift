@@ -33,7 +33,7 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 throw TestDatabaseError("KEYWARD_TEST_POSTGRES_URL is not set: run scripts/test.sh, or start a cluster with scripts/postgres.sh start")
             }
             let name = "kw_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-            try TestDatabase.psql(url, "CREATE DATABASE \(name)")
+            try await TestDatabase.offPool { try TestDatabase.psql(url, "CREATE DATABASE \(name)") }
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-backend-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let base = url[..<(url.range(of: "/", options: .backwards)?.lowerBound ?? url.endIndex)]
@@ -115,6 +115,14 @@ struct TestDatabase: Sendable {
     func remove() {
         try? FileManager.default.removeItem(at: directory)
         if let adminURL, let databaseName { try? Self.psql(adminURL, "DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)") }
+    }
+
+    /// Runs `body`, which blocks its thread (a `psql` call), on a thread of its own, so that
+    /// the cooperative pool's few threads go on running the tests' servers meanwhile.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     static func psql(_ url: String, _ sql: String) throws {
