@@ -199,5 +199,17 @@ struct ReplayTests {
         store.mutate { contents in contents.aliases["staying"] = nil }
         let tampered = try await service.verifyStore()
         #expect(tampered.problems.contains { $0.contains("staying") && $0.contains("no row") }, "\(tampered.problems)")
+        // Nor does marking it deleted in the index hide it: the index then fails the head's MAC,
+        // so it is not taken as a removal.
+        _ = try await service.createKey(CreateKeyRequest(aliases: ["hidden"]), actor: .owner("t"))
+        store.mutate { contents in
+            contents.aliases["hidden"] = nil
+            for (record, anchor) in contents.anchors where String(decoding: record, as: UTF8.self).contains("hidden") {
+                contents.anchors[record]?.deleted = true
+                contents.anchors[record]?.revision = anchor.revision + 1
+            }
+        }
+        let hidden = try await service.verifyStore()
+        #expect(hidden.problems.contains { $0.contains("hidden") && $0.contains("no row") }, "\(hidden.problems)")
     }
 }
