@@ -119,7 +119,7 @@ struct AuditConnectionTests {
             #expect(message.contains("does not follow 1"), "\(message)")
         }
         // A writer fenced by a KEK the header no longer names: another process rotated it away.
-        try database.execute("INSERT INTO store_header (id, store_id, format_version, root_kind, root_parameters, active_kek, created_at, mac) VALUES (1, '\\x01', 1, 'file', '\\x', '\\x01', 0, '\\x00')")
+        try await database.execute("INSERT INTO store_header (id, store_id, format_version, root_kind, root_parameters, active_kek, created_at, mac) VALUES (1, '\\x01', 1, 'file', '\\x', '\\x01', 0, '\\x00')")
         store.fenceWrites(activeKEK: KeyID())
         do {
             try store.appendAuditBlocking([Self.row(2, after: first.hash, keyID: nil)])
@@ -137,14 +137,14 @@ struct AuditConnectionTests {
         let store = try await Self.open(database)
         let first = Self.row(1, after: [UInt8](repeating: 0, count: 32), keyID: nil)
         try store.appendAuditBlocking([first])
-        let ended = try database.scalar("""
+        let ended = try await database.scalar("""
             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
             WHERE application_name = 'keyward-audit' AND datname = current_database()
             """)
         #expect(ended == "1", "\(ended) audit connections ended")
         // As after a restart: the server has closed the connection before the next batch.
         var waits = 0
-        while try database.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keyward-audit'") != "0", waits < 100 {
+        while try await database.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keyward-audit'") != "0", waits < 100 {
             waits += 1
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -165,7 +165,7 @@ struct AuditConnectionTests {
         try holder.run()
         defer { if holder.isRunning { holder.terminate() } }
         var waits = 0
-        while try database.scalar("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'audit'::regclass") != "1", waits < 100 {
+        while try await database.scalar("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'audit'::regclass") != "1", waits < 100 {
             waits += 1
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -183,7 +183,7 @@ struct AuditConnectionTests {
         let database = try await backend.makeDatabase()
         defer { database.remove() }
         let (store, first) = try await Self.startedStore(database)
-        let pid = try #require(Int32(try database.scalar("""
+        let pid = try #require(Int32(try await database.scalar("""
             SELECT pid FROM pg_stat_activity WHERE application_name = 'keyward-audit' AND datname = current_database()
             """)))
         // The server process behind the writer's connection stops: nothing it is sent is read.

@@ -90,7 +90,7 @@ struct ClusterTests {
             pending = still
             try await Task.sleep(for: .milliseconds(20))
         }
-        let generation = (try? database.scalar("SELECT value FROM store_generation WHERE id = 1")) ?? "unreadable"
+        let generation = (try? await database.scalar("SELECT value FROM store_generation WHERE id = 1")) ?? "unreadable"
         var stale: [String] = []
         for index in pending {
             stale.append("node \(index) (\(nodes[index].url)) caught up with generation \(nodes[index].service.caughtUpGeneration)\(await explain(nodes[index]))")
@@ -138,7 +138,7 @@ struct ClusterTests {
             let (status, reply) = try await Self.call(a.url, "POST", "/v1/keys/\(key)/\(path)", token: root, body: body)
             #expect(status == 200, "\(name) on A: \(status) \(reply)")
             figures[name] = try await Self.lastStale(name, on: others, database: database, explain: { node in
-                let state = (try? database.scalar("SELECT state FROM keys WHERE id = \(database.literal(KeyID(parsing: key)!.bytes))")) ?? "unreadable"
+                let state = (try? await database.scalar("SELECT state FROM keys WHERE id = \(database.literal(KeyID(parsing: key)!.bytes))")) ?? "unreadable"
                 let reply = (try? await encrypts(key, on: node)).map { "\($0.0) \($0.1)" } ?? "no reply"
                 return ", answers \(reply) for key \(key); the key's row says \(state)"
             }) { try await encrypts(key, on: $0).0 != 200 }

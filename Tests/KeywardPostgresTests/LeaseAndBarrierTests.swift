@@ -99,22 +99,22 @@ struct LeaseAndBarrierTests {
                                                   clock: clock, options: KeyService.Options(nodeID: "destroyer"))
         let lagging = try await database.node(options: KeyService.Options(coherenceBound: 1, nodeID: "lagging"))
         // A node that died long ago: its last heartbeat is decades old.
-        try database.execute("INSERT INTO nodes (id, seen_generation, heartbeat_at) VALUES ('ghost', 0, 0)")
+        try await database.execute("INSERT INTO nodes (id, seen_generation, heartbeat_at) VALUES ('ghost', 0, 0)")
         _ = try await lagging.refreshFromStore()
         try await lagging.reportHeartbeat()
-        func storedMaterial() throws -> Int {
-            Int(try database.scalar("SELECT count(*) FROM key_versions WHERE length(sealed) > 0")) ?? -1
+        func storedMaterial() async throws -> Int {
+            Int(try await database.scalar("SELECT count(*) FROM key_versions WHERE length(sealed) > 0")) ?? -1
         }
-        #expect(try storedMaterial() == 1)
+        #expect(try await storedMaterial() == 1)
 
         // The lagging node is alive but has not seen the destruction: the key is destroyed
         // (refused everywhere that has seen it) but its material stays until that node catches up.
-        try database.keepAlive(node: "lagging")
+        try await database.keepAlive(node: "lagging")
         let start = ContinuousClock.now
         let report = try await destroyer.runMaintenance()
         #expect(report.destroyed == 1 && report.purged == 0)
         #expect(start.duration(to: .now) >= DestructionBarrier.wait, "the destruction did not wait for the lagging node")
-        #expect(try storedMaterial() == 1, "material was deleted before every live node had seen the destruction")
+        #expect(try await storedMaterial() == 1, "material was deleted before every live node had seen the destruction")
 
         // It catches up (its store watcher polls) and says so; the next sweep deletes the material.
         _ = try await lagging.refreshFromStore()
@@ -123,7 +123,7 @@ struct LeaseAndBarrierTests {
         #expect(refusal != nil, "the node that saw the destruction still decrypted under the key")
         let purged = try await destroyer.runMaintenance()
         #expect(purged.purged == 1)
-        #expect(try storedMaterial() == 0)
+        #expect(try await storedMaterial() == 0)
         #expect(try await destroyer.runMaintenance().purged == 0)
         #expect(try await destroyer.verifyStore().isIntact)
         #expect(try await lagging.verifyAudit().isIntact)
@@ -145,22 +145,22 @@ struct LeaseAndBarrierTests {
         }
         _ = try await importMaterial(into: first)
         let sealed = try await first.encrypt([4, 2], key: "ext", actor: owner)
-        func storedMaterial() throws -> Int {
-            Int(try database.scalar("SELECT count(*) FROM key_versions WHERE length(sealed) > 0 AND key_id = \(database.literal(id.bytes))")) ?? -1
+        func storedMaterial() async throws -> Int {
+            Int(try await database.scalar("SELECT count(*) FROM key_versions WHERE length(sealed) > 0 AND key_id = \(database.literal(id.bytes))")) ?? -1
         }
-        #expect(try storedMaterial() == 1)
+        #expect(try await storedMaterial() == 1)
 
         let lagging = try await database.node(options: KeyService.Options(coherenceBound: 1, nodeID: "lagging"))
         _ = try await lagging.refreshFromStore()
         try await lagging.reportHeartbeat()
-        try database.keepAlive(node: "lagging")
+        try await database.keepAlive(node: "lagging")
         // Deleted: the key is empty at once, but its bytes stay while the lagging node has not
         // seen that (it could still be encrypting under them).
         let start = ContinuousClock.now
         let emptied = try await first.deleteImportedMaterial(key: "ext", actor: owner)
         #expect(emptied.metadata.awaitingMaterial == true && emptied.metadata.state == .preActive)
         #expect(start.duration(to: .now) >= DestructionBarrier.wait, "the deletion did not wait for the lagging node")
-        #expect(try storedMaterial() == 1, "material was deleted before every live node had seen the deletion")
+        #expect(try await storedMaterial() == 1, "material was deleted before every live node had seen the deletion")
         // Bringing the material back now would race the pending deletion: refused until it is done.
         guard case .storage(.unavailable) = await keywardError({ () async throws(KeywardError) in
             do { _ = try await importMaterial(into: first) } catch let error as KeywardError { throw error } catch { Issue.record("\(error)") }
@@ -174,7 +174,7 @@ struct LeaseAndBarrierTests {
         // The sweep also purges the used wrapping keys, which were destroyed after their import.
         let report = try await first.runMaintenance()
         #expect(report.purged >= 1, "\(report)")
-        #expect(try storedMaterial() == 0)
+        #expect(try await storedMaterial() == 0)
         _ = try await importMaterial(into: first)
         #expect(try await first.decrypt(sealed.ciphertext, actor: owner).plaintext == [4, 2])
         #expect(try await first.verifyStore().isIntact)

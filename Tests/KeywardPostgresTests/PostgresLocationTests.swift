@@ -59,9 +59,9 @@ struct PostgresLocationTests {
         let sealed = try await service.encrypt(Array("over the socket".utf8), key: key, actor: .owner("test"))
         #expect(try await service.decrypt(sealed.ciphertext, actor: .owner("test")).plaintext == Array("over the socket".utf8))
         // Every connection to this database but the query's own (psql over TCP) came over the socket.
-        #expect(try database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND client_addr IS NOT NULL AND pid <> pg_backend_pid()") == "0")
-        #expect(try database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND application_name = 'keyward-audit'") == "1")
-        #expect(try database.scalar("SELECT count(*) FROM audit") != "0")
+        #expect(try await database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND client_addr IS NOT NULL AND pid <> pg_backend_pid()") == "0")
+        #expect(try await database.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(name)' AND application_name = 'keyward-audit'") == "1")
+        #expect(try await database.scalar("SELECT count(*) FROM audit") != "0")
     }
 
     @Test("attack: a password in the URL (visible in ps and shell history) is refused, and never echoed back in the error")
@@ -125,9 +125,9 @@ struct PostgresLocationTests {
         async let three = database.open()
         _ = try await (one, two, three)
         // One row per migration: none applied twice.
-        #expect(try database.scalar("SELECT count(*) FROM keyward_migrations") == "5")
-        #expect(try database.scalar("SELECT count(DISTINCT version) FROM keyward_migrations") == "5")
-        #expect(try database.scalar("SELECT value FROM store_generation") == "0")
+        #expect(try await database.scalar("SELECT count(*) FROM keyward_migrations") == "5")
+        #expect(try await database.scalar("SELECT count(DISTINCT version) FROM keyward_migrations") == "5")
+        #expect(try await database.scalar("SELECT value FROM store_generation") == "0")
     }
 
     @Test("a database migrated by a newer Keyward is refused with unavailable, naming both versions", .enabled(if: StoreBackend.serverURL != nil || StoreBackend.postgresRequired))
@@ -135,7 +135,7 @@ struct PostgresLocationTests {
         let database = try await StoreBackend.postgres.makeDatabase()
         defer { database.remove() }
         _ = try await database.open()
-        try database.execute("INSERT INTO keyward_migrations (version, name) VALUES (999, 'from the future')")
+        try await database.execute("INSERT INTO keyward_migrations (version, name) VALUES (999, 'from the future')")
         do {
             _ = try await database.open()
             Issue.record("a schema from a newer Keyward was accepted")

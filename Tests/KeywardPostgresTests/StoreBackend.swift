@@ -81,11 +81,16 @@ struct TestDatabase: Sendable {
         return try await KeyService.open(store: try await open(), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) }, options: options)
     }
 
-    /// Runs SQL against the store directly.
-    func execute(_ sql: String) throws {
-        switch backend {
-        case .sqlite: try Self.run("/usr/bin/sqlite3", [location, sql])
-        case .postgres: try Self.psql(location, sql)
+    /// Runs SQL against the store directly, from a thread of its own (`offPool`): the tool
+    /// runs as a separate process, and waiting for it must not hold one of the cooperative
+    /// pool's two threads while the tests' servers need them.
+    func execute(_ sql: String) async throws {
+        let (backend, location) = (self.backend, self.location)
+        try await Self.offPool {
+            switch backend {
+            case .sqlite: try Self.run("/usr/bin/sqlite3", [location, sql])
+            case .postgres: try Self.psql(location, sql)
+            }
         }
     }
 
@@ -94,15 +99,19 @@ struct TestDatabase: Sendable {
     /// which has not caught up uses this instead of a heartbeat loop: on a loaded 2-core test
     /// run a loop's task can go unscheduled for longer than the silence, and the node then
     /// rightly counts as gone.
-    func keepAlive(node: String) throws {
-        try execute("UPDATE nodes SET heartbeat_at = \(Date().timeIntervalSince1970 + 60) WHERE id = '\(node)'")
+    func keepAlive(node: String) async throws {
+        try await execute("UPDATE nodes SET heartbeat_at = \(Date().timeIntervalSince1970 + 60) WHERE id = '\(node)'")
     }
 
-    /// The first column of the first row `sql` returns, as text.
-    func scalar(_ sql: String) throws -> String {
-        switch backend {
-        case .sqlite: return try Self.run("/usr/bin/sqlite3", [location, sql]).trimmingCharacters(in: .whitespacesAndNewlines)
-        case .postgres: return try Self.run("/usr/bin/psql", [location, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// The first column of the first row `sql` returns, as text (from a thread of its own, as
+    /// `execute`).
+    func scalar(_ sql: String) async throws -> String {
+        let (backend, location) = (self.backend, self.location)
+        return try await Self.offPool {
+            switch backend {
+            case .sqlite: return try Self.run("/usr/bin/sqlite3", [location, sql]).trimmingCharacters(in: .whitespacesAndNewlines)
+            case .postgres: return try Self.run("/usr/bin/psql", [location, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
         }
     }
 

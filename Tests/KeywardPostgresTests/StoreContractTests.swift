@@ -142,11 +142,11 @@ struct StoreContractTests {
         let issued = try await service.issueToken(principal: "p", policy: AccessPolicy(rules: [AccessRule(operations: [.encrypt], keys: .any)]), lifetime: nil, actor: owner)
         // Widen the token's policy: its body names the rules; swap in another token's body.
         let wide = try await service.issueToken(principal: "p", policy: AccessPolicy(rules: [AccessRule(operations: Set(ServiceOperation.allCases), keys: .any)]), lifetime: nil, actor: owner)
-        try database.execute("UPDATE tokens SET body = (SELECT body FROM tokens WHERE id = \(database.literal(wide.record.id.bytes))) WHERE id = \(database.literal(issued.record.id.bytes))")
+        try await database.execute("UPDATE tokens SET body = (SELECT body FROM tokens WHERE id = \(database.literal(wide.record.id.bytes))) WHERE id = \(database.literal(issued.record.id.bytes))")
         let fresh = try await database.node()
         await #expect(throws: KeywardError.self) { _ = try await fresh.authenticate(issued.text) }
         // Flip the key's state in its queryable column and its body's bytes.
-        try database.execute("UPDATE keys SET state = 'destroyed' WHERE id = \(database.literal(key.bytes))")
+        try await database.execute("UPDATE keys SET state = 'destroyed' WHERE id = \(database.literal(key.bytes))")
         let error = await keywardError { () async throws(KeywardError) in _ = try await fresh.describe(key: key.description, actor: owner) }
         guard case .integrityFailure? = error else { Issue.record("an edited key row was accepted: \(String(describing: error))"); return }
         let report = try await fresh.verifyStore()
