@@ -203,10 +203,31 @@ public final class KeywardClient: Sendable {
                 + "KEYWARD_CACERT; .certificateAuthority in the configuration) or pin its fingerprint"
         case let tls as NIOSSLExtraError where tls == .failedToValidateHostname:
             why = "the server's certificate does not name this host: use a name or address the certificate lists"
+        case let tls as NIOSSLError where String(describing: tls).contains("WRONG_VERSION_NUMBER"):
+            why = "the server did not answer in TLS: if it serves plain HTTP (`keyward serve --insecure-http`), use an http:// URL"
+        case let tls as NIOSSLError:
+            why = "the TLS handshake failed (\(Self.tlsReason(tls)))"
+        case let client as HTTPClientError where client == .remoteConnectionClosed && url.hasPrefix("http://"):
+            why = "the server closed the connection without answering: if it serves HTTPS (the default), use an https:// URL"
         default:
             why = String(describing: error)
         }
         return "\(url): \(why)"
+    }
+
+    /// BoringSSL's reason for a failed handshake (`CERTIFICATE_VERIFY_FAILED`, ...) without the
+    /// library's error structure and source paths; the whole error when it names none.
+    static func tlsReason(_ error: NIOSSLError) -> String { tlsReason(fromDescription: String(describing: error)) }
+
+    /// `tlsReason` of an error's description.
+    static func tlsReason(fromDescription text: String) -> String {
+        let parts = text.split(separator: ":")
+        // BoringSSL's queue reads `error:100000f7:SSL routines:OPENSSL_internal:REASON at file:line`.
+        if let marker = parts.firstIndex(where: { $0.hasSuffix("OPENSSL_internal") }), marker + 1 < parts.count,
+           let reason = parts[marker + 1].split(separator: " ").first, !reason.isEmpty {
+            return String(reason)
+        }
+        return text
     }
 
     /// Whether `host` (a URL's) names this machine: `localhost`, 127.0.0.0/8 or ::1.

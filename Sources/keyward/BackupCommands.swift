@@ -177,7 +177,7 @@ enum Identity {
     static func readIdentity(_ path: String) throws -> KeyMaterial {
         do {
             return try BackupKeyFiles.identity(try SecretFile.text(path, "the identity file", rejection: KeywardError.backupRejected))
-        } catch let error as KeywardError {
+        } catch {
             throw CLIError(.rootOfTrust, "\(path): \(error.description)")
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 import Keyward
-import KeywardClient
+@testable import KeywardClient
 import KeywardCrypto
 import KeywardServer
 import KeywardServerTesting
@@ -172,6 +172,43 @@ struct KeywardClientTests {
         }
         try await stranger.shutdown()
         try await live.stop()
+    }
+
+    @Test("the wrong scheme is named: https:// to a plain-HTTP server and http:// to an HTTPS one each say which URL to use, not a TLS library's error")
+    func wrongSchemeNamed() async throws {
+        let secure = try await LiveService.start()
+        let port = secure.server.port
+        let plainToSecure = try await KeywardClient(configuration: .init(url: "http://127.0.0.1:\(port)", token: secure.rootToken,
+                                                                          retry: .init(maximumAttempts: 1), timeout: .seconds(5)))
+        do {
+            _ = try await plainToSecure.random(count: 4)
+            Issue.record("plain HTTP to a TLS port was answered")
+        } catch {
+            #expect(error.description.contains("use an https:// URL") && !error.description.contains("HTTPClientError"), "\(error)")
+        }
+        try await plainToSecure.shutdown()
+        try await secure.stop()
+
+        let plain = try await LiveService.start { $0.insecureHTTP = true }
+        #expect(plain.url.hasPrefix("http://"))
+        let secureToPlain = try await KeywardClient(configuration: .init(url: "https://127.0.0.1:\(plain.server.port)", token: plain.rootToken,
+                                                                          trust: .certificateAuthority(pem: plain.pki.caCertificatePEM),
+                                                                          retry: .init(maximumAttempts: 1), timeout: .seconds(5)))
+        do {
+            _ = try await secureToPlain.random(count: 4)
+            Issue.record("TLS to a plain-HTTP port was answered")
+        } catch {
+            #expect(error.description.contains("use an http:// URL") && !error.description.contains("BoringSSL"), "\(error)")
+        }
+        try await secureToPlain.shutdown()
+        try await plain.stop()
+    }
+
+    @Test("a TLS failure's reason is BoringSSL's reason code alone")
+    func tlsReasonExtracted() {
+        let raw = "handshakeFailed(NIOSSL.BoringSSLError.sslError([Error: 268435703 error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER at /x/tls_record.cc:127]))"
+        #expect(KeywardClient.tlsReason(fromDescription: raw) == "WRONG_VERSION_NUMBER")
+        #expect(KeywardClient.tlsReason(fromDescription: "handshakeFailed(something else)") == "handshakeFailed(something else)")
     }
 
     @Test("attack: a server with another certificate from the same CA, met on a later connection, fails the fingerprint pin")
