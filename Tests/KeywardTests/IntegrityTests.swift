@@ -72,6 +72,22 @@ struct IntegrityTests {
         try await expectDetected(setup, naming: setup.victim.description)
     }
 
+    @Test("an edited key row is named, and its intact version rows are not reported as deleted (verify names what was changed, nothing else)")
+    func editedKeyRowDoesNotCascade() async throws {
+        let setup = try await Self.setup()
+        defer { setup.fixture.remove() }
+        try setup.fixture.tamper("UPDATE keys SET state = 'disabled' WHERE id = ?", [Data(setup.victim.bytes)])
+        let report = try await setup.fixture.reopen().verifyStore()
+        let victim = setup.victim.description
+        #expect(report.problems.contains { $0.contains("key \(victim)") && $0.contains("disagree with its MAC'd body") }, "\(report.problems)")
+        #expect(!report.problems.contains { $0.contains("no row (deleted)") }, "\(report.problems)")
+        #expect(report.problems.count == 1, "\(report.problems)")
+        // Its version rows are still checked: one edited as well is named.
+        try setup.fixture.tamper("UPDATE key_versions SET mac = zeroblob(32) WHERE key_id = ?", [Data(setup.victim.bytes)])
+        let again = try await setup.fixture.reopen().verifyStore()
+        #expect(again.problems.contains { $0.contains("key \(victim) version 1") }, "\(again.problems)")
+    }
+
     @Test("a version number swapped between rows is detected")
     func swappedVersion() async throws {
         let setup = try await Self.setup()

@@ -75,16 +75,19 @@ extension KeyService {
                 report.keys += 1
                 keyIDs.insert(row.id)
                 check(.key(row.id), row.revision)
-                let metadata: KeyMetadata
+                // A key row that fails is named, and its versions are still checked (their own MAC
+                // and revision), so that they are not reported as deleted; their material is
+                // opened only under metadata that verified (it names the key's spec).
+                var metadata: KeyMetadata? = nil
                 do {
                     try protection.check(row.mac, RecordFraming.key(row), what: "the row of key \(row.id)")
-                    metadata = try CanonicalJSON.decode(KeyMetadata.self, from: row.body, what: "the metadata of key \(row.id)")
-                    guard metadata.id == row.id, metadata.spec.rawValue == row.spec, metadata.state.rawValue == row.state else {
+                    let decoded = try CanonicalJSON.decode(KeyMetadata.self, from: row.body, what: "the metadata of key \(row.id)")
+                    guard decoded.id == row.id, decoded.spec.rawValue == row.spec, decoded.state.rawValue == row.state else {
                         throw KeywardError.integrityFailure("the columns of key \(row.id) disagree with its MAC'd body")
                     }
+                    metadata = decoded
                 } catch {
                     report.problems.append("key \(row.id): \(error)")
-                    continue
                 }
                 let versions = try await storing({ () async throws(StorageError) in try await store.versions(row.id) })
                 for version in versions {
@@ -93,14 +96,14 @@ extension KeyService {
                     do {
                         try protection.check(version.mac, RecordFraming.version(version), what: "version \(version.version) of key \(row.id)")
                         let versionMetadata = try CanonicalJSON.decode(VersionMetadata.self, from: version.body, what: "version \(version.version) of key \(row.id)")
-                        if versionMetadata.state != "destroyed" {
+                        if let metadata, versionMetadata.state != "destroyed" {
                             _ = try protection.open(version.sealed, keyID: row.id, version: version.version, spec: metadata.spec)
                         }
                     } catch {
                         report.problems.append("key \(row.id) version \(version.version): \(error)")
                     }
                 }
-                if versions.count != Int(metadata.currentVersion) {
+                if let metadata, versions.count != Int(metadata.currentVersion) {
                     report.problems.append("key \(row.id): \(versions.count) version rows but metadata says \(metadata.currentVersion)")
                 }
             }
