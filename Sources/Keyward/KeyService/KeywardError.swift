@@ -12,7 +12,8 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case keyDestroyed(key: KeyID, version: UInt32?)
     /// The version is below the key's minimum decryption version, or does not exist.
     case versionUnavailable(key: KeyID, version: UInt32, reason: String)
-    /// A stored record failed its integrity check (edited, swapped or replayed row).
+    /// Data failed its integrity check: a stored record (an edited, swapped or replayed row), a
+    /// backup or an audit segment. The message names which, and what is wrong with it.
     case integrityFailure(String)
     /// The store could not be opened with this root of trust (wrong passphrase, key file, token).
     case rootOfTrustRejected(String)
@@ -71,7 +72,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .wrongState(let key, let state, let operation): "key \(key) is \(state.rawValue), which does not allow \(operation.rawValue)"
         case .keyDestroyed(let key, let version): version.map { "version \($0) of key \(key) has been destroyed; data under it cannot be recovered" } ?? "key \(key) has been destroyed"
         case .versionUnavailable(let key, let version, let reason): "version \(version) of key \(key) is unavailable: \(reason)"
-        case .integrityFailure(let what): "integrity check failed: \(what); the store may have been tampered with"
+        case .integrityFailure(let what): "integrity check failed: \(what)"
         case .rootOfTrustRejected(let why): "cannot open the store: \(why)"
         case .backupRejected(let why): "cannot open the backup: \(why)"
         case .storeEmpty: "the store is empty (it has no header)"
