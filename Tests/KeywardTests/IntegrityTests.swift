@@ -88,6 +88,16 @@ struct IntegrityTests {
         #expect(again.problems.contains { $0.contains("key \(victim) version 1") }, "\(again.problems)")
     }
 
+    @Test("the audit log's newest entry deleted is named as possibly that, not only as an edited index")
+    func newestAuditEntryDeleted() async throws {
+        let setup = try await Self.setup()
+        defer { setup.fixture.remove() }
+        _ = try await setup.fixture.service.issueToken(principal: "late", policy: .everything, lifetime: nil, actor: .owner("t"))
+        try setup.fixture.tamper("DELETE FROM audit WHERE sequence = (SELECT max(sequence) FROM audit)", [])
+        let report = try await setup.fixture.reopen().verifyStore()
+        #expect(report.problems.contains { $0.contains("the audit log's newest entries were removed") && $0.contains("--anchors") }, "\(report.problems)")
+    }
+
     @Test("a version number swapped between rows is detected")
     func swappedVersion() async throws {
         let setup = try await Self.setup()

@@ -58,8 +58,13 @@ extension KeyService {
         for row in stored {
             let audited = chain.entries[row.record]
             if audited?.revision != row.revision || audited?.deleted != row.deleted {
+                // An index ahead of the chain is also what deleting the log's newest entries
+                // leaves (their index changes kept): only anchors kept elsewhere tell the two apart.
+                let ahead = (audited?.revision ?? 0) < row.revision
                 report.problems.append("revision index: \(named(row.record)) is at revision \(row.revision) but the audit log says "
-                                       + "\(audited.map { String($0.revision) } ?? "nothing") (index edited)")
+                                       + "\(audited.map { String($0.revision) } ?? "nothing")"
+                                       + (ahead ? " (the index was edited, or the audit log's newest entries were removed: "
+                                          + "`keyward audit verify --anchors` tells which)" : " (index edited)"))
             }
         }
         let storedRecords = Set(stored.map(\.record))
