@@ -15,7 +15,7 @@ struct StoreOptions: ParsableArguments {
     var store: String?
 
     @Option(name: .long, help: ArgumentHelp("A keyward serve to administer instead of a store (default: $KEYWARD_ADDR); the token comes from $KEYWARD_TOKEN.",
-                                             discussion: "Works with key create/list/describe/rotate/enable/disable/mark-compromised/schedule-destruction/cancel-destruction/alias, encrypt, decrypt, re-encrypt, data-key, sign, verify, mac, verify-mac, public-key, random, token create/list/revoke/policy, credential create, verify (the store), audit tail/verify, backup create, restore, kek rotate and maintain; any other command refuses to run while a server is named, rather than act on a local store."))
+                                             discussion: "Works with key create/list/describe/rotate/enable/disable/mark-compromised/schedule-destruction/cancel-destruction/alias, encrypt, decrypt, re-encrypt, data-key, sign, verify, mac, verify-mac, public-key, random, token create/list/revoke/policy, credential create, verify (the store), audit tail/verify/export/signer, backup create, restore, kek rotate and maintain; any other command refuses to run while a server is named, rather than act on a local store."))
     var server: String?
 
     @Option(name: .long, help: "With --server: PEM of the CA that issued the server's certificate (default: $KEYWARD_CACERT, else the system roots).")
