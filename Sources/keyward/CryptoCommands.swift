@@ -141,12 +141,12 @@ struct Verify: AsyncParsableCommand {
             progress.finish()
             if json {
                 try JSONOutput.print(Report(keys: report.keys, versions: report.versions, aliases: report.aliases, tokens: report.tokens,
-                                            auditEntries: report.audit.entries, problems: report.problems + report.audit.problems))
+                                            auditEntries: report.audit.entries, problems: report.allProblems))
             } else {
                 print("checked \(report.keys) keys, \(report.versions) versions, \(report.aliases) aliases, \(report.tokens) tokens, \(report.audit.entries) audit entries")
-                for problem in report.problems + report.audit.problems { print("FAIL \(problem)") }
+                for problem in report.allProblems { print("FAIL \(problem)") }
             }
-            if !report.isIntact { throw CLIError(.verification, "\(report.problems.count + report.audit.problems.count) problem(s) found") }
+            if !report.isIntact { throw CLIError(.verification, "\(report.allProblems.count) problem(s) found") }
             if !json { print("store intact") }
         }
     }

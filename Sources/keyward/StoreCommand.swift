@@ -37,7 +37,7 @@ struct StoreCommand: AsyncParsableCommand {
                 let (sourceService, root) = try await source.openWithRoot()
                 let sourceReport = try await sourceService.verifyStore()
                 guard sourceReport.isIntact else {
-                    throw CLIError(.verification, "the source fails verification (\(sourceReport.problems.count) problems; run keyward verify); nothing was copied")
+                    throw CLIError(.verification, "the source fails verification (\(sourceReport.allProblems.count) problem(s); run keyward verify); nothing was copied")
                 }
                 let from = try await source.connectStore()
                 let into = try await target.connectStore(creating: true)
@@ -50,13 +50,12 @@ struct StoreCommand: AsyncParsableCommand {
                 }
                 let copy = try await KeyService.open(store: try await target.connectStore(), root: { (_) throws(KeywardError) -> any RootOfTrust in root })
                 let report = try await copy.verifyStore()
-                let audit = try await copy.verifyAudit()
-                guard report.isIntact, audit.isIntact else {
-                    for problem in report.problems + audit.problems { FileHandle.standardError.write(Data("  \(problem)\n".utf8)) }
+                guard report.isIntact else {
+                    for problem in report.allProblems { FileHandle.standardError.write(Data("  \(problem)\n".utf8)) }
                     throw CLIError(.verification, "the copy at \(to) fails verification; drop it and run the migration again")
                 }
                 print("copied \(counts) into \(to)")
-                print("the copy opens with the same root of trust and verifies: store intact, audit chain intact (\(audit.entries) entries)")
+                print("the copy opens with the same root of trust and verifies: store intact, audit chain intact (\(report.audit.entries) entries)")
             }
         }
     }

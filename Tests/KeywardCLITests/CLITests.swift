@@ -108,6 +108,29 @@ struct CLITests {
         #expect(try cli.run(["verify", "--store", copy]).stdout.contains("store intact"))
         let again = try cli.run(["store", "migrate", "--from", cli.environment["KEYWARD_STORE"]!, "--to", copy])
         #expect(again.status == 5 && again.stderr.contains("already exists"))
+        // A source whose audit log alone was edited is not copied; verify names the changed entry
+        // first (the records' problems that follow are what replaying it gives).
+        let damaged = cli.directory.appendingPathComponent("damaged.db").path
+        try FileManager.default.copyItem(atPath: copy, toPath: damaged)
+        let edit = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            row = db.execute("SELECT sequence, body FROM audit WHERE instr(body, CAST('moved' AS BLOB)) > 0 LIMIT 1").fetchone()
+            db.execute("UPDATE audit SET body = ? WHERE sequence = ?", (row[1].replace(b'moved', b'moveD'), row[0]))
+            db.commit()
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", edit, damaged]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        let refused = try cli.run(["store", "migrate", "--from", damaged, "--to", cli.directory.appendingPathComponent("never.db").path])
+        #expect(refused.status != 0 && refused.stderr.contains("problem(s); run keyward verify"), "\(refused.stderr)")
+        let named = try cli.run(["verify", "--store", damaged])
+        let failures = named.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        #expect(named.status == 7 && failures.first?.contains("its content was changed") == true, "\(named.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("never.db").path))
         let secret = try cli.run(["key", "list", "--store", "postgres://keyward:hunter2@db.example/kms"])
         #expect(secret.status != 0 && secret.stderr.contains("KEYWARD_DATABASE_PASSWORD") && !secret.stderr.contains("hunter2"))
         // A database nobody answers on: one line saying why, at once, not the driver's log of

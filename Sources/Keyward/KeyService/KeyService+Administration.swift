@@ -29,7 +29,7 @@ extension KeyService {
         try await auditor.audited(.key(.verifyStore), caller: actor, key: nil) { (event) throws(KeywardError) -> StoreVerification in
             try authorizeAdministration(.verifyStore, actor)
             let report = try await verifyStore()
-            event.detail = report.isIntact ? "intact" : "\(report.problems.count + report.audit.problems.count) problems"
+            event.detail = report.isIntact ? "intact" : "\(report.allProblems.count) problem(s)"
             return report
         }
     }

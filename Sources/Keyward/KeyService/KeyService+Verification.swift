@@ -18,6 +18,10 @@ public struct StoreVerification: Sendable, Hashable {
     public var problems: [String] = []
     /// True when every record and the audit chain check out.
     public var isIntact: Bool { problems.isEmpty && audit.isIntact }
+    /// Every problem found, the audit chain's first: records are checked against the revisions
+    /// the chain replays, so an entry changed or removed also shows as problems of the records it
+    /// anchored, and the chain's problem is the one to read first.
+    public var allProblems: [String] { audit.problems + problems }
 }
 
 extension KeyService {

@@ -69,7 +69,7 @@ enum AdminRoutes {
             let report = try await slot.current.verifyStore(actor: try context.caller(request))
             return Response.reply(VerificationReply(intact: report.isIntact, keys: report.keys, versions: report.versions, aliases: report.aliases,
                                                     tokens: report.tokens, auditEntries: report.audit.entries,
-                                                    problems: report.problems + report.audit.problems))
+                                                    problems: report.allProblems))
         }
 
         routes.on(.get, "/v1/admin/audit") { request, context in
@@ -212,7 +212,7 @@ final class MaintenanceLog: Sendable {
     func record(_ report: MaintenanceReport) { last.withLock { $0 = (Date(), report) } }
 
     func record(_ result: StoreVerification) {
-        verification.withLock { $0 = (Date(), result.isIntact, result.problems.count + result.audit.problems.count) }
+        verification.withLock { $0 = (Date(), result.isIntact, result.allProblems.count) }
     }
 
     /// The last sweep on this node, in a line: when, and what it did.

@@ -97,7 +97,7 @@ struct MaintenanceScheduler: Service {
             if result.isIntact {
                 logger.notice("periodic verification: the store is intact", metadata: ["keys": "\(result.keys)", "auditEntries": "\(result.audit.entries)"])
             } else {
-                for problem in result.problems + result.audit.problems {
+                for problem in result.allProblems {
                     logger.critical("periodic verification found a problem", metadata: ["problem": .string(problem)])
                 }
             }
