@@ -207,6 +207,12 @@ struct ClusterTests {
                             } catch KeywardError.auditUnavailable(let why) where retries < 10 {
                                 retries += 1
                                 print("nonce budgets[\(backend.rawValue)]: encryption refused by a lost audit race (\(why)); retrying")
+                            } catch KeywardError.storage(.conflict(let why)) where retries < 10 {
+                                // A reservation that lost the version row to the other node eight
+                                // times in a row (each retry after a random wait) is refused with
+                                // "retry the operation", as a client would.
+                                retries += 1
+                                print("nonce budgets[\(backend.rawValue)]: encryption refused by a lost reservation race (\(why)); retrying")
                             }
                         }
                     }

@@ -79,7 +79,13 @@ struct EncryptionBudget: Sendable {
     /// Writes a larger reservation for `version`; false when that would pass the limit.
     private func persistReservation(_ key: LoadedKey, _ version: LoadedVersion) async throws(KeywardError) -> Bool {
         let id = key.row.id
-        for _ in 0..<8 {
+        for attempt in 0..<8 {
+            if attempt > 0 {
+                // Another process won the row: wait a random few milliseconds (up to 1, 2, 4 ...
+                // 32) before reading it again, so that two nodes reserving under one key do not
+                // keep colliding in step. Only a lost race waits.
+                try? await Task.sleep(for: .microseconds(Int.random(in: 100...(1_000 << min(attempt - 1, 5)))))
+            }
             let fence = records.fence()
             guard let row = try await storing({ () async throws(StorageError) in try await records.store.version(id, version.number) }) else {
                 throw .integrityFailure("version \(version.number) of key \(id) vanished")
