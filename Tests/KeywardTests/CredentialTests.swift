@@ -114,6 +114,14 @@ struct CredentialTests {
         for bad in ["encrypt", "fly:*", "encrypt:nothing", "encrypt:key=not-a-uuid"] {
             #expect(throws: KeywardError.self) { try AccessPolicy.parseRule(bad) }
         }
+        // A pattern that reads as a grant but could match no alias is refused, saying why; a
+        // prefix, an exact alias and `*` alone are taken.
+        for pattern in ["app/**", "app/*/orders", "*app", "**", "a b", ""] {
+            #expect(throws: KeywardError.self, "alias=\(pattern)") { try AccessPolicy.parseRule("encrypt:alias=\(pattern)") }
+        }
+        for pattern in ["app/*", "app/payments", "*", "app/"] {
+            #expect(try AccessPolicy.parseRule("encrypt:alias=\(pattern)").keys == .alias(pattern))
+        }
     }
 }
 

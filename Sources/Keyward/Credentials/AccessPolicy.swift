@@ -51,6 +51,21 @@ extension KeySelector {
     }
 }
 
+extension KeySelector {
+    /// `text` as an alias pattern: an alias, or the start of one followed by a single `*` (`app/*`;
+    /// `*` alone is every key with an alias). Aliases hold no `*`, so one anywhere else (`app/**`,
+    /// `app/*/orders`) would match nothing while reading as a grant: it is refused.
+    static func aliasPattern(_ text: String) throws(KeywardError) -> String {
+        let prefix = text.hasSuffix("*") ? String(text.dropLast()) : text
+        guard !prefix.contains("*") else {
+            throw .invalidArgument("alias pattern '\(text.prefix(64))': '*' may stand only at the end, for every alias that begins "
+                                   + "with what precedes it (such as app/*); there is no '**' and no '*' inside a pattern")
+        }
+        if !(prefix.isEmpty && text == "*") { _ = try KeyService.validAlias(prefix) }
+        return text
+    }
+}
+
 extension AccessRule {
     /// The rule in the CLI's form, `OPERATIONS:SELECTOR` (what `AccessPolicy.parseRule` reads).
     public var text: String {
@@ -162,7 +177,7 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
         } else if selectorText.hasPrefix("key=") {
             do { selector = .key(try KeyID(string: String(selectorText.dropFirst(4)))) } catch { throw .crypto(error) }
         } else if selectorText.hasPrefix("alias=") {
-            selector = .alias(String(selectorText.dropFirst(6)))
+            selector = .alias(try KeySelector.aliasPattern(String(selectorText.dropFirst(6))))
         } else if selectorText.hasPrefix("tag="), let equals = selectorText.dropFirst(4).firstIndex(of: "=") {
             selector = .tag(name: String(selectorText[selectorText.index(selectorText.startIndex, offsetBy: 4)..<equals]),
                             value: String(selectorText[selectorText.index(after: equals)...]))
