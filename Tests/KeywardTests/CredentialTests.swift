@@ -111,7 +111,7 @@ struct CredentialTests {
         let parsed = try AccessPolicy.parseRule("encrypt,decrypt:alias=app/*")
         #expect(parsed == AccessRule(operations: [.encrypt, .decrypt], keys: .alias("app/*")))
         #expect(try AccessPolicy.parseRule("*:tag=team=pay").keys == .tag(name: "team", value: "pay"))
-        for bad in ["encrypt", "fly:*", "encrypt:nothing", "encrypt:key=not-a-uuid"] {
+        for bad in ["encrypt", "fly:*", "encrypt:nothing", "encrypt:key=not-a-uuid", ":*", ",:*", "encrypt:tag==pay"] {
             #expect(throws: KeywardError.self) { try AccessPolicy.parseRule(bad) }
         }
         // A pattern that reads as a grant but could match no alias is refused, saying why; a

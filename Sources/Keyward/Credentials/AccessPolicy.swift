@@ -171,6 +171,9 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
                 operations.insert(operation)
             }
         }
+        guard !operations.isEmpty else {
+            throw .invalidArgument("rule '\(text.prefix(64))' names no operation: put them before the ':', e.g. encrypt,decrypt:alias=app/*")
+        }
         let selector: KeySelector
         if selectorText == "*" {
             selector = .any
@@ -179,8 +182,10 @@ public struct AccessPolicy: Sendable, Hashable, Codable {
         } else if selectorText.hasPrefix("alias=") {
             selector = .alias(try KeySelector.aliasPattern(String(selectorText.dropFirst(6))))
         } else if selectorText.hasPrefix("tag="), let equals = selectorText.dropFirst(4).firstIndex(of: "=") {
-            selector = .tag(name: String(selectorText[selectorText.index(selectorText.startIndex, offsetBy: 4)..<equals]),
-                            value: String(selectorText[selectorText.index(after: equals)...]))
+            let name = String(selectorText[selectorText.index(selectorText.startIndex, offsetBy: 4)..<equals])
+            let value = String(selectorText[selectorText.index(after: equals)...])
+            try KeyService.validTag(name, value)
+            selector = .tag(name: name, value: value)
         } else {
             throw .invalidArgument("selector '\(selectorText)' is not *, key=UUID, alias=PATTERN or tag=NAME=VALUE")
         }

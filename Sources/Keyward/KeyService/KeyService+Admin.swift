@@ -125,19 +125,24 @@ extension KeyService {
         }
     }
 
+    /// A tag a key may carry (and a rule's `tag=NAME=VALUE` may name): a name of 1 to 128
+    /// printable characters, a value of up to 256.
+    static func validTag(_ name: String, _ value: String) throws(KeywardError) {
+        guard (1...128).contains(name.unicodeScalars.count), value.unicodeScalars.count <= 256 else {
+            throw .invalidArgument("a tag has a name of 1 to 128 characters and a value of up to 256")
+        }
+        try PrintableText.check(name, "a tag name")
+        try PrintableText.check(value, "the value of a tag")
+    }
+
     static func validate(_ request: CreateKeyRequest) throws(KeywardError) {
         guard request.initialState == .active || request.initialState == .preActive else {
             throw .invalidArgument("a key starts active or pre-active, not \(request.initialState.rawValue)")
         }
         guard request.description.unicodeScalars.count <= 1024 else { throw .invalidArgument("description longer than 1,024 characters") }
-        guard request.tags.count <= 50, request.tags.allSatisfy({ (1...128).contains($0.key.unicodeScalars.count) && $0.value.unicodeScalars.count <= 256 }) else {
-            throw .invalidArgument("at most 50 tags, names of 1 to 128 characters, values up to 256")
-        }
+        guard request.tags.count <= 50 else { throw .invalidArgument("at most 50 tags") }
         try PrintableText.check(request.description, "the description", lineBreaks: true)
-        for (name, value) in request.tags {
-            try PrintableText.check(name, "a tag name")
-            try PrintableText.check(value, "the value of a tag")
-        }
+        for (name, value) in request.tags { try validTag(name, value) }
         if let days = request.rotationPeriodDays, !(1...2560).contains(days) {
             throw .invalidArgument("rotation period \(days) days; choose 1 to 2560")
         }
