@@ -258,6 +258,9 @@ struct KeyCommand: AsyncParsableCommand {
         @Flag(help: "Remove the alias.") var delete = false
         func run() async throws {
             try await guarded {
+                // Said once done: pointing an alias that exists at another key moves it, which
+                // changes what every caller using that name encrypts or signs with.
+                let done = delete ? "alias \(name) removed" : "alias \(name) now names \(key ?? "")"
                 if try await storeOptions.remote({ client in
                     if delete {
                         try await client.deleteAlias(name)
@@ -265,7 +268,7 @@ struct KeyCommand: AsyncParsableCommand {
                         guard let key else { throw CLIError(.failure, "give the key to point \(name) at") }
                         try await client.setAlias(name, key: key)
                     }
-                }) { return }
+                }) { print(done); return }
                 let service = try await storeOptions.open()
                 if delete {
                     try await service.deleteAlias(name, actor: storeOptions.actorName)
@@ -273,6 +276,7 @@ struct KeyCommand: AsyncParsableCommand {
                     guard let key else { throw CLIError(.failure, "give the key to point \(name) at") }
                     try await service.setAlias(name, key: key, actor: storeOptions.actorName)
                 }
+                print(done)
             }
         }
     }
