@@ -100,7 +100,11 @@ struct ContextOptions: ParsableArguments {
         var dictionary: [String: String] = [:]
         for pair in pairs {
             guard let equals = pair.firstIndex(of: "=") else { throw CLIError(.failure, "context '\(pair)' is not key=value") }
-            dictionary[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            let key = String(pair[..<equals])
+            // Given twice, one value would silently win: the ciphertext would be bound to a
+            // context the user did not mean.
+            guard dictionary[key] == nil else { throw CLIError(.failure, "context key '\(key)' is given twice; give each key once") }
+            dictionary[key] = String(pair[pair.index(after: equals)...])
         }
         return EncryptionContext(dictionary)
     }

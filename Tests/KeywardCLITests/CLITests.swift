@@ -80,6 +80,8 @@ struct CLITests {
         #expect(opened.status == 0 && opened.stdout == "hello")
         let wrongContext = try cli.run(["decrypt", "--base64-in", "--context", "tenant=b"], stdin: sealed.data)
         #expect(wrongContext.status != 0 && wrongContext.stderr.contains("invalid ciphertext") && wrongContext.stdout.isEmpty)
+        let twice = try cli.run(["encrypt", "--key", "app", "--context", "tenant=a", "--context", "tenant=b", "--base64-out"], stdin: Data("hello".utf8))
+        #expect(twice.status != 0 && twice.stderr.contains("given twice") && twice.stdout.isEmpty, "\(twice.stderr)")
         #expect(try cli.run(["key", "create", "--spec", "ECDSA-P256-SHA256", "--alias", "signer"]).status == 0)
         let signature = try cli.run(["sign", "--key", "signer", "--base64-out"], stdin: Data("release".utf8))
         let signatureText = signature.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
