@@ -36,6 +36,17 @@ struct CLI {
     /// A file in the test's directory.
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
+    /// Runs a Python `script` with `arguments` (the tests edit store files with its sqlite3, as
+    /// someone holding only the file would) and returns its exit status.
+    static func python(_ script: String, _ arguments: [String]) throws -> Int32 {
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script] + arguments
+        try python.run()
+        python.waitUntilExit()
+        return python.terminationStatus
+    }
+
     func run(_ arguments: [String], stdin: Data = Data(), environment extra: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -121,12 +132,7 @@ struct CLITests {
             db.execute("UPDATE audit SET body = ? WHERE sequence = ?", (row[1].replace(b'moved', b'moveD'), row[0]))
             db.commit()
             """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", edit, damaged]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+        #expect(try CLI.python(edit, [damaged]) == 0)
         let refused = try cli.run(["store", "migrate", "--from", damaged, "--to", cli.directory.appendingPathComponent("never.db").path])
         #expect(refused.status != 0 && refused.stderr.contains("problem(s); run keyward verify"), "\(refused.stderr)")
         let named = try cli.run(["verify", "--store", damaged])
@@ -619,12 +625,7 @@ struct CLITests {
             db.execute("UPDATE keys SET body = ? WHERE id = ?", (row[1].replace(b'"exportable":false', b'"exportable":true'), row[0]))
             db.commit()
             """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", script, cli.environment["KEYWARD_STORE"]!]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+        #expect(try CLI.python(script, [cli.environment["KEYWARD_STORE"]!]) == 0)
         let verified = try cli.run(["verify"])
         #expect(verified.status == 7)
         #expect(verified.stdout.contains("FAIL key"))
@@ -735,12 +736,7 @@ struct CLITests {
             db.execute("UPDATE store_header SET root_parameters = ?", (json.dumps(params).encode(),))
             db.commit()
             """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", script, cli.environment["KEYWARD_STORE"]!, evil.path]
-        try python.run()
-        python.waitUntilExit()
-        #expect(python.terminationStatus == 0)
+        #expect(try CLI.python(script, [cli.environment["KEYWARD_STORE"]!, evil.path]) == 0)
 
         let attacked = try cli.run(["key", "list"])
         #expect(attacked.status == 6 && attacked.stderr.contains(evil.path) && attacked.stderr.contains("edited"), "\(attacked.stderr)")
