@@ -100,6 +100,38 @@ struct AWSFrontEndTests {
         }
     }
 
+    @Test("attack: a body or key policy naming a field twice is a ValidationException or MalformedPolicyDocumentException naming it, also for two spellings of one context key")
+    func repeatedFieldsRefused() throws {
+        func refusal(_ body: String) -> APIError? {
+            do throws(APIError) { _ = try AWSInput(ByteBuffer(string: body)); return nil } catch { return error }
+        }
+        let bodies: [(String, String)] = [
+            (#"{"KeyId":"alias/a","Plaintext":"AQ==","KeyId":"alias/b"}"#, "KeyId"),
+            (#"{"KeyId":"k","Plaintext":"AQ==","EncryptionContext":{"tenant":"a","tenant":"b"}}"#, "EncryptionContext.tenant"),
+            // Distinct bytes that are one String: the flat reader gives up, the slow path names it.
+            ("{\"KeyId\":\"k\",\"Plaintext\":\"AQ==\",\"EncryptionContext\":{\"\u{E9}\":\"a\",\"e\u{301}\":\"b\"}}", "EncryptionContext.\u{E9}"),
+            (#"{"KeyId":"k","GrantTokens":[],"KeyId":"j"}"#, "KeyId"),
+        ]
+        for (body, field) in bodies {
+            let error = refusal(body)
+            #expect(error?.awsType == "ValidationException" && error?.message.contains("field '\(field)' appears more than once") == true, "\(body): \(String(describing: error))")
+        }
+        #expect(refusal(#"{"KeyId":"k","EncryptionContext":{"tenant":"a","Tenant":"b"}}"#) == nil)
+        #expect(FlatJSONObject.read(ByteBuffer(string: "{\"c\":{\"\u{E9}\":\"a\",\"e\u{301}\":\"b\"}}")) == nil)
+        #expect(FlatJSONObject.read(ByteBuffer(string: "{\"\u{E9}\":\"a\",\"e\u{301}\":\"b\"}")) == nil)
+
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/k"
+        let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*","Effect":"Deny"}]}"#
+        do throws(APIError) {
+            _ = try AWSKeyPolicyDocument.parse(policy, keyARN: arn, accountID: "111122223333")
+            Issue.record("a policy with Effect twice was accepted")
+        } catch {
+            #expect(error.awsType == "MalformedPolicyDocumentException" && error.message.contains("'Statement[0].Effect' appears more than once"), "\(error.message)")
+        }
+        let single = policy.replacingOccurrences(of: #","Effect":"Deny""#, with: "")
+        #expect(throws: Never.self) { try AWSKeyPolicyDocument.parse(single, keyARN: arn, accountID: "111122223333") }
+    }
+
     @Test("POST / answers in AWS's shape: unsigned, bearer-authenticated and garbled requests get __type, x-amzn-RequestId and the AWS content type, never a Keyward or HTML error")
     func awsShapedRefusals() async throws {
         let fixture = try await ServerFixture.make()

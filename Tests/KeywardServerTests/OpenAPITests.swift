@@ -137,6 +137,33 @@ struct OpenAPITests {
         }
     }
 
+    @Test("attack: a body naming a field twice is refused naming it (fast path or slow), never read as its first or its last value")
+    func repeatedFieldsRefused() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
+        try await fixture.application().test(.router) { client in
+            let bodies: [(String, String, String)] = [
+                ("/v1/keys/\(key)/encrypt", #"{"plaintext":"AA==","plaintext":"AQ=="}"#, "plaintext"),
+                ("/v1/keys/\(key)/encrypt", #"{"plaintext":"AQ==","context":{"tenant":"a","tenant":"b"}}"#, "context.tenant"),
+                ("/v1/keys/\(key)/encrypt", #"{"plaintext":"AQ==","pl\u0061intext":"AA=="}"#, "plaintext"),
+                // Two spellings of one accented key: distinct bytes, one String.
+                ("/v1/keys/\(key)/encrypt", "{\"plaintext\":\"AQ==\",\"context\":{\"\u{E9}\":\"a\",\"e\u{301}\":\"b\"}}", "context.\u{E9}"),
+                ("/v1/keys/\(key)/encrypt/batch", #"{"items":[{"plaintext":"AQ=="},{"plaintext":"AQ==","plaintext":"AA=="}]}"#, "items[1].plaintext"),
+                ("/v1/keys", #"{"spec":"AES-256-GCM","spec":"Ed25519"}"#, "spec"),
+                ("/v1/random", #"{"count":8,"count":4096}"#, "count"),
+            ]
+            for (path, body, field) in bodies {
+                let reply = try await client.call(.post, path, token: fixture.rootToken, body)
+                #expect(reply.status == .badRequest && reply.text.contains("field '\(field)' appears more than once"), "\(path) \(body): \(reply.status) \(reply.text)")
+            }
+            // One name in two objects of a batch is two fields, not a repeat.
+            let batch = try await client.call(.post, "/v1/keys/\(key)/encrypt/batch", token: fixture.rootToken,
+                                              #"{"items":[{"plaintext":"AQ==","context":{"t":"a"}},{"plaintext":"AQ==","context":{"t":"a"}}]}"#)
+            #expect(batch.status == .ok, "\(batch.text)")
+        }
+    }
+
     @Test("a known path asked with a method it does not serve gets 405 with Allow; an unknown path gets 404")
     func methodNotAllowed() async throws {
         let fixture = try await ServerFixture.make()

@@ -135,6 +135,29 @@ struct TransitFrontEndTests {
         #expect(!FlatJSONObject.isNull("null") && !FlatJSONObject.isNull(NSNumber(value: 0)))
     }
 
+    @Test("attack: a body naming a field twice is refused in Transit's words, never read as one of its values")
+    func repeatedFieldsRefused() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/twice", token: nil, #"{"type":"aes256-gcm96"}"#, headers: vault).status == .ok)
+            let bodies: [(String, String, String)] = [
+                ("/v1/transit/encrypt/twice", #"{"plaintext":"aGVsbG8=","plaintext":"d29ybGQ="}"#, "plaintext"),
+                ("/v1/transit/encrypt/twice", #"{"batch_input":[{"plaintext":"aGk="},{"plaintext":"aGk=","plaintext":"aGk="}]}"#, "batch_input[1].plaintext"),
+                ("/v1/transit/keys/twice/config", #"{"deletion_allowed":false,"deletion_allowed":true}"#, "deletion_allowed"),
+            ]
+            for (path, body, field) in bodies {
+                let reply = try await client.call(.post, path, token: nil, body, headers: vault)
+                #expect(reply.status == .badRequest && reply.text.contains("field '\(field)' appears more than once") && reply.json["errors"] != nil,
+                        "\(path) \(body): \(reply.status) \(reply.text)")
+            }
+            // The first value alone is served.
+            let sealed = try await client.call(.post, "/v1/transit/encrypt/twice", token: nil, #"{"plaintext":"aGVsbG8="}"#, headers: vault)
+            #expect(sealed.status == .ok)
+        }
+    }
+
     @Test("errors are Vault's: {\"errors\": [...]}, 404 for an unknown key, 403 'permission denied' for a missing or bad token and for a policy that does not cover the call; the token is found in Vault's order")
     func vaultShapedErrors() async throws {
         let fixture = try await ServerFixture.make()

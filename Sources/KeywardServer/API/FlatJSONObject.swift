@@ -6,6 +6,8 @@ import NIOCore
 /// of strings, without escapes: Encrypt, Decrypt, Sign and the like), read with `JSONScanner`
 /// instead of Foundation's parser, which costs more than the cryptography they ask for. Any
 /// other body is nil, and left to `JSONSerialization`; so this changes speed, never an answer.
+/// That includes two keys `JSONScanner` saw as distinct bytes that are one `String` (two
+/// spellings of one accented letter): nil, so the slow path refuses the repeated name.
 enum FlatJSONObject {
     /// Whether a member of a parsed body is JSON null (`NSNull`, as Foundation's parser gives it),
     /// told by its dynamic type: `value is NSNull` costs a cast that first tries to bridge a
@@ -24,14 +26,15 @@ enum FlatJSONObject {
         var object: [String: Any] = [:]
         for member in members {
             switch member.value {
-            case .string(let range): object[text(member.key)] = text(range)
+            case .string(let range):
+                guard object.updateValue(text(range), forKey: text(member.key)) == nil else { return nil }
             case .object(let inner):
                 var map: [String: String] = [:]
                 for pair in inner {
-                    guard case .string(let range) = pair.value else { return nil }
-                    map[text(pair.key)] = text(range)
+                    guard case .string(let range) = pair.value,
+                          map.updateValue(text(range), forKey: text(pair.key)) == nil else { return nil }
                 }
-                object[text(member.key)] = map
+                guard object.updateValue(map, forKey: text(member.key)) == nil else { return nil }
             default: return nil
             }
         }

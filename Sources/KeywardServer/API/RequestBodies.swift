@@ -18,8 +18,9 @@ struct BodyReader: Sendable {
         return try decode(T.self, from: buffer)
     }
 
-    /// The body decoded as `T`; 413 past the limit, 400 (naming the field) when malformed or
-    /// when it holds a field `T` does not have (`UnknownFields`).
+    /// The body decoded as `T`; 413 past the limit, 400 (naming the field) when malformed,
+    /// when it names a field twice (`DuplicateMembers`) or when it holds a field `T` does not
+    /// have (`UnknownFields`).
     func decode<T: Codable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
         try decode(T.self, from: try await collect(request))
     }
@@ -49,6 +50,9 @@ struct BodyReader: Sendable {
             throw APIError.invalidRequest(Self.describe(error))
         } catch {
             throw APIError.invalidRequest("the body is not valid JSON")
+        }
+        if let repeated = DuplicateMembers.find(in: data) {
+            throw APIError.invalidRequest(DuplicateMembers.message(repeated))
         }
         if let finding = UnknownFields.find(in: data, decoded: value) {
             throw APIError.invalidRequest(finding.message)

@@ -150,9 +150,11 @@ struct AWSInput: @unchecked Sendable {
             object = fast
             return
         }
-        guard let parsed = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)), let object = parsed as? [String: Any] else {
+        let data = Data(buffer.readableBytesView)
+        guard let parsed = try? JSONSerialization.jsonObject(with: data), let object = parsed as? [String: Any] else {
             throw AWSFault.validation("the body must be a JSON object")
         }
+        if let repeated = DuplicateMembers.find(in: data) { throw AWSFault.validation(DuplicateMembers.message(repeated)) }
         self.object = object
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Keyward
 import KeywardCrypto
+import KeywardAPI
 
 /// AWS key policy documents, read into Keyward's `KeyPolicy` exactly or refused.
 ///
@@ -47,9 +48,11 @@ enum AWSKeyPolicyDocument {
     /// The Keyward policy `text` stands for, for the key `keyARN`.
     static func parse(_ text: String, keyARN: String, accountID: String) throws(APIError) -> KeyPolicy {
         guard text.utf8.count <= KeyPolicy.maximumDocumentBytes else { throw malformed("the policy is larger than 32 KiB") }
-        guard let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let document = parsed as? [String: Any] else {
+        let data = Data(text.utf8)
+        guard let parsed = try? JSONSerialization.jsonObject(with: data), let document = parsed as? [String: Any] else {
             throw malformed("the policy is not a JSON object")
         }
+        if let repeated = DuplicateMembers.find(in: data) { throw malformed("'\(repeated)' appears more than once in the policy") }
         try only(document, ["Version", "Id", "Statement"], "the policy")
         if let version = document["Version"] {
             guard let version = version as? String, ["2012-10-17", "2008-10-17"].contains(version) else { throw malformed("Version must be 2012-10-17") }

@@ -369,9 +369,11 @@ struct TransitInput: @unchecked Sendable {
             object = fast
             return
         }
-        guard let parsed = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView), options: .fragmentsAllowed) else {
+        let data = Data(buffer.readableBytesView)
+        guard let parsed = try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) else {
             throw TransitError.invalid("failed to parse JSON input")
         }
+        if let repeated = DuplicateMembers.find(in: data) { throw TransitError.invalid(DuplicateMembers.message(repeated)) }
         // `vault write -f` sends `null`: no fields.
         if parsed is NSNull { object = [:]; return }
         guard let object = parsed as? [String: Any] else { throw TransitError.invalid("the JSON input must be an object") }
