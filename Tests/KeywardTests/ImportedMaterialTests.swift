@@ -27,7 +27,7 @@ struct ImportedMaterialTests {
         return rows.reduce(0) { $0 + (($1["sealed"] as Data?)?.count ?? 0) }
     }
 
-    @Test("a key created for imported material is empty and pre-active until its material arrives, then works with exactly those bytes")
+    @Test("a key created for imported material is empty and pre-active until its material arrives, then works with exactly those bytes, and is never rotated nor given a rotation period")
     func emptyUntilImported() async throws {
         let fixture = try await StoreFixture.make()
         defer { fixture.remove() }
@@ -53,6 +53,13 @@ struct ImportedMaterialTests {
         guard case .notPermitted = await keywardError({ () async throws(KeywardError) in _ = try await service.rotate(key: "ext", actor: Self.owner) }) else {
             Issue.record("a key of imported material was rotated"); return
         }
+        // Nor does it take a rotation period, which scheduled rotation would never honour; removing
+        // one (none is set) is allowed.
+        guard case .notPermitted = await keywardError({ () async throws(KeywardError) in _ = try await service.update(key: "ext", rotationPeriodDays: .some(90), actor: Self.owner) }) else {
+            Issue.record("a key of imported material took a rotation period"); return
+        }
+        let unchanged = try await service.update(key: "ext", rotationPeriodDays: .some(nil), actor: Self.owner)
+        #expect(unchanged.metadata.rotationPeriodDays == nil && unchanged.metadata.nextRotationAt == nil)
         // A fresh process reads the imported key back.
         let reopened = try await fixture.reopen()
         #expect(try await reopened.decrypt(sealed.ciphertext, actor: Self.owner).plaintext == [1, 2, 3])

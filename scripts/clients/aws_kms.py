@@ -95,6 +95,11 @@ try:
     check(code(lambda: k.describe_key(KeyId=str(uuid.uuid4()))) == "NotFoundException", "unknown key")
     k.update_key_description(KeyId=alias, Description="orders v2")
     k.tag_resource(KeyId=alias, Tags=[{"TagKey": "env", "TagValue": "prod"}])
+    # A tag key twice in one call (one value would win) and AWS's reserved aws: prefix are refused,
+    # in TagResource and in CreateKey, and change nothing.
+    for tags in ([{"TagKey": "env", "TagValue": "dev"}, {"TagKey": "env", "TagValue": "prod"}], [{"TagKey": "AWS:owner", "TagValue": "x"}]):
+        check(code(lambda: k.tag_resource(KeyId=alias, Tags=tags)) == "TagException", "TagResource %s" % tags)
+        check(code(lambda: k.create_key(Tags=tags)) == "TagException", "CreateKey Tags %s" % tags)
     k.untag_resource(KeyId=alias, TagKeys=["team"])
     tags = k.list_resource_tags(KeyId=alias)["Tags"]
     check(tags == [{"TagKey": "env", "TagValue": "prod"}], "tags: %s" % tags)
@@ -255,6 +260,16 @@ try:
     theirs = serialization.load_der_public_key(k.get_public_key(KeyId=agreement["KeyId"])["PublicKey"])
     check(shared["SharedSecret"] == peer.exchange(ec.ECDH(), theirs), "DeriveSharedSecret agrees with cryptography's ECDH")
     check(len(k.generate_random(NumberOfBytes=64)["Plaintext"]) == 64, "GenerateRandom")
+    # AWS rotates symmetric encryption keys only (a new signing or agreement key would change the
+    # public key every holder has); GetPublicKey is for asymmetric keys. Nothing changed.
+    for key_id in (signer["KeyId"], mac_key["KeyId"], agreement["KeyId"]):
+        before = k.describe_key(KeyId=key_id)["KeyMetadata"]
+        check(code(lambda: k.enable_key_rotation(KeyId=key_id)) == "UnsupportedOperationException", "EnableKeyRotation of %s" % before["KeySpec"])
+        check(code(lambda: k.rotate_key_on_demand(KeyId=key_id)) == "UnsupportedOperationException", "RotateKeyOnDemand of %s" % before["KeySpec"])
+        check(not k.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] and k.list_key_rotations(KeyId=key_id)["Rotations"] == [],
+              "%s not rotated" % before["KeySpec"])
+    for key_id in (sym["KeyId"], mac_key["KeyId"]):
+        check(code(lambda: k.get_public_key(KeyId=key_id)) == "UnsupportedOperationException", "GetPublicKey of a symmetric key")
     k.rotate_key_on_demand(KeyId=alias)
     rotations = k.list_key_rotations(KeyId=alias)["Rotations"]
     check(len(rotations) == 1 and rotations[0]["RotationType"] == "ON_DEMAND" and rotations[0]["KeyId"] == sym["Arn"], "ListKeyRotations: %s" % rotations)
@@ -287,6 +302,10 @@ try:
     check(code(lambda: k.import_key_material(KeyId=ext["KeyId"], ImportToken=token, EncryptedKeyMaterial=blob,
                                              ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")) == "InvalidImportTokenException", "an import token used twice")
     imported_sealed = k.encrypt(KeyId=ext["KeyId"], Plaintext=b"under imported material", EncryptionContext=context)["CiphertextBlob"]
+    # Imported material is never rotated: a rotation period would promise rotations that never come.
+    for refused in (lambda: k.enable_key_rotation(KeyId=ext["KeyId"]), lambda: k.rotate_key_on_demand(KeyId=ext["KeyId"])):
+        check(code(refused) == "UnsupportedOperationException", "rotation of imported material")
+    check(not k.get_key_rotation_status(KeyId=ext["KeyId"])["KeyRotationEnabled"], "an imported key's rotation status")
     k.delete_imported_key_material(KeyId=ext["KeyId"])
     check(k.describe_key(KeyId=ext["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport", "DeleteImportedKeyMaterial leaves the key PendingImport")
     check(code(lambda: k.decrypt(CiphertextBlob=imported_sealed, EncryptionContext=context)) == "KMSInvalidStateException", "Decrypt after the material was deleted")

@@ -251,6 +251,11 @@ extension KeyService {
             if let description { metadata.description = description }
             if let tags { metadata.tags = tags }
             if let rotationPeriodDays {
+                // Scheduled rotation skips such a key (new material would not be the material
+                // its owner holds): a period would promise rotations that never happen.
+                if rotationPeriodDays != nil, key.metadata.holdsImportedMaterial {
+                    throw .notPermitted("key \(key.row.id) holds imported material, which is never rotated: import new material instead of setting a rotation period")
+                }
                 metadata.rotationPeriodDays = rotationPeriodDays
                 metadata.nextRotationAt = rotationPeriodDays.map { clock.now.addingTimeInterval(Double($0) * 86_400) }
             }

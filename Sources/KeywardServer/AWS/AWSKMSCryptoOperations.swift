@@ -260,6 +260,9 @@ enum AWSKMSCryptoOperations {
     static func getPublicKey(_ call: AWSCall, _ json: inout JSONWriter) async throws {
         let reference = try call.reference("KeyId")
         let key = try await AWSKMSKeyOperations.describe(call, reference, for: .publicKey)
+        guard !key.metadata.spec.isSymmetric else {
+            throw AWSFault.unsupported("GetPublicKey is for asymmetric keys; \(key.metadata.id) is \(AWSKeySpec.aws(key.metadata.spec) ?? key.metadata.spec.rawValue), which has no public key")
+        }
         let publicKey = try await call.run { () async throws(KeywardError) in try await call.service.publicKey(key: reference, actor: call.caller) }
         let spec = key.metadata.spec
         json.member("KeyId", call.arn(key.metadata.id))

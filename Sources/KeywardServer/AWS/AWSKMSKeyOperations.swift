@@ -117,6 +117,7 @@ enum AWSKMSKeyOperations {
         "EnableKeyRotation": { call, _ in
             let reference = try call.reference("KeyId")
             let days = try call.input.int("RotationPeriodInDays", 90...2560) ?? 365
+            try rotatable(try await describe(call, reference, for: .update), "EnableKeyRotation")
             _ = try await call.run { () async throws(KeywardError) in
                 try await call.service.update(key: reference, rotationPeriodDays: .some(days), actor: call.caller)
             }
@@ -160,10 +161,24 @@ enum AWSKMSKeyOperations {
         },
         "RotateKeyOnDemand": { call, json in
             let reference = try call.reference("KeyId")
+            try rotatable(try await describe(call, reference, for: .rotate), "RotateKeyOnDemand")
             let key = try await call.run { () async throws(KeywardError) in try await call.service.rotate(key: reference, actor: call.caller) }
             json.member("KeyId", call.arn(key.metadata.id))
         },
     ]
+
+    /// AWS rotates symmetric encryption keys only: a new version of an asymmetric key changes
+    /// its public key under every holder of the old one, and imported material is the owner's,
+    /// so Keyward never replaces it. Others are `UnsupportedOperationException`, as in AWS.
+    static func rotatable(_ key: KeyDescription, _ operation: String) throws(APIError) {
+        let spec = key.metadata.spec
+        guard spec.isSymmetric, spec.purpose == .encrypt else {
+            throw AWSFault.unsupported("\(operation) is for symmetric encryption keys; \(key.metadata.id) is \(AWSKeySpec.aws(spec) ?? spec.rawValue) \(AWSKeySpec.usage(spec))")
+        }
+        guard !key.metadata.holdsImportedMaterial else {
+            throw AWSFault.unsupported("\(operation): \(key.metadata.id) holds imported material, which Keyward never rotates; import new material into a new key instead")
+        }
+    }
 
     static func describe(_ call: AWSCall, _ reference: String) async throws(APIError) -> KeyDescription {
         let key = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: reference, actor: call.caller) }

@@ -217,7 +217,8 @@ struct AWSInput: @unchecked Sendable {
         return value
     }
 
-    /// A list of `{TagKey, TagValue}`.
+    /// A list of `{TagKey, TagValue}`. A tag key given twice (one value would silently win) and
+    /// one beginning `aws:`, which AWS reserves for its own tags, are `TagException`s.
     func tags(_ field: String) throws(APIError) -> [String: String]? {
         guard has(field) else { return nil }
         guard let list = object[field] as? [[String: Any]] else { throw AWSFault.validation("\(field) must be a list of {TagKey, TagValue}") }
@@ -226,7 +227,8 @@ struct AWSInput: @unchecked Sendable {
             guard let key = item["TagKey"] as? String, let value = item["TagValue"] as? String else {
                 throw AWSFault.validation("each of \(field) needs TagKey and TagValue strings")
             }
-            tags[key] = value
+            if key.lowercased().hasPrefix("aws:") { throw AWSFault.tag("TagKey \(key.prefix(128)) begins with aws:, which AWS reserves for its own tags") }
+            guard tags.updateValue(value, forKey: key) == nil else { throw AWSFault.tag("TagKey \(key.prefix(128)) appears more than once in \(field)") }
         }
         return tags
     }
