@@ -135,6 +135,44 @@ struct TransitFrontEndTests {
         #expect(!FlatJSONObject.isNull("null") && !FlatJSONObject.isNull(NSNumber(value: 0)))
     }
 
+    @Test("attack: keys/:name/config and create refuse numbers out of range (which trapped the server), negative ones and a rotation period that is not whole days, changing nothing")
+    func configNumbersChecked() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/cfg", token: nil, #"{"type":"aes256-gcm96","auto_rotate_period":"720h"}"#, headers: vault).status == .ok)
+            #expect(try await client.call(.post, "/v1/transit/keys/cfg/rotate", token: nil, nil, headers: vault).status == .ok)
+            let refused: [(String, String)] = [
+                (#"{"min_decryption_version":5000000000}"#, "not a version number"),
+                (#"{"min_decryption_version":-1}"#, "not a version number"),
+                (#"{"min_decryption_version":5,"min_encryption_version":3}"#, "min_encryption_version 3"),
+                (#"{"min_encryption_version":-2}"#, "min_encryption_version -2"),
+                (#"{"auto_rotate_period":"1h"}"#, "whole days"),
+                (#"{"auto_rotate_period":"36h"}"#, "whole days"),
+                (#"{"auto_rotate_period":"-24h"}"#, "cannot be negative"),
+                (#"{"auto_rotate_period":-86400}"#, "cannot be negative"),
+                (#"{"auto_rotate_period":"1e308h"}"#, "out of range"),
+                (#"{"auto_rotate_period":"61464h"}"#, "whole days"),
+            ]
+            for (body, words) in refused {
+                let reply = try await client.call(.post, "/v1/transit/keys/cfg/config", token: nil, body, headers: vault)
+                #expect(reply.status == .badRequest && reply.text.contains(words), "\(body): \(reply.status) \(reply.text)")
+            }
+            let create = try await client.call(.post, "/v1/transit/keys/hourly", token: nil, #"{"type":"aes256-gcm96","auto_rotate_period":"1h"}"#, headers: vault)
+            #expect(create.status == .badRequest && create.text.contains("whole days"), "\(create.text)")
+            // Nothing changed: the period read back is the one set, in seconds, and the minimum is 1.
+            let read = try await client.call(.get, "/v1/transit/keys/cfg", token: nil, headers: vault)
+            let data = read.json["data"] as? [String: Any] ?? [:]
+            #expect(data["auto_rotate_period"] as? Int == 720 * 3600 && data["min_decryption_version"] as? Int == 1 && data["latest_version"] as? Int == 2, "\(read.text)")
+            // 0 is Transit's "version 1" for the minimum and "off" for the period.
+            #expect(try await client.call(.post, "/v1/transit/keys/cfg/config", token: nil, #"{"min_decryption_version":2}"#, headers: vault).status == .ok)
+            let reset = try await client.call(.post, "/v1/transit/keys/cfg/config", token: nil, #"{"min_decryption_version":0,"auto_rotate_period":0}"#, headers: vault)
+            let after = reset.json["data"] as? [String: Any] ?? [:]
+            #expect(reset.status == .ok && after["min_decryption_version"] as? Int == 1 && after["auto_rotate_period"] as? Int == 0, "\(reset.text)")
+        }
+    }
+
     @Test("attack: a body naming a field twice is refused in Transit's words, never read as one of its values")
     func repeatedFieldsRefused() async throws {
         let fixture = try await ServerFixture.make()

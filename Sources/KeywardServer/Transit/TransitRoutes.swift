@@ -93,10 +93,9 @@ enum TransitRoutes {
                 throw TransitError.invalid("key_size \(size) is not served: an hmac key with this hash_algorithm has \(spec.symmetricKeyBytes ?? 0) bytes; "
                                            + "send that, or no key_size")
             }
-            let period = try call.input.duration("auto_rotate_period")
             var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable,
                                            contextRequired: derived)
-            request.rotationPeriodDays = period.map { max(1, Int(($0 / 86_400).rounded(.up))) }
+            request.rotationPeriodDays = try call.input.rotationPeriodDays() ?? nil
             if (try? await call.service.resolve(call.prefix + name)) != nil {
                 // Transit's create is idempotent for an existing key.
                 return try await call.keyReply(name)
@@ -128,7 +127,17 @@ enum TransitRoutes {
             }
             let minimum = try call.input.int("min_decryption_version")
             let minimumForEncryption = try call.input.int("min_encryption_version")
-            let period = call.input.has("auto_rotate_period") ? Optional(try call.input.duration("auto_rotate_period")) : nil
+            let days = try call.input.rotationPeriodDays()
+            // 0 means 1, as in Transit (versions are numbered from 1).
+            let minimumVersion: UInt32?
+            if let minimum {
+                guard let version = UInt32(exactly: max(1, minimum)), minimum >= 0 else {
+                    throw TransitError.invalid("min_decryption_version \(minimum) is not a version number (0, or 1 to the latest version)")
+                }
+                minimumVersion = version
+            } else {
+                minimumVersion = nil
+            }
             let deletion = try call.input.bool("deletion_allowed")
             let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
             var updated = current.metadata.tags
@@ -136,16 +145,15 @@ enum TransitRoutes {
             if let minimumForEncryption {
                 // Keyward always encrypts with the latest version, which satisfies any minimum up
                 // to it; the value is kept (a tag) so that reads report it, as Transit's do.
-                let latest = Int(current.metadata.currentVersion), decryption = minimum ?? Int(current.metadata.minDecryptionVersion)
-                guard minimumForEncryption == 0 || (decryption...latest).contains(minimumForEncryption) else {
+                let latest = Int(current.metadata.currentVersion), decryption = minimumVersion.map(Int.init) ?? Int(current.metadata.minDecryptionVersion)
+                guard minimumForEncryption == 0 || (minimumForEncryption >= decryption && minimumForEncryption <= latest) else {
                     throw TransitError.invalid("min_encryption_version \(minimumForEncryption) must be 0 or from min_decryption_version (\(decryption)) to the latest version (\(latest))")
                 }
                 updated[TransitRoutes.minEncryptionVersionTag] = minimumForEncryption == 0 ? nil : String(minimumForEncryption)
             }
             let tags: [String: String]? = updated == current.metadata.tags ? nil : updated
-            let days: Int?? = period.map { seconds in seconds.map { max(1, Int(($0 / 86_400).rounded(.up))) } }
             _ = try await call.run { () async throws(KeywardError) in
-                try await call.service.update(key: key, tags: tags, rotationPeriodDays: days, minDecryptionVersion: minimum.map { UInt32(max(1, $0)) },
+                try await call.service.update(key: key, tags: tags, rotationPeriodDays: days, minDecryptionVersion: minimumVersion,
                                               actor: call.caller)
             }
             return try await call.keyReply(name)
@@ -416,16 +424,36 @@ struct TransitInput: @unchecked Sendable {
         throw TransitError.invalid("\(field) must be an integer")
     }
 
-    /// A Vault duration: seconds, or a string like `24h`, `30m`, `90s`.
+    /// A Vault duration: seconds, or a string like `24h`, `30m`, `90s`; nil when absent or 0.
+    /// A negative one is refused.
     func duration(_ field: String) throws(APIError) -> TimeInterval? {
         guard has(field) else { return nil }
-        if let seconds = try? int(field) { return seconds == 0 ? nil : TimeInterval(seconds) }
-        guard let text = object[field] as? String, let unit = text.last, let value = Double(text.dropLast()) else {
-            throw TransitError.invalid("\(field) must be a duration like 24h")
+        let seconds: Double
+        if let whole = try? int(field) {
+            seconds = Double(whole)
+        } else {
+            guard let text = object[field] as? String, let unit = text.last, let value = Double(text.dropLast()), value.isFinite else {
+                throw TransitError.invalid("\(field) must be a duration like 24h")
+            }
+            let scale: Double = switch unit { case "s": 1; case "m": 60; case "h": 3600; case "d": 86_400; default: -1 }
+            guard scale > 0 else { throw TransitError.invalid("\(field) must be a duration like 24h") }
+            seconds = value * scale
         }
-        let scale: Double = switch unit { case "s": 1; case "m": 60; case "h": 3600; case "d": 86_400; default: -1 }
-        guard scale > 0 else { throw TransitError.invalid("\(field) must be a duration like 24h") }
-        return value * scale == 0 ? nil : value * scale
+        guard seconds >= 0 else { throw TransitError.invalid("\(field) cannot be negative") }
+        guard seconds.isFinite else { throw TransitError.invalid("\(field) is out of range") }
+        return seconds == 0 ? nil : seconds
+    }
+
+    /// `auto_rotate_period` in days, Keyward's unit for a rotation period: a period that is not
+    /// whole days is refused rather than rounded to one the caller did not ask for (and would
+    /// read back changed). Absent is nil; 0 turns rotation off (`.some(nil)`).
+    func rotationPeriodDays() throws(APIError) -> Int?? {
+        guard has("auto_rotate_period") else { return nil }
+        guard let seconds = try duration("auto_rotate_period") else { return .some(nil) }
+        guard seconds.truncatingRemainder(dividingBy: 86_400) == 0, seconds <= 2560 * 86_400 else {
+            throw TransitError.invalid("auto_rotate_period: Keyward rotates keys by whole days; send a multiple of 24h up to 61440h (2,560 days), or 0 for none")
+        }
+        return .some(Int(seconds / 86_400))
     }
 
     /// A base64 field.
