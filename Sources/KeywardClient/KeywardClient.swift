@@ -35,7 +35,7 @@ public final class KeywardClient: Sendable {
         guard let url = URL(string: configuration.url), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw .configuration("'\(configuration.url)' is not an http(s) URL")
         }
-        guard scheme == "https" || configuration.allowsPlainHTTPBeyondLoopback || Self.isLoopback(url.host ?? "") else {
+        guard scheme == "https" || configuration.allowsPlainHTTPBeyondLoopback || LoopbackHost.contains(url.host ?? "") else {
             throw .configuration("\(configuration.url) is plain HTTP to \(url.host ?? "") beyond this machine: the token and every plaintext would cross "
                                  + "the network in clear; use https (plain HTTP goes only to a loopback address)")
         }
@@ -228,14 +228,6 @@ public final class KeywardClient: Sendable {
             return String(reason)
         }
         return text
-    }
-
-    /// Whether `host` (a URL's) names this machine: `localhost`, 127.0.0.0/8 or ::1.
-    static func isLoopback(_ host: String) -> Bool {
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if bare.lowercased() == "localhost" || bare == "::1" { return true }
-        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     static func path(_ key: String) -> String {

@@ -61,6 +61,8 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
                 throw .badLocation("?host= takes the directory of the server's Unix socket (an absolute path, as /run/postgresql); name a TCP host before the path instead")
             }
         }
+        // An IPv6 address is bracketed in a URL ([::1]) and bare where it is connected to.
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw .badLocation("the URL names no host") }
         if host.hasPrefix("/") {
             guard !host.contains("\0"), !host.split(separator: "/").contains("..") else {
@@ -100,9 +102,10 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         self.rootCertificates = root
     }
 
-    /// True for names and addresses of this machine, and for a Unix socket's directory.
+    /// True for names and addresses of this machine (`LoopbackHost`), and for a Unix socket's
+    /// directory.
     static func isLocal(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.") || host.hasPrefix("/")
+        host.hasPrefix("/") || LoopbackHost.contains(host)
     }
 
     /// The server's Unix socket file when `host` names its directory; nil for a TCP host.
@@ -122,7 +125,8 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     /// `postgres://USER@HOST:PORT/DATABASE` (never a password); a socket directory percent-encoded
     /// in the host's place.
     public var description: String {
-        let shown = host.hasPrefix("/") ? host.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F") : host
+        let shown = host.hasPrefix("/") ? host.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+            : host.contains(":") ? "[\(host)]" : host
         return "postgres://\(username)@\(shown):\(port)/\(database)"
     }
 

@@ -17,6 +17,20 @@ struct PostgresLocationTests {
         #expect(try PostgresLocation("postgres://k@db.internal/kms?sslmode=disable").tls == .disable)
         #expect(try PostgresLocation("postgres://k@127.0.0.1/kms?sslmode=verify-full&sslrootcert=/etc/ca.pem").rootCertificates == "/etc/ca.pem")
         #expect(remote.description == "postgres://k@db.internal:5432/kms")
+        // An IPv6 address is connected to without the URL's brackets, and shown with them.
+        let six = try PostgresLocation("postgres://k@[::1]:5433/kms")
+        #expect(six.host == "::1" && six.tls == .disable && six.description == "postgres://k@[::1]:5433/kms")
+        #expect(try PostgresLocation("postgres://k@[2001:db8::7]/kms").tls == .require)
+    }
+
+    @Test("attack: a host name that only looks local (127.attacker.example, localhost.attacker.example) still requires TLS")
+    func lookalikeHostsRequireTLS() throws {
+        for host in ["127.attacker.example", "127.0.0.1.attacker.example", "localhost.attacker.example", "127.0.0.256", "1270.0.0.1"] {
+            #expect(try PostgresLocation("postgres://k@\(host)/kms").tls == .require, "\(host)")
+        }
+        for host in ["127.0.0.1", "127.9.8.7", "LOCALHOST", "[::1]"] {
+            #expect(try PostgresLocation("postgres://k@\(host)/kms").tls == .disable, "\(host)")
+        }
     }
 
     @Test("a Unix socket's directory, percent-encoded in the host's place or given as ?host=, is a local host without TLS; its socket is DIR/.s.PGSQL.PORT")

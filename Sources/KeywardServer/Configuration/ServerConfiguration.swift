@@ -1,5 +1,6 @@
 import Foundation
 import Keyward
+import KeywardCrypto
 import Logging
 
 /// Everything `keyward serve` needs besides the store's secrets: where to listen, TLS, limits,
@@ -295,7 +296,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             throw .invalidArgument("audit.retentionDays needs audit.archiveDirectory: entries are archived there before they leave the store")
         }
         _ = try loggerLevel
-        if insecureHTTP && !insecureHTTPBeyondLoopback && !Self.isLoopback(host) {
+        if insecureHTTP && !insecureHTTPBeyondLoopback && !LoopbackHost.contains(host) {
             throw .invalidArgument("plain HTTP on \(host), which is not a loopback address: tokens and plaintexts would cross the network in clear; "
                                    + "listen on 127.0.0.1 or ::1, configure TLS, or also set insecureHTTPBeyondLoopback (--insecure-http-beyond-loopback) "
                                    + "if a TLS-terminating proxy really fronts this address")
@@ -323,13 +324,6 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw .invalidArgument("tls.clientPolicies needs tls.clientCA (the CA that issues client certificates)")
             }
         }
-    }
-
-    /// Whether `host` names only this machine: `localhost`, 127.0.0.0/8 or ::1.
-    static func isLoopback(_ host: String) -> Bool {
-        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// The mTLS subjects' policies.
