@@ -259,4 +259,36 @@ struct ConcurrentMaintenanceTests {
         #expect(versions.count == 16 && Set(versions) == [2])
         #expect(try await service.describe(key: id, actor: .owner("t")).metadata.currentVersion == 2)
     }
+
+    @Test("attack: callers tagging one key at once never lose each other's tags: each call that succeeds leaves its tag, one that collides is told to retry")
+    func concurrentTagChangesKeepEveryTag() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(tags: ["kept": "yes", "gone": "soon"]), actor: .owner("t")).metadata.id.description
+        let outcomes = await withTaskGroup(of: (String, Bool).self) { group in
+            for index in 0..<24 {
+                group.addTask {
+                    let name = "t\(index)"
+                    do throws(KeywardError) {
+                        _ = try await service.update(key: id, tagChanges: TagChanges(set: [name: "v"], remove: index == 0 ? ["gone"] : []), actor: .owner("t"))
+                        return (name, true)
+                    } catch {
+                        guard case .storage(.conflict) = error else { Issue.record("\(name): \(error)"); return (name, false) }
+                        return (name, false)
+                    }
+                }
+            }
+            var all: [(String, Bool)] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        let tags = try await service.describe(key: id, actor: .owner("t")).metadata.tags
+        let succeeded = outcomes.filter { $0.1 }.map { $0.0 }
+        #expect(!succeeded.isEmpty)
+        for name in succeeded { #expect(tags[name] == "v", "\(name) succeeded but its tag is gone: \(tags.keys.sorted())") }
+        #expect(tags["kept"] == "yes")
+        #expect(Set(tags.keys).subtracting(["kept", "gone"]) == Set(succeeded))
+        #expect(TagChanges(set: ["a": "2", "c": "3"], remove: ["a", "b"]).applied(to: ["a": "1", "b": "1", "d": "4"]) == ["a": "2", "c": "3", "d": "4"])
+    }
 }

@@ -101,6 +101,25 @@ try:
         check(code(lambda: k.tag_resource(KeyId=alias, Tags=tags)) == "TagException", "TagResource %s" % tags)
         check(code(lambda: k.create_key(Tags=tags)) == "TagException", "CreateKey Tags %s" % tags)
     k.untag_resource(KeyId=alias, TagKeys=["team"])
+    # Callers tagging one key at once: every TagResource that succeeds keeps its tag (the tags are
+    # merged inside the update, not read, changed and written back whole).
+    import threading
+    raced, outcomes = k.create_key()["KeyMetadata"]["KeyId"], {}
+    def tag_one(n):
+        try:
+            kms(full).tag_resource(KeyId=raced, Tags=[{"TagKey": "race%d" % n, "TagValue": "v"}])
+            outcomes[n] = "ok"
+        except ClientError as error:
+            outcomes[n] = error.response["Error"]["Code"]
+    racers = [threading.Thread(target=tag_one, args=(n,)) for n in range(12)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+    kept = {t["TagKey"] for t in k.list_resource_tags(KeyId=raced)["Tags"]}
+    won = {"race%d" % n for n, outcome in outcomes.items() if outcome == "ok"}
+    check(won and won == kept and all(o in ("ok", "ConflictException") for o in outcomes.values()),
+          "concurrent TagResource: %d succeeded, %d tags kept, outcomes %s" % (len(won), len(kept), sorted(set(outcomes.values()))))
     tags = k.list_resource_tags(KeyId=alias)["Tags"]
     check(tags == [{"TagKey": "env", "TagValue": "prod"}], "tags: %s" % tags)
     check(k.describe_key(KeyId=alias)["KeyMetadata"]["Description"] == "orders v2", "UpdateKeyDescription")

@@ -243,13 +243,16 @@ extension KeyService {
         }
     }
 
-    /// Changes the description, tags, rotation period or minimum decryption version.
-    public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil,
+    /// Changes the description, tags (all of them with `tags`, or some with `tagChanges`,
+    /// applied to the tags as this update reads them), rotation period or minimum decryption
+    /// version.
+    public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil, tagChanges: TagChanges? = nil,
                        rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try await withUsableKey(reference, .update, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
             var metadata = key.metadata
             if let description { metadata.description = description }
             if let tags { metadata.tags = tags }
+            if let tagChanges { metadata.tags = tagChanges.applied(to: metadata.tags) }
             if let rotationPeriodDays {
                 // Scheduled rotation skips such a key (new material would not be the material
                 // its owner holds): a period would promise rotations that never happen.
@@ -271,7 +274,7 @@ extension KeyService {
                                                rotationPeriodDays: metadata.rotationPeriodDays))
             // New tags must leave the key inside the caller's scope: retagging cannot carry a key
             // into another principal's tag scope, nor grant the caller operations it lacked.
-            if tags != nil { try authorizeResult(KeyDescription(metadata: metadata, aliases: key.aliases), actor) }
+            if metadata.tags != key.metadata.tags { try authorizeResult(KeyDescription(metadata: metadata, aliases: key.aliases), actor) }
             return try await commit(key, metadata, event: &event)
         }
     }

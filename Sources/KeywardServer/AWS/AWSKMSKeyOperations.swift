@@ -63,16 +63,16 @@ enum AWSKMSKeyOperations {
         "TagResource": { call, _ in
             let reference = try call.reference("KeyId")
             guard let tags = try call.input.tags("Tags") else { throw AWSFault.validation("Tags is required") }
-            let key = try await describe(call, reference, for: .update)
-            let merged = key.metadata.tags.merging(tags) { _, new in new }
-            _ = try await call.run { () async throws(KeywardError) in try await call.service.update(key: reference, tags: merged, actor: call.caller) }
+            _ = try await call.run { () async throws(KeywardError) in
+                try await call.service.update(key: reference, tagChanges: TagChanges(set: tags), actor: call.caller)
+            }
         },
         "UntagResource": { call, _ in
             let reference = try call.reference("KeyId")
             guard let names = try call.input.strings("TagKeys") else { throw AWSFault.validation("TagKeys is required") }
-            let key = try await describe(call, reference, for: .update)
-            let kept = key.metadata.tags.filter { !names.contains($0.key) }
-            _ = try await call.run { () async throws(KeywardError) in try await call.service.update(key: reference, tags: kept, actor: call.caller) }
+            _ = try await call.run { () async throws(KeywardError) in
+                try await call.service.update(key: reference, tagChanges: TagChanges(remove: Set(names)), actor: call.caller)
+            }
         },
         "ListResourceTags": { call, json in
             let key = try await describe(call, try call.reference("KeyId"))

@@ -140,8 +140,11 @@ enum TransitRoutes {
             }
             let deletion = try call.input.bool("deletion_allowed")
             let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
-            var updated = current.metadata.tags
-            if let deletion { updated[TransitRoutes.deletionAllowedTag] = deletion ? "true" : nil }
+            // Only the tags this call changes, applied as the update reads the key (`TagChanges`).
+            var changes = TagChanges()
+            if let deletion {
+                if deletion { changes.set[TransitRoutes.deletionAllowedTag] = "true" } else { changes.remove.insert(TransitRoutes.deletionAllowedTag) }
+            }
             if let minimumForEncryption {
                 // Keyward always encrypts with the latest version, which satisfies any minimum up
                 // to it; the value is kept (a tag) so that reads report it, as Transit's do.
@@ -149,11 +152,14 @@ enum TransitRoutes {
                 guard minimumForEncryption == 0 || (minimumForEncryption >= decryption && minimumForEncryption <= latest) else {
                     throw TransitError.invalid("min_encryption_version \(minimumForEncryption) must be 0 or from min_decryption_version (\(decryption)) to the latest version (\(latest))")
                 }
-                updated[TransitRoutes.minEncryptionVersionTag] = minimumForEncryption == 0 ? nil : String(minimumForEncryption)
+                if minimumForEncryption == 0 {
+                    changes.remove.insert(TransitRoutes.minEncryptionVersionTag)
+                } else {
+                    changes.set[TransitRoutes.minEncryptionVersionTag] = String(minimumForEncryption)
+                }
             }
-            let tags: [String: String]? = updated == current.metadata.tags ? nil : updated
             _ = try await call.run { () async throws(KeywardError) in
-                try await call.service.update(key: key, tags: tags, rotationPeriodDays: days, minDecryptionVersion: minimumVersion,
+                try await call.service.update(key: key, tagChanges: changes == TagChanges() ? nil : changes, rotationPeriodDays: days, minDecryptionVersion: minimumVersion,
                                               actor: call.caller)
             }
             return try await call.keyReply(name)
