@@ -251,6 +251,9 @@ struct AuthorityAttackTests {
             ("create it for my key", { reference throws(KeywardError) in try await service.setAlias(reference, key: "mine/k", as: .create, actor: caller) }),
             ("move it to my key", { reference throws(KeywardError) in try await service.setAlias(reference, key: "mine/k", as: .move, actor: caller) }),
             ("decrypt expecting it", { reference throws(KeywardError) in _ = try await service.decrypt(ownCiphertext, expectedKey: reference, actor: caller) }),
+            ("re-encrypt expecting it as the source", { reference throws(KeywardError) in
+                _ = try await service.reEncrypt(ownCiphertext, expectedSourceKey: reference, destinationKey: "mine/k", actor: caller)
+            }),
         ]
         for (name, attempt) in attempts {
             let existing = await keywardError { () async throws(KeywardError) in try await attempt("other/k") }
@@ -263,7 +266,7 @@ struct AuthorityAttackTests {
         // The caller's own key, and an owner, still get the id.
         _ = try await service.describe(key: "mine/k", actor: caller)
         let ownerRefusal = await keywardError { () async throws(KeywardError) in _ = try await service.decrypt(ownCiphertext, expectedKey: "other/k", actor: .owner("t")) }
-        #expect("\(String(describing: ownerRefusal))".contains(mine), "\(String(describing: ownerRefusal))")
+        #expect(ownerRefusal == .ciphertextKeyMismatch(ciphertextKey: KeyID(parsing: mine)!, named: "other/k"), "\(String(describing: ownerRefusal))")
         // A caller that may name the alias learns whether it exists, as create and move need.
         let taken = await keywardError { () async throws(KeywardError) in try await service.setAlias("other/k", key: mine, as: .create, actor: .owner("t")) }
         #expect(taken == .aliasTaken("other/k"), "\(String(describing: taken))")

@@ -170,8 +170,10 @@ try:
     check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"tenant": "evil", "purpose": "test"}))
           == "InvalidCiphertextException", "a wrong encryption context")
     check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"])) == "InvalidCiphertextException", "a missing encryption context")
-    check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context, KeyId=other["KeyId"])) is not None,
+    check(code(lambda: k.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context, KeyId=other["KeyId"])) == "IncorrectKeyException",
           "Decrypt with another key's id")
+    check(code(lambda: k.re_encrypt(CiphertextBlob=sealed["CiphertextBlob"], SourceEncryptionContext=context, SourceKeyId=other["KeyId"],
+                                    DestinationKeyId=other["KeyId"])) == "IncorrectKeyException", "ReEncrypt with another key as SourceKeyId")
     moved = k.re_encrypt(CiphertextBlob=sealed["CiphertextBlob"], SourceEncryptionContext=context, DestinationKeyId=other["KeyId"],
                          DestinationEncryptionContext={"v": "2"})
     check(k.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"v": "2"})["KeyId"] == other["Arn"], "ReEncrypt")
@@ -544,6 +546,19 @@ try:
         check(replies[0] == replies[1] and replies[0][0] == "AccessDeniedException",
               "%s tells an alias that exists from one that does not: %s" % (call, replies))
     check(code(lambda: k.update_alias(AliasName=absent, TargetKeyId=own)) == "NotFoundException", "UpdateAlias of a missing alias")
+    # The same prober names a SourceKeyId (or a Decrypt KeyId) to learn whether an alias exists:
+    # one that names another key and one that names none are refused alike.
+    mine = prober.encrypt(KeyId=own, Plaintext=b"probe")["CiphertextBlob"]
+    for call in (lambda name: prober.re_encrypt(CiphertextBlob=mine, SourceKeyId=name, DestinationKeyId=own),
+                 lambda name: prober.decrypt(CiphertextBlob=mine, KeyId=name)):
+        replies = []
+        for name in (taken, absent):
+            try:
+                call(name)
+                replies.append(("accepted", name))
+            except ClientError as error:
+                replies.append((error.response["Error"]["Code"], error.response["Error"]["Message"].replace(name, "NAME")))
+        check(replies[0] == replies[1] and replies[0][0] == "IncorrectKeyException", "a source key tells an alias that exists from one that does not: %s" % replies)
     revoked = credential("aws-revoked", "*:*")
     kms(revoked).list_keys()
     status, _ = admin("POST", "/v1/admin/tokens/%s/revoke" % revoked["id"])

@@ -95,7 +95,7 @@ extension KeyService {
                 do throws(KeywardError) {
                     let header: CiphertextHeader
                     do throws(KeywardCryptoError) { header = try CiphertextHeader(parsing: item.ciphertext) } catch { throw .crypto(error) }
-                    guard header.keyID == id else { throw .invalidArgument("the ciphertext was made under key \(header.keyID), not \(reference)") }
+                    guard header.keyID == id else { throw .ciphertextKeyMismatch(ciphertextKey: header.keyID, named: reference) }
                     try checkContext(key, item.context)
                     let version: LoadedVersion
                     if let loaded = versions[header.version] {

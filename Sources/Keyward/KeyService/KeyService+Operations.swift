@@ -88,22 +88,7 @@ extension KeyService {
     public func decrypt(_ ciphertext: [UInt8], context: EncryptionContext = .empty, expectedKey: String? = nil, actor: Caller) async throws(KeywardError) -> DecryptResult {
         let header = try await ciphertextHeader(ciphertext, .decrypt, actor)
         let id = header.keyID
-        if let expectedKey, KeyID(parsing: expectedKey) != id {
-            // The refusal's message is built only when there is one (Transit names its key by
-            // alias on every decrypt).
-            // A caller that may not decrypt everywhere gets that refusal for an expected key that
-            // does not exist too, so it learns nothing of which aliases exist.
-            let mismatch = { KeywardError.invalidArgument("the ciphertext was made under key \(id), not \(expectedKey)") }
-            var refusal: KeywardError? = nil
-            do throws(KeywardError) {
-                if try await resolve(expectedKey) != id { refusal = mismatch() }
-            } catch .keyNotFound where !(actor.policy?.allowsEverywhere(.decrypt) ?? true) {
-                refusal = mismatch()
-            } catch { refusal = error }
-            if let refusal {
-                throw await auditor.refusal(auditor.event(.key(.decrypt), caller: actor, key: id, version: header.version), refusal)
-            }
-        }
+        try await check(header, madeUnder: expectedKey, .decrypt, actor)
         return try await withUsableKey(id, .decrypt, purpose: .decrypt, caller: actor.asking(under: context), unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> DecryptResult in
             DecryptResult(plaintext: try await open(ciphertext, header, under: key, context: context, event: &event), keyID: id, version: header.version)
         }
@@ -116,11 +101,13 @@ extension KeyService {
     /// enough. The source is admitted as a decryption would be (re-encryption is how data moves
     /// off a deactivated or compromised key); the destination must be able to encrypt. Each side
     /// has its own audit entry.
+    /// With `expectedSourceKey`, a ciphertext of any other key is refused.
     public func reEncrypt(
-        _ ciphertext: [UInt8], sourceContext: EncryptionContext = .empty,
+        _ ciphertext: [UInt8], sourceContext: EncryptionContext = .empty, expectedSourceKey: String? = nil,
         destinationKey: String, destinationContext: EncryptionContext = .empty, actor: Caller
     ) async throws(KeywardError) -> EncryptResult {
         let header = try await ciphertextHeader(ciphertext, .reEncrypt, actor)
+        try await check(header, madeUnder: expectedSourceKey, .reEncrypt, actor)
         var plaintext = try await withUsableKey(header.keyID, .reEncrypt, admittedAs: .decrypt, purpose: .decrypt, caller: actor.asking(under: sourceContext),
                                                 unknownKey: .ciphertextNamesUnknownKey) { (key, event) throws(KeywardError) -> [UInt8] in
             try await open(ciphertext, header, under: key, context: sourceContext, event: &event)
@@ -128,6 +115,25 @@ extension KeyService {
         defer { SecureZero.wipe(&plaintext) }
         return try await withUsableKey(destinationKey, .reEncrypt, purpose: .encrypt, caller: actor.asking(under: destinationContext)) { (key, event) throws(KeywardError) -> EncryptResult in
             try await seal(plaintext, under: key, context: destinationContext, event: &event)
+        }
+    }
+
+    /// Refuses (and audits) a ciphertext that was not made under the key the caller named, when
+    /// it named one. A caller that may not use `operation` everywhere gets the same refusal for
+    /// a name that resolves to no key, so it learns nothing of which aliases exist. The message
+    /// is built only when there is a refusal (Transit names its key by alias on every decrypt).
+    private func check(_ header: CiphertextHeader, madeUnder expectedKey: String?, _ operation: ServiceOperation, _ actor: Caller) async throws(KeywardError) {
+        let id = header.keyID
+        guard let expectedKey, KeyID(parsing: expectedKey) != id else { return }
+        let mismatch = { KeywardError.ciphertextKeyMismatch(ciphertextKey: id, named: expectedKey) }
+        var refusal: KeywardError? = nil
+        do throws(KeywardError) {
+            if try await resolve(expectedKey) != id { refusal = mismatch() }
+        } catch .keyNotFound where !(actor.policy?.allowsEverywhere(operation) ?? true) {
+            refusal = mismatch()
+        } catch { refusal = error }
+        if let refusal {
+            throw await auditor.refusal(auditor.event(.key(operation), caller: actor, key: id, version: header.version), refusal)
         }
     }
 

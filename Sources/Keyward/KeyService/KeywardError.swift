@@ -27,6 +27,9 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// The alias to create already names a key.
     case aliasTaken(String)
+    /// The caller named a key (`named`, as it named it) and the ciphertext was made under
+    /// another (`ciphertextKey`).
+    case ciphertextKeyMismatch(ciphertextKey: KeyID, named: String)
     /// A quota is reached (the aliases of one key); the message says which and what to do.
     case limitExceeded(String)
     /// The audit entry could not be written, so the operation was not performed.
@@ -79,6 +82,7 @@ public enum KeywardError: Error, Sendable, Equatable, CustomStringConvertible {
         case .storeState(let why): why
         case .invalidArgument(let why): "invalid argument: \(why)"
         case .aliasTaken(let alias): "the alias \(alias) already exists"
+        case .ciphertextKeyMismatch(let ciphertextKey, let named): "the ciphertext was made under key \(ciphertextKey), not \(named)"
         case .limitExceeded(let why): "limit exceeded: \(why)"
         case .auditUnavailable(let why): "the audit log could not be written, so the operation was refused: \(why)"
         case .notPermitted(let why): "not permitted: \(why)"

@@ -61,7 +61,7 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
         case .versionUnavailable: self.init("version_unavailable", .conflict, error.description)
         case .integrityFailure: self.init("integrity_failure", .internalServerError, error.description)
         case .rootOfTrustRejected, .storeEmpty, .storeState: self.init("unavailable", .serviceUnavailable, error.description, retryAfter: 5)
-        case .invalidArgument, .backupRejected, .aliasTaken, .limitExceeded: self.init("invalid_request", .badRequest, error.description)
+        case .invalidArgument, .backupRejected, .aliasTaken, .limitExceeded, .ciphertextKeyMismatch: self.init("invalid_request", .badRequest, error.description)
         case .auditUnavailable: self.init("audit_unavailable", .serviceUnavailable, error.description, retryAfter: 1)
         case .notPermitted: self.init("not_permitted", .forbidden, error.description)
         case .unauthenticated: self.init("unauthenticated", .unauthorized, error.description)

@@ -18,6 +18,7 @@ enum AWSFault {
     static func notFound(_ message: String) -> APIError { fault("NotFoundException", .badRequest, message, "key_not_found") }
     static func limitExceeded(_ message: String) -> APIError { fault("LimitExceededException", .badRequest, message, "invalid_request") }
     static func alreadyExists(_ message: String) -> APIError { fault("AlreadyExistsException", .badRequest, message, "invalid_request") }
+    static func incorrectKey(_ message: String) -> APIError { fault("IncorrectKeyException", .badRequest, message, "invalid_request") }
     static func tag(_ message: String) -> APIError { fault("TagException", .badRequest, message, "invalid_request") }
     static func invalidMarker(_ message: String) -> APIError { fault("InvalidMarkerException", .badRequest, message, "invalid_request") }
     static func invalidKeyUsage(_ message: String) -> APIError { fault("InvalidKeyUsageException", .badRequest, message, "wrong_purpose") }

@@ -105,16 +105,10 @@ enum AWSKMSCryptoOperations {
         let destination = try call.reference("DestinationKeyId")
         let sourceContext = try call.input.context("SourceEncryptionContext")
         let destinationContext = try call.input.context("DestinationEncryptionContext")
-        if call.input.has("SourceKeyId") {
-            // The ciphertext names its key; a SourceKeyId must agree with it.
-            let source = try call.reference("SourceKeyId")
-            let named = try await call.run { () async throws(KeywardError) in try await call.service.resolve(source) }
-            let header: CiphertextHeader
-            do { header = try CiphertextHeader(parsing: ciphertext) } catch { throw APIError(KeywardError.crypto(error)) }
-            guard header.keyID == named else { throw AWSFault.validation("SourceKeyId does not name the key the ciphertext was encrypted under") }
-        }
+        // The ciphertext names its key; a SourceKeyId must agree with it (IncorrectKeyException).
+        let named = call.input.has("SourceKeyId") ? try call.reference("SourceKeyId") : nil
         let result = try await call.run { () async throws(KeywardError) in
-            try await call.service.reEncrypt(ciphertext, sourceContext: sourceContext, destinationKey: destination,
+            try await call.service.reEncrypt(ciphertext, sourceContext: sourceContext, expectedSourceKey: named, destinationKey: destination,
                                              destinationContext: destinationContext, actor: call.caller)
         }
         let source = (try? CiphertextHeader(parsing: ciphertext))?.keyID

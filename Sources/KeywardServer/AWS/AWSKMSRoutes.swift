@@ -124,6 +124,7 @@ struct AWSCall: Sendable {
             if state == .disabled { return AWSFault.disabled(error.description) }
             return AWSFault.invalidState(error.description)
         case .keyDestroyed: return AWSFault.notFound(error.description)
+        case .ciphertextKeyMismatch: return AWSFault.incorrectKey(error.description)
         case .limitExceeded: return AWSFault.limitExceeded(error.description)
         default: return APIError(error)
         }

@@ -264,10 +264,9 @@ enum TransitCrypto {
                 throw TransitError.invalid("invalid ciphertext: the version prefix does not match its ciphertext")
             }
             let context = try context(input)
-            let source = try await call.run { () async throws(KeywardError) in try await call.service.resolve(key) }
-            guard (try? CiphertextHeader(parsing: bytes))?.keyID == source else { throw TransitError.invalid("the ciphertext was not made with this key") }
+            // The ciphertext must be this key's: refused as a decryption naming another key would be.
             let result = try await call.run { () async throws(KeywardError) in
-                try await call.service.reEncrypt(bytes, sourceContext: context, destinationKey: key, destinationContext: context, actor: call.caller)
+                try await call.service.reEncrypt(bytes, sourceContext: context, expectedSourceKey: key, destinationKey: key, destinationContext: context, actor: call.caller)
             }
             try checkLatest(input, used: result.version, doing: "rewraps")
             return TransitItemReply(ciphertext: wrap(result.ciphertext, version: result.version), keyVersion: result.version)
