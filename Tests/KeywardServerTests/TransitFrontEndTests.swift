@@ -521,6 +521,12 @@ struct TransitFrontEndTests {
             let sealed = try await client.call(.post, "/v1/transit/encrypt/kv-box", token: nil, #"{"plaintext":"YQ=="}"#, headers: root)
             let ciphertext = (sealed.json["data"] as? [String: Any])?["ciphertext"] as? String ?? ""
             #expect(try await client.call(.post, "/v1/transit/keys/kv-box/rotate", token: nil, "", headers: root).status == .ok)
+            // Another key's ciphertext is not rewrapped under this one; a key that does not exist is
+            // 404 to a caller that may see every key (others get the mismatch: AuthorityAttackTests).
+            #expect(try await client.call(.post, "/v1/transit/keys/kv-other", token: nil, #"{"type":"aes256-gcm96"}"#, headers: root).status == .ok)
+            let foreign = try await client.call(.post, "/v1/transit/rewrap/kv-other", token: nil, #"{"ciphertext":"\#(ciphertext)"}"#, headers: root)
+            #expect(foreign.status == .badRequest && foreign.text.contains("the ciphertext was made under key"), "\(foreign.status) \(foreign.text)")
+            #expect(try await client.call(.post, "/v1/transit/rewrap/kv-none", token: nil, #"{"ciphertext":"\#(ciphertext)"}"#, headers: root).status == .notFound)
             for (path, body, version, served) in [("rewrap/kv-box", #""ciphertext":"\#(ciphertext)","#, 2, true), ("rewrap/kv-box", #""ciphertext":"\#(ciphertext)","#, 1, false),
                                                   ("rewrap/kv-box", #""ciphertext":"\#(ciphertext)","#, 5, false),
                                                   ("datakey/wrapped/kv-box", "", 0, true), ("datakey/plaintext/kv-box", "", 1, false), ("datakey/wrapped/kv-box", "", 7, false)] {
