@@ -557,7 +557,7 @@ try:
                 call(name)
                 replies.append(("accepted", name))
             except ClientError as error:
-                replies.append((error.response["Error"]["Code"], error.response["Error"]["Message"].replace(name, "NAME")))
+                replies.append((error.response["Error"]["Code"], error.response["Error"]["Message"].replace(name[len("alias/"):], "NAME")))
         check(replies[0] == replies[1] and replies[0][0] == "IncorrectKeyException", "a source key tells an alias that exists from one that does not: %s" % replies)
     revoked = credential("aws-revoked", "*:*")
     kms(revoked).list_keys()
