@@ -86,6 +86,7 @@ let package = Package(
         .target(
             name: "KeywardStorage",
             dependencies: [
+                "CSystemHardening",
                 "KeywardCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -149,3 +149,7 @@ void keyward_secure_chunk_free(void *base, size_t length) {
     free_lists[index] = chunk;
     pthread_mutex_unlock(&arena_lock);
 }
+
+int keyward_set_thread_name(const char *name) {
+    return pthread_setname_np(pthread_self(), name);
+}

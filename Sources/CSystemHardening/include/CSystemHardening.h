@@ -40,4 +40,8 @@ size_t keyward_page_size(void);
 /// depends only on `length`.
 int keyward_constant_time_equal(const void *a, const void *b, size_t length);
 
+/// Names the calling thread as `top -H`, `perf` and debuggers show it (at most 15 bytes are
+/// kept; the caller cuts the name). 0 on success, else an errno value.
+int keyward_set_thread_name(const char *name);
+
 #endif

@@ -111,13 +111,13 @@ extension Console {
 
         action(router, "/ui/keys/{key}/aliases/remove") { request, context, user, form in
             let reference = try context.parameter("key")
-            let id = try await slot.current.resolve(reference)
             let alias = try form.required("alias")
-            let key = try await slot.current.describe(key: id.description, actor: user.caller(request, context))
+            // Described, not resolved: a user who may not see the key learns nothing of whether it exists.
+            let key = try await slot.current.describe(key: reference, actor: user.caller(request, context))
             guard key.aliases.contains(alias) else { throw APIError.invalidRequest("alias \(alias) does not name this key") }
             try await slot.current.deleteAlias(alias, actor: user.caller(request, context))
             sessions.leave("Alias \(alias) removed.", for: user.cookie)
-            return Self.redirect(Self.keyPath(id))
+            return Self.redirect(Self.keyPath(key.metadata.id))
         }
 
         action(router, "/ui/keys/{key}/metadata") { request, context, user, form in

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import CSystemHardening
 
 /// A thread of Keyward's own that runs a step whenever there is work and sleeps otherwise: the
 /// audit log's writer and the SQLite WAL checkpointer. It exists so that blocking work (a
@@ -60,10 +61,11 @@ public final class WorkerThread: Sendable {
 
     /// Starts the thread; it calls `step` until `step` returns `.finished`. Call once.
     public func start(_ step: @escaping @Sendable (_ stopping: Bool) -> Step) {
-        // Named from the thread itself: on Linux, Foundation gives the system thread a name set
-        // on the current thread only, and the thread would otherwise show its creator's name.
+        // Named from the thread itself, with pthread's own call: Foundation's `Thread.name`
+        // setter did not always reach the kernel (a test saw the creator's name,
+        // "oot.default-qos", on the first worker of a process).
         let thread = Thread { [self] in
-            Thread.current.name = name
+            _ = keyward_set_thread_name(name)
             run(step)
         }
         thread.start()
