@@ -142,8 +142,10 @@ final class PostgresAuditConnection: @unchecked Sendable {
             ("host", location.host), ("port", String(location.port)), ("user", location.username),
             ("dbname", location.database), ("connect_timeout", String(seconds)), ("application_name", Self.applicationName),
             // The server gives up on a statement just after the deadline too, and notices within a second
-            // that a connection given up on is gone: a batch this side reported as failed is not
-            // committed later behind its back.
+            // that a connection given up on is gone, so a batch this side reported as failed is not
+            // left to commit whenever the database lets it through. (If it is let through in that
+            // second, it commits: the writer finds it as the head on its next append and chains
+            // after it. The log may then hold entries of refused requests; never lack one.)
             ("options", "-c statement_timeout=\(milliseconds) -c client_connection_check_interval=1000"),
         ]
         switch location.tls {

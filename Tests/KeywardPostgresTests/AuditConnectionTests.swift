@@ -158,10 +158,15 @@ struct AuditConnectionTests {
         let database = try await backend.makeDatabase()
         defer { database.remove() }
         let (store, first) = try await Self.startedStore(database)
-        // Another session holds the audit table for 4 s.
+        // Another session holds the audit table until the test ends it. (A fixed hold of a few
+        // seconds, counted from the holder's start, could end under the suite's load before the
+        // server had cancelled the append, which then committed: the server, not this side,
+        // decides once it has the statement. What this side guarantees is that the server gives
+        // up on it soon after: statement_timeout, and the check for a client that has gone.)
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        holder.arguments = [database.location, "-Xq", "-c", "BEGIN; LOCK TABLE audit IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"]
+        holder.arguments = [database.location, "-Xq", "-c", "BEGIN; LOCK TABLE audit IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"]
+        holder.environment = ProcessInfo.processInfo.environment.merging(["PGAPPNAME": "keyward-test-holder"]) { _, new in new }
         try holder.run()
         defer { if holder.isRunning { holder.terminate() } }
         var waits = 0
@@ -171,6 +176,15 @@ struct AuditConnectionTests {
         }
         let second = Self.row(2, after: first.hash, keyID: nil)
         Self.expectUnavailable([second], to: store, within: .seconds(3.5))
+        // The server ends the append's session on its own while the table is still held.
+        waits = 0
+        while try await database.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keyward-audit' AND datname = current_database()") != "0",
+              waits < 500 {
+            waits += 1
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(waits < 500, "the server kept the append given up on for 10 s")
+        _ = try await database.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'keyward-test-holder'")
         holder.waitUntilExit()
         #expect(try await store.auditHead()?.sequence == 1, "the append given up on was committed after all")
         try Self.append([second], to: store)
