@@ -135,6 +135,25 @@ struct TransitFrontEndTests {
         #expect(!FlatJSONObject.isNull("null") && !FlatJSONObject.isNull(NSNumber(value: 0)))
     }
 
+    @Test("attack: a caller that may not create a key under a name cannot learn from keys/:name whether a key of that name exists")
+    func createDoesNotRevealExistence() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let limited = try await fixture.token(["create,describe,encrypt:alias=transit/mine-*"], principal: "limited").text
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/secret-x", token: nil, #"{"type":"aes256-gcm96"}"#, headers: root).status == .ok)
+            let caller: HTTPFields = [HTTPField.Name("X-Vault-Token")!: limited]
+            let existing = try await client.call(.post, "/v1/transit/keys/secret-x", token: nil, #"{"type":"aes256-gcm96"}"#, headers: caller)
+            let missing = try await client.call(.post, "/v1/transit/keys/secret-none", token: nil, #"{"type":"aes256-gcm96"}"#, headers: caller)
+            #expect(existing.status == .forbidden && existing.status == missing.status && existing.text == missing.text, "\(existing.text) against \(missing.text)")
+            // Its own names still work, and creating one twice is still idempotent.
+            for _ in 0..<2 {
+                #expect(try await client.call(.post, "/v1/transit/keys/mine-a", token: nil, #"{"type":"aes256-gcm96"}"#, headers: caller).status == .ok)
+            }
+        }
+    }
+
     @Test("attack: keys/:name/config and create refuse numbers out of range (which trapped the server), negative ones and a rotation period that is not whole days, changing nothing")
     func configNumbersChecked() async throws {
         let fixture = try await ServerFixture.make()

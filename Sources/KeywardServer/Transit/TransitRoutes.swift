@@ -96,6 +96,11 @@ enum TransitRoutes {
             var request = CreateKeyRequest(spec: spec, aliases: [call.prefix + name], exportable: exportable,
                                            contextRequired: derived)
             request.rotationPeriodDays = try call.input.rotationPeriodDays() ?? nil
+            // A caller no rule lets name a key so is refused before the name is looked up, as
+            // create would refuse it, so it cannot tell an existing key from a missing one.
+            if let policy = call.caller.policy, !policy.allowsNaming(call.prefix + name, for: .create) {
+                throw APIError(KeywardError.accessDenied(principal: call.caller.principal, operation: .create, key: nil))
+            }
             if (try? await call.service.resolve(call.prefix + name)) != nil {
                 // Transit's create is idempotent for an existing key.
                 return try await call.keyReply(name)
