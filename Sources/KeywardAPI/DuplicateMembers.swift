@@ -68,9 +68,11 @@ package enum DuplicateMembers {
             case UInt8(ascii: "\""):
                 guard let (text, end) = string(bytes, from: index + 1) else { return nil }
                 index = end
-                if case .object(let path, var names, _, true)? = stack.last {
+                // The frame is taken off the stack to be changed, so its set of names is changed
+                // in place rather than copied for every member (quadratic in a wide object).
+                if case .object(_, _, _, true)? = stack.last, case .object(let path, var names, _, _) = stack.removeLast() {
                     guard names.insert(text).inserted else { return path.isEmpty ? text : path + "." + text }
-                    stack[stack.count - 1] = .object(path: path, names: names, key: text, expectingKey: false)
+                    stack.append(.object(path: path, names: names, key: text, expectingKey: false))
                 }
             default:
                 // Whitespace, ':', numbers and literals carry no member names.

@@ -50,6 +50,9 @@ struct DuplicateMembersTests {
         for text in [#"{"a":1,"a"#, #"{"a"#, #"{"\u12"#, #"{"\"#, "}}]]", #"{"a":1,"#, "{{{{", #"{"a":1}}}"a":2"#] {
             _ = Self.find(text)
         }
+        // A wide object (a body's worth of members) is read in one pass, the last member repeated.
+        let wide = "{" + (0..<60_000).map { "\"m\($0)\":1" }.joined(separator: ",") + ",\"m7\":2}"
+        #expect(Self.find(wide) == "m7")
         let deep = String(repeating: #"{"k":"#, count: 10_000) + "1" + String(repeating: "}", count: 10_000)
         #expect(Self.find(deep) == nil)
         let deepRepeat = String(repeating: #"{"k":"#, count: 3) + #"{"z":1,"z":2}"# + String(repeating: "}", count: 3)
