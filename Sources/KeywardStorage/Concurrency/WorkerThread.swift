@@ -62,8 +62,9 @@ public final class WorkerThread: Sendable {
     /// Starts the thread; it calls `step` until `step` returns `.finished`. Call once.
     public func start(_ step: @escaping @Sendable (_ stopping: Bool) -> Step) {
         // Named from the thread itself, with pthread's own call: Foundation's `Thread.name`
-        // setter did not always reach the kernel (a test saw the creator's name,
-        // "oot.default-qos", on the first worker of a process).
+        // setter reaches the kernel only once the Thread object knows its pthread, which the
+        // creator records after `pthread_create` returns, so the thread could keep its
+        // creator's name.
         let thread = Thread { [self] in
             _ = keyward_set_thread_name(name)
             run(step)
