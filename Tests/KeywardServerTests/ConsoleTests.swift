@@ -192,6 +192,34 @@ struct ConsoleTests {
         }
     }
 
+    @Test("attack: saving a key's tags from a page loaded before another caller changed them applies only the user's edits: the other's tags are neither put back nor dropped")
+    func staleTagFormKeepsOthersChanges() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(tags: ["a": "1", "b": "2", "odd=name": "x"]), actor: .owner("test"))
+        let path = "/ui/keys/\(key.metadata.id)/metadata"
+        try await fixture.application().test(.router) { client in
+            let browser = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let page = try await Self.page(client, "/ui/keys/\(key.metadata.id)", browser).text
+            let shown = "a=1\nb=2\nodd=name=x"
+            #expect(page.contains(#"name="tagsShown" value="a=1"#), "the form carries the tags it shows")
+            // Meanwhile another caller withdraws b and sets c (as Transit's config or AWS's TagResource would).
+            _ = try await fixture.service.update(key: key.metadata.id.description, tagChanges: TagChanges(set: ["c": "3"], remove: ["b"]), actor: .owner("test"))
+            // The user adds d and changes a, from the page as it was.
+            let saved = try await Self.post(client, path, ["csrf": browser.csrf, "description": "", "tagsShown": shown, "tags": "a=9\nb=2\nodd=name=x\nd=4"], cookie: browser.cookie)
+            #expect(saved.status == .seeOther, "\(saved.text)")
+            #expect(try await fixture.service.describe(key: key.metadata.id.description, actor: .owner("test")).metadata.tags == ["a": "9", "c": "3", "d": "4", "odd=name": "x"])
+            // Removing a line removes that tag only.
+            let removed = try await Self.post(client, path, ["csrf": browser.csrf, "description": "", "tagsShown": "a=9\nc=3\nd=4", "tags": "a=9\nc=3"], cookie: browser.cookie)
+            #expect(removed.status == .seeOther)
+            #expect(try await fixture.service.describe(key: key.metadata.id.description, actor: .owner("test")).metadata.tags == ["a": "9", "c": "3", "odd=name": "x"])
+            // A form without the tags it showed is refused, changing nothing.
+            let blind = try await Self.post(client, path, ["csrf": browser.csrf, "description": "", "tags": ""], cookie: browser.cookie)
+            #expect(blind.status == .badRequest && blind.text.contains("reload the key"), "\(blind.text)")
+            #expect(try await fixture.service.describe(key: key.metadata.id.description, actor: .owner("test")).metadata.tags.count == 3)
+        }
+    }
+
     @Test("a principal sees and acts on only the keys its policy covers, and the admin pages refuse it")
     func limitedPrincipal() async throws {
         let fixture = try await ServerFixture.make()

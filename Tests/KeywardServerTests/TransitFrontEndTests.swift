@@ -154,6 +154,44 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("attack: a keys/:name/config that withdraws deletion_allowed while a delete of the key runs either wins (the delete is refused) or loses (it is refused on the deleted key): never both succeed")
+    func deletionAllowedWithdrawnDuringDelete() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            var outcomes: [String: Int] = [:]
+            for round in 0..<40 {
+                let path = "/v1/transit/keys/race-\(round)"
+                #expect(try await client.call(.post, path, token: nil, #"{"type":"aes256-gcm96"}"#, headers: root).status == .ok)
+                #expect(try await client.call(.post, path + "/config", token: nil, #"{"deletion_allowed":true}"#, headers: root).status == .ok)
+                // One of the two starts a little later each round (0 to 2 ms), so that some rounds
+                // land the withdrawal inside the delete.
+                let delay = Duration.microseconds(100 * (round / 2)), configLater = round % 2 == 0
+                async let withdrawn = { () async throws -> Reply in
+                    if configLater { try await Task.sleep(for: delay) }
+                    return try await client.call(.post, path + "/config", token: nil, #"{"deletion_allowed":false}"#, headers: root)
+                }()
+                async let deleted = { () async throws -> Reply in
+                    if !configLater { try await Task.sleep(for: delay) }
+                    return try await client.call(.delete, path, token: nil, nil, headers: root)
+                }()
+                let (config, delete) = try await (withdrawn, deleted)
+                #expect(!(config.status == .ok && delete.status == .noContent),
+                        "round \(round): deletion_allowed was withdrawn (\(config.text)) and the key was deleted all the same")
+                let state = try await client.call(.get, path, token: nil, nil, headers: root).text
+                if delete.status == .noContent { #expect(state.contains("pending-destruction")) } else { #expect(state.contains(#""deletion_allowed":false"#), "\(state)") }
+                outcomes["config \(config.status.code), delete \(delete.status.code)", default: 0] += 1
+            }
+            // Once withdrawn, a delete is refused with Transit's 400 and the reason.
+            let refused = try await client.call(.delete, "/v1/transit/keys/race-0", token: nil, nil, headers: root)
+            if !(try await client.call(.get, "/v1/transit/keys/race-0", token: nil, nil, headers: root).text.contains("pending-destruction")) {
+                #expect(refused.status == .badRequest && refused.text.contains("deletion is not allowed for this key"), "\(refused.text)")
+            }
+            print("deletion race outcomes: \(outcomes)")
+        }
+    }
+
     @Test("attack: keys/:name/config and create refuse numbers out of range (which trapped the server), negative ones and a rotation period that is not whole days, changing nothing")
     func configNumbersChecked() async throws {
         let fixture = try await ServerFixture.make()

@@ -101,8 +101,9 @@ try:
         check(code(lambda: k.tag_resource(KeyId=alias, Tags=tags)) == "TagException", "TagResource %s" % tags)
         check(code(lambda: k.create_key(Tags=tags)) == "TagException", "CreateKey Tags %s" % tags)
     k.untag_resource(KeyId=alias, TagKeys=["team"])
-    # Callers tagging one key at once: every TagResource that succeeds keeps its tag (the tags are
-    # merged inside the update, not read, changed and written back whole).
+    # Callers tagging one key at once: every TagResource succeeds and keeps its tag (the tags are
+    # merged inside the update, not read, changed and written back whole, and an update that
+    # collides with another is reapplied by the server, not refused).
     import threading
     raced, outcomes = k.create_key()["KeyMetadata"]["KeyId"], {}
     def tag_one(n):
@@ -118,7 +119,7 @@ try:
         racer.join(60)
     kept = {t["TagKey"] for t in k.list_resource_tags(KeyId=raced)["Tags"]}
     won = {"race%d" % n for n, outcome in outcomes.items() if outcome == "ok"}
-    check(won and won == kept and all(o in ("ok", "ConflictException") for o in outcomes.values()),
+    check(len(won) == 12 and won == kept,
           "concurrent TagResource: %d succeeded, %d tags kept, outcomes %s" % (len(won), len(kept), sorted(set(outcomes.values()))))
     tags = k.list_resource_tags(KeyId=alias)["Tags"]
     check(tags == [{"TagKey": "env", "TagValue": "prod"}], "tags: %s" % tags)

@@ -215,6 +215,16 @@ try:
     check(shown == hostile, "the description is not shown as typed: %r" % shown)
     check(driver.find_element(By.ID, "edit-description").get_attribute("value") == hostile, "the form value is not the text")
     check(len(driver.find_elements(By.CSS_SELECTOR, "main script, main img")) == 0, "markup from the description reached the page")
+    # A tag set through the API while the page was open survives the page's save: the form
+    # sends only the user's edits (the tags it showed travel with it).
+    driver.get(key_url)
+    status, reply = api("PATCH", "/v1/keys/%s" % key_id, {"tags": {"note": hostile, "team": "api"}})
+    check(status == 200, "tag through the API: %s %s" % (status, reply))
+    submit(driver, "/metadata", {"tags": "note=" + hostile + "\nadded=console"})
+    check(settled(driver, lambda d: "Saved." in d.page_source), "save tags from a page loaded before the API's change")
+    _, reply = api("GET", "/v1/keys/%s" % key_id)
+    check(reply.get("tags") == {"note": hostile, "team": "api", "added": "console"}, "a stale tag form dropped or changed another's tag: %s" % reply.get("tags"))
+    driver.get(key_url)
     submit(driver, "/aliases", {"alias": "<script>window.__xss=3</script>\"'"})
     check(settled(driver, lambda d: "must be 1 to 256 letters" in d.page_source) and driver.execute_script("return window.__xss") is None, "hostile alias")
     check("<script>window.__xss=3</script>" in driver.find_element(By.CSS_SELECTOR, "p.error").text, "the refused alias is shown as text")
@@ -304,5 +314,5 @@ finally:
 evil_server.shutdown()
 stop(server)
 print("console: ok: sign-in, create, rotate on the timeline, disable refusing the API, a limited principal's view, "
-      "hostile text shown as text, cross-site and CSRF-less posts refused, cookies refused after sign-out and idle expiry; "
+      "hostile text shown as text, a tag form saved after an API change keeping that change, cross-site and CSRF-less posts refused, cookies refused after sign-out and idle expiry; "
       "screenshots in %s (%.0f s)" % (shots, time.time() - started))

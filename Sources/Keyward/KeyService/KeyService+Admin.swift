@@ -214,8 +214,10 @@ extension KeyService {
     }
 
     /// Moves a key through its lifecycle: `enable`, `disable`, `deactivate`, `markCompromised`,
-    /// `scheduleDestruction` (with `waitingDays`), `cancelDestruction`.
-    public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
+    /// `scheduleDestruction` (with `waitingDays`), `cancelDestruction`. With `requirement`, only
+    /// when the key, as this transition reads it, carries the tag it names.
+    public func transition(key reference: String, _ operation: ServiceOperation, waitingDays: Int? = nil, requiring requirement: TagRequirement? = nil,
+                           actor: Caller) async throws(KeywardError) -> KeyDescription {
         guard LifecycleTable.target(of: operation, from: .active) != nil, operation != .destroy else {
             throw .invalidArgument("\(operation.rawValue) is not a lifecycle transition")
         }
@@ -227,6 +229,7 @@ extension KeyService {
             if target == .active, key.metadata.awaitingMaterial == true {
                 throw .notPermitted("key \(id) holds no material yet; import its material first")
             }
+            if let requirement, !requirement.isMet(by: key.metadata.tags) { throw .invalidArgument(requirement.refusal) }
             var metadata = key.metadata
             metadata.state = target
             metadata.stateChangedAt = clock.now
@@ -246,8 +249,32 @@ extension KeyService {
     /// Changes the description, tags (all of them with `tags`, or some with `tagChanges`,
     /// applied to the tags as this update reads them), rotation period or minimum decryption
     /// version.
+    ///
+    /// Each of these says what the key should hold, not what it held, so when another change to
+    /// the key commits between this update's read and its write (the store's compare-and-swap
+    /// refuses the write), the update reads the key again and reapplies itself, checks included,
+    /// instead of telling the caller to retry: callers tagging one key at once all succeed. Every
+    /// attempt is audited. Each round of colliding updates commits at least one of them, so
+    /// `updateAttempts` bounds the retries only against a store that keeps refusing.
     public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil, tagChanges: TagChanges? = nil,
                        rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
+        var attempt = 1
+        while true {
+            do {
+                return try await updateOnce(key: reference, description: description, tags: tags, tagChanges: tagChanges, rotationPeriodDays: rotationPeriodDays,
+                                            minDecryptionVersion: minDecryptionVersion, actor: actor)
+            } catch {
+                guard case .storage(.conflict) = error, attempt < Self.updateAttempts else { throw error }
+                attempt += 1
+            }
+        }
+    }
+
+    /// How many times `update` tries before it reports a conflict.
+    static let updateAttempts = 64
+
+    private func updateOnce(key reference: String, description: String?, tags: [String: String]?, tagChanges: TagChanges?,
+                            rotationPeriodDays: Int??, minDecryptionVersion: UInt32?, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try await withUsableKey(reference, .update, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
             var metadata = key.metadata
             if let description { metadata.description = description }

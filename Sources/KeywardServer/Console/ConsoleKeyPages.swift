@@ -122,16 +122,13 @@ extension Console {
 
         action(router, "/ui/keys/{key}/metadata") { request, context, user, form in
             let reference = try context.parameter("key")
-            var tags: [String: String] = [:]
-            for line in (form["tags"] ?? "").split(whereSeparator: \.isNewline) where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                guard let equals = line.firstIndex(of: "="), equals != line.startIndex else {
-                    throw APIError.invalidRequest("each tag line is NAME=VALUE")
-                }
-                let name = line[..<equals].trimmingCharacters(in: .whitespaces)
-                guard tags.updateValue(line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces), forKey: name) == nil else {
-                    throw APIError.invalidRequest("tag '\(name.prefix(40))' is given twice")
-                }
-            }
+            // The form carries the tags as the page showed them: only what the user changed is
+            // applied (`TagChanges`), to the tags as the update reads them, so a tag another
+            // caller set or removed since the page was loaded (Transit's deletion_allowed, an AWS
+            // TagResource) is not silently put back or dropped by this save.
+            guard let shown = form["tagsShown"] else { throw APIError.invalidRequest("the form lacks the tags it showed; reload the key's page") }
+            let before = try Self.tags(fromLines: shown), after = try Self.tags(fromLines: form["tags"] ?? "")
+            let changes = TagChanges(set: after.filter { before[$0.key] != $0.value }, remove: Set(before.keys).subtracting(after.keys))
             var rotation: Int?? = nil
             if let days = form["rotationDays"] {
                 if days.isEmpty || days == "0" {
@@ -141,7 +138,7 @@ extension Console {
                     rotation = .some(value)
                 }
             }
-            let key = try await slot.current.update(key: reference, description: form["description"] ?? "", tags: tags, rotationPeriodDays: rotation,
+            let key = try await slot.current.update(key: reference, description: form["description"] ?? "", tagChanges: changes, rotationPeriodDays: rotation,
                                                     actor: user.caller(request, context))
             sessions.leave("Saved.", for: user.cookie)
             return Self.redirect(Self.keyPath(key.metadata.id))
@@ -149,6 +146,21 @@ extension Console {
     }
 
     static func keyPath(_ id: KeyID) -> String { "/ui/keys/\(id)" }
+
+    /// The tags of the metadata form's text, one `NAME=VALUE` a line (blank lines ignored).
+    static func tags(fromLines text: String) throws(APIError) -> [String: String] {
+        var tags: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let equals = line.firstIndex(of: "="), equals != line.startIndex else {
+                throw APIError.invalidRequest("each tag line is NAME=VALUE")
+            }
+            let name = line[..<equals].trimmingCharacters(in: .whitespaces)
+            guard tags.updateValue(line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces), forKey: name) == nil else {
+                throw APIError.invalidRequest("tag '\(name.prefix(40))' is given twice")
+            }
+        }
+        return tags
+    }
 
     /// The key's audit entries of the last 30 days (at most 10,000 read), oldest first.
     private func keyHistory(_ id: KeyID, _ caller: Caller) async throws -> [AuditEvent] {

@@ -172,18 +172,15 @@ enum TransitRoutes {
         routes.on(.delete, base + "/keys/{name}") { request, context in
             let call = TransitCall(service: slot.current, caller: try context.caller(request), input: try await TransitInput(request: request, body: body),
                                    context: context, mount: mount)
-            let key = call.prefix + (try call.name())
-            let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
-            guard current.metadata.tags[TransitRoutes.deletionAllowedTag] == "true" else {
-                throw TransitError.invalid("deletion is not allowed for this key; set deletion_allowed with keys/\(try call.name())/config first")
-            }
+            let name = try call.name()
             // Keyward destroys after a waiting period: the key is scheduled for destruction in
-            // 7 days (refused everywhere from now on), then destroyed by maintenance.
-            if current.metadata.state == .active || current.metadata.state == .preActive {
-                _ = try await call.run { () async throws(KeywardError) in try await call.service.transition(key: key, .disable, actor: call.caller) }
-            }
+            // 7 days (refused everywhere from now on), then destroyed by maintenance. The
+            // transition itself checks deletion_allowed, on the key as it changes it, so a
+            // concurrent keys/NAME/config that withdraws it is never overtaken.
+            let deletable = TagRequirement(name: TransitRoutes.deletionAllowedTag, value: "true",
+                                           refusal: "deletion is not allowed for this key; set deletion_allowed with keys/\(name)/config first")
             _ = try await call.run { () async throws(KeywardError) in
-                try await call.service.transition(key: key, .scheduleDestruction, waitingDays: 7, actor: call.caller)
+                try await call.service.transition(key: call.prefix + name, .scheduleDestruction, waitingDays: 7, requiring: deletable, actor: call.caller)
             }
             return Response(status: .noContent)
         }
