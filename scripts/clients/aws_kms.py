@@ -287,6 +287,7 @@ try:
     for key_id in (signer["KeyId"], mac_key["KeyId"], agreement["KeyId"]):
         before = k.describe_key(KeyId=key_id)["KeyMetadata"]
         check(code(lambda: k.enable_key_rotation(KeyId=key_id)) == "UnsupportedOperationException", "EnableKeyRotation of %s" % before["KeySpec"])
+        check(code(lambda: k.disable_key_rotation(KeyId=key_id)) == "UnsupportedOperationException", "DisableKeyRotation of %s" % before["KeySpec"])
         check(code(lambda: k.rotate_key_on_demand(KeyId=key_id)) == "UnsupportedOperationException", "RotateKeyOnDemand of %s" % before["KeySpec"])
         check(not k.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] and k.list_key_rotations(KeyId=key_id)["Rotations"] == [],
               "%s not rotated" % before["KeySpec"])
@@ -325,7 +326,8 @@ try:
                                              ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")) == "InvalidImportTokenException", "an import token used twice")
     imported_sealed = k.encrypt(KeyId=ext["KeyId"], Plaintext=b"under imported material", EncryptionContext=context)["CiphertextBlob"]
     # Imported material is never rotated: a rotation period would promise rotations that never come.
-    for refused in (lambda: k.enable_key_rotation(KeyId=ext["KeyId"]), lambda: k.rotate_key_on_demand(KeyId=ext["KeyId"])):
+    for refused in (lambda: k.enable_key_rotation(KeyId=ext["KeyId"]), lambda: k.disable_key_rotation(KeyId=ext["KeyId"]),
+                    lambda: k.rotate_key_on_demand(KeyId=ext["KeyId"])):
         check(code(refused) == "UnsupportedOperationException", "rotation of imported material")
     check(not k.get_key_rotation_status(KeyId=ext["KeyId"])["KeyRotationEnabled"], "an imported key's rotation status")
     k.delete_imported_key_material(KeyId=ext["KeyId"])

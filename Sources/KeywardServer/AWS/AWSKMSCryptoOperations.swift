@@ -47,7 +47,7 @@ enum AWSKMSCryptoOperations {
     static func checkAlgorithm(_ call: AWSCall, _ field: String, _ spec: KeySpec, _ served: [String]) throws(APIError) -> String {
         let asked = try call.input.string(field) ?? served.first ?? ""
         guard served.contains(asked) else {
-            throw AWSFault.invalidKeyUsage("\(field) \(asked.prefix(40)) is not valid for a \(AWSKeySpec.aws(spec) ?? spec.rawValue) key (it serves \(served.joined(separator: ", ")))")
+            throw AWSFault.invalidKeyUsage("\(field) \(asked.prefix(40)) is not valid for a \(AWSKeySpec.aws(spec) ?? spec.rawValue) key (\(served.isEmpty ? "it serves no \(field)" : "it serves " + served.joined(separator: ", ")))")
         }
         return asked
     }

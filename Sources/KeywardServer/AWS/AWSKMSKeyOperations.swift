@@ -124,6 +124,7 @@ enum AWSKMSKeyOperations {
         },
         "DisableKeyRotation": { call, _ in
             let reference = try call.reference("KeyId")
+            try rotatable(try await describe(call, reference, for: .update), "DisableKeyRotation")
             _ = try await call.run { () async throws(KeywardError) in
                 try await call.service.update(key: reference, rotationPeriodDays: .some(nil), actor: call.caller)
             }
