@@ -117,16 +117,17 @@ struct ConfigurationTests {
     func clusterAWSAndBackupSettings() async throws {
         let read = try await ServerConfiguration.read(environment: [
             "KEYWARD_AWS_REGION": "eu-west-1", "KEYWARD_AWS_ACCOUNT_ID": "123456789012", "KEYWARD_AWS_CLOCK_SKEW_SECONDS": "60",
-            "KEYWARD_LEASE_SECONDS": "5", "KEYWARD_VERIFY_INTERVAL_SECONDS": "0",
+            "KEYWARD_LEASE_SECONDS": "5", "KEYWARD_VERIFY_INTERVAL_SECONDS": "0", "KEYWARD_FULL_VERIFY_INTERVAL_SECONDS": "3600",
             "KEYWARD_BACKUP_RECIPIENTS": "/a.pub;/b.pub", "KEYWARD_BACKUP_IDENTITY": "/id", "KEYWARD_BACKUP_SIGNERS": "/s.pem",
             "KEYWARD_TRANSIT_MOUNT": "vault-transit",
         ])
         #expect(read.transitMount == "vault-transit")
         #expect(read.aws == .init(region: "eu-west-1", accountID: "123456789012", clockSkewSeconds: 60))
-        #expect(read.leaseSeconds == 5 && read.verifyIntervalSeconds == 0)
+        #expect(read.leaseSeconds == 5 && read.verifyIntervalSeconds == 0 && read.fullVerifyIntervalSeconds == 3600)
+        #expect(ServerConfiguration().fullVerifyIntervalSeconds == 86_400)
         #expect(read.backup == .init(recipients: ["/a.pub", "/b.pub"], identity: "/id", signers: ["/s.pem"]))
         for bad in [{ (c: inout ServerConfiguration) in c.aws.region = "EU West" }, { $0.aws.accountID = "12345" }, { $0.aws.clockSkewSeconds = 0 },
-                    { $0.leaseSeconds = 1 }, { $0.verifyIntervalSeconds = -1 }, { $0.transitMount = "keys" }, { $0.transitMount = "a/b" }] {
+                    { $0.leaseSeconds = 1 }, { $0.verifyIntervalSeconds = -1 }, { $0.fullVerifyIntervalSeconds = -1 }, { $0.fullVerifyIntervalSeconds = 2_592_001 }, { $0.transitMount = "keys" }, { $0.transitMount = "a/b" }] {
             var configuration = ServerConfiguration()
             configuration.insecureHTTP = true
             bad(&configuration)

@@ -343,6 +343,56 @@ struct LiveServerTests {
         try await live.stop()
     }
 
+    @Test("a verification that takes long never holds back the maintenance sweep: a key due for destruction is destroyed while the walk of the audit log is stalled")
+    func sweepRunsBesideVerification() async throws {
+        let fixture = try await ServerFixture.make {
+            $0.maintenanceIntervalSeconds = 1
+            $0.verifyIntervalSeconds = 1
+        }
+        defer { fixture.remove() }
+        let id = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id
+        _ = try await fixture.service.transition(key: id.description, .scheduleDestruction, waitingDays: 7, actor: .owner("test"))
+        fixture.store.auditReadsHeld.store(true, ordering: .relaxed)
+        defer { fixture.store.auditReadsHeld.store(false, ordering: .relaxed) }
+        let live = try await LiveServer.start(fixture.server)
+        // The startup verification is stalled in its walk; only then does the destruction fall due.
+        for _ in 0..<100 where fixture.store.heldAuditReads.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(fixture.store.heldAuditReads.load(ordering: .relaxed) > 0, "the verification never read the audit log")
+        fixture.clock.advance(by: 8 * 86_400)
+        // The row as stored (describing the key would destroy it on the spot, as any use does).
+        var state = "pending-destruction"
+        // Bounded: up to 10 s for a sweep that runs every second.
+        for _ in 0..<100 where state != KeyState.destroyed.rawValue {
+            try await Task.sleep(for: .milliseconds(100))
+            state = try await fixture.store.key(id)?.state ?? "missing"
+        }
+        #expect(state == KeyState.destroyed.rawValue, "the sweep did not run while the verification was stalled")
+        #expect(!fixture.logs.text.contains("periodic verification: the store is intact"), "the verification was not stalled")
+        fixture.store.auditReadsHeld.store(false, ordering: .relaxed)
+        try await live.stop()
+    }
+
+    @Test("the server's periodic verification walks the whole audit log at startup, then resumes where it ended, walking only what was appended since")
+    func periodicVerificationResumes() async throws {
+        let fixture = try await ServerFixture.make {
+            $0.maintenanceIntervalSeconds = 1
+            $0.verifyIntervalSeconds = 1
+        }
+        defer { fixture.remove() }
+        let key = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("test")).metadata.id.description
+        let live = try await LiveServer.start(fixture.server)
+        func verifications() -> [String] { fixture.logs.text.split(separator: "\n").map(String.init).filter { $0.contains("periodic verification: the store is intact") } }
+        // Bounded: up to 10 s for two verifications a second apart.
+        for _ in 0..<100 where verifications().count < 2 {
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await fixture.service.encrypt([1], key: key, actor: .owner("test"))
+        }
+        try await live.stop()
+        let lines = verifications()
+        #expect(lines.count >= 2 && lines[0].contains("auditWalk=from the start") && lines[1].contains("auditWalk=resumed after #"), "\(lines)")
+        #expect(!fixture.logs.text.contains("found a problem"))
+    }
+
     @Test("with audit.retentionDays the server archives entries older than the period as signed segments and removes them from the store, as its own job")
     func auditRetentionWithoutRequests() async throws {
         let archive = FileManager.default.temporaryDirectory.appendingPathComponent("keyward-archive-\(UUID().uuidString)").path

@@ -93,6 +93,31 @@ struct AuditRetentionTests {
         #expect(report.problems.contains { $0.contains("token \(revoked.record.id)") && $0.contains("replayed") })
     }
 
+    @Test("a verification resumed after entries that retention has since removed walks the kept log from its checkpoint")
+    func resumedVerificationAfterPruning() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service, owner = Caller.owner("t")
+        let id = try await service.createKey(CreateKeyRequest(), actor: owner).metadata.id.description
+        let point = try #require(try await service.verifyStore(inBackground: false, resumingAfter: nil).walked)
+        for _ in 0..<3 { _ = try await service.encrypt([1], key: id, actor: owner) }
+        fixture.manualClock.advance(by: 86_400)
+        for _ in 0..<2 { _ = try await service.createKey(CreateKeyRequest(), actor: owner) }
+        let archive = fixture.directory.appendingPathComponent("archive").path
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: false)
+        let through = try #require(try await service.pruneAudit(olderThan: fixture.manualClock.now.addingTimeInterval(-3_600), archive: archive, actor: owner).through)
+        #expect(through > point.sequence)
+        // The entries after the point are gone: the walk starts at the checkpoint instead.
+        let (report, walked) = try await service.verifyStore(inBackground: false, resumingAfter: point)
+        #expect(report.isIntact && report.audit.resumedAfter == nil, "\(report.allProblems)")
+        let end = try #require(walked)
+        #expect(report.audit.entries == Int(end.sequence - through))
+        // From there on it resumes again.
+        _ = try await service.encrypt([2], key: id, actor: owner)
+        let again = try await service.verifyStore(inBackground: false, resumingAfter: end).report
+        #expect(again.isIntact && again.audit.resumedAfter == end.sequence, "\(again.allProblems)")
+    }
+
     @Test("attack: the checkpoint deleted, edited or replaced by an older one, and entries removed by hand past it, are each named")
     func tamperingNamed() async throws {
         let (fixture, archive, _, _) = try await Self.agedStore()

@@ -55,6 +55,54 @@ struct AuditTests {
         #expect(try await reopened.verifyStore(inBackground: true).audit.problems == report.problems)
     }
 
+    @Test("a verification resumed where the last one ended walks only the entries appended since, checks them as a full walk does, and names entries removed from the log's end")
+    func resumedVerification() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        for _ in 0..<5 { _ = try await service.encrypt([1], key: id, actor: .owner("t")) }
+        let (first, point) = try await service.verifyStore(inBackground: true, resumingAfter: nil)
+        #expect(first.isIntact && first.audit.resumedAfter == nil, "\(first.allProblems)")
+        let start = try #require(point)
+        #expect(first.audit.entries == Int(start.sequence))
+
+        // Only the new entries are walked, and the records are checked against the chain's end.
+        for _ in 0..<4 { _ = try await service.encrypt([2], key: id, actor: .owner("t")) }
+        _ = try await service.rotate(key: id, actor: .owner("t"))
+        let (second, next) = try await service.verifyStore(inBackground: true, resumingAfter: start)
+        #expect(second.isIntact, "\(second.allProblems)")
+        let end = try #require(next)
+        #expect(second.audit.resumedAfter == start.sequence && end.sequence > start.sequence + 4)
+        #expect(second.audit.entries == Int(end.sequence - start.sequence))
+        #expect(second.keys == 1 && second.versions == 2)
+
+        // A changed entry among the new ones is found, and the walk leaves no point to resume from.
+        for _ in 0..<3 { _ = try await service.encrypt([3], key: id, actor: .owner("t")) }
+        try fixture.tamper("UPDATE audit SET body = replace(body, 'encrypt', 'decrypt') WHERE sequence = ?", [end.sequence + 2])
+        let (changed, after) = try await fixture.reopen().verifyStore(inBackground: true, resumingAfter: end)
+        #expect(changed.audit.problems.contains { $0.contains("#\(end.sequence + 2)") }, "\(changed.audit.problems)")
+        #expect(after == nil)
+
+        // The log cut back below the point: named, though no remaining entry is wrong.
+        try fixture.tamperWithoutForeignKeys("DELETE FROM audit WHERE sequence > ?", [start.sequence - 1])
+        let cut = try await fixture.reopen().verifyStore(inBackground: true, resumingAfter: end).report
+        #expect(cut.audit.problems.contains { $0.contains("entries were removed from its end") }, "\(cut.audit.problems)")
+    }
+
+    @Test("a resumed walk trusts the entries behind its point: an entry rewritten there is found by the next walk from the start")
+    func resumedVerificationTrustsItsPrefix() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let id = try await fixture.service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        for _ in 0..<5 { _ = try await fixture.service.encrypt([1], key: id, actor: .owner("t")) }
+        let point = try #require(try await fixture.service.verifyStore(inBackground: false, resumingAfter: nil).walked)
+        try fixture.tamper("UPDATE audit SET body = replace(body, 'encrypt', 'decrypt') WHERE sequence = 3")
+        let reopened = try await fixture.reopen()
+        #expect(try await reopened.verifyStore(inBackground: false, resumingAfter: point).report.isIntact)
+        #expect(try await reopened.verifyStore().audit.problems.contains { $0.contains("#3") })
+    }
+
     @Test("when the audit entry cannot be written, the operation fails and returns nothing")
     func failClosed() async throws {
         let fixture = try await FailingStoreFixture.make()

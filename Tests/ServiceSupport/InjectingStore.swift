@@ -58,7 +58,16 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? { try await inner.token(id) }
     public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateToken(token, expectedRevision: expectedRevision) }
     public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] { try await inner.tokens(after: cursor, limit: limit) }
-    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] { try await inner.auditEntries(after: after, limit: limit) }
+    /// While true, reads of audit entries wait (up to 30 s): a walk of the log that never ends.
+    public let auditReadsHeld = Atomic<Bool>(false)
+    /// Reads of audit entries that have waited because `auditReadsHeld` was set.
+    public let heldAuditReads = Atomic<Int>(0)
+    public func auditEntries(after: Int64, limit: Int) async throws(StorageError) -> [AuditRow] {
+        let started = ContinuousClock.now
+        if auditReadsHeld.load(ordering: .relaxed) { heldAuditReads.add(1, ordering: .relaxed) }
+        while auditReadsHeld.load(ordering: .relaxed), ContinuousClock.now - started < .seconds(30) { try? await Task.sleep(for: .milliseconds(20)) }
+        return try await inner.auditEntries(after: after, limit: limit)
+    }
     public func anchorSnapshot() async throws(StorageError) -> AnchorSnapshot { try await inner.anchorSnapshot() }
     public func auditCheckpoint() async throws(StorageError) -> AuditCheckpointRow? { try await inner.auditCheckpoint() }
     public func pruneAudit(_ checkpoint: AuditCheckpointRow) async throws(StorageError) { try await inner.pruneAudit(checkpoint) }

@@ -558,6 +558,9 @@ public struct AuditVerification: Sendable, Hashable {
     public var unchained = 0
     /// One line per problem, naming the entry's sequence number.
     public var problems: [String]
+    /// The entry a resumed walk continued after (`AuditWalkPoint`), trusting the entries up to
+    /// it; nil for a walk from the log's first entry.
+    public var resumedAfter: Int64? = nil
     /// True when the chain is whole.
     public var isIntact: Bool { problems.isEmpty }
 }

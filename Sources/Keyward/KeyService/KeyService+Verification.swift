@@ -38,6 +38,17 @@ extension KeyService {
     /// paces itself, sleeping three times as long as each page took, so that walking a long log
     /// takes at most a quarter of a core from the requests being served, for four times as long.
     public func verifyStore(inBackground: Bool = false, progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> StoreVerification {
+        try await verifyStore(inBackground: inBackground, resumingAfter: nil, progress: progress).report
+    }
+
+    /// `verifyStore`, walking the audit chain only past `point`, where an earlier verification
+    /// of this store ended (every record is still checked, against the revisions the chain
+    /// anchors through its end), and returning where this walk ended: nil when the chain had a
+    /// problem, so that the next verification walks it from the start. A log whose first
+    /// entries were removed past `point` (audit retention) is walked from its checkpoint; a log
+    /// that now ends before `point` is reported (entries removed from its end).
+    public func verifyStore(inBackground: Bool, resumingAfter point: AuditWalkPoint?,
+                            progress: @Sendable (Int) -> Void = { _ in }) async throws(KeywardError) -> (report: StoreVerification, walked: AuditWalkPoint?) {
         var report = StoreVerification()
         // The stored head and revision index first, read together, then the audit chain up to
         // that head: the revisions it anchors are the reference for replay checks, and the index
@@ -46,7 +57,17 @@ extension KeyService {
         // reservation, for an edited index.)
         let snapshot = try await storing({ () async throws(StorageError) in try await store.anchorSnapshot() })
         var chain = RevisionIndex()
-        report.audit = try await verifyAudit(replaying: &chain, through: snapshot.head?.sequence ?? 0, paced: inBackground)
+        let head = snapshot.head?.sequence ?? 0
+        var walkedTo: (sequence: Int64, hash: [UInt8])? = nil
+        if let point, head < point.sequence {
+            report.audit = AuditVerification(entries: 0, problems: [
+                "the audit log ends at #\(head), but #\(point.sequence) was verified earlier: entries were removed from its end"])
+            chain = point.index
+        } else {
+            let walk = try await verifyAudit(replaying: &chain, through: head, paced: inBackground, resumingAfter: point)
+            report.audit = walk.verification
+            walkedTo = (walk.last, walk.lastHash)
+        }
         var unseen = Set(chain.rows.compactMap { $0.deleted ? nil : AnchoredRecord(identity: $0.record) })
         func check(_ record: AnchoredRecord, _ revision: Int64) {
             unseen.remove(record)
@@ -172,7 +193,8 @@ extension KeyService {
         for record in unseen.sorted(by: { $0.description < $1.description }) {
             report.problems.append("\(record): the audit log records it (revision \(chain.entry(record)?.revision ?? 0)) but the store has no row (deleted)")
         }
-        return report
+        guard report.audit.isIntact, let walkedTo else { return (report, nil) }
+        return (report, AuditWalkPoint(sequence: walkedTo.sequence, hash: walkedTo.hash, index: chain))
     }
 
     /// Walks the audit chain from the first entry the store holds: the checkpoint of a pruned
@@ -191,8 +213,15 @@ extension KeyService {
     /// With `through`, the walk stops after that entry (entries appended since are left for the
     /// next verification).
     func verifyAudit(replaying index: inout RevisionIndex, through: Int64? = nil, paced: Bool = false) async throws(KeywardError) -> AuditVerification {
-        var result = try await walkAudit(replaying: &index, through: through, paced: paced).verification
-        guard store.keepsAuditIntake else { return result }
+        try await verifyAudit(replaying: &index, through: through, paced: paced, resumingAfter: nil).verification
+    }
+
+    /// `verifyAudit`, resuming after `point` when given (`walkAudit`), with where the walk ended.
+    func verifyAudit(replaying index: inout RevisionIndex, through: Int64?, paced: Bool, resumingAfter point: AuditWalkPoint?) async throws(KeywardError)
+        -> (verification: AuditVerification, last: Int64, lastHash: [UInt8]) {
+        let walk = try await walkAudit(replaying: &index, through: through, paced: paced, resumingAfter: point)
+        var result = walk.verification
+        guard store.keepsAuditIntake else { return (result, walk.last, walk.lastHash) }
         let waiting = try await storing({ () async throws(StorageError) in try await store.auditIntake(limit: 1_000_000) })
         result.unchained = waiting.count
         var named: [(row: AuditIntakeRow, entry: String)] = []
@@ -210,19 +239,27 @@ extension KeyService {
             result.problems.append("audit intake row #\(row.id) (node \(String(row.node.prefix(80)).debugDescription)): replays entry \(entry), "
                                    + "already chained as #\(sequence) (a copy put back in the database); the sequencer will not chain it")
         }
-        return result
+        return (result, walk.last, walk.lastHash)
     }
 
     /// The walk of `verifyAudit`, up to entry `through` (the whole log when nil), leaving in
     /// `index` the revisions the walked entries anchor; `last` and `lastHash` are the last
     /// entry walked (the checkpoint's, or 0 and zeros, when none was).
     /// `paced`: after each page, sleep three times as long as it took (see `verifyStore`).
-    func walkAudit(replaying index: inout RevisionIndex, through: Int64?, paced: Bool = false) async throws(KeywardError)
+    /// With `point`, the walk starts after it, from its hash and index, unless the log's
+    /// checkpoint is past it (the entries after it were removed): then from the checkpoint.
+    func walkAudit(replaying index: inout RevisionIndex, through: Int64?, paced: Bool = false, resumingAfter point: AuditWalkPoint? = nil) async throws(KeywardError)
         -> (verification: AuditVerification, last: Int64, lastHash: [UInt8]) {
         var result = AuditVerification(entries: 0, problems: [])
         var previousHash = [UInt8](repeating: 0, count: 32)
         var expected: Int64 = 1
-        if let row = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() }) {
+        let checkpointRow = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() })
+        if let point, checkpointRow.map({ $0.sequence <= point.sequence }) ?? true {
+            index = point.index
+            previousHash = point.hash
+            expected = point.sequence + 1
+            result.resumedAfter = point.sequence
+        } else if let row = checkpointRow {
             // A pruned log continues from its checkpoint: after its entry, over its index.
             do {
                 let checkpoint = try await verifiedAuditCheckpoint(row)

@@ -122,6 +122,7 @@ extension ServerConfiguration {
             .int("maintenanceIntervalSeconds", \.maintenanceIntervalSeconds),
             .int("leaseSeconds", \.leaseSeconds),
             .int("verifyIntervalSeconds", \.verifyIntervalSeconds),
+            .int("fullVerifyIntervalSeconds", \.fullVerifyIntervalSeconds),
             .int("auditSyncMilliseconds", \.auditSyncMilliseconds),
             .string("audit.anchor") { $1.auditAnchor = $0 },
             .int("audit.anchorIntervalSeconds", \.auditAnchorIntervalSeconds),

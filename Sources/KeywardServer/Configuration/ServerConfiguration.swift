@@ -57,6 +57,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Seconds between full verifications of the store (every record's MAC and revision, the
     /// audit chain) by the node holding the lease; 0 turns periodic verification off.
     public var verifyIntervalSeconds = 3600
+    /// Seconds between verifications that walk the audit chain from its first entry; those in
+    /// between walk only the entries appended since the last (every record is checked each
+    /// time), and trust the entries already walked. 0: every verification walks the whole log.
+    public var fullVerifyIntervalSeconds = 86_400
     /// Seconds in-flight requests get to finish after SIGTERM.
     public var shutdownGraceSeconds = 10
     /// Milliseconds within which an audit batch is fsync'ed; 0 fsyncs every batch before its
@@ -287,6 +291,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         guard (1...100_000).contains(console.maxSessions) else { throw .invalidArgument("console.maxSessions is 1 to 100,000") }
         guard (2...600).contains(leaseSeconds) else { throw .invalidArgument("leaseSeconds is 2 to 600") }
         guard (0...604_800).contains(verifyIntervalSeconds) else { throw .invalidArgument("verifyIntervalSeconds is 0 to 604,800") }
+        guard (0...2_592_000).contains(fullVerifyIntervalSeconds) else { throw .invalidArgument("fullVerifyIntervalSeconds is 0 to 2,592,000 (30 days)") }
         guard (0...600).contains(shutdownGraceSeconds) else { throw .invalidArgument("shutdownGraceSeconds is 0 to 600") }
         guard (0...10_000).contains(auditSyncMilliseconds) else { throw .invalidArgument("auditSyncMilliseconds is 0 to 10,000") }
         if let auditAnchor { _ = try AuditAnchorPublisher.Destination(auditAnchor) }

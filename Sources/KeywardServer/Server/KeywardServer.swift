@@ -163,6 +163,7 @@ public struct KeywardServer: Sendable {
         let verifyEvery = self.configuration.verifyIntervalSeconds
         let maintenance = MaintenanceScheduler(slot: slot, interval: .seconds(self.configuration.maintenanceIntervalSeconds),
                                                verifyInterval: verifyEvery > 0 ? .seconds(verifyEvery) : nil,
+                                               fullVerifyInterval: self.configuration.fullVerifyIntervalSeconds > 0 ? .seconds(self.configuration.fullVerifyIntervalSeconds) : nil,
                                                retention: self.configuration.auditArchiveDirectory.flatMap { directory in
                                                    self.configuration.auditRetentionDays > 0 ? (self.configuration.auditRetentionDays, directory) : nil
                                                },

@@ -7,18 +7,26 @@ import ServiceLifecycle
 /// holding the maintenance lease (`LeaseKeeper`): the maintenance sweep
 /// (`KeyService.runMaintenance(under:)`: due destructions, scheduled rotations, deleting the
 /// material of destroyed keys once every node has seen their destruction) and, every
-/// `verifyInterval`, a full verification of the store. Every write of that work is fenced by
-/// the lease's token. Nodes without the lease do nothing but wait to take it over. Stops at
+/// `verifyInterval`, a verification of the store. Every write of that work is fenced by the
+/// lease's token. Nodes without the lease do nothing but wait to take it over. Stops at
 /// graceful shutdown. With audit retention, the same node archives and removes old audit
 /// entries hourly.
+///
+/// Verification runs beside the sweep, not in its turn: a long walk of the audit log never
+/// holds back a due destruction or rotation. It walks the audit chain from its start at
+/// startup and every `fullVerifyInterval`, and in between resumes where the last walk of this
+/// process ended (`AuditWalkPoint`), so that its cost is what was written since, not the size
+/// of the whole log; every record is checked each time.
 struct MaintenanceScheduler: Service {
     /// Between audit retention runs.
     static let retentionInterval: Duration = .seconds(3600)
 
     let slot: KeyServiceSlot
     let interval: Duration
-    /// Between verifications of the whole store; nil: never.
+    /// Between verifications of the store; nil: never.
     let verifyInterval: Duration?
+    /// Between verifications that walk the audit chain from its start; nil: every one does.
+    let fullVerifyInterval: Duration?
     /// Audit retention: days entries stay, and the archive directory; nil keeps them all. Runs
     /// hourly (`retentionInterval`).
     let retention: (days: Int, archive: String)?
@@ -31,8 +39,6 @@ struct MaintenanceScheduler: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            var verified: ContinuousClock.Instant? = nil
-            var retained: ContinuousClock.Instant? = nil
             // The lease keeper's first attempt is under way as this starts: waiting for it (up to
             // 2 s) lets the node that takes the lease verify the store at startup, while it is
             // quiet, rather than an interval later under load.
@@ -42,21 +48,45 @@ struct MaintenanceScheduler: Service {
                     try? await Task.sleep(for: .milliseconds(50))
                 }
             }
-            while !Task.isCancelled {
-                let held = lease?.held
-                if lease == nil || held != nil {
-                    await sweep(held)
-                    if let verifyInterval, verified.map({ ContinuousClock.now - $0 >= verifyInterval }) ?? true {
-                        await verify()
-                        verified = ContinuousClock.now
-                    }
-                    if let retention, retained.map({ ContinuousClock.now - $0 >= Self.retentionInterval }) ?? true {
-                        await retain(retention, held)
-                        retained = ContinuousClock.now
-                    }
-                }
-                try? await Task.sleep(for: interval)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await sweeps() }
+                if let verifyInterval { group.addTask { await verifications(every: verifyInterval) } }
             }
+        }
+    }
+
+    /// The sweep every `interval`, and audit retention hourly, while this node holds the lease.
+    private func sweeps() async {
+        var retained: ContinuousClock.Instant? = nil
+        while !Task.isCancelled {
+            let held = lease?.held
+            if lease == nil || held != nil {
+                await sweep(held)
+                if let retention, retained.map({ ContinuousClock.now - $0 >= Self.retentionInterval }) ?? true {
+                    await retain(retention, held)
+                    retained = ContinuousClock.now
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// A verification every `every` while this node holds the lease (checked each `interval`).
+    private func verifications(every: Duration) async {
+        var verified: ContinuousClock.Instant? = nil
+        var fullWalk: ContinuousClock.Instant? = nil
+        // Where the last walk ended, on the store it walked (a reopened store starts again).
+        var resume: (store: ObjectIdentifier, point: AuditWalkPoint)? = nil
+        while !Task.isCancelled {
+            if lease == nil || lease?.held != nil, verified.map({ ContinuousClock.now - $0 >= every }) ?? true {
+                let service = slot.current
+                let full = fullVerifyInterval.map { interval in fullWalk.map { ContinuousClock.now - $0 >= interval } ?? true } ?? true
+                let point = full ? nil : resume.flatMap { $0.store == ObjectIdentifier(service) ? $0.point : nil }
+                if point == nil { fullWalk = ContinuousClock.now }
+                resume = await verify(service, resumingAfter: point).map { (ObjectIdentifier(service), $0) }
+                verified = ContinuousClock.now
+            }
+            try? await Task.sleep(for: interval)
         }
     }
 
@@ -88,21 +118,28 @@ struct MaintenanceScheduler: Service {
         }
     }
 
-    /// Verifies every record and the audit chain; a finding is logged as critical (it means
-    /// the store was edited outside Keyward) and kept for `/v1/admin/maintenance`.
-    private func verify() async {
+    /// Verifies every record and the audit chain (past `point` when given); a finding is logged
+    /// as critical (it means the store was edited outside Keyward) and kept for
+    /// `/v1/admin/maintenance`. Returns where the audit walk ended, nil after a problem or a
+    /// failure (the next verification then walks from the start).
+    private func verify(_ service: KeyService, resumingAfter point: AuditWalkPoint?) async -> AuditWalkPoint? {
         do {
-            let result = try await slot.current.verifyStore(inBackground: true)
+            let (result, walked) = try await service.verifyStore(inBackground: true, resumingAfter: point)
             log.record(result)
             if result.isIntact {
-                logger.notice("periodic verification: the store is intact", metadata: ["keys": "\(result.keys)", "auditEntries": "\(result.audit.entries)"])
+                logger.notice("periodic verification: the store is intact", metadata: [
+                    "keys": "\(result.keys)", "auditEntries": "\(result.audit.entries)",
+                    "auditWalk": "\(result.audit.resumedAfter.map { "resumed after #\($0)" } ?? "from the start")",
+                ])
             } else {
                 for problem in result.allProblems {
                     logger.critical("periodic verification found a problem", metadata: ["problem": .string(problem)])
                 }
             }
+            return walked
         } catch {
             logger.error("periodic verification failed", metadata: ["error": .string(error.description)])
+            return nil
         }
     }
 }
