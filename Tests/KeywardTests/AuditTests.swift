@@ -90,6 +90,23 @@ struct AuditTests {
         #expect(cut.audit.problems.contains { $0.contains("entries were removed from its end") }, "\(cut.audit.problems)")
     }
 
+    @Test("a background verification whose task is cancelled stops with an error instead of reading the rest of the log unpaced")
+    func cancelledBackgroundVerificationStops() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: .owner("t")).metadata.id.description
+        for _ in 0..<5 { _ = try await service.encrypt([1], key: id, actor: .owner("t")) }
+        let walk = Task { try await service.verifyStore(inBackground: true) }
+        walk.cancel()
+        let result = await walk.result
+        // Stopped by its own check, or by the store's read refusing a cancelled task (GRDB's does).
+        guard case .failure(let error as KeywardError) = result else { Issue.record("expected a stopped verification, got \(result)"); return }
+        #expect(error.description.contains("stopped before it ended") || error.description.contains("CancellationError"), "\(error)")
+        // Not cancelled, the same walk completes; a foreground one ignores nothing either way.
+        #expect(try await service.verifyStore(inBackground: true).isIntact)
+    }
+
     @Test("a resumed walk trusts the entries behind its point: an entry rewritten there is found by the next walk from the start")
     func resumedVerificationTrustsItsPrefix() async throws {
         let fixture = try await StoreFixture.make()

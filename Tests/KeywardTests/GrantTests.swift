@@ -99,6 +99,30 @@ struct GrantTests {
         #expect(try await service.listGrants(key: "app/k", actor: Self.owner).grants.count == 2)
     }
 
+    @Test("a grant of an operation the key's purpose rules out is refused when made, naming the operations, and nothing is granted")
+    func grantsFitTheKey() async throws {
+        let fixture = try await StoreFixture.make()
+        defer { fixture.remove() }
+        let service = fixture.service
+        let aes = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        let signer = try await service.createKey(CreateKeyRequest(spec: .ecdsaP256), actor: Self.owner).metadata.id.description
+        let mac = try await service.createKey(CreateKeyRequest(spec: .hmacSHA256), actor: Self.owner).metadata.id.description
+        for (key, operations, named) in [(aes, [ServiceOperation.sign, .decrypt], "sign"), (aes, [.publicKey], "public-key"),
+                                         (signer, [.encrypt, .generateDataKey, .sign], "encrypt, generate-data-key"), (mac, [.verify], "verify"),
+                                         (mac, [.publicKey, .mac], "public-key")] {
+            let error = await keywardError { () async throws(KeywardError) in
+                _ = try await service.createGrant(key: key, grantee: "bob", operations: Set(operations), actor: Self.owner)
+            }
+            guard case .invalidArgument(let why) = error else { Issue.record("\(operations) on \(key): \(String(describing: error))"); continue }
+            #expect(why.contains("which cannot \(named);"), "\(why)")
+        }
+        #expect(try await service.listGrants(key: aes, actor: Self.owner).grants.isEmpty)
+        // What each key does, and describing it and managing its grants, are granted.
+        _ = try await service.createGrant(key: aes, grantee: "bob", operations: [.encrypt, .decrypt, .reEncrypt, .generateDataKey, .describe, .manageGrants], actor: Self.owner)
+        _ = try await service.createGrant(key: signer, grantee: "bob", operations: [.sign, .verify, .publicKey], actor: Self.owner)
+        _ = try await service.createGrant(key: mac, grantee: "bob", operations: [.mac, .verifyMAC], actor: Self.owner)
+    }
+
     @Test("encryption-context constraints: subset and equals bind the operations that take a context, and a batch (no single context) is refused")
     func constraints() async throws {
         let fixture = try await StoreFixture.make()

@@ -374,6 +374,10 @@ try:
     check(code(lambda: g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"})) == "AccessDeniedException", "Decrypt before any grant")
     grant_args = dict(KeyId=grant_key["KeyId"], GranteePrincipal="aws-grantee", Operations=["Decrypt", "Encrypt", "RetireGrant"],
                       Constraints={"EncryptionContextSubset": {"tenant": "a"}}, RetiringPrincipal="ops", Name="app-grant")
+    # A grant of an operation the key cannot perform is refused, as AWS KMS refuses it.
+    for operations in (["Sign"], ["Encrypt", "GetPublicKey"]):
+        check(code(lambda: k.create_grant(KeyId=grant_key["KeyId"], GranteePrincipal="aws-grantee", Operations=operations)) == "ValidationException",
+              "CreateGrant of %s on a symmetric encryption key" % operations)
     created = k.create_grant(**grant_args)
     check(g.decrypt(CiphertextBlob=for_grantee, EncryptionContext={"tenant": "a"}, GrantTokens=[created["GrantToken"]])["Plaintext"] == b"for the grantee",
           "Decrypt through a grant, with its grant token")

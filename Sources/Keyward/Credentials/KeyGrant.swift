@@ -35,6 +35,27 @@ public struct KeyGrant: Sendable, Hashable, Codable {
         .deriveSharedSecret, .publicKey, .describe, .manageGrants,
     ]
 
+    /// Whether a key of `spec` can perform `operation` at all: a grant of an operation the key's
+    /// purpose rules out (`sign` on an encryption key, `public-key` on a symmetric one) would
+    /// allow nothing, and is refused when the grant is made. Describing a key and managing its
+    /// grants fit every key.
+    public static func fits(_ operation: ServiceOperation, _ spec: KeySpec) -> Bool {
+        let uses: KeyOperation
+        switch operation {
+        case .encrypt, .generateDataKey, .generateDataKeyPair: uses = .encrypt
+        case .decrypt, .reEncrypt: uses = .decrypt
+        case .sign: uses = .sign
+        case .verify: uses = .verify
+        case .mac: uses = .mac
+        case .verifyMAC: uses = .verifyMAC
+        case .deriveSharedSecret: uses = .deriveSharedSecret
+        case .decapsulate: uses = .decapsulate
+        case .publicKey: return !spec.isSymmetric
+        default: return true
+        }
+        return uses.purpose == spec.purpose
+    }
+
     /// The operations that take an encryption context, to which constraints apply.
     public static let contextual: Set<ServiceOperation> = [.encrypt, .decrypt, .reEncrypt, .generateDataKey, .generateDataKeyPair]
 

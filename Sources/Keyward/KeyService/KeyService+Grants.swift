@@ -67,6 +67,10 @@ extension KeyService {
             guard ![.pendingDestruction, .compromised].contains(key.metadata.state) else {
                 throw .wrongState(key: key.row.id, state: key.metadata.state, operation: .manageGrants)
             }
+            let unfit = operations.filter { !KeyGrant.fits($0, key.metadata.spec) }.map(\.rawValue).sorted()
+            guard unfit.isEmpty else {
+                throw .invalidArgument("key \(key.row.id) is \(key.metadata.spec.rawValue), which cannot \(unfit.joined(separator: ", ")); a grant of that would allow nothing")
+            }
             try await checkGrantable(operations, constraints: constraints, on: key, by: actor)
             let terms = KeyGrant(key: key.row.id, grantee: grantee, operations: operations, constraints: constraints,
                                  retiringPrincipal: retiringPrincipal, granteeMayRetire: granteeMayRetire, name: name, issuer: actor.principal)

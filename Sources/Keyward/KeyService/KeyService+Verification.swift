@@ -245,7 +245,8 @@ extension KeyService {
     /// The walk of `verifyAudit`, up to entry `through` (the whole log when nil), leaving in
     /// `index` the revisions the walked entries anchor; `last` and `lastHash` are the last
     /// entry walked (the checkpoint's, or 0 and zeros, when none was).
-    /// `paced`: after each page, sleep three times as long as it took (see `verifyStore`).
+    /// `paced`: after each page, sleep three times as long as it took (see `verifyStore`), and
+    /// stop with an error once the calling task is cancelled.
     /// With `point`, the walk starts after it, from its hash and index, unless the log's
     /// checkpoint is past it (the entries after it were removed): then from the checkpoint.
     func walkAudit(replaying index: inout RevisionIndex, through: Int64?, paced: Bool = false, resumingAfter point: AuditWalkPoint? = nil) async throws(KeywardError)
@@ -280,6 +281,9 @@ extension KeyService {
         let keepsEntryIDs = store.keepsAuditIntake
         walk: while true {
             if paced {
+                // A background walk stops when its task is cancelled (the server is stopping)
+                // rather than reading the rest of the log unpaced.
+                if Task.isCancelled { throw .storeState("the verification was stopped before it ended (its task was cancelled)") }
                 try? await Task.sleep(for: (ContinuousClock.now - pageStarted) * 3)
                 pageStarted = ContinuousClock.now
             }

@@ -138,7 +138,8 @@ struct MaintenanceScheduler: Service {
             }
             return walked
         } catch {
-            logger.error("periodic verification failed", metadata: ["error": .string(error.description)])
+            // Stopped by a shutdown: nothing failed.
+            if !Task.isCancelled { logger.error("periodic verification failed", metadata: ["error": .string(error.description)]) }
             return nil
         }
     }
