@@ -150,15 +150,24 @@ public struct ImportWrappingKeyBody: Codable, Sendable {
 /// The JSON body of the native API's update key request (openapi.yaml, schema `UpdateKey`).
 public struct UpdateKeyBody: Codable, Sendable {
     public var description: String?
+    /// Every tag the key is to carry (the others removed).
     public var tags: [String: String]?
+    /// Tags to add or change, applied to the tags as the update reads them (with
+    /// `removeTags`; not with `tags`).
+    public var setTags: [String: String]?
+    /// Tag names to remove, applied as `setTags` is (a name the key lacks is ignored).
+    public var removeTags: [String]?
     /// Days between automatic rotations; 0 turns automatic rotation off.
     public var rotationPeriodDays: Int?
     public var minDecryptionVersion: UInt32?
 
     /// A body of these fields.
-    public init(description: String? = nil, tags: [String: String]? = nil, rotationPeriodDays: Int? = nil, minDecryptionVersion: UInt32? = nil) {
+    public init(description: String? = nil, tags: [String: String]? = nil, setTags: [String: String]? = nil, removeTags: [String]? = nil,
+                rotationPeriodDays: Int? = nil, minDecryptionVersion: UInt32? = nil) {
         self.description = description
         self.tags = tags
+        self.setTags = setTags
+        self.removeTags = removeTags
         self.rotationPeriodDays = rotationPeriodDays
         self.minDecryptionVersion = minDecryptionVersion
     }

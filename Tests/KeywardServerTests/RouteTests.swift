@@ -52,6 +52,30 @@ struct RouteTests {
         }
     }
 
+    @Test("PATCH with setTags and removeTags changes only those tags, on the tags as the update reads them: concurrent callers all keep theirs; with tags as well it is refused")
+    func tagChangesOverTheAPI() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        let token = fixture.rootToken
+        try await fixture.application().test(.router) { client in
+            let id = try await client.call(.post, "/v1/keys", token: token, #"{"tags":{"team":"pay","old":"x"}}"#).string("id")
+            let changed = try await client.call(.patch, "/v1/keys/\(id)", token: token, #"{"setTags":{"env":"prod","team":"ledger"},"removeTags":["old","absent"]}"#)
+            #expect(changed.status == .ok && changed.json["tags"] as? [String: String] == ["env": "prod", "team": "ledger"], "\(changed.text)")
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for index in 0..<12 {
+                    group.addTask { try await client.call(.patch, "/v1/keys/\(id)", token: token, #"{"setTags":{"t\#(index)":"v"}}"#).status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok }, "\(statuses)")
+            let tags = try await client.call(.get, "/v1/keys/\(id)", token: token).json["tags"] as? [String: String] ?? [:]
+            #expect(tags.count == 14 && (0..<12).allSatisfy { tags["t\($0)"] == "v" }, "\(tags)")
+            let both = try await client.call(.patch, "/v1/keys/\(id)", token: token, #"{"tags":{},"removeTags":["env"]}"#)
+            #expect(both.status == .badRequest && both.text.contains("not both"), "\(both.text)")
+            #expect(try await client.call(.get, "/v1/keys/\(id)", token: token).json["tags"] as? [String: String] == tags)
+        }
+    }
+
     @Test("operations: encrypt, decrypt, batches, re-encrypt, data keys, sign, verify, MAC, ECDH, KEM, random")
     func operationRoutes() async throws {
         let fixture = try await ServerFixture.make()

@@ -52,7 +52,14 @@ enum KeyRoutes {
             let update = try await body.decode(UpdateKeyBody.self, from: request)
             var period: Int?? = nil
             if let days = update.rotationPeriodDays { period = .some(days == 0 ? nil : days) }
-            let key = try await slot.current.update(key: try context.parameter("key"), description: update.description, tags: update.tags,
+            var changes: TagChanges? = nil
+            if update.setTags != nil || update.removeTags != nil {
+                guard update.tags == nil else {
+                    throw APIError.invalidRequest("give 'tags' (every tag the key is to carry) or 'setTags' and 'removeTags' (changes to its tags), not both")
+                }
+                changes = TagChanges(set: update.setTags ?? [:], remove: Set(update.removeTags ?? []))
+            }
+            let key = try await slot.current.update(key: try context.parameter("key"), description: update.description, tags: update.tags, tagChanges: changes,
                                                rotationPeriodDays: period, minDecryptionVersion: update.minDecryptionVersion,
                                                actor: try context.caller(request))
             return Response.reply(KeyReply(key))
