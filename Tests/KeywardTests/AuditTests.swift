@@ -77,6 +77,13 @@ struct AuditTests {
         #expect(second.audit.entries == Int(end.sequence - start.sequence))
         #expect(second.keys == 1 && second.versions == 2)
 
+        // A point of another store is ignored: that store's log is walked from its start.
+        let other = try await StoreFixture.make()
+        defer { other.remove() }
+        _ = try await other.service.createKey(CreateKeyRequest(), actor: .owner("t"))
+        let foreign = try await other.service.verifyStore(inBackground: true, resumingAfter: end).report
+        #expect(foreign.isIntact && foreign.audit.resumedAfter == nil, "\(foreign.allProblems)")
+
         // A changed entry among the new ones is found, and the walk leaves no point to resume from.
         for _ in 0..<3 { _ = try await service.encrypt([3], key: id, actor: .owner("t")) }
         try fixture.tamper("UPDATE audit SET body = replace(body, 'encrypt', 'decrypt') WHERE sequence = ?", [end.sequence + 2])

@@ -75,15 +75,15 @@ struct MaintenanceScheduler: Service {
     private func verifications(every: Duration) async {
         var verified: ContinuousClock.Instant? = nil
         var fullWalk: ContinuousClock.Instant? = nil
-        // Where the last walk ended, on the store it walked (a reopened store starts again).
-        var resume: (store: ObjectIdentifier, point: AuditWalkPoint)? = nil
+        // Where the last walk ended (of the store it walked: another store, after a restore,
+        // ignores it and is walked whole).
+        var resume: AuditWalkPoint? = nil
         while !Task.isCancelled {
             if lease == nil || lease?.held != nil, verified.map({ ContinuousClock.now - $0 >= every }) ?? true {
-                let service = slot.current
                 let full = fullVerifyInterval.map { interval in fullWalk.map { ContinuousClock.now - $0 >= interval } ?? true } ?? true
-                let point = full ? nil : resume.flatMap { $0.store == ObjectIdentifier(service) ? $0.point : nil }
+                let point = full ? nil : resume
                 if point == nil { fullWalk = ContinuousClock.now }
-                resume = await verify(service, resumingAfter: point).map { (ObjectIdentifier(service), $0) }
+                resume = await verify(slot.current, resumingAfter: point)
                 verified = ContinuousClock.now
             }
             try? await Task.sleep(for: interval)
