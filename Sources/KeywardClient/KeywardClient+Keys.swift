@@ -33,6 +33,24 @@ extension KeywardClient {
         return KeyList(try await call(.GET, "/v1/keys?" + (components.percentEncodedQuery ?? ""), as: KeyPageReply.self))
     }
 
+    /// Changes a key's description, some of its tags (`setTags` and `removeTags`, applied to the
+    /// tags as the server reads them, so concurrent callers keep each other's), its rotation
+    /// period (0 turns automatic rotation off) or its minimum decryption version; what is not
+    /// given stays as it is.
+    public func updateKey(_ key: String, description: String? = nil, setTags: [String: String] = [:], removeTags: [String] = [],
+                          rotationPeriodDays: Int? = nil, minDecryptionVersion: Int? = nil) async throws(KeywardClientError) -> KeyInfo {
+        var minimum: UInt32? = nil
+        if let minDecryptionVersion {
+            guard let version = UInt32(exactly: minDecryptionVersion), version >= 1 else {
+                throw .configuration("the minimum decryption version is 1 or more, not \(minDecryptionVersion)")
+            }
+            minimum = version
+        }
+        let body = UpdateKeyBody(description: description, setTags: setTags.isEmpty ? nil : setTags, removeTags: removeTags.isEmpty ? nil : removeTags,
+                                 rotationPeriodDays: rotationPeriodDays, minDecryptionVersion: minimum)
+        return KeyInfo(try await call(.PATCH, "/v1/keys/\(Self.path(key))", body, as: KeyReply.self))
+    }
+
     /// Adds a version with fresh material.
     public func rotateKey(_ key: String) async throws(KeywardClientError) -> KeyInfo {
         KeyInfo(try await call(.POST, "/v1/keys/\(Self.path(key))/rotate", as: KeyReply.self, repeatable: false))

@@ -9,7 +9,7 @@ struct KeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
         abstract: "Create, list, describe, rotate and manage keys.",
-        subcommands: [Create.self, List.self, Describe.self, Rotate.self, Enable.self, Disable.self,
+        subcommands: [Create.self, List.self, Describe.self, Update.self, Rotate.self, Enable.self, Disable.self,
                       ScheduleDestruction.self, CancelDestruction.self, DestroyVersions.self, MarkCompromised.self, ImportToken.self, Import.self, Export.self, Alias.self])
 
     struct Create: AsyncParsableCommand {
@@ -116,6 +116,51 @@ struct KeyCommand: AsyncParsableCommand {
                 if try await storeOptions.remote({ client in try KeyCommand.show(try await client.describeKey(key), json: json) }) { return }
                 let service = try await storeOptions.open()
                 try KeyCommand.show(try await service.describe(key: key, actor: storeOptions.actorName), json: json)
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a key's description, tags, rotation period or minimum decryption version.",
+            discussion: "--set-tag and --remove-tag change only the tags they name, applied to the key's tags as the update reads them: the key's other tags, and tags another caller sets meanwhile, are kept.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Key id or alias.") var key: String
+        @Option(help: "The new description.") var description: String?
+        @Option(name: .customLong("set-tag"), help: "Tag name=value to add or change (repeatable).") var setTag: [String] = []
+        @Option(name: .customLong("remove-tag"), help: "Tag name to remove (repeatable).") var removeTag: [String] = []
+        @Option(help: "Rotate automatically every N days; 0 turns automatic rotation off.") var rotationDays: Int?
+        @Option(help: "The oldest version that may still decrypt.") var minDecryptionVersion: Int?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                guard description != nil || !setTag.isEmpty || !removeTag.isEmpty || rotationDays != nil || minDecryptionVersion != nil else {
+                    throw CLIError(.usage, "nothing to change: give --description, --set-tag, --remove-tag, --rotation-days or --min-decryption-version")
+                }
+                var set: [String: String] = [:]
+                for pair in setTag {
+                    let (name, value) = try KeyCommand.tag(pair)
+                    guard set.updateValue(value, forKey: name) == nil else { throw CLIError(.usage, "tag '\(name)' is set twice") }
+                }
+                if try await storeOptions.remote({ client in
+                    let updated = try await client.updateKey(key, description: description, setTags: set, removeTags: removeTag,
+                                                             rotationPeriodDays: rotationDays, minDecryptionVersion: minDecryptionVersion)
+                    try KeyCommand.show(updated, json: json)
+                }) { return }
+                var minimum: UInt32? = nil
+                if let minDecryptionVersion {
+                    guard let version = UInt32(exactly: minDecryptionVersion), version >= 1 else {
+                        throw CLIError(.usage, "--min-decryption-version is 1 or more, not \(minDecryptionVersion)")
+                    }
+                    minimum = version
+                }
+                let changes = set.isEmpty && removeTag.isEmpty ? nil : TagChanges(set: set, remove: Set(removeTag))
+                let updated = try await storeOptions.open().update(
+                    key: key, description: description, tagChanges: changes,
+                    rotationPeriodDays: rotationDays.map { $0 == 0 ? Int?.none : Int?.some($0) }, minDecryptionVersion: minimum,
+                    actor: storeOptions.actorName)
+                try KeyCommand.show(updated, json: json)
             }
         }
     }

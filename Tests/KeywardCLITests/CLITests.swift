@@ -223,6 +223,10 @@ struct CLITests {
         // The key and data commands work against the server too: the server's keys, its audit log.
         let made = try cli.run(["key", "create", "--alias", "remote/app", "--tag", "team=pay", "--server", url, "--json"], environment: admin)
         #expect(made.status == 0 && made.stdout.contains("\"remote/app\"") && made.stdout.contains("\"metadata\""), "\(made.stderr)")
+        let retagged = try cli.run(["key", "update", "remote/app", "--set-tag", "env=prod", "--remove-tag", "absent", "--description", "over the API",
+                                    "--server", url, "--json"], environment: admin)
+        #expect(retagged.status == 0 && retagged.stdout.contains("\"env\" : \"prod\"") && retagged.stdout.contains("\"team\" : \"pay\"")
+                && retagged.stdout.contains("over the API"), "\(retagged.stdout) \(retagged.stderr)")
         let sealed = try cli.run(["encrypt", "--key", "remote/app", "--context", "order=42", "--base64-out", "--server", url],
                                  stdin: Data("over the wire".utf8), environment: admin)
         #expect(sealed.status == 0, "\(sealed.stderr)")
@@ -245,7 +249,7 @@ struct CLITests {
         let whileDisabled = try cli.run(["encrypt", "--key", "remote/app", "--server", url], stdin: Data("x".utf8), environment: admin)
         #expect(whileDisabled.status != 0 && whileDisabled.stderr.contains("disabled"), "\(whileDisabled.stderr)")
         let described = try cli.run(["key", "describe", "remote/app", "--server", url], environment: admin)
-        #expect(described.stdout.contains("state:           disabled") && described.stdout.contains("tags:            team=pay"), "\(described.stdout)")
+        #expect(described.stdout.contains("state:           disabled") && described.stdout.contains("tags:            env=prod, team=pay"), "\(described.stdout)")
         let remoteKeys = try cli.run(["key", "list", "--server", url], environment: admin)
         #expect(remoteKeys.stdout.contains("remote/app") && remoteKeys.stdout.contains("remote/sign"), "\(remoteKeys.stdout)")
         #expect(try cli.run(["random", "16", "--base64", "--server", url], environment: admin).stdout.count == 25)
@@ -476,6 +480,32 @@ struct CLITests {
         #expect(try cli.run(["verify"]).status == 0)
         let tooFar = try cli.run(["key", "destroy-versions", "app", "--below", "3"])
         #expect(tooFar.status != 0 && tooFar.stderr.contains("minimum decryption version"), "\(tooFar.stderr)")
+    }
+
+    @Test("key update changes the description, only the tags named, the rotation period and the minimum decryption version; with nothing to change, or a bad value, it is refused and changes nothing")
+    func keyUpdate() throws {
+        let cli = try CLI()
+        defer { cli.remove() }
+        #expect(try cli.run(["init"]).status == 0)
+        #expect(try cli.run(["key", "create", "--alias", "app", "--tag", "team=pay", "--tag", "old=x"]).status == 0)
+        #expect(try cli.run(["key", "rotate", "app"]).status == 0)
+        let updated = try cli.run(["key", "update", "app", "--description", "orders", "--set-tag", "env=prod", "--set-tag", "team=ledger",
+                                   "--remove-tag", "old", "--rotation-days", "30", "--min-decryption-version", "2", "--json"])
+        #expect(updated.status == 0, "\(updated.stderr)")
+        let metadata = try #require((try JSONSerialization.jsonObject(with: updated.data) as? [String: Any])?["metadata"] as? [String: Any])
+        #expect(metadata["tags"] as? [String: String] == ["env": "prod", "team": "ledger"] && metadata["description"] as? String == "orders")
+        #expect(metadata["rotationPeriodDays"] as? Int == 30 && metadata["minDecryptionVersion"] as? Int == 2, "\(metadata)")
+        let off = try cli.run(["key", "update", "app", "--rotation-days", "0", "--json"])
+        #expect(off.status == 0 && !off.stdout.contains("rotationPeriodDays"), "\(off.stdout)")
+        for (arguments, message) in [(["key", "update", "app"], "nothing to change"), (["key", "update", "app", "--set-tag", "novalue"], "not name=value"),
+                                     (["key", "update", "app", "--set-tag", "a=1", "--set-tag", "a=2"], "set twice"),
+                                     (["key", "update", "app", "--min-decryption-version", "9"], "minimum decryption version 9"),
+                                     (["key", "update", "app", "--min-decryption-version=-1"], "1 or more")] {
+            let refused = try cli.run(arguments)
+            #expect(refused.status != 0 && refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+        }
+        #expect(try cli.run(["key", "describe", "app"]).stdout.contains("team=ledger"))
+        #expect(try cli.run(["verify"]).status == 0)
     }
 
     @Test("audit export writes signed segments that audit verify --segment checks without the store; a flipped byte and another store's signer fail it")
