@@ -123,6 +123,36 @@ struct GrantTests {
         _ = try await service.createGrant(key: mac, grantee: "bob", operations: [.mac, .verifyMAC], actor: Self.owner)
     }
 
+    @Test("attack: a caller that may manage a key's grants cannot grow them past the per-key limit; revoking one makes room, and other keys are not affected")
+    func grantsPerKeyLimited() async throws {
+        let fixture = try await StoreFixture.make(options: KeyService.Options(maximumGrantsPerKey: 3))
+        defer { fixture.remove() }
+        let service = fixture.service
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        var made: [GrantRecord] = []
+        for index in 0..<3 { made.append(try await service.createGrant(key: id, grantee: "g\(index)", operations: [.decrypt], actor: Self.owner)) }
+        // Each grant applies at once (the node's grant book takes it in without a reload).
+        let sealed = try await service.encrypt([1], key: id, actor: Self.owner).ciphertext
+        #expect(try await service.decrypt(sealed, actor: try Self.caller("g2")).plaintext == [1])
+        let error = await keywardError { () async throws(KeywardError) in
+            _ = try await service.createGrant(key: id, grantee: "g3", operations: [.decrypt], actor: Self.owner)
+        }
+        guard case .limitExceeded(let why) = error else { Issue.record("expected limitExceeded, got \(String(describing: error))"); return }
+        #expect(why.contains("3 live grants"))
+        #expect(try await service.listGrants(key: id, actor: Self.owner).grants.count == 3)
+        // A repeated named grant is the same grant, not a fourth.
+        try await service.revokeGrant(made[0].id, key: id, actor: Self.owner)
+        let named = try await service.createGrant(key: id, grantee: "g4", operations: [.decrypt], name: "n", actor: Self.owner)
+        #expect(try await service.createGrant(key: id, grantee: "g4", operations: [.decrypt], name: "n", actor: Self.owner).id == named.id)
+        let other = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        _ = try await service.createGrant(key: other, grantee: "g0", operations: [.decrypt], actor: Self.owner)
+        // A fresh process counts the grants from the store.
+        let reopened = try await fixture.reopen(options: KeyService.Options(maximumGrantsPerKey: 3))
+        guard case .limitExceeded = await keywardError({ () async throws(KeywardError) in
+            _ = try await reopened.createGrant(key: id, grantee: "g5", operations: [.decrypt], actor: Self.owner)
+        }) else { Issue.record("the limit did not hold after reopening"); return }
+    }
+
     @Test("encryption-context constraints: subset and equals bind the operations that take a context, and a batch (no single context) is refused")
     func constraints() async throws {
         let fixture = try await StoreFixture.make()

@@ -37,9 +37,10 @@ struct StoreFixture {
     var manualClock: ManualClock { clockStorage }
 
     /// Opens the same store again, as a new process would (nothing cached).
-    func reopen() async throws -> KeyService {
+    func reopen(options: KeyService.Options = KeyService.Options()) async throws -> KeyService {
         let keyFile = self.keyFile
-        return try await KeyService.open(store: try SQLiteKeyStore(path: path), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) }, clock: clockStorage)
+        return try await KeyService.open(store: try SQLiteKeyStore(path: path), root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) },
+                                         clock: clockStorage, options: options)
     }
 
     /// Runs raw SQL against the store file, as an attacker with the file would.

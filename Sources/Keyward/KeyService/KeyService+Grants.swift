@@ -37,6 +37,15 @@ final class GrantBook: Sendable {
         }
     }
 
+    /// Adds a grant this node just created to a loaded book (an unloaded one reads it with the
+    /// rest), and keeps a load already under way from installing a copy read before it.
+    func add(_ grant: GrantRecord) {
+        state.withLock { state in
+            state.epoch += 1
+            state.byKey?[grant.grant.key, default: []].append(grant)
+        }
+    }
+
     /// Forgets every grant; the next check reads them again.
     func invalidate() {
         state.withLock { state in
@@ -63,7 +72,7 @@ extension KeyService {
                             retiringPrincipal: String? = nil, granteeMayRetire: Bool = false, name: String? = nil,
                             actor: Caller) async throws(KeywardError) -> GrantRecord {
         try Self.checkGrantTerms(grantee: grantee, operations: operations, retiringPrincipal: retiringPrincipal, name: name, constraints: constraints)
-        let result = try await withUsableKey(reference, .manageGrants, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> GrantRecord in
+        let (result, created) = try await withUsableKey(reference, .manageGrants, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> (GrantRecord, Bool) in
             guard ![.pendingDestruction, .compromised].contains(key.metadata.state) else {
                 throw .wrongState(key: key.row.id, state: key.metadata.state, operation: .manageGrants)
             }
@@ -76,7 +85,11 @@ extension KeyService {
                                  retiringPrincipal: retiringPrincipal, granteeMayRetire: granteeMayRetire, name: name, issuer: actor.principal)
             if name != nil, let existing = try await liveGrants().first(where: { $0.grant.key == key.row.id && $0.grant == terms }) {
                 event.detail = "grant \(existing.id) exists with these terms"
-                return existing
+                return (existing, false)
+            }
+            let held = try await grantBookGrants()[key.row.id]?.count ?? 0
+            guard held < options.maximumGrantsPerKey else {
+                throw .limitExceeded("key \(key.row.id) has \(held) live grants, the most a key may have; retire or revoke some first")
             }
             let id = KeyID()
             let now = clock.now
@@ -94,9 +107,9 @@ extension KeyService {
             event.anchor(.token(id), row.revision)
             event.detail = "grant \(id) to \(grantee): \(operations.map(\.rawValue).sorted().joined(separator: ","))"
                 + (constraints == nil ? "" : " with encryption-context constraints")
-            return GrantRecord(id: id, grant: terms, createdAt: now)
+            return (GrantRecord(id: id, grant: terms, createdAt: now), true)
         }
-        grantBook.invalidate()
+        if created { grantBook.add(result) }
         return result
     }
 

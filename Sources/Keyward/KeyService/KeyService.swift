@@ -56,11 +56,17 @@ public final class KeyService: Sendable {
         /// decision 0034), so no request waits behind another node's for the chain's head.
         /// `keyward serve` sets it; elsewhere entries are chained as they are written.
         public var sequencedAudit: Bool
+        /// Most live grants a key may have (AWS KMS's quota is 50,000): every node keeps every
+        /// live grant in memory (`GrantBook`), so a caller that may manage one key's grants
+        /// must not be able to grow that without bound. Counted from this node's grant book, so
+        /// grants made on other nodes in the last `cacheTTL` may be missed.
+        public var maximumGrantsPerKey: Int
 
         /// Options; the defaults suit a single node.
         public init(cacheCapacity: Int = 10_000, cacheTTL: TimeInterval = 300,
                     encryptionReservationBlock: UInt64 = 1 << 16, encryptionLimit: UInt64 = 1 << 31, coherenceBound: TimeInterval? = nil,
-                    nodeID: String? = nil, sequencedAudit: Bool = false) {
+                    nodeID: String? = nil, sequencedAudit: Bool = false, maximumGrantsPerKey: Int = 50_000) {
+            self.maximumGrantsPerKey = maximumGrantsPerKey
             self.nodeID = nodeID
             self.sequencedAudit = sequencedAudit
             self.cacheCapacity = cacheCapacity
