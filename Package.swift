@@ -326,6 +326,7 @@ let package = Package(
                 "KeywardCrypto",
                 "KeywardStorage",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict

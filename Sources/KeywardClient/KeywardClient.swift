@@ -190,7 +190,12 @@ public final class KeywardClient: Sendable {
     /// failure (connection refused, no route to host), or the client's (a timeout, TLS).
     static func reason(_ error: any Error, url: String) -> String {
         let why: String
+        let plainCut = "the server closed the connection without answering: if it serves HTTPS (the default), use an https:// URL"
         switch error {
+        // A TLS server cuts a plain request off; the client sees the close, or a reset when the
+        // server closed with the request's bytes unread (which of the two is a race).
+        case let io as IOError where io.errnoCode == ECONNRESET && url.hasPrefix("http://"):
+            why = plainCut
         case let io as IOError:
             why = String(cString: strerror(io.errnoCode)).lowercased()
                 + (io.errnoCode == ECONNREFUSED ? " (is keyward serve running and listening there?)" : "")
@@ -208,7 +213,7 @@ public final class KeywardClient: Sendable {
         case let tls as NIOSSLError:
             why = "the TLS handshake failed (\(Self.tlsReason(tls)))"
         case let client as HTTPClientError where client == .remoteConnectionClosed && url.hasPrefix("http://"):
-            why = "the server closed the connection without answering: if it serves HTTPS (the default), use an https:// URL"
+            why = plainCut
         default:
             why = String(describing: error)
         }

@@ -11,6 +11,7 @@ import KeywardServiceTestSupport
 import KeywardStorage
 import KeywardTestSupport
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Testing
 
@@ -202,6 +203,14 @@ struct KeywardClientTests {
         }
         try await secureToPlain.shutdown()
         try await plain.stop()
+    }
+
+    @Test("a plain request cut off by a TLS server names the https:// URL whether the client saw the close or a reset (which it sees is a race)")
+    func plainCutOffNamedEitherWay() {
+        // The close is what `wrongSchemeNamed` usually meets on a live server; the reset, here.
+        #expect(KeywardClient.reason(IOError(errnoCode: ECONNRESET, reason: "read"), url: "http://127.0.0.1:8443").contains("use an https:// URL"))
+        // Over https:// a reset is only a reset.
+        #expect(KeywardClient.reason(IOError(errnoCode: ECONNRESET, reason: "read"), url: "https://127.0.0.1:8443") == "https://127.0.0.1:8443: connection reset by peer")
     }
 
     @Test("a TLS failure's reason is BoringSSL's reason code alone")
