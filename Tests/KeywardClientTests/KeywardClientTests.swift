@@ -213,6 +213,22 @@ struct KeywardClientTests {
         #expect(KeywardClient.reason(IOError(errnoCode: ECONNRESET, reason: "read"), url: "https://127.0.0.1:8443") == "https://127.0.0.1:8443: connection reset by peer")
     }
 
+    @Test("updateKey refuses a minimum decryption version below 1 before sending anything")
+    func updateKeyChecksTheVersion() async throws {
+        let client = try await KeywardClient(configuration: .init(url: "https://127.0.0.1:1", token: "unused-token-for-a-local-check",
+                                                                  retry: .init(maximumAttempts: 1), timeout: .seconds(5)))
+        for bad in [0, -1, Int(UInt32.max) + 1] {
+            do {
+                _ = try await client.updateKey("k", minDecryptionVersion: bad)
+                Issue.record("\(bad) was sent")
+            } catch {
+                guard case .configuration(let why) = error else { Issue.record("\(bad): \(error)"); continue }
+                #expect(why.contains("1 or more, not \(bad)"))
+            }
+        }
+        try await client.shutdown()
+    }
+
     @Test("a TLS failure's reason is BoringSSL's reason code alone")
     func tlsReasonExtracted() {
         let raw = "handshakeFailed(NIOSSL.BoringSSLError.sslError([Error: 268435703 error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER at /x/tls_record.cc:127]))"

@@ -42,9 +42,9 @@ extension KeyService {
     }
 
     /// `verifyStore`, walking the audit chain only past `point`, where an earlier verification
-    /// of this store ended (a point of another store is ignored) (every record is still checked, against the revisions the chain
-    /// anchors through its end), and returning where this walk ended: nil when the chain had a
-    /// problem, so that the next verification walks it from the start. A log whose first
+    /// of this store ended (a point of another store is ignored). Every record is still checked,
+    /// against the revisions the chain anchors through its end. Returns where this walk ended:
+    /// nil when the chain had a problem, so that the next verification walks it from the start. A log whose first
     /// entries were removed past `point` (audit retention) is walked from its checkpoint; a log
     /// that now ends before `point` is reported (entries removed from its end).
     public func verifyStore(inBackground: Bool, resumingAfter point: AuditWalkPoint?,
@@ -248,16 +248,16 @@ extension KeyService {
     /// entry walked (the checkpoint's, or 0 and zeros, when none was).
     /// `paced`: after each page, sleep three times as long as it took (see `verifyStore`), and
     /// stop with an error once the calling task is cancelled.
-    /// With `point` (of this store), the walk starts after it, from its hash and index, unless
-    /// the log's checkpoint is past it (the entries after it were removed): then from the
-    /// checkpoint.
+    /// With `point` (of this store: `verifyStore` drops one of another), the walk starts after
+    /// it, from its hash and index, unless the log's checkpoint is past it (the entries after it
+    /// were removed): then from the checkpoint.
     func walkAudit(replaying index: inout RevisionIndex, through: Int64?, paced: Bool = false, resumingAfter point: AuditWalkPoint? = nil) async throws(KeywardError)
         -> (verification: AuditVerification, last: Int64, lastHash: [UInt8]) {
         var result = AuditVerification(entries: 0, problems: [])
         var previousHash = [UInt8](repeating: 0, count: 32)
         var expected: Int64 = 1
         let checkpointRow = try await storing({ () async throws(StorageError) in try await store.auditCheckpoint() })
-        if let point, point.store == protection.storeID, checkpointRow.map({ $0.sequence <= point.sequence }) ?? true {
+        if let point, checkpointRow.map({ $0.sequence <= point.sequence }) ?? true {
             index = point.index
             previousHash = point.hash
             expected = point.sequence + 1
