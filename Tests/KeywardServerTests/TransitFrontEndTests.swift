@@ -203,7 +203,9 @@ struct TransitFrontEndTests {
             let refused: [(String, String)] = [
                 (#"{"min_decryption_version":5000000000}"#, "not a version number"),
                 (#"{"min_decryption_version":-1}"#, "not a version number"),
-                (#"{"min_decryption_version":5,"min_encryption_version":3}"#, "min_encryption_version 3"),
+                (#"{"min_decryption_version":5,"min_encryption_version":1}"#, "minimum decryption version 5"),
+                (#"{"min_decryption_version":2,"min_encryption_version":1}"#, "min_encryption_version 1 must be 0 or from min_decryption_version (2)"),
+                (#"{"min_encryption_version":3}"#, "to the latest version (2)"),
                 (#"{"min_encryption_version":-2}"#, "min_encryption_version -2"),
                 (#"{"auto_rotate_period":"1h"}"#, "whole days"),
                 (#"{"auto_rotate_period":"36h"}"#, "whole days"),
@@ -227,6 +229,51 @@ struct TransitFrontEndTests {
             let reset = try await client.call(.post, "/v1/transit/keys/cfg/config", token: nil, #"{"min_decryption_version":0,"auto_rotate_period":0}"#, headers: vault)
             let after = reset.json["data"] as? [String: Any] ?? [:]
             #expect(reset.status == .ok && after["min_decryption_version"] as? Int == 1 && after["auto_rotate_period"] as? Int == 0, "\(reset.text)")
+        }
+    }
+
+    @Test("attack: a min_decryption_version raised above the key's min_encryption_version is refused, as Transit refuses it, alone or racing the call that sets the other")
+    func encryptionMinimumHeldAcrossCalls() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            #expect(try await client.call(.post, "/v1/transit/keys/minima", token: nil, #"{"type":"aes256-gcm96"}"#, headers: vault).status == .ok)
+            for _ in 0..<2 { #expect(try await client.call(.post, "/v1/transit/keys/minima/rotate", token: nil, nil, headers: vault).status == .ok) }
+            #expect(try await client.call(.post, "/v1/transit/keys/minima/config", token: nil, #"{"min_encryption_version":2}"#, headers: vault).status == .ok)
+            // The second call alone names no min_encryption_version; the key's own is checked.
+            let raised = try await client.call(.post, "/v1/transit/keys/minima/config", token: nil, #"{"min_decryption_version":3}"#, headers: vault)
+            #expect(raised.status == .badRequest && raised.text.contains("min_encryption_version 2 must be 0 or from min_decryption_version (3)"), "\(raised.text)")
+            let kept = try await client.call(.get, "/v1/transit/keys/minima", token: nil, headers: vault).json["data"] as? [String: Any] ?? [:]
+            #expect(kept["min_decryption_version"] as? Int == 1 && kept["min_encryption_version"] as? Int == 2, "\(kept)")
+            // Both in one call, in an order that holds: accepted.
+            #expect(try await client.call(.post, "/v1/transit/keys/minima/config", token: nil, #"{"min_decryption_version":3,"min_encryption_version":3}"#,
+                                          headers: vault).status == .ok)
+
+            // Racing: one call sets min_encryption_version 2, the other min_decryption_version 3;
+            // whichever commits second sees the first and is refused, so both never succeed.
+            var outcomes: [String: Int] = [:]
+            for round in 0..<20 {
+                let path = "/v1/transit/keys/minima-\(round)"
+                #expect(try await client.call(.post, path, token: nil, #"{"type":"aes256-gcm96"}"#, headers: vault).status == .ok)
+                for _ in 0..<2 { #expect(try await client.call(.post, path + "/rotate", token: nil, nil, headers: vault).status == .ok) }
+                let delay = Duration.microseconds(100 * (round / 2)), encryptionLater = round % 2 == 0
+                async let encryption = { () async throws -> Reply in
+                    if encryptionLater { try await Task.sleep(for: delay) }
+                    return try await client.call(.post, path + "/config", token: nil, #"{"min_encryption_version":2}"#, headers: vault)
+                }()
+                async let decryption = { () async throws -> Reply in
+                    if !encryptionLater { try await Task.sleep(for: delay) }
+                    return try await client.call(.post, path + "/config", token: nil, #"{"min_decryption_version":3}"#, headers: vault)
+                }()
+                let (first, second) = try await (encryption, decryption)
+                #expect(!(first.status == .ok && second.status == .ok), "round \(round): both minima were accepted")
+                let data = try await client.call(.get, path, token: nil, headers: vault).json["data"] as? [String: Any] ?? [:]
+                let enc = data["min_encryption_version"] as? Int ?? -1, dec = data["min_decryption_version"] as? Int ?? -1
+                #expect(enc == 0 || enc >= dec, "round \(round): min_encryption_version \(enc) below min_decryption_version \(dec)")
+                outcomes["encryption \(first.status.code), decryption \(second.status.code)", default: 0] += 1
+            }
+            print("minima race outcomes: \(outcomes)")
         }
     }
 

@@ -256,13 +256,19 @@ extension KeyService {
     /// instead of telling the caller to retry: callers tagging one key at once all succeed. Every
     /// attempt is audited. Each round of colliding updates commits at least one of them, so
     /// `updateAttempts` bounds the retries only against a store that keeps refusing.
+    ///
+    /// - Parameter validating: a rule the key must satisfy as updated (a front end's own rule
+    ///   across fields, such as Transit's min_encryption_version against the versions), checked
+    ///   on each attempt against the key as that attempt read it: what it refuses is not written.
     public func update(key reference: String, description: String? = nil, tags: [String: String]? = nil, tagChanges: TagChanges? = nil,
-                       rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil, actor: Caller) async throws(KeywardError) -> KeyDescription {
+                       rotationPeriodDays: Int?? = nil, minDecryptionVersion: UInt32? = nil,
+                       validating: (@Sendable (_ updated: KeyMetadata) throws(KeywardError) -> Void)? = nil,
+                       actor: Caller) async throws(KeywardError) -> KeyDescription {
         var attempt = 1
         while true {
             do {
                 return try await updateOnce(key: reference, description: description, tags: tags, tagChanges: tagChanges, rotationPeriodDays: rotationPeriodDays,
-                                            minDecryptionVersion: minDecryptionVersion, actor: actor)
+                                            minDecryptionVersion: minDecryptionVersion, validating: validating, actor: actor)
             } catch {
                 guard case .storage(.conflict) = error, attempt < Self.updateAttempts else { throw error }
                 attempt += 1
@@ -274,7 +280,8 @@ extension KeyService {
     static let updateAttempts = 64
 
     private func updateOnce(key reference: String, description: String?, tags: [String: String]?, tagChanges: TagChanges?,
-                            rotationPeriodDays: Int??, minDecryptionVersion: UInt32?, actor: Caller) async throws(KeywardError) -> KeyDescription {
+                            rotationPeriodDays: Int??, minDecryptionVersion: UInt32?,
+                            validating: (@Sendable (KeyMetadata) throws(KeywardError) -> Void)?, actor: Caller) async throws(KeywardError) -> KeyDescription {
         try await withUsableKey(reference, .update, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> KeyDescription in
             var metadata = key.metadata
             if let description { metadata.description = description }
@@ -299,6 +306,7 @@ extension KeyService {
             }
             try Self.validate(CreateKeyRequest(spec: metadata.spec, tags: metadata.tags, description: metadata.description,
                                                rotationPeriodDays: metadata.rotationPeriodDays))
+            try validating?(metadata)
             // New tags must leave the key inside the caller's scope: retagging cannot carry a key
             // into another principal's tag scope, nor grant the caller operations it lacked.
             if metadata.tags != key.metadata.tags { try authorizeResult(KeyDescription(metadata: metadata, aliases: key.aliases), actor) }

@@ -24,6 +24,19 @@ enum TransitRoutes {
     /// The tag that keeps a key's Transit `min_encryption_version` (absent: 0).
     static let minEncryptionVersionTag = "transit.min_encryption_version"
 
+    /// Transit's rule for a key's configuration as a whole: a min_encryption_version, when set,
+    /// lies from min_decryption_version to the latest version. Checked by `KeyService.update` on
+    /// the key as the update writes it, so a rotation, trim or other configuration committed
+    /// meanwhile is taken into account, and a min_decryption_version raised above a stored
+    /// min_encryption_version is refused as Transit refuses it.
+    @Sendable static func checkEncryptionMinimum(_ metadata: KeyMetadata) throws(KeywardError) {
+        guard let stored = metadata.tags[minEncryptionVersionTag], let minimum = Int(stored) else { return }
+        let latest = Int(metadata.currentVersion), decryption = Int(metadata.minDecryptionVersion)
+        guard minimum >= decryption && minimum <= latest else {
+            throw .invalidArgument("min_encryption_version \(minimum) must be 0 or from min_decryption_version (\(decryption)) to the latest version (\(latest))")
+        }
+    }
+
     /// Whether `request` is for the Transit front end (its errors are Transit-shaped).
     static func isTransitRequest(_ request: Request, mount: String) -> Bool {
         request.uri.path.hasPrefix("/v1/\(mount)/")
@@ -144,7 +157,6 @@ enum TransitRoutes {
                 minimumVersion = nil
             }
             let deletion = try call.input.bool("deletion_allowed")
-            let current = try await call.run { () async throws(KeywardError) in try await call.service.describe(key: key, actor: call.caller) }
             // Only the tags this call changes, applied as the update reads the key (`TagChanges`).
             var changes = TagChanges()
             if let deletion {
@@ -153,9 +165,8 @@ enum TransitRoutes {
             if let minimumForEncryption {
                 // Keyward always encrypts with the latest version, which satisfies any minimum up
                 // to it; the value is kept (a tag) so that reads report it, as Transit's do.
-                let latest = Int(current.metadata.currentVersion), decryption = minimumVersion.map(Int.init) ?? Int(current.metadata.minDecryptionVersion)
-                guard minimumForEncryption == 0 || (minimumForEncryption >= decryption && minimumForEncryption <= latest) else {
-                    throw TransitError.invalid("min_encryption_version \(minimumForEncryption) must be 0 or from min_decryption_version (\(decryption)) to the latest version (\(latest))")
+                guard minimumForEncryption >= 0 else {
+                    throw TransitError.invalid("min_encryption_version \(minimumForEncryption) is not a version number (0, or 1 to the latest version)")
                 }
                 if minimumForEncryption == 0 {
                     changes.remove.insert(TransitRoutes.minEncryptionVersionTag)
@@ -165,7 +176,7 @@ enum TransitRoutes {
             }
             _ = try await call.run { () async throws(KeywardError) in
                 try await call.service.update(key: key, tagChanges: changes == TagChanges() ? nil : changes, rotationPeriodDays: days, minDecryptionVersion: minimumVersion,
-                                              actor: call.caller)
+                                              validating: TransitRoutes.checkEncryptionMinimum, actor: call.caller)
             }
             return try await call.keyReply(name)
         }
