@@ -2,6 +2,7 @@ import Foundation
 import Keyward
 import KeywardServiceTestSupport
 import KeywardCrypto
+import KeywardStorage
 import KeywardTestSupport
 import Testing
 
@@ -219,6 +220,70 @@ struct GrantTests {
                 "the book was read again before its time (the test shows what the token adds)")
         _ = try await service.encrypt([3], key: id, actor: bob.presenting(grants: [third.id]))
         #expect(await keywardError { () async throws(KeywardError) in _ = try await service.encrypt([3], key: id, actor: eve.presenting(grants: [third.id])) } != nil)
+    }
+
+    /// A service over an `InjectingStore` that counts walks of the tokens table, on a manual clock.
+    static func countingService(_ temporary: TemporaryStore) async throws -> (InjectingStore, KeyService, ManualClock) {
+        let store = InjectingStore(try SQLiteKeyStore(path: temporary.path("store.db")))
+        let clock = ManualClock()
+        let service = try await KeyService.initialize(store: store, root: temporary.root(), actor: owner, clock: clock)
+        return (store, service, clock)
+    }
+
+    @Test("a burst of requests authorised by grants, after this node's grant book was dropped, reads every token once, not once a request")
+    func grantBookReadOnceForABurst() async throws {
+        let temporary = try TemporaryStore(label: "grant-burst")
+        defer { temporary.remove() }
+        let (store, service, _) = try await Self.countingService(temporary)
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        _ = try await service.createGrant(key: id, grantee: "bob", operations: [.encrypt], actor: Self.owner)
+        let bob = try Self.caller("bob")
+        _ = try await service.encrypt([1], key: id, actor: bob)
+        // Ending any grant drops the book; the next requests find it empty at once.
+        let carol = try await service.createGrant(key: id, grantee: "carol", operations: [.encrypt], actor: Self.owner)
+        try await service.revokeGrant(carol.id, key: id, actor: Self.owner)
+        store.tokenPageDelay.store(100, ordering: .relaxed)
+        let before = store.tokenScans.load(ordering: .relaxed)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for round in 0..<16 { group.addTask { _ = try await service.encrypt([UInt8(round)], key: id, actor: bob) } }
+            try await group.waitForAll()
+        }
+        #expect(store.tokenScans.load(ordering: .relaxed) - before == 1, "walks of the tokens table for 16 requests")
+    }
+
+    @Test("paging through a key's grants one at a time reads every token once, not once a page; a grant made on another node is listed within a second")
+    func grantListingReadsTheBook() async throws {
+        let temporary = try TemporaryStore(label: "grant-pages")
+        defer { temporary.remove() }
+        let (store, service, clock) = try await Self.countingService(temporary)
+        let id = try await service.createKey(CreateKeyRequest(), actor: Self.owner).metadata.id.description
+        var made: [KeyID] = []
+        for index in 0..<40 { made.append(try await service.createGrant(key: id, grantee: "p\(index)", operations: [.encrypt], actor: Self.owner).id) }
+        let before = store.tokenScans.load(ordering: .relaxed)
+        var listed: [KeyID] = [], cursor: KeyID? = nil
+        repeat {
+            let page = try await service.listGrants(key: id, after: cursor, limit: 1, actor: Self.owner)
+            listed += page.grants.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(listed == made.sorted { $0.description < $1.description }, "every grant once, in id order")
+        #expect(store.tokenScans.load(ordering: .relaxed) - before <= 1, "walks of the tokens table for 40 pages")
+        // Retirable grants across keys come from the same book, in id order.
+        let retirable = try await service.createGrant(key: id, grantee: "q", operations: [.encrypt], retiringPrincipal: "ops", actor: Self.owner)
+        #expect(try await service.listRetirableGrants(retiringPrincipal: "ops", actor: Self.owner).grants.map(\.id) == [retirable.id])
+
+        // Another node (a second service on the store) grants; this one lists it once its book
+        // is older than the listing's freshness bound.
+        let keyFile = temporary.keyFile
+        let other = try await KeyService.open(store: try SQLiteKeyStore(path: temporary.path("store.db")),
+                                              root: { (_) throws(KeywardError) in try KeyFileRootOfTrust(path: keyFile) }, clock: clock)
+        let remote = try await other.createGrant(key: id, grantee: "r", operations: [.encrypt], actor: Self.owner)
+        clock.advance(by: KeyService.grantListingFreshness + 0.1)
+        #expect(try await service.listGrants(key: id, grantee: "r", actor: Self.owner).grants.map(\.id) == [remote.id])
+        // A named grant made again with the same terms is the same grant, here too.
+        let named = try await other.createGrant(key: id, grantee: "s", operations: [.encrypt], name: "once", actor: Self.owner)
+        clock.advance(by: KeyService.grantListingFreshness + 0.1)
+        #expect(try await service.createGrant(key: id, grantee: "s", operations: [.encrypt], name: "once", actor: Self.owner).id == named.id)
     }
 
     @Test("attack: listing retirable grants needs manage-grants on every key: the retiring principal, a grantee and an admin of some keys are refused, and audited")

@@ -57,7 +57,17 @@ public final class InjectingStore: KeyStore, @unchecked Sendable {
     public func insertToken(_ token: TokenRow) async throws(StorageError) { try await inner.insertToken(token) }
     public func token(_ id: KeyID) async throws(StorageError) -> TokenRow? { try await inner.token(id) }
     public func updateToken(_ token: TokenRow, expectedRevision: Int64) async throws(StorageError) { try await inner.updateToken(token, expectedRevision: expectedRevision) }
-    public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] { try await inner.tokens(after: cursor, limit: limit) }
+    /// Reads of the tokens table from its start (`tokens(after: nil, ...)`): each is one walk
+    /// of every token, as reading the grant book makes.
+    public let tokenScans = Atomic<Int>(0)
+    /// Milliseconds each read of a page of tokens takes on top of the database's time.
+    public let tokenPageDelay = Atomic<Int>(0)
+    public func tokens(after cursor: KeyID?, limit: Int) async throws(StorageError) -> [TokenRow] {
+        if cursor == nil { tokenScans.add(1, ordering: .relaxed) }
+        let delay = tokenPageDelay.load(ordering: .relaxed)
+        if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+        return try await inner.tokens(after: cursor, limit: limit)
+    }
     /// While true, reads of audit entries wait (up to 30 s): a walk of the log that never ends.
     public let auditReadsHeld = Atomic<Bool>(false)
     /// Reads of audit entries that have waited because `auditReadsHeld` was set.

@@ -4,15 +4,31 @@ import KeywardStorage
 import Synchronization
 
 /// This node's copy of the store's live grants, by key: what `authorize` consults when a
-/// caller's policy refuses. Dropped when the store's generation moves (a grant revoked or
-/// retired anywhere: `refreshFromStore`) and when this node changes a grant, and read again
-/// after `ttl` in any case, so a grant created on another node applies here within `ttl`, or at
-/// once when the caller presents its grant token.
+/// caller's policy refuses, and what listing and named creation read. Dropped when the store's
+/// generation moves (a grant revoked or retired anywhere: `refreshFromStore`) and when this node
+/// ends a grant, and read again after `ttl` in any case, so a grant created on another node
+/// applies here within `ttl`, or at once when the caller presents its grant token.
+///
+/// Reading the book means reading and checking every token row, so one read serves every caller
+/// that finds the book stale meanwhile: after an invalidation, a burst of requests authorised by
+/// grants reads the tokens once, not once each.
 final class GrantBook: Sendable {
+    typealias Grants = [KeyID: [GrantRecord]]
+
+    private struct Load {
+        let number: Int
+        let epoch: Int
+        let startedAt: Date
+        let task: Task<Grants, any Error>
+    }
+
     private struct State {
-        var byKey: [KeyID: [GrantRecord]]?
+        var byKey: Grants?
         var loadedAt = Date.distantPast
         var epoch = 0
+        /// The read under way, if any.
+        var loading: Load?
+        var loads = 0
     }
 
     private let state = Mutex(State())
@@ -20,16 +36,42 @@ final class GrantBook: Sendable {
 
     init(ttl: TimeInterval) { self.ttl = ttl }
 
-    /// The grants by key, when loaded less than `ttl` ago; with the epoch to install a reload in.
-    func current(now: Date) -> (grants: [KeyID: [GrantRecord]]?, epoch: Int) {
-        state.withLock { state in
-            guard let grants = state.byKey, now.timeIntervalSince(state.loadedAt) < ttl else { return (nil, state.epoch) }
-            return (grants, state.epoch)
+    /// The grants by key, as read at most `maxAge` seconds ago (at most `ttl`); otherwise read
+    /// with `read`, or taken from the read under way when it began within `maxAge` and no
+    /// change of this node's came after it began.
+    func grants(now: Date, maxAge: TimeInterval? = nil,
+                read: @escaping @Sendable () async throws(KeywardError) -> Grants) async throws(KeywardError) -> Grants {
+        let age = min(maxAge ?? ttl, ttl)
+        let found = state.withLock { state -> Result<Grants, Never>? in
+            guard let grants = state.byKey, now.timeIntervalSince(state.loadedAt) < age else { return nil }
+            return .success(grants)
+        }
+        if case .success(let grants) = found { return grants }
+        let load = state.withLock { state -> Load in
+            if let loading = state.loading, loading.epoch == state.epoch, now.timeIntervalSince(loading.startedAt) < age { return loading }
+            state.loads += 1
+            let number = state.loads, epoch = state.epoch
+            let task = Task { () async throws -> Grants in
+                defer { self.finish(number) }
+                let grants = try await read()
+                self.install(grants, loadedAt: now, readIn: epoch)
+                return grants
+            }
+            let load = Load(number: number, epoch: epoch, startedAt: now, task: task)
+            state.loading = load
+            return load
+        }
+        do {
+            return try await load.task.value
+        } catch let error as KeywardError {
+            throw error
+        } catch {
+            throw .storage(.database("\(error)"))
         }
     }
 
-    /// Keeps `grants`, read at `loadedAt`, unless the book was invalidated since `epoch`.
-    func install(_ grants: [KeyID: [GrantRecord]], loadedAt: Date, readIn epoch: Int) {
+    /// Keeps `grants`, read from `loadedAt` on, unless the book was changed since `epoch`.
+    private func install(_ grants: Grants, loadedAt: Date, readIn epoch: Int) {
         state.withLock { state in
             guard state.epoch == epoch else { return }
             state.byKey = grants
@@ -37,8 +79,14 @@ final class GrantBook: Sendable {
         }
     }
 
+    private func finish(_ number: Int) {
+        state.withLock { state in
+            if state.loading?.number == number { state.loading = nil }
+        }
+    }
+
     /// Adds a grant this node just created to a loaded book (an unloaded one reads it with the
-    /// rest), and keeps a load already under way from installing a copy read before it.
+    /// rest), and keeps a read already under way from installing a copy made before it.
     func add(_ grant: GrantRecord) {
         state.withLock { state in
             state.epoch += 1
@@ -83,7 +131,7 @@ extension KeyService {
             try await checkGrantable(operations, constraints: constraints, on: key, by: actor)
             let terms = KeyGrant(key: key.row.id, grantee: grantee, operations: operations, constraints: constraints,
                                  retiringPrincipal: retiringPrincipal, granteeMayRetire: granteeMayRetire, name: name, issuer: actor.principal)
-            if name != nil, let existing = try await liveGrants().first(where: { $0.grant.key == key.row.id && $0.grant == terms }) {
+            if name != nil, let existing = try await grantBookGrants(maxAge: Self.grantListingFreshness)[key.row.id]?.first(where: { $0.grant == terms }) {
                 event.detail = "grant \(existing.id) exists with these terms"
                 return (existing, false)
             }
@@ -122,10 +170,10 @@ extension KeyService {
         return try await withUsableKey(reference, .manageGrants, purpose: nil, caller: actor) { (key, event) throws(KeywardError) -> ([GrantRecord], KeyID?) in
             try requirePolicyGrantManagement(key, actor)
             event.detail = "list grants"
-            let matching = try await liveGrants().filter { record in
-                record.grant.key == key.row.id && (grantID.map { record.id == $0 } ?? true) && (grantee.map { record.grant.grantee == $0 } ?? true)
+            let matching = (try await grantBookGrants(maxAge: Self.grantListingFreshness)[key.row.id] ?? []).filter { record in
+                (grantID.map { record.id == $0 } ?? true) && (grantee.map { record.grant.grantee == $0 } ?? true)
                     && (cursor.map { record.id.description > $0.description } ?? true)
-            }
+            }.sorted { $0.id.description < $1.id.description }
             let page = Array(matching.prefix(limit))
             return (page, matching.count > limit ? page.last?.id : nil)
         }
@@ -141,9 +189,9 @@ extension KeyService {
             if let policy = actor.policy, !policy.allowsEverywhere(.manageGrants) {
                 throw .accessDenied(principal: actor.principal, operation: .manageGrants, key: nil)
             }
-            let matching = try await liveGrants().filter { record in
+            let matching = try await grantBookGrants(maxAge: Self.grantListingFreshness).values.joined().filter { record in
                 record.grant.retiringPrincipal == retiringPrincipal && (cursor.map { record.id.description > $0.description } ?? true)
-            }
+            }.sorted { $0.id.description < $1.id.description }
             let page = Array(matching.prefix(limit))
             return (page, matching.count > limit ? page.last?.id : nil)
         }
@@ -337,13 +385,16 @@ extension KeyService {
         return GrantRecord(id: id, grant: grant, createdAt: record.createdAt)
     }
 
-    /// The grant book, read again from the store when it is stale.
-    private func grantBookGrants() async throws(KeywardError) -> [KeyID: [GrantRecord]] {
-        let now = clock.now
-        let (cached, epoch) = grantBook.current(now: now)
-        if let cached { return cached }
-        let grants = Dictionary(grouping: try await liveGrants(), by: \.grant.key)
-        grantBook.install(grants, loadedAt: now, readIn: epoch)
-        return grants
+    /// The grant book, read again from the store when older than `maxAge` (default: its TTL).
+    private func grantBookGrants(maxAge: TimeInterval? = nil) async throws(KeywardError) -> GrantBook.Grants {
+        try await grantBook.grants(now: clock.now, maxAge: maxAge) { () async throws(KeywardError) -> GrantBook.Grants in
+            Dictionary(grouping: try await self.liveGrants(), by: \.grant.key)
+        }
     }
+
+    /// How old the grant book may be when a key's grants are listed or a named grant is looked
+    /// for (the cluster's coherence bound): a grant made or ended on another node shows within
+    /// it, while a caller paging through a key's grants reads the tokens at most once a second,
+    /// not once a page.
+    public static let grantListingFreshness: TimeInterval = 1
 }
