@@ -156,6 +156,38 @@ struct ConsoleTests {
         #expect(sessions.session("not-a-session") == nil)
     }
 
+    @Test("attack: one credential signing in again and again ends only its own oldest sessions, never another's, even with the table full")
+    func sessionsFairAcrossCredentials() async throws {
+        let sessions = ConsoleSessions(idle: .seconds(600), lifetime: .seconds(3600), capacity: 50)
+        let start = ContinuousClock.now
+        func credential(_ name: String) -> ConsoleSessions.Credential { .token(TokenReference(name.padding(toLength: 40, withPad: "y", startingAt: 0))!) }
+        let victims = (0..<30).map { sessions.open(credential("v\($0)"), now: start) }
+        var flood: [ConsoleSessions.Opened] = []
+        for second in 1...200 { flood.append(sessions.open(credential("attacker"), now: start + .seconds(second))) }
+        let later = start + .seconds(201)
+        #expect(victims.allSatisfy { sessions.session($0.cookie, now: later) != nil }, "a victim's session was ended")
+        // The attacker keeps its newest sessions only.
+        let kept = flood.indices.filter { sessions.session(flood[$0].cookie, now: later) != nil }
+        #expect(kept == Array((200 - ConsoleSessions.perCredential)..<200), "\(kept)")
+        // A full table ends the oldest session of whoever holds the most: a second flood through
+        // many credentials pushes out its own, not the victims'.
+        for index in 0..<40 { _ = sessions.open(credential("many\(index % 8)"), now: later + .seconds(index)) }
+        #expect(victims.allSatisfy { sessions.session($0.cookie, now: later + .seconds(41)) != nil } && sessions.count <= 50)
+    }
+
+    @Test("attack: a low-privileged token signing in to the console many times does not sign out an administrator")
+    func signInFloodKeepsOthersSignedIn() async throws {
+        let fixture = try await ServerFixture.make { configuration in configuration.console.maxSessions = 8 }
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let admin = try #require(try await Self.signIn(client, token: fixture.rootToken).0)
+            let reader = try await fixture.token(["describe:*"], principal: "reader")
+            for _ in 0..<24 { #expect(try await Self.signIn(client, token: reader.text).0 != nil) }
+            let page = try await Self.page(client, "/ui/keys", admin)
+            #expect(page.status == .ok && page.text.contains("<h1>Keys</h1>"), "the administrator was signed out: \(page.status)")
+        }
+    }
+
     @Test("attack: failed sign-ins are charged to the peer; past the burst the sign-in answers 429 without looking the token up")
     func signInLimited() async throws {
         let fixture = try await ServerFixture.make { configuration in

@@ -13,11 +13,13 @@ import Synchronization
 /// next page.
 ///
 /// A session ends at sign-out (`end`), after `idle` without a request, after `lifetime` at
-/// most, or when the table is full and it is the oldest. Each has its own CSRF token, which every
-/// form carries and every POST must return.
+/// most, when its credential signs in a `perCredential + 1`th time and it is that credential's
+/// oldest, or when the table is full and it is the oldest of the credential holding the most.
+/// So no credential, however often it signs in, ends another's sessions. Each has its own CSRF
+/// token, which every form carries and every POST must return.
 final class ConsoleSessions: Sendable {
     /// What a session signed in with, and checks again on every request.
-    enum Credential: Sendable, Equatable {
+    enum Credential: Sendable, Hashable {
         /// A Keyward token, by its reference.
         case token(TokenReference)
         /// A client certificate, by its `ISSUER | SUBJECT` rule key.
@@ -45,6 +47,8 @@ final class ConsoleSessions: Sendable {
     let idle: Duration
     let lifetime: Duration
     let capacity: Int
+    /// Most sessions one credential holds at once (browsers and devices signed in with it).
+    static let perCredential = 16
     private let sessions = Mutex<[[UInt8]: Session]>([:])
 
     init(idle: Duration, lifetime: Duration, capacity: Int) {
@@ -63,8 +67,11 @@ final class ConsoleSessions: Sendable {
         let csrf = Self.randomText()
         sessions.withLock { sessions in
             sessions = sessions.filter { !expired($0.value, now) }
-            if sessions.count >= capacity, let oldest = sessions.min(by: { $0.value.createdAt < $1.value.createdAt }) {
-                sessions[oldest.key] = nil
+            let held = Dictionary(grouping: sessions, by: \.value.credential)
+            if let own = held[credential], own.count >= Self.perCredential {
+                Self.endOldest(own, in: &sessions)
+            } else if sessions.count >= capacity, let heaviest = held.values.max(by: { $0.count < $1.count }) {
+                Self.endOldest(heaviest, in: &sessions)
             }
             sessions[Self.key(cookie)] = Session(credential: credential, csrf: csrf, createdAt: now, lastSeen: now)
         }
@@ -85,6 +92,11 @@ final class ConsoleSessions: Sendable {
             sessions[key] = session
             return session
         }
+    }
+
+    private static func endOldest(_ some: [Dictionary<[UInt8], Session>.Element], in sessions: inout [[UInt8]: Session]) {
+        guard let oldest = some.min(by: { $0.value.createdAt < $1.value.createdAt }) else { return }
+        sessions[oldest.key] = nil
     }
 
     /// Ends the session named by `cookie` (sign-out): the cookie is worthless from then on.
