@@ -277,6 +277,27 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("every Transit route with a body answers an oversize one 413 in Vault's shape, naming the limit, as HTTP/2 delivers it (no transport check before the route)")
+    func oversizeBodiesAre413() async throws {
+        let fixture = try await ServerFixture.make { $0.maxBodyBytes = 2048 }
+        defer { fixture.remove() }
+        let routes = try fixture.server.routeList().filter { $0.path.hasPrefix("/v1/transit/") && ($0.method == "POST" || $0.method == "PUT") }
+        #expect(routes.count > 20, "\(routes.count) Transit routes with a body")
+        let oversize = #"{"plaintext":""# + String(repeating: "A", count: 4096) + #""}"#
+        try await fixture.application().test(.router) { client in
+            let vault: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            for route in routes {
+                var path = route.path
+                for (parameter, value) in ["{name}": "k", "{algorithm}": "sha2-256", "{kind}": "plaintext", "{source}": "platform", "{bytes}": "32"] {
+                    path = path.replacingOccurrences(of: parameter, with: value)
+                }
+                let reply = try await client.call(HTTPRequest.Method(route.method)!, path, token: nil, oversize, headers: vault)
+                let errors = reply.json["errors"] as? [String] ?? []
+                #expect(reply.status == .contentTooLarge && errors.first?.contains("larger than 2048 bytes") == true, "\(route.method) \(route.path): \(reply.status) \(reply.text)")
+            }
+        }
+    }
+
     @Test("attack: a body naming a field twice is refused in Transit's words, never read as one of its values")
     func repeatedFieldsRefused() async throws {
         let fixture = try await ServerFixture.make()

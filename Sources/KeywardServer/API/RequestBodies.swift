@@ -25,8 +25,9 @@ struct BodyReader: Sendable {
         try decode(T.self, from: try await collect(request))
     }
 
-    /// The whole body, within the limit.
-    private func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
+    /// The whole body, within the limit: 413 past it (`APIError.bodyTooLarge`), whichever
+    /// protocol carried it (HTTP/2 has no transport-level check before the route).
+    func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)

@@ -252,6 +252,7 @@ enum TransitError {
         case "unauthenticated", "access_denied", "not_permitted": .forbidden
         case "key_not_found", "route_not_found": .notFound
         case "rate_limited": .tooManyRequests
+        case "body_too_large": .contentTooLarge
         case "method_not_allowed": .methodNotAllowed
         case "unavailable", "audit_unavailable": .serviceUnavailable
         case "internal", "integrity_failure": .internalServerError
@@ -390,7 +391,7 @@ struct TransitInput: @unchecked Sendable {
         var items: [String: String] = [:]
         for (name, value) in request.uri.queryParameters { items[String(name)] = String(value) }
         queryItems = items
-        let buffer = try await request.body.collect(upTo: body.limit)
+        let buffer = try await body.collect(request)
         guard buffer.readableBytes > 0 else { object = [:]; return }
         if let fast = FlatJSONObject.read(buffer) {
             object = fast
