@@ -165,6 +165,52 @@ struct LiveServerTests {
         try await live.stop()
     }
 
+    @Test("attack: an HTTP/2 stream that stalls its body is answered 408 after the read timeout, and an oversize one 413, while the connection's other streams are served")
+    func http2BodiesHeldToTheReadLimits() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath)
+            $0.limits.requestReadTimeoutSeconds = 1
+            $0.maxBodyBytes = 4096
+        }
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let base = "https://localhost:\(live.port)"
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS()))
+
+        // The client is shut down however the checks end (a deadline thrown on the old code).
+        do {
+            // A body that sends its first byte and then nothing for 20 s (the client's own deadline is 15 s).
+            let (stalled, feed) = AsyncStream<ByteBuffer>.makeStream()
+            feed.yield(ByteBuffer(string: "{"))
+            let release = Task { try? await Task.sleep(for: .seconds(20)); feed.finish() }
+            var request = HTTPClientRequest(url: base + "/v1/keys")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(fixture.rootToken)")
+            request.body = .stream(stalled, length: .known(Int64(100)))
+            async let answered = client.execute(request, timeout: .seconds(15))
+            // Meanwhile the same client (the same HTTP/2 connection) is served.
+            let health = try await send(client, base + "/v1/health", token: nil)
+            #expect(health.status == 200 && health.version.major == 2)
+            let reply = try await answered
+            let text = String(buffer: try await reply.body.collect(upTo: 1 << 16))
+            #expect(reply.version.major == 2 && reply.status.code == 408 && text.contains("request_timeout"), "\(reply.status) \(text)")
+            release.cancel()
+            feed.finish()
+
+            let oversize = try await send(client, base + "/v1/keys", token: fixture.rootToken, method: .POST, body: #"{"description":""# + String(repeating: "A", count: 8192) + #""}"#)
+            #expect(oversize.version.major == 2 && oversize.status == 413 && oversize.text.contains("larger than 4096 bytes"), "\(oversize.status) \(oversize.text)")
+            let created = try await send(client, base + "/v1/keys", token: fixture.rootToken, method: .POST, body: #"{"aliases":["h2"]}"#)
+            #expect(created.status == 201)
+        } catch {
+            Issue.record("an HTTP/2 request failed: \(error)")
+        }
+        try await client.shutdown()
+        try await live.stop()
+    }
+
     @Test("attack: a client certificate its CA has revoked is refused (tls.clientCRL), others are not; a stale CRL refuses all of that CA; a forged or unsigned CRL is refused at start")
     func revokedClientCertificateRefused() async throws {
         let material = try TLSMaterial.make()

@@ -11,7 +11,7 @@ struct BodyReader: Sendable {
 
     /// A hot body: read by `JSONScanner` when it can, else as any other body.
     func decode<T: FastJSONBody & Encodable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
-        let buffer = try await collect(request)
+        let buffer = try await collectJSON(request)
         if let value = buffer.withUnsafeReadableBytes({ raw in T.read(raw.assumingMemoryBound(to: UInt8.self)) }) {
             return value
         }
@@ -22,10 +22,10 @@ struct BodyReader: Sendable {
     /// when it names a field twice (`DuplicateMembers`) or when it holds a field `T` does not
     /// have (`UnknownFields`).
     func decode<T: Codable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
-        try decode(T.self, from: try await collect(request))
+        try decode(T.self, from: try await collectJSON(request))
     }
 
-    /// The whole body, within the limit: 413 past it (`APIError.bodyTooLarge`), whichever
+    /// The whole body (perhaps empty), within the limit: 413 past it (`APIError.bodyTooLarge`), whichever
     /// protocol carried it (HTTP/2 has no transport-level check before the route).
     func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
         let buffer: ByteBuffer
@@ -38,6 +38,12 @@ struct BodyReader: Sendable {
         } catch {
             throw APIError.invalidRequest("the request body could not be read")
         }
+        return buffer
+    }
+
+    /// The whole body, within the limit, which must not be empty.
+    private func collectJSON(_ request: Request) async throws(APIError) -> ByteBuffer {
+        let buffer = try await collect(request)
         if buffer.readableBytes == 0 { throw APIError.invalidRequest("the request needs a JSON body") }
         return buffer
     }

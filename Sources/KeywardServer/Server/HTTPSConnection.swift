@@ -15,7 +15,9 @@ import NIOTLS
 /// connection that negotiates any protocol but `h2` or `http/1.1` is closed; a handshake and
 /// negotiation that take longer than `TransportLimits.tlsHandshakeTimeout` close the
 /// connection; connections past `maxConnections` are closed as they are accepted; an HTTP/2
-/// connection with no open stream closes after `idleTimeout`.
+/// connection with no open stream closes after `idleTimeout`; an HTTP/2 request's body is read
+/// before routing, and answered 413 past `maxBodyBytes` and 408 when it takes longer than
+/// `requestReadTimeout` (`HTTP2RequestBody`).
 struct HTTPSConnection: ServerChildChannel {
     /// What the handshake chose, once it has completed.
     enum Negotiated: Sendable {
@@ -42,8 +44,17 @@ struct HTTPSConnection: ServerChildChannel {
         self.limits = limits
         http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, limits: limits, logger: logger, secure: true)
         let idle = Duration.nanoseconds(limits.idleTimeout.nanoseconds)
+        let readTimeout = Duration.nanoseconds(limits.requestReadTimeout.nanoseconds)
         http2 = HTTP2Channel(responder: { request, writer, channel in
-            let response = await router.response(to: request, channel: channel, logger: logger)
+            let outcome = await HTTP2RequestBody.read(request, limit: maxBodyBytes, within: readTimeout)
+            let response: Response
+            if case .read(let read) = outcome {
+                response = await router.response(to: read, channel: channel, logger: logger)
+            } else if let refusal = HTTP2RequestBody.refusal(outcome, limit: maxBodyBytes, timeout: readTimeout) {
+                response = refusal
+            } else {
+                return
+            }
             try await writer.write(response: response.head, body: response.body)
         }, configuration: .init(idleTimeout: idle))
     }
