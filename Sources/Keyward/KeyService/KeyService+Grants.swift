@@ -42,11 +42,11 @@ final class GrantBook: Sendable {
     func grants(now: Date, maxAge: TimeInterval? = nil,
                 read: @escaping @Sendable () async throws(KeywardError) -> Grants) async throws(KeywardError) -> Grants {
         let age = min(maxAge ?? ttl, ttl)
-        let found = state.withLock { state -> Result<Grants, Never>? in
+        let fresh = state.withLock { state -> Grants? in
             guard let grants = state.byKey, now.timeIntervalSince(state.loadedAt) < age else { return nil }
-            return .success(grants)
+            return grants
         }
-        if case .success(let grants) = found { return grants }
+        if let fresh { return fresh }
         let load = state.withLock { state -> Load in
             if let loading = state.loading, loading.epoch == state.epoch, now.timeIntervalSince(loading.startedAt) < age { return loading }
             state.loads += 1

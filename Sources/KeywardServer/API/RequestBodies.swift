@@ -25,8 +25,7 @@ struct BodyReader: Sendable {
         try decode(T.self, from: try await collectJSON(request))
     }
 
-    /// The whole body (perhaps empty), within the limit: 413 past it (`APIError.bodyTooLarge`), whichever
-    /// protocol carried it (HTTP/2 has no transport-level check before the route).
+    /// The whole body (perhaps empty), within the limit: 413 past it (`APIError.bodyTooLarge`).
     func collect(_ request: Request) async throws(APIError) -> ByteBuffer {
         let buffer: ByteBuffer
         do {

@@ -15,56 +15,40 @@ enum HTTP2RequestBody {
     enum Outcome: Sendable {
         /// The request, its body now in memory.
         case read(Request)
-        /// More than the limit arrived.
-        case tooLarge
-        /// The body did not end within the timeout.
-        case timedOut
-        /// The stream failed or was reset while its body was read.
+        /// The body was past the limit (413) or did not end within the timeout (408).
+        case refused(APIError)
+        /// The stream failed or was reset while its body was read: nothing can be answered.
         case unreadable
     }
 
-    /// Reads `request`'s body, at most `limit` bytes, within `timeout`.
-    static func read(_ request: Request, limit: Int, within timeout: Duration) async -> Outcome {
+    /// Reads `request`'s body through `reader` (its limit and errors), within `timeout`.
+    static func read(_ request: Request, with reader: BodyReader, within timeout: Duration) async -> Outcome {
         if request.headers[.contentLength] == "0" { return .read(request) }
-        let body = request.body
-        let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
+        return await withTaskGroup(of: Outcome?.self) { group -> Outcome in
             group.addTask {
-                do {
+                do throws(APIError) {
                     var read = request
-                    read.body = RequestBody(buffer: try await body.collect(upTo: limit))
+                    read.body = RequestBody(buffer: try await reader.collect(request))
                     return .read(read)
-                } catch is NIOTooManyBytesError {
-                    return .tooLarge
-                } catch let error as HTTPError where error.status == .contentTooLarge {
-                    return .tooLarge
                 } catch {
-                    return .unreadable
+                    return error.code == "body_too_large" ? .refused(error) : .unreadable
                 }
             }
             group.addTask {
                 do { try await Task.sleep(for: timeout) } catch { return nil }
-                return .timedOut
+                return .refused(APIError("request_timeout", .requestTimeout, "the request body did not arrive within \(timeout.components.seconds) s"))
             }
             // The first to finish decides; the other is cancelled (a cancelled read of the
-            // stream ends at once, as does the sleep).
-            var first: Outcome = .unreadable
-            if let finished = await group.next() { first = finished ?? .unreadable }
+            // stream ends at once, as does the sleep, which then answers nil).
+            let first = await group.next() ?? nil
             group.cancelAll()
-            return first
+            return first ?? .unreadable
         }
-        return outcome
     }
 
-    /// The answer to a request whose body could not be read: 413 or 408 in the native API's
-    /// shape (as `HTTP1Connection` answers a body past the limit before any route), or nil when
-    /// the stream is gone and nothing can be answered.
-    static func refusal(_ outcome: Outcome, limit: Int, timeout: Duration) -> Response? {
-        let error: APIError
-        switch outcome {
-        case .read, .unreadable: return nil
-        case .tooLarge: error = .bodyTooLarge(limit)
-        case .timedOut: error = APIError("request_timeout", .requestTimeout, "the request body did not arrive within \(timeout.components.seconds) s")
-        }
-        return Response(status: error.status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body)))
+    /// `error` in the native API's shape, as `HTTP1Connection` answers a body past the limit
+    /// before any route.
+    static func response(_ error: APIError) -> Response {
+        Response(status: error.status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body)))
     }
 }

@@ -45,15 +45,13 @@ struct HTTPSConnection: ServerChildChannel {
         http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, limits: limits, logger: logger, secure: true)
         let idle = Duration.nanoseconds(limits.idleTimeout.nanoseconds)
         let readTimeout = Duration.nanoseconds(limits.requestReadTimeout.nanoseconds)
+        let reader = BodyReader(limit: maxBodyBytes)
         http2 = HTTP2Channel(responder: { request, writer, channel in
-            let outcome = await HTTP2RequestBody.read(request, limit: maxBodyBytes, within: readTimeout)
             let response: Response
-            if case .read(let read) = outcome {
-                response = await router.response(to: read, channel: channel, logger: logger)
-            } else if let refusal = HTTP2RequestBody.refusal(outcome, limit: maxBodyBytes, timeout: readTimeout) {
-                response = refusal
-            } else {
-                return
+            switch await HTTP2RequestBody.read(request, with: reader, within: readTimeout) {
+            case .read(let read): response = await router.response(to: read, channel: channel, logger: logger)
+            case .refused(let error): response = HTTP2RequestBody.response(error)
+            case .unreadable: return
             }
             try await writer.write(response: response.head, body: response.body)
         }, configuration: .init(idleTimeout: idle))
