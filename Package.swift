@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "COpenSSLAEAD", linkerSettings: [.linkedLibrary("crypto")]),
         // Ed25519 and P-256 signing through swift-crypto's BoringSSL without re-deriving the
         // public key per signature (see docs/decisions/0012-signing-without-key-rederivation.md).
-        .target(name: "CBoringSSLSigning"),
+        .target(name: "CBoringSSLDirect"),
 
         // The Cryptographer: specs, generation, operations, KDFs, ciphertext format, SecretBytes.
         .target(
@@ -75,7 +75,7 @@ let package = Package(
                 "CArgon2",
                 "CSystemHardening",
                 "COpenSSLAEAD",
-                "CBoringSSLSigning",
+                "CBoringSSLDirect",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

@@ -90,5 +90,5 @@ enum TokenText {
         return (id, hash(text))
     }
 
-    static func hash(_ text: String) -> [UInt8] { SHA256Hash.hash(Array(text.utf8)) }
+    static func hash(_ text: String) -> [UInt8] { SHA256Hash.hash(utf8: text) }
 }

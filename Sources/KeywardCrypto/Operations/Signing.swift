@@ -1,4 +1,4 @@
-import CBoringSSLSigning
+import CBoringSSLDirect
 import Crypto
 import CryptoExtras
 import Foundation

@@ -141,7 +141,7 @@ final class ConsoleSessions: Sendable {
         session.lastSeen.duration(to: now) > idle || session.createdAt.duration(to: now) > lifetime
     }
 
-    private static func key(_ cookie: String) -> [UInt8] { SHA256Hash.hash(Array(cookie.utf8)) }
+    private static func key(_ cookie: String) -> [UInt8] { SHA256Hash.hash(utf8: cookie) }
 
     /// 256 random bits (the system's CSPRNG, `getrandom`) as base64url without padding.
     static func randomText() -> String {

@@ -38,6 +38,8 @@ final class TokenAuthenticator: Sendable {
 
     let slot: KeyServiceSlot
     let ttl: Duration
+    /// Half of `ttl`, past which a hit starts a refresh (worked out once: `Duration` division is 128-bit).
+    private let refreshAge: Duration
     let capacity: Int
     /// With a bound, cached tokens are trusted only while the store watcher last confirmed the
     /// store (`confirm`) at most this long ago: a node that lost its database or was paused
@@ -52,6 +54,7 @@ final class TokenAuthenticator: Sendable {
     init(slot: KeyServiceSlot, ttl: Duration, capacity: Int = 10_000, coherenceBound: Duration? = nil) {
         self.slot = slot
         self.ttl = ttl
+        self.refreshAge = ttl / 2
         self.capacity = capacity
         self.coherenceBound = coherenceBound
         self.boundNanoseconds = coherenceBound.map { bound in
@@ -90,12 +93,12 @@ final class TokenAuthenticator: Sendable {
         guard ttl > .zero else { return nil }
         guard coherent() else { return nil }
         let now = ContinuousClock.now
-        let hash = SHA256Hash.hash(Array(text.utf8))
+        let hash = SHA256Hash.hash(utf8: text)
         return state.withLock { state -> Principal? in
             guard let entry = state.entries[hash] else { return nil }
             let age = entry.cachedAt.duration(to: now)
             guard age <= ttl, !(entry.expiresAt.map { $0 <= Date() } ?? false) else { return nil }
-            if age > ttl / 2 && state.lookups[hash] == nil {
+            if age > refreshAge && state.lookups[hash] == nil {
                 state.lookups[hash] = startLookup(text, hash: hash)
             }
             return entry.principal
@@ -110,7 +113,7 @@ final class TokenAuthenticator: Sendable {
     /// refuses the token, and is charged then. So a client opening many connections at once with
     /// one good token spends one attempt, and a peer repeating a bad token still spends its budget.
     func authenticate(_ text: String, attempt: Attempt) async throws(APIError) -> Principal {
-        let hash = SHA256Hash.hash(Array(text.utf8))
+        let hash = SHA256Hash.hash(utf8: text)
         guard ttl > .zero else {
             try attempt.charge()
             let principal = try await lookUp(text).principal
@@ -125,7 +128,7 @@ final class TokenAuthenticator: Sendable {
                 let age = entry.cachedAt.duration(to: now)
                 let expired = entry.expiresAt.map { $0 <= Date() } ?? false
                 if age <= ttl && !expired {
-                    if age > ttl / 2 && state.lookups[hash] == nil {
+                    if age > refreshAge && state.lookups[hash] == nil {
                         state.lookups[hash] = startLookup(text, hash: hash)
                     }
                     return .cached(entry.principal)

@@ -1,9 +1,10 @@
-// Signing through the BoringSSL that swift-crypto vendors, under its prefixed symbol names.
+// Calls into the BoringSSL that swift-crypto vendors, under its prefixed symbol names: signing
+// without re-deriving the public key (decision 0012), one-shot SHA-256 and HMAC (decision 0042).
 // swift-crypto links that library (CCryptoBoringSSL) into every binary that uses Crypto, but
 // does not export its headers, so the few functions used here are declared by hand. The
 // swift-crypto version is pinned exactly in Package.swift; a renamed symbol fails the link, not
-// a signature (docs/decisions/0012-signing-without-key-rederivation.md).
-#include "CBoringSSLSigning.h"
+// a signature or a digest.
+#include "CBoringSSLDirect.h"
 #include <string.h>
 
 typedef struct ec_key_st EC_KEY;
@@ -46,4 +47,26 @@ int keyward_p256_sign_digest(uint8_t signature[72], size_t *signature_length,
     if (priv != NULL) CCryptoBoringSSL_BN_clear_free(priv);
     if (key != NULL) CCryptoBoringSSL_EC_KEY_free(key);
     return ok;
+}
+
+typedef struct env_md_st EVP_MD;
+extern uint8_t *CCryptoBoringSSL_SHA256(const uint8_t *data, size_t length, uint8_t out[32]);
+extern const EVP_MD *CCryptoBoringSSL_EVP_sha256(void);
+extern const EVP_MD *CCryptoBoringSSL_EVP_sha384(void);
+extern const EVP_MD *CCryptoBoringSSL_EVP_sha512(void);
+extern uint8_t *CCryptoBoringSSL_HMAC(const EVP_MD *md, const void *key, size_t key_length, const uint8_t *data,
+                                      size_t data_length, uint8_t *out, unsigned int *out_length);
+
+void keyward_sha256(uint8_t digest[32], const uint8_t *data, size_t length) {
+    CCryptoBoringSSL_SHA256(data, length, digest);
+}
+
+int keyward_hmac(int bits, uint8_t *tag, size_t *tag_length, const uint8_t *key, size_t key_length,
+                 const uint8_t *message, size_t message_length) {
+    const EVP_MD *md = bits == 512 ? CCryptoBoringSSL_EVP_sha512() : bits == 384 ? CCryptoBoringSSL_EVP_sha384()
+                     : bits == 256 ? CCryptoBoringSSL_EVP_sha256() : NULL;
+    unsigned int length = 0;
+    if (md == NULL || CCryptoBoringSSL_HMAC(md, key, key_length, message, message_length, tag, &length) == NULL) return 0;
+    *tag_length = length;
+    return 1;
 }
