@@ -211,6 +211,59 @@ struct LiveServerTests {
         try await live.stop()
     }
 
+    @Test("over HTTP/2 the transport's 408 and 413 answer in the shape of the front end the stream was for: Transit's and AWS's")
+    func http2RefusalsInTheirFrontEndsShape() async throws {
+        let material = try TLSMaterial.make()
+        defer { try? FileManager.default.removeItem(at: material.directory) }
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath)
+            $0.limits.requestReadTimeoutSeconds = 1
+            $0.maxBodyBytes = 4096
+        }
+        defer { fixture.remove() }
+        let live = try await LiveServer.start(fixture.server)
+        let base = "https://localhost:\(live.port)"
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS()))
+        /// `path` answered to a body that is `oversize`, or else sends one byte and stalls.
+        func refusal(_ path: String, oversize: Bool, headers: [(String, String)]) async throws -> (status: Int, type: String?, text: String) {
+            var request = HTTPClientRequest(url: base + path)
+            request.method = .POST
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            let (stalled, feed) = AsyncStream<ByteBuffer>.makeStream()
+            if oversize {
+                request.body = .bytes(ByteBuffer(string: String(repeating: "A", count: 8192)))
+            } else {
+                feed.yield(ByteBuffer(string: "{"))
+                request.body = .stream(stalled, length: .known(Int64(100)))
+            }
+            defer { feed.finish() }
+            let reply = try await client.execute(request, timeout: .seconds(15))
+            #expect(reply.version.major == 2)
+            return (Int(reply.status.code), reply.headers.first(name: "content-type"), String(buffer: try await reply.body.collect(upTo: 1 << 16)))
+        }
+        do {
+            let transit = [("X-Vault-Token", fixture.rootToken)]
+            let aws = [("X-Amz-Target", "TrentService.Encrypt"), ("Content-Type", "application/x-amz-json-1.1")]
+            async let transitStalled = refusal("/v1/transit/encrypt/k", oversize: false, headers: transit)
+            async let awsStalled = refusal("/", oversize: false, headers: aws)
+            let (t408, a408) = try await (transitStalled, awsStalled)
+            #expect(t408.status == 408 && t408.text.hasPrefix(#"{"errors":["the request body did not arrive within 1 s"#), "\(t408)")
+            #expect(a408.status == 408 && a408.type == "application/x-amz-json-1.1"
+                    && a408.text.hasPrefix(#"{"__type":"RequestTimeoutException","message":"the request body did not arrive"#), "\(a408)")
+            let t413 = try await refusal("/v1/transit/encrypt/k", oversize: true, headers: transit)
+            #expect(t413.status == 413 && t413.text.hasPrefix(#"{"errors":["the request body is larger than 4096 bytes"#), "\(t413)")
+            let a413 = try await refusal("/", oversize: true, headers: aws)
+            #expect(a413.status == 400 && a413.text.hasPrefix(#"{"__type":"ValidationException","message":"the request body is larger than 4096"#), "\(a413)")
+            let native = try await refusal("/v1/keys", oversize: true, headers: [("Authorization", "Bearer \(fixture.rootToken)")])
+            #expect(native.status == 413 && native.text.hasPrefix(#"{"error":{"code":"body_too_large""#), "\(native)")
+        } catch {
+            Issue.record("an HTTP/2 request failed: \(error)")
+        }
+        try await client.shutdown()
+        try await live.stop()
+    }
+
     @Test("attack: a client certificate its CA has revoked is refused (tls.clientCRL), others are not; a stale CRL refuses all of that CA; a forged or unsigned CRL is refused at start")
     func revokedClientCertificateRefused() async throws {
         let material = try TLSMaterial.make()

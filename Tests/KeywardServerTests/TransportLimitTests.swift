@@ -106,6 +106,42 @@ struct TransportLimitTests {
         try await live.stop()
     }
 
+    @Test("the transport's 413 for an oversize body answers in the shape of the front end it was for: Transit's under its configured mount, AWS's, or the native API's")
+    func oversizeRefusalsInTheirFrontEndsShape() async throws {
+        let (fixture, live) = try await start {
+            $0.limits.requestReadTimeoutSeconds = 30
+            $0.limits.idleTimeoutSeconds = 30
+            $0.transitMount = "vault"
+        }
+        defer { fixture.remove() }
+        /// The refusal of a body declared (or, chunked, grown) past the limit on `path`.
+        func refusal(_ path: String, chunked: Bool = false, extra: String = "") async throws -> String {
+            let connection = try RawConnection(port: live.port)
+            let framing = chunked ? "Transfer-Encoding: chunked\r\n" : "Content-Length: 104857600\r\n"
+            connection.send("POST \(path) HTTP/1.1\r\nHost: k\r\nX-Vault-Token: \(fixture.rootToken)\r\n\(extra)\(framing)\r\n")
+            if chunked {
+                let chunk = String(repeating: "a", count: 32 * 1024)
+                for _ in 0..<4 { connection.send(String(32 * 1024, radix: 16) + "\r\n" + chunk + "\r\n") }
+            }
+            let reply = await connection.receive(for: 10) { $0.contains("}") }
+            #expect(await connection.receive(for: 10).closed, "\(path): the connection stays open")
+            return reply.text
+        }
+        for chunked in [false, true] {
+            // Transit under its mount: Vault's shape and status.
+            let transit = try await refusal("/v1/vault/encrypt/k?x=1", chunked: chunked)
+            #expect(transit.hasPrefix("HTTP/1.1 413") && transit.contains(#"{"errors":["the request body is larger than"#), "\(transit)")
+            // The default mount's path is not Transit's when Transit is mounted elsewhere.
+            let native = try await refusal("/v1/transit/encrypt/k", chunked: chunked)
+            #expect(native.hasPrefix("HTTP/1.1 413") && native.contains(#"{"error":{"code":"body_too_large""#), "\(native)")
+            // AWS: its error type and content type, as a route's refusal of a large body.
+            let aws = try await refusal("/", chunked: chunked, extra: "X-Amz-Target: TrentService.Encrypt\r\n")
+            #expect(aws.hasPrefix("HTTP/1.1 400") && aws.contains(#"{"__type":"ValidationException","message":"the request body is larger than"#)
+                    && aws.lowercased().contains("content-type: application/x-amz-json-1.1"), "\(aws)")
+        }
+        try await live.stop()
+    }
+
     @Test("A head and a large body that arrive in one read are served: only a head counts against the head-size limit")
     func headAndBodyInOneRead() async throws {
         let (fixture, live) = try await start()

@@ -107,27 +107,11 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     var body: [UInt8] { ErrorReply(code: code, message: message).json() }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        if let tracked = context as? KeywardRequestContext { tracked.tracking?.fail(self) }
-        if (context as? KeywardRequestContext)?.tracking?.transit == true {
-            // Vault's shape: {"errors": [...]}, with Vault's statuses.
-            var json = JSONWriter()
-            json.object { $0.member("errors", strings: [TransitError.message(self)]) }
-            return Response(status: TransitError.status(self), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
-        }
-        if AWSKMSRoutes.isAWSRequest(request) {
-            // AWS's shape: {"__type": ..., "message": ...}, the id as x-amzn-RequestId.
-            let (type, status) = AWSFault.type(for: self)
-            var json = JSONWriter()
-            json.object { json in
-                json.member("__type", type)
-                json.member("message", message)
-            }
-            var headers: HTTPFields = [.contentType: AWSKMSRoutes.contentType]
-            if let id = (context as? KeywardRequestContext)?.tracking?.id { headers[AWSKMSRoutes.requestIDHeader] = id }
-            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.bytes)))
-        }
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        let tracking = (context as? KeywardRequestContext)?.tracking
+        tracking?.fail(self)
+        // The shape RequestIDMiddleware decided (under the configured Transit mount).
+        let shape = tracking?.shape ?? ErrorShape.of(method: request.method, path: request.uri.path, transitPrefix: ErrorShape.defaultTransitPrefix)
+        let (status, headers, body) = rendered(as: shape, requestID: tracking?.id)
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

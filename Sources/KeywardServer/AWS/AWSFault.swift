@@ -48,6 +48,8 @@ enum AWSFault {
         case "wrong_purpose": return ("InvalidKeyUsageException", .badRequest)
         case "invalid_request", "body_too_large", "method_not_allowed", "route_not_found": return ("ValidationException", .badRequest)
         case "rate_limited": return ("ThrottlingException", .badRequest)
+        // The name botocore's standard retry mode treats as transient.
+        case "request_timeout": return ("RequestTimeoutException", .requestTimeout)
         case "conflict": return ("ConflictException", .badRequest)
         case "unavailable", "audit_unavailable": return ("KMSInternalException", .serviceUnavailable)
         default: return ("KMSInternalException", .internalServerError)

@@ -17,9 +17,10 @@ enum AWSKMSRoutes {
     static let targetHeader = HTTPField.Name("X-Amz-Target")!
     static let requestIDHeader = HTTPField.Name("x-amzn-RequestId")!
 
-    /// Whether `request` is for the AWS front end (`POST /`), whose errors are AWS-shaped.
-    static func isAWSRequest(_ request: Request) -> Bool {
-        request.method == .post && request.uri.path == "/"
+    /// Whether a request with `method` and `path` (without its query) is for the AWS front end
+    /// (`POST /`), whose errors are AWS-shaped.
+    static func isAWS(method: HTTPRequest.Method, path: some StringProtocol) -> Bool {
+        method == .post && path == "/"
     }
 
     static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, settings: ServerConfiguration.AWSSettings) {

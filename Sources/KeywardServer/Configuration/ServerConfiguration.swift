@@ -48,6 +48,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// The mount path of the Vault Transit front end: it serves `/v1/<mount>/...`, and its keys
     /// are Keyward keys with aliases `<mount>/<name>`.
     public var transitMount = "transit"
+    /// The path prefix Transit is served under: `/v1/<transitMount>/`.
+    var transitPrefix: String { "/v1/\(transitMount)/" }
     /// The web console at `/ui/`.
     public var console = ConsoleSettings()
     /// Seconds the node running the cluster's background work (the maintenance sweep and

@@ -41,7 +41,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         let peer = "peer:" + (context.peer ?? "unknown")
-        if AWSKMSRoutes.isAWSRequest(request) {
+        if AWSKMSRoutes.isAWS(method: request.method, path: request.uri.path) {
             return try await awsSignature(request, context: context, peer: peer, next: next)
         }
         if let header = Self.credentialHeader(request, transit: context.tracking?.transit == true) {

@@ -14,7 +14,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     /// How the peer address is found (the socket's, or a trusted proxy's `X-Forwarded-For`).
     let peers: PeerAddress
     /// The Transit front end's path prefix (`/v1/<mount>/`): its requests are marked so.
-    var transitPrefix: String = "/v1/transit/"
+    var transitPrefix: String = ErrorShape.defaultTransitPrefix
 
     static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
@@ -46,7 +46,7 @@ struct RequestIDMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let tracking = RequestTracking(id: Self.nextID(), peer: peers.resolve(socket: context.remoteAddress?.ipAddress, request.headers[values: .xForwardedFor]),
-                                       transit: request.uri.path.hasPrefix(transitPrefix))
+                                       shape: ErrorShape.of(method: request.method, path: request.uri.path, transitPrefix: transitPrefix))
         var context = context
         context.tracking = tracking
         var response = try await next(request, context)

@@ -45,6 +45,9 @@ struct HTTP1Connection: ServerChildChannel {
     let maxBodyBytes: Int
     let limits: TransportLimits
     let logger: Logger
+    /// Transit's path prefix (`/v1/<mount>/`): the transport's own refusals of its requests are
+    /// Transit-shaped (`ErrorShape`).
+    var transitPrefix = ErrorShape.defaultTransitPrefix
     /// True behind TLS (`HTTPSConnection`, which counts the connection itself): requests are
     /// marked `https`.
     var secure = false
@@ -68,7 +71,7 @@ struct HTTP1Connection: ServerChildChannel {
                 withEncoderConfiguration: HTTPResponseEncoder.Configuration(), withDecoderLimitConfiguration: parserLimits)
             try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(
                 responder: responder, executor: executor, maxBodyBytes: maxBodyBytes, deadline: deadline, listMethod: listMethod,
-                secure: secure, logger: self.logger))
+                secure: secure, transitPrefix: transitPrefix, logger: self.logger))
             return Value(channel: channel)
         }
     }
@@ -98,6 +101,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let listMethod: ListMethodRewriter
     /// Requests arrive over TLS: their scheme is `https`.
     private let secure: Bool
+    private let transitPrefix: String
     private let logger: Logger
     /// The request being read, if its head has arrived and its end has not.
     private var head: HTTPRequest?
@@ -115,13 +119,14 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRefusal: (() -> Void)?
 
     init(responder: RouterResponder<KeywardRequestContext>, executor: EventLoopTaskExecutor, maxBodyBytes: Int, deadline: ConnectionDeadline,
-         listMethod: ListMethodRewriter, secure: Bool, logger: Logger) {
+         listMethod: ListMethodRewriter, secure: Bool, transitPrefix: String, logger: Logger) {
         self.responder = responder
         self.executor = executor
         self.maxBodyBytes = maxBodyBytes
         self.deadline = deadline
         self.listMethod = listMethod
         self.secure = secure
+        self.transitPrefix = transitPrefix
         self.logger = logger
     }
 
@@ -141,7 +146,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             if let length = head.headerFields[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
-                refuseBody(context: context)
+                refuseBody(head, context: context)
                 return
             }
             if let expect = head.headerFields[.expect], expect.lowercased() == "100-continue" {
@@ -150,9 +155,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.head = head
             body.clear()
         case .body(let part):
-            guard !refused else { return }
+            guard !refused, let head else { return }
             guard body.readableBytes + part.readableBytes <= maxBodyBytes else {
-                refuseBody(context: context)
+                refuseBody(head, context: context)
                 return
             }
             body.writeImmutableBuffer(part)
@@ -171,21 +176,22 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Answers 413 for a body past `maxBodyBytes` without reading the rest of it, once the
-    /// requests before it are answered, and closes the connection.
-    private func refuseBody(context: ChannelHandlerContext) {
+    /// Answers 413 for `head`'s body past `maxBodyBytes` without reading the rest of it, in the
+    /// shape of the front end it is for (`ErrorShape`), once the requests before it are
+    /// answered, and closes the connection.
+    private func refuseBody(_ head: HTTPRequest, context: ChannelHandlerContext) {
         refused = true
-        head = nil
+        self.head = nil
         body = ByteBuffer()
-        let text = #"{"error":{"code":"body_too_large","message":"the request body is larger than \#(maxBodyBytes) bytes; use a data key for large data"}}"#
-        var response = HTTPResponse(status: .contentTooLarge)
-        response.headerFields[.contentType] = "application/json"
-        response.headerFields[.contentLength] = String(text.utf8.count)
+        let shape = ErrorShape.of(method: head.method, path: head.path ?? "/", transitPrefix: transitPrefix)
+        let (status, fields, text) = APIError.bodyTooLarge(maxBodyBytes).rendered(as: shape, requestID: nil)
+        var response = HTTPResponse(status: status, headerFields: fields)
+        response.headerFields[.contentLength] = String(text.count)
         response.headerFields[.connection] = "close"
         response.headerFields[.date] = HTTPDate.now
         let write = { [self] in
             context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: text)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
         }
         if answering {

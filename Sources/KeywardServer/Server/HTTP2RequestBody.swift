@@ -46,9 +46,12 @@ enum HTTP2RequestBody {
         }
     }
 
-    /// `error` in the native API's shape, as `HTTP1Connection` answers a body past the limit
+    /// `error` answered to `request` in the shape of the front end it is for (`ErrorShape`,
+    /// Transit mounted at `transitPrefix`), as `HTTP1Connection` answers a body past the limit
     /// before any route.
-    static func response(_ error: APIError) -> Response {
-        Response(status: error.status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: error.body)))
+    static func response(_ error: APIError, to request: Request, transitPrefix: String) -> Response {
+        let shape = ErrorShape.of(method: request.method, path: request.uri.path, transitPrefix: transitPrefix)
+        let (status, headers, body) = error.rendered(as: shape, requestID: nil)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

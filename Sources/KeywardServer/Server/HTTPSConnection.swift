@@ -37,12 +37,13 @@ struct HTTPSConnection: ServerChildChannel {
     private let limits: TransportLimits
 
     /// TLS from `tls` (its ALPN list is set to `h2`, `http/1.1`), answering through `router`.
-    init(tls: TLSConfiguration, router: RouterResponder<KeywardRequestContext>, maxBodyBytes: Int, limits: TransportLimits, logger: Logger) throws {
+    init(tls: TLSConfiguration, router: RouterResponder<KeywardRequestContext>, maxBodyBytes: Int, limits: TransportLimits,
+         transitPrefix: String = ErrorShape.defaultTransitPrefix, logger: Logger) throws {
         var tls = tls
         tls.applicationProtocols = ["h2", "http/1.1"]
         context = try NIOSSLContext(configuration: tls)
         self.limits = limits
-        http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, limits: limits, logger: logger, secure: true)
+        http1 = HTTP1Connection(responder: router, maxBodyBytes: maxBodyBytes, limits: limits, logger: logger, transitPrefix: transitPrefix, secure: true)
         let idle = Duration.nanoseconds(limits.idleTimeout.nanoseconds)
         let readTimeout = Duration.nanoseconds(limits.requestReadTimeout.nanoseconds)
         let reader = BodyReader(limit: maxBodyBytes)
@@ -50,7 +51,7 @@ struct HTTPSConnection: ServerChildChannel {
             let response: Response
             switch await HTTP2RequestBody.read(request, with: reader, within: readTimeout) {
             case .read(let read): response = await router.response(to: read, channel: channel, logger: logger)
-            case .refused(let error): response = HTTP2RequestBody.response(error)
+            case .refused(let error): response = HTTP2RequestBody.response(error, to: request, transitPrefix: transitPrefix)
             case .unreadable: return
             }
             try await writer.write(response: response.head, body: response.body)

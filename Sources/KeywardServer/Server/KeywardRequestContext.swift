@@ -68,13 +68,15 @@ final class RequestTracking: Sendable {
 
     /// The peer address (`PeerAddress.resolve`).
     let peer: String?
-    /// Whether the request is for the Transit front end (its errors are Transit-shaped).
-    let transit: Bool
+    /// The front end the request is for, which shapes its errors.
+    let shape: ErrorShape
+    /// Whether the request is for the Transit front end.
+    var transit: Bool { shape == .transit }
 
-    init(id: String, peer: String?, transit: Bool = false) {
+    init(id: String, peer: String?, shape: ErrorShape = .native) {
         self.id = id
         self.peer = peer
-        self.transit = transit
+        self.shape = shape
     }
 
     /// Records the authenticated principal's name.

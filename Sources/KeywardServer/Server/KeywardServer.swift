@@ -100,7 +100,7 @@ public struct KeywardServer: Sendable {
         let router = Router(context: KeywardRequestContext.self)
         // Outermost first: each concern is one middleware (Middleware/).
         router.add(middleware: RequestIDMiddleware(peers: PeerAddress(trustedProxies: Set(configuration.trustedProxies)),
-                                                   transitPrefix: "/v1/\(configuration.transitMount)/"))
+                                                   transitPrefix: configuration.transitPrefix))
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: RequestAuditMiddleware(slot: slot))
@@ -145,7 +145,8 @@ public struct KeywardServer: Sendable {
             let connection: HTTPSConnection
             do {
                 connection = try HTTPSConnection(tls: try ServerTLS.configuration(tls), router: router,
-                                                 maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
+                                                 maxBodyBytes: self.configuration.maxBodyBytes, limits: limits,
+                                                 transitPrefix: self.configuration.transitPrefix, logger: logger)
             } catch let error as KeywardError {
                 throw error
             } catch {
@@ -153,7 +154,8 @@ public struct KeywardServer: Sendable {
             }
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         } else {
-            let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger)
+            let connection = HTTP1Connection(responder: router, maxBodyBytes: self.configuration.maxBodyBytes, limits: limits, logger: logger,
+                                             transitPrefix: self.configuration.transitPrefix)
             server = connection.server(configuration: configuration, onServerRunning: running, eventLoopGroup: group, logger: logger)
         }
         server = Listener(server: server, address: "\(self.configuration.host):\(self.configuration.port)")

@@ -253,6 +253,7 @@ enum TransitError {
         case "key_not_found", "route_not_found": .notFound
         case "rate_limited": .tooManyRequests
         case "body_too_large": .contentTooLarge
+        case "request_timeout": .requestTimeout
         case "method_not_allowed": .methodNotAllowed
         case "unavailable", "audit_unavailable": .serviceUnavailable
         case "internal", "integrity_failure": .internalServerError
