@@ -17,11 +17,13 @@ enum ErrorShape: Sendable, Equatable {
     static let defaultTransitPrefix = "/v1/transit/"
 
     /// The shape for a request with `method` and `path` (its query removed or not), Transit
-    /// being mounted at `transitPrefix` (`/v1/<mount>/`).
-    static func of(method: HTTPRequest.Method, path: some StringProtocol, transitPrefix: String) -> ErrorShape {
-        let path = path.prefix { $0 != "?" }
-        if path.hasPrefix(transitPrefix) { return .transit }
-        if AWSKMSRoutes.isAWS(method: method, path: path) { return .aws }
+    /// being mounted at `transitPrefix` (`/v1/<mount>/`). Works on the path's UTF-8 bytes: it
+    /// runs for every request.
+    static func of(method: HTTPRequest.Method, path: String, transitPrefix: String) -> ErrorShape {
+        var bytes = path.utf8[...]
+        if let query = bytes.firstIndex(of: UInt8(ascii: "?")) { bytes = bytes[..<query] }
+        if bytes.starts(with: transitPrefix.utf8) { return .transit }
+        if method == .post, bytes.count == 1, bytes.first == UInt8(ascii: "/") { return .aws }
         return .native
     }
 }

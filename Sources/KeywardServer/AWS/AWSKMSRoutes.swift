@@ -17,10 +17,10 @@ enum AWSKMSRoutes {
     static let targetHeader = HTTPField.Name("X-Amz-Target")!
     static let requestIDHeader = HTTPField.Name("x-amzn-RequestId")!
 
-    /// Whether a request with `method` and `path` (without its query) is for the AWS front end
-    /// (`POST /`), whose errors are AWS-shaped.
-    static func isAWS(method: HTTPRequest.Method, path: some StringProtocol) -> Bool {
-        method == .post && path == "/"
+    /// Whether `request` is for the AWS front end (`POST /`, `ErrorShape.aws`).
+    static func isAWS(_ request: Request, context: KeywardRequestContext) -> Bool {
+        if let tracking = context.tracking { return tracking.shape == .aws }
+        return ErrorShape.of(method: request.method, path: request.uri.path, transitPrefix: ErrorShape.defaultTransitPrefix) == .aws
     }
 
     static func register(_ routes: Router<KeywardRequestContext>, slot: KeyServiceSlot, settings: ServerConfiguration.AWSSettings) {

@@ -41,7 +41,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         let peer = "peer:" + (context.peer ?? "unknown")
-        if AWSKMSRoutes.isAWS(method: request.method, path: request.uri.path) {
+        if AWSKMSRoutes.isAWS(request, context: context) {
             return try await awsSignature(request, context: context, peer: peer, next: next)
         }
         if let header = Self.credentialHeader(request, transit: context.tracking?.transit == true) {
