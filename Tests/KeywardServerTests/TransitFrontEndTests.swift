@@ -418,6 +418,60 @@ struct TransitFrontEndTests {
         }
     }
 
+    @Test("Keyward's post-quantum types under names of their own: ML-DSA signs and verifies through Transit; ML-KEM and X-Wing keys are created, read with their public key, rotated and exported, decapsulate through the native API, and refuse Transit's operations")
+    func postQuantumTypes() async throws {
+        let fixture = try await ServerFixture.make()
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let root: HTTPFields = [HTTPField.Name("X-Vault-Token")!: fixture.rootToken]
+            func data(_ reply: Reply) -> [String: Any] { reply.json["data"] as? [String: Any] ?? [:] }
+            /// The base64 public key of each version, as a Transit read gives it.
+            func publicKeys(_ name: String) async throws -> [String: String] {
+                let read = try await client.call(.get, "/v1/transit/keys/\(name)", token: nil, headers: root)
+                #expect(read.status == .ok, "\(read.text)")
+                let keys = data(read)["keys"] as? [String: [String: Any]] ?? [:]
+                return keys.compactMapValues { $0["public_key"] as? String }
+            }
+            for (type, spec) in [("ml-dsa-65", KeySpec.mlDSA65), ("ml-dsa-87", .mlDSA87)] {
+                #expect(try await client.call(.post, "/v1/transit/keys/\(type)", token: nil, #"{"type":"\#(type)"}"#, headers: root).status == .ok)
+                let read = data(try await client.call(.get, "/v1/transit/keys/\(type)", token: nil, headers: root))
+                #expect(read["type"] as? String == type && read["supports_signing"] as? Bool == true)
+                let published = try await publicKeys(type)
+                #expect(published.count == 1 && (try? PublicKey(spec: spec, bytes: Array(Data(base64Encoded: published["1"] ?? "") ?? Data()))) != nil,
+                        "\(type): \(published)")
+                let signed = data(try await client.call(.post, "/v1/transit/sign/\(type)", token: nil, #"{"input":"YQ=="}"#, headers: root))
+                let signature = signed["signature"] as? String ?? ""
+                #expect(signature.hasPrefix("vault:v1:"))
+                let verified = data(try await client.call(.post, "/v1/transit/verify/\(type)", token: nil, #"{"input":"YQ==","signature":"\#(signature)"}"#, headers: root))
+                #expect(verified["valid"] as? Bool == true)
+            }
+            for (type, spec) in [("ml-kem-768", KeySpec.mlKEM768), ("ml-kem-1024", .mlKEM1024), ("x-wing", .xWing)] {
+                let created = try await client.call(.post, "/v1/transit/keys/\(type)", token: nil, #"{"type":"\#(type)"}"#, headers: root)
+                #expect(created.status == .ok && data(created)["type"] as? String == type, "\(type): \(created.text)")
+                #expect(data(created)["supports_encryption"] as? Bool == false && data(created)["supports_signing"] as? Bool == false)
+                #expect(try await client.call(.post, "/v1/transit/keys/\(type)/rotate", token: nil, headers: root).status == .ok)
+                let published = try await publicKeys(type)
+                #expect(Set(published.keys) == ["1", "2"] && published["1"] != published["2"], "\(type): \(published)")
+                // export/public-key gives the same keys.
+                let exported = data(try await client.call(.get, "/v1/transit/export/public-key/\(type)", token: nil, headers: root))
+                #expect(exported["keys"] as? [String: String] == published, "\(type)")
+                // The latest version's public key is the key's: a secret encapsulated to it locally
+                // is what the native API decapsulates.
+                let id = data(created)["keyward_key_id"] as? String ?? ""
+                let publicKey = try PublicKey(spec: spec, bytes: Array(Data(base64Encoded: published["2"] ?? "") ?? Data()))
+                let encapsulation = try publicKey.encapsulate()
+                let opened = try await client.call(.post, "/v1/keys/\(id)/decapsulate", token: fixture.rootToken,
+                                                   #"{"encapsulated":"\#(Data(encapsulation.encapsulated).base64EncodedString())"}"#)
+                #expect(opened.bytes("sharedSecret") == encapsulation.sharedSecret.withSecretBytes(InsecureSecretAccess.token) { Array($0) }, "\(type): \(opened.text)")
+                // One key, one purpose: Transit's operations refuse it, in Vault's shape.
+                for path in ["encrypt", "sign", "hmac", "datakey/plaintext"] {
+                    let refused = try await client.call(.post, "/v1/transit/\(path)/\(type)", token: nil, #"{"plaintext":"YQ==","input":"YQ=="}"#, headers: root)
+                    #expect(refused.status == .badRequest && (refused.json["errors"] as? [String])?.isEmpty == false, "\(type) \(path): \(refused.status) \(refused.text)")
+                }
+            }
+        }
+    }
+
     @Test("hash_algorithm, HMAC's algorithm, signature_algorithm and salt_length: the key's own is served, another is refused with 400 and never ignored, in single calls and batches")
     func oneKeyOneAlgorithm() async throws {
         let fixture = try await ServerFixture.make()

@@ -18,6 +18,11 @@ enum TransitKeyType {
         case "hmac": .hmacSHA256
         case "ml-dsa-65": .mlDSA65
         case "ml-dsa-87": .mlDSA87
+        // Keyward's post-quantum KEMs (no Transit operation uses them: a client encapsulates to
+        // the key's public key, and the native API decapsulates).
+        case "ml-kem-768": .mlKEM768
+        case "ml-kem-1024": .mlKEM1024
+        case "x-wing": .xWing
         default: nil
         }
     }

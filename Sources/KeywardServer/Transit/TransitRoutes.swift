@@ -330,11 +330,15 @@ struct TransitCall: Sendable {
         let key = try await run { () async throws(KeywardError) in try await service.describe(key: prefix + name, actor: caller) }
         guard key.metadata.state != .destroyed else { throw TransitError.notFound }
         let versions = try await run { () async throws(KeywardError) in try await service.versions(key: prefix + name, actor: caller) }
+        // Every key pair's public keys: PEM where the spec has one, else (post-quantum keys) the
+        // raw encoding, base64, as export/public-key gives them.
         var publicKeys: [UInt32: String] = [:]
-        if key.metadata.spec.purpose == .sign {
+        if !key.metadata.spec.isSymmetric {
             for version in versions where version.state == "active" && version.number >= key.metadata.minDecryptionVersion {
                 let number = version.number
-                if let pem = try? await service.publicKey(key: prefix + name, version: number, actor: caller).pem { publicKeys[number] = pem }
+                if let publicKey = try? await service.publicKey(key: prefix + name, version: number, actor: caller) {
+                    publicKeys[number] = publicKey.pem ?? Base64.encode(publicKey.representation)
+                }
             }
         }
         let metadata = key.metadata
