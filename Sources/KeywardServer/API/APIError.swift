@@ -106,6 +106,8 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     /// The JSON body.
     var body: [UInt8] { ErrorReply(code: code, message: message).json() }
 
+    /// This error as the answer to `request` (Hummingbird's `HTTPResponseError`), in the shape of
+    /// the front end the request is for (`ErrorShape`), recorded on its tracking for the log and audit.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let tracking = (context as? KeywardRequestContext)?.tracking
         tracking?.fail(self)

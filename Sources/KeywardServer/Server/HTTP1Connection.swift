@@ -21,9 +21,10 @@ import Synchronization
 /// Invariants:
 /// - One request at a time per connection, answered in order: pipelined requests wait in the
 ///   handler, and reading pauses while any wait.
-/// - A body declared larger than `maxBodyBytes` (`Content-Length`) is refused with 413 as soon as
-///   its head arrives, and one that grows past it (chunked) as soon as it does; either way the
-///   connection closes without the rest being read. `Expect: 100-continue` is answered `100
+/// - A body declared larger than `maxBodyBytes` (`Content-Length`) is refused with 413 (in the
+///   shape of the front end the request is for, `ErrorShape`) as soon as its head arrives, and
+///   one that grows past it (chunked) as soon as it does; either way the connection closes
+///   without the rest being read. `Expect: 100-continue` is answered `100
 ///   Continue` for a body within the limit, and 413 for one past it, before the client sends it.
 /// - `TransportLimits`: at most `maxConnections` at once; an idle connection closes after
 ///   `idleTimeout`, a request that takes longer than `requestReadTimeout` to arrive (a slowloris
@@ -101,6 +102,7 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let listMethod: ListMethodRewriter
     /// Requests arrive over TLS: their scheme is `https`.
     private let secure: Bool
+    /// Transit's path prefix: the transport's refusals of its requests are Transit-shaped.
     private let transitPrefix: String
     private let logger: Logger
     /// The request being read, if its head has arrived and its end has not.
@@ -176,9 +178,9 @@ final class HTTP1RequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Answers 413 for `head`'s body past `maxBodyBytes` without reading the rest of it, in the
-    /// shape of the front end it is for (`ErrorShape`), once the requests before it are
-    /// answered, and closes the connection.
+    /// Refuses `head`'s body past `maxBodyBytes` without reading the rest of it, in the shape of
+    /// the front end it is for (`ErrorShape`: 413, or AWS's 400 `ValidationException`), once the
+    /// requests before it are answered, and closes the connection.
     private func refuseBody(_ head: HTTPRequest, context: ChannelHandlerContext) {
         refused = true
         self.head = nil
