@@ -167,18 +167,9 @@ struct LiveServerTests {
 
     @Test("attack: an HTTP/2 stream that stalls its body is answered 408 after the read timeout, and an oversize one 413, while the connection's other streams are served")
     func http2BodiesHeldToTheReadLimits() async throws {
-        let material = try TLSMaterial.make()
-        defer { try? FileManager.default.removeItem(at: material.directory) }
-        let fixture = try await ServerFixture.make {
-            $0.insecureHTTP = false
-            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath)
-            $0.limits.requestReadTimeoutSeconds = 1
-            $0.maxBodyBytes = 4096
-        }
-        defer { fixture.remove() }
-        let live = try await LiveServer.start(fixture.server)
-        let base = "https://localhost:\(live.port)"
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS()))
+        let server = try await HTTP2LimitsServer.start()
+        defer { server.remove() }
+        let (fixture, base, client) = (server.fixture, server.base, server.client)
 
         // The client is shut down however the checks end (a deadline thrown on the old code).
         do {
@@ -207,24 +198,14 @@ struct LiveServerTests {
         } catch {
             Issue.record("an HTTP/2 request failed: \(error)")
         }
-        try await client.shutdown()
-        try await live.stop()
+        try await server.stop()
     }
 
     @Test("over HTTP/2 the transport's 408 and 413 answer in the shape of the front end the stream was for: Transit's and AWS's")
     func http2RefusalsInTheirFrontEndsShape() async throws {
-        let material = try TLSMaterial.make()
-        defer { try? FileManager.default.removeItem(at: material.directory) }
-        let fixture = try await ServerFixture.make {
-            $0.insecureHTTP = false
-            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath)
-            $0.limits.requestReadTimeoutSeconds = 1
-            $0.maxBodyBytes = 4096
-        }
-        defer { fixture.remove() }
-        let live = try await LiveServer.start(fixture.server)
-        let base = "https://localhost:\(live.port)"
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS()))
+        let server = try await HTTP2LimitsServer.start()
+        defer { server.remove() }
+        let (fixture, base, client) = (server.fixture, server.base, server.client)
         /// `path` answered to a body that is `oversize`, or else sends one byte and stalls.
         func refusal(_ path: String, oversize: Bool, headers: [(String, String)]) async throws -> (status: Int, type: String?, text: String) {
             var request = HTTPClientRequest(url: base + path)
@@ -260,8 +241,7 @@ struct LiveServerTests {
         } catch {
             Issue.record("an HTTP/2 request failed: \(error)")
         }
-        try await client.shutdown()
-        try await live.stop()
+        try await server.stop()
     }
 
     @Test("attack: a client certificate its CA has revoked is refused (tls.clientCRL), others are not; a stale CRL refuses all of that CA; a forged or unsigned CRL is refused at start")
@@ -594,5 +574,40 @@ struct ConsoleCertificateTests {
         #expect(try await request(billing, base + "/ui/keys", cookie: session).status == 303)
         let audit = try await fixture.service.auditTail(50).map(\.event)
         #expect(audit.contains { $0.actor.hasPrefix("mtls:") && $0.route == "POST /ui/login" && $0.outcome == "ok" })
+    }
+}
+
+/// A TLS server (HTTP/2 by ALPN) with a 1 s read timeout and a 4,096-byte body limit, and a
+/// client trusting it: the transport's HTTP/2 refusals are tested against it.
+private struct HTTP2LimitsServer {
+    let material: TLSMaterial
+    let fixture: ServerFixture
+    let live: LiveServer
+    let client: HTTPClient
+    var base: String { "https://localhost:\(live.port)" }
+
+    static func start() async throws -> HTTP2LimitsServer {
+        let material = try TLSMaterial.make()
+        let fixture = try await ServerFixture.make {
+            $0.insecureHTTP = false
+            $0.tls = .init(certificate: material.certificatePath, privateKey: material.keyPath)
+            $0.limits.requestReadTimeoutSeconds = 1
+            $0.maxBodyBytes = 4096
+        }
+        let live = try await LiveServer.start(fixture.server)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: try material.clientTLS()))
+        return HTTP2LimitsServer(material: material, fixture: fixture, live: live, client: client)
+    }
+
+    /// Shuts the client down and stops the server.
+    func stop() async throws {
+        try await client.shutdown()
+        try await live.stop()
+    }
+
+    /// Removes the store and the TLS material.
+    func remove() {
+        fixture.remove()
+        try? FileManager.default.removeItem(at: material.directory)
     }
 }
